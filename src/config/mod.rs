@@ -1,0 +1,148 @@
+//! Typed configuration: the TOML file's shape (this file), loading with `${VAR}` expansion and
+//! schema-driven checking that reports every problem with its key path and line (`load`,
+//! `schema_check`, `env`), and the semantic checks that span keys (`validate`). Config is a
+//! public API: every key is documented in README's config reference, unknown keys are refused,
+//! durations are strings like `"250ms"`. This module does no network I/O and knows nothing of
+//! descriptors or requests.
+
+mod duration;
+mod env;
+mod load;
+mod problem;
+mod schema_check;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use duration::ConfigDuration;
+pub use load::{LoadedConfig, load_config_file, parse_config};
+pub use validate::check_endpoint_url;
+pub use problem::{Problem, Severity};
+
+/// The whole gateway configuration.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The gateway listener (REST, GraphQL, WebSocket and gRPC on one port).
+    pub listener: ListenerConfig,
+    /// The admin listener (health, readiness, reload).
+    pub admin: AdminConfig,
+    /// Where descriptors and GraphQL schemas are read from.
+    pub sources: SourcesConfig,
+    /// Named backend clusters.
+    pub backends: BTreeMap<String, BackendConfig>,
+}
+
+/// The gateway listener: HTTP/1.1 and h2c on one port.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Address to listen on.
+    #[schemars(extend("format" = "socket-address"))]
+    pub listen: SocketAddr,
+    /// Most connections open at once; further connections are closed as soon as accepted.
+    #[schemars(range(min = 1))]
+    pub max_connections: u32,
+    /// Time a client has to send a request's headers; on HTTP/1.1 it also bounds the wait for
+    /// the next request on a kept-alive connection.
+    pub header_read_timeout: ConfigDuration,
+    /// A connection with no request in flight and no bytes moving for this long is closed.
+    pub idle_timeout: ConfigDuration,
+    /// Interval of HTTP/2 keep-alive PINGs.
+    pub keepalive_interval: ConfigDuration,
+    /// A connection whose keep-alive PING is not answered within this time is closed.
+    pub keepalive_timeout: ConfigDuration,
+    /// On shutdown, how long in-flight requests get to finish before connections are closed.
+    pub shutdown_timeout: ConfigDuration,
+    /// Largest total size of a request's headers, in bytes (HTTP/1.1 and HTTP/2).
+    #[schemars(range(min = 1024))]
+    pub max_header_bytes: u32,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        ListenerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_connections: 10_000,
+            header_read_timeout: ConfigDuration::from_secs(10),
+            idle_timeout: ConfigDuration::from_secs(60),
+            keepalive_interval: ConfigDuration::from_secs(30),
+            keepalive_timeout: ConfigDuration::from_secs(20),
+            shutdown_timeout: ConfigDuration::from_secs(30),
+            max_header_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// The admin listener.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address to listen on.
+    #[schemars(extend("format" = "socket-address"))]
+    pub listen: SocketAddr,
+    /// Bearer token required on admin routes (not on /healthz and /readyz). Required when
+    /// `listen` is not a loopback address.
+    pub token: Option<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig { listen: SocketAddr::from(([127, 0, 0, 1], 9090)), token: None }
+    }
+}
+
+/// Where served definitions come from.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct SourcesConfig {
+    /// The descriptor registry directory (`*.binpb` registrations). Ignored if absent.
+    pub descriptors: PathBuf,
+    /// The directory of GraphQL schema files (`*.graphql`). Ignored if absent.
+    pub schemas: PathBuf,
+}
+
+impl Default for SourcesConfig {
+    fn default() -> Self {
+        SourcesConfig { descriptors: PathBuf::from("descriptors"), schemas: PathBuf::from("schemas") }
+    }
+}
+
+/// The protocol a backend cluster speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendProtocol {
+    /// gRPC over HTTP/2 (`http://` plaintext, `https://` TLS).
+    #[default]
+    Grpc,
+    /// A REST (JSON over HTTP) backend.
+    Http,
+    /// A GraphQL backend.
+    Graphql,
+}
+
+/// One named backend cluster.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// The protocol the cluster speaks.
+    #[serde(default)]
+    pub protocol: BackendProtocol,
+    /// Endpoint URLs (`http://host:port` or `https://host:port`).
+    pub endpoints: Vec<String>,
+    /// For gRPC: the services (`catalog.v1.Catalog`) or package prefixes (`catalog.v1`,
+    /// `catalog`) this cluster serves; the longest match wins.
+    #[serde(default)]
+    pub services: Vec<String>,
+}
+
+/// Returns the config's JSON Schema, as the checker and `switchyard config schema` use it.
+pub fn config_json_schema() -> serde_json::Value {
+    let schema = schemars::schema_for!(Config);
+    serde_json::to_value(schema).expect("a generated schema is valid JSON")
+}

@@ -1,0 +1,132 @@
+//! Semantic checks on a typed config: rules that span keys or need more than a type (URLs,
+//! loopback-or-token, duplicate service claims). Every problem names its key path.
+
+use std::collections::BTreeMap;
+
+use super::{BackendProtocol, Config, Problem};
+
+/// Returns every semantic problem in `config`.
+pub(crate) fn validate_config(config: &Config) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if !config.admin.listen.ip().is_loopback() && config.admin.token.as_deref().is_none_or(str::is_empty) {
+        problems.push(Problem::error(
+            "admin.token",
+            format!(
+                "the admin listener is bound to {}, which is not a loopback address; set admin.token \
+                 (e.g. token = \"${{SWITCHYARD_ADMIN_TOKEN}}\") or bind it to 127.0.0.1",
+                config.admin.listen
+            ),
+        ));
+    }
+    if config.admin.listen == config.listener.listen {
+        problems.push(Problem::error(
+            "admin.listen",
+            format!("the admin listener and the gateway listener are both {}", config.listener.listen),
+        ));
+    }
+    let mut claims: BTreeMap<&str, &str> = BTreeMap::new();
+    for (name, backend) in &config.backends {
+        let path = format!("backends.{name}");
+        if backend.endpoints.is_empty() {
+            problems.push(Problem::error(format!("{path}.endpoints"), "a backend needs at least one endpoint URL"));
+        }
+        for (i, endpoint) in backend.endpoints.iter().enumerate() {
+            if let Err(message) = check_endpoint_url(endpoint) {
+                problems.push(Problem::error(format!("{path}.endpoints[{i}]"), message));
+            }
+        }
+        if backend.protocol == BackendProtocol::Grpc && backend.services.is_empty() {
+            problems.push(Problem::error(
+                format!("{path}.services"),
+                "a gRPC backend must list the services or packages it serves (e.g. [\"catalog.v1\"])",
+            ));
+        }
+        for (i, service) in backend.services.iter().enumerate() {
+            let item = format!("{path}.services[{i}]");
+            if !is_dotted_name(service) {
+                problems.push(Problem::error(
+                    item,
+                    format!("`{service}` is not a proto package or service name (letters, digits, _ and dots)"),
+                ));
+            } else if let Some(other) = claims.insert(service, name) {
+                problems.push(Problem::error(
+                    item,
+                    format!("`{service}` is already served by backends.{other}; each name may have one backend"),
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// Checks a backend endpoint URL: http or https, a host, a port or default, no path.
+pub fn check_endpoint_url(url: &str) -> Result<http::Uri, String> {
+    let uri: http::Uri = url.parse().map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        Some(other) => return Err(format!("`{url}`: scheme `{other}` is not supported; use http:// or https://")),
+        None => return Err(format!("`{url}` has no scheme; write http://{url} or https://{url}")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("`{url}` has no host"));
+    }
+    Ok(uri)
+}
+
+/// True for `a.b.C`-style names: dot-separated identifiers.
+pub(crate) fn is_dotted_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.split('.').all(|part| {
+            !part.is_empty()
+                && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !part.starts_with(|c: char| c.is_ascii_digit())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_url_rules() {
+        let table = [
+            ("http://127.0.0.1:50051", true),
+            ("https://backend.internal", true),
+            ("127.0.0.1:50051", false),
+            ("ftp://x", false),
+            ("http://", false),
+        ];
+        for (url, ok) in table {
+            assert_eq!(check_endpoint_url(url).is_ok(), ok, "{url}");
+        }
+    }
+
+    #[test]
+    fn a_public_admin_listener_needs_a_token() {
+        let mut config = Config::default();
+        config.admin.listen = "0.0.0.0:9090".parse().expect("literal");
+        let problems = validate_config(&config);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].path, "admin.token");
+        config.admin.token = Some("secret".into());
+        assert!(validate_config(&config).is_empty());
+    }
+
+    #[test]
+    fn a_service_claimed_twice_is_refused_naming_both() {
+        let text = "[backends.a]\nendpoints=[\"http://h:1\"]\nservices=[\"catalog.v1\"]\n\
+                    [backends.b]\nendpoints=[\"http://h:2\"]\nservices=[\"catalog.v1\", \"9bad\"]\n";
+        let config: Config = serde_json::from_value(serde_json::json!({
+            "backends": {
+                "a": {"endpoints": ["http://h:1"], "services": ["catalog.v1"]},
+                "b": {"endpoints": ["http://h:2"], "services": ["catalog.v1", "9bad"]}
+            }
+        }))
+        .expect("valid shape");
+        let problems = validate_config(&config);
+        assert_eq!(problems.len(), 2, "{problems:?} from {text}");
+        assert!(problems[0].message.contains("already served by backends.a"), "{problems:?}");
+        assert_eq!(problems[0].path, "backends.b.services[0]");
+        assert!(problems[1].message.contains("not a proto package"), "{problems:?}");
+    }
+}

@@ -1,0 +1,8 @@
+//! Switchyard: one gateway that lets clients reach gRPC and REST backends as stitched GraphQL,
+//! JSON REST transcoded to gRPC, WebSocket subscriptions, and plain load-balanced gRPC.
+//!
+//! The modules follow the data flow in DESIGN.md: ingress → operation → policy → plan →
+//! execute → upstream, with everything served held in one immutable `Snapshot`.
+
+pub mod config;
+pub mod error;
