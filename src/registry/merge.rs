@@ -1,0 +1,109 @@
+//! Merging registrations into one `DescriptorPool`. A file shared by two registrations is fine
+//! when identical; a file name or a full name defined differently by two registrations is a
+//! conflict naming both. prost-reflect silently skips a file whose name is already in the pool,
+//! so identity is checked here, on normalised bytes, before anything is added.
+
+use std::collections::BTreeMap;
+
+use prost_reflect::DescriptorPool;
+
+use super::normalize::qualify;
+use super::normalize::RawFileSet;
+use super::{Registration, RegistryError, builtin_pool};
+
+/// Every registration, merged and validated as one pool.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    /// The registrations, sorted by name.
+    pub registrations: Vec<Registration>,
+    /// Built-ins plus every registration's files.
+    pub pool: DescriptorPool,
+}
+
+impl Registry {
+    /// A registry with only the built-in files.
+    pub fn empty() -> Self {
+        Registry { registrations: Vec::new(), pool: builtin_pool().clone() }
+    }
+
+    /// The registration that defines service `full_name`.
+    pub fn registration_of_service(&self, full_name: &str) -> Option<&Registration> {
+        self.registrations.iter().find(|r| r.service_names().any(|s| s == full_name))
+    }
+}
+
+/// Where a file or a symbol was first seen.
+struct Origin<'a> {
+    registration: &'a str,
+    file: &'a str,
+    bytes: &'a [u8],
+}
+
+/// Merges `registrations` (any order) into one pool, or explains every conflict.
+pub fn merge_registrations(mut registrations: Vec<Registration>) -> Result<Registry, RegistryError> {
+    registrations.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut conflicts = Vec::new();
+    let mut files: BTreeMap<&str, Origin<'_>> = BTreeMap::new();
+    let mut symbols: BTreeMap<String, Origin<'_>> = BTreeMap::new();
+    let mut unique = Vec::new();
+    for registration in &registrations {
+        for file in &registration.files {
+            let origin = Origin { registration: &registration.name, file: &file.name, bytes: &file.encoded };
+            if let Some(seen) = files.get(file.name.as_str()) {
+                if seen.bytes != &file.encoded[..] {
+                    conflicts.push(format!(
+                        "file `{}` differs between registration `{}` and registration `{}`",
+                        file.name, seen.registration, registration.name
+                    ));
+                }
+                continue;
+            }
+            for symbol in defined_symbols(&file.proto) {
+                if let Some(seen) = symbols.get(&symbol) {
+                    conflicts.push(format!(
+                        "`{symbol}` is defined by registration `{}` ({}) and differently by registration `{}` ({})",
+                        seen.registration, seen.file, registration.name, file.name
+                    ));
+                } else {
+                    symbols.insert(symbol, Origin { ..origin });
+                }
+            }
+            files.insert(&file.name, origin);
+            unique.push(file.encoded.clone());
+        }
+    }
+    if !conflicts.is_empty() {
+        return Err(RegistryError::Conflict(conflicts.join("; ")));
+    }
+    let mut pool = builtin_pool().clone();
+    let set = prost::Message::encode_to_vec(&RawFileSet { file: unique });
+    pool.decode_file_descriptor_set(set.as_slice()).map_err(|e| RegistryError::InvalidDescriptors {
+        what: "registry".into(),
+        message: e.to_string(),
+    })?;
+    Ok(Registry { registrations, pool })
+}
+
+/// Full names of the top-level and nested types, services and extensions a file defines.
+fn defined_symbols(file: &prost_types::FileDescriptorProto) -> Vec<String> {
+    let package = file.package();
+    let mut out = Vec::new();
+    fn messages(prefix: &str, list: &[prost_types::DescriptorProto], out: &mut Vec<String>) {
+        for message in list {
+            let name = qualify(prefix, message.name());
+            for e in &message.enum_type {
+                out.push(qualify(&name, e.name()));
+            }
+            for x in &message.extension {
+                out.push(qualify(&name, x.name()));
+            }
+            messages(&name, &message.nested_type, out);
+            out.push(name);
+        }
+    }
+    messages(package, &file.message_type, &mut out);
+    out.extend(file.enum_type.iter().map(|e| qualify(package, e.name())));
+    out.extend(file.service.iter().map(|s| qualify(package, s.name())));
+    out.extend(file.extension.iter().map(|x| qualify(package, x.name())));
+    out
+}
