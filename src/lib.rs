@@ -5,5 +5,13 @@
 //! execute → upstream, with everything served held in one immutable `Snapshot`.
 
 pub mod config;
+pub mod demo;
 pub mod error;
+pub mod gateway;
+pub mod ingress;
+pub mod admin;
+pub mod cli;
 pub mod registry;
+pub mod server;
+pub mod snapshot;
+pub mod upstream;

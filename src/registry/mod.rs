@@ -18,6 +18,16 @@ mod reflection;
 mod store;
 
 pub use builtin::{builtin_pool, is_builtin_file};
+
+/// A protox resolver for every built-in file (for compiling embedded sources).
+pub fn builtin_file_resolver() -> protox::file::ChainFileResolver {
+    builtin::builtin_resolver()
+}
+
+/// Splits an encoded FileDescriptorSet into its files' raw encodings (options kept).
+pub fn split_file_set(bytes: &[u8]) -> Result<Vec<bytes::Bytes>, prost::DecodeError> {
+    <normalize::RawFileSet as prost::Message>::decode(bytes).map(|set| set.file)
+}
 pub use compile::compile_sources;
 pub use describe::describe_registration;
 pub use error::RegistryError;

@@ -1,0 +1,92 @@
+//! The admin listener: liveness, readiness and snapshot reload (more routes arrive with their
+//! features). Admin routes need the bearer token when one is configured; the probes never do.
+//! Admin may swap the snapshot; it never serves gateway traffic.
+
+mod reload;
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::error::ErrorCode;
+use crate::gateway::Gateway;
+use crate::ingress::respond::error_response;
+
+pub use reload::reload_snapshot;
+
+/// The admin listener's router.
+pub fn admin_router(gateway: Arc<Gateway>) -> Router {
+    let protected = Router::new()
+        .route("/admin/reload", post(reload_handler))
+        .route_layer(middleware::from_fn_with_state(gateway.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .merge(protected)
+        .fallback(|| async { error_response(ErrorCode::UnknownRoute, "no such admin route") })
+        .with_state(gateway)
+}
+
+async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
+    let snapshot = gateway.snapshot();
+    let ready = gateway.is_ready();
+    let services: serde_json::Map<String, serde_json::Value> = snapshot
+        .services
+        .iter()
+        .map(|(service, cluster)| (service.clone(), cluster.as_deref().map_or(json!(null), |c| json!(c))))
+        .collect();
+    let body = json!({
+        "ready": ready,
+        "generation": snapshot.generation,
+        "registrations": snapshot.registry.registrations.iter().map(|r| json!({"name": r.name, "digest": r.digest})).collect::<Vec<_>>(),
+        "services": services,
+        "warnings": snapshot.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    });
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
+}
+
+async fn reload_handler(State(gateway): State<Arc<Gateway>>) -> Response {
+    match reload_snapshot(&gateway).await {
+        Ok(snapshot) => Json(json!({
+            "generation": snapshot.generation,
+            "warnings": snapshot.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        Err(problems) => {
+            let current = gateway.snapshot().generation;
+            let body = json!({
+                "code": ErrorCode::InvalidArgument.grpc_code(),
+                "message": format!("reload refused; generation {current} keeps serving"),
+                "generation": current,
+                "problems": problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            });
+            (StatusCode::BAD_REQUEST, Json(body)).into_response()
+        }
+    }
+}
+
+async fn require_token(State(gateway): State<Arc<Gateway>>, request: Request, next: Next) -> Response {
+    let expected = gateway.snapshot().config.admin.token.clone().filter(|t| !t.is_empty());
+    if let Some(expected) = expected {
+        let presented = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), expected.as_bytes())) {
+            return error_response(ErrorCode::Unauthenticated, "the admin API needs `Authorization: Bearer <admin.token>`");
+        }
+    }
+    next.run(request).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

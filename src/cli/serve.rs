@@ -1,0 +1,59 @@
+//! `switchyard serve`: build the snapshot, bind both listeners, serve until SIGINT/SIGTERM,
+//! then shut down gracefully.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::signal::ShutdownSignal;
+use super::{CommandResult, Failure, SourceArgs};
+use crate::gateway::Gateway;
+use crate::server::start_server;
+use crate::snapshot::{SnapshotSources, build_snapshot};
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    sources: SourceArgs,
+    /// Gateway listener address [default: 127.0.0.1:8080, or listener.listen].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Admin listener address [default: 127.0.0.1:9090, or admin.listen].
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<SocketAddr>,
+}
+
+pub(crate) async fn run(args: ServeArgs) -> CommandResult {
+    let sources = args.sources.sources(args.listen, args.admin);
+    let (gateway, mut signal) = start(sources).await?;
+    let server = start_server(gateway.clone()).await.map_err(Failure::runtime)?;
+    println!("switchyard serving on http://{} (admin http://{})", server.gateway_addr, server.admin_addr);
+    signal.recv().await;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}
+
+/// Builds the first snapshot (printing its warnings) and installs the signal handlers.
+pub(crate) async fn start(sources: SnapshotSources) -> Result<(Arc<Gateway>, ShutdownSignal), Failure> {
+    let signal = ShutdownSignal::install().map_err(Failure::runtime)?;
+    let build_sources = sources.clone();
+    let built = tokio::task::spawn_blocking(move || build_snapshot(&build_sources, 1))
+        .await
+        .map_err(Failure::runtime)?;
+    let snapshot = match built {
+        Ok(snapshot) => snapshot,
+        Err(problems) => {
+            for problem in &problems {
+                eprintln!("{problem}");
+            }
+            let errors = problems.iter().filter(|p| p.is_error()).count();
+            return Err(Failure::reported(format!("refusing to serve: {errors} problem(s)")));
+        }
+    };
+    for warning in &snapshot.warnings {
+        eprintln!("{warning}");
+    }
+    Ok((Gateway::new(snapshot, sources), signal))
+}

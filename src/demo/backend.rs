@@ -1,0 +1,215 @@
+//! The demo's gRPC backend: a real tonic server on a loopback port serving catalog.v1.Catalog
+//! through the dynamic codec, plus grpc.health.v1 and server reflection (v1 and v1alpha).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_util::{Stream, StreamExt};
+use prost_reflect::{DescriptorPool, DynamicMessage, MethodDescriptor};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::{BroadcastStream, TcpListenerStream};
+use tonic::server::Grpc;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::catalog::{Catalog, event_matches};
+use super::{DEMO_SERVICE, demo_registration};
+use crate::registry::{Registry, RegistryError, merge_registrations};
+use crate::upstream::grpc_codec::DynamicCodec;
+
+type MessageStream = Pin<Box<dyn Stream<Item = Result<DynamicMessage, Status>> + Send>>;
+type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+/// A running demo backend; dropping it does not stop it, `shutdown` does.
+pub struct DemoBackend {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl DemoBackend {
+    /// The backend URL for `--backend catalog.v1=URL`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops serving and waits for the server to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Starts the demo backend on `addr` (use port 0 for any free port).
+pub async fn start_demo_backend(addr: SocketAddr) -> Result<DemoBackend, DemoError> {
+    let registration = demo_registration()?;
+    let registry: Registry = merge_registrations(vec![registration])?;
+    // Reflection answers with every file, built-ins included, so clients can resolve imports.
+    let encoded = registry.pool.encode_to_vec();
+    let catalog = CatalogService::new(registry.pool.clone());
+
+    let listener = TcpListener::bind(addr).await.map_err(|e| DemoError::Bind(addr, e))?;
+    let addr = listener.local_addr().map_err(|e| DemoError::Bind(addr, e))?;
+
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_service_status(DEMO_SERVICE, tonic_health::ServingStatus::Serving).await;
+    reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
+    let reflection_v1 = reflection_builder(&encoded).build_v1().map_err(|e| DemoError::Reflection(e.to_string()))?;
+    let reflection_v1alpha =
+        reflection_builder(&encoded).build_v1alpha().map_err(|e| DemoError::Reflection(e.to_string()))?;
+
+    let router = tonic::service::Routes::new(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .into_axum_router()
+        .route_service(&format!("/{DEMO_SERVICE}/{{method}}"), catalog);
+
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let result = tonic::transport::Server::builder()
+            .add_routes(tonic::service::Routes::from(router))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                let _ = stopped.await;
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "demo backend stopped with an error");
+        }
+    });
+    Ok(DemoBackend { addr, stop: Some(stop), task })
+}
+
+fn reflection_builder(full_set: &[u8]) -> tonic_reflection::server::Builder<'_> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(full_set)
+        .with_service_name(DEMO_SERVICE)
+        .include_reflection_service(true)
+}
+
+/// Why the demo backend could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The embedded protos did not compile or merge.
+    #[error("demo descriptors: {0}")]
+    Registry(#[from] RegistryError),
+    /// The port could not be bound.
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    /// The reflection service could not be built.
+    #[error("demo reflection service: {0}")]
+    Reflection(String),
+}
+
+/// catalog.v1.Catalog served from dynamic messages.
+#[derive(Clone)]
+struct CatalogService {
+    catalog: Arc<Catalog>,
+    pool: DescriptorPool,
+}
+
+impl CatalogService {
+    fn new(pool: DescriptorPool) -> Self {
+        CatalogService { catalog: Arc::new(Catalog::new(pool.clone())), pool }
+    }
+}
+
+impl tower::Service<http::Request<axum::body::Body>> for CatalogService {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<axum::body::Body>) -> Self::Future {
+        let request = request.map(tonic::body::Body::new);
+        let method_name = request.uri().path().rsplit('/').next().unwrap_or_default().to_owned();
+        let method = self.pool.get_service_by_name(DEMO_SERVICE).and_then(|s| s.methods().find(|m| m.name() == method_name));
+        let Some(method) = method else {
+            let status = Status::unimplemented(format!("{DEMO_SERVICE}/{method_name} is not a method"));
+            return Box::pin(async move { Ok(status.into_http()) });
+        };
+        let catalog = self.catalog.clone();
+        Box::pin(async move { Ok(dispatch(catalog, method, request).await) })
+    }
+}
+
+async fn dispatch(
+    catalog: Arc<Catalog>,
+    method: MethodDescriptor,
+    request: http::Request<tonic::body::Body>,
+) -> http::Response<tonic::body::Body> {
+    let mut grpc = Grpc::new(DynamicCodec::new(method.input()));
+    match method.name() {
+        "WatchBooks" => {
+            let svc = tower::service_fn(move |req: Request<DynamicMessage>| {
+                let catalog = catalog.clone();
+                async move {
+                    let (prefix, events) = catalog.watch(req.get_ref())?;
+                    let stream = BroadcastStream::new(events).filter_map(move |event| {
+                        let item = match event {
+                            Ok(event) if event_matches(&event, &prefix) => Some(Ok(event)),
+                            Ok(_) => None,
+                            Err(_) => Some(Err(Status::data_loss("the watcher fell behind; events were dropped"))),
+                        };
+                        std::future::ready(item)
+                    });
+                    Ok::<_, Status>(Response::new(Box::pin(stream) as MessageStream))
+                }
+            });
+            grpc.server_streaming(svc, request).await
+        }
+        "ImportBooks" => {
+            let svc = tower::service_fn(move |req: Request<Streaming<DynamicMessage>>| {
+                let catalog = catalog.clone();
+                async move {
+                    let mut stream = req.into_inner();
+                    let mut names = Vec::new();
+                    while let Some(item) = stream.message().await? {
+                        let book = catalog.create_book(&item)?;
+                        names.push(super::fields::string(&book, "name"));
+                    }
+                    Ok::<_, Status>(Response::new(catalog.import_response(names)))
+                }
+            });
+            grpc.client_streaming(svc, request).await
+        }
+        "DiscussBook" => {
+            let svc = tower::service_fn(move |req: Request<Streaming<DynamicMessage>>| {
+                let catalog = catalog.clone();
+                async move {
+                    let replies = req.into_inner().map(move |item| item.and_then(|m| catalog.answer_chat(&m)));
+                    Ok::<_, Status>(Response::new(Box::pin(replies) as MessageStream))
+                }
+            });
+            grpc.streaming(svc, request).await
+        }
+        _ => {
+            let svc = tower::service_fn(move |req: Request<DynamicMessage>| {
+                let catalog = catalog.clone();
+                let method = method.clone();
+                async move {
+                    let body = req.get_ref();
+                    let answer = match method.name() {
+                        "GetBook" => catalog.get_book(body),
+                        "ListBooks" => catalog.list_books(body),
+                        "CreateBook" => catalog.create_book(body),
+                        "UpdateBook" => catalog.update_book(body),
+                        "DeleteBook" => catalog.delete_book(body),
+                        other => Err(Status::unimplemented(format!("{other} is not implemented by the demo"))),
+                    };
+                    answer.map(Response::new)
+                }
+            });
+            grpc.unary(svc, request).await
+        }
+    }
+}

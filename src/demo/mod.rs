@@ -1,0 +1,56 @@
+//! The embedded demo: the protos of `descriptors/demo/` compiled into the binary, and a real
+//! tonic backend serving them in-process on loopback (with grpc.health.v1 and server
+//! reflection). `switchyard demo` wires the gateway to it. This module is a backend, not part of
+//! the gateway: it sits at the top of the module order and only the CLI and tests use it.
+
+mod backend;
+mod catalog;
+mod fields;
+
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use protox::file::{ChainFileResolver, File, FileResolver};
+
+use crate::registry::{Registration, RegistryError};
+
+pub use backend::{DemoBackend, start_demo_backend};
+
+/// The demo's proto sources, by import name, as embedded in the binary.
+pub const DEMO_SOURCES: &[(&str, &str)] =
+    &[("catalog/v1/catalog.proto", include_str!("../../descriptors/demo/catalog/v1/catalog.proto"))];
+
+/// The gRPC service the demo backend serves.
+pub const DEMO_SERVICE: &str = "catalog.v1.Catalog";
+
+struct EmbeddedDemo;
+
+impl FileResolver for EmbeddedDemo {
+    fn open_file(&self, name: &str) -> Result<File, protox::Error> {
+        match DEMO_SOURCES.iter().find(|(n, _)| *n == name) {
+            Some((name, source)) => File::from_source(name, source),
+            None => Err(protox::Error::file_not_found(name)),
+        }
+    }
+}
+
+/// The demo registration, compiled once from the embedded sources.
+pub fn demo_registration() -> Result<Registration, RegistryError> {
+    static COMPILED: OnceLock<Result<Registration, String>> = OnceLock::new();
+    COMPILED
+        .get_or_init(|| {
+            let mut resolver = ChainFileResolver::new();
+            resolver.add(EmbeddedDemo);
+            resolver.add(crate::registry::builtin_file_resolver());
+            let mut compiler = protox::Compiler::with_file_resolver(resolver);
+            compiler.include_imports(true);
+            for (name, _) in DEMO_SOURCES {
+                compiler.open_file(name).map_err(|e| e.to_string())?;
+            }
+            let set = compiler.encode_file_descriptor_set();
+            let files = crate::registry::split_file_set(&set).map_err(|e| e.to_string())?;
+            Registration::from_files("catalog.v1", files.into_iter().map(Bytes::from)).map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(RegistryError::Compile)
+}

@@ -1,0 +1,386 @@
+//! Listeners and lifecycle: our own accept loop on hyper-util (HTTP/1.1 and h2c on one port),
+//! with a timer installed so header-read, keep-alive and idle timeouts really fire (axum::serve
+//! installs none), a connection cap, and graceful shutdown: readiness off, stop accepting, drain
+//! in-flight requests within a deadline, then close what is left. This module owns sockets and
+//! the snapshot's first installation; it knows nothing of protocols beyond HTTP.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use bytes::Bytes;
+use http_body::Frame;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+use tower::ServiceExt;
+
+use crate::admin::admin_router;
+use crate::config::ListenerConfig;
+use crate::gateway::Gateway;
+use crate::ingress::gateway_router;
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A listener could not bind its address.
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Which listener.
+        what: &'static str,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// Connection limits and timeouts of one listener.
+#[derive(Debug, Clone)]
+pub struct ListenerSettings {
+    /// Most open connections.
+    pub max_connections: usize,
+    /// Time to receive a request head (and, on HTTP/1.1, to start the next one).
+    pub header_read_timeout: Duration,
+    /// Close a connection with nothing in flight and no bytes moving for this long.
+    pub idle_timeout: Duration,
+    /// HTTP/2 PING interval.
+    pub keepalive_interval: Duration,
+    /// HTTP/2 PING answer deadline.
+    pub keepalive_timeout: Duration,
+    /// Deadline for in-flight requests at shutdown.
+    pub shutdown_timeout: Duration,
+    /// Largest request head.
+    pub max_header_bytes: usize,
+}
+
+impl From<&ListenerConfig> for ListenerSettings {
+    fn from(config: &ListenerConfig) -> Self {
+        ListenerSettings {
+            max_connections: config.max_connections as usize,
+            header_read_timeout: config.header_read_timeout.get(),
+            idle_timeout: config.idle_timeout.get(),
+            keepalive_interval: config.keepalive_interval.get(),
+            keepalive_timeout: config.keepalive_timeout.get(),
+            shutdown_timeout: config.shutdown_timeout.get(),
+            max_header_bytes: config.max_header_bytes as usize,
+        }
+    }
+}
+
+/// A running gateway: both listeners bound, serving until `shutdown`.
+pub struct RunningServer {
+    /// The gateway listener's address.
+    pub gateway_addr: SocketAddr,
+    /// The admin listener's address.
+    pub admin_addr: SocketAddr,
+    gateway: Arc<Gateway>,
+    stop: watch::Sender<bool>,
+    listeners: Vec<JoinHandle<DrainReport>>,
+}
+
+/// What a drain left behind.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Connections still open at the deadline, closed forcibly.
+    pub forced: usize,
+}
+
+/// Binds both listeners from the current snapshot's config and starts serving; the gateway is
+/// ready when this returns.
+pub async fn start_server(gateway: Arc<Gateway>) -> Result<RunningServer, ServerError> {
+    let snapshot = gateway.snapshot();
+    let config = &snapshot.config;
+    let bind = |addr: SocketAddr, what: &'static str| async move {
+        TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr, what, source })
+    };
+    let gateway_listener = bind(config.listener.listen, "gateway listener").await?;
+    let admin_listener = bind(config.admin.listen, "admin listener").await?;
+    let local = |l: &TcpListener, addr: SocketAddr, what| {
+        l.local_addr().map_err(|source| ServerError::Bind { addr, what, source })
+    };
+    let gateway_addr = local(&gateway_listener, config.listener.listen, "gateway listener")?;
+    let admin_addr = local(&admin_listener, config.admin.listen, "admin listener")?;
+
+    let settings = ListenerSettings::from(&config.listener);
+    let admin_settings = ListenerSettings { max_connections: 256, ..settings.clone() };
+    let (stop, stopped) = watch::channel(false);
+    let listeners = vec![
+        tokio::spawn(serve_listener(gateway_listener, gateway_router(gateway.clone()), settings, stopped.clone())),
+        tokio::spawn(serve_listener(admin_listener, admin_router(gateway.clone()), admin_settings, stopped)),
+    ];
+    gateway.set_ready(true);
+    tracing::info!(%gateway_addr, %admin_addr, generation = snapshot.generation, "serving");
+    Ok(RunningServer { gateway_addr, admin_addr, gateway, stop, listeners })
+}
+
+impl RunningServer {
+    /// Graceful shutdown: readiness off, stop accepting, drain within the configured deadline.
+    pub async fn shutdown(self) -> DrainReport {
+        self.gateway.set_ready(false);
+        let _ = self.stop.send(true);
+        let mut report = DrainReport::default();
+        for listener in self.listeners {
+            if let Ok(drained) = listener.await {
+                report.forced += drained.forced;
+            }
+        }
+        report
+    }
+}
+
+/// Accepts connections until `stop`, then drains them.
+pub async fn serve_listener(
+    listener: TcpListener,
+    router: Router,
+    settings: ListenerSettings,
+    mut stop: watch::Receiver<bool>,
+) -> DrainReport {
+    let builder = connection_builder(&settings);
+    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(settings.max_connections));
+    let mut connections = JoinSet::new();
+    loop {
+        while connections.try_join_next().is_some() {}
+        let accepted = tokio::select! {
+            _ = stop.wait_for(|stopped| *stopped) => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Resets and fd exhaustion must not end the accept loop.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, limit = settings.max_connections, "connection refused: at the connection cap");
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let activity = Arc::new(Activity::new());
+        let service = connection_service(router.clone(), activity.clone());
+        let io = TokioIo::new(TrackedIo { inner: stream, activity: activity.clone() });
+        let connection = builder.serve_connection_with_upgrades(io, service).into_owned();
+        let connection = graceful.watch(connection);
+        let idle_timeout = settings.idle_timeout;
+        connections.spawn(async move {
+            tokio::select! {
+                result = connection => {
+                    if let Err(error) = result {
+                        tracing::debug!(%peer, %error, "connection ended with an error");
+                    }
+                }
+                _ = activity.idle_for(idle_timeout) => tracing::debug!(%peer, "idle connection closed"),
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let open = graceful.count();
+    if open > 0 {
+        tracing::info!(open, deadline = ?settings.shutdown_timeout, "draining connections");
+    }
+    match tokio::time::timeout(settings.shutdown_timeout, graceful.shutdown()).await {
+        Ok(()) => DrainReport::default(),
+        Err(_) => {
+            let forced = connections.len();
+            tracing::warn!(forced, "shutdown deadline passed; closing the remaining connections");
+            connections.abort_all();
+            while connections.join_next().await.is_some() {}
+            DrainReport { forced }
+        }
+    }
+}
+
+fn connection_builder(settings: &ListenerSettings) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout)
+        .keep_alive(true)
+        .max_buf_size(settings.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(settings.keepalive_interval)
+        .keep_alive_timeout(settings.keepalive_timeout)
+        .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX));
+    builder
+}
+
+type ResponseFuture = Pin<Box<dyn Future<Output = Result<http::Response<Body>, Infallible>> + Send>>;
+
+/// The router as a hyper service that counts requests in flight until their bodies end.
+#[derive(Clone)]
+struct ConnectionService {
+    router: Router,
+    activity: Arc<Activity>,
+}
+
+fn connection_service(router: Router, activity: Arc<Activity>) -> ConnectionService {
+    ConnectionService { router, activity }
+}
+
+impl hyper::service::Service<http::Request<Incoming>> for ConnectionService {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn call(&self, request: http::Request<Incoming>) -> ResponseFuture {
+        let guard = InFlight::begin(self.activity.clone());
+        let router = self.router.clone();
+        Box::pin(async move {
+            let response = router.oneshot(request.map(Body::new)).await?;
+            Ok(response.map(|body| Body::new(GuardedBody { inner: body, _guard: guard })))
+        })
+    }
+}
+
+/// Per-connection activity: bytes moved (as a time) and requests in flight.
+struct Activity {
+    base: Instant,
+    last_millis: AtomicU64,
+    in_flight: AtomicUsize,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity { base: Instant::now(), last_millis: AtomicU64::new(0), in_flight: AtomicUsize::new(0) }
+    }
+
+    fn touch(&self) {
+        let millis = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_millis.store(millis, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.base + Duration::from_millis(self.last_millis.load(Ordering::Relaxed))
+    }
+
+    /// Resolves once nothing is in flight and no byte moved for `idle`.
+    async fn idle_for(&self, idle: Duration) {
+        loop {
+            let deadline = self.last() + idle;
+            tokio::time::sleep_until(deadline).await;
+            if self.in_flight.load(Ordering::Acquire) == 0 && self.last() + idle <= Instant::now() {
+                return;
+            }
+            if self.in_flight.load(Ordering::Acquire) > 0 {
+                self.touch();
+            }
+        }
+    }
+}
+
+/// Counts one request in flight until dropped (with the response body).
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn begin(activity: Arc<Activity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        activity.touch();
+        InFlight(activity)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0.touch();
+    }
+}
+
+/// A response body that keeps its request counted in flight until it is finished or dropped.
+struct GuardedBody {
+    inner: Body,
+    _guard: InFlight,
+}
+
+impl http_body::Body for GuardedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A socket that records when bytes last moved.
+struct TrackedIo {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for TrackedIo {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let result = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.activity.touch();
+        }
+        result
+    }
+}
+
+impl AsyncWrite for TrackedIo {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_write(cx, data);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            this.activity.touch();
+        }
+        result
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            this.activity.touch();
+        }
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}

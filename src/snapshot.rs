@@ -1,0 +1,310 @@
+//! The `Snapshot`: everything served — config, descriptor pool, backend clusters and which
+//! service each serves, schema files — built from its sources and validated as one unit, and
+//! numbered by a generation. A snapshot is immutable; a change builds a new one off the hot
+//! path and swaps it in (see `gateway`), and a failed build changes nothing.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::config::{BackendConfig, BackendProtocol, Config, Problem, check_endpoint_url, load_config_file};
+use crate::registry::{Registration, Registry, RegistryDir, merge_registrations};
+
+/// Where a snapshot is built from: a config file, directories and the CLI's quick flags.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotSources {
+    /// The config file, if any (without one, defaults apply).
+    pub config_file: Option<PathBuf>,
+    /// Overrides `sources.descriptors`.
+    pub descriptors: Option<PathBuf>,
+    /// Overrides `sources.schemas`.
+    pub schemas: Option<PathBuf>,
+    /// Skip the descriptor directory entirely (the demo serves only its embedded protos).
+    pub no_descriptor_dir: bool,
+    /// `--backend NAME=URL,...` flags.
+    pub backends: Vec<BackendFlag>,
+    /// Registrations compiled into the binary (the demo's).
+    pub embedded: Vec<Registration>,
+    /// Overrides `listener.listen`.
+    pub listen: Option<SocketAddr>,
+    /// Overrides `admin.listen`.
+    pub admin: Option<SocketAddr>,
+}
+
+/// One `--backend NAME=URL[,URL...]` flag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendFlag {
+    /// A service full name or a package prefix.
+    pub name: String,
+    /// Endpoint URLs.
+    pub urls: Vec<String>,
+}
+
+impl std::str::FromStr for BackendFlag {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (name, urls) = text
+            .split_once('=')
+            .ok_or_else(|| format!("`{text}` is not NAME=URL[,URL...] (e.g. catalog.v1=http://127.0.0.1:50051)"))?;
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(format!("`{text}`: the NAME before `=` is empty"));
+        }
+        let urls: Vec<String> = urls.split(',').map(|u| u.trim().to_owned()).filter(|u| !u.is_empty()).collect();
+        if urls.is_empty() {
+            return Err(format!("`{text}`: no URL after `=`"));
+        }
+        for url in &urls {
+            check_endpoint_url(url).map_err(|e| format!("--backend {name}: {e}"))?;
+        }
+        Ok(BackendFlag { name: name.to_owned(), urls })
+    }
+}
+
+/// A backend cluster as served.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cluster {
+    /// Its name (a config key, or the NAME of a `--backend` flag).
+    pub name: String,
+    /// The protocol it speaks.
+    pub protocol: BackendProtocol,
+    /// Its endpoints.
+    pub endpoints: Vec<http::Uri>,
+    /// The names it claims (services or package prefixes).
+    pub serves: Vec<String>,
+}
+
+/// Everything served, as one immutable unit.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Increases by one with every successful build.
+    pub generation: u64,
+    /// When it was built.
+    pub built_at: SystemTime,
+    /// The effective config (file plus flags).
+    pub config: Config,
+    /// The merged descriptor registry.
+    pub registry: Registry,
+    /// Backend clusters by name.
+    pub clusters: BTreeMap<String, Cluster>,
+    /// Every registered gRPC service → the cluster serving it (None: no backend).
+    pub services: BTreeMap<String, Option<String>>,
+    /// GraphQL schema files found in the schemas directory.
+    pub schema_files: Vec<PathBuf>,
+    /// Warnings from the build (served anyway).
+    pub warnings: Vec<Problem>,
+}
+
+impl Snapshot {
+    /// The cluster that serves gRPC service `full_name`, if any.
+    pub fn cluster_for_service(&self, full_name: &str) -> Option<&Cluster> {
+        self.services.get(full_name)?.as_ref().and_then(|c| self.clusters.get(c))
+    }
+}
+
+/// Builds and validates a snapshot; on failure returns every problem found.
+pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snapshot, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut config = match &sources.config_file {
+        Some(path) => match load_config_file(path) {
+            Ok(loaded) => {
+                problems.extend(loaded.warnings);
+                loaded.config
+            }
+            Err(found) => return Err(found),
+        },
+        None => Config::default(),
+    };
+    if let Some(listen) = sources.listen {
+        config.listener.listen = listen;
+    }
+    if let Some(admin) = sources.admin {
+        config.admin.listen = admin;
+    }
+    if let Some(dir) = &sources.descriptors {
+        config.sources.descriptors = dir.clone();
+    }
+    if let Some(dir) = &sources.schemas {
+        config.sources.schemas = dir.clone();
+    }
+
+    let registry = load_registry(sources, &config, &mut problems);
+    let clusters = build_clusters(&config, &sources.backends, &mut problems);
+    let schema_files = check_schema_dir(&config.sources.schemas, &mut problems);
+    let services = assign_services(registry.as_ref(), &clusters, &mut problems);
+
+    if problems.iter().any(Problem::is_error) {
+        return Err(problems);
+    }
+    Ok(Snapshot {
+        generation,
+        built_at: SystemTime::now(),
+        config,
+        registry: registry.unwrap_or_else(Registry::empty),
+        clusters,
+        services,
+        schema_files,
+        warnings: problems,
+    })
+}
+
+fn load_registry(sources: &SnapshotSources, config: &Config, problems: &mut Vec<Problem>) -> Option<Registry> {
+    let dir = &config.sources.descriptors;
+    let mut registrations = sources.embedded.clone();
+    if !sources.no_descriptor_dir {
+        match RegistryDir::new(dir).read_all() {
+            Ok(found) => registrations.extend(found),
+            Err(e) => {
+                problems.push(Problem::error("descriptors", e.to_string()).in_file(dir));
+                return None;
+            }
+        }
+    }
+    match merge_registrations(registrations) {
+        Ok(registry) => Some(registry),
+        Err(e) => {
+            problems.push(Problem::error("descriptors", e.to_string()).in_file(dir));
+            None
+        }
+    }
+}
+
+fn build_clusters(config: &Config, flags: &[BackendFlag], problems: &mut Vec<Problem>) -> BTreeMap<String, Cluster> {
+    let mut clusters = BTreeMap::new();
+    let mut add = |name: &str, backend: &BackendConfig, path: String, clusters: &mut BTreeMap<String, Cluster>| {
+        let mut endpoints = Vec::new();
+        for (i, url) in backend.endpoints.iter().enumerate() {
+            match check_endpoint_url(url) {
+                Ok(uri) => endpoints.push(uri),
+                Err(message) => problems.push(Problem::error(format!("{path}.endpoints[{i}]"), message)),
+            }
+        }
+        let cluster =
+            Cluster { name: name.to_owned(), protocol: backend.protocol, endpoints, serves: backend.services.clone() };
+        clusters.insert(name.to_owned(), cluster);
+    };
+    for (name, backend) in &config.backends {
+        add(name, backend, format!("backends.{name}"), &mut clusters);
+    }
+    for flag in flags {
+        let backend = BackendConfig {
+            protocol: BackendProtocol::Grpc,
+            endpoints: flag.urls.clone(),
+            services: vec![flag.name.clone()],
+        };
+        // The flag's cluster serves NAME only and shadows the config's claim on NAME.
+        for cluster in clusters.values_mut() {
+            cluster.serves.retain(|s| s != &flag.name);
+        }
+        add(&flag.name, &backend, format!("--backend {}", flag.name), &mut clusters);
+    }
+    clusters
+}
+
+/// Maps each registered service to the cluster with the longest matching claim.
+fn assign_services(
+    registry: Option<&Registry>,
+    clusters: &BTreeMap<String, Cluster>,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<String, Option<String>> {
+    let mut services = BTreeMap::new();
+    let Some(registry) = registry else { return services };
+    let mut used_claims: Vec<(&str, &str)> = Vec::new();
+    for registration in &registry.registrations {
+        for service in registration.service_names() {
+            let best = clusters
+                .values()
+                .filter(|c| c.protocol == BackendProtocol::Grpc)
+                .flat_map(|c| c.serves.iter().map(move |claim| (claim.as_str(), c.name.as_str())))
+                .filter(|(claim, _)| claim_matches(claim, &service))
+                .max_by_key(|(claim, _)| claim.len());
+            match best {
+                Some((claim, cluster)) => {
+                    used_claims.push((claim, cluster));
+                    services.insert(service, Some(cluster.to_owned()));
+                }
+                None => {
+                    problems.push(Problem::warning(
+                        format!("service {service}"),
+                        format!(
+                            "no backend serves it; its calls answer UNAVAILABLE (add --backend {service}=URL \
+                             or list it in a backend's `services`)"
+                        ),
+                    ));
+                    services.insert(service, None);
+                }
+            }
+        }
+    }
+    for cluster in clusters.values().filter(|c| c.protocol == BackendProtocol::Grpc) {
+        for claim in &cluster.serves {
+            if !used_claims.iter().any(|(c, n)| c == claim && *n == cluster.name) {
+                problems.push(Problem::warning(
+                    format!("backend {}", cluster.name),
+                    format!("`{claim}` matches no registered service"),
+                ));
+            }
+        }
+    }
+    services
+}
+
+/// True if `claim` is the service's full name or one of its package prefixes.
+fn claim_matches(claim: &str, service: &str) -> bool {
+    service == claim || (service.starts_with(claim) && service.as_bytes().get(claim.len()) == Some(&b'.'))
+}
+
+fn check_schema_dir(dir: &Path, problems: &mut Vec<Problem>) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "graphql" || e == "graphqls"))
+        .collect();
+    files.sort();
+    for file in &files {
+        let text = match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(e) => {
+                problems.push(Problem::error("", format!("cannot read: {e}")).in_file(file));
+                continue;
+            }
+        };
+        if let Err(e) = async_graphql_parser::parse_schema(&text) {
+            let line = e.positions().next().map(|p| p.line);
+            problems.push(Problem::error("", format!("GraphQL syntax: {e}")).in_file(file).at_line(line));
+        }
+    }
+    files
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_flag_syntax() {
+        let flag: BackendFlag = "catalog.v1=http://127.0.0.1:1, http://127.0.0.1:2".parse().expect("valid");
+        assert_eq!(flag.name, "catalog.v1");
+        assert_eq!(flag.urls, ["http://127.0.0.1:1", "http://127.0.0.1:2"]);
+        for bad in ["catalog.v1", "=http://h:1", "catalog.v1=", "catalog.v1=127.0.0.1:1"] {
+            assert!(bad.parse::<BackendFlag>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn claims_match_full_names_and_package_prefixes_only() {
+        let table = [
+            ("catalog.v1.Catalog", "catalog.v1.Catalog", true),
+            ("catalog.v1", "catalog.v1.Catalog", true),
+            ("catalog", "catalog.v1.Catalog", true),
+            ("catalog.v", "catalog.v1.Catalog", false),
+            ("catalog.v1.Catalog2", "catalog.v1.Catalog", false),
+        ];
+        for (claim, service, want) in table {
+            assert_eq!(claim_matches(claim, service), want, "{claim} vs {service}");
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! `DynamicCodec`: a tonic codec for prost-reflect `DynamicMessage`s, so gRPC calls can be made
+//! and served for any registered method without generated code.
+
+use prost::Message;
+use prost_reflect::{ReflectMessage, DynamicMessage, MessageDescriptor};
+use tonic::Status;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+
+/// Encodes `DynamicMessage`s and decodes them as `decode_as`.
+#[derive(Debug, Clone)]
+pub struct DynamicCodec {
+    decode_as: MessageDescriptor,
+}
+
+impl DynamicCodec {
+    /// A codec whose decoder produces messages of type `decode_as`.
+    pub fn new(decode_as: MessageDescriptor) -> Self {
+        DynamicCodec { decode_as }
+    }
+}
+
+impl Codec for DynamicCodec {
+    type Encode = DynamicMessage;
+    type Decode = DynamicMessage;
+    type Encoder = DynamicEncoder;
+    type Decoder = DynamicDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        DynamicEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        DynamicDecoder { descriptor: self.decode_as.clone() }
+    }
+}
+
+/// Writes a `DynamicMessage`'s protobuf encoding.
+#[derive(Debug)]
+pub struct DynamicEncoder;
+
+impl Encoder for DynamicEncoder {
+    type Item = DynamicMessage;
+    type Error = Status;
+
+    fn encode(&mut self, item: DynamicMessage, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(dst).map_err(|e| Status::internal(format!("encoding {}: {e}", item.descriptor().full_name())))
+    }
+}
+
+/// Reads one message of a known type.
+#[derive(Debug)]
+pub struct DynamicDecoder {
+    descriptor: MessageDescriptor,
+}
+
+impl Decoder for DynamicDecoder {
+    type Item = DynamicMessage;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<DynamicMessage>, Status> {
+        DynamicMessage::decode(self.descriptor.clone(), src).map(Some).map_err(|e| {
+            Status::invalid_argument(format!("cannot decode {}: {e}", self.descriptor.full_name()))
+        })
+    }
+}
