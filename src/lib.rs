@@ -4,13 +4,13 @@
 //! The modules follow the data flow in DESIGN.md: ingress → operation → policy → plan →
 //! execute → upstream, with everything served held in one immutable `Snapshot`.
 
+pub mod admin;
+pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod error;
 pub mod gateway;
 pub mod ingress;
-pub mod admin;
-pub mod cli;
 pub mod registry;
 pub mod server;
 pub mod snapshot;

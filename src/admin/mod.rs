@@ -81,7 +81,10 @@ async fn require_token(State(gateway): State<Arc<Gateway>>, request: Request, ne
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
         if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), expected.as_bytes())) {
-            return error_response(ErrorCode::Unauthenticated, "the admin API needs `Authorization: Bearer <admin.token>`");
+            return error_response(
+                ErrorCode::Unauthenticated,
+                "the admin API needs `Authorization: Bearer <admin.token>`",
+            );
         }
     }
     next.run(request).await

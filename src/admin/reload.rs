@@ -23,7 +23,9 @@ pub async fn reload_snapshot(gateway: &Gateway) -> Result<Arc<Snapshot>, Vec<Pro
         ("admin.listen", current.config.admin.listen, snapshot.config.admin.listen),
     ] {
         if old != new {
-            snapshot.warnings.push(Problem::warning(key, format!("changed from {old} to {new}; takes effect at restart")));
+            snapshot
+                .warnings
+                .push(Problem::warning(key, format!("changed from {old} to {new}; takes effect at restart")));
         }
     }
     tracing::info!(generation, warnings = snapshot.warnings.len(), "snapshot reloaded");

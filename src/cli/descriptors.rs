@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::{CommandResult, Failure};
-use crate::registry::{AddOutcome, Registration, RegistryDir, RegistryError, compile_sources, describe_registration, pull_from_server};
+use crate::registry::{
+    AddOutcome, Registration, RegistryDir, RegistryError, compile_sources, describe_registration, pull_from_server,
+};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum DescriptorsCommand {
@@ -111,7 +113,10 @@ fn store(dir: &RegistryDir, registration: &Registration) -> CommandResult {
             );
         }
         AddOutcome::Unchanged => {
-            println!("{} is already registered with the same contents ({}); nothing changed", registration.name, registration.digest);
+            println!(
+                "{} is already registered with the same contents ({}); nothing changed",
+                registration.name, registration.digest
+            );
         }
     }
     Ok(())

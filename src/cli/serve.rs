@@ -39,9 +39,8 @@ pub(crate) async fn run(args: ServeArgs) -> CommandResult {
 pub(crate) async fn start(sources: SnapshotSources) -> Result<(Arc<Gateway>, ShutdownSignal), Failure> {
     let signal = ShutdownSignal::install().map_err(Failure::runtime)?;
     let build_sources = sources.clone();
-    let built = tokio::task::spawn_blocking(move || build_snapshot(&build_sources, 1))
-        .await
-        .map_err(Failure::runtime)?;
+    let built =
+        tokio::task::spawn_blocking(move || build_snapshot(&build_sources, 1)).await.map_err(Failure::runtime)?;
     let snapshot = match built {
         Ok(snapshot) => snapshot,
         Err(problems) => {

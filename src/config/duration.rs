@@ -24,9 +24,9 @@ impl ConfigDuration {
 
     /// Parses `"250ms"`-style text; the error says what is accepted.
     pub fn parse(text: &str) -> Result<Self, String> {
-        humantime::parse_duration(text.trim()).map(ConfigDuration).map_err(|e| {
-            format!("`{text}` is not a duration ({e}); write e.g. \"250ms\", \"10s\" or \"1m\"")
-        })
+        humantime::parse_duration(text.trim())
+            .map(ConfigDuration)
+            .map_err(|e| format!("`{text}` is not a duration ({e}); write e.g. \"250ms\", \"10s\" or \"1m\""))
     }
 }
 

@@ -16,9 +16,7 @@ pub(crate) fn expand_env(text: &str, lookup: &dyn Fn(&str) -> Option<String>) ->
             out.push_str("${");
             rest = tail;
         } else if let Some(body_and_tail) = after.strip_prefix('{') {
-            let end = body_and_tail
-                .find('}')
-                .ok_or_else(|| format!("`${{` without a closing `}}` in \"{text}\""))?;
+            let end = body_and_tail.find('}').ok_or_else(|| format!("`${{` without a closing `}}` in \"{text}\""))?;
             out.push_str(&resolve(&body_and_tail[..end], lookup)?);
             rest = &body_and_tail[end + 1..];
         } else {
@@ -44,9 +42,9 @@ fn resolve(body: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String
     match (lookup(name).filter(|v| !v.is_empty()), default) {
         (Some(value), _) => Ok(value),
         (None, Some(default)) => Ok(default.to_owned()),
-        (None, None) => Err(format!(
-            "environment variable {name} is not set (write `${{{name}:-default}}` to give a default)"
-        )),
+        (None, None) => {
+            Err(format!("environment variable {name} is not set (write `${{{name}:-default}}` to give a default)"))
+        }
     }
 }
 

@@ -21,9 +21,8 @@ pub struct LoadedConfig {
 
 /// Reads and checks `path`. On failure, returns every problem found, each naming the file.
 pub fn load_config_file(path: &Path) -> Result<LoadedConfig, Vec<Problem>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![Problem::error("", format!("cannot read config file: {e}")).in_file(path)]
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| vec![Problem::error("", format!("cannot read config file: {e}")).in_file(path)])?;
     let lookup = |name: &str| std::env::var(name).ok();
     let located = |problems: Vec<Problem>| problems.into_iter().map(|p| p.in_file(path)).collect();
     let (config, warnings) = parse_config(&text, &lookup).map_err(located)?;
@@ -49,9 +48,8 @@ pub fn parse_config(
     if problems.iter().any(Problem::is_error) {
         return Err(problems);
     }
-    let config: Config = serde_json::from_value(root.to_json()).map_err(|e| {
-        vec![Problem::error("", format!("config does not match its schema: {e}"))]
-    })?;
+    let config: Config = serde_json::from_value(root.to_json())
+        .map_err(|e| vec![Problem::error("", format!("config does not match its schema: {e}"))])?;
     problems.extend(validate_config(&config).into_iter().map(|p| {
         let line = root.line_of_path(&p.path);
         p.at_line(line)

@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 
 pub use duration::ConfigDuration;
 pub use load::{LoadedConfig, load_config_file, parse_config};
-pub use validate::check_endpoint_url;
 pub use problem::{Problem, Severity};
+pub use validate::check_endpoint_url;
 
 /// The whole gateway configuration.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]

@@ -31,13 +31,7 @@ pub struct Problem {
 impl Problem {
     /// An error at `path`.
     pub fn error(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Problem {
-            severity: Severity::Error,
-            file: None,
-            line: None,
-            path: path.into(),
-            message: message.into(),
-        }
+        Problem { severity: Severity::Error, file: None, line: None, path: path.into(), message: message.into() }
     }
 
     /// A warning at `path`.

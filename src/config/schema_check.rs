@@ -38,9 +38,7 @@ impl Node {
             NodeValue::Float(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
             NodeValue::Boolean(b) => Json::Bool(*b),
             NodeValue::Array(items) => Json::Array(items.iter().map(Node::to_json).collect()),
-            NodeValue::Table(entries) => {
-                Json::Object(entries.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
-            }
+            NodeValue::Table(entries) => Json::Object(entries.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
         }
     }
 
@@ -130,11 +128,11 @@ impl<'a> Checker<'a> {
                 return;
             }
         }
-        if let Some(constant) = schema.get("const") {
-            if node.to_json() != *constant {
-                out.push(error(format!("expected {constant}")));
-                return;
-            }
+        if let Some(constant) = schema.get("const")
+            && node.to_json() != *constant
+        {
+            out.push(error(format!("expected {constant}")));
+            return;
         }
         if let Some(allowed) = schema.get("enum").and_then(Json::as_array) {
             let json = node.to_json();
@@ -200,7 +198,14 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn check_table(&self, node: &Node, entries: &[(String, Node)], schema: &'a Json, path: &str, out: &mut Vec<Problem>) {
+    fn check_table(
+        &self,
+        node: &Node,
+        entries: &[(String, Node)],
+        schema: &'a Json,
+        path: &str,
+        out: &mut Vec<Problem>,
+    ) {
         let empty = Map::new();
         let properties = schema.get("properties").and_then(Json::as_object).unwrap_or(&empty);
         let additional = schema.get("additionalProperties");
@@ -224,9 +229,7 @@ impl<'a> Checker<'a> {
         for required in schema.get("required").and_then(Json::as_array).into_iter().flatten() {
             let Some(required) = required.as_str() else { continue };
             if !entries.iter().any(|(k, _)| k == required) {
-                out.push(
-                    Problem::error(path, format!("missing required key `{required}`")).at_line(Some(node.line)),
-                );
+                out.push(Problem::error(path, format!("missing required key `{required}`")).at_line(Some(node.line)));
             }
         }
     }
@@ -276,11 +279,7 @@ fn check_integer_range(value: i64, schema: &Json) -> Option<String> {
 
 /// The known key within edit distance 2 of `key`, if there is one.
 fn closest_key<'k>(key: &str, known: impl Iterator<Item = &'k String>) -> Option<&'k str> {
-    known
-        .map(|k| (edit_distance(key, k), k))
-        .filter(|(d, _)| *d <= 2)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k.as_str())
+    known.map(|k| (edit_distance(key, k), k)).filter(|(d, _)| *d <= 2).min_by_key(|(d, _)| *d).map(|(_, k)| k.as_str())
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {

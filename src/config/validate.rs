@@ -18,7 +18,7 @@ pub(crate) fn validate_config(config: &Config) -> Vec<Problem> {
             ),
         ));
     }
-    if config.admin.listen == config.listener.listen {
+    if config.admin.listen == config.listener.listen && config.admin.listen.port() != 0 {
         problems.push(Problem::error(
             "admin.listen",
             format!("the admin listener and the gateway listener are both {}", config.listener.listen),

@@ -21,6 +21,8 @@ use super::{DEMO_SERVICE, demo_registration};
 use crate::registry::{Registry, RegistryError, merge_registrations};
 use crate::upstream::grpc_codec::DynamicCodec;
 
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 type MessageStream = Pin<Box<dyn Stream<Item = Result<DynamicMessage, Status>> + Send>>;
 type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
@@ -38,12 +40,15 @@ impl DemoBackend {
         format!("http://{}", self.addr)
     }
 
-    /// Stops serving and waits for the server to finish.
+    /// Stops serving: open calls get a short grace period, then connections are closed, so a
+    /// client that holds a connection open cannot hold up the demo's exit.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        let _ = (&mut self.task).await;
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut self.task).await.is_err() {
+            self.task.abort();
+        }
     }
 }
 
@@ -132,7 +137,8 @@ impl tower::Service<http::Request<axum::body::Body>> for CatalogService {
     fn call(&mut self, request: http::Request<axum::body::Body>) -> Self::Future {
         let request = request.map(tonic::body::Body::new);
         let method_name = request.uri().path().rsplit('/').next().unwrap_or_default().to_owned();
-        let method = self.pool.get_service_by_name(DEMO_SERVICE).and_then(|s| s.methods().find(|m| m.name() == method_name));
+        let method =
+            self.pool.get_service_by_name(DEMO_SERVICE).and_then(|s| s.methods().find(|m| m.name() == method_name));
         let Some(method) = method else {
             let status = Status::unimplemented(format!("{DEMO_SERVICE}/{method_name} is not a method"));
             return Box::pin(async move { Ok(status.into_http()) });

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use prost_reflect::{ReflectMessage, DescriptorPool, DynamicMessage, MessageDescriptor, Value};
+use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, ReflectMessage, Value};
 use tokio::sync::broadcast;
 use tonic::Status;
 
@@ -142,10 +142,9 @@ impl Catalog {
             paths
         };
         for path in &fields {
-            let field = descriptor
-                .get_field_by_name(path)
-                .filter(|_| path != "name")
-                .ok_or_else(|| Status::invalid_argument(format!("update_mask: `{path}` is not an updatable field of Book")))?;
+            let field = descriptor.get_field_by_name(path).filter(|_| path != "name").ok_or_else(|| {
+                Status::invalid_argument(format!("update_mask: `{path}` is not an updatable field of Book"))
+            })?;
             if patch.has_field(&field) {
                 current.set_field(&field, patch.get_field(&field).into_owned());
             } else {
@@ -168,7 +167,10 @@ impl Catalog {
     }
 
     /// Book events on `parent`'s shelf from now on.
-    pub(super) fn watch(&self, request: &DynamicMessage) -> Result<(String, broadcast::Receiver<DynamicMessage>), Status> {
+    pub(super) fn watch(
+        &self,
+        request: &DynamicMessage,
+    ) -> Result<(String, broadcast::Receiver<DynamicMessage>), Status> {
         let parent = string(request, "parent");
         check_shelf_name(&parent)?;
         Ok((format!("{parent}/books/"), self.events.subscribe()))

@@ -9,7 +9,6 @@ mod fields;
 
 use std::sync::OnceLock;
 
-use bytes::Bytes;
 use protox::file::{ChainFileResolver, File, FileResolver};
 
 use crate::registry::{Registration, RegistryError};
@@ -49,7 +48,7 @@ pub fn demo_registration() -> Result<Registration, RegistryError> {
             }
             let set = compiler.encode_file_descriptor_set();
             let files = crate::registry::split_file_set(&set).map_err(|e| e.to_string())?;
-            Registration::from_files("catalog.v1", files.into_iter().map(Bytes::from)).map_err(|e| e.to_string())
+            Registration::from_files("catalog.v1", files).map_err(|e| e.to_string())
         })
         .clone()
         .map_err(RegistryError::Compile)

@@ -16,7 +16,11 @@ use super::{Registration, RegistryError, builtin_pool};
 /// Compiles or decodes `inputs` into one normalised registration. `.proto` files are compiled
 /// with `includes` as import roots (default: each file's own directory); other files are read
 /// as binary FileDescriptorSets. NAME defaults to the proto package of the first file.
-pub fn compile_sources(inputs: &[PathBuf], includes: &[PathBuf], name: Option<&str>) -> Result<Registration, RegistryError> {
+pub fn compile_sources(
+    inputs: &[PathBuf],
+    includes: &[PathBuf],
+    name: Option<&str>,
+) -> Result<Registration, RegistryError> {
     let Some(first) = inputs.first() else {
         return Err(RegistryError::Compile("no input files given".into()));
     };
@@ -45,9 +49,9 @@ pub fn compile_sources(inputs: &[PathBuf], includes: &[PathBuf], name: Option<&s
     check_complete(&files, first)?;
     let name = match name {
         Some(name) => name.to_owned(),
-        None => first_package.flatten().ok_or_else(|| {
-            RegistryError::InvalidName(format!("{} has no package; pass --name", first.display()))
-        })?,
+        None => first_package
+            .flatten()
+            .ok_or_else(|| RegistryError::InvalidName(format!("{} has no package; pass --name", first.display())))?,
     };
     Registration::from_files(&name, files)
 }
@@ -117,14 +121,11 @@ fn check_complete(files: &[Bytes], first: &Path) -> Result<(), RegistryError> {
 fn format_compile_error(error: &protox::Error, roots: &[PathBuf]) -> String {
     let message = error.to_string();
     let file = error.file().map(str::to_owned);
-    let location = error
-        .labels()
-        .and_then(|mut labels| labels.next())
-        .and_then(|label| {
-            let source = error.source_code()?;
-            let contents = source.read_span(label.inner(), 0, 0).ok()?;
-            Some((contents.line() + 1, contents.column() + 1, label.label().map(str::to_owned)))
-        });
+    let location = error.labels().and_then(|mut labels| labels.next()).and_then(|label| {
+        let source = error.source_code()?;
+        let contents = source.read_span(label.inner(), 0, 0).ok()?;
+        Some((contents.line() + 1, contents.column() + 1, label.label().map(str::to_owned)))
+    });
     let help = error.help().map(|h| format!(" ({h})")).unwrap_or_default();
     match (file, location) {
         (Some(file), Some((line, column, label))) => {
@@ -139,9 +140,5 @@ fn format_compile_error(error: &protox::Error, roots: &[PathBuf]) -> String {
 
 /// The on-disk path of an import name, when it is under one of the roots.
 fn display_path(name: &str, roots: &[PathBuf]) -> String {
-    roots
-        .iter()
-        .map(|r| r.join(name))
-        .find(|p| p.exists())
-        .map_or_else(|| name.to_owned(), |p| p.display().to_string())
+    roots.iter().map(|r| r.join(name)).find(|p| p.exists()).map_or_else(|| name.to_owned(), |p| p.display().to_string())
 }

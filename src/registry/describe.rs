@@ -11,7 +11,13 @@ use super::{CallKind, Registration, http_bindings};
 pub fn describe_registration(registration: &Registration, pool: &DescriptorPool) -> String {
     let mut out = String::new();
     let files = registration.files.len();
-    let _ = writeln!(out, "{}  {}  ({files} file{})", registration.name, registration.digest, if files == 1 { "" } else { "s" });
+    let _ = writeln!(
+        out,
+        "{}  {}  ({files} file{})",
+        registration.name,
+        registration.digest,
+        if files == 1 { "" } else { "s" }
+    );
     let mut any = false;
     for service_name in registration.service_names() {
         let Some(service) = pool.get_service_by_name(&service_name) else { continue };

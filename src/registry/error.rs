@@ -55,9 +55,9 @@ impl RegistryError {
     /// The edge error code for this failure.
     pub fn code(&self) -> ErrorCode {
         match self {
-            RegistryError::Compile(_)
-            | RegistryError::InvalidDescriptors { .. }
-            | RegistryError::InvalidName(_) => ErrorCode::InvalidArgument,
+            RegistryError::Compile(_) | RegistryError::InvalidDescriptors { .. } | RegistryError::InvalidName(_) => {
+                ErrorCode::InvalidArgument
+            }
             RegistryError::Conflict(_) | RegistryError::AlreadyRegistered(_) => ErrorCode::AlreadyExists,
             RegistryError::NotFound(_) => ErrorCode::NotFound,
             RegistryError::Reflection(_) => ErrorCode::Unavailable,

@@ -50,12 +50,10 @@ fn collect(rule: &DynamicMessage, out: &mut Vec<HttpBinding>, top: bool) {
     if let Some((method, path)) = pattern {
         out.push(HttpBinding { method, path, body: text(rule, "body"), response_body: text(rule, "response_body") });
     }
-    if top {
-        if let Some(Value::List(more)) = rule.get_field_by_name("additional_bindings").as_deref() {
-            for binding in more {
-                if let Value::Message(binding) = binding {
-                    collect(binding, out, false);
-                }
+    if top && let Some(Value::List(more)) = rule.get_field_by_name("additional_bindings").as_deref() {
+        for binding in more {
+            if let Value::Message(binding) = binding {
+                collect(binding, out, false);
             }
         }
     }

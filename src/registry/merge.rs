@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use prost_reflect::DescriptorPool;
 
-use super::normalize::qualify;
 use super::normalize::RawFileSet;
+use super::normalize::qualify;
 use super::{Registration, RegistryError, builtin_pool};
 
 /// Every registration, merged and validated as one pool.
@@ -77,10 +77,8 @@ pub fn merge_registrations(mut registrations: Vec<Registration>) -> Result<Regis
     }
     let mut pool = builtin_pool().clone();
     let set = prost::Message::encode_to_vec(&RawFileSet { file: unique });
-    pool.decode_file_descriptor_set(set.as_slice()).map_err(|e| RegistryError::InvalidDescriptors {
-        what: "registry".into(),
-        message: e.to_string(),
-    })?;
+    pool.decode_file_descriptor_set(set.as_slice())
+        .map_err(|e| RegistryError::InvalidDescriptors { what: "registry".into(), message: e.to_string() })?;
     Ok(Registry { registrations, pool })
 }
 

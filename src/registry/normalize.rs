@@ -180,7 +180,8 @@ mod tests {
 
     #[test]
     fn json_name_follows_protoc() {
-        let table = [("page_size", "pageSize"), ("name", "name"), ("a_b_c", "aBC"), ("x__y", "xY"), ("trailing_", "trailing")];
+        let table =
+            [("page_size", "pageSize"), ("name", "name"), ("a_b_c", "aBC"), ("x__y", "xY"), ("trailing_", "trailing")];
         for (name, json) in table {
             assert_eq!(to_json_name(name), json, "{name}");
         }

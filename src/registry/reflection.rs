@@ -35,9 +35,9 @@ macro_rules! reflection_version {
     ($module:ident) => {
         mod $module {
             use super::*;
-            use tonic_reflection::pb::$module as pb;
             use pb::server_reflection_request::MessageRequest;
             use pb::server_reflection_response::MessageResponse;
+            use tonic_reflection::pb::$module as pb;
 
             pub(super) struct Session {
                 requests: mpsc::Sender<pb::ServerReflectionRequest>,
@@ -59,7 +59,8 @@ macro_rules! reflection_version {
                         Query::FileContainingSymbol(s) => MessageRequest::FileContainingSymbol(s),
                         Query::FileByFilename(f) => MessageRequest::FileByFilename(f),
                     };
-                    let request = pb::ServerReflectionRequest { host: String::new(), message_request: Some(message_request) };
+                    let request =
+                        pb::ServerReflectionRequest { host: String::new(), message_request: Some(message_request) };
                     self.requests
                         .send(request)
                         .await
@@ -73,7 +74,9 @@ macro_rules! reflection_version {
                         Some(MessageResponse::ListServicesResponse(list)) => {
                             Answer::Services(list.service.into_iter().map(|s| s.name).collect())
                         }
-                        Some(MessageResponse::FileDescriptorResponse(files)) => Answer::Files(files.file_descriptor_proto),
+                        Some(MessageResponse::FileDescriptorResponse(files)) => {
+                            Answer::Files(files.file_descriptor_proto)
+                        }
                         Some(MessageResponse::ErrorResponse(e)) => Answer::Error(e.error_code, e.error_message),
                         _ => Answer::Error(2, "unexpected reflection response".into()),
                     })
@@ -102,7 +105,11 @@ impl Session {
 
 /// Pulls `services` (all but infrastructure services when empty) and their imports from the
 /// server at `url` into a registration named `name` (default: the first service's package).
-pub async fn pull_from_server(url: &str, services: &[String], name: Option<&str>) -> Result<Registration, RegistryError> {
+pub async fn pull_from_server(
+    url: &str,
+    services: &[String],
+    name: Option<&str>,
+) -> Result<Registration, RegistryError> {
     tokio::time::timeout(PULL_TIMEOUT, pull(url, services, name))
         .await
         .map_err(|_| RegistryError::Reflection(format!("{url}: reflection did not finish within {PULL_TIMEOUT:?}")))?
@@ -111,11 +118,8 @@ pub async fn pull_from_server(url: &str, services: &[String], name: Option<&str>
 async fn pull(url: &str, wanted: &[String], name: Option<&str>) -> Result<Registration, RegistryError> {
     let fail = |what: &str, e: &dyn std::fmt::Display| RegistryError::Reflection(format!("{url}: {what}: {e}"));
     let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| fail("not a valid URL", &e))?;
-    let channel = endpoint
-        .connect_timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .map_err(|e| fail("cannot connect", &e))?;
+    let channel =
+        endpoint.connect_timeout(Duration::from_secs(5)).connect().await.map_err(|e| fail("cannot connect", &e))?;
     let mut session = open_session(channel).await.map_err(|e| fail("server reflection", &e))?;
     let listed = match session.ask(Query::ListServices).await.map_err(|e| fail("list services", &e))? {
         Answer::Services(names) => names,
@@ -160,9 +164,9 @@ async fn pull(url: &str, wanted: &[String], name: Option<&str>) -> Result<Regist
     }
     let name = match name {
         Some(name) => name.to_owned(),
-        None => first_package.filter(|p| !p.is_empty()).ok_or_else(|| {
-            RegistryError::InvalidName(format!("{} has no package; pass --name", chosen[0]))
-        })?,
+        None => first_package
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| RegistryError::InvalidName(format!("{} has no package; pass --name", chosen[0])))?,
     };
     Registration::from_files(&name, files)
 }
@@ -177,7 +181,11 @@ async fn open_session(channel: Channel) -> Result<Session, tonic::Status> {
     }
 }
 
-fn accept_files(answer: Answer, what: &str, url: &str) -> Result<Vec<(prost_types::FileDescriptorProto, Bytes)>, RegistryError> {
+fn accept_files(
+    answer: Answer,
+    what: &str,
+    url: &str,
+) -> Result<Vec<(prost_types::FileDescriptorProto, Bytes)>, RegistryError> {
     match answer {
         Answer::Files(files) => files
             .into_iter()
@@ -188,7 +196,9 @@ fn accept_files(answer: Answer, what: &str, url: &str) -> Result<Vec<(prost_type
                     .map_err(|e| RegistryError::Reflection(format!("{url}: {what}: undecodable file descriptor: {e}")))
             })
             .collect(),
-        Answer::Error(code, message) => Err(RegistryError::Reflection(format!("{url}: {what}: error {code}: {message}"))),
+        Answer::Error(code, message) => {
+            Err(RegistryError::Reflection(format!("{url}: {what}: error {code}: {message}")))
+        }
         Answer::Services(_) => Err(RegistryError::Reflection(format!("{url}: {what}: answered with a service list"))),
     }
 }

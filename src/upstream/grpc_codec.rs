@@ -2,7 +2,7 @@
 //! and served for any registered method without generated code.
 
 use prost::Message;
-use prost_reflect::{ReflectMessage, DynamicMessage, MessageDescriptor};
+use prost_reflect::{DynamicMessage, MessageDescriptor, ReflectMessage};
 use tonic::Status;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
@@ -58,8 +58,8 @@ impl Decoder for DynamicDecoder {
     type Error = Status;
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<DynamicMessage>, Status> {
-        DynamicMessage::decode(self.descriptor.clone(), src).map(Some).map_err(|e| {
-            Status::invalid_argument(format!("cannot decode {}: {e}", self.descriptor.full_name()))
-        })
+        DynamicMessage::decode(self.descriptor.clone(), src)
+            .map(Some)
+            .map_err(|e| Status::invalid_argument(format!("cannot decode {}: {e}", self.descriptor.full_name())))
     }
 }

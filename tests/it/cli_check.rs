@@ -1,0 +1,78 @@
+//! `switchyard check`: every problem in one run, with its path and line; exit codes.
+
+use crate::support::{run, text, write_files};
+
+#[test]
+fn check_reports_an_unknown_key_and_a_wrong_type_in_one_run() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let config = "\
+[listener]
+listen = \"127.0.0.1:8080\"
+max_conections = 100
+
+[admin]
+listen = 9090
+";
+    write_files(work.path(), &[("switchyard.toml", config)]);
+    let out = run(&["check", "--config", "switchyard.toml"], work.path());
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("switchyard.toml:3: listener.max_conections: unknown key; did you mean `max_connections`?"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("switchyard.toml:6: admin.listen: expected a string, found an integer"), "{stdout}");
+    assert!(text(&out.stderr).contains("2 error(s)"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn check_reports_descriptor_and_schema_problems_and_warns_on_unserved_services() {
+    let work = tempfile::tempdir().expect("tempdir");
+    write_files(
+        work.path(),
+        &[("descriptors/broken.binpb", "garbage"), ("schemas/bad.graphql", "type Query {\n  hello: String\n\n")],
+    );
+    let out = run(&["check"], work.path());
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("broken.binpb"), "{stdout}");
+    assert!(stdout.contains("bad.graphql:"), "{stdout}");
+
+    std::fs::remove_file(work.path().join("descriptors/broken.binpb")).expect("rm");
+    std::fs::remove_file(work.path().join("schemas/bad.graphql")).expect("rm");
+    let proto = crate::support::demo_proto_root().join("catalog/v1/catalog.proto");
+    let root = crate::support::demo_proto_root();
+    let added =
+        run(&["descriptors", "add", proto.to_str().expect("utf8"), "-I", root.to_str().expect("utf8")], work.path());
+    assert_eq!(added.status.code(), Some(0), "{}", text(&added.stderr));
+    let out = run(&["check"], work.path());
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("warning: service catalog.v1.Catalog: no backend serves it"), "{stdout}");
+
+    let out = run(&["check", "--backend", "catalog.v1=http://127.0.0.1:1"], work.path());
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("1 service(s) (1 with a backend)"), "{stdout}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let out = run(&["check", "--backend", "nonsense"], work.path());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("NAME=URL"), "{}", text(&out.stderr));
+    let out = run(&["frobnicate"], work.path());
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn help_explains_the_tool() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let out = run(&["--help"], work.path());
+    let help = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0));
+    for word in ["GraphQL", "REST", "WebSocket", "gRPC", "demo", "serve", "check", "descriptors"] {
+        assert!(help.contains(word), "help lacks {word}: {help}");
+    }
+}

@@ -1,0 +1,228 @@
+//! The descriptor registry through the CLI: add/list/remove, pull by reflection (v1 and a
+//! v1alpha-only server), compile errors with file:line, missing imports, conflicts.
+
+use std::net::SocketAddr;
+
+use crate::support::{demo_proto_root, dir_state, run, text, write_files};
+use switchyard::demo::{demo_registration, start_demo_backend};
+use switchyard::registry::merge_registrations;
+
+#[test]
+fn add_list_remove_round_trip() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let proto = demo_proto_root().join("catalog/v1/catalog.proto");
+    let root = demo_proto_root();
+    let args =
+        ["descriptors", "add", proto.to_str().expect("utf8"), "-I", root.to_str().expect("utf8"), "--dir", "reg"];
+    let added = run(&args, work.path());
+    assert_eq!(added.status.code(), Some(0), "{}", text(&added.stderr));
+    assert!(text(&added.stdout).contains("added catalog.v1 (sha256:"), "{}", text(&added.stdout));
+    assert!(work.path().join("reg/catalog.v1.binpb").is_file());
+
+    let again = run(&args, work.path());
+    assert_eq!(again.status.code(), Some(0));
+    assert!(text(&again.stdout).contains("already registered with the same contents"));
+
+    let listed = run(&["descriptors", "list", "--dir", "reg"], work.path());
+    let listing = text(&listed.stdout);
+    assert_eq!(listed.status.code(), Some(0));
+    for expected in [
+        "catalog.v1  sha256:",
+        "service catalog.v1.Catalog",
+        "GetBook(catalog.v1.GetBookRequest) -> catalog.v1.Book  [unary]  GET /v1/{name=shelves/*/books/*}",
+        "WatchBooks(catalog.v1.WatchBooksRequest) -> catalog.v1.BookEvent  [server-streaming]",
+        "ImportBooks(catalog.v1.CreateBookRequest) -> catalog.v1.ImportBooksResponse  [client-streaming]",
+        "[bidi-streaming]",
+        "PATCH /v1/{book.name=shelves/*/books/*} body=book",
+    ] {
+        assert!(listing.contains(expected), "missing {expected:?} in\n{listing}");
+    }
+
+    let removed = run(&["descriptors", "remove", "catalog.v1", "--dir", "reg"], work.path());
+    assert_eq!(removed.status.code(), Some(0), "{}", text(&removed.stderr));
+    let listed = run(&["descriptors", "list", "--dir", "reg"], work.path());
+    assert!(text(&listed.stdout).contains("no registrations"), "{}", text(&listed.stdout));
+    let missing = run(&["descriptors", "remove", "catalog.v1", "--dir", "reg"], work.path());
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("no registration named `catalog.v1`"));
+}
+
+#[test]
+fn a_registration_without_a_package_needs_a_name() {
+    let work = tempfile::tempdir().expect("tempdir");
+    write_files(work.path(), &[("p/plain.proto", "syntax = \"proto3\";\nmessage Plain { string a = 1; }\n")]);
+    let refused = run(&["descriptors", "add", "p/plain.proto", "--dir", "reg"], work.path());
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(text(&refused.stderr).contains("pass --name"), "{}", text(&refused.stderr));
+    let named = run(&["descriptors", "add", "p/plain.proto", "--name", "plain", "--dir", "reg"], work.path());
+    assert_eq!(named.status.code(), Some(0), "{}", text(&named.stderr));
+}
+
+#[test]
+fn a_syntax_error_names_file_and_line() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let source = "syntax = \"proto3\";\npackage shop.v1;\n\nmessage Item {\n  string name = 1\n  int32 count = 2;\n}\n";
+    write_files(work.path(), &[("protos/shop.proto", source)]);
+    let out = run(&["descriptors", "add", "protos/shop.proto", "--dir", "reg"], work.path());
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("protos/shop.proto:6:"), "file:line missing: {stderr}");
+    assert!(!work.path().join("reg").join("shop.v1.binpb").exists());
+}
+
+#[test]
+fn an_import_that_cannot_be_found_is_named_with_its_line() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let source = "syntax = \"proto3\";\npackage shop.v1;\nimport \"google/api/annotations.proto\";\nimport \"common/money.proto\";\nmessage Item { string name = 1; }\n";
+    write_files(work.path(), &[("protos/shop.proto", source)]);
+    let out = run(&["descriptors", "add", "protos/shop.proto", "-I", "protos", "--dir", "reg"], work.path());
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("protos/shop.proto:4:"), "{stderr}");
+    assert!(stderr.contains("common/money.proto") && stderr.contains("not found"), "{stderr}");
+}
+
+#[test]
+fn a_conflicting_registration_leaves_the_registry_unchanged() {
+    let work = tempfile::tempdir().expect("tempdir");
+    write_files(
+        work.path(),
+        &[
+            ("a/shop/item.proto", "syntax = \"proto3\";\npackage shop;\nmessage Item { string name = 1; }\n"),
+            ("b/shop/other.proto", "syntax = \"proto3\";\npackage shop;\nmessage Item { int64 id = 1; }\n"),
+            ("c/shop/item.proto", "syntax = \"proto3\";\npackage shop;\nmessage Item { string title = 1; }\n"),
+        ],
+    );
+    let first =
+        run(&["descriptors", "add", "a/shop/item.proto", "-I", "a", "--name", "first", "--dir", "reg"], work.path());
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    let before = dir_state(&work.path().join("reg"));
+
+    let clash =
+        run(&["descriptors", "add", "b/shop/other.proto", "-I", "b", "--name", "second", "--dir", "reg"], work.path());
+    let stderr = text(&clash.stderr);
+    assert_eq!(clash.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("`shop.Item`") && stderr.contains("`first`") && stderr.contains("`second`"), "{stderr}");
+    assert!(stderr.contains("shop/item.proto") && stderr.contains("shop/other.proto"), "{stderr}");
+
+    let same_file =
+        run(&["descriptors", "add", "c/shop/item.proto", "-I", "c", "--name", "third", "--dir", "reg"], work.path());
+    let stderr = text(&same_file.stderr);
+    assert_eq!(same_file.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("file `shop/item.proto` differs"), "{stderr}");
+
+    let taken =
+        run(&["descriptors", "add", "c/shop/item.proto", "-I", "c", "--name", "first", "--dir", "reg"], work.path());
+    assert_eq!(taken.status.code(), Some(1));
+    assert!(text(&taken.stderr).contains("already exists with different contents"), "{}", text(&taken.stderr));
+
+    assert_eq!(dir_state(&work.path().join("reg")), before, "the registry changed");
+}
+
+#[test]
+fn identical_shared_imports_are_allowed_and_removal_keeps_dependents_whole() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let money = "syntax = \"proto3\";\npackage common;\nmessage Money { int64 units = 1; string currency = 2; }\n";
+    write_files(
+        work.path(),
+        &[
+            ("p/common/money.proto", money),
+            (
+                "p/shop/cart.proto",
+                "syntax = \"proto3\";\npackage shop;\nimport \"common/money.proto\";\nmessage Cart { common.Money total = 1; }\n",
+            ),
+            (
+                "p/bank/account.proto",
+                "syntax = \"proto3\";\npackage bank;\nimport \"common/money.proto\";\nmessage Account { common.Money balance = 1; }\n",
+            ),
+        ],
+    );
+    for file in ["p/shop/cart.proto", "p/bank/account.proto"] {
+        let out = run(&["descriptors", "add", file, "-I", "p", "--dir", "reg"], work.path());
+        assert_eq!(out.status.code(), Some(0), "{file}: {}", text(&out.stderr));
+    }
+    let removed = run(&["descriptors", "remove", "shop", "--dir", "reg"], work.path());
+    assert_eq!(removed.status.code(), Some(0), "{}", text(&removed.stderr));
+    let listed = run(&["descriptors", "list", "--dir", "reg"], work.path());
+    assert!(text(&listed.stdout).contains("bank  sha256:"), "{}", text(&listed.stdout));
+}
+
+#[test]
+fn binary_descriptor_sets_are_accepted_and_must_carry_their_imports() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let registration = demo_registration().expect("demo compiles");
+    std::fs::write(work.path().join("catalog.binpb"), registration.encode()).expect("write");
+    let out = run(&["descriptors", "add", "catalog.binpb", "--dir", "reg"], work.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(&registration.digest), "same digest as compiled: {}", text(&out.stdout));
+
+    write_files(work.path(), &[("garbage.pb", "not a descriptor set")]);
+    let bad = run(&["descriptors", "add", "garbage.pb", "--dir", "reg2"], work.path());
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(text(&bad.stderr).contains("garbage.pb"), "{}", text(&bad.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_from_a_reflection_v1_server() {
+    let backend = start_demo_backend(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("demo backend");
+    let work = tempfile::tempdir().expect("tempdir");
+    let url = backend.url();
+    let path = work.path().to_owned();
+    let out = tokio::task::spawn_blocking(move || run(&["descriptors", "pull", &url, "--dir", "reg"], &path))
+        .await
+        .expect("join");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let expected = demo_registration().expect("demo").digest;
+    assert!(text(&out.stdout).contains(&format!("added catalog.v1 ({expected})")), "{}", text(&out.stdout));
+    backend.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_falls_back_to_v1alpha_and_fetches_transitive_imports() {
+    let registry = merge_registrations(vec![demo_registration().expect("demo")]).expect("merges");
+    let encoded = registry.pool.encode_to_vec();
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(&encoded)
+        .build_v1alpha()
+        .expect("v1alpha service");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(reflection)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let work = tempfile::tempdir().expect("tempdir");
+    let path = work.path().to_owned();
+    let url = format!("http://{addr}");
+    let out = tokio::task::spawn_blocking(move || {
+        run(&["descriptors", "pull", &url, "--service", "catalog.v1.Catalog", "--dir", "reg"], &path)
+    })
+    .await
+    .expect("join");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let expected = demo_registration().expect("demo").digest;
+    assert!(text(&out.stdout).contains(&expected), "{}", text(&out.stdout));
+
+    let path = work.path().to_owned();
+    let url = format!("http://{addr}");
+    let unknown = tokio::task::spawn_blocking(move || {
+        run(&["descriptors", "pull", &url, "--service", "nope.Nope", "--dir", "reg2"], &path)
+    })
+    .await
+    .expect("join");
+    assert_eq!(unknown.status.code(), Some(3));
+    assert!(text(&unknown.stderr).contains("`nope.Nope` is not served"), "{}", text(&unknown.stderr));
+    server.abort();
+}
+
+#[test]
+fn pull_from_nowhere_is_a_runtime_failure() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    let out = run(&["descriptors", "pull", &format!("http://{addr}"), "--dir", "reg"], work.path());
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("cannot connect"), "{}", text(&out.stderr));
+}

@@ -1,0 +1,123 @@
+//! Shared test helpers: the built binary, child processes with parsed addresses, temp dirs.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Generous hang detector for waits on child processes (never a performance assertion).
+pub(crate) const HANG: Duration = Duration::from_secs(60);
+
+pub(crate) fn bin() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+    command.env("RUST_LOG", "warn");
+    command
+}
+
+/// Runs the binary to completion.
+pub(crate) fn run(args: &[&str], cwd: &Path) -> Output {
+    bin().args(args).current_dir(cwd).stdin(Stdio::null()).output().expect("the binary runs")
+}
+
+pub(crate) fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A child process whose stdout lines are collected in the background.
+pub(crate) struct Running {
+    pub(crate) child: Child,
+    lines: mpsc::Receiver<String>,
+    pub(crate) seen: Vec<String>,
+}
+
+impl Running {
+    pub(crate) fn spawn(args: &[&str], cwd: &Path) -> Running {
+        let mut child = bin()
+            .args(args)
+            .current_dir(cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the binary starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (send, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running { child, lines, seen: Vec::new() }
+    }
+
+    /// Waits for a stdout line containing `marker` and returns the first `http://...` URL after it.
+    pub(crate) fn url_after(&mut self, marker: &str) -> String {
+        loop {
+            if let Some(line) = self.seen.iter().find(|l| l.contains(marker)) {
+                let tail = &line[line.find(marker).expect("marker") + marker.len()..];
+                let start = tail.find("http://").expect("a URL on the line");
+                return tail[start..].split([' ', ')']).next().expect("url").to_owned();
+            }
+            match self.lines.recv_timeout(HANG) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => panic!("no line with {marker:?}; saw {:#?}", self.seen),
+            }
+        }
+    }
+
+    pub(crate) fn signal(&self, name: &str) {
+        let status = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status();
+        assert!(status.expect("kill runs").success());
+    }
+
+    /// Waits for exit (hang detector only) and returns the exit code.
+    pub(crate) fn wait(&mut self) -> Option<i32> {
+        let deadline = std::time::Instant::now() + HANG;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.code();
+            }
+            assert!(std::time::Instant::now() < deadline, "the process did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The demo proto's directory in the source tree.
+pub(crate) fn demo_proto_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("descriptors/demo")
+}
+
+/// Writes `files` (relative path → contents) under `dir`.
+pub(crate) fn write_files(dir: &Path, files: &[(&str, &str)]) {
+    for (path, contents) in files {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().expect("has a parent")).expect("mkdir");
+        std::fs::write(path, contents).expect("write");
+    }
+}
+
+/// A snapshot of a directory's files and contents, for "nothing changed" assertions.
+pub(crate) fn dir_state(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut state: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().is_file())
+                .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).expect("read")))
+                .collect()
+        })
+        .unwrap_or_default();
+    state.sort();
+    state
+}
