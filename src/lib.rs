@@ -14,4 +14,5 @@ pub mod ingress;
 pub mod registry;
 pub mod server;
 pub mod snapshot;
+pub mod transcode;
 pub mod upstream;
