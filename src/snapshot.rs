@@ -10,6 +10,7 @@ use std::time::SystemTime;
 
 use crate::config::{BackendConfig, BackendProtocol, Config, Problem, check_endpoint_url, load_config_file};
 use crate::registry::{Registration, Registry, RegistryDir, merge_registrations};
+use crate::transcode::routes::{RestRoutes, build_routes};
 
 /// Where a snapshot is built from: a config file, directories and the CLI's quick flags.
 #[derive(Debug, Clone, Default)]
@@ -91,6 +92,8 @@ pub struct Snapshot {
     pub clusters: BTreeMap<String, Cluster>,
     /// Every registered gRPC service → the cluster serving it (None: no backend).
     pub services: BTreeMap<String, Option<String>>,
+    /// REST routes: google.api.http bindings and the default `POST /{Service}/{Method}` routes.
+    pub routes: RestRoutes,
     /// GraphQL schema files found in the schemas directory.
     pub schema_files: Vec<PathBuf>,
     /// Warnings from the build (served anyway).
@@ -134,6 +137,15 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
     let clusters = build_clusters(&config, &sources.backends, &mut problems);
     let schema_files = check_schema_dir(&config.sources.schemas, &mut problems);
     let services = assign_services(registry.as_ref(), &clusters, &mut problems);
+    let routes = match &registry {
+        Some(registry) => {
+            let names: Vec<String> = services.keys().cloned().collect();
+            let (routes, route_problems) = build_routes(&registry.pool, &names);
+            problems.extend(route_problems);
+            routes
+        }
+        None => RestRoutes::default(),
+    };
 
     if problems.iter().any(Problem::is_error) {
         return Err(problems);
@@ -145,6 +157,7 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
         registry: registry.unwrap_or_else(Registry::empty),
         clusters,
         services,
+        routes,
         schema_files,
         warnings: problems,
     })

@@ -5,6 +5,7 @@
 mod check;
 mod demo;
 mod descriptors;
+mod routes;
 mod serve;
 mod signal;
 
@@ -39,6 +40,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Print every problem in the config, descriptors and schemas; exit 1 if there is one.
     Check(SourceArgs),
+    /// Print the REST route table: method, path template, gRPC method, call kind, body mapping.
+    Routes(SourceArgs),
     /// Manage the descriptor registry.
     #[command(subcommand)]
     Descriptors(descriptors::DescriptorsCommand),
@@ -117,6 +120,7 @@ pub fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Serve(args) => serve::run(args).await,
             Command::Check(args) => check::run(args).await,
+            Command::Routes(args) => routes::run(args).await,
             Command::Descriptors(command) => descriptors::run(command).await,
         }
     });

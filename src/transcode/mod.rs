@@ -3,4 +3,5 @@
 
 pub mod percent;
 pub mod route_table;
+pub mod routes;
 pub mod template;

@@ -254,7 +254,8 @@ mod tests {
             ("GET", "/v1/{name=shelves/*/books/*}:discuss"),
             ("POST", "/catalog.v1.Catalog/GetBook"),
         ]);
-        let cases: &[(&str, &str, Result<(&str, &[&str]), MatchError>)] = &[
+        type Case<'a> = (&'a str, &'a str, Result<(&'a str, &'a [&'a str]), MatchError>);
+        let cases: &[Case<'_>] = &[
             ("GET", "/v1/shelves/1/books/2", Ok(("GET /v1/{name=shelves/*/books/*}", &["shelves/1/books/2"]))),
             ("GET", "/v1/shelves/1/books", Ok(("GET /v1/{parent=shelves/*}/books", &["shelves/1"]))),
             ("POST", "/v1/shelves/1/books", Ok(("POST /v1/{parent=shelves/*}/books", &["shelves/1"]))),
@@ -266,7 +267,11 @@ mod tests {
             ("GET", "/files", Ok(("GET /files/{path=**}", &[""]))),
             ("GET", "/files/a%2Fb/c", Ok(("GET /files/{path=**}", &["a%2Fb/c"]))),
             ("GET", "/static/x/y", Ok(("GET /static/**", &[]))),
-            ("GET", "/v1/shelves/1/books/2:discuss", Ok(("GET /v1/{name=shelves/*/books/*}:discuss", &["shelves/1/books/2"]))),
+            (
+                "GET",
+                "/v1/shelves/1/books/2:discuss",
+                Ok(("GET /v1/{name=shelves/*/books/*}:discuss", &["shelves/1/books/2"])),
+            ),
             ("GET", "/v1/shelves/1/books/a:b", Ok(("GET /v1/{name=shelves/*/books/*}", &["shelves/1/books/a:b"]))),
             ("GET", "/v1/shelves/a%2Fb/books/2", Ok(("GET /v1/{name=shelves/*/books/*}", &["shelves/a%2Fb/books/2"]))),
             ("GET", "/v1/shelves/special/books/a%2Fb", Ok(("GET /v1/shelves/special/books/{id}", &["a/b"]))),
@@ -276,7 +281,11 @@ mod tests {
             ("GET", "/v1/shelves//books", Err(MatchError::NotFound)),
             ("GET", "/v1/shelves/1/books/", Err(MatchError::NotFound)),
             ("GET", "", Err(MatchError::NotFound)),
-            ("DELETE", "/v1/shelves/1/books", Err(MatchError::MethodNotAllowed { allowed: vec![Method::GET, Method::POST] })),
+            (
+                "DELETE",
+                "/v1/shelves/1/books",
+                Err(MatchError::MethodNotAllowed { allowed: vec![Method::GET, Method::POST] }),
+            ),
             ("GET", "/v1/books:import", Err(MatchError::MethodNotAllowed { allowed: vec![Method::POST] })),
         ];
         for (method, path, want) in cases {

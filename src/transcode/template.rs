@@ -251,7 +251,8 @@ mod tests {
 
     #[test]
     fn grammar_table() {
-        let table: Vec<(&str, Vec<Segment>, Option<&str>, Vec<(&str, usize, usize)>)> = vec![
+        type Case = (&'static str, Vec<Segment>, Option<&'static str>, Vec<(&'static str, usize, usize)>);
+        let table: Vec<Case> = vec![
             ("/v1/shelves", vec![lit("v1"), lit("shelves")], None, vec![]),
             ("/v1/{name}", vec![lit("v1"), Single], None, vec![("name", 1, 2)]),
             (
