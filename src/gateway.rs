@@ -1,18 +1,53 @@
-//! The `Gateway`: holds the current `Snapshot` behind an atomic pointer, the sources it is
-//! rebuilt from, and readiness. A request takes the snapshot once at its start and uses it to
-//! the end. The per-operation stage order (ingress → policy → plan → execute) lands here with
-//! the transcoding issue. Only `server` and `admin` swap the snapshot.
+//! The `Gateway`: holds what is served — the current `Snapshot` and the upstream clients built
+//! for it — behind one atomic pointer, plus readiness. `execute` is the stage order for one
+//! operation (plan → execute; policy joins with its issue). A request takes the served state
+//! once at its start and uses it to the end. Only `server` and `admin` swap it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
 
+use crate::error::ErrorCode;
+use crate::execute::{ExecuteError, FetchOutput, execute_plan};
+use crate::operation::Operation;
+use crate::plan::{PlanError, ServiceDirectory, plan_operation};
 use crate::snapshot::{Snapshot, SnapshotSources};
+use crate::upstream::Upstreams;
+
+/// A snapshot with the upstream clients for its clusters.
+#[derive(Debug)]
+pub struct Served {
+    /// Everything served.
+    pub snapshot: Arc<Snapshot>,
+    /// One client per cluster.
+    pub upstreams: Upstreams,
+}
+
+/// Why an operation failed before or during its fetches.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GatewayError {
+    /// It could not be planned.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// A fetch failed.
+    #[error(transparent)]
+    Execute(#[from] ExecuteError),
+}
+
+impl GatewayError {
+    /// The edge error code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            GatewayError::Plan(e) => e.code(),
+            GatewayError::Execute(e) => e.code(),
+        }
+    }
+}
 
 /// The running gateway's shared state.
 pub struct Gateway {
-    snapshot: ArcSwap<Snapshot>,
+    served: ArcSwap<Served>,
     sources: SnapshotSources,
     ready: AtomicBool,
     reload_lock: tokio::sync::Mutex<()>,
@@ -20,19 +55,25 @@ pub struct Gateway {
 
 impl Gateway {
     /// A gateway serving `snapshot`, rebuilt from `sources` on reload. Not ready until the
-    /// server says so.
+    /// server says so. Must be called within a tokio runtime (clients are created here).
     pub fn new(snapshot: Snapshot, sources: SnapshotSources) -> Arc<Self> {
+        let upstreams = Upstreams::build(snapshot.clusters.values(), None);
         Arc::new(Gateway {
-            snapshot: ArcSwap::from_pointee(snapshot),
+            served: ArcSwap::from_pointee(Served { snapshot: Arc::new(snapshot), upstreams }),
             sources,
             ready: AtomicBool::new(false),
             reload_lock: tokio::sync::Mutex::new(()),
         })
     }
 
-    /// The current snapshot; hold it for the whole request.
+    /// What is served now; hold it for the whole request.
+    pub fn served(&self) -> Arc<Served> {
+        self.served.load_full()
+    }
+
+    /// The current snapshot.
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.snapshot.load_full()
+        self.served.load().snapshot.clone()
     }
 
     /// Where snapshots are rebuilt from.
@@ -55,10 +96,28 @@ impl Gateway {
         self.reload_lock.lock().await
     }
 
-    /// Installs a new, fully validated snapshot.
+    /// Installs a new, fully validated snapshot, keeping clients of unchanged clusters.
     pub(crate) fn swap(&self, snapshot: Snapshot) -> Arc<Snapshot> {
+        let previous = self.served.load();
+        let upstreams = Upstreams::build(snapshot.clusters.values(), Some(&previous.upstreams));
         let snapshot = Arc::new(snapshot);
-        self.snapshot.store(snapshot.clone());
+        self.served.store(Arc::new(Served { snapshot: snapshot.clone(), upstreams }));
         snapshot
     }
+}
+
+impl ServiceDirectory for Snapshot {
+    fn cluster_for(&self, full_name: &str) -> Option<&str> {
+        self.services.get(full_name)?.as_deref()
+    }
+}
+
+/// Runs one operation through the stages, in order.
+pub async fn execute_operation(served: &Served, operation: Operation) -> Result<Vec<FetchOutput>, GatewayError> {
+    let plan = plan_operation(operation, served.snapshot.as_ref())?;
+    let mut outputs = Vec::with_capacity(plan.fetches.len());
+    for result in execute_plan(plan, &served.upstreams).await {
+        outputs.push(result?);
+    }
+    Ok(outputs)
 }

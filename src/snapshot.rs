@@ -10,6 +10,7 @@ use std::time::SystemTime;
 
 use crate::config::{BackendConfig, BackendProtocol, Config, Problem, check_endpoint_url, load_config_file};
 use crate::registry::{Registration, Registry, RegistryDir, merge_registrations};
+pub use crate::upstream::Cluster;
 use crate::transcode::routes::{RestRoutes, build_routes};
 
 /// Where a snapshot is built from: a config file, directories and the CLI's quick flags.
@@ -62,19 +63,6 @@ impl std::str::FromStr for BackendFlag {
         }
         Ok(BackendFlag { name: name.to_owned(), urls })
     }
-}
-
-/// A backend cluster as served.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Cluster {
-    /// Its name (a config key, or the NAME of a `--backend` flag).
-    pub name: String,
-    /// The protocol it speaks.
-    pub protocol: BackendProtocol,
-    /// Its endpoints.
-    pub endpoints: Vec<http::Uri>,
-    /// The names it claims (services or package prefixes).
-    pub serves: Vec<String>,
 }
 
 /// Everything served, as one immutable unit.

@@ -34,6 +34,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Where descriptors and GraphQL schemas are read from.
     pub sources: SourcesConfig,
+    /// JSON REST transcoding.
+    pub rest: RestConfig,
     /// Named backend clusters.
     pub backends: BTreeMap<String, BackendConfig>,
 }
@@ -110,6 +112,39 @@ pub struct SourcesConfig {
 impl Default for SourcesConfig {
     fn default() -> Self {
         SourcesConfig { descriptors: PathBuf::from("descriptors"), schemas: PathBuf::from("schemas") }
+    }
+}
+
+/// JSON REST transcoding: limits, deadline and the JSON mapping's options.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct RestConfig {
+    /// Largest request body accepted, in bytes (413 above it).
+    #[schemars(range(min = 1))]
+    pub max_body_bytes: u64,
+    /// Deadline of a transcoded call when the client asks for none.
+    pub timeout: ConfigDuration,
+    /// Write fields that hold their default value (proto3 JSON omits them).
+    pub emit_defaults: bool,
+    /// Write original proto field names instead of lowerCamelCase json names.
+    pub proto_field_names: bool,
+    /// Ignore unknown JSON fields and query parameters instead of answering 400.
+    pub ignore_unknown_fields: bool,
+    /// Deepest JSON nesting accepted in a request body (400 above it).
+    #[schemars(range(min = 1, max = 100))]
+    pub max_json_depth: u32,
+}
+
+impl Default for RestConfig {
+    fn default() -> Self {
+        RestConfig {
+            max_body_bytes: 4 * 1024 * 1024,
+            timeout: ConfigDuration::from_secs(30),
+            emit_defaults: false,
+            proto_field_names: false,
+            ignore_unknown_fields: false,
+            max_json_depth: 64,
+        }
     }
 }
 

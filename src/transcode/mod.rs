@@ -1,6 +1,8 @@
 //! Transcoding, pure: google.api.http path templates, the route table, request binding and
 //! proto3 JSON. No I/O and no framework types; the REST ingress and the executor call in.
 
+pub mod binding;
+pub mod json;
 pub mod percent;
 pub mod route_table;
 pub mod routes;

@@ -1,6 +1,7 @@
 //! `DynamicCodec`: a tonic codec for prost-reflect `DynamicMessage`s, so gRPC calls can be made
 //! and served for any registered method without generated code.
 
+use bytes::{Buf, BufMut, Bytes};
 use prost::Message;
 use prost_reflect::{DynamicMessage, MessageDescriptor, ReflectMessage};
 use tonic::Status;
@@ -61,5 +62,46 @@ impl Decoder for DynamicDecoder {
         DynamicMessage::decode(self.descriptor.clone(), src)
             .map(Some)
             .map_err(|e| Status::invalid_argument(format!("cannot decode {}: {e}", self.descriptor.full_name())))
+    }
+}
+
+/// Passes protobuf bytes through untouched: the gateway encodes requests itself and decodes
+/// (or transcodes) responses after the call, so a backend's undecodable answer is the gateway's
+/// 502, not a status tonic invents.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = Bytes;
+    type Decode = Bytes;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl Encoder for RawCodec {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        let len = src.remaining();
+        Ok(Some(src.copy_to_bytes(len)))
     }
 }

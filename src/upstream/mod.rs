@@ -1,6 +1,116 @@
-//! Upstream: every connection to a served backend. Today it holds the gRPC message codec for
-//! dynamic (descriptor-driven) messages; the transcoding issue adds the fetch trait and gRPC/HTTP
-//! clients, the pools issue the balancers, health checks and breakers. Upstream never sees an
-//! Operation or a Plan, only fetch requests.
+//! Upstream: every connection to a served backend. `Upstreams` holds one client per cluster and
+//! survives snapshot swaps for clusters whose definition did not change; `grpc` makes calls;
+//! `grpc_codec` frames messages. Upstream never sees an Operation or a Plan, only calls with
+//! encoded requests. The pools issue adds balancing, health, outlier ejection and breakers.
 
+mod cluster;
+pub mod grpc;
 pub mod grpc_codec;
+
+use std::collections::HashMap;
+
+use crate::error::{ErrorCode, grpc_code};
+
+pub use cluster::Cluster;
+pub use grpc::{GrpcClient, UnaryReply};
+
+/// A backend call that did not produce an answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpstreamError {
+    /// The backend answered with a non-OK gRPC status.
+    #[error("{message}")]
+    Status {
+        /// The gRPC status code.
+        code: i32,
+        /// The backend's message.
+        message: String,
+        /// `grpc-status-details-bin`: an encoded google.rpc.Status, if sent.
+        details: bytes::Bytes,
+    },
+    /// The backend could not be reached.
+    #[error("backend {cluster} is unavailable")]
+    Unavailable {
+        /// The cluster.
+        cluster: String,
+    },
+    /// The deadline passed before the answer.
+    #[error("the backend did not answer before the deadline")]
+    DeadlineExceeded,
+    /// The backend's answer is not a valid answer.
+    #[error("{0}")]
+    BadAnswer(String),
+    /// A gateway fault.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl UpstreamError {
+    /// The edge error code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            UpstreamError::Status { code, .. } => ErrorCode::from_grpc_code(*code),
+            UpstreamError::Unavailable { .. } => ErrorCode::Unavailable,
+            UpstreamError::DeadlineExceeded => ErrorCode::DeadlineExceeded,
+            UpstreamError::BadAnswer(_) => ErrorCode::UpstreamError,
+            UpstreamError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    pub(crate) fn unavailable(cluster: &str, error: &dyn std::fmt::Display) -> Self {
+        tracing::debug!(cluster, %error, "backend unavailable");
+        UpstreamError::Unavailable { cluster: cluster.to_owned() }
+    }
+
+    /// Classifies a tonic status: transport failures (which carry a source error and may name
+    /// addresses) become `Unavailable`; the backend's own statuses pass through.
+    pub(crate) fn from_status(cluster: &str, status: tonic::Status) -> Self {
+        if std::error::Error::source(&status).is_some() && status.code() == tonic::Code::Unavailable {
+            return UpstreamError::unavailable(cluster, &status);
+        }
+        if status.code() == tonic::Code::Cancelled && std::error::Error::source(&status).is_some() {
+            return UpstreamError::unavailable(cluster, &status);
+        }
+        let code = status.code() as i32;
+        if code == grpc_code::DEADLINE_EXCEEDED {
+            return UpstreamError::DeadlineExceeded;
+        }
+        UpstreamError::Status { code, message: status.message().to_owned(), details: status.details().to_vec().into() }
+    }
+}
+
+/// One client per cluster.
+#[derive(Debug, Default)]
+pub struct Upstreams {
+    clients: HashMap<String, (Cluster, GrpcClient)>,
+}
+
+impl Upstreams {
+    /// Clients for `clusters`, reusing `previous`'s where the cluster is unchanged.
+    pub fn build<'a>(clusters: impl IntoIterator<Item = &'a Cluster>, previous: Option<&Upstreams>) -> Self {
+        let mut clients = HashMap::new();
+        for cluster in clusters {
+            if let Some((old, client)) = previous.and_then(|p| p.clients.get(&cluster.name))
+                && old == cluster
+            {
+                clients.insert(cluster.name.clone(), (old.clone(), client.clone()));
+                continue;
+            }
+            let Some(endpoint) = cluster.endpoints.first() else { continue };
+            match GrpcClient::new(&cluster.name, endpoint) {
+                Ok(client) => {
+                    clients.insert(cluster.name.clone(), (cluster.clone(), client));
+                }
+                Err(error) => tracing::warn!(cluster = cluster.name, %error, "cannot create a client"),
+            }
+        }
+        Upstreams { clients }
+    }
+
+    /// The client of `cluster`.
+    pub fn grpc(&self, cluster: &str) -> Result<&GrpcClient, UpstreamError> {
+        self.clients
+            .get(cluster)
+            .map(|(_, client)| client)
+            .ok_or_else(|| UpstreamError::Unavailable { cluster: cluster.to_owned() })
+    }
+}

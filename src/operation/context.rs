@@ -1,0 +1,46 @@
+//! `RequestContext`: typed facts about the request that every stage may read: forwarded
+//! metadata, the deadline, the correlation id and the client address.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Metadata to forward to backends: lower-case ASCII names; `-bin` values are raw bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metadata {
+    entries: Vec<(String, Vec<u8>)>,
+}
+
+impl Metadata {
+    /// Adds an entry (the name is lower-cased).
+    pub fn push(&mut self, name: &str, value: impl Into<Vec<u8>>) {
+        self.entries.push((name.to_ascii_lowercase(), value.into()));
+    }
+
+    /// The entries in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.entries.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
+    }
+
+    /// The first value of `name`.
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.entries.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
+    }
+
+    /// True if there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// What is known about the request apart from its content.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    /// Headers to forward to backends, already filtered by the forwarding rules.
+    pub metadata: Metadata,
+    /// Time left for the whole operation, if bounded.
+    pub timeout: Option<Duration>,
+    /// The correlation id (the client's `x-request-id`, or one the gateway made).
+    pub request_id: Option<String>,
+    /// The client's address.
+    pub client: Option<SocketAddr>,
+}

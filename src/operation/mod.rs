@@ -1,0 +1,46 @@
+//! The one internal operation model: what a client asked for, whatever its protocol. A REST
+//! call is an Operation with one root call that selects the whole response message (or its
+//! `response_body` field); GraphQL documents, WebSocket subscriptions and gRPC calls become
+//! Operations too. Pure data: no tokio, axum, tonic, reqwest or async-graphql types.
+
+mod context;
+
+use prost_reflect::{DynamicMessage, FieldDescriptor, MethodDescriptor};
+
+pub use context::{Metadata, RequestContext};
+
+/// A client's request, parsed and validated by its ingress.
+#[derive(Debug, Clone)]
+pub struct Operation {
+    /// The backend calls the client asked for, in order.
+    pub calls: Vec<RootCall>,
+    /// Who asked, with what headers and deadline.
+    pub context: RequestContext,
+}
+
+/// One backend method call requested by the client.
+#[derive(Debug, Clone)]
+pub struct RootCall {
+    /// The gRPC method.
+    pub method: MethodDescriptor,
+    /// The request message.
+    pub input: DynamicMessage,
+    /// Which part of the response the client wants.
+    pub selection: Selection,
+}
+
+/// The part of a response message a client selected.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    /// The whole message.
+    Whole,
+    /// One top-level field (a REST binding's `response_body`).
+    Field(FieldDescriptor),
+}
+
+impl Operation {
+    /// An operation with a single root call.
+    pub fn single(call: RootCall, context: RequestContext) -> Self {
+        Operation { calls: vec![call], context }
+    }
+}

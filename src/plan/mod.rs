@@ -1,0 +1,94 @@
+//! The planner: turns an Operation into a Plan, a DAG of backend fetches. A REST call is a
+//! one-fetch plan; GraphQL adds dependent and batched fetches. Plans are pure data with a
+//! `Display` for `switchyard plan` and snapshot tests. No I/O.
+
+use std::fmt;
+use std::time::Duration;
+
+use prost_reflect::{DynamicMessage, MethodDescriptor};
+
+use crate::error::ErrorCode;
+use crate::operation::{Metadata, Operation, Selection};
+
+/// What the planner needs from the snapshot: which cluster serves a service.
+pub trait ServiceDirectory {
+    /// The cluster serving gRPC service `full_name`, or None when no backend serves it.
+    fn cluster_for(&self, full_name: &str) -> Option<&str>;
+}
+
+/// The fetches to run for one operation.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Fetches in dependency order; today none depend on another.
+    pub fetches: Vec<Fetch>,
+}
+
+/// One backend call.
+#[derive(Debug, Clone)]
+pub struct Fetch {
+    /// The cluster to send it to.
+    pub cluster: String,
+    /// The gRPC method.
+    pub method: MethodDescriptor,
+    /// The request message.
+    pub input: DynamicMessage,
+    /// Metadata to send.
+    pub metadata: Metadata,
+    /// Deadline for the call.
+    pub timeout: Option<Duration>,
+    /// The part of the answer the operation selected.
+    pub selection: Selection,
+}
+
+/// Why an operation cannot be planned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// The service has no backend.
+    #[error("no backend serves {service}")]
+    NoBackend {
+        /// The service's full name.
+        service: String,
+    },
+}
+
+impl PlanError {
+    /// The edge error code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            PlanError::NoBackend { .. } => ErrorCode::Unavailable,
+        }
+    }
+}
+
+/// Plans `operation` against `directory`.
+pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) -> Result<Plan, PlanError> {
+    let context = operation.context;
+    let mut fetches = Vec::with_capacity(operation.calls.len());
+    for call in operation.calls {
+        let service = call.method.parent_service().full_name().to_owned();
+        let cluster = directory.cluster_for(&service).ok_or(PlanError::NoBackend { service })?.to_owned();
+        fetches.push(Fetch {
+            cluster,
+            method: call.method,
+            input: call.input,
+            metadata: context.metadata.clone(),
+            timeout: context.timeout,
+            selection: call.selection,
+        });
+    }
+    Ok(Plan { fetches })
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "Plan {{")?;
+        for (i, fetch) in self.fetches.iter().enumerate() {
+            write!(f, "  [{i}] {} via {}", fetch.method.full_name(), fetch.cluster)?;
+            if let Selection::Field(field) = &fetch.selection {
+                write!(f, " select .{}", field.name())?;
+            }
+            writeln!(f)?;
+        }
+        write!(f, "}}")
+    }
+}

@@ -1,0 +1,317 @@
+//! Building a gRPC request message from an HTTP request, per google.api.http: the body (all of
+//! it, one field, or none), then query parameters for fields the path and body do not bind
+//! (dotted paths, repeated by repetition, enums by name or number, wrappers and string-like
+//! well-known types), then path variables, which win. A PATCH whose request has a FieldMask the
+//! client left empty gets the mask from the JSON keys present in the body.
+
+use base64::Engine;
+use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage, Value};
+
+use super::json::{JsonError, JsonOptions, json_to_message};
+use super::percent::{Keep, percent_decode};
+use super::routes::{BodyRule, RestRoute, is_string_like_wkt};
+
+/// Why a request could not be bound.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BindError {
+    /// The body is not a valid message.
+    #[error("request body: {0}")]
+    Body(#[from] JsonError),
+    /// A query parameter is unknown or has a bad value.
+    #[error("query parameter `{name}`: {message}")]
+    Query {
+        /// The parameter name as sent.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A path variable's value does not fit its field.
+    #[error("path variable `{field}`: {message}")]
+    Path {
+        /// The field path.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The HTTP request parts a route binds.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpParts<'a> {
+    /// Decoded path variable values, in template order.
+    pub variables: &'a [String],
+    /// The raw query string, without `?`.
+    pub query: Option<&'a str>,
+    /// The body bytes.
+    pub body: &'a [u8],
+    /// True for PATCH (FieldMask auto-fill).
+    pub is_patch: bool,
+}
+
+/// Builds the request message for `route` from `parts`.
+pub fn bind_request(route: &RestRoute, parts: HttpParts<'_>, options: &JsonOptions) -> Result<DynamicMessage, BindError> {
+    let input = route.method.input();
+    let body_present = !parts.body.iter().all(u8::is_ascii_whitespace);
+    let mut message = match (&route.body, body_present) {
+        (BodyRule::Whole, true) => json_to_message(input.clone(), parts.body, options)?,
+        (BodyRule::Field(field), true) => bind_body_field(&input, field, parts.body, options)?,
+        _ => DynamicMessage::new(input.clone()),
+    };
+    if let Some(query) = parts.query.filter(|q| !q.is_empty()) {
+        bind_query(&mut message, route, query, options)?;
+    }
+    for (fields, value) in route.path_fields.iter().zip(parts.variables) {
+        let name = fields.iter().map(FieldDescriptor::name).collect::<Vec<_>>().join(".");
+        let parsed = parse_text(fields.last().expect("a field path is never empty"), value)
+            .map_err(|message| BindError::Path { field: name.clone(), message })?;
+        set_path(&mut message, fields, parsed);
+    }
+    if parts.is_patch
+        && body_present
+        && let BodyRule::Field(body_field) = &route.body
+    {
+        fill_update_mask(&mut message, body_field, parts.body);
+    }
+    Ok(message)
+}
+
+/// `body: "field"`: reads the body as that field's value by wrapping it as `{"field": body}`,
+/// so errors name the field and any field type works.
+fn bind_body_field(
+    input: &MessageDescriptor,
+    field: &FieldDescriptor,
+    body: &[u8],
+    options: &JsonOptions,
+) -> Result<DynamicMessage, JsonError> {
+    let mut wrapped = Vec::with_capacity(body.len() + field.name().len() + 5);
+    wrapped.extend_from_slice(b"{\"");
+    wrapped.extend_from_slice(field.name().as_bytes());
+    wrapped.extend_from_slice(b"\":");
+    wrapped.extend_from_slice(body);
+    wrapped.push(b'}');
+    let strict = JsonOptions { max_depth: options.max_depth + 1, ..options.clone() };
+    json_to_message(input.clone(), &wrapped, &strict).map_err(|e| match e {
+        JsonError::Syntax { line, column, message } => {
+            let column = if line == 1 { column.saturating_sub(field.name().len() + 4) } else { column };
+            JsonError::Syntax { line, column, message }
+        }
+        other => other,
+    })
+}
+
+fn bind_query(message: &mut DynamicMessage, route: &RestRoute, query: &str, options: &JsonOptions) -> Result<(), BindError> {
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
+        let fail = |name: &str, message: String| BindError::Query { name: name.to_owned(), message };
+        let name = percent_decode(raw_name, Keep::Nothing, true).map_err(|e| fail(raw_name, e.to_string()))?;
+        let value = percent_decode(raw_value, Keep::Nothing, true).map_err(|e| fail(&name, e.to_string()))?;
+        if matches!(route.body, BodyRule::Whole) {
+            if options.ignore_unknown {
+                continue;
+            }
+            return Err(fail(&name, "this route reads every field from the body (`body: \"*\"`)".into()));
+        }
+        let fields = match resolve_query_path(&message.descriptor(), &name) {
+            Ok(fields) => fields,
+            Err(_) if options.ignore_unknown => continue,
+            Err(message) => return Err(fail(&name, message)),
+        };
+        if route.path_fields.iter().any(|p| same_path(p, &fields)) {
+            return Err(fail(&name, "this field is bound by the URL path".into()));
+        }
+        if let BodyRule::Field(body) = &route.body
+            && fields[0].number() == body.number()
+        {
+            return Err(fail(&name, format!("this field is bound by the body (`body: \"{}\"`)", body.name())));
+        }
+        let leaf = fields.last().expect("resolved paths are never empty");
+        let parsed = parse_text(leaf, &value).map_err(|m| fail(&name, m))?;
+        set_path(message, &fields, parsed);
+    }
+    Ok(())
+}
+
+fn same_path(a: &[FieldDescriptor], b: &[FieldDescriptor]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.number() == y.number())
+}
+
+/// Resolves a dotted query parameter name (json or proto names) to a field path.
+fn resolve_query_path(message: &MessageDescriptor, name: &str) -> Result<Vec<FieldDescriptor>, String> {
+    let mut current = message.clone();
+    let mut fields = Vec::new();
+    let parts: Vec<&str> = name.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        let field = current
+            .get_field_by_json_name(part)
+            .or_else(|| current.get_field_by_name(part))
+            .ok_or_else(|| format!("`{part}` is not a field of {}", current.full_name()))?;
+        let last = i + 1 == parts.len();
+        if field.is_map() {
+            return Err(format!("`{part}` is a map; maps cannot be set from the query string"));
+        }
+        match field.kind() {
+            Kind::Message(inner) if last && !is_string_like_wkt(inner.full_name()) => {
+                return Err(format!("`{part}` is a message; set its fields as `{name}.<field>`"));
+            }
+            Kind::Message(inner) if !last => {
+                if field.is_list() {
+                    return Err(format!("`{part}` is a repeated message; it cannot be set from the query string"));
+                }
+                current = inner;
+            }
+            _ if !last => return Err(format!("`{part}` is not a message")),
+            _ => {}
+        }
+        fields.push(field);
+    }
+    Ok(fields)
+}
+
+/// Sets (or, for repeated fields, appends) `value` at `fields`, creating parent messages.
+fn set_path(message: &mut DynamicMessage, fields: &[FieldDescriptor], value: Value) {
+    let (leaf, parents) = fields.split_last().expect("field paths are never empty");
+    let mut current = message;
+    for parent in parents {
+        let slot = current.get_field_mut(parent);
+        let Value::Message(inner) = slot else { return };
+        current = inner;
+    }
+    if leaf.is_list() {
+        if let Value::List(items) = current.get_field_mut(leaf) {
+            items.push(value);
+        }
+    } else {
+        current.set_field(leaf, value);
+    }
+}
+
+/// Parses a path or query text value for `field` (for repeated fields, one element).
+fn parse_text(field: &FieldDescriptor, text: &str) -> Result<Value, String> {
+    parse_kind(&field.kind(), text)
+}
+
+fn parse_kind(kind: &Kind, text: &str) -> Result<Value, String> {
+    let bad = |what: &str| format!("`{text}` is not {what}");
+    Ok(match kind {
+        Kind::String => Value::String(text.to_owned()),
+        Kind::Bytes => Value::Bytes(decode_base64(text).ok_or_else(|| bad("base64"))?.into()),
+        Kind::Bool => Value::Bool(match text {
+            "true" | "1" => true,
+            "false" | "0" => false,
+            _ => return Err(bad("a boolean (true or false)")),
+        }),
+        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => Value::I32(text.parse().map_err(|_| bad("a 32-bit integer"))?),
+        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => Value::I64(text.parse().map_err(|_| bad("a 64-bit integer"))?),
+        Kind::Uint32 | Kind::Fixed32 => Value::U32(text.parse().map_err(|_| bad("an unsigned 32-bit integer"))?),
+        Kind::Uint64 | Kind::Fixed64 => Value::U64(text.parse().map_err(|_| bad("an unsigned 64-bit integer"))?),
+        Kind::Float => Value::F32(parse_float(text).ok_or_else(|| bad("a number"))? as f32),
+        Kind::Double => Value::F64(parse_float(text).ok_or_else(|| bad("a number"))?),
+        Kind::Enum(e) => {
+            let number = match e.get_value_by_name(text) {
+                Some(v) => v.number(),
+                None => text.parse::<i32>().ok().filter(|n| e.get_value(*n).is_some()).ok_or_else(|| {
+                    let names: Vec<String> = e.values().map(|v| v.name().to_owned()).collect();
+                    format!("`{text}` is not a value of {} ({})", e.full_name(), names.join(", "))
+                })?,
+            };
+            Value::EnumNumber(number)
+        }
+        Kind::Message(m) => Value::Message(parse_well_known(m, text)?),
+    })
+}
+
+fn parse_float(text: &str) -> Option<f64> {
+    match text {
+        "NaN" => Some(f64::NAN),
+        "Infinity" => Some(f64::INFINITY),
+        "-Infinity" => Some(f64::NEG_INFINITY),
+        _ => text.parse().ok().filter(|f: &f64| f.is_finite()),
+    }
+}
+
+/// Wrappers take their inner value's text form; Timestamp, Duration and FieldMask their JSON
+/// string form.
+fn parse_well_known(message: &MessageDescriptor, text: &str) -> Result<DynamicMessage, String> {
+    if message.full_name().ends_with("Value") && message.package_name() == "google.protobuf" {
+        if let Some(inner) = message.get_field_by_name("value") {
+            let mut wrapper = DynamicMessage::new(message.clone());
+            wrapper.set_field(&inner, parse_kind(&inner.kind(), text)?);
+            return Ok(wrapper);
+        }
+    }
+    let json = serde_json::Value::String(text.to_owned());
+    DynamicMessage::deserialize(message.clone(), json)
+        .map_err(|e| format!("`{text}` is not a valid {}: {e}", message.full_name()))
+}
+
+/// Standard or URL-safe base64, with or without padding (proto3 JSON accepts all four).
+pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    [STANDARD, URL_SAFE, STANDARD_NO_PAD, URL_SAFE_NO_PAD].iter().find_map(|engine| engine.decode(text).ok())
+}
+
+/// PATCH: when the request has exactly one top-level FieldMask field and the client left it
+/// empty, fill it with the paths of the keys present in the body (nested objects become dotted
+/// paths; maps, Struct and well-known values are leaves).
+fn fill_update_mask(message: &mut DynamicMessage, body_field: &FieldDescriptor, body: &[u8]) {
+    let descriptor = message.descriptor();
+    let masks: Vec<FieldDescriptor> = descriptor
+        .fields()
+        .filter(|f| matches!(f.kind(), Kind::Message(m) if m.full_name() == "google.protobuf.FieldMask") && !f.is_list())
+        .collect();
+    let [mask] = masks.as_slice() else { return };
+    if message.has_field(mask) {
+        return;
+    }
+    let Kind::Message(body_type) = body_field.kind() else { return };
+    let Ok(serde_json::Value::Object(object)) = serde_json::from_slice::<serde_json::Value>(body) else { return };
+    let mut paths = Vec::new();
+    collect_paths(&body_type, &object, "", &mut paths);
+    let Kind::Message(mask_type) = mask.kind() else { return };
+    let mut value = DynamicMessage::new(mask_type);
+    value.set_field_by_name("paths", Value::List(paths.into_iter().map(Value::String).collect()));
+    message.set_field(mask, Value::Message(value));
+}
+
+fn collect_paths(
+    message: &MessageDescriptor,
+    object: &serde_json::Map<String, serde_json::Value>,
+    prefix: &str,
+    out: &mut Vec<String>,
+) {
+    for (key, value) in object {
+        let Some(field) = message.get_field_by_json_name(key).or_else(|| message.get_field_by_name(key)) else {
+            continue;
+        };
+        let path = if prefix.is_empty() { field.name().to_owned() } else { format!("{prefix}.{}", field.name()) };
+        match (field.kind(), value) {
+            (Kind::Message(inner), serde_json::Value::Object(nested))
+                if !field.is_map() && !field.is_list() && inner.package_name() != "google.protobuf" =>
+            {
+                collect_paths(&inner, nested, &path, out);
+            }
+            _ => out.push(path),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_accepts_all_four_alphabets() {
+        for text in ["+/8=", "-_8=", "+/8", "-_8"] {
+            assert_eq!(decode_base64(text), Some(vec![0xfb, 0xff]), "{text}");
+        }
+        assert_eq!(decode_base64("not base64!"), None);
+    }
+
+    #[test]
+    fn floats_accept_the_json_specials_only() {
+        assert_eq!(parse_float("1.5"), Some(1.5));
+        assert_eq!(parse_float("-Infinity"), Some(f64::NEG_INFINITY));
+        assert!(parse_float("NaN").is_some_and(f64::is_nan));
+        assert_eq!(parse_float("inf"), None);
+    }
+}

@@ -1,0 +1,16 @@
+//! `Cluster`: a named group of backend endpoints and what it serves, as the snapshot defines it.
+
+use crate::config::BackendProtocol;
+
+/// A backend cluster as served.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cluster {
+    /// Its name (a config key, or the NAME of a `--backend` flag).
+    pub name: String,
+    /// The protocol it speaks.
+    pub protocol: BackendProtocol,
+    /// Its endpoints.
+    pub endpoints: Vec<http::Uri>,
+    /// The names it claims (services or package prefixes).
+    pub serves: Vec<String>,
+}
