@@ -10,8 +10,8 @@ use std::time::SystemTime;
 
 use crate::config::{BackendConfig, BackendProtocol, Config, Problem, check_endpoint_url, load_config_file};
 use crate::registry::{Registration, Registry, RegistryDir, merge_registrations};
-pub use crate::upstream::Cluster;
 use crate::transcode::routes::{RestRoutes, build_routes};
+pub use crate::upstream::Cluster;
 
 /// Where a snapshot is built from: a config file, directories and the CLI's quick flags.
 #[derive(Debug, Clone, Default)]

@@ -46,12 +46,14 @@ mod tests {
             headers.append(http::HeaderName::from_static(name), http::HeaderValue::from_static(value));
         }
         let context = request_context(&headers);
-        let got: Vec<(String, String)> = context
-            .metadata
-            .iter()
-            .map(|(n, v)| (n.to_owned(), String::from_utf8_lossy(v).into_owned()))
-            .collect();
-        let want = [("authorization", "Bearer t"), ("x-request-id", "r1"), ("traceparent", "00-abc-def-01"), ("tenant", "acme")];
+        let got: Vec<(String, String)> =
+            context.metadata.iter().map(|(n, v)| (n.to_owned(), String::from_utf8_lossy(v).into_owned())).collect();
+        let want = [
+            ("authorization", "Bearer t"),
+            ("x-request-id", "r1"),
+            ("traceparent", "00-abc-def-01"),
+            ("tenant", "acme"),
+        ];
         assert_eq!(got, want.map(|(n, v)| (n.to_owned(), v.to_owned())));
         assert_eq!(context.request_id.as_deref(), Some("r1"));
     }

@@ -9,8 +9,8 @@ mod rest;
 
 use std::sync::Arc;
 
-use axum::Router;
 use crate::gateway::Gateway;
+use axum::Router;
 
 /// The gateway listener's router.
 pub fn gateway_router(gateway: Arc<Gateway>) -> Router {

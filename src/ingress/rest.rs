@@ -100,7 +100,7 @@ pub(crate) async fn handle_rest(State(gateway): State<Arc<Gateway>>, request: Re
 
 /// Only JSON bodies are read (form and other encodings are not transcoded).
 fn check_content_type(value: Option<&HeaderValue>) -> Option<Response> {
-    let Some(value) = value else { return None };
+    let value = value?;
     let text = value.to_str().unwrap_or("");
     let essence = text.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let is_json = essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"));

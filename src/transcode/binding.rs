@@ -49,7 +49,11 @@ pub struct HttpParts<'a> {
 }
 
 /// Builds the request message for `route` from `parts`.
-pub fn bind_request(route: &RestRoute, parts: HttpParts<'_>, options: &JsonOptions) -> Result<DynamicMessage, BindError> {
+pub fn bind_request(
+    route: &RestRoute,
+    parts: HttpParts<'_>,
+    options: &JsonOptions,
+) -> Result<DynamicMessage, BindError> {
     let input = route.method.input();
     let body_present = !parts.body.iter().all(u8::is_ascii_whitespace);
     let mut message = match (&route.body, body_present) {
@@ -95,11 +99,17 @@ fn bind_body_field(
             let column = if line == 1 { column.saturating_sub(field.name().len() + 4) } else { column };
             JsonError::Syntax { line, column, message }
         }
+        JsonError::TooDeep { .. } => JsonError::TooDeep { limit: options.max_depth },
         other => other,
     })
 }
 
-fn bind_query(message: &mut DynamicMessage, route: &RestRoute, query: &str, options: &JsonOptions) -> Result<(), BindError> {
+fn bind_query(
+    message: &mut DynamicMessage,
+    route: &RestRoute,
+    query: &str,
+    options: &JsonOptions,
+) -> Result<(), BindError> {
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
         let fail = |name: &str, message: String| BindError::Query { name: name.to_owned(), message };
@@ -232,12 +242,13 @@ fn parse_float(text: &str) -> Option<f64> {
 /// Wrappers take their inner value's text form; Timestamp, Duration and FieldMask their JSON
 /// string form.
 fn parse_well_known(message: &MessageDescriptor, text: &str) -> Result<DynamicMessage, String> {
-    if message.full_name().ends_with("Value") && message.package_name() == "google.protobuf" {
-        if let Some(inner) = message.get_field_by_name("value") {
-            let mut wrapper = DynamicMessage::new(message.clone());
-            wrapper.set_field(&inner, parse_kind(&inner.kind(), text)?);
-            return Ok(wrapper);
-        }
+    if message.full_name().ends_with("Value")
+        && message.package_name() == "google.protobuf"
+        && let Some(inner) = message.get_field_by_name("value")
+    {
+        let mut wrapper = DynamicMessage::new(message.clone());
+        wrapper.set_field(&inner, parse_kind(&inner.kind(), text)?);
+        return Ok(wrapper);
     }
     let json = serde_json::Value::String(text.to_owned());
     DynamicMessage::deserialize(message.clone(), json)
@@ -257,7 +268,9 @@ fn fill_update_mask(message: &mut DynamicMessage, body_field: &FieldDescriptor, 
     let descriptor = message.descriptor();
     let masks: Vec<FieldDescriptor> = descriptor
         .fields()
-        .filter(|f| matches!(f.kind(), Kind::Message(m) if m.full_name() == "google.protobuf.FieldMask") && !f.is_list())
+        .filter(|f| {
+            matches!(f.kind(), Kind::Message(m) if m.full_name() == "google.protobuf.FieldMask") && !f.is_list()
+        })
         .collect();
     let [mask] = masks.as_slice() else { return };
     if message.has_field(mask) {

@@ -88,11 +88,7 @@ fn classify(path: String, error: serde_json::Error) -> JsonError {
                 let path = if path.is_empty() || path == "." { name.to_owned() } else { format!("{path}.{name}") };
                 return JsonError::Field { path, message: "unknown field".into() };
             }
-            if path.is_empty() || path == "." {
-                JsonError::Body(message)
-            } else {
-                JsonError::Field { path, message }
-            }
+            if path.is_empty() || path == "." { JsonError::Body(message) } else { JsonError::Field { path, message } }
         }
     }
 }

@@ -59,10 +59,14 @@ impl GrpcClient {
         let mut grpc = Grpc::new(self.channel.clone());
         let call = async {
             grpc.ready().await.map_err(|e| UpstreamError::unavailable(&self.cluster, &e))?;
-            grpc.unary(request, path, RawCodec).await.map_err(|status| UpstreamError::from_status(&self.cluster, status))
+            grpc.unary(request, path, RawCodec)
+                .await
+                .map_err(|status| UpstreamError::from_status(&self.cluster, status))
         };
         let response = match timeout {
-            Some(timeout) => tokio::time::timeout(timeout, call).await.map_err(|_| UpstreamError::DeadlineExceeded)??,
+            Some(timeout) => {
+                tokio::time::timeout(timeout, call).await.map_err(|_| UpstreamError::DeadlineExceeded)??
+            }
             None => call.await?,
         };
         let (metadata, body, _) = response.into_parts();
@@ -76,8 +80,7 @@ fn copy_metadata(from: &Metadata, to: &mut MetadataMap) {
             if let Ok(key) = MetadataKey::from_bytes(name.as_bytes()) {
                 to.append_bin(key, MetadataValue::from_bytes(value));
             }
-        } else if let (Ok(key), Ok(value)) =
-            (MetadataKey::from_bytes(name.as_bytes()), MetadataValue::try_from(value))
+        } else if let (Ok(key), Ok(value)) = (MetadataKey::from_bytes(name.as_bytes()), MetadataValue::try_from(value))
         {
             to.append(key, value);
         }

@@ -3,5 +3,6 @@
 mod cli_check;
 mod lifecycle;
 mod registry;
+mod rest;
 mod server;
 mod support;

@@ -121,3 +121,70 @@ pub(crate) fn dir_state(dir: &Path) -> Vec<(String, Vec<u8>)> {
     state.sort();
     state
 }
+
+/// The demo backend and a gateway wired to it, in-process on ephemeral loopback ports.
+pub(crate) struct TestGateway {
+    pub(crate) base: String,
+    pub(crate) client: reqwest::Client,
+    server: switchyard::server::RunningServer,
+    backend: Option<switchyard::demo::DemoBackend>,
+}
+
+impl TestGateway {
+    /// The demo registration served with the demo backend.
+    pub(crate) async fn demo() -> TestGateway {
+        let backend =
+            switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("backend");
+        let url = backend.url();
+        TestGateway::start(Some(url), Some(backend)).await
+    }
+
+    /// The demo registration with `backend_url` as its backend (or none).
+    pub(crate) async fn start(
+        backend_url: Option<String>,
+        backend: Option<switchyard::demo::DemoBackend>,
+    ) -> TestGateway {
+        let sources = switchyard::snapshot::SnapshotSources {
+            embedded: vec![switchyard::demo::demo_registration().expect("demo")],
+            no_descriptor_dir: true,
+            schemas: Some(PathBuf::from("/nonexistent")),
+            backends: backend_url
+                .map(|url| vec![switchyard::snapshot::BackendFlag { name: "catalog.v1".into(), urls: vec![url] }])
+                .unwrap_or_default(),
+            listen: Some("127.0.0.1:0".parse().expect("addr")),
+            admin: Some("127.0.0.1:0".parse().expect("addr")),
+            ..Default::default()
+        };
+        let snapshot = switchyard::snapshot::build_snapshot(&sources, 1).expect("snapshot");
+        let gateway = switchyard::gateway::Gateway::new(snapshot, sources);
+        let server = switchyard::server::start_server(gateway).await.expect("server");
+        TestGateway { base: format!("http://{}", server.gateway_addr), client: reqwest::Client::new(), server, backend }
+    }
+
+    /// Sends a request; a non-empty `body` goes with `content-type: application/json`.
+    pub(crate) async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if !body.is_empty() {
+            request = request.header("content-type", "application/json").body(body.to_owned());
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        (status, json, headers)
+    }
+
+    pub(crate) async fn shutdown(self) {
+        self.server.shutdown().await;
+        if let Some(backend) = self.backend {
+            backend.shutdown().await;
+        }
+    }
+}

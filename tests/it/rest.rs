@@ -1,0 +1,279 @@
+//! JSON REST transcoding against the real demo backend: one case per rule, errors included.
+
+use serde_json::{Value, json};
+
+use crate::support::TestGateway;
+
+/// A case: request, then the expected status and either exact JSON or a substring of `message`.
+struct Case {
+    name: &'static str,
+    method: &'static str,
+    path: &'static str,
+    body: &'static str,
+    status: u16,
+    expect: Expect,
+}
+
+enum Expect {
+    Json(Value),
+    Fields(Vec<(&'static str, Value)>),
+    Message(&'static str),
+}
+
+fn case(
+    name: &'static str,
+    method: &'static str,
+    path: &'static str,
+    body: &'static str,
+    status: u16,
+    expect: Expect,
+) -> Case {
+    Case { name, method, path, body, status, expect }
+}
+
+async fn run_cases(gateway: &TestGateway, cases: Vec<Case>) {
+    for case in cases {
+        let (status, body, _) = gateway.call(case.method, case.path, case.body).await;
+        assert_eq!(status, case.status, "{}: {body}", case.name);
+        match case.expect {
+            Expect::Json(want) => assert_eq!(body, want, "{}", case.name),
+            Expect::Fields(fields) => {
+                for (pointer, want) in fields {
+                    assert_eq!(body.pointer(pointer), Some(&want), "{}: {pointer} in {body}", case.name);
+                }
+            }
+            Expect::Message(part) => {
+                let message = body["message"].as_str().unwrap_or_default();
+                assert!(message.contains(part), "{}: {message:?} lacks {part:?} ({body})", case.name);
+                assert!(body["code"].is_i64(), "{}: google.rpc.Status shape: {body}", case.name);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn reading_routes_bind_path_and_query() {
+    use Expect::*;
+    let gateway = TestGateway::demo().await;
+    run_cases(
+        &gateway,
+        vec![
+            case(
+                "get by path",
+                "GET",
+                "/v1/shelves/1/books/1",
+                "",
+                200,
+                Fields(vec![
+                    ("/name", json!("shelves/1/books/1")),
+                    ("/isbn", json!("9780441478125")),
+                    ("/genre", json!("FICTION")),
+                    ("/rating", json!(46)),
+                    ("/inStock", json!(true)),
+                    ("/tags", json!(["classic"])),
+                ]),
+            ),
+            case(
+                "query by json name",
+                "GET",
+                "/v1/shelves/1/books?pageSize=1",
+                "",
+                200,
+                Fields(vec![
+                    ("/books/0/name", json!("shelves/1/books/1")),
+                    ("/nextPageToken", json!("1")),
+                    ("/totalSize", json!("2")),
+                ]),
+            ),
+            case(
+                "query by proto name",
+                "GET",
+                "/v1/shelves/1/books?page_size=1&page_token=1",
+                "",
+                200,
+                Fields(vec![("/books/0/name", json!("shelves/1/books/2"))]),
+            ),
+            case(
+                "enum by name",
+                "GET",
+                "/v1/shelves/2/books?genre=SCIENCE",
+                "",
+                200,
+                Fields(vec![("/totalSize", json!("1"))]),
+            ),
+            case(
+                "enum by number; defaults are omitted",
+                "GET",
+                "/v1/shelves/2/books?genre=1",
+                "",
+                200,
+                Json(json!({})),
+            ),
+            case(
+                "default route",
+                "POST",
+                "/catalog.v1.Catalog/GetBook",
+                r#"{"name":"shelves/2/books/1"}"#,
+                200,
+                Fields(vec![("/title", json!("The Selfish Gene"))]),
+            ),
+            case(
+                "unknown enum name",
+                "GET",
+                "/v1/shelves/2/books?genre=PULP",
+                "",
+                400,
+                Message("query parameter `genre`: `PULP` is not a value of catalog.v1.Genre"),
+            ),
+            case(
+                "unknown query parameter",
+                "GET",
+                "/v1/shelves/1/books?bogus=1",
+                "",
+                400,
+                Message("query parameter `bogus`: `bogus` is not a field"),
+            ),
+            case(
+                "bad integer",
+                "GET",
+                "/v1/shelves/1/books?pageSize=ten",
+                "",
+                400,
+                Message("query parameter `pageSize`: `ten` is not a 32-bit integer"),
+            ),
+            case(
+                "query cannot rebind the path",
+                "GET",
+                "/v1/shelves/1/books?parent=shelves/2",
+                "",
+                400,
+                Message("bound by the URL path"),
+            ),
+            case(
+                "backend validation",
+                "GET",
+                "/v1/shelves/1/books?pageToken=zz",
+                "",
+                400,
+                Message("page_token `zz` is not valid"),
+            ),
+            case(
+                "backend not found",
+                "GET",
+                "/v1/shelves/9/books/9",
+                "",
+                404,
+                Json(json!({"code": 5, "message": "book `shelves/9/books/9` does not exist", "details": []})),
+            ),
+            case(
+                "percent-decoded single segment of a multi-segment variable",
+                "GET",
+                "/v1/shelves/1/books/a%20b",
+                "",
+                404,
+                Message("`shelves/1/books/a b`"),
+            ),
+            case("unknown route", "GET", "/v2/nothing", "", 404, Message("no route matches GET /v2/nothing")),
+        ],
+    )
+    .await;
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn writing_routes_bind_bodies_and_fill_the_update_mask() {
+    use Expect::*;
+    let gateway = TestGateway::demo().await;
+    run_cases(
+        &gateway,
+        vec![
+            case("create with body field and query", "POST", "/v1/shelves/3/books?bookId=dune",
+                r#"{"title":"Dune","isbn":9780441013593,"publishTime":"1965-08-01T00:00:00Z","labels":{"k":"v"},"coverThumbnail":"AAEC","restockTime":"2030-01-01T00:00:00Z"}"#,
+                200, Json(json!({
+                    "name": "shelves/3/books/dune", "title": "Dune", "isbn": "9780441013593",
+                    "publishTime": "1965-08-01T00:00:00Z", "labels": {"k": "v"}, "coverThumbnail": "AAEC",
+                    "restockTime": "2030-01-01T00:00:00Z"
+                }))),
+            case("duplicate", "POST", "/v1/shelves/3/books?bookId=dune", r#"{"title":"Dune"}"#, 409, Message("already exists")),
+            case("patch fills the mask from the keys sent", "PATCH", "/v1/shelves/3/books/dune", r#"{"author":"Frank Herbert"}"#, 200, Fields(vec![
+                ("/title", json!("Dune")),
+                ("/author", json!("Frank Herbert")),
+            ])),
+            case("an explicit mask wins", "PATCH", "/v1/shelves/3/books/dune?updateMask=title", r#"{"title":"Dune Messiah","author":"Someone Else"}"#, 200, Fields(vec![
+                ("/title", json!("Dune Messiah")),
+                ("/author", json!("Frank Herbert")),
+            ])),
+            case("delete", "DELETE", "/v1/shelves/3/books/dune", "", 200, Json(json!({}))),
+            case("gone", "GET", "/v1/shelves/3/books/dune", "", 404, Message("does not exist")),
+            case("wrong type names the field", "POST", "/v1/shelves/3/books", r#"{"title":"x","isbn":"abc"}"#, 400, Message("field `book.isbn`")),
+            case("unknown field names the field", "POST", "/v1/shelves/3/books", r#"{"title":"x","nope":1}"#, 400, Message("field `book.nope`: unknown field")),
+            case("two oneof members", "POST", "/v1/shelves/3/books", r#"{"title":"x","inStock":true,"restockTime":"2030-01-01T00:00:00Z"}"#, 400, Message("oneof")),
+            case("bad base64", "POST", "/v1/shelves/3/books", r#"{"title":"x","coverThumbnail":"***"}"#, 400, Message("book.coverThumbnail")),
+            case("malformed JSON", "POST", "/v1/shelves/3/books", r#"{"title":"#, 400, Message("malformed JSON at line 1")),
+            case("bad timestamp", "POST", "/v1/shelves/3/books", r#"{"title":"x","publishTime":"yesterday"}"#, 400, Message("book.publishTime")),
+            case("wrong method", "PUT", "/v1/shelves/3/books", "", 405, Message("accepts GET, POST")),
+        ],
+    )
+    .await;
+
+    let (status, body, _) =
+        gateway.call("POST", "/v1/shelves/3/books", &format!("{}1{}", "[".repeat(100), "]".repeat(100))).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap_or_default().contains("nested deeper than 64"), "{body}");
+
+    let (status, _, headers) = gateway.call("PUT", "/v1/shelves/3/books", "").await;
+    assert_eq!(status, 405);
+    assert_eq!(headers["allow"], "GET, POST");
+
+    let form = gateway
+        .client
+        .post(format!("{}/v1/shelves/3/books", gateway.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("title=x")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(form.status().as_u16(), 415);
+    assert!(form.text().await.expect("body").contains("Content-Type `application/x-www-form-urlencoded`"));
+
+    let huge = "x".repeat(4 * 1024 * 1024 + 1);
+    let (status, body, _) = gateway.call("POST", "/v1/shelves/3/books", &huge).await;
+    assert_eq!(status, 413, "{body}");
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_service_without_a_reachable_backend_answers_503() {
+    let unserved = TestGateway::start(None, None).await;
+    let (status, body, _) = unserved.call("GET", "/v1/shelves/1/books/1", "").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["message"], "no backend serves catalog.v1.Catalog");
+    unserved.shutdown().await;
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    let down = TestGateway::start(Some(url), None).await;
+    let (status, body, _) = down.call("GET", "/v1/shelves/1/books/1", "").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["message"], "backend catalog.v1 is unavailable", "no addresses leak: {body}");
+    down.shutdown().await;
+}
+
+/// HTTP clients normalise dot segments away, so this one is sent by hand.
+#[tokio::test]
+async fn dot_segments_are_refused_not_resolved() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gateway = TestGateway::demo().await;
+    for path in ["/v1/shelves/1/books/..", "/v1/shelves/%2e%2E/books/1", "/v1/./shelves/1/books/1"] {
+        let addr = gateway.base.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.expect("read");
+        assert!(answer.starts_with("HTTP/1.1 400"), "{path}: {answer}");
+        assert!(answer.contains("dot segment"), "{path}: {answer}");
+    }
+    gateway.shutdown().await;
+}
