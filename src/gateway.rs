@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use arc_swap::ArcSwap;
 
 use crate::error::ErrorCode;
-use crate::execute::{ExecuteError, FetchOutput, execute_plan};
+use crate::execute::{ExecuteError, FetchOutput, OutputStream, execute_plan, execute_streaming_fetch};
 use crate::operation::Operation;
 use crate::plan::{PlanError, ServiceDirectory, plan_operation};
 use crate::snapshot::{Snapshot, SnapshotSources};
@@ -120,4 +120,17 @@ pub async fn execute_operation(served: &Served, operation: Operation) -> Result<
         outputs.push(result?);
     }
     Ok(outputs)
+}
+
+/// Runs a one-call streaming operation (server-, client- or bidi-streaming); resolves when the
+/// backend has answered with headers.
+pub async fn execute_streaming_operation(
+    served: &Served,
+    operation: Operation,
+) -> Result<(http::HeaderMap, OutputStream), GatewayError> {
+    let plan = plan_operation(operation, served.snapshot.as_ref())?;
+    let fetch = plan.fetches.into_iter().next().ok_or_else(|| {
+        GatewayError::Execute(ExecuteError::Shape("a streaming operation has exactly one call".into()))
+    })?;
+    Ok(execute_streaming_fetch(fetch, &served.upstreams).await?)
 }

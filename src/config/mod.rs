@@ -133,6 +133,20 @@ pub struct RestConfig {
     /// Deepest JSON nesting accepted in a request body (400 above it).
     #[schemars(range(min = 1, max = 100))]
     pub max_json_depth: u32,
+    /// How server-streaming responses are written when the client does not ask for
+    /// `text/event-stream`: one JSON message per line, or one JSON array.
+    pub stream_format: StreamFormat,
+}
+
+/// The body format of server-streaming REST responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum StreamFormat {
+    /// Newline-delimited JSON (`application/x-ndjson`), one message per line.
+    #[default]
+    Ndjson,
+    /// One JSON array (`application/json`) whose elements arrive as the backend sends them.
+    JsonArray,
 }
 
 impl Default for RestConfig {
@@ -144,6 +158,7 @@ impl Default for RestConfig {
             proto_field_names: false,
             ignore_unknown_fields: false,
             max_json_depth: 64,
+            stream_format: StreamFormat::Ndjson,
         }
     }
 }

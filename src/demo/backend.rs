@@ -6,31 +6,33 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
 use prost_reflect::{DescriptorPool, DynamicMessage, MethodDescriptor};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::{BroadcastStream, TcpListenerStream};
+use tokio_stream::wrappers::BroadcastStream;
 use tonic::server::Grpc;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::catalog::{Catalog, event_matches};
 use super::{DEMO_SERVICE, demo_registration};
 use crate::registry::{Registry, RegistryError, merge_registrations};
+use crate::server::{ListenerSettings, serve_listener};
 use crate::upstream::grpc_codec::DynamicCodec;
 
-const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 type MessageStream = Pin<Box<dyn Stream<Item = Result<DynamicMessage, Status>> + Send>>;
 type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
-/// A running demo backend; dropping it does not stop it, `shutdown` does.
+/// A running demo backend; `shutdown` stops it (in-flight calls get a short grace).
 pub struct DemoBackend {
     /// Where it listens.
     pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
+    stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
 
@@ -42,13 +44,9 @@ impl DemoBackend {
 
     /// Stops serving: open calls get a short grace period, then connections are closed, so a
     /// client that holds a connection open cannot hold up the demo's exit.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if tokio::time::timeout(SHUTDOWN_GRACE, &mut self.task).await.is_err() {
-            self.task.abort();
-        }
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
     }
 }
 
@@ -76,19 +74,22 @@ pub async fn start_demo_backend(addr: SocketAddr) -> Result<DemoBackend, DemoErr
         .into_axum_router()
         .route_service(&format!("/{DEMO_SERVICE}/{{method}}"), catalog);
 
-    let (stop, stopped) = oneshot::channel::<()>();
+    // Served by the gateway's own accept loop: unlike tonic's server, it closes connections
+    // that are still busy when the shutdown grace ends, as a dying backend would.
+    let settings = ListenerSettings {
+        max_connections: 1024,
+        header_read_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(300),
+        keepalive_interval: Duration::from_secs(30),
+        keepalive_timeout: Duration::from_secs(20),
+        shutdown_timeout: SHUTDOWN_GRACE,
+        max_header_bytes: 64 * 1024,
+    };
+    let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(async move {
-        let result = tonic::transport::Server::builder()
-            .add_routes(tonic::service::Routes::from(router))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-                let _ = stopped.await;
-            })
-            .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, "demo backend stopped with an error");
-        }
+        serve_listener(listener, router, settings, stopped).await;
     });
-    Ok(DemoBackend { addr, stop: Some(stop), task })
+    Ok(DemoBackend { addr, stop, task })
 }
 
 fn reflection_builder(full_set: &[u8]) -> tonic_reflection::server::Builder<'_> {

@@ -1,6 +1,8 @@
 //! The executor: runs a Plan's fetches through upstream clients (concurrently when there are
 //! several) and decodes each answer into its response message. Batching, coalescing and
-//! dependent fetches arrive with GraphQL.
+//! dependent fetches arrive with GraphQL. Streaming calls are in `stream`.
+
+mod stream;
 
 use std::time::Duration;
 
@@ -9,9 +11,11 @@ use prost::Message;
 use prost_reflect::DynamicMessage;
 
 use crate::error::ErrorCode;
-use crate::operation::Selection;
+use crate::operation::{CallInput, Selection};
 use crate::plan::{Fetch, Plan};
 use crate::upstream::{UpstreamError, Upstreams};
+
+pub use stream::{OutputStream, execute_streaming_fetch};
 
 /// One fetch's answer.
 #[derive(Debug)]
@@ -30,6 +34,12 @@ pub enum ExecuteError {
     /// The backend call failed.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// The client sent a request message that cannot be read.
+    #[error("{0}")]
+    Input(String),
+    /// A unary fetch was given a stream of requests, or the reverse.
+    #[error("{0}")]
+    Shape(String),
     /// The backend's answer could not be decoded as the method's response type.
     #[error("the backend answered with an undecodable {type_name}")]
     Undecodable {
@@ -43,6 +53,8 @@ impl ExecuteError {
     pub fn code(&self) -> ErrorCode {
         match self {
             ExecuteError::Upstream(e) => e.code(),
+            ExecuteError::Input(_) => ErrorCode::InvalidArgument,
+            ExecuteError::Shape(_) => ErrorCode::Internal,
             ExecuteError::Undecodable { .. } => ErrorCode::UpstreamError,
         }
     }
@@ -60,7 +72,10 @@ pub async fn execute_plan(plan: Plan, upstreams: &Upstreams) -> Vec<Result<Fetch
 async fn run_fetch(fetch: Fetch, upstreams: &Upstreams) -> Result<FetchOutput, ExecuteError> {
     let client = upstreams.grpc(&fetch.cluster)?;
     let path = grpc_path(&fetch);
-    let request = fetch.input.encode_to_vec().into();
+    let CallInput::Message(input) = fetch.input else {
+        return Err(ExecuteError::Shape(format!("{} takes one request message", fetch.method.full_name())));
+    };
+    let request = input.encode_to_vec().into();
     let timeout: Option<Duration> = fetch.timeout;
     let reply = client.unary(&path, request, &fetch.metadata, timeout).await?;
     let output = fetch.method.output();

@@ -6,6 +6,7 @@
 mod forward;
 pub mod respond;
 mod rest;
+mod rest_stream;
 
 use std::sync::Arc;
 

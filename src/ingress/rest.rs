@@ -10,11 +10,14 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use prost_reflect::Value;
 
+use futures_util::StreamExt;
+
 use super::forward::request_context;
 use super::respond::{error_response, json_response};
+use super::rest_stream::{Framing, ndjson_requests, stream_response};
 use crate::error::ErrorCode;
-use crate::gateway::{Gateway, execute_operation};
-use crate::operation::{Operation, RootCall, Selection};
+use crate::gateway::{Gateway, execute_operation, execute_streaming_operation};
+use crate::operation::{CallInput, Operation, RootCall, Selection};
 use crate::registry::CallKind;
 use crate::transcode::binding::{HttpParts, bind_request};
 use crate::transcode::json::{JsonOptions, message_to_json};
@@ -42,15 +45,8 @@ pub(crate) async fn handle_rest(State(gateway): State<Arc<Gateway>>, request: Re
         }
         Err(MatchError::BadPath(message)) => return error_response(ErrorCode::InvalidArgument, &message),
     };
-    let route = &found.route.value;
-    if route.call_kind() != CallKind::Unary {
-        let message = format!(
-            "{} is a {} method; streaming over REST is not served yet",
-            route.method.full_name(),
-            route.call_kind().as_str()
-        );
-        return error_response(ErrorCode::NotImplemented, &message);
-    }
+    let route = found.route.value.clone();
+    let variables = found.variables;
     let rest = &snapshot.config.rest;
     let options = JsonOptions {
         emit_defaults: rest.emit_defaults,
@@ -59,42 +55,84 @@ pub(crate) async fn handle_rest(State(gateway): State<Arc<Gateway>>, request: Re
         max_depth: rest.max_json_depth as usize,
     };
     let limit = usize::try_from(rest.max_body_bytes).unwrap_or(usize::MAX);
-    let bytes = match axum::body::to_bytes(body, limit).await {
-        Ok(bytes) => bytes,
-        Err(_) => {
-            let message = format!("the request body is larger than {limit} bytes (rest.max_body_bytes)");
-            return error_response(ErrorCode::PayloadTooLarge, &message);
-        }
-    };
-    if !bytes.is_empty()
-        && let Some(refusal) = check_content_type(parts.headers.get(header::CONTENT_TYPE))
-    {
+    let mut context = request_context(&parts.headers);
+    let has_body = parts.headers.contains_key(header::TRANSFER_ENCODING)
+        || parts.headers.get(header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0");
+    if has_body && let Some(refusal) = check_content_type(parts.headers.get(header::CONTENT_TYPE)) {
         return refusal;
     }
-    let http = HttpParts {
-        variables: &found.variables,
-        query: parts.uri.query(),
-        body: &bytes,
-        is_patch: parts.method == Method::PATCH,
-    };
-    let input = match bind_request(route, http, &options) {
-        Ok(input) => input,
-        Err(error) => return error_response(ErrorCode::InvalidArgument, &error.to_string()),
-    };
     let selection = route.response_body.clone().map_or(Selection::Whole, Selection::Field);
-    let mut context = request_context(&parts.headers);
-    context.timeout = Some(rest.timeout.get());
-    let operation = Operation::single(RootCall { method: route.method.clone(), input, selection }, context);
-    match execute_operation(&served, operation).await {
-        Ok(outputs) => {
-            let output = outputs.into_iter().next().expect("a one-call operation has one output");
-            let body = match &output.selection {
-                Selection::Whole => message_to_json(&output.message, &options),
-                Selection::Field(field) => field_to_json(&output.message, field, &options),
+    let kind = route.call_kind();
+    let input = match kind {
+        CallKind::Unary | CallKind::ServerStreaming => {
+            let bytes = match axum::body::to_bytes(body, limit).await {
+                Ok(bytes) => bytes,
+                Err(_) => {
+                    let message = format!("the request body is larger than {limit} bytes (rest.max_body_bytes)");
+                    return error_response(ErrorCode::PayloadTooLarge, &message);
+                }
             };
-            json_response(StatusCode::OK, body)
+            let http = HttpParts {
+                variables: &variables,
+                query: parts.uri.query(),
+                body: &bytes,
+                is_patch: parts.method == Method::PATCH,
+            };
+            match bind_request(&route, http, &options) {
+                Ok(input) => CallInput::Message(input),
+                Err(error) => return error_response(ErrorCode::InvalidArgument, &error.to_string()),
+            }
         }
-        Err(error) => error_response(error.code(), &error.to_string()),
+        CallKind::ClientStreaming => {
+            let query = parts.uri.query().map(str::to_owned);
+            CallInput::Stream(ndjson_requests(body, route.clone(), variables, query, options.clone(), limit))
+        }
+        CallKind::Bidi => {
+            let message = format!(
+                "{} is a bidirectional stream; open a WebSocket on this route (GET with Upgrade: websocket)",
+                route.method.full_name()
+            );
+            return error_response(ErrorCode::InvalidArgument, &message);
+        }
+    };
+    if matches!(kind, CallKind::Unary | CallKind::ClientStreaming) {
+        context.timeout = Some(rest.timeout.get());
+    }
+    let call = RootCall { method: route.method.clone(), input, selection };
+    let operation = Operation::single(call, context);
+    match kind {
+        CallKind::Unary => match execute_operation(&served, operation).await {
+            Ok(outputs) => {
+                let output = outputs.into_iter().next().expect("a one-call operation has one output");
+                json_response(StatusCode::OK, encode_selection(&output.message, &output.selection, &options))
+            }
+            Err(error) => error_response(error.code(), &error.to_string()),
+        },
+        CallKind::ServerStreaming => match execute_streaming_operation(&served, operation).await {
+            Ok((_, messages)) => {
+                let framing = Framing::choose(parts.headers.get(header::ACCEPT), rest.stream_format);
+                stream_response(messages, framing, options)
+            }
+            Err(error) => error_response(error.code(), &error.to_string()),
+        },
+        _ => match execute_streaming_operation(&served, operation).await {
+            Ok((_, mut messages)) => match messages.next().await {
+                Some(Ok(message)) => {
+                    let selection = route.response_body.clone().map_or(Selection::Whole, Selection::Field);
+                    json_response(StatusCode::OK, encode_selection(&message, &selection, &options))
+                }
+                Some(Err(error)) => error_response(error.code(), &error.to_string()),
+                None => error_response(ErrorCode::UpstreamError, "the backend closed the call without a response"),
+            },
+            Err(error) => error_response(error.code(), &error.to_string()),
+        },
+    }
+}
+
+fn encode_selection(message: &prost_reflect::DynamicMessage, selection: &Selection, options: &JsonOptions) -> Vec<u8> {
+    match selection {
+        Selection::Whole => message_to_json(message, options),
+        Selection::Field(field) => field_to_json(message, field, options),
     }
 }
 
@@ -103,7 +141,9 @@ fn check_content_type(value: Option<&HeaderValue>) -> Option<Response> {
     let value = value?;
     let text = value.to_str().unwrap_or("");
     let essence = text.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    let is_json = essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"));
+    let is_json = essence == "application/json"
+        || essence == "application/x-ndjson"
+        || (essence.starts_with("application/") && essence.ends_with("+json"));
     if is_json {
         return None;
     }

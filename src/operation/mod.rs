@@ -5,12 +5,36 @@
 
 mod context;
 
+use std::pin::Pin;
+
+use futures_core::Stream;
 use prost_reflect::{DynamicMessage, FieldDescriptor, MethodDescriptor};
 
 pub use context::{Metadata, RequestContext};
 
+/// A client's stream of request messages (client-streaming and bidi calls). An `Err` item
+/// means the client sent something that is not a valid message; the call is abandoned.
+pub type InputStream = Pin<Box<dyn Stream<Item = Result<DynamicMessage, String>> + Send>>;
+
+/// A call's request: one message, or a stream of them.
+pub enum CallInput {
+    /// One request message.
+    Message(DynamicMessage),
+    /// Request messages as the client sends them.
+    Stream(InputStream),
+}
+
+impl std::fmt::Debug for CallInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallInput::Message(message) => f.debug_tuple("Message").field(message).finish(),
+            CallInput::Stream(_) => f.write_str("Stream(..)"),
+        }
+    }
+}
+
 /// A client's request, parsed and validated by its ingress.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Operation {
     /// The backend calls the client asked for, in order.
     pub calls: Vec<RootCall>,
@@ -19,12 +43,12 @@ pub struct Operation {
 }
 
 /// One backend method call requested by the client.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RootCall {
     /// The gRPC method.
     pub method: MethodDescriptor,
-    /// The request message.
-    pub input: DynamicMessage,
+    /// The request message or messages.
+    pub input: CallInput,
     /// Which part of the response the client wants.
     pub selection: Selection,
 }

@@ -5,10 +5,10 @@
 use std::fmt;
 use std::time::Duration;
 
-use prost_reflect::{DynamicMessage, MethodDescriptor};
+use prost_reflect::MethodDescriptor;
 
 use crate::error::ErrorCode;
-use crate::operation::{Metadata, Operation, Selection};
+use crate::operation::{CallInput, Metadata, Operation, Selection};
 
 /// What the planner needs from the snapshot: which cluster serves a service.
 pub trait ServiceDirectory {
@@ -17,21 +17,21 @@ pub trait ServiceDirectory {
 }
 
 /// The fetches to run for one operation.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Plan {
     /// Fetches in dependency order; today none depend on another.
     pub fetches: Vec<Fetch>,
 }
 
 /// One backend call.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Fetch {
     /// The cluster to send it to.
     pub cluster: String,
     /// The gRPC method.
     pub method: MethodDescriptor,
-    /// The request message.
-    pub input: DynamicMessage,
+    /// The request message or messages.
+    pub input: CallInput,
     /// Metadata to send.
     pub metadata: Metadata,
     /// Deadline for the call.

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::stream::BoxStream;
 use http::uri::PathAndQuery;
 use tonic::client::Grpc;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
@@ -71,6 +72,71 @@ impl GrpcClient {
         };
         let (metadata, body, _) = response.into_parts();
         Ok(UnaryReply { body, metadata })
+    }
+}
+
+/// A streaming call's answer: headers, then messages (still encoded) until the trailers.
+pub struct StreamReply {
+    /// Response headers.
+    pub metadata: MetadataMap,
+    /// The messages; ends with the backend's status (an error if not OK).
+    pub messages: BoxStream<'static, Result<Bytes, UpstreamError>>,
+}
+
+impl GrpcClient {
+    /// Opens a server-streaming (`requests` is one message) or bidi/client-streaming call.
+    /// `deadline` bounds the whole call, stream included.
+    pub async fn streaming(
+        &self,
+        path: &str,
+        requests: BoxStream<'static, Bytes>,
+        metadata: &Metadata,
+        deadline: Option<Duration>,
+    ) -> Result<StreamReply, UpstreamError> {
+        let path = PathAndQuery::try_from(path)
+            .map_err(|_| UpstreamError::Internal(format!("`{path}` is not a valid gRPC path")))?;
+        let mut request = tonic::Request::new(requests);
+        copy_metadata(metadata, request.metadata_mut());
+        if let Some(deadline) = deadline {
+            request.set_timeout(deadline);
+        }
+        let mut grpc = Grpc::new(self.channel.clone());
+        let cluster = self.cluster.clone();
+        let open = async {
+            grpc.ready().await.map_err(|e| UpstreamError::unavailable(&self.cluster, &e))?;
+            grpc.streaming(request, path, RawCodec)
+                .await
+                .map_err(|status| UpstreamError::from_status(&self.cluster, status))
+        };
+        let started = tokio::time::Instant::now();
+        let response = match deadline {
+            Some(deadline) => {
+                tokio::time::timeout(deadline, open).await.map_err(|_| UpstreamError::DeadlineExceeded)??
+            }
+            None => open.await?,
+        };
+        let (metadata, stream, _) = response.into_parts();
+        let until = deadline.map(|d| started + d);
+        let messages = futures_util::stream::unfold(Some(stream), move |state| {
+            let cluster = cluster.clone();
+            async move {
+                let mut stream = state?;
+                let next = match until {
+                    Some(until) => tokio::select! {
+                        item = stream.message() => item,
+                        _ = tokio::time::sleep_until(until) => return Some((Err(UpstreamError::DeadlineExceeded), None)),
+                    },
+                    None => stream.message().await,
+                };
+                match next {
+                    Ok(Some(message)) => Some((Ok(message), Some(stream))),
+                    Ok(None) => None,
+                    Err(status) => Some((Err(UpstreamError::from_status(&cluster, status)), None)),
+                }
+            }
+        });
+        let messages: BoxStream<'static, Result<Bytes, UpstreamError>> = Box::pin(messages);
+        Ok(StreamReply { metadata, messages })
     }
 }
 

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use crate::error::{ErrorCode, grpc_code};
 
 pub use cluster::Cluster;
-pub use grpc::{GrpcClient, UnaryReply};
+pub use grpc::{GrpcClient, StreamReply, UnaryReply};
 
 /// A backend call that did not produce an answer.
 #[derive(Debug, Clone, thiserror::Error)]

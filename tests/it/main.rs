@@ -4,5 +4,6 @@ mod cli_check;
 mod lifecycle;
 mod registry;
 mod rest;
+mod rest_stream;
 mod server;
 mod support;

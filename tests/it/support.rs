@@ -139,12 +139,32 @@ impl TestGateway {
         TestGateway::start(Some(url), Some(backend)).await
     }
 
+    /// The demo backend, with a config file of `toml`.
+    pub(crate) async fn demo_with_config(toml: &str) -> (TestGateway, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("switchyard.toml");
+        std::fs::write(&file, toml).expect("write config");
+        let backend =
+            switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("backend");
+        let url = backend.url();
+        (TestGateway::start_with(Some(url), Some(backend), Some(file)).await, dir)
+    }
+
     /// The demo registration with `backend_url` as its backend (or none).
     pub(crate) async fn start(
         backend_url: Option<String>,
         backend: Option<switchyard::demo::DemoBackend>,
     ) -> TestGateway {
+        TestGateway::start_with(backend_url, backend, None).await
+    }
+
+    async fn start_with(
+        backend_url: Option<String>,
+        backend: Option<switchyard::demo::DemoBackend>,
+        config_file: Option<PathBuf>,
+    ) -> TestGateway {
         let sources = switchyard::snapshot::SnapshotSources {
+            config_file,
             embedded: vec![switchyard::demo::demo_registration().expect("demo")],
             no_descriptor_dir: true,
             schemas: Some(PathBuf::from("/nonexistent")),
@@ -181,9 +201,16 @@ impl TestGateway {
         (status, json, headers)
     }
 
-    pub(crate) async fn shutdown(self) {
+    pub(crate) async fn shutdown(mut self) {
         self.server.shutdown().await;
-        if let Some(backend) = self.backend {
+        if let Some(backend) = self.backend.take() {
+            backend.shutdown().await;
+        }
+    }
+
+    /// Stops the backend, leaving the gateway running.
+    pub(crate) async fn stop_backend(&mut self) {
+        if let Some(backend) = self.backend.take() {
             backend.shutdown().await;
         }
     }

@@ -1,0 +1,102 @@
+//! Streaming fetches: server-streaming, client-streaming and bidi calls. Request messages are
+//! encoded as the client sends them; a client message that cannot be read abandons the call
+//! (the backend sees a cancel, never a half-close that would look like a complete input).
+//! Response messages are decoded as they arrive; dropping the output stream cancels the call.
+
+use bytes::Bytes;
+use futures_util::stream::{self, BoxStream, StreamExt};
+use prost::Message;
+use prost_reflect::{DynamicMessage, MessageDescriptor};
+use tokio::sync::oneshot;
+
+use super::ExecuteError;
+use crate::operation::CallInput;
+use crate::plan::Fetch;
+use crate::upstream::Upstreams;
+
+/// Decoded response messages; ends with an error if the call failed.
+pub type OutputStream = BoxStream<'static, Result<DynamicMessage, ExecuteError>>;
+
+/// Opens a streaming fetch; resolves once the backend answered with headers.
+pub async fn execute_streaming_fetch(
+    fetch: Fetch,
+    upstreams: &Upstreams,
+) -> Result<(http::HeaderMap, OutputStream), ExecuteError> {
+    let client = upstreams.grpc(&fetch.cluster)?.clone();
+    let path = format!("/{}/{}", fetch.method.parent_service().full_name(), fetch.method.name());
+    let (bad_input, bad_input_seen) = oneshot::channel::<String>();
+    let requests: BoxStream<'static, Bytes> = match fetch.input {
+        CallInput::Message(message) => Box::pin(stream::once(async move { Bytes::from(message.encode_to_vec()) })),
+        CallInput::Stream(input) => {
+            Box::pin(stream::unfold((input, Some(bad_input)), |(mut input, mut signal)| async move {
+                match input.next().await {
+                    Some(Ok(message)) => Some((Bytes::from(message.encode_to_vec()), (input, signal))),
+                    Some(Err(error)) => {
+                        if let Some(signal) = signal.take() {
+                            let _ = signal.send(error);
+                        }
+                        // Never end: ending would half-close, and the backend would take the
+                        // truncated input as complete. The call is cancelled instead.
+                        std::future::pending::<()>().await;
+                        None
+                    }
+                    None => None,
+                }
+            }))
+        }
+    };
+    // The signal is polled until it resolves once (an error, or the input's end dropping the
+    // sender) and never after: a oneshot must not be polled past completion.
+    let mut bad_input_seen = Some(Box::pin(bad_input_seen));
+    let open = client.streaming(&path, requests, &fetch.metadata, fetch.timeout);
+    tokio::pin!(open);
+    let opened = loop {
+        match bad_input_seen.as_mut() {
+            Some(signal) => tokio::select! {
+                opened = &mut open => break opened?,
+                seen = signal => match seen {
+                    Ok(error) => return Err(ExecuteError::Input(error)),
+                    Err(_) => bad_input_seen = None,
+                },
+            },
+            None => break open.await?,
+        }
+    };
+    let output = fetch.method.output();
+    let messages = decode_messages(opened.messages, output, bad_input_seen);
+    Ok((opened.metadata.into_headers(), messages))
+}
+
+fn decode_messages(
+    messages: BoxStream<'static, Result<Bytes, crate::upstream::UpstreamError>>,
+    output: MessageDescriptor,
+    bad_input: Option<std::pin::Pin<Box<oneshot::Receiver<String>>>>,
+) -> OutputStream {
+    let state = (messages, bad_input, output);
+    Box::pin(stream::unfold(Some(state), |state| async move {
+        let (mut messages, mut bad_input, output) = state?;
+        let next = match bad_input.as_mut() {
+            Some(signal) => tokio::select! {
+                item = messages.next() => item,
+                seen = signal => match seen {
+                    Ok(error) => return Some((Err(ExecuteError::Input(error)), None)),
+                    Err(_) => {
+                        bad_input = None;
+                        messages.next().await
+                    }
+                },
+            },
+            None => messages.next().await,
+        };
+        match next? {
+            Ok(bytes) => match DynamicMessage::decode(output.clone(), bytes) {
+                Ok(message) => Some((Ok(message), Some((messages, bad_input, output)))),
+                Err(_) => {
+                    let error = ExecuteError::Undecodable { type_name: output.full_name().to_owned() };
+                    Some((Err(error), None))
+                }
+            },
+            Err(error) => Some((Err(ExecuteError::Upstream(error)), None)),
+        }
+    }))
+}
