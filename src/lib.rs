@@ -2,20 +2,21 @@
 //! JSON REST transcoded to gRPC, WebSocket subscriptions, and plain load-balanced gRPC.
 //!
 //! The modules follow the data flow in DESIGN.md: ingress → operation → policy → plan →
-//! execute → upstream, with everything served held in one immutable `Snapshot`.
+//! execute → upstream, with everything served held in one immutable `Snapshot`. They are
+//! listed in dependency order: a module imports only modules listed below it.
 
-pub mod admin;
 pub mod cli;
-pub mod config;
 pub mod demo;
-pub mod error;
-pub mod execute;
-pub mod gateway;
-pub mod ingress;
-pub mod operation;
-pub mod plan;
-pub mod registry;
 pub mod server;
+pub mod admin;
+pub mod ingress;
+pub mod gateway;
 pub mod snapshot;
-pub mod transcode;
+pub mod execute;
+pub mod plan;
 pub mod upstream;
+pub mod transcode;
+pub mod registry;
+pub mod operation;
+pub mod config;
+pub mod error;

@@ -42,25 +42,43 @@ pub(crate) async fn run(args: DemoArgs) -> CommandResult {
 
 fn print_banner(gateway: SocketAddr, admin: SocketAddr, backend: &str) {
     let backend_addr = backend.trim_start_matches("http://");
+    let g = format!("http://{gateway}");
     println!(
         "\
 Switchyard demo is running. Ctrl-C stops it.
 
-  gateway         http://{gateway}
+  gateway         {g}
   admin           http://{admin}
   demo backend    {backend}  (gRPC: {DEMO_SERVICE}, with health and reflection)
 
-Try:
-  curl -s http://{admin}/readyz                 # ready, which services go to which backend
-  curl -s http://{admin}/healthz                # liveness
-  curl -s -X POST http://{admin}/admin/reload   # rebuild and swap the snapshot
-  curl -si http://{gateway}/v1/shelves/1/books  # REST transcoding arrives with the next release: 404 for now
+JSON REST, transcoded to gRPC by the protos' google.api.http rules:
+  curl -s {g}/v1/shelves/1/books/1
+  curl -s '{g}/v1/shelves/1/books?pageSize=1&genre=FICTION'
+  curl -s -X POST {g}/v1/shelves/1/books -H 'content-type: application/json' \\
+       -d '{{\"title\":\"Dune\",\"isbn\":\"9780441013593\",\"publishTime\":\"1965-08-01T00:00:00Z\"}}'
+  curl -s -X PATCH {g}/v1/shelves/1/books/n1 -H 'content-type: application/json' -d '{{\"author\":\"Frank Herbert\"}}'
+  curl -s -X DELETE {g}/v1/shelves/1/books/n1
+  curl -s -X POST {g}/catalog.v1.Catalog/GetBook -H 'content-type: application/json' -d '{{\"name\":\"shelves/2/books/1\"}}'
 
-  # register the demo backend's services in a local registry, by server reflection:
+Streams (run the watch in one terminal, create books in another):
+  curl -sN {g}/v1/shelves/1/books:watch                                  # NDJSON
+  curl -sN -H 'accept: text/event-stream' {g}/v1/shelves/1/books:watch   # Server-Sent Events
+  printf '{{\"parent\":\"shelves/1\",\"book\":{{\"title\":\"A\"}}}}\\n{{\"parent\":\"shelves/1\",\"book\":{{\"title\":\"B\"}}}}\\n' | \\
+    curl -s -X POST {g}/v1/books:import -H 'content-type: application/x-ndjson' --data-binary @-
+
+Errors name what was wrong:
+  curl -s -X POST {g}/v1/shelves/1/books -H 'content-type: application/json' -d '{{\"title\":\"x\",\"isbn\":\"abc\"}}'
+  curl -si -X PUT {g}/v1/shelves/1/books
+
+Admin:
+  curl -s http://{admin}/readyz                 # ready, which services go to which backend
+  curl -s -X POST http://{admin}/admin/reload   # rebuild and swap the snapshot
+
+Registry (by server reflection from the demo backend):
   switchyard descriptors pull {backend} --dir /tmp/switchyard-demo
   switchyard descriptors list --dir /tmp/switchyard-demo
 
-  # or talk gRPC to the backend directly (grpcurl uses its reflection):
+gRPC straight to the backend (grpcurl uses its reflection):
   grpcurl -plaintext {backend_addr} list
   grpcurl -plaintext -d '{{\"name\":\"shelves/1/books/1\"}}' {backend_addr} {DEMO_SERVICE}/GetBook
 "
