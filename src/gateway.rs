@@ -36,6 +36,16 @@ pub enum GatewayError {
 }
 
 impl GatewayError {
+    /// The backend's `grpc-status-details-bin` (an encoded google.rpc.Status), if it sent one.
+    pub fn status_details(&self) -> Option<&bytes::Bytes> {
+        match self {
+            GatewayError::Execute(ExecuteError::Upstream(crate::upstream::UpstreamError::Status {
+                details, ..
+            })) if !details.is_empty() => Some(details),
+            _ => None,
+        }
+    }
+
     /// The edge error code.
     pub fn code(&self) -> ErrorCode {
         match self {

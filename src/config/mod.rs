@@ -36,6 +36,8 @@ pub struct Config {
     pub sources: SourcesConfig,
     /// JSON REST transcoding.
     pub rest: RestConfig,
+    /// Which client headers calls built by the gateway forward to backends.
+    pub headers: HeadersConfig,
     /// Named backend clusters.
     pub backends: BTreeMap<String, BackendConfig>,
 }
@@ -136,6 +138,16 @@ pub struct RestConfig {
     /// How server-streaming responses are written when the client does not ask for
     /// `text/event-stream`: one JSON message per line, or one JSON array.
     pub stream_format: StreamFormat,
+}
+
+/// Header forwarding for calls the gateway builds (REST, GraphQL). `authorization`,
+/// `grpc-metadata-*` (prefix removed), `x-request-id`, `traceparent` and `tracestate` are always
+/// forwarded; these add more.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct HeadersConfig {
+    /// Further headers to forward: exact names (`x-tenant`) or prefixes ending in `*` (`x-b3-*`).
+    pub forward: Vec<String>,
 }
 
 /// The body format of server-streaming REST responses.

@@ -213,7 +213,17 @@ async fn dispatch(
                         "DeleteBook" => catalog.delete_book(body),
                         other => Err(Status::unimplemented(format!("{other} is not implemented by the demo"))),
                     };
-                    answer.map(Response::new)
+                    let echo = req.metadata().get("x-request-id").cloned();
+                    answer.map(|message| {
+                        let mut response = Response::new(message);
+                        response
+                            .metadata_mut()
+                            .insert("served-by", tonic::metadata::MetadataValue::from_static("catalog-demo"));
+                        if let Some(id) = echo {
+                            response.metadata_mut().insert("x-request-id", id);
+                        }
+                        response
+                    })
                 }
             });
             grpc.unary(svc, request).await

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
+use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, ReflectMessage, Value};
 use tokio::sync::broadcast;
 use tonic::Status;
@@ -80,7 +81,13 @@ impl Catalog {
         let offset: usize = if token.is_empty() {
             0
         } else {
-            token.parse().map_err(|_| Status::invalid_argument(format!("page_token `{token}` is not valid")))?
+            token.parse().map_err(|_| {
+                self.bad_request(
+                    format!("page_token `{token}` is not valid"),
+                    "page_token",
+                    "use the next_page_token of a previous page",
+                )
+            })?
         };
         let genre = int(request, "genre");
         let prefix = format!("{parent}/books/");
@@ -193,6 +200,24 @@ impl Catalog {
         let ts = timestamp(&self.descriptor("google.protobuf.Timestamp"), SystemTime::now());
         set(&mut reply, "sent_time", Value::Message(ts));
         Ok(reply)
+    }
+
+    /// INVALID_ARGUMENT with a google.rpc.BadRequest detail naming the field, as careful
+    /// services send it.
+    fn bad_request(&self, message: String, field: &str, description: &str) -> Status {
+        let mut violation = DynamicMessage::new(self.descriptor("google.rpc.BadRequest.FieldViolation"));
+        set(&mut violation, "field", Value::String(field.into()));
+        set(&mut violation, "description", Value::String(description.into()));
+        let mut detail = DynamicMessage::new(self.descriptor("google.rpc.BadRequest"));
+        set(&mut detail, "field_violations", Value::List(vec![Value::Message(violation)]));
+        let mut any = DynamicMessage::new(self.descriptor("google.protobuf.Any"));
+        set(&mut any, "type_url", Value::String("type.googleapis.com/google.rpc.BadRequest".into()));
+        set(&mut any, "value", Value::Bytes(detail.encode_to_vec().into()));
+        let mut status = DynamicMessage::new(self.descriptor("google.rpc.Status"));
+        set(&mut status, "code", Value::I32(tonic::Code::InvalidArgument as i32));
+        set(&mut status, "message", Value::String(message.clone()));
+        set(&mut status, "details", Value::List(vec![Value::Message(any)]));
+        Status::with_details(tonic::Code::InvalidArgument, message, status.encode_to_vec().into())
     }
 
     fn publish(&self, kind: i32, book: &DynamicMessage) {

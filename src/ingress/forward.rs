@@ -1,60 +1,172 @@
-//! Which request headers become backend metadata (DESIGN.md: `authorization`,
-//! `grpc-metadata-*` with the prefix removed, `x-request-id`, `traceparent`, `tracestate`), and
-//! the request context built from them.
+//! Which request headers become backend metadata, and the request's deadline. Always forwarded
+//! (DESIGN.md): `authorization`, `grpc-metadata-*` (prefix removed), `x-request-id`,
+//! `traceparent`, `tracestate`; `headers.forward` adds exact names and `prefix*` patterns.
+//! `-bin` values arrive base64-coded and are forwarded as their bytes. The client's deadline is
+//! `grpc-timeout` or `X-Request-Timeout`; the shorter of it and the route's default applies.
+
+use std::time::Duration;
 
 use http::HeaderMap;
 
+use crate::config::HeadersConfig;
 use crate::operation::{Metadata, RequestContext};
+use crate::transcode::binding::decode_base64;
 
-const FORWARDED: &[&str] = &["authorization", "x-request-id", "traceparent", "tracestate"];
+const ALWAYS: &[&str] = &["authorization", "x-request-id", "traceparent", "tracestate"];
 const METADATA_PREFIX: &str = "grpc-metadata-";
 
-/// The request context for a gateway-built call: forwarded metadata and the correlation id.
-pub(crate) fn request_context(headers: &HeaderMap) -> RequestContext {
+/// A request header the gateway cannot accept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("header `{header}`: {message}")]
+pub(crate) struct HeaderError {
+    pub(crate) header: String,
+    pub(crate) message: String,
+}
+
+/// The request context for a gateway-built call: forwarded metadata, correlation id, and the
+/// client's requested timeout (not yet combined with any default).
+pub(crate) fn request_context(headers: &HeaderMap, config: &HeadersConfig) -> Result<RequestContext, HeaderError> {
     let mut metadata = Metadata::default();
     for (name, value) in headers {
         let name = name.as_str();
-        if FORWARDED.contains(&name) {
-            metadata.push(name, value.as_bytes());
-        } else if let Some(stripped) = name.strip_prefix(METADATA_PREFIX)
-            && !stripped.is_empty()
-            && !stripped.starts_with("grpc-")
-        {
-            metadata.push(stripped, value.as_bytes());
+        let target = if ALWAYS.contains(&name) || configured(config, name) {
+            Some(name)
+        } else {
+            name.strip_prefix(METADATA_PREFIX).filter(|s| !s.is_empty() && !s.starts_with("grpc-"))
+        };
+        let Some(target) = target else { continue };
+        if target.ends_with("-bin") {
+            let text = value.to_str().unwrap_or("");
+            let bytes = decode_base64(text).ok_or_else(|| HeaderError {
+                header: name.to_owned(),
+                message: "a -bin header's value must be base64".into(),
+            })?;
+            metadata.push(target, bytes);
+        } else {
+            metadata.push(target, value.as_bytes());
         }
     }
     let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    RequestContext { metadata, request_id, ..RequestContext::default() }
+    let timeout = client_timeout(headers)?;
+    Ok(RequestContext { metadata, request_id, timeout, ..RequestContext::default() })
+}
+
+fn configured(config: &HeadersConfig, name: &str) -> bool {
+    config.forward.iter().any(|rule| match rule.strip_suffix('*') {
+        Some(prefix) => name.starts_with(&prefix.to_ascii_lowercase()),
+        None => rule.eq_ignore_ascii_case(name),
+    })
+}
+
+/// The shorter of the client's `grpc-timeout` and `X-Request-Timeout`, if either is present.
+fn client_timeout(headers: &HeaderMap) -> Result<Option<Duration>, HeaderError> {
+    let mut timeout: Option<Duration> = None;
+    for (name, parse) in [
+        ("grpc-timeout", parse_grpc_timeout as fn(&str) -> Option<Duration>),
+        ("x-request-timeout", parse_request_timeout),
+    ] {
+        let Some(value) = headers.get(name) else { continue };
+        let parsed = value.to_str().ok().and_then(parse).ok_or_else(|| HeaderError {
+            header: name.to_owned(),
+            message: match name {
+                "grpc-timeout" => "must be 1 to 8 digits and a unit (H, M, S, m, u, n), e.g. 500m".into(),
+                _ => "must be a duration such as 2.5 (seconds), 250ms or 1m".into(),
+            },
+        })?;
+        timeout = Some(timeout.map_or(parsed, |t| t.min(parsed)));
+    }
+    Ok(timeout)
+}
+
+/// PROTOCOL-HTTP2.md: `TimeoutValue TimeoutUnit`, at most 8 digits.
+pub(crate) fn parse_grpc_timeout(text: &str) -> Option<Duration> {
+    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let value: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(value * 3600),
+        "M" => Duration::from_secs(value * 60),
+        "S" => Duration::from_secs(value),
+        "m" => Duration::from_millis(value),
+        "u" => Duration::from_micros(value),
+        "n" => Duration::from_nanos(value),
+        _ => return None,
+    })
+}
+
+fn parse_request_timeout(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<f64>() {
+        return (seconds.is_finite() && seconds > 0.0 && seconds < 1e9).then(|| Duration::from_secs_f64(seconds));
+    }
+    humantime::parse_duration(text).ok().filter(|d| !d.is_zero())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(http::HeaderName::from_static(name), http::HeaderValue::from_static(value));
+        }
+        map
+    }
+
     #[test]
     fn forwarding_rules() {
-        let mut headers = HeaderMap::new();
-        for (name, value) in [
-            ("authorization", "Bearer t"),
-            ("x-request-id", "r1"),
-            ("traceparent", "00-abc-def-01"),
-            ("grpc-metadata-tenant", "acme"),
-            ("grpc-metadata-grpc-timeout", "1S"),
-            ("cookie", "secret=1"),
-            ("x-forwarded-host", "evil"),
-        ] {
-            headers.append(http::HeaderName::from_static(name), http::HeaderValue::from_static(value));
-        }
-        let context = request_context(&headers);
-        let got: Vec<(String, String)> =
-            context.metadata.iter().map(|(n, v)| (n.to_owned(), String::from_utf8_lossy(v).into_owned())).collect();
-        let want = [
-            ("authorization", "Bearer t"),
-            ("x-request-id", "r1"),
-            ("traceparent", "00-abc-def-01"),
-            ("tenant", "acme"),
+        let config = HeadersConfig { forward: vec!["x-tenant".into(), "x-b3-*".into()] };
+        let context = request_context(
+            &headers(&[
+                ("authorization", "Bearer t"),
+                ("x-request-id", "r1"),
+                ("traceparent", "00-abc-def-01"),
+                ("grpc-metadata-locale", "fr"),
+                ("grpc-metadata-grpc-status", "0"),
+                ("grpc-metadata-trace-bin", "AAEC"),
+                ("x-tenant", "acme"),
+                ("x-b3-traceid", "7"),
+                ("cookie", "secret=1"),
+                ("x-forwarded-host", "evil"),
+            ]),
+            &config,
+        )
+        .expect("valid");
+        let got: Vec<(&str, Vec<u8>)> = context.metadata.iter().map(|(n, v)| (n, v.to_vec())).collect();
+        let want: Vec<(&str, Vec<u8>)> = vec![
+            ("authorization", b"Bearer t".to_vec()),
+            ("x-request-id", b"r1".to_vec()),
+            ("traceparent", b"00-abc-def-01".to_vec()),
+            ("locale", b"fr".to_vec()),
+            ("trace-bin", vec![0, 1, 2]),
+            ("x-tenant", b"acme".to_vec()),
+            ("x-b3-traceid", b"7".to_vec()),
         ];
-        assert_eq!(got, want.map(|(n, v)| (n.to_owned(), v.to_owned())));
+        assert_eq!(got, want);
         assert_eq!(context.request_id.as_deref(), Some("r1"));
+        let bad = request_context(&headers(&[("grpc-metadata-trace-bin", "***")]), &config).expect_err("not base64");
+        assert_eq!(bad.header, "grpc-metadata-trace-bin");
+    }
+
+    #[test]
+    fn timeout_headers() {
+        type Case = (&'static [(&'static str, &'static str)], Result<Option<u64>, &'static str>);
+        let table: [Case; 8] = [
+            (&[], Ok(None)),
+            (&[("grpc-timeout", "250m")], Ok(Some(250))),
+            (&[("grpc-timeout", "2S")], Ok(Some(2000))),
+            (&[("x-request-timeout", "1.5")], Ok(Some(1500))),
+            (&[("x-request-timeout", "100ms")], Ok(Some(100))),
+            (&[("grpc-timeout", "3S"), ("x-request-timeout", "1")], Ok(Some(1000))),
+            (&[("grpc-timeout", "123456789S")], Err("grpc-timeout")),
+            (&[("x-request-timeout", "soon")], Err("x-request-timeout")),
+        ];
+        for (pairs, want) in table {
+            let got = client_timeout(&headers(pairs)).map(|t| t.map(|d| d.as_millis() as u64)).map_err(|e| e.header);
+            assert_eq!(got, want.map_err(str::to_owned), "{pairs:?}");
+        }
     }
 }

@@ -13,10 +13,12 @@ use prost_reflect::Value;
 use futures_util::StreamExt;
 
 use super::forward::request_context;
-use super::respond::{error_response, json_response};
+use super::respond::{
+    add_backend_metadata, error_response, error_response_with_details, json_response, status_details_json,
+};
 use super::rest_stream::{Framing, ndjson_requests, stream_response};
 use crate::error::ErrorCode;
-use crate::gateway::{Gateway, execute_operation, execute_streaming_operation};
+use crate::gateway::{Gateway, GatewayError, execute_operation, execute_streaming_operation};
 use crate::operation::{CallInput, Operation, RootCall, Selection};
 use crate::registry::CallKind;
 use crate::transcode::binding::{HttpParts, bind_request};
@@ -55,7 +57,10 @@ pub(crate) async fn handle_rest(State(gateway): State<Arc<Gateway>>, request: Re
         max_depth: rest.max_json_depth as usize,
     };
     let limit = usize::try_from(rest.max_body_bytes).unwrap_or(usize::MAX);
-    let mut context = request_context(&parts.headers);
+    let mut context = match request_context(&parts.headers, &snapshot.config.headers) {
+        Ok(context) => context,
+        Err(error) => return error_response(ErrorCode::InvalidArgument, &error.to_string()),
+    };
     let has_body = parts.headers.contains_key(header::TRANSFER_ENCODING)
         || parts.headers.get(header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0");
     if has_body && let Some(refusal) = check_content_type(parts.headers.get(header::CONTENT_TYPE)) {
@@ -95,38 +100,55 @@ pub(crate) async fn handle_rest(State(gateway): State<Arc<Gateway>>, request: Re
             return error_response(ErrorCode::InvalidArgument, &message);
         }
     };
+    // Unary and client-streaming calls get the route's deadline unless the client asked for a
+    // shorter one; streams of responses run as long as the client wants.
     if matches!(kind, CallKind::Unary | CallKind::ClientStreaming) {
-        context.timeout = Some(rest.timeout.get());
+        let default = rest.timeout.get();
+        context.timeout = Some(context.timeout.map_or(default, |asked| asked.min(default)));
     }
+    let pool = &snapshot.registry.pool;
     let call = RootCall { method: route.method.clone(), input, selection };
     let operation = Operation::single(call, context);
     match kind {
         CallKind::Unary => match execute_operation(&served, operation).await {
             Ok(outputs) => {
                 let output = outputs.into_iter().next().expect("a one-call operation has one output");
-                json_response(StatusCode::OK, encode_selection(&output.message, &output.selection, &options))
+                let mut response =
+                    json_response(StatusCode::OK, encode_selection(&output.message, &output.selection, &options));
+                add_backend_metadata(&mut response, &output.metadata);
+                response
             }
-            Err(error) => error_response(error.code(), &error.to_string()),
+            Err(error) => gateway_error_response(&error, pool),
         },
         CallKind::ServerStreaming => match execute_streaming_operation(&served, operation).await {
-            Ok((_, messages)) => {
+            Ok((metadata, messages)) => {
                 let framing = Framing::choose(parts.headers.get(header::ACCEPT), rest.stream_format);
-                stream_response(messages, framing, options)
+                let mut response = stream_response(messages, framing, options);
+                add_backend_metadata(&mut response, &metadata);
+                response
             }
-            Err(error) => error_response(error.code(), &error.to_string()),
+            Err(error) => gateway_error_response(&error, pool),
         },
         _ => match execute_streaming_operation(&served, operation).await {
-            Ok((_, mut messages)) => match messages.next().await {
+            Ok((metadata, mut messages)) => match messages.next().await {
                 Some(Ok(message)) => {
                     let selection = route.response_body.clone().map_or(Selection::Whole, Selection::Field);
-                    json_response(StatusCode::OK, encode_selection(&message, &selection, &options))
+                    let mut response = json_response(StatusCode::OK, encode_selection(&message, &selection, &options));
+                    add_backend_metadata(&mut response, &metadata);
+                    response
                 }
-                Some(Err(error)) => error_response(error.code(), &error.to_string()),
+                Some(Err(error)) => gateway_error_response(&GatewayError::Execute(error), pool),
                 None => error_response(ErrorCode::UpstreamError, "the backend closed the call without a response"),
             },
-            Err(error) => error_response(error.code(), &error.to_string()),
+            Err(error) => gateway_error_response(&error, pool),
         },
     }
+}
+
+/// A gateway error as google.rpc.Status JSON, with the backend's details when it sent some.
+fn gateway_error_response(error: &GatewayError, pool: &prost_reflect::DescriptorPool) -> Response {
+    let details = error.status_details().map(|d| status_details_json(pool, d)).unwrap_or_default();
+    error_response_with_details(error.code(), &error.to_string(), details)
 }
 
 fn encode_selection(message: &prost_reflect::DynamicMessage, selection: &Selection, options: &JsonOptions) -> Vec<u8> {

@@ -64,6 +64,11 @@ impl UpstreamError {
     /// Classifies a tonic status: transport failures (which carry a source error and may name
     /// addresses) become `Unavailable`; the backend's own statuses pass through.
     pub(crate) fn from_status(cluster: &str, status: tonic::Status) -> Self {
+        let timed_out = std::error::Error::source(&status).is_some_and(|e| e.is::<tonic::TimeoutExpired>());
+        if timed_out || (status.code() == tonic::Code::Cancelled && status.message() == "Timeout expired") {
+            // tonic's channel enforces the grpc-timeout we set and reports it as CANCELLED.
+            return UpstreamError::DeadlineExceeded;
+        }
         if std::error::Error::source(&status).is_some() && status.code() == tonic::Code::Unavailable {
             return UpstreamError::unavailable(cluster, &status);
         }

@@ -277,3 +277,133 @@ async fn dot_segments_are_refused_not_resolved() {
     }
     gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn backend_error_details_metadata_and_forwarded_headers_come_back() {
+    let gateway = TestGateway::demo().await;
+    let (status, body, _) = gateway.call("GET", "/v1/shelves/1/books?pageToken=zz", "").await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["details"],
+        json!([{
+            "@type": "type.googleapis.com/google.rpc.BadRequest",
+            "fieldViolations": [{"field": "page_token", "description": "use the next_page_token of a previous page"}]
+        }])
+    );
+
+    let response = gateway
+        .client
+        .get(format!("{}/v1/shelves/1/books/1", gateway.base))
+        .header("x-request-id", "req-42")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.headers()["grpc-metadata-served-by"], "catalog-demo");
+    assert_eq!(response.headers()["grpc-metadata-x-request-id"], "req-42", "forwarded to the backend and echoed");
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn client_deadlines_bound_calls_and_bad_timeout_headers_are_refused() {
+    let gateway = TestGateway::demo().await;
+    let response = gateway
+        .client
+        .get(format!("{}/v1/shelves/1/books:watch", gateway.base))
+        .header("x-request-timeout", "0.2")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 200);
+    let text = response.text().await.expect("the stream ends at the deadline");
+    let last: Value = serde_json::from_str(text.trim().lines().last().expect("a line")).expect("json");
+    assert_eq!(last["error"]["code"], 4, "DEADLINE_EXCEEDED: {text}");
+
+    for (header, value) in [("grpc-timeout", "1X"), ("grpc-timeout", "123456789S"), ("x-request-timeout", "soon")] {
+        let response = gateway
+            .client
+            .get(format!("{}/v1/shelves/1/books/1", gateway.base))
+            .header(header, value)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status().as_u16(), 400, "{header}: {value}");
+        let body: Value = response.json().await.expect("json");
+        assert!(body["message"].as_str().unwrap_or_default().starts_with(&format!("header `{header}`")), "{body}");
+    }
+    gateway.shutdown().await;
+}
+
+/// A real tonic backend whose GetBook never answers in time, recording the grpc-timeout it got.
+async fn slow_backend(seen_timeout: std::sync::Arc<std::sync::Mutex<Option<String>>>) -> String {
+    use switchyard::upstream::grpc_codec::DynamicCodec;
+    let pool = switchyard::registry::merge_registrations(vec![switchyard::demo::demo_registration().expect("demo")])
+        .expect("merges")
+        .pool;
+    let method = pool
+        .get_service_by_name("catalog.v1.Catalog")
+        .expect("service")
+        .methods()
+        .find(|m| m.name() == "GetBook")
+        .expect("GetBook");
+    let service = tower::service_fn(move |request: http::Request<axum::body::Body>| {
+        let method = method.clone();
+        let seen_timeout = seen_timeout.clone();
+        async move {
+            let timeout = request.headers().get("grpc-timeout").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            *seen_timeout.lock().expect("lock") = timeout;
+            let mut grpc = tonic::server::Grpc::new(DynamicCodec::new(method.input()));
+            let output = method.output();
+            let handler = tower::service_fn(move |_request: tonic::Request<prost_reflect::DynamicMessage>| {
+                let output = output.clone();
+                async move {
+                    tokio::time::sleep(std::time::Duration::from_secs(20)).await;
+                    Ok::<_, tonic::Status>(tonic::Response::new(prost_reflect::DynamicMessage::new(output)))
+                }
+            });
+            Ok::<_, std::convert::Infallible>(grpc.unary(handler, request.map(tonic::body::Body::new)).await)
+        }
+    });
+    let router = axum::Router::new().route_service("/catalog.v1.Catalog/GetBook", service);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_routes(tonic::service::Routes::from(router))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_unary_call_past_its_deadline_is_a_504_and_the_backend_was_told_the_budget() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let url = slow_backend(seen.clone()).await;
+    let gateway = TestGateway::start(Some(url), None).await;
+    let response = gateway
+        .client
+        .get(format!("{}/v1/shelves/1/books/1", gateway.base))
+        .header("grpc-timeout", "150m")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 504);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["code"], 4, "{body}");
+    let sent = seen.lock().expect("lock").clone().expect("the backend got a grpc-timeout");
+    let budget = parse_grpc_timeout_millis(&sent);
+    assert!(budget <= 150, "the backend's budget {sent} exceeds the client's 150ms");
+    gateway.shutdown().await;
+}
+
+fn parse_grpc_timeout_millis(text: &str) -> u128 {
+    let (digits, unit) = text.split_at(text.len() - 1);
+    let value: u128 = digits.parse().expect("digits");
+    match unit {
+        "m" => value,
+        "u" => value / 1000,
+        "n" => value / 1_000_000,
+        "S" => value * 1000,
+        other => panic!("unexpected unit {other}"),
+    }
+}
