@@ -1,19 +1,67 @@
 //! Ingress: the gateway listener's protocols. Each parses and validates its protocol and hands
-//! the gateway an operation; it knows nothing of backends. Today: JSON REST transcoding
-//! (`rest`), with the forwarding rules in `forward` and every response shape in `respond`.
-//! GraphQL, WebSocket and native gRPC ingress arrive with their issues.
+//! the gateway an operation (or, for native gRPC, a request to splice); it knows nothing of
+//! backends. `rest` (JSON REST transcoding, with `rest_stream`), `grpc` (native gRPC and, through
+//! tonic-web, gRPC-Web; `grpc_local` answers health and reflection), `forward` (header and
+//! deadline rules) and `respond` (every response shape). GraphQL and WebSocket arrive with their
+//! issues.
 
 mod forward;
+mod grpc;
+mod grpc_local;
 pub mod respond;
 mod rest;
 mod rest_stream;
 
 use std::sync::Arc;
 
-use crate::gateway::Gateway;
 use axum::Router;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use tower::{Layer, ServiceExt};
+
+use crate::gateway::Gateway;
+use grpc_local::LocalGrpcCache;
+
+/// What the gateway listener's handlers share.
+struct IngressState {
+    gateway: Arc<Gateway>,
+    local_grpc: LocalGrpcCache,
+}
 
 /// The gateway listener's router.
 pub fn gateway_router(gateway: Arc<Gateway>) -> Router {
-    Router::new().fallback(rest::handle_rest).with_state(gateway)
+    let state = Arc::new(IngressState { gateway, local_grpc: LocalGrpcCache::default() });
+    Router::new().fallback(dispatch).with_state(state)
+}
+
+/// Picks the protocol by content type: gRPC-Web, native gRPC, else REST.
+async fn dispatch(State(state): State<Arc<IngressState>>, request: Request) -> Response {
+    if grpc::is_grpc_web(&request) {
+        return grpc_web(state, request).await;
+    }
+    if grpc::is_grpc(&request) {
+        return grpc::handle_grpc(state.gateway.served(), &state.local_grpc, request).await;
+    }
+    rest::handle_rest(state.gateway.clone(), request).await
+}
+
+/// gRPC-Web: tonic-web translates the request to gRPC and the answer back (trailers become a
+/// body frame; `-text` is base64).
+async fn grpc_web(state: Arc<IngressState>, request: Request) -> Response {
+    let inner = tower::service_fn(move |request: http::Request<tonic::body::Body>| {
+        let state = state.clone();
+        async move {
+            // tonic-web passes on the size hint of the text it decoded, which no longer matches the
+            // bytes; an unsized body keeps the backend's HTTP/2 length check honest.
+            let request =
+                request.map(|body| axum::body::Body::from_stream(axum::body::Body::new(body).into_data_stream()));
+            let response = grpc::handle_grpc(state.gateway.served(), &state.local_grpc, request).await;
+            Ok::<_, std::convert::Infallible>(response.map(tonic::body::Body::new))
+        }
+    });
+    let service = tonic_web::GrpcWebLayer::new().layer(inner);
+    match service.oneshot(request).await {
+        Ok(response) => response.map(axum::body::Body::new),
+        Err(never) => match never {},
+    }
 }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use prost_reflect::Value;
@@ -26,7 +26,7 @@ use crate::transcode::json::{JsonOptions, message_to_json};
 use crate::transcode::route_table::MatchError;
 
 /// Serves any request the fixed routes did not take.
-pub(crate) async fn handle_rest(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Response {
     let served = gateway.served();
     let snapshot = &served.snapshot;
     let (parts, body) = request.into_parts();

@@ -140,6 +140,19 @@ impl GrpcClient {
     }
 }
 
+impl GrpcClient {
+    /// Splices a native gRPC request to the cluster: headers, body frames and trailers pass
+    /// through undecoded; flow control is HTTP/2's own, end to end.
+    pub async fn forward(
+        &self,
+        request: http::Request<tonic::body::Body>,
+    ) -> Result<http::Response<tonic::body::Body>, UpstreamError> {
+        use tower::ServiceExt;
+        let channel = self.channel.clone();
+        channel.oneshot(request).await.map_err(|e| UpstreamError::unavailable(&self.cluster, &e))
+    }
+}
+
 fn copy_metadata(from: &Metadata, to: &mut MetadataMap) {
     for (name, value) in from.iter() {
         if name.ends_with("-bin") {

@@ -1,6 +1,7 @@
 //! Switchyard's integration tests: one test binary, real servers on ephemeral loopback ports.
 
 mod cli_check;
+mod grpc;
 mod lifecycle;
 mod registry;
 mod rest;

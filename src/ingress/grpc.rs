@@ -1,0 +1,101 @@
+//! Native gRPC ingress, the fast path: `content-type: application/grpc*` on any path is spliced
+//! to the backend of the service named in the path, all four call kinds, messages undecoded,
+//! trailers and status intact. The gateway itself answers grpc.health.v1 and server reflection
+//! (v1, v1alpha) for everything registered. gRPC-Web is translated to gRPC by tonic-web around
+//! this same handler. Refusals are gRPC statuses (trailers-only responses), never HTTP errors.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use http::header;
+use tower::ServiceExt;
+
+use super::grpc_local::LocalGrpcCache;
+use crate::gateway::Served;
+
+/// Services the gateway answers itself.
+const HEALTH: &str = "grpc.health.v1.Health";
+const REFLECTION_V1: &str = "grpc.reflection.v1.ServerReflection";
+const REFLECTION_V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
+
+/// Headers that belong to one hop and are never forwarded (RFC 9110 section 7.6.1); `te` is
+/// kept, gRPC requires `te: trailers`.
+const HOP_BY_HOP: &[&str] =
+    &["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "proxy-authorization"];
+
+/// True for requests this ingress takes (`application/grpc`, `application/grpc+proto`, ...).
+pub(crate) fn is_grpc(request: &Request) -> bool {
+    content_type_starts_with(request, "application/grpc")
+}
+
+/// True for gRPC-Web requests (`application/grpc-web`, `+proto`, `-text`).
+pub(crate) fn is_grpc_web(request: &Request) -> bool {
+    content_type_starts_with(request, "application/grpc-web")
+}
+
+fn content_type_starts_with(request: &Request, prefix: &str) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.len() >= prefix.len() && v[..prefix.len()].eq_ignore_ascii_case(prefix))
+}
+
+/// Serves one native gRPC request.
+pub(crate) async fn handle_grpc(served: Arc<Served>, local_grpc: &LocalGrpcCache, request: Request) -> Response {
+    let path = request.uri().path().to_owned();
+    let Some((service, method)) = path.strip_prefix('/').and_then(|p| p.split_once('/')) else {
+        return status(tonic::Status::unimplemented(format!("`{path}` is not a gRPC method path")));
+    };
+    if matches!(service, HEALTH | REFLECTION_V1 | REFLECTION_V1ALPHA) {
+        let local_services = local_grpc.for_snapshot(&served.snapshot).await;
+        let service = match service {
+            HEALTH => local_services.health.clone(),
+            REFLECTION_V1 => local_services.reflection_v1.clone(),
+            _ => local_services.reflection_v1alpha.clone(),
+        };
+        return local(service, request).await;
+    }
+    let snapshot = &served.snapshot;
+    let Some(descriptor) = snapshot.registry.pool.get_service_by_name(service) else {
+        return status(tonic::Status::unimplemented(format!("unknown service {service}")));
+    };
+    if !descriptor.methods().any(|m| m.name() == method) {
+        return status(tonic::Status::unimplemented(format!("unknown method {method} for service {service}")));
+    }
+    let Some(cluster) = snapshot.services.get(service).and_then(Option::as_deref) else {
+        return status(tonic::Status::unavailable(format!("no backend serves {service}")));
+    };
+    let client = match served.upstreams.grpc(cluster) {
+        Ok(client) => client,
+        Err(error) => return status(tonic::Status::unavailable(error.to_string())),
+    };
+    let (mut parts, body) = request.into_parts();
+    for name in HOP_BY_HOP {
+        parts.headers.remove(*name);
+    }
+    // The body may have been re-framed on the way in (gRPC-Web text is base64), and HTTP/2
+    // frames carry their own lengths: a stale content-length would make the backend reset.
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let upstream = http::Request::from_parts(parts, tonic::body::Body::new(body));
+    match client.forward(upstream).await {
+        Ok(response) => response.map(Body::new),
+        Err(error) => status(tonic::Status::unavailable(error.to_string())),
+    }
+}
+
+async fn local<S>(service: S, request: Request) -> Response
+where
+    S: tower::Service<Request, Response = http::Response<tonic::body::Body>, Error = std::convert::Infallible>,
+{
+    match service.oneshot(request).await {
+        Ok(response) => response.map(Body::new),
+        Err(never) => match never {},
+    }
+}
+
+fn status(status: tonic::Status) -> Response {
+    status.into_http::<tonic::body::Body>().map(Body::new)
+}
