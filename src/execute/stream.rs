@@ -13,6 +13,7 @@ use super::ExecuteError;
 use crate::operation::CallInput;
 use crate::plan::Fetch;
 use crate::upstream::Upstreams;
+use crate::upstream::grpc_codec::Outgoing;
 
 /// Decoded response messages; ends with an error if the call failed.
 pub type OutputStream = BoxStream<'static, Result<DynamicMessage, ExecuteError>>;
@@ -25,25 +26,25 @@ pub async fn execute_streaming_fetch(
     let client = upstreams.grpc(&fetch.cluster)?.clone();
     let path = format!("/{}/{}", fetch.method.parent_service().full_name(), fetch.method.name());
     let (bad_input, bad_input_seen) = oneshot::channel::<String>();
-    let requests: BoxStream<'static, Bytes> = match fetch.input {
-        CallInput::Message(message) => Box::pin(stream::once(async move { Bytes::from(message.encode_to_vec()) })),
-        CallInput::Stream(input) => {
-            Box::pin(stream::unfold((input, Some(bad_input)), |(mut input, mut signal)| async move {
-                match input.next().await {
-                    Some(Ok(message)) => Some((Bytes::from(message.encode_to_vec()), (input, signal))),
-                    Some(Err(error)) => {
-                        if let Some(signal) = signal.take() {
-                            let _ = signal.send(error);
-                        }
-                        // Never end: ending would half-close, and the backend would take the
-                        // truncated input as complete. The call is cancelled instead.
-                        std::future::pending::<()>().await;
-                        None
-                    }
-                    None => None,
-                }
-            }))
+    let requests: BoxStream<'static, Outgoing> = match fetch.input {
+        CallInput::Message(message) => {
+            Box::pin(stream::once(async move { Outgoing::Message(Bytes::from(message.encode_to_vec())) }))
         }
+        CallInput::Stream(input) => Box::pin(stream::unfold(Some((input, bad_input)), |state| async move {
+            let (mut input, signal) = state?;
+            match input.next().await {
+                Some(Ok(message)) => {
+                    Some((Outgoing::Message(Bytes::from(message.encode_to_vec())), Some((input, signal))))
+                }
+                Some(Err(error)) => {
+                    let _ = signal.send(error);
+                    // Not an end, which would half-close and make the truncated input look
+                    // complete to the backend: an abort, which resets the stream.
+                    Some((Outgoing::Abort, None))
+                }
+                None => None,
+            }
+        })),
     };
     // The signal is polled until it resolves once (an error, or the input's end dropping the
     // sender) and never after: a oneshot must not be polled past completion.
@@ -53,11 +54,12 @@ pub async fn execute_streaming_fetch(
     let opened = loop {
         match bad_input_seen.as_mut() {
             Some(signal) => tokio::select! {
-                opened = &mut open => break opened?,
+                biased;
                 seen = signal => match seen {
                     Ok(error) => return Err(ExecuteError::Input(error)),
                     Err(_) => bad_input_seen = None,
                 },
+                opened = &mut open => break opened?,
             },
             None => break open.await?,
         }
@@ -77,7 +79,7 @@ fn decode_messages(
         let (mut messages, mut bad_input, output) = state?;
         let next = match bad_input.as_mut() {
             Some(signal) => tokio::select! {
-                item = messages.next() => item,
+                biased;
                 seen = signal => match seen {
                     Ok(error) => return Some((Err(ExecuteError::Input(error)), None)),
                     Err(_) => {
@@ -85,6 +87,7 @@ fn decode_messages(
                         messages.next().await
                     }
                 },
+                item = messages.next() => item,
             },
             None => messages.next().await,
         };

@@ -5,7 +5,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::Request;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, Request};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use prost_reflect::Value;
@@ -17,6 +18,7 @@ use super::respond::{
     add_backend_metadata, error_response, error_response_with_details, json_response, status_details_json,
 };
 use super::rest_stream::{Framing, ndjson_requests, stream_response};
+use super::rest_ws::{BidiSession, run_bidi};
 use crate::error::ErrorCode;
 use crate::gateway::{Gateway, GatewayError, execute_operation, execute_streaming_operation};
 use crate::operation::{CallInput, Operation, RootCall, Selection};
@@ -29,7 +31,7 @@ use crate::transcode::route_table::MatchError;
 pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Response {
     let served = gateway.served();
     let snapshot = &served.snapshot;
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let found = match snapshot.routes.find(&parts.method, parts.uri.path()) {
         Ok(found) => found,
         Err(MatchError::NotFound) => {
@@ -93,11 +95,27 @@ pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Resp
             CallInput::Stream(ndjson_requests(body, route.clone(), variables, query, options.clone(), limit))
         }
         CallKind::Bidi => {
-            let message = format!(
-                "{} is a bidirectional stream; open a WebSocket on this route (GET with Upgrade: websocket)",
-                route.method.full_name()
-            );
-            return error_response(ErrorCode::InvalidArgument, &message);
+            let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+                Ok(upgrade) => upgrade,
+                Err(_) => {
+                    let message = format!(
+                        "{} is a bidirectional stream; open a WebSocket on this route (GET with Upgrade: websocket)",
+                        route.method.full_name()
+                    );
+                    return error_response(ErrorCode::InvalidArgument, &message);
+                }
+            };
+            let http = HttpParts { variables: &variables, query: parts.uri.query(), body: b"", is_patch: false };
+            let url_fields = match bind_request(&route, http, &options) {
+                Ok(fields) => prost::Message::encode_to_vec(&fields),
+                Err(error) => return error_response(ErrorCode::InvalidArgument, &error.to_string()),
+            };
+            let session = BidiSession { route: route.clone(), url_fields, options, context };
+            let served = served.clone();
+            return upgrade
+                .max_message_size(limit)
+                .max_frame_size(limit)
+                .on_upgrade(move |socket| run_bidi(served, socket, session));
         }
     };
     // Unary and client-streaming calls get the route's deadline unless the client asked for a

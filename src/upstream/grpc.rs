@@ -12,7 +12,7 @@ use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
 use super::UpstreamError;
-use super::grpc_codec::RawCodec;
+use super::grpc_codec::{Outgoing, RawCodec};
 use crate::operation::Metadata;
 
 /// A connection (lazily established, re-established on failure) to one cluster.
@@ -52,7 +52,7 @@ impl GrpcClient {
     ) -> Result<UnaryReply, UpstreamError> {
         let path = PathAndQuery::try_from(path)
             .map_err(|_| UpstreamError::Internal(format!("`{path}` is not a valid gRPC path")))?;
-        let mut request = tonic::Request::new(request);
+        let mut request = tonic::Request::new(Outgoing::Message(request));
         copy_metadata(metadata, request.metadata_mut());
         if let Some(timeout) = timeout {
             request.set_timeout(timeout);
@@ -89,7 +89,7 @@ impl GrpcClient {
     pub async fn streaming(
         &self,
         path: &str,
-        requests: BoxStream<'static, Bytes>,
+        requests: BoxStream<'static, Outgoing>,
         metadata: &Metadata,
         deadline: Option<Duration>,
     ) -> Result<StreamReply, UpstreamError> {

@@ -65,6 +65,16 @@ impl Decoder for DynamicDecoder {
     }
 }
 
+/// One request message for `RawCodec`, or the order to abandon the call.
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    /// An encoded request message.
+    Message(Bytes),
+    /// Reset the stream: the backend sees a cancel, never a half-close that would make a
+    /// truncated input look complete.
+    Abort,
+}
+
 /// Passes protobuf bytes through untouched: the gateway encodes requests itself and decodes
 /// (or transcodes) responses after the call, so a backend's undecodable answer is the gateway's
 /// 502, not a status tonic invents.
@@ -72,7 +82,7 @@ impl Decoder for DynamicDecoder {
 pub struct RawCodec;
 
 impl Codec for RawCodec {
-    type Encode = Bytes;
+    type Encode = Outgoing;
     type Decode = Bytes;
     type Encoder = RawCodec;
     type Decoder = RawCodec;
@@ -87,12 +97,18 @@ impl Codec for RawCodec {
 }
 
 impl Encoder for RawCodec {
-    type Item = Bytes;
+    type Item = Outgoing;
     type Error = Status;
 
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put(item);
-        Ok(())
+    fn encode(&mut self, item: Outgoing, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        match item {
+            Outgoing::Message(bytes) => {
+                dst.put(bytes);
+                Ok(())
+            }
+            // An encode error makes the request body fail, and hyper resets the HTTP/2 stream.
+            Outgoing::Abort => Err(Status::cancelled("the client's input was abandoned")),
+        }
     }
 }
 

@@ -126,3 +126,62 @@ async fn a_bidi_route_without_an_upgrade_says_how_to_connect() {
     assert!(answer["message"].as_str().unwrap_or_default().contains("open a WebSocket"), "{answer}");
     gateway.shutdown().await;
 }
+
+mod websocket {
+    use futures_util::{SinkExt, StreamExt};
+    use serde_json::Value;
+    use tokio_tungstenite::tungstenite::Message;
+
+    use crate::support::TestGateway;
+
+    async fn connect(
+        gateway: &TestGateway,
+        path: &str,
+    ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+        let url = format!("{}{path}", gateway.base.replacen("http://", "ws://", 1));
+        tokio_tungstenite::connect_async(url).await.expect("upgrade").0
+    }
+
+    async fn next_text(
+        socket: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
+    ) -> Message {
+        tokio::time::timeout(std::time::Duration::from_secs(30), socket.next())
+            .await
+            .expect("hang detector")
+            .expect("open")
+            .expect("frame")
+    }
+
+    #[tokio::test]
+    async fn a_bidi_route_streams_both_ways_over_a_websocket() {
+        let gateway = TestGateway::demo().await;
+        let mut socket = connect(&gateway, "/v1/shelves/1/books/1:discuss").await;
+        for text in ["hello", "again"] {
+            socket.send(Message::Text(format!(r#"{{"text":"{text}"}}"#).into())).await.expect("send");
+            let Message::Text(reply) = next_text(&mut socket).await else { panic!("a text frame") };
+            let reply: Value = serde_json::from_str(&reply).expect("json");
+            assert_eq!(reply["text"], format!("re: {text}"));
+            assert_eq!(reply["book"], "shelves/1/books/1", "the path variable binds every message");
+            assert_eq!(reply["author"], "librarian");
+        }
+        socket.close(None).await.expect("close");
+        gateway.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_bad_frame_closes_with_1007_naming_it() {
+        let gateway = TestGateway::demo().await;
+        let mut socket = connect(&gateway, "/v1/shelves/1/books/1:discuss").await;
+        socket.send(Message::Text(r#"{"text":"fine"}"#.into())).await.expect("send");
+        let _ = next_text(&mut socket).await;
+        socket.send(Message::Text(r#"{"txet":"typo"}"#.into())).await.expect("send");
+        let Message::Text(error) = next_text(&mut socket).await else { panic!("an error frame") };
+        let error: Value = serde_json::from_str(&error).expect("json");
+        assert_eq!(error["error"]["code"], 3, "{error}");
+        assert!(error["error"]["message"].as_str().unwrap_or_default().starts_with("frame 2: "), "{error}");
+        let Message::Close(Some(close)) = next_text(&mut socket).await else { panic!("a close frame") };
+        assert_eq!(u16::from(close.code), 1007);
+        assert!(close.reason.len() <= 123);
+        gateway.shutdown().await;
+    }
+}
