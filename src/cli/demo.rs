@@ -66,6 +66,14 @@ Streams (run the watch in one terminal, create books in another):
   printf '{{\"parent\":\"shelves/1\",\"book\":{{\"title\":\"A\"}}}}\\n{{\"parent\":\"shelves/1\",\"book\":{{\"title\":\"B\"}}}}\\n' | \\
     curl -s -X POST {g}/v1/books:import -H 'content-type: application/x-ndjson' --data-binary @-
 
+Bidi streaming over a WebSocket on the method's route (websocat, or any WebSocket client):
+  websocat ws://{gateway}/v1/shelves/1/books/1:discuss      # then type {{\"text\":\"hello\"}}
+
+Native gRPC through the gateway (it answers reflection and health itself):
+  grpcurl -plaintext {gateway} list
+  grpcurl -plaintext -d '{{\"name\":\"shelves/1/books/1\"}}' {gateway} {DEMO_SERVICE}/GetBook
+  grpcurl -plaintext -d '{{\"service\":\"{DEMO_SERVICE}\"}}' {gateway} grpc.health.v1.Health/Check
+
 Errors name what was wrong:
   curl -s -X POST {g}/v1/shelves/1/books -H 'content-type: application/json' -d '{{\"title\":\"x\",\"isbn\":\"abc\"}}'
   curl -si -X PUT {g}/v1/shelves/1/books
@@ -78,9 +86,8 @@ Registry (by server reflection from the demo backend):
   switchyard descriptors pull {backend} --dir /tmp/switchyard-demo
   switchyard descriptors list --dir /tmp/switchyard-demo
 
-gRPC straight to the backend (grpcurl uses its reflection):
+gRPC straight to the backend, for comparison:
   grpcurl -plaintext {backend_addr} list
-  grpcurl -plaintext -d '{{\"name\":\"shelves/1/books/1\"}}' {backend_addr} {DEMO_SERVICE}/GetBook
 "
     );
 }
