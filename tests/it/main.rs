@@ -2,6 +2,7 @@
 
 mod cli_check;
 mod grpc;
+mod json_roundtrip;
 mod lifecycle;
 mod registry;
 mod rest;
