@@ -10,7 +10,8 @@ use std::time::SystemTime;
 
 use crate::config::{BackendConfig, BackendProtocol, Config, Problem, check_endpoint_url, load_config_file};
 use crate::registry::{Registration, Registry, RegistryDir, merge_registrations};
-use crate::transcode::routes::{RestRoutes, build_routes};
+use crate::transcode::routes::{RestRoutes, RuleOverrides, build_routes};
+use crate::transcode::rules_file::parse_rules_file;
 pub use crate::upstream::Cluster;
 
 /// Where a snapshot is built from: a config file, directories and the CLI's quick flags.
@@ -128,7 +129,8 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
     let routes = match &registry {
         Some(registry) => {
             let names: Vec<String> = services.keys().cloned().collect();
-            let (routes, route_problems) = build_routes(&registry.pool, &names);
+            let overrides = load_http_rules(&config, &mut problems);
+            let (routes, route_problems) = build_routes(&registry.pool, &names, &overrides);
             problems.extend(route_problems);
             routes
         }
@@ -255,6 +257,21 @@ fn assign_services(
 /// True if `claim` is the service's full name or one of its package prefixes.
 fn claim_matches(claim: &str, service: &str) -> bool {
     service == claim || (service.starts_with(claim) && service.as_bytes().get(claim.len()) == Some(&b'.'))
+}
+
+fn load_http_rules(config: &Config, problems: &mut Vec<Problem>) -> RuleOverrides {
+    let Some(path) = &config.rest.http_rules else { return RuleOverrides::new() };
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            problems.push(Problem::error("rest.http_rules", format!("cannot read {}: {e}", path.display())));
+            return RuleOverrides::new();
+        }
+    };
+    parse_rules_file(&text).unwrap_or_else(|e| {
+        problems.push(Problem::error("", e.message).in_file(path).at_line(e.line));
+        RuleOverrides::new()
+    })
 }
 
 fn check_schema_dir(dir: &Path, problems: &mut Vec<Problem>) -> Vec<PathBuf> {

@@ -138,6 +138,9 @@ pub struct RestConfig {
     /// How server-streaming responses are written when the client does not ask for
     /// `text/event-stream`: one JSON message per line, or one JSON array.
     pub stream_format: StreamFormat,
+    /// An HTTP rules file (grpc-gateway's service-config YAML, `http: rules:`); a selector in it
+    /// replaces all of that method's annotated bindings.
+    pub http_rules: Option<PathBuf>,
 }
 
 /// Header forwarding for calls the gateway builds (REST, GraphQL). `authorization`,
@@ -171,6 +174,7 @@ impl Default for RestConfig {
             ignore_unknown_fields: false,
             max_json_depth: 64,
             stream_format: StreamFormat::Ndjson,
+            http_rules: None,
         }
     }
 }

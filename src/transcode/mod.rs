@@ -6,4 +6,5 @@ pub mod json;
 pub mod percent;
 pub mod route_table;
 pub mod routes;
+pub mod rules_file;
 pub mod template;

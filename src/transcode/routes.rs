@@ -60,8 +60,16 @@ impl RestRoute {
 /// The REST routes of a snapshot.
 pub type RestRoutes = RouteTable<RestRoute>;
 
-/// Builds the routes of every service in `services` (full names), resolving them in `pool`.
-pub fn build_routes(pool: &DescriptorPool, services: &[String]) -> (RestRoutes, Vec<Problem>) {
+/// Bindings from an HTTP rules file, by method full name; they replace the annotations.
+pub type RuleOverrides = std::collections::BTreeMap<String, Vec<HttpBinding>>;
+
+/// Builds the routes of every service in `services` (full names), resolving them in `pool`;
+/// `overrides` replace the annotated bindings of the methods they name.
+pub fn build_routes(
+    pool: &DescriptorPool,
+    services: &[String],
+    overrides: &RuleOverrides,
+) -> (RestRoutes, Vec<Problem>) {
     let mut table = RestRoutes::default();
     let mut problems = Vec::new();
     let methods: Vec<MethodDescriptor> = services
@@ -69,8 +77,17 @@ pub fn build_routes(pool: &DescriptorPool, services: &[String]) -> (RestRoutes, 
         .filter_map(|name| pool.get_service_by_name(name))
         .flat_map(|service| service.methods().collect::<Vec<_>>())
         .collect();
+    for selector in overrides.keys() {
+        if !methods.iter().any(|m| m.full_name() == selector) {
+            problems.push(Problem::error(
+                format!("http rules selector {selector}"),
+                "matches no registered method (write package.Service.Method)",
+            ));
+        }
+    }
     for method in &methods {
-        for binding in http_bindings(method) {
+        let bindings = overrides.get(method.full_name()).cloned().unwrap_or_else(|| http_bindings(method));
+        for binding in bindings {
             match route_from_binding(method, &binding) {
                 Ok((http_method, template, route)) => insert(&mut table, http_method, template, route, &mut problems),
                 Err(message) => problems.push(Problem::error(
@@ -251,7 +268,7 @@ mod tests {
 
     fn problems_of(rpcs: &str) -> Vec<String> {
         let (pool, services) = pool_from(&format!("{HEADER}service S {{\n{rpcs}\n}}\n"));
-        build_routes(&pool, &services).1.into_iter().map(|p| p.to_string()).collect()
+        build_routes(&pool, &services, &RuleOverrides::new()).1.into_iter().map(|p| p.to_string()).collect()
     }
 
     #[test]
@@ -264,7 +281,7 @@ mod tests {
              rpc Nested(Req) returns (Res) {{ option (google.api.http) = {{ put: \"/v1/{{inner.id}}\" body: \"inner\" }}; }}\n\
              rpc Plain(Req) returns (Res);\n}}\n"
         ));
-        let (table, problems) = build_routes(&pool, &services);
+        let (table, problems) = build_routes(&pool, &services, &RuleOverrides::new());
         assert!(problems.is_empty(), "{problems:?}");
         let shown: Vec<String> = table.routes().iter().map(|r| format!("{} {}", r.method, r.template)).collect();
         assert_eq!(
@@ -340,7 +357,7 @@ mod tests {
             "{HEADER}service S {{\n\
              rpc A(Req) returns (Res) {{ option (google.api.http) = {{ post: \"/t.S/{{name}}\" body: \"*\" }}; }}\n}}\n"
         ));
-        let (table, problems) = build_routes(&pool, &services);
+        let (table, problems) = build_routes(&pool, &services, &RuleOverrides::new());
         assert!(problems.is_empty(), "{problems:?}");
         let found = table.find(&Method::POST, "/t.S/A").expect("routes");
         assert_eq!(found.route.value.origin, RouteOrigin::Annotation);

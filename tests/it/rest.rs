@@ -407,3 +407,56 @@ fn parse_grpc_timeout_millis(text: &str) -> u128 {
         other => panic!("unexpected unit {other}"),
     }
 }
+
+#[tokio::test]
+async fn an_http_rules_file_replaces_the_annotations_of_the_methods_it_names() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = dir.path().join("http.yaml");
+    std::fs::write(
+        &rules,
+        "type: google.api.Service\nconfig_version: 3\nhttp:\n  rules:\n    - selector: catalog.v1.Catalog.GetBook\n      get: /v2/book/{name=**}\n      additional_bindings:\n        - post: /v2/lookup\n          body: \"*\"\n",
+    )
+    .expect("write");
+    let config = format!("[rest]\nhttp_rules = \"{}\"\n", rules.display());
+    let (gateway, _config_dir) = TestGateway::demo_with_config(&config).await;
+    let (status, body, _) = gateway.call("GET", "/v2/book/shelves/1/books/2", "").await;
+    assert_eq!((status, body["title"].clone()), (200, json!("A Wizard of Earthsea")), "{body}");
+    let (status, body, _) = gateway.call("POST", "/v2/lookup", r#"{"name":"shelves/1/books/1"}"#).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, headers) = gateway.call("GET", "/v1/shelves/1/books/2", "").await;
+    assert_eq!(status, 405, "the annotated GetBook route is replaced");
+    assert_eq!(headers["allow"], "DELETE, PATCH", "only the other methods' routes remain on that path");
+    let (status, _, _) = gateway.call("GET", "/v1/shelves/1/books", "").await;
+    assert_eq!(status, 200, "other methods keep their annotations");
+    gateway.shutdown().await;
+}
+
+#[test]
+fn check_reports_bad_rules_files_with_their_line_and_unknown_selectors() {
+    use crate::support::{run, text, write_files};
+    let work = tempfile::tempdir().expect("tempdir");
+    let proto = crate::support::demo_proto_root().join("catalog/v1/catalog.proto");
+    let root = crate::support::demo_proto_root();
+    let added =
+        run(&["descriptors", "add", proto.to_str().expect("utf8"), "-I", root.to_str().expect("utf8")], work.path());
+    assert_eq!(added.status.code(), Some(0), "{}", text(&added.stderr));
+    write_files(
+        work.path(),
+        &[
+            ("bad.yaml", "http:\n  rules:\n    - selector: a\n      get: [\n"),
+            ("unknown.yaml", "http:\n  rules:\n    - selector: catalog.v1.Catalog.Nope\n      get: /x\n"),
+            ("bad.toml", "[rest]\nhttp_rules = \"bad.yaml\"\n"),
+            ("unknown.toml", "[rest]\nhttp_rules = \"unknown.yaml\"\n"),
+        ],
+    );
+    let out = run(&["check", "--config", "bad.toml"], work.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("bad.yaml:"), "{}", text(&out.stdout));
+    let out = run(&["check", "--config", "unknown.toml"], work.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("catalog.v1.Catalog.Nope: matches no registered method"),
+        "{}",
+        text(&out.stdout)
+    );
+}
