@@ -90,6 +90,26 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// A short digest of everything registered: the same registrations give the same version.
+    pub fn registry_version(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        for registration in &self.registry.registrations {
+            hasher.update(registration.name.as_bytes());
+            hasher.update(registration.digest.as_bytes());
+        }
+        hex::encode(&hasher.finalize()[..6])
+    }
+
+    /// The OpenAPI 3.1 document of the REST routes.
+    pub fn openapi(&self) -> serde_json::Value {
+        crate::transcode::openapi::openapi_document(
+            &self.routes,
+            self.config.rest.proto_field_names,
+            &self.registry_version(),
+        )
+    }
+
     /// The cluster that serves gRPC service `full_name`, if any.
     pub fn cluster_for_service(&self, full_name: &str) -> Option<&Cluster> {
         self.services.get(full_name)?.as_ref().and_then(|c| self.clusters.get(c))

@@ -5,6 +5,7 @@
 mod check;
 mod demo;
 mod descriptors;
+mod openapi;
 mod routes;
 mod serve;
 mod signal;
@@ -42,6 +43,8 @@ enum Command {
     Check(SourceArgs),
     /// Print the REST route table: method, path template, gRPC method, call kind, body mapping.
     Routes(SourceArgs),
+    /// Print the OpenAPI 3.1 document of the REST routes.
+    Openapi(SourceArgs),
     /// Manage the descriptor registry.
     #[command(subcommand)]
     Descriptors(descriptors::DescriptorsCommand),
@@ -121,6 +124,7 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Check(args) => check::run(args).await,
             Command::Routes(args) => routes::run(args).await,
+            Command::Openapi(args) => openapi::run(args).await,
             Command::Descriptors(command) => descriptors::run(command).await,
         }
     });

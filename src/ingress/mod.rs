@@ -15,9 +15,12 @@ mod rest_ws;
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwapOption;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::response::Response;
+use axum::routing::get;
+use bytes::Bytes;
 use tower::{Layer, ServiceExt};
 
 use crate::gateway::Gateway;
@@ -27,12 +30,29 @@ use grpc_local::LocalGrpcCache;
 struct IngressState {
     gateway: Arc<Gateway>,
     local_grpc: LocalGrpcCache,
+    openapi: ArcSwapOption<(u64, Bytes)>,
 }
 
-/// The gateway listener's router.
+/// The gateway listener's router: the fixed endpoints, then protocol dispatch.
 pub fn gateway_router(gateway: Arc<Gateway>) -> Router {
-    let state = Arc::new(IngressState { gateway, local_grpc: LocalGrpcCache::default() });
-    Router::new().fallback(dispatch).with_state(state)
+    let state =
+        Arc::new(IngressState { gateway, local_grpc: LocalGrpcCache::default(), openapi: ArcSwapOption::empty() });
+    Router::new().route("/openapi.json", get(openapi)).fallback(dispatch).with_state(state)
+}
+
+/// `/openapi.json`, built once per snapshot generation.
+async fn openapi(State(state): State<Arc<IngressState>>) -> Response {
+    let snapshot = state.gateway.snapshot();
+    let cached = state.openapi.load_full().filter(|c| c.0 == snapshot.generation);
+    let body = match cached {
+        Some(cached) => cached.1.clone(),
+        None => {
+            let body = Bytes::from(serde_json::to_vec_pretty(&snapshot.openapi()).unwrap_or_default());
+            state.openapi.store(Some(Arc::new((snapshot.generation, body.clone()))));
+            body
+        }
+    };
+    respond::json_response(http::StatusCode::OK, body.to_vec())
 }
 
 /// Picks the protocol by content type: gRPC-Web, native gRPC, else REST.

@@ -3,6 +3,7 @@
 
 pub mod binding;
 pub mod json;
+pub mod openapi;
 pub mod percent;
 pub mod route_table;
 pub mod routes;

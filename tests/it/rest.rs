@@ -460,3 +460,70 @@ fn check_reports_bad_rules_files_with_their_line_and_unknown_selectors() {
         text(&out.stdout)
     );
 }
+
+#[tokio::test]
+async fn openapi_describes_every_route() {
+    let gateway = TestGateway::demo().await;
+    let (status, doc, headers) = gateway.call("GET", "/openapi.json", "").await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(doc["openapi"], "3.1.0");
+    let get_book = &doc["paths"]["/v1/{name}"]["get"];
+    assert_eq!(get_book["parameters"][0]["name"], "name");
+    assert_eq!(get_book["parameters"][0]["schema"]["pattern"], "^shelves/[^/]+/books/[^/]+$");
+    assert_eq!(
+        get_book["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/catalog.v1.Book"
+    );
+    let list = &doc["paths"]["/v1/{parent}/books"]["get"];
+    let query: Vec<&str> = list["parameters"]
+        .as_array()
+        .expect("params")
+        .iter()
+        .filter(|p| p["in"] == "query")
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(query, ["pageSize", "pageToken", "genre"]);
+    let create = &doc["paths"]["/v1/{parent}/books"]["post"];
+    assert_eq!(
+        create["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/catalog.v1.Book"
+    );
+    let query: Vec<&str> = create["parameters"]
+        .as_array()
+        .expect("params")
+        .iter()
+        .filter(|p| p["in"] == "query")
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(query, ["bookId"], "the body field and path field are not query parameters");
+    assert!(doc["paths"]["/v1/books:import"]["post"]["requestBody"]["content"]["application/x-ndjson"].is_object());
+    assert!(
+        doc["paths"]["/v1/{parent}/books:watch"]["get"]["responses"]["200"]["content"]["text/event-stream"].is_object()
+    );
+    assert!(doc["paths"]["/catalog.v1.Catalog/GetBook"]["post"].is_object(), "default routes are documented");
+    let book = &doc["components"]["schemas"]["catalog.v1.Book"]["properties"];
+    assert_eq!(book["isbn"], json!({"type": "string", "format": "int64"}));
+    assert_eq!(book["publishTime"], json!({"type": "string", "format": "date-time"}));
+    assert_eq!(book["rating"], json!({"type": ["integer", "null"]}));
+    assert_eq!(book["labels"]["additionalProperties"], json!({"type": "string"}));
+    gateway.shutdown().await;
+}
+
+#[test]
+fn the_openapi_command_prints_the_same_document() {
+    use crate::support::{run, text};
+    let work = tempfile::tempdir().expect("tempdir");
+    let proto = crate::support::demo_proto_root().join("catalog/v1/catalog.proto");
+    let root = crate::support::demo_proto_root();
+    let added =
+        run(&["descriptors", "add", proto.to_str().expect("utf8"), "-I", root.to_str().expect("utf8")], work.path());
+    assert_eq!(added.status.code(), Some(0), "{}", text(&added.stderr));
+    let out = run(&["openapi"], work.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/v1/{name}"]["delete"].is_object());
+    let routes = run(&["routes"], work.path());
+    assert!(text(&routes.stdout).contains("GET     /v1/{name=shelves/*/books/*}"), "{}", text(&routes.stdout));
+}
