@@ -204,8 +204,13 @@ fn build_clusters(config: &Config, flags: &[BackendFlag], problems: &mut Vec<Pro
                 Err(message) => problems.push(Problem::error(format!("{path}.endpoints[{i}]"), message)),
             }
         }
-        let cluster =
-            Cluster { name: name.to_owned(), protocol: backend.protocol, endpoints, serves: backend.services.clone() };
+        let cluster = Cluster {
+            name: name.to_owned(),
+            protocol: backend.protocol,
+            endpoints,
+            serves: backend.services.clone(),
+            grpc_compression: backend.grpc_compression,
+        };
         clusters.insert(name.to_owned(), cluster);
     };
     for (name, backend) in &config.backends {
@@ -216,6 +221,7 @@ fn build_clusters(config: &Config, flags: &[BackendFlag], problems: &mut Vec<Pro
             protocol: BackendProtocol::Grpc,
             endpoints: flag.urls.clone(),
             services: vec![flag.name.clone()],
+            grpc_compression: Default::default(),
         };
         // The flag's cluster serves NAME only and shadows the config's claim on NAME.
         for cluster in clusters.values_mut() {

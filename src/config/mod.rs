@@ -205,6 +205,21 @@ pub struct BackendConfig {
     /// `catalog`) this cluster serves; the longest match wins.
     #[serde(default)]
     pub services: Vec<String>,
+    /// For gRPC: compress the messages the gateway builds and sends (`grpc-encoding`);
+    /// compressed answers are always accepted.
+    #[serde(default)]
+    pub grpc_compression: GrpcCompression,
+}
+
+/// Message compression on gRPC calls the gateway builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GrpcCompression {
+    /// Send messages uncompressed.
+    #[default]
+    None,
+    /// Send messages gzip-compressed.
+    Gzip,
 }
 
 /// Returns the config's JSON Schema, as the checker and `switchyard config schema` use it.

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::BroadcastStream;
+use tonic::codec::CompressionEncoding;
 use tonic::server::Grpc;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -154,7 +155,9 @@ async fn dispatch(
     method: MethodDescriptor,
     request: http::Request<tonic::body::Body>,
 ) -> http::Response<tonic::body::Body> {
-    let mut grpc = Grpc::new(DynamicCodec::new(method.input()));
+    let mut grpc = Grpc::new(DynamicCodec::new(method.input()))
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip);
     match method.name() {
         "WatchBooks" => {
             let svc = tower::service_fn(move |req: Request<DynamicMessage>| {
@@ -214,6 +217,7 @@ async fn dispatch(
                         other => Err(Status::unimplemented(format!("{other} is not implemented by the demo"))),
                     };
                     let echo = req.metadata().get("x-request-id").cloned();
+                    let encoding = req.metadata().get("grpc-encoding").cloned();
                     answer.map(|message| {
                         let mut response = Response::new(message);
                         response
@@ -221,6 +225,9 @@ async fn dispatch(
                             .insert("served-by", tonic::metadata::MetadataValue::from_static("catalog-demo"));
                         if let Some(id) = echo {
                             response.metadata_mut().insert("x-request-id", id);
+                        }
+                        if let Some(encoding) = encoding {
+                            response.metadata_mut().insert("request-encoding", encoding);
                         }
                         response
                     })

@@ -36,7 +36,7 @@ pub enum ExecuteError {
     Upstream(#[from] UpstreamError),
     /// The client sent a request message that cannot be read.
     #[error("{0}")]
-    Input(String),
+    Input(crate::operation::InputError),
     /// A unary fetch was given a stream of requests, or the reverse.
     #[error("{0}")]
     Shape(String),
@@ -53,7 +53,7 @@ impl ExecuteError {
     pub fn code(&self) -> ErrorCode {
         match self {
             ExecuteError::Upstream(e) => e.code(),
-            ExecuteError::Input(_) => ErrorCode::InvalidArgument,
+            ExecuteError::Input(e) => e.code,
             ExecuteError::Shape(_) => ErrorCode::Internal,
             ExecuteError::Undecodable { .. } => ErrorCode::UpstreamError,
         }

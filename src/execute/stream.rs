@@ -10,7 +10,7 @@ use prost_reflect::{DynamicMessage, MessageDescriptor};
 use tokio::sync::oneshot;
 
 use super::ExecuteError;
-use crate::operation::CallInput;
+use crate::operation::{CallInput, InputError};
 use crate::plan::Fetch;
 use crate::upstream::Upstreams;
 use crate::upstream::grpc_codec::Outgoing;
@@ -25,7 +25,7 @@ pub async fn execute_streaming_fetch(
 ) -> Result<(http::HeaderMap, OutputStream), ExecuteError> {
     let client = upstreams.grpc(&fetch.cluster)?.clone();
     let path = format!("/{}/{}", fetch.method.parent_service().full_name(), fetch.method.name());
-    let (bad_input, bad_input_seen) = oneshot::channel::<String>();
+    let (bad_input, bad_input_seen) = oneshot::channel::<InputError>();
     let requests: BoxStream<'static, Outgoing> = match fetch.input {
         CallInput::Message(message) => {
             Box::pin(stream::once(async move { Outgoing::Message(Bytes::from(message.encode_to_vec())) }))
@@ -72,7 +72,7 @@ pub async fn execute_streaming_fetch(
 fn decode_messages(
     messages: BoxStream<'static, Result<Bytes, crate::upstream::UpstreamError>>,
     output: MessageDescriptor,
-    bad_input: Option<std::pin::Pin<Box<oneshot::Receiver<String>>>>,
+    bad_input: Option<std::pin::Pin<Box<oneshot::Receiver<InputError>>>>,
 ) -> OutputStream {
     let state = (messages, bad_input, output);
     Box::pin(stream::unfold(Some(state), |state| async move {

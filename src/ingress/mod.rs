@@ -5,6 +5,7 @@
 //! deadline rules) and `respond` (every response shape). GraphQL and WebSocket arrive with their
 //! issues.
 
+mod encoding;
 mod forward;
 mod grpc;
 mod grpc_local;
@@ -37,7 +38,8 @@ struct IngressState {
 pub fn gateway_router(gateway: Arc<Gateway>) -> Router {
     let state =
         Arc::new(IngressState { gateway, local_grpc: LocalGrpcCache::default(), openapi: ArcSwapOption::empty() });
-    Router::new().route("/openapi.json", get(openapi)).fallback(dispatch).with_state(state)
+    let compression = tower_http::compression::CompressionLayer::new().compress_when(encoding::CompressibleJson);
+    Router::new().route("/openapi.json", get(openapi)).fallback(dispatch).layer(compression).with_state(state)
 }
 
 /// `/openapi.json`, built once per snapshot generation.

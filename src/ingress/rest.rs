@@ -13,6 +13,7 @@ use prost_reflect::Value;
 
 use futures_util::StreamExt;
 
+use super::encoding::{decode_request_body, is_too_large};
 use super::forward::request_context;
 use super::respond::{
     add_backend_metadata, error_response, error_response_with_details, json_response, status_details_json,
@@ -68,15 +69,25 @@ pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Resp
     if has_body && let Some(refusal) = check_content_type(parts.headers.get(header::CONTENT_TYPE)) {
         return refusal;
     }
+    let body = match decode_request_body(body, parts.headers.get(header::CONTENT_ENCODING), limit) {
+        Ok(body) => body,
+        Err(error) => return error_response(ErrorCode::UnsupportedMediaType, &error.to_string()),
+    };
     let selection = route.response_body.clone().map_or(Selection::Whole, Selection::Field);
     let kind = route.call_kind();
     let input = match kind {
         CallKind::Unary | CallKind::ServerStreaming => {
             let bytes = match axum::body::to_bytes(body, limit).await {
                 Ok(bytes) => bytes,
-                Err(_) => {
+                Err(error) if is_too_large(&error) => {
                     let message = format!("the request body is larger than {limit} bytes (rest.max_body_bytes)");
                     return error_response(ErrorCode::PayloadTooLarge, &message);
+                }
+                Err(error) => {
+                    return error_response(
+                        ErrorCode::InvalidArgument,
+                        &format!("cannot read the request body: {error}"),
+                    );
                 }
             };
             let http = HttpParts {

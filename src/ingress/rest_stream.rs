@@ -13,9 +13,11 @@ use bytes::{Bytes, BytesMut};
 use futures_util::stream::{self, StreamExt};
 use serde_json::json;
 
+use super::encoding::is_too_large;
 use crate::config::StreamFormat;
+use crate::error::ErrorCode;
 use crate::execute::{ExecuteError, OutputStream};
-use crate::operation::InputStream;
+use crate::operation::{InputError, InputStream};
 use crate::transcode::binding::{HttpParts, bind_request};
 use crate::transcode::json::{JsonOptions, message_to_json};
 use crate::transcode::routes::RestRoute;
@@ -165,13 +167,15 @@ pub(crate) fn ndjson_requests(
                     }
                     let parts =
                         HttpParts { variables: &variables, query: query.as_deref(), body: text, is_patch: false };
-                    let item = bind_request(&route, parts, &options).map_err(|e| format!("line {}: {e}", reader.line));
+                    let item = bind_request(&route, parts, &options)
+                        .map_err(|e| InputError::invalid(format!("line {}: {e}", reader.line)));
                     let next = if item.is_ok() { Some(reader) } else { None };
                     return Some((item, next));
                 }
                 if reader.buffer.len() > max_line {
-                    let error = format!("line {}: longer than {max_line} bytes (rest.max_body_bytes)", reader.line + 1);
-                    return Some((Err(error), None));
+                    let message =
+                        format!("line {}: longer than {max_line} bytes (rest.max_body_bytes)", reader.line + 1);
+                    return Some((Err(InputError { code: ErrorCode::PayloadTooLarge, message }), None));
                 }
                 if reader.finished {
                     if reader.buffer.iter().all(u8::is_ascii_whitespace) {
@@ -182,7 +186,13 @@ pub(crate) fn ndjson_requests(
                 }
                 match reader.chunks.next().await {
                     Some(Ok(chunk)) => reader.buffer.extend_from_slice(&chunk),
-                    Some(Err(e)) => return Some((Err(format!("reading the request body: {e}")), None)),
+                    Some(Err(e)) => {
+                        let code =
+                            if is_too_large(&e) { ErrorCode::PayloadTooLarge } else { ErrorCode::InvalidArgument };
+                        let message =
+                            if is_too_large(&e) { e.to_string() } else { format!("reading the request body: {e}") };
+                        return Some((Err(InputError { code, message }), None));
+                    }
                     None => reader.finished = true,
                 }
             }

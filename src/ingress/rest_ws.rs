@@ -13,7 +13,7 @@ use prost::Message as _;
 use serde_json::json;
 
 use crate::gateway::{GatewayError, Served, execute_streaming_operation};
-use crate::operation::{CallInput, InputStream, Operation, RequestContext, RootCall, Selection};
+use crate::operation::{CallInput, InputError, InputStream, Operation, RequestContext, RootCall, Selection};
 use crate::transcode::json::{JsonError, JsonOptions, json_to_message, message_to_json};
 use crate::transcode::routes::RestRoute;
 
@@ -42,14 +42,17 @@ pub(crate) async fn run_bidi(served: std::sync::Arc<Served>, socket: WebSocket, 
                 loop {
                     let message = match receiver.next().await {
                         None | Some(Ok(Message::Close(_))) => return None,
-                        Some(Err(error)) => return Some((Err(format!("the WebSocket failed: {error}")), None)),
+                        Some(Err(error)) => {
+                            return Some((Err(InputError::invalid(format!("the WebSocket failed: {error}"))), None));
+                        }
                         Some(Ok(message)) => message,
                     };
                     frame += 1;
                     let text = match message {
                         Message::Text(text) => text,
                         Message::Binary(_) => {
-                            return Some((Err(format!("frame {frame}: send JSON text frames, not binary")), None));
+                            let message = format!("frame {frame}: send JSON text frames, not binary");
+                            return Some((Err(InputError::invalid(message)), None));
                         }
                         _ => continue,
                     };
@@ -59,7 +62,7 @@ pub(crate) async fn run_bidi(served: std::sync::Arc<Served>, socket: WebSocket, 
                     });
                     return match bound {
                         Ok(request) => Some((Ok(request), Some((receiver, frame)))),
-                        Err(error) => Some((Err(format!("frame {frame}: {error}")), None)),
+                        Err(error) => Some((Err(InputError::invalid(format!("frame {frame}: {error}"))), None)),
                     };
                 }
             }

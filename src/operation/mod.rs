@@ -14,7 +14,29 @@ pub use context::{Metadata, RequestContext};
 
 /// A client's stream of request messages (client-streaming and bidi calls). An `Err` item
 /// means the client sent something that is not a valid message; the call is abandoned.
-pub type InputStream = Pin<Box<dyn Stream<Item = Result<DynamicMessage, String>> + Send>>;
+pub type InputStream = Pin<Box<dyn Stream<Item = Result<DynamicMessage, InputError>> + Send>>;
+
+/// A client-sent message that cannot be used, and the error code it earns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputError {
+    /// Invalid argument, or payload too large.
+    pub code: crate::error::ErrorCode,
+    /// What is wrong, naming the line or frame.
+    pub message: String,
+}
+
+impl InputError {
+    /// An invalid message.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        InputError { code: crate::error::ErrorCode::InvalidArgument, message: message.into() }
+    }
+}
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
 
 /// A call's request: one message, or a stream of them.
 pub enum CallInput {

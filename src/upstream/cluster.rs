@@ -1,6 +1,6 @@
 //! `Cluster`: a named group of backend endpoints and what it serves, as the snapshot defines it.
 
-use crate::config::BackendProtocol;
+use crate::config::{BackendProtocol, GrpcCompression};
 
 /// A backend cluster as served.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,4 +13,6 @@ pub struct Cluster {
     pub endpoints: Vec<http::Uri>,
     /// The names it claims (services or package prefixes).
     pub serves: Vec<String>,
+    /// Compression of the gRPC messages the gateway sends.
+    pub grpc_compression: GrpcCompression,
 }

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use http::uri::PathAndQuery;
 use tonic::client::Grpc;
+use tonic::codec::CompressionEncoding;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
@@ -20,6 +21,7 @@ use crate::operation::Metadata;
 pub struct GrpcClient {
     cluster: String,
     channel: Channel,
+    compress: bool,
 }
 
 /// A unary call's answer.
@@ -32,14 +34,15 @@ pub struct UnaryReply {
 }
 
 impl GrpcClient {
-    /// A client for `cluster` at `endpoint`; connects on first use.
-    pub fn new(cluster: &str, endpoint: &http::Uri) -> Result<Self, UpstreamError> {
+    /// A client for `cluster` at `endpoint`; connects on first use. With `compress`, messages
+    /// are sent gzip-compressed.
+    pub fn new(cluster: &str, endpoint: &http::Uri, compress: bool) -> Result<Self, UpstreamError> {
         let endpoint = Endpoint::from(endpoint.clone())
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_while_idle(false);
-        Ok(GrpcClient { cluster: cluster.to_owned(), channel: endpoint.connect_lazy() })
+        Ok(GrpcClient { cluster: cluster.to_owned(), channel: endpoint.connect_lazy(), compress })
     }
 
     /// Calls `path` (`/package.Service/Method`) with an encoded request.
@@ -57,7 +60,7 @@ impl GrpcClient {
         if let Some(timeout) = timeout {
             request.set_timeout(timeout);
         }
-        let mut grpc = Grpc::new(self.channel.clone());
+        let mut grpc = self.grpc();
         let call = async {
             grpc.ready().await.map_err(|e| UpstreamError::unavailable(&self.cluster, &e))?;
             grpc.unary(request, path, RawCodec)
@@ -100,7 +103,7 @@ impl GrpcClient {
         if let Some(deadline) = deadline {
             request.set_timeout(deadline);
         }
-        let mut grpc = Grpc::new(self.channel.clone());
+        let mut grpc = self.grpc();
         let cluster = self.cluster.clone();
         let open = async {
             grpc.ready().await.map_err(|e| UpstreamError::unavailable(&self.cluster, &e))?;
@@ -150,6 +153,13 @@ impl GrpcClient {
         use tower::ServiceExt;
         let channel = self.channel.clone();
         channel.oneshot(request).await.map_err(|e| UpstreamError::unavailable(&self.cluster, &e))
+    }
+}
+
+impl GrpcClient {
+    fn grpc(&self) -> Grpc<Channel> {
+        let grpc = Grpc::new(self.channel.clone()).accept_compressed(CompressionEncoding::Gzip);
+        if self.compress { grpc.send_compressed(CompressionEncoding::Gzip) } else { grpc }
     }
 }
 

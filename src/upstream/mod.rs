@@ -101,7 +101,8 @@ impl Upstreams {
                 continue;
             }
             let Some(endpoint) = cluster.endpoints.first() else { continue };
-            match GrpcClient::new(&cluster.name, endpoint) {
+            let compress = cluster.grpc_compression == crate::config::GrpcCompression::Gzip;
+            match GrpcClient::new(&cluster.name, endpoint, compress) {
                 Ok(client) => {
                     clients.insert(cluster.name.clone(), (cluster.clone(), client));
                 }

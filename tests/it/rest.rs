@@ -527,3 +527,119 @@ fn the_openapi_command_prints_the_same_document() {
     let routes = run(&["routes"], work.path());
     assert!(text(&routes.stdout).contains("GET     /v1/{name=shelves/*/books/*}"), "{}", text(&routes.stdout));
 }
+
+async fn compress(coding: &str, data: &[u8]) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    match coding {
+        "gzip" => async_compression::tokio::bufread::GzipEncoder::new(data).read_to_end(&mut out).await,
+        "br" => async_compression::tokio::bufread::BrotliEncoder::new(data).read_to_end(&mut out).await,
+        _ => async_compression::tokio::bufread::ZstdEncoder::new(data).read_to_end(&mut out).await,
+    }
+    .expect("compresses");
+    out
+}
+
+#[tokio::test]
+async fn compressed_request_bodies_are_decoded_and_bombs_refused() {
+    let gateway = TestGateway::demo().await;
+    for (i, coding) in ["gzip", "br", "zstd"].into_iter().enumerate() {
+        let body = compress(coding, format!(r#"{{"title":"packed {coding}"}}"#).as_bytes()).await;
+        let response = gateway
+            .client
+            .post(format!("{}/v1/shelves/20/books?bookId=c{i}", gateway.base))
+            .header("content-type", "application/json")
+            .header("content-encoding", coding)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status().as_u16(), 200, "{coding}");
+        let book: Value = response.json().await.expect("json");
+        assert_eq!(book["title"], format!("packed {coding}"));
+    }
+    // 16 MiB of spaces inside a JSON string compress to a few KiB and decode past the 4 MiB limit.
+    let mut bomb = b"{\"title\":\"".to_vec();
+    bomb.extend(std::iter::repeat_n(b' ', 16 * 1024 * 1024));
+    bomb.extend_from_slice(b"\"}");
+    let packed = compress("gzip", &bomb).await;
+    assert!(packed.len() < 100 * 1024, "the bomb is small on the wire");
+    let response = gateway
+        .client
+        .post(format!("{}/v1/shelves/20/books", gateway.base))
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(packed)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 413);
+    let response = gateway
+        .client
+        .post(format!("{}/v1/shelves/20/books", gateway.base))
+        .header("content-type", "application/json")
+        .header("content-encoding", "compress")
+        .body("x")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 415);
+    let body: Value = response.json().await.expect("json");
+    assert!(body["message"].as_str().unwrap_or_default().contains("Content-Encoding `compress`"), "{body}");
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn large_json_responses_are_compressed_by_accept_encoding() {
+    use tokio::io::AsyncReadExt;
+    let gateway = TestGateway::demo().await;
+    let response = gateway
+        .client
+        .get(format!("{}/openapi.json", gateway.base))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.headers()["content-encoding"], "gzip");
+    let packed = response.bytes().await.expect("body");
+    let mut plain = Vec::new();
+    async_compression::tokio::bufread::GzipDecoder::new(&packed[..]).read_to_end(&mut plain).await.expect("gunzip");
+    let doc: Value = serde_json::from_slice(&plain).expect("json");
+    assert_eq!(doc["openapi"], "3.1.0");
+    let small = gateway
+        .client
+        .get(format!("{}/v1/shelves/1/books/1", gateway.base))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .expect("request");
+    assert!(small.headers().get("content-encoding").is_none(), "small responses are sent as they are");
+    let stream = gateway
+        .client
+        .get(format!("{}/v1/shelves/1/books:watch", gateway.base))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .expect("request");
+    assert!(stream.headers().get("content-encoding").is_none(), "streams are never buffered for compression");
+    drop(stream);
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn grpc_compression_to_the_backend_is_configurable() {
+    let plain = TestGateway::demo().await;
+    let response = plain.client.get(format!("{}/v1/shelves/1/books/1", plain.base)).send().await.expect("request");
+    assert!(response.headers().get("grpc-metadata-request-encoding").is_none(), "uncompressed by default");
+    plain.shutdown().await;
+
+    let toml =
+        "[backends.catalog]\nendpoints = [\"{backend}\"]\nservices = [\"catalog.v1\"]\ngrpc_compression = \"gzip\"\n";
+    let (gateway, _dir) = TestGateway::demo_with_config(toml).await;
+    let response = gateway.client.get(format!("{}/v1/shelves/1/books/1", gateway.base)).send().await.expect("request");
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.headers()["grpc-metadata-request-encoding"], "gzip", "the backend got a gzip message");
+    let book: Value = response.json().await.expect("json");
+    assert_eq!(book["name"], "shelves/1/books/1");
+    gateway.shutdown().await;
+}

@@ -139,15 +139,17 @@ impl TestGateway {
         TestGateway::start(Some(url), Some(backend)).await
     }
 
-    /// The demo backend, with a config file of `toml`.
+    /// The demo backend, with a config file of `toml`. A `{backend}` in the text is replaced by
+    /// the backend's URL, and then the config (not a flag) wires the backend.
     pub(crate) async fn demo_with_config(toml: &str) -> (TestGateway, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("switchyard.toml");
-        std::fs::write(&file, toml).expect("write config");
         let backend =
             switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("backend");
         let url = backend.url();
-        (TestGateway::start_with(Some(url), Some(backend), Some(file)).await, dir)
+        std::fs::write(&file, toml.replace("{backend}", &url)).expect("write config");
+        let flag = (!toml.contains("{backend}")).then_some(url);
+        (TestGateway::start_with(flag, Some(backend), Some(file)).await, dir)
     }
 
     /// The demo registration with `backend_url` as its backend (or none).

@@ -1,0 +1,102 @@
+//! HTTP content codings for REST. Request bodies with `Content-Encoding` gzip, br or zstd are
+//! decoded as they stream in, with the size limit checked on the compressed bytes and again on
+//! the decoded bytes, so a decompression bomb is a 413 and never a large allocation. Responses
+//! are compressed by `Accept-Encoding` when their size is known and above a threshold; streams
+//! (NDJSON, SSE) and gRPC are never compressed here, since buffering would break message-by-
+//! message delivery and gRPC compresses in-band.
+
+use std::io;
+use std::pin::Pin;
+
+use async_compression::tokio::bufread::{BrotliDecoder, GzipDecoder, ZstdDecoder};
+use axum::body::Body;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use http::{HeaderValue, header};
+use tokio::io::AsyncRead;
+use tokio_util::io::{ReaderStream, StreamReader};
+
+/// Responses smaller than this are sent as they are.
+const COMPRESS_ABOVE: u64 = 1024;
+
+/// A body that grew past its limit while it was read (compressed or decoded).
+#[derive(Debug, thiserror::Error)]
+#[error("the request body is larger than {limit} bytes {stage} (rest.max_body_bytes)")]
+pub(crate) struct BodyTooLarge {
+    pub(crate) limit: usize,
+    stage: &'static str,
+}
+
+/// Why a request's content coding cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("Content-Encoding `{0}` is not supported; send identity, gzip, br or zstd")]
+pub(crate) struct UnsupportedEncoding(String);
+
+/// The body decoded per `Content-Encoding`, each stage bounded by `limit` bytes.
+pub(crate) fn decode_request_body(
+    body: Body,
+    encoding: Option<&HeaderValue>,
+    limit: usize,
+) -> Result<Body, UnsupportedEncoding> {
+    let coding = encoding.and_then(|v| v.to_str().ok()).map(|v| v.trim().to_ascii_lowercase()).unwrap_or_default();
+    if coding.is_empty() || coding == "identity" {
+        return Ok(body);
+    }
+    let compressed = limited(body.into_data_stream().map_err(io::Error::other), limit, "compressed");
+    let reader = StreamReader::new(compressed);
+    let decoded: Pin<Box<dyn AsyncRead + Send>> = match coding.as_str() {
+        "gzip" | "x-gzip" => Box::pin(GzipDecoder::new(reader)),
+        "br" => Box::pin(BrotliDecoder::new(reader)),
+        "zstd" => Box::pin(ZstdDecoder::new(reader)),
+        other => return Err(UnsupportedEncoding(other.to_owned())),
+    };
+    let decoded = limited(ReaderStream::new(decoded), limit, "decoded");
+    Ok(Body::from_stream(decoded))
+}
+
+/// Fails the stream with `BodyTooLarge` once more than `limit` bytes went through.
+fn limited<S>(stream: S, limit: usize, stage: &'static str) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static
+where
+    S: Stream<Item = io::Result<Bytes>> + Send + 'static,
+{
+    let mut seen = 0usize;
+    stream.map(move |chunk| {
+        let chunk = chunk?;
+        seen = seen.saturating_add(chunk.len());
+        if seen > limit { Err(io::Error::other(BodyTooLarge { limit, stage })) } else { Ok(chunk) }
+    })
+}
+
+/// True if a body-read error is a size-limit refusal (413) rather than a broken body (400).
+pub(crate) fn is_too_large(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        // io::Error hides a custom error from `source()`; look inside it explicitly.
+        let wrapped =
+            e.downcast_ref::<io::Error>().and_then(|io| io.get_ref()).is_some_and(|inner| inner.is::<BodyTooLarge>());
+        if wrapped || e.is::<BodyTooLarge>() || e.to_string().starts_with("length limit exceeded") {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// Compress only JSON documents of known size above the threshold.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct CompressibleJson;
+
+impl tower_http::compression::Predicate for CompressibleJson {
+    fn should_compress<B>(&self, response: &http::Response<B>) -> bool
+    where
+        B: http_body::Body,
+    {
+        let is_json = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        let size = http_body::Body::size_hint(response.body()).exact();
+        is_json && size.is_some_and(|n| n >= COMPRESS_ABOVE)
+    }
+}
