@@ -99,3 +99,67 @@ fn the_embedded_demo_protos_match_the_files() {
     embedded.sort();
     assert_eq!(embedded, on_disk, "descriptors/demo/ and the embedded copy differ");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloading_while_rest_requests_run_fails_none_of_them() {
+    let gateway = crate::support::TestGateway::demo().await;
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let client = gateway.client.clone();
+            let url = format!("{}/v1/shelves/1/books/1", gateway.base);
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                for _ in 0..50 {
+                    statuses.push(client.get(&url).send().await.map(|r| r.status().as_u16()).unwrap_or(0));
+                }
+                statuses
+            })
+        })
+        .collect();
+    for _ in 0..20 {
+        let reload = gateway.client.post(format!("{}/admin/reload", gateway.admin)).send().await.expect("reload");
+        assert_eq!(reload.status().as_u16(), 200);
+    }
+    for worker in workers {
+        let statuses = worker.await.expect("join");
+        assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    }
+    let ready: serde_json::Value = gateway
+        .client
+        .get(format!("{}/readyz", gateway.admin))
+        .send()
+        .await
+        .expect("readyz")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ready["generation"], 21);
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_slow_request_finish_then_exits_0() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let registration = switchyard::demo::demo_registration().expect("demo");
+    switchyard::registry::RegistryDir::new(work.path().join("descriptors")).add(&registration).expect("add");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let backend = crate::support::slow_backend(std::time::Duration::from_millis(1500), seen.clone()).await;
+    let flag = format!("catalog.v1={backend}");
+    let path = work.path().to_owned();
+    let mut serve = tokio::task::spawn_blocking(move || {
+        Running::spawn(&["serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--backend", &flag], &path)
+    })
+    .await
+    .expect("join");
+    let gateway = tokio::task::block_in_place(|| serve.url_after("serving on "));
+    let request = tokio::spawn(async move { reqwest::get(format!("{gateway}/v1/shelves/1/books/1")).await });
+    let arrived = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while seen.lock().expect("lock").is_none() {
+        assert!(tokio::time::Instant::now() < arrived, "hang detector: the request never reached the backend");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    serve.signal("TERM");
+    let response = request.await.expect("join").expect("the in-flight request completes");
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(tokio::task::block_in_place(|| serve.wait()), Some(0));
+}

@@ -334,51 +334,10 @@ async fn client_deadlines_bound_calls_and_bad_timeout_headers_are_refused() {
     gateway.shutdown().await;
 }
 
-/// A real tonic backend whose GetBook never answers in time, recording the grpc-timeout it got.
-async fn slow_backend(seen_timeout: std::sync::Arc<std::sync::Mutex<Option<String>>>) -> String {
-    use switchyard::upstream::grpc_codec::DynamicCodec;
-    let pool = switchyard::registry::merge_registrations(vec![switchyard::demo::demo_registration().expect("demo")])
-        .expect("merges")
-        .pool;
-    let method = pool
-        .get_service_by_name("catalog.v1.Catalog")
-        .expect("service")
-        .methods()
-        .find(|m| m.name() == "GetBook")
-        .expect("GetBook");
-    let service = tower::service_fn(move |request: http::Request<axum::body::Body>| {
-        let method = method.clone();
-        let seen_timeout = seen_timeout.clone();
-        async move {
-            let timeout = request.headers().get("grpc-timeout").and_then(|v| v.to_str().ok()).map(str::to_owned);
-            *seen_timeout.lock().expect("lock") = timeout;
-            let mut grpc = tonic::server::Grpc::new(DynamicCodec::new(method.input()));
-            let output = method.output();
-            let handler = tower::service_fn(move |_request: tonic::Request<prost_reflect::DynamicMessage>| {
-                let output = output.clone();
-                async move {
-                    tokio::time::sleep(std::time::Duration::from_secs(20)).await;
-                    Ok::<_, tonic::Status>(tonic::Response::new(prost_reflect::DynamicMessage::new(output)))
-                }
-            });
-            Ok::<_, std::convert::Infallible>(grpc.unary(handler, request.map(tonic::body::Body::new)).await)
-        }
-    });
-    let router = axum::Router::new().route_service("/catalog.v1.Catalog/GetBook", service);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_routes(tonic::service::Routes::from(router))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
-    format!("http://{addr}")
-}
-
 #[tokio::test]
 async fn a_unary_call_past_its_deadline_is_a_504_and_the_backend_was_told_the_budget() {
     let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
-    let url = slow_backend(seen.clone()).await;
+    let url = crate::support::slow_backend(std::time::Duration::from_secs(20), seen.clone()).await;
     let gateway = TestGateway::start(Some(url), None).await;
     let response = gateway
         .client

@@ -125,6 +125,7 @@ pub(crate) fn dir_state(dir: &Path) -> Vec<(String, Vec<u8>)> {
 /// The demo backend and a gateway wired to it, in-process on ephemeral loopback ports.
 pub(crate) struct TestGateway {
     pub(crate) base: String,
+    pub(crate) admin: String,
     pub(crate) client: reqwest::Client,
     server: switchyard::server::RunningServer,
     backend: Option<switchyard::demo::DemoBackend>,
@@ -180,7 +181,13 @@ impl TestGateway {
         let snapshot = switchyard::snapshot::build_snapshot(&sources, 1).expect("snapshot");
         let gateway = switchyard::gateway::Gateway::new(snapshot, sources);
         let server = switchyard::server::start_server(gateway).await.expect("server");
-        TestGateway { base: format!("http://{}", server.gateway_addr), client: reqwest::Client::new(), server, backend }
+        TestGateway {
+            base: format!("http://{}", server.gateway_addr),
+            admin: format!("http://{}", server.admin_addr),
+            client: reqwest::Client::new(),
+            server,
+            backend,
+        }
     }
 
     /// Sends a request; a non-empty `body` goes with `content-type: application/json`.
@@ -216,4 +223,49 @@ impl TestGateway {
             backend.shutdown().await;
         }
     }
+}
+
+/// A real tonic backend whose GetBook answers (an empty Book) after `delay`, recording the
+/// grpc-timeout each call arrived with.
+pub(crate) async fn slow_backend(
+    delay: std::time::Duration,
+    seen_timeout: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+) -> String {
+    use switchyard::upstream::grpc_codec::DynamicCodec;
+    let pool = switchyard::registry::merge_registrations(vec![switchyard::demo::demo_registration().expect("demo")])
+        .expect("merges")
+        .pool;
+    let method = pool
+        .get_service_by_name("catalog.v1.Catalog")
+        .expect("service")
+        .methods()
+        .find(|m| m.name() == "GetBook")
+        .expect("GetBook");
+    let service = tower::service_fn(move |request: http::Request<axum::body::Body>| {
+        let method = method.clone();
+        let seen_timeout = seen_timeout.clone();
+        async move {
+            let timeout = request.headers().get("grpc-timeout").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            *seen_timeout.lock().expect("lock") = timeout;
+            let mut grpc = tonic::server::Grpc::new(DynamicCodec::new(method.input()));
+            let output = method.output();
+            let handler = tower::service_fn(move |_request: tonic::Request<prost_reflect::DynamicMessage>| {
+                let output = output.clone();
+                async move {
+                    tokio::time::sleep(delay).await;
+                    Ok::<_, tonic::Status>(tonic::Response::new(prost_reflect::DynamicMessage::new(output)))
+                }
+            });
+            Ok::<_, std::convert::Infallible>(grpc.unary(handler, request.map(tonic::body::Body::new)).await)
+        }
+    });
+    let router = axum::Router::new().route_service("/catalog.v1.Catalog/GetBook", service);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_routes(tonic::service::Routes::from(router))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    format!("http://{addr}")
 }
