@@ -105,7 +105,7 @@ impl Snapshot {
     pub fn openapi(&self) -> serde_json::Value {
         crate::transcode::openapi::openapi_document(
             &self.routes,
-            self.config.rest.proto_field_names,
+            self.config.rest.proto_field_names.unwrap_or(false),
             &self.registry_version(),
         )
     }
@@ -146,6 +146,11 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
     let clusters = build_clusters(&config, &sources.backends, &mut problems);
     let schema_files = check_schema_dir(&config.sources.schemas, &mut problems);
     let services = assign_services(registry.as_ref(), &clusters, &mut problems);
+    for service in config.rest.services.keys() {
+        if !services.contains_key(service) {
+            problems.push(Problem::warning(format!("rest.services.\"{service}\""), "names no registered service"));
+        }
+    }
     let routes = match &registry {
         Some(registry) => {
             let names: Vec<String> = services.keys().cloned().collect();

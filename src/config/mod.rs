@@ -9,6 +9,7 @@ mod duration;
 mod env;
 mod load;
 mod problem;
+mod rest;
 mod schema_check;
 mod validate;
 
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 pub use duration::ConfigDuration;
 pub use load::{LoadedConfig, load_config_file, parse_config};
 pub use problem::{Problem, Severity};
+pub use rest::{JsonChoices, JsonProfile, ResolvedJson, RestConfig, StreamFormat};
 pub use validate::check_endpoint_url;
 
 /// The whole gateway configuration.
@@ -117,32 +119,6 @@ impl Default for SourcesConfig {
     }
 }
 
-/// JSON REST transcoding: limits, deadline and the JSON mapping's options.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct RestConfig {
-    /// Largest request body accepted, in bytes (413 above it).
-    #[schemars(range(min = 1))]
-    pub max_body_bytes: u64,
-    /// Deadline of a transcoded call when the client asks for none.
-    pub timeout: ConfigDuration,
-    /// Write fields that hold their default value (proto3 JSON omits them).
-    pub emit_defaults: bool,
-    /// Write original proto field names instead of lowerCamelCase json names.
-    pub proto_field_names: bool,
-    /// Ignore unknown JSON fields and query parameters instead of answering 400.
-    pub ignore_unknown_fields: bool,
-    /// Deepest JSON nesting accepted in a request body (400 above it).
-    #[schemars(range(min = 1, max = 100))]
-    pub max_json_depth: u32,
-    /// How server-streaming responses are written when the client does not ask for
-    /// `text/event-stream`: one JSON message per line, or one JSON array.
-    pub stream_format: StreamFormat,
-    /// An HTTP rules file (grpc-gateway's service-config YAML, `http: rules:`); a selector in it
-    /// replaces all of that method's annotated bindings.
-    pub http_rules: Option<PathBuf>,
-}
-
 /// Header forwarding for calls the gateway builds (REST, GraphQL). `authorization`,
 /// `grpc-metadata-*` (prefix removed), `x-request-id`, `traceparent` and `tracestate` are always
 /// forwarded; these add more.
@@ -151,32 +127,6 @@ pub struct RestConfig {
 pub struct HeadersConfig {
     /// Further headers to forward: exact names (`x-tenant`) or prefixes ending in `*` (`x-b3-*`).
     pub forward: Vec<String>,
-}
-
-/// The body format of server-streaming REST responses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum StreamFormat {
-    /// Newline-delimited JSON (`application/x-ndjson`), one message per line.
-    #[default]
-    Ndjson,
-    /// One JSON array (`application/json`) whose elements arrive as the backend sends them.
-    JsonArray,
-}
-
-impl Default for RestConfig {
-    fn default() -> Self {
-        RestConfig {
-            max_body_bytes: 4 * 1024 * 1024,
-            timeout: ConfigDuration::from_secs(30),
-            emit_defaults: false,
-            proto_field_names: false,
-            ignore_unknown_fields: false,
-            max_json_depth: 64,
-            stream_format: StreamFormat::Ndjson,
-            http_rules: None,
-        }
-    }
 }
 
 /// The protocol a backend cluster speaks.

@@ -53,10 +53,11 @@ pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Resp
     let route = found.route.value.clone();
     let variables = found.variables;
     let rest = &snapshot.config.rest;
+    let choices = rest.json_for(route.method.parent_service().full_name());
     let options = JsonOptions {
-        emit_defaults: rest.emit_defaults,
-        proto_names: rest.proto_field_names,
-        ignore_unknown: rest.ignore_unknown_fields,
+        emit_defaults: choices.emit_defaults,
+        proto_names: choices.proto_field_names,
+        ignore_unknown: choices.ignore_unknown_fields,
         max_depth: rest.max_json_depth as usize,
     };
     let limit = usize::try_from(rest.max_body_bytes).unwrap_or(usize::MAX);
@@ -152,7 +153,7 @@ pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Resp
         CallKind::ServerStreaming => match execute_streaming_operation(&served, operation).await {
             Ok((metadata, messages)) => {
                 let framing = Framing::choose(parts.headers.get(header::ACCEPT), rest.stream_format);
-                let mut response = stream_response(messages, framing, options);
+                let mut response = stream_response(messages, framing, options, choices.stream_result_wrapper);
                 add_backend_metadata(&mut response, &metadata);
                 response
             }

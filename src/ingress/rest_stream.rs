@@ -59,7 +59,14 @@ enum Position {
 }
 
 /// A 200 response whose body is `messages`, framed.
-pub(crate) fn stream_response(messages: OutputStream, framing: Framing, options: JsonOptions) -> Response {
+/// With `result_wrapper` (the grpc-gateway profile) each message is written as
+/// `{"result": message}`.
+pub(crate) fn stream_response(
+    messages: OutputStream,
+    framing: Framing,
+    options: JsonOptions,
+    result_wrapper: bool,
+) -> Response {
     let frames = stream::unfold((messages, Position::First), move |(mut messages, position)| {
         let options = options.clone();
         async move {
@@ -68,7 +75,11 @@ pub(crate) fn stream_response(messages: OutputStream, framing: Framing, options:
             }
             let first = matches!(position, Position::First);
             let frame = match messages.next().await {
-                Some(Ok(message)) => frame_message(&message_to_json(&message, &options), framing, first),
+                Some(Ok(message)) => {
+                    let json = message_to_json(&message, &options);
+                    let json = if result_wrapper { wrap_result(&json) } else { json };
+                    frame_message(&json, framing, first)
+                }
                 Some(Err(error)) => {
                     let mut frame = frame_error(&error, framing, first);
                     if framing == Framing::JsonArray {
@@ -95,6 +106,14 @@ pub(crate) fn stream_response(messages: OutputStream, framing: Framing, options:
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     }
     response
+}
+
+fn wrap_result(json: &[u8]) -> Vec<u8> {
+    let mut wrapped = Vec::with_capacity(json.len() + 11);
+    wrapped.extend_from_slice(b"{\"result\":");
+    wrapped.extend_from_slice(json);
+    wrapped.push(b'}');
+    wrapped
 }
 
 fn frame_message(json: &[u8], framing: Framing, first: bool) -> BytesMut {

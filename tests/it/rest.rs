@@ -602,3 +602,36 @@ async fn grpc_compression_to_the_backend_is_configurable() {
     assert_eq!(book["name"], "shelves/1/books/1");
     gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_grpc_gateway_profile_and_per_service_choices() {
+    let (gateway, _dir) = TestGateway::demo_with_config("[rest]\nprofile = \"grpc-gateway\"\n").await;
+    let watch = gateway.client.get(format!("{}/v1/shelves/30/books:watch", gateway.base)).send().await.expect("watch");
+    let (status, book, _) =
+        gateway.call("POST", "/v1/shelves/30/books?bookId=p", r#"{"title":"profile","unknownField":1}"#).await;
+    assert_eq!(status, 200, "unknown fields are discarded: {book}");
+    assert_eq!(book["author"], "", "defaults are emitted");
+    assert_eq!(book["isbn"], "0");
+    assert_eq!(book["genre"], "GENRE_UNSPECIFIED");
+    assert_eq!(book["tags"], json!([]));
+    let mut body = watch.bytes_stream();
+    use futures_util::StreamExt;
+    let chunk = tokio::time::timeout(std::time::Duration::from_secs(30), body.next())
+        .await
+        .expect("hang detector")
+        .expect("open")
+        .expect("chunk");
+    let line: Value = serde_json::from_slice(chunk.split(|b| *b == b'\n').next().expect("line")).expect("json");
+    assert_eq!(line["result"]["kind"], "CREATED", "stream lines are wrapped: {line}");
+    drop(body);
+    gateway.shutdown().await;
+
+    let toml = "[rest]\nprofile = \"grpc-gateway\"\n[rest.services.\"catalog.v1.Catalog\"]\nprofile = \"standard\"\nproto_field_names = true\n";
+    let (gateway, _dir) = TestGateway::demo_with_config(toml).await;
+    let (status, body, _) = gateway.call("POST", "/v1/shelves/31/books", r#"{"title":"x","unknownField":1}"#).await;
+    assert_eq!(status, 400, "the service's own profile refuses unknown fields: {body}");
+    let (status, book, _) = gateway.call("GET", "/v1/shelves/1/books/1", "").await;
+    assert_eq!(status, 200);
+    assert!(book.get("publish_time").is_some() && book.get("publishTime").is_none(), "proto names: {book}");
+    gateway.shutdown().await;
+}
