@@ -151,6 +151,9 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
             problems.push(Problem::warning(format!("rest.services.\"{service}\""), "names no registered service"));
         }
     }
+    if let Some(registry) = &registry {
+        check_header_bindings(&config, registry, &mut problems);
+    }
     let routes = match &registry {
         Some(registry) => {
             let names: Vec<String> = services.keys().cloned().collect();
@@ -288,6 +291,27 @@ fn assign_services(
 /// True if `claim` is the service's full name or one of its package prefixes.
 fn claim_matches(claim: &str, service: &str) -> bool {
     service == claim || (service.starts_with(claim) && service.as_bytes().get(claim.len()) == Some(&b'.'))
+}
+
+fn check_header_bindings(config: &Config, registry: &Registry, problems: &mut Vec<Problem>) {
+    for (method_name, bindings) in &config.rest.header_bindings {
+        let path = format!("rest.header_bindings.\"{method_name}\"");
+        let method = method_name.rsplit_once('.').and_then(|(service, method)| {
+            registry.pool.get_service_by_name(service)?.methods().find(|m| m.name() == method)
+        });
+        let Some(method) = method else {
+            problems.push(Problem::error(path, "names no registered method (write package.Service.Method)"));
+            continue;
+        };
+        for (header, field) in bindings {
+            if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+                problems.push(Problem::error(format!("{path}.\"{header}\""), "is not a valid header name"));
+            }
+            if let Err(message) = crate::transcode::binding::resolve_field_path(&method.input(), field) {
+                problems.push(Problem::error(format!("{path}.\"{header}\""), message));
+            }
+        }
+    }
 }
 
 fn load_http_rules(config: &Config, problems: &mut Vec<Problem>) -> RuleOverrides {

@@ -60,6 +60,11 @@ JSON REST, transcoded to gRPC by the protos' google.api.http rules:
   curl -s -X DELETE {g}/v1/shelves/1/books/n1
   curl -s -X POST {g}/catalog.v1.Catalog/GetBook -H 'content-type: application/json' -d '{{\"name\":\"shelves/2/books/1\"}}'
 
+Raw bodies (google.api.HttpBody):
+  curl -s -X PUT {g}/v1/shelves/1/books/1/cover -H 'content-type: image/svg+xml' --data-binary '<svg/>'
+  curl -si {g}/v1/shelves/1/books/1/cover
+  curl -s {g}/v1/shelves/1/books:export                                  # a CSV stream
+
 Streams (run the watch in one terminal, create books in another):
   curl -sN {g}/v1/shelves/1/books:watch                                  # NDJSON
   curl -sN -H 'accept: text/event-stream' {g}/v1/shelves/1/books:watch   # Server-Sent Events

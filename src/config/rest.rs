@@ -38,6 +38,15 @@ pub struct RestConfig {
     pub http_rules: Option<PathBuf>,
     /// Per-service JSON choices, by service full name (`catalog.v1.Catalog`).
     pub services: BTreeMap<String, JsonChoices>,
+    /// Honour `X-HTTP-Method-Override` on POST requests (for clients that can only send GET
+    /// and POST).
+    pub method_override: bool,
+    /// Read `application/x-www-form-urlencoded` bodies like query parameters into the body
+    /// target.
+    pub form_bodies: bool,
+    /// Request fields filled from headers, per method full name: header name → field path
+    /// (`"catalog.v1.Catalog.ListBooks" = { "x-shelf" = "parent" }`).
+    pub header_bindings: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl Default for RestConfig {
@@ -53,6 +62,9 @@ impl Default for RestConfig {
             stream_format: StreamFormat::Ndjson,
             http_rules: None,
             services: BTreeMap::new(),
+            method_override: false,
+            form_bodies: false,
+            header_bindings: BTreeMap::new(),
         }
     }
 }

@@ -177,6 +177,17 @@ async fn dispatch(
             });
             grpc.server_streaming(svc, request).await
         }
+        "ExportBooks" => {
+            let svc = tower::service_fn(move |req: Request<DynamicMessage>| {
+                let catalog = catalog.clone();
+                async move {
+                    let chunks = catalog.export(req.get_ref())?;
+                    let stream = futures_util::stream::iter(chunks.into_iter().map(Ok));
+                    Ok::<_, Status>(Response::new(Box::pin(stream) as MessageStream))
+                }
+            });
+            grpc.server_streaming(svc, request).await
+        }
         "ImportBooks" => {
             let svc = tower::service_fn(move |req: Request<Streaming<DynamicMessage>>| {
                 let catalog = catalog.clone();
@@ -214,6 +225,8 @@ async fn dispatch(
                         "CreateBook" => catalog.create_book(body),
                         "UpdateBook" => catalog.update_book(body),
                         "DeleteBook" => catalog.delete_book(body),
+                        "UploadCover" => catalog.upload_cover(body),
+                        "GetCover" => catalog.get_cover(body),
                         other => Err(Status::unimplemented(format!("{other} is not implemented by the demo"))),
                     };
                     let echo = req.metadata().get("x-request-id").cloned();

@@ -173,6 +173,65 @@ impl Catalog {
         Ok(DynamicMessage::new(self.descriptor("google.protobuf.Empty")))
     }
 
+    pub(super) fn upload_cover(&self, request: &DynamicMessage) -> Result<DynamicMessage, Status> {
+        let name = string(request, "name");
+        check_book_name(&name)?;
+        let cover = message(request, "cover").ok_or_else(|| Status::invalid_argument("cover is required"))?;
+        let data = match cover.get_field_by_name("data").as_deref() {
+            Some(Value::Bytes(bytes)) => bytes.clone(),
+            _ => Default::default(),
+        };
+        if data.len() > 64 * 1024 {
+            return Err(Status::invalid_argument("a cover thumbnail may be at most 64 KiB"));
+        }
+        let mut books = self.books.lock().expect("demo lock is never poisoned");
+        let book = books.get_mut(&name).ok_or_else(|| Status::not_found(format!("book `{name}` does not exist")))?;
+        set(book, "cover_thumbnail", Value::Bytes(data));
+        set(book, "cover_content_type", Value::String(string(&cover, "content_type")));
+        Ok(book.clone())
+    }
+
+    pub(super) fn get_cover(&self, request: &DynamicMessage) -> Result<DynamicMessage, Status> {
+        let book = self.get_book(request)?;
+        let mut body = DynamicMessage::new(self.descriptor("google.api.HttpBody"));
+        let content_type = string(&book, "cover_content_type");
+        if content_type.is_empty() {
+            return Err(Status::not_found(format!("book `{}` has no cover", string(&book, "name"))));
+        }
+        set(&mut body, "content_type", Value::String(content_type));
+        if let Some(data) = book.get_field_by_name("cover_thumbnail") {
+            set(&mut body, "data", data.into_owned());
+        }
+        Ok(body)
+    }
+
+    /// The shelf as CSV chunks: a header line, then one line per book.
+    pub(super) fn export(&self, request: &DynamicMessage) -> Result<Vec<DynamicMessage>, Status> {
+        let parent = string(request, "parent");
+        check_shelf_name(&parent)?;
+        let prefix = format!("{parent}/books/");
+        let books = self.books.lock().expect("demo lock is never poisoned");
+        let mut lines = vec!["name,title,author\n".to_owned()];
+        for (name, book) in books.iter().filter(|(name, _)| name.starts_with(&prefix)) {
+            let quote = |text: String| format!("\"{}\"", text.replace('"', "\"\""));
+            lines.push(format!(
+                "{},{},{}\n",
+                quote(name.clone()),
+                quote(string(book, "title")),
+                quote(string(book, "author"))
+            ));
+        }
+        Ok(lines
+            .into_iter()
+            .map(|line| {
+                let mut chunk = DynamicMessage::new(self.descriptor("google.api.HttpBody"));
+                set(&mut chunk, "content_type", Value::String("text/csv".into()));
+                set(&mut chunk, "data", Value::Bytes(line.into_bytes().into()));
+                chunk
+            })
+            .collect())
+    }
+
     /// Book events on `parent`'s shelf from now on.
     pub(super) fn watch(
         &self,

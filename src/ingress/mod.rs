@@ -11,6 +11,7 @@ mod grpc;
 mod grpc_local;
 pub mod respond;
 mod rest;
+mod rest_output;
 mod rest_stream;
 mod rest_ws;
 

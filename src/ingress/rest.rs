@@ -1,58 +1,165 @@
-//! The REST ingress: matches a request against the snapshot's route table, reads and checks
-//! the body (content type, size), binds path, query and body into the request message, and
-//! hands the gateway a one-call Operation; the answer is written as proto3 JSON (or its
-//! `response_body` field). Every refusal names the header, field or parameter at fault.
+//! The REST ingress: matches a request against the snapshot's route table (honouring
+//! `X-HTTP-Method-Override` when enabled), reads and checks the body (content type and coding,
+//! size), binds path, query, header-bound fields and body into the request message, and hands
+//! the gateway a one-call Operation; `rest_output` writes the answer, `rest_stream` and
+//! `rest_ws` handle streams. Every refusal names the header, field or parameter at fault.
 
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequestParts, Request};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, header};
 use axum::response::Response;
-use prost_reflect::Value;
-
-use futures_util::StreamExt;
 
 use super::encoding::{decode_request_body, is_too_large};
 use super::forward::request_context;
-use super::respond::{
-    add_backend_metadata, error_response, error_response_with_details, json_response, status_details_json,
-};
+use super::respond::{add_backend_metadata, error_response};
+use super::rest_output::{gateway_error_response, http_body_stream_response, output_response, single_output};
 use super::rest_stream::{Framing, ndjson_requests, stream_response};
 use super::rest_ws::{BidiSession, run_bidi};
+use crate::config::RestConfig;
 use crate::error::ErrorCode;
-use crate::gateway::{Gateway, GatewayError, execute_operation, execute_streaming_operation};
-use crate::operation::{CallInput, Operation, RootCall, Selection};
+use crate::gateway::{Gateway, Served, execute_operation, execute_streaming_operation};
+use crate::operation::{CallInput, Operation, RequestContext, RootCall, Selection};
 use crate::registry::CallKind;
-use crate::transcode::binding::{HttpParts, bind_request};
-use crate::transcode::json::{JsonOptions, message_to_json};
+use crate::transcode::binding::{BodyFormat, HTTP_BODY, HttpParts, bind_request};
+use crate::transcode::json::JsonOptions;
 use crate::transcode::route_table::MatchError;
+use crate::transcode::routes::RestRoute;
 
-/// Serves any request the fixed routes did not take.
+/// Why a REST request is refused before any backend call; becomes a response at the edge.
+struct Refusal {
+    code: ErrorCode,
+    message: String,
+    allow: Option<String>,
+}
+
+impl Refusal {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Refusal { code, message: message.into(), allow: None }
+    }
+
+    fn into_response(self) -> Response {
+        let mut response = error_response(self.code, &self.message);
+        if let Some(value) = self.allow.and_then(|list| HeaderValue::from_str(&list).ok()) {
+            response.headers_mut().insert(header::ALLOW, value);
+        }
+        response
+    }
+}
+
+/// Everything about one REST request that the call kinds share.
+struct Call {
+    route: RestRoute,
+    variables: Vec<String>,
+    options: JsonOptions,
+    result_wrapper: bool,
+    limit: usize,
+    format: OwnedFormat,
+    header_fields: Vec<(String, String)>,
+    context: RequestContext,
+}
+
+/// `BodyFormat` without the borrow.
+enum OwnedFormat {
+    Json,
+    Form,
+    Raw(String),
+}
+
+impl Call {
+    fn parts<'a>(
+        &'a self,
+        query: Option<&'a str>,
+        body: &'a [u8],
+        fields: &'a [(&'a str, &'a str)],
+        patch: bool,
+    ) -> HttpParts<'a> {
+        let body_format = match &self.format {
+            OwnedFormat::Json => BodyFormat::Json,
+            OwnedFormat::Form => BodyFormat::Form,
+            OwnedFormat::Raw(content_type) => BodyFormat::Raw(content_type),
+        };
+        HttpParts { variables: &self.variables, query, body, body_format, headers: fields, is_patch: patch }
+    }
+}
+
+/// Serves any request the fixed routes and the gRPC ingress did not take.
 pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Response {
     let served = gateway.served();
-    let snapshot = &served.snapshot;
     let (mut parts, body) = request.into_parts();
-    let found = match snapshot.routes.find(&parts.method, parts.uri.path()) {
-        Ok(found) => found,
-        Err(MatchError::NotFound) => {
-            let message = format!("no route matches {} {}", parts.method, parts.uri.path());
-            return error_response(ErrorCode::UnknownRoute, &message);
-        }
-        Err(MatchError::MethodNotAllowed { allowed }) => {
-            let list = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
-            let message = format!("{} does not accept {}; it accepts {list}", parts.uri.path(), parts.method);
-            let mut response = error_response(ErrorCode::MethodNotAllowed, &message);
-            if let Ok(value) = HeaderValue::from_str(&list) {
-                response.headers_mut().insert(header::ALLOW, value);
-            }
-            return response;
-        }
-        Err(MatchError::BadPath(message)) => return error_response(ErrorCode::InvalidArgument, &message),
+    let call = match prepare(&served, &parts) {
+        Ok(call) => call,
+        Err(refusal) => return refusal.into_response(),
     };
-    let route = found.route.value.clone();
-    let variables = found.variables;
+    let rest = &served.snapshot.config.rest;
+    let body = match decode_request_body(body, parts.headers.get(header::CONTENT_ENCODING), call.limit) {
+        Ok(body) => body,
+        Err(error) => return error_response(ErrorCode::UnsupportedMediaType, &error.to_string()),
+    };
+    let kind = call.route.call_kind();
+    let is_patch = effective_method(&parts, rest).is_ok_and(|m| m == Method::PATCH);
+    let input = match kind {
+        CallKind::Unary | CallKind::ServerStreaming => match read_message(&call, &parts, body, is_patch).await {
+            Ok(input) => input,
+            Err(refusal) => return refusal.into_response(),
+        },
+        CallKind::ClientStreaming => {
+            let query = parts.uri.query().map(str::to_owned);
+            let (route, variables, options) = (call.route.clone(), call.variables.clone(), call.options.clone());
+            CallInput::Stream(ndjson_requests(body, route, variables, query, options, call.limit))
+        }
+        CallKind::Bidi => return upgrade_bidi(&served, &mut parts, call).await,
+    };
+    let Call { route, options, result_wrapper, mut context, .. } = call;
+    // Unary and client-streaming calls get the route's deadline unless the client asked for a
+    // shorter one; streams of responses run as long as the client wants.
+    if matches!(kind, CallKind::Unary | CallKind::ClientStreaming) {
+        let default = rest.timeout.get();
+        context.timeout = Some(context.timeout.map_or(default, |asked| asked.min(default)));
+    }
+    let pool = &served.snapshot.registry.pool;
+    let selection = route.response_body.clone().map_or(Selection::Whole, Selection::Field);
+    let operation =
+        Operation::single(RootCall { method: route.method.clone(), input, selection: selection.clone() }, context);
+    match kind {
+        CallKind::Unary => match execute_operation(&served, operation).await {
+            Ok(outputs) => {
+                let output = outputs.into_iter().next().expect("a one-call operation has one output");
+                let mut response = output_response(&output.message, &output.selection, &options);
+                add_backend_metadata(&mut response, &output.metadata);
+                response
+            }
+            Err(error) => gateway_error_response(&error, pool),
+        },
+        _ => match execute_streaming_operation(&served, operation).await {
+            Ok((metadata, messages)) => {
+                let mut response = if kind == CallKind::ClientStreaming {
+                    single_output(messages, &selection, &options, pool).await
+                } else if route.method.output().full_name() == HTTP_BODY {
+                    http_body_stream_response(messages, pool).await
+                } else {
+                    let framing = Framing::choose(parts.headers.get(header::ACCEPT), rest.stream_format);
+                    stream_response(messages, framing, options, result_wrapper)
+                };
+                add_backend_metadata(&mut response, &metadata);
+                response
+            }
+            Err(error) => gateway_error_response(&error, pool),
+        },
+    }
+}
+
+/// Routes the request and gathers its settings, or refuses it.
+fn prepare(served: &Served, parts: &Parts) -> Result<Call, Refusal> {
+    let snapshot = &served.snapshot;
     let rest = &snapshot.config.rest;
+    let method = effective_method(parts, rest)?;
+    let found =
+        snapshot.routes.find(&method, parts.uri.path()).map_err(|error| route_refusal(error, &method, parts))?;
+    let route = found.route.value.clone();
     let choices = rest.json_for(route.method.parent_service().full_name());
     let options = JsonOptions {
         emit_defaults: choices.emit_defaults,
@@ -60,165 +167,128 @@ pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Resp
         ignore_unknown: choices.ignore_unknown_fields,
         max_depth: rest.max_json_depth as usize,
     };
-    let limit = usize::try_from(rest.max_body_bytes).unwrap_or(usize::MAX);
-    let mut context = match request_context(&parts.headers, &snapshot.config.headers) {
-        Ok(context) => context,
-        Err(error) => return error_response(ErrorCode::InvalidArgument, &error.to_string()),
+    let context = request_context(&parts.headers, &snapshot.config.headers)
+        .map_err(|error| Refusal::new(ErrorCode::InvalidArgument, error.to_string()))?;
+    let format = body_format(&route, parts, rest)?;
+    let header_fields = rest
+        .header_bindings
+        .get(route.method.full_name())
+        .map(|bindings| {
+            bindings
+                .iter()
+                .filter_map(|(header, field)| {
+                    let value = parts.headers.get(header.as_str())?.to_str().ok()?;
+                    Some((field.clone(), value.to_owned()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Call {
+        route,
+        variables: found.variables,
+        options,
+        result_wrapper: choices.stream_result_wrapper,
+        limit: usize::try_from(rest.max_body_bytes).unwrap_or(usize::MAX),
+        format,
+        header_fields,
+        context,
+    })
+}
+
+/// The request's method, or the `X-HTTP-Method-Override` of a POST when that is enabled.
+fn effective_method(parts: &Parts, rest: &RestConfig) -> Result<Method, Refusal> {
+    let Some(value) = parts.headers.get("x-http-method-override").filter(|_| rest.method_override) else {
+        return Ok(parts.method.clone());
     };
+    if parts.method != Method::POST {
+        let message = "header `X-HTTP-Method-Override` is only honoured on POST requests";
+        return Err(Refusal::new(ErrorCode::InvalidArgument, message));
+    }
+    Method::from_bytes(value.as_bytes())
+        .map_err(|_| Refusal::new(ErrorCode::InvalidArgument, "header `X-HTTP-Method-Override` is not an HTTP method"))
+}
+
+fn route_refusal(error: MatchError, method: &Method, parts: &Parts) -> Refusal {
+    match error {
+        MatchError::NotFound => {
+            Refusal::new(ErrorCode::UnknownRoute, format!("no route matches {method} {}", parts.uri.path()))
+        }
+        MatchError::MethodNotAllowed { allowed } => {
+            let list = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+            let message = format!("{} does not accept {method}; it accepts {list}", parts.uri.path());
+            Refusal { allow: Some(list), ..Refusal::new(ErrorCode::MethodNotAllowed, message) }
+        }
+        MatchError::BadPath(message) => Refusal::new(ErrorCode::InvalidArgument, message),
+    }
+}
+
+/// How to read the body: raw for HttpBody targets, form pairs when enabled, else JSON (any
+/// other content type is a 415 naming it).
+fn body_format(route: &RestRoute, parts: &Parts, rest: &RestConfig) -> Result<OwnedFormat, Refusal> {
+    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if route.takes_raw_body() {
+        let content_type = if content_type.is_empty() { "application/octet-stream" } else { content_type };
+        return Ok(OwnedFormat::Raw(content_type.to_owned()));
+    }
     let has_body = parts.headers.contains_key(header::TRANSFER_ENCODING)
         || parts.headers.get(header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0");
-    if has_body && let Some(refusal) = check_content_type(parts.headers.get(header::CONTENT_TYPE)) {
-        return refusal;
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if !has_body || essence.is_empty() {
+        return Ok(OwnedFormat::Json);
     }
-    let body = match decode_request_body(body, parts.headers.get(header::CONTENT_ENCODING), limit) {
-        Ok(body) => body,
-        Err(error) => return error_response(ErrorCode::UnsupportedMediaType, &error.to_string()),
-    };
-    let selection = route.response_body.clone().map_or(Selection::Whole, Selection::Field);
-    let kind = route.call_kind();
-    let input = match kind {
-        CallKind::Unary | CallKind::ServerStreaming => {
-            let bytes = match axum::body::to_bytes(body, limit).await {
-                Ok(bytes) => bytes,
-                Err(error) if is_too_large(&error) => {
-                    let message = format!("the request body is larger than {limit} bytes (rest.max_body_bytes)");
-                    return error_response(ErrorCode::PayloadTooLarge, &message);
-                }
-                Err(error) => {
-                    return error_response(
-                        ErrorCode::InvalidArgument,
-                        &format!("cannot read the request body: {error}"),
-                    );
-                }
-            };
-            let http = HttpParts {
-                variables: &variables,
-                query: parts.uri.query(),
-                body: &bytes,
-                is_patch: parts.method == Method::PATCH,
-            };
-            match bind_request(&route, http, &options) {
-                Ok(input) => CallInput::Message(input),
-                Err(error) => return error_response(ErrorCode::InvalidArgument, &error.to_string()),
-            }
-        }
-        CallKind::ClientStreaming => {
-            let query = parts.uri.query().map(str::to_owned);
-            CallInput::Stream(ndjson_requests(body, route.clone(), variables, query, options.clone(), limit))
-        }
-        CallKind::Bidi => {
-            let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
-                Ok(upgrade) => upgrade,
-                Err(_) => {
-                    let message = format!(
-                        "{} is a bidirectional stream; open a WebSocket on this route (GET with Upgrade: websocket)",
-                        route.method.full_name()
-                    );
-                    return error_response(ErrorCode::InvalidArgument, &message);
-                }
-            };
-            let http = HttpParts { variables: &variables, query: parts.uri.query(), body: b"", is_patch: false };
-            let url_fields = match bind_request(&route, http, &options) {
-                Ok(fields) => prost::Message::encode_to_vec(&fields),
-                Err(error) => return error_response(ErrorCode::InvalidArgument, &error.to_string()),
-            };
-            let session = BidiSession { route: route.clone(), url_fields, options, context };
-            let served = served.clone();
-            return upgrade
-                .max_message_size(limit)
-                .max_frame_size(limit)
-                .on_upgrade(move |socket| run_bidi(served, socket, session));
-        }
-    };
-    // Unary and client-streaming calls get the route's deadline unless the client asked for a
-    // shorter one; streams of responses run as long as the client wants.
-    if matches!(kind, CallKind::Unary | CallKind::ClientStreaming) {
-        let default = rest.timeout.get();
-        context.timeout = Some(context.timeout.map_or(default, |asked| asked.min(default)));
+    if essence == "application/x-www-form-urlencoded" && rest.form_bodies {
+        return Ok(OwnedFormat::Form);
     }
-    let pool = &snapshot.registry.pool;
-    let call = RootCall { method: route.method.clone(), input, selection };
-    let operation = Operation::single(call, context);
-    match kind {
-        CallKind::Unary => match execute_operation(&served, operation).await {
-            Ok(outputs) => {
-                let output = outputs.into_iter().next().expect("a one-call operation has one output");
-                let mut response =
-                    json_response(StatusCode::OK, encode_selection(&output.message, &output.selection, &options));
-                add_backend_metadata(&mut response, &output.metadata);
-                response
-            }
-            Err(error) => gateway_error_response(&error, pool),
-        },
-        CallKind::ServerStreaming => match execute_streaming_operation(&served, operation).await {
-            Ok((metadata, messages)) => {
-                let framing = Framing::choose(parts.headers.get(header::ACCEPT), rest.stream_format);
-                let mut response = stream_response(messages, framing, options, choices.stream_result_wrapper);
-                add_backend_metadata(&mut response, &metadata);
-                response
-            }
-            Err(error) => gateway_error_response(&error, pool),
-        },
-        _ => match execute_streaming_operation(&served, operation).await {
-            Ok((metadata, mut messages)) => match messages.next().await {
-                Some(Ok(message)) => {
-                    let selection = route.response_body.clone().map_or(Selection::Whole, Selection::Field);
-                    let mut response = json_response(StatusCode::OK, encode_selection(&message, &selection, &options));
-                    add_backend_metadata(&mut response, &metadata);
-                    response
-                }
-                Some(Err(error)) => gateway_error_response(&GatewayError::Execute(error), pool),
-                None => error_response(ErrorCode::UpstreamError, "the backend closed the call without a response"),
-            },
-            Err(error) => gateway_error_response(&error, pool),
-        },
-    }
-}
-
-/// A gateway error as google.rpc.Status JSON, with the backend's details when it sent some.
-fn gateway_error_response(error: &GatewayError, pool: &prost_reflect::DescriptorPool) -> Response {
-    let details = error.status_details().map(|d| status_details_json(pool, d)).unwrap_or_default();
-    error_response_with_details(error.code(), &error.to_string(), details)
-}
-
-fn encode_selection(message: &prost_reflect::DynamicMessage, selection: &Selection, options: &JsonOptions) -> Vec<u8> {
-    match selection {
-        Selection::Whole => message_to_json(message, options),
-        Selection::Field(field) => field_to_json(message, field, options),
-    }
-}
-
-/// Only JSON bodies are read (form and other encodings are not transcoded).
-fn check_content_type(value: Option<&HeaderValue>) -> Option<Response> {
-    let value = value?;
-    let text = value.to_str().unwrap_or("");
-    let essence = text.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let is_json = essence == "application/json"
         || essence == "application/x-ndjson"
         || (essence.starts_with("application/") && essence.ends_with("+json"));
     if is_json {
-        return None;
+        return Ok(OwnedFormat::Json);
     }
-    let message = format!("Content-Type `{text}` is not supported; send the body as application/json");
-    Some(error_response(ErrorCode::UnsupportedMediaType, &message))
+    let message = format!("Content-Type `{content_type}` is not supported; send the body as application/json");
+    Err(Refusal::new(ErrorCode::UnsupportedMediaType, message))
 }
 
-/// `response_body`: the selected field's JSON value.
-fn field_to_json(
-    message: &prost_reflect::DynamicMessage,
-    field: &prost_reflect::FieldDescriptor,
-    options: &JsonOptions,
-) -> Vec<u8> {
-    if !field.is_list()
-        && let Value::Message(inner) = message.get_field(field).as_ref()
-    {
-        return message_to_json(inner, options);
-    }
-    let whole = message_to_json(message, &JsonOptions { emit_defaults: true, ..options.clone() });
-    let key = if options.proto_names { field.name() } else { field.json_name() };
-    let value = serde_json::from_slice::<serde_json::Value>(&whole)
-        .ok()
-        .and_then(|mut v| v.get_mut(key).map(serde_json::Value::take))
-        .unwrap_or(serde_json::Value::Null);
-    serde_json::to_vec(&value).unwrap_or_default()
+/// Reads the whole body (bounded) and binds the request message.
+async fn read_message(call: &Call, parts: &Parts, body: Body, is_patch: bool) -> Result<CallInput, Refusal> {
+    let limit = call.limit;
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(error) if is_too_large(&error) => {
+            let message = format!("the request body is larger than {limit} bytes (rest.max_body_bytes)");
+            return Err(Refusal::new(ErrorCode::PayloadTooLarge, message));
+        }
+        Err(error) => {
+            return Err(Refusal::new(ErrorCode::InvalidArgument, format!("cannot read the request body: {error}")));
+        }
+    };
+    let fields: Vec<(&str, &str)> = call.header_fields.iter().map(|(f, v)| (f.as_str(), v.as_str())).collect();
+    let http = call.parts(parts.uri.query(), &bytes, &fields, is_patch);
+    bind_request(&call.route, http, &call.options)
+        .map(CallInput::Message)
+        .map_err(|error| Refusal::new(ErrorCode::InvalidArgument, error.to_string()))
+}
+
+/// A bidi method's route: upgrade to a WebSocket, binding the URL's fields once.
+async fn upgrade_bidi(served: &Arc<Served>, parts: &mut Parts, call: Call) -> Response {
+    let upgrade = match WebSocketUpgrade::from_request_parts(parts, &()).await {
+        Ok(upgrade) => upgrade,
+        Err(_) => {
+            let message = format!(
+                "{} is a bidirectional stream; open a WebSocket on this route (GET with Upgrade: websocket)",
+                call.route.method.full_name()
+            );
+            return error_response(ErrorCode::InvalidArgument, &message);
+        }
+    };
+    let fields: Vec<(&str, &str)> = call.header_fields.iter().map(|(f, v)| (f.as_str(), v.as_str())).collect();
+    let http = HttpParts { body_format: BodyFormat::Json, ..call.parts(parts.uri.query(), b"", &fields, false) };
+    let url_fields = match bind_request(&call.route, http, &call.options) {
+        Ok(fields) => prost::Message::encode_to_vec(&fields),
+        Err(error) => return error_response(ErrorCode::InvalidArgument, &error.to_string()),
+    };
+    let limit = call.limit;
+    let session = BidiSession { route: call.route, url_fields, options: call.options, context: call.context };
+    let served = served.clone();
+    upgrade.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| run_bidi(served, socket, session))
 }

@@ -184,8 +184,12 @@ pub(crate) fn ndjson_requests(
                     if text.iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
-                    let parts =
-                        HttpParts { variables: &variables, query: query.as_deref(), body: text, is_patch: false };
+                    let parts = HttpParts {
+                        variables: &variables,
+                        query: query.as_deref(),
+                        body: text,
+                        ..HttpParts::default()
+                    };
                     let item = bind_request(&route, parts, &options)
                         .map_err(|e| InputError::invalid(format!("line {}: {e}", reader.line)));
                     let next = if item.is_ok() { Some(reader) } else { None };

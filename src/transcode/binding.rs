@@ -25,6 +25,22 @@ pub enum BindError {
         /// What is wrong.
         message: String,
     },
+    /// A header-bound value does not fit its field.
+    #[error("header bound to `{field}`: {message}")]
+    Header {
+        /// The field path.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A form field is unknown or has a bad value.
+    #[error("form field `{name}`: {message}")]
+    Form {
+        /// The field name as sent.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A path variable's value does not fit its field.
     #[error("path variable `{field}`: {message}")]
     Path {
@@ -35,8 +51,20 @@ pub enum BindError {
     },
 }
 
+/// How the body bytes are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BodyFormat<'a> {
+    /// A JSON document.
+    #[default]
+    Json,
+    /// `application/x-www-form-urlencoded` pairs, read like query parameters.
+    Form,
+    /// Raw bytes for a `google.api.HttpBody` target, with their content type.
+    Raw(&'a str),
+}
+
 /// The HTTP request parts a route binds.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct HttpParts<'a> {
     /// Decoded path variable values, in template order.
     pub variables: &'a [String],
@@ -44,9 +72,16 @@ pub struct HttpParts<'a> {
     pub query: Option<&'a str>,
     /// The body bytes.
     pub body: &'a [u8],
+    /// How to read them.
+    pub body_format: BodyFormat<'a>,
+    /// Header-bound fields: (field path, header value).
+    pub headers: &'a [(&'a str, &'a str)],
     /// True for PATCH (FieldMask auto-fill).
     pub is_patch: bool,
 }
+
+/// The full name of google.api.HttpBody, whose messages carry raw HTTP bodies.
+pub const HTTP_BODY: &str = "google.api.HttpBody";
 
 /// Builds the request message for `route` from `parts`.
 pub fn bind_request(
@@ -56,13 +91,37 @@ pub fn bind_request(
 ) -> Result<DynamicMessage, BindError> {
     let input = route.method.input();
     let body_present = !parts.body.iter().all(u8::is_ascii_whitespace);
-    let mut message = match (&route.body, body_present) {
-        (BodyRule::Whole, true) => json_to_message(input.clone(), parts.body, options)?,
-        (BodyRule::Field(field), true) => bind_body_field(&input, field, parts.body, options)?,
-        _ => DynamicMessage::new(input.clone()),
+    let mut message = match (&route.body, body_present, parts.body_format) {
+        (BodyRule::None, _, _) | (_, false, BodyFormat::Json | BodyFormat::Form) => DynamicMessage::new(input.clone()),
+        (BodyRule::Whole, _, BodyFormat::Raw(content_type)) => http_body(&input, content_type, parts.body),
+        (BodyRule::Field(field), _, BodyFormat::Raw(content_type)) => {
+            let mut message = DynamicMessage::new(input.clone());
+            if let Kind::Message(target) = field.kind() {
+                message.set_field(field, Value::Message(http_body(&target, content_type, parts.body)));
+            }
+            message
+        }
+        (BodyRule::Whole, true, BodyFormat::Json) => json_to_message(input.clone(), parts.body, options)?,
+        (BodyRule::Field(field), true, BodyFormat::Json) => bind_body_field(&input, field, parts.body, options)?,
+        (rule, true, BodyFormat::Form) => {
+            let mut message = DynamicMessage::new(input.clone());
+            let prefix = match rule {
+                BodyRule::Field(field) => vec![field.clone()],
+                _ => Vec::new(),
+            };
+            bind_form(&mut message, &prefix, parts.body, options)?;
+            message
+        }
     };
     if let Some(query) = parts.query.filter(|q| !q.is_empty()) {
         bind_query(&mut message, route, query, options)?;
+    }
+    for (path, value) in parts.headers {
+        let fields = resolve_field_path(&input, path)
+            .map_err(|message| BindError::Path { field: (*path).to_owned(), message })?;
+        let parsed = parse_text(fields.last().expect("resolved paths are never empty"), value)
+            .map_err(|message| BindError::Header { field: (*path).to_owned(), message })?;
+        set_path(&mut message, &fields, parsed);
     }
     for (fields, value) in route.path_fields.iter().zip(parts.variables) {
         let name = fields.iter().map(FieldDescriptor::name).collect::<Vec<_>>().join(".");
@@ -72,6 +131,7 @@ pub fn bind_request(
     }
     if parts.is_patch
         && body_present
+        && parts.body_format == BodyFormat::Json
         && let BodyRule::Field(body_field) = &route.body
     {
         fill_update_mask(&mut message, body_field, parts.body);
@@ -121,7 +181,7 @@ fn bind_query(
             }
             return Err(fail(&name, "this route reads every field from the body (`body: \"*\"`)".into()));
         }
-        let fields = match resolve_query_path(&message.descriptor(), &name) {
+        let fields = match resolve_field_path(&message.descriptor(), &name) {
             Ok(fields) => fields,
             Err(_) if options.ignore_unknown => continue,
             Err(message) => return Err(fail(&name, message)),
@@ -141,12 +201,56 @@ fn bind_query(
     Ok(())
 }
 
+/// A google.api.HttpBody (or compatible) message holding `data` and its content type.
+fn http_body(descriptor: &MessageDescriptor, content_type: &str, data: &[u8]) -> DynamicMessage {
+    let mut message = DynamicMessage::new(descriptor.clone());
+    message.set_field_by_name("content_type", Value::String(content_type.to_owned()));
+    message.set_field_by_name("data", Value::Bytes(bytes::Bytes::copy_from_slice(data)));
+    message
+}
+
+/// Form pairs set fields of the body target (the whole message, or the field under `prefix`).
+fn bind_form(
+    message: &mut DynamicMessage,
+    prefix: &[FieldDescriptor],
+    body: &[u8],
+    options: &JsonOptions,
+) -> Result<(), BindError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| BindError::Form { name: String::new(), message: "the form body is not UTF-8".into() })?;
+    let target = match prefix.last().map(FieldDescriptor::kind) {
+        Some(Kind::Message(target)) => target,
+        Some(_) => {
+            let name = prefix[0].name().to_owned();
+            return Err(BindError::Form { name, message: "a form body needs a message body field".into() });
+        }
+        None => message.descriptor(),
+    };
+    for pair in text.split('&').filter(|p| !p.is_empty()) {
+        let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
+        let fail = |name: &str, message: String| BindError::Form { name: name.to_owned(), message };
+        let name = percent_decode(raw_name, Keep::Nothing, true).map_err(|e| fail(raw_name, e.to_string()))?;
+        let value = percent_decode(raw_value, Keep::Nothing, true).map_err(|e| fail(&name, e.to_string()))?;
+        let fields = match resolve_field_path(&target, &name) {
+            Ok(fields) => fields,
+            Err(_) if options.ignore_unknown => continue,
+            Err(message) => return Err(fail(&name, message)),
+        };
+        let parsed =
+            parse_text(fields.last().expect("resolved paths are never empty"), &value).map_err(|m| fail(&name, m))?;
+        let full: Vec<FieldDescriptor> = prefix.iter().cloned().chain(fields).collect();
+        set_path(message, &full, parsed);
+    }
+    Ok(())
+}
+
 fn same_path(a: &[FieldDescriptor], b: &[FieldDescriptor]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.number() == y.number())
 }
 
-/// Resolves a dotted query parameter name (json or proto names) to a field path.
-fn resolve_query_path(message: &MessageDescriptor, name: &str) -> Result<Vec<FieldDescriptor>, String> {
+/// Resolves a dotted field name (json or proto names per segment) to a path of fields that a
+/// text value can fill (query parameters, form fields, header bindings).
+pub fn resolve_field_path(message: &MessageDescriptor, name: &str) -> Result<Vec<FieldDescriptor>, String> {
     let mut current = message.clone();
     let mut fields = Vec::new();
     let parts: Vec<&str> = name.split('.').collect();

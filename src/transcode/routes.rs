@@ -51,6 +51,19 @@ pub struct RestRoute {
 }
 
 impl RestRoute {
+    /// True when the body target is a `google.api.HttpBody`: the raw body is passed through.
+    pub fn takes_raw_body(&self) -> bool {
+        let target = match &self.body {
+            BodyRule::None => return false,
+            BodyRule::Whole => Some(self.method.input()),
+            BodyRule::Field(field) => match field.kind() {
+                Kind::Message(message) => Some(message),
+                _ => None,
+            },
+        };
+        target.is_some_and(|m| m.full_name() == super::binding::HTTP_BODY)
+    }
+
     /// The call kind of the route's method.
     pub fn call_kind(&self) -> CallKind {
         CallKind::of(&self.method)

@@ -635,3 +635,148 @@ async fn the_grpc_gateway_profile_and_per_service_choices() {
     assert!(book.get("publish_time").is_some() && book.get("publishTime").is_none(), "proto names: {book}");
     gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn http_body_routes_pass_raw_bytes_both_ways() {
+    let gateway = TestGateway::demo().await;
+    let upload = gateway
+        .client
+        .put(format!("{}/v1/shelves/1/books/2/cover", gateway.base))
+        .header("content-type", "image/png")
+        .body(vec![0x89, b'P', b'N', b'G', 0, 1, 2])
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(upload.status().as_u16(), 200, "raw bodies skip the JSON content-type check");
+    let book: Value = upload.json().await.expect("json");
+    assert_eq!(book["coverContentType"], "image/png");
+
+    let cover = gateway.client.get(format!("{}/v1/shelves/1/books/2/cover", gateway.base)).send().await.expect("get");
+    assert_eq!(cover.status().as_u16(), 200);
+    assert_eq!(cover.headers()["content-type"], "image/png");
+    assert_eq!(cover.bytes().await.expect("body").as_ref(), &[0x89, b'P', b'N', b'G', 0, 1, 2]);
+
+    let (status, body, _) = gateway.call("GET", "/v1/shelves/2/books/1/cover", "").await;
+    assert_eq!(status, 404, "an HttpBody method's error is still google.rpc.Status JSON: {body}");
+
+    let export =
+        gateway.client.get(format!("{}/v1/shelves/2/books:export", gateway.base)).send().await.expect("export");
+    assert_eq!(export.headers()["content-type"], "text/csv");
+    let csv = export.text().await.expect("body");
+    assert_eq!(csv, "name,title,author\n\"shelves/2/books/1\",\"The Selfish Gene\",\"Richard Dawkins\"\n");
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn method_override_form_bodies_and_header_bindings_are_opt_in() {
+    let plain = TestGateway::demo().await;
+    let override_ignored = plain
+        .client
+        .post(format!("{}/v1/shelves/1/books/1", plain.base))
+        .header("x-http-method-override", "DELETE")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(override_ignored.status().as_u16(), 405, "off by default: a POST stays a POST");
+    let form = plain
+        .client
+        .post(format!("{}/v1/shelves/1/books", plain.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("title=Form")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(form.status().as_u16(), 415, "form bodies are off by default");
+    plain.shutdown().await;
+
+    let toml = "[rest]\nmethod_override = true\nform_bodies = true\n\
+                [rest.header_bindings.\"catalog.v1.Catalog.ListBooks\"]\n\"x-shelf\" = \"parent\"\n\"x-page-size\" = \"page_size\"\n";
+    let (gateway, _dir) = TestGateway::demo_with_config(toml).await;
+    let form = gateway
+        .client
+        .post(format!("{}/v1/shelves/40/books?bookId=f", gateway.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("title=Form+Book&author=A%20B&isbn=42")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(form.status().as_u16(), 200);
+    let book: Value = form.json().await.expect("json");
+    assert_eq!(
+        (book["title"].clone(), book["author"].clone(), book["isbn"].clone()),
+        (json!("Form Book"), json!("A B"), json!("42"))
+    );
+    let bad_form = gateway
+        .client
+        .post(format!("{}/v1/shelves/40/books", gateway.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("pages=3")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(bad_form.status().as_u16(), 400);
+    assert!(bad_form.text().await.expect("body").contains("form field `pages`"));
+
+    let deleted = gateway
+        .client
+        .post(format!("{}/v1/shelves/40/books/f", gateway.base))
+        .header("x-http-method-override", "DELETE")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(deleted.status().as_u16(), 200, "POST + override routes as DELETE");
+    let (status, _, _) = gateway.call("GET", "/v1/shelves/40/books/f", "").await;
+    assert_eq!(status, 404);
+
+    let listed = gateway
+        .client
+        .post(format!("{}/catalog.v1.Catalog/ListBooks", gateway.base))
+        .header("content-type", "application/json")
+        .header("x-shelf", "shelves/1")
+        .header("x-page-size", "1")
+        .body("{}")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(listed.status().as_u16(), 200);
+    let page: Value = listed.json().await.expect("json");
+    assert_eq!(page["books"].as_array().map(Vec::len), Some(1), "header-bound page_size: {page}");
+    assert_eq!(page["books"][0]["name"], "shelves/1/books/1", "header-bound parent: {page}");
+    let bad = gateway
+        .client
+        .post(format!("{}/catalog.v1.Catalog/ListBooks", gateway.base))
+        .header("content-type", "application/json")
+        .header("x-shelf", "shelves/1")
+        .header("x-page-size", "many")
+        .body("{}")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(bad.status().as_u16(), 400);
+    assert!(bad.text().await.expect("body").contains("header bound to `page_size`"));
+    gateway.shutdown().await;
+}
+
+#[test]
+fn header_bindings_are_checked_against_the_descriptors() {
+    use crate::support::{run, text, write_files};
+    let work = tempfile::tempdir().expect("tempdir");
+    let proto = crate::support::demo_proto_root().join("catalog/v1/catalog.proto");
+    let root = crate::support::demo_proto_root();
+    let added =
+        run(&["descriptors", "add", proto.to_str().expect("utf8"), "-I", root.to_str().expect("utf8")], work.path());
+    assert_eq!(added.status.code(), Some(0), "{}", text(&added.stderr));
+    write_files(
+        work.path(),
+        &[(
+            "bad.toml",
+            "[rest.header_bindings.\"catalog.v1.Catalog.Nope\"]\n\"x-a\" = \"parent\"\n\
+             [rest.header_bindings.\"catalog.v1.Catalog.ListBooks\"]\n\"x-b\" = \"shelf\"\n",
+        )],
+    );
+    let out = run(&["check", "--config", "bad.toml"], work.path());
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("catalog.v1.Catalog.Nope\": names no registered method"), "{stdout}");
+    assert!(stdout.contains("`shelf` is not a field of catalog.v1.ListBooksRequest"), "{stdout}");
+}

@@ -1,0 +1,108 @@
+//! Writing REST answers: a unary response as proto3 JSON (or its `response_body` field), a
+//! `google.api.HttpBody` as its raw bytes and content type, a stream of HttpBody messages as
+//! one raw body, and gateway errors as google.rpc.Status JSON with decoded backend details.
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::stream::{self, StreamExt};
+use prost_reflect::{DynamicMessage, FieldDescriptor, ReflectMessage, Value};
+
+use super::respond::{error_response, error_response_with_details, json_response, status_details_json};
+use crate::error::ErrorCode;
+use crate::execute::OutputStream;
+use crate::gateway::GatewayError;
+use crate::operation::Selection;
+use crate::transcode::binding::HTTP_BODY;
+use crate::transcode::json::{JsonOptions, message_to_json};
+
+/// A 200 response for one answer message.
+pub(crate) fn output_response(message: &DynamicMessage, selection: &Selection, options: &JsonOptions) -> Response {
+    let selected = match selection {
+        Selection::Whole => Some(message.clone()),
+        Selection::Field(field) => match message.get_field(field).as_ref() {
+            Value::Message(inner) if !field.is_list() => Some(inner.clone()),
+            _ => None,
+        },
+    };
+    if let Some(body) = selected.as_ref().filter(|m| m.descriptor().full_name() == HTTP_BODY) {
+        let (content_type, data) = http_body_parts(body);
+        return raw_response(content_type, Body::from(data));
+    }
+    let json = match (selection, selected) {
+        (Selection::Field(_), Some(inner)) => message_to_json(&inner, options),
+        (Selection::Field(field), None) => field_to_json(message, field, options),
+        (Selection::Whole, _) => message_to_json(message, options),
+    };
+    json_response(StatusCode::OK, json)
+}
+
+/// A server stream of HttpBody messages as one raw body: the first message's content type,
+/// then every message's data as it arrives. Waits for the first message, so a call that fails
+/// before any data answers with its own status.
+pub(crate) async fn http_body_stream_response(
+    mut messages: OutputStream,
+    pool: &prost_reflect::DescriptorPool,
+) -> Response {
+    let first = match messages.next().await {
+        Some(Ok(first)) => first,
+        Some(Err(error)) => return gateway_error_response(&GatewayError::Execute(error), pool),
+        None => return raw_response(String::from("application/octet-stream"), Body::empty()),
+    };
+    let (content_type, data) = http_body_parts(&first);
+    let rest =
+        messages.map(|item| item.map(|m| http_body_parts(&m).1).map_err(|e| std::io::Error::other(e.to_string())));
+    let chunks = stream::once(async move { Ok(data) }).chain(rest);
+    raw_response(content_type, Body::from_stream(chunks))
+}
+
+fn http_body_parts(message: &DynamicMessage) -> (String, Bytes) {
+    let content_type = match message.get_field_by_name("content_type").as_deref() {
+        Some(Value::String(text)) if !text.is_empty() => text.clone(),
+        _ => "application/octet-stream".to_owned(),
+    };
+    let data = match message.get_field_by_name("data").as_deref() {
+        Some(Value::Bytes(bytes)) => bytes.clone(),
+        _ => Bytes::new(),
+    };
+    (content_type, data)
+}
+
+fn raw_response(content_type: String, body: Body) -> Response {
+    let mut response = Response::new(body);
+    let value = HeaderValue::from_str(&content_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    response.headers_mut().insert(header::CONTENT_TYPE, value);
+    response
+}
+
+/// A gateway error as google.rpc.Status JSON, with the backend's details when it sent some.
+pub(crate) fn gateway_error_response(error: &GatewayError, pool: &prost_reflect::DescriptorPool) -> Response {
+    let details = error.status_details().map(|d| status_details_json(pool, d)).unwrap_or_default();
+    error_response_with_details(error.code(), &error.to_string(), details)
+}
+
+/// The answer of a client-streaming call: its one message, or why there is none.
+pub(crate) async fn single_output(
+    mut messages: OutputStream,
+    selection: &Selection,
+    options: &JsonOptions,
+    pool: &prost_reflect::DescriptorPool,
+) -> Response {
+    match messages.next().await {
+        Some(Ok(message)) => output_response(&message, selection, options),
+        Some(Err(error)) => gateway_error_response(&GatewayError::Execute(error), pool),
+        None => error_response(ErrorCode::UpstreamError, "the backend closed the call without a response"),
+    }
+}
+
+/// `response_body` naming a scalar or repeated field: that field's JSON value.
+fn field_to_json(message: &DynamicMessage, field: &FieldDescriptor, options: &JsonOptions) -> Vec<u8> {
+    let whole = message_to_json(message, &JsonOptions { emit_defaults: true, ..options.clone() });
+    let key = if options.proto_names { field.name() } else { field.json_name() };
+    let value = serde_json::from_slice::<serde_json::Value>(&whole)
+        .ok()
+        .and_then(|mut v| v.get_mut(key).map(serde_json::Value::take))
+        .unwrap_or(serde_json::Value::Null);
+    serde_json::to_vec(&value).unwrap_or_default()
+}
