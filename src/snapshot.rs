@@ -153,6 +153,7 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
     }
     if let Some(registry) = &registry {
         check_header_bindings(&config, registry, &mut problems);
+        check_method_timeouts(&config, registry, &mut problems);
     }
     let routes = match &registry {
         Some(registry) => {
@@ -291,6 +292,20 @@ fn assign_services(
 /// True if `claim` is the service's full name or one of its package prefixes.
 fn claim_matches(claim: &str, service: &str) -> bool {
     service == claim || (service.starts_with(claim) && service.as_bytes().get(claim.len()) == Some(&b'.'))
+}
+
+fn check_method_timeouts(config: &Config, registry: &Registry, problems: &mut Vec<Problem>) {
+    for method_name in config.rest.method_timeouts.keys() {
+        let found = method_name.rsplit_once('.').and_then(|(service, method)| {
+            registry.pool.get_service_by_name(service)?.methods().find(|m| m.name() == method)
+        });
+        if found.is_none() {
+            problems.push(Problem::error(
+                format!("rest.method_timeouts.\"{method_name}\""),
+                "names no registered method (write package.Service.Method)",
+            ));
+        }
+    }
 }
 
 fn check_header_bindings(config: &Config, registry: &Registry, problems: &mut Vec<Problem>) {

@@ -19,6 +19,9 @@ pub struct RestConfig {
     pub max_body_bytes: u64,
     /// Deadline of a transcoded call when the client asks for none.
     pub timeout: ConfigDuration,
+    /// Per-method deadlines overriding `timeout`, by method full name
+    /// (`"catalog.v1.Catalog.ListBooks" = "5s"`).
+    pub method_timeouts: BTreeMap<String, ConfigDuration>,
     /// JSON profile for every service: `standard` (default) or `grpc-gateway`.
     pub profile: Option<JsonProfile>,
     /// Write fields that hold their default value (default: the profile's choice).
@@ -54,6 +57,7 @@ impl Default for RestConfig {
         RestConfig {
             max_body_bytes: 4 * 1024 * 1024,
             timeout: ConfigDuration::from_secs(30),
+            method_timeouts: BTreeMap::new(),
             profile: None,
             emit_defaults: None,
             proto_field_names: None,
@@ -110,6 +114,11 @@ pub struct ResolvedJson {
 }
 
 impl RestConfig {
+    /// The default deadline of `method` (full name).
+    pub fn timeout_for(&self, method: &str) -> std::time::Duration {
+        self.method_timeouts.get(method).copied().unwrap_or(self.timeout).get()
+    }
+
     /// The choices for `service`: its profile's baseline, then the global choices, then its own.
     pub fn json_for(&self, service: &str) -> ResolvedJson {
         let global = JsonChoices {

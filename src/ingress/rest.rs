@@ -117,7 +117,7 @@ pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Resp
     // Unary and client-streaming calls get the route's deadline unless the client asked for a
     // shorter one; streams of responses run as long as the client wants.
     if matches!(kind, CallKind::Unary | CallKind::ClientStreaming) {
-        let default = rest.timeout.get();
+        let default = rest.timeout_for(route.method.full_name());
         context.timeout = Some(context.timeout.map_or(default, |asked| asked.min(default)));
     }
     let pool = &served.snapshot.registry.pool;

@@ -151,3 +151,99 @@ mod tests {
         assert_eq!(check_depth(deep.as_bytes(), 64), Err(JsonError::TooDeep { limit: 64 }));
     }
 }
+
+#[cfg(test)]
+mod mapping_tests {
+    use super::*;
+
+    const PROTO: &str = r#"
+syntax = "proto3";
+package t;
+import "google/protobuf/any.proto";
+import "google/protobuf/duration.proto";
+import "google/protobuf/empty.proto";
+import "google/protobuf/field_mask.proto";
+import "google/protobuf/struct.proto";
+import "google/protobuf/timestamp.proto";
+import "google/protobuf/wrappers.proto";
+enum Color { COLOR_UNSPECIFIED = 0; RED = 1; }
+message Inner { string id = 1; }
+message All {
+  int64 i64 = 1; uint64 u64 = 2; int32 i32 = 3; double d = 4; float f = 5; bool b = 6; string s = 7; bytes by = 8;
+  Color color = 9; map<int32, string> by_int = 10; map<bool, Inner> by_bool = 11;
+  google.protobuf.Any any = 12; google.protobuf.Struct st = 13; google.protobuf.ListValue lv = 15;
+  google.protobuf.Duration dur = 16; google.protobuf.FieldMask mask = 17; google.protobuf.Int64Value w64 = 18;
+  google.protobuf.Timestamp ts = 19; google.protobuf.Empty empty = 20;
+  oneof pick { string a = 21; Inner inner = 22; }
+  repeated int64 nums = 23; optional int32 maybe = 24;
+}
+"#;
+
+    fn descriptor() -> MessageDescriptor {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("t.proto"), PROTO).expect("write");
+        let registration =
+            crate::registry::compile_sources(&[dir.path().join("t.proto")], &[dir.path().to_owned()], Some("t"))
+                .expect("compiles");
+        crate::registry::merge_registrations(vec![registration])
+            .expect("merges")
+            .pool
+            .get_message_by_name("t.All")
+            .expect("t.All")
+    }
+
+    /// proto3 JSON mapping rules, one per row: the input, then the JSON written back or the part
+    /// of the error that names the field.
+    #[test]
+    fn proto3_json_mapping_table() {
+        let all = descriptor();
+        let options = JsonOptions::default();
+        let table: &[(&str, Result<&str, &str>)] = &[
+            (r#"{"i64":5}"#, Ok(r#"{"i64":"5"}"#)),
+            (r#"{"i64":"9007199254740993"}"#, Ok(r#"{"i64":"9007199254740993"}"#)),
+            (r#"{"i64":"9223372036854775808"}"#, Err("i64")),
+            (r#"{"u64":-1}"#, Err("u64")),
+            (r#"{"color":1}"#, Ok(r#"{"color":"RED"}"#)),
+            (r#"{"color":"BLUE"}"#, Err("color")),
+            (r#"{"d":"NaN","f":"-Infinity"}"#, Ok(r#"{"d":"NaN","f":"-Infinity"}"#)),
+            (r#"{"by":"-_8"}"#, Ok(r#"{"by":"+/8="}"#)),
+            (r#"{"byInt":{"1":"a"}}"#, Ok(r#"{"byInt":{"1":"a"}}"#)),
+            (r#"{"by_int":{"2":"b"}}"#, Ok(r#"{"byInt":{"2":"b"}}"#)),
+            (r#"{"byBool":{"true":{"id":"x"}}}"#, Ok(r#"{"byBool":{"true":{"id":"x"}}}"#)),
+            (r#"{"byInt":{"one":"a"}}"#, Err("byInt")),
+            (
+                r#"{"any":{"@type":"type.googleapis.com/t.Inner","id":"x"}}"#,
+                Ok(r#"{"any":{"@type":"type.googleapis.com/t.Inner","id":"x"}}"#),
+            ),
+            (
+                r#"{"any":{"@type":"type.googleapis.com/google.protobuf.Duration","value":"1.500s"}}"#,
+                Ok(r#"{"any":{"@type":"type.googleapis.com/google.protobuf.Duration","value":"1.500s"}}"#),
+            ),
+            (r#"{"any":{"@type":"type.googleapis.com/nope.Unknown","id":"x"}}"#, Err("any")),
+            (r#"{"st":{"a":[1,"b",null,{"c":true}]}}"#, Ok(r#"{"st":{"a":[1.0,"b",null,{"c":true}]}}"#)),
+            (r#"{"lv":[1,"two"]}"#, Ok(r#"{"lv":[1.0,"two"]}"#)),
+            (r#"{"dur":"1.500s"}"#, Ok(r#"{"dur":"1.500s"}"#)),
+            (r#"{"dur":"1 hour"}"#, Err("dur")),
+            (r#"{"mask":"a.b,cD"}"#, Ok(r#"{"mask":"a.b,cD"}"#)),
+            (r#"{"w64":"5"}"#, Ok(r#"{"w64":"5"}"#)),
+            (r#"{"w64":null,"i32":null}"#, Ok(r#"{}"#)),
+            (r#"{"ts":"1970-01-01T00:00:01.5+01:00"}"#, Ok(r#"{"ts":"1969-12-31T23:00:01.500Z"}"#)),
+            (r#"{"ts":"10000-01-01T00:00:00Z"}"#, Err("ts")),
+            (r#"{"empty":{}}"#, Ok(r#"{"empty":{}}"#)),
+            (r#"{"a":"x","inner":{"id":"y"}}"#, Err("oneof")),
+            (r#"{"nums":[1,"2"]}"#, Ok(r#"{"nums":["1","2"]}"#)),
+            (r#"{"maybe":0}"#, Ok(r#"{"maybe":0}"#)),
+            (r#"{"nope":1}"#, Err("nope")),
+            (r#"[1]"#, Err("map")),
+        ];
+        for (input, want) in table {
+            let got = json_to_message(all.clone(), input.as_bytes(), &options)
+                .map(|m| String::from_utf8(message_to_json(&m, &options)).expect("utf8"));
+            match (got, want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, *want, "{input}"),
+                (Err(error), Err(part)) => assert!(error.to_string().contains(part), "{input}: {error}"),
+                (got, want) => panic!("{input}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+}

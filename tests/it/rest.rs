@@ -780,3 +780,18 @@ fn header_bindings_are_checked_against_the_descriptors() {
     assert!(stdout.contains("catalog.v1.Catalog.Nope\": names no registered method"), "{stdout}");
     assert!(stdout.contains("`shelf` is not a field of catalog.v1.ListBooksRequest"), "{stdout}");
 }
+
+#[tokio::test]
+async fn a_per_method_default_deadline_applies() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let url = crate::support::slow_backend(std::time::Duration::from_secs(20), seen.clone()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("switchyard.toml");
+    std::fs::write(&config, "[rest.method_timeouts]\n\"catalog.v1.Catalog.GetBook\" = \"120ms\"\n").expect("write");
+    let gateway = TestGateway::start_with_config(Some(url), config).await;
+    let (status, body, _) = gateway.call("GET", "/v1/shelves/1/books/1", "").await;
+    assert_eq!(status, 504, "{body}");
+    let sent = seen.lock().expect("lock").clone().expect("a grpc-timeout");
+    assert!(parse_grpc_timeout_millis(&sent) <= 120, "{sent}");
+    gateway.shutdown().await;
+}

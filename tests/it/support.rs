@@ -161,6 +161,11 @@ impl TestGateway {
         TestGateway::start_with(backend_url, backend, None).await
     }
 
+    /// The demo registration served by `backend_url`, with the config file at `config`.
+    pub(crate) async fn start_with_config(backend_url: Option<String>, config: PathBuf) -> TestGateway {
+        TestGateway::start_with(backend_url, None, Some(config)).await
+    }
+
     async fn start_with(
         backend_url: Option<String>,
         backend: Option<switchyard::demo::DemoBackend>,
