@@ -416,6 +416,44 @@ fn collect_paths(
 mod tests {
     use super::*;
 
+    /// Path, query, form and header values are text; each field kind reads it its own way.
+    #[test]
+    fn text_values_by_field_kind() {
+        let all = crate::transcode::json::mapping_tests::descriptor();
+        let field = |name: &str| all.get_field_by_name(name).expect(name);
+        let table: &[(&str, &str, Result<&str, &str>)] = &[
+            ("i64", "-9223372036854775808", Ok("{\"i64\":\"-9223372036854775808\"}")),
+            ("i64", "abc", Err("64-bit integer")),
+            ("u64", "-1", Err("unsigned")),
+            ("b", "true", Ok("{\"b\":true}")),
+            ("b", "yes", Err("boolean")),
+            ("d", "Infinity", Ok("{\"d\":\"Infinity\"}")),
+            ("by", "-_8", Ok("{\"by\":\"+/8=\"}")),
+            ("color", "RED", Ok("{\"color\":\"RED\"}")),
+            ("color", "1", Ok("{\"color\":\"RED\"}")),
+            ("color", "7", Err("not a value of t.Color")),
+            ("w64", "5", Ok("{\"w64\":\"5\"}")),
+            ("ts", "2020-01-01T00:00:00Z", Ok("{\"ts\":\"2020-01-01T00:00:00Z\"}")),
+            ("ts", "yesterday", Err("google.protobuf.Timestamp")),
+            ("dur", "2s", Ok("{\"dur\":\"2s\"}")),
+            ("mask", "a,bC", Ok("{\"mask\":\"a,bC\"}")),
+        ];
+        for (name, text, want) in table {
+            let field = field(name);
+            let got = parse_text(&field, text).map(|value| {
+                let mut message = DynamicMessage::new(all.clone());
+                message.set_field(&field, value);
+                String::from_utf8(crate::transcode::json::message_to_json(&message, &JsonOptions::default()))
+                    .expect("utf8")
+            });
+            match (got, want) {
+                (Ok(got), Ok(want)) => assert_eq!(&got, want, "{name}={text}"),
+                (Err(error), Err(part)) => assert!(error.contains(part), "{name}={text}: {error}"),
+                (got, want) => panic!("{name}={text}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
     #[test]
     fn base64_accepts_all_four_alphabets() {
         for text in ["+/8=", "-_8=", "+/8", "-_8"] {

@@ -153,7 +153,7 @@ mod tests {
 }
 
 #[cfg(test)]
-mod mapping_tests {
+pub(crate) mod mapping_tests {
     use super::*;
 
     const PROTO: &str = r#"
@@ -179,7 +179,8 @@ message All {
 }
 "#;
 
-    fn descriptor() -> MessageDescriptor {
+    /// `t.All`: one field of every kind the JSON mapping treats specially.
+    pub(crate) fn descriptor() -> MessageDescriptor {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("t.proto"), PROTO).expect("write");
         let registration =

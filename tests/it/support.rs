@@ -236,6 +236,27 @@ pub(crate) async fn slow_backend(
     delay: std::time::Duration,
     seen_timeout: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 ) -> String {
+    slow_backend_watching(delay, seen_timeout, std::sync::Arc::default()).await
+}
+
+/// Sets its flag when dropped before `disarm`: a handler future dropped mid-call means the
+/// backend saw the call cancelled.
+struct CancelGuard(Option<std::sync::Arc<std::sync::atomic::AtomicBool>>);
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        if let Some(flag) = self.0.take() {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+/// `slow_backend` that also records, in `cancelled`, a call abandoned before its answer.
+pub(crate) async fn slow_backend_watching(
+    delay: std::time::Duration,
+    seen_timeout: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    cancelled: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> String {
     use switchyard::upstream::grpc_codec::DynamicCodec;
     let pool = switchyard::registry::merge_registrations(vec![switchyard::demo::demo_registration().expect("demo")])
         .expect("merges")
@@ -249,6 +270,7 @@ pub(crate) async fn slow_backend(
     let service = tower::service_fn(move |request: http::Request<axum::body::Body>| {
         let method = method.clone();
         let seen_timeout = seen_timeout.clone();
+        let cancelled = cancelled.clone();
         async move {
             let timeout = request.headers().get("grpc-timeout").and_then(|v| v.to_str().ok()).map(str::to_owned);
             *seen_timeout.lock().expect("lock") = timeout;
@@ -256,8 +278,10 @@ pub(crate) async fn slow_backend(
             let output = method.output();
             let handler = tower::service_fn(move |_request: tonic::Request<prost_reflect::DynamicMessage>| {
                 let output = output.clone();
+                let mut guard = CancelGuard(Some(cancelled.clone()));
                 async move {
                     tokio::time::sleep(delay).await;
+                    guard.0 = None;
                     Ok::<_, tonic::Status>(tonic::Response::new(prost_reflect::DynamicMessage::new(output)))
                 }
             });
