@@ -243,6 +243,12 @@ pub(crate) async fn slow_backend(
 /// backend saw the call cancelled.
 struct CancelGuard(Option<std::sync::Arc<std::sync::atomic::AtomicBool>>);
 
+impl CancelGuard {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
 impl Drop for CancelGuard {
     fn drop(&mut self) {
         if let Some(flag) = self.0.take() {
@@ -281,7 +287,7 @@ pub(crate) async fn slow_backend_watching(
                 let mut guard = CancelGuard(Some(cancelled.clone()));
                 async move {
                     tokio::time::sleep(delay).await;
-                    guard.0 = None;
+                    guard.disarm();
                     Ok::<_, tonic::Status>(tonic::Response::new(prost_reflect::DynamicMessage::new(output)))
                 }
             });
