@@ -1,7 +1,8 @@
 //! Upstream: every connection to a served backend. `Upstreams` holds one client per cluster and
 //! survives snapshot swaps for clusters whose definition did not change; `grpc` makes unary and
-//! streaming calls and splices passthrough requests; `grpc_codec` frames messages. Upstream never sees an Operation or a Plan, only calls with
-//! encoded requests. The pools issue adds balancing, health, outlier ejection and breakers.
+//! streaming calls and splices passthrough requests; `grpc_codec` frames messages. Upstream
+//! never sees an Operation or a Plan, only calls with encoded requests. The pools issue adds
+//! balancing, health, outlier ejection and breakers.
 
 mod cluster;
 pub mod grpc;
