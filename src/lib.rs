@@ -15,6 +15,7 @@ pub mod snapshot;
 pub mod execute;
 pub mod plan;
 pub mod upstream;
+pub mod schema;
 pub mod transcode;
 pub mod registry;
 pub mod operation;

@@ -10,6 +10,7 @@ use std::time::SystemTime;
 
 use crate::config::{BackendConfig, BackendProtocol, Config, Problem, check_endpoint_url, load_config_file};
 use crate::registry::{Registration, Registry, RegistryDir, merge_registrations};
+use crate::schema::{GraphqlSchema, generate_schema};
 use crate::transcode::routes::{RestRoutes, RuleOverrides, build_routes};
 use crate::transcode::rules_file::parse_rules_file;
 pub use crate::upstream::Cluster;
@@ -83,6 +84,8 @@ pub struct Snapshot {
     pub services: BTreeMap<String, Option<String>>,
     /// REST routes: google.api.http bindings and the default `POST /{Service}/{Method}` routes.
     pub routes: RestRoutes,
+    /// The GraphQL schema generated from the registered services.
+    pub graphql: GraphqlSchema,
     /// GraphQL schema files found in the schemas directory.
     pub schema_files: Vec<PathBuf>,
     /// Warnings from the build (served anyway).
@@ -155,6 +158,15 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
         check_header_bindings(&config, registry, &mut problems);
         check_method_timeouts(&config, registry, &mut problems);
     }
+    let graphql = match &registry {
+        Some(registry) => {
+            let names: Vec<String> = services.keys().cloned().collect();
+            let (schema, schema_problems) = generate_schema(&registry.pool, &names, &config.graphql);
+            problems.extend(schema_problems);
+            schema
+        }
+        None => GraphqlSchema::default(),
+    };
     let routes = match &registry {
         Some(registry) => {
             let names: Vec<String> = services.keys().cloned().collect();
@@ -177,6 +189,7 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
         clusters,
         services,
         routes,
+        graphql,
         schema_files,
         warnings: problems,
     })

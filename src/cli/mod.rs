@@ -7,6 +7,7 @@ mod demo;
 mod descriptors;
 mod openapi;
 mod routes;
+mod schema;
 mod serve;
 mod signal;
 
@@ -43,6 +44,8 @@ enum Command {
     Check(SourceArgs),
     /// Print the REST route table: method, path template, gRPC method, call kind, body mapping.
     Routes(SourceArgs),
+    /// Print the GraphQL schema (SDL) generated from the registered services.
+    Schema(SourceArgs),
     /// Print the OpenAPI 3.1 document of the REST routes.
     Openapi(SourceArgs),
     /// Manage the descriptor registry.
@@ -125,6 +128,7 @@ pub fn main() -> ExitCode {
             Command::Check(args) => check::run(args).await,
             Command::Routes(args) => routes::run(args).await,
             Command::Openapi(args) => openapi::run(args).await,
+            Command::Schema(args) => schema::run(args).await,
             Command::Descriptors(command) => descriptors::run(command).await,
         }
     });

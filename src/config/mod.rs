@@ -7,6 +7,7 @@
 
 mod duration;
 mod env;
+mod graphql;
 mod load;
 mod problem;
 mod rest;
@@ -21,6 +22,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use duration::ConfigDuration;
+pub use graphql::{GraphqlConfig, GraphqlKind, GraphqlMethodConfig, GraphqlServiceConfig};
 pub use load::{LoadedConfig, load_config_file, parse_config};
 pub use problem::{Problem, Severity};
 pub use rest::{JsonChoices, JsonProfile, ResolvedJson, RestConfig, StreamFormat};
@@ -40,6 +42,8 @@ pub struct Config {
     pub rest: RestConfig,
     /// Which client headers calls built by the gateway forward to backends.
     pub headers: HeadersConfig,
+    /// How the generated GraphQL schema names and classifies services and methods.
+    pub graphql: GraphqlConfig,
     /// Named backend clusters.
     pub backends: BTreeMap<String, BackendConfig>,
 }

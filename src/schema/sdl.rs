@@ -1,0 +1,98 @@
+//! Printing the generated schema as SDL, deterministically: schema definition, root types,
+//! then every named type sorted by name.
+
+use std::fmt::Write;
+
+use super::{GraphqlSchema, InputField, RootKind, TypeDef, TypeRef};
+
+pub(super) fn print(schema: &GraphqlSchema) -> String {
+    let mut out = String::new();
+    let roots: Vec<(RootKind, &str)> =
+        [(RootKind::Query, "Query"), (RootKind::Mutation, "Mutation"), (RootKind::Subscription, "Subscription")]
+            .into_iter()
+            .filter(|(kind, _)| schema.roots.get(kind).is_some_and(|f| !f.is_empty()))
+            .collect();
+    out.push_str("schema {\n");
+    for (kind, name) in &roots {
+        let _ = writeln!(out, "  {}: {name}", format!("{kind:?}").to_ascii_lowercase());
+    }
+    out.push_str("}\n");
+    for (kind, name) in &roots {
+        let _ = writeln!(out, "\ntype {name} {{");
+        for field in &schema.roots[kind] {
+            let _ = write!(out, "  {}", field.name);
+            print_arguments(&mut out, &field.arguments);
+            let _ = write!(out, ": {}", type_ref(&field.output));
+            if field.deprecated {
+                out.push_str(" @deprecated");
+            }
+            out.push('\n');
+        }
+        out.push_str("}\n");
+    }
+    for (name, def) in &schema.types {
+        out.push('\n');
+        match def {
+            TypeDef::Scalar { description } => {
+                let _ = writeln!(out, "\"{description}\"\nscalar {name}");
+            }
+            TypeDef::Enum { descriptor } => {
+                let _ = writeln!(out, "enum {name} {{");
+                for value in descriptor.values() {
+                    let deprecated =
+                        value.enum_value_descriptor_proto().options.as_ref().and_then(|o| o.deprecated) == Some(true);
+                    let _ = writeln!(out, "  {}{}", value.name(), if deprecated { " @deprecated" } else { "" });
+                }
+                out.push_str("}\n");
+            }
+            TypeDef::Object { fields, .. } => {
+                let _ = writeln!(out, "type {name} {{");
+                for field in fields {
+                    let deprecated = if field.deprecated { " @deprecated" } else { "" };
+                    let _ = writeln!(out, "  {}: {}{deprecated}", field.name, type_ref(&field.ty));
+                }
+                out.push_str("}\n");
+            }
+            TypeDef::Input { fields, .. } => {
+                let _ = writeln!(out, "input {name} {{");
+                for field in fields {
+                    let deprecated = if field.deprecated { " @deprecated" } else { "" };
+                    let _ = writeln!(out, "  {}: {}{deprecated}", field.name, type_ref(&field.ty));
+                }
+                out.push_str("}\n");
+            }
+        }
+    }
+    out
+}
+
+fn print_arguments(out: &mut String, arguments: &[InputField]) {
+    if arguments.is_empty() {
+        return;
+    }
+    out.push('(');
+    for (i, argument) in arguments.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        let _ = write!(out, "{}: {}", argument.name, type_ref(&argument.ty));
+        if argument.deprecated {
+            out.push_str(" @deprecated");
+        }
+    }
+    out.push(')');
+}
+
+fn type_ref(ty: &TypeRef) -> String {
+    let mut text = ty.name.clone();
+    if ty.list {
+        if ty.item_non_null {
+            text.push('!');
+        }
+        text = format!("[{text}]");
+    }
+    if ty.non_null {
+        text.push('!');
+    }
+    text
+}

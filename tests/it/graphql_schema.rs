@@ -1,0 +1,93 @@
+//! The GraphQL schema generated from descriptors: the demo's SDL as a snapshot, and the rules
+//! for kinds, names, prefixes, overrides and collisions.
+
+use crate::support::{run, text, write_files};
+
+fn demo_sdl() -> String {
+    let registration = switchyard::demo::demo_registration().expect("demo");
+    let registry = switchyard::registry::merge_registrations(vec![registration]).expect("merges");
+    let services = vec!["catalog.v1.Catalog".to_owned()];
+    let (schema, problems) =
+        switchyard::schema::generate_schema(&registry.pool, &services, &switchyard::config::GraphqlConfig::default());
+    assert!(problems.is_empty(), "{problems:?}");
+    schema.to_sdl()
+}
+
+#[test]
+fn the_demo_schema() {
+    let sdl = demo_sdl();
+    async_graphql_parser::parse_schema(&sdl).expect("the SDL parses");
+    insta::assert_snapshot!("demo_schema", sdl);
+}
+
+fn registry_with(work: &std::path::Path, files: &[(&str, &str)]) {
+    write_files(work, files);
+    for (path, _) in files {
+        let out = run(&["descriptors", "add", path, "-I", "p"], work);
+        assert_eq!(out.status.code(), Some(0), "{path}: {}", text(&out.stderr));
+    }
+}
+
+const V1: &str = "syntax = \"proto3\";\npackage shop.v1;\n\
+    message Item { string id = 1; }\nmessage GetItemRequest { string id = 1; }\n\
+    message Order { string id = 1; }\nmessage PlaceOrderRequest { repeated Item items = 1; }\n\
+    service Shop {\n  rpc GetItem(GetItemRequest) returns (Item);\n  rpc PlaceOrder(PlaceOrderRequest) returns (Order);\n\
+      rpc Upload(stream Item) returns (Order);\n  rpc Chat(stream Item) returns (stream Item);\n}\n";
+const V2: &str = "syntax = \"proto3\";\npackage shop.v2;\n\
+    message Item { string id = 1; string name = 2; }\nmessage GetItemRequest { string id = 1; }\n\
+    service Shop {\n  rpc GetItem(GetItemRequest) returns (Item);\n}\n";
+
+#[test]
+fn collisions_are_check_errors_and_a_prefix_resolves_them() {
+    let work = tempfile::tempdir().expect("tempdir");
+    registry_with(work.path(), &[("p/shop/v1/shop.proto", V1), ("p/shop/v2/shop.proto", V2)]);
+    let out = run(&["check"], work.path());
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("graphql Query.getItem: both shop.v1.Shop.GetItem and shop.v2.Shop.GetItem"), "{stdout}");
+    assert!(stdout.contains("prefix"), "the error suggests the prefix option: {stdout}");
+
+    write_files(work.path(), &[("prefixed.toml", "[graphql.services.\"shop.v2.Shop\"]\nprefix = \"v2\"\n")]);
+    let out = run(&["schema", "--config", "prefixed.toml"], work.path());
+    let sdl = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(sdl.contains("  getItem(id: String): Item\n"), "{sdl}");
+    assert!(sdl.contains("  v2GetItem(id: String): V2Item\n"), "{sdl}");
+    assert!(sdl.contains("type V2Item {\n  id: String!\n  name: String!\n}"), "{sdl}");
+    assert!(
+        !sdl.contains("upload") && !sdl.contains("chat"),
+        "client-streaming and bidi methods are not in GraphQL: {sdl}"
+    );
+    assert!(sdl.contains("  placeOrder(items: [ItemInput!]): Order\n"), "PlaceOrder is a mutation: {sdl}");
+}
+
+#[test]
+fn methods_can_be_renamed_reclassified_and_hidden() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let annotated = "syntax = \"proto3\";\npackage lib.v1;\nimport \"switchyard/options.proto\";\n\
+        message Req { string id = 1; }\nmessage Res { string id = 1; }\n\
+        service Lib {\n  rpc Checkout(Req) returns (Res) { option (switchyard.v1.method) = { graphql_kind: QUERY graphql_name: \"checkoutPreview\" }; }\n\
+          rpc Secret(Req) returns (Res) { option (switchyard.v1.method).graphql_kind = HIDDEN; }\n\
+          rpc Search(Req) returns (Res) { option idempotency_level = IDEMPOTENT; }\n\
+          rpc Peek(Req) returns (Res) { option idempotency_level = NO_SIDE_EFFECTS; }\n}\n";
+    registry_with(work.path(), &[("p/lib/v1/lib.proto", annotated)]);
+    let out = run(&["schema"], work.path());
+    let sdl = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let query = sdl.split("type Query {").nth(1).and_then(|s| s.split('}').next()).unwrap_or_default();
+    assert!(query.contains("checkoutPreview(") && query.contains("search(") && query.contains("peek("), "{sdl}");
+    assert!(!sdl.contains("secret"), "{sdl}");
+
+    write_files(
+        work.path(),
+        &[(
+            "override.toml",
+            "[graphql.methods.\"lib.v1.Lib.Search\"]\nkind = \"mutation\"\nname = \"runSearch\"\n[graphql.methods.\"lib.v1.Lib.Peek\"]\nhidden = true\n",
+        )],
+    );
+    let out = run(&["schema", "--config", "override.toml"], work.path());
+    let sdl = text(&out.stdout);
+    let mutation = sdl.split("type Mutation {").nth(1).and_then(|s| s.split('}').next()).unwrap_or_default();
+    assert!(mutation.contains("runSearch("), "{sdl}");
+    assert!(!sdl.contains("peek"), "{sdl}");
+}
