@@ -132,6 +132,21 @@ pub async fn execute_operation(served: &Served, operation: Operation) -> Result<
     Ok(outputs)
 }
 
+/// Runs one operation whose root calls fail independently (GraphQL): one result per call, in
+/// order; a plan that cannot be made fails every call with the same error.
+pub async fn execute_operation_partial(
+    served: &Served,
+    operation: Operation,
+) -> Vec<Result<FetchOutput, GatewayError>> {
+    let calls = operation.calls.len();
+    match plan_operation(operation, served.snapshot.as_ref()) {
+        Ok(plan) => {
+            execute_plan(plan, &served.upstreams).await.into_iter().map(|r| r.map_err(GatewayError::from)).collect()
+        }
+        Err(error) => (0..calls).map(|_| Err(GatewayError::Plan(error.clone()))).collect(),
+    }
+}
+
 /// Runs a one-call streaming operation (server-, client- or bidi-streaming); resolves when the
 /// backend has answered with headers.
 pub async fn execute_streaming_operation(

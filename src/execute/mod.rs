@@ -66,6 +66,13 @@ pub async fn execute_plan(plan: Plan, upstreams: &Upstreams) -> Vec<Result<Fetch
         let fetch = plan.fetches.into_iter().next().expect("one fetch");
         return vec![run_fetch(fetch, upstreams).await];
     }
+    if plan.serial {
+        let mut results = Vec::with_capacity(plan.fetches.len());
+        for fetch in plan.fetches {
+            results.push(run_fetch(fetch, upstreams).await);
+        }
+        return results;
+    }
     join_all(plan.fetches.into_iter().map(|fetch| run_fetch(fetch, upstreams))).await
 }
 

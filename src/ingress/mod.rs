@@ -7,6 +7,7 @@
 
 mod encoding;
 mod forward;
+mod graphql;
 mod grpc;
 mod grpc_local;
 pub mod respond;
@@ -21,7 +22,7 @@ use arc_swap::ArcSwapOption;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{any, get};
 use bytes::Bytes;
 use tower::{Layer, ServiceExt};
 
@@ -40,7 +41,17 @@ pub fn gateway_router(gateway: Arc<Gateway>) -> Router {
     let state =
         Arc::new(IngressState { gateway, local_grpc: LocalGrpcCache::default(), openapi: ArcSwapOption::empty() });
     let compression = tower_http::compression::CompressionLayer::new().compress_when(encoding::CompressibleJson);
-    Router::new().route("/openapi.json", get(openapi)).fallback(dispatch).layer(compression).with_state(state)
+    Router::new()
+        .route("/openapi.json", get(openapi))
+        .route("/graphql", any(graphql_endpoint))
+        .fallback(dispatch)
+        .layer(compression)
+        .with_state(state)
+}
+
+/// `/graphql`: GraphQL over HTTP.
+async fn graphql_endpoint(State(state): State<Arc<IngressState>>, request: Request) -> Response {
+    graphql::handle_graphql(state.gateway.clone(), request).await
 }
 
 /// `/openapi.json`, built once per snapshot generation.

@@ -20,7 +20,7 @@ use crate::transcode::json::{JsonOptions, message_to_json};
 /// A 200 response for one answer message.
 pub(crate) fn output_response(message: &DynamicMessage, selection: &Selection, options: &JsonOptions) -> Response {
     let selected = match selection {
-        Selection::Whole => Some(message.clone()),
+        Selection::Whole | Selection::Graphql { .. } => Some(message.clone()),
         Selection::Field(field) => match message.get_field(field).as_ref() {
             Value::Message(inner) if !field.is_list() => Some(inner.clone()),
             _ => None,
@@ -33,7 +33,7 @@ pub(crate) fn output_response(message: &DynamicMessage, selection: &Selection, o
     let json = match (selection, selected) {
         (Selection::Field(_), Some(inner)) => message_to_json(&inner, options),
         (Selection::Field(field), None) => field_to_json(message, field, options),
-        (Selection::Whole, _) => message_to_json(message, options),
+        (Selection::Whole | Selection::Graphql { .. }, _) => message_to_json(message, options),
     };
     json_response(StatusCode::OK, json)
 }

@@ -4,6 +4,7 @@
 //! Operations too. Pure data: no tokio, axum, tonic, reqwest or async-graphql types.
 
 mod context;
+mod selection;
 
 use std::pin::Pin;
 
@@ -11,6 +12,7 @@ use futures_core::Stream;
 use prost_reflect::{DynamicMessage, FieldDescriptor, MethodDescriptor};
 
 pub use context::{Metadata, RequestContext};
+pub use selection::{FieldSelection, SelectionSet};
 
 /// A client's stream of request messages (client-streaming and bidi calls). An `Err` item
 /// means the client sent something that is not a valid message; the call is abandoned.
@@ -55,9 +57,21 @@ impl std::fmt::Debug for CallInput {
     }
 }
 
+/// Whether root calls may run concurrently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OperationKind {
+    /// Reads: root calls run concurrently.
+    #[default]
+    Query,
+    /// Writes: root calls run one after another, in document order.
+    Mutation,
+}
+
 /// A client's request, parsed and validated by its ingress.
 #[derive(Debug)]
 pub struct Operation {
+    /// Query (concurrent) or mutation (serial).
+    pub kind: OperationKind,
     /// The backend calls the client asked for, in order.
     pub calls: Vec<RootCall>,
     /// Who asked, with what headers and deadline.
@@ -82,11 +96,20 @@ pub enum Selection {
     Whole,
     /// One top-level field (a REST binding's `response_body`).
     Field(FieldDescriptor),
+    /// A GraphQL root field's selection: its response key, its output type's name, the fields.
+    Graphql {
+        /// The root field's response key.
+        response_key: String,
+        /// The GraphQL type of the answer.
+        type_name: String,
+        /// What is selected on it.
+        fields: SelectionSet,
+    },
 }
 
 impl Operation {
     /// An operation with a single root call.
     pub fn single(call: RootCall, context: RequestContext) -> Self {
-        Operation { calls: vec![call], context }
+        Operation { kind: OperationKind::Query, calls: vec![call], context }
     }
 }

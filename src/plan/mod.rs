@@ -21,6 +21,8 @@ pub trait ServiceDirectory {
 pub struct Plan {
     /// Fetches in dependency order; today none depend on another.
     pub fetches: Vec<Fetch>,
+    /// True when the fetches must run one after another (mutations).
+    pub serial: bool,
 }
 
 /// One backend call.
@@ -63,6 +65,7 @@ impl PlanError {
 /// Plans `operation` against `directory`.
 pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) -> Result<Plan, PlanError> {
     let context = operation.context;
+    let serial = operation.kind == crate::operation::OperationKind::Mutation;
     let mut fetches = Vec::with_capacity(operation.calls.len());
     for call in operation.calls {
         let service = call.method.parent_service().full_name().to_owned();
@@ -76,7 +79,7 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
             selection: call.selection,
         });
     }
-    Ok(Plan { fetches })
+    Ok(Plan { fetches, serial })
 }
 
 impl fmt::Display for Plan {
@@ -84,8 +87,10 @@ impl fmt::Display for Plan {
         writeln!(f, "Plan {{")?;
         for (i, fetch) in self.fetches.iter().enumerate() {
             write!(f, "  [{i}] {} via {}", fetch.method.full_name(), fetch.cluster)?;
-            if let Selection::Field(field) = &fetch.selection {
-                write!(f, " select .{}", field.name())?;
+            match &fetch.selection {
+                Selection::Field(field) => write!(f, " select .{}", field.name())?,
+                Selection::Graphql { response_key, .. } => write!(f, " as {response_key}")?,
+                Selection::Whole => {}
             }
             writeln!(f)?;
         }

@@ -1,6 +1,7 @@
 //! Switchyard's integration tests: one test binary, real servers on ephemeral loopback ports.
 
 mod cli_check;
+mod graphql;
 mod graphql_schema;
 mod grpc;
 mod json_roundtrip;

@@ -1,0 +1,21 @@
+//! GraphQL selections after validation and normalisation: fragments inlined, `@skip`/`@include`
+//! applied, fields with the same response key merged. Pure data; the GraphQL ingress builds it
+//! and the response shaper walks it.
+
+/// The fields selected on one object type.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SelectionSet {
+    /// The selected fields, in document order.
+    pub fields: Vec<FieldSelection>,
+}
+
+/// One selected field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldSelection {
+    /// The key in the response (alias or name).
+    pub response_key: String,
+    /// The schema field name (`__typename` included).
+    pub field_name: String,
+    /// The selection below it (empty for leaves).
+    pub children: SelectionSet,
+}

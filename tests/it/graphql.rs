@@ -1,0 +1,185 @@
+//! GraphQL over HTTP against the demo backend: selections, variables, fragments, directives,
+//! partial failures with paths and codes, mutation order, validation errors in the spec's
+//! wording with locations, and the GraphQL-over-HTTP media types and methods.
+
+use serde_json::{Value, json};
+
+use crate::support::TestGateway;
+
+async fn post(gateway: &TestGateway, body: Value, accept: Option<&str>) -> (u16, String, Value) {
+    let mut request = gateway.client.post(format!("{}/graphql", gateway.base)).json(&body);
+    if let Some(accept) = accept {
+        request = request.header("accept", accept);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let media = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    (status, media, response.json().await.expect("json"))
+}
+
+#[tokio::test]
+async fn queries_select_alias_spread_and_skip() {
+    let gateway = TestGateway::demo().await;
+    let query = r#"
+        query Books($name: String!, $withRating: Boolean!) {
+          first: getBook(name: $name) { ...Basics rating @include(if: $withRating) genre }
+          second: getBook(name: "shelves/1/books/2") { ... on Book { title } tags __typename }
+          listBooks(parent: "shelves/1", pageSize: 1) { books { name labels { key value } } nextPageToken totalSize }
+          __typename
+        }
+        fragment Basics on Book { title isbn publishTime }
+    "#;
+    let body = json!({"query": query, "variables": {"name": "shelves/1/books/1", "withRating": false}});
+    let (status, media, answer) = post(&gateway, body, None).await;
+    assert_eq!((status, media.as_str()), (200, "application/json"));
+    assert_eq!(
+        answer,
+        json!({"data": {
+            "first": {"title": "The Left Hand of Darkness", "isbn": "9780441478125", "publishTime": "1968-12-31T18:00:00Z", "genre": "FICTION"},
+            "second": {"title": "A Wizard of Earthsea", "tags": ["classic"], "__typename": "Book"},
+            "listBooks": {"books": [{"name": "shelves/1/books/1", "labels": []}], "nextPageToken": "1", "totalSize": "2"},
+            "__typename": "Query"
+        }})
+    );
+    let keys: Vec<&String> = answer["data"]["first"].as_object().expect("object").keys().collect();
+    assert_eq!(keys, ["title", "isbn", "publishTime", "genre"], "selection order is kept");
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_failing_root_field_is_null_with_an_error_at_its_path() {
+    let gateway = TestGateway::demo().await;
+    let query = r#"{ ok: getBook(name: "shelves/2/books/1") { title } missing: getBook(name: "shelves/9/books/9") { title }
+                    bad: listBooks(parent: "shelves/1", pageToken: "zz") { totalSize } }"#;
+    let (status, _, answer) = post(&gateway, json!({"query": query}), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["data"], json!({"ok": {"title": "The Selfish Gene"}, "missing": null, "bad": null}));
+    let errors = answer["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), 2);
+    assert_eq!(
+        errors[0],
+        json!({"message": "book `shelves/9/books/9` does not exist", "path": ["missing"], "extensions": {"code": "NOT_FOUND"}})
+    );
+    assert_eq!(errors[1]["path"], json!(["bad"]));
+    assert_eq!(errors[1]["extensions"]["code"], "BAD_USER_INPUT");
+
+    let query = r#"{ a: getBook(name: "shelves/1/books/1") { title } b: listBooks(parent: "shelves/1", pageSize: "many") { totalSize } }"#;
+    let (_, _, answer) = post(&gateway, json!({"query": query}), None).await;
+    assert_eq!(answer["data"]["b"], Value::Null);
+    assert_eq!(answer["data"]["a"]["title"], "The Left Hand of Darkness");
+    assert_eq!(answer["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{answer}");
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn mutations_run_in_document_order_with_input_objects() {
+    let gateway = TestGateway::demo().await;
+    let query = r#"mutation {
+        one: createBook(parent: "shelves/50", book: {title: "First", isbn: "9007199254740993", genre: POETRY, labels: [{key: "k", value: "v"}]}) { name isbn genre labels { key value } }
+        two: createBook(parent: "shelves/50", book: {title: "Second"}) { name }
+    }"#;
+    let (status, _, answer) = post(&gateway, json!({"query": query}), None).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["data"]["one"],
+        json!({"name": "shelves/50/books/n1", "isbn": "9007199254740993", "genre": "POETRY", "labels": [{"key": "k", "value": "v"}]})
+    );
+    assert_eq!(answer["data"]["two"]["name"], "shelves/50/books/n2", "serial: the second runs after the first");
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn invalid_documents_are_refused_in_the_specs_words() {
+    let gateway = TestGateway::demo().await;
+    let table: &[(&str, &str)] = &[
+        (r#"{ getBook(name: "x") { nope } }"#, "Cannot query field \"nope\" on type \"Book\"."),
+        (r#"{ nothing }"#, "Cannot query field \"nothing\" on type \"Query\"."),
+        (r#"{ getBook(id: "x") { title } }"#, "Unknown argument \"id\" on field \"getBook\"."),
+        (r#"{ getBook(name: "x") }"#, "Field \"getBook\" of type \"Book\" must have a selection of subfields."),
+        (
+            r#"{ getBook(name: "x") { title { x } } }"#,
+            "Field \"title\" must not have a selection since type \"String\" has no subfields.",
+        ),
+        (r#"{ getBook(name: "x") { ...Missing } }"#, "Unknown fragment \"Missing\"."),
+        (
+            r#"{ getBook(name: "x") { ...A } } fragment A on Book { ...B } fragment B on Book { ...A }"#,
+            "Cannot spread fragment \"A\" within itself.",
+        ),
+        (
+            r#"{ getBook(name: "x") { ...L } } fragment L on ListBooksResponse { totalSize }"#,
+            "can never be of type \"ListBooksResponse\"",
+        ),
+        (r#"{ getBook(name: "x") { title @cached } }"#, "Unknown directive \"@cached\"."),
+        (
+            r#"query($n: String!) { getBook(name: $n) { title } }"#,
+            "Variable \"$n\" of required type \"String!\" was not provided.",
+        ),
+        (r#"{ getBook(name: $undeclared) { title } }"#, "Variable \"$undeclared\" is not defined."),
+        (r#"query A { __typename } query B { __typename }"#, "say which to run with operationName"),
+        (r#"{ a: getBook(name: "x") { title } a: listBooks { totalSize } }"#, "Fields \"a\" conflict"),
+        (r#"subscription { watchBooks(parent: "shelves/1") { kind } }"#, "subscriptions are served over WebSocket"),
+    ];
+    for (query, message) in table {
+        let (status, media, answer) =
+            post(&gateway, json!({"query": query}), Some("application/graphql-response+json")).await;
+        assert_eq!((status, media.as_str()), (400, "application/graphql-response+json"), "{query}: {answer}");
+        let messages: Vec<&str> =
+            answer["errors"].as_array().expect("errors").iter().filter_map(|e| e["message"].as_str()).collect();
+        assert!(messages.iter().any(|m| m.contains(message)), "{query}: {messages:?}");
+        assert!(answer.get("data").is_none(), "no data for a document that did not run: {answer}");
+    }
+    let (status, media, answer) = post(&gateway, json!({"query": "{ getBook(name: \"x\") { nope } }"}), None).await;
+    assert_eq!((status, media.as_str()), (200, "application/json"), "legacy clients get 200: {answer}");
+    assert_eq!(answer["errors"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED");
+    assert_eq!(answer["errors"][0]["locations"], json!([{"line": 1, "column": 24}]));
+    let (status, _, answer) =
+        post(&gateway, json!({"query": "{ getBook("}), Some("application/graphql-response+json")).await;
+    assert_eq!(status, 400);
+    assert_eq!(answer["errors"][0]["extensions"]["code"], "GRAPHQL_PARSE_FAILED");
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn http_methods_and_media_types() {
+    let gateway = TestGateway::demo().await;
+    let url = format!("{}/graphql", gateway.base);
+    let get = gateway
+        .client
+        .get(&url)
+        .query(&[
+            ("query", "query($n: String) { getBook(name: $n) { title } }"),
+            ("variables", r#"{"n":"shelves/1/books/2"}"#),
+        ])
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(get.status().as_u16(), 200);
+    let answer: Value = get.json().await.expect("json");
+    assert_eq!(answer["data"]["getBook"]["title"], "A Wizard of Earthsea");
+
+    let mutation = gateway
+        .client
+        .get(&url)
+        .query(&[("query", "mutation { deleteBook(name: \"shelves/1/books/2\") }")])
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(mutation.status().as_u16(), 405, "a mutation over GET");
+    assert_eq!(mutation.headers()["allow"], "POST");
+    let (status, _, _) =
+        post(&gateway, json!({"query": "{ getBook(name: \"shelves/1/books/2\") { title } }"}), None).await;
+    assert_eq!(status, 200, "the GET mutation did not run");
+
+    let form = gateway.client.post(&url).header("content-type", "text/plain").body("{}").send().await.expect("post");
+    assert_eq!(form.status().as_u16(), 415);
+    let put = gateway.client.put(&url).send().await.expect("put");
+    assert_eq!(put.status().as_u16(), 405);
+    gateway.shutdown().await;
+
+    let unserved = TestGateway::start(None, None).await;
+    let (status, _, answer) = post(&unserved, json!({"query": "{ getBook(name: \"x\") { title } }"}), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["errors"][0]["extensions"]["code"], "UNAVAILABLE");
+    assert_eq!(answer["data"]["getBook"], Value::Null);
+    unserved.shutdown().await;
+}
