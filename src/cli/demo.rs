@@ -60,6 +60,10 @@ JSON REST, transcoded to gRPC by the protos' google.api.http rules:
   curl -s -X DELETE {g}/v1/shelves/1/books/n1
   curl -s -X POST {g}/catalog.v1.Catalog/GetBook -H 'content-type: application/json' -d '{{\"name\":\"shelves/2/books/1\"}}'
 
+GraphQL over the same backend (`switchyard schema` prints the SDL for registered protos):
+  curl -s {g}/graphql -H 'content-type: application/json' \\
+       -d '{{\"query\":\"{{ getBook(name: \\\"shelves/1/books/1\\\") {{ title isbn genre }} listBooks(parent: \\\"shelves/1\\\") {{ totalSize }} }}\"}}'
+
 Raw bodies (google.api.HttpBody):
   curl -s -X PUT {g}/v1/shelves/1/books/1/cover -H 'content-type: image/svg+xml' --data-binary '<svg/>'
   curl -si {g}/v1/shelves/1/books/1/cover
