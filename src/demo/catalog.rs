@@ -148,8 +148,10 @@ impl Catalog {
         } else {
             paths
         };
-        for path in &fields {
-            let field = descriptor.get_field_by_name(path).filter(|_| path != "name").ok_or_else(|| {
+        // The name identifies the book; a mask naming it (as masks built from every input key
+        // do) leaves it as it is.
+        for path in fields.iter().filter(|p| p.as_str() != "name") {
+            let field = descriptor.get_field_by_name(path).ok_or_else(|| {
                 Status::invalid_argument(format!("update_mask: `{path}` is not an updatable field of Book"))
             })?;
             if patch.has_field(&field) {

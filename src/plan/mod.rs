@@ -2,6 +2,8 @@
 //! one-fetch plan; GraphQL adds dependent and batched fetches. Plans are pure data with a
 //! `Display` for `switchyard plan` and snapshot tests. No I/O.
 
+mod field_mask;
+
 use std::fmt;
 use std::time::Duration;
 
@@ -67,7 +69,8 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
     let context = operation.context;
     let serial = operation.kind == crate::operation::OperationKind::Mutation;
     let mut fetches = Vec::with_capacity(operation.calls.len());
-    for call in operation.calls {
+    for mut call in operation.calls {
+        field_mask::fill_field_mask(&mut call, operation.kind);
         let service = call.method.parent_service().full_name().to_owned();
         let cluster = directory.cluster_for(&service).ok_or(PlanError::NoBackend { service })?.to_owned();
         fetches.push(Fetch {

@@ -183,3 +183,18 @@ async fn http_methods_and_media_types() {
     assert_eq!(answer["data"]["getBook"], Value::Null);
     unserved.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_mutation_without_a_mask_updates_only_the_fields_it_sends() {
+    let gateway = TestGateway::demo().await;
+    let query =
+        r#"mutation { updateBook(book: {name: "shelves/2/books/1", author: "R. Dawkins"}) { title author isbn } }"#;
+    let (status, _, answer) = post(&gateway, json!({"query": query}), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        answer["data"]["updateBook"],
+        json!({"title": "The Selfish Gene", "author": "R. Dawkins", "isbn": "9780198788607"}),
+        "the mask came from the input keys, so the title and isbn were kept: {answer}"
+    );
+    gateway.shutdown().await;
+}
