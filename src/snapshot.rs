@@ -34,6 +34,8 @@ pub struct SnapshotSources {
     pub listen: Option<SocketAddr>,
     /// Overrides `admin.listen`.
     pub admin: Option<SocketAddr>,
+    /// Turns GraphiQL on whatever the config says (the demo).
+    pub graphiql: bool,
 }
 
 /// One `--backend NAME=URL[,URL...]` flag.
@@ -138,6 +140,7 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
     if let Some(admin) = sources.admin {
         config.admin.listen = admin;
     }
+    config.graphql.graphiql |= sources.graphiql;
     if let Some(dir) = &sources.descriptors {
         config.sources.descriptors = dir.clone();
     }

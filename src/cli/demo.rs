@@ -28,6 +28,7 @@ pub(crate) async fn run(args: DemoArgs) -> CommandResult {
         backends: vec![BackendFlag { name: "catalog.v1".into(), urls: vec![backend.url()] }],
         listen: Some(args.listen),
         admin: Some(args.admin),
+        graphiql: true,
         ..SnapshotSources::default()
     };
     let (gateway, mut signal) = super::serve::start(sources).await?;
@@ -60,7 +61,7 @@ JSON REST, transcoded to gRPC by the protos' google.api.http rules:
   curl -s -X DELETE {g}/v1/shelves/1/books/n1
   curl -s -X POST {g}/catalog.v1.Catalog/GetBook -H 'content-type: application/json' -d '{{\"name\":\"shelves/2/books/1\"}}'
 
-GraphQL over the same backend (`switchyard schema` prints the SDL for registered protos):
+GraphQL over the same backend (GraphiQL in a browser at {g}/graphql):
   curl -s {g}/graphql -H 'content-type: application/json' \\
        -d '{{\"query\":\"{{ getBook(name: \\\"shelves/1/books/1\\\") {{ title isbn genre }} listBooks(parent: \\\"shelves/1\\\") {{ totalSize }} }}\"}}'
 

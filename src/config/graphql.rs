@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct GraphqlConfig {
+    /// Serve GraphiQL to browsers that GET /graphql (it loads from a public CDN in the
+    /// browser). Off by default, as it should be in production; on in the demo.
+    pub graphiql: bool,
     /// Per service (full name): prefix or hide.
     pub services: BTreeMap<String, GraphqlServiceConfig>,
     /// Per method (`package.Service.Method`): rename, hide, or force query/mutation.

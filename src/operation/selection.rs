@@ -18,4 +18,6 @@ pub struct FieldSelection {
     pub field_name: String,
     /// The selection below it (empty for leaves).
     pub children: SelectionSet,
+    /// Arguments of non-root fields, already resolved (introspection's `includeDeprecated`).
+    pub arguments: Vec<(String, serde_json::Value)>,
 }

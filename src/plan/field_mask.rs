@@ -120,7 +120,12 @@ service S { rpc GetThing(GetThingRequest) returns (Thing); rpc UpdateThing(Updat
     }
 
     fn leaf(name: &str) -> FieldSelection {
-        FieldSelection { response_key: name.into(), field_name: name.into(), children: SelectionSet::default() }
+        FieldSelection {
+            response_key: name.into(),
+            field_name: name.into(),
+            children: SelectionSet::default(),
+            arguments: Vec::new(),
+        }
     }
 
     fn mask_of(call: &RootCall) -> Option<Vec<String>> {
@@ -148,6 +153,7 @@ service S { rpc GetThing(GetThingRequest) returns (Thing); rpc UpdateThing(Updat
                     response_key: "i".into(),
                     field_name: "inner".into(),
                     children: SelectionSet { fields: vec![leaf("a")] },
+                    arguments: Vec::new(),
                 },
                 leaf("at"),
                 leaf("__typename"),

@@ -6,6 +6,7 @@
 //! and knows nothing of requests (the planner reads this model).
 
 mod generate;
+mod introspection;
 mod naming;
 mod sdl;
 
@@ -14,6 +15,7 @@ use std::collections::BTreeMap;
 use prost_reflect::{EnumDescriptor, FieldDescriptor, MessageDescriptor, MethodDescriptor};
 
 pub use generate::generate_schema;
+pub use introspection::{introspection_field_type, is_introspection_object};
 
 /// Which root type a field is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -122,12 +124,19 @@ pub struct GraphqlSchema {
     pub roots: BTreeMap<RootKind, Vec<RootField>>,
     /// Every named type, by name.
     pub types: BTreeMap<String, TypeDef>,
+    /// The `__schema` tree, built on first use.
+    introspected: std::sync::OnceLock<serde_json::Value>,
 }
 
 impl GraphqlSchema {
     /// The schema in GraphQL SDL.
     pub fn to_sdl(&self) -> String {
         sdl::print(self)
+    }
+
+    /// The `__schema` value, built once.
+    pub fn introspected(&self) -> &serde_json::Value {
+        self.introspected.get_or_init(|| self.introspection())
     }
 
     /// The root field `name` of `kind`.

@@ -198,3 +198,99 @@ async fn a_mutation_without_a_mask_updates_only_the_fields_it_sends() {
     );
     gateway.shutdown().await;
 }
+
+/// The introspection query GraphQL tools send (fragments on __Type, __InputValue and type refs).
+const INTROSPECTION: &str = r#"
+query IntrospectionQuery {
+  __schema {
+    queryType { name } mutationType { name } subscriptionType { name }
+    types { ...FullType }
+    directives { name description locations args { ...InputValue } }
+  }
+}
+fragment FullType on __Type {
+  kind name description
+  fields(includeDeprecated: true) { name description args { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason }
+  inputFields { ...InputValue }
+  interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+  possibleTypes { ...TypeRef }
+}
+fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
+fragment TypeRef on __Type { kind name ofType { kind name ofType { kind name ofType { kind name } } } }
+"#;
+
+#[tokio::test]
+async fn introspection_agrees_with_the_generated_sdl() {
+    let gateway = TestGateway::demo().await;
+    let (status, _, answer) = post(&gateway, json!({"query": INTROSPECTION}), None).await;
+    assert_eq!(status, 200);
+    assert!(answer.get("errors").is_none(), "{answer}");
+    let schema = &answer["data"]["__schema"];
+    assert_eq!(schema["queryType"]["name"], "Query");
+    assert_eq!(schema["subscriptionType"]["name"], "Subscription");
+    let types = schema["types"].as_array().expect("types");
+
+    let sdl = switchyard::schema::generate_schema(
+        &switchyard::registry::merge_registrations(vec![switchyard::demo::demo_registration().expect("demo")])
+            .expect("merges")
+            .pool,
+        &["catalog.v1.Catalog".to_owned()],
+        &switchyard::config::GraphqlConfig::default(),
+    )
+    .0
+    .to_sdl();
+    let document = async_graphql_parser::parse_schema(&sdl).expect("sdl");
+    for definition in &document.definitions {
+        let async_graphql_parser::types::TypeSystemDefinition::Type(ty) = definition else { continue };
+        let name = ty.node.name.node.as_str();
+        let found = types.iter().find(|t| t["name"] == name).unwrap_or_else(|| panic!("{name} is not introspected"));
+        if let async_graphql_parser::types::TypeKind::Object(object) = &ty.node.kind {
+            let sdl_fields: Vec<&str> = object.fields.iter().map(|f| f.node.name.node.as_str()).collect();
+            let introspected: Vec<&str> =
+                found["fields"].as_array().expect("fields").iter().filter_map(|f| f["name"].as_str()).collect();
+            assert_eq!(sdl_fields, introspected, "{name}");
+        }
+    }
+    let (_, _, answer) = post(
+        &gateway,
+        json!({"query": "{ __type(name: \"Nope\") { name } b: __type(name: \"Genre\") { kind enumValues { name } } }"}),
+        None,
+    )
+    .await;
+    assert_eq!(answer["data"]["__type"], Value::Null);
+    assert_eq!(answer["data"]["b"]["kind"], "ENUM");
+    assert_eq!(answer["data"]["b"]["enumValues"][1]["name"], "FICTION");
+    let (status, _, answer) =
+        post(&gateway, json!({"query": "{ __schema { nope } }"}), Some("application/graphql-response+json")).await;
+    assert_eq!(status, 400);
+    assert_eq!(answer["errors"][0]["message"], "Cannot query field \"nope\" on type \"__Schema\".");
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn graphiql_is_served_to_browsers_only_when_enabled() {
+    let gateway = TestGateway::demo().await;
+    let page = gateway
+        .client
+        .get(format!("{}/graphql", gateway.base))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(page.status().as_u16(), 400, "off by default: a GET without a query is refused");
+    gateway.shutdown().await;
+
+    let (gateway, _dir) = TestGateway::demo_with_config("[graphql]\ngraphiql = true\n").await;
+    let page = gateway
+        .client
+        .get(format!("{}/graphql", gateway.base))
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page.headers()["content-type"].to_str().unwrap_or("").starts_with("text/html"));
+    assert!(page.text().await.expect("body").contains("GraphiQL.createFetcher"));
+    gateway.shutdown().await;
+}

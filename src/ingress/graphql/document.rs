@@ -12,7 +12,7 @@ use async_graphql_value::{Name, Value};
 
 use super::input::argument_json;
 use crate::operation::{FieldSelection, OperationKind, SelectionSet};
-use crate::schema::{GraphqlSchema, RootField, RootKind, TypeDef};
+use crate::schema::{GraphqlSchema, RootField, RootKind, TypeDef, introspection_field_type, is_introspection_object};
 
 /// A problem with the document, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +29,8 @@ fn error(message: impl Into<String>, pos: Pos) -> DocumentError {
 pub(crate) enum RootEntry {
     /// `__typename` on the root type.
     Typename { response_key: String, type_name: &'static str },
+    /// `__schema`, or `__type(name:)` when `type_name` is set.
+    Introspection { response_key: String, type_name: Option<String>, fields: SelectionSet },
     /// A root field: one backend call.
     Call(Box<PreparedCall>),
 }
@@ -88,6 +90,13 @@ pub(crate) fn prepare(
     for field in validator.collect(&operation.node.selection_set, root_name, &mut Vec::new()) {
         if field.name.node == "__typename" {
             entries.push(RootEntry::Typename { response_key: field.response_key, type_name: root_name });
+            continue;
+        }
+        if root_kind == RootKind::Query && (field.name.node == "__schema" || field.name.node == "__type") {
+            let is_type = field.name.node == "__type";
+            let type_name = if is_type { validator.type_argument(&field) } else { None };
+            let fields = validator.introspection_selection(if is_type { "__Type" } else { "__Schema" }, &field);
+            entries.push(RootEntry::Introspection { response_key: field.response_key, type_name, fields });
             continue;
         }
         let Some(root) = schema.root_field(root_kind, &field.name.node) else {
@@ -320,6 +329,7 @@ impl<'a> Validator<'a> {
                             response_key: child.response_key,
                             field_name: "__typename".into(),
                             children: SelectionSet::default(),
+                            arguments: Vec::new(),
                         });
                         continue;
                     }
@@ -338,6 +348,7 @@ impl<'a> Validator<'a> {
                         response_key: child.response_key,
                         field_name: definition.name.clone(),
                         children,
+                        arguments: Vec::new(),
                     });
                 }
                 out
@@ -352,6 +363,76 @@ impl<'a> Validator<'a> {
             }
             _ => SelectionSet::default(),
         }
+    }
+}
+
+impl<'a> Validator<'a> {
+    /// `__type(name: String!)`'s name.
+    fn type_argument(&mut self, field: &Collected<'a>) -> Option<String> {
+        let value = field.arguments.iter().find(|(n, _)| n.node == "name").map(|(_, v)| &v.node);
+        match value {
+            Some(Value::String(name)) => Some(name.clone()),
+            Some(Value::Variable(variable)) => {
+                self.variables.get(variable.as_str()).and_then(|v| v.as_str()).map(str::to_owned)
+            }
+            _ => {
+                self.errors
+                    .push(error("Field \"__type\" argument \"name\" of type \"String!\" is required.", field.name.pos));
+                None
+            }
+        }
+    }
+
+    /// The normalised selection into an introspection type.
+    fn introspection_selection(&mut self, type_name: &str, field: &Collected<'a>) -> SelectionSet {
+        let mut collected = Vec::new();
+        for set in &field.sets {
+            let inner = self.collect(set, type_name, &mut Vec::new());
+            merge(&mut collected, inner, &mut self.errors);
+        }
+        if collected.is_empty() {
+            let message =
+                format!("Field \"{}\" of type \"{type_name}\" must have a selection of subfields.", field.name.node);
+            self.errors.push(error(message, field.name.pos));
+        }
+        let mut out = SelectionSet::default();
+        for child in collected {
+            let name = child.name.node.to_string();
+            let child_type =
+                if name == "__typename" { Some("String") } else { introspection_field_type(type_name, &name) };
+            let Some(child_type) = child_type else {
+                self.errors
+                    .push(error(format!("Cannot query field \"{name}\" on type \"{type_name}\"."), child.name.pos));
+                continue;
+            };
+            let mut arguments = Vec::new();
+            for (argument, value) in child.arguments {
+                if argument.node != "includeDeprecated" {
+                    let message = format!("Unknown argument \"{}\" on field \"{type_name}.{name}\".", argument.node);
+                    self.errors.push(error(message, argument.pos));
+                    continue;
+                }
+                let resolved = match &value.node {
+                    Value::Boolean(b) => serde_json::Value::Bool(*b),
+                    Value::Variable(v) => self.variables.get(v.as_str()).cloned().unwrap_or(serde_json::Value::Null),
+                    _ => serde_json::Value::Null,
+                };
+                arguments.push((argument.node.to_string(), resolved));
+            }
+            let children = if is_introspection_object(child_type) {
+                self.introspection_selection(child_type, &child)
+            } else {
+                if child.sets.iter().any(|s| !s.node.items.is_empty()) {
+                    let message = format!(
+                        "Field \"{name}\" must not have a selection since type \"{child_type}\" has no subfields."
+                    );
+                    self.errors.push(error(message, child.name.pos));
+                }
+                SelectionSet::default()
+            };
+            out.fields.push(FieldSelection { response_key: child.response_key, field_name: name, children, arguments });
+        }
+        out
     }
 }
 

@@ -58,6 +58,11 @@ pub(crate) async fn handle_graphql(gateway: Arc<Gateway>, request: Request) -> R
     let (parts, body) = request.into_parts();
     let modern = accepts_graphql_response(parts.headers.get(header::ACCEPT));
     let is_get = parts.method == Method::GET;
+    if is_get && snapshot.config.graphql.graphiql && wants_html(&parts) {
+        let mut response = Response::new(Body::from(GRAPHIQL));
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+        return response;
+    }
     let parsed = match parts.method {
         Method::GET => from_query(parts.uri.query().unwrap_or("")),
         Method::POST => {
@@ -108,6 +113,17 @@ pub(crate) async fn handle_graphql(gateway: Arc<Gateway>, request: Request) -> R
         match entry {
             RootEntry::Typename { response_key, type_name } => {
                 data.insert(response_key, Json::String(type_name.to_owned()));
+            }
+            RootEntry::Introspection { response_key, type_name, fields } => {
+                let schema = snapshot.graphql.introspected();
+                let value = match type_name {
+                    None => shape::shape_introspection(schema, "__Schema", &fields),
+                    Some(name) => schema["types"]
+                        .as_array()
+                        .and_then(|types| types.iter().find(|t| t["name"] == name.as_str()))
+                        .map_or(Json::Null, |t| shape::shape_introspection(t, "__Type", &fields)),
+                };
+                data.insert(response_key, value);
             }
             RootEntry::Call(call) => {
                 data.insert(call.response_key.clone(), Json::Null);
@@ -193,6 +209,34 @@ fn respond(status: StatusCode, body: &Json, modern: bool) -> Response {
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
     response
 }
+
+/// A browser navigating to /graphql: it accepts HTML and sends no query.
+fn wants_html(parts: &axum::http::request::Parts) -> bool {
+    let accepts_html =
+        parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"));
+    accepts_html && !parts.uri.query().unwrap_or("").split('&').any(|p| p.starts_with("query="))
+}
+
+/// GraphiQL, loaded from a public CDN by the browser, pointed at this endpoint.
+const GRAPHIQL: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Switchyard GraphiQL</title>
+<link rel="stylesheet" href="https://unpkg.com/graphiql@3/graphiql.min.css">
+</head>
+<body style="margin:0">
+<div id="graphiql" style="height:100vh"></div>
+<script crossorigin src="https://unpkg.com/react@18/umd/react.production.min.js"></script>
+<script crossorigin src="https://unpkg.com/react-dom@18/umd/react-dom.production.min.js"></script>
+<script crossorigin src="https://unpkg.com/graphiql@3/graphiql.min.js"></script>
+<script>
+  const fetcher = GraphiQL.createFetcher({ url: window.location.pathname });
+  ReactDOM.createRoot(document.getElementById("graphiql")).render(React.createElement(GraphiQL, { fetcher }));
+</script>
+</body>
+</html>
+"#;
 
 fn accepts_graphql_response(accept: Option<&HeaderValue>) -> bool {
     accept

@@ -88,3 +88,40 @@ fn shape_map_entry(entry: Json, entry_type: &str, children: &SelectionSet, schem
     let _ = source.remove("key");
     Json::Object(out)
 }
+
+/// Shapes an introspection value (`__schema` or one `__Type`) of introspection type `type_name`.
+pub(crate) fn shape_introspection(value: &Json, type_name: &str, selection: &SelectionSet) -> Json {
+    match value {
+        Json::Array(items) => {
+            Json::Array(items.iter().map(|item| shape_introspection(item, type_name, selection)).collect())
+        }
+        Json::Object(object) => {
+            let mut out = Map::new();
+            for selected in &selection.fields {
+                if selected.field_name == "__typename" {
+                    out.insert(selected.response_key.clone(), Json::String(type_name.to_owned()));
+                    continue;
+                }
+                let mut child = object.get(&selected.field_name).cloned().unwrap_or(Json::Null);
+                let include_deprecated =
+                    selected.arguments.iter().any(|(n, v)| n == "includeDeprecated" && v == &Json::Bool(true));
+                if let Json::Array(items) = &mut child
+                    && !include_deprecated
+                    && matches!(selected.field_name.as_str(), "fields" | "enumValues" | "inputFields" | "args")
+                {
+                    items.retain(|item| item.get("isDeprecated") != Some(&Json::Bool(true)));
+                }
+                let child_type =
+                    crate::schema::introspection_field_type(type_name, &selected.field_name).unwrap_or("String");
+                let shaped = if selected.children.fields.is_empty() {
+                    child
+                } else {
+                    shape_introspection(&child, child_type, &selected.children)
+                };
+                out.insert(selected.response_key.clone(), shaped);
+            }
+            Json::Object(out)
+        }
+        other => other.clone(),
+    }
+}
