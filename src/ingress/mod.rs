@@ -34,12 +34,17 @@ struct IngressState {
     gateway: Arc<Gateway>,
     local_grpc: LocalGrpcCache,
     openapi: ArcSwapOption<(u64, Bytes)>,
+    persisted: graphql::PersistedQueries,
 }
 
 /// The gateway listener's router: the fixed endpoints, then protocol dispatch.
 pub fn gateway_router(gateway: Arc<Gateway>) -> Router {
-    let state =
-        Arc::new(IngressState { gateway, local_grpc: LocalGrpcCache::default(), openapi: ArcSwapOption::empty() });
+    let state = Arc::new(IngressState {
+        gateway,
+        local_grpc: LocalGrpcCache::default(),
+        openapi: ArcSwapOption::empty(),
+        persisted: graphql::PersistedQueries::default(),
+    });
     let compression = tower_http::compression::CompressionLayer::new().compress_when(encoding::CompressibleJson);
     Router::new()
         .route("/openapi.json", get(openapi))
@@ -51,7 +56,7 @@ pub fn gateway_router(gateway: Arc<Gateway>) -> Router {
 
 /// `/graphql`: GraphQL over HTTP.
 async fn graphql_endpoint(State(state): State<Arc<IngressState>>, request: Request) -> Response {
-    graphql::handle_graphql(state.gateway.clone(), request).await
+    graphql::handle_graphql(state.gateway.clone(), &state.persisted, request).await
 }
 
 /// `/openapi.json`, built once per snapshot generation.

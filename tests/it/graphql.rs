@@ -294,3 +294,63 @@ async fn graphiql_is_served_to_browsers_only_when_enabled() {
     assert!(page.text().await.expect("body").contains("GraphiQL.createFetcher"));
     gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn batched_operations_answer_in_order() {
+    let gateway = TestGateway::demo().await;
+    let batch = json!([
+        {"query": "{ getBook(name: \"shelves/1/books/1\") { title } }"},
+        {"query": "{ nope }"},
+        {"query": "query($n: String) { getBook(name: $n) { title } }", "variables": {"n": "shelves/2/books/1"}},
+    ]);
+    let (status, _, answer) = post(&gateway, batch, None).await;
+    assert_eq!(status, 200);
+    let answers = answer.as_array().expect("an array of answers");
+    assert_eq!(answers.len(), 3);
+    assert_eq!(answers[0]["data"]["getBook"]["title"], "The Left Hand of Darkness");
+    assert_eq!(answers[1]["errors"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED");
+    assert_eq!(answers[2]["data"]["getBook"]["title"], "The Selfish Gene");
+    let (status, _, _) = post(&gateway, json!([]), None).await;
+    assert_eq!(status, 400);
+    let too_many: Vec<Value> = (0..21).map(|_| json!({"query": "{ __typename }"})).collect();
+    let (status, _, answer) = post(&gateway, Value::Array(too_many), None).await;
+    assert_eq!(status, 400, "{answer}");
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn automatic_persisted_queries() {
+    use sha2::Digest;
+    let gateway = TestGateway::demo().await;
+    let document = "{ getBook(name: \"shelves/1/books/2\") { title } }";
+    let hash = hex::encode(sha2::Sha256::digest(document.as_bytes()));
+    let by_hash = json!({"extensions": {"persistedQuery": {"version": 1, "sha256Hash": hash}}});
+    let (status, _, answer) = post(&gateway, by_hash.clone(), None).await;
+    assert_eq!(status, 200, "the APQ protocol answers 200");
+    assert_eq!(answer["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_FOUND");
+    assert_eq!(answer["errors"][0]["message"], "PersistedQueryNotFound");
+
+    let wrong =
+        json!({"query": "{ __typename }", "extensions": {"persistedQuery": {"version": 1, "sha256Hash": hash}}});
+    let (status, _, _) = post(&gateway, wrong, None).await;
+    assert_eq!(status, 400, "a hash that does not match its document is refused");
+
+    let register = json!({"query": document, "extensions": {"persistedQuery": {"version": 1, "sha256Hash": hash}}});
+    let (status, _, answer) = post(&gateway, register, None).await;
+    assert_eq!((status, answer["data"]["getBook"]["title"].clone()), (200, json!("A Wizard of Earthsea")));
+
+    let (_, _, answer) = post(&gateway, by_hash, None).await;
+    assert_eq!(answer["data"]["getBook"]["title"], "A Wizard of Earthsea", "known by its hash now");
+    let extensions =
+        serde_json::to_string(&json!({"persistedQuery": {"version": 1, "sha256Hash": hash}})).expect("json");
+    let get = gateway
+        .client
+        .get(format!("{}/graphql", gateway.base))
+        .query(&[("extensions", extensions)])
+        .send()
+        .await
+        .expect("get");
+    let answer: Value = get.json().await.expect("json");
+    assert_eq!(answer["data"]["getBook"]["title"], "A Wizard of Earthsea", "GET with only the hash");
+    gateway.shutdown().await;
+}

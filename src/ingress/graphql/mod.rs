@@ -7,6 +7,8 @@
 
 mod document;
 mod input;
+mod persisted;
+mod run;
 mod shape;
 
 use std::sync::Arc;
@@ -17,12 +19,11 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Map, Value as Json, json};
 
-use super::forward::request_context;
 use crate::error::ErrorCode;
-use crate::gateway::{Gateway, execute_operation_partial};
-use crate::operation::{CallInput, Operation, OperationKind, RootCall, Selection};
-use crate::transcode::json::{JsonOptions, json_to_message};
-use document::{DocumentError, RootEntry, prepare};
+use crate::gateway::Gateway;
+use persisted::PersistedError;
+pub(crate) use persisted::PersistedQueries;
+use run::Outcome;
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 
@@ -49,10 +50,20 @@ struct GraphqlRequest {
     query: String,
     operation_name: Option<String>,
     variables: Map<String, Json>,
+    extensions: Map<String, Json>,
+}
+
+/// Most operations in one batched POST.
+const MAX_BATCH: usize = 20;
+
+/// One request, or a batch (a JSON array of them).
+enum Requests {
+    Single(GraphqlRequest),
+    Batch(Vec<GraphqlRequest>),
 }
 
 /// Serves `/graphql`.
-pub(crate) async fn handle_graphql(gateway: Arc<Gateway>, request: Request) -> Response {
+pub(crate) async fn handle_graphql(gateway: Arc<Gateway>, persisted: &PersistedQueries, request: Request) -> Response {
     let served = gateway.served();
     let snapshot = &served.snapshot;
     let (parts, body) = request.into_parts();
@@ -64,7 +75,7 @@ pub(crate) async fn handle_graphql(gateway: Arc<Gateway>, request: Request) -> R
         return response;
     }
     let parsed = match parts.method {
-        Method::GET => from_query(parts.uri.query().unwrap_or("")),
+        Method::GET => from_query(parts.uri.query().unwrap_or("")).map(Requests::Single),
         Method::POST => {
             let limit = usize::try_from(snapshot.config.rest.max_body_bytes).unwrap_or(usize::MAX);
             from_body(parts.headers.get(header::CONTENT_TYPE), body, limit).await
@@ -74,116 +85,53 @@ pub(crate) async fn handle_graphql(gateway: Arc<Gateway>, request: Request) -> R
             ..Refusal::new(StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed, "use GET or POST on /graphql")
         }),
     };
-    let request = match parsed {
-        Ok(request) => request,
+    let requests = match parsed {
+        Ok(requests) => requests,
         Err(refusal) => return refusal.into_response(),
     };
-    let document = match async_graphql_parser::parse_query(&request.query) {
-        Ok(document) => document,
-        Err(error) => {
-            let locations = error.positions().map(|p| json!({"line": p.line, "column": p.column})).collect::<Vec<_>>();
-            let body = json!({"errors": [{"message": error.to_string(), "locations": locations, "extensions": {"code": "GRAPHQL_PARSE_FAILED"}}]});
-            return document_failure(body, modern);
+    let run_one = |mut request: GraphqlRequest| {
+        let served = served.clone();
+        let headers = &parts.headers;
+        async move {
+            match persisted.resolve(&mut request.query, &request.extensions) {
+                Ok(()) if request.query.is_empty() => {
+                    let message = "`query` is required (or a persistedQuery hash the gateway knows)";
+                    return Outcome::Http(Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidArgument, message));
+                }
+                Ok(()) => {}
+                Err(PersistedError::NotFound) => {
+                    let code = ErrorCode::PersistedQueryNotFound.graphql_code();
+                    return Outcome::Ran(
+                        json!({"errors": [{"message": "PersistedQueryNotFound", "extensions": {"code": code}}]}),
+                    );
+                }
+                Err(PersistedError::Invalid(message)) => {
+                    return Outcome::Http(Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidArgument, message));
+                }
+            }
+            run::run_operation(&served, &request, headers, is_get).await
         }
     };
-    let prepared = match prepare(&snapshot.graphql, &document, request.operation_name.as_deref(), &request.variables) {
-        Ok(prepared) => prepared,
-        Err(errors) => return document_failure(validation_errors(&errors), modern),
-    };
-    if is_get && prepared.kind == OperationKind::Mutation {
-        return refusal(
-            StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::MethodNotAllowed,
-            "mutations are sent with POST",
-            Some("POST"),
-        );
-    }
-    let mut context = match request_context(&parts.headers, &snapshot.config.headers) {
-        Ok(context) => context,
-        Err(error) => return refusal(StatusCode::BAD_REQUEST, ErrorCode::InvalidArgument, &error.to_string(), None),
-    };
-    context.timeout =
-        Some(context.timeout.map_or(snapshot.config.rest.timeout.get(), |t| t.min(snapshot.config.rest.timeout.get())));
-
-    let mut data = Map::new();
-    let mut errors = Vec::new();
-    let mut calls = Vec::new();
-    let mut slots = Vec::new();
-    for entry in prepared.entries {
-        match entry {
-            RootEntry::Typename { response_key, type_name } => {
-                data.insert(response_key, Json::String(type_name.to_owned()));
-            }
-            RootEntry::Introspection { response_key, type_name, fields } => {
-                let schema = snapshot.graphql.introspected();
-                let value = match type_name {
-                    None => shape::shape_introspection(schema, "__Schema", &fields),
-                    Some(name) => schema["types"]
-                        .as_array()
-                        .and_then(|types| types.iter().find(|t| t["name"] == name.as_str()))
-                        .map_or(Json::Null, |t| shape::shape_introspection(t, "__Type", &fields)),
-                };
-                data.insert(response_key, value);
-            }
-            RootEntry::Call(call) => {
-                data.insert(call.response_key.clone(), Json::Null);
-                let input = call.request.and_then(|json| {
-                    let bytes = serde_json::to_vec(&json).unwrap_or_default();
-                    json_to_message(call.root.method.input(), &bytes, &JsonOptions::default())
-                        .map_err(|e| e.to_string())
-                });
-                match input {
-                    Ok(input) => {
-                        let selection = Selection::Graphql {
-                            response_key: call.response_key.clone(),
-                            type_name: call.type_name,
-                            fields: call.fields,
-                        };
-                        calls.push(RootCall {
-                            method: call.root.method.clone(),
-                            input: CallInput::Message(input),
-                            selection,
-                        });
-                        slots.push(call.response_key);
+    match requests {
+        Requests::Single(request) => match run_one(request).await {
+            Outcome::Ran(body) => respond(StatusCode::OK, &body, modern),
+            Outcome::Refused(body) => document_failure(body, modern),
+            Outcome::Http(refusal) => refusal.into_response(),
+        },
+        Requests::Batch(requests) => {
+            let outcomes = futures_util::future::join_all(requests.into_iter().map(run_one)).await;
+            let bodies: Vec<Json> = outcomes
+                .into_iter()
+                .map(|outcome| match outcome {
+                    Outcome::Ran(body) | Outcome::Refused(body) => body,
+                    Outcome::Http(refusal) => {
+                        json!({"errors": [{"message": refusal.message, "extensions": {"code": refusal.code.graphql_code()}}]})
                     }
-                    Err(message) => errors.push(field_error(&call.response_key, &message, ErrorCode::InvalidArgument)),
-                }
-            }
+                })
+                .collect();
+            respond(StatusCode::OK, &Json::Array(bodies), modern)
         }
     }
-    let operation = Operation { kind: prepared.kind, calls, context };
-    for (result, key) in execute_operation_partial(&served, operation).await.into_iter().zip(slots) {
-        match result {
-            Ok(output) => {
-                if let Selection::Graphql { type_name, fields, .. } = &output.selection {
-                    data.insert(key, shape::shape_answer(&output.message, type_name, fields, &snapshot.graphql));
-                }
-            }
-            Err(error) => errors.push(field_error(&key, &error.to_string(), error.code())),
-        }
-    }
-    let mut body = Map::new();
-    if !errors.is_empty() {
-        body.insert("errors".into(), Json::Array(errors));
-    }
-    body.insert("data".into(), Json::Object(data));
-    respond(StatusCode::OK, &Json::Object(body), modern)
-}
-
-fn field_error(key: &str, message: &str, code: ErrorCode) -> Json {
-    json!({"message": message, "path": [key], "extensions": {"code": code.graphql_code()}})
-}
-
-fn validation_errors(errors: &[DocumentError]) -> Json {
-    let errors: Vec<Json> = errors
-        .iter()
-        .map(|e| {
-            let locations: Vec<Json> =
-                e.locations.iter().map(|(line, column)| json!({"line": line, "column": column})).collect();
-            json!({"message": e.message, "locations": locations, "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}})
-        })
-        .collect();
-    json!({ "errors": errors })
 }
 
 /// A document that cannot run: 400 for `application/graphql-response+json` clients, 200 for
@@ -246,7 +194,8 @@ fn accepts_graphql_response(accept: Option<&HeaderValue>) -> bool {
 
 fn from_query(query: &str) -> Result<GraphqlRequest, Refusal> {
     let bad = |message: String| Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidArgument, message);
-    let mut request = GraphqlRequest { query: String::new(), operation_name: None, variables: Map::new() };
+    let mut request =
+        GraphqlRequest { query: String::new(), operation_name: None, variables: Map::new(), extensions: Map::new() };
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         let value = crate::transcode::percent::percent_decode(value, crate::transcode::percent::Keep::Nothing, true)
@@ -259,16 +208,20 @@ fn from_query(query: &str) -> Result<GraphqlRequest, Refusal> {
                 Ok(Json::Object(variables)) => request.variables = variables,
                 _ => return Err(bad("query parameter `variables` must be a JSON object".into())),
             },
+            "extensions" if !value.is_empty() => match serde_json::from_str(&value) {
+                Ok(Json::Object(extensions)) => request.extensions = extensions,
+                _ => return Err(bad("query parameter `extensions` must be a JSON object".into())),
+            },
             _ => {}
         }
     }
-    if request.query.is_empty() {
+    if request.query.is_empty() && request.extensions.is_empty() {
         return Err(bad("query parameter `query` is required".into()));
     }
     Ok(request)
 }
 
-async fn from_body(content_type: Option<&HeaderValue>, body: Body, limit: usize) -> Result<GraphqlRequest, Refusal> {
+async fn from_body(content_type: Option<&HeaderValue>, body: Body, limit: usize) -> Result<Requests, Refusal> {
     let essence = content_type
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
@@ -282,23 +235,46 @@ async fn from_body(content_type: Option<&HeaderValue>, body: Body, limit: usize)
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
         Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge, "the request body is too large")
     })?;
-    let bad = |message: &str| Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidArgument, message);
-    let Ok(Json::Object(mut object)) = serde_json::from_slice::<Json>(&bytes) else {
-        return Err(bad("the body must be a JSON object with a `query`"));
-    };
+    let bad = |message: String| Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidArgument, message);
+    match serde_json::from_slice::<Json>(&bytes) {
+        Ok(Json::Object(object)) => request_from_object(object).map(Requests::Single).map_err(bad),
+        Ok(Json::Array(items)) if items.is_empty() => Err(bad("a batch holds at least one operation".into())),
+        Ok(Json::Array(items)) if items.len() > MAX_BATCH => {
+            Err(bad(format!("a batch holds at most {MAX_BATCH} operations; this one has {}", items.len())))
+        }
+        Ok(Json::Array(items)) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| match item {
+                Json::Object(object) => request_from_object(object).map_err(|m| bad(format!("batch[{i}]: {m}"))),
+                _ => Err(bad(format!("batch[{i}]: each operation is a JSON object"))),
+            })
+            .collect::<Result<_, _>>()
+            .map(Requests::Batch),
+        _ => Err(bad("the body must be a JSON object with a `query` (or an array of them)".into())),
+    }
+}
+
+fn request_from_object(mut object: Map<String, Json>) -> Result<GraphqlRequest, String> {
     let query = match object.remove("query") {
         Some(Json::String(query)) => query,
-        _ => return Err(bad("`query` must be a string")),
+        None | Some(Json::Null) => String::new(),
+        Some(_) => return Err("`query` must be a string".into()),
     };
     let operation_name = match object.remove("operationName") {
         Some(Json::String(name)) => Some(name),
         None | Some(Json::Null) => None,
-        Some(_) => return Err(bad("`operationName` must be a string")),
+        Some(_) => return Err("`operationName` must be a string".into()),
     };
     let variables = match object.remove("variables") {
         Some(Json::Object(variables)) => variables,
         None | Some(Json::Null) => Map::new(),
-        Some(_) => return Err(bad("`variables` must be an object")),
+        Some(_) => return Err("`variables` must be an object".into()),
     };
-    Ok(GraphqlRequest { query, operation_name, variables })
+    let extensions = match object.remove("extensions") {
+        Some(Json::Object(extensions)) => extensions,
+        None | Some(Json::Null) => Map::new(),
+        Some(_) => return Err("`extensions` must be an object".into()),
+    };
+    Ok(GraphqlRequest { query, operation_name, variables, extensions })
 }

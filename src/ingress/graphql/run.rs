@@ -1,0 +1,140 @@
+//! Running one GraphQL operation: parse, validate and normalise (`document`), build the
+//! Operation with a call per root field, execute it through the gateway, and shape the answers;
+//! introspection and `__typename` are answered locally.
+
+use http::{HeaderMap, StatusCode};
+use serde_json::{Map, Value as Json, json};
+
+use super::document::{DocumentError, RootEntry, prepare};
+use super::{GraphqlRequest, Refusal, shape};
+use crate::error::ErrorCode;
+use crate::gateway::{Served, execute_operation_partial};
+use crate::ingress::forward::request_context;
+use crate::operation::{CallInput, Operation, OperationKind, RootCall, Selection};
+use crate::transcode::json::{JsonOptions, json_to_message};
+
+/// What running one request produced.
+pub(super) enum Outcome {
+    /// It ran (perhaps with field errors): a 200 body.
+    Ran(Json),
+    /// The document cannot run (parse or validation): 400 for GraphQL-response clients, else 200.
+    Refused(Json),
+    /// An HTTP-level refusal, whatever the client accepts.
+    Http(Refusal),
+}
+
+/// Runs `request`, which came by GET when `is_get`.
+pub(super) async fn run_operation(
+    served: &Served,
+    request: &GraphqlRequest,
+    headers: &HeaderMap,
+    is_get: bool,
+) -> Outcome {
+    let snapshot = &served.snapshot;
+    let document = match async_graphql_parser::parse_query(&request.query) {
+        Ok(document) => document,
+        Err(error) => {
+            let locations = error.positions().map(|p| json!({"line": p.line, "column": p.column})).collect::<Vec<_>>();
+            let body = json!({"errors": [{"message": error.to_string(), "locations": locations, "extensions": {"code": "GRAPHQL_PARSE_FAILED"}}]});
+            return Outcome::Refused(body);
+        }
+    };
+    let prepared = match prepare(&snapshot.graphql, &document, request.operation_name.as_deref(), &request.variables) {
+        Ok(prepared) => prepared,
+        Err(errors) => return Outcome::Refused(validation_errors(&errors)),
+    };
+    if is_get && prepared.kind == OperationKind::Mutation {
+        return Outcome::Http(Refusal {
+            allow: Some("POST"),
+            ..Refusal::new(StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed, "mutations are sent with POST")
+        });
+    }
+    let mut context = match request_context(headers, &snapshot.config.headers) {
+        Ok(context) => context,
+        Err(error) => {
+            return Outcome::Http(Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidArgument, error.to_string()));
+        }
+    };
+    context.timeout =
+        Some(context.timeout.map_or(snapshot.config.rest.timeout.get(), |t| t.min(snapshot.config.rest.timeout.get())));
+
+    let mut data = Map::new();
+    let mut errors = Vec::new();
+    let mut calls = Vec::new();
+    let mut slots = Vec::new();
+    for entry in prepared.entries {
+        match entry {
+            RootEntry::Typename { response_key, type_name } => {
+                data.insert(response_key, Json::String(type_name.to_owned()));
+            }
+            RootEntry::Introspection { response_key, type_name, fields } => {
+                let schema = snapshot.graphql.introspected();
+                let value = match type_name {
+                    None => shape::shape_introspection(schema, "__Schema", &fields),
+                    Some(name) => schema["types"]
+                        .as_array()
+                        .and_then(|types| types.iter().find(|t| t["name"] == name.as_str()))
+                        .map_or(Json::Null, |t| shape::shape_introspection(t, "__Type", &fields)),
+                };
+                data.insert(response_key, value);
+            }
+            RootEntry::Call(call) => {
+                data.insert(call.response_key.clone(), Json::Null);
+                let input = call.request.and_then(|json| {
+                    let bytes = serde_json::to_vec(&json).unwrap_or_default();
+                    json_to_message(call.root.method.input(), &bytes, &JsonOptions::default())
+                        .map_err(|e| e.to_string())
+                });
+                match input {
+                    Ok(input) => {
+                        let selection = Selection::Graphql {
+                            response_key: call.response_key.clone(),
+                            type_name: call.type_name,
+                            fields: call.fields,
+                        };
+                        calls.push(RootCall {
+                            method: call.root.method.clone(),
+                            input: CallInput::Message(input),
+                            selection,
+                        });
+                        slots.push(call.response_key);
+                    }
+                    Err(message) => errors.push(field_error(&call.response_key, &message, ErrorCode::InvalidArgument)),
+                }
+            }
+        }
+    }
+    let operation = Operation { kind: prepared.kind, calls, context };
+    for (result, key) in execute_operation_partial(served, operation).await.into_iter().zip(slots) {
+        match result {
+            Ok(output) => {
+                if let Selection::Graphql { type_name, fields, .. } = &output.selection {
+                    data.insert(key, shape::shape_answer(&output.message, type_name, fields, &snapshot.graphql));
+                }
+            }
+            Err(error) => errors.push(field_error(&key, &error.to_string(), error.code())),
+        }
+    }
+    let mut body = Map::new();
+    if !errors.is_empty() {
+        body.insert("errors".into(), Json::Array(errors));
+    }
+    body.insert("data".into(), Json::Object(data));
+    Outcome::Ran(Json::Object(body))
+}
+
+fn field_error(key: &str, message: &str, code: ErrorCode) -> Json {
+    json!({"message": message, "path": [key], "extensions": {"code": code.graphql_code()}})
+}
+
+fn validation_errors(errors: &[DocumentError]) -> Json {
+    let errors: Vec<Json> = errors
+        .iter()
+        .map(|e| {
+            let locations: Vec<Json> =
+                e.locations.iter().map(|(line, column)| json!({"line": line, "column": column})).collect();
+            json!({"message": e.message, "locations": locations, "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}})
+        })
+        .collect();
+    json!({ "errors": errors })
+}
