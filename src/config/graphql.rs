@@ -7,16 +7,72 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// GraphQL schema generation settings.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct GraphqlConfig {
     /// Serve GraphiQL to browsers that GET /graphql (it loads from a public CDN in the
     /// browser). Off by default, as it should be in production; on in the demo.
     pub graphiql: bool,
+    /// Answer `__schema` and `__type` (introspection).
+    pub introspection: bool,
+    /// Limits checked before any backend call; each refusal names its key.
+    pub limits: GraphqlLimits,
     /// Per service (full name): prefix or hide.
     pub services: BTreeMap<String, GraphqlServiceConfig>,
     /// Per method (`package.Service.Method`): rename, hide, or force query/mutation.
     pub methods: BTreeMap<String, GraphqlMethodConfig>,
+}
+
+impl Default for GraphqlConfig {
+    fn default() -> Self {
+        GraphqlConfig {
+            graphiql: false,
+            introspection: true,
+            limits: GraphqlLimits::default(),
+            services: BTreeMap::new(),
+            methods: BTreeMap::new(),
+        }
+    }
+}
+
+/// Operation limits. Fragments are expanded (with memoisation) before counting, so a small
+/// document that expands to a huge one is refused in microseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct GraphqlLimits {
+    /// Largest document, in bytes.
+    #[schemars(range(min = 1))]
+    pub max_document_bytes: u32,
+    /// Most lexical tokens in a document.
+    #[schemars(range(min = 1))]
+    pub max_tokens: u32,
+    /// Deepest selection nesting.
+    #[schemars(range(min = 1))]
+    pub max_depth: u32,
+    /// Most fields after fragments are expanded.
+    #[schemars(range(min = 1))]
+    pub max_fields: u32,
+    /// Most aliased fields after fragments are expanded.
+    pub max_aliases: u32,
+    /// Most root fields in an operation.
+    #[schemars(range(min = 1))]
+    pub max_root_fields: u32,
+    /// Most directives on one field, fragment spread or inline fragment.
+    pub max_directives: u32,
+}
+
+impl Default for GraphqlLimits {
+    fn default() -> Self {
+        GraphqlLimits {
+            max_document_bytes: 64 * 1024,
+            max_tokens: 15_000,
+            max_depth: 15,
+            max_fields: 5_000,
+            max_aliases: 100,
+            max_root_fields: 30,
+            max_directives: 5,
+        }
+    }
 }
 
 /// One service's place in the schema.

@@ -354,3 +354,41 @@ async fn automatic_persisted_queries() {
     assert_eq!(answer["data"]["getBook"]["title"], "A Wizard of Earthsea", "GET with only the hash");
     gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn every_limit_refuses_before_any_backend_call() {
+    let toml = "[graphql]\nintrospection = false\n[graphql.limits]\nmax_document_bytes = 2000\nmax_tokens = 400\nmax_depth = 3\n\
+                max_fields = 40\nmax_aliases = 2\nmax_root_fields = 3\nmax_directives = 1\n";
+    let (gateway, _dir) = TestGateway::demo_with_config(toml).await;
+    let bomb = {
+        let mut document = String::from("{ ...F0 }\n");
+        for level in 0..25 {
+            document.push_str(&format!("fragment F{level} on Query {{ ...F{n} ...F{n} }}\n", n = level + 1));
+        }
+        document + "fragment F25 on Query { __typename }\n"
+    };
+    let table: Vec<(String, &str)> = vec![
+        ("{ __typename ".to_owned() + &" ".repeat(3000) + "}", "max_document_bytes"),
+        (format!("{{ {} }}", "a ".repeat(500)), "max_tokens"),
+        ("{ listBooks(parent: \"shelves/1\") { books { labels { key } } } }".into(), "max_depth"),
+        (bomb, "max_fields"),
+        ("{ a: __typename b: __typename c: __typename }".into(), "max_aliases"),
+        (
+            "{ a: getBook(name: \"x\") { title } getCover(name: \"x\") { data } listBooks { totalSize } __typename }"
+                .into(),
+            "max_root_fields",
+        ),
+        ("{ getBook(name: \"x\") @skip(if: false) @include(if: true) { title } }".into(), "max_directives"),
+        ("{ __schema { queryType { name } } }".into(), "graphql.introspection"),
+    ];
+    for (query, key) in table {
+        let started = std::time::Instant::now();
+        let (status, _, answer) =
+            post(&gateway, json!({"query": query}), Some("application/graphql-response+json")).await;
+        assert_eq!(status, 400, "{key}: {answer}");
+        let message = answer["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(key), "{key}: {message}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "hang detector");
+    }
+    gateway.shutdown().await;
+}

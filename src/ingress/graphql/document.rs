@@ -72,6 +72,7 @@ pub(crate) fn prepare(
     document: &ExecutableDocument,
     operation_name: Option<&str>,
     variables: &serde_json::Map<String, serde_json::Value>,
+    introspection: bool,
 ) -> Result<Prepared, Vec<DocumentError>> {
     let operation = pick_operation(document, operation_name)?;
     let (kind, root_kind, root_name) = match operation.node.ty {
@@ -93,6 +94,11 @@ pub(crate) fn prepare(
             continue;
         }
         if root_kind == RootKind::Query && (field.name.node == "__schema" || field.name.node == "__type") {
+            if !introspection {
+                let message = "introspection is disabled on this gateway (graphql.introspection)";
+                validator.errors.push(error(message, field.name.pos));
+                continue;
+            }
             let is_type = field.name.node == "__type";
             let type_name = if is_type { validator.type_argument(&field) } else { None };
             let fields = validator.introspection_selection(if is_type { "__Type" } else { "__Schema" }, &field);

@@ -7,6 +7,7 @@
 
 mod document;
 mod input;
+mod limits;
 mod persisted;
 mod run;
 mod shape;

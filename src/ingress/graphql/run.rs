@@ -6,7 +6,7 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value as Json, json};
 
 use super::document::{DocumentError, RootEntry, prepare};
-use super::{GraphqlRequest, Refusal, shape};
+use super::{GraphqlRequest, Refusal, limits, shape};
 use crate::error::ErrorCode;
 use crate::gateway::{Served, execute_operation_partial};
 use crate::ingress::forward::request_context;
@@ -31,6 +31,10 @@ pub(super) async fn run_operation(
     is_get: bool,
 ) -> Outcome {
     let snapshot = &served.snapshot;
+    let limits = &snapshot.config.graphql.limits;
+    if let Err(exceeded) = limits::check_text(&request.query, limits) {
+        return Outcome::Refused(limit_error(&exceeded));
+    }
     let document = match async_graphql_parser::parse_query(&request.query) {
         Ok(document) => document,
         Err(error) => {
@@ -39,7 +43,16 @@ pub(super) async fn run_operation(
             return Outcome::Refused(body);
         }
     };
-    let prepared = match prepare(&snapshot.graphql, &document, request.operation_name.as_deref(), &request.variables) {
+    if let Err(exceeded) = limits::check_document(&document, limits) {
+        return Outcome::Refused(limit_error(&exceeded));
+    }
+    let prepared = match prepare(
+        &snapshot.graphql,
+        &document,
+        request.operation_name.as_deref(),
+        &request.variables,
+        snapshot.config.graphql.introspection,
+    ) {
         Ok(prepared) => prepared,
         Err(errors) => return Outcome::Refused(validation_errors(&errors)),
     };
@@ -121,6 +134,10 @@ pub(super) async fn run_operation(
     }
     body.insert("data".into(), Json::Object(data));
     Outcome::Ran(Json::Object(body))
+}
+
+fn limit_error(exceeded: &limits::LimitExceeded) -> Json {
+    json!({"errors": [{"message": exceeded.0, "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}}]})
 }
 
 fn field_error(key: &str, message: &str, code: ErrorCode) -> Json {
