@@ -6,6 +6,7 @@ mod check;
 mod demo;
 mod descriptors;
 mod openapi;
+mod plan;
 mod routes;
 mod schema;
 mod serve;
@@ -44,6 +45,8 @@ enum Command {
     Check(SourceArgs),
     /// Print the REST route table: method, path template, gRPC method, call kind, body mapping.
     Routes(SourceArgs),
+    /// Print the plan of a GraphQL document: the backend calls it makes, and in what order.
+    Plan(plan::PlanArgs),
     /// Print the GraphQL schema (SDL) generated from the registered services.
     Schema(SourceArgs),
     /// Print the OpenAPI 3.1 document of the REST routes.
@@ -129,6 +132,7 @@ pub fn main() -> ExitCode {
             Command::Routes(args) => routes::run(args).await,
             Command::Openapi(args) => openapi::run(args).await,
             Command::Schema(args) => schema::run(args).await,
+            Command::Plan(args) => plan::run(args).await,
             Command::Descriptors(command) => descriptors::run(command).await,
         }
     });

@@ -8,6 +8,7 @@
 mod encoding;
 mod forward;
 mod graphql;
+pub use graphql::plan_query;
 mod grpc;
 mod grpc_local;
 pub mod respond;

@@ -44,6 +44,21 @@ pub struct Fetch {
     pub selection: Selection,
 }
 
+fn write_fields(f: &mut fmt::Formatter<'_>, set: &crate::operation::SelectionSet) -> fmt::Result {
+    for field in &set.fields {
+        write!(f, " {}", field.response_key)?;
+        if field.response_key != field.field_name {
+            write!(f, ":{}", field.field_name)?;
+        }
+        if !field.children.fields.is_empty() {
+            write!(f, " {{")?;
+            write_fields(f, &field.children)?;
+            write!(f, " }}")?;
+        }
+    }
+    Ok(())
+}
+
 /// Why an operation cannot be planned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
@@ -87,12 +102,20 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "Plan {{")?;
+        let order = if self.serial { "serial" } else { "concurrent" };
+        writeln!(f, "Plan ({order}) {{")?;
         for (i, fetch) in self.fetches.iter().enumerate() {
             write!(f, "  [{i}] {} via {}", fetch.method.full_name(), fetch.cluster)?;
             match &fetch.selection {
                 Selection::Field(field) => write!(f, " select .{}", field.name())?,
-                Selection::Graphql { response_key, .. } => write!(f, " as {response_key}")?,
+                Selection::Graphql { response_key, fields, .. } => {
+                    write!(f, " as {response_key}")?;
+                    if !fields.fields.is_empty() {
+                        write!(f, " {{")?;
+                        write_fields(f, fields)?;
+                        write!(f, " }}")?;
+                    }
+                }
                 Selection::Whole => {}
             }
             writeln!(f)?;

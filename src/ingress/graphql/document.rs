@@ -312,7 +312,8 @@ impl<'a> Validator<'a> {
     /// The normalised selection of a field of type `type_name`.
     fn selection_of(&mut self, type_name: &str, field: &Collected<'a>) -> SelectionSet {
         let has_selection = field.sets.iter().any(|s| !s.node.items.is_empty());
-        match self.schema.types.get(type_name) {
+        let schema: &'a GraphqlSchema = self.schema;
+        match schema.types.get(type_name) {
             Some(TypeDef::Object { .. }) if !has_selection => {
                 let message = format!(
                     "Field \"{}\" of type \"{type_name}\" must have a selection of subfields.",
@@ -322,7 +323,6 @@ impl<'a> Validator<'a> {
                 SelectionSet::default()
             }
             Some(TypeDef::Object { fields, .. }) => {
-                let fields = fields.clone();
                 let mut collected = Vec::new();
                 for set in &field.sets {
                     let inner = self.collect(set, type_name, &mut Vec::new());
@@ -349,7 +349,7 @@ impl<'a> Validator<'a> {
                             format!("Unknown argument \"{}\" on field \"{type_name}.{}\".", name.node, child.name.node);
                         self.errors.push(error(message, name.pos));
                     }
-                    let children = self.selection_of(&definition.ty.name.clone(), &child);
+                    let children = self.selection_of(&definition.ty.name, &child);
                     out.fields.push(FieldSelection {
                         response_key: child.response_key,
                         field_name: definition.name.clone(),

@@ -9,7 +9,7 @@ mod document;
 mod input;
 mod limits;
 mod persisted;
-mod run;
+pub(crate) mod run;
 mod shape;
 
 use std::sync::Arc;
@@ -25,6 +25,7 @@ use crate::gateway::Gateway;
 use persisted::PersistedError;
 pub(crate) use persisted::PersistedQueries;
 use run::Outcome;
+pub use run::plan_query;
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 

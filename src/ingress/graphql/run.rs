@@ -155,3 +155,32 @@ fn validation_errors(errors: &[DocumentError]) -> Json {
         .collect();
     json!({ "errors": errors })
 }
+
+/// Parses, checks limits, validates and plans `query` against `snapshot` without running it
+/// (`switchyard plan`, benches). The errors are the messages a client would get.
+pub fn plan_query(
+    snapshot: &crate::snapshot::Snapshot,
+    query: &str,
+    operation_name: Option<&str>,
+    variables: &Map<String, Json>,
+) -> Result<crate::plan::Plan, Vec<String>> {
+    let config = &snapshot.config.graphql;
+    limits::check_text(query, &config.limits).map_err(|e| vec![e.0])?;
+    let document = async_graphql_parser::parse_query(query).map_err(|e| vec![e.to_string()])?;
+    limits::check_document(&document, &config.limits).map_err(|e| vec![e.0])?;
+    let prepared = prepare(&snapshot.graphql, &document, operation_name, variables, config.introspection)
+        .map_err(|errors| errors.into_iter().map(|e| e.message).collect::<Vec<_>>())?;
+    let mut calls = Vec::new();
+    for entry in prepared.entries {
+        let RootEntry::Call(call) = entry else { continue };
+        let json = call.request.map_err(|e| vec![e])?;
+        let bytes = serde_json::to_vec(&json).unwrap_or_default();
+        let input = json_to_message(call.root.method.input(), &bytes, &JsonOptions::default())
+            .map_err(|e| vec![e.to_string()])?;
+        let selection =
+            Selection::Graphql { response_key: call.response_key, type_name: call.type_name, fields: call.fields };
+        calls.push(RootCall { method: call.root.method.clone(), input: CallInput::Message(input), selection });
+    }
+    let operation = Operation { kind: prepared.kind, calls, context: Default::default() };
+    crate::plan::plan_operation(operation, snapshot).map_err(|e| vec![e.to_string()])
+}
