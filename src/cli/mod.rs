@@ -113,6 +113,20 @@ impl Failure {
 
 type CommandResult = Result<(), Failure>;
 
+/// Builds the snapshot `serve` would serve, or prints every problem and fails (the inspection
+/// commands: routes, openapi, schema, plan).
+async fn snapshot_or_problems(sources: SnapshotSources) -> Result<crate::snapshot::Snapshot, Failure> {
+    let built = tokio::task::spawn_blocking(move || crate::snapshot::build_snapshot(&sources, 1))
+        .await
+        .map_err(Failure::runtime)?;
+    built.map_err(|problems| {
+        for problem in &problems {
+            eprintln!("{problem}");
+        }
+        Failure::reported("the sources have problems; see `switchyard check`".into())
+    })
+}
+
 /// Parses the command line and runs it; returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -1,22 +1,10 @@
 //! `switchyard openapi`: print the OpenAPI 3.1 document of the REST routes `serve` would serve.
 
-use super::{CommandResult, Failure, SourceArgs};
-use crate::snapshot::build_snapshot;
+use super::{CommandResult, Failure, SourceArgs, snapshot_or_problems};
 
 pub(crate) async fn run(args: SourceArgs) -> CommandResult {
-    let sources = args.sources(None, None);
-    let built = tokio::task::spawn_blocking(move || build_snapshot(&sources, 1)).await.map_err(Failure::runtime)?;
-    match built {
-        Ok(snapshot) => {
-            let text = serde_json::to_string_pretty(&snapshot.openapi()).map_err(Failure::runtime)?;
-            println!("{text}");
-            Ok(())
-        }
-        Err(problems) => {
-            for problem in &problems {
-                eprintln!("{problem}");
-            }
-            Err(Failure::reported("the sources have problems; see `switchyard check`".into()))
-        }
-    }
+    let snapshot = snapshot_or_problems(args.sources(None, None)).await?;
+    let text = serde_json::to_string_pretty(&snapshot.openapi()).map_err(Failure::runtime)?;
+    println!("{text}");
+    Ok(())
 }

@@ -2,8 +2,7 @@
 
 use clap::Args;
 
-use super::{CommandResult, Failure, SourceArgs};
-use crate::snapshot::build_snapshot;
+use super::{CommandResult, Failure, SourceArgs, snapshot_or_problems};
 
 #[derive(Debug, Args)]
 pub(crate) struct PlanArgs {
@@ -30,17 +29,7 @@ pub(crate) async fn run(args: PlanArgs) -> CommandResult {
         Ok(serde_json::Value::Object(map)) => map,
         _ => return Err(Failure::invalid(anyhow::anyhow!("--variables must be a JSON object"))),
     };
-    let sources = args.sources.sources(None, None);
-    let built = tokio::task::spawn_blocking(move || build_snapshot(&sources, 1)).await.map_err(Failure::runtime)?;
-    let snapshot = match built {
-        Ok(snapshot) => snapshot,
-        Err(problems) => {
-            for problem in &problems {
-                eprintln!("{problem}");
-            }
-            return Err(Failure::reported("the sources have problems; see `switchyard check`".into()));
-        }
-    };
+    let snapshot = snapshot_or_problems(args.sources.sources(None, None)).await?;
     match crate::ingress::plan_query(&snapshot, &query, args.operation.as_deref(), &variables) {
         Ok(plan) => {
             println!("{plan}");

@@ -1,21 +1,10 @@
 //! `switchyard routes`: print the REST route table that `serve` would serve.
 
-use super::{CommandResult, Failure, SourceArgs};
-use crate::snapshot::build_snapshot;
+use super::{CommandResult, SourceArgs, snapshot_or_problems};
 use crate::transcode::routes::{BodyRule, RouteOrigin};
 
 pub(crate) async fn run(args: SourceArgs) -> CommandResult {
-    let sources = args.sources(None, None);
-    let built = tokio::task::spawn_blocking(move || build_snapshot(&sources, 1)).await.map_err(Failure::runtime)?;
-    let snapshot = match built {
-        Ok(snapshot) => snapshot,
-        Err(problems) => {
-            for problem in &problems {
-                eprintln!("{problem}");
-            }
-            return Err(Failure::reported("the sources have problems; see `switchyard check`".into()));
-        }
-    };
+    let snapshot = snapshot_or_problems(args.sources(None, None)).await?;
     let rows: Vec<[String; 4]> = snapshot
         .routes
         .routes()

@@ -1,21 +1,9 @@
 //! `switchyard schema`: print the GraphQL SDL that `serve` would serve.
 
-use super::{CommandResult, Failure, SourceArgs};
-use crate::snapshot::build_snapshot;
+use super::{CommandResult, SourceArgs, snapshot_or_problems};
 
 pub(crate) async fn run(args: SourceArgs) -> CommandResult {
-    let sources = args.sources(None, None);
-    let built = tokio::task::spawn_blocking(move || build_snapshot(&sources, 1)).await.map_err(Failure::runtime)?;
-    match built {
-        Ok(snapshot) => {
-            print!("{}", snapshot.graphql.to_sdl());
-            Ok(())
-        }
-        Err(problems) => {
-            for problem in &problems {
-                eprintln!("{problem}");
-            }
-            Err(Failure::reported("the sources have problems; see `switchyard check`".into()))
-        }
-    }
+    let snapshot = snapshot_or_problems(args.sources(None, None)).await?;
+    print!("{}", snapshot.graphql.to_sdl());
+    Ok(())
 }

@@ -40,11 +40,7 @@ fn check_reports_descriptor_and_schema_problems_and_warns_on_unserved_services()
 
     std::fs::remove_file(work.path().join("descriptors/broken.binpb")).expect("rm");
     std::fs::remove_file(work.path().join("schemas/bad.graphql")).expect("rm");
-    let proto = crate::support::demo_proto_root().join("catalog/v1/catalog.proto");
-    let root = crate::support::demo_proto_root();
-    let added =
-        run(&["descriptors", "add", proto.to_str().expect("utf8"), "-I", root.to_str().expect("utf8")], work.path());
-    assert_eq!(added.status.code(), Some(0), "{}", text(&added.stderr));
+    crate::support::register_demo_protos(work.path());
     let out = run(&["check"], work.path());
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");

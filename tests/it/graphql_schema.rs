@@ -95,11 +95,7 @@ fn methods_can_be_renamed_reclassified_and_hidden() {
 #[test]
 fn the_plan_command_prints_the_calls_and_refuses_bad_documents() {
     let work = tempfile::tempdir().expect("tempdir");
-    let proto = crate::support::demo_proto_root().join("catalog/v1/catalog.proto");
-    let root = crate::support::demo_proto_root();
-    let added =
-        run(&["descriptors", "add", proto.to_str().expect("utf8"), "-I", root.to_str().expect("utf8")], work.path());
-    assert_eq!(added.status.code(), Some(0), "{}", text(&added.stderr));
+    crate::support::register_demo_protos(work.path());
     let query = r#"mutation { a: createBook(parent: "shelves/1", book: {title: "x"}) { name } deleteBook(name: "shelves/1/books/a") }"#;
     let out = run(&["plan", query, "--backend", "catalog.v1=http://127.0.0.1:1"], work.path());
     let stdout = text(&out.stdout);

@@ -394,11 +394,7 @@ async fn an_http_rules_file_replaces_the_annotations_of_the_methods_it_names() {
 fn check_reports_bad_rules_files_with_their_line_and_unknown_selectors() {
     use crate::support::{run, text, write_files};
     let work = tempfile::tempdir().expect("tempdir");
-    let proto = crate::support::demo_proto_root().join("catalog/v1/catalog.proto");
-    let root = crate::support::demo_proto_root();
-    let added =
-        run(&["descriptors", "add", proto.to_str().expect("utf8"), "-I", root.to_str().expect("utf8")], work.path());
-    assert_eq!(added.status.code(), Some(0), "{}", text(&added.stderr));
+    crate::support::register_demo_protos(work.path());
     write_files(
         work.path(),
         &[
@@ -473,11 +469,7 @@ async fn openapi_describes_every_route() {
 fn the_openapi_command_prints_the_same_document() {
     use crate::support::{run, text};
     let work = tempfile::tempdir().expect("tempdir");
-    let proto = crate::support::demo_proto_root().join("catalog/v1/catalog.proto");
-    let root = crate::support::demo_proto_root();
-    let added =
-        run(&["descriptors", "add", proto.to_str().expect("utf8"), "-I", root.to_str().expect("utf8")], work.path());
-    assert_eq!(added.status.code(), Some(0), "{}", text(&added.stderr));
+    crate::support::register_demo_protos(work.path());
     let out = run(&["openapi"], work.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON");
@@ -761,11 +753,7 @@ async fn method_override_form_bodies_and_header_bindings_are_opt_in() {
 fn header_bindings_are_checked_against_the_descriptors() {
     use crate::support::{run, text, write_files};
     let work = tempfile::tempdir().expect("tempdir");
-    let proto = crate::support::demo_proto_root().join("catalog/v1/catalog.proto");
-    let root = crate::support::demo_proto_root();
-    let added =
-        run(&["descriptors", "add", proto.to_str().expect("utf8"), "-I", root.to_str().expect("utf8")], work.path());
-    assert_eq!(added.status.code(), Some(0), "{}", text(&added.stderr));
+    crate::support::register_demo_protos(work.path());
     write_files(
         work.path(),
         &[(

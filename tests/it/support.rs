@@ -93,6 +93,14 @@ impl Drop for Running {
     }
 }
 
+/// Registers the demo protos in `work`'s default registry (`descriptors/`) through the CLI.
+pub(crate) fn register_demo_protos(work: &Path) {
+    let proto = demo_proto_root().join("catalog/v1/catalog.proto");
+    let root = demo_proto_root();
+    let added = run(&["descriptors", "add", proto.to_str().expect("utf8"), "-I", root.to_str().expect("utf8")], work);
+    assert_eq!(added.status.code(), Some(0), "{}", text(&added.stderr));
+}
+
 /// The demo proto's directory in the source tree.
 pub(crate) fn demo_proto_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("descriptors/demo")
