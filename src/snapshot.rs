@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 use crate::config::{BackendConfig, BackendProtocol, Config, Problem, check_endpoint_url, load_config_file};
 use crate::registry::{Registration, Registry, RegistryDir, merge_registrations};
-use crate::schema::{GraphqlSchema, generate_schema};
+use crate::schema::{GraphqlSchema, TrustedDocuments, generate_schema};
 use crate::transcode::routes::{RestRoutes, RuleOverrides, build_routes};
 use crate::transcode::rules_file::parse_rules_file;
 pub use crate::upstream::Cluster;
@@ -88,6 +88,8 @@ pub struct Snapshot {
     pub routes: RestRoutes,
     /// The GraphQL schema generated from the registered services.
     pub graphql: GraphqlSchema,
+    /// The trusted documents, when configured.
+    pub trusted_documents: Option<TrustedDocuments>,
     /// GraphQL schema files found in the schemas directory.
     pub schema_files: Vec<PathBuf>,
     /// Warnings from the build (served anyway).
@@ -170,6 +172,7 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
         }
         None => GraphqlSchema::default(),
     };
+    let trusted_documents = load_trusted_documents(&config, &mut problems);
     let routes = match &registry {
         Some(registry) => {
             let names: Vec<String> = services.keys().cloned().collect();
@@ -193,6 +196,7 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
         services,
         routes,
         graphql,
+        trusted_documents,
         schema_files,
         warnings: problems,
     })
@@ -341,6 +345,25 @@ fn check_header_bindings(config: &Config, registry: &Registry, problems: &mut Ve
             if let Err(message) = crate::transcode::binding::resolve_field_path(&method.input(), field) {
                 problems.push(Problem::error(format!("{path}.\"{header}\""), message));
             }
+        }
+    }
+}
+
+fn load_trusted_documents(config: &Config, problems: &mut Vec<Problem>) -> Option<TrustedDocuments> {
+    let trusted = config.graphql.trusted_documents.as_ref()?;
+    let text = match std::fs::read_to_string(&trusted.file) {
+        Ok(text) => text,
+        Err(e) => {
+            let message = format!("cannot read {}: {e}", trusted.file.display());
+            problems.push(Problem::error("graphql.trusted_documents.file", message));
+            return None;
+        }
+    };
+    match TrustedDocuments::from_json(&text, trusted.enforce) {
+        Ok(documents) => Some(documents),
+        Err(message) => {
+            problems.push(Problem::error("", message).in_file(&trusted.file));
+            None
         }
     }
 }

@@ -17,6 +17,8 @@ pub struct GraphqlConfig {
     pub introspection: bool,
     /// Limits checked before any backend call; each refusal names its key.
     pub limits: GraphqlLimits,
+    /// A safelist of operations (trusted documents).
+    pub trusted_documents: Option<TrustedDocumentsConfig>,
     /// Per service (full name): prefix or hide.
     pub services: BTreeMap<String, GraphqlServiceConfig>,
     /// Per method (`package.Service.Method`): rename, hide, or force query/mutation.
@@ -29,6 +31,7 @@ impl Default for GraphqlConfig {
             graphiql: false,
             introspection: true,
             limits: GraphqlLimits::default(),
+            trusted_documents: None,
             services: BTreeMap::new(),
             methods: BTreeMap::new(),
         }
@@ -73,6 +76,22 @@ impl Default for GraphqlLimits {
             max_directives: 5,
         }
     }
+}
+
+/// Trusted documents: a JSON file whose object maps document ids (usually the sha256 of the
+/// text) to document texts. Clients send `documentId`, a persisted-query hash, or the text.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedDocumentsConfig {
+    /// The JSON file.
+    pub file: std::path::PathBuf,
+    /// Refuse every document that is not in the list (403). Off: unlisted documents run.
+    #[serde(default = "enforce_by_default")]
+    pub enforce: bool,
+}
+
+fn enforce_by_default() -> bool {
+    true
 }
 
 /// One service's place in the schema.

@@ -22,7 +22,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use duration::ConfigDuration;
-pub use graphql::{GraphqlConfig, GraphqlKind, GraphqlLimits, GraphqlMethodConfig, GraphqlServiceConfig};
+pub use graphql::{
+    GraphqlConfig, GraphqlKind, GraphqlLimits, GraphqlMethodConfig, GraphqlServiceConfig, TrustedDocumentsConfig,
+};
 pub use load::{LoadedConfig, load_config_file, parse_config};
 pub use problem::{Problem, Severity};
 pub use rest::{JsonChoices, JsonProfile, ResolvedJson, RestConfig, StreamFormat};

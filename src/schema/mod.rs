@@ -9,6 +9,7 @@ mod generate;
 mod introspection;
 mod naming;
 mod sdl;
+mod trusted;
 
 use std::collections::BTreeMap;
 
@@ -16,6 +17,7 @@ use prost_reflect::{EnumDescriptor, FieldDescriptor, MessageDescriptor, MethodDe
 
 pub use generate::generate_schema;
 pub use introspection::{introspection_field_type, is_introspection_object};
+pub use trusted::TrustedDocuments;
 
 /// Which root type a field is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

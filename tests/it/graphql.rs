@@ -392,3 +392,33 @@ async fn every_limit_refuses_before_any_backend_call() {
     }
     gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn trusted_documents_run_by_id_and_refuse_the_rest_when_enforced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listed = "{ getBook(name: \"shelves/1/books/1\") { title } }";
+    let manifest = dir.path().join("trusted.json");
+    std::fs::write(&manifest, serde_json::to_vec(&json!({"book-one": listed})).expect("json")).expect("write");
+    let toml = format!("[graphql.trusted_documents]\nfile = \"{}\"\n", manifest.display());
+    let (gateway, _config_dir) = TestGateway::demo_with_config(&toml).await;
+    let (status, _, answer) = post(&gateway, json!({"documentId": "book-one"}), None).await;
+    assert_eq!((status, answer["data"]["getBook"]["title"].clone()), (200, json!("The Left Hand of Darkness")));
+    let (status, _, answer) = post(&gateway, json!({"query": listed}), None).await;
+    assert_eq!(status, 200, "the listed text itself is trusted: {answer}");
+    let (status, _, answer) = post(&gateway, json!({"query": "{ __typename }"}), None).await;
+    assert_eq!(status, 403, "{answer}");
+    assert_eq!(answer["errors"][0]["extensions"]["code"], "FORBIDDEN");
+    let (status, _, _) = post(&gateway, json!({"documentId": "nope"}), None).await;
+    assert_eq!(status, 400);
+    gateway.shutdown().await;
+
+    let toml = format!("[graphql.trusted_documents]\nfile = \"{}\"\nenforce = false\n", manifest.display());
+    let (gateway, _config_dir) = TestGateway::demo_with_config(&toml).await;
+    let (status, _, answer) = post(&gateway, json!({"query": "{ __typename }"}), None).await;
+    assert_eq!(
+        (status, answer["data"]["__typename"].clone()),
+        (200, json!("Query")),
+        "not enforced: unlisted documents run"
+    );
+    gateway.shutdown().await;
+}

@@ -50,6 +50,8 @@ impl Refusal {
 /// A GraphQL request's parts, from either method.
 struct GraphqlRequest {
     query: String,
+    /// A trusted document's id (`documentId`), instead of the text.
+    document_id: Option<String>,
     operation_name: Option<String>,
     variables: Map<String, Json>,
     extensions: Map<String, Json>,
@@ -95,6 +97,9 @@ pub(crate) async fn handle_graphql(gateway: Arc<Gateway>, persisted: &PersistedQ
         let served = served.clone();
         let headers = &parts.headers;
         async move {
+            if let Err(refusal) = trusted_document(&served.snapshot, &mut request) {
+                return Outcome::Http(refusal);
+            }
             match persisted.resolve(&mut request.query, &request.extensions) {
                 Ok(()) if request.query.is_empty() => {
                     let message = "`query` is required (or a persistedQuery hash the gateway knows)";
@@ -110,6 +115,13 @@ pub(crate) async fn handle_graphql(gateway: Arc<Gateway>, persisted: &PersistedQ
                 Err(PersistedError::Invalid(message)) => {
                     return Outcome::Http(Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidArgument, message));
                 }
+            }
+            if let Some(trusted) = served.snapshot.trusted_documents.as_ref().filter(|t| t.enforce)
+                && !trusted.contains_text(&request.query)
+            {
+                let message =
+                    "this gateway runs only trusted documents (graphql.trusted_documents); send a listed documentId";
+                return Outcome::Http(Refusal::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message));
             }
             run::run_operation(&served, &request, headers, is_get).await
         }
@@ -134,6 +146,21 @@ pub(crate) async fn handle_graphql(gateway: Arc<Gateway>, persisted: &PersistedQ
             respond(StatusCode::OK, &Json::Array(bodies), modern)
         }
     }
+}
+
+/// Replaces a `documentId` with its trusted document's text.
+fn trusted_document(snapshot: &crate::snapshot::Snapshot, request: &mut GraphqlRequest) -> Result<(), Refusal> {
+    let Some(id) = request.document_id.take() else { return Ok(()) };
+    let bad = |message: String| Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidArgument, message);
+    let Some(trusted) = &snapshot.trusted_documents else {
+        return Err(bad("`documentId` needs trusted documents (graphql.trusted_documents)".into()));
+    };
+    if !request.query.is_empty() {
+        return Err(bad("send either `query` or `documentId`, not both".into()));
+    }
+    let document = trusted.get(&id).ok_or_else(|| bad(format!("`documentId` {id} is not a trusted document")))?;
+    request.query = document.to_string();
+    Ok(())
 }
 
 /// A document that cannot run: 400 for `application/graphql-response+json` clients, 200 for
@@ -196,8 +223,13 @@ fn accepts_graphql_response(accept: Option<&HeaderValue>) -> bool {
 
 fn from_query(query: &str) -> Result<GraphqlRequest, Refusal> {
     let bad = |message: String| Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidArgument, message);
-    let mut request =
-        GraphqlRequest { query: String::new(), operation_name: None, variables: Map::new(), extensions: Map::new() };
+    let mut request = GraphqlRequest {
+        query: String::new(),
+        document_id: None,
+        operation_name: None,
+        variables: Map::new(),
+        extensions: Map::new(),
+    };
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         let value = crate::transcode::percent::percent_decode(value, crate::transcode::percent::Keep::Nothing, true)
@@ -206,6 +238,7 @@ fn from_query(query: &str) -> Result<GraphqlRequest, Refusal> {
         match name {
             "query" => request.query = value,
             "operationName" => request.operation_name = Some(value).filter(|v| !v.is_empty()),
+            "documentId" => request.document_id = Some(value).filter(|v| !v.is_empty()),
             "variables" if !value.is_empty() => match serde_json::from_str(&value) {
                 Ok(Json::Object(variables)) => request.variables = variables,
                 _ => return Err(bad("query parameter `variables` must be a JSON object".into())),
@@ -217,7 +250,7 @@ fn from_query(query: &str) -> Result<GraphqlRequest, Refusal> {
             _ => {}
         }
     }
-    if request.query.is_empty() && request.extensions.is_empty() {
+    if request.query.is_empty() && request.extensions.is_empty() && request.document_id.is_none() {
         return Err(bad("query parameter `query` is required".into()));
     }
     Ok(request)
@@ -268,6 +301,11 @@ fn request_from_object(mut object: Map<String, Json>) -> Result<GraphqlRequest, 
         None | Some(Json::Null) => None,
         Some(_) => return Err("`operationName` must be a string".into()),
     };
+    let document_id = match object.remove("documentId") {
+        Some(Json::String(id)) => Some(id),
+        None | Some(Json::Null) => None,
+        Some(_) => return Err("`documentId` must be a string".into()),
+    };
     let variables = match object.remove("variables") {
         Some(Json::Object(variables)) => variables,
         None | Some(Json::Null) => Map::new(),
@@ -278,5 +316,5 @@ fn request_from_object(mut object: Map<String, Json>) -> Result<GraphqlRequest, 
         None | Some(Json::Null) => Map::new(),
         Some(_) => return Err("`extensions` must be an object".into()),
     };
-    Ok(GraphqlRequest { query, operation_name, variables, extensions })
+    Ok(GraphqlRequest { query, document_id, operation_name, variables, extensions })
 }
