@@ -29,9 +29,22 @@ fn graphql_plan(c: &mut Criterion) {
     let query = query_of_200_lines();
     assert!(query.lines().count() >= 200, "{} lines", query.lines().count());
     let variables = serde_json::json!({"shelf": "shelves/1"}).as_object().expect("object").clone();
+    c.bench_function("graphql_plan/parse_only_200_lines", |b| {
+        b.iter(|| async_graphql_parser::parse_query(black_box(&query)).expect("parses").fragments.len())
+    });
     c.bench_function("graphql_plan/parse_validate_plan_200_lines", |b| {
         b.iter(|| {
-            let plan = switchyard::ingress::plan_query(&snapshot, black_box(&query), None, &variables).expect("valid");
+            let cold = switchyard::ingress::DocumentCache::default();
+            let plan =
+                switchyard::ingress::plan_query(&snapshot, &cold, black_box(&query), None, &variables).expect("valid");
+            plan.fetches.len()
+        })
+    });
+    let warm = switchyard::ingress::DocumentCache::default();
+    c.bench_function("graphql_plan/cached_document_validate_plan_200_lines", |b| {
+        b.iter(|| {
+            let plan =
+                switchyard::ingress::plan_query(&snapshot, &warm, black_box(&query), None, &variables).expect("valid");
             plan.fetches.len()
         })
     });

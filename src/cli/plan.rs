@@ -30,7 +30,13 @@ pub(crate) async fn run(args: PlanArgs) -> CommandResult {
         _ => return Err(Failure::invalid(anyhow::anyhow!("--variables must be a JSON object"))),
     };
     let snapshot = snapshot_or_problems(args.sources.sources(None, None)).await?;
-    match crate::ingress::plan_query(&snapshot, &query, args.operation.as_deref(), &variables) {
+    match crate::ingress::plan_query(
+        &snapshot,
+        &crate::ingress::DocumentCache::default(),
+        &query,
+        args.operation.as_deref(),
+        &variables,
+    ) {
         Ok(plan) => {
             println!("{plan}");
             Ok(())

@@ -8,7 +8,7 @@
 mod encoding;
 mod forward;
 mod graphql;
-pub use graphql::plan_query;
+pub use graphql::{DocumentCache, plan_query};
 mod grpc;
 mod grpc_local;
 pub mod respond;
@@ -36,6 +36,7 @@ struct IngressState {
     local_grpc: LocalGrpcCache,
     openapi: ArcSwapOption<(u64, Bytes)>,
     persisted: graphql::PersistedQueries,
+    documents: graphql::DocumentCache,
 }
 
 /// The gateway listener's router: the fixed endpoints, then protocol dispatch.
@@ -45,6 +46,7 @@ pub fn gateway_router(gateway: Arc<Gateway>) -> Router {
         local_grpc: LocalGrpcCache::default(),
         openapi: ArcSwapOption::empty(),
         persisted: graphql::PersistedQueries::default(),
+        documents: graphql::DocumentCache::default(),
     });
     let compression = tower_http::compression::CompressionLayer::new().compress_when(encoding::CompressibleJson);
     Router::new()
@@ -57,7 +59,7 @@ pub fn gateway_router(gateway: Arc<Gateway>) -> Router {
 
 /// `/graphql`: GraphQL over HTTP.
 async fn graphql_endpoint(State(state): State<Arc<IngressState>>, request: Request) -> Response {
-    graphql::handle_graphql(state.gateway.clone(), &state.persisted, request).await
+    graphql::handle_graphql(state.gateway.clone(), &state.persisted, &state.documents, request).await
 }
 
 /// `/openapi.json`, built once per snapshot generation.

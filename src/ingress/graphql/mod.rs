@@ -6,6 +6,7 @@
 //! a null with an error at its path, the others still answer.
 
 mod document;
+mod documents;
 mod input;
 mod limits;
 mod persisted;
@@ -22,6 +23,7 @@ use serde_json::{Map, Value as Json, json};
 
 use crate::error::ErrorCode;
 use crate::gateway::Gateway;
+pub use documents::DocumentCache;
 use persisted::PersistedError;
 pub(crate) use persisted::PersistedQueries;
 use run::Outcome;
@@ -67,7 +69,12 @@ enum Requests {
 }
 
 /// Serves `/graphql`.
-pub(crate) async fn handle_graphql(gateway: Arc<Gateway>, persisted: &PersistedQueries, request: Request) -> Response {
+pub(crate) async fn handle_graphql(
+    gateway: Arc<Gateway>,
+    persisted: &PersistedQueries,
+    documents: &DocumentCache,
+    request: Request,
+) -> Response {
     let served = gateway.served();
     let snapshot = &served.snapshot;
     let (parts, body) = request.into_parts();
@@ -123,7 +130,7 @@ pub(crate) async fn handle_graphql(gateway: Arc<Gateway>, persisted: &PersistedQ
                     "this gateway runs only trusted documents (graphql.trusted_documents); send a listed documentId";
                 return Outcome::Http(Refusal::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message));
             }
-            run::run_operation(&served, &request, headers, is_get).await
+            run::run_operation(&served, documents, &request, headers, is_get).await
         }
     };
     match requests {

@@ -6,6 +6,7 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value as Json, json};
 
 use super::document::{DocumentError, RootEntry, prepare};
+use super::documents::DocumentCache;
 use super::{GraphqlRequest, Refusal, limits, shape};
 use crate::error::ErrorCode;
 use crate::gateway::{Served, execute_operation_partial};
@@ -26,6 +27,7 @@ pub(super) enum Outcome {
 /// Runs `request`, which came by GET when `is_get`.
 pub(super) async fn run_operation(
     served: &Served,
+    documents: &DocumentCache,
     request: &GraphqlRequest,
     headers: &HeaderMap,
     is_get: bool,
@@ -35,7 +37,7 @@ pub(super) async fn run_operation(
     if let Err(exceeded) = limits::check_text(&request.query, limits) {
         return Outcome::Refused(limit_error(&exceeded));
     }
-    let document = match async_graphql_parser::parse_query(&request.query) {
+    let document = match documents.parse(&request.query) {
         Ok(document) => document,
         Err(error) => {
             let locations = error.positions().map(|p| json!({"line": p.line, "column": p.column})).collect::<Vec<_>>();
@@ -160,13 +162,14 @@ fn validation_errors(errors: &[DocumentError]) -> Json {
 /// (`switchyard plan`, benches). The errors are the messages a client would get.
 pub fn plan_query(
     snapshot: &crate::snapshot::Snapshot,
+    documents: &DocumentCache,
     query: &str,
     operation_name: Option<&str>,
     variables: &Map<String, Json>,
 ) -> Result<crate::plan::Plan, Vec<String>> {
     let config = &snapshot.config.graphql;
     limits::check_text(query, &config.limits).map_err(|e| vec![e.0])?;
-    let document = async_graphql_parser::parse_query(query).map_err(|e| vec![e.to_string()])?;
+    let document = documents.parse(query).map_err(|e| vec![e.to_string()])?;
     limits::check_document(&document, &config.limits).map_err(|e| vec![e.0])?;
     let prepared = prepare(&snapshot.graphql, &document, operation_name, variables, config.introspection)
         .map_err(|errors| errors.into_iter().map(|e| e.message).collect::<Vec<_>>())?;
