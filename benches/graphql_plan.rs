@@ -34,14 +34,14 @@ fn graphql_plan(c: &mut Criterion) {
     });
     c.bench_function("graphql_plan/parse_validate_plan_200_lines", |b| {
         b.iter(|| {
-            let cold = switchyard::ingress::DocumentCache::default();
+            let cold = switchyard::ingress::GraphqlCaches::default();
             let plan =
                 switchyard::ingress::plan_query(&snapshot, &cold, black_box(&query), None, &variables).expect("valid");
             plan.fetches.len()
         })
     });
-    let warm = switchyard::ingress::DocumentCache::default();
-    c.bench_function("graphql_plan/cached_document_validate_plan_200_lines", |b| {
+    let warm = switchyard::ingress::GraphqlCaches::default();
+    c.bench_function("graphql_plan/cached_plan_200_lines", |b| {
         b.iter(|| {
             let plan =
                 switchyard::ingress::plan_query(&snapshot, &warm, black_box(&query), None, &variables).expect("valid");

@@ -32,7 +32,7 @@ pub(crate) async fn run(args: PlanArgs) -> CommandResult {
     let snapshot = snapshot_or_problems(args.sources.sources(None, None)).await?;
     match crate::ingress::plan_query(
         &snapshot,
-        &crate::ingress::DocumentCache::default(),
+        &crate::ingress::GraphqlCaches::default(),
         &query,
         args.operation.as_deref(),
         &variables,

@@ -8,7 +8,7 @@
 mod encoding;
 mod forward;
 mod graphql;
-pub use graphql::{DocumentCache, plan_query};
+pub use graphql::{Caches as GraphqlCaches, plan_query};
 mod grpc;
 mod grpc_local;
 pub mod respond;
@@ -36,7 +36,7 @@ struct IngressState {
     local_grpc: LocalGrpcCache,
     openapi: ArcSwapOption<(u64, Bytes)>,
     persisted: graphql::PersistedQueries,
-    documents: graphql::DocumentCache,
+    graphql_caches: graphql::Caches,
 }
 
 /// The gateway listener's router: the fixed endpoints, then protocol dispatch.
@@ -46,7 +46,7 @@ pub fn gateway_router(gateway: Arc<Gateway>) -> Router {
         local_grpc: LocalGrpcCache::default(),
         openapi: ArcSwapOption::empty(),
         persisted: graphql::PersistedQueries::default(),
-        documents: graphql::DocumentCache::default(),
+        graphql_caches: graphql::Caches::default(),
     });
     let compression = tower_http::compression::CompressionLayer::new().compress_when(encoding::CompressibleJson);
     Router::new()
@@ -59,7 +59,7 @@ pub fn gateway_router(gateway: Arc<Gateway>) -> Router {
 
 /// `/graphql`: GraphQL over HTTP.
 async fn graphql_endpoint(State(state): State<Arc<IngressState>>, request: Request) -> Response {
-    graphql::handle_graphql(state.gateway.clone(), &state.persisted, &state.documents, request).await
+    graphql::handle_graphql(state.gateway.clone(), &state.persisted, &state.graphql_caches, request).await
 }
 
 /// `/openapi.json`, built once per snapshot generation.

@@ -422,3 +422,34 @@ async fn trusted_documents_run_by_id_and_refuse_the_rest_when_enforced() {
     );
     gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn cached_plans_respect_directive_values_and_bind_other_variables_per_request() {
+    let gateway = TestGateway::demo().await;
+    let query = "query($n: String, $skip: Boolean!) { getBook(name: $n) { title author @skip(if: $skip) } }";
+    let cases = [
+        ("shelves/1/books/1", false, json!({"title": "The Left Hand of Darkness", "author": "Ursula K. Le Guin"})),
+        ("shelves/1/books/1", true, json!({"title": "The Left Hand of Darkness"})),
+        ("shelves/2/books/1", true, json!({"title": "The Selfish Gene"})),
+        ("shelves/2/books/1", false, json!({"title": "The Selfish Gene", "author": "Richard Dawkins"})),
+    ];
+    for _round in 0..2 {
+        for (name, skip, want) in &cases {
+            let (status, _, answer) =
+                post(&gateway, json!({"query": query, "variables": {"n": name, "skip": skip}}), None).await;
+            assert_eq!(status, 200);
+            assert_eq!(&answer["data"]["getBook"], want, "{name} skip={skip}");
+        }
+    }
+    let (_, _, answer) = post(&gateway, json!({"query": query, "variables": {"n": "x"}}), None).await;
+    assert_eq!(
+        answer["errors"][0]["message"], "Variable \"$skip\" of required type \"Boolean!\" was not provided.",
+        "variables are checked on every request, cached or not"
+    );
+    let (_, _, answer) = post(&gateway, json!({"query": query, "variables": {"n": "x", "skip": "yes"}}), None).await;
+    assert_eq!(
+        answer["errors"][0]["message"],
+        "Variable \"$skip\" got invalid value \"yes\"; Boolean cannot represent a non boolean value."
+    );
+    gateway.shutdown().await;
+}

@@ -51,6 +51,44 @@ pub(crate) struct Prepared {
     pub(crate) entries: Vec<RootEntry>,
 }
 
+/// A validated, normalised operation before variable values are bound: what the plan cache
+/// keeps. It depends on the document, the operation name, the schema and the values of the
+/// variables that `@skip`/`@include` read, and on nothing else.
+pub(crate) struct Shape {
+    kind: OperationKind,
+    variables: Vec<VariableDef>,
+    entries: Vec<ShapeEntry>,
+}
+
+/// A declared variable.
+struct VariableDef {
+    name: String,
+    type_text: String,
+    nullable: bool,
+    default: Option<serde_json::Value>,
+    pos: Pos,
+}
+
+/// A root entry with its arguments still as written.
+enum ShapeEntry {
+    Typename {
+        response_key: String,
+        type_name: &'static str,
+    },
+    Introspection {
+        response_key: String,
+        type_name: Option<Value>,
+        fields: SelectionSet,
+    },
+    Call {
+        response_key: String,
+        root: RootField,
+        arguments: Vec<(String, Value)>,
+        type_name: String,
+        fields: SelectionSet,
+    },
+}
+
 /// A field collected from a selection set, before merging by response key.
 struct Collected<'a> {
     response_key: String,
@@ -66,14 +104,65 @@ struct Validator<'a> {
     errors: Vec<DocumentError>,
 }
 
-/// Validates and normalises the operation `operation_name` of `document`.
-pub(crate) fn prepare(
+/// The values `@skip`/`@include` read in `operation`: the plan cache's key material. Declared
+/// defaults apply; a variable read by no directive does not count.
+pub(crate) fn directive_values(
+    document: &ExecutableDocument,
+    operation_name: Option<&str>,
+    variables: &serde_json::Map<String, serde_json::Value>,
+) -> Vec<(String, serde_json::Value)> {
+    let Ok(operation) = pick_operation(document, operation_name) else { return Vec::new() };
+    let mut names = Vec::new();
+    let mut visit = |set: &AstSet| directive_variables(set, &mut names);
+    visit(&operation.node.selection_set.node);
+    for fragment in document.fragments.values() {
+        visit(&fragment.node.selection_set.node);
+    }
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| {
+            let value = variables.get(&name).cloned().or_else(|| {
+                operation
+                    .node
+                    .variable_definitions
+                    .iter()
+                    .find(|d| d.node.name.node == name)
+                    .and_then(|d| d.node.default_value.as_ref())
+                    .and_then(|v| v.node.clone().into_json().ok())
+            });
+            (name, value.unwrap_or(serde_json::Value::Null))
+        })
+        .collect()
+}
+
+fn directive_variables(set: &AstSet, out: &mut Vec<String>) {
+    for item in &set.items {
+        for directive in item.node.directives() {
+            for (_, value) in &directive.node.arguments {
+                if let Value::Variable(name) = &value.node {
+                    out.push(name.to_string());
+                }
+            }
+        }
+        match &item.node {
+            Selection::Field(field) => directive_variables(&field.node.selection_set.node, out),
+            Selection::InlineFragment(fragment) => directive_variables(&fragment.node.selection_set.node, out),
+            Selection::FragmentSpread(_) => {}
+        }
+    }
+}
+
+/// Validates and normalises the operation `operation_name` of `document`; `variables` are read
+/// only by `@skip`/`@include`.
+pub(crate) fn shape(
     schema: &GraphqlSchema,
     document: &ExecutableDocument,
     operation_name: Option<&str>,
     variables: &serde_json::Map<String, serde_json::Value>,
     introspection: bool,
-) -> Result<Prepared, Vec<DocumentError>> {
+) -> Result<Shape, Vec<DocumentError>> {
     let operation = pick_operation(document, operation_name)?;
     let (kind, root_kind, root_name) = match operation.node.ty {
         OperationType::Query => (OperationKind::Query, RootKind::Query, "Query"),
@@ -85,12 +174,28 @@ pub(crate) fn prepare(
             )]);
         }
     };
+    let declared: Vec<VariableDef> = operation
+        .node
+        .variable_definitions
+        .iter()
+        .map(|d| VariableDef {
+            name: d.node.name.node.to_string(),
+            type_text: d.node.var_type.node.to_string(),
+            nullable: d.node.var_type.node.nullable,
+            default: d.node.default_value.as_ref().and_then(|v| v.node.clone().into_json().ok()),
+            pos: d.pos,
+        })
+        .collect();
     let mut validator = Validator { schema, document, variables: serde_json::Map::new(), errors: Vec::new() };
-    validator.coerce_variables(&operation.node, variables);
+    for definition in &declared {
+        let value = variables.get(&definition.name).cloned().or_else(|| definition.default.clone());
+        validator.variables.insert(definition.name.clone(), value.unwrap_or(serde_json::Value::Null));
+    }
     let mut entries = Vec::new();
     for field in validator.collect(&operation.node.selection_set, root_name, &mut Vec::new()) {
+        validator.check_variables_declared(field.arguments, &declared);
         if field.name.node == "__typename" {
-            entries.push(RootEntry::Typename { response_key: field.response_key, type_name: root_name });
+            entries.push(ShapeEntry::Typename { response_key: field.response_key, type_name: root_name });
             continue;
         }
         if root_kind == RootKind::Query && (field.name.node == "__schema" || field.name.node == "__type") {
@@ -102,7 +207,7 @@ pub(crate) fn prepare(
             let is_type = field.name.node == "__type";
             let type_name = if is_type { validator.type_argument(&field) } else { None };
             let fields = validator.introspection_selection(if is_type { "__Type" } else { "__Schema" }, &field);
-            entries.push(RootEntry::Introspection { response_key: field.response_key, type_name, fields });
+            entries.push(ShapeEntry::Introspection { response_key: field.response_key, type_name, fields });
             continue;
         }
         let Some(root) = schema.root_field(root_kind, &field.name.node) else {
@@ -110,18 +215,102 @@ pub(crate) fn prepare(
             validator.errors.push(error(message, field.name.pos));
             continue;
         };
-        let request = validator.root_arguments(root, field.arguments);
+        let arguments = validator.root_arguments(root, field.arguments);
         let type_name = root.output.name.clone();
         let fields = validator.selection_of(&type_name, &field);
-        entries.push(RootEntry::Call(Box::new(PreparedCall {
+        entries.push(ShapeEntry::Call {
             response_key: field.response_key,
             root: root.clone(),
-            request,
+            arguments,
             type_name,
             fields,
-        })));
+        });
     }
-    if validator.errors.is_empty() { Ok(Prepared { kind, entries }) } else { Err(validator.errors) }
+    if validator.errors.is_empty() { Ok(Shape { kind, variables: declared, entries }) } else { Err(validator.errors) }
+}
+
+impl Shape {
+    /// Binds `given` variables: required ones must be present and non-null ones not null; then
+    /// each root call's arguments become its request JSON (a bad value is that field's error).
+    pub(crate) fn bind(
+        &self,
+        given: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Prepared, Vec<DocumentError>> {
+        let mut errors = Vec::new();
+        let mut variables = serde_json::Map::new();
+        for definition in &self.variables {
+            let value = match given.get(&definition.name).cloned().or_else(|| definition.default.clone()) {
+                Some(value) => value,
+                None if !definition.nullable => {
+                    let message = format!(
+                        "Variable \"${}\" of required type \"{}\" was not provided.",
+                        definition.name, definition.type_text
+                    );
+                    errors.push(error(message, definition.pos));
+                    continue;
+                }
+                None => serde_json::Value::Null,
+            };
+            if value.is_null() && !definition.nullable {
+                let message = format!(
+                    "Variable \"${}\" of non-null type \"{}\" must not be null.",
+                    definition.name, definition.type_text
+                );
+                errors.push(error(message, definition.pos));
+            }
+            if let Some(expected) = builtin_scalar_mismatch(&definition.type_text, &value) {
+                let message = format!("Variable \"${}\" got invalid value {value}; {expected}.", definition.name);
+                errors.push(error(message, definition.pos));
+            }
+            variables.insert(definition.name.clone(), value);
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let entries = self
+            .entries
+            .iter()
+            .map(|entry| match entry {
+                ShapeEntry::Typename { response_key, type_name } => {
+                    RootEntry::Typename { response_key: response_key.clone(), type_name }
+                }
+                ShapeEntry::Introspection { response_key, type_name, fields } => RootEntry::Introspection {
+                    response_key: response_key.clone(),
+                    type_name: type_name.as_ref().and_then(|v| match v {
+                        Value::String(name) => Some(name.clone()),
+                        Value::Variable(name) => {
+                            variables.get(name.as_str()).and_then(|v| v.as_str()).map(str::to_owned)
+                        }
+                        _ => None,
+                    }),
+                    fields: fields.clone(),
+                },
+                ShapeEntry::Call { response_key, root, arguments, type_name, fields } => {
+                    let mut request = serde_json::Map::new();
+                    let mut failure = None;
+                    for (name, value) in arguments {
+                        let Some(argument) = root.arguments.iter().find(|a| &a.name == name) else { continue };
+                        match argument_json(value, &argument.field, &variables) {
+                            Ok(json) => {
+                                request.insert(argument.field.json_name().to_owned(), json);
+                            }
+                            Err(problem) => {
+                                failure = failure.or(Some(format!("argument \"{name}\": {}", problem.message)));
+                            }
+                        }
+                    }
+                    RootEntry::Call(Box::new(PreparedCall {
+                        response_key: response_key.clone(),
+                        root: root.clone(),
+                        request: failure.map_or(Ok(serde_json::Value::Object(request)), Err),
+                        type_name: type_name.clone(),
+                        fields: fields.clone(),
+                    }))
+                }
+            })
+            .collect();
+        Ok(Prepared { kind: self.kind, entries })
+    }
 }
 
 fn pick_operation<'a>(
@@ -144,38 +333,20 @@ fn pick_operation<'a>(
 }
 
 impl<'a> Validator<'a> {
-    /// Declared variables take the request's values or their defaults; a required one missing is
-    /// an error, as is an undeclared one used (found while converting arguments).
-    fn coerce_variables(
+    /// Variables used in root arguments must be declared (checked once, when shaping).
+    fn check_variables_declared(
         &mut self,
-        operation: &OperationDefinition,
-        given: &serde_json::Map<String, serde_json::Value>,
+        arguments: &[(Positioned<Name>, Positioned<Value>)],
+        declared: &[VariableDef],
     ) {
-        for definition in &operation.variable_definitions {
-            let name = definition.node.name.node.as_str();
-            let value = match given.get(name) {
-                Some(value) => value.clone(),
-                None => match &definition.node.default_value {
-                    Some(default) => default.node.clone().into_json().unwrap_or(serde_json::Value::Null),
-                    None if !definition.node.var_type.node.nullable => {
-                        let message = format!(
-                            "Variable \"${name}\" of required type \"{}\" was not provided.",
-                            definition.node.var_type.node
-                        );
-                        self.errors.push(error(message, definition.pos));
-                        continue;
-                    }
-                    None => serde_json::Value::Null,
-                },
-            };
-            if value.is_null() && !definition.node.var_type.node.nullable {
-                let message = format!(
-                    "Variable \"${name}\" of non-null type \"{}\" must not be null.",
-                    definition.node.var_type.node
-                );
-                self.errors.push(error(message, definition.pos));
+        for (_, value) in arguments {
+            let mut used = Vec::new();
+            variables_in(&value.node, &mut used);
+            for name in used {
+                if !declared.iter().any(|d| d.name == name) {
+                    self.errors.push(error(format!("Variable \"${name}\" is not defined."), value.pos));
+                }
             }
-            self.variables.insert(name.to_owned(), value);
         }
     }
 
@@ -266,9 +437,16 @@ impl<'a> Validator<'a> {
             }
             let condition = match directive.node.get_argument("if").map(|v| &v.node) {
                 Some(Value::Boolean(b)) => Some(*b),
-                Some(Value::Variable(variable)) => {
-                    self.variables.get(variable.as_str()).and_then(serde_json::Value::as_bool)
-                }
+                Some(Value::Variable(variable)) => match self.variables.get(variable.as_str()) {
+                    Some(serde_json::Value::Bool(b)) => Some(*b),
+                    // A declared variable without a usable value is the variables' error,
+                    // reported when they are bound; shape as if included.
+                    Some(_) => continue,
+                    None => {
+                        self.errors.push(error(format!("Variable \"${variable}\" is not defined."), directive.pos));
+                        continue;
+                    }
+                },
                 _ => None,
             };
             match condition {
@@ -282,31 +460,22 @@ impl<'a> Validator<'a> {
         keep
     }
 
+    /// The root field's arguments as written; unknown names are errors.
     fn root_arguments(
         &mut self,
         root: &RootField,
         arguments: &[(Positioned<Name>, Positioned<Value>)],
-    ) -> Result<serde_json::Value, String> {
-        let mut request = serde_json::Map::new();
-        let mut failure = None;
+    ) -> Vec<(String, Value)> {
+        let mut out = Vec::with_capacity(arguments.len());
         for (name, value) in arguments {
-            let Some(argument) = root.arguments.iter().find(|a| a.name == name.node.as_str()) else {
+            if root.arguments.iter().any(|a| a.name == name.node.as_str()) {
+                out.push((name.node.to_string(), value.node.clone()));
+            } else {
                 let message = format!("Unknown argument \"{}\" on field \"{}\".", name.node, root.name);
                 self.errors.push(error(message, name.pos));
-                continue;
-            };
-            match argument_json(&value.node, &argument.field, &self.variables) {
-                Ok(json) => {
-                    request.insert(argument.field.json_name().to_owned(), json);
-                }
-                Err(problem) if problem.undefined_variable => self.errors.push(error(problem.message, value.pos)),
-                Err(problem) => failure = failure.or(Some(format!("argument \"{}\": {}", name.node, problem.message))),
             }
         }
-        match failure {
-            Some(message) => Err(message),
-            None => Ok(serde_json::Value::Object(request)),
-        }
+        out
     }
 
     /// The normalised selection of a field of type `type_name`.
@@ -374,13 +543,10 @@ impl<'a> Validator<'a> {
 
 impl<'a> Validator<'a> {
     /// `__type(name: String!)`'s name.
-    fn type_argument(&mut self, field: &Collected<'a>) -> Option<String> {
+    fn type_argument(&mut self, field: &Collected<'a>) -> Option<Value> {
         let value = field.arguments.iter().find(|(n, _)| n.node == "name").map(|(_, v)| &v.node);
         match value {
-            Some(Value::String(name)) => Some(name.clone()),
-            Some(Value::Variable(variable)) => {
-                self.variables.get(variable.as_str()).and_then(|v| v.as_str()).map(str::to_owned)
-            }
+            Some(value @ (Value::String(_) | Value::Variable(_))) => Some(value.clone()),
             _ => {
                 self.errors
                     .push(error("Field \"__type\" argument \"name\" of type \"String!\" is required.", field.name.pos));
@@ -439,6 +605,41 @@ impl<'a> Validator<'a> {
             out.fields.push(FieldSelection { response_key: child.response_key, field_name: name, children, arguments });
         }
         out
+    }
+}
+
+/// For a variable of a built-in scalar type, what its value should have been if it is not.
+fn builtin_scalar_mismatch(type_text: &str, value: &serde_json::Value) -> Option<&'static str> {
+    if value.is_null() {
+        return None;
+    }
+    let ok = match type_text.trim_end_matches('!') {
+        "Boolean" => value.is_boolean(),
+        "String" => value.is_string(),
+        "Int" => value.as_i64().is_some_and(|n| i32::try_from(n).is_ok()),
+        "Float" => value.is_number(),
+        "ID" => value.is_string() || value.is_i64() || value.is_u64(),
+        _ => return None,
+    };
+    if ok {
+        return None;
+    }
+    Some(match type_text.trim_end_matches('!') {
+        "Boolean" => "Boolean cannot represent a non boolean value",
+        "String" => "String cannot represent a non string value",
+        "Int" => "Int cannot represent a non 32-bit integer value",
+        "Float" => "Float cannot represent a non numeric value",
+        _ => "ID cannot represent this value",
+    })
+}
+
+/// The variables a value refers to.
+fn variables_in(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Variable(name) => out.push(name.to_string()),
+        Value::List(items) => items.iter().for_each(|v| variables_in(v, out)),
+        Value::Object(fields) => fields.values().for_each(|v| variables_in(v, out)),
+        _ => {}
     }
 }
 

@@ -9,7 +9,7 @@ use async_graphql_parser::types::ExecutableDocument;
 
 /// Parsed documents by text, bounded by entry count.
 #[derive(Clone)]
-pub struct DocumentCache {
+pub(crate) struct DocumentCache {
     cache: moka::sync::Cache<Arc<str>, Arc<ExecutableDocument>>,
 }
 
@@ -21,7 +21,7 @@ impl Default for DocumentCache {
 
 impl DocumentCache {
     /// The parsed `query`, from the cache or parsed now (and remembered when it parses).
-    pub fn parse(&self, query: &str) -> Result<Arc<ExecutableDocument>, async_graphql_parser::Error> {
+    pub(crate) fn parse(&self, query: &str) -> Result<Arc<ExecutableDocument>, async_graphql_parser::Error> {
         if let Some(document) = self.cache.get(query) {
             return Ok(document);
         }

@@ -9,12 +9,10 @@ use serde_json::Value as Json;
 /// Why an argument value cannot become JSON for its field.
 pub(crate) struct ArgumentProblem {
     pub(crate) message: String,
-    /// A variable not declared by the operation (a validation error, not a field error).
-    pub(crate) undefined_variable: bool,
 }
 
 fn problem(message: impl Into<String>) -> ArgumentProblem {
-    ArgumentProblem { message: message.into(), undefined_variable: false }
+    ArgumentProblem { message: message.into() }
 }
 
 /// The JSON for `field` from a GraphQL value.
@@ -30,10 +28,10 @@ pub(crate) fn argument_json(
 /// Substitutes variables and turns GraphQL values into plain JSON.
 fn resolve(value: &Value, variables: &serde_json::Map<String, Json>) -> Result<Json, ArgumentProblem> {
     Ok(match value {
-        Value::Variable(name) => variables.get(name.as_str()).cloned().ok_or_else(|| ArgumentProblem {
-            message: format!("Variable \"${name}\" is not defined."),
-            undefined_variable: true,
-        })?,
+        Value::Variable(name) => variables
+            .get(name.as_str())
+            .cloned()
+            .ok_or_else(|| problem(format!("Variable \"${name}\" is not defined.")))?,
         Value::Null => Json::Null,
         Value::Number(number) => Json::Number(number.clone()),
         Value::String(text) => Json::String(text.clone()),

@@ -12,6 +12,7 @@ mod limits;
 mod persisted;
 pub(crate) mod run;
 mod shape;
+mod shapes;
 
 use std::sync::Arc;
 
@@ -23,11 +24,12 @@ use serde_json::{Map, Value as Json, json};
 
 use crate::error::ErrorCode;
 use crate::gateway::Gateway;
-pub use documents::DocumentCache;
+use documents::DocumentCache;
 use persisted::PersistedError;
 pub(crate) use persisted::PersistedQueries;
 use run::Outcome;
 pub use run::plan_query;
+use shapes::ShapeCache;
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 
@@ -47,6 +49,15 @@ impl Refusal {
     fn into_response(self) -> Response {
         refusal(self.status, self.code, &self.message, self.allow)
     }
+}
+
+/// Parsed documents and validated shapes, kept across requests.
+#[derive(Clone, Default)]
+pub struct Caches {
+    /// Parsed documents by text.
+    pub(crate) documents: DocumentCache,
+    /// Validated, normalised operations.
+    pub(crate) shapes: ShapeCache,
 }
 
 /// A GraphQL request's parts, from either method.
@@ -72,7 +83,7 @@ enum Requests {
 pub(crate) async fn handle_graphql(
     gateway: Arc<Gateway>,
     persisted: &PersistedQueries,
-    documents: &DocumentCache,
+    caches: &Caches,
     request: Request,
 ) -> Response {
     let served = gateway.served();
@@ -130,7 +141,7 @@ pub(crate) async fn handle_graphql(
                     "this gateway runs only trusted documents (graphql.trusted_documents); send a listed documentId";
                 return Outcome::Http(Refusal::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message));
             }
-            run::run_operation(&served, documents, &request, headers, is_get).await
+            run::run_operation(&served, caches, &request, headers, is_get).await
         }
     };
     match requests {

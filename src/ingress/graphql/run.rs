@@ -5,9 +5,8 @@
 use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value as Json, json};
 
-use super::document::{DocumentError, RootEntry, prepare};
-use super::documents::DocumentCache;
-use super::{GraphqlRequest, Refusal, limits, shape};
+use super::document::{DocumentError, RootEntry};
+use super::{Caches, GraphqlRequest, Refusal, limits, shape};
 use crate::error::ErrorCode;
 use crate::gateway::{Served, execute_operation_partial};
 use crate::ingress::forward::request_context;
@@ -27,7 +26,7 @@ pub(super) enum Outcome {
 /// Runs `request`, which came by GET when `is_get`.
 pub(super) async fn run_operation(
     served: &Served,
-    documents: &DocumentCache,
+    caches: &Caches,
     request: &GraphqlRequest,
     headers: &HeaderMap,
     is_get: bool,
@@ -37,7 +36,7 @@ pub(super) async fn run_operation(
     if let Err(exceeded) = limits::check_text(&request.query, limits) {
         return Outcome::Refused(limit_error(&exceeded));
     }
-    let document = match documents.parse(&request.query) {
+    let document = match caches.documents.parse(&request.query) {
         Ok(document) => document,
         Err(error) => {
             let locations = error.positions().map(|p| json!({"line": p.line, "column": p.column})).collect::<Vec<_>>();
@@ -48,13 +47,9 @@ pub(super) async fn run_operation(
     if let Err(exceeded) = limits::check_document(&document, limits) {
         return Outcome::Refused(limit_error(&exceeded));
     }
-    let prepared = match prepare(
-        &snapshot.graphql,
-        &document,
-        request.operation_name.as_deref(),
-        &request.variables,
-        snapshot.config.graphql.introspection,
-    ) {
+    let shaped =
+        caches.shapes.shape(snapshot, &request.query, &document, request.operation_name.as_deref(), &request.variables);
+    let prepared = match shaped.and_then(|shape| shape.bind(&request.variables)) {
         Ok(prepared) => prepared,
         Err(errors) => return Outcome::Refused(validation_errors(&errors)),
     };
@@ -162,16 +157,19 @@ fn validation_errors(errors: &[DocumentError]) -> Json {
 /// (`switchyard plan`, benches). The errors are the messages a client would get.
 pub fn plan_query(
     snapshot: &crate::snapshot::Snapshot,
-    documents: &DocumentCache,
+    caches: &Caches,
     query: &str,
     operation_name: Option<&str>,
     variables: &Map<String, Json>,
 ) -> Result<crate::plan::Plan, Vec<String>> {
     let config = &snapshot.config.graphql;
     limits::check_text(query, &config.limits).map_err(|e| vec![e.0])?;
-    let document = documents.parse(query).map_err(|e| vec![e.to_string()])?;
+    let document = caches.documents.parse(query).map_err(|e| vec![e.to_string()])?;
     limits::check_document(&document, &config.limits).map_err(|e| vec![e.0])?;
-    let prepared = prepare(&snapshot.graphql, &document, operation_name, variables, config.introspection)
+    let prepared = caches
+        .shapes
+        .shape(snapshot, query, &document, operation_name, variables)
+        .and_then(|shape| shape.bind(variables))
         .map_err(|errors| errors.into_iter().map(|e| e.message).collect::<Vec<_>>())?;
     let mut calls = Vec::new();
     for entry in prepared.entries {

@@ -1,0 +1,58 @@
+//! The plan cache: validated, normalised operations (`Shape`s) by snapshot generation, document
+//! text, operation name and the values `@skip`/`@include` read. A hit skips validation and
+//! normalisation; variable values are bound per request.
+
+use std::sync::Arc;
+
+use async_graphql_parser::types::ExecutableDocument;
+
+use super::document::{DocumentError, Shape, directive_values, shape};
+use crate::snapshot::Snapshot;
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Key {
+    generation: u64,
+    query: Arc<str>,
+    operation: Option<String>,
+    directives: String,
+}
+
+/// Shapes by what determines them, bounded by entry count.
+#[derive(Clone)]
+pub(crate) struct ShapeCache {
+    cache: moka::sync::Cache<Key, Arc<Shape>>,
+}
+
+impl Default for ShapeCache {
+    fn default() -> Self {
+        ShapeCache { cache: moka::sync::Cache::new(2_000) }
+    }
+}
+
+impl ShapeCache {
+    /// The shape of `operation` in `document` (whose text is `query`) for `snapshot`, cached.
+    /// Invalid documents are not cached.
+    pub(crate) fn shape(
+        &self,
+        snapshot: &Snapshot,
+        query: &str,
+        document: &ExecutableDocument,
+        operation: Option<&str>,
+        variables: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Arc<Shape>, Vec<DocumentError>> {
+        let directives = serde_json::to_string(&directive_values(document, operation, variables)).unwrap_or_default();
+        let key = Key {
+            generation: snapshot.generation,
+            query: Arc::from(query),
+            operation: operation.map(str::to_owned),
+            directives,
+        };
+        if let Some(found) = self.cache.get(&key) {
+            return Ok(found);
+        }
+        let shaped =
+            Arc::new(shape(&snapshot.graphql, document, operation, variables, snapshot.config.graphql.introspection)?);
+        self.cache.insert(key, shaped.clone());
+        Ok(shaped)
+    }
+}
