@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use async_graphql_parser::types::ExecutableDocument;
 
-/// Parsed documents by text, bounded by entry count.
+/// Parsed documents by text, bounded by total text size (a parsed document takes a small
+/// multiple of its text).
 #[derive(Clone)]
 pub(crate) struct DocumentCache {
     cache: moka::sync::Cache<Arc<str>, Arc<ExecutableDocument>>,
@@ -15,7 +16,11 @@ pub(crate) struct DocumentCache {
 
 impl Default for DocumentCache {
     fn default() -> Self {
-        DocumentCache { cache: moka::sync::Cache::new(2_000) }
+        let cache = moka::sync::Cache::builder()
+            .weigher(|query: &Arc<str>, _: &Arc<ExecutableDocument>| u32::try_from(query.len()).unwrap_or(u32::MAX))
+            .max_capacity(16 * 1024 * 1024)
+            .build();
+        DocumentCache { cache }
     }
 }
 

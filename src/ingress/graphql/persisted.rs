@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
-/// Documents by sha256 (lowercase hex), bounded.
+/// Documents by sha256 (lowercase hex), bounded by their total size.
 #[derive(Clone)]
 pub(crate) struct PersistedQueries {
     cache: moka::sync::Cache<String, Arc<str>>,
@@ -16,7 +16,12 @@ pub(crate) struct PersistedQueries {
 
 impl Default for PersistedQueries {
     fn default() -> Self {
-        PersistedQueries { cache: moka::sync::Cache::new(10_000) }
+        // Bounded by document bytes, not entries: clients choose what they register.
+        let cache = moka::sync::Cache::builder()
+            .weigher(|_: &String, document: &Arc<str>| u32::try_from(document.len()).unwrap_or(u32::MAX))
+            .max_capacity(16 * 1024 * 1024)
+            .build();
+        PersistedQueries { cache }
     }
 }
 

@@ -17,7 +17,7 @@ struct Key {
     directives: String,
 }
 
-/// Shapes by what determines them, bounded by entry count.
+/// Shapes by what determines them, bounded by the total size of their keys' documents.
 #[derive(Clone)]
 pub(crate) struct ShapeCache {
     cache: moka::sync::Cache<Key, Arc<Shape>>,
@@ -25,7 +25,13 @@ pub(crate) struct ShapeCache {
 
 impl Default for ShapeCache {
     fn default() -> Self {
-        ShapeCache { cache: moka::sync::Cache::new(2_000) }
+        let cache = moka::sync::Cache::builder()
+            .weigher(|key: &Key, _: &Arc<Shape>| {
+                u32::try_from(key.query.len() + key.directives.len()).unwrap_or(u32::MAX)
+            })
+            .max_capacity(16 * 1024 * 1024)
+            .build();
+        ShapeCache { cache }
     }
 }
 
