@@ -58,7 +58,7 @@ async fn a_failing_root_field_is_null_with_an_error_at_its_path() {
     assert_eq!(errors.len(), 2);
     assert_eq!(
         errors[0],
-        json!({"message": "book `shelves/9/books/9` does not exist", "path": ["missing"], "extensions": {"code": "NOT_FOUND"}})
+        json!({"message": "book `shelves/9/books/9` does not exist", "locations": [{"line": 1, "column": 52}], "path": ["missing"], "extensions": {"code": "NOT_FOUND"}})
     );
     assert_eq!(errors[1]["path"], json!(["bad"]));
     assert_eq!(errors[1]["extensions"]["code"], "BAD_USER_INPUT");

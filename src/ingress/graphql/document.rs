@@ -38,6 +38,8 @@ pub(crate) enum RootEntry {
 /// A validated root field with its request JSON and selection.
 pub(crate) struct PreparedCall {
     pub(crate) response_key: String,
+    /// Where the field is in the document (line, column), for its errors.
+    pub(crate) location: (usize, usize),
     pub(crate) root: RootField,
     /// The request message as JSON, or why the arguments cannot make one (a field error).
     pub(crate) request: Result<serde_json::Value, String>,
@@ -82,6 +84,7 @@ enum ShapeEntry {
     },
     Call {
         response_key: String,
+        location: (usize, usize),
         root: RootField,
         arguments: Vec<(String, Value)>,
         type_name: String,
@@ -92,6 +95,8 @@ enum ShapeEntry {
 /// A field collected from a selection set, before merging by response key.
 struct Collected<'a> {
     response_key: String,
+    /// Where the field starts (its alias, if it has one).
+    pos: Pos,
     name: &'a Positioned<Name>,
     arguments: &'a [(Positioned<Name>, Positioned<Value>)],
     sets: Vec<&'a Positioned<AstSet>>,
@@ -220,6 +225,7 @@ pub(crate) fn shape(
         let fields = validator.selection_of(&type_name, &field);
         entries.push(ShapeEntry::Call {
             response_key: field.response_key,
+            location: (field.pos.line, field.pos.column),
             root: root.clone(),
             arguments,
             type_name,
@@ -285,7 +291,7 @@ impl Shape {
                     }),
                     fields: fields.clone(),
                 },
-                ShapeEntry::Call { response_key, root, arguments, type_name, fields } => {
+                ShapeEntry::Call { response_key, location, root, arguments, type_name, fields } => {
                     let mut request = serde_json::Map::new();
                     let mut failure = None;
                     for (name, value) in arguments {
@@ -301,6 +307,7 @@ impl Shape {
                     }
                     RootEntry::Call(Box::new(PreparedCall {
                         response_key: response_key.clone(),
+                        location: *location,
                         root: root.clone(),
                         request: failure.map_or(Ok(serde_json::Value::Object(request)), Err),
                         type_name: type_name.clone(),
@@ -376,6 +383,7 @@ impl<'a> Validator<'a> {
                         Some(existing) => existing.sets.push(&field.node.selection_set),
                         None => out.push(Collected {
                             response_key: key,
+                            pos: field.pos,
                             name: &field.node.name,
                             arguments: &field.node.arguments,
                             sets: vec![&field.node.selection_set],

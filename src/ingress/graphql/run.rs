@@ -107,22 +107,29 @@ pub(super) async fn run_operation(
                             input: CallInput::Message(input),
                             selection,
                         });
-                        slots.push(call.response_key);
+                        slots.push((call.response_key, call.location));
                     }
-                    Err(message) => errors.push(field_error(&call.response_key, &message, ErrorCode::InvalidArgument)),
+                    Err(message) => {
+                        errors.push(field_error(
+                            &call.response_key,
+                            call.location,
+                            &message,
+                            ErrorCode::InvalidArgument,
+                        ));
+                    }
                 }
             }
         }
     }
     let operation = Operation { kind: prepared.kind, calls, context };
-    for (result, key) in execute_operation_partial(served, operation).await.into_iter().zip(slots) {
+    for (result, (key, location)) in execute_operation_partial(served, operation).await.into_iter().zip(slots) {
         match result {
             Ok(output) => {
                 if let Selection::Graphql { type_name, fields, .. } = &output.selection {
                     data.insert(key, shape::shape_answer(&output.message, type_name, fields, &snapshot.graphql));
                 }
             }
-            Err(error) => errors.push(field_error(&key, &error.to_string(), error.code())),
+            Err(error) => errors.push(field_error(&key, location, &error.to_string(), error.code())),
         }
     }
     let mut body = Map::new();
@@ -137,8 +144,13 @@ fn limit_error(exceeded: &limits::LimitExceeded) -> Json {
     json!({"errors": [{"message": exceeded.0, "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}}]})
 }
 
-fn field_error(key: &str, message: &str, code: ErrorCode) -> Json {
-    json!({"message": message, "path": [key], "extensions": {"code": code.graphql_code()}})
+fn field_error(key: &str, location: (usize, usize), message: &str, code: ErrorCode) -> Json {
+    json!({
+        "message": message,
+        "locations": [{"line": location.0, "column": location.1}],
+        "path": [key],
+        "extensions": {"code": code.graphql_code()}
+    })
 }
 
 fn validation_errors(errors: &[DocumentError]) -> Json {
