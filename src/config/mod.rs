@@ -71,9 +71,12 @@ pub struct ListenerConfig {
     pub keepalive_timeout: ConfigDuration,
     /// On shutdown, how long in-flight requests get to finish before connections are closed.
     pub shutdown_timeout: ConfigDuration,
-    /// Largest total size of a request's headers, in bytes (HTTP/1.1 and HTTP/2).
+    /// Largest total size of a request's headers, in bytes (HTTP/1.1 and HTTP/2); larger is 431.
     #[schemars(range(min = 1024))]
     pub max_header_bytes: u32,
+    /// Longest request URI (path and query), in bytes; longer is 414.
+    #[schemars(range(min = 256))]
+    pub max_uri_bytes: u32,
 }
 
 impl Default for ListenerConfig {
@@ -87,6 +90,7 @@ impl Default for ListenerConfig {
             keepalive_timeout: ConfigDuration::from_secs(20),
             shutdown_timeout: ConfigDuration::from_secs(30),
             max_header_bytes: 64 * 1024,
+            max_uri_bytes: 8 * 1024,
         }
     }
 }

@@ -53,6 +53,7 @@ pub fn gateway_router(gateway: Arc<Gateway>) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/graphql", any(graphql_endpoint))
         .fallback(dispatch)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limit_uri))
         .layer(compression)
         .with_state(state)
 }
@@ -75,6 +76,17 @@ async fn openapi(State(state): State<Arc<IngressState>>) -> Response {
         }
     };
     respond::json_response(http::StatusCode::OK, body.to_vec())
+}
+
+/// A URI longer than `listener.max_uri_bytes` is a 414 on every endpoint.
+async fn limit_uri(State(state): State<Arc<IngressState>>, request: Request, next: axum::middleware::Next) -> Response {
+    let limit = state.gateway.snapshot().config.listener.max_uri_bytes as usize;
+    let length = request.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if length > limit {
+        let message = format!("the request URI is {length} bytes; the limit is {limit} (listener.max_uri_bytes)");
+        return respond::error_response(crate::error::ErrorCode::UriTooLong, &message);
+    }
+    next.run(request).await
 }
 
 /// Picks the protocol by content type: gRPC-Web, native gRPC, else REST.

@@ -783,3 +783,26 @@ async fn a_per_method_default_deadline_applies() {
     assert!(parse_grpc_timeout_millis(&sent) <= 120, "{sent}");
     gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_overlong_uri_is_414_and_oversized_headers_are_431() {
+    let gateway = TestGateway::demo().await;
+    let long = format!("/v1/shelves/1/books?pageToken={}", "x".repeat(9000));
+    let (status, body, _) = gateway.call("GET", &long, "").await;
+    assert_eq!(status, 414, "{body}");
+    assert!(body["message"].as_str().unwrap_or_default().contains("listener.max_uri_bytes"), "{body}");
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream =
+            tokio::net::TcpStream::connect(gateway.base.trim_start_matches("http://")).await.expect("connect");
+        let request =
+            format!("GET /v1/shelves/1/books/1 HTTP/1.1\r\nHost: x\r\nx-big: {}\r\n\r\n", "y".repeat(70 * 1024));
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer).await;
+        assert!(answer.starts_with("HTTP/1.1 431"), "{}", &answer[..answer.len().min(200)]);
+    }
+    let (status, _, _) = gateway.call("GET", "/v1/shelves/1/books/1", "").await;
+    assert_eq!(status, 200, "the listener keeps serving");
+    gateway.shutdown().await;
+}
