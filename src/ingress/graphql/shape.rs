@@ -81,12 +81,24 @@ fn shape_map_entry(entry: Json, entry_type: &str, children: &SelectionSet, schem
             Some(definition) if selected.field_name == "value" => {
                 shape(value, &definition.ty.name, &selected.children, schema)
             }
+            Some(definition) if selected.field_name == "key" => typed_key(value, &definition.ty.name),
             _ => value,
         };
         out.insert(selected.response_key.clone(), value);
     }
     let _ = source.remove("key");
     Json::Object(out)
+}
+
+/// proto3 JSON writes every map key as a string; GraphQL's `Int`, `UInt32` and `Boolean` keys
+/// are numbers and booleans (64-bit keys stay strings, as their scalars are).
+fn typed_key(key: Json, type_name: &str) -> Json {
+    let Json::String(text) = &key else { return key };
+    match type_name {
+        "Int" | "UInt32" => text.parse::<i64>().map(Json::from).unwrap_or(key),
+        "Boolean" => text.parse::<bool>().map(Json::Bool).unwrap_or(key),
+        _ => key,
+    }
 }
 
 /// Shapes an introspection value (`__schema` or one `__Type`) of introspection type `type_name`.
@@ -123,5 +135,24 @@ pub(crate) fn shape_introspection(value: &Json, type_name: &str, selection: &Sel
             Json::Object(out)
         }
         other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_keys_take_their_graphql_types() {
+        let table = [
+            (Json::from("7"), "Int", Json::from(7)),
+            (Json::from("4000000000"), "UInt32", Json::from(4_000_000_000_i64)),
+            (Json::from("true"), "Boolean", Json::Bool(true)),
+            (Json::from("9007199254740993"), "Int64", Json::from("9007199254740993")),
+            (Json::from("k"), "String", Json::from("k")),
+        ];
+        for (key, ty, want) in table {
+            assert_eq!(typed_key(key.clone(), ty), want, "{key} as {ty}");
+        }
     }
 }
