@@ -453,3 +453,53 @@ async fn cached_plans_respect_directive_values_and_bind_other_variables_per_requ
     );
     gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn one_backend_down_still_answers_the_rest_with_errors_at_their_paths() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = work.path().join("descriptors");
+    switchyard::registry::RegistryDir::new(&dir)
+        .add(&switchyard::demo::demo_registration().expect("demo"))
+        .expect("add");
+    let inventory = "syntax = \"proto3\";\npackage inventory.v1;\nmessage Stock { string sku = 1; int32 count = 2; }\n\
+                     message GetStockRequest { string sku = 1; }\nservice Inventory { rpc GetStock(GetStockRequest) returns (Stock); }\n";
+    std::fs::write(work.path().join("inventory.proto"), inventory).expect("write");
+    let registration =
+        switchyard::registry::compile_sources(&[work.path().join("inventory.proto")], &[work.path().to_owned()], None)
+            .expect("compiles");
+    switchyard::registry::RegistryDir::new(&dir).add(&registration).expect("add");
+
+    let backend = switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("backend");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let down = format!("http://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    let sources = switchyard::snapshot::SnapshotSources {
+        descriptors: Some(dir),
+        schemas: Some(work.path().join("no-schemas")),
+        backends: vec![
+            switchyard::snapshot::BackendFlag { name: "catalog.v1".into(), urls: vec![backend.url()] },
+            switchyard::snapshot::BackendFlag { name: "inventory.v1".into(), urls: vec![down] },
+        ],
+        listen: Some("127.0.0.1:0".parse().expect("addr")),
+        admin: Some("127.0.0.1:0".parse().expect("addr")),
+        ..Default::default()
+    };
+    let snapshot = switchyard::snapshot::build_snapshot(&sources, 1).expect("snapshot");
+    let gateway = switchyard::gateway::Gateway::new(snapshot, sources);
+    let server = switchyard::server::start_server(gateway).await.expect("server");
+    let query = "{ getBook(name: \"shelves/1/books/1\") { title } getStock(sku: \"b-1\") { count } }";
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/graphql", server.gateway_addr))
+        .json(&json!({"query": query}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 200);
+    let answer: Value = response.json().await.expect("json");
+    assert_eq!(answer["data"], json!({"getBook": {"title": "The Left Hand of Darkness"}, "getStock": null}));
+    assert_eq!(answer["errors"][0]["path"], json!(["getStock"]));
+    assert_eq!(answer["errors"][0]["extensions"]["code"], "UNAVAILABLE");
+    assert_eq!(answer["errors"][0]["message"], "backend inventory.v1 is unavailable", "no address leaks");
+    server.shutdown().await;
+    backend.shutdown().await;
+}
