@@ -3,7 +3,10 @@
 //! then `**`; a `:verb` suffix on the last segment is tried as a verb first, then as part of the
 //! segment. A path that matches only under other HTTP methods is a 405 with those methods.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+
+use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
 use http::Method;
 
@@ -63,7 +66,7 @@ struct Endpoint {
 
 #[derive(Debug, Default)]
 struct Node {
-    literals: HashMap<Box<str>, Node>,
+    literals: FxHashMap<Box<str>, Node>,
     single: Option<Box<Node>>,
     ends: Vec<Endpoint>,
     multi_ends: Vec<Endpoint>,
@@ -128,8 +131,9 @@ impl<T> RouteTable<T> {
     /// Finds the route for `method` and `path` (no query string) and decodes its variables.
     pub fn find(&self, method: &Method, path: &str) -> Result<RouteMatch<'_, T>, MatchError> {
         let Some(rest) = path.strip_prefix('/') else { return Err(MatchError::NotFound) };
-        let raw: Vec<&str> = rest.split('/').collect();
-        let mut decoded = Vec::with_capacity(raw.len());
+        // Paths are short: segment lists live on the stack.
+        let raw: SmallVec<[&str; 16]> = rest.split('/').collect();
+        let mut decoded: SmallVec<[Cow<'_, str>; 16]> = SmallVec::with_capacity(raw.len());
         for segment in &raw {
             let text = percent_decode(segment, Keep::Nothing, false).map_err(|e| MatchError::BadPath(e.to_string()))?;
             if text == "." || text == ".." {
@@ -148,12 +152,12 @@ impl<T> RouteTable<T> {
             let mut trimmed_decoded = decoded.clone();
             *trimmed_decoded.last_mut().expect("non-empty") =
                 percent_decode(trimmed, Keep::Nothing, false).map_err(|e| MatchError::BadPath(e.to_string()))?;
-            let keys: Vec<&str> = trimmed_decoded.iter().map(|s| s.as_ref()).collect();
+            let keys: SmallVec<[&str; 16]> = trimmed_decoded.iter().map(|s| s.as_ref()).collect();
             if let Some(route) = walk(&self.root, &keys, 0, Some(verb), method, &mut allowed) {
                 return self.bind(route, &trimmed_raw);
             }
         }
-        let keys: Vec<&str> = decoded.iter().map(|s| s.as_ref()).collect();
+        let keys: SmallVec<[&str; 16]> = decoded.iter().map(|s| s.as_ref()).collect();
         if let Some(route) = walk(&self.root, &keys, 0, None, method, &mut allowed) {
             return self.bind(route, &raw);
         }
