@@ -62,6 +62,13 @@ pub struct GraphqlLimits {
     pub max_root_fields: u32,
     /// Most directives on one field, fragment spread or inline fragment.
     pub max_directives: u32,
+    /// Highest estimated cost: each field costs 1, and what is selected under a list counts
+    /// once per item the list is expected to hold (`list_size`).
+    #[schemars(range(min = 1))]
+    pub max_cost: u32,
+    /// The items a list field is expected to hold when estimating cost.
+    #[schemars(range(min = 1))]
+    pub list_size: u32,
 }
 
 impl Default for GraphqlLimits {
@@ -74,6 +81,8 @@ impl Default for GraphqlLimits {
             max_aliases: 100,
             max_root_fields: 30,
             max_directives: 5,
+            max_cost: 50_000,
+            list_size: 10,
         }
     }
 }

@@ -358,7 +358,7 @@ async fn automatic_persisted_queries() {
 #[tokio::test]
 async fn every_limit_refuses_before_any_backend_call() {
     let toml = "[graphql]\nintrospection = false\n[graphql.limits]\nmax_document_bytes = 2000\nmax_tokens = 400\nmax_depth = 3\n\
-                max_fields = 40\nmax_aliases = 2\nmax_root_fields = 3\nmax_directives = 1\n";
+                max_fields = 40\nmax_aliases = 2\nmax_root_fields = 3\nmax_directives = 1\nmax_cost = 30\n";
     let (gateway, _dir) = TestGateway::demo_with_config(toml).await;
     let bomb = {
         let mut document = String::from("{ ...F0 }\n");
@@ -380,6 +380,7 @@ async fn every_limit_refuses_before_any_backend_call() {
         ),
         ("{ getBook(name: \"x\") @skip(if: false) @include(if: true) { title } }".into(), "max_directives"),
         ("{ __schema { queryType { name } } }".into(), "graphql.introspection"),
+        ("{ listBooks(parent: \"shelves/1\") { books { name title author } } }".into(), "estimated cost is 41"),
     ];
     for (query, key) in table {
         let started = std::time::Instant::now();

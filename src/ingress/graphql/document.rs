@@ -236,6 +236,20 @@ pub(crate) fn shape(
 }
 
 impl Shape {
+    /// The operation's estimated cost: 1 per field, and everything under a list field counted
+    /// `list_size` times. Saturates instead of overflowing.
+    pub(crate) fn estimated_cost(&self, schema: &GraphqlSchema, list_size: u64) -> u64 {
+        self.entries.iter().fold(0u64, |total, entry| {
+            let cost = match entry {
+                ShapeEntry::Call { type_name, fields, .. } => {
+                    1u64.saturating_add(selection_cost(schema, type_name, fields, list_size))
+                }
+                _ => 1,
+            };
+            total.saturating_add(cost)
+        })
+    }
+
     /// Binds `given` variables: required ones must be present and non-null ones not null; then
     /// each root call's arguments become its request JSON (a bad value is that field's error).
     pub(crate) fn bind(
@@ -638,6 +652,19 @@ fn builtin_scalar_mismatch(type_text: &str, value: &serde_json::Value) -> Option
         "Int" => "Int cannot represent a non 32-bit integer value",
         "Float" => "Float cannot represent a non numeric value",
         _ => "ID cannot represent this value",
+    })
+}
+
+fn selection_cost(schema: &GraphqlSchema, type_name: &str, selection: &SelectionSet, list_size: u64) -> u64 {
+    let Some(TypeDef::Object { fields, .. }) = schema.types.get(type_name) else { return 0 };
+    selection.fields.iter().fold(0u64, |total, selected| {
+        let Some(definition) = fields.iter().find(|f| f.name == selected.field_name) else {
+            return total.saturating_add(1);
+        };
+        let below = selection_cost(schema, &definition.ty.name, &selected.children, list_size);
+        let each = 1u64.saturating_add(below);
+        let cost = if definition.ty.list { each.saturating_mul(list_size) } else { each };
+        total.saturating_add(cost)
     })
 }
 

@@ -56,8 +56,17 @@ impl ShapeCache {
         if let Some(found) = self.cache.get(&key) {
             return Ok(found);
         }
-        let shaped =
-            Arc::new(shape(&snapshot.graphql, document, operation, variables, snapshot.config.graphql.introspection)?);
+        let shaped = shape(&snapshot.graphql, document, operation, variables, snapshot.config.graphql.introspection)?;
+        let limits = &snapshot.config.graphql.limits;
+        let cost = shaped.estimated_cost(&snapshot.graphql, u64::from(limits.list_size));
+        if cost > u64::from(limits.max_cost) {
+            let message = format!(
+                "the operation's estimated cost is {cost}; the limit is {} (graphql.limits.max_cost)",
+                limits.max_cost
+            );
+            return Err(vec![DocumentError { message, locations: Vec::new() }]);
+        }
+        let shaped = Arc::new(shaped);
         self.cache.insert(key, shaped.clone());
         Ok(shaped)
     }
