@@ -122,6 +122,12 @@ impl ServiceDirectory for Snapshot {
     }
 }
 
+/// Plans `operation` without running it (`switchyard plan`, benches): the same planning stage
+/// the request path uses.
+pub fn plan_only(snapshot: &Snapshot, operation: Operation) -> Result<crate::plan::Plan, PlanError> {
+    plan_operation(operation, snapshot)
+}
+
 /// Runs one operation through the stages, in order.
 pub async fn execute_operation(served: &Served, operation: Operation) -> Result<Vec<FetchOutput>, GatewayError> {
     let plan = plan_operation(operation, served.snapshot.as_ref())?;

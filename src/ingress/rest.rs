@@ -52,6 +52,8 @@ impl Refusal {
 
 /// Everything about one REST request that the call kinds share.
 struct Call {
+    /// The method the request is routed by (after any override).
+    method: Method,
     route: RestRoute,
     variables: Vec<String>,
     options: JsonOptions,
@@ -100,7 +102,7 @@ pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Resp
         Err(error) => return error_response(ErrorCode::UnsupportedMediaType, &error.to_string()),
     };
     let kind = call.route.call_kind();
-    let is_patch = effective_method(&parts, rest).is_ok_and(|m| m == Method::PATCH);
+    let is_patch = call.method == Method::PATCH;
     let input = match kind {
         CallKind::Unary | CallKind::ServerStreaming => match read_message(&call, &parts, body, is_patch).await {
             Ok(input) => input,
@@ -117,8 +119,7 @@ pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Resp
     // Unary and client-streaming calls get the route's deadline unless the client asked for a
     // shorter one; streams of responses run as long as the client wants.
     if matches!(kind, CallKind::Unary | CallKind::ClientStreaming) {
-        let default = rest.timeout_for(route.method.full_name());
-        context.timeout = Some(context.timeout.map_or(default, |asked| asked.min(default)));
+        context.bound_timeout(rest.timeout_for(route.method.full_name()));
     }
     let pool = &served.snapshot.registry.pool;
     let selection = route.response_body.clone().map_or(Selection::Whole, Selection::Field);
@@ -184,6 +185,7 @@ fn prepare(served: &Served, parts: &Parts) -> Result<Call, Refusal> {
         })
         .unwrap_or_default();
     Ok(Call {
+        method,
         route,
         variables: found.variables,
         options,

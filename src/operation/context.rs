@@ -32,6 +32,13 @@ impl Metadata {
     }
 }
 
+impl RequestContext {
+    /// The deadline is the shorter of the client's and `default`.
+    pub fn bound_timeout(&mut self, default: Duration) {
+        self.timeout = Some(self.timeout.map_or(default, |asked| asked.min(default)));
+    }
+}
+
 /// What is known about the request apart from its content.
 #[derive(Debug, Clone, Default)]
 pub struct RequestContext {

@@ -5,7 +5,7 @@
 use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value as Json, json};
 
-use super::document::{DocumentError, RootEntry};
+use super::document::{DocumentError, PreparedCall, RootEntry};
 use super::{Caches, GraphqlRequest, Refusal, limits, shape};
 use crate::error::ErrorCode;
 use crate::gateway::{Served, execute_operation_partial};
@@ -65,8 +65,7 @@ pub(super) async fn run_operation(
             return Outcome::Http(Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidArgument, error.to_string()));
         }
     };
-    context.timeout =
-        Some(context.timeout.map_or(snapshot.config.rest.timeout.get(), |t| t.min(snapshot.config.rest.timeout.get())));
+    context.bound_timeout(snapshot.config.rest.timeout.get());
 
     let mut data = Map::new();
     let mut errors = Vec::new();
@@ -90,33 +89,13 @@ pub(super) async fn run_operation(
             }
             RootEntry::Call(call) => {
                 data.insert(call.response_key.clone(), Json::Null);
-                let input = call.request.and_then(|json| {
-                    let bytes = serde_json::to_vec(&json).unwrap_or_default();
-                    json_to_message(call.root.method.input(), &bytes, &JsonOptions::default())
-                        .map_err(|e| e.to_string())
-                });
-                match input {
-                    Ok(input) => {
-                        let selection = Selection::Graphql {
-                            response_key: call.response_key.clone(),
-                            type_name: call.type_name,
-                            fields: call.fields,
-                        };
-                        calls.push(RootCall {
-                            method: call.root.method.clone(),
-                            input: CallInput::Message(input),
-                            selection,
-                        });
-                        slots.push((call.response_key, call.location));
+                let (key, location) = (call.response_key.clone(), call.location);
+                match root_call(*call) {
+                    Ok(root) => {
+                        calls.push(root);
+                        slots.push((key, location));
                     }
-                    Err(message) => {
-                        errors.push(field_error(
-                            &call.response_key,
-                            call.location,
-                            &message,
-                            ErrorCode::InvalidArgument,
-                        ));
-                    }
+                    Err(message) => errors.push(field_error(&key, location, &message, ErrorCode::InvalidArgument)),
                 }
             }
         }
@@ -186,14 +165,19 @@ pub fn plan_query(
     let mut calls = Vec::new();
     for entry in prepared.entries {
         let RootEntry::Call(call) = entry else { continue };
-        let json = call.request.map_err(|e| vec![e])?;
-        let bytes = serde_json::to_vec(&json).unwrap_or_default();
-        let input = json_to_message(call.root.method.input(), &bytes, &JsonOptions::default())
-            .map_err(|e| vec![e.to_string()])?;
-        let selection =
-            Selection::Graphql { response_key: call.response_key, type_name: call.type_name, fields: call.fields };
-        calls.push(RootCall { method: call.root.method.clone(), input: CallInput::Message(input), selection });
+        calls.push(root_call(*call).map_err(|e| vec![e])?);
     }
     let operation = Operation { kind: prepared.kind, calls, context: Default::default() };
-    crate::plan::plan_operation(operation, snapshot).map_err(|e| vec![e.to_string()])
+    crate::gateway::plan_only(snapshot, operation).map_err(|e| vec![e.to_string()])
+}
+
+/// A validated root field as the operation's root call: its request message and selection.
+fn root_call(call: PreparedCall) -> Result<RootCall, String> {
+    let json = call.request?;
+    let bytes = serde_json::to_vec(&json).unwrap_or_default();
+    let input =
+        json_to_message(call.root.method.input(), &bytes, &JsonOptions::default()).map_err(|e| e.to_string())?;
+    let selection =
+        Selection::Graphql { response_key: call.response_key, type_name: call.type_name, fields: call.fields };
+    Ok(RootCall { method: call.root.method.clone(), input: CallInput::Message(input), selection })
 }
