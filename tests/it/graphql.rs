@@ -481,26 +481,15 @@ async fn one_backend_down_still_answers_the_rest_with_errors_at_their_paths() {
             switchyard::snapshot::BackendFlag { name: "catalog.v1".into(), urls: vec![backend.url()] },
             switchyard::snapshot::BackendFlag { name: "inventory.v1".into(), urls: vec![down] },
         ],
-        listen: Some("127.0.0.1:0".parse().expect("addr")),
-        admin: Some("127.0.0.1:0".parse().expect("addr")),
         ..Default::default()
     };
-    let snapshot = switchyard::snapshot::build_snapshot(&sources, 1).expect("snapshot");
-    let gateway = switchyard::gateway::Gateway::new(snapshot, sources);
-    let server = switchyard::server::start_server(gateway).await.expect("server");
+    let gateway = TestGateway::from_sources(sources, Some(backend)).await;
     let query = "{ getBook(name: \"shelves/1/books/1\") { title } getStock(sku: \"b-1\") { count } }";
-    let response = reqwest::Client::new()
-        .post(format!("http://{}/graphql", server.gateway_addr))
-        .json(&json!({"query": query}))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status().as_u16(), 200);
-    let answer: Value = response.json().await.expect("json");
+    let (status, _, answer) = post(&gateway, json!({"query": query}), None).await;
+    assert_eq!(status, 200);
     assert_eq!(answer["data"], json!({"getBook": {"title": "The Left Hand of Darkness"}, "getStock": null}));
     assert_eq!(answer["errors"][0]["path"], json!(["getStock"]));
     assert_eq!(answer["errors"][0]["extensions"]["code"], "UNAVAILABLE");
     assert_eq!(answer["errors"][0]["message"], "backend inventory.v1 is unavailable", "no address leaks");
-    server.shutdown().await;
-    backend.shutdown().await;
+    gateway.shutdown().await;
 }

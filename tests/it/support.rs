@@ -187,10 +187,18 @@ impl TestGateway {
             backends: backend_url
                 .map(|url| vec![switchyard::snapshot::BackendFlag { name: "catalog.v1".into(), urls: vec![url] }])
                 .unwrap_or_default(),
-            listen: Some("127.0.0.1:0".parse().expect("addr")),
-            admin: Some("127.0.0.1:0".parse().expect("addr")),
             ..Default::default()
         };
+        TestGateway::from_sources(sources, backend).await
+    }
+
+    /// A gateway serving `sources` on ephemeral loopback ports; `backend` is stopped with it.
+    pub(crate) async fn from_sources(
+        mut sources: switchyard::snapshot::SnapshotSources,
+        backend: Option<switchyard::demo::DemoBackend>,
+    ) -> TestGateway {
+        sources.listen = Some("127.0.0.1:0".parse().expect("addr"));
+        sources.admin = Some("127.0.0.1:0".parse().expect("addr"));
         let snapshot = switchyard::snapshot::build_snapshot(&sources, 1).expect("snapshot");
         let gateway = switchyard::gateway::Gateway::new(snapshot, sources);
         let server = switchyard::server::start_server(gateway).await.expect("server");
