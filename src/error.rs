@@ -193,6 +193,23 @@ impl ErrorCode {
             _ => Unknown,
         }
     }
+
+    /// The error a REST backend's HTTP status stands for (DESIGN.md: 400, 401, 403, 404, 409
+    /// and 429 by their rows, other 4xx invalid argument, 502/503/504 unavailable, other 5xx
+    /// internal).
+    pub fn from_backend_http_status(status: u16) -> ErrorCode {
+        use ErrorCode::*;
+        match status {
+            401 => Unauthenticated,
+            403 => Forbidden,
+            404 => NotFound,
+            409 => AlreadyExists,
+            429 => RateLimited,
+            400..=499 => InvalidArgument,
+            502..=504 => Unavailable,
+            _ => Internal,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use arc_swap::ArcSwap;
 
 use crate::error::ErrorCode;
-use crate::execute::{ExecuteError, FetchOutput, OutputStream, execute_plan, execute_streaming_fetch};
+use crate::execute::{
+    ExecuteError, FetchOutput, GraphqlOutput, OutputStream, execute_graphql_plan, execute_plan, execute_streaming_fetch,
+};
 use crate::operation::Operation;
 use crate::plan::{PlanError, ServiceDirectory, plan_operation};
 use crate::snapshot::{Snapshot, SnapshotSources};
@@ -120,6 +122,14 @@ impl ServiceDirectory for Snapshot {
     fn cluster_for(&self, full_name: &str) -> Option<&str> {
         self.services.get(full_name)?.as_deref()
     }
+
+    fn has_cluster(&self, name: &str) -> bool {
+        self.clusters.contains_key(name)
+    }
+
+    fn graphql(&self) -> &crate::schema::GraphqlSchema {
+        &self.graphql
+    }
 }
 
 /// Plans `operation` without running it (`switchyard plan`, benches): the same planning stage
@@ -138,17 +148,20 @@ pub async fn execute_operation(served: &Served, operation: Operation) -> Result<
     Ok(outputs)
 }
 
-/// Runs one operation whose root calls fail independently (GraphQL): one result per call, in
-/// order; a plan that cannot be made fails every call with the same error.
-pub async fn execute_operation_partial(
+/// Runs a GraphQL operation, whose root calls fail independently: one shaped value (with its
+/// stitched fields) per call, in order; a plan that cannot be made fails every call with the
+/// same error.
+pub async fn execute_graphql_operation(
     served: &Served,
     operation: Operation,
-) -> Vec<Result<FetchOutput, GatewayError>> {
+) -> Vec<Result<GraphqlOutput, GatewayError>> {
     let calls = operation.calls.len();
     match plan_operation(operation, served.snapshot.as_ref()) {
-        Ok(plan) => {
-            execute_plan(plan, &served.upstreams).await.into_iter().map(|r| r.map_err(GatewayError::from)).collect()
-        }
+        Ok(plan) => execute_graphql_plan(plan, &served.upstreams, &served.snapshot.graphql)
+            .await
+            .into_iter()
+            .map(|r| r.map_err(GatewayError::from))
+            .collect(),
         Err(error) => (0..calls).map(|_| Err(GatewayError::Plan(error.clone()))).collect(),
     }
 }

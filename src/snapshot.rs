@@ -10,7 +10,9 @@ use std::time::SystemTime;
 
 use crate::config::{BackendConfig, BackendProtocol, Config, Problem, check_endpoint_url, load_config_file};
 use crate::registry::{Registration, Registry, RegistryDir, merge_registrations};
-use crate::schema::{GraphqlSchema, TrustedDocuments, generate_schema};
+use crate::schema::{
+    GraphqlSchema, SchemaFile, SourceDecl, TrustedDocuments, apply_schema_files, declared_sources, generate_schema,
+};
 use crate::transcode::routes::{RestRoutes, RuleOverrides, build_routes};
 use crate::transcode::rules_file::parse_rules_file;
 pub use crate::upstream::Cluster;
@@ -30,6 +32,8 @@ pub struct SnapshotSources {
     pub backends: Vec<BackendFlag>,
     /// Registrations compiled into the binary (the demo's).
     pub embedded: Vec<Registration>,
+    /// Schema files compiled into the binary (the demo's), served before the schemas directory's.
+    pub embedded_schemas: Vec<SchemaFile>,
     /// Overrides `listener.listen`.
     pub listen: Option<SocketAddr>,
     /// Overrides `admin.listen`.
@@ -151,8 +155,11 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
     }
 
     let registry = load_registry(sources, &config, &mut problems);
-    let clusters = build_clusters(&config, &sources.backends, &mut problems);
-    let schema_files = check_schema_dir(&config.sources.schemas, &mut problems);
+    let mut schema_texts = sources.embedded_schemas.clone();
+    let schema_files = read_schema_dir(&config.sources.schemas, &mut schema_texts, &mut problems);
+    let rest_sources = declared_sources(&schema_texts);
+    let clusters = build_clusters(&config, &sources.backends, &rest_sources, &mut problems);
+    check_sources(&rest_sources, &clusters, &mut problems);
     let services = assign_services(registry.as_ref(), &clusters, &mut problems);
     for service in config.rest.services.keys() {
         if !services.contains_key(service) {
@@ -166,11 +173,17 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
     let graphql = match &registry {
         Some(registry) => {
             let names: Vec<String> = services.keys().cloned().collect();
-            let (schema, schema_problems) = generate_schema(&registry.pool, &names, &config.graphql);
+            let (mut schema, schema_problems) = generate_schema(&registry.pool, &names, &config.graphql);
             problems.extend(schema_problems);
+            problems.extend(apply_schema_files(&mut schema, &schema_texts, &registry.pool));
             schema
         }
-        None => GraphqlSchema::default(),
+        None => {
+            // The schema files are still checked, against an empty registry.
+            let mut schema = GraphqlSchema::default();
+            problems.extend(apply_schema_files(&mut schema, &schema_texts, &prost_reflect::DescriptorPool::new()));
+            schema
+        }
     };
     let trusted_documents = load_trusted_documents(&config, &mut problems);
     let routes = match &registry {
@@ -223,7 +236,12 @@ fn load_registry(sources: &SnapshotSources, config: &Config, problems: &mut Vec<
     }
 }
 
-fn build_clusters(config: &Config, flags: &[BackendFlag], problems: &mut Vec<Problem>) -> BTreeMap<String, Cluster> {
+fn build_clusters(
+    config: &Config,
+    flags: &[BackendFlag],
+    rest_sources: &[SourceDecl],
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<String, Cluster> {
     let mut clusters = BTreeMap::new();
     let mut add = |name: &str, backend: &BackendConfig, path: String, clusters: &mut BTreeMap<String, Cluster>| {
         let mut endpoints = Vec::new();
@@ -246,8 +264,10 @@ fn build_clusters(config: &Config, flags: &[BackendFlag], problems: &mut Vec<Pro
         add(name, backend, format!("backends.{name}"), &mut clusters);
     }
     for flag in flags {
+        // A flag naming a declared source makes a cluster of that source's kind.
+        let is_source = rest_sources.iter().any(|s| s.name == flag.name);
         let backend = BackendConfig {
-            protocol: BackendProtocol::Grpc,
+            protocol: if is_source { BackendProtocol::Http } else { BackendProtocol::Grpc },
             endpoints: flag.urls.clone(),
             services: vec![flag.name.clone()],
             grpc_compression: Default::default(),
@@ -383,7 +403,8 @@ fn load_http_rules(config: &Config, problems: &mut Vec<Problem>) -> RuleOverride
     })
 }
 
-fn check_schema_dir(dir: &Path, problems: &mut Vec<Problem>) -> Vec<PathBuf> {
+/// Reads the `*.graphql` files of `dir` (sorted) into `texts`; returns their paths.
+fn read_schema_dir(dir: &Path, texts: &mut Vec<SchemaFile>, problems: &mut Vec<Problem>) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
@@ -392,19 +413,34 @@ fn check_schema_dir(dir: &Path, problems: &mut Vec<Problem>) -> Vec<PathBuf> {
         .collect();
     files.sort();
     for file in &files {
-        let text = match std::fs::read_to_string(file) {
-            Ok(text) => text,
-            Err(e) => {
-                problems.push(Problem::error("", format!("cannot read: {e}")).in_file(file));
-                continue;
-            }
-        };
-        if let Err(e) = async_graphql_parser::parse_schema(&text) {
-            let line = e.positions().next().map(|p| p.line);
-            problems.push(Problem::error("", format!("GraphQL syntax: {e}")).in_file(file).at_line(line));
+        match std::fs::read_to_string(file) {
+            Ok(text) => texts.push(SchemaFile { path: file.clone(), text }),
+            Err(e) => problems.push(Problem::error("", format!("cannot read: {e}")).in_file(file)),
         }
     }
     files
+}
+
+/// Each declared source needs an HTTP cluster of its name; without one its fields answer
+/// UNAVAILABLE (a warning, as for a service without a backend).
+fn check_sources(sources: &[SourceDecl], clusters: &BTreeMap<String, Cluster>, problems: &mut Vec<Problem>) {
+    for source in sources {
+        match clusters.get(&source.name) {
+            None => problems.push(Problem::warning(
+                format!("source {}", source.name),
+                format!(
+                    "no backend serves it (declared at {}); its fields answer UNAVAILABLE (add --backend {}=URL or \
+                     [backends.{}] with protocol = \"http\")",
+                    source.declared_at, source.name, source.name
+                ),
+            )),
+            Some(cluster) if cluster.protocol != BackendProtocol::Http => problems.push(Problem::error(
+                format!("backends.{}", source.name),
+                format!("serves the REST source declared at {}; set protocol = \"http\"", source.declared_at),
+            )),
+            Some(_) => {}
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use clap::Args;
 
 use super::{CommandResult, Failure};
-use crate::demo::{DEMO_SERVICE, demo_registration, start_demo_backend};
+use crate::demo::{
+    DEMO_AUTHORS_SOURCE, DEMO_SERVICE, demo_registration, demo_schemas, start_demo_authors, start_demo_backend,
+};
 use crate::server::start_server;
 use crate::snapshot::{BackendFlag, SnapshotSources};
 
@@ -22,10 +24,15 @@ pub(crate) struct DemoArgs {
 
 pub(crate) async fn run(args: DemoArgs) -> CommandResult {
     let backend = start_demo_backend(SocketAddr::from(([127, 0, 0, 1], 0))).await.map_err(Failure::runtime)?;
+    let authors = start_demo_authors(SocketAddr::from(([127, 0, 0, 1], 0))).await.map_err(Failure::runtime)?;
     let sources = SnapshotSources {
         embedded: vec![demo_registration().map_err(Failure::runtime)?],
+        embedded_schemas: demo_schemas(),
         no_descriptor_dir: true,
-        backends: vec![BackendFlag { name: "catalog.v1".into(), urls: vec![backend.url()] }],
+        backends: vec![
+            BackendFlag { name: "catalog.v1".into(), urls: vec![backend.url()] },
+            BackendFlag { name: DEMO_AUTHORS_SOURCE.into(), urls: vec![authors.url()] },
+        ],
         listen: Some(args.listen),
         admin: Some(args.admin),
         graphiql: true,
@@ -33,15 +40,16 @@ pub(crate) async fn run(args: DemoArgs) -> CommandResult {
     };
     let (gateway, mut signal) = super::serve::start(sources).await?;
     let server = start_server(gateway).await.map_err(Failure::runtime)?;
-    print_banner(server.gateway_addr, server.admin_addr, &backend.url());
+    print_banner(server.gateway_addr, server.admin_addr, &backend.url(), &authors.url());
     signal.recv().await;
     println!("shutting down");
     server.shutdown().await;
     backend.shutdown().await;
+    authors.shutdown().await;
     Ok(())
 }
 
-fn print_banner(gateway: SocketAddr, admin: SocketAddr, backend: &str) {
+fn print_banner(gateway: SocketAddr, admin: SocketAddr, backend: &str, authors: &str) {
     let backend_addr = backend.trim_start_matches("http://");
     let g = format!("http://{gateway}");
     println!(
@@ -51,6 +59,7 @@ Switchyard demo is running. Ctrl-C stops it.
   gateway         {g}
   admin           http://{admin}
   demo backend    {backend}  (gRPC: {DEMO_SERVICE}, with health and reflection)
+  authors         {authors}  (JSON REST, stitched into GraphQL by schemas/demo/authors.graphql)
 
 JSON REST, transcoded to gRPC by the protos' google.api.http rules:
   curl -s {g}/v1/shelves/1/books/1
@@ -64,6 +73,11 @@ JSON REST, transcoded to gRPC by the protos' google.api.http rules:
 GraphQL over the same backend (GraphiQL in a browser at {g}/graphql):
   curl -s {g}/graphql -H 'content-type: application/json' \\
        -d '{{\"query\":\"{{ getBook(name: \\\"shelves/1/books/1\\\") {{ title isbn genre }} listBooks(parent: \\\"shelves/1\\\") {{ totalSize }} }}\"}}'
+
+GraphQL stitching gRPC books with REST authors (one batched authors call per level):
+  curl -s {g}/graphql -H 'content-type: application/json' \\
+       -d '{{\"query\":\"{{ listBooks(parent: \\\"shelves/-\\\") {{ books {{ title writer {{ name born books {{ title }} }} }} }} }}\"}}'
+  curl -s {g}/graphql -H 'content-type: application/json' -d '{{\"query\":\"{{ authors(country: \\\"US\\\") {{ name books {{ title }} }} }}\"}}'
 
 Raw bodies (google.api.HttpBody):
   curl -s -X PUT {g}/v1/shelves/1/books/1/cover -H 'content-type: image/svg+xml' --data-binary '<svg/>'

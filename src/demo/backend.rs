@@ -33,14 +33,23 @@ type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 pub struct DemoBackend {
     /// Where it listens.
     pub addr: SocketAddr,
+    calls: CallCounts,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
+
+/// Calls received, by method name.
+type CallCounts = Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>;
 
 impl DemoBackend {
     /// The backend URL for `--backend catalog.v1=URL`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// How many calls of `method` (`ListBooks`) the backend has received.
+    pub fn calls(&self, method: &str) -> usize {
+        self.calls.lock().map(|c| c.get(method).copied().unwrap_or(0)).unwrap_or(0)
     }
 
     /// Stops serving: open calls get a short grace period, then connections are closed, so a
@@ -58,6 +67,7 @@ pub async fn start_demo_backend(addr: SocketAddr) -> Result<DemoBackend, DemoErr
     // Reflection answers with every file, built-ins included, so clients can resolve imports.
     let encoded = registry.pool.encode_to_vec();
     let catalog = CatalogService::new(registry.pool.clone());
+    let calls = catalog.calls.clone();
 
     let listener = TcpListener::bind(addr).await.map_err(|e| DemoError::Bind(addr, e))?;
     let addr = listener.local_addr().map_err(|e| DemoError::Bind(addr, e))?;
@@ -90,7 +100,7 @@ pub async fn start_demo_backend(addr: SocketAddr) -> Result<DemoBackend, DemoErr
     let task = tokio::spawn(async move {
         serve_listener(listener, router, settings, stopped).await;
     });
-    Ok(DemoBackend { addr, stop, task })
+    Ok(DemoBackend { addr, calls, stop, task })
 }
 
 fn reflection_builder(full_set: &[u8]) -> tonic_reflection::server::Builder<'_> {
@@ -119,11 +129,12 @@ pub enum DemoError {
 struct CatalogService {
     catalog: Arc<Catalog>,
     pool: DescriptorPool,
+    calls: CallCounts,
 }
 
 impl CatalogService {
     fn new(pool: DescriptorPool) -> Self {
-        CatalogService { catalog: Arc::new(Catalog::new(pool.clone())), pool }
+        CatalogService { catalog: Arc::new(Catalog::new(pool.clone())), pool, calls: CallCounts::default() }
     }
 }
 
@@ -145,6 +156,9 @@ impl tower::Service<http::Request<axum::body::Body>> for CatalogService {
             let status = Status::unimplemented(format!("{DEMO_SERVICE}/{method_name} is not a method"));
             return Box::pin(async move { Ok(status.into_http()) });
         };
+        if let Ok(mut calls) = self.calls.lock() {
+            *calls.entry(method_name).or_default() += 1;
+        }
         let catalog = self.catalog.clone();
         Box::pin(async move { Ok(dispatch(catalog, method, request).await) })
     }

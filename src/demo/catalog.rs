@@ -90,11 +90,17 @@ impl Catalog {
             })?
         };
         let genre = int(request, "genre");
-        let prefix = format!("{parent}/books/");
+        let author = string(request, "author");
+        // AIP-159: `shelves/-` lists the books of every shelf.
+        let prefix = if parent == "shelves/-" { "shelves/".to_owned() } else { format!("{parent}/books/") };
         let books = self.books.lock().expect("demo lock is never poisoned");
         let matching: Vec<&DynamicMessage> = books
             .iter()
-            .filter(|(name, book)| name.starts_with(&prefix) && (genre == 0 || int(book, "genre") == genre))
+            .filter(|(name, book)| {
+                name.starts_with(&prefix)
+                    && (genre == 0 || int(book, "genre") == genre)
+                    && (author.is_empty() || string(book, "author") == author)
+            })
             .map(|(_, book)| book)
             .collect();
         let page: Vec<Value> =

@@ -3,6 +3,7 @@
 //! reflection). `switchyard demo` wires the gateway to it. This module is a backend, not part of
 //! the gateway: it sits at the top of the module order and only the CLI and tests use it.
 
+mod authors;
 mod backend;
 mod catalog;
 mod fields;
@@ -13,7 +14,24 @@ use protox::file::{ChainFileResolver, File, FileResolver};
 
 use crate::registry::{Registration, RegistryError};
 
-pub use backend::{DemoBackend, start_demo_backend};
+pub use authors::{DemoAuthors, start_demo_authors};
+pub use backend::{DemoBackend, DemoError, start_demo_backend};
+
+/// The demo's schema files (the authors REST source stitched to the catalog), by path, as
+/// embedded in the binary.
+pub const DEMO_SCHEMAS: &[(&str, &str)] =
+    &[("schemas/demo/authors.graphql", include_str!("../../schemas/demo/authors.graphql"))];
+
+/// The REST source the demo's schema declares.
+pub const DEMO_AUTHORS_SOURCE: &str = "authors";
+
+/// The demo's schema files, ready for `SnapshotSources::embedded_schemas`.
+pub fn demo_schemas() -> Vec<crate::schema::SchemaFile> {
+    DEMO_SCHEMAS
+        .iter()
+        .map(|(path, text)| crate::schema::SchemaFile { path: (*path).into(), text: (*text).to_owned() })
+        .collect()
+}
 
 /// The demo's proto sources, by import name, as embedded in the binary.
 pub const DEMO_SOURCES: &[(&str, &str)] =

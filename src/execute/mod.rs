@@ -1,20 +1,27 @@
 //! The executor: runs a Plan's fetches through upstream clients (concurrently when there are
-//! several) and decodes each answer into its response message. Batching, coalescing and
-//! dependent fetches arrive with GraphQL. Streaming calls are in `stream`.
+//! several, in order for mutations) and decodes each answer. REST operations get response
+//! messages; GraphQL operations get shaped values (`graphql`, `shape`) with their stitched
+//! fields fetched after their parents, batched or deduplicated (`stitch`). Streaming calls are
+//! in `stream`.
 
+mod graphql;
+mod shape;
+mod stitch;
 mod stream;
 
 use std::time::Duration;
 
 use futures_util::future::join_all;
 use prost::Message;
-use prost_reflect::DynamicMessage;
+use prost_reflect::{DynamicMessage, MethodDescriptor};
 
 use crate::error::ErrorCode;
-use crate::operation::{CallInput, Selection};
-use crate::plan::{Fetch, Plan};
+use crate::operation::{CallInput, Metadata, Selection};
+use crate::plan::{Fetch, FetchCall, Plan};
 use crate::upstream::{UpstreamError, Upstreams};
 
+pub use graphql::{FieldError, GraphqlOutput, execute_graphql_plan};
+pub use shape::shape_introspection;
 pub use stream::{OutputStream, execute_streaming_fetch};
 
 /// One fetch's answer.
@@ -40,6 +47,21 @@ pub enum ExecuteError {
     /// A unary fetch was given a stream of requests, or the reverse.
     #[error("{0}")]
     Shape(String),
+    /// No backend serves the call.
+    #[error("no backend serves {name}")]
+    NoBackend {
+        /// The service or source.
+        name: String,
+    },
+    /// A declared field's call cannot be made from these values.
+    #[error("{0}")]
+    Render(String),
+    /// A REST backend's answer is not JSON.
+    #[error("backend {cluster} answered with something that is not JSON")]
+    NotJson {
+        /// The cluster.
+        cluster: String,
+    },
     /// The backend's answer could not be decoded as the method's response type.
     #[error("the backend answered with an undecodable {type_name}")]
     Undecodable {
@@ -55,7 +77,9 @@ impl ExecuteError {
             ExecuteError::Upstream(e) => e.code(),
             ExecuteError::Input(e) => e.code,
             ExecuteError::Shape(_) => ErrorCode::Internal,
-            ExecuteError::Undecodable { .. } => ErrorCode::UpstreamError,
+            ExecuteError::Undecodable { .. } | ExecuteError::NotJson { .. } => ErrorCode::UpstreamError,
+            ExecuteError::NoBackend { .. } => ErrorCode::Unavailable,
+            ExecuteError::Render(_) => ErrorCode::InvalidArgument,
         }
     }
 }
@@ -77,20 +101,31 @@ pub async fn execute_plan(plan: Plan, upstreams: &Upstreams) -> Vec<Result<Fetch
 }
 
 async fn run_fetch(fetch: Fetch, upstreams: &Upstreams) -> Result<FetchOutput, ExecuteError> {
-    let client = upstreams.grpc(&fetch.cluster)?;
-    let path = grpc_path(&fetch);
-    let CallInput::Message(input) = fetch.input else {
-        return Err(ExecuteError::Shape(format!("{} takes one request message", fetch.method.full_name())));
+    let cluster = fetch.cluster.as_deref().ok_or_else(|| ExecuteError::NoBackend { name: fetch.describe() })?;
+    let FetchCall::Grpc { method, input } = fetch.call else {
+        return Err(ExecuteError::Shape("a REST route calls a gRPC method".into()));
     };
-    let request = input.encode_to_vec().into();
-    let timeout: Option<Duration> = fetch.timeout;
-    let reply = client.unary(&path, request, &fetch.metadata, timeout).await?;
-    let output = fetch.method.output();
-    let message = DynamicMessage::decode(output.clone(), reply.body)
-        .map_err(|_| ExecuteError::Undecodable { type_name: output.full_name().to_owned() })?;
-    Ok(FetchOutput { message, selection: fetch.selection, metadata: reply.metadata.into_headers() })
+    let CallInput::Message(input) = input else {
+        return Err(ExecuteError::Shape(format!("{} takes one request message", method.full_name())));
+    };
+    let (message, metadata) = unary_call(upstreams, cluster, &method, &input, &fetch.metadata, fetch.timeout).await?;
+    Ok(FetchOutput { message, selection: fetch.selection, metadata })
 }
 
-fn grpc_path(fetch: &Fetch) -> String {
-    format!("/{}/{}", fetch.method.parent_service().full_name(), fetch.method.name())
+/// One unary gRPC call: encode, send, decode the answer as the method's output.
+async fn unary_call(
+    upstreams: &Upstreams,
+    cluster: &str,
+    method: &MethodDescriptor,
+    input: &DynamicMessage,
+    metadata: &Metadata,
+    timeout: Option<Duration>,
+) -> Result<(DynamicMessage, http::HeaderMap), ExecuteError> {
+    let client = upstreams.grpc(cluster)?;
+    let path = format!("/{}/{}", method.parent_service().full_name(), method.name());
+    let reply = client.unary(&path, input.encode_to_vec().into(), metadata, timeout).await?;
+    let output = method.output();
+    let message = DynamicMessage::decode(output.clone(), reply.body)
+        .map_err(|_| ExecuteError::Undecodable { type_name: output.full_name().to_owned() })?;
+    Ok((message, reply.metadata.into_headers()))
 }

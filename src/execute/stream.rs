@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 
 use super::ExecuteError;
 use crate::operation::{CallInput, InputError};
-use crate::plan::Fetch;
+use crate::plan::{Fetch, FetchCall};
 use crate::upstream::Upstreams;
 use crate::upstream::grpc_codec::Outgoing;
 
@@ -23,10 +23,14 @@ pub async fn execute_streaming_fetch(
     fetch: Fetch,
     upstreams: &Upstreams,
 ) -> Result<(http::HeaderMap, OutputStream), ExecuteError> {
-    let client = upstreams.grpc(&fetch.cluster)?.clone();
-    let path = format!("/{}/{}", fetch.method.parent_service().full_name(), fetch.method.name());
+    let cluster = fetch.cluster.as_deref().ok_or_else(|| ExecuteError::NoBackend { name: fetch.describe() })?;
+    let client = upstreams.grpc(cluster)?.clone();
+    let FetchCall::Grpc { method, input } = fetch.call else {
+        return Err(ExecuteError::Shape("a streaming call is a gRPC method call".into()));
+    };
+    let path = format!("/{}/{}", method.parent_service().full_name(), method.name());
     let (bad_input, bad_input_seen) = oneshot::channel::<InputError>();
-    let requests: BoxStream<'static, Outgoing> = match fetch.input {
+    let requests: BoxStream<'static, Outgoing> = match input {
         CallInput::Message(message) => {
             Box::pin(stream::once(async move { Outgoing::Message(Bytes::from(message.encode_to_vec())) }))
         }
@@ -45,6 +49,7 @@ pub async fn execute_streaming_fetch(
                 None => None,
             }
         })),
+        CallInput::Arguments(_) => return Err(ExecuteError::Shape("a gRPC call takes request messages".into())),
     };
     // The signal is polled until it resolves once (an error, or the input's end dropping the
     // sender) and never after: a oneshot must not be polled past completion.
@@ -64,7 +69,7 @@ pub async fn execute_streaming_fetch(
             None => break open.await?,
         }
     };
-    let output = fetch.method.output();
+    let output = method.output();
     let messages = decode_messages(opened.messages, output, bad_input_seen);
     Ok((opened.metadata.into_headers(), messages))
 }

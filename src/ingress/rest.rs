@@ -123,8 +123,7 @@ pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Resp
     }
     let pool = &served.snapshot.registry.pool;
     let selection = route.response_body.clone().map_or(Selection::Whole, Selection::Field);
-    let operation =
-        Operation::single(RootCall { method: route.method.clone(), input, selection: selection.clone() }, context);
+    let operation = Operation::single(RootCall::method(route.method.clone(), input, selection.clone()), context);
     match kind {
         CallKind::Unary => match execute_operation(&served, operation).await {
             Ok(outputs) => {

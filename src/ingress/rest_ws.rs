@@ -68,7 +68,7 @@ pub(crate) async fn run_bidi(served: std::sync::Arc<Served>, socket: WebSocket, 
             }
         }))
     };
-    let call = RootCall { method: route.method.clone(), input: CallInput::Stream(input), selection: Selection::Whole };
+    let call = RootCall::method(route.method.clone(), CallInput::Stream(input), Selection::Whole);
     let outcome = match execute_streaming_operation(&served, Operation::single(call, context)).await {
         Ok((_, mut messages)) => loop {
             match messages.next().await {

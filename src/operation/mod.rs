@@ -12,7 +12,7 @@ use futures_core::Stream;
 use prost_reflect::{DynamicMessage, FieldDescriptor, MethodDescriptor};
 
 pub use context::{Metadata, RequestContext};
-pub use selection::{FieldSelection, SelectionSet};
+pub use selection::{FieldSelection, SelectionSet, hidden_key, is_hidden_key};
 
 /// A client's stream of request messages (client-streaming and bidi calls). An `Err` item
 /// means the client sent something that is not a valid message; the call is abandoned.
@@ -40,12 +40,14 @@ impl std::fmt::Display for InputError {
     }
 }
 
-/// A call's request: one message, or a stream of them.
+/// A call's request: one message, a stream of them, or a declared field's arguments.
 pub enum CallInput {
     /// One request message.
     Message(DynamicMessage),
     /// Request messages as the client sends them.
     Stream(InputStream),
+    /// The arguments of a field declared in schemas/, by GraphQL name (its binding reads them).
+    Arguments(serde_json::Map<String, serde_json::Value>),
 }
 
 impl std::fmt::Debug for CallInput {
@@ -53,6 +55,7 @@ impl std::fmt::Debug for CallInput {
         match self {
             CallInput::Message(message) => f.debug_tuple("Message").field(message).finish(),
             CallInput::Stream(_) => f.write_str("Stream(..)"),
+            CallInput::Arguments(arguments) => f.debug_tuple("Arguments").field(arguments).finish(),
         }
     }
 }
@@ -78,11 +81,25 @@ pub struct Operation {
     pub context: RequestContext,
 }
 
-/// One backend method call requested by the client.
+/// What a root call calls.
+#[derive(Debug, Clone)]
+pub enum CallTarget {
+    /// A gRPC method.
+    Method(MethodDescriptor),
+    /// A root field declared in schemas/ (`Query` or `Mutation`), answered by its binding.
+    Field {
+        /// `Query` or `Mutation`.
+        root: &'static str,
+        /// The field's name.
+        name: String,
+    },
+}
+
+/// One backend call requested by the client.
 #[derive(Debug)]
 pub struct RootCall {
-    /// The gRPC method.
-    pub method: MethodDescriptor,
+    /// The method or declared field.
+    pub target: CallTarget,
     /// The request message or messages.
     pub input: CallInput,
     /// Which part of the response the client wants.
@@ -105,6 +122,13 @@ pub enum Selection {
         /// What is selected on it.
         fields: SelectionSet,
     },
+}
+
+impl RootCall {
+    /// A call of gRPC `method`.
+    pub fn method(method: MethodDescriptor, input: CallInput, selection: Selection) -> Self {
+        RootCall { target: CallTarget::Method(method), input, selection }
+    }
 }
 
 impl Operation {

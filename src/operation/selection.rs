@@ -21,3 +21,14 @@ pub struct FieldSelection {
     /// Arguments of non-root fields, already resolved (introspection's `includeDeprecated`).
     pub arguments: Vec<(String, serde_json::Value)>,
 }
+
+/// The response key under which a stitched field's parent key `field` is fetched when the client
+/// did not select it; `@` cannot start a GraphQL name, so it never meets a client's key.
+pub fn hidden_key(field: &str) -> String {
+    format!("@{field}")
+}
+
+/// True for keys made by `hidden_key` (removed before the response is sent).
+pub fn is_hidden_key(key: &str) -> bool {
+    key.starts_with('@')
+}

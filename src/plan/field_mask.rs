@@ -6,12 +6,13 @@
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage, Value};
 
 use crate::operation::Selection;
-use crate::operation::{CallInput, OperationKind, RootCall, SelectionSet};
+use crate::operation::{CallInput, CallTarget, OperationKind, RootCall, SelectionSet};
 
 const FIELD_MASK: &str = "google.protobuf.FieldMask";
 
 /// Fills `call`'s FieldMask per the operation kind, if it has one and it is unset.
 pub(super) fn fill_field_mask(call: &mut RootCall, kind: OperationKind) {
+    let CallTarget::Method(method) = &call.target else { return };
     let Selection::Graphql { fields, .. } = &call.selection else { return };
     let CallInput::Message(input) = &mut call.input else { return };
     let descriptor = input.descriptor();
@@ -26,7 +27,7 @@ pub(super) fn fill_field_mask(call: &mut RootCall, kind: OperationKind) {
     let paths = match kind {
         OperationKind::Query => {
             let mut paths = Vec::new();
-            selection_paths(&call.method.output(), fields, "", &mut paths);
+            selection_paths(&method.output(), fields, "", &mut paths);
             paths
         }
         OperationKind::Mutation => {
@@ -130,7 +131,8 @@ service S { rpc GetThing(GetThingRequest) returns (Thing); rpc UpdateThing(Updat
 
     fn mask_of(call: &RootCall) -> Option<Vec<String>> {
         let CallInput::Message(input) = &call.input else { return None };
-        let mask = input.get_field_by_name(match call.method.name() {
+        let CallTarget::Method(method) = &call.target else { return None };
+        let mask = input.get_field_by_name(match method.name() {
             "GetThing" => "read_mask",
             _ => "update_mask",
         })?;
@@ -160,8 +162,7 @@ service S { rpc GetThing(GetThingRequest) returns (Thing); rpc UpdateThing(Updat
             ],
         };
         let selection = Selection::Graphql { response_key: "getThing".into(), type_name: "Thing".into(), fields };
-        let mut call =
-            RootCall { method: get.clone(), input: CallInput::Message(DynamicMessage::new(get.input())), selection };
+        let mut call = RootCall::method(get.clone(), CallInput::Message(DynamicMessage::new(get.input())), selection);
         fill_field_mask(&mut call, OperationKind::Query);
         assert_eq!(mask_of(&call), Some(vec!["name".into(), "inner.a".into(), "at".into()]));
     }
@@ -179,8 +180,7 @@ service S { rpc GetThing(GetThingRequest) returns (Thing); rpc UpdateThing(Updat
             type_name: "Thing".into(),
             fields: SelectionSet { fields: vec![leaf("name")] },
         };
-        let mut call =
-            RootCall { method: update.clone(), input: CallInput::Message(input), selection: selection.clone() };
+        let mut call = RootCall::method(update.clone(), CallInput::Message(input), selection.clone());
         fill_field_mask(&mut call, OperationKind::Mutation);
         assert_eq!(mask_of(&call), Some(vec!["inner.b".into(), "other".into()]));
 
@@ -189,7 +189,7 @@ service S { rpc GetThing(GetThingRequest) returns (Thing); rpc UpdateThing(Updat
             serde_json::json!({"thing": {"other": "x"}, "updateMask": "name"}),
         )
         .expect("valid");
-        let mut call = RootCall { method: update, input: CallInput::Message(given), selection };
+        let mut call = RootCall::method(update, CallInput::Message(given), selection);
         fill_field_mask(&mut call, OperationKind::Mutation);
         assert_eq!(mask_of(&call), Some(vec!["name".into()]), "a mask the client sent is kept");
     }

@@ -3,45 +3,138 @@
 //! `Display` for `switchyard plan` and snapshot tests. No I/O.
 
 mod field_mask;
+pub mod render;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use prost_reflect::MethodDescriptor;
 
 use crate::error::ErrorCode;
-use crate::operation::{CallInput, Metadata, Operation, Selection};
+use crate::operation::{CallInput, CallTarget, FieldSelection, Metadata, Operation, Selection, SelectionSet};
+use crate::schema::{Binding, BoundCall, GraphqlSchema, Resolver, RootKind, TypeRef};
 
-/// What the planner needs from the snapshot: which cluster serves a service.
+/// What the planner needs from the snapshot: which cluster serves a service or source, and the
+/// GraphQL schema (for stitched fields).
 pub trait ServiceDirectory {
     /// The cluster serving gRPC service `full_name`, or None when no backend serves it.
     fn cluster_for(&self, full_name: &str) -> Option<&str>;
+    /// True if a cluster named `name` exists (REST sources are served by the cluster of their name).
+    fn has_cluster(&self, name: &str) -> bool;
+    /// The GraphQL schema.
+    fn graphql(&self) -> &GraphqlSchema;
 }
 
-/// The fetches to run for one operation.
+/// The fetches to run for one operation: root fetches, each with the stitched fetches that
+/// depend on its answer (a DAG whose edges are parent → child).
 #[derive(Debug)]
 pub struct Plan {
-    /// Fetches in dependency order; today none depend on another.
+    /// Root fetches, in the operation's order.
     pub fetches: Vec<Fetch>,
-    /// True when the fetches must run one after another (mutations).
+    /// True when the root fetches must run one after another (mutations).
     pub serial: bool,
 }
 
-/// One backend call.
+/// What a fetch sends.
+#[derive(Debug)]
+pub enum FetchCall {
+    /// A gRPC method call.
+    Grpc {
+        /// The method.
+        method: MethodDescriptor,
+        /// The request message or messages.
+        input: CallInput,
+    },
+    /// A field declared in schemas/: its binding, rendered with the arguments when it runs.
+    Bound {
+        /// The binding.
+        binding: Arc<Binding>,
+        /// The field's arguments, by GraphQL name.
+        arguments: serde_json::Map<String, serde_json::Value>,
+    },
+}
+
+/// One root backend call.
 #[derive(Debug)]
 pub struct Fetch {
-    /// The cluster to send it to.
-    pub cluster: String,
-    /// The gRPC method.
-    pub method: MethodDescriptor,
-    /// The request message or messages.
-    pub input: CallInput,
+    /// The cluster to send it to; None when no backend serves it (it fails UNAVAILABLE).
+    pub cluster: Option<String>,
+    /// What to send.
+    pub call: FetchCall,
     /// Metadata to send.
     pub metadata: Metadata,
     /// Deadline for the call.
     pub timeout: Option<Duration>,
     /// The part of the answer the operation selected.
     pub selection: Selection,
+    /// A declared root field's type (lists and non-null included).
+    pub output: Option<TypeRef>,
+    /// The stitched fetches that wait for this one's answer.
+    pub stitches: Vec<Stitch>,
+}
+
+/// A fetch for a stitched field: it runs once the objects at `path` are known, with one call
+/// per distinct request (or one batched call per `max_size` keys) for all of them.
+#[derive(Debug, Clone)]
+pub struct Stitch {
+    /// Response keys from the root field's value to the parent objects (lists are walked).
+    pub path: Vec<String>,
+    /// The parent objects' type.
+    pub parent_type: String,
+    /// The stitched field as selected.
+    pub field: FieldSelection,
+    /// The field's type.
+    pub ty: TypeRef,
+    /// What answers it.
+    pub binding: Arc<Binding>,
+    /// The cluster to call; None when no backend serves it.
+    pub cluster: Option<String>,
+    /// Stitched fetches below this one (their paths start at the root field's value too).
+    pub stitches: Vec<Stitch>,
+}
+
+impl Fetch {
+    /// The gRPC method, for method calls.
+    pub fn method(&self) -> Option<&MethodDescriptor> {
+        match &self.call {
+            FetchCall::Grpc { method, .. } => Some(method),
+            FetchCall::Bound { .. } => None,
+        }
+    }
+
+    /// A name for the call, for plans and logs.
+    pub fn describe(&self) -> String {
+        match &self.call {
+            FetchCall::Grpc { method, .. } => method.full_name().to_owned(),
+            FetchCall::Bound { binding, .. } => describe_binding(binding),
+        }
+    }
+}
+
+fn describe_binding(binding: &Binding) -> String {
+    let call = match &binding.call {
+        BoundCall::Rest(rest) => format!("{} {}:{}", rest.method, rest.source, template_text(&rest.path)),
+        BoundCall::Grpc { method, .. } => method.full_name().to_owned(),
+    };
+    match &binding.batch {
+        Some(batch) => format!("{call} batched by {} (≤{})", template_text(&batch.key), batch.max_size),
+        None => call,
+    }
+}
+
+fn template_text(template: &crate::schema::Template) -> String {
+    use crate::schema::Part;
+    template
+        .parts
+        .iter()
+        .map(|part| match part {
+            Part::Text(text) => text.clone(),
+            Part::Arg(path) => format!("{{args.{}}}", path.join(".")),
+            Part::Parent(name) => format!("{{parent.{name}}}"),
+            Part::Keys => "{keys}".into(),
+        })
+        .collect()
 }
 
 fn write_fields(f: &mut fmt::Formatter<'_>, set: &crate::operation::SelectionSet) -> fmt::Result {
@@ -68,6 +161,12 @@ pub enum PlanError {
         /// The service's full name.
         service: String,
     },
+    /// A root field the schema does not declare (the snapshot changed under the operation).
+    #[error("the schema has no field {field}")]
+    UnknownField {
+        /// `Query.name` or `Mutation.name`.
+        field: String,
+    },
 }
 
 impl PlanError {
@@ -75,6 +174,7 @@ impl PlanError {
     pub fn code(&self) -> ErrorCode {
         match self {
             PlanError::NoBackend { .. } => ErrorCode::Unavailable,
+            PlanError::UnknownField { .. } => ErrorCode::Internal,
         }
     }
 }
@@ -86,18 +186,92 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
     let mut fetches = Vec::with_capacity(operation.calls.len());
     for mut call in operation.calls {
         field_mask::fill_field_mask(&mut call, operation.kind);
-        let service = call.method.parent_service().full_name().to_owned();
-        let cluster = directory.cluster_for(&service).ok_or(PlanError::NoBackend { service })?.to_owned();
+        let stitches = match &call.selection {
+            Selection::Graphql { type_name, fields, .. } => {
+                let mut stitches = Vec::new();
+                plan_stitches(directory, type_name, fields, &mut Vec::new(), &mut stitches);
+                stitches
+            }
+            _ => Vec::new(),
+        };
+        let (cluster, call_kind, output) = match call.target {
+            CallTarget::Method(method) => {
+                let service = method.parent_service().full_name().to_owned();
+                let cluster = directory.cluster_for(&service).ok_or(PlanError::NoBackend { service })?.to_owned();
+                (Some(cluster), FetchCall::Grpc { method, input: call.input }, None)
+            }
+            CallTarget::Field { root, name } => {
+                let kind = if root == "Mutation" { RootKind::Mutation } else { RootKind::Query };
+                let (binding, output) = match directory.graphql().root_field(kind, &name) {
+                    Some(field) => match &field.resolver {
+                        Resolver::Bound(binding) => (binding.clone(), field.output.clone()),
+                        Resolver::Method(_) => return Err(PlanError::UnknownField { field: format!("{root}.{name}") }),
+                    },
+                    None => return Err(PlanError::UnknownField { field: format!("{root}.{name}") }),
+                };
+                let arguments = match call.input {
+                    CallInput::Arguments(arguments) => arguments,
+                    _ => serde_json::Map::new(),
+                };
+                (binding_cluster(directory, &binding), FetchCall::Bound { binding, arguments }, Some(output))
+            }
+        };
         fetches.push(Fetch {
             cluster,
-            method: call.method,
-            input: call.input,
+            call: call_kind,
             metadata: context.metadata.clone(),
             timeout: context.timeout,
             selection: call.selection,
+            output,
+            stitches,
         });
     }
     Ok(Plan { fetches, serial })
+}
+
+/// The cluster a binding calls: its REST source's, or its gRPC service's.
+fn binding_cluster(directory: &dyn ServiceDirectory, binding: &Binding) -> Option<String> {
+    match &binding.call {
+        BoundCall::Rest(rest) => directory.has_cluster(&rest.source).then(|| rest.source.clone()),
+        BoundCall::Grpc { method, .. } => directory.cluster_for(method.parent_service().full_name()).map(str::to_owned),
+    }
+}
+
+/// The stitched fields under `selection` on `type_name`, at `path`, into `out`.
+fn plan_stitches(
+    directory: &dyn ServiceDirectory,
+    type_name: &str,
+    selection: &SelectionSet,
+    path: &mut Vec<String>,
+    out: &mut Vec<Stitch>,
+) {
+    let schema = directory.graphql();
+    for selected in &selection.fields {
+        let Some(definition) = schema.object_field(type_name, &selected.field_name) else { continue };
+        path.push(selected.response_key.clone());
+        match definition.binding() {
+            Some(binding) => {
+                let mut nested = Vec::new();
+                plan_stitches(directory, &definition.ty.name, &selected.children, path, &mut nested);
+                path.pop();
+                out.push(Stitch {
+                    path: path.clone(),
+                    parent_type: type_name.to_owned(),
+                    field: selected.clone(),
+                    ty: definition.ty.clone(),
+                    binding: binding.clone(),
+                    cluster: binding_cluster(directory, binding),
+                    stitches: nested,
+                });
+                continue;
+            }
+            None if !selected.children.fields.is_empty() => {
+                plan_stitches(directory, &definition.ty.name, &selected.children, path, out);
+            }
+            None => {}
+        }
+        path.pop();
+    }
 }
 
 impl fmt::Display for Plan {
@@ -105,7 +279,7 @@ impl fmt::Display for Plan {
         let order = if self.serial { "serial" } else { "concurrent" };
         writeln!(f, "Plan ({order}) {{")?;
         for (i, fetch) in self.fetches.iter().enumerate() {
-            write!(f, "  [{i}] {} via {}", fetch.method.full_name(), fetch.cluster)?;
+            write!(f, "  [{i}] {} via {}", fetch.describe(), fetch.cluster.as_deref().unwrap_or("(no backend)"))?;
             match &fetch.selection {
                 Selection::Field(field) => write!(f, " select .{}", field.name())?,
                 Selection::Graphql { response_key, fields, .. } => {
@@ -119,7 +293,28 @@ impl fmt::Display for Plan {
                 Selection::Whole => {}
             }
             writeln!(f)?;
+            write_stitches(f, &fetch.stitches, 2)?;
         }
         write!(f, "}}")
     }
+}
+
+fn write_stitches(f: &mut fmt::Formatter<'_>, stitches: &[Stitch], depth: usize) -> fmt::Result {
+    for stitch in stitches {
+        let mut at = stitch.path.clone();
+        at.push(stitch.field.response_key.clone());
+        writeln!(
+            f,
+            "{:indent$}then {}.{} at {} ← {} via {}",
+            "",
+            stitch.parent_type,
+            stitch.field.field_name,
+            at.join("."),
+            describe_binding(&stitch.binding),
+            stitch.cluster.as_deref().unwrap_or("(no backend)"),
+            indent = depth * 2
+        )?;
+        write_stitches(f, &stitch.stitches, depth + 1)?;
+    }
+    Ok(())
 }

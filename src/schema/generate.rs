@@ -9,7 +9,10 @@ use prost_reflect::{
 };
 
 use super::naming::{root_field_name, type_name};
-use super::{GraphqlSchema, InputField, ObjectField, RootField, RootKind, TypeDef, TypeRef};
+use super::{
+    EnumValue, FieldSource, GraphqlSchema, InputField, InputSource, ObjectField, Resolver, RootField, RootKind,
+    TypeDef, TypeRef,
+};
 use crate::config::{GraphqlConfig, GraphqlKind, Problem};
 use crate::registry::http_bindings;
 
@@ -147,7 +150,7 @@ impl Generator<'_> {
         let output = self.output_type(&method.output());
         RootField {
             name,
-            method: method.clone(),
+            resolver: Resolver::Method(method.clone()),
             arguments,
             output: TypeRef::named(output, false),
             deprecated: method.method_descriptor_proto().options.as_ref().and_then(|o| o.deprecated) == Some(true),
@@ -202,9 +205,11 @@ impl Generator<'_> {
         let name =
             type_name(message.full_name(), message.package_name(), self.prefix_of(message.package_name()).as_deref());
         if self.claim(&name, message.full_name()) {
-            self.schema.types.insert(name.clone(), TypeDef::Object { message: message.clone(), fields: Vec::new() });
+            self.schema
+                .types
+                .insert(name.clone(), TypeDef::Object { message: Some(message.clone()), fields: Vec::new() });
             let fields = message.fields().map(|f| self.object_field(&f)).collect();
-            self.schema.types.insert(name.clone(), TypeDef::Object { message: message.clone(), fields });
+            self.schema.types.insert(name.clone(), TypeDef::Object { message: Some(message.clone()), fields });
         }
         name
     }
@@ -222,9 +227,11 @@ impl Generator<'_> {
             type_name(message.full_name(), message.package_name(), self.prefix_of(message.package_name()).as_deref());
         let name = format!("{base}Input");
         if self.claim(&name, &format!("{} (input)", message.full_name())) {
-            self.schema.types.insert(name.clone(), TypeDef::Input { message: message.clone(), fields: Vec::new() });
+            self.schema
+                .types
+                .insert(name.clone(), TypeDef::Input { message: Some(message.clone()), fields: Vec::new() });
             let fields = message.fields().filter_map(|f| self.input_field(&f)).collect();
-            self.schema.types.insert(name.clone(), TypeDef::Input { message: message.clone(), fields });
+            self.schema.types.insert(name.clone(), TypeDef::Input { message: Some(message.clone()), fields });
         }
         Some(name)
     }
@@ -236,7 +243,15 @@ impl Generator<'_> {
             self.prefix_of(descriptor.package_name()).as_deref(),
         );
         if self.claim(&name, descriptor.full_name()) {
-            self.schema.types.insert(name.clone(), TypeDef::Enum { descriptor: descriptor.clone() });
+            let values = descriptor
+                .values()
+                .map(|v| EnumValue {
+                    name: v.name().to_owned(),
+                    deprecated: v.enum_value_descriptor_proto().options.as_ref().and_then(|o| o.deprecated)
+                        == Some(true),
+                })
+                .collect();
+            self.schema.types.insert(name.clone(), TypeDef::Enum { descriptor: Some(descriptor.clone()), values });
         }
         name
     }
@@ -252,7 +267,13 @@ impl Generator<'_> {
             let empty_message = matches!(field.kind(), Kind::Message(ref m) if m.fields().len() == 0 && well_known_scalar(m.full_name()).is_none());
             TypeRef::named(name, !nullable && !empty_message)
         };
-        ObjectField { name: field.json_name().to_owned(), ty, field: field.clone(), deprecated }
+        ObjectField {
+            name: field.json_name().to_owned(),
+            ty,
+            source: FieldSource::Proto(field.clone()),
+            arguments: Vec::new(),
+            deprecated,
+        }
     }
 
     fn output_item(&mut self, field: &FieldDescriptor) -> String {
@@ -273,7 +294,12 @@ impl Generator<'_> {
         };
         let list = field.is_list() || field.is_map();
         let ty = TypeRef { name: item, list, non_null: false, item_non_null: list };
-        Some(InputField { name: field.json_name().to_owned(), ty, field: field.clone(), deprecated })
+        Some(InputField {
+            name: field.json_name().to_owned(),
+            ty,
+            source: InputSource::Proto(field.clone()),
+            deprecated,
+        })
     }
 
     fn scalar_kind(&mut self, kind: &Kind) -> String {
@@ -342,4 +368,12 @@ fn switchyard_method_options(method: &MethodDescriptor) -> (Option<i32>, Option<
         _ => None,
     };
     (kind, name)
+}
+
+/// Adds the custom scalar `name` (one of the generator's) if the schema lacks it; a schema file
+/// may use `JSON` or `Int64` even when no proto does.
+pub(super) fn add_builtin_scalar(schema: &mut GraphqlSchema, name: &str) {
+    if let Some((_, description)) = SCALARS.iter().find(|(n, _)| *n == name) {
+        schema.types.entry(name.to_owned()).or_insert(TypeDef::Scalar { description });
+    }
 }

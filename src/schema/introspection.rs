@@ -81,20 +81,21 @@ impl GraphqlSchema {
     fn type_json(&self, name: &str, def: &TypeDef) -> Json {
         match def {
             TypeDef::Scalar { description } => scalar_type(name, Some(description)),
-            TypeDef::Enum { descriptor } => {
-                let values: Vec<Json> = descriptor
-                    .values()
+            TypeDef::Enum { values, .. } => {
+                let values: Vec<Json> = values
+                    .iter()
                     .map(|v| {
-                        let deprecated = v.enum_value_descriptor_proto().options.as_ref().and_then(|o| o.deprecated) == Some(true);
-                        json!({"name": v.name(), "description": null, "isDeprecated": deprecated, "deprecationReason": reason(deprecated)})
+                        json!({"name": v.name, "description": null, "isDeprecated": v.deprecated, "deprecationReason": reason(v.deprecated)})
                     })
                     .collect();
                 json!({"kind": "ENUM", "name": name, "description": null, "fields": null, "inputFields": null,
                        "interfaces": null, "enumValues": values, "possibleTypes": null, "ofType": null, "specifiedByURL": null, "isOneOf": null})
             }
             TypeDef::Object { fields, .. } => {
-                let fields =
-                    fields.iter().map(|f| field_json(self, &f.name, &f.ty, Vec::new(), f.deprecated)).collect();
+                let fields = fields
+                    .iter()
+                    .map(|f| field_json(self, &f.name, &f.ty, args_json(self, &f.arguments), f.deprecated))
+                    .collect();
                 object_type(name, fields)
             }
             TypeDef::Input { fields, .. } => {
@@ -127,7 +128,11 @@ fn args_json(schema: &GraphqlSchema, arguments: &[InputField]) -> Vec<Json> {
     arguments
         .iter()
         .map(|a| {
-            json!({"name": a.name, "description": null, "type": type_ref_json(schema, &a.ty), "defaultValue": null,
+            let default = match &a.source {
+                super::InputSource::Declared(Some(value)) => Json::String(value.to_string()),
+                _ => Json::Null,
+            };
+            json!({"name": a.name, "description": null, "type": type_ref_json(schema, &a.ty), "defaultValue": default,
                    "isDeprecated": a.deprecated, "deprecationReason": reason(a.deprecated)})
         })
         .collect()

@@ -5,6 +5,8 @@
 //! collisions are problems naming both sides. This module builds data and SDL; it does no I/O
 //! and knows nothing of requests (the planner reads this model).
 
+mod binding;
+mod declared;
 mod generate;
 mod introspection;
 mod naming;
@@ -12,9 +14,12 @@ mod sdl;
 mod trusted;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use prost_reflect::{EnumDescriptor, FieldDescriptor, MessageDescriptor, MethodDescriptor};
 
+pub use binding::{Batch, Binding, BoundCall, Part, RestCall, Template, ValueTemplate};
+pub use declared::{DIRECTIVES_SDL, SchemaFile, SourceDecl, apply_schema_files, declared_sources};
 pub use generate::generate_schema;
 pub use introspection::{introspection_field_type, is_introspection_object};
 pub use trusted::TrustedDocuments;
@@ -49,68 +54,130 @@ impl TypeRef {
     }
 }
 
+/// Where an object field's value comes from.
+#[derive(Debug, Clone)]
+pub enum FieldSource {
+    /// A proto field, read from the answer's proto3 JSON by its json_name.
+    Proto(FieldDescriptor),
+    /// The value at this key path of a JSON answer (types declared in schemas/).
+    Json(Vec<String>),
+    /// A call to a backend with arguments from the parent (stitching).
+    Bound(Arc<Binding>),
+}
+
 /// A field of an object type.
 #[derive(Debug, Clone)]
 pub struct ObjectField {
-    /// The GraphQL name (the json_name).
+    /// The GraphQL name (the json_name for proto fields).
     pub name: String,
     /// Its type.
     pub ty: TypeRef,
-    /// The proto field it reads.
-    pub field: FieldDescriptor,
-    /// Marked deprecated in the proto.
+    /// Where its value comes from.
+    pub source: FieldSource,
+    /// Its arguments (only bound fields take any).
+    pub arguments: Vec<InputField>,
+    /// Marked deprecated.
     pub deprecated: bool,
+}
+
+impl ObjectField {
+    /// The binding of a stitched field.
+    pub fn binding(&self) -> Option<&Arc<Binding>> {
+        match &self.source {
+            FieldSource::Bound(binding) => Some(binding),
+            _ => None,
+        }
+    }
+}
+
+/// Where an argument or input field goes.
+#[derive(Debug, Clone)]
+pub enum InputSource {
+    /// The request message's proto field.
+    Proto(FieldDescriptor),
+    /// An argument declared in schemas/, read by a binding's templates; its default, if any.
+    Declared(Option<serde_json::Value>),
 }
 
 /// An argument or input field.
 #[derive(Debug, Clone)]
 pub struct InputField {
-    /// The GraphQL name (the json_name).
+    /// The GraphQL name (the json_name for proto fields).
     pub name: String,
-    /// Its type (always nullable: absent means the proto default).
+    /// Its type (proto fields are always nullable: absent means the proto default).
     pub ty: TypeRef,
-    /// The proto field it fills.
-    pub field: FieldDescriptor,
-    /// Marked deprecated in the proto.
+    /// Where the value goes.
+    pub source: InputSource,
+    /// Marked deprecated.
     pub deprecated: bool,
 }
 
-/// A root field: one backend method.
+impl InputField {
+    /// The proto field it fills, for generated arguments.
+    pub fn proto(&self) -> Option<&FieldDescriptor> {
+        match &self.source {
+            InputSource::Proto(field) => Some(field),
+            InputSource::Declared(_) => None,
+        }
+    }
+}
+
+/// What answers a root field.
+#[derive(Debug, Clone)]
+pub enum Resolver {
+    /// A gRPC method whose request fields are the arguments (generated from the registry).
+    Method(MethodDescriptor),
+    /// A call declared in schemas/ by `@rest` or `@grpc`.
+    Bound(Arc<Binding>),
+}
+
+/// A root field: one backend call.
 #[derive(Debug, Clone)]
 pub struct RootField {
     /// The field name.
     pub name: String,
-    /// The method it calls.
-    pub method: MethodDescriptor,
-    /// Its arguments, one per request field.
+    /// What answers it.
+    pub resolver: Resolver,
+    /// Its arguments.
     pub arguments: Vec<InputField>,
     /// The response type (nullable, so an error can null it).
     pub output: TypeRef,
-    /// Marked deprecated in the proto.
+    /// Marked deprecated.
+    pub deprecated: bool,
+}
+
+/// One value of an enum type.
+#[derive(Debug, Clone)]
+pub struct EnumValue {
+    /// Its name.
+    pub name: String,
+    /// Marked deprecated.
     pub deprecated: bool,
 }
 
 /// A named type of the schema.
 #[derive(Debug, Clone)]
 pub enum TypeDef {
-    /// An object type from an output message.
+    /// An object type, from an output message or declared in schemas/.
     Object {
-        /// The message.
-        message: MessageDescriptor,
+        /// The message, for generated types.
+        message: Option<MessageDescriptor>,
         /// Its fields.
         fields: Vec<ObjectField>,
     },
-    /// An input type from a request (or nested) message.
+    /// An input type, from a request (or nested) message or declared in schemas/.
     Input {
-        /// The message.
-        message: MessageDescriptor,
+        /// The message, for generated types.
+        message: Option<MessageDescriptor>,
         /// Its fields.
         fields: Vec<InputField>,
     },
-    /// An enum from a proto enum.
+    /// An enum, from a proto enum or declared in schemas/.
     Enum {
-        /// The enum.
-        descriptor: EnumDescriptor,
+        /// The proto enum, for generated types.
+        descriptor: Option<EnumDescriptor>,
+        /// Its values.
+        values: Vec<EnumValue>,
     },
     /// A custom scalar.
     Scalar {
@@ -144,5 +211,13 @@ impl GraphqlSchema {
     /// The root field `name` of `kind`.
     pub fn root_field(&self, kind: RootKind, name: &str) -> Option<&RootField> {
         self.roots.get(&kind)?.iter().find(|f| f.name == name)
+    }
+
+    /// The field `name` of object type `type_name`.
+    pub fn object_field(&self, type_name: &str, name: &str) -> Option<&ObjectField> {
+        match self.types.get(type_name)? {
+            TypeDef::Object { fields, .. } => fields.iter().find(|f| f.name == name),
+            _ => None,
+        }
     }
 }

@@ -36,12 +36,10 @@ pub(super) fn print(schema: &GraphqlSchema) -> String {
             TypeDef::Scalar { description } => {
                 let _ = writeln!(out, "\"{description}\"\nscalar {name}");
             }
-            TypeDef::Enum { descriptor } => {
+            TypeDef::Enum { values, .. } => {
                 let _ = writeln!(out, "enum {name} {{");
-                for value in descriptor.values() {
-                    let deprecated =
-                        value.enum_value_descriptor_proto().options.as_ref().and_then(|o| o.deprecated) == Some(true);
-                    let _ = writeln!(out, "  {}{}", value.name(), if deprecated { " @deprecated" } else { "" });
+                for value in values {
+                    let _ = writeln!(out, "  {}{}", value.name, if value.deprecated { " @deprecated" } else { "" });
                 }
                 out.push_str("}\n");
             }
@@ -49,7 +47,9 @@ pub(super) fn print(schema: &GraphqlSchema) -> String {
                 let _ = writeln!(out, "type {name} {{");
                 for field in fields {
                     let deprecated = if field.deprecated { " @deprecated" } else { "" };
-                    let _ = writeln!(out, "  {}: {}{deprecated}", field.name, type_ref(&field.ty));
+                    let _ = write!(out, "  {}", field.name);
+                    print_arguments(&mut out, &field.arguments);
+                    let _ = writeln!(out, ": {}{deprecated}", type_ref(&field.ty));
                 }
                 out.push_str("}\n");
             }

@@ -70,6 +70,21 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
+/// Percent-encodes `text` for one path segment or query component: everything but RFC 3986's
+/// unreserved characters (`A-Z a-z 0-9 - . _ ~`) is escaped, `/` included.
+pub fn percent_encode(text: &str, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +110,16 @@ mod tests {
                 (Err(got), Err(want)) => assert!(got.to_string().contains(want), "{input}: {got}"),
                 (got, want) => panic!("{input}: got {got:?}, want {want:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn encoding_escapes_all_but_unreserved() {
+        let table = [("abc-._~", "abc-._~"), ("a b/c", "a%20b%2Fc"), ("é?&=#", "%C3%A9%3F%26%3D%23"), ("", "")];
+        for (text, want) in table {
+            let mut out = String::new();
+            percent_encode(text, &mut out);
+            assert_eq!(out, want, "{text}");
         }
     }
 }

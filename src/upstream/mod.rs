@@ -7,6 +7,7 @@
 mod cluster;
 pub mod grpc;
 pub mod grpc_codec;
+pub mod http;
 
 use std::collections::HashMap;
 
@@ -14,6 +15,7 @@ use crate::error::{ErrorCode, grpc_code};
 
 pub use cluster::Cluster;
 pub use grpc::{GrpcClient, StreamReply, UnaryReply};
+pub use http::{HttpClient, HttpRequest};
 
 /// A backend call that did not produce an answer.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -27,6 +29,14 @@ pub enum UpstreamError {
         message: String,
         /// `grpc-status-details-bin`: an encoded google.rpc.Status, if sent.
         details: bytes::Bytes,
+    },
+    /// A REST backend answered with a non-2xx status.
+    #[error("{message}")]
+    Http {
+        /// The HTTP status.
+        status: u16,
+        /// What it said (4xx) or which backend failed (5xx).
+        message: String,
     },
     /// The backend could not be reached.
     #[error("backend {cluster} is unavailable")]
@@ -50,6 +60,7 @@ impl UpstreamError {
     pub fn code(&self) -> ErrorCode {
         match self {
             UpstreamError::Status { code, .. } => ErrorCode::from_grpc_code(*code),
+            UpstreamError::Http { status, .. } => ErrorCode::from_backend_http_status(*status),
             UpstreamError::Unavailable { .. } => ErrorCode::Unavailable,
             UpstreamError::DeadlineExceeded => ErrorCode::DeadlineExceeded,
             UpstreamError::BadAnswer(_) => ErrorCode::UpstreamError,
@@ -84,10 +95,17 @@ impl UpstreamError {
     }
 }
 
+/// A cluster's client, by the protocol it speaks.
+#[derive(Debug, Clone)]
+enum Client {
+    Grpc(GrpcClient),
+    Http(HttpClient),
+}
+
 /// One client per cluster.
 #[derive(Debug, Default)]
 pub struct Upstreams {
-    clients: HashMap<String, (Cluster, GrpcClient)>,
+    clients: HashMap<String, (Cluster, Client)>,
 }
 
 impl Upstreams {
@@ -103,7 +121,11 @@ impl Upstreams {
             }
             let Some(endpoint) = cluster.endpoints.first() else { continue };
             let compress = cluster.grpc_compression == crate::config::GrpcCompression::Gzip;
-            match GrpcClient::new(&cluster.name, endpoint, compress) {
+            let client = match cluster.protocol {
+                crate::config::BackendProtocol::Http => HttpClient::new(&cluster.name, endpoint).map(Client::Http),
+                _ => GrpcClient::new(&cluster.name, endpoint, compress).map(Client::Grpc),
+            };
+            match client {
                 Ok(client) => {
                     clients.insert(cluster.name.clone(), (cluster.clone(), client));
                 }
@@ -113,11 +135,21 @@ impl Upstreams {
         Upstreams { clients }
     }
 
-    /// The client of `cluster`.
+    /// The gRPC client of `cluster`.
     pub fn grpc(&self, cluster: &str) -> Result<&GrpcClient, UpstreamError> {
-        self.clients
-            .get(cluster)
-            .map(|(_, client)| client)
-            .ok_or_else(|| UpstreamError::Unavailable { cluster: cluster.to_owned() })
+        match self.clients.get(cluster) {
+            Some((_, Client::Grpc(client))) => Ok(client),
+            Some(_) => Err(UpstreamError::Internal(format!("cluster {cluster} does not speak gRPC"))),
+            None => Err(UpstreamError::Unavailable { cluster: cluster.to_owned() }),
+        }
+    }
+
+    /// The HTTP client of `cluster`.
+    pub fn http(&self, cluster: &str) -> Result<&HttpClient, UpstreamError> {
+        match self.clients.get(cluster) {
+            Some((_, Client::Http(client))) => Ok(client),
+            Some(_) => Err(UpstreamError::Internal(format!("cluster {cluster} does not speak HTTP"))),
+            None => Err(UpstreamError::Unavailable { cluster: cluster.to_owned() }),
+        }
     }
 }

@@ -20,6 +20,22 @@ fn the_demo_schema() {
     insta::assert_snapshot!("demo_schema", sdl);
 }
 
+/// The demo as `switchyard demo` serves it: the protos plus schemas/demo/authors.graphql.
+#[test]
+fn the_stitched_demo_schema() {
+    let sources = switchyard::snapshot::SnapshotSources {
+        embedded: vec![switchyard::demo::demo_registration().expect("demo")],
+        embedded_schemas: switchyard::demo::demo_schemas(),
+        no_descriptor_dir: true,
+        schemas: Some("/nonexistent".into()),
+        ..Default::default()
+    };
+    let snapshot = switchyard::snapshot::build_snapshot(&sources, 1).expect("the demo builds");
+    let sdl = snapshot.graphql.to_sdl();
+    async_graphql_parser::parse_schema(&sdl).expect("the SDL parses");
+    insta::assert_snapshot!("stitched_demo_schema", sdl);
+}
+
 fn registry_with(work: &std::path::Path, files: &[(&str, &str)]) {
     write_files(work, files);
     for (path, _) in files {

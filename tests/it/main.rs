@@ -10,4 +10,5 @@ mod registry;
 mod rest;
 mod rest_stream;
 mod server;
+mod stitching;
 mod support;

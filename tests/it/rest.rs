@@ -438,7 +438,7 @@ async fn openapi_describes_every_route() {
         .filter(|p| p["in"] == "query")
         .filter_map(|p| p["name"].as_str())
         .collect();
-    assert_eq!(query, ["pageSize", "pageToken", "genre"]);
+    assert_eq!(query, ["pageSize", "pageToken", "genre", "author"]);
     let create = &doc["paths"]["/v1/{parent}/books"]["post"];
     assert_eq!(
         create["requestBody"]["content"]["application/json"]["schema"]["$ref"],

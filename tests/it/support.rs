@@ -137,6 +137,7 @@ pub(crate) struct TestGateway {
     pub(crate) client: reqwest::Client,
     server: switchyard::server::RunningServer,
     backend: Option<switchyard::demo::DemoBackend>,
+    authors: Option<switchyard::demo::DemoAuthors>,
 }
 
 impl TestGateway {
@@ -146,6 +147,39 @@ impl TestGateway {
             switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("backend");
         let url = backend.url();
         TestGateway::start(Some(url), Some(backend)).await
+    }
+
+    /// The whole demo: the catalog backend, the authors REST service and the demo's schema
+    /// file stitching them, as `switchyard demo` serves them.
+    pub(crate) async fn stitched() -> TestGateway {
+        let backend =
+            switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("backend");
+        let authors =
+            switchyard::demo::start_demo_authors("127.0.0.1:0".parse().expect("addr")).await.expect("authors");
+        let sources = switchyard::snapshot::SnapshotSources {
+            embedded: vec![switchyard::demo::demo_registration().expect("demo")],
+            embedded_schemas: switchyard::demo::demo_schemas(),
+            no_descriptor_dir: true,
+            schemas: Some(PathBuf::from("/nonexistent")),
+            backends: vec![
+                switchyard::snapshot::BackendFlag { name: "catalog.v1".into(), urls: vec![backend.url()] },
+                switchyard::snapshot::BackendFlag { name: "authors".into(), urls: vec![authors.url()] },
+            ],
+            ..Default::default()
+        };
+        let mut gateway = TestGateway::from_sources(sources, Some(backend)).await;
+        gateway.authors = Some(authors);
+        gateway
+    }
+
+    /// The demo backend, if this gateway started one.
+    pub(crate) fn backend(&self) -> &switchyard::demo::DemoBackend {
+        self.backend.as_ref().expect("a demo backend")
+    }
+
+    /// The authors service, for gateways made by `stitched`.
+    pub(crate) fn authors(&self) -> &switchyard::demo::DemoAuthors {
+        self.authors.as_ref().expect("the authors service")
     }
 
     /// The demo backend, with a config file of `toml`. A `{backend}` in the text is replaced by
@@ -205,9 +239,11 @@ impl TestGateway {
         TestGateway {
             base: format!("http://{}", server.gateway_addr),
             admin: format!("http://{}", server.admin_addr),
-            client: reqwest::Client::new(),
+            // Raw responses: the tests check the gateway's own compression.
+            client: reqwest::Client::builder().no_gzip().build().expect("client"),
             server,
             backend,
+            authors: None,
         }
     }
 
@@ -235,6 +271,16 @@ impl TestGateway {
         self.server.shutdown().await;
         if let Some(backend) = self.backend.take() {
             backend.shutdown().await;
+        }
+        if let Some(authors) = self.authors.take() {
+            authors.shutdown().await;
+        }
+    }
+
+    /// Stops the authors service, leaving the rest running.
+    pub(crate) async fn stop_authors(&mut self) {
+        if let Some(authors) = self.authors.take() {
+            authors.shutdown().await;
         }
     }
 

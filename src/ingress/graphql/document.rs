@@ -10,9 +10,12 @@ use async_graphql_parser::types::{
 use async_graphql_parser::{Pos, Positioned};
 use async_graphql_value::{Name, Value};
 
-use super::input::argument_json;
-use crate::operation::{FieldSelection, OperationKind, SelectionSet};
-use crate::schema::{GraphqlSchema, RootField, RootKind, TypeDef, introspection_field_type, is_introspection_object};
+use super::input::{argument_json, bind_deferred, declared_arguments, deferred_json};
+use crate::operation::{FieldSelection, OperationKind, SelectionSet, hidden_key};
+use crate::schema::{
+    GraphqlSchema, InputField, InputSource, Resolver, RootField, RootKind, TypeDef, introspection_field_type,
+    is_introspection_object,
+};
 
 /// A problem with the document, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +40,8 @@ pub(crate) enum RootEntry {
 
 /// A validated root field with its request JSON and selection.
 pub(crate) struct PreparedCall {
+    /// Query or mutation.
+    pub(crate) kind: OperationKind,
     pub(crate) response_key: String,
     /// Where the field is in the document (line, column), for its errors.
     pub(crate) location: (usize, usize),
@@ -60,6 +65,8 @@ pub(crate) struct Shape {
     kind: OperationKind,
     variables: Vec<VariableDef>,
     entries: Vec<ShapeEntry>,
+    /// True when a stitched field below a root field takes arguments (bound per request).
+    nested_arguments: bool,
 }
 
 /// A declared variable.
@@ -107,6 +114,7 @@ struct Validator<'a> {
     document: &'a ExecutableDocument,
     variables: serde_json::Map<String, serde_json::Value>,
     errors: Vec<DocumentError>,
+    nested_arguments: bool,
 }
 
 /// The values `@skip`/`@include` read in `operation`: the plan cache's key material. Declared
@@ -191,7 +199,8 @@ pub(crate) fn shape(
             pos: d.pos,
         })
         .collect();
-    let mut validator = Validator { schema, document, variables: serde_json::Map::new(), errors: Vec::new() };
+    let mut validator =
+        Validator { schema, document, variables: serde_json::Map::new(), errors: Vec::new(), nested_arguments: false };
     for definition in &declared {
         let value = variables.get(&definition.name).cloned().or_else(|| definition.default.clone());
         validator.variables.insert(definition.name.clone(), value.unwrap_or(serde_json::Value::Null));
@@ -220,7 +229,7 @@ pub(crate) fn shape(
             validator.errors.push(error(message, field.name.pos));
             continue;
         };
-        let arguments = validator.root_arguments(root, field.arguments);
+        let arguments = validator.field_arguments(&root.name, &root.arguments, field.arguments, field.name.pos);
         let type_name = root.output.name.clone();
         let fields = validator.selection_of(&type_name, &field);
         entries.push(ShapeEntry::Call {
@@ -232,7 +241,11 @@ pub(crate) fn shape(
             fields,
         });
     }
-    if validator.errors.is_empty() { Ok(Shape { kind, variables: declared, entries }) } else { Err(validator.errors) }
+    if validator.errors.is_empty() {
+        Ok(Shape { kind, variables: declared, entries, nested_arguments: validator.nested_arguments })
+    } else {
+        Err(validator.errors)
+    }
 }
 
 impl Shape {
@@ -255,6 +268,7 @@ impl Shape {
     pub(crate) fn bind(
         &self,
         given: &serde_json::Map<String, serde_json::Value>,
+        schema: &GraphqlSchema,
     ) -> Result<Prepared, Vec<DocumentError>> {
         let mut errors = Vec::new();
         let mut variables = serde_json::Map::new();
@@ -308,24 +322,46 @@ impl Shape {
                 ShapeEntry::Call { response_key, location, root, arguments, type_name, fields } => {
                     let mut request = serde_json::Map::new();
                     let mut failure = None;
-                    for (name, value) in arguments {
-                        let Some(argument) = root.arguments.iter().find(|a| &a.name == name) else { continue };
-                        match argument_json(value, &argument.field, &variables) {
-                            Ok(json) => {
-                                request.insert(argument.field.json_name().to_owned(), json);
+                    match &root.resolver {
+                        Resolver::Method(_) => {
+                            for (name, value) in arguments {
+                                let Some(argument) = root.arguments.iter().find(|a| &a.name == name) else { continue };
+                                let Some(field) = argument.proto() else { continue };
+                                match argument_json(value, field, &variables) {
+                                    Ok(json) => {
+                                        request.insert(field.json_name().to_owned(), json);
+                                    }
+                                    Err(problem) => {
+                                        failure = failure.or(Some(format!("argument \"{name}\": {}", problem.message)));
+                                    }
+                                }
                             }
-                            Err(problem) => {
-                                failure = failure.or(Some(format!("argument \"{name}\": {}", problem.message)));
+                        }
+                        Resolver::Bound(_) => {
+                            let given: Vec<(String, serde_json::Value)> = arguments
+                                .iter()
+                                .map(|(name, value)| (name.clone(), bind_deferred(&deferred_json(value), &variables)))
+                                .collect();
+                            match declared_arguments(&given, &root.arguments, schema) {
+                                Ok(bound) => request = bound,
+                                Err(message) => failure = Some(message),
                             }
                         }
                     }
+                    let mut fields = fields.clone();
+                    if self.nested_arguments
+                        && let Err(message) = bind_nested(&mut fields, type_name, schema, &variables)
+                    {
+                        failure = failure.or(Some(message));
+                    }
                     RootEntry::Call(Box::new(PreparedCall {
+                        kind: self.kind,
                         response_key: response_key.clone(),
                         location: *location,
                         root: root.clone(),
                         request: failure.map_or(Ok(serde_json::Value::Object(request)), Err),
                         type_name: type_name.clone(),
-                        fields: fields.clone(),
+                        fields,
                     }))
                 }
             })
@@ -482,19 +518,32 @@ impl<'a> Validator<'a> {
         keep
     }
 
-    /// The root field's arguments as written; unknown names are errors.
-    fn root_arguments(
+    /// A field's arguments as written; unknown names, and required declared arguments left
+    /// out, are errors.
+    fn field_arguments(
         &mut self,
-        root: &RootField,
+        field_name: &str,
+        declared: &[InputField],
         arguments: &[(Positioned<Name>, Positioned<Value>)],
+        pos: Pos,
     ) -> Vec<(String, Value)> {
         let mut out = Vec::with_capacity(arguments.len());
         for (name, value) in arguments {
-            if root.arguments.iter().any(|a| a.name == name.node.as_str()) {
+            if declared.iter().any(|a| a.name == name.node.as_str()) {
                 out.push((name.node.to_string(), value.node.clone()));
             } else {
-                let message = format!("Unknown argument \"{}\" on field \"{}\".", name.node, root.name);
+                let message = format!("Unknown argument \"{}\" on field \"{field_name}\".", name.node);
                 self.errors.push(error(message, name.pos));
+            }
+        }
+        for argument in declared {
+            let required = argument.ty.non_null && matches!(argument.source, InputSource::Declared(None));
+            if required && !arguments.iter().any(|(name, _)| name.node == argument.name.as_str()) {
+                let message = format!(
+                    "Field \"{field_name}\" argument \"{}\" of type \"{}!\" is required, but it was not provided.",
+                    argument.name, argument.ty.name
+                );
+                self.errors.push(error(message, pos));
             }
         }
         out
@@ -520,6 +569,7 @@ impl<'a> Validator<'a> {
                     merge(&mut collected, inner, &mut self.errors);
                 }
                 let mut out = SelectionSet::default();
+                let mut keys: Vec<String> = Vec::new();
                 for child in collected {
                     if child.name.node == "__typename" {
                         out.fields.push(FieldSelection {
@@ -535,18 +585,34 @@ impl<'a> Validator<'a> {
                         self.errors.push(error(message, child.name.pos));
                         continue;
                     };
-                    if let Some((name, _)) = child.arguments.first() {
-                        let message =
-                            format!("Unknown argument \"{}\" on field \"{type_name}.{}\".", name.node, child.name.node);
-                        self.errors.push(error(message, name.pos));
+                    let field_path = format!("{type_name}.{}", child.name.node);
+                    let arguments =
+                        self.field_arguments(&field_path, &definition.arguments, child.arguments, child.pos);
+                    if !definition.arguments.is_empty() {
+                        self.nested_arguments = true;
+                    }
+                    if let Some(binding) = definition.binding() {
+                        keys.extend(binding.parent_fields.iter().cloned());
                     }
                     let children = self.selection_of(&definition.ty.name, &child);
                     out.fields.push(FieldSelection {
                         response_key: child.response_key,
                         field_name: definition.name.clone(),
                         children,
-                        arguments: Vec::new(),
+                        arguments: arguments.iter().map(|(n, v)| (n.clone(), deferred_json(v))).collect(),
                     });
+                }
+                // The key fields stitched fields read, under hidden keys (removed from the answer).
+                for key in keys {
+                    let response_key = hidden_key(&key);
+                    if !out.fields.iter().any(|f| f.response_key == response_key) {
+                        out.fields.push(FieldSelection {
+                            response_key,
+                            field_name: key,
+                            children: SelectionSet::default(),
+                            arguments: Vec::new(),
+                        });
+                    }
                 }
                 out
             }
@@ -628,6 +694,28 @@ impl<'a> Validator<'a> {
         }
         out
     }
+}
+
+/// Binds the arguments of stitched fields below a root field: variables substituted, values
+/// coerced to their declared types, defaults applied.
+fn bind_nested(
+    set: &mut SelectionSet,
+    type_name: &str,
+    schema: &GraphqlSchema,
+    variables: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), String> {
+    for field in &mut set.fields {
+        let Some(definition) = schema.object_field(type_name, &field.field_name) else { continue };
+        if definition.binding().is_some() {
+            let given: Vec<(String, serde_json::Value)> =
+                field.arguments.iter().map(|(name, value)| (name.clone(), bind_deferred(value, variables))).collect();
+            let bound = declared_arguments(&given, &definition.arguments, schema)
+                .map_err(|e| format!("{type_name}.{}: {e}", field.field_name))?;
+            field.arguments = bound.into_iter().collect();
+        }
+        bind_nested(&mut field.children, &definition.ty.name, schema, variables)?;
+    }
+    Ok(())
 }
 
 /// For a variable of a built-in scalar type, what its value should have been if it is not.

@@ -6,6 +6,8 @@ use async_graphql_value::Value;
 use prost_reflect::{FieldDescriptor, Kind};
 use serde_json::Value as Json;
 
+use crate::schema::{GraphqlSchema, InputField, InputSource, TypeDef, TypeRef};
+
 /// Why an argument value cannot become JSON for its field.
 pub(crate) struct ArgumentProblem {
     pub(crate) message: String,
@@ -101,4 +103,138 @@ fn shape_item(json: Json, field: &FieldDescriptor) -> Result<Json, ArgumentProbl
         }
         (_, json) => Ok(json),
     }
+}
+
+/// The JSON of a value whose variables are bound later: a variable becomes
+/// `{"$variable": NAME}`, a key no GraphQL object literal can have (`$` starts no name).
+pub(crate) fn deferred_json(value: &Value) -> Json {
+    match value {
+        Value::Variable(name) => {
+            Json::Object(serde_json::Map::from_iter([(VARIABLE.to_owned(), Json::from(name.as_str()))]))
+        }
+        Value::List(items) => Json::Array(items.iter().map(deferred_json).collect()),
+        Value::Object(fields) => Json::Object(fields.iter().map(|(k, v)| (k.to_string(), deferred_json(v))).collect()),
+        other => resolve(other, &serde_json::Map::new()).unwrap_or(Json::Null),
+    }
+}
+
+const VARIABLE: &str = "$variable";
+
+/// `json` with the variables of `deferred_json` replaced by their values (absent: null).
+pub(crate) fn bind_deferred(json: &Json, variables: &serde_json::Map<String, Json>) -> Json {
+    match json {
+        Json::Object(object) if object.len() == 1 && object.contains_key(VARIABLE) => {
+            object[VARIABLE].as_str().and_then(|name| variables.get(name)).cloned().unwrap_or(Json::Null)
+        }
+        Json::Object(object) => {
+            Json::Object(object.iter().map(|(k, v)| (k.clone(), bind_deferred(v, variables))).collect())
+        }
+        Json::Array(items) => Json::Array(items.iter().map(|v| bind_deferred(v, variables)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Input coercion (GraphQL spec 3.5 and 3.10) of a value for an argument declared in
+/// schemas/: built-in scalars, enums, input objects and lists (a single value is a list of
+/// one), with non-null checked and input-object defaults applied.
+pub(crate) fn declared_json(json: Json, ty: &TypeRef, schema: &GraphqlSchema) -> Result<Json, String> {
+    if json.is_null() {
+        return if ty.non_null { Err(format!("expected a non-null {}", type_text(ty))) } else { Ok(Json::Null) };
+    }
+    if !ty.list {
+        return named_json(json, &ty.name, schema);
+    }
+    let items = match json {
+        Json::Array(items) => items,
+        single => vec![single],
+    };
+    items
+        .into_iter()
+        .map(|item| {
+            if item.is_null() {
+                if ty.item_non_null { Err(format!("the items of {} cannot be null", type_text(ty))) } else { Ok(item) }
+            } else {
+                named_json(item, &ty.name, schema)
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Json::Array)
+}
+
+fn named_json(json: Json, name: &str, schema: &GraphqlSchema) -> Result<Json, String> {
+    let fits_int = json.as_i64().is_some_and(|n| i32::try_from(n).is_ok());
+    match (name, schema.types.get(name)) {
+        ("String", _) if json.is_string() => Ok(json),
+        ("ID", _) if json.is_string() => Ok(json),
+        ("ID", _) if json.is_i64() || json.is_u64() => Ok(Json::String(json.to_string())),
+        ("Int", _) if fits_int => Ok(json),
+        ("Float", _) if json.is_number() => Ok(json),
+        ("Boolean", _) if json.is_boolean() => Ok(json),
+        ("String" | "ID" | "Int" | "Float" | "Boolean", _) => Err(format!("{name} cannot represent {json}")),
+        (_, Some(TypeDef::Enum { values, .. })) => match json.as_str() {
+            Some(value) if values.iter().any(|v| v.name == value) => Ok(json),
+            _ => Err(format!("Enum \"{name}\" cannot represent {json}")),
+        },
+        (_, Some(TypeDef::Input { fields, .. })) => {
+            let Json::Object(mut given) = json else { return Err(format!("{name} is an input object; got {json}")) };
+            let mut out = serde_json::Map::new();
+            for field in fields {
+                let value = match given.remove(&field.name) {
+                    Some(value) => value,
+                    None => match &field.source {
+                        InputSource::Declared(Some(default)) => default.clone(),
+                        _ if field.ty.non_null => return Err(format!("{name}.{} is required", field.name)),
+                        _ => continue,
+                    },
+                };
+                let value =
+                    declared_json(value, &field.ty, schema).map_err(|e| format!("{name}.{}: {e}", field.name))?;
+                out.insert(field.name.clone(), value);
+            }
+            if let Some(extra) = given.keys().next() {
+                return Err(format!("{name} has no field `{extra}`"));
+            }
+            Ok(Json::Object(out))
+        }
+        _ => Ok(json),
+    }
+}
+
+fn type_text(ty: &TypeRef) -> String {
+    let mut text = ty.name.clone();
+    if ty.list {
+        if ty.item_non_null {
+            text.push('!');
+        }
+        text = format!("[{text}]");
+    }
+    if ty.non_null {
+        text.push('!');
+    }
+    text
+}
+
+/// The arguments of a declared field: given values coerced, defaults applied, required ones
+/// checked. Keys are GraphQL names.
+pub(crate) fn declared_arguments(
+    given: &[(String, Json)],
+    declared: &[InputField],
+    schema: &GraphqlSchema,
+) -> Result<serde_json::Map<String, Json>, String> {
+    let mut out = serde_json::Map::new();
+    for argument in declared {
+        let value = match given.iter().find(|(name, _)| name == &argument.name) {
+            Some((_, value)) => value.clone(),
+            None => match &argument.source {
+                InputSource::Declared(Some(default)) => default.clone(),
+                _ => Json::Null,
+            },
+        };
+        let value =
+            declared_json(value, &argument.ty, schema).map_err(|e| format!("argument \"{}\": {e}", argument.name))?;
+        if !value.is_null() {
+            out.insert(argument.name.clone(), value);
+        }
+    }
+    Ok(out)
 }

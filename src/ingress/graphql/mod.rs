@@ -11,7 +11,6 @@ mod input;
 mod limits;
 mod persisted;
 pub(crate) mod run;
-mod shape;
 mod shapes;
 
 use std::sync::Arc;

@@ -6,11 +6,13 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value as Json, json};
 
 use super::document::{DocumentError, PreparedCall, RootEntry};
-use super::{Caches, GraphqlRequest, Refusal, limits, shape};
+use super::{Caches, GraphqlRequest, Refusal, limits};
 use crate::error::ErrorCode;
-use crate::gateway::{Served, execute_operation_partial};
+use crate::execute::shape_introspection;
+use crate::gateway::{Served, execute_graphql_operation};
 use crate::ingress::forward::request_context;
-use crate::operation::{CallInput, Operation, OperationKind, RootCall, Selection};
+use crate::operation::{CallInput, CallTarget, Operation, OperationKind, RootCall, Selection};
+use crate::schema::Resolver;
 use crate::transcode::json::{JsonOptions, json_to_message};
 
 /// What running one request produced.
@@ -49,7 +51,7 @@ pub(super) async fn run_operation(
     }
     let shaped =
         caches.shapes.shape(snapshot, &request.query, &document, request.operation_name.as_deref(), &request.variables);
-    let prepared = match shaped.and_then(|shape| shape.bind(&request.variables)) {
+    let prepared = match shaped.and_then(|shape| shape.bind(&request.variables, &snapshot.graphql)) {
         Ok(prepared) => prepared,
         Err(errors) => return Outcome::Refused(validation_errors(&errors)),
     };
@@ -79,11 +81,11 @@ pub(super) async fn run_operation(
             RootEntry::Introspection { response_key, type_name, fields } => {
                 let schema = snapshot.graphql.introspected();
                 let value = match type_name {
-                    None => shape::shape_introspection(schema, "__Schema", &fields),
+                    None => shape_introspection(schema, "__Schema", &fields),
                     Some(name) => schema["types"]
                         .as_array()
                         .and_then(|types| types.iter().find(|t| t["name"] == name.as_str()))
-                        .map_or(Json::Null, |t| shape::shape_introspection(t, "__Type", &fields)),
+                        .map_or(Json::Null, |t| shape_introspection(t, "__Type", &fields)),
                 };
                 data.insert(response_key, value);
             }
@@ -101,12 +103,22 @@ pub(super) async fn run_operation(
         }
     }
     let operation = Operation { kind: prepared.kind, calls, context };
-    for (result, (key, location)) in execute_operation_partial(served, operation).await.into_iter().zip(slots) {
+    let mut data_nulled = false;
+    for (result, (key, location)) in execute_graphql_operation(served, operation).await.into_iter().zip(slots) {
         match result {
             Ok(output) => {
-                if let Selection::Graphql { type_name, fields, .. } = &output.selection {
-                    data.insert(key, shape::shape_answer(&output.message, type_name, fields, &snapshot.graphql));
+                for error in output.errors {
+                    let mut path = vec![Json::String(key.clone())];
+                    path.extend(error.path);
+                    errors.push(json!({
+                        "message": error.message,
+                        "locations": [{"line": location.0, "column": location.1}],
+                        "path": path,
+                        "extensions": {"code": error.code.graphql_code()}
+                    }));
                 }
+                data_nulled |= !output.complete;
+                data.insert(key, output.value);
             }
             Err(error) => errors.push(field_error(&key, location, &error.to_string(), error.code())),
         }
@@ -115,7 +127,8 @@ pub(super) async fn run_operation(
     if !errors.is_empty() {
         body.insert("errors".into(), Json::Array(errors));
     }
-    body.insert("data".into(), Json::Object(data));
+    // A non-null root field that could not be completed nulls `data` (spec 6.4.4).
+    body.insert("data".into(), if data_nulled { Json::Null } else { Json::Object(data) });
     Outcome::Ran(Json::Object(body))
 }
 
@@ -160,7 +173,7 @@ pub fn plan_query(
     let prepared = caches
         .shapes
         .shape(snapshot, query, &document, operation_name, variables)
-        .and_then(|shape| shape.bind(variables))
+        .and_then(|shape| shape.bind(variables, &snapshot.graphql))
         .map_err(|errors| errors.into_iter().map(|e| e.message).collect::<Vec<_>>())?;
     let mut calls = Vec::new();
     for entry in prepared.entries {
@@ -171,13 +184,23 @@ pub fn plan_query(
     crate::gateway::plan_only(snapshot, operation).map_err(|e| vec![e.to_string()])
 }
 
-/// A validated root field as the operation's root call: its request message and selection.
+/// A validated root field as the operation's root call: its request message (or arguments, for
+/// declared fields) and selection.
 fn root_call(call: PreparedCall) -> Result<RootCall, String> {
     let json = call.request?;
-    let bytes = serde_json::to_vec(&json).unwrap_or_default();
-    let input =
-        json_to_message(call.root.method.input(), &bytes, &JsonOptions::default()).map_err(|e| e.to_string())?;
     let selection =
         Selection::Graphql { response_key: call.response_key, type_name: call.type_name, fields: call.fields };
-    Ok(RootCall { method: call.root.method.clone(), input: CallInput::Message(input), selection })
+    match &call.root.resolver {
+        Resolver::Method(method) => {
+            let bytes = serde_json::to_vec(&json).unwrap_or_default();
+            let input = json_to_message(method.input(), &bytes, &JsonOptions::default()).map_err(|e| e.to_string())?;
+            Ok(RootCall::method(method.clone(), CallInput::Message(input), selection))
+        }
+        Resolver::Bound(_) => {
+            let Json::Object(arguments) = json else { return Err("arguments must be an object".into()) };
+            let root = if call.kind == OperationKind::Mutation { "Mutation" } else { "Query" };
+            let target = CallTarget::Field { root, name: call.root.name.clone() };
+            Ok(RootCall { target, input: CallInput::Arguments(arguments), selection })
+        }
+    }
 }

@@ -1,0 +1,178 @@
+//! Running a GraphQL plan: each root fetch's answer (a gRPC message or a REST JSON body) is
+//! shaped to its selection, its stitched fetches run level by level below it, and the result is
+//! completed (non-null rules, hidden key fields removed). A root fetch's failure is its own;
+//! the others still answer.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use serde_json::{Map, Value as Json};
+
+use super::shape::{complete, shape_value};
+use super::stitch::run_stitches;
+use super::{ExecuteError, unary_call};
+use crate::error::ErrorCode;
+use crate::operation::{Metadata, Selection};
+use crate::plan::render::{Scope, grpc_request, http_request};
+use crate::plan::{Fetch, FetchCall, Plan};
+use crate::schema::{Binding, BoundCall, GraphqlSchema, TypeRef};
+use crate::transcode::json::{JsonOptions, message_to_json};
+use crate::upstream::{HttpRequest, Upstreams};
+
+/// A root field's value, with the errors found below it.
+#[derive(Debug)]
+pub struct GraphqlOutput {
+    /// The shaped value (null when it could not be completed).
+    pub value: Json,
+    /// Field errors, with paths relative to the root field.
+    pub errors: Vec<FieldError>,
+    /// False when the value is null in a non-null root position (the error propagates to `data`).
+    pub complete: bool,
+}
+
+/// An error at a path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldError {
+    /// Response keys and list indices from the root field's value.
+    pub path: Vec<Json>,
+    /// What went wrong.
+    pub message: String,
+    /// Its code.
+    pub code: ErrorCode,
+}
+
+/// What every call of one operation shares.
+pub(super) struct Context<'a> {
+    pub(super) upstreams: &'a Upstreams,
+    pub(super) schema: &'a GraphqlSchema,
+    pub(super) metadata: &'a Metadata,
+    pub(super) timeout: Option<Duration>,
+}
+
+/// Runs a GraphQL plan; one result per root fetch, in order.
+pub async fn execute_graphql_plan(
+    plan: Plan,
+    upstreams: &Upstreams,
+    schema: &GraphqlSchema,
+) -> Vec<Result<GraphqlOutput, ExecuteError>> {
+    if plan.serial {
+        let mut results = Vec::with_capacity(plan.fetches.len());
+        for fetch in plan.fetches {
+            results.push(run_root(fetch, upstreams, schema).await);
+        }
+        return results;
+    }
+    join_all(plan.fetches.into_iter().map(|fetch| run_root(fetch, upstreams, schema))).await
+}
+
+async fn run_root(fetch: Fetch, upstreams: &Upstreams, schema: &GraphqlSchema) -> Result<GraphqlOutput, ExecuteError> {
+    let Selection::Graphql { type_name, fields, .. } = &fetch.selection else {
+        return Err(ExecuteError::Shape("a GraphQL fetch has a GraphQL selection".into()));
+    };
+    let context = Context { upstreams, schema, metadata: &fetch.metadata, timeout: fetch.timeout };
+    let cluster = fetch.cluster.as_deref().ok_or_else(|| ExecuteError::NoBackend { name: fetch.describe() })?;
+    let (answer, ty) = match &fetch.call {
+        FetchCall::Grpc { method, input } => {
+            let crate::operation::CallInput::Message(input) = input else {
+                return Err(ExecuteError::Shape(format!("{} takes one request message", method.full_name())));
+            };
+            let (message, _) = unary_call(upstreams, cluster, method, input, &fetch.metadata, fetch.timeout).await?;
+            if prost_reflect::ReflectMessage::descriptor(&message).fields().len() == 0 && fields.fields.is_empty() {
+                return Ok(GraphqlOutput { value: Json::Object(Map::new()), errors: Vec::new(), complete: true });
+            }
+            (
+                message_json(&message),
+                TypeRef { name: type_name.clone(), list: false, non_null: false, item_non_null: false },
+            )
+        }
+        FetchCall::Bound { binding, arguments } => {
+            let scope = Scope { args: arguments, parent: None, keys: None };
+            let call = render_call(binding, &scope)?;
+            let ty = fetch.output.clone().unwrap_or(TypeRef {
+                name: type_name.clone(),
+                list: false,
+                non_null: false,
+                item_non_null: false,
+            });
+            (send_call(&call, cluster, &context).await.map(|answer| select(answer, &binding.select))?, ty)
+        }
+    };
+    let mut errors = Vec::new();
+    let mut value = shape_value(answer, &ty, fields, schema, &mut Vec::new(), &mut errors);
+    let needs_completion = !fetch.stitches.is_empty() || matches!(fetch.call, FetchCall::Bound { .. });
+    if !fetch.stitches.is_empty() {
+        run_stitches(&mut value, &fetch.stitches, &context, &mut errors).await;
+    }
+    let complete = !needs_completion || complete(&mut value, &ty, fields, schema, &mut Vec::new(), &mut errors);
+    Ok(GraphqlOutput { value, errors, complete })
+}
+
+/// A message as proto3 JSON with defaults, the form proto-sourced fields are read from.
+pub(super) fn message_json(message: &prost_reflect::DynamicMessage) -> Json {
+    let options = JsonOptions { emit_defaults: true, ..JsonOptions::default() };
+    serde_json::from_slice(&message_to_json(message, &options)).unwrap_or(Json::Null)
+}
+
+/// A binding's call, rendered: equal calls are the same call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum RenderedCall {
+    Http(HttpRequest),
+    Grpc { method: prost_reflect::MethodDescriptor, request: bytes::Bytes },
+}
+
+impl std::hash::Hash for RenderedCall {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self {
+            RenderedCall::Http(request) => request.hash(state),
+            RenderedCall::Grpc { method, request } => {
+                method.full_name().hash(state);
+                request.hash(state);
+            }
+        }
+    }
+}
+
+/// Renders `binding`'s call in `scope`.
+pub(super) fn render_call(binding: &Binding, scope: &Scope<'_>) -> Result<RenderedCall, ExecuteError> {
+    let fail =
+        |e: crate::plan::render::RenderError| ExecuteError::Render(format!("{e} (binding at {})", binding.declared_at));
+    match &binding.call {
+        BoundCall::Rest(rest) => Ok(RenderedCall::Http(http_request(rest, scope).map_err(fail)?)),
+        BoundCall::Grpc { method, request } => {
+            let message = grpc_request(method, request, scope).map_err(fail)?;
+            Ok(RenderedCall::Grpc { method: method.clone(), request: prost::Message::encode_to_vec(&message).into() })
+        }
+    }
+}
+
+/// Sends a rendered call to `cluster`; the answer as JSON.
+pub(super) async fn send_call(call: &RenderedCall, cluster: &str, context: &Context<'_>) -> Result<Json, ExecuteError> {
+    match call {
+        RenderedCall::Http(request) => {
+            let body = context.upstreams.http(cluster)?.send(request, context.metadata, context.timeout).await?;
+            if body.iter().all(u8::is_ascii_whitespace) {
+                return Ok(Json::Null);
+            }
+            serde_json::from_slice(&body).map_err(|_| ExecuteError::NotJson { cluster: cluster.to_owned() })
+        }
+        RenderedCall::Grpc { method, request } => {
+            let input = prost_reflect::DynamicMessage::decode(method.input(), request.clone())
+                .map_err(|_| ExecuteError::Shape("a rendered request does not decode".into()))?;
+            let (message, _) =
+                unary_call(context.upstreams, cluster, method, &input, context.metadata, context.timeout).await?;
+            Ok(message_json(&message))
+        }
+    }
+}
+
+/// The value at `path` inside `answer` (null when absent).
+pub(super) fn select(answer: Json, path: &[String]) -> Json {
+    let mut value = answer;
+    for key in path {
+        value = match value {
+            Json::Object(mut object) => object.remove(key).unwrap_or(Json::Null),
+            _ => return Json::Null,
+        };
+    }
+    value
+}

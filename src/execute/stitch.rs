@@ -1,0 +1,299 @@
+//! Stitched fetches: once a fetch has answered, every stitched field below it runs for all of
+//! its parent objects at once — one call per batch of distinct keys when the binding has a
+//! batch form, else one call per distinct rendered request with bounded concurrency, never one
+//! sequential call per parent. Sibling stitches run concurrently; a stitch's own stitches run
+//! once its values are in place. A failed call nulls its parents' field with an error at each
+//! parent's path.
+
+use std::collections::HashMap;
+
+use futures_util::StreamExt;
+use futures_util::future::join_all;
+use serde_json::{Map, Value as Json};
+
+use super::ExecuteError;
+use super::graphql::{Context, FieldError, RenderedCall, render_call, select, send_call};
+use super::shape::shape_value;
+use crate::operation::hidden_key;
+use crate::plan::Stitch;
+use crate::plan::render::{Scope, render_value};
+use crate::schema::{Binding, ValueTemplate};
+
+/// Most calls of one stitched field in flight at once.
+const MAX_CONCURRENT_CALLS: usize = 8;
+
+/// A parent object: where it is and the key fields its bindings read.
+struct Parent {
+    path: Vec<Json>,
+    keys: Map<String, Json>,
+}
+
+/// Runs `stitches` (and theirs, level by level) on `value`, a root field's shaped value.
+pub(super) async fn run_stitches(
+    value: &mut Json,
+    stitches: &[Stitch],
+    context: &Context<'_>,
+    errors: &mut Vec<FieldError>,
+) {
+    let mut level: Vec<&Stitch> = stitches.iter().collect();
+    while !level.is_empty() {
+        let jobs: Vec<(&Stitch, Vec<Parent>)> = level.iter().map(|stitch| (*stitch, parents(value, stitch))).collect();
+        let answers = join_all(jobs.iter().map(|(stitch, parents)| resolve(stitch, parents, context))).await;
+        for ((stitch, parents), answers) in jobs.iter().zip(answers) {
+            for (parent, answer) in parents.iter().zip(answers) {
+                let mut path = parent.path.clone();
+                path.push(Json::String(stitch.field.response_key.clone()));
+                let shaped = match answer {
+                    Ok(answer) => {
+                        shape_value(answer, &stitch.ty, &stitch.field.children, context.schema, &mut path, errors)
+                    }
+                    Err(error) => {
+                        errors.push(FieldError { path: path.clone(), message: error.to_string(), code: error.code() });
+                        Json::Null
+                    }
+                };
+                place(value, &parent.path, &stitch.field.response_key, shaped);
+            }
+        }
+        level = level.iter().flat_map(|stitch| stitch.stitches.iter()).collect();
+    }
+}
+
+/// The parent objects of `stitch` inside `value`, with the key fields its binding reads.
+fn parents(value: &Json, stitch: &Stitch) -> Vec<Parent> {
+    let mut found = Vec::new();
+    collect(value, &stitch.path, &mut Vec::new(), &mut found);
+    found
+        .into_iter()
+        .map(|(path, object)| {
+            let keys = stitch
+                .binding
+                .parent_fields
+                .iter()
+                .filter_map(|name| {
+                    let key = hidden_key(name);
+                    object.get(&key).map(|v| (key, v.clone()))
+                })
+                .collect();
+            Parent { path, keys }
+        })
+        .collect()
+}
+
+fn collect<'a>(
+    value: &'a Json,
+    keys: &[String],
+    at: &mut Vec<Json>,
+    out: &mut Vec<(Vec<Json>, &'a Map<String, Json>)>,
+) {
+    match value {
+        Json::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                at.push(Json::from(i));
+                collect(item, keys, at, out);
+                at.pop();
+            }
+        }
+        Json::Object(object) => match keys.split_first() {
+            None => out.push((at.clone(), object)),
+            Some((first, rest)) => {
+                if let Some(child) = object.get(first) {
+                    at.push(Json::String(first.clone()));
+                    collect(child, rest, at, out);
+                    at.pop();
+                }
+            }
+        },
+        _ => {}
+    }
+}
+
+/// Puts `field`'s value into the object at `path`.
+fn place(value: &mut Json, path: &[Json], field: &str, shaped: Json) {
+    let mut target = value;
+    for step in path {
+        target = match (target, step) {
+            (Json::Object(object), Json::String(key)) => match object.get_mut(key) {
+                Some(next) => next,
+                None => return,
+            },
+            (Json::Array(items), Json::Number(i)) => {
+                match i.as_u64().and_then(|i| usize::try_from(i).ok()).and_then(|i| items.get_mut(i)) {
+                    Some(next) => next,
+                    None => return,
+                }
+            }
+            _ => return,
+        };
+    }
+    if let Json::Object(object) = target {
+        object.insert(field.to_owned(), shaped);
+    }
+}
+
+/// Each parent's answer for `stitch`.
+async fn resolve(stitch: &Stitch, parents: &[Parent], context: &Context<'_>) -> Vec<Result<Json, ExecuteError>> {
+    if parents.is_empty() {
+        return Vec::new();
+    }
+    let Some(cluster) = stitch.cluster.as_deref() else {
+        let name = stitch.binding.source().unwrap_or("its gRPC service").to_owned();
+        return parents.iter().map(|_| Err(ExecuteError::NoBackend { name: name.clone() })).collect();
+    };
+    let arguments: Map<String, Json> = stitch.field.arguments.iter().cloned().collect();
+    match &stitch.binding.batch {
+        Some(_) => resolve_batched(stitch, &stitch.binding, parents, &arguments, cluster, context).await,
+        None => resolve_each(&stitch.binding, parents, &arguments, cluster, context).await,
+    }
+}
+
+/// One call per distinct rendered request, at most `MAX_CONCURRENT_CALLS` at a time.
+async fn resolve_each(
+    binding: &Binding,
+    parents: &[Parent],
+    arguments: &Map<String, Json>,
+    cluster: &str,
+    context: &Context<'_>,
+) -> Vec<Result<Json, ExecuteError>> {
+    let mut distinct: Vec<RenderedCall> = Vec::new();
+    let mut index: HashMap<RenderedCall, usize> = HashMap::new();
+    let mut slots: Vec<Result<usize, ExecuteError>> = Vec::with_capacity(parents.len());
+    for parent in parents {
+        let scope = Scope { args: arguments, parent: Some(&parent.keys), keys: None };
+        slots.push(render_call(binding, &scope).map(|call| {
+            *index.entry(call.clone()).or_insert_with(|| {
+                distinct.push(call);
+                distinct.len() - 1
+            })
+        }));
+    }
+    let mut answers: Vec<Option<Result<Json, ExecuteError>>> = (0..distinct.len()).map(|_| None).collect();
+    let pending: Vec<_> =
+        distinct.iter().enumerate().map(|(i, call)| send_indexed(i, call, cluster, context)).collect();
+    let mut calls = futures_util::stream::iter(pending).buffer_unordered(MAX_CONCURRENT_CALLS);
+    while let Some((i, answer)) = calls.next().await {
+        answers[i] = Some(answer.map(|a| select(a, &binding.select)));
+    }
+    slots
+        .into_iter()
+        .map(|slot| {
+            let i = slot?;
+            answers[i].clone().unwrap_or_else(|| Err(ExecuteError::Shape("a stitched call did not run".into())))
+        })
+        .collect()
+}
+
+/// One call per `max_size` distinct keys; each parent gets the answer items whose `match`
+/// key equals its key (all of them for a list field, else the first).
+async fn resolve_batched(
+    stitch: &Stitch,
+    binding: &Binding,
+    parents: &[Parent],
+    arguments: &Map<String, Json>,
+    cluster: &str,
+    context: &Context<'_>,
+) -> Vec<Result<Json, ExecuteError>> {
+    let Some(batch) = &binding.batch else { return Vec::new() };
+    let key_template = ValueTemplate::Text(batch.key.clone());
+    let mut keys: Vec<Json> = Vec::new();
+    let mut parent_keys: Vec<Option<String>> = Vec::with_capacity(parents.len());
+    for parent in parents {
+        let scope = Scope { args: arguments, parent: Some(&parent.keys), keys: None };
+        let key = render_value(&key_template, &scope).ok().filter(|k| !k.is_null());
+        let text = key.as_ref().and_then(key_text);
+        if let (Some(key), Some(text)) = (key, &text)
+            && !keys.iter().any(|k| key_text(k).as_deref() == Some(text))
+        {
+            keys.push(key);
+        }
+        parent_keys.push(text);
+    }
+    let chunks: Vec<&[Json]> = keys.chunks(batch.max_size).collect();
+    let pending: Vec<_> = chunks.iter().map(|chunk| send_batch(binding, arguments, chunk, cluster, context)).collect();
+    let answers = futures_util::stream::iter(pending).buffered(MAX_CONCURRENT_CALLS).collect::<Vec<_>>().await;
+    let mut by_key: HashMap<String, Result<Vec<Json>, ExecuteError>> = HashMap::new();
+    for (chunk, answer) in chunks.iter().zip(answers) {
+        match answer {
+            Ok(Json::Array(items)) => {
+                for key in chunk.iter().filter_map(key_text) {
+                    by_key.entry(key).or_insert_with(|| Ok(Vec::new()));
+                }
+                for item in items {
+                    let mut matched = Some(&item);
+                    for step in &batch.matches {
+                        matched = matched.and_then(|m| m.get(step));
+                    }
+                    if let Some(Ok(list)) = matched.and_then(key_text).and_then(|k| by_key.get_mut(&k)) {
+                        list.push(item);
+                    }
+                }
+            }
+            Ok(Json::Null) => {
+                for key in chunk.iter().filter_map(key_text) {
+                    by_key.insert(key, Ok(Vec::new()));
+                }
+            }
+            Ok(other) => {
+                let message = format!(
+                    "the batched call (binding at {}) answered {} where a list was expected",
+                    binding.declared_at,
+                    if other.is_object() { "an object" } else { "a scalar" }
+                );
+                for key in chunk.iter().filter_map(key_text) {
+                    by_key.insert(
+                        key,
+                        Err(ExecuteError::Upstream(crate::upstream::UpstreamError::BadAnswer(message.clone()))),
+                    );
+                }
+            }
+            Err(error) => {
+                for key in chunk.iter().filter_map(key_text) {
+                    by_key.insert(key, Err(error.clone()));
+                }
+            }
+        }
+    }
+    parent_keys
+        .into_iter()
+        .map(|key| {
+            let Some(key) = key else { return Ok(Json::Null) };
+            match by_key.get(&key) {
+                Some(Ok(items)) if stitch.ty.list => Ok(Json::Array(items.clone())),
+                Some(Ok(items)) => Ok(items.first().cloned().unwrap_or(Json::Null)),
+                Some(Err(error)) => Err(error.clone()),
+                None => Ok(Json::Null),
+            }
+        })
+        .collect()
+}
+
+async fn send_indexed(
+    i: usize,
+    call: &RenderedCall,
+    cluster: &str,
+    context: &Context<'_>,
+) -> (usize, Result<Json, ExecuteError>) {
+    (i, send_call(call, cluster, context).await)
+}
+
+async fn send_batch(
+    binding: &Binding,
+    arguments: &Map<String, Json>,
+    keys: &[Json],
+    cluster: &str,
+    context: &Context<'_>,
+) -> Result<Json, ExecuteError> {
+    let scope = Scope { args: arguments, parent: None, keys: Some(keys) };
+    let call = render_call(binding, &scope)?;
+    send_call(&call, cluster, context).await.map(|a| select(a, &binding.select))
+}
+
+/// A key compared as text (so `7` and `"7"` match, as REST APIs mix them).
+fn key_text(value: &Json) -> Option<String> {
+    match value {
+        Json::String(text) => Some(text.clone()),
+        Json::Number(n) => Some(n.to_string()),
+        Json::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}

@@ -1,0 +1,134 @@
+//! JSON REST calls to a cluster through reqwest (its connection pool, HTTP/1.1 or HTTP/2 by
+//! what the backend speaks): the request is built by the planner, the answer comes back as
+//! bytes, and a non-2xx status becomes an `UpstreamError::Http` that maps by DESIGN.md's table.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
+
+use super::UpstreamError;
+use crate::operation::Metadata;
+
+/// Longest backend error message passed on to clients.
+const MAX_MESSAGE: usize = 200;
+
+/// One REST request, rendered: method, path and query under the source's base URL, headers
+/// and an optional JSON body. Equal requests are the same call (the executor deduplicates).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HttpRequest {
+    /// The method.
+    pub method: http::Method,
+    /// Path and query, percent-encoded, starting with `/`.
+    pub path_and_query: String,
+    /// Headers the binding declares.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// A JSON body.
+    pub body: Option<Bytes>,
+}
+
+/// A pooled HTTP client for one cluster.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    cluster: String,
+    /// `scheme://authority` and the endpoint's path prefix, without a trailing `/`.
+    base: String,
+    client: reqwest::Client,
+}
+
+impl HttpClient {
+    /// A client for `cluster` at `endpoint` (its path, if any, prefixes every request's).
+    pub fn new(cluster: &str, endpoint: &http::Uri) -> Result<Self, UpstreamError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .no_proxy()
+            .build()
+            .map_err(|e| UpstreamError::Internal(format!("cannot create an HTTP client for {cluster}: {e}")))?;
+        let base = endpoint.to_string().trim_end_matches('/').to_owned();
+        Ok(HttpClient { cluster: cluster.to_owned(), base, client })
+    }
+
+    /// Sends `request` with the forwarded `metadata`; the 2xx answer's body.
+    pub async fn send(
+        &self,
+        request: &HttpRequest,
+        metadata: &Metadata,
+        timeout: Option<Duration>,
+    ) -> Result<Bytes, UpstreamError> {
+        let url = format!("{}{}", self.base, request.path_and_query);
+        let mut builder =
+            self.client.request(request.method.clone(), &url).header(http::header::ACCEPT, "application/json");
+        for (name, value) in metadata.iter().filter(|(name, _)| !name.ends_with("-bin")) {
+            if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value)) {
+                builder = builder.header(name, value);
+            }
+        }
+        for (name, value) in &request.headers {
+            builder = builder.header(name.clone(), value.clone());
+        }
+        if let Some(body) = &request.body {
+            builder = builder.header(http::header::CONTENT_TYPE, "application/json").body(body.clone());
+        }
+        if let Some(timeout) = timeout {
+            builder = builder.timeout(timeout);
+        }
+        let response = builder.send().await.map_err(|e| self.failure(&e))?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| self.failure(&e))?;
+        if status.is_success() {
+            return Ok(body);
+        }
+        Err(UpstreamError::Http { status: status.as_u16(), message: error_message(&self.cluster, status, &body) })
+    }
+
+    fn failure(&self, error: &reqwest::Error) -> UpstreamError {
+        if error.is_timeout() {
+            UpstreamError::DeadlineExceeded
+        } else if error.is_decode() || error.is_body() {
+            UpstreamError::BadAnswer(format!("backend {} sent an unreadable answer", self.cluster))
+        } else {
+            UpstreamError::unavailable(&self.cluster, error)
+        }
+    }
+}
+
+/// The message for a refused call: the backend's own `message` (or `error`) for 4xx answers,
+/// which are about the request; only the status for 5xx, whose bodies may hold internals.
+fn error_message(cluster: &str, status: http::StatusCode, body: &[u8]) -> String {
+    if status.is_client_error()
+        && let Ok(serde_json::Value::Object(object)) = serde_json::from_slice::<serde_json::Value>(body)
+        && let Some(serde_json::Value::String(message)) = object.get("message").or_else(|| object.get("error"))
+    {
+        let mut message = message.clone();
+        if message.len() > MAX_MESSAGE {
+            let mut end = MAX_MESSAGE;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+        }
+        return message;
+    }
+    format!("backend {cluster} answered HTTP {}", status.as_u16())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_errors_keep_the_backends_message_and_server_errors_do_not() {
+        let table: &[(u16, &str, &str)] = &[
+            (404, r#"{"message":"author 9 not found"}"#, "author 9 not found"),
+            (400, r#"{"error":"bad id"}"#, "bad id"),
+            (400, "not json", "backend authors answered HTTP 400"),
+            (500, r#"{"message":"db at 10.0.0.3 down"}"#, "backend authors answered HTTP 500"),
+        ];
+        for (status, body, want) in table {
+            let status = http::StatusCode::from_u16(*status).expect("valid status");
+            assert_eq!(error_message("authors", status, body.as_bytes()), *want, "{status} {body}");
+        }
+    }
+}
