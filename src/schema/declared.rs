@@ -365,14 +365,16 @@ impl Applier<'_, '_> {
                 field.arguments.iter().filter_map(|a| self.input_value(file, &path, a)).collect();
             let deprecated = field.directives.iter().any(|d| d.node.name.node == "deprecated");
             let mut source = None;
+            let mut refused = false;
             for directive in &field.directives {
                 let at = At { file, line: directive.pos.line };
                 let kind = directive.node.name.node.as_str();
                 match kind {
                     "rest" | "grpc" => {
                         let root = matches!(owner, "Query" | "Mutation");
-                        if let Some(binding) = self.binding(at, &path, &directive.node, &arguments, root) {
-                            source = Some(FieldSource::Bound(Arc::new(binding)));
+                        match self.binding(at, &path, &directive.node, &arguments, root) {
+                            Some(binding) => source = Some(FieldSource::Bound(Arc::new(binding))),
+                            None => refused = true,
                         }
                     }
                     "from" if !bound_only => match directive.node.get_argument("path").map(|v| &v.node) {
@@ -387,6 +389,8 @@ impl Applier<'_, '_> {
             }
             let source = match source {
                 Some(source) => source,
+                // Its binding's problem is reported already.
+                None if refused => continue,
                 None if bound_only => {
                     self.error(
                         at,

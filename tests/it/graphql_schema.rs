@@ -124,3 +124,129 @@ fn the_plan_command_prints_the_calls_and_refuses_bad_documents() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("Cannot query field \"nope\" on type \"Query\"."), "{}", text(&out.stderr));
 }
+
+/// Every problem in a schema file is refused with its file and line, and names what is wrong.
+#[test]
+fn schema_file_problems_name_file_line_and_cause() {
+    const SOURCE: &str = "extend schema @source(name: \"s\", kind: REST)\n";
+    let table: &[(&str, &str)] = &[
+        (
+            "extend type Query { a: String @rest(source: \"nope\", path: \"/a\") }",
+            "bad.graphql:2: Query.a: unknown source `nope`",
+        ),
+        ("type A { b: Missing }", "bad.graphql:2: A.b: unknown type `Missing`"),
+        (
+            "extend type Query {\n  a(id: ID): String @rest(source: \"s\", path: \"/a/{args.x}\")\n}",
+            "bad.graphql:3: Query.a: {args.x}: the field has no argument `x`",
+        ),
+        (
+            "extend type Book { w: String @rest(source: \"s\", path: \"/{parent.nope}\") }",
+            "bad.graphql:2: Book.w: {parent.nope}: Book has no field `nope`",
+        ),
+        ("extend type Book { w: String @rest(source: \"s\", path: \"/{parent.labels}\") }", "`labels` is an object"),
+        (
+            "extend type Book { w: String @rest(source: \"s\", path: \"/{parent.writer2}\") writer2: String @rest(source: \"s\", path: \"/x\") }",
+            "`writer2` is itself a stitched field",
+        ),
+        (
+            "extend type Nope { a: String @rest(source: \"s\", path: \"/a\") }",
+            "bad.graphql:2: extend type Nope: there is no object type Nope to extend",
+        ),
+        ("extend type Book { x: String }", "Book.x: a field added to an existing type needs @rest or @grpc"),
+        (
+            "extend type Book { w: [String] @rest(source: \"s\", path: \"/a\", query: {k: \"{keys}\"}) }",
+            "{keys} is only for batched calls",
+        ),
+        (
+            "extend type Book { w: String @rest(source: \"s\", path: \"/a\", batch: {key: \"{parent.name}\", match: \"id\"}) }",
+            "a batched call must send the keys",
+        ),
+        (
+            "extend type Query { a: String @grpc(method: \"catalog.v1.Catalog/Nope\") }",
+            "@grpc method `catalog.v1.Catalog/Nope` is not registered",
+        ),
+        (
+            "extend type Query { a: String @grpc(method: \"catalog.v1.Catalog/WatchBooks\") }",
+            "streams; only unary methods answer fields",
+        ),
+        (
+            "extend type Query { a: String @grpc(method: \"catalog.v1.Catalog/GetBook\", request: {zzz: 1}) }",
+            "catalog.v1.GetBookRequest has no field `zzz`",
+        ),
+        ("type Book { a: String }", "type Book: the name is taken by catalog.v1.Book"),
+        (
+            "extend type Query { getBook: String @rest(source: \"s\", path: \"/a\") }",
+            "Query.getBook: already defined by catalog.v1.Catalog.GetBook",
+        ),
+        (
+            "extend type Query { a: String @rest(source: \"s\", path: \"/a\", method: \"TRACE\") }",
+            "@rest method `TRACE` is not one of",
+        ),
+        ("extend schema @source(name: \"x\", kind: SOAP)", "`kind` must be REST, not SOAP"),
+        (
+            "extend type Query { a: String @rest(source: \"s\", path: \"/{parent.x}\") }",
+            "{parent.x}: root fields have no parent",
+        ),
+        (
+            "extend type Query { a: String @rest(source: \"s\", path: \"/a\", bogus: 1) }",
+            "@rest has no argument `bogus`",
+        ),
+        ("extend type Query { a: String @rest(source: \"s\", path: \"/a/{args.id\") }", "is not closed"),
+        ("extend type Query { a: String @rest(source: \"s\", path: \"a\") }", "@rest needs `path`, starting with `/`"),
+        (
+            "extend type Query { a(x: Book): String @rest(source: \"s\", path: \"/a\") }",
+            "`Book` is an object type; arguments and input fields need input types",
+        ),
+        ("type A { b: String @from(path: \"a..b\") }", "@from needs `path`, a dotted key path"),
+        ("type A { b(x: Int): String }", "only fields answered by @rest or @grpc take arguments"),
+        (
+            "extend type Subscription { a: String @rest(source: \"s\", path: \"/a\") }",
+            "subscriptions come from server-streaming methods only",
+        ),
+        ("type A {\n  b: String\n", "bad.graphql:4: GraphQL syntax"),
+    ];
+    for (text, want) in table {
+        let sources = switchyard::snapshot::SnapshotSources {
+            embedded: vec![switchyard::demo::demo_registration().expect("demo")],
+            embedded_schemas: vec![switchyard::schema::SchemaFile {
+                path: "bad.graphql".into(),
+                text: format!("{SOURCE}{text}"),
+            }],
+            no_descriptor_dir: true,
+            schemas: Some("/nonexistent".into()),
+            ..Default::default()
+        };
+        let problems = switchyard::snapshot::build_snapshot(&sources, 1).expect_err(text);
+        let shown: Vec<String> = problems.iter().filter(|p| p.is_error()).map(ToString::to_string).collect();
+        assert!(shown.iter().any(|p| p.contains(want)), "{text}\nwant: {want}\ngot: {shown:#?}");
+    }
+}
+
+#[test]
+fn check_reports_schema_problems_and_the_demo_schema_passes() {
+    let work = tempfile::tempdir().expect("tempdir");
+    crate::support::register_demo_protos(work.path());
+    let demo =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/demo/authors.graphql"))
+            .expect("demo schema");
+    write_files(work.path(), &[("schemas/authors.graphql", &demo)]);
+    let out = run(
+        &["check", "--backend", "catalog.v1=http://127.0.0.1:1", "--backend", "authors=http://127.0.0.1:2"],
+        work.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+
+    let out = run(&["check", "--backend", "catalog.v1=http://127.0.0.1:1"], work.path());
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "a source without a backend is a warning: {stdout}");
+    assert!(stdout.contains("warning: source authors: no backend serves it"), "{stdout}");
+
+    write_files(
+        work.path(),
+        &[("schemas/more.graphql", "extend type Book {\n  x: Author @rest(source: \"authorz\", path: \"/a\")\n}\n")],
+    );
+    let out = run(&["check", "--backend", "catalog.v1=http://127.0.0.1:1"], work.path());
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("more.graphql:2: Book.x: unknown source `authorz`"), "{stdout}");
+}
