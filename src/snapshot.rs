@@ -11,7 +11,8 @@ use std::time::SystemTime;
 use crate::config::{BackendConfig, BackendProtocol, Config, Problem, check_endpoint_url, load_config_file};
 use crate::registry::{Registration, Registry, RegistryDir, merge_registrations};
 use crate::schema::{
-    GraphqlSchema, SchemaFile, SourceDecl, TrustedDocuments, apply_schema_files, declared_sources, generate_schema,
+    GraphqlSchema, SchemaFile, SourceDecl, SourceKind, TrustedDocuments, apply_schema_files, declared_sources,
+    generate_schema,
 };
 use crate::transcode::routes::{RestRoutes, RuleOverrides, build_routes};
 use crate::transcode::rules_file::parse_rules_file;
@@ -158,6 +159,8 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
     let mut schema_texts = sources.embedded_schemas.clone();
     let schema_files = read_schema_dir(&config.sources.schemas, &mut schema_texts, &mut problems);
     let rest_sources = declared_sources(&schema_texts);
+    // A GraphQL source's SDL file is its schema, not one of ours.
+    schema_texts.retain(|file| !rest_sources.iter().any(|s| s.schema_file.as_deref() == Some(file.path.as_path())));
     let clusters = build_clusters(&config, &sources.backends, &rest_sources, &mut problems);
     check_sources(&rest_sources, &clusters, &mut problems);
     let services = assign_services(registry.as_ref(), &clusters, &mut problems);
@@ -265,9 +268,13 @@ fn build_clusters(
     }
     for flag in flags {
         // A flag naming a declared source makes a cluster of that source's kind.
-        let is_source = rest_sources.iter().any(|s| s.name == flag.name);
+        let protocol = match rest_sources.iter().find(|s| s.name == flag.name).map(|s| s.kind) {
+            Some(SourceKind::Rest) => BackendProtocol::Http,
+            Some(SourceKind::Graphql) => BackendProtocol::Graphql,
+            None => BackendProtocol::Grpc,
+        };
         let backend = BackendConfig {
-            protocol: if is_source { BackendProtocol::Http } else { BackendProtocol::Grpc },
+            protocol,
             endpoints: flag.urls.clone(),
             services: vec![flag.name.clone()],
             grpc_compression: Default::default(),
@@ -430,14 +437,25 @@ fn check_sources(sources: &[SourceDecl], clusters: &BTreeMap<String, Cluster>, p
                 format!("source {}", source.name),
                 format!(
                     "no backend serves it (declared at {}); its fields answer UNAVAILABLE (add --backend {}=URL or \
-                     [backends.{}] with protocol = \"http\")",
-                    source.declared_at, source.name, source.name
+                     [backends.{}] with protocol = \"{}\")",
+                    source.declared_at,
+                    source.name,
+                    source.name,
+                    if source.kind == SourceKind::Rest { "http" } else { "graphql" }
                 ),
             )),
-            Some(cluster) if cluster.protocol != BackendProtocol::Http => problems.push(Problem::error(
-                format!("backends.{}", source.name),
-                format!("serves the REST source declared at {}; set protocol = \"http\"", source.declared_at),
-            )),
+            Some(cluster) if source.kind == SourceKind::Rest && cluster.protocol != BackendProtocol::Http => {
+                problems.push(Problem::error(
+                    format!("backends.{}", source.name),
+                    format!("serves the REST source declared at {}; set protocol = \"http\"", source.declared_at),
+                ));
+            }
+            Some(cluster) if source.kind == SourceKind::Graphql && cluster.protocol != BackendProtocol::Graphql => {
+                problems.push(Problem::error(
+                    format!("backends.{}", source.name),
+                    format!("serves the GraphQL source declared at {}; set protocol = \"graphql\"", source.declared_at),
+                ));
+            }
             Some(_) => {}
         }
     }

@@ -12,8 +12,8 @@ use super::shape::{complete, shape_value};
 use super::stitch::run_stitches;
 use super::{ExecuteError, unary_call};
 use crate::error::ErrorCode;
-use crate::operation::{Metadata, Selection};
-use crate::plan::render::{Scope, grpc_request, http_request};
+use crate::operation::{Metadata, Selection, SelectionSet};
+use crate::plan::render::{Scope, graphql_request, grpc_request, http_request};
 use crate::plan::{Fetch, FetchCall, Plan};
 use crate::schema::{Binding, BoundCall, GraphqlSchema, TypeRef};
 use crate::transcode::json::{JsonOptions, message_to_json};
@@ -71,6 +71,7 @@ async fn run_root(fetch: Fetch, upstreams: &Upstreams, schema: &GraphqlSchema) -
     };
     let context = Context { upstreams, schema, metadata: &fetch.metadata, timeout: fetch.timeout };
     let cluster = fetch.cluster.as_deref().ok_or_else(|| ExecuteError::NoBackend { name: fetch.describe() })?;
+    let mut remote = Vec::new();
     let (answer, ty) = match &fetch.call {
         FetchCall::Grpc { method, input } => {
             let crate::operation::CallInput::Message(input) = input else {
@@ -87,17 +88,19 @@ async fn run_root(fetch: Fetch, upstreams: &Upstreams, schema: &GraphqlSchema) -
         }
         FetchCall::Bound { binding, arguments } => {
             let scope = Scope { args: arguments, parent: None, keys: None };
-            let call = render_call(binding, &scope)?;
+            let call = render_call(binding, &scope, fields, type_name, schema)?;
             let ty = fetch.output.clone().unwrap_or(TypeRef {
                 name: type_name.clone(),
                 list: false,
                 non_null: false,
                 item_non_null: false,
             });
-            (send_call(&call, cluster, &context).await.map(|answer| select(answer, &binding.select))?, ty)
+            let (answer, remote_errors) = read_answer(binding, send_call(&call, cluster, &context).await?)?;
+            remote.extend(remote_errors);
+            (answer, ty)
         }
     };
-    let mut errors = Vec::new();
+    let mut errors = remote;
     let mut value = shape_value(answer, &ty, fields, schema, &mut Vec::new(), &mut errors);
     let needs_completion = !fetch.stitches.is_empty() || matches!(fetch.call, FetchCall::Bound { .. });
     if !fetch.stitches.is_empty() {
@@ -132,12 +135,22 @@ impl std::hash::Hash for RenderedCall {
     }
 }
 
-/// Renders `binding`'s call in `scope`.
-pub(super) fn render_call(binding: &Binding, scope: &Scope<'_>) -> Result<RenderedCall, ExecuteError> {
+/// Renders `binding`'s call in `scope`; a GraphQL sub-operation selects `selection` on the
+/// source's `type_name`.
+pub(super) fn render_call(
+    binding: &Binding,
+    scope: &Scope<'_>,
+    selection: &SelectionSet,
+    type_name: &str,
+    schema: &GraphqlSchema,
+) -> Result<RenderedCall, ExecuteError> {
     let fail =
         |e: crate::plan::render::RenderError| ExecuteError::Render(format!("{e} (binding at {})", binding.declared_at));
     match &binding.call {
         BoundCall::Rest(rest) => Ok(RenderedCall::Http(http_request(rest, scope).map_err(fail)?)),
+        BoundCall::Graphql(call) => Ok(RenderedCall::Http(
+            graphql_request(call, &binding.select, scope, selection, type_name, schema).map_err(fail)?,
+        )),
         BoundCall::Grpc { method, request } => {
             let message = grpc_request(method, request, scope).map_err(fail)?;
             Ok(RenderedCall::Grpc { method: method.clone(), request: prost::Message::encode_to_vec(&message).into() })
@@ -162,6 +175,59 @@ pub(super) async fn send_call(call: &RenderedCall, cluster: &str, context: &Cont
                 unary_call(context.upstreams, cluster, method, &input, context.metadata, context.timeout).await?;
             Ok(message_json(&message))
         }
+    }
+}
+
+/// An answer as its binding reads it: the selected value and, from a GraphQL source, the
+/// errors it reported beside its data (paths relative to the field). A GraphQL source's error
+/// with no data for the field fails the call.
+pub(super) fn read_answer(binding: &Binding, answer: Json) -> Result<(Json, Vec<FieldError>), ExecuteError> {
+    let BoundCall::Graphql(call) = &binding.call else { return Ok((select(answer, &binding.select), Vec::new())) };
+    let Json::Object(mut envelope) = answer else {
+        return Err(ExecuteError::Remote {
+            message: format!("the {} source's answer is not a GraphQL response", call.source),
+            code: ErrorCode::UpstreamError,
+        });
+    };
+    let value = match envelope.remove("data") {
+        Some(Json::Object(mut data)) => data.remove(&call.field).unwrap_or(Json::Null),
+        _ => Json::Null,
+    };
+    let mut errors = Vec::new();
+    if let Some(Json::Array(reported)) = envelope.remove("errors") {
+        for error in reported {
+            let message =
+                error.get("message").and_then(Json::as_str).unwrap_or("the source reported an error").to_owned();
+            let code =
+                error.pointer("/extensions/code").and_then(Json::as_str).map_or(ErrorCode::UpstreamError, remote_code);
+            let path = match error.get("path") {
+                Some(Json::Array(path)) if path.first() == Some(&Json::String(call.field.clone())) => {
+                    path[1..].to_vec()
+                }
+                _ => Vec::new(),
+            };
+            errors.push(FieldError { path, message, code });
+        }
+    }
+    if value.is_null()
+        && let Some(first) = errors.first()
+    {
+        return Err(ExecuteError::Remote { message: first.message.clone(), code: first.code });
+    }
+    Ok((select(value, &binding.select), errors))
+}
+
+/// A GraphQL source's `extensions.code` as ours, where it is one of the well-known ones.
+fn remote_code(code: &str) -> ErrorCode {
+    match code {
+        "BAD_USER_INPUT" => ErrorCode::InvalidArgument,
+        "UNAUTHENTICATED" => ErrorCode::Unauthenticated,
+        "FORBIDDEN" => ErrorCode::Forbidden,
+        "NOT_FOUND" => ErrorCode::NotFound,
+        "RATE_LIMITED" => ErrorCode::RateLimited,
+        "UNAVAILABLE" => ErrorCode::Unavailable,
+        "TIMEOUT" => ErrorCode::DeadlineExceeded,
+        _ => ErrorCode::UpstreamError,
     }
 }
 

@@ -56,6 +56,14 @@ pub enum ExecuteError {
     /// A declared field's call cannot be made from these values.
     #[error("{0}")]
     Render(String),
+    /// A GraphQL source answered the field with an error.
+    #[error("{message}")]
+    Remote {
+        /// Its message.
+        message: String,
+        /// Its code, where the source's is a known one.
+        code: ErrorCode,
+    },
     /// A REST backend's answer is not JSON.
     #[error("backend {cluster} answered with something that is not JSON")]
     NotJson {
@@ -80,6 +88,7 @@ impl ExecuteError {
             ExecuteError::Undecodable { .. } | ExecuteError::NotJson { .. } => ErrorCode::UpstreamError,
             ExecuteError::NoBackend { .. } => ErrorCode::Unavailable,
             ExecuteError::Render(_) => ErrorCode::InvalidArgument,
+            ExecuteError::Remote { code, .. } => *code,
         }
     }
 }

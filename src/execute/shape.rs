@@ -14,6 +14,7 @@ use serde_json::{Map, Value as Json};
 use super::graphql::FieldError;
 use crate::error::ErrorCode;
 use crate::operation::{SelectionSet, is_hidden_key};
+use crate::plan::render::remote_key;
 use crate::schema::{FieldSource, GraphqlSchema, ObjectField, TypeDef, TypeRef};
 
 /// Shapes `json`, of type `ty`, to `selection`; problems become errors at `path`.
@@ -113,6 +114,7 @@ fn shape_object(
                 }
                 value.cloned().unwrap_or(Json::Null)
             }
+            FieldSource::Remote => take(&mut source, &remote_key(&selected.response_key, &selected.field_name), false),
             FieldSource::Bound(_) => {
                 out.insert(selected.response_key.clone(), Json::Null);
                 continue;

@@ -12,12 +12,12 @@ use futures_util::future::join_all;
 use serde_json::{Map, Value as Json};
 
 use super::ExecuteError;
-use super::graphql::{Context, FieldError, RenderedCall, render_call, select, send_call};
+use super::graphql::{Context, FieldError, RenderedCall, read_answer, render_call, send_call};
 use super::shape::shape_value;
 use crate::operation::hidden_key;
 use crate::plan::Stitch;
 use crate::plan::render::{Scope, render_value};
-use crate::schema::{Binding, ValueTemplate};
+use crate::schema::ValueTemplate;
 
 /// Most calls of one stitched field in flight at once.
 const MAX_CONCURRENT_CALLS: usize = 8;
@@ -44,7 +44,12 @@ pub(super) async fn run_stitches(
                 let mut path = parent.path.clone();
                 path.push(Json::String(stitch.field.response_key.clone()));
                 let shaped = match answer {
-                    Ok(answer) => {
+                    Ok((answer, remote_errors)) => {
+                        for mut error in remote_errors {
+                            let mut full = path.clone();
+                            full.append(&mut error.path);
+                            errors.push(FieldError { path: full, ..error });
+                        }
                         shape_value(answer, &stitch.ty, &stitch.field.children, context.schema, &mut path, errors)
                     }
                     Err(error) => {
@@ -131,8 +136,11 @@ fn place(value: &mut Json, path: &[Json], field: &str, shaped: Json) {
     }
 }
 
+/// A parent's answer: the value and a GraphQL source's errors beside it.
+type Answer = Result<(Json, Vec<FieldError>), ExecuteError>;
+
 /// Each parent's answer for `stitch`.
-async fn resolve(stitch: &Stitch, parents: &[Parent], context: &Context<'_>) -> Vec<Result<Json, ExecuteError>> {
+async fn resolve(stitch: &Stitch, parents: &[Parent], context: &Context<'_>) -> Vec<Answer> {
     if parents.is_empty() {
         return Vec::new();
     }
@@ -142,37 +150,39 @@ async fn resolve(stitch: &Stitch, parents: &[Parent], context: &Context<'_>) -> 
     };
     let arguments: Map<String, Json> = stitch.field.arguments.iter().cloned().collect();
     match &stitch.binding.batch {
-        Some(_) => resolve_batched(stitch, &stitch.binding, parents, &arguments, cluster, context).await,
-        None => resolve_each(&stitch.binding, parents, &arguments, cluster, context).await,
+        Some(_) => resolve_batched(stitch, parents, &arguments, cluster, context).await,
+        None => resolve_each(stitch, parents, &arguments, cluster, context).await,
     }
 }
 
 /// One call per distinct rendered request, at most `MAX_CONCURRENT_CALLS` at a time.
 async fn resolve_each(
-    binding: &Binding,
+    stitch: &Stitch,
     parents: &[Parent],
     arguments: &Map<String, Json>,
     cluster: &str,
     context: &Context<'_>,
-) -> Vec<Result<Json, ExecuteError>> {
+) -> Vec<Answer> {
+    let binding = &stitch.binding;
     let mut distinct: Vec<RenderedCall> = Vec::new();
     let mut index: HashMap<RenderedCall, usize> = HashMap::new();
     let mut slots: Vec<Result<usize, ExecuteError>> = Vec::with_capacity(parents.len());
     for parent in parents {
         let scope = Scope { args: arguments, parent: Some(&parent.keys), keys: None };
-        slots.push(render_call(binding, &scope).map(|call| {
+        let call = render_call(binding, &scope, &stitch.field.children, &stitch.ty.name, context.schema);
+        slots.push(call.map(|call| {
             *index.entry(call.clone()).or_insert_with(|| {
                 distinct.push(call);
                 distinct.len() - 1
             })
         }));
     }
-    let mut answers: Vec<Option<Result<Json, ExecuteError>>> = (0..distinct.len()).map(|_| None).collect();
+    let mut answers: Vec<Option<Answer>> = (0..distinct.len()).map(|_| None).collect();
     let pending: Vec<_> =
         distinct.iter().enumerate().map(|(i, call)| send_indexed(i, call, cluster, context)).collect();
     let mut calls = futures_util::stream::iter(pending).buffer_unordered(MAX_CONCURRENT_CALLS);
     while let Some((i, answer)) = calls.next().await {
-        answers[i] = Some(answer.map(|a| select(a, &binding.select)));
+        answers[i] = Some(answer.and_then(|a| read_answer(binding, a)));
     }
     slots
         .into_iter()
@@ -187,12 +197,12 @@ async fn resolve_each(
 /// key equals its key (all of them for a list field, else the first).
 async fn resolve_batched(
     stitch: &Stitch,
-    binding: &Binding,
     parents: &[Parent],
     arguments: &Map<String, Json>,
     cluster: &str,
     context: &Context<'_>,
-) -> Vec<Result<Json, ExecuteError>> {
+) -> Vec<Answer> {
+    let binding = &stitch.binding;
     let Some(batch) = &binding.batch else { return Vec::new() };
     let key_template = ValueTemplate::Text(batch.key.clone());
     let mut keys: Vec<Json> = Vec::new();
@@ -209,10 +219,25 @@ async fn resolve_batched(
         parent_keys.push(text);
     }
     let chunks: Vec<&[Json]> = keys.chunks(batch.max_size).collect();
-    let pending: Vec<_> = chunks.iter().map(|chunk| send_batch(binding, arguments, chunk, cluster, context)).collect();
+    let pending: Vec<_> = chunks.iter().map(|chunk| send_batch(stitch, arguments, chunk, cluster, context)).collect();
     let answers = futures_util::stream::iter(pending).buffered(MAX_CONCURRENT_CALLS).collect::<Vec<_>>().await;
     let mut by_key: HashMap<String, Result<Vec<Json>, ExecuteError>> = HashMap::new();
+    let mut chunk_errors: HashMap<String, Vec<FieldError>> = HashMap::new();
     for (chunk, answer) in chunks.iter().zip(answers) {
+        let answer = match answer {
+            Ok((value, remote_errors)) => {
+                if !remote_errors.is_empty() {
+                    for key in chunk.iter().filter_map(key_text) {
+                        chunk_errors.insert(
+                            key,
+                            remote_errors.iter().map(|e| FieldError { path: Vec::new(), ..e.clone() }).collect(),
+                        );
+                    }
+                }
+                Ok(value)
+            }
+            Err(error) => Err(error),
+        };
         match answer {
             Ok(Json::Array(items)) => {
                 for key in chunk.iter().filter_map(key_text) {
@@ -256,12 +281,13 @@ async fn resolve_batched(
     parent_keys
         .into_iter()
         .map(|key| {
-            let Some(key) = key else { return Ok(Json::Null) };
+            let Some(key) = key else { return Ok((Json::Null, Vec::new())) };
+            let remote = chunk_errors.get(&key).cloned().unwrap_or_default();
             match by_key.get(&key) {
-                Some(Ok(items)) if stitch.ty.list => Ok(Json::Array(items.clone())),
-                Some(Ok(items)) => Ok(items.first().cloned().unwrap_or(Json::Null)),
+                Some(Ok(items)) if stitch.ty.list => Ok((Json::Array(items.clone()), remote)),
+                Some(Ok(items)) => Ok((items.first().cloned().unwrap_or(Json::Null), remote)),
                 Some(Err(error)) => Err(error.clone()),
-                None => Ok(Json::Null),
+                None => Ok((Json::Null, remote)),
             }
         })
         .collect()
@@ -277,15 +303,15 @@ async fn send_indexed(
 }
 
 async fn send_batch(
-    binding: &Binding,
+    stitch: &Stitch,
     arguments: &Map<String, Json>,
     keys: &[Json],
     cluster: &str,
     context: &Context<'_>,
-) -> Result<Json, ExecuteError> {
+) -> Answer {
     let scope = Scope { args: arguments, parent: None, keys: Some(keys) };
-    let call = render_call(binding, &scope)?;
-    send_call(&call, cluster, context).await.map(|a| select(a, &binding.select))
+    let call = render_call(&stitch.binding, &scope, &stitch.field.children, &stitch.ty.name, context.schema)?;
+    read_answer(&stitch.binding, send_call(&call, cluster, context).await?)
 }
 
 /// A key compared as text (so `7` and `"7"` match, as REST APIs mix them).

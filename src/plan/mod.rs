@@ -116,6 +116,7 @@ fn describe_binding(binding: &Binding) -> String {
     let call = match &binding.call {
         BoundCall::Rest(rest) => format!("{} {}:{}", rest.method, rest.source, template_text(&rest.path)),
         BoundCall::Grpc { method, .. } => method.full_name().to_owned(),
+        BoundCall::Graphql(call) => format!("{}:{:?}.{}", call.source, call.operation, call.field),
     };
     match &binding.batch {
         Some(batch) => format!("{call} batched by {} (≤{})", template_text(&batch.key), batch.max_size),
@@ -233,6 +234,7 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
 fn binding_cluster(directory: &dyn ServiceDirectory, binding: &Binding) -> Option<String> {
     match &binding.call {
         BoundCall::Rest(rest) => directory.has_cluster(&rest.source).then(|| rest.source.clone()),
+        BoundCall::Graphql(call) => directory.has_cluster(&call.source).then(|| call.source.clone()),
         BoundCall::Grpc { method, .. } => directory.cluster_for(method.parent_service().full_name()).map(str::to_owned),
     }
 }

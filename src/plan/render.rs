@@ -8,8 +8,8 @@ use bytes::Bytes;
 use prost_reflect::{DynamicMessage, MethodDescriptor};
 use serde_json::{Map, Value as Json};
 
-use crate::operation::hidden_key;
-use crate::schema::{Part, RestCall, Template, ValueTemplate};
+use crate::operation::{SelectionSet, hidden_key, is_hidden_key};
+use crate::schema::{FieldSource, GraphqlCall, GraphqlSchema, Part, RestCall, RootKind, Template, ValueTemplate};
 use crate::transcode::json::{JsonOptions, json_to_message};
 use crate::transcode::percent::percent_encode;
 use crate::upstream::HttpRequest;
@@ -176,6 +176,127 @@ pub fn http_request(call: &RestCall, scope: &Scope<'_>) -> Result<HttpRequest, R
     Ok(HttpRequest { method: call.method.clone(), path_and_query, headers, body })
 }
 
+/// The response key a GraphQL source answers a selected field under: the client's key, or for
+/// a hidden key field (`@name`, not a GraphQL name) the alias `_sy_name`.
+pub fn remote_key(response_key: &str, field_name: &str) -> String {
+    if is_hidden_key(response_key) { format!("_sy_{field_name}") } else { response_key.to_owned() }
+}
+
+/// The sub-operation for `call` in `scope`: its one root field with `selection` (of the
+/// source's type `type_name`), every argument passed as a variable so the source coerces it.
+/// Stitched fields are left out (their keys are in the selection); aliases keep the client's
+/// response keys, so the answer needs no renaming.
+pub fn graphql_request(
+    call: &GraphqlCall,
+    select: &[String],
+    scope: &Scope<'_>,
+    selection: &SelectionSet,
+    type_name: &str,
+    schema: &GraphqlSchema,
+) -> Result<HttpRequest, RenderError> {
+    let mut variables = Map::new();
+    let mut declarations = Vec::new();
+    let mut arguments = Vec::new();
+    let given: Vec<(String, Json)> = match &call.arguments {
+        None => scope.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        Some(template) => match render_value(template, scope)? {
+            Json::Object(object) => object.into_iter().collect(),
+            _ => return Err(RenderError("@graphql arguments must render to an object".into())),
+        },
+    };
+    for (name, value) in given {
+        if value.is_null() {
+            continue;
+        }
+        let Some((_, ty)) = call.argument_types.iter().find(|(n, _)| *n == name) else {
+            return Err(RenderError(format!("the {} source's `{}` has no argument `{name}`", call.source, call.field)));
+        };
+        let variable = format!("a{}", declarations.len());
+        declarations.push(format!("${variable}: {ty}"));
+        arguments.push(format!("{name}: ${variable}"));
+        variables.insert(variable, value);
+    }
+    let mut body = String::new();
+    write_selection(selection, type_name, schema, &mut declarations, &mut variables, &mut body);
+    // A binding's `select` path leads from the source field to the value: select along it.
+    for key in select.iter().rev() {
+        body = format!(" {{ {key}{body} }}");
+    }
+    let operation = if call.operation == RootKind::Mutation { "mutation" } else { "query" };
+    let mut query = format!("{operation} Switchyard");
+    if !declarations.is_empty() {
+        query.push('(');
+        query.push_str(&declarations.join(", "));
+        query.push(')');
+    }
+    query.push_str(" { ");
+    query.push_str(&call.field);
+    if !arguments.is_empty() {
+        query.push('(');
+        query.push_str(&arguments.join(", "));
+        query.push(')');
+    }
+    query.push_str(&body);
+    query.push_str(" }");
+    let payload = serde_json::json!({"query": query, "variables": variables});
+    Ok(HttpRequest {
+        method: http::Method::POST,
+        path_and_query: String::new(),
+        headers: Vec::new(),
+        body: Some(Bytes::from(serde_json::to_vec(&payload).unwrap_or_default())),
+    })
+}
+
+/// ` { a b: c(x: $a1) { … } }` for the fields of `selection` the source answers; nothing for a
+/// leaf.
+fn write_selection(
+    selection: &SelectionSet,
+    type_name: &str,
+    schema: &GraphqlSchema,
+    declarations: &mut Vec<String>,
+    variables: &mut Map<String, Json>,
+    out: &mut String,
+) {
+    if !matches!(schema.types.get(type_name), Some(crate::schema::TypeDef::Object { .. })) {
+        return;
+    }
+    let mut fields = Vec::new();
+    for selected in &selection.fields {
+        let key = remote_key(&selected.response_key, &selected.field_name);
+        if selected.field_name == "__typename" {
+            fields.push(if key == "__typename" { key } else { format!("{key}: __typename") });
+            continue;
+        }
+        let Some(definition) = schema.object_field(type_name, &selected.field_name) else { continue };
+        if !matches!(definition.source, FieldSource::Remote) {
+            continue;
+        }
+        let mut text = if key == selected.field_name { key } else { format!("{key}: {}", selected.field_name) };
+        let mut arguments = Vec::new();
+        for (name, value) in selected.arguments.iter().filter(|(_, v)| !v.is_null()) {
+            let Some(argument) = definition.arguments.iter().find(|a| &a.name == name) else { continue };
+            let variable = format!("a{}", declarations.len());
+            declarations.push(format!("${variable}: {}", argument.ty));
+            arguments.push(format!("{name}: ${variable}"));
+            variables.insert(variable, value.clone());
+        }
+        if !arguments.is_empty() {
+            text.push('(');
+            text.push_str(&arguments.join(", "));
+            text.push(')');
+        }
+        write_selection(&selected.children, &definition.ty.name, schema, declarations, variables, &mut text);
+        fields.push(text);
+    }
+    if fields.is_empty() {
+        // Only stitched fields were selected: a selection cannot be empty.
+        fields.push("__typename".into());
+    }
+    out.push_str(" { ");
+    out.push_str(&fields.join(" "));
+    out.push_str(" }");
+}
+
 /// The gRPC request message `template` makes in `scope`.
 pub fn grpc_request(
     method: &MethodDescriptor,
@@ -262,5 +383,89 @@ mod tests {
             render_value(&template, &scope).expect("renders"),
             json!({"count": 3, "flag": true, "label": "name-x"})
         );
+    }
+
+    #[test]
+    fn sub_operations_select_only_what_the_source_answers() {
+        use crate::operation::FieldSelection;
+        use crate::schema::{GraphqlSchema, InputField, InputSource, ObjectField, TypeDef, TypeRef};
+        let named = |name: &str| TypeRef { name: name.into(), list: false, non_null: false, item_non_null: false };
+        let field = |name: &str, ty: &str, source: FieldSource, arguments: Vec<InputField>| ObjectField {
+            name: name.into(),
+            ty: named(ty),
+            source,
+            arguments,
+            deprecated: false,
+        };
+        let mut schema = GraphqlSchema::default();
+        let limit = InputField {
+            name: "first".into(),
+            ty: named("Int"),
+            source: InputSource::Declared(None),
+            deprecated: false,
+        };
+        let binding = std::sync::Arc::new(crate::schema::Binding {
+            call: crate::schema::BoundCall::Graphql(GraphqlCall {
+                source: "x".into(),
+                operation: RootKind::Query,
+                field: "f".into(),
+                arguments: None,
+                argument_types: Vec::new(),
+            }),
+            select: Vec::new(),
+            batch: None,
+            parent_fields: vec!["id".into()],
+            declared_at: "t.graphql:1".into(),
+        });
+        schema.types.insert(
+            "Review".into(),
+            TypeDef::Object {
+                message: None,
+                fields: vec![
+                    field("id", "ID", FieldSource::Remote, Vec::new()),
+                    field("text", "String", FieldSource::Remote, Vec::new()),
+                    field("replies", "Review", FieldSource::Remote, vec![limit]),
+                    field("author", "String", FieldSource::Bound(binding), Vec::new()),
+                ],
+            },
+        );
+        let leaf = |key: &str, name: &str| FieldSelection {
+            response_key: key.into(),
+            field_name: name.into(),
+            children: SelectionSet::default(),
+            arguments: Vec::new(),
+        };
+        let selection = SelectionSet {
+            fields: vec![
+                leaf("body", "text"),
+                leaf("author", "author"),
+                leaf("@id", "id"),
+                FieldSelection {
+                    response_key: "replies".into(),
+                    field_name: "replies".into(),
+                    children: SelectionSet { fields: vec![leaf("__typename", "__typename"), leaf("text", "text")] },
+                    arguments: vec![("first".into(), json!(2))],
+                },
+            ],
+        };
+        let call = GraphqlCall {
+            source: "reviews".into(),
+            operation: RootKind::Query,
+            field: "review".into(),
+            arguments: None,
+            argument_types: vec![("id".into(), "ID!".into())],
+        };
+        let Json::Object(args) = json!({"id": "r1"}) else { unreachable!() };
+        let scope = Scope { args: &args, parent: None, keys: None };
+        let request = graphql_request(&call, &[], &scope, &selection, "Review", &schema).expect("renders");
+        let body: Json = serde_json::from_slice(request.body.as_deref().expect("body")).expect("json");
+        assert_eq!(
+            body,
+            json!({
+                "query": "query Switchyard($a0: ID!, $a1: Int) { review(id: $a0) { body: text _sy_id: id replies(first: $a1) { __typename text } } }",
+                "variables": {"a0": "r1", "a1": 2}
+            })
+        );
+        assert_eq!((request.method, request.path_and_query.as_str()), (http::Method::POST, ""));
     }
 }

@@ -1,5 +1,6 @@
 //! Bindings: what a field declared in schemas/ calls. A binding is a REST call (`@rest`: source,
-//! method, path, query, headers, body) or a gRPC call (`@grpc`: method, request), a `select`
+//! method, path, query, headers, body), a gRPC call (`@grpc`: method, request) or a GraphQL
+//! sub-operation (a GraphQL source's root fields, and `@graphql`: source, field, arguments), a `select`
 //! path into the answer, and an optional batch form. Strings in a binding are templates over
 //! `{args.NAME}` (the field's arguments), `{parent.NAME}` (a field of the parent object) and
 //! `{keys}` (a batch's distinct keys). Pure data and parsing; rendering is the planner's.
@@ -146,9 +147,26 @@ pub struct RestCall {
     pub body: Option<ValueTemplate>,
 }
 
+/// A sub-operation to a GraphQL source: one root field with the selection below it.
+#[derive(Debug, Clone)]
+pub struct GraphqlCall {
+    /// The source (and cluster) name.
+    pub source: String,
+    /// Query or Mutation.
+    pub operation: super::RootKind,
+    /// The source's root field.
+    pub field: String,
+    /// Its arguments; None passes the GraphQL field's own arguments through by name.
+    pub arguments: Option<ValueTemplate>,
+    /// The source field's arguments and their types as SDL text (for the variable definitions).
+    pub argument_types: Vec<(String, String)>,
+}
+
 /// The call a binding makes.
 #[derive(Debug, Clone)]
 pub enum BoundCall {
+    /// A sub-operation to a GraphQL source.
+    Graphql(GraphqlCall),
     /// A JSON REST call.
     Rest(RestCall),
     /// A unary gRPC call with a request built from a template (proto3 JSON).
@@ -204,6 +222,7 @@ impl Binding {
                 }
             }
             BoundCall::Grpc { request, .. } => out.extend(request.parts()),
+            BoundCall::Graphql(call) => out.extend(call.arguments.iter().flat_map(ValueTemplate::parts)),
         }
         if let Some(batch) = &self.batch {
             out.extend(batch.key.parts.iter().filter(|p| !matches!(p, Part::Text(_))));
@@ -211,10 +230,12 @@ impl Binding {
         out
     }
 
-    /// The cluster the call goes to, for REST calls (gRPC calls go to their service's).
+    /// The cluster the call goes to, for REST and GraphQL sources (gRPC calls go to their
+    /// service's).
     pub fn source(&self) -> Option<&str> {
         match &self.call {
             BoundCall::Rest(rest) => Some(&rest.source),
+            BoundCall::Graphql(call) => Some(&call.source),
             BoundCall::Grpc { .. } => None,
         }
     }

@@ -17,7 +17,7 @@ use async_graphql_value::ConstValue;
 use prost_reflect::DescriptorPool;
 use serde_json::Value as Json;
 
-use super::binding::{Batch, Binding, BoundCall, Part, RestCall, Template, ValueTemplate};
+use super::binding::{Batch, Binding, BoundCall, GraphqlCall, Part, RestCall, Template, ValueTemplate};
 use super::{
     EnumValue, FieldSource, GraphqlSchema, InputField, InputSource, ObjectField, Resolver, RootField, RootKind,
     TypeDef, TypeRef,
@@ -26,9 +26,9 @@ use crate::config::Problem;
 
 /// The directives and input types schemas/*.graphql may use (documentation and editor support;
 /// a file may include these definitions, which are then ignored).
-pub const DIRECTIVES_SDL: &str = r#""Declares a backend source; its base URL is the backend cluster of the same name."
-directive @source(name: String!, kind: SourceKind!) repeatable on SCHEMA
-enum SourceKind { REST }
+pub const DIRECTIVES_SDL: &str = r#""Declares a backend source; its base URL is the backend cluster of the same name. A GRAPHQL source names its SDL file (relative to this file); its root fields join ours."
+directive @source(name: String!, kind: SourceKind!, schema: String) repeatable on SCHEMA
+enum SourceKind { REST GRAPHQL }
 
 "Answers a field with a JSON REST call to a source."
 directive @rest(
@@ -48,6 +48,9 @@ directive @rest(
 
 "Answers a field with a unary gRPC call."
 directive @grpc(method: String!, request: JSON, select: String, batch: SwitchyardBatch) on FIELD_DEFINITION
+
+"Answers a field with a sub-operation to a GraphQL source's Query field (default: this field's name), with only the selected fields."
+directive @graphql(source: String!, field: String, arguments: JSON, select: String, batch: SwitchyardBatch) on FIELD_DEFINITION
 
 "Reads a field of a declared type from this dotted key path of the JSON answer (default: its name)."
 directive @from(path: String!) on FIELD_DEFINITION
@@ -77,27 +80,63 @@ pub struct SchemaFile {
 pub struct SourceDecl {
     /// Its name: the backend cluster that serves it.
     pub name: String,
+    /// REST or GraphQL.
+    pub kind: SourceKind,
+    /// A GraphQL source's SDL file (`schema:`, relative to the declaring file).
+    pub schema_file: Option<PathBuf>,
     /// `file:line`.
     pub declared_at: String,
 }
 
-struct Parsed<'a> {
-    file: &'a SchemaFile,
-    document: ServiceDocument,
+fn source_kind(directive: &ConstDirective) -> Option<SourceKind> {
+    match directive.get_argument("kind").map(|v| &v.node) {
+        Some(ConstValue::Enum(kind)) if kind.as_str() == "REST" => Some(SourceKind::Rest),
+        Some(ConstValue::String(kind)) if kind == "REST" => Some(SourceKind::Rest),
+        Some(ConstValue::Enum(kind)) if kind.as_str() == "GRAPHQL" => Some(SourceKind::Graphql),
+        Some(ConstValue::String(kind)) if kind == "GRAPHQL" => Some(SourceKind::Graphql),
+        _ => None,
+    }
 }
 
-fn parse_all<'a>(files: &'a [SchemaFile], problems: &mut Vec<Problem>) -> Vec<Parsed<'a>> {
-    let mut out = Vec::new();
-    for file in files {
-        match async_graphql_parser::parse_schema(&file.text) {
-            Ok(document) => out.push(Parsed { file, document }),
-            Err(e) => {
-                let line = e.positions().next().map(|p| p.line);
-                problems.push(Problem::error("", format!("GraphQL syntax: {e}")).in_file(&file.path).at_line(line));
-            }
+/// `schema:` of a `@source`, resolved against the declaring file's directory.
+fn source_schema_file(directive: &ConstDirective, declaring: &SchemaFile) -> Option<PathBuf> {
+    match directive.get_argument("schema").map(|v| &v.node) {
+        Some(ConstValue::String(path)) if !path.is_empty() => {
+            Some(declaring.path.parent().unwrap_or(std::path::Path::new("")).join(path))
+        }
+        _ => None,
+    }
+}
+
+struct Parsed {
+    file: SchemaFile,
+    document: ServiceDocument,
+    /// The GraphQL source whose schema this is, for remote SDL files.
+    remote: Option<String>,
+}
+
+fn parse_one(file: &SchemaFile, remote: Option<String>, problems: &mut Vec<Problem>) -> Option<Parsed> {
+    match async_graphql_parser::parse_schema(&file.text) {
+        Ok(document) => Some(Parsed { file: file.clone(), document, remote }),
+        Err(e) => {
+            let line = e.positions().next().map(|p| p.line);
+            problems.push(Problem::error("", format!("GraphQL syntax: {e}")).in_file(&file.path).at_line(line));
+            None
         }
     }
-    out
+}
+
+fn parse_all(files: &[SchemaFile], problems: &mut Vec<Problem>) -> Vec<Parsed> {
+    files.iter().filter_map(|file| parse_one(file, None, problems)).collect()
+}
+
+/// What kind of backend a source is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// JSON over HTTP.
+    Rest,
+    /// A GraphQL service over HTTP.
+    Graphql,
 }
 
 /// The sources `files` declare (syntax problems are reported by `apply_schema_files`).
@@ -107,9 +146,12 @@ pub fn declared_sources(files: &[SchemaFile]) -> Vec<SourceDecl> {
         for definition in &parsed.document.definitions {
             let TypeSystemDefinition::Schema(schema) = definition else { continue };
             for directive in schema.node.directives.iter().filter(|d| d.node.name.node == "source") {
-                if let Some(ConstValue::String(name)) = directive.node.get_argument("name").map(|v| &v.node) {
+                if let Some(ConstValue::String(name)) = directive.node.get_argument("name").map(|v| &v.node)
+                    && let Some(kind) = source_kind(&directive.node)
+                {
                     let declared_at = format!("{}:{}", parsed.file.path.display(), directive.pos.line);
-                    sources.push(SourceDecl { name: name.clone(), declared_at });
+                    let schema_file = source_schema_file(&directive.node, &parsed.file);
+                    sources.push(SourceDecl { name: name.clone(), kind, schema_file, declared_at });
                 }
             }
         }
@@ -120,18 +162,32 @@ pub fn declared_sources(files: &[SchemaFile]) -> Vec<SourceDecl> {
 /// Adds what `files` declare to `schema`; returns every problem found.
 pub fn apply_schema_files(schema: &mut GraphqlSchema, files: &[SchemaFile], pool: &DescriptorPool) -> Vec<Problem> {
     let mut problems = Vec::new();
-    let parsed = parse_all(files, &mut problems);
-    let mut applier = Applier { schema, pool, sources: BTreeMap::new(), declared: BTreeMap::new(), problems };
+    let mut parsed = parse_all(files, &mut problems);
+    let mut applier = Applier {
+        schema,
+        pool,
+        sources: BTreeMap::new(),
+        declared: BTreeMap::new(),
+        remote_fields: BTreeMap::new(),
+        problems,
+    };
+    let mut remote_files = Vec::new();
     for file in &parsed {
-        applier.declare_sources(file);
+        remote_files.extend(applier.declare_sources(file));
+    }
+    for (source, file) in remote_files {
+        if let Some(remote) = parse_one(&file, Some(source), &mut applier.problems) {
+            parsed.push(remote);
+        }
     }
     for file in &parsed {
         applier.declare_types(file);
     }
-    for file in &parsed {
+    // A GraphQL source's root fields first: local bindings refer to them.
+    for file in parsed.iter().filter(|p| p.remote.is_some()).chain(parsed.iter().filter(|p| p.remote.is_none())) {
         applier.fill_types(file);
     }
-    for file in &parsed {
+    for file in parsed.iter().filter(|p| p.remote.is_none()) {
         applier.extend_types(file);
     }
     applier.check_parent_fields();
@@ -144,7 +200,10 @@ pub fn apply_schema_files(schema: &mut GraphqlSchema, files: &[SchemaFile], pool
 struct Applier<'s, 'p> {
     schema: &'s mut GraphqlSchema,
     pool: &'p DescriptorPool,
-    sources: BTreeMap<String, String>,
+    /// Declared sources: name → (kind, `file:line`).
+    sources: BTreeMap<String, (SourceKind, String)>,
+    /// A GraphQL source's root fields: (source, root, field) → argument types as SDL text.
+    remote_fields: BTreeMap<(String, RootKind, String), Vec<(String, String)>>,
     /// Types declared in the files: name → `file:line`.
     declared: BTreeMap<String, String>,
     problems: Vec<Problem>,
@@ -162,16 +221,18 @@ impl Applier<'_, '_> {
         self.problems.push(Problem::error(path, message).in_file(&at.file.path).at_line(Some(at.line)));
     }
 
-    fn declare_sources(&mut self, parsed: &Parsed<'_>) {
+    /// Records the sources `parsed` declares; returns the GraphQL sources' SDL files to load.
+    fn declare_sources(&mut self, parsed: &Parsed) -> Vec<(String, SchemaFile)> {
+        let mut remote = Vec::new();
         for definition in &parsed.document.definitions {
             let TypeSystemDefinition::Schema(schema) = definition else { continue };
-            let at = At { file: parsed.file, line: schema.pos.line };
+            let at = At { file: &parsed.file, line: schema.pos.line };
             if !schema.node.extend || schema.node.query.is_some() || schema.node.mutation.is_some() {
                 self.error(at, "schema", "root types are generated; declare sources with `extend schema @source(...)`");
                 continue;
             }
             for directive in &schema.node.directives {
-                let at = At { file: parsed.file, line: directive.pos.line };
+                let at = At { file: &parsed.file, line: directive.pos.line };
                 if directive.node.name.node != "source" {
                     self.error(at, "schema", format!("unknown directive @{} on schema", directive.node.name.node));
                     continue;
@@ -183,29 +244,50 @@ impl Applier<'_, '_> {
                         continue;
                     }
                 };
-                match directive.node.get_argument("kind").map(|v| &v.node) {
-                    Some(ConstValue::Enum(kind)) if kind.as_str() == "REST" => {}
-                    Some(ConstValue::String(kind)) if kind == "REST" => {}
-                    other => {
-                        let got = other.map_or("nothing".to_owned(), ToString::to_string);
-                        self.error(at, format!("@source {name}"), format!("`kind` must be REST, not {got}"));
+                let Some(kind) = source_kind(&directive.node) else {
+                    let got = directive.node.get_argument("kind").map_or("nothing".to_owned(), |v| v.node.to_string());
+                    self.error(at, format!("@source {name}"), format!("`kind` must be REST or GRAPHQL, not {got}"));
+                    continue;
+                };
+                let schema_file = source_schema_file(&directive.node, &parsed.file);
+                match (kind, &schema_file) {
+                    (SourceKind::Rest, Some(_)) => {
+                        self.error(at, format!("@source {name}"), "`schema` is for GRAPHQL sources");
                         continue;
                     }
+                    (SourceKind::Graphql, None) => {
+                        let message = "a GRAPHQL source needs `schema`, the path of its SDL file";
+                        self.error(at, format!("@source {name}"), message);
+                        continue;
+                    }
+                    (SourceKind::Graphql, Some(path)) => match std::fs::read_to_string(path) {
+                        Ok(text) => remote.push((name.clone(), SchemaFile { path: path.clone(), text })),
+                        Err(e) => {
+                            let message = format!("cannot read its schema {}: {e}", path.display());
+                            self.error(at, format!("@source {name}"), message);
+                            continue;
+                        }
+                    },
+                    (SourceKind::Rest, None) => {}
                 }
                 let here = format!("{}:{}", at.file.path.display(), at.line);
-                if let Some(first) = self.sources.insert(name.clone(), here) {
+                if let Some((_, first)) = self.sources.insert(name.clone(), (kind, here)) {
                     self.error(at, format!("@source {name}"), format!("already declared at {first}"));
                 }
             }
         }
+        remote
     }
 
-    fn declare_types(&mut self, parsed: &Parsed<'_>) {
+    fn declare_types(&mut self, parsed: &Parsed) {
         for definition in &parsed.document.definitions {
             let TypeSystemDefinition::Type(ty) = definition else { continue };
             let name = ty.node.name.node.to_string();
-            let at = At { file: parsed.file, line: ty.pos.line };
+            let at = At { file: &parsed.file, line: ty.pos.line };
             if ty.node.extend || OUR_DEFINITIONS.contains(&name.as_str()) {
+                continue;
+            }
+            if parsed.remote.is_some() && remote_root(parsed, &name).is_some() {
                 continue;
             }
             if matches!(name.as_str(), "Query" | "Mutation" | "Subscription") {
@@ -243,6 +325,12 @@ impl Applier<'_, '_> {
                         })
                         .collect(),
                 },
+                TypeKind::Scalar if parsed.remote.is_some() => TypeDef::Scalar {
+                    description: format!(
+                        "A scalar of the {} GraphQL source, passed through.",
+                        parsed.remote.as_deref().unwrap_or("")
+                    ),
+                },
                 TypeKind::Scalar => {
                     self.error(at, format!("scalar {name}"), "custom scalars are not supported; use JSON or String");
                     continue;
@@ -257,11 +345,17 @@ impl Applier<'_, '_> {
         }
     }
 
-    fn fill_types(&mut self, parsed: &Parsed<'_>) {
+    fn fill_types(&mut self, parsed: &Parsed) {
         for definition in &parsed.document.definitions {
             let TypeSystemDefinition::Type(ty) = definition else { continue };
             let name = ty.node.name.node.to_string();
             if ty.node.extend || OUR_DEFINITIONS.contains(&name.as_str()) {
+                continue;
+            }
+            if let (Some(source), Some(kind), TypeKind::Object(object)) =
+                (&parsed.remote, remote_root(parsed, &name), &ty.node.kind)
+            {
+                self.remote_roots(&parsed.file, source, kind, &object.fields);
                 continue;
             }
             let here = format!("{}:{}", parsed.file.path.display(), ty.pos.line);
@@ -269,12 +363,16 @@ impl Applier<'_, '_> {
                 continue;
             }
             match &ty.node.kind {
+                TypeKind::Object(object) if parsed.remote.is_some() => {
+                    let fields = self.remote_fields_of(&parsed.file, &name, &object.fields);
+                    self.schema.types.insert(name, TypeDef::Object { message: None, fields });
+                }
                 TypeKind::Object(object) => {
-                    let fields = self.object_fields(parsed.file, &name, &object.fields, false);
+                    let fields = self.object_fields(&parsed.file, &name, &object.fields, false);
                     self.schema.types.insert(name, TypeDef::Object { message: None, fields });
                 }
                 TypeKind::InputObject(input) => {
-                    let fields = input.fields.iter().filter_map(|f| self.input_value(parsed.file, &name, f)).collect();
+                    let fields = input.fields.iter().filter_map(|f| self.input_value(&parsed.file, &name, f)).collect();
                     self.schema.types.insert(name, TypeDef::Input { message: None, fields });
                 }
                 _ => {}
@@ -282,14 +380,14 @@ impl Applier<'_, '_> {
         }
     }
 
-    fn extend_types(&mut self, parsed: &Parsed<'_>) {
+    fn extend_types(&mut self, parsed: &Parsed) {
         for definition in &parsed.document.definitions {
             let TypeSystemDefinition::Type(ty) = definition else { continue };
             if !ty.node.extend {
                 continue;
             }
             let name = ty.node.name.node.to_string();
-            let at = At { file: parsed.file, line: ty.pos.line };
+            let at = At { file: &parsed.file, line: ty.pos.line };
             let TypeKind::Object(object) = &ty.node.kind else {
                 self.error(at, format!("extend {name}"), "only object types can be extended");
                 continue;
@@ -304,7 +402,7 @@ impl Applier<'_, '_> {
                 _ => None,
             };
             if let Some(kind) = root {
-                for field in self.object_fields(parsed.file, &name, &object.fields, true) {
+                for field in self.object_fields(&parsed.file, &name, &object.fields, true) {
                     let Some(binding) = field.binding().cloned() else { continue };
                     if let Some(existing) = self.schema.root_field(kind, &field.name) {
                         let owner = match &existing.resolver {
@@ -312,7 +410,7 @@ impl Applier<'_, '_> {
                             Resolver::Bound(b) => b.declared_at.clone(),
                         };
                         let line = binding.declared_at.rsplit(':').next().and_then(|l| l.parse().ok()).unwrap_or(0);
-                        let at = At { file: parsed.file, line };
+                        let at = At { file: &parsed.file, line };
                         self.error(at, format!("{name}.{}", field.name), format!("already defined by {owner}"));
                         continue;
                     }
@@ -330,7 +428,7 @@ impl Applier<'_, '_> {
                 self.error(at, format!("extend type {name}"), format!("there is no object type {name} to extend"));
                 continue;
             }
-            let added = self.object_fields(parsed.file, &name, &object.fields, true);
+            let added = self.object_fields(&parsed.file, &name, &object.fields, true);
             let Some(TypeDef::Object { fields, .. }) = self.schema.types.get_mut(&name) else { continue };
             let mut clashes = Vec::new();
             for field in added {
@@ -344,6 +442,86 @@ impl Applier<'_, '_> {
                 self.error(at, format!("{name}.{clash}"), "the type already has this field");
             }
         }
+    }
+
+    /// A GraphQL source's root fields become ours, each answered by a sub-operation to it.
+    fn remote_roots(
+        &mut self,
+        file: &SchemaFile,
+        source: &str,
+        kind: RootKind,
+        fields: &[Positioned<FieldDefinition>],
+    ) {
+        if kind == RootKind::Subscription {
+            let message = format!(
+                "the {source} source's subscriptions are not served (subscriptions come from server-streaming methods)"
+            );
+            self.problems.push(Problem::warning(format!("source {source}"), message).in_file(&file.path));
+            return;
+        }
+        let root_name = if kind == RootKind::Query { "Query" } else { "Mutation" };
+        for definition in fields {
+            let field = &definition.node;
+            let name = field.name.node.to_string();
+            let at = At { file, line: definition.pos.line };
+            let path = format!("{root_name}.{name}");
+            let Some(ty) = self.type_ref(at, &path, &field.ty.node, false) else { continue };
+            let arguments: Vec<InputField> =
+                field.arguments.iter().filter_map(|a| self.input_value(file, &path, a)).collect();
+            let argument_types: Vec<(String, String)> =
+                field.arguments.iter().map(|a| (a.node.name.node.to_string(), a.node.ty.node.to_string())).collect();
+            self.remote_fields.insert((source.to_owned(), kind, name.clone()), argument_types.clone());
+            if let Some(existing) = self.schema.root_field(kind, &name) {
+                let owner = match &existing.resolver {
+                    Resolver::Method(m) => m.full_name().to_owned(),
+                    Resolver::Bound(b) => b.declared_at.clone(),
+                };
+                self.error(at, &path, format!("the {source} source's field clashes with {owner}"));
+                continue;
+            }
+            let binding = Binding {
+                call: BoundCall::Graphql(GraphqlCall {
+                    source: source.to_owned(),
+                    operation: kind,
+                    field: name.clone(),
+                    arguments: None,
+                    argument_types,
+                }),
+                select: Vec::new(),
+                batch: None,
+                parent_fields: Vec::new(),
+                declared_at: format!("{}:{}", file.path.display(), definition.pos.line),
+            };
+            let deprecated = field.directives.iter().any(|d| d.node.name.node == "deprecated");
+            self.schema.roots.entry(kind).or_default().push(RootField {
+                name,
+                resolver: Resolver::Bound(Arc::new(binding)),
+                arguments,
+                output: ty,
+                deprecated,
+            });
+        }
+    }
+
+    /// The fields of a GraphQL source's object type: read from its answers by response key.
+    fn remote_fields_of(
+        &mut self,
+        file: &SchemaFile,
+        owner: &str,
+        fields: &[Positioned<FieldDefinition>],
+    ) -> Vec<ObjectField> {
+        let mut out = Vec::new();
+        for definition in fields {
+            let field = &definition.node;
+            let name = field.name.node.to_string();
+            let at = At { file, line: definition.pos.line };
+            let path = format!("{owner}.{name}");
+            let Some(ty) = self.type_ref(at, &path, &field.ty.node, false) else { continue };
+            let arguments = field.arguments.iter().filter_map(|a| self.input_value(file, &path, a)).collect();
+            let deprecated = field.directives.iter().any(|d| d.node.name.node == "deprecated");
+            out.push(ObjectField { name, ty, source: FieldSource::Remote, arguments, deprecated });
+        }
+        out
     }
 
     /// The fields of object type `owner`; with `bound_only`, each must have `@rest` or `@grpc`.
@@ -370,7 +548,7 @@ impl Applier<'_, '_> {
                 let at = At { file, line: directive.pos.line };
                 let kind = directive.node.name.node.as_str();
                 match kind {
-                    "rest" | "grpc" => {
+                    "rest" | "grpc" | "graphql" => {
                         let root = matches!(owner, "Query" | "Mutation");
                         match self.binding(at, &path, &directive.node, &arguments, root) {
                             Some(binding) => source = Some(FieldSource::Bound(Arc::new(binding))),
@@ -476,10 +654,10 @@ impl Applier<'_, '_> {
         root: bool,
     ) -> Option<Binding> {
         let kind = directive.name.node.as_str();
-        let known: &[&str] = if kind == "rest" {
-            &["source", "method", "path", "query", "headers", "body", "select", "batch"]
-        } else {
-            &["method", "request", "select", "batch"]
+        let known: &[&str] = match kind {
+            "rest" => &["source", "method", "path", "query", "headers", "body", "select", "batch"],
+            "grpc" => &["method", "request", "select", "batch"],
+            _ => &["source", "field", "arguments", "select", "batch"],
         };
         for (name, _) in &directive.arguments {
             if !known.contains(&name.node.as_str()) {
@@ -497,11 +675,8 @@ impl Applier<'_, '_> {
                 self.error(at, path, "@rest needs `source`");
                 return None;
             };
-            if !self.sources.contains_key(&source) {
-                let message = format!(
-                    "unknown source `{source}`; declare it with `extend schema @source(name: \"{source}\", kind: REST)`"
-                );
-                self.error(at, path, message);
+            if let Some(problem) = self.source_problem(&source, SourceKind::Rest) {
+                self.error(at, path, problem);
                 return None;
             }
             let method_text = string("method").unwrap_or_else(|| "GET".into()).to_ascii_uppercase();
@@ -541,6 +716,48 @@ impl Applier<'_, '_> {
                 Some(value) => Some(self.value_template(at, path, "body", value)?),
             };
             BoundCall::Rest(RestCall { source, method, path: template, query, headers, body })
+        } else if kind == "graphql" {
+            let Some(source) = string("source") else {
+                self.error(at, path, "@graphql needs `source`");
+                return None;
+            };
+            if let Some(problem) = self.source_problem(&source, SourceKind::Graphql) {
+                self.error(at, path, problem);
+                return None;
+            }
+            let own_name = path.rsplit('.').next().unwrap_or(path).to_owned();
+            let field = string("field").unwrap_or(own_name);
+            let Some(argument_types) =
+                self.remote_fields.get(&(source.clone(), RootKind::Query, field.clone())).cloned()
+            else {
+                self.error(at, path, format!("the {source} source has no Query field `{field}`"));
+                return None;
+            };
+            let arguments = match directive.get_argument("arguments").map(|v| &v.node) {
+                None | Some(ConstValue::Null) => {
+                    for argument in arguments {
+                        if !argument_types.iter().any(|(name, _)| name == &argument.name) {
+                            let message =
+                                format!("{source}'s `{field}` has no argument `{}` to pass it to", argument.name);
+                            self.error(at, path, message);
+                            return None;
+                        }
+                    }
+                    None
+                }
+                Some(value @ ConstValue::Object(fields)) => {
+                    if let Some(name) = fields.keys().find(|k| !argument_types.iter().any(|(n, _)| n == k.as_str())) {
+                        self.error(at, path, format!("{source}'s `{field}` has no argument `{name}`"));
+                        return None;
+                    }
+                    Some(self.value_template(at, path, "arguments", value)?)
+                }
+                Some(_) => {
+                    self.error(at, path, "@graphql `arguments` is an object of the source field's arguments");
+                    return None;
+                }
+            };
+            BoundCall::Graphql(GraphqlCall { source, operation: RootKind::Query, field, arguments, argument_types })
         } else {
             let Some(method_name) = string("method") else {
                 self.error(at, path, "@grpc needs `method` (package.Service/Method)");
@@ -681,6 +898,20 @@ impl Applier<'_, '_> {
         Some(binding)
     }
 
+    /// Why `source` cannot be used as a `kind` source, if it cannot.
+    fn source_problem(&self, source: &str, kind: SourceKind) -> Option<String> {
+        let word = if kind == SourceKind::Rest { "REST" } else { "GRAPHQL" };
+        match self.sources.get(source) {
+            None => Some(format!(
+                "unknown source `{source}`; declare it with `extend schema @source(name: \"{source}\", kind: {word})`"
+            )),
+            Some((declared, at)) if *declared != kind => {
+                Some(format!("source `{source}` (declared at {at}) is not a {word} source"))
+            }
+            Some(_) => None,
+        }
+    }
+
     fn headers(
         &mut self,
         at: At<'_>,
@@ -780,6 +1011,38 @@ impl Applier<'_, '_> {
             let (file, line) = declared_at.rsplit_once(':').unwrap_or((&declared_at, ""));
             self.problems.push(Problem::error(path, message).in_file(file).at_line(line.parse().ok()));
         }
+    }
+}
+
+/// The root kind of type `name` in a GraphQL source's SDL (its `schema` definition, or the
+/// conventional names); subscriptions are not served from sources.
+fn remote_root(parsed: &Parsed, name: &str) -> Option<RootKind> {
+    let mut query = "Query".to_owned();
+    let mut mutation = "Mutation".to_owned();
+    let mut subscription = "Subscription".to_owned();
+    for definition in &parsed.document.definitions {
+        if let TypeSystemDefinition::Schema(schema) = definition
+            && !schema.node.extend
+        {
+            if let Some(q) = &schema.node.query {
+                query = q.node.to_string();
+            }
+            if let Some(m) = &schema.node.mutation {
+                mutation = m.node.to_string();
+            }
+            if let Some(s) = &schema.node.subscription {
+                subscription = s.node.to_string();
+            }
+        }
+    }
+    if name == query {
+        Some(RootKind::Query)
+    } else if name == mutation {
+        Some(RootKind::Mutation)
+    } else if name == subscription {
+        Some(RootKind::Subscription)
+    } else {
+        None
     }
 }
 

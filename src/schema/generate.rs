@@ -188,7 +188,7 @@ impl Generator<'_> {
             && let Some((_, description)) = SCALARS.iter().find(|(n, _)| *n == name)
         {
             self.owners.insert(name.to_owned(), format!("scalar {name}"));
-            self.schema.types.insert(name.to_owned(), TypeDef::Scalar { description });
+            self.schema.types.insert(name.to_owned(), TypeDef::Scalar { description: (*description).to_owned() });
         }
         name.to_owned()
     }
@@ -374,6 +374,6 @@ fn switchyard_method_options(method: &MethodDescriptor) -> (Option<i32>, Option<
 /// may use `JSON` or `Int64` even when no proto does.
 pub(super) fn add_builtin_scalar(schema: &mut GraphqlSchema, name: &str) {
     if let Some((_, description)) = SCALARS.iter().find(|(n, _)| *n == name) {
-        schema.types.entry(name.to_owned()).or_insert(TypeDef::Scalar { description });
+        schema.types.entry(name.to_owned()).or_insert(TypeDef::Scalar { description: (*description).to_owned() });
     }
 }

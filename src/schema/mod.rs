@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use prost_reflect::{EnumDescriptor, FieldDescriptor, MessageDescriptor, MethodDescriptor};
 
-pub use binding::{Batch, Binding, BoundCall, Part, RestCall, Template, ValueTemplate};
-pub use declared::{DIRECTIVES_SDL, SchemaFile, SourceDecl, apply_schema_files, declared_sources};
+pub use binding::{Batch, Binding, BoundCall, GraphqlCall, Part, RestCall, Template, ValueTemplate};
+pub use declared::{DIRECTIVES_SDL, SchemaFile, SourceDecl, SourceKind, apply_schema_files, declared_sources};
 pub use generate::generate_schema;
 pub use introspection::{introspection_field_type, is_introspection_object};
 pub use trusted::TrustedDocuments;
@@ -54,6 +54,18 @@ impl TypeRef {
     }
 }
 
+impl std::fmt::Display for TypeRef {
+    /// The reference in SDL: `T`, `T!`, `[T!]!`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.list, self.item_non_null) {
+            (true, true) => write!(f, "[{}!]", self.name)?,
+            (true, false) => write!(f, "[{}]", self.name)?,
+            (false, _) => f.write_str(&self.name)?,
+        }
+        if self.non_null { f.write_str("!") } else { Ok(()) }
+    }
+}
+
 /// Where an object field's value comes from.
 #[derive(Debug, Clone)]
 pub enum FieldSource {
@@ -63,6 +75,8 @@ pub enum FieldSource {
     Json(Vec<String>),
     /// A call to a backend with arguments from the parent (stitching).
     Bound(Arc<Binding>),
+    /// A field of a GraphQL source's type: its answer carries it under the response key.
+    Remote,
 }
 
 /// A field of an object type.
@@ -182,7 +196,7 @@ pub enum TypeDef {
     /// A custom scalar.
     Scalar {
         /// What it carries.
-        description: &'static str,
+        description: String,
     },
 }
 

@@ -122,7 +122,9 @@ impl Upstreams {
             let Some(endpoint) = cluster.endpoints.first() else { continue };
             let compress = cluster.grpc_compression == crate::config::GrpcCompression::Gzip;
             let client = match cluster.protocol {
-                crate::config::BackendProtocol::Http => HttpClient::new(&cluster.name, endpoint).map(Client::Http),
+                crate::config::BackendProtocol::Http | crate::config::BackendProtocol::Graphql => {
+                    HttpClient::new(&cluster.name, endpoint).map(Client::Http)
+                }
                 _ => GrpcClient::new(&cluster.name, endpoint, compress).map(Client::Grpc),
             };
             match client {

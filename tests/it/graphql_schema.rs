@@ -182,7 +182,7 @@ fn schema_file_problems_name_file_line_and_cause() {
             "extend type Query { a: String @rest(source: \"s\", path: \"/a\", method: \"TRACE\") }",
             "@rest method `TRACE` is not one of",
         ),
-        ("extend schema @source(name: \"x\", kind: SOAP)", "`kind` must be REST, not SOAP"),
+        ("extend schema @source(name: \"x\", kind: SOAP)", "`kind` must be REST or GRAPHQL, not SOAP"),
         (
             "extend type Query { a: String @rest(source: \"s\", path: \"/{parent.x}\") }",
             "{parent.x}: root fields have no parent",

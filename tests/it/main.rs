@@ -2,6 +2,7 @@
 
 mod cli_check;
 mod graphql;
+mod graphql_sources;
 mod graphql_schema;
 mod grpc;
 mod json_roundtrip;

@@ -177,6 +177,11 @@ impl TestGateway {
         self.backend.as_ref().expect("a demo backend")
     }
 
+    /// Stops `authors` with this gateway.
+    pub(crate) fn adopt_authors(&mut self, authors: switchyard::demo::DemoAuthors) {
+        self.authors = Some(authors);
+    }
+
     /// The authors service, for gateways made by `stitched`.
     pub(crate) fn authors(&self) -> &switchyard::demo::DemoAuthors {
         self.authors.as_ref().expect("the authors service")

@@ -13,8 +13,8 @@ use async_graphql_value::{Name, Value};
 use super::input::{argument_json, bind_deferred, declared_arguments, deferred_json};
 use crate::operation::{FieldSelection, OperationKind, SelectionSet, hidden_key};
 use crate::schema::{
-    GraphqlSchema, InputField, InputSource, Resolver, RootField, RootKind, TypeDef, introspection_field_type,
-    is_introspection_object,
+    FieldSource, GraphqlSchema, InputField, InputSource, Resolver, RootField, RootKind, TypeDef,
+    introspection_field_type, is_introspection_object,
 };
 
 /// A problem with the document, with where it is.
@@ -706,7 +706,7 @@ fn bind_nested(
 ) -> Result<(), String> {
     for field in &mut set.fields {
         let Some(definition) = schema.object_field(type_name, &field.field_name) else { continue };
-        if definition.binding().is_some() {
+        if definition.binding().is_some() || matches!(definition.source, FieldSource::Remote) {
             let given: Vec<(String, serde_json::Value)> =
                 field.arguments.iter().map(|(name, value)| (name.clone(), bind_deferred(value, variables))).collect();
             let bound = declared_arguments(&given, &definition.arguments, schema)
