@@ -11,8 +11,8 @@ use std::time::SystemTime;
 use crate::config::{BackendConfig, BackendProtocol, Config, Problem, check_endpoint_url, load_config_file};
 use crate::registry::{Registration, Registry, RegistryDir, merge_registrations};
 use crate::schema::{
-    GraphqlSchema, SchemaFile, SourceDecl, SourceKind, TrustedDocuments, apply_schema_files, declared_sources,
-    generate_schema,
+    GraphqlSchema, INTROSPECTION_QUERY, IntrospectedSources, SchemaFile, SourceDecl, SourceKind, TrustedDocuments,
+    apply_schema_files, declared_sources, generate_schema, introspection_sdl,
 };
 use crate::transcode::routes::{RestRoutes, RuleOverrides, build_routes};
 use crate::transcode::rules_file::parse_rules_file;
@@ -163,6 +163,7 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
     schema_texts.retain(|file| !rest_sources.iter().any(|s| s.schema_file.as_deref() == Some(file.path.as_path())));
     let clusters = build_clusters(&config, &sources.backends, &rest_sources, &mut problems);
     check_sources(&rest_sources, &clusters, &mut problems);
+    let introspected = introspect_sources(&rest_sources, &clusters);
     let services = assign_services(registry.as_ref(), &clusters, &mut problems);
     for service in config.rest.services.keys() {
         if !services.contains_key(service) {
@@ -178,13 +179,18 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
             let names: Vec<String> = services.keys().cloned().collect();
             let (mut schema, schema_problems) = generate_schema(&registry.pool, &names, &config.graphql);
             problems.extend(schema_problems);
-            problems.extend(apply_schema_files(&mut schema, &schema_texts, &registry.pool));
+            problems.extend(apply_schema_files(&mut schema, &schema_texts, &introspected, &registry.pool));
             schema
         }
         None => {
             // The schema files are still checked, against an empty registry.
             let mut schema = GraphqlSchema::default();
-            problems.extend(apply_schema_files(&mut schema, &schema_texts, &prost_reflect::DescriptorPool::new()));
+            problems.extend(apply_schema_files(
+                &mut schema,
+                &schema_texts,
+                &introspected,
+                &prost_reflect::DescriptorPool::new(),
+            ));
             schema
         }
     };
@@ -426,6 +432,48 @@ fn read_schema_dir(dir: &Path, texts: &mut Vec<SchemaFile>, problems: &mut Vec<P
         }
     }
     files
+}
+
+/// The schemas of GraphQL sources declared without a `schema` file, by introspecting their
+/// backends (at start-up and on every reload).
+fn introspect_sources(sources: &[SourceDecl], clusters: &BTreeMap<String, Cluster>) -> IntrospectedSources {
+    let mut out = IntrospectedSources::new();
+    for source in sources.iter().filter(|s| s.kind == SourceKind::Graphql && s.schema_file.is_none()) {
+        let Some(endpoint) = clusters.get(&source.name).and_then(|c| c.endpoints.first()) else { continue };
+        let url = endpoint.to_string();
+        let fetched = introspect(&url)
+            .map(|text| SchemaFile { path: PathBuf::from(format!("{} (introspected from {url})", source.name)), text });
+        out.insert(source.name.clone(), fetched);
+    }
+    out
+}
+
+/// Sends the introspection query to `url` and prints the answer as SDL. Runs on its own thread
+/// and runtime: snapshots are built on blocking threads, off any runtime's workers.
+fn introspect(url: &str) -> Result<String, String> {
+    const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+    let url = url.to_owned();
+    let fetch = move || -> Result<String, String> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+        runtime.block_on(async {
+            let client = reqwest::Client::builder().timeout(TIMEOUT).no_proxy().build().map_err(|e| e.to_string())?;
+            let body = serde_json::json!({ "query": INTROSPECTION_QUERY }).to_string();
+            let response = client
+                .post(&url)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .header(http::header::ACCEPT, "application/json")
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| format!("cannot reach {url}: {e}"))?;
+            let status = response.status();
+            let bytes = response.bytes().await.map_err(|e| format!("{url}: {e}"))?;
+            let answer: serde_json::Value = serde_json::from_slice(&bytes)
+                .map_err(|_| format!("{url} answered HTTP {} with something that is not JSON", status.as_u16()))?;
+            introspection_sdl(&answer)
+        })
+    };
+    std::thread::spawn(fetch).join().map_err(|_| "introspection failed unexpectedly".to_owned())?
 }
 
 /// Each declared source needs an HTTP cluster of its name; without one its fields answer

@@ -159,8 +159,17 @@ pub fn declared_sources(files: &[SchemaFile]) -> Vec<SourceDecl> {
     sources
 }
 
+/// The schemas of GraphQL sources declared without a `schema` file, fetched by introspection:
+/// source name → its SDL, or why it could not be fetched.
+pub type IntrospectedSources = BTreeMap<String, Result<SchemaFile, String>>;
+
 /// Adds what `files` declare to `schema`; returns every problem found.
-pub fn apply_schema_files(schema: &mut GraphqlSchema, files: &[SchemaFile], pool: &DescriptorPool) -> Vec<Problem> {
+pub fn apply_schema_files(
+    schema: &mut GraphqlSchema,
+    files: &[SchemaFile],
+    introspected: &IntrospectedSources,
+    pool: &DescriptorPool,
+) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut parsed = parse_all(files, &mut problems);
     let mut applier = Applier {
@@ -173,7 +182,7 @@ pub fn apply_schema_files(schema: &mut GraphqlSchema, files: &[SchemaFile], pool
     };
     let mut remote_files = Vec::new();
     for file in &parsed {
-        remote_files.extend(applier.declare_sources(file));
+        remote_files.extend(applier.declare_sources(file, introspected));
     }
     for (source, file) in remote_files {
         if let Some(remote) = parse_one(&file, Some(source), &mut applier.problems) {
@@ -222,7 +231,7 @@ impl Applier<'_, '_> {
     }
 
     /// Records the sources `parsed` declares; returns the GraphQL sources' SDL files to load.
-    fn declare_sources(&mut self, parsed: &Parsed) -> Vec<(String, SchemaFile)> {
+    fn declare_sources(&mut self, parsed: &Parsed, introspected: &IntrospectedSources) -> Vec<(String, SchemaFile)> {
         let mut remote = Vec::new();
         for definition in &parsed.document.definitions {
             let TypeSystemDefinition::Schema(schema) = definition else { continue };
@@ -255,11 +264,19 @@ impl Applier<'_, '_> {
                         self.error(at, format!("@source {name}"), "`schema` is for GRAPHQL sources");
                         continue;
                     }
-                    (SourceKind::Graphql, None) => {
-                        let message = "a GRAPHQL source needs `schema`, the path of its SDL file";
-                        self.error(at, format!("@source {name}"), message);
-                        continue;
-                    }
+                    (SourceKind::Graphql, None) => match introspected.get(&name) {
+                        Some(Ok(file)) => remote.push((name.clone(), file.clone())),
+                        Some(Err(why)) => {
+                            let message = format!("no `schema` file, and introspecting its backend failed: {why}");
+                            self.error(at, format!("@source {name}"), message);
+                            continue;
+                        }
+                        None => {
+                            let message = "a GRAPHQL source needs `schema` (its SDL file) or a backend to introspect";
+                            self.error(at, format!("@source {name}"), message);
+                            continue;
+                        }
+                    },
                     (SourceKind::Graphql, Some(path)) => match std::fs::read_to_string(path) {
                         Ok(text) => remote.push((name.clone(), SchemaFile { path: path.clone(), text })),
                         Err(e) => {

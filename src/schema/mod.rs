@@ -8,6 +8,7 @@
 mod binding;
 mod declared;
 mod generate;
+mod introspected;
 mod introspection;
 mod naming;
 mod sdl;
@@ -19,8 +20,11 @@ use std::sync::Arc;
 use prost_reflect::{EnumDescriptor, FieldDescriptor, MessageDescriptor, MethodDescriptor};
 
 pub use binding::{Batch, Binding, BoundCall, GraphqlCall, Part, RestCall, Template, ValueTemplate};
-pub use declared::{DIRECTIVES_SDL, SchemaFile, SourceDecl, SourceKind, apply_schema_files, declared_sources};
+pub use declared::{
+    DIRECTIVES_SDL, IntrospectedSources, SchemaFile, SourceDecl, SourceKind, apply_schema_files, declared_sources,
+};
 pub use generate::generate_schema;
+pub use introspected::{INTROSPECTION_QUERY, introspection_sdl};
 pub use introspection::{introspection_field_type, is_introspection_object};
 pub use trusted::TrustedDocuments;
 

@@ -37,6 +37,11 @@ async fn front() -> (TestGateway, TestGateway, tempfile::TempDir) {
 
 /// The gateway under test with its catalog source at `catalog_url`.
 async fn front_at(catalog_url: String) -> (TestGateway, tempfile::TempDir) {
+    front_with(catalog_url, STITCH).await
+}
+
+/// The gateway under test with `stitch` as its schema file.
+async fn front_with(catalog_url: String, stitch: &str) -> (TestGateway, tempfile::TempDir) {
     let registry =
         switchyard::registry::merge_registrations(vec![switchyard::demo::demo_registration().expect("demo")])
             .expect("merges");
@@ -46,7 +51,10 @@ async fn front_at(catalog_url: String) -> (TestGateway, tempfile::TempDir) {
         &switchyard::config::GraphqlConfig::default(),
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    write_files(dir.path(), &[("schemas/catalog.sdl.graphql", &schema.to_sdl()), ("schemas/stitch.graphql", STITCH)]);
+    write_files(dir.path(), &[("schemas/stitch.graphql", stitch)]);
+    if stitch.contains("catalog.sdl.graphql") {
+        write_files(dir.path(), &[("schemas/catalog.sdl.graphql", &schema.to_sdl())]);
+    }
     let authors = switchyard::demo::start_demo_authors("127.0.0.1:0".parse().expect("addr")).await.expect("authors");
     let sources = switchyard::snapshot::SnapshotSources {
         no_descriptor_dir: true,
@@ -124,4 +132,47 @@ async fn a_graphql_source_down_is_unavailable_at_its_fields() {
     assert_eq!(answer["errors"][0]["extensions"]["code"], "UNAVAILABLE", "{answer}");
     assert_eq!(answer["errors"][0]["message"], "backend catalog is unavailable", "{answer}");
     front.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_graphql_source_without_a_schema_file_is_introspected() {
+    let remote = TestGateway::demo().await;
+    let introspecting = STITCH.replace(", schema: \"catalog.sdl.graphql\"", "");
+    assert_ne!(introspecting, STITCH);
+    let (front, _dir) = front_with(format!("{}/graphql", remote.base), &introspecting).await;
+    let query = r#"{ getBook(name: "shelves/2/books/1") { title genre writer { name } } }"#;
+    let answer = graphql(&front, query, json!({})).await;
+    assert_eq!(
+        answer,
+        json!({"data": {"getBook": {"title": "The Selfish Gene", "genre": "SCIENCE", "writer": {"name": "Richard Dawkins"}}}})
+    );
+    front.shutdown().await;
+    remote.shutdown().await;
+
+    // Nothing to introspect: the snapshot is refused, naming the source and why.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/graphql", closed.local_addr().expect("addr"));
+    drop(closed);
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_files(dir.path(), &[("schemas/stitch.graphql", &introspecting)]);
+    let sources = switchyard::snapshot::SnapshotSources {
+        no_descriptor_dir: true,
+        schemas: Some(dir.path().join("schemas")),
+        backends: vec![
+            switchyard::snapshot::BackendFlag { name: "catalog".into(), urls: vec![url] },
+            switchyard::snapshot::BackendFlag { name: "authors".into(), urls: vec!["http://127.0.0.1:1".into()] },
+        ],
+        ..Default::default()
+    };
+    let problems = tokio::task::spawn_blocking(move || switchyard::snapshot::build_snapshot(&sources, 1))
+        .await
+        .expect("task")
+        .expect_err("refused");
+    let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert!(
+        shown.iter().any(
+            |p| p.contains("@source catalog: no `schema` file, and introspecting its backend failed: cannot reach")
+        ),
+        "{shown:#?}"
+    );
 }

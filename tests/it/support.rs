@@ -238,7 +238,13 @@ impl TestGateway {
     ) -> TestGateway {
         sources.listen = Some("127.0.0.1:0".parse().expect("addr"));
         sources.admin = Some("127.0.0.1:0".parse().expect("addr"));
-        let snapshot = switchyard::snapshot::build_snapshot(&sources, 1).expect("snapshot");
+        // Off the test's runtime thread, as the gateway does: building may call other servers
+        // running on this runtime (GraphQL sources are introspected).
+        let building = sources.clone();
+        let snapshot = tokio::task::spawn_blocking(move || switchyard::snapshot::build_snapshot(&building, 1))
+            .await
+            .expect("build task")
+            .expect("snapshot");
         let gateway = switchyard::gateway::Gateway::new(snapshot, sources);
         let server = switchyard::server::start_server(gateway).await.expect("server");
         TestGateway {
