@@ -450,7 +450,7 @@ async fn cached_plans_respect_directive_values_and_bind_other_variables_per_requ
     let (_, _, answer) = post(&gateway, json!({"query": query, "variables": {"n": "x", "skip": "yes"}}), None).await;
     assert_eq!(
         answer["errors"][0]["message"],
-        "Variable \"$skip\" got invalid value \"yes\"; Boolean cannot represent a non boolean value."
+        "Variable \"$skip\" got invalid value \"yes\"; Boolean cannot represent a non boolean value: \"yes\"."
     );
     gateway.shutdown().await;
 }
@@ -491,5 +491,57 @@ async fn one_backend_down_still_answers_the_rest_with_errors_at_their_paths() {
     assert_eq!(answer["errors"][0]["path"], json!(["getStock"]));
     assert_eq!(answer["errors"][0]["extensions"]["code"], "UNAVAILABLE");
     assert_eq!(answer["errors"][0]["message"], "backend inventory.v1 is unavailable", "no address leaks");
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn variables_are_coerced_to_their_types_and_must_fit_where_they_are_used() {
+    let gateway = TestGateway::stitched().await;
+    let table: &[(&str, Value, &str)] = &[
+        (
+            r#"query($g: Genre) { listBooks(parent: "shelves/1", genre: $g) { totalSize } }"#,
+            json!({"g": "NOPE"}),
+            r#"Variable "$g" got invalid value "NOPE"; Value "NOPE" does not exist in "Genre" enum."#,
+        ),
+        (
+            r#"mutation($b: BookInput) { createBook(parent: "shelves/3", book: $b) { name } }"#,
+            json!({"b": {"title": "x", "nope": 1}}),
+            r#"Variable "$b" got invalid value {"title":"x","nope":1}; BookInput has no field `nope`."#,
+        ),
+        (
+            r#"query($t: [String!]) { listBooks(parent: "shelves/1") { totalSize } getBook(name: "x") @skip(if: true) { title } }"#,
+            json!({"t": ["a", null]}),
+            r#"Variable "$t" got invalid value ["a",null]; the items of [String!] cannot be null."#,
+        ),
+        (
+            r#"query($n: Int) { getBook(name: $n) { title } }"#,
+            json!({"n": 1}),
+            r#"Variable "$n" of type "Int" used in position expecting type "String"."#,
+        ),
+        (
+            r#"query($x: Book) { getBook(name: "a") { title } }"#,
+            json!({}),
+            r#"Variable "$x" cannot be non-input type "Book"."#,
+        ),
+        (r#"query($x: Nope) { getBook(name: "a") { title } }"#, json!({}), r#"Unknown type "Nope"."#),
+        (r#"{ getBook(name: $undeclared) { title } }"#, json!({}), r#"Variable "$undeclared" is not defined."#),
+        (
+            r#"query($id: ID) { author(id: $id) { name } }"#,
+            json!({"id": "1"}),
+            r#"Variable "$id" of type "ID" used in position expecting type "ID!"."#,
+        ),
+        (r#"query { __type(name: $t) { name } }"#, json!({}), r#"Variable "$t" is not defined."#),
+    ];
+    for (query, variables, message) in table {
+        let (status, _, answer) = post(&gateway, json!({"query": query, "variables": variables}), None).await;
+        assert_eq!(status, 200, "{query}");
+        assert_eq!(answer["errors"][0]["message"], *message, "{query}: {answer}");
+        assert_eq!(answer["errors"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED", "{query}");
+        assert!(answer.get("data").is_none(), "a refused request has no data: {answer}");
+    }
+    // An Int where an ID is declared is coerced to its string form.
+    let query = r#"query($id: ID!) { author(id: $id) { name } }"#;
+    let (_, _, answer) = post(&gateway, json!({"query": query, "variables": {"id": 2}}), None).await;
+    assert_eq!(answer, json!({"data": {"author": {"name": "Richard Dawkins"}}}));
     gateway.shutdown().await;
 }

@@ -10,10 +10,10 @@ use async_graphql_parser::types::{
 use async_graphql_parser::{Pos, Positioned};
 use async_graphql_value::{Name, Value};
 
-use super::input::{argument_json, bind_deferred, declared_arguments, deferred_json};
+use super::input::{argument_json, bind_deferred, declared_arguments, declared_json, deferred_json};
 use crate::operation::{FieldSelection, OperationKind, SelectionSet, hidden_key};
 use crate::schema::{
-    FieldSource, GraphqlSchema, InputField, InputSource, Resolver, RootField, RootKind, TypeDef,
+    FieldSource, GraphqlSchema, InputField, InputSource, Resolver, RootField, RootKind, TypeDef, TypeRef,
     introspection_field_type, is_introspection_object,
 };
 
@@ -70,9 +70,12 @@ pub(crate) struct Shape {
 }
 
 /// A declared variable.
+#[derive(Clone)]
 struct VariableDef {
     name: String,
     type_text: String,
+    /// The type, when it is one the schema can coerce to (one list level at most).
+    ty: Option<TypeRef>,
     nullable: bool,
     default: Option<serde_json::Value>,
     pos: Pos,
@@ -113,6 +116,8 @@ struct Validator<'a> {
     schema: &'a GraphqlSchema,
     document: &'a ExecutableDocument,
     variables: serde_json::Map<String, serde_json::Value>,
+    /// The operation's declared variables.
+    declared: Vec<VariableDef>,
     errors: Vec<DocumentError>,
     nested_arguments: bool,
 }
@@ -194,20 +199,41 @@ pub(crate) fn shape(
         .map(|d| VariableDef {
             name: d.node.name.node.to_string(),
             type_text: d.node.var_type.node.to_string(),
+            ty: type_ref(&d.node.var_type.node),
             nullable: d.node.var_type.node.nullable,
             default: d.node.default_value.as_ref().and_then(|v| v.node.clone().into_json().ok()),
             pos: d.pos,
         })
         .collect();
-    let mut validator =
-        Validator { schema, document, variables: serde_json::Map::new(), errors: Vec::new(), nested_arguments: false };
+    let mut validator = Validator {
+        schema,
+        document,
+        variables: serde_json::Map::new(),
+        declared: declared.clone(),
+        errors: Vec::new(),
+        nested_arguments: false,
+    };
+    for definition in &declared {
+        let named = base_name(&definition.type_text);
+        let message = match schema.types.get(named) {
+            _ if matches!(named, "String" | "Int" | "Float" | "Boolean" | "ID") => None,
+            None => Some(format!("Unknown type \"{named}\".")),
+            Some(TypeDef::Object { .. }) => Some(format!(
+                "Variable \"${}\" cannot be non-input type \"{}\".",
+                definition.name, definition.type_text
+            )),
+            Some(_) => None,
+        };
+        if let Some(message) = message {
+            validator.errors.push(error(message, definition.pos));
+        }
+    }
     for definition in &declared {
         let value = variables.get(&definition.name).cloned().or_else(|| definition.default.clone());
         validator.variables.insert(definition.name.clone(), value.unwrap_or(serde_json::Value::Null));
     }
     let mut entries = Vec::new();
     for field in validator.collect(&operation.node.selection_set, root_name, &mut Vec::new()) {
-        validator.check_variables_declared(field.arguments, &declared);
         if field.name.node == "__typename" {
             entries.push(ShapeEntry::Typename { response_key: field.response_key, type_name: root_name });
             continue;
@@ -292,10 +318,18 @@ impl Shape {
                 );
                 errors.push(error(message, definition.pos));
             }
-            if let Some(expected) = builtin_scalar_mismatch(&definition.type_text, &value) {
-                let message = format!("Variable \"${}\" got invalid value {value}; {expected}.", definition.name);
-                errors.push(error(message, definition.pos));
-            }
+            // Input coercion (spec 6.1.2): a value that does not fit its type refuses the request.
+            let value = match &definition.ty {
+                Some(ty) if !value.is_null() => match declared_json(value.clone(), ty, schema) {
+                    Ok(coerced) => coerced,
+                    Err(why) => {
+                        let message = format!("Variable \"${}\" got invalid value {value}; {why}.", definition.name);
+                        errors.push(error(message, definition.pos));
+                        continue;
+                    }
+                },
+                _ => value,
+            };
             variables.insert(definition.name.clone(), value);
         }
         if !errors.is_empty() {
@@ -390,20 +424,31 @@ fn pick_operation<'a>(
 }
 
 impl<'a> Validator<'a> {
-    /// Variables used in root arguments must be declared (checked once, when shaping).
-    fn check_variables_declared(
-        &mut self,
-        arguments: &[(Positioned<Name>, Positioned<Value>)],
-        declared: &[VariableDef],
-    ) {
-        for (_, value) in arguments {
-            let mut used = Vec::new();
-            variables_in(&value.node, &mut used);
-            for name in used {
-                if !declared.iter().any(|d| d.name == name) {
-                    self.errors.push(error(format!("Variable \"${name}\" is not defined."), value.pos));
-                }
+    /// Every variable a value uses must be declared, and one passed straight to an argument
+    /// must have a type that fits it (spec 5.8.3 and 5.8.5).
+    fn check_variable_usage(&mut self, value: &Positioned<Value>, argument: &InputField) {
+        let mut used = Vec::new();
+        variables_in(&value.node, &mut used);
+        for name in used {
+            if !self.declared.iter().any(|d| d.name == name) {
+                self.errors.push(error(format!("Variable \"${name}\" is not defined."), value.pos));
             }
+        }
+        let Value::Variable(name) = &value.node else { return };
+        let Some(variable) = self.declared.iter().find(|d| d.name == name.as_str()) else { return };
+        let Some(ty) = &variable.ty else { return };
+        let expected = &argument.ty;
+        let has_default = variable.default.is_some() || matches!(&argument.source, InputSource::Declared(Some(_)));
+        let fits = ty.name == expected.name
+            && ty.list == expected.list
+            && (!expected.non_null || ty.non_null || has_default)
+            && (!expected.item_non_null || !expected.list || ty.item_non_null);
+        if !fits {
+            let message = format!(
+                "Variable \"${name}\" of type \"{}\" used in position expecting type \"{expected}\".",
+                variable.type_text
+            );
+            self.errors.push(error(message, value.pos));
         }
     }
 
@@ -529,7 +574,8 @@ impl<'a> Validator<'a> {
     ) -> Vec<(String, Value)> {
         let mut out = Vec::with_capacity(arguments.len());
         for (name, value) in arguments {
-            if declared.iter().any(|a| a.name == name.node.as_str()) {
+            if let Some(argument) = declared.iter().find(|a| a.name == name.node.as_str()) {
+                self.check_variable_usage(value, argument);
                 out.push((name.node.to_string(), value.node.clone()));
             } else {
                 let message = format!("Unknown argument \"{}\" on field \"{field_name}\".", name.node);
@@ -634,6 +680,10 @@ impl<'a> Validator<'a> {
     fn type_argument(&mut self, field: &Collected<'a>) -> Option<Value> {
         let value = field.arguments.iter().find(|(n, _)| n.node == "name").map(|(_, v)| &v.node);
         match value {
+            Some(Value::Variable(name)) if !self.declared.iter().any(|d| d.name == name.as_str()) => {
+                self.errors.push(error(format!("Variable \"${name}\" is not defined."), field.name.pos));
+                None
+            }
             Some(value @ (Value::String(_) | Value::Variable(_))) => Some(value.clone()),
             _ => {
                 self.errors
@@ -718,29 +768,28 @@ fn bind_nested(
     Ok(())
 }
 
-/// For a variable of a built-in scalar type, what its value should have been if it is not.
-fn builtin_scalar_mismatch(type_text: &str, value: &serde_json::Value) -> Option<&'static str> {
-    if value.is_null() {
-        return None;
+/// A variable's type as a reference, when it has at most one list level.
+fn type_ref(ty: &async_graphql_parser::types::Type) -> Option<TypeRef> {
+    use async_graphql_parser::types::BaseType;
+    match &ty.base {
+        BaseType::Named(name) => {
+            Some(TypeRef { name: name.to_string(), list: false, non_null: !ty.nullable, item_non_null: false })
+        }
+        BaseType::List(inner) => match &inner.base {
+            BaseType::Named(name) => Some(TypeRef {
+                name: name.to_string(),
+                list: true,
+                non_null: !ty.nullable,
+                item_non_null: !inner.nullable,
+            }),
+            BaseType::List(_) => None,
+        },
     }
-    let ok = match type_text.trim_end_matches('!') {
-        "Boolean" => value.is_boolean(),
-        "String" => value.is_string(),
-        "Int" => value.as_i64().is_some_and(|n| i32::try_from(n).is_ok()),
-        "Float" => value.is_number(),
-        "ID" => value.is_string() || value.is_i64() || value.is_u64(),
-        _ => return None,
-    };
-    if ok {
-        return None;
-    }
-    Some(match type_text.trim_end_matches('!') {
-        "Boolean" => "Boolean cannot represent a non boolean value",
-        "String" => "String cannot represent a non string value",
-        "Int" => "Int cannot represent a non 32-bit integer value",
-        "Float" => "Float cannot represent a non numeric value",
-        _ => "ID cannot represent this value",
-    })
+}
+
+/// The named type inside `[T!]!` text.
+fn base_name(type_text: &str) -> &str {
+    type_text.trim_matches(|c| matches!(c, '[' | ']' | '!'))
 }
 
 fn selection_cost(schema: &GraphqlSchema, type_name: &str, selection: &SelectionSet, list_size: u64) -> u64 {

@@ -170,10 +170,17 @@ fn named_json(json: Json, name: &str, schema: &GraphqlSchema) -> Result<Json, St
         ("Int", _) if fits_int => Ok(json),
         ("Float", _) if json.is_number() => Ok(json),
         ("Boolean", _) if json.is_boolean() => Ok(json),
-        ("String" | "ID" | "Int" | "Float" | "Boolean", _) => Err(format!("{name} cannot represent {json}")),
+        ("String", _) => Err(format!("String cannot represent a non string value: {json}")),
+        ("ID", _) => Err(format!("ID cannot represent value: {json}")),
+        ("Int", _) if json.is_i64() || json.is_u64() => {
+            Err(format!("Int cannot represent non 32-bit signed integer value: {json}"))
+        }
+        ("Int", _) => Err(format!("Int cannot represent non-integer value: {json}")),
+        ("Float", _) => Err(format!("Float cannot represent non numeric value: {json}")),
+        ("Boolean", _) => Err(format!("Boolean cannot represent a non boolean value: {json}")),
         (_, Some(TypeDef::Enum { values, .. })) => match json.as_str() {
             Some(value) if values.iter().any(|v| v.name == value) => Ok(json),
-            _ => Err(format!("Enum \"{name}\" cannot represent {json}")),
+            _ => Err(format!("Value {json} does not exist in \"{name}\" enum")),
         },
         (_, Some(TypeDef::Input { fields, .. })) => {
             let Json::Object(mut given) = json else { return Err(format!("{name} is an input object; got {json}")) };
