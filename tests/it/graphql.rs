@@ -509,9 +509,14 @@ async fn variables_are_coerced_to_their_types_and_must_fit_where_they_are_used()
             r#"Variable "$b" got invalid value {"title":"x","nope":1}; BookInput has no field `nope`."#,
         ),
         (
-            r#"query($t: [String!]) { listBooks(parent: "shelves/1") { totalSize } getBook(name: "x") @skip(if: true) { title } }"#,
-            json!({"t": ["a", null]}),
-            r#"Variable "$t" got invalid value ["a",null]; the items of [String!] cannot be null."#,
+            r#"query Q($t: [String!]) { listBooks(parent: "shelves/1") { totalSize } }"#,
+            json!({"t": ["a"]}),
+            r#"Variable "$t" is never used in operation "Q"."#,
+        ),
+        (
+            r#"{ getBook(name: "a") { title } } fragment Unused on Book { title }"#,
+            json!({}),
+            r#"Fragment "Unused" is never used."#,
         ),
         (
             r#"query($n: Int) { getBook(name: $n) { title } }"#,

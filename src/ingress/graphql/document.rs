@@ -232,6 +232,7 @@ pub(crate) fn shape(
         let value = variables.get(&definition.name).cloned().or_else(|| definition.default.clone());
         validator.variables.insert(definition.name.clone(), value.unwrap_or(serde_json::Value::Null));
     }
+    validator.check_usages(operation_name, &declared);
     let mut entries = Vec::new();
     for field in validator.collect(&operation.node.selection_set, root_name, &mut Vec::new()) {
         if field.name.node == "__typename" {
@@ -404,6 +405,45 @@ impl Shape {
     }
 }
 
+/// The variables and fragments `set` uses, following fragment spreads (each once).
+fn usages(
+    document: &ExecutableDocument,
+    set: &AstSet,
+    variables: &mut std::collections::BTreeSet<String>,
+    fragments: &mut std::collections::BTreeSet<String>,
+) {
+    for item in &set.items {
+        for directive in item.node.directives() {
+            for (_, value) in &directive.node.arguments {
+                let mut used = Vec::new();
+                variables_in(&value.node, &mut used);
+                variables.extend(used);
+            }
+        }
+        match &item.node {
+            Selection::Field(field) => {
+                for (_, value) in &field.node.arguments {
+                    let mut used = Vec::new();
+                    variables_in(&value.node, &mut used);
+                    variables.extend(used);
+                }
+                usages(document, &field.node.selection_set.node, variables, fragments);
+            }
+            Selection::InlineFragment(fragment) => {
+                usages(document, &fragment.node.selection_set.node, variables, fragments);
+            }
+            Selection::FragmentSpread(spread) => {
+                let name = spread.node.fragment_name.node.to_string();
+                if fragments.insert(name.clone())
+                    && let Some(fragment) = document.fragments.get(name.as_str())
+                {
+                    usages(document, &fragment.node.selection_set.node, variables, fragments);
+                }
+            }
+        }
+    }
+}
+
 fn pick_operation<'a>(
     document: &'a ExecutableDocument,
     name: Option<&str>,
@@ -424,6 +464,44 @@ fn pick_operation<'a>(
 }
 
 impl<'a> Validator<'a> {
+    /// Every declared variable must be used by the operation (spec 5.8.4), and every fragment
+    /// by some operation of the document (5.5.1.4).
+    fn check_usages(&mut self, operation_name: Option<&str>, declared: &[VariableDef]) {
+        let document = self.document;
+        let mut all_fragments = std::collections::BTreeSet::new();
+        let operations: Vec<(Option<String>, &Positioned<OperationDefinition>)> = match &document.operations {
+            DocumentOperations::Single(operation) => vec![(None, operation)],
+            DocumentOperations::Multiple(operations) => {
+                operations.iter().map(|(name, op)| (Some(name.to_string()), op)).collect()
+            }
+        };
+        for (name, operation) in &operations {
+            let mut variables = std::collections::BTreeSet::new();
+            let mut fragments = std::collections::BTreeSet::new();
+            usages(document, &operation.node.selection_set.node, &mut variables, &mut fragments);
+            all_fragments.extend(fragments);
+            let chosen = match (name, operation_name) {
+                (Some(name), Some(wanted)) => name == wanted,
+                _ => true,
+            };
+            if !chosen || operations.len() > 1 && operation_name.is_none() {
+                continue;
+            }
+            for definition in declared.iter().filter(|d| !variables.contains(&d.name)) {
+                let message = match name {
+                    Some(name) => format!("Variable \"${}\" is never used in operation \"{name}\".", definition.name),
+                    None => format!("Variable \"${}\" is never used.", definition.name),
+                };
+                self.errors.push(error(message, definition.pos));
+            }
+        }
+        for (name, fragment) in &document.fragments {
+            if !all_fragments.contains(name.as_str()) {
+                self.errors.push(error(format!("Fragment \"{name}\" is never used."), fragment.pos));
+            }
+        }
+    }
+
     /// Every variable a value uses must be declared, and one passed straight to an argument
     /// must have a type that fits it (spec 5.8.3 and 5.8.5).
     fn check_variable_usage(&mut self, value: &Positioned<Value>, argument: &InputField) {
