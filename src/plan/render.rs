@@ -396,6 +396,7 @@ mod tests {
             source,
             arguments,
             deprecated: false,
+            description: None,
         };
         let mut schema = GraphqlSchema::default();
         let limit = InputField {
@@ -403,6 +404,7 @@ mod tests {
             ty: named("Int"),
             source: InputSource::Declared(None),
             deprecated: false,
+            description: None,
         };
         let binding = std::sync::Arc::new(crate::schema::Binding {
             call: crate::schema::BoundCall::Graphql(GraphqlCall {

@@ -358,6 +358,11 @@ impl Applier<'_, '_> {
                 }
             };
             self.declared.insert(name.clone(), format!("{}:{}", at.file.path.display(), at.line));
+            if let Some(description) = &ty.node.description
+                && !matches!(def, TypeDef::Scalar { .. })
+            {
+                self.schema.type_descriptions.insert(name.clone(), description.node.clone());
+            }
             self.schema.types.insert(name, def);
         }
     }
@@ -437,6 +442,7 @@ impl Applier<'_, '_> {
                         arguments: field.arguments,
                         output: field.ty,
                         deprecated: field.deprecated,
+                        description: field.description,
                     });
                 }
                 continue;
@@ -516,6 +522,7 @@ impl Applier<'_, '_> {
                 arguments,
                 output: ty,
                 deprecated,
+                description: field.description.as_ref().map(|d| d.node.clone()),
             });
         }
     }
@@ -536,7 +543,8 @@ impl Applier<'_, '_> {
             let Some(ty) = self.type_ref(at, &path, &field.ty.node, false) else { continue };
             let arguments = field.arguments.iter().filter_map(|a| self.input_value(file, &path, a)).collect();
             let deprecated = field.directives.iter().any(|d| d.node.name.node == "deprecated");
-            out.push(ObjectField { name, ty, source: FieldSource::Remote, arguments, deprecated });
+            let description = field.description.as_ref().map(|d| d.node.clone());
+            out.push(ObjectField { name, ty, source: FieldSource::Remote, arguments, deprecated, description });
         }
         out
     }
@@ -600,7 +608,8 @@ impl Applier<'_, '_> {
                 self.error(at, &path, "only fields answered by @rest or @grpc take arguments");
                 continue;
             }
-            out.push(ObjectField { name, ty, source, arguments, deprecated });
+            let description = field.description.as_ref().map(|d| d.node.clone());
+            out.push(ObjectField { name, ty, source, arguments, deprecated, description });
         }
         out
     }
@@ -617,7 +626,8 @@ impl Applier<'_, '_> {
         let ty = self.type_ref(at, &path, &value.node.ty.node, true)?;
         let default = value.node.default_value.as_ref().and_then(|v| v.node.clone().into_json().ok());
         let deprecated = value.node.directives.iter().any(|d| d.node.name.node == "deprecated");
-        Some(InputField { name, ty, source: InputSource::Declared(default), deprecated })
+        let description = value.node.description.as_ref().map(|d| d.node.clone());
+        Some(InputField { name, ty, source: InputSource::Declared(default), deprecated, description })
     }
 
     fn type_ref(&mut self, at: At<'_>, path: &str, ty: &Type, input: bool) -> Option<TypeRef> {

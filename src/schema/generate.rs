@@ -154,6 +154,7 @@ impl Generator<'_> {
             arguments,
             output: TypeRef::named(output, false),
             deprecated: method.method_descriptor_proto().options.as_ref().and_then(|o| o.deprecated) == Some(true),
+            description: None,
         }
     }
 
@@ -273,6 +274,7 @@ impl Generator<'_> {
             source: FieldSource::Proto(field.clone()),
             arguments: Vec::new(),
             deprecated,
+            description: None,
         }
     }
 
@@ -295,6 +297,7 @@ impl Generator<'_> {
         let list = field.is_list() || field.is_map();
         let ty = TypeRef { name: item, list, non_null: false, item_non_null: list };
         Some(InputField {
+            description: None,
             name: field.json_name().to_owned(),
             ty,
             source: InputSource::Proto(field.clone()),

@@ -50,35 +50,38 @@ impl GraphqlSchema {
         for (name, def) in &self.types {
             types.push(self.type_json(name, def));
         }
+        let mut root_types = std::collections::BTreeMap::new();
         for (kind, name) in
             [(RootKind::Query, "Query"), (RootKind::Mutation, "Mutation"), (RootKind::Subscription, "Subscription")]
         {
             if let Some(fields) = self.roots.get(&kind).filter(|f| !f.is_empty()) {
                 let fields: Vec<Json> = fields
                     .iter()
-                    .map(|f| field_json(self, &f.name, &f.output, args_json(self, &f.arguments), f.deprecated))
+                    .map(|f| {
+                        let args = args_json(self, &f.arguments);
+                        field_json(self, &f.name, f.description.as_deref(), &f.output, args, f.deprecated)
+                    })
                     .collect();
-                types.push(object_type(name, fields));
+                let root = object_type(name, None, fields);
+                types.push(root.clone());
+                root_types.insert(kind, root);
             }
         }
         types.extend(meta_types(self));
-        let root = |kind: RootKind, name: &str| {
-            self.roots
-                .get(&kind)
-                .filter(|f| !f.is_empty())
-                .map_or(Json::Null, |_| json!({"kind": "OBJECT", "name": name}))
-        };
+        // The root types in full: clients select their fields through `queryType` too.
+        let root = |kind: RootKind| root_types.get(&kind).cloned().unwrap_or(Json::Null);
         json!({
             "description": null,
             "types": types,
-            "queryType": root(RootKind::Query, "Query"),
-            "mutationType": root(RootKind::Mutation, "Mutation"),
-            "subscriptionType": root(RootKind::Subscription, "Subscription"),
+            "queryType": root(RootKind::Query),
+            "mutationType": root(RootKind::Mutation),
+            "subscriptionType": root(RootKind::Subscription),
             "directives": directives(),
         })
     }
 
     fn type_json(&self, name: &str, def: &TypeDef) -> Json {
+        let description = self.type_descriptions.get(name).map(String::as_str);
         match def {
             TypeDef::Scalar { description } => scalar_type(name, Some(description)),
             TypeDef::Enum { values, .. } => {
@@ -88,18 +91,21 @@ impl GraphqlSchema {
                         json!({"name": v.name, "description": null, "isDeprecated": v.deprecated, "deprecationReason": reason(v.deprecated)})
                     })
                     .collect();
-                json!({"kind": "ENUM", "name": name, "description": null, "fields": null, "inputFields": null,
+                json!({"kind": "ENUM", "name": name, "description": description, "fields": null, "inputFields": null,
                        "interfaces": null, "enumValues": values, "possibleTypes": null, "ofType": null, "specifiedByURL": null, "isOneOf": null})
             }
             TypeDef::Object { fields, .. } => {
                 let fields = fields
                     .iter()
-                    .map(|f| field_json(self, &f.name, &f.ty, args_json(self, &f.arguments), f.deprecated))
+                    .map(|f| {
+                        let args = args_json(self, &f.arguments);
+                        field_json(self, &f.name, f.description.as_deref(), &f.ty, args, f.deprecated)
+                    })
                     .collect();
-                object_type(name, fields)
+                object_type(name, description, fields)
             }
             TypeDef::Input { fields, .. } => {
-                json!({"kind": "INPUT_OBJECT", "name": name, "description": null, "fields": null, "inputFields": args_json(self, fields),
+                json!({"kind": "INPUT_OBJECT", "name": name, "description": description, "fields": null, "inputFields": args_json(self, fields),
                        "interfaces": null, "enumValues": null, "possibleTypes": null, "ofType": null, "specifiedByURL": null, "isOneOf": false})
             }
         }
@@ -115,13 +121,20 @@ fn scalar_type(name: &str, description: Option<&str>) -> Json {
            "interfaces": null, "enumValues": null, "possibleTypes": null, "ofType": null, "specifiedByURL": null, "isOneOf": null})
 }
 
-fn object_type(name: &str, fields: Vec<Json>) -> Json {
-    json!({"kind": "OBJECT", "name": name, "description": null, "fields": fields, "inputFields": null,
+fn object_type(name: &str, description: Option<&str>, fields: Vec<Json>) -> Json {
+    json!({"kind": "OBJECT", "name": name, "description": description, "fields": fields, "inputFields": null,
            "interfaces": [], "enumValues": null, "possibleTypes": null, "ofType": null, "specifiedByURL": null, "isOneOf": null})
 }
 
-fn field_json(schema: &GraphqlSchema, name: &str, ty: &TypeRef, args: Vec<Json>, deprecated: bool) -> Json {
-    json!({"name": name, "description": null, "args": args, "type": type_ref_json(schema, ty), "isDeprecated": deprecated, "deprecationReason": reason(deprecated)})
+fn field_json(
+    schema: &GraphqlSchema,
+    name: &str,
+    description: Option<&str>,
+    ty: &TypeRef,
+    args: Vec<Json>,
+    deprecated: bool,
+) -> Json {
+    json!({"name": name, "description": description, "args": args, "type": type_ref_json(schema, ty), "isDeprecated": deprecated, "deprecationReason": reason(deprecated)})
 }
 
 fn args_json(schema: &GraphqlSchema, arguments: &[InputField]) -> Vec<Json> {
@@ -132,7 +145,7 @@ fn args_json(schema: &GraphqlSchema, arguments: &[InputField]) -> Vec<Json> {
                 super::InputSource::Declared(Some(value)) => Json::String(value.to_string()),
                 _ => Json::Null,
             };
-            json!({"name": a.name, "description": null, "type": type_ref_json(schema, &a.ty), "defaultValue": default,
+            json!({"name": a.name, "description": a.description, "type": type_ref_json(schema, &a.ty), "defaultValue": default,
                    "isDeprecated": a.deprecated, "deprecationReason": reason(a.deprecated)})
         })
         .collect()
@@ -187,10 +200,10 @@ fn meta_types(schema: &GraphqlSchema) -> Vec<Json> {
             .iter()
             .map(|(field, ty, list, non_null)| {
                 let ty = TypeRef { name: (*ty).into(), list: *list, non_null: *non_null, item_non_null: *list };
-                field_json(schema, field, &ty, Vec::new(), false)
+                field_json(schema, field, None, &ty, Vec::new(), false)
             })
             .collect();
-        object_type(name, fields)
+        object_type(name, None, fields)
     };
     let enum_type = |name: &str, values: &[&str]| {
         let values: Vec<Json> = values

@@ -96,6 +96,8 @@ pub struct ObjectField {
     pub arguments: Vec<InputField>,
     /// Marked deprecated.
     pub deprecated: bool,
+    /// Its description (from schemas/).
+    pub description: Option<String>,
 }
 
 impl ObjectField {
@@ -128,6 +130,8 @@ pub struct InputField {
     pub source: InputSource,
     /// Marked deprecated.
     pub deprecated: bool,
+    /// Its description (from schemas/).
+    pub description: Option<String>,
 }
 
 impl InputField {
@@ -162,6 +166,8 @@ pub struct RootField {
     pub output: TypeRef,
     /// Marked deprecated.
     pub deprecated: bool,
+    /// Its description (from schemas/).
+    pub description: Option<String>,
 }
 
 /// One value of an enum type.
@@ -211,6 +217,8 @@ pub struct GraphqlSchema {
     pub roots: BTreeMap<RootKind, Vec<RootField>>,
     /// Every named type, by name.
     pub types: BTreeMap<String, TypeDef>,
+    /// Descriptions of named types (from schemas/), by name.
+    pub type_descriptions: BTreeMap<String, String>,
     /// The `__schema` tree, built on first use.
     introspected: std::sync::OnceLock<serde_json::Value>,
 }

@@ -20,6 +20,7 @@ pub(super) fn print(schema: &GraphqlSchema) -> String {
     for (kind, name) in &roots {
         let _ = writeln!(out, "\ntype {name} {{");
         for field in &schema.roots[kind] {
+            describe(&mut out, field.description.as_deref(), "  ");
             let _ = write!(out, "  {}", field.name);
             print_arguments(&mut out, &field.arguments);
             let _ = write!(out, ": {}", type_ref(&field.output));
@@ -32,6 +33,7 @@ pub(super) fn print(schema: &GraphqlSchema) -> String {
     }
     for (name, def) in &schema.types {
         out.push('\n');
+        describe(&mut out, schema.type_descriptions.get(name).map(String::as_str), "");
         match def {
             TypeDef::Scalar { description } => {
                 let _ = writeln!(out, "\"{description}\"\nscalar {name}");
@@ -46,6 +48,7 @@ pub(super) fn print(schema: &GraphqlSchema) -> String {
             TypeDef::Object { fields, .. } => {
                 let _ = writeln!(out, "type {name} {{");
                 for field in fields {
+                    describe(&mut out, field.description.as_deref(), "  ");
                     let deprecated = if field.deprecated { " @deprecated" } else { "" };
                     let _ = write!(out, "  {}", field.name);
                     print_arguments(&mut out, &field.arguments);
@@ -56,6 +59,7 @@ pub(super) fn print(schema: &GraphqlSchema) -> String {
             TypeDef::Input { fields, .. } => {
                 let _ = writeln!(out, "input {name} {{");
                 for field in fields {
+                    describe(&mut out, field.description.as_deref(), "  ");
                     let deprecated = if field.deprecated { " @deprecated" } else { "" };
                     let _ = writeln!(out, "  {}: {}{deprecated}", field.name, type_ref(&field.ty));
                 }
@@ -64,6 +68,13 @@ pub(super) fn print(schema: &GraphqlSchema) -> String {
         }
     }
     out
+}
+
+/// A description line (a GraphQL string, escaped as JSON escapes, which GraphQL shares).
+fn describe(out: &mut String, description: Option<&str>, indent: &str) {
+    if let Some(text) = description {
+        let _ = writeln!(out, "{indent}{}", serde_json::Value::String(text.to_owned()));
+    }
 }
 
 fn print_arguments(out: &mut String, arguments: &[InputField]) {

@@ -63,6 +63,17 @@ async fn a_hundred_parents_make_one_batched_rest_call() {
     let unknown = books.iter().filter(|b| b["writer"].is_null()).count();
     assert_eq!((known, unknown), (20, 80));
     assert!(answer.get("errors").is_none(), "an unmatched key is a null, not an error: {answer}");
+
+    // 20 writers share one key: their gRPC books field is one ListBooks call, not 20.
+    let (rest_before, grpc_before) = (gateway.authors().requests(), gateway.backend().calls("ListBooks"));
+    let query = r#"{ listBooks(parent: "shelves/77", pageSize: 100) { books { writer { books { title } } } } }"#;
+    let answer = graphql(&gateway, query, json!({})).await;
+    assert!(answer.get("errors").is_none(), "{answer}");
+    assert_eq!(gateway.authors().requests() - rest_before, 1);
+    assert_eq!(gateway.backend().calls("ListBooks") - grpc_before, 2, "the root call and one per distinct author");
+    let books = answer["data"]["listBooks"]["books"].as_array().expect("books");
+    let herbert = books.iter().find(|b| !b["writer"].is_null()).expect("a known writer");
+    assert_eq!(herbert["writer"]["books"].as_array().map(Vec::len), Some(20), "{herbert}");
     gateway.shutdown().await;
 }
 
@@ -195,4 +206,21 @@ async fn the_plan_shows_stitched_fetches_under_their_parents() {
         "{text}"
     );
     assert!(text.contains("@author"), "the hidden key field is in the plan: {text}");
+}
+
+#[tokio::test]
+async fn declared_descriptions_reach_introspection() {
+    let gateway = TestGateway::stitched().await;
+    let query = r#"{ __type(name: "Author") { description fields { name description args { name } } } }"#;
+    let answer = graphql(&gateway, query, json!({})).await;
+    let ty = &answer["data"]["__type"];
+    assert_eq!(ty["description"], "A writer, from the authors REST service.");
+    let books = ty["fields"].as_array().expect("fields").iter().find(|f| f["name"] == "books").expect("books");
+    assert_eq!(books["description"], "Books by this author, from the gRPC catalog (one call per distinct author).");
+    let query = r#"{ __schema { queryType { fields { name description } } } }"#;
+    let answer = graphql(&gateway, query, json!({})).await;
+    let fields = answer["data"]["__schema"]["queryType"]["fields"].as_array().expect("fields");
+    let author = fields.iter().find(|f| f["name"] == "author").expect("author");
+    assert_eq!(author["description"], "One author by id.");
+    gateway.shutdown().await;
 }
