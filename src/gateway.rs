@@ -10,7 +10,8 @@ use arc_swap::ArcSwap;
 
 use crate::error::ErrorCode;
 use crate::execute::{
-    ExecuteError, FetchOutput, GraphqlOutput, OutputStream, execute_graphql_plan, execute_plan, execute_streaming_fetch,
+    ExecuteError, FetchOutput, GraphqlOutput, OutputStream, SubscriptionEvents, execute_graphql_plan, execute_plan,
+    execute_streaming_fetch,
 };
 use crate::operation::Operation;
 use crate::plan::{PlanError, ServiceDirectory, plan_operation};
@@ -63,6 +64,10 @@ pub struct Gateway {
     sources: SnapshotSources,
     ready: AtomicBool,
     reload_lock: tokio::sync::Mutex<()>,
+    /// True once the gateway is shutting down: long-lived sessions close (WebSockets with 1001).
+    shutdown: tokio::sync::watch::Sender<bool>,
+    /// Upgraded connections (WebSocket sessions), which the listeners' drain does not see.
+    sessions: tokio_util::task::TaskTracker,
 }
 
 impl Gateway {
@@ -75,6 +80,8 @@ impl Gateway {
             sources,
             ready: AtomicBool::new(false),
             reload_lock: tokio::sync::Mutex::new(()),
+            shutdown: tokio::sync::watch::channel(false).0,
+            sessions: tokio_util::task::TaskTracker::new(),
         })
     }
 
@@ -101,6 +108,22 @@ impl Gateway {
     /// Turns readiness on (serving) or off (starting, draining).
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Release);
+    }
+
+    /// Changes to true when the gateway starts shutting down.
+    pub fn shutting_down(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Tells long-lived sessions to close, and stops tracking new ones.
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+        self.sessions.close();
+    }
+
+    /// Upgraded connections, tracked so a shutdown can wait for them.
+    pub(crate) fn sessions(&self) -> &tokio_util::task::TaskTracker {
+        &self.sessions
     }
 
     /// Serialises rebuilds so generations stay in order.
@@ -164,6 +187,32 @@ pub async fn execute_graphql_operation(
             .collect(),
         Err(error) => (0..calls).map(|_| Err(GatewayError::Plan(error.clone()))).collect(),
     }
+}
+
+/// A subscription's events, each a shaped value with its errors; an error ends the stream.
+pub type GraphqlEvents = futures_util::stream::BoxStream<'static, Result<GraphqlOutput, GatewayError>>;
+
+/// Opens a GraphQL subscription (one server-streaming root call); resolves once the backend has
+/// answered with headers. The stream holds `served`, so the subscription keeps the snapshot that
+/// admitted it across reloads. Stitched calls get `stitch_timeout` each.
+pub async fn execute_graphql_subscription(
+    served: Arc<Served>,
+    operation: Operation,
+    stitch_timeout: Option<std::time::Duration>,
+) -> Result<GraphqlEvents, GatewayError> {
+    use futures_util::StreamExt;
+    let plan = plan_operation(operation, served.snapshot.as_ref())?;
+    let fetch = plan.fetches.into_iter().next().ok_or_else(|| {
+        GatewayError::Execute(ExecuteError::Shape("a subscription has exactly one root field".into()))
+    })?;
+    let events = SubscriptionEvents::open(fetch, &served.upstreams, stitch_timeout).await?;
+    let stream = futures_util::stream::unfold((events, served), |(mut events, served)| async move {
+        let burst = events.next_burst(&served.upstreams, &served.snapshot.graphql).await?;
+        Some((futures_util::stream::iter(burst), (events, served)))
+    })
+    .flatten()
+    .map(|event| event.map_err(GatewayError::from));
+    Ok(Box::pin(stream))
 }
 
 /// Runs a one-call streaming operation (server-, client- or bidi-streaming); resolves when the

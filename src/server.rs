@@ -131,12 +131,18 @@ impl RunningServer {
     /// Graceful shutdown: readiness off, stop accepting, drain within the configured deadline.
     pub async fn shutdown(self) -> DrainReport {
         self.gateway.set_ready(false);
+        // WebSocket sessions close with 1001 at once, so their clients reconnect elsewhere.
+        self.gateway.begin_shutdown();
         let _ = self.stop.send(true);
         let mut report = DrainReport::default();
         for listener in self.listeners {
             if let Ok(drained) = listener.await {
                 report.forced += drained.forced;
             }
+        }
+        let deadline = self.gateway.snapshot().config.listener.shutdown_timeout.get();
+        if tokio::time::timeout(deadline, self.gateway.sessions().wait()).await.is_err() {
+            report.forced += self.gateway.sessions().len();
         }
         report
     }

@@ -19,6 +19,8 @@ pub struct GraphqlConfig {
     pub limits: GraphqlLimits,
     /// A safelist of operations (trusted documents).
     pub trusted_documents: Option<TrustedDocumentsConfig>,
+    /// Subscriptions and operations over WebSocket.
+    pub subscriptions: SubscriptionConfig,
     /// Per service (full name): prefix or hide.
     pub services: BTreeMap<String, GraphqlServiceConfig>,
     /// Per method (`package.Service.Method`): rename, hide, or force query/mutation.
@@ -32,6 +34,7 @@ impl Default for GraphqlConfig {
             introspection: true,
             limits: GraphqlLimits::default(),
             trusted_documents: None,
+            subscriptions: SubscriptionConfig::default(),
             services: BTreeMap::new(),
             methods: BTreeMap::new(),
         }
@@ -83,6 +86,41 @@ impl Default for GraphqlLimits {
             max_directives: 5,
             max_cost: 50_000,
             list_size: 10,
+        }
+    }
+}
+
+/// WebSocket sessions (graphql-transport-ws and the legacy graphql-ws) and their subscriptions.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct SubscriptionConfig {
+    /// How long a new socket may wait before sending connection_init (then 4408).
+    pub init_timeout: crate::config::duration::ConfigDuration,
+    /// How often the gateway pings an idle socket (a WebSocket ping; `ka` for the legacy protocol).
+    pub keepalive: crate::config::duration::ConfigDuration,
+    /// Most operations running at once on one socket.
+    #[schemars(range(min = 1))]
+    pub max_per_connection: u32,
+    /// Most subscriptions running at once on the gateway.
+    #[schemars(range(min = 1))]
+    pub max_total: u32,
+    /// Largest message a client may send, in bytes (then 1009).
+    #[schemars(range(min = 1))]
+    pub max_message_bytes: u32,
+    /// Messages waiting for a slow client, per socket; when full the socket is closed with 1013.
+    #[schemars(range(min = 1))]
+    pub buffer: u32,
+}
+
+impl Default for SubscriptionConfig {
+    fn default() -> Self {
+        SubscriptionConfig {
+            init_timeout: crate::config::duration::ConfigDuration::from_secs(10),
+            keepalive: crate::config::duration::ConfigDuration::from_secs(12),
+            max_per_connection: 100,
+            max_total: 10_000,
+            max_message_bytes: 256 * 1024,
+            buffer: 1024,
         }
     }
 }

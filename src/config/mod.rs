@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 
 pub use duration::ConfigDuration;
 pub use graphql::{
-    GraphqlConfig, GraphqlKind, GraphqlLimits, GraphqlMethodConfig, GraphqlServiceConfig, TrustedDocumentsConfig,
+    GraphqlConfig, GraphqlKind, GraphqlLimits, GraphqlMethodConfig, GraphqlServiceConfig, SubscriptionConfig,
+    TrustedDocumentsConfig,
 };
 pub use load::{LoadedConfig, load_config_file, parse_config};
 pub use problem::{Problem, Severity};

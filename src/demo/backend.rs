@@ -34,6 +34,7 @@ pub struct DemoBackend {
     /// Where it listens.
     pub addr: SocketAddr,
     calls: CallCounts,
+    catalog: Arc<Catalog>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -52,6 +53,12 @@ impl DemoBackend {
         self.calls.lock().map(|c| c.get(method).copied().unwrap_or(0)).unwrap_or(0)
     }
 
+    /// How many WatchBooks streams are open now (a cancelled one is gone once the backend has
+    /// seen the cancel).
+    pub fn watchers(&self) -> usize {
+        self.catalog.watchers()
+    }
+
     /// Stops serving: open calls get a short grace period, then connections are closed, so a
     /// client that holds a connection open cannot hold up the demo's exit.
     pub async fn shutdown(self) {
@@ -68,6 +75,7 @@ pub async fn start_demo_backend(addr: SocketAddr) -> Result<DemoBackend, DemoErr
     let encoded = registry.pool.encode_to_vec();
     let catalog = CatalogService::new(registry.pool.clone());
     let calls = catalog.calls.clone();
+    let catalog_state = catalog.catalog.clone();
 
     let listener = TcpListener::bind(addr).await.map_err(|e| DemoError::Bind(addr, e))?;
     let addr = listener.local_addr().map_err(|e| DemoError::Bind(addr, e))?;
@@ -100,7 +108,7 @@ pub async fn start_demo_backend(addr: SocketAddr) -> Result<DemoBackend, DemoErr
     let task = tokio::spawn(async move {
         serve_listener(listener, router, settings, stopped).await;
     });
-    Ok(DemoBackend { addr, calls, stop, task })
+    Ok(DemoBackend { addr, calls, catalog: catalog_state, stop, task })
 }
 
 fn reflection_builder(full_set: &[u8]) -> tonic_reflection::server::Builder<'_> {

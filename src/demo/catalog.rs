@@ -240,6 +240,11 @@ impl Catalog {
             .collect())
     }
 
+    /// How many WatchBooks streams are open.
+    pub(super) fn watchers(&self) -> usize {
+        self.events.receiver_count()
+    }
+
     /// Book events on `parent`'s shelf from now on.
     pub(super) fn watch(
         &self,

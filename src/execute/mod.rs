@@ -8,6 +8,7 @@ mod graphql;
 mod shape;
 mod stitch;
 mod stream;
+mod subscription;
 
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use crate::upstream::{UpstreamError, Upstreams};
 pub use graphql::{FieldError, GraphqlOutput, execute_graphql_plan};
 pub use shape::shape_introspection;
 pub use stream::{OutputStream, execute_streaming_fetch};
+pub use subscription::SubscriptionEvents;
 
 /// One fetch's answer.
 #[derive(Debug)]

@@ -68,6 +68,8 @@ pub enum OperationKind {
     Query,
     /// Writes: root calls run one after another, in document order.
     Mutation,
+    /// A subscription: one root call whose answer is a stream of events.
+    Subscription,
 }
 
 /// A client's request, parsed and validated by its ingress.

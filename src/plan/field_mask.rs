@@ -25,7 +25,7 @@ pub(super) fn fill_field_mask(call: &mut RootCall, kind: OperationKind) {
         return;
     }
     let paths = match kind {
-        OperationKind::Query => {
+        OperationKind::Query | OperationKind::Subscription => {
             let mut paths = Vec::new();
             selection_paths(&method.output(), fields, "", &mut paths);
             paths

@@ -12,4 +12,5 @@ mod rest;
 mod rest_stream;
 mod server;
 mod stitching;
+mod subscriptions;
 mod support;

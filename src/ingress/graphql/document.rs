@@ -185,12 +185,7 @@ pub(crate) fn shape(
     let (kind, root_kind, root_name) = match operation.node.ty {
         OperationType::Query => (OperationKind::Query, RootKind::Query, "Query"),
         OperationType::Mutation => (OperationKind::Mutation, RootKind::Mutation, "Mutation"),
-        OperationType::Subscription => {
-            return Err(vec![error(
-                "subscriptions are served over WebSocket and Server-Sent Events, not a single HTTP response",
-                operation.pos,
-            )]);
-        }
+        OperationType::Subscription => (OperationKind::Subscription, RootKind::Subscription, "Subscription"),
     };
     let declared: Vec<VariableDef> = operation
         .node
@@ -267,6 +262,16 @@ pub(crate) fn shape(
             type_name,
             fields,
         });
+    }
+    if kind == OperationKind::Subscription {
+        // Spec 5.2.3.1: one root field, and not an introspection field.
+        let calls = entries.iter().filter(|e| matches!(e, ShapeEntry::Call { .. })).count();
+        if calls != 1 || entries.len() != 1 {
+            let name =
+                operation_name.map_or_else(|| "Anonymous Subscription".to_owned(), |n| format!("Subscription \"{n}\""));
+            let message = format!("{name} must select only one top level field.");
+            validator.errors.push(error(message, operation.pos));
+        }
     }
     if validator.errors.is_empty() {
         Ok(Shape { kind, variables: declared, entries, nested_arguments: validator.nested_arguments })

@@ -12,6 +12,7 @@ mod limits;
 mod persisted;
 pub(crate) mod run;
 mod shapes;
+mod ws;
 
 use std::sync::Arc;
 
@@ -50,13 +51,16 @@ impl Refusal {
     }
 }
 
-/// Parsed documents and validated shapes, kept across requests.
+/// Parsed documents and validated shapes, kept across requests, and the count of operations
+/// running over WebSockets.
 #[derive(Clone, Default)]
 pub struct Caches {
     /// Parsed documents by text.
     pub(crate) documents: DocumentCache,
     /// Validated, normalised operations.
     pub(crate) shapes: ShapeCache,
+    /// Operations running over WebSockets, gateway-wide (graphql.subscriptions.max_total).
+    pub(crate) running: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// A GraphQL request's parts, from either method.
@@ -85,9 +89,12 @@ pub(crate) async fn handle_graphql(
     caches: &Caches,
     request: Request,
 ) -> Response {
+    let (parts, body) = request.into_parts();
+    if ws::is_upgrade(&parts) {
+        return ws::upgrade(gateway, persisted, caches, parts).await;
+    }
     let served = gateway.served();
     let snapshot = &served.snapshot;
-    let (parts, body) = request.into_parts();
     let modern = accepts_graphql_response(parts.headers.get(header::ACCEPT));
     let is_get = parts.method == Method::GET;
     if is_get && snapshot.config.graphql.graphiql && wants_html(&parts) {
@@ -114,31 +121,8 @@ pub(crate) async fn handle_graphql(
         let served = served.clone();
         let headers = &parts.headers;
         async move {
-            if let Err(refusal) = trusted_document(&served.snapshot, &mut request) {
-                return Outcome::Http(refusal);
-            }
-            match persisted.resolve(&mut request.query, &request.extensions) {
-                Ok(()) if request.query.is_empty() => {
-                    let message = "`query` is required (or a persistedQuery hash the gateway knows)";
-                    return Outcome::Http(Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidArgument, message));
-                }
-                Ok(()) => {}
-                Err(PersistedError::NotFound) => {
-                    let code = ErrorCode::PersistedQueryNotFound.graphql_code();
-                    return Outcome::Ran(
-                        json!({"errors": [{"message": "PersistedQueryNotFound", "extensions": {"code": code}}]}),
-                    );
-                }
-                Err(PersistedError::Invalid(message)) => {
-                    return Outcome::Http(Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidArgument, message));
-                }
-            }
-            if let Some(trusted) = served.snapshot.trusted_documents.as_ref().filter(|t| t.enforce)
-                && !trusted.contains_text(&request.query)
-            {
-                let message =
-                    "this gateway runs only trusted documents (graphql.trusted_documents); send a listed documentId";
-                return Outcome::Http(Refusal::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message));
+            if let Some(refused) = admit(&served.snapshot, persisted, &mut request) {
+                return refused;
             }
             run::run_operation(&served, caches, &request, headers, is_get).await
         }
@@ -163,6 +147,42 @@ pub(crate) async fn handle_graphql(
             respond(StatusCode::OK, &Json::Array(bodies), modern)
         }
     }
+}
+
+/// What every request goes through before it is run: a trusted document's id becomes its
+/// text, a persisted query's hash its document, and an enforced safelist refuses the rest.
+/// Some(outcome) when the request is answered here.
+fn admit(
+    snapshot: &crate::snapshot::Snapshot,
+    persisted: &PersistedQueries,
+    request: &mut GraphqlRequest,
+) -> Option<Outcome> {
+    if let Err(refusal) = trusted_document(snapshot, request) {
+        return Some(Outcome::Http(refusal));
+    }
+    match persisted.resolve(&mut request.query, &request.extensions) {
+        Ok(()) if request.query.is_empty() => {
+            let message = "`query` is required (or a persistedQuery hash the gateway knows)";
+            return Some(Outcome::Http(Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidArgument, message)));
+        }
+        Ok(()) => {}
+        Err(PersistedError::NotFound) => {
+            let code = ErrorCode::PersistedQueryNotFound.graphql_code();
+            return Some(Outcome::Ran(
+                json!({"errors": [{"message": "PersistedQueryNotFound", "extensions": {"code": code}}]}),
+            ));
+        }
+        Err(PersistedError::Invalid(message)) => {
+            return Some(Outcome::Http(Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidArgument, message)));
+        }
+    }
+    if let Some(trusted) = snapshot.trusted_documents.as_ref().filter(|t| t.enforce)
+        && !trusted.contains_text(&request.query)
+    {
+        let message = "this gateway runs only trusted documents (graphql.trusted_documents); send a listed documentId";
+        return Some(Outcome::Http(Refusal::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)));
+    }
+    None
 }
 
 /// Replaces a `documentId` with its trusted document's text.

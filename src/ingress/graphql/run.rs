@@ -2,6 +2,10 @@
 //! Operation with a call per root field, execute it through the gateway, and shape the answers;
 //! introspection and `__typename` are answered locally.
 
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value as Json, json};
 
@@ -9,7 +13,7 @@ use super::document::{DocumentError, PreparedCall, RootEntry};
 use super::{Caches, GraphqlRequest, Refusal, limits};
 use crate::error::ErrorCode;
 use crate::execute::shape_introspection;
-use crate::gateway::{Served, execute_graphql_operation};
+use crate::gateway::{Served, execute_graphql_operation, execute_graphql_subscription};
 use crate::ingress::forward::request_context;
 use crate::operation::{CallInput, CallTarget, Operation, OperationKind, RootCall, Selection};
 use crate::schema::Resolver;
@@ -33,42 +37,141 @@ pub(super) async fn run_operation(
     headers: &HeaderMap,
     is_get: bool,
 ) -> Outcome {
-    let snapshot = &served.snapshot;
-    let limits = &snapshot.config.graphql.limits;
-    if let Err(exceeded) = limits::check_text(&request.query, limits) {
-        return Outcome::Refused(limit_error(&exceeded));
-    }
-    let document = match caches.documents.parse(&request.query) {
-        Ok(document) => document,
-        Err(error) => {
-            let locations = error.positions().map(|p| json!({"line": p.line, "column": p.column})).collect::<Vec<_>>();
-            let body = json!({"errors": [{"message": error.to_string(), "locations": locations, "extensions": {"code": "GRAPHQL_PARSE_FAILED"}}]});
-            return Outcome::Refused(body);
-        }
-    };
-    if let Err(exceeded) = limits::check_document(&document, limits) {
-        return Outcome::Refused(limit_error(&exceeded));
-    }
-    let shaped =
-        caches.shapes.shape(snapshot, &request.query, &document, request.operation_name.as_deref(), &request.variables);
-    let prepared = match shaped.and_then(|shape| shape.bind(&request.variables, &snapshot.graphql)) {
+    let (prepared, context) = match prepare(served, caches, request, headers) {
         Ok(prepared) => prepared,
-        Err(errors) => return Outcome::Refused(validation_errors(&errors)),
+        Err(outcome) => return outcome,
     };
+    if prepared.kind == OperationKind::Subscription {
+        let message = "subscriptions are served over WebSocket (graphql-transport-ws or graphql-ws) on this path";
+        return Outcome::Refused(
+            json!({"errors": [{"message": message, "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}}]}),
+        );
+    }
     if is_get && prepared.kind == OperationKind::Mutation {
         return Outcome::Http(Refusal {
             allow: Some("POST"),
             ..Refusal::new(StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed, "mutations are sent with POST")
         });
     }
+    execute_prepared(served, prepared, context).await
+}
+
+/// What an operation over a WebSocket starts.
+pub(super) enum Started {
+    /// One result: queries, mutations, refusals.
+    Result(Outcome),
+    /// A subscription: one payload (`{data, errors}`) per event; an `Err` (its errors) ends it.
+    Events(BoxStream<'static, Result<Json, Vec<Json>>>),
+    /// A subscription that could not start (its errors).
+    Failed(Vec<Json>),
+}
+
+/// Starts `request` over a WebSocket: queries and mutations run once; a subscription opens
+/// its backend stream, pinned to the snapshot in `served`.
+pub(super) async fn start_operation(
+    served: Arc<Served>,
+    caches: &Caches,
+    request: &GraphqlRequest,
+    headers: &HeaderMap,
+) -> Started {
+    let (prepared, mut context) = match prepare(&served, caches, request, headers) {
+        Ok(prepared) => prepared,
+        Err(outcome) => return Started::Result(outcome),
+    };
+    if prepared.kind != OperationKind::Subscription {
+        return Started::Result(execute_prepared(&served, prepared, context).await);
+    }
+    let Some(RootEntry::Call(call)) = prepared.entries.into_iter().next() else {
+        return Started::Failed(vec![json!({"message": "a subscription selects one root field"})]);
+    };
+    let (key, location) = (call.response_key.clone(), call.location);
+    let root = match root_call(*call) {
+        Ok(root) => root,
+        Err(message) => {
+            return Started::Failed(vec![field_error(&key, location, &message, ErrorCode::InvalidArgument)]);
+        }
+    };
+    // The stream has no deadline; each stitched call gets the usual one.
+    let stitch_timeout = context.timeout;
+    context.timeout = None;
+    let operation = Operation { kind: OperationKind::Subscription, calls: vec![root], context };
+    match execute_graphql_subscription(served, operation, stitch_timeout).await {
+        Ok(events) => Started::Events(Box::pin(events.map(move |event| match event {
+            Ok(output) => {
+                let mut errors = Vec::new();
+                for error in output.errors {
+                    let mut path = vec![Json::String(key.clone())];
+                    path.extend(error.path);
+                    errors.push(json!({
+                        "message": error.message,
+                        "locations": [{"line": location.0, "column": location.1}],
+                        "path": path,
+                        "extensions": {"code": error.code.graphql_code()}
+                    }));
+                }
+                let mut payload = Map::new();
+                if !errors.is_empty() {
+                    payload.insert("errors".into(), Json::Array(errors));
+                }
+                let data = if output.complete { json!({ key.clone(): output.value }) } else { Json::Null };
+                payload.insert("data".into(), data);
+                Ok(Json::Object(payload))
+            }
+            Err(error) => Err(vec![field_error(&key, location, &error.to_string(), error.code())]),
+        }))),
+        Err(error) => Started::Failed(vec![field_error(&key, location, &error.to_string(), error.code())]),
+    }
+}
+
+/// The common start of every operation: limits, parse, validate (cached), bind the variables,
+/// and the request context with its deadline.
+fn prepare(
+    served: &Served,
+    caches: &Caches,
+    request: &GraphqlRequest,
+    headers: &HeaderMap,
+) -> Result<(super::document::Prepared, crate::operation::RequestContext), Outcome> {
+    let snapshot = &served.snapshot;
+    let limits = &snapshot.config.graphql.limits;
+    if let Err(exceeded) = limits::check_text(&request.query, limits) {
+        return Err(Outcome::Refused(limit_error(&exceeded)));
+    }
+    let document = match caches.documents.parse(&request.query) {
+        Ok(document) => document,
+        Err(error) => {
+            let locations = error.positions().map(|p| json!({"line": p.line, "column": p.column})).collect::<Vec<_>>();
+            let body = json!({"errors": [{"message": error.to_string(), "locations": locations, "extensions": {"code": "GRAPHQL_PARSE_FAILED"}}]});
+            return Err(Outcome::Refused(body));
+        }
+    };
+    if let Err(exceeded) = limits::check_document(&document, limits) {
+        return Err(Outcome::Refused(limit_error(&exceeded)));
+    }
+    let shaped =
+        caches.shapes.shape(snapshot, &request.query, &document, request.operation_name.as_deref(), &request.variables);
+    let prepared = match shaped.and_then(|shape| shape.bind(&request.variables, &snapshot.graphql)) {
+        Ok(prepared) => prepared,
+        Err(errors) => return Err(Outcome::Refused(validation_errors(&errors))),
+    };
     let mut context = match request_context(headers, &snapshot.config.headers) {
         Ok(context) => context,
         Err(error) => {
-            return Outcome::Http(Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidArgument, error.to_string()));
+            let refusal = Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidArgument, error.to_string());
+            return Err(Outcome::Http(refusal));
         }
     };
     context.bound_timeout(snapshot.config.rest.timeout.get());
+    Ok((prepared, context))
+}
 
+/// Runs a prepared query or mutation: introspection and `__typename` locally, every root call
+/// through the gateway, and one response body.
+async fn execute_prepared(
+    served: &Served,
+    prepared: super::document::Prepared,
+    context: crate::operation::RequestContext,
+) -> Outcome {
+    let snapshot = &served.snapshot;
     let mut data = Map::new();
     let mut errors = Vec::new();
     let mut calls = Vec::new();

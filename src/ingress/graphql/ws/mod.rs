@@ -1,0 +1,65 @@
+//! GraphQL over WebSocket on `/graphql`: the upgrade (the dialect chosen by
+//! Sec-WebSocket-Protocol), the two dialects' messages (`protocol`) and the session state machine
+//! (`session`). Queries and mutations run over the socket too; subscriptions stream their
+//! backend's events, each shaped and stitched like a query.
+
+mod protocol;
+mod session;
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::response::Response;
+use http::request::Parts;
+
+use super::{Caches, PersistedQueries, Refusal};
+use crate::error::ErrorCode;
+use crate::gateway::Gateway;
+use protocol::Dialect;
+use session::{SessionContext, run_session};
+
+/// True for a WebSocket upgrade request.
+pub(super) fn is_upgrade(parts: &Parts) -> bool {
+    parts
+        .headers
+        .get(http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// Accepts the upgrade and runs a session. A client offering neither subprotocol is accepted
+/// and closed with 4406, as graphql-ws servers do, so it learns why.
+pub(super) async fn upgrade(
+    gateway: Arc<Gateway>,
+    persisted: &PersistedQueries,
+    caches: &Caches,
+    mut parts: Parts,
+) -> Response {
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            let refusal = Refusal::new(rejection.status(), ErrorCode::InvalidArgument, rejection.body_text());
+            return refusal.into_response();
+        }
+    };
+    let offered = parts.headers.get(http::header::SEC_WEBSOCKET_PROTOCOL).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let dialect = Dialect::choose(offered);
+    let limit = gateway.snapshot().config.graphql.subscriptions.max_message_bytes as usize;
+    let upgrade = match dialect {
+        Some(dialect) => upgrade.protocols([dialect.name()]),
+        None => upgrade,
+    };
+    let context = SessionContext {
+        gateway: gateway.clone(),
+        persisted: persisted.clone(),
+        caches: caches.clone(),
+        headers: parts.headers.clone(),
+        running: caches.running.clone(),
+    };
+    let sessions = gateway.sessions().clone();
+    upgrade
+        .max_message_size(limit + 1)
+        .max_frame_size(limit + 1)
+        .on_upgrade(move |socket| sessions.track_future(run_session(socket, dialect, context)))
+}

@@ -1,0 +1,402 @@
+//! One GraphQL WebSocket session: the protocol state machine, owned here rather than borrowed
+//! from a library so every close code is the protocol's. The init timeout (4408), one init only
+//! (4429), operations only after the ack (4401), unique ids among running operations (4409),
+//! invalid messages (4400), messages too big (1009), a slow client (its bounded queue full:
+//! 1013) and gateway shutdown (1001, without completes, so clients resubscribe elsewhere).
+//! Each operation runs in its own task; completing it (or closing the socket) drops the task,
+//! which cancels its backend stream.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::StreamExt;
+use http::HeaderMap;
+use serde_json::{Map, Value as Json, json};
+use tokio::sync::{Notify, mpsc};
+
+use super::protocol::{ClientMessage, Dialect, OperationPayload, ServerMessage, encode, parse};
+use crate::config::SubscriptionConfig;
+use crate::gateway::Gateway;
+use crate::ingress::graphql::run::{Outcome, Started, start_operation};
+use crate::ingress::graphql::{Caches, GraphqlRequest, PersistedQueries, admit};
+
+/// What a session needs from the listener.
+pub(crate) struct SessionContext {
+    pub(crate) gateway: Arc<Gateway>,
+    pub(crate) persisted: PersistedQueries,
+    pub(crate) caches: Caches,
+    /// The upgrade request's headers (forwarded to backends like an HTTP request's).
+    pub(crate) headers: HeaderMap,
+    /// Operations running on the whole gateway.
+    pub(crate) running: Arc<AtomicUsize>,
+}
+
+/// A running operation; dropping it cancels the task (and so the backend stream).
+struct Running(tokio::task::AbortHandle);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Counts an operation on the gateway while it runs.
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Why the gateway closes a socket.
+struct Close(u16, String);
+
+/// The outgoing queue: bounded; a full queue means the client does not keep up.
+#[derive(Clone)]
+struct Outbox {
+    queue: mpsc::Sender<ServerMessage>,
+    overflow: Arc<Notify>,
+}
+
+impl Outbox {
+    /// Queues `message`; false when the session is over or the client is too slow (the session
+    /// then closes with 1013).
+    fn send(&self, message: ServerMessage) -> bool {
+        match self.queue.try_send(message) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.overflow.notify_one();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+/// Runs the session on `socket` until either side closes it.
+pub(crate) async fn run_session(mut socket: WebSocket, dialect: Option<Dialect>, context: SessionContext) {
+    let Some(dialect) = dialect else {
+        close(&mut socket, 4406, "Subprotocol not acceptable").await;
+        return;
+    };
+    let config = context.gateway.snapshot().config.graphql.subscriptions.clone();
+    let (queue, mut outgoing) = mpsc::channel(config.buffer as usize);
+    let outbox = Outbox { queue, overflow: Arc::new(Notify::new()) };
+    let (finished, mut finished_ids) = mpsc::unbounded_channel::<String>();
+    let mut state = State { dialect, context, config, outbox, finished, operations: HashMap::new(), init: None };
+    let init_deadline = tokio::time::sleep(state.config.init_timeout.get());
+    tokio::pin!(init_deadline);
+    let mut keepalive = tokio::time::interval(state.config.keepalive.get());
+    keepalive.reset();
+    let mut shutdown = state.context.gateway.shutting_down();
+    let overflow = state.outbox.overflow.clone();
+    let ended = loop {
+        tokio::select! {
+            biased;
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    break Some(Close(1001, "the gateway is shutting down".into()));
+                }
+            }
+            () = overflow.notified() => {
+                let reason = format!("slow consumer: {} messages waiting (graphql.subscriptions.buffer)", state.config.buffer);
+                break Some(Close(1013, reason));
+            }
+            () = &mut init_deadline, if state.init.is_none() => {
+                break Some(Close(4408, "Connection initialisation timeout".into()));
+            }
+            Some(message) = outgoing.recv() => {
+                if socket.send(Message::Text(encode(dialect, &message).into())).await.is_err() {
+                    break None;
+                }
+            }
+            Some(id) = finished_ids.recv() => {
+                // Only if it is still the same operation (a legacy `start` may reuse an id).
+                if state.operations.get(&id).is_some_and(|(_, done)| done.load(Ordering::Acquire)) {
+                    state.operations.remove(&id);
+                }
+            }
+            _ = keepalive.tick() => {
+                let sent = match dialect {
+                    Dialect::TransportWs => socket.send(Message::Ping(bytes::Bytes::new())).await,
+                    Dialect::Legacy if state.init.is_some() => {
+                        socket.send(Message::Text(encode(dialect, &ServerMessage::KeepAlive).into())).await
+                    }
+                    Dialect::Legacy => Ok(()),
+                };
+                if sent.is_err() {
+                    break None;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                None | Some(Ok(Message::Close(_))) => break None,
+                Some(Err(error)) => {
+                    let text = error.to_string();
+                    let too_big = text.contains("too long") || text.contains("Space limit") || text.contains("capacity");
+                    break too_big.then(|| Close(1009, format!("the message is larger than {} bytes", state.config.max_message_bytes)));
+                }
+                Some(Ok(Message::Text(text))) => {
+                    if text.len() > state.config.max_message_bytes as usize {
+                        break Some(Close(1009, format!("the message is larger than {} bytes", state.config.max_message_bytes)));
+                    }
+                    if let Some(close) = state.handle(&text) {
+                        break Some(close);
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    let message = "binary messages are not part of the protocol; send JSON text";
+                    if dialect == Dialect::TransportWs {
+                        break Some(Close(4400, message.into()));
+                    }
+                    state.outbox.send(ServerMessage::ConnectionError(message.into()));
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            }
+        }
+    };
+    // Cancel every running operation before saying goodbye.
+    state.operations.clear();
+    if let Some(Close(code, reason)) = ended {
+        close(&mut socket, code, &reason).await;
+    }
+}
+
+struct State {
+    dialect: Dialect,
+    context: SessionContext,
+    config: SubscriptionConfig,
+    outbox: Outbox,
+    finished: mpsc::UnboundedSender<String>,
+    /// Running operations by id, with a flag their task sets when it has finished.
+    operations: HashMap<String, (Running, Arc<std::sync::atomic::AtomicBool>)>,
+    /// The connection_init payload, once received.
+    init: Option<Map<String, Json>>,
+}
+
+impl State {
+    /// Handles one client message; Some when the socket must close.
+    fn handle(&mut self, text: &str) -> Option<Close> {
+        let message = match parse(self.dialect, text) {
+            Ok(message) => message,
+            Err(why) if self.dialect == Dialect::TransportWs => return Some(Close(4400, why)),
+            Err(why) => {
+                self.outbox.send(ServerMessage::ConnectionError(why));
+                return None;
+            }
+        };
+        match message {
+            ClientMessage::Init(payload) => {
+                if self.init.is_some() {
+                    return match self.dialect {
+                        Dialect::TransportWs => Some(Close(4429, "Too many initialisation requests".into())),
+                        Dialect::Legacy => {
+                            self.outbox
+                                .send(ServerMessage::ConnectionError("the connection is already initialised".into()));
+                            None
+                        }
+                    };
+                }
+                self.init = Some(payload);
+                self.outbox.send(ServerMessage::Ack);
+                if self.dialect == Dialect::Legacy {
+                    self.outbox.send(ServerMessage::KeepAlive);
+                }
+            }
+            ClientMessage::Ping(payload) => {
+                self.outbox.send(ServerMessage::Pong(payload));
+            }
+            ClientMessage::Pong => {}
+            ClientMessage::Subscribe { id, payload } => return self.subscribe(id, payload),
+            ClientMessage::Complete { id } => {
+                if self.operations.remove(&id).is_some() && self.dialect == Dialect::Legacy {
+                    self.outbox.send(ServerMessage::Complete { id });
+                }
+            }
+            ClientMessage::Terminate => return Some(Close(1000, "terminated by the client".into())),
+        }
+        None
+    }
+
+    fn subscribe(&mut self, id: String, payload: OperationPayload) -> Option<Close> {
+        if self.init.is_none() {
+            if self.dialect == Dialect::TransportWs {
+                return Some(Close(4401, "Unauthorized".into()));
+            }
+            let error =
+                json!({"message": "send connection_init before operations", "extensions": {"code": "BAD_REQUEST"}});
+            self.outbox.send(ServerMessage::Error { id, errors: vec![error] });
+            return None;
+        }
+        if self.operations.get(&id).is_some_and(|(_, done)| !done.load(Ordering::Acquire)) {
+            if self.dialect == Dialect::TransportWs {
+                return Some(Close(4409, format!("Subscriber for {id} already exists")));
+            }
+            // The legacy protocol restarts an operation whose id is reused.
+            self.operations.remove(&id);
+        }
+        let refuse = |message: String| json!({"message": message, "extensions": {"code": crate::error::ErrorCode::RateLimited.graphql_code()}});
+        if self.operations.len() >= self.config.max_per_connection as usize {
+            let message = format!(
+                "this socket already runs {} operations (graphql.subscriptions.max_per_connection)",
+                self.operations.len()
+            );
+            self.outbox.send(ServerMessage::Error { id, errors: vec![refuse(message)] });
+            return None;
+        }
+        let running = self.context.running.fetch_add(1, Ordering::AcqRel);
+        let counted = Counted(self.context.running.clone());
+        if running >= self.config.max_total as usize {
+            drop(counted);
+            let message = format!("the gateway already runs {running} operations (graphql.subscriptions.max_total)");
+            self.outbox.send(ServerMessage::Error { id, errors: vec![refuse(message)] });
+            return None;
+        }
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let task = tokio::spawn(run_operation(
+            id.clone(),
+            payload,
+            self.context.gateway.clone(),
+            self.context.persisted.clone(),
+            self.context.caches.clone(),
+            self.context.headers.clone(),
+            self.init.clone().unwrap_or_default(),
+            self.outbox.clone(),
+            OnDone { id: id.clone(), done: done.clone(), finished: self.finished.clone(), _counted: counted },
+        ));
+        self.operations.insert(id, (Running(task.abort_handle()), done));
+        None
+    }
+}
+
+/// Tells the session an operation finished (also when its task is cancelled).
+struct OnDone {
+    id: String,
+    done: Arc<std::sync::atomic::AtomicBool>,
+    finished: mpsc::UnboundedSender<String>,
+    _counted: Counted,
+}
+
+impl Drop for OnDone {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Release);
+        let _ = self.finished.send(std::mem::take(&mut self.id));
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_operation(
+    id: String,
+    payload: OperationPayload,
+    gateway: Arc<Gateway>,
+    persisted: PersistedQueries,
+    caches: Caches,
+    mut headers: HeaderMap,
+    init: Map<String, Json>,
+    outbox: Outbox,
+    _done: OnDone,
+) {
+    init_headers(&init, &mut headers);
+    let served = gateway.served();
+    let mut request = GraphqlRequest {
+        query: payload.query,
+        document_id: None,
+        operation_name: payload.operation_name,
+        variables: payload.variables,
+        extensions: payload.extensions,
+    };
+    let started = match admit(&served.snapshot, &persisted, &mut request) {
+        Some(refused) => Started::Result(refused),
+        None => start_operation(served, &caches, &request, &headers).await,
+    };
+    match started {
+        Started::Result(Outcome::Ran(body)) => {
+            if outbox.send(ServerMessage::Next { id: id.clone(), payload: body }) {
+                outbox.send(ServerMessage::Complete { id });
+            }
+        }
+        Started::Result(Outcome::Refused(body)) => {
+            let errors = match body.get("errors") {
+                Some(Json::Array(errors)) => errors.clone(),
+                _ => vec![body],
+            };
+            outbox.send(ServerMessage::Error { id, errors });
+        }
+        Started::Result(Outcome::Http(refusal)) => {
+            let error = json!({"message": refusal.message, "extensions": {"code": refusal.code.graphql_code()}});
+            outbox.send(ServerMessage::Error { id, errors: vec![error] });
+        }
+        Started::Failed(errors) => {
+            outbox.send(ServerMessage::Error { id, errors });
+        }
+        Started::Events(mut events) => {
+            while let Some(event) = events.next().await {
+                match event {
+                    Ok(payload) => {
+                        if !outbox.send(ServerMessage::Next { id: id.clone(), payload }) {
+                            return;
+                        }
+                    }
+                    Err(errors) => {
+                        outbox.send(ServerMessage::Error { id, errors });
+                        return;
+                    }
+                }
+            }
+            outbox.send(ServerMessage::Complete { id });
+        }
+    }
+}
+
+/// Request headers from the connection_init payload, which browsers use because they cannot
+/// set headers on a WebSocket: string members of its `headers` object, and an `authorization`
+/// (or `Authorization`) member. The upgrade request's own headers are kept unless replaced.
+fn init_headers(init: &Map<String, Json>, headers: &mut HeaderMap) {
+    let mut set = |name: &str, value: &Json| {
+        if let (Ok(name), Some(Ok(value))) = (
+            http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()),
+            value.as_str().map(http::HeaderValue::from_str),
+        ) {
+            headers.insert(name, value);
+        }
+    };
+    if let Some(Json::Object(extra)) = init.get("headers") {
+        for (name, value) in extra {
+            set(name, value);
+        }
+    }
+    for key in ["authorization", "Authorization"] {
+        if let Some(value) = init.get(key) {
+            set(key, value);
+        }
+    }
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let frame = CloseFrame { code, reason: Utf8Bytes::from(reason[..end].to_owned()) };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_payload_headers_join_the_request_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-request-id", http::HeaderValue::from_static("r1"));
+        let init = json!({"headers": {"X-Tenant": "t1", "bad header": "x", "n": 1}, "Authorization": "Bearer abc"});
+        let Json::Object(init) = init else { unreachable!() };
+        init_headers(&init, &mut headers);
+        assert_eq!(headers["x-tenant"], "t1");
+        assert_eq!(headers["authorization"], "Bearer abc");
+        assert_eq!(headers["x-request-id"], "r1");
+        assert!(!headers.contains_key("n"));
+    }
+}

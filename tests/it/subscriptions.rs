@@ -1,0 +1,280 @@
+//! GraphQL over WebSocket with real tokio-tungstenite clients against the whole demo: both
+//! protocols' messages, every close code the gateway owns, subscriptions fed by the catalog's
+//! WatchBooks stream with REST authors stitched into each event, and cancellation reaching the
+//! backend.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::support::{HANG, TestGateway};
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(gateway: &TestGateway, protocol: Option<&str>) -> Socket {
+    let url = format!("{}/graphql", gateway.base.replace("http://", "ws://"));
+    let mut request = url.into_client_request().expect("request");
+    if let Some(protocol) = protocol {
+        request.headers_mut().insert("sec-websocket-protocol", protocol.parse().expect("header"));
+    }
+    let (socket, response) = tokio_tungstenite::connect_async(request).await.expect("upgrade");
+    let chosen = response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok());
+    match protocol {
+        Some("graphql-transport-ws" | "graphql-ws") => assert_eq!(chosen, protocol),
+        _ => assert_eq!(chosen, None),
+    }
+    socket
+}
+
+async fn send(socket: &mut Socket, message: Value) {
+    socket.send(Message::Text(message.to_string().into())).await.expect("send");
+}
+
+/// The next JSON message (pings skipped).
+async fn recv(socket: &mut Socket) -> Value {
+    loop {
+        let frame = tokio::time::timeout(HANG, socket.next()).await.expect("a frame in time");
+        match frame {
+            Some(Ok(Message::Text(text))) => return serde_json::from_str(&text).expect("json"),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+}
+
+/// The close frame's code and reason (text frames before it are returned too).
+async fn recv_close(socket: &mut Socket) -> (u16, String, Vec<Value>) {
+    let mut texts = Vec::new();
+    loop {
+        let frame = tokio::time::timeout(HANG, socket.next()).await.expect("a frame in time");
+        match frame {
+            Some(Ok(Message::Close(Some(frame)))) => return (frame.code.into(), frame.reason.to_string(), texts),
+            Some(Ok(Message::Text(text))) => texts.push(serde_json::from_str(&text).expect("json")),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+async fn acknowledged(gateway: &TestGateway, protocol: &str) -> Socket {
+    let mut socket = connect(gateway, Some(protocol)).await;
+    send(&mut socket, json!({"type": "connection_init", "payload": {}})).await;
+    assert_eq!(recv(&mut socket).await, json!({"type": "connection_ack"}));
+    if protocol == "graphql-ws" {
+        assert_eq!(recv(&mut socket).await, json!({"type": "ka"}));
+    }
+    socket
+}
+
+async fn create(gateway: &TestGateway, shelf: &str, title: &str, author: &str) {
+    let body = json!({"title": title, "author": author}).to_string();
+    let (status, created, _) = gateway.call("POST", &format!("/v1/shelves/{shelf}/books"), &body).await;
+    assert_eq!(status, 200, "{created}");
+}
+
+/// Waits (hang detector only) until `check` holds.
+async fn eventually(mut check: impl FnMut() -> bool, what: &str) {
+    let deadline = tokio::time::Instant::now() + HANG;
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+const WATCH: &str =
+    r#"subscription Watch($shelf: String) { watchBooks(parent: $shelf) { kind book { title writer { name } } } }"#;
+
+#[tokio::test]
+async fn a_subscription_streams_stitched_events_until_the_client_completes_it() {
+    let gateway = TestGateway::stitched().await;
+    let mut socket = acknowledged(&gateway, "graphql-transport-ws").await;
+    let watchers = gateway.backend().watchers();
+    send(
+        &mut socket,
+        json!({"id": "w", "type": "subscribe", "payload": {"query": WATCH, "variables": {"shelf": "shelves/8"}}}),
+    )
+    .await;
+    eventually(|| gateway.backend().watchers() == watchers + 1, "the backend stream opens").await;
+    create(&gateway, "8", "Dune", "Frank Herbert").await;
+    create(&gateway, "8", "Unknown", "Nobody").await;
+    assert_eq!(
+        recv(&mut socket).await,
+        json!({"id": "w", "type": "next", "payload": {"data": {"watchBooks": {"kind": "CREATED", "book": {"title": "Dune", "writer": {"name": "Frank Herbert"}}}}}})
+    );
+    assert_eq!(
+        recv(&mut socket).await,
+        json!({"id": "w", "type": "next", "payload": {"data": {"watchBooks": {"kind": "CREATED", "book": {"title": "Unknown", "writer": null}}}}})
+    );
+    send(&mut socket, json!({"id": "w", "type": "complete"})).await;
+    eventually(|| gateway.backend().watchers() == watchers, "the backend saw the stream cancelled").await;
+    // The id is free again, and the socket still serves.
+    send(&mut socket, json!({"id": "w", "type": "subscribe", "payload": {"query": "{ getBook(name: \"shelves/2/books/1\") { title } }"}})).await;
+    assert_eq!(
+        recv(&mut socket).await,
+        json!({"id": "w", "type": "next", "payload": {"data": {"getBook": {"title": "The Selfish Gene"}}}})
+    );
+    assert_eq!(recv(&mut socket).await, json!({"id": "w", "type": "complete"}));
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn closing_the_socket_cancels_the_backend_stream() {
+    let gateway = TestGateway::stitched().await;
+    let mut socket = acknowledged(&gateway, "graphql-transport-ws").await;
+    let watchers = gateway.backend().watchers();
+    for id in ["a", "b"] {
+        send(
+            &mut socket,
+            json!({"id": id, "type": "subscribe", "payload": {"query": WATCH, "variables": {"shelf": "shelves/9"}}}),
+        )
+        .await;
+    }
+    eventually(|| gateway.backend().watchers() == watchers + 2, "two backend streams open").await;
+    socket.close(None).await.expect("close");
+    drop(socket);
+    eventually(|| gateway.backend().watchers() == watchers, "both backend streams cancelled").await;
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn queries_mutations_and_errors_over_the_socket() {
+    let gateway = TestGateway::stitched().await;
+    let mut socket = acknowledged(&gateway, "graphql-transport-ws").await;
+    send(&mut socket, json!({"type": "ping", "payload": {"n": 1}})).await;
+    assert_eq!(recv(&mut socket).await, json!({"type": "pong", "payload": {"n": 1}}));
+    let mutation = r#"mutation { createBook(parent: "shelves/4", book: {title: "Kindred", author: "Octavia E. Butler"}) { title writer { born } } }"#;
+    send(&mut socket, json!({"id": "m", "type": "subscribe", "payload": {"query": mutation}})).await;
+    assert_eq!(
+        recv(&mut socket).await,
+        json!({"id": "m", "type": "next", "payload": {"data": {"createBook": {"title": "Kindred", "writer": {"born": 1947}}}}})
+    );
+    assert_eq!(recv(&mut socket).await, json!({"id": "m", "type": "complete"}));
+    // A document that does not validate is an `error` message, and no complete follows.
+    send(&mut socket, json!({"id": "v", "type": "subscribe", "payload": {"query": "{ nope }"}})).await;
+    let error = recv(&mut socket).await;
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["payload"][0]["message"], "Cannot query field \"nope\" on type \"Query\".");
+    // A subscription whose backend refuses to open is an error with the backend's code.
+    let bad = r#"subscription { watchBooks(parent: "not-a-shelf") { kind } }"#;
+    send(&mut socket, json!({"id": "s", "type": "subscribe", "payload": {"query": bad}})).await;
+    let error = recv(&mut socket).await;
+    assert_eq!((error["id"].clone(), error["type"].clone()), (json!("s"), json!("error")), "{error}");
+    assert_eq!(error["payload"][0]["extensions"]["code"], "BAD_USER_INPUT", "{error}");
+    assert_eq!(error["payload"][0]["path"], json!(["watchBooks"]));
+    // Two root fields in a subscription are refused.
+    let two =
+        r#"subscription { a: watchBooks(parent: "shelves/1") { kind } b: watchBooks(parent: "shelves/2") { kind } }"#;
+    send(&mut socket, json!({"id": "t", "type": "subscribe", "payload": {"query": two}})).await;
+    let error = recv(&mut socket).await;
+    assert_eq!(error["payload"][0]["message"], "Anonymous Subscription must select only one top level field.");
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn subscriptions_over_http_say_where_to_go() {
+    let gateway = TestGateway::stitched().await;
+    let body = json!({"query": "subscription { watchBooks(parent: \"shelves/1\") { kind } }"});
+    let response = gateway.client.post(format!("{}/graphql", gateway.base)).json(&body).send().await.expect("post");
+    let answer: Value = response.json().await.expect("json");
+    assert!(answer["errors"][0]["message"].as_str().unwrap_or("").contains("WebSocket"), "{answer}");
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_close_code_the_protocol_defines() {
+    let gateway = TestGateway::stitched().await;
+    let subscribe =
+        json!({"id": "1", "type": "subscribe", "payload": {"query": WATCH, "variables": {"shelf": "shelves/1"}}});
+
+    let mut socket = connect(&gateway, None).await;
+    assert_eq!(recv_close(&mut socket).await.0, 4406, "no subprotocol we speak");
+
+    let mut socket = connect(&gateway, Some("graphql-transport-ws")).await;
+    send(&mut socket, subscribe.clone()).await;
+    assert_eq!(recv_close(&mut socket).await.0, 4401, "subscribe before connection_ack");
+
+    let mut socket = acknowledged(&gateway, "graphql-transport-ws").await;
+    send(&mut socket, json!({"type": "connection_init"})).await;
+    assert_eq!(recv_close(&mut socket).await.0, 4429, "a second connection_init");
+
+    let mut socket = acknowledged(&gateway, "graphql-transport-ws").await;
+    send(&mut socket, subscribe.clone()).await;
+    send(&mut socket, subscribe.clone()).await;
+    let (code, reason, _) = recv_close(&mut socket).await;
+    assert_eq!((code, reason.as_str()), (4409, "Subscriber for 1 already exists"));
+
+    let mut socket = acknowledged(&gateway, "graphql-transport-ws").await;
+    send(&mut socket, json!({"type": "subscribe", "payload": {"query": "{ a }"}})).await;
+    let (code, reason, _) = recv_close(&mut socket).await;
+    assert_eq!((code, reason.as_str()), (4400, "`subscribe` needs a non-empty string `id`"));
+
+    let mut socket = acknowledged(&gateway, "graphql-transport-ws").await;
+    socket.send(Message::Text("x".repeat(300 * 1024).into())).await.expect("send");
+    assert_eq!(recv_close(&mut socket).await.0, 1009, "bigger than graphql.subscriptions.max_message_bytes");
+
+    // Shutdown: 1001, with no complete for the running subscription.
+    let mut socket = acknowledged(&gateway, "graphql-transport-ws").await;
+    send(&mut socket, subscribe).await;
+    let watchers = gateway.backend().watchers();
+    eventually(|| gateway.backend().watchers() >= watchers.max(1), "the stream opens").await;
+    let shutdown = tokio::spawn(gateway.shutdown());
+    let (code, _, before) = recv_close(&mut socket).await;
+    assert_eq!(code, 1001);
+    assert!(before.iter().all(|m| m["type"] != "complete"), "{before:?}");
+    shutdown.await.expect("shutdown");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_socket_that_never_initialises_is_closed_with_4408() {
+    let gateway = TestGateway::stitched().await;
+    let mut socket = connect(&gateway, Some("graphql-transport-ws")).await;
+    let (code, reason, _) = recv_close(&mut socket).await;
+    assert_eq!((code, reason.as_str()), (4408, "Connection initialisation timeout"));
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_legacy_protocol_speaks_its_own_messages() {
+    let gateway = TestGateway::stitched().await;
+    let mut socket = acknowledged(&gateway, "graphql-ws").await;
+    // An unreadable message is a connection_error, and the socket stays open.
+    send(&mut socket, json!({"type": "subscribe", "id": "1"})).await;
+    assert_eq!(
+        recv(&mut socket).await,
+        json!({"type": "connection_error", "payload": {"message": "`subscribe` is not a graphql-ws message"}})
+    );
+    send(&mut socket, json!({"id": "q", "type": "start", "payload": {"query": "{ author(id: \"4\") { name } }"}}))
+        .await;
+    assert_eq!(
+        recv(&mut socket).await,
+        json!({"id": "q", "type": "data", "payload": {"data": {"author": {"name": "Octavia E. Butler"}}}})
+    );
+    assert_eq!(recv(&mut socket).await, json!({"id": "q", "type": "complete"}));
+    let watchers = gateway.backend().watchers();
+    send(
+        &mut socket,
+        json!({"id": "w", "type": "start", "payload": {"query": WATCH, "variables": {"shelf": "shelves/12"}}}),
+    )
+    .await;
+    eventually(|| gateway.backend().watchers() == watchers + 1, "the stream opens").await;
+    create(&gateway, "12", "The Dispossessed", "Ursula K. Le Guin").await;
+    assert_eq!(
+        recv(&mut socket).await,
+        json!({"id": "w", "type": "data", "payload": {"data": {"watchBooks": {"kind": "CREATED", "book": {"title": "The Dispossessed", "writer": {"name": "Ursula K. Le Guin"}}}}}})
+    );
+    send(&mut socket, json!({"id": "w", "type": "stop"})).await;
+    assert_eq!(recv(&mut socket).await, json!({"id": "w", "type": "complete"}));
+    eventually(|| gateway.backend().watchers() == watchers, "the stream is cancelled").await;
+    send(&mut socket, json!({"id": "e", "type": "start", "payload": {"query": "{ nope }"}})).await;
+    let error = recv(&mut socket).await;
+    assert_eq!(
+        (error["type"].clone(), error["payload"]["message"].clone()),
+        (json!("error"), json!("Cannot query field \"nope\" on type \"Query\"."))
+    );
+    send(&mut socket, json!({"type": "connection_terminate"})).await;
+    assert_eq!(recv_close(&mut socket).await.0, 1000);
+    gateway.shutdown().await;
+}
