@@ -81,10 +81,15 @@ impl UpstreamError {
             // tonic's channel enforces the grpc-timeout we set and reports it as CANCELLED.
             return UpstreamError::DeadlineExceeded;
         }
-        if std::error::Error::source(&status).is_some() && status.code() == tonic::Code::Unavailable {
-            return UpstreamError::unavailable(cluster, &status);
-        }
-        if status.code() == tonic::Code::Cancelled && std::error::Error::source(&status).is_some() {
+        // A status with a source error was made by the transport (a refused connection, a
+        // connection lost mid-stream), not sent by the backend: the backend is unavailable, and
+        // the transport's words (which may name addresses) stay in the log.
+        if std::error::Error::source(&status).is_some()
+            && matches!(
+                status.code(),
+                tonic::Code::Unavailable | tonic::Code::Cancelled | tonic::Code::Internal | tonic::Code::Unknown
+            )
+        {
             return UpstreamError::unavailable(cluster, &status);
         }
         let code = status.code() as i32;

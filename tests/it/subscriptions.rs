@@ -278,3 +278,147 @@ async fn the_legacy_protocol_speaks_its_own_messages() {
     assert_eq!(recv_close(&mut socket).await.0, 1000);
     gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_client_too_slow_for_its_buffer_is_closed_with_1013() {
+    let (gateway, _dir) = TestGateway::stitched_with_config("[graphql.subscriptions]\nbuffer = 2\n").await;
+    let long_title = "t".repeat(2000);
+    for i in 0..100 {
+        create(&gateway, "31", &format!("{i} {long_title}"), "Nobody").await;
+    }
+    let mut socket = acknowledged(&gateway, "graphql-transport-ws").await;
+    let query = r#"{ listBooks(parent: "shelves/31", pageSize: 100) { books { title } } }"#;
+    // ~200 KB per answer, 60 answers, and the client reads nothing until they are all asked.
+    for id in 0..60 {
+        send(&mut socket, json!({"id": id.to_string(), "type": "subscribe", "payload": {"query": query}})).await;
+    }
+    let (code, reason, delivered) = recv_close(&mut socket).await;
+    assert_eq!(code, 1013, "{reason}");
+    assert_eq!(reason, "slow consumer: 2 messages waiting (graphql.subscriptions.buffer)");
+    assert!(delivered.len() < 120, "it closed before every answer was delivered: {}", delivered.len());
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn operation_limits_per_socket_and_per_gateway() {
+    let config = "[graphql.subscriptions]\nmax_per_connection = 2\nmax_total = 3\n";
+    let (gateway, _dir) = TestGateway::stitched_with_config(config).await;
+    let watch = |id: &str| json!({"id": id, "type": "subscribe", "payload": {"query": WATCH, "variables": {"shelf": "shelves/1"}}});
+    let mut first = acknowledged(&gateway, "graphql-transport-ws").await;
+    send(&mut first, watch("1")).await;
+    send(&mut first, watch("2")).await;
+    send(&mut first, watch("3")).await;
+    let refused = recv(&mut first).await;
+    assert_eq!(refused["id"], "3");
+    assert_eq!(refused["payload"][0]["extensions"]["code"], "RATE_LIMITED");
+    assert_eq!(
+        refused["payload"][0]["message"],
+        "this socket already runs 2 operations (graphql.subscriptions.max_per_connection)"
+    );
+    let mut second = acknowledged(&gateway, "graphql-transport-ws").await;
+    send(&mut second, watch("a")).await;
+    send(&mut second, watch("b")).await;
+    let refused = recv(&mut second).await;
+    assert_eq!(refused["id"], "b");
+    assert_eq!(
+        refused["payload"][0]["message"],
+        "the gateway already runs 3 operations (graphql.subscriptions.max_total)"
+    );
+    // Completing one frees its place.
+    send(&mut first, json!({"id": "1", "type": "complete"})).await;
+    let mut freed = false;
+    for _ in 0..100 {
+        send(&mut second, watch("c")).await;
+        let answer = tokio::time::timeout(Duration::from_millis(200), recv(&mut second)).await;
+        match answer {
+            Err(_) => {
+                freed = true;
+                break;
+            }
+            Ok(refused) => assert_eq!(refused["id"], "c"),
+        }
+    }
+    assert!(freed, "a completed subscription gave its place back");
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn backend_streams_that_end_complete_and_that_fail_send_an_error() {
+    let mut gateway = TestGateway::stitched().await;
+    let mut socket = acknowledged(&gateway, "graphql-transport-ws").await;
+    let export = r#"subscription { exportBooks(parent: "shelves/2") { contentType } }"#;
+    send(&mut socket, json!({"id": "x", "type": "subscribe", "payload": {"query": export}})).await;
+    let mut events = Vec::new();
+    loop {
+        let message = recv(&mut socket).await;
+        if message["type"] == "complete" {
+            assert_eq!(message["id"], "x");
+            break;
+        }
+        events.push(message);
+    }
+    assert!(!events.is_empty());
+    assert!(events.iter().all(|e| e["payload"]["data"]["exportBooks"]["contentType"] == "text/csv"), "{events:?}");
+
+    send(
+        &mut socket,
+        json!({"id": "w", "type": "subscribe", "payload": {"query": WATCH, "variables": {"shelf": "shelves/1"}}}),
+    )
+    .await;
+    eventually(|| gateway.backend().watchers() == 1, "the stream opens").await;
+    gateway.stop_backend().await;
+    let error = recv(&mut socket).await;
+    assert_eq!((error["id"].clone(), error["type"].clone()), (json!("w"), json!("error")), "{error}");
+    assert_eq!(error["payload"][0]["extensions"]["code"], "UNAVAILABLE", "{error}");
+    gateway.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_sockets_are_kept_alive() {
+    let gateway = TestGateway::stitched().await;
+    let mut socket = acknowledged(&gateway, "graphql-transport-ws").await;
+    let frame = tokio::time::timeout(HANG, socket.next()).await.expect("a frame");
+    assert!(matches!(frame, Some(Ok(Message::Ping(_)))), "a WebSocket ping: {frame:?}");
+    let mut legacy = acknowledged(&gateway, "graphql-ws").await;
+    assert_eq!(recv(&mut legacy).await, json!({"type": "ka"}));
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn events_that_arrive_together_share_one_batched_call() {
+    let gateway = TestGateway::stitched().await;
+    let mut socket = acknowledged(&gateway, "graphql-transport-ws").await;
+    send(
+        &mut socket,
+        json!({"id": "w", "type": "subscribe", "payload": {"query": WATCH, "variables": {"shelf": "shelves/44"}}}),
+    )
+    .await;
+    eventually(|| gateway.backend().watchers() == 1, "the stream opens").await;
+    let before = gateway.authors().requests();
+    // ImportBooks creates the books back to back: their events arrive as a burst.
+    let lines: String = (0..20)
+        .map(|i| {
+            format!(
+                "{}\n",
+                json!({"parent": "shelves/44", "book": {"title": format!("B{i}"), "author": "Frank Herbert"}})
+            )
+        })
+        .collect();
+    let response = gateway
+        .client
+        .post(format!("{}/v1/books:import", gateway.base))
+        .header("content-type", "application/x-ndjson")
+        .body(lines)
+        .send()
+        .await
+        .expect("import");
+    assert_eq!(response.status().as_u16(), 200);
+    for i in 0..20 {
+        let event = recv(&mut socket).await;
+        assert_eq!(event["payload"]["data"]["watchBooks"]["book"]["title"], format!("B{i}"), "in order");
+        assert_eq!(event["payload"]["data"]["watchBooks"]["book"]["writer"]["name"], "Frank Herbert");
+    }
+    let calls = gateway.authors().requests() - before;
+    assert!(calls < 20, "20 events made {calls} authors calls: bursts are stitched together");
+    gateway.shutdown().await;
+}

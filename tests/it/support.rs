@@ -152,6 +152,14 @@ impl TestGateway {
     /// The whole demo: the catalog backend, the authors REST service and the demo's schema
     /// file stitching them, as `switchyard demo` serves them.
     pub(crate) async fn stitched() -> TestGateway {
+        TestGateway::stitched_with_config("").await.0
+    }
+
+    /// `stitched`, with a config file of `toml`.
+    pub(crate) async fn stitched_with_config(toml: &str) -> (TestGateway, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("switchyard.toml");
+        std::fs::write(&file, toml).expect("write config");
         let backend =
             switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("backend");
         let authors =
@@ -165,11 +173,12 @@ impl TestGateway {
                 switchyard::snapshot::BackendFlag { name: "catalog.v1".into(), urls: vec![backend.url()] },
                 switchyard::snapshot::BackendFlag { name: "authors".into(), urls: vec![authors.url()] },
             ],
+            config_file: Some(file),
             ..Default::default()
         };
         let mut gateway = TestGateway::from_sources(sources, Some(backend)).await;
         gateway.authors = Some(authors);
-        gateway
+        (gateway, dir)
     }
 
     /// The demo backend, if this gateway started one.
