@@ -422,3 +422,59 @@ async fn events_that_arrive_together_share_one_batched_call() {
     assert!(calls < 20, "20 events made {calls} authors calls: bursts are stitched together");
     gateway.shutdown().await;
 }
+
+/// Runs a stock client from tests/npm (installed by `bash .ci/run`) and yields its JSON lines.
+struct NodeClient {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl NodeClient {
+    fn spawn(kind: &str, gateway: &TestGateway, query: &str, variables: Value, count: usize) -> NodeClient {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/npm");
+        assert!(
+            dir.join("node_modules/graphql-ws").exists(),
+            "the stock clients are not installed: run `npm ci --prefix tests/npm` (bash .ci/run does)"
+        );
+        let url = format!("{}/graphql", gateway.base.replace("http://", "ws://"));
+        let mut child = tokio::process::Command::new("node")
+            .arg(dir.join("clients.mjs"))
+            .args([kind, &url, query, &variables.to_string(), &count.to_string()])
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node runs");
+        let stdout = child.stdout.take().expect("stdout");
+        NodeClient { child, lines: tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout)) }
+    }
+
+    async fn line(&mut self) -> Value {
+        let line = tokio::time::timeout(HANG, self.lines.next_line()).await.expect("a line in time").expect("read");
+        serde_json::from_str(&line.expect("the client printed a line")).expect("json")
+    }
+}
+
+#[tokio::test]
+async fn stock_graphql_ws_and_legacy_clients_subscribe() {
+    let gateway = TestGateway::stitched().await;
+    for (kind, shelf) in [("graphql-ws", "61"), ("subscriptions-transport-ws", "62")] {
+        let watchers = gateway.backend().watchers();
+        let mut client = NodeClient::spawn(kind, &gateway, WATCH, json!({"shelf": format!("shelves/{shelf}")}), 2);
+        assert_eq!(client.line().await, json!({"ready": true}), "{kind}");
+        eventually(|| gateway.backend().watchers() == watchers + 1, "the client's stream opens").await;
+        create(&gateway, shelf, "Dune", "Frank Herbert").await;
+        create(&gateway, shelf, "Kindred", "Octavia E. Butler").await;
+        let first = client.line().await;
+        assert_eq!(
+            first,
+            json!({"next": {"data": {"watchBooks": {"kind": "CREATED", "book": {"title": "Dune", "writer": {"name": "Frank Herbert"}}}}}}),
+            "{kind}"
+        );
+        let second = client.line().await;
+        assert_eq!(second["next"]["data"]["watchBooks"]["book"]["writer"]["name"], "Octavia E. Butler", "{kind}");
+        let status = tokio::time::timeout(HANG, client.child.wait()).await.expect("exits").expect("status");
+        assert!(status.success(), "{kind}: {status}");
+        eventually(|| gateway.backend().watchers() == watchers, "the client's unsubscribe cancels the stream").await;
+    }
+    gateway.shutdown().await;
+}
