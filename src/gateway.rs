@@ -68,6 +68,8 @@ pub struct Gateway {
     shutdown: tokio::sync::watch::Sender<bool>,
     /// Upgraded connections (WebSocket sessions), which the listeners' drain does not see.
     sessions: tokio_util::task::TaskTracker,
+    /// Each newly installed state, for long-lived operations that check what a reload removed.
+    installed: tokio::sync::watch::Sender<Arc<Served>>,
 }
 
 impl Gateway {
@@ -75,8 +77,10 @@ impl Gateway {
     /// server says so. Must be called within a tokio runtime (clients are created here).
     pub fn new(snapshot: Snapshot, sources: SnapshotSources) -> Arc<Self> {
         let upstreams = Upstreams::build(snapshot.clusters.values(), None);
+        let served = Arc::new(Served { snapshot: Arc::new(snapshot), upstreams });
         Arc::new(Gateway {
-            served: ArcSwap::from_pointee(Served { snapshot: Arc::new(snapshot), upstreams }),
+            installed: tokio::sync::watch::channel(served.clone()).0,
+            served: ArcSwap::new(served),
             sources,
             ready: AtomicBool::new(false),
             reload_lock: tokio::sync::Mutex::new(()),
@@ -136,8 +140,15 @@ impl Gateway {
         let previous = self.served.load();
         let upstreams = Upstreams::build(snapshot.clusters.values(), Some(&previous.upstreams));
         let snapshot = Arc::new(snapshot);
-        self.served.store(Arc::new(Served { snapshot: snapshot.clone(), upstreams }));
+        let served = Arc::new(Served { snapshot: snapshot.clone(), upstreams });
+        self.served.store(served.clone());
+        self.installed.send_replace(served);
         snapshot
+    }
+
+    /// Changes whenever a new state is installed.
+    pub fn installs(&self) -> tokio::sync::watch::Receiver<Arc<Served>> {
+        self.installed.subscribe()
     }
 }
 
@@ -194,9 +205,12 @@ pub type GraphqlEvents = futures_util::stream::BoxStream<'static, Result<Graphql
 
 /// Opens a GraphQL subscription (one server-streaming root call); resolves once the backend has
 /// answered with headers. The stream holds `served`, so the subscription keeps the snapshot that
-/// admitted it across reloads. Stitched calls get `stitch_timeout` each.
+/// admitted it across reloads; `installs` tells it of each reload, and one that removes its
+/// field or its backend ends it with an error event saying so. Stitched calls get
+/// `stitch_timeout` each.
 pub async fn execute_graphql_subscription(
     served: Arc<Served>,
+    installs: tokio::sync::watch::Receiver<Arc<Served>>,
     operation: Operation,
     stitch_timeout: Option<std::time::Duration>,
 ) -> Result<GraphqlEvents, GatewayError> {
@@ -205,14 +219,64 @@ pub async fn execute_graphql_subscription(
     let fetch = plan.fetches.into_iter().next().ok_or_else(|| {
         GatewayError::Execute(ExecuteError::Shape("a subscription has exactly one root field".into()))
     })?;
+    let method = fetch.method().cloned().ok_or_else(|| {
+        GatewayError::Execute(ExecuteError::Shape("a subscription calls a server-streaming method".into()))
+    })?;
     let events = SubscriptionEvents::open(fetch, &served.upstreams, stitch_timeout).await?;
-    let stream = futures_util::stream::unfold((events, served), |(mut events, served)| async move {
-        let burst = events.next_burst(&served.upstreams, &served.snapshot.graphql).await?;
-        Some((futures_util::stream::iter(burst), (events, served)))
+    let state = Some((events, served, installs));
+    let stream = futures_util::stream::unfold(state, move |state| {
+        let method = method.clone();
+        async move {
+            let (mut events, served, mut installs) = state?;
+            loop {
+                tokio::select! {
+                    burst = events.next_burst(&served.upstreams, &served.snapshot.graphql) => {
+                        let burst = burst?;
+                        let burst: Vec<_> = burst.into_iter().map(|e| e.map_err(GatewayError::from)).collect();
+                        return Some((futures_util::stream::iter(burst), Some((events, served, installs))));
+                    }
+                    changed = installs.changed() => {
+                        if changed.is_err() {
+                            continue;
+                        }
+                        let installed = installs.borrow_and_update().clone();
+                        if let Err(why) = still_served(&installed, &method) {
+                            let removed = GraphqlOutput {
+                                value: serde_json::Value::Null,
+                                errors: vec![crate::execute::FieldError { path: Vec::new(), message: why, code: ErrorCode::Unavailable }],
+                                complete: true,
+                            };
+                            return Some((futures_util::stream::iter(vec![Ok(removed)]), None));
+                        }
+                    }
+                }
+            }
+        }
     })
-    .flatten()
-    .map(|event| event.map_err(GatewayError::from));
+    .flatten();
     Ok(Box::pin(stream))
+}
+
+/// Whether `served` still serves subscriptions to `method`: a Subscription field calls it and
+/// a backend serves its service.
+fn still_served(served: &Served, method: &prost_reflect::MethodDescriptor) -> Result<(), String> {
+    let snapshot = &served.snapshot;
+    let field = snapshot.graphql.roots.get(&crate::schema::RootKind::Subscription).and_then(|fields| {
+        fields
+            .iter()
+            .find(|f| matches!(&f.resolver, crate::schema::Resolver::Method(m) if m.full_name() == method.full_name()))
+    });
+    if field.is_none() {
+        return Err(format!(
+            "a reload removed the subscription field for {}; the subscription has ended",
+            method.full_name()
+        ));
+    }
+    let service = method.parent_service().full_name();
+    match snapshot.cluster_for_service(service) {
+        Some(_) => Ok(()),
+        None => Err(format!("a reload left no backend serving {service}; the subscription has ended")),
+    }
 }
 
 /// Runs a one-call streaming operation (server-, client- or bidi-streaming); resolves when the

@@ -478,3 +478,74 @@ async fn stock_graphql_ws_and_legacy_clients_subscribe() {
     }
     gateway.shutdown().await;
 }
+
+async fn reload(gateway: &TestGateway) {
+    let response = gateway.client.post(format!("{}/admin/reload", gateway.admin)).send().await.expect("reload");
+    assert_eq!(response.status().as_u16(), 200, "{}", response.text().await.unwrap_or_default());
+}
+
+#[tokio::test]
+async fn a_subscription_survives_reloads_until_one_removes_its_field() {
+    let (gateway, dir) = TestGateway::stitched_with_config("").await;
+    let mut socket = acknowledged(&gateway, "graphql-transport-ws").await;
+    send(
+        &mut socket,
+        json!({"id": "w", "type": "subscribe", "payload": {"query": WATCH, "variables": {"shelf": "shelves/71"}}}),
+    )
+    .await;
+    eventually(|| gateway.backend().watchers() == 1, "the stream opens").await;
+
+    // A reload that changes something else leaves it running on the same stream.
+    std::fs::write(dir.path().join("switchyard.toml"), "[graphql]\nintrospection = false\n").expect("write");
+    reload(&gateway).await;
+    create(&gateway, "71", "After a reload", "Frank Herbert").await;
+    let event = recv(&mut socket).await;
+    assert_eq!(event["payload"]["data"]["watchBooks"]["book"]["title"], "After a reload", "{event}");
+    assert_eq!(gateway.backend().watchers(), 1, "the same backend stream");
+
+    // A reload that removes the field ends it: an error event saying so, then complete.
+    let hidden = "[graphql.methods.\"catalog.v1.Catalog.WatchBooks\"]\nhidden = true\n";
+    std::fs::write(dir.path().join("switchyard.toml"), hidden).expect("write");
+    reload(&gateway).await;
+    let ended = recv(&mut socket).await;
+    assert_eq!(ended["type"], "next", "{ended}");
+    assert_eq!(ended["payload"]["data"], json!({"watchBooks": null}));
+    assert_eq!(ended["payload"]["errors"][0]["extensions"]["code"], "UNAVAILABLE");
+    assert_eq!(
+        ended["payload"]["errors"][0]["message"],
+        "a reload removed the subscription field for catalog.v1.Catalog.WatchBooks; the subscription has ended"
+    );
+    assert_eq!(recv(&mut socket).await, json!({"id": "w", "type": "complete"}));
+    eventually(|| gateway.backend().watchers() == 0, "its backend stream is cancelled").await;
+    // New subscriptions see the new schema.
+    send(
+        &mut socket,
+        json!({"id": "n", "type": "subscribe", "payload": {"query": WATCH, "variables": {"shelf": "shelves/71"}}}),
+    )
+    .await;
+    assert_eq!(recv(&mut socket).await["type"], "error");
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_reload_that_removes_the_backend_ends_its_subscriptions() {
+    let config = "[backends.catalog]\nendpoints = [\"{backend}\"]\nservices = [\"catalog.v1\"]\n";
+    let (gateway, dir) = TestGateway::stitched_with_config(config).await;
+    let mut socket = acknowledged(&gateway, "graphql-transport-ws").await;
+    send(
+        &mut socket,
+        json!({"id": "w", "type": "subscribe", "payload": {"query": WATCH, "variables": {"shelf": "shelves/72"}}}),
+    )
+    .await;
+    eventually(|| gateway.backend().watchers() == 1, "the stream opens").await;
+    std::fs::write(dir.path().join("switchyard.toml"), "").expect("write");
+    reload(&gateway).await;
+    let ended = recv(&mut socket).await;
+    assert_eq!(
+        ended["payload"]["errors"][0]["message"],
+        "a reload left no backend serving catalog.v1.Catalog; the subscription has ended",
+        "{ended}"
+    );
+    assert_eq!(recv(&mut socket).await, json!({"id": "w", "type": "complete"}));
+    gateway.shutdown().await;
+}

@@ -155,13 +155,18 @@ impl TestGateway {
         TestGateway::stitched_with_config("").await.0
     }
 
-    /// `stitched`, with a config file of `toml`.
+    /// `stitched`, with a config file of `toml`. A `{backend}` in the text is replaced by the
+    /// catalog backend's URL, and then the config (not a flag) wires the catalog.
     pub(crate) async fn stitched_with_config(toml: &str) -> (TestGateway, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("switchyard.toml");
-        std::fs::write(&file, toml).expect("write config");
         let backend =
             switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("backend");
+        std::fs::write(&file, toml.replace("{backend}", &backend.url())).expect("write config");
+        let mut flags = Vec::new();
+        if !toml.contains("{backend}") {
+            flags.push(switchyard::snapshot::BackendFlag { name: "catalog.v1".into(), urls: vec![backend.url()] });
+        }
         let authors =
             switchyard::demo::start_demo_authors("127.0.0.1:0".parse().expect("addr")).await.expect("authors");
         let sources = switchyard::snapshot::SnapshotSources {
@@ -169,10 +174,10 @@ impl TestGateway {
             embedded_schemas: switchyard::demo::demo_schemas(),
             no_descriptor_dir: true,
             schemas: Some(PathBuf::from("/nonexistent")),
-            backends: vec![
-                switchyard::snapshot::BackendFlag { name: "catalog.v1".into(), urls: vec![backend.url()] },
-                switchyard::snapshot::BackendFlag { name: "authors".into(), urls: vec![authors.url()] },
-            ],
+            backends: {
+                flags.push(switchyard::snapshot::BackendFlag { name: "authors".into(), urls: vec![authors.url()] });
+                flags
+            },
             config_file: Some(file),
             ..Default::default()
         };

@@ -70,6 +70,7 @@ pub(super) enum Started {
 /// its backend stream, pinned to the snapshot in `served`.
 pub(super) async fn start_operation(
     served: Arc<Served>,
+    installs: tokio::sync::watch::Receiver<Arc<Served>>,
     caches: &Caches,
     request: &GraphqlRequest,
     headers: &HeaderMap,
@@ -95,7 +96,7 @@ pub(super) async fn start_operation(
     let stitch_timeout = context.timeout;
     context.timeout = None;
     let operation = Operation { kind: OperationKind::Subscription, calls: vec![root], context };
-    match execute_graphql_subscription(served, operation, stitch_timeout).await {
+    match execute_graphql_subscription(served, installs, operation, stitch_timeout).await {
         Ok(events) => Started::Events(Box::pin(events.map(move |event| match event {
             Ok(output) => {
                 let mut errors = Vec::new();

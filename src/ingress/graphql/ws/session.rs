@@ -299,7 +299,9 @@ async fn run_operation(
     _done: OnDone,
 ) {
     init_headers(&init, &mut headers);
-    let served = gateway.served();
+    // The state the operation runs on, and every one installed after it.
+    let installs = gateway.installs();
+    let served = installs.borrow().clone();
     let mut request = GraphqlRequest {
         query: payload.query,
         document_id: None,
@@ -309,7 +311,7 @@ async fn run_operation(
     };
     let started = match admit(&served.snapshot, &persisted, &mut request) {
         Some(refused) => Started::Result(refused),
-        None => start_operation(served, &caches, &request, &headers).await,
+        None => start_operation(served, installs, &caches, &request, &headers).await,
     };
     match started {
         Started::Result(Outcome::Ran(body)) => {
