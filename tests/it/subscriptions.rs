@@ -549,3 +549,94 @@ async fn a_reload_that_removes_the_backend_ends_its_subscriptions() {
     assert_eq!(recv(&mut socket).await, json!({"id": "w", "type": "complete"}));
     gateway.shutdown().await;
 }
+
+/// Reads a streaming response until `done` holds for the text so far (hang detector only).
+async fn read_until(response: &mut reqwest::Response, mut done: impl FnMut(&str) -> bool) -> String {
+    let mut text = String::new();
+    while !done(&text) {
+        let chunk = tokio::time::timeout(HANG, response.chunk()).await.expect("a chunk in time").expect("read");
+        let Some(chunk) = chunk else { panic!("the stream ended; got {text:?}") };
+        text.push_str(std::str::from_utf8(&chunk).expect("utf8"));
+    }
+    text
+}
+
+async fn post_streaming(gateway: &TestGateway, accept: &str, query: &str, variables: Value) -> reqwest::Response {
+    gateway
+        .client
+        .post(format!("{}/graphql", gateway.base))
+        .header("accept", accept)
+        .json(&json!({"query": query, "variables": variables}))
+        .send()
+        .await
+        .expect("post")
+}
+
+#[tokio::test]
+async fn server_sent_events_carry_subscriptions_queries_and_errors() {
+    let gateway = TestGateway::stitched().await;
+    let mut response = post_streaming(&gateway, "text/event-stream", WATCH, json!({"shelf": "shelves/81"})).await;
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    eventually(|| gateway.backend().watchers() == 1, "the stream opens").await;
+    create(&gateway, "81", "Dune", "Frank Herbert").await;
+    let text = read_until(&mut response, |t| t.contains("\n\n")).await;
+    let expected = json!({"data": {"watchBooks": {"kind": "CREATED", "book": {"title": "Dune", "writer": {"name": "Frank Herbert"}}}}});
+    assert_eq!(text, format!("event: next\ndata: {expected}\n\n"));
+    drop(response);
+    eventually(|| gateway.backend().watchers() == 0, "closing the response cancels the backend stream").await;
+
+    let mut response = post_streaming(&gateway, "text/event-stream", "{ author(id: \"3\") { name } }", json!({})).await;
+    let text = read_until(&mut response, |t| t.contains("event: complete")).await;
+    assert_eq!(
+        text,
+        "event: next\ndata: {\"data\":{\"author\":{\"name\":\"Frank Herbert\"}}}\n\nevent: complete\ndata:\n\n"
+    );
+
+    // Errors that stop an operation before it runs are `next` events (graphql-sse).
+    let mut response = post_streaming(&gateway, "text/event-stream", "{ nope }", json!({})).await;
+    assert_eq!(response.status().as_u16(), 200);
+    let text = read_until(&mut response, |t| t.contains("event: complete")).await;
+    assert!(text.starts_with("event: next\ndata: {\"errors\":[{\"message\":\"Cannot query field"), "{text}");
+
+    // EventSource clients use GET.
+    let url = format!("{}/graphql?query={}", gateway.base, "%7B%20author(id%3A%20%221%22)%20%7B%20name%20%7D%20%7D");
+    let mut response = gateway.client.get(url).header("accept", "text/event-stream").send().await.expect("get");
+    let text = read_until(&mut response, |t| t.contains("event: complete")).await;
+    assert!(text.contains("Ursula K. Le Guin"), "{text}");
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn apollo_multipart_subscriptions_with_heartbeats_and_completion() {
+    let (gateway, _dir) = TestGateway::stitched_with_config("[graphql.subscriptions]\nkeepalive = \"50ms\"\n").await;
+    let accept = "multipart/mixed;subscriptionSpec=\"1.0\", application/json";
+    let mut response = post_streaming(&gateway, accept, WATCH, json!({"shelf": "shelves/82"})).await;
+    assert_eq!(response.headers()["content-type"], "multipart/mixed;boundary=\"graphql\";subscriptionSpec=\"1.0\"");
+    let part = "\r\n--graphql\r\ncontent-type: application/json\r\n\r\n";
+    let text = read_until(&mut response, |t| t.contains(&format!("{part}{{}}"))).await;
+    assert!(text.starts_with(part), "a heartbeat part: {text:?}");
+    eventually(|| gateway.backend().watchers() == 1, "the stream opens").await;
+    create(&gateway, "82", "Kindred", "Octavia E. Butler").await;
+    let text = read_until(&mut response, |t| t.contains("payload")).await;
+    let expected = json!({"payload": {"data": {"watchBooks": {"kind": "CREATED", "book": {"title": "Kindred", "writer": {"name": "Octavia E. Butler"}}}}}});
+    assert!(text.contains(&format!("{part}{expected}")), "{text:?}");
+    drop(response);
+    eventually(|| gateway.backend().watchers() == 0, "the backend stream is cancelled").await;
+
+    // A stream that ends closes the multipart body; a query under this Accept is plain JSON.
+    let export = r#"subscription { exportBooks(parent: "shelves/2") { contentType } }"#;
+    let mut response = post_streaming(&gateway, accept, export, json!({})).await;
+    let text = read_until(&mut response, |t| t.ends_with("\r\n--graphql--\r\n")).await;
+    assert!(text.contains("{\"payload\":{\"data\":{\"exportBooks\":{\"contentType\":\"text/csv\"}}}}"), "{text:?}");
+    let response = post_streaming(&gateway, accept, "{ author(id: \"2\") { name } }", json!({})).await;
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert_eq!(response.json::<Value>().await.expect("json"), json!({"data": {"author": {"name": "Richard Dawkins"}}}));
+
+    // A subscription that cannot start is one part with its errors, then the end.
+    let bad = r#"subscription { watchBooks(parent: "nope") { kind } }"#;
+    let mut response = post_streaming(&gateway, accept, bad, json!({})).await;
+    let text = read_until(&mut response, |t| t.ends_with("\r\n--graphql--\r\n")).await;
+    assert!(text.contains("{\"payload\":null,\"errors\":[{"), "{text:?}");
+    gateway.shutdown().await;
+}

@@ -12,6 +12,7 @@ mod limits;
 mod persisted;
 pub(crate) mod run;
 mod shapes;
+mod streaming;
 mod ws;
 
 use std::sync::Arc;
@@ -117,6 +118,31 @@ pub(crate) async fn handle_graphql(
         Ok(requests) => requests,
         Err(refusal) => return refusal.into_response(),
     };
+    if let Some(transport) = streaming::Transport::from_accept(parts.headers.get(header::ACCEPT)) {
+        let Requests::Single(mut request) = requests else {
+            let message = "a batch is answered as one JSON array; send `Accept: application/json`";
+            return Refusal::new(StatusCode::NOT_ACCEPTABLE, ErrorCode::NotAcceptable, message).into_response();
+        };
+        let installs = gateway.installs();
+        let served = installs.borrow().clone();
+        let started = match admit(&served.snapshot, persisted, &mut request) {
+            Some(refused) => run::Started::Result(refused),
+            None => run::start_operation(served.clone(), installs, caches, &request, &parts.headers, is_get).await,
+        };
+        // Queries and mutations under Apollo's multipart Accept (which also accepts JSON) are
+        // answered as plain JSON; the multipart protocol here is for subscriptions.
+        if transport == streaming::Transport::Multipart
+            && let run::Started::Result(outcome) = started
+        {
+            return match outcome {
+                Outcome::Ran(body) => respond(StatusCode::OK, &body, modern),
+                Outcome::Refused(body) => document_failure(body, modern),
+                Outcome::Http(refusal) => refusal.into_response(),
+            };
+        }
+        let heartbeat = served.snapshot.config.graphql.subscriptions.keepalive.get();
+        return streaming::respond(transport, started, heartbeat, gateway.shutting_down());
+    }
     let run_one = |mut request: GraphqlRequest| {
         let served = served.clone();
         let headers = &parts.headers;

@@ -66,7 +66,7 @@ pub(super) enum Started {
     Failed(Vec<Json>),
 }
 
-/// Starts `request` over a WebSocket: queries and mutations run once; a subscription opens
+/// Starts `request` over a WebSocket or a streaming HTTP response: queries and mutations run once; a subscription opens
 /// its backend stream, pinned to the snapshot in `served`.
 pub(super) async fn start_operation(
     served: Arc<Served>,
@@ -74,11 +74,18 @@ pub(super) async fn start_operation(
     caches: &Caches,
     request: &GraphqlRequest,
     headers: &HeaderMap,
+    is_get: bool,
 ) -> Started {
     let (prepared, mut context) = match prepare(&served, caches, request, headers) {
         Ok(prepared) => prepared,
         Err(outcome) => return Started::Result(outcome),
     };
+    if is_get && prepared.kind == OperationKind::Mutation {
+        return Started::Result(Outcome::Http(Refusal {
+            allow: Some("POST"),
+            ..Refusal::new(StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed, "mutations are sent with POST")
+        }));
+    }
     if prepared.kind != OperationKind::Subscription {
         return Started::Result(execute_prepared(&served, prepared, context).await);
     }

@@ -311,7 +311,7 @@ async fn run_operation(
     };
     let started = match admit(&served.snapshot, &persisted, &mut request) {
         Some(refused) => Started::Result(refused),
-        None => start_operation(served, installs, &caches, &request, &headers).await,
+        None => start_operation(served, installs, &caches, &request, &headers, false).await,
     };
     match started {
         Started::Result(Outcome::Ran(body)) => {

@@ -1,0 +1,169 @@
+//! GraphQL answers as streams over plain HTTP, for clients that cannot use WebSockets: Server-
+//! Sent Events (graphql-sse's distinct connections mode: `next` events, then `complete`; errors
+//! that stop an operation before it runs are `next` events too) and the multipart protocol
+//! Apollo clients speak for subscriptions (`multipart/mixed;subscriptionSpec="1.0"`: a part per
+//! event as `{"payload": …}`, `{}` heartbeats, a fatal error as `{"payload": null, "errors": …}`).
+//! Dropping the response (the client went away) cancels the operation's backend stream; a
+//! gateway shutdown ends the stream without a completion, so clients reconnect elsewhere.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::stream::{self, BoxStream, StreamExt};
+use http::{HeaderValue, StatusCode, header};
+use serde_json::{Value as Json, json};
+
+use super::run::{Outcome, Started};
+
+/// The streaming answer a client asked for with Accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Transport {
+    /// `text/event-stream`.
+    Sse,
+    /// `multipart/mixed;subscriptionSpec="1.0"`.
+    Multipart,
+}
+
+impl Transport {
+    /// The transport `accept` asks for, if it asks for one.
+    pub(super) fn from_accept(accept: Option<&HeaderValue>) -> Option<Transport> {
+        let accept = accept.and_then(|v| v.to_str().ok())?;
+        for media in accept.split(',') {
+            let mut parts = media.split(';').map(str::trim);
+            match parts.next().map(str::to_ascii_lowercase).as_deref() {
+                Some("text/event-stream") => return Some(Transport::Sse),
+                Some("multipart/mixed") if parts.any(|p| p.replace(['"', ' '], "") == "subscriptionSpec=1.0") => {
+                    return Some(Transport::Multipart);
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+}
+
+/// What one item of the stream carries.
+enum Item {
+    /// An execution result.
+    Result(Json),
+    /// Errors that end the operation.
+    Fatal(Vec<Json>),
+    /// Nothing happened for a while.
+    Heartbeat,
+    /// The operation is over.
+    Done,
+}
+
+/// The response for `started` in `transport`; `heartbeat` paces keep-alive parts, and the
+/// stream ends early (without completing) when `shutdown` turns true.
+pub(super) fn respond(
+    transport: Transport,
+    started: Started,
+    heartbeat: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Response {
+    let items: BoxStream<'static, Item> = match started {
+        Started::Result(Outcome::Ran(body) | Outcome::Refused(body)) => {
+            Box::pin(stream::iter([Item::Result(body), Item::Done]))
+        }
+        Started::Result(Outcome::Http(refusal)) => {
+            let error = json!({"message": refusal.message, "extensions": {"code": refusal.code.graphql_code()}});
+            Box::pin(stream::iter([Item::Fatal(vec![error]), Item::Done]))
+        }
+        Started::Failed(errors) => Box::pin(stream::iter([Item::Fatal(errors), Item::Done])),
+        Started::Events(events) => {
+            let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+            beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            Box::pin(stream::unfold(Some((events, beat)), |state| async move {
+                let (mut events, mut beat) = state?;
+                tokio::select! {
+                    event = events.next() => match event {
+                        Some(Ok(payload)) => Some((Item::Result(payload), Some((events, beat)))),
+                        // The event stream ends after its error; the next poll completes.
+                        Some(Err(errors)) => Some((Item::Fatal(errors), Some((events, beat)))),
+                        None => Some((Item::Done, None)),
+                    },
+                    _ = beat.tick() => Some((Item::Heartbeat, Some((events, beat)))),
+                }
+            }))
+        }
+    };
+    let until_shutdown = async move {
+        while !*shutdown.borrow() {
+            if shutdown.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    let items = items.take_until(Box::pin(until_shutdown));
+    let (content_type, body) = match transport {
+        Transport::Sse => ("text/event-stream", items.map(sse_frame).boxed()),
+        Transport::Multipart => {
+            ("multipart/mixed;boundary=\"graphql\";subscriptionSpec=\"1.0\"", items.map(multipart_frame).boxed())
+        }
+    };
+    let mut response = Response::new(Body::from_stream(body.map(Ok::<_, std::convert::Infallible>)));
+    *response.status_mut() = StatusCode::OK;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+fn sse_frame(item: Item) -> Bytes {
+    match item {
+        Item::Result(body) => Bytes::from(format!("event: next\ndata: {body}\n\n")),
+        Item::Fatal(errors) => Bytes::from(format!("event: next\ndata: {}\n\n", json!({ "errors": errors }))),
+        Item::Heartbeat => Bytes::from_static(b":\n\n"),
+        Item::Done => Bytes::from_static(b"event: complete\ndata:\n\n"),
+    }
+}
+
+fn multipart_frame(item: Item) -> Bytes {
+    const PART: &str = "\r\n--graphql\r\ncontent-type: application/json\r\n\r\n";
+    match item {
+        Item::Result(body) => Bytes::from(format!("{PART}{}", json!({ "payload": body }))),
+        Item::Fatal(errors) => Bytes::from(format!("{PART}{}", json!({ "payload": null, "errors": errors }))),
+        Item::Heartbeat => Bytes::from(format!("{PART}{{}}")),
+        Item::Done => Bytes::from_static(b"\r\n--graphql--\r\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_accept_header_picks_the_transport() {
+        let table = [
+            ("text/event-stream", Some(Transport::Sse)),
+            ("application/json, text/event-stream;q=0.9", Some(Transport::Sse)),
+            ("multipart/mixed;subscriptionSpec=\"1.0\", application/json", Some(Transport::Multipart)),
+            ("multipart/mixed; subscriptionSpec=1.0", Some(Transport::Multipart)),
+            ("multipart/mixed;deferSpec=20220824, application/json", None),
+            ("application/json", None),
+        ];
+        for (accept, want) in table {
+            let value = HeaderValue::from_static(accept);
+            assert_eq!(Transport::from_accept(Some(&value)), want, "{accept}");
+        }
+    }
+
+    #[test]
+    fn frames_follow_each_protocol() {
+        let body = json!({"data": {"a": 1}});
+        assert_eq!(sse_frame(Item::Result(body.clone())), "event: next\ndata: {\"data\":{\"a\":1}}\n\n");
+        assert_eq!(sse_frame(Item::Done), "event: complete\ndata:\n\n");
+        assert_eq!(
+            multipart_frame(Item::Result(body)),
+            "\r\n--graphql\r\ncontent-type: application/json\r\n\r\n{\"payload\":{\"data\":{\"a\":1}}}"
+        );
+        assert_eq!(multipart_frame(Item::Heartbeat), "\r\n--graphql\r\ncontent-type: application/json\r\n\r\n{}");
+        assert_eq!(
+            multipart_frame(Item::Fatal(vec![json!({"message": "x"})])),
+            "\r\n--graphql\r\ncontent-type: application/json\r\n\r\n{\"payload\":null,\"errors\":[{\"message\":\"x\"}]}"
+        );
+        assert_eq!(multipart_frame(Item::Done), "\r\n--graphql--\r\n");
+    }
+}
