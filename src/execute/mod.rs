@@ -4,6 +4,7 @@
 //! fields fetched after their parents, batched or deduplicated (`stitch`). Streaming calls are
 //! in `stream`.
 
+pub mod fanout;
 mod graphql;
 mod shape;
 mod stitch;

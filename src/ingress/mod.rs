@@ -41,12 +41,13 @@ struct IngressState {
 
 /// The gateway listener's router: the fixed endpoints, then protocol dispatch.
 pub fn gateway_router(gateway: Arc<Gateway>) -> Router {
+    let buffer = gateway.snapshot().config.graphql.subscriptions.buffer as usize;
     let state = Arc::new(IngressState {
         gateway,
         local_grpc: LocalGrpcCache::default(),
         openapi: ArcSwapOption::empty(),
         persisted: graphql::PersistedQueries::default(),
-        graphql_caches: graphql::Caches::default(),
+        graphql_caches: graphql::Caches::with_subscription_buffer(buffer),
     });
     let compression = tower_http::compression::CompressionLayer::new().compress_when(encoding::CompressibleJson);
     Router::new()

@@ -125,10 +125,10 @@ async fn closing_the_socket_cancels_the_backend_stream() {
     let gateway = TestGateway::stitched().await;
     let mut socket = acknowledged(&gateway, "graphql-transport-ws").await;
     let watchers = gateway.backend().watchers();
-    for id in ["a", "b"] {
+    for (id, shelf) in [("a", "shelves/9"), ("b", "shelves/10")] {
         send(
             &mut socket,
-            json!({"id": id, "type": "subscribe", "payload": {"query": WATCH, "variables": {"shelf": "shelves/9"}}}),
+            json!({"id": id, "type": "subscribe", "payload": {"query": WATCH, "variables": {"shelf": shelf}}}),
         )
         .await;
     }
@@ -638,5 +638,43 @@ async fn apollo_multipart_subscriptions_with_heartbeats_and_completion() {
     let mut response = post_streaming(&gateway, accept, bad, json!({})).await;
     let text = read_until(&mut response, |t| t.ends_with("\r\n--graphql--\r\n")).await;
     assert!(text.contains("{\"payload\":null,\"errors\":[{"), "{text:?}");
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn identical_subscriptions_share_one_backend_stream() {
+    let gateway = TestGateway::stitched().await;
+    let subscribe =
+        json!({"id": "s", "type": "subscribe", "payload": {"query": WATCH, "variables": {"shelf": "shelves/91"}}});
+    let mut first = acknowledged(&gateway, "graphql-transport-ws").await;
+    let mut second = acknowledged(&gateway, "graphql-ws").await;
+    send(&mut first, subscribe.clone()).await;
+    send(&mut second, json!({"id": "s", "type": "start", "payload": subscribe["payload"]})).await;
+    eventually(|| gateway.backend().watchers() == 1, "one stream opens").await;
+    // A different one (other variables) has its own.
+    let mut third = acknowledged(&gateway, "graphql-transport-ws").await;
+    send(
+        &mut third,
+        json!({"id": "t", "type": "subscribe", "payload": {"query": WATCH, "variables": {"shelf": "shelves/92"}}}),
+    )
+    .await;
+    eventually(|| gateway.backend().watchers() == 2, "a second stream opens").await;
+    let before = gateway.authors().requests();
+    create(&gateway, "91", "Shared", "Frank Herbert").await;
+    let expected = json!({"data": {"watchBooks": {"kind": "CREATED", "book": {"title": "Shared", "writer": {"name": "Frank Herbert"}}}}});
+    assert_eq!(recv(&mut first).await, json!({"id": "s", "type": "next", "payload": expected}));
+    assert_eq!(recv(&mut second).await, json!({"id": "s", "type": "data", "payload": expected}));
+    assert_eq!(gateway.authors().requests() - before, 1, "the event was stitched once for both");
+    // The stream stays while one subscriber remains, and closes with the last.
+    send(&mut first, json!({"id": "s", "type": "complete"})).await;
+    create(&gateway, "91", "Still shared", "Frank Herbert").await;
+    let event = recv(&mut second).await;
+    assert_eq!(event["payload"]["data"]["watchBooks"]["book"]["title"], "Still shared");
+    assert_eq!(gateway.backend().watchers(), 2);
+    send(&mut second, json!({"id": "s", "type": "stop"})).await;
+    assert_eq!(recv(&mut second).await, json!({"id": "s", "type": "complete"}));
+    eventually(|| gateway.backend().watchers() == 1, "the last subscriber's leaving cancels it").await;
+    drop(third);
+    eventually(|| gateway.backend().watchers() == 0, "the other one ends with its socket").await;
     gateway.shutdown().await;
 }

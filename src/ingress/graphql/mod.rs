@@ -54,7 +54,7 @@ impl Refusal {
 
 /// Parsed documents and validated shapes, kept across requests, and the count of operations
 /// running over WebSockets.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Caches {
     /// Parsed documents by text.
     pub(crate) documents: DocumentCache,
@@ -62,6 +62,29 @@ pub struct Caches {
     pub(crate) shapes: ShapeCache,
     /// Operations running over WebSockets, gateway-wide (graphql.subscriptions.max_total).
     pub(crate) running: Arc<std::sync::atomic::AtomicUsize>,
+    /// Running subscriptions, shared by identical subscribers.
+    pub(crate) subscriptions: Arc<SharedSubscriptions>,
+}
+
+impl Default for Caches {
+    fn default() -> Self {
+        Caches {
+            documents: DocumentCache::default(),
+            shapes: ShapeCache::default(),
+            running: Arc::default(),
+            subscriptions: Arc::new(SharedSubscriptions::new(1024)),
+        }
+    }
+}
+
+/// Subscription payloads by operation, fanned out to every subscriber of the same one.
+pub(crate) type SharedSubscriptions = crate::execute::fanout::Fanout<Result<Json, Vec<Json>>, Vec<Json>>;
+
+impl Caches {
+    /// Caches whose shared subscriptions let each subscriber fall `buffer` events behind.
+    pub fn with_subscription_buffer(buffer: usize) -> Self {
+        Caches { subscriptions: Arc::new(SharedSubscriptions::new(buffer)), ..Caches::default() }
+    }
 }
 
 /// A GraphQL request's parts, from either method.

@@ -92,43 +92,70 @@ pub(super) async fn start_operation(
     let Some(RootEntry::Call(call)) = prepared.entries.into_iter().next() else {
         return Started::Failed(vec![json!({"message": "a subscription selects one root field"})]);
     };
-    let (key, location) = (call.response_key.clone(), call.location);
+    let (response_key, location) = (call.response_key.clone(), call.location);
     let root = match root_call(*call) {
         Ok(root) => root,
         Err(message) => {
-            return Started::Failed(vec![field_error(&key, location, &message, ErrorCode::InvalidArgument)]);
+            return Started::Failed(vec![field_error(&response_key, location, &message, ErrorCode::InvalidArgument)]);
         }
     };
     // The stream has no deadline; each stitched call gets the usual one.
     let stitch_timeout = context.timeout;
     context.timeout = None;
+    // Identical subscriptions (same snapshot, document, operation, variables and forwarded
+    // headers, so the same identity) share one backend stream.
+    let key = serde_json::to_string(&json!([
+        served.snapshot.generation,
+        request.query,
+        request.operation_name,
+        request.variables,
+        context.metadata.iter().map(|(n, v)| (n.to_owned(), hex::encode(v))).collect::<Vec<_>>(),
+    ]))
+    .unwrap_or_default();
     let operation = Operation { kind: OperationKind::Subscription, calls: vec![root], context };
-    match execute_graphql_subscription(served, installs, operation, stitch_timeout).await {
-        Ok(events) => Started::Events(Box::pin(events.map(move |event| match event {
-            Ok(output) => {
-                let mut errors = Vec::new();
-                for error in output.errors {
-                    let mut path = vec![Json::String(key.clone())];
-                    path.extend(error.path);
-                    errors.push(json!({
-                        "message": error.message,
-                        "locations": [{"line": location.0, "column": location.1}],
-                        "path": path,
-                        "extensions": {"code": error.code.graphql_code()}
-                    }));
-                }
-                let mut payload = Map::new();
-                if !errors.is_empty() {
-                    payload.insert("errors".into(), Json::Array(errors));
-                }
-                let data = if output.complete { json!({ key.clone(): output.value }) } else { Json::Null };
-                payload.insert("data".into(), data);
-                Ok(Json::Object(payload))
-            }
-            Err(error) => Err(vec![field_error(&key, location, &error.to_string(), error.code())]),
+    let open = move || async move {
+        let events = execute_graphql_subscription(served, installs, operation, stitch_timeout)
+            .await
+            .map_err(|error| vec![field_error(&response_key, location, &error.to_string(), error.code())])?;
+        let payloads = events.map(move |event| match event {
+            Ok(output) => Ok(event_payload(&response_key, location, output)),
+            Err(error) => Err(vec![field_error(&response_key, location, &error.to_string(), error.code())]),
+        });
+        Ok::<_, Vec<Json>>(payloads.boxed())
+    };
+    match caches.subscriptions.join(key, open).await {
+        Ok(shared) => Started::Events(Box::pin(shared.map(|item| match item {
+            Ok(payload) => payload,
+            // The oldest events were dropped for this subscriber; it carries on with the newest.
+            Err(missed) => Ok(json!({"errors": [{
+                "message": format!("{missed} events were dropped: this subscriber fell behind (graphql.subscriptions.buffer)"),
+                "extensions": {"code": ErrorCode::RateLimited.graphql_code()}
+            }]})),
         }))),
-        Err(error) => Started::Failed(vec![field_error(&key, location, &error.to_string(), error.code())]),
+        Err(errors) => Started::Failed(errors),
     }
+}
+
+/// One subscription event as a GraphQL response payload, its errors under the root field.
+fn event_payload(key: &str, location: (usize, usize), output: crate::execute::GraphqlOutput) -> Json {
+    let mut errors = Vec::new();
+    for error in output.errors {
+        let mut path = vec![Json::String(key.to_owned())];
+        path.extend(error.path);
+        errors.push(json!({
+            "message": error.message,
+            "locations": [{"line": location.0, "column": location.1}],
+            "path": path,
+            "extensions": {"code": error.code.graphql_code()}
+        }));
+    }
+    let mut payload = Map::new();
+    if !errors.is_empty() {
+        payload.insert("errors".into(), Json::Array(errors));
+    }
+    let data = if output.complete { json!({ key: output.value }) } else { Json::Null };
+    payload.insert("data".into(), data);
+    Json::Object(payload)
 }
 
 /// The common start of every operation: limits, parse, validate (cached), bind the variables,
