@@ -678,3 +678,51 @@ async fn identical_subscriptions_share_one_backend_stream() {
     eventually(|| gateway.backend().watchers() == 0, "the other one ends with its socket").await;
     gateway.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_subscriptions_receive_every_event_in_order() {
+    // Two sockets per subscriber (client and gateway side) and some to spare.
+    let limit = rlimit::increase_nofile_limit(4096).expect("raise the open-file limit");
+    assert!(limit >= 2500, "the open-file limit is {limit}");
+    let (gateway, _dir) = TestGateway::stitched_with_config("[graphql.subscriptions]\nmax_total = 2000\n").await;
+    const SHELVES: usize = 10;
+    const PER_SHELF: usize = 100;
+    const EVENTS: usize = 10;
+    let query = r#"subscription($shelf: String) { watchBooks(parent: $shelf) { kind book { title } } }"#;
+    let mut sockets = Vec::with_capacity(SHELVES * PER_SHELF);
+    for batch in 0..SHELVES * PER_SHELF / 50 {
+        let connecting = (0..50).map(|_| acknowledged(&gateway, "graphql-transport-ws"));
+        for (i, mut socket) in futures_util::future::join_all(connecting).await.into_iter().enumerate() {
+            let shelf = format!("shelves/20{}", (batch * 50 + i) % SHELVES);
+            send(
+                &mut socket,
+                json!({"id": "w", "type": "subscribe", "payload": {"query": query, "variables": {"shelf": shelf}}}),
+            )
+            .await;
+            sockets.push(socket);
+        }
+    }
+    eventually(|| gateway.backend().watchers() == SHELVES, "one backend stream per shelf").await;
+    for event in 0..EVENTS {
+        for shelf in 0..SHELVES {
+            create(&gateway, &format!("20{shelf}"), &format!("{shelf}-{event}"), "Nobody").await;
+        }
+    }
+    let receiving = sockets.into_iter().enumerate().map(|(i, mut socket)| async move {
+        let shelf = i % SHELVES;
+        for event in 0..EVENTS {
+            let message = recv(&mut socket).await;
+            assert_eq!(
+                message["payload"]["data"]["watchBooks"]["book"]["title"],
+                format!("{shelf}-{event}"),
+                "subscriber {i}"
+            );
+        }
+        socket
+    });
+    let sockets = futures_util::future::join_all(receiving).await;
+    assert_eq!(sockets.len(), SHELVES * PER_SHELF);
+    drop(sockets);
+    eventually(|| gateway.backend().watchers() == 0, "every backend stream is cancelled").await;
+    gateway.shutdown().await;
+}
