@@ -78,7 +78,7 @@ impl Default for Caches {
 }
 
 /// Subscription payloads by operation, fanned out to every subscriber of the same one.
-pub(crate) type SharedSubscriptions = crate::execute::fanout::Fanout<Result<Json, Vec<Json>>, Vec<Json>>;
+pub(crate) type SharedSubscriptions = crate::execute::fanout::Fanout<Result<Arc<str>, Vec<Json>>, Vec<Json>>;
 
 impl Caches {
     /// Caches whose shared subscriptions let each subscriber fall `buffer` events behind.

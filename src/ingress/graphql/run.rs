@@ -61,7 +61,7 @@ pub(super) enum Started {
     /// One result: queries, mutations, refusals.
     Result(Outcome),
     /// A subscription: one payload (`{data, errors}`) per event; an `Err` (its errors) ends it.
-    Events(BoxStream<'static, Result<Json, Vec<Json>>>),
+    Events(BoxStream<'static, Result<Arc<str>, Vec<Json>>>),
     /// A subscription that could not start (its errors).
     Failed(Vec<Json>),
 }
@@ -118,7 +118,7 @@ pub(super) async fn start_operation(
             .await
             .map_err(|error| vec![field_error(&response_key, location, &error.to_string(), error.code())])?;
         let payloads = events.map(move |event| match event {
-            Ok(output) => Ok(event_payload(&response_key, location, output)),
+            Ok(output) => Ok(Arc::from(event_payload(&response_key, location, output).to_string())),
             Err(error) => Err(vec![field_error(&response_key, location, &error.to_string(), error.code())]),
         });
         Ok::<_, Vec<Json>>(payloads.boxed())
@@ -127,10 +127,13 @@ pub(super) async fn start_operation(
         Ok(shared) => Started::Events(Box::pin(shared.map(|item| match item {
             Ok(payload) => payload,
             // The oldest events were dropped for this subscriber; it carries on with the newest.
-            Err(missed) => Ok(json!({"errors": [{
-                "message": format!("{missed} events were dropped: this subscriber fell behind (graphql.subscriptions.buffer)"),
-                "extensions": {"code": ErrorCode::RateLimited.graphql_code()}
-            }]})),
+            Err(missed) => Ok(Arc::from(
+                json!({"errors": [{
+                    "message": format!("{missed} events were dropped: this subscriber fell behind (graphql.subscriptions.buffer)"),
+                    "extensions": {"code": ErrorCode::RateLimited.graphql_code()}
+                }]})
+                .to_string(),
+            )),
         }))),
         Err(errors) => Started::Failed(errors),
     }

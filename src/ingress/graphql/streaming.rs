@@ -46,8 +46,8 @@ impl Transport {
 
 /// What one item of the stream carries.
 enum Item {
-    /// An execution result.
-    Result(Json),
+    /// An execution result, serialised.
+    Result(std::sync::Arc<str>),
     /// Errors that end the operation.
     Fatal(Vec<Json>),
     /// Nothing happened for a while.
@@ -66,7 +66,7 @@ pub(super) fn respond(
 ) -> Response {
     let items: BoxStream<'static, Item> = match started {
         Started::Result(Outcome::Ran(body) | Outcome::Refused(body)) => {
-            Box::pin(stream::iter([Item::Result(body), Item::Done]))
+            Box::pin(stream::iter([Item::Result(body.to_string().into()), Item::Done]))
         }
         Started::Result(Outcome::Http(refusal)) => {
             let error = json!({"message": refusal.message, "extensions": {"code": refusal.code.graphql_code()}});
@@ -123,7 +123,7 @@ fn sse_frame(item: Item) -> Bytes {
 fn multipart_frame(item: Item) -> Bytes {
     const PART: &str = "\r\n--graphql\r\ncontent-type: application/json\r\n\r\n";
     match item {
-        Item::Result(body) => Bytes::from(format!("{PART}{}", json!({ "payload": body }))),
+        Item::Result(body) => Bytes::from(format!("{PART}{{\"payload\":{body}}}")),
         Item::Fatal(errors) => Bytes::from(format!("{PART}{}", json!({ "payload": null, "errors": errors }))),
         Item::Heartbeat => Bytes::from(format!("{PART}{{}}")),
         Item::Done => Bytes::from_static(b"\r\n--graphql--\r\n"),
@@ -152,7 +152,7 @@ mod tests {
 
     #[test]
     fn frames_follow_each_protocol() {
-        let body = json!({"data": {"a": 1}});
+        let body: std::sync::Arc<str> = json!({"data": {"a": 1}}).to_string().into();
         assert_eq!(sse_frame(Item::Result(body.clone())), "event: next\ndata: {\"data\":{\"a\":1}}\n\n");
         assert_eq!(sse_frame(Item::Done), "event: complete\ndata:\n\n");
         assert_eq!(

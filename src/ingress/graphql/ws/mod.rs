@@ -58,7 +58,11 @@ pub(super) async fn upgrade(
         running: caches.running.clone(),
     };
     let sessions = gateway.sessions().clone();
+    // tungstenite reserves 128 KiB for reading and for writing per socket by default; idle
+    // subscriptions should cost kilobytes, and every send is flushed anyway.
     upgrade
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(0)
         .max_message_size(limit + 1)
         .max_frame_size(limit + 1)
         .on_upgrade(move |socket| sessions.track_future(run_session(socket, dialect, context)))

@@ -67,8 +67,9 @@ pub(crate) enum ServerMessage {
     Pong(Option<Json>),
     /// `ka` (legacy keep-alive).
     KeepAlive,
-    /// `next` / `data`: one execution result.
-    Next { id: String, payload: Json },
+    /// `next` / `data`: one execution result, already serialised (shared by every subscriber
+    /// of a fanned-out subscription, so it is serialised once).
+    Next { id: String, payload: std::sync::Arc<str> },
     /// `error`: the operation failed before or while running; it is over.
     Error { id: String, errors: Vec<Json> },
     /// `complete`.
@@ -142,10 +143,11 @@ pub(crate) fn encode(dialect: Dialect, message: &ServerMessage) -> String {
         (_, ServerMessage::Pong(None)) => json!({"type": "pong"}),
         (_, ServerMessage::Pong(Some(payload))) => json!({"type": "pong", "payload": payload}),
         (_, ServerMessage::KeepAlive) => json!({"type": "ka"}),
-        (Dialect::TransportWs, ServerMessage::Next { id, payload }) => {
-            json!({"id": id, "type": "next", "payload": payload})
+        (dialect, ServerMessage::Next { id, payload }) => {
+            let kind = if dialect == Dialect::TransportWs { "next" } else { "data" };
+            let id = Json::String(id.clone());
+            return format!(r#"{{"id":{id},"type":"{kind}","payload":{payload}}}"#);
         }
-        (Dialect::Legacy, ServerMessage::Next { id, payload }) => json!({"id": id, "type": "data", "payload": payload}),
         (Dialect::TransportWs, ServerMessage::Error { id, errors }) => {
             json!({"id": id, "type": "error", "payload": errors})
         }
@@ -223,7 +225,7 @@ mod tests {
     #[test]
     fn server_messages_encode_per_dialect() {
         use Dialect::*;
-        let next = ServerMessage::Next { id: "7".into(), payload: json!({"data": {"a": 1}}) };
+        let next = ServerMessage::Next { id: "7".into(), payload: json!({"data": {"a": 1}}).to_string().into() };
         let error = ServerMessage::Error { id: "7".into(), errors: vec![json!({"message": "no"})] };
         let table = [
             (TransportWs, next.clone(), json!({"id": "7", "type": "next", "payload": {"data": {"a": 1}}})),

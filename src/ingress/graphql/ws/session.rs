@@ -315,7 +315,7 @@ async fn run_operation(
     };
     match started {
         Started::Result(Outcome::Ran(body)) => {
-            if outbox.send(ServerMessage::Next { id: id.clone(), payload: body }) {
+            if outbox.send(ServerMessage::Next { id: id.clone(), payload: body.to_string().into() }) {
                 outbox.send(ServerMessage::Complete { id });
             }
         }

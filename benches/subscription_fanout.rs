@@ -1,0 +1,150 @@
+//! Subscriptions at scale, against `switchyard demo` running as its own process: 1,000
+//! graphql-transport-ws subscribers of one shelf's book events (one shared backend stream).
+//! Measures the fan-out latency — from the call that creates a book to the last of the 1,000
+//! clients holding its event frame — and prints the gateway process's memory per open idle
+//! subscription (VmRSS before and after they open). Run: `cargo bench --bench subscription_fanout`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const SUBSCRIBERS: usize = 1000;
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The demo as a child process, and its gateway's address.
+struct Demo {
+    child: Child,
+    gateway: String,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_demo() -> Demo {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the demo starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut gateway = None;
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        if let Some(rest) = line.trim_start().strip_prefix("gateway") {
+            gateway = Some(rest.trim().trim_start_matches("http://").to_owned());
+            break;
+        }
+    }
+    Demo { child, gateway: gateway.expect("the banner names the gateway") }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn subscriber(gateway: &str, shelf: &str) -> Socket {
+    let mut request = format!("ws://{gateway}/graphql").into_client_request().expect("request");
+    request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().expect("header"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("upgrade");
+    socket.send(Message::Text(json!({"type": "connection_init"}).to_string().into())).await.expect("init");
+    next_json(&mut socket).await;
+    let query = "subscription($shelf: String) { watchBooks(parent: $shelf) { kind book { title } } }";
+    let subscribe = json!({"id": "1", "type": "subscribe", "payload": {"query": query, "variables": {"shelf": shelf}}});
+    socket.send(Message::Text(subscribe.to_string().into())).await.expect("subscribe");
+    socket
+}
+
+async fn next_json(socket: &mut Socket) -> Value {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(60), socket.next()).await.expect("a frame in time");
+        match frame {
+            Some(Ok(Message::Text(text))) => return serde_json::from_str(&text).expect("json"),
+            Some(Ok(_)) => continue,
+            other => panic!("the socket ended: {other:?}"),
+        }
+    }
+}
+
+async fn create_book(client: &reqwest::Client, gateway: &str, shelf: &str, title: &str) {
+    let response = client
+        .post(format!("http://{gateway}/v1/{shelf}/books"))
+        .header("content-type", "application/json")
+        .body(json!({"title": title}).to_string())
+        .send()
+        .await
+        .expect("create");
+    assert!(response.status().is_success());
+}
+
+/// Creates a book and waits until every subscriber has its event.
+async fn fan_out(client: &reqwest::Client, gateway: &str, sockets: &mut [Socket], title: &str) -> Duration {
+    let started = Instant::now();
+    create_book(client, gateway, "shelves/500", title).await;
+    let receiving = sockets.iter_mut().map(|socket| async move {
+        let event = next_json(socket).await;
+        assert_eq!(event["payload"]["data"]["watchBooks"]["book"]["title"], title);
+    });
+    futures_util::future::join_all(receiving).await;
+    started.elapsed()
+}
+
+fn subscription_fanout(c: &mut Criterion) {
+    rlimit::increase_nofile_limit(4096).expect("raise the open-file limit");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let demo = start_demo();
+    let gateway = demo.gateway.clone();
+    let client = reqwest::Client::new();
+    let before = rss_kib(demo.child.id());
+    let mut sockets = runtime.block_on(async {
+        let mut sockets = Vec::with_capacity(SUBSCRIBERS);
+        for _ in 0..SUBSCRIBERS / 50 {
+            let batch = (0..50).map(|_| subscriber(&gateway, "shelves/500"));
+            sockets.extend(futures_util::future::join_all(batch).await);
+        }
+        // Every subscriber is live once each has the first event.
+        fan_out(&client, &gateway, &mut sockets, "warm-up").await;
+        sockets
+    });
+    let after = rss_kib(demo.child.id());
+    println!(
+        "subscription_fanout: gateway process VmRSS {before} KiB idle, {after} KiB with {SUBSCRIBERS} open subscriptions: \
+         {:.1} KiB per subscription",
+        (after.saturating_sub(before)) as f64 / SUBSCRIBERS as f64
+    );
+    let mut n = 0u64;
+    c.bench_function("subscription_fanout/event_to_1000_subscribers", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                n += 1;
+                total += runtime.block_on(fan_out(&client, &gateway, &mut sockets, &format!("book {n}")));
+            }
+            total
+        })
+    });
+    drop(sockets);
+    drop(demo);
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20);
+    targets = subscription_fanout
+}
+criterion_main!(benches);
