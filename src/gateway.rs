@@ -219,13 +219,11 @@ pub async fn execute_graphql_subscription(
     let fetch = plan.fetches.into_iter().next().ok_or_else(|| {
         GatewayError::Execute(ExecuteError::Shape("a subscription has exactly one root field".into()))
     })?;
-    let method = fetch.method().cloned().ok_or_else(|| {
-        GatewayError::Execute(ExecuteError::Shape("a subscription calls a server-streaming method".into()))
-    })?;
-    let events = SubscriptionEvents::open(fetch, &served.upstreams, stitch_timeout).await?;
+    let target = SubscribedTo::of(&fetch);
+    let events = SubscriptionEvents::open(fetch, &served.upstreams, &served.snapshot.graphql, stitch_timeout).await?;
     let state = Some((events, served, installs));
     let stream = futures_util::stream::unfold(state, move |state| {
-        let method = method.clone();
+        let target = target.clone();
         async move {
             let (mut events, served, mut installs) = state?;
             loop {
@@ -240,7 +238,7 @@ pub async fn execute_graphql_subscription(
                             continue;
                         }
                         let installed = installs.borrow_and_update().clone();
-                        if let Err(why) = still_served(&installed, &method) {
+                        if let Err(why) = target.still_served(&installed) {
                             let removed = GraphqlOutput {
                                 value: serde_json::Value::Null,
                                 errors: vec![crate::execute::FieldError { path: Vec::new(), message: why, code: ErrorCode::Unavailable }],
@@ -257,25 +255,70 @@ pub async fn execute_graphql_subscription(
     Ok(Box::pin(stream))
 }
 
-/// Whether `served` still serves subscriptions to `method`: a Subscription field calls it and
-/// a backend serves its service.
-fn still_served(served: &Served, method: &prost_reflect::MethodDescriptor) -> Result<(), String> {
-    let snapshot = &served.snapshot;
-    let field = snapshot.graphql.roots.get(&crate::schema::RootKind::Subscription).and_then(|fields| {
-        fields
-            .iter()
-            .find(|f| matches!(&f.resolver, crate::schema::Resolver::Method(m) if m.full_name() == method.full_name()))
-    });
-    if field.is_none() {
-        return Err(format!(
-            "a reload removed the subscription field for {}; the subscription has ended",
-            method.full_name()
-        ));
+/// What a subscription reads from, to check after a reload that it is still served.
+#[derive(Clone)]
+enum SubscribedTo {
+    /// A server-streaming method.
+    Method(prost_reflect::MethodDescriptor),
+    /// A GraphQL source's Subscription field.
+    Source { source: String, field: String },
+    /// Nothing a reload can remove.
+    Other,
+}
+
+impl SubscribedTo {
+    fn of(fetch: &crate::plan::Fetch) -> Self {
+        match &fetch.call {
+            crate::plan::FetchCall::Grpc { method, .. } => SubscribedTo::Method(method.clone()),
+            crate::plan::FetchCall::Bound { binding, .. } => match &binding.call {
+                crate::schema::BoundCall::Graphql(call) => {
+                    SubscribedTo::Source { source: call.source.clone(), field: call.field.clone() }
+                }
+                _ => SubscribedTo::Other,
+            },
+        }
     }
-    let service = method.parent_service().full_name();
-    match snapshot.cluster_for_service(service) {
-        Some(_) => Ok(()),
-        None => Err(format!("a reload left no backend serving {service}; the subscription has ended")),
+
+    /// Whether `served` still has a Subscription field reading this and a backend serving it.
+    fn still_served(&self, served: &Served) -> Result<(), String> {
+        use crate::schema::{BoundCall, Resolver, RootKind};
+        let snapshot = &served.snapshot;
+        let fields = snapshot.graphql.roots.get(&RootKind::Subscription).map(Vec::as_slice).unwrap_or_default();
+        match self {
+            SubscribedTo::Method(method) => {
+                let present = fields
+                    .iter()
+                    .any(|f| matches!(&f.resolver, Resolver::Method(m) if m.full_name() == method.full_name()));
+                if !present {
+                    return Err(format!(
+                        "a reload removed the subscription field for {}; the subscription has ended",
+                        method.full_name()
+                    ));
+                }
+                let service = method.parent_service().full_name();
+                match snapshot.cluster_for_service(service) {
+                    Some(_) => Ok(()),
+                    None => Err(format!("a reload left no backend serving {service}; the subscription has ended")),
+                }
+            }
+            SubscribedTo::Source { source, field } => {
+                let present = fields.iter().any(|f| {
+                    matches!(&f.resolver, Resolver::Bound(b) if matches!(&b.call, BoundCall::Graphql(c) if &c.source == source && &c.field == field))
+                });
+                if !present {
+                    return Err(format!(
+                        "a reload removed the subscription field {field} of the {source} source; the subscription has ended"
+                    ));
+                }
+                match snapshot.clusters.get(source) {
+                    Some(_) => Ok(()),
+                    None => {
+                        Err(format!("a reload left no backend serving the {source} source; the subscription has ended"))
+                    }
+                }
+            }
+            SubscribedTo::Other => Ok(()),
+        }
     }
 }
 

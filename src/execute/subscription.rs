@@ -1,28 +1,46 @@
-//! Subscription events: a server-streaming call opened once, each message it sends shaped and
-//! stitched like a query's answer. Messages that arrive together (a burst) are stitched
-//! together, so their stitched fields are one batched call rather than one per event.
+//! Subscription events: a stream opened once — a server-streaming gRPC call, or a GraphQL
+//! source's subscription over WebSocket — each event shaped and stitched like a query's answer.
+//! Events that arrive together (a burst) are stitched together, so their stitched fields are one
+//! batched call rather than one per event.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::stream::BoxStream;
 use futures_util::{FutureExt, StreamExt};
 use serde_json::Value as Json;
 
-use super::graphql::{Context, FieldError, GraphqlOutput, message_json};
+use super::graphql::{Context, FieldError, GraphqlOutput, message_json, read_answer};
 use super::shape::{complete, shape_value};
 use super::stitch::run_stitches;
-use super::{ExecuteError, OutputStream, execute_streaming_fetch};
+use super::{ExecuteError, execute_streaming_fetch};
+use crate::error::ErrorCode;
 use crate::operation::{Metadata, Selection, SelectionSet};
-use crate::plan::{Fetch, Stitch};
-use crate::schema::{GraphqlSchema, TypeRef};
+use crate::plan::render::{Scope, graphql_request};
+use crate::plan::{Fetch, FetchCall, Stitch};
+use crate::schema::{Binding, BoundCall, GraphqlSchema, RootKind, TypeRef};
 use crate::upstream::Upstreams;
+use crate::upstream::graphql_ws::{WsEvent, WsSubscription};
+
+/// One event as read from its source: the answer and, from a GraphQL source, the errors it
+/// reported beside its data.
+type RawEvent = Result<(Json, Vec<FieldError>), ExecuteError>;
 
 /// Most events stitched together.
 const MAX_BURST: usize = 64;
 
-/// An open subscription: the backend stream and what each event is shaped to.
+/// Where a subscription's events come from.
+enum Source {
+    /// Response messages of a server-streaming method.
+    Grpc(super::OutputStream),
+    /// Payloads (`{data, errors}`) of a GraphQL source's subscription, read by its binding.
+    Graphql(BoxStream<'static, Result<Json, ExecuteError>>, Arc<Binding>),
+}
+
+/// An open subscription: the source stream and what each event is shaped to.
 pub struct SubscriptionEvents {
-    messages: OutputStream,
-    type_name: String,
+    source: Source,
+    ty: TypeRef,
     fields: SelectionSet,
     stitches: Vec<Stitch>,
     metadata: Metadata,
@@ -31,28 +49,88 @@ pub struct SubscriptionEvents {
 }
 
 impl SubscriptionEvents {
-    /// Opens `fetch` (a server-streaming method with a GraphQL selection); resolves once the
-    /// backend has answered with headers. Stitched calls get `stitch_timeout` each; the stream
-    /// itself has no deadline.
+    /// Opens `fetch` (a server-streaming method, or a GraphQL source's Subscription field);
+    /// resolves once the source has accepted it. Stitched calls get `stitch_timeout` each; the
+    /// stream itself has no deadline.
     pub async fn open(
         mut fetch: Fetch,
         upstreams: &Upstreams,
+        schema: &GraphqlSchema,
         stitch_timeout: Option<Duration>,
     ) -> Result<Self, ExecuteError> {
         let Selection::Graphql { type_name, fields, .. } = std::mem::replace(&mut fetch.selection, Selection::Whole)
         else {
             return Err(ExecuteError::Shape("a subscription has a GraphQL selection".into()));
         };
+        let ty = fetch.output.clone().unwrap_or(TypeRef {
+            name: type_name.clone(),
+            list: false,
+            non_null: false,
+            item_non_null: false,
+        });
         let stitches = std::mem::take(&mut fetch.stitches);
         let metadata = fetch.metadata.clone();
         fetch.timeout = None;
-        let (_, messages) = execute_streaming_fetch(fetch, upstreams).await?;
-        Ok(SubscriptionEvents { messages, type_name, fields, stitches, metadata, stitch_timeout, ended: false })
+        let source = match &fetch.call {
+            FetchCall::Grpc { .. } => Source::Grpc(execute_streaming_fetch(fetch, upstreams).await?.1),
+            FetchCall::Bound { binding, arguments } => {
+                let BoundCall::Graphql(call) = &binding.call else {
+                    return Err(ExecuteError::Shape("only GraphQL sources have subscriptions".into()));
+                };
+                if call.operation != RootKind::Subscription {
+                    return Err(ExecuteError::Shape(format!("{} is not a subscription", call.field)));
+                }
+                let cluster =
+                    fetch.cluster.as_deref().ok_or_else(|| ExecuteError::NoBackend { name: call.source.clone() })?;
+                let scope = Scope { args: arguments, parent: None, keys: None };
+                let request = graphql_request(call, &binding.select, &scope, &fields, &type_name, schema)
+                    .map_err(|e| ExecuteError::Render(format!("{e} (binding at {})", binding.declared_at)))?;
+                let body: Json =
+                    serde_json::from_slice(request.body.as_deref().unwrap_or_default()).unwrap_or(Json::Null);
+                let subscription = WsSubscription {
+                    cluster: cluster.to_owned(),
+                    url: upstreams.http(cluster)?.websocket_url(),
+                    query: body["query"].as_str().unwrap_or_default().to_owned(),
+                    variables: body["variables"].as_object().cloned().unwrap_or_default(),
+                    init: init_payload(&metadata),
+                };
+                let events = subscription.open().await?.map(|event| match event {
+                    Ok(WsEvent::Next(payload)) => Ok(payload),
+                    Ok(WsEvent::Error(errors)) => {
+                        let message = errors
+                            .first()
+                            .and_then(|e| e.get("message"))
+                            .and_then(Json::as_str)
+                            .unwrap_or("the source ended the subscription with an error")
+                            .to_owned();
+                        Err(ExecuteError::Remote { message, code: ErrorCode::UpstreamError })
+                    }
+                    Err(error) => Err(ExecuteError::Upstream(error)),
+                });
+                Source::Graphql(events.boxed(), binding.clone())
+            }
+        };
+        Ok(SubscriptionEvents { source, ty, fields, stitches, metadata, stitch_timeout, ended: false })
+    }
+
+    async fn next_raw(&mut self) -> Option<RawEvent> {
+        match &mut self.source {
+            Source::Grpc(messages) => Some(messages.next().await?.map(|m| (message_json(&m), Vec::new()))),
+            Source::Graphql(payloads, binding) => {
+                let payload = payloads.next().await?;
+                Some(payload.and_then(|p| read_answer(binding, p)))
+            }
+        }
+    }
+
+    /// The next event if one is ready now (Some(None) when the source has ended).
+    fn next_ready(&mut self) -> Option<Option<RawEvent>> {
+        self.next_raw().now_or_never()
     }
 
     /// The next events: waits for one, takes every other one already arrived (up to a burst),
-    /// and shapes and stitches them together. None when the backend stream has ended; an error
-    /// is the last item.
+    /// and shapes and stitches them together. None when the source has ended; an error is the
+    /// last item.
     pub async fn next_burst(
         &mut self,
         upstreams: &Upstreams,
@@ -61,10 +139,10 @@ impl SubscriptionEvents {
         if self.ended {
             return None;
         }
-        let mut messages = vec![self.messages.next().await?];
-        while messages.len() < MAX_BURST && messages.last().is_some_and(Result::is_ok) {
-            match self.messages.next().now_or_never() {
-                Some(Some(message)) => messages.push(message),
+        let mut raw = vec![self.next_raw().await?];
+        while raw.len() < MAX_BURST && raw.last().is_some_and(Result::is_ok) {
+            match self.next_ready() {
+                Some(Some(event)) => raw.push(event),
                 Some(None) => {
                     self.ended = true;
                     break;
@@ -72,19 +150,23 @@ impl SubscriptionEvents {
                 None => break,
             }
         }
-        let failure = match messages.last() {
-            Some(Err(_)) => messages.pop().and_then(Result::err),
+        let failure = match raw.last() {
+            Some(Err(_)) => raw.pop().and_then(Result::err),
             _ => None,
         };
         if failure.is_some() {
             self.ended = true;
         }
-        let ty = TypeRef { name: self.type_name.clone(), list: false, non_null: false, item_non_null: false };
         let mut errors = Vec::new();
-        let mut values = Vec::with_capacity(messages.len());
-        for (i, message) in messages.into_iter().flatten().enumerate() {
+        let mut values = Vec::with_capacity(raw.len());
+        for (i, (answer, remote)) in raw.into_iter().flatten().enumerate() {
+            for error in remote {
+                let mut path = vec![Json::from(i)];
+                path.extend(error.path);
+                errors.push(FieldError { path, ..error });
+            }
             let mut path = vec![Json::from(i)];
-            values.push(shape_value(message_json(&message), &ty, &self.fields, schema, &mut path, &mut errors));
+            values.push(shape_value(answer, &self.ty, &self.fields, schema, &mut path, &mut errors));
         }
         let count = values.len();
         let mut burst = Json::Array(values);
@@ -93,14 +175,15 @@ impl SubscriptionEvents {
             run_stitches(&mut burst, &self.stitches, &context, &mut errors).await;
         }
         let Json::Array(values) = burst else { return None };
+        let declared = matches!(self.source, Source::Graphql(..));
         let mut out: Vec<Result<GraphqlOutput, ExecuteError>> = Vec::with_capacity(count + 1);
         for (i, mut value) in values.into_iter().enumerate() {
             let mut own: Vec<FieldError> = Vec::new();
             for error in errors.iter().filter(|e| e.path.first() == Some(&Json::from(i))) {
                 own.push(FieldError { path: error.path[1..].to_vec(), ..error.clone() });
             }
-            let done =
-                self.stitches.is_empty() || complete(&mut value, &ty, &self.fields, schema, &mut Vec::new(), &mut own);
+            let done = (self.stitches.is_empty() && !declared)
+                || complete(&mut value, &self.ty, &self.fields, schema, &mut Vec::new(), &mut own);
             out.push(Ok(GraphqlOutput { value, errors: own, complete: done }));
         }
         if let Some(failure) = failure {
@@ -108,4 +191,23 @@ impl SubscriptionEvents {
         }
         Some(out)
     }
+}
+
+/// connection_init's payload for a GraphQL source: the forwarded headers (as `headers`, and
+/// `authorization` on its own, where servers usually look for it).
+fn init_payload(metadata: &Metadata) -> serde_json::Map<String, Json> {
+    let mut headers = serde_json::Map::new();
+    for (name, value) in metadata.iter().filter(|(name, _)| !name.ends_with("-bin")) {
+        if let Ok(text) = std::str::from_utf8(value) {
+            headers.insert(name.to_owned(), Json::String(text.to_owned()));
+        }
+    }
+    let mut init = serde_json::Map::new();
+    if let Some(authorization) = headers.get("authorization").cloned() {
+        init.insert("authorization".into(), authorization);
+    }
+    if !headers.is_empty() {
+        init.insert("headers".into(), Json::Object(headers));
+    }
+    init
 }

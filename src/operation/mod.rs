@@ -88,9 +88,10 @@ pub struct Operation {
 pub enum CallTarget {
     /// A gRPC method.
     Method(MethodDescriptor),
-    /// A root field declared in schemas/ (`Query` or `Mutation`), answered by its binding.
+    /// A root field declared in schemas/ (`Query`, `Mutation` or a GraphQL source's
+    /// `Subscription`), answered by its binding.
     Field {
-        /// `Query` or `Mutation`.
+        /// `Query`, `Mutation` or `Subscription`.
         root: &'static str,
         /// The field's name.
         name: String,

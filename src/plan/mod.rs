@@ -202,7 +202,11 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
                 (Some(cluster), FetchCall::Grpc { method, input: call.input }, None)
             }
             CallTarget::Field { root, name } => {
-                let kind = if root == "Mutation" { RootKind::Mutation } else { RootKind::Query };
+                let kind = match root {
+                    "Mutation" => RootKind::Mutation,
+                    "Subscription" => RootKind::Subscription,
+                    _ => RootKind::Query,
+                };
                 let (binding, output) = match directory.graphql().root_field(kind, &name) {
                     Some(field) => match &field.resolver {
                         Resolver::Bound(binding) => (binding.clone(), field.output.clone()),

@@ -222,7 +222,11 @@ pub fn graphql_request(
     for key in select.iter().rev() {
         body = format!(" {{ {key}{body} }}");
     }
-    let operation = if call.operation == RootKind::Mutation { "mutation" } else { "query" };
+    let operation = match call.operation {
+        RootKind::Query => "query",
+        RootKind::Mutation => "mutation",
+        RootKind::Subscription => "subscription",
+    };
     let mut query = format!("{operation} Switchyard");
     if !declarations.is_empty() {
         query.push('(');

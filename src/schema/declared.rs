@@ -475,14 +475,11 @@ impl Applier<'_, '_> {
         kind: RootKind,
         fields: &[Positioned<FieldDefinition>],
     ) {
-        if kind == RootKind::Subscription {
-            let message = format!(
-                "the {source} source's subscriptions are not served (subscriptions come from server-streaming methods)"
-            );
-            self.problems.push(Problem::warning(format!("source {source}"), message).in_file(&file.path));
-            return;
-        }
-        let root_name = if kind == RootKind::Query { "Query" } else { "Mutation" };
+        let root_name = match kind {
+            RootKind::Query => "Query",
+            RootKind::Mutation => "Mutation",
+            RootKind::Subscription => "Subscription",
+        };
         for definition in fields {
             let field = &definition.node;
             let name = field.name.node.to_string();

@@ -83,6 +83,14 @@ impl HttpClient {
         Err(UpstreamError::Http { status: status.as_u16(), message: error_message(&self.cluster, status, &body) })
     }
 
+    /// The WebSocket URL of the same endpoint (`ws://` for `http://`, `wss://` for `https://`).
+    pub fn websocket_url(&self) -> String {
+        match self.base.strip_prefix("https://") {
+            Some(rest) => format!("wss://{rest}"),
+            None => format!("ws://{}", self.base.trim_start_matches("http://")),
+        }
+    }
+
     fn failure(&self, error: &reqwest::Error) -> UpstreamError {
         if error.is_timeout() {
             UpstreamError::DeadlineExceeded

@@ -6,6 +6,7 @@
 
 mod cluster;
 pub mod grpc;
+pub mod graphql_ws;
 pub mod grpc_codec;
 pub mod http;
 

@@ -339,7 +339,11 @@ fn root_call(call: PreparedCall) -> Result<RootCall, String> {
         }
         Resolver::Bound(_) => {
             let Json::Object(arguments) = json else { return Err("arguments must be an object".into()) };
-            let root = if call.kind == OperationKind::Mutation { "Mutation" } else { "Query" };
+            let root = match call.kind {
+                OperationKind::Mutation => "Mutation",
+                OperationKind::Subscription => "Subscription",
+                OperationKind::Query => "Query",
+            };
             let target = CallTarget::Field { root, name: call.root.name.clone() };
             Ok(RootCall { target, input: CallInput::Arguments(arguments), selection })
         }
