@@ -79,6 +79,14 @@ GraphQL stitching gRPC books with REST authors (one batched authors call per lev
        -d '{{\"query\":\"{{ listBooks(parent: \\\"shelves/-\\\") {{ books {{ title writer {{ name born books {{ title }} }} }} }} }}\"}}'
   curl -s {g}/graphql -H 'content-type: application/json' -d '{{\"query\":\"{{ authors(country: \\\"US\\\") {{ name books {{ title }} }} }}\"}}'
 
+GraphQL subscriptions (WebSocket: graphql-transport-ws or graphql-ws; SSE; multipart), each event
+with its REST author stitched in; run one, then create a book above on shelves/1:
+  npm ci --prefix tests/npm   # once, in the Switchyard source tree: the stock graphql-ws clients
+  node tests/npm/clients.mjs graphql-ws ws://{gateway}/graphql \
+       'subscription {{ watchBooks(parent: \"shelves/1\") {{ kind book {{ title writer {{ name }} }} }} }}' '{{}}' 3
+  curl -sN {g}/graphql -H 'accept: text/event-stream' -H 'content-type: application/json' \
+       -d '{{\"query\":\"subscription {{ watchBooks(parent: \\\"shelves/1\\\") {{ kind book {{ title }} }} }}\"}}'
+
 Raw bodies (google.api.HttpBody):
   curl -s -X PUT {g}/v1/shelves/1/books/1/cover -H 'content-type: image/svg+xml' --data-binary '<svg/>'
   curl -si {g}/v1/shelves/1/books/1/cover
