@@ -200,6 +200,31 @@ pub async fn execute_graphql_operation(
     }
 }
 
+/// Runs a query with `@defer`red fragments incrementally (see `execute::incremental`): the
+/// parts arrive on the returned channel, the initial result first. `root_defers[i]` is the
+/// fragment root call `i` was selected in.
+pub fn execute_graphql_incremental(
+    served: Arc<Served>,
+    operation: Operation,
+    root_defers: Vec<Option<usize>>,
+    fragments: usize,
+) -> Result<tokio::sync::mpsc::Receiver<crate::execute::incremental::IncrementalPart>, GatewayError> {
+    let plan = plan_operation(operation, served.snapshot.as_ref())?;
+    let (parts, received) = tokio::sync::mpsc::channel(fragments + 1);
+    tokio::spawn(async move {
+        crate::execute::incremental::execute_incremental(
+            plan,
+            root_defers,
+            fragments,
+            &served.upstreams,
+            &served.snapshot.graphql,
+            parts,
+        )
+        .await;
+    });
+    Ok(received)
+}
+
 /// A subscription's events, each a shaped value with its errors; an error ends the stream.
 pub type GraphqlEvents = futures_util::stream::BoxStream<'static, Result<GraphqlOutput, GatewayError>>;
 

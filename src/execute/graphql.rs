@@ -65,10 +65,44 @@ pub async fn execute_graphql_plan(
     join_all(plan.fetches.into_iter().map(|fetch| run_root(fetch, upstreams, schema))).await
 }
 
-async fn run_root(fetch: Fetch, upstreams: &Upstreams, schema: &GraphqlSchema) -> Result<GraphqlOutput, ExecuteError> {
-    let Selection::Graphql { type_name, fields, .. } = &fetch.selection else {
-        return Err(ExecuteError::Shape("a GraphQL fetch has a GraphQL selection".into()));
+async fn run_root(
+    mut fetch: Fetch,
+    upstreams: &Upstreams,
+    schema: &GraphqlSchema,
+) -> Result<GraphqlOutput, ExecuteError> {
+    let Some(fetched) = fetch_root(&mut fetch, upstreams, schema).await? else {
+        return Ok(GraphqlOutput { value: Json::Object(Map::new()), errors: Vec::new(), complete: true });
     };
+    let Fetched { mut value, ty, mut errors } = fetched;
+    let Selection::Graphql { fields, .. } = &fetch.selection else { return Err(not_graphql()) };
+    let context = Context { upstreams, schema, metadata: &fetch.metadata, timeout: fetch.timeout };
+    let needs_completion = !fetch.stitches.is_empty() || matches!(fetch.call, FetchCall::Bound { .. });
+    if !fetch.stitches.is_empty() {
+        run_stitches(&mut value, &fetch.stitches, &context, &mut errors).await;
+    }
+    let complete = !needs_completion || complete(&mut value, &ty, fields, schema, &mut Vec::new(), &mut errors);
+    Ok(GraphqlOutput { value, errors, complete })
+}
+
+fn not_graphql() -> ExecuteError {
+    ExecuteError::Shape("a GraphQL fetch has a GraphQL selection".into())
+}
+
+/// A root fetch's answer shaped to its selection, before its stitched fetches.
+pub(super) struct Fetched {
+    pub(super) value: Json,
+    pub(super) ty: TypeRef,
+    pub(super) errors: Vec<FieldError>,
+}
+
+/// Makes a root fetch and shapes its answer; None for an empty message with nothing selected.
+/// (`&mut`: a fetch may hold a client's request stream, which is Send but not Sync.)
+pub(super) async fn fetch_root(
+    fetch: &mut Fetch,
+    upstreams: &Upstreams,
+    schema: &GraphqlSchema,
+) -> Result<Option<Fetched>, ExecuteError> {
+    let Selection::Graphql { type_name, fields, .. } = &fetch.selection else { return Err(not_graphql()) };
     let context = Context { upstreams, schema, metadata: &fetch.metadata, timeout: fetch.timeout };
     let cluster = fetch.cluster.as_deref().ok_or_else(|| ExecuteError::NoBackend { name: fetch.describe() })?;
     let mut remote = Vec::new();
@@ -79,7 +113,7 @@ async fn run_root(fetch: Fetch, upstreams: &Upstreams, schema: &GraphqlSchema) -
             };
             let (message, _) = unary_call(upstreams, cluster, method, input, &fetch.metadata, fetch.timeout).await?;
             if prost_reflect::ReflectMessage::descriptor(&message).fields().len() == 0 && fields.fields.is_empty() {
-                return Ok(GraphqlOutput { value: Json::Object(Map::new()), errors: Vec::new(), complete: true });
+                return Ok(None);
             }
             (
                 message_json(&message),
@@ -101,13 +135,8 @@ async fn run_root(fetch: Fetch, upstreams: &Upstreams, schema: &GraphqlSchema) -
         }
     };
     let mut errors = remote;
-    let mut value = shape_value(answer, &ty, fields, schema, &mut Vec::new(), &mut errors);
-    let needs_completion = !fetch.stitches.is_empty() || matches!(fetch.call, FetchCall::Bound { .. });
-    if !fetch.stitches.is_empty() {
-        run_stitches(&mut value, &fetch.stitches, &context, &mut errors).await;
-    }
-    let complete = !needs_completion || complete(&mut value, &ty, fields, schema, &mut Vec::new(), &mut errors);
-    Ok(GraphqlOutput { value, errors, complete })
+    let value = shape_value(answer, &ty, fields, schema, &mut Vec::new(), &mut errors);
+    Ok(Some(Fetched { value, ty, errors }))
 }
 
 /// A message as proto3 JSON with defaults, the form proto-sourced fields are read from.

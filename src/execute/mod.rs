@@ -6,6 +6,7 @@
 
 pub mod fanout;
 mod graphql;
+pub mod incremental;
 mod shape;
 mod stitch;
 mod stream;

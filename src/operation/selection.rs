@@ -20,6 +20,9 @@ pub struct FieldSelection {
     pub children: SelectionSet,
     /// Arguments of non-root fields, already resolved (introspection's `includeDeprecated`).
     pub arguments: Vec<(String, serde_json::Value)>,
+    /// The `@defer`red fragment it was selected in (its index among the operation's), when it
+    /// was selected only in deferred fragments.
+    pub defer: Option<usize>,
 }
 
 /// The response key under which a stitched field's parent key `field` is fetched when the client

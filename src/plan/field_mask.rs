@@ -126,6 +126,7 @@ service S { rpc GetThing(GetThingRequest) returns (Thing); rpc UpdateThing(Updat
             field_name: name.into(),
             children: SelectionSet::default(),
             arguments: Vec::new(),
+            defer: None,
         }
     }
 
@@ -156,6 +157,7 @@ service S { rpc GetThing(GetThingRequest) returns (Thing); rpc UpdateThing(Updat
                     field_name: "inner".into(),
                     children: SelectionSet { fields: vec![leaf("a")] },
                     arguments: Vec::new(),
+                    defer: None,
                 },
                 leaf("at"),
                 leaf("__typename"),

@@ -440,6 +440,7 @@ mod tests {
             field_name: name.into(),
             children: SelectionSet::default(),
             arguments: Vec::new(),
+            defer: None,
         };
         let selection = SelectionSet {
             fields: vec![
@@ -451,6 +452,7 @@ mod tests {
                     field_name: "replies".into(),
                     children: SelectionSet { fields: vec![leaf("__typename", "__typename"), leaf("text", "text")] },
                     arguments: vec![("first".into(), json!(2))],
+                    defer: None,
                 },
             ],
         };

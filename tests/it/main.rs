@@ -1,6 +1,7 @@
 //! Switchyard's integration tests: one test binary, real servers on ephemeral loopback ports.
 
 mod cli_check;
+mod defer;
 mod graphql;
 mod graphql_sources;
 mod graphql_schema;

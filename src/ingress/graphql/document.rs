@@ -50,11 +50,15 @@ pub(crate) struct PreparedCall {
     pub(crate) request: Result<serde_json::Value, String>,
     pub(crate) type_name: String,
     pub(crate) fields: SelectionSet,
+    /// The deferred fragment the root field was selected in, if it was only in one.
+    pub(crate) defer: Option<usize>,
 }
 
 /// The operation, ready to plan.
 pub(crate) struct Prepared {
     pub(crate) kind: OperationKind,
+    /// The labels of the `@defer`red fragments, by index.
+    pub(crate) defers: Vec<Option<String>>,
     pub(crate) entries: Vec<RootEntry>,
 }
 
@@ -63,6 +67,8 @@ pub(crate) struct Prepared {
 /// variables that `@skip`/`@include` read, and on nothing else.
 pub(crate) struct Shape {
     kind: OperationKind,
+    /// The labels of the operation's `@defer`red fragments, by index.
+    defers: Vec<Option<String>>,
     variables: Vec<VariableDef>,
     entries: Vec<ShapeEntry>,
     /// True when a stitched field below a root field takes arguments (bound per request).
@@ -99,6 +105,7 @@ enum ShapeEntry {
         arguments: Vec<(String, Value)>,
         type_name: String,
         fields: SelectionSet,
+        defer: Option<usize>,
     },
 }
 
@@ -110,6 +117,8 @@ struct Collected<'a> {
     name: &'a Positioned<Name>,
     arguments: &'a [(Positioned<Name>, Positioned<Value>)],
     sets: Vec<&'a Positioned<AstSet>>,
+    /// The deferred fragment it was collected in; None once it is also selected outside one.
+    defer: Option<usize>,
 }
 
 struct Validator<'a> {
@@ -118,6 +127,10 @@ struct Validator<'a> {
     variables: serde_json::Map<String, serde_json::Value>,
     /// The operation's declared variables.
     declared: Vec<VariableDef>,
+    /// The `@defer`red fragments met so far: their labels.
+    defers: Vec<Option<String>>,
+    /// The deferred fragment being collected.
+    deferring: Option<usize>,
     errors: Vec<DocumentError>,
     nested_arguments: bool,
 }
@@ -205,6 +218,8 @@ pub(crate) fn shape(
         document,
         variables: serde_json::Map::new(),
         declared: declared.clone(),
+        defers: Vec::new(),
+        deferring: None,
         errors: Vec::new(),
         nested_arguments: false,
     };
@@ -261,7 +276,11 @@ pub(crate) fn shape(
             arguments,
             type_name,
             fields,
+            defer: field.defer,
         });
+    }
+    if kind != OperationKind::Query && !validator.defers.is_empty() {
+        validator.errors.push(error("@defer is supported in queries only.", operation.pos));
     }
     if kind == OperationKind::Subscription {
         // Spec 5.2.3.1: one root field, and not an introspection field.
@@ -274,7 +293,13 @@ pub(crate) fn shape(
         }
     }
     if validator.errors.is_empty() {
-        Ok(Shape { kind, variables: declared, entries, nested_arguments: validator.nested_arguments })
+        Ok(Shape {
+            kind,
+            defers: validator.defers,
+            variables: declared,
+            entries,
+            nested_arguments: validator.nested_arguments,
+        })
     } else {
         Err(validator.errors)
     }
@@ -359,7 +384,7 @@ impl Shape {
                     }),
                     fields: fields.clone(),
                 },
-                ShapeEntry::Call { response_key, location, root, arguments, type_name, fields } => {
+                ShapeEntry::Call { response_key, location, root, arguments, type_name, fields, defer } => {
                     let mut request = serde_json::Map::new();
                     let mut failure = None;
                     match &root.resolver {
@@ -402,11 +427,12 @@ impl Shape {
                         request: failure.map_or(Ok(serde_json::Value::Object(request)), Err),
                         type_name: type_name.clone(),
                         fields,
+                        defer: *defer,
                     }))
                 }
             })
             .collect();
-        Ok(Prepared { kind: self.kind, entries })
+        Ok(Prepared { kind: self.kind, defers: self.defers.clone(), entries })
     }
 }
 
@@ -544,12 +570,18 @@ impl<'a> Validator<'a> {
     ) -> Vec<Collected<'a>> {
         let mut out: Vec<Collected<'a>> = Vec::new();
         for item in &set.node.items {
-            if !self.included(item.node.directives()) {
+            let Some(defer) = self.included(item.node.directives(), !matches!(item.node, Selection::Field(_))) else {
                 continue;
+            };
+            let outer = self.deferring;
+            if let Some(label) = defer {
+                self.deferring = Some(self.defers.len());
+                self.defers.push(label);
             }
             match &item.node {
                 Selection::Field(field) => {
                     let key = field.node.response_key().node.to_string();
+                    let deferring = self.deferring;
                     match out.iter_mut().find(|c| c.response_key == key) {
                         Some(existing) if existing.name.node != field.node.name.node => {
                             let message = format!(
@@ -558,13 +590,17 @@ impl<'a> Validator<'a> {
                             );
                             self.errors.push(error(message, field.pos));
                         }
-                        Some(existing) => existing.sets.push(&field.node.selection_set),
+                        Some(existing) => {
+                            existing.sets.push(&field.node.selection_set);
+                            existing.defer = existing.defer.and(deferring);
+                        }
                         None => out.push(Collected {
                             response_key: key,
                             pos: field.pos,
                             name: &field.node.name,
                             arguments: &field.node.arguments,
                             sets: vec![&field.node.selection_set],
+                            defer: deferring,
                         }),
                     }
                 }
@@ -577,6 +613,7 @@ impl<'a> Validator<'a> {
                             condition.node.on.node
                         );
                         self.errors.push(error(message, fragment.pos));
+                        self.deferring = outer;
                         continue;
                     }
                     let inner = self.collect(&fragment.node.selection_set, type_name, spreads);
@@ -587,11 +624,13 @@ impl<'a> Validator<'a> {
                     let document = self.document;
                     let Some(fragment) = document.fragments.get(spread.node.fragment_name.node.as_str()) else {
                         self.errors.push(error(format!("Unknown fragment \"{name}\"."), spread.pos));
+                        self.deferring = outer;
                         continue;
                     };
                     if spreads.contains(&name) {
                         self.errors
                             .push(error(format!("Cannot spread fragment \"{name}\" within itself."), spread.pos));
+                        self.deferring = outer;
                         continue;
                     }
                     if fragment.node.type_condition.node.on.node != type_name {
@@ -600,6 +639,7 @@ impl<'a> Validator<'a> {
                             fragment.node.type_condition.node.on.node
                         );
                         self.errors.push(error(message, spread.pos));
+                        self.deferring = outer;
                         continue;
                     }
                     spreads.push(name);
@@ -608,15 +648,59 @@ impl<'a> Validator<'a> {
                     merge(&mut out, inner, &mut self.errors);
                 }
             }
+            self.deferring = outer;
         }
         out
     }
 
-    /// `@skip(if:)` and `@include(if:)`; other directives are refused.
-    fn included(&mut self, directives: &[Positioned<async_graphql_parser::types::Directive>]) -> bool {
+    /// `@skip(if:)` and `@include(if:)`, and on fragments `@defer(label:, if:)`; other
+    /// directives are refused. None when the selection is skipped; else whether it is deferred
+    /// (and its label).
+    fn included(
+        &mut self,
+        directives: &[Positioned<async_graphql_parser::types::Directive>],
+        on_fragment: bool,
+    ) -> Option<Option<Option<String>>> {
         let mut keep = true;
+        let mut deferred = None;
         for directive in directives {
             let name = directive.node.name.node.as_str();
+            if name == "defer" {
+                if !on_fragment {
+                    self.errors.push(error("Directive \"@defer\" may not be used on FIELD.", directive.pos));
+                    continue;
+                }
+                let condition = match directive.node.get_argument("if").map(|v| &v.node) {
+                    None => true,
+                    Some(Value::Boolean(b)) => *b,
+                    Some(Value::Variable(variable)) => match self.variables.get(variable.as_str()) {
+                        Some(serde_json::Value::Bool(b)) => *b,
+                        Some(_) => true,
+                        None => {
+                            self.errors.push(error(format!("Variable \"${variable}\" is not defined."), directive.pos));
+                            true
+                        }
+                    },
+                    Some(_) => {
+                        self.errors
+                            .push(error("Directive \"@defer\" argument \"if\" must be a Boolean.", directive.pos));
+                        true
+                    }
+                };
+                let label = match directive.node.get_argument("label").map(|v| &v.node) {
+                    None => None,
+                    Some(Value::String(label)) => Some(label.clone()),
+                    Some(_) => {
+                        let message = "Directive \"@defer\" argument \"label\" must be a literal String.";
+                        self.errors.push(error(message, directive.pos));
+                        None
+                    }
+                };
+                if condition {
+                    deferred = Some(label);
+                }
+                continue;
+            }
             if name != "skip" && name != "include" {
                 self.errors.push(error(format!("Unknown directive \"@{name}\"."), directive.pos));
                 continue;
@@ -643,7 +727,7 @@ impl<'a> Validator<'a> {
                 }
             }
         }
-        keep
+        keep.then_some(deferred)
     }
 
     /// A field's arguments as written; unknown names, and required declared arguments left
@@ -692,11 +776,15 @@ impl<'a> Validator<'a> {
                 SelectionSet::default()
             }
             Some(TypeDef::Object { fields, .. }) => {
+                // What is selected under a deferred field is deferred with it.
+                let outer = self.deferring;
+                self.deferring = field.defer;
                 let mut collected = Vec::new();
                 for set in &field.sets {
                     let inner = self.collect(set, type_name, &mut Vec::new());
                     merge(&mut collected, inner, &mut self.errors);
                 }
+                self.deferring = outer;
                 let mut out = SelectionSet::default();
                 let mut keys: Vec<String> = Vec::new();
                 for child in collected {
@@ -706,6 +794,7 @@ impl<'a> Validator<'a> {
                             field_name: "__typename".into(),
                             children: SelectionSet::default(),
                             arguments: Vec::new(),
+                            defer: child.defer,
                         });
                         continue;
                     }
@@ -729,6 +818,7 @@ impl<'a> Validator<'a> {
                         field_name: definition.name.clone(),
                         children,
                         arguments: arguments.iter().map(|(n, v)| (n.clone(), deferred_json(v))).collect(),
+                        defer: child.defer,
                     });
                 }
                 // The key fields stitched fields read, under hidden keys (removed from the answer).
@@ -740,6 +830,7 @@ impl<'a> Validator<'a> {
                             field_name: key,
                             children: SelectionSet::default(),
                             arguments: Vec::new(),
+                            defer: None,
                         });
                     }
                 }
@@ -823,7 +914,13 @@ impl<'a> Validator<'a> {
                 }
                 SelectionSet::default()
             };
-            out.fields.push(FieldSelection { response_key: child.response_key, field_name: name, children, arguments });
+            out.fields.push(FieldSelection {
+                response_key: child.response_key,
+                field_name: name,
+                children,
+                arguments,
+                defer: None,
+            });
         }
         out
     }
@@ -909,7 +1006,10 @@ fn merge<'a>(out: &mut Vec<Collected<'a>>, inner: Vec<Collected<'a>>, errors: &m
                 ),
                 field.name.pos,
             )),
-            Some(existing) => existing.sets.extend(field.sets),
+            Some(existing) => {
+                existing.sets.extend(field.sets);
+                existing.defer = existing.defer.and(field.defer);
+            }
             None => out.push(field),
         }
     }

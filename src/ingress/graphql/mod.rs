@@ -150,11 +150,15 @@ pub(crate) async fn handle_graphql(
         let served = installs.borrow().clone();
         let started = match admit(&served.snapshot, persisted, &mut request) {
             Some(refused) => run::Started::Result(refused),
-            None => run::start_operation(served.clone(), installs, caches, &request, &parts.headers, is_get).await,
+            None => {
+                let incremental = transport != streaming::Transport::Multipart;
+                run::start_operation(served.clone(), installs, caches, &request, &parts.headers, is_get, incremental)
+                    .await
+            }
         };
-        // Queries and mutations under Apollo's multipart Accept (which also accepts JSON) are
-        // answered as plain JSON; the multipart protocol here is for subscriptions.
-        if transport == streaming::Transport::Multipart
+        // Queries and mutations without deferred fragments under Apollo's multipart Accept
+        // (which also accepts JSON) are answered as plain JSON.
+        if matches!(transport, streaming::Transport::Multipart | streaming::Transport::MultipartDefer)
             && let run::Started::Result(outcome) = started
         {
             return match outcome {

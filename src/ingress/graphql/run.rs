@@ -64,6 +64,9 @@ pub(super) enum Started {
     Events(BoxStream<'static, Result<Arc<str>, Vec<Json>>>),
     /// A subscription that could not start (its errors).
     Failed(Vec<Json>),
+    /// A query with deferred fragments: the initial payload (`{data, errors, hasNext}`), then
+    /// one (`{incremental: [...], hasNext}`) per fragment; the last has `hasNext: false`.
+    Incremental(BoxStream<'static, Json>),
 }
 
 /// Starts `request` over a WebSocket or a streaming HTTP response: queries and mutations run once; a subscription opens
@@ -75,11 +78,15 @@ pub(super) async fn start_operation(
     request: &GraphqlRequest,
     headers: &HeaderMap,
     is_get: bool,
+    incremental: bool,
 ) -> Started {
     let (prepared, mut context) = match prepare(&served, caches, request, headers) {
         Ok(prepared) => prepared,
         Err(outcome) => return Started::Result(outcome),
     };
+    if incremental && prepared.kind == OperationKind::Query && !prepared.defers.is_empty() {
+        return start_incremental(served, prepared, context);
+    }
     if is_get && prepared.kind == OperationKind::Mutation {
         return Started::Result(Outcome::Http(Refusal {
             allow: Some("POST"),
@@ -271,6 +278,152 @@ async fn execute_prepared(
     // A non-null root field that could not be completed nulls `data` (spec 6.4.4).
     body.insert("data".into(), if data_nulled { Json::Null } else { Json::Object(data) });
     Outcome::Ran(Json::Object(body))
+}
+
+/// Starts a query whose deferred fragments are delivered later: root fields and local answers
+/// (introspection, `__typename`) in the initial payload, each fragment's data in its own.
+fn start_incremental(
+    served: Arc<Served>,
+    prepared: super::document::Prepared,
+    context: crate::operation::RequestContext,
+) -> Started {
+    let snapshot = served.snapshot.clone();
+    let labels = prepared.defers.clone();
+    let mut initial = Map::new();
+    let mut errors = Vec::new();
+    let mut calls = Vec::new();
+    let mut slots = Vec::new();
+    let mut root_defers = Vec::new();
+    for entry in prepared.entries {
+        match entry {
+            RootEntry::Typename { response_key, type_name } => {
+                initial.insert(response_key, Json::String(type_name.to_owned()));
+            }
+            RootEntry::Introspection { response_key, type_name, fields } => {
+                let schema = snapshot.graphql.introspected();
+                let value = match type_name {
+                    None => shape_introspection(schema, "__Schema", &fields),
+                    Some(name) => schema["types"]
+                        .as_array()
+                        .and_then(|types| types.iter().find(|t| t["name"] == name.as_str()))
+                        .map_or(Json::Null, |t| shape_introspection(t, "__Type", &fields)),
+                };
+                initial.insert(response_key, value);
+            }
+            RootEntry::Call(call) => {
+                let (key, location, defer) = (call.response_key.clone(), call.location, call.defer);
+                if defer.is_none() {
+                    // Document order: the value comes with the initial part.
+                    initial.insert(key.clone(), Json::Null);
+                }
+                match root_call(*call) {
+                    Ok(root) => {
+                        calls.push(root);
+                        slots.push((key, location));
+                        root_defers.push(defer);
+                    }
+                    Err(message) => errors.push(field_error(&key, location, &message, ErrorCode::InvalidArgument)),
+                }
+            }
+        }
+    }
+    let operation = Operation { kind: OperationKind::Query, calls, context };
+    let parts = match crate::gateway::execute_graphql_incremental(served, operation, root_defers, labels.len()) {
+        Ok(parts) => parts,
+        Err(error) => {
+            let body = json!({"errors": [{"message": error.to_string(), "extensions": {"code": error.code().graphql_code()}}], "data": null});
+            return Started::Result(Outcome::Ran(body));
+        }
+    };
+    let mut pending = Some((initial, errors));
+    let payloads = tokio_stream::wrappers::ReceiverStream::new(parts)
+        .map(move |part| part_payload(part, &mut pending, &slots, &labels));
+    // Each payload says whether another follows: hold one back to know.
+    let state = (payloads.boxed(), None::<Json>);
+    Started::Incremental(Box::pin(futures_util::stream::unfold(Some(state), |state| async move {
+        let (mut payloads, held) = state?;
+        let mut current = match held {
+            Some(held) => held,
+            None => payloads.next().await?,
+        };
+        let next = payloads.next().await;
+        current["hasNext"] = Json::Bool(next.is_some());
+        match next {
+            Some(next) => Some((current, Some((payloads, Some(next))))),
+            None => Some((current, None)),
+        }
+    })))
+}
+
+/// One incremental part as its payload (without `hasNext`). `pending` holds the initial part's
+/// local answers until the initial part comes.
+fn part_payload(
+    part: crate::execute::incremental::IncrementalPart,
+    pending: &mut Option<(Map<String, Json>, Vec<Json>)>,
+    slots: &[(String, (usize, usize))],
+    labels: &[Option<String>],
+) -> Json {
+    use crate::execute::incremental::IncrementalPart;
+    let error_json = |error: crate::execute::FieldError, prefix: &[Json], location: (usize, usize)| {
+        let mut path = prefix.to_vec();
+        path.extend(error.path);
+        json!({
+            "message": error.message,
+            "locations": [{"line": location.0, "column": location.1}],
+            "path": path,
+            "extensions": {"code": error.code.graphql_code()}
+        })
+    };
+    let location_of = |key: &str| slots.iter().find(|(k, _)| k == key).map_or((1, 1), |(_, l)| *l);
+    match part {
+        IncrementalPart::Initial(outputs) => {
+            let (mut data, mut errors) = pending.take().unwrap_or_default();
+            let mut data_nulled = false;
+            for (index, output) in outputs {
+                let Some((key, location)) = slots.get(index) else { continue };
+                match output {
+                    Ok(output) => {
+                        let prefix = [Json::String(key.clone())];
+                        errors.extend(output.errors.into_iter().map(|e| error_json(e, &prefix, *location)));
+                        data_nulled |= !output.complete;
+                        data.insert(key.clone(), output.value);
+                    }
+                    Err(error) => errors.push(field_error(key, *location, &error.to_string(), error.code())),
+                }
+            }
+            let mut body = Map::new();
+            if !errors.is_empty() {
+                body.insert("errors".into(), Json::Array(errors));
+            }
+            body.insert("data".into(), if data_nulled { Json::Null } else { Json::Object(data) });
+            Json::Object(body)
+        }
+        IncrementalPart::Deferred { id, items } => {
+            let incremental: Vec<Json> = items
+                .into_iter()
+                .map(|item| {
+                    let key = match item.path.first().and_then(Json::as_str) {
+                        Some(key) => key.to_owned(),
+                        None => item.data.as_object().and_then(|o| o.keys().next().cloned()).unwrap_or_default(),
+                    };
+                    let location = location_of(&key);
+                    let mut entry = Map::new();
+                    entry.insert("data".into(), item.data);
+                    entry.insert("path".into(), Json::Array(item.path.clone()));
+                    if let Some(Some(label)) = labels.get(id) {
+                        entry.insert("label".into(), Json::String(label.clone()));
+                    }
+                    if !item.errors.is_empty() {
+                        let errors: Vec<Json> =
+                            item.errors.into_iter().map(|e| error_json(e, &item.path, location)).collect();
+                        entry.insert("errors".into(), Json::Array(errors));
+                    }
+                    Json::Object(entry)
+                })
+                .collect();
+            json!({ "incremental": incremental })
+        }
+    }
 }
 
 fn limit_error(exceeded: &limits::LimitExceeded) -> Json {

@@ -24,6 +24,8 @@ pub(super) enum Transport {
     Sse,
     /// `multipart/mixed;subscriptionSpec="1.0"`.
     Multipart,
+    /// `multipart/mixed;deferSpec=20220824` (incremental delivery of `@defer`).
+    MultipartDefer,
 }
 
 impl Transport {
@@ -34,8 +36,14 @@ impl Transport {
             let mut parts = media.split(';').map(str::trim);
             match parts.next().map(str::to_ascii_lowercase).as_deref() {
                 Some("text/event-stream") => return Some(Transport::Sse),
-                Some("multipart/mixed") if parts.any(|p| p.replace(['"', ' '], "") == "subscriptionSpec=1.0") => {
-                    return Some(Transport::Multipart);
+                Some("multipart/mixed") => {
+                    let parameters: Vec<String> = parts.map(|p| p.replace(['"', ' '], "")).collect();
+                    if parameters.iter().any(|p| p == "subscriptionSpec=1.0") {
+                        return Some(Transport::Multipart);
+                    }
+                    if parameters.iter().any(|p| p == "deferSpec=20220824") {
+                        return Some(Transport::MultipartDefer);
+                    }
                 }
                 _ => {}
             }
@@ -48,6 +56,8 @@ impl Transport {
 enum Item {
     /// An execution result, serialised.
     Result(std::sync::Arc<str>),
+    /// One part of an incremental result (`{data, hasNext}` or `{incremental, hasNext}`).
+    Incremental(Json),
     /// Errors that end the operation.
     Fatal(Vec<Json>),
     /// Nothing happened for a while.
@@ -73,6 +83,7 @@ pub(super) fn respond(
             Box::pin(stream::iter([Item::Fatal(vec![error]), Item::Done]))
         }
         Started::Failed(errors) => Box::pin(stream::iter([Item::Fatal(errors), Item::Done])),
+        Started::Incremental(payloads) => Box::pin(payloads.map(Item::Incremental).chain(stream::iter([Item::Done]))),
         Started::Events(events) => {
             let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
             beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -103,6 +114,9 @@ pub(super) fn respond(
         Transport::Multipart => {
             ("multipart/mixed;boundary=\"graphql\";subscriptionSpec=\"1.0\"", items.map(multipart_frame).boxed())
         }
+        Transport::MultipartDefer => {
+            ("multipart/mixed;boundary=\"graphql\";deferSpec=20220824", items.map(multipart_frame).boxed())
+        }
     };
     let mut response = Response::new(Body::from_stream(body.map(Ok::<_, std::convert::Infallible>)));
     *response.status_mut() = StatusCode::OK;
@@ -113,6 +127,7 @@ pub(super) fn respond(
 
 fn sse_frame(item: Item) -> Bytes {
     match item {
+        Item::Incremental(payload) => Bytes::from(format!("event: next\ndata: {payload}\n\n")),
         Item::Result(body) => Bytes::from(format!("event: next\ndata: {body}\n\n")),
         Item::Fatal(errors) => Bytes::from(format!("event: next\ndata: {}\n\n", json!({ "errors": errors }))),
         Item::Heartbeat => Bytes::from_static(b":\n\n"),
@@ -123,6 +138,8 @@ fn sse_frame(item: Item) -> Bytes {
 fn multipart_frame(item: Item) -> Bytes {
     const PART: &str = "\r\n--graphql\r\ncontent-type: application/json\r\n\r\n";
     match item {
+        // Incremental delivery parts are the payloads themselves.
+        Item::Incremental(payload) => Bytes::from(format!("{PART}{payload}")),
         Item::Result(body) => Bytes::from(format!("{PART}{{\"payload\":{body}}}")),
         Item::Fatal(errors) => Bytes::from(format!("{PART}{}", json!({ "payload": null, "errors": errors }))),
         Item::Heartbeat => Bytes::from(format!("{PART}{{}}")),
@@ -141,7 +158,7 @@ mod tests {
             ("application/json, text/event-stream;q=0.9", Some(Transport::Sse)),
             ("multipart/mixed;subscriptionSpec=\"1.0\", application/json", Some(Transport::Multipart)),
             ("multipart/mixed; subscriptionSpec=1.0", Some(Transport::Multipart)),
-            ("multipart/mixed;deferSpec=20220824, application/json", None),
+            ("multipart/mixed;deferSpec=20220824, application/json", Some(Transport::MultipartDefer)),
             ("application/json", None),
         ];
         for (accept, want) in table {

@@ -311,7 +311,7 @@ async fn run_operation(
     };
     let started = match admit(&served.snapshot, &persisted, &mut request) {
         Some(refused) => Started::Result(refused),
-        None => start_operation(served, installs, &caches, &request, &headers, false).await,
+        None => start_operation(served, installs, &caches, &request, &headers, false, true).await,
     };
     match started {
         Started::Result(Outcome::Ran(body)) => {
@@ -332,6 +332,14 @@ async fn run_operation(
         }
         Started::Failed(errors) => {
             outbox.send(ServerMessage::Error { id, errors });
+        }
+        Started::Incremental(mut payloads) => {
+            while let Some(payload) = payloads.next().await {
+                if !outbox.send(ServerMessage::Next { id: id.clone(), payload: payload.to_string().into() }) {
+                    return;
+                }
+            }
+            outbox.send(ServerMessage::Complete { id });
         }
         Started::Events(mut events) => {
             while let Some(event) = events.next().await {
