@@ -233,6 +233,13 @@ async fn a_socket_that_never_initialises_is_closed_with_4408() {
     let mut socket = connect(&gateway, Some("graphql-transport-ws")).await;
     let (code, reason, _) = recv_close(&mut socket).await;
     assert_eq!((code, reason.as_str()), (4408, "Connection initialisation timeout"));
+    let mut legacy = connect(&gateway, Some("graphql-ws")).await;
+    let (code, _, before) = recv_close(&mut legacy).await;
+    assert_eq!(code, 4408);
+    assert_eq!(
+        before,
+        [json!({"type": "connection_error", "payload": {"message": "Connection initialisation timeout"}})]
+    );
     gateway.shutdown().await;
 }
 

@@ -106,6 +106,11 @@ pub(crate) async fn run_session(mut socket: WebSocket, dialect: Option<Dialect>,
                 break Some(Close(1013, reason));
             }
             () = &mut init_deadline, if state.init.is_none() => {
+                if dialect == Dialect::Legacy {
+                    // The legacy protocol reports it with its own message before the close.
+                    let message = ServerMessage::ConnectionError("Connection initialisation timeout".into());
+                    let _ = socket.send(Message::Text(encode(dialect, &message).into())).await;
+                }
                 break Some(Close(4408, "Connection initialisation timeout".into()));
             }
             Some(message) = outgoing.recv() => {
