@@ -7,7 +7,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
@@ -20,7 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::backend::DemoError;
-use crate::server::{ListenerSettings, serve_listener};
+use crate::server::serve_listener;
 use crate::transcode::percent::{Keep, percent_decode};
 
 /// The demo's authors: id, name, year of birth, country.
@@ -67,15 +66,7 @@ pub async fn start_demo_authors(addr: SocketAddr) -> Result<DemoAuthors, DemoErr
         .route("/authors", get(list_authors))
         .route("/authors/{id}", get(get_author))
         .with_state(requests.clone());
-    let settings = ListenerSettings {
-        max_connections: 1024,
-        header_read_timeout: Duration::from_secs(10),
-        idle_timeout: Duration::from_secs(300),
-        keepalive_interval: Duration::from_secs(30),
-        keepalive_timeout: Duration::from_secs(20),
-        shutdown_timeout: Duration::from_secs(2),
-        max_header_bytes: 64 * 1024,
-    };
+    let settings = super::backend::demo_listener_settings();
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(async move {
         serve_listener(listener, router, settings, stopped).await;

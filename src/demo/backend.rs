@@ -95,7 +95,17 @@ pub async fn start_demo_backend(addr: SocketAddr) -> Result<DemoBackend, DemoErr
 
     // Served by the gateway's own accept loop: unlike tonic's server, it closes connections
     // that are still busy when the shutdown grace ends, as a dying backend would.
-    let settings = ListenerSettings {
+    let settings = demo_listener_settings();
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        serve_listener(listener, router, settings, stopped).await;
+    });
+    Ok(DemoBackend { addr, calls, catalog: catalog_state, stop, task })
+}
+
+/// How the demo's backends listen: like a real service, with a short shutdown grace.
+pub(super) fn demo_listener_settings() -> ListenerSettings {
+    ListenerSettings {
         max_connections: 1024,
         header_read_timeout: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(300),
@@ -103,12 +113,7 @@ pub async fn start_demo_backend(addr: SocketAddr) -> Result<DemoBackend, DemoErr
         keepalive_timeout: Duration::from_secs(20),
         shutdown_timeout: SHUTDOWN_GRACE,
         max_header_bytes: 64 * 1024,
-    };
-    let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(async move {
-        serve_listener(listener, router, settings, stopped).await;
-    });
-    Ok(DemoBackend { addr, calls, catalog: catalog_state, stop, task })
+    }
 }
 
 fn reflection_builder(full_set: &[u8]) -> tonic_reflection::server::Builder<'_> {

@@ -231,8 +231,9 @@ async fn deliver(held: &mut Held, id: usize, upstreams: &Upstreams, schema: &Gra
     boundaries(schema, &held.ty.name, &held.fields, None, id, &mut Vec::new(), &mut places);
     let mut items = Vec::new();
     for (path, type_name, fields) in places {
-        let mut parents = Vec::new();
-        collect_paths(&held.value, &path, &mut Vec::new(), &mut parents);
+        let mut found = Vec::new();
+        super::stitch::collect(&held.value, &path, &mut Vec::new(), &mut found);
+        let parents: Vec<Vec<Json>> = found.into_iter().map(|(at, _)| at).collect();
         for parent in parents {
             let Some(Json::Object(object)) = get(&held.value, &parent) else { continue };
             let mut data = Map::new();
@@ -283,30 +284,6 @@ fn boundaries(
         path.push(field.response_key.clone());
         boundaries(schema, &definition.ty.name, &field.children, field.defer.or(parent_defer), id, path, out);
         path.pop();
-    }
-}
-
-/// The paths (with list indices) of the objects at `keys` in `value`.
-fn collect_paths(value: &Json, keys: &[String], at: &mut Vec<Json>, out: &mut Vec<Vec<Json>>) {
-    match value {
-        Json::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                at.push(Json::from(i));
-                collect_paths(item, keys, at, out);
-                at.pop();
-            }
-        }
-        Json::Object(object) => match keys.split_first() {
-            None => out.push(at.clone()),
-            Some((first, rest)) => {
-                if let Some(child) = object.get(first) {
-                    at.push(Json::String(first.clone()));
-                    collect_paths(child, rest, at, out);
-                    at.pop();
-                }
-            }
-        },
-        _ => {}
     }
 }
 

@@ -85,7 +85,8 @@ fn parents(value: &Json, stitch: &Stitch) -> Vec<Parent> {
         .collect()
 }
 
-fn collect<'a>(
+/// The objects at `keys` inside `value` (lists walked), with their paths.
+pub(super) fn collect<'a>(
     value: &'a Json,
     keys: &[String],
     at: &mut Vec<Json>,
@@ -316,10 +317,5 @@ async fn send_batch(
 
 /// A key compared as text (so `7` and `"7"` match, as REST APIs mix them).
 fn key_text(value: &Json) -> Option<String> {
-    match value {
-        Json::String(text) => Some(text.clone()),
-        Json::Number(n) => Some(n.to_string()),
-        Json::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
+    crate::plan::render::scalar_text(value)
 }

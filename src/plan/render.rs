@@ -51,7 +51,7 @@ impl Scope<'_> {
 }
 
 /// A scalar as text: strings as they are, numbers and booleans in JSON form.
-fn scalar_text(value: &Json) -> Option<String> {
+pub fn scalar_text(value: &Json) -> Option<String> {
     match value {
         Json::String(text) => Some(text.clone()),
         Json::Number(n) => Some(n.to_string()),

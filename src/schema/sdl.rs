@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::{GraphqlSchema, InputField, RootKind, TypeDef, TypeRef};
+use super::{GraphqlSchema, InputField, RootKind, TypeDef};
 
 pub(super) fn print(schema: &GraphqlSchema) -> String {
     let mut out = String::new();
@@ -23,7 +23,7 @@ pub(super) fn print(schema: &GraphqlSchema) -> String {
             describe(&mut out, field.description.as_deref(), "  ");
             let _ = write!(out, "  {}", field.name);
             print_arguments(&mut out, &field.arguments);
-            let _ = write!(out, ": {}", type_ref(&field.output));
+            let _ = write!(out, ": {}", field.output);
             if field.deprecated {
                 out.push_str(" @deprecated");
             }
@@ -52,7 +52,7 @@ pub(super) fn print(schema: &GraphqlSchema) -> String {
                     let deprecated = if field.deprecated { " @deprecated" } else { "" };
                     let _ = write!(out, "  {}", field.name);
                     print_arguments(&mut out, &field.arguments);
-                    let _ = writeln!(out, ": {}{deprecated}", type_ref(&field.ty));
+                    let _ = writeln!(out, ": {}{deprecated}", field.ty);
                 }
                 out.push_str("}\n");
             }
@@ -61,7 +61,7 @@ pub(super) fn print(schema: &GraphqlSchema) -> String {
                 for field in fields {
                     describe(&mut out, field.description.as_deref(), "  ");
                     let deprecated = if field.deprecated { " @deprecated" } else { "" };
-                    let _ = writeln!(out, "  {}: {}{deprecated}", field.name, type_ref(&field.ty));
+                    let _ = writeln!(out, "  {}: {}{deprecated}", field.name, field.ty);
                 }
                 out.push_str("}\n");
             }
@@ -86,24 +86,10 @@ fn print_arguments(out: &mut String, arguments: &[InputField]) {
         if i > 0 {
             out.push_str(", ");
         }
-        let _ = write!(out, "{}: {}", argument.name, type_ref(&argument.ty));
+        let _ = write!(out, "{}: {}", argument.name, argument.ty);
         if argument.deprecated {
             out.push_str(" @deprecated");
         }
     }
     out.push(')');
-}
-
-fn type_ref(ty: &TypeRef) -> String {
-    let mut text = ty.name.clone();
-    if ty.list {
-        if ty.item_non_null {
-            text.push('!');
-        }
-        text = format!("[{text}]");
-    }
-    if ty.non_null {
-        text.push('!');
-    }
-    text
 }

@@ -139,7 +139,7 @@ pub(crate) fn bind_deferred(json: &Json, variables: &serde_json::Map<String, Jso
 /// one), with non-null checked and input-object defaults applied.
 pub(crate) fn declared_json(json: Json, ty: &TypeRef, schema: &GraphqlSchema) -> Result<Json, String> {
     if json.is_null() {
-        return if ty.non_null { Err(format!("expected a non-null {}", type_text(ty))) } else { Ok(Json::Null) };
+        return if ty.non_null { Err(format!("expected a non-null {}", ty)) } else { Ok(Json::Null) };
     }
     if !ty.list {
         return named_json(json, &ty.name, schema);
@@ -152,7 +152,7 @@ pub(crate) fn declared_json(json: Json, ty: &TypeRef, schema: &GraphqlSchema) ->
         .into_iter()
         .map(|item| {
             if item.is_null() {
-                if ty.item_non_null { Err(format!("the items of {} cannot be null", type_text(ty))) } else { Ok(item) }
+                if ty.item_non_null { Err(format!("the items of {} cannot be null", ty)) } else { Ok(item) }
             } else {
                 named_json(item, &ty.name, schema)
             }
@@ -205,20 +205,6 @@ fn named_json(json: Json, name: &str, schema: &GraphqlSchema) -> Result<Json, St
         }
         _ => Ok(json),
     }
-}
-
-fn type_text(ty: &TypeRef) -> String {
-    let mut text = ty.name.clone();
-    if ty.list {
-        if ty.item_non_null {
-            text.push('!');
-        }
-        text = format!("[{text}]");
-    }
-    if ty.non_null {
-        text.push('!');
-    }
-    text
 }
 
 /// The arguments of a declared field: given values coerced, defaults applied, required ones

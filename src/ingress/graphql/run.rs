@@ -227,15 +227,7 @@ async fn execute_prepared(
                 data.insert(response_key, Json::String(type_name.to_owned()));
             }
             RootEntry::Introspection { response_key, type_name, fields } => {
-                let schema = snapshot.graphql.introspected();
-                let value = match type_name {
-                    None => shape_introspection(schema, "__Schema", &fields),
-                    Some(name) => schema["types"]
-                        .as_array()
-                        .and_then(|types| types.iter().find(|t| t["name"] == name.as_str()))
-                        .map_or(Json::Null, |t| shape_introspection(t, "__Type", &fields)),
-                };
-                data.insert(response_key, value);
+                data.insert(response_key, introspection_answer(&snapshot.graphql, type_name.as_deref(), &fields));
             }
             RootEntry::Call(call) => {
                 data.insert(call.response_key.clone(), Json::Null);
@@ -300,15 +292,7 @@ fn start_incremental(
                 initial.insert(response_key, Json::String(type_name.to_owned()));
             }
             RootEntry::Introspection { response_key, type_name, fields } => {
-                let schema = snapshot.graphql.introspected();
-                let value = match type_name {
-                    None => shape_introspection(schema, "__Schema", &fields),
-                    Some(name) => schema["types"]
-                        .as_array()
-                        .and_then(|types| types.iter().find(|t| t["name"] == name.as_str()))
-                        .map_or(Json::Null, |t| shape_introspection(t, "__Type", &fields)),
-                };
-                initial.insert(response_key, value);
+                initial.insert(response_key, introspection_answer(&snapshot.graphql, type_name.as_deref(), &fields));
             }
             RootEntry::Call(call) => {
                 let (key, location, defer) = (call.response_key.clone(), call.location, call.defer);
@@ -423,6 +407,22 @@ fn part_payload(
                 .collect();
             json!({ "incremental": incremental })
         }
+    }
+}
+
+/// `__schema` (no type name) or `__type(name:)`, shaped to `fields`.
+fn introspection_answer(
+    schema: &crate::schema::GraphqlSchema,
+    type_name: Option<&str>,
+    fields: &crate::operation::SelectionSet,
+) -> Json {
+    let introspected = schema.introspected();
+    match type_name {
+        None => shape_introspection(introspected, "__Schema", fields),
+        Some(name) => introspected["types"]
+            .as_array()
+            .and_then(|types| types.iter().find(|t| t["name"] == name))
+            .map_or(Json::Null, |t| shape_introspection(t, "__Type", fields)),
     }
 }
 
