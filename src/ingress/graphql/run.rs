@@ -216,32 +216,7 @@ async fn execute_prepared(
     prepared: super::document::Prepared,
     context: crate::operation::RequestContext,
 ) -> Outcome {
-    let snapshot = &served.snapshot;
-    let mut data = Map::new();
-    let mut errors = Vec::new();
-    let mut calls = Vec::new();
-    let mut slots = Vec::new();
-    for entry in prepared.entries {
-        match entry {
-            RootEntry::Typename { response_key, type_name } => {
-                data.insert(response_key, Json::String(type_name.to_owned()));
-            }
-            RootEntry::Introspection { response_key, type_name, fields } => {
-                data.insert(response_key, introspection_answer(&snapshot.graphql, type_name.as_deref(), &fields));
-            }
-            RootEntry::Call(call) => {
-                data.insert(call.response_key.clone(), Json::Null);
-                let (key, location) = (call.response_key.clone(), call.location);
-                match root_call(*call) {
-                    Ok(root) => {
-                        calls.push(root);
-                        slots.push((key, location));
-                    }
-                    Err(message) => errors.push(field_error(&key, location, &message, ErrorCode::InvalidArgument)),
-                }
-            }
-        }
-    }
+    let RootWork { mut data, mut errors, calls, slots, .. } = root_work(prepared.entries, &served.snapshot, false);
     let operation = Operation { kind: prepared.kind, calls, context };
     let mut data_nulled = false;
     for (result, (key, location)) in execute_graphql_operation(served, operation).await.into_iter().zip(slots) {
@@ -279,38 +254,9 @@ fn start_incremental(
     prepared: super::document::Prepared,
     context: crate::operation::RequestContext,
 ) -> Started {
-    let snapshot = served.snapshot.clone();
     let labels = prepared.defers.clone();
-    let mut initial = Map::new();
-    let mut errors = Vec::new();
-    let mut calls = Vec::new();
-    let mut slots = Vec::new();
-    let mut root_defers = Vec::new();
-    for entry in prepared.entries {
-        match entry {
-            RootEntry::Typename { response_key, type_name } => {
-                initial.insert(response_key, Json::String(type_name.to_owned()));
-            }
-            RootEntry::Introspection { response_key, type_name, fields } => {
-                initial.insert(response_key, introspection_answer(&snapshot.graphql, type_name.as_deref(), &fields));
-            }
-            RootEntry::Call(call) => {
-                let (key, location, defer) = (call.response_key.clone(), call.location, call.defer);
-                if defer.is_none() {
-                    // Document order: the value comes with the initial part.
-                    initial.insert(key.clone(), Json::Null);
-                }
-                match root_call(*call) {
-                    Ok(root) => {
-                        calls.push(root);
-                        slots.push((key, location));
-                        root_defers.push(defer);
-                    }
-                    Err(message) => errors.push(field_error(&key, location, &message, ErrorCode::InvalidArgument)),
-                }
-            }
-        }
-    }
+    let RootWork { data: initial, errors, calls, slots, defers: root_defers } =
+        root_work(prepared.entries, &served.snapshot, true);
     let operation = Operation { kind: OperationKind::Query, calls, context };
     let parts = match crate::gateway::execute_graphql_incremental(served, operation, root_defers, labels.len()) {
         Ok(parts) => parts,
@@ -408,6 +354,48 @@ fn part_payload(
             json!({ "incremental": incremental })
         }
     }
+}
+
+/// An operation's root entries: those answered here (`__typename`, introspection, arguments
+/// that cannot make a request), and the calls to make with their response keys, locations and
+/// deferred fragments. `data` holds every root key in document order; with `incremental`,
+/// the keys of root fields delivered later are left out.
+struct RootWork {
+    data: Map<String, Json>,
+    errors: Vec<Json>,
+    calls: Vec<RootCall>,
+    slots: Vec<(String, (usize, usize))>,
+    defers: Vec<Option<usize>>,
+}
+
+fn root_work(entries: Vec<RootEntry>, snapshot: &crate::snapshot::Snapshot, incremental: bool) -> RootWork {
+    let mut work =
+        RootWork { data: Map::new(), errors: Vec::new(), calls: Vec::new(), slots: Vec::new(), defers: Vec::new() };
+    for entry in entries {
+        match entry {
+            RootEntry::Typename { response_key, type_name } => {
+                work.data.insert(response_key, Json::String(type_name.to_owned()));
+            }
+            RootEntry::Introspection { response_key, type_name, fields } => {
+                work.data.insert(response_key, introspection_answer(&snapshot.graphql, type_name.as_deref(), &fields));
+            }
+            RootEntry::Call(call) => {
+                let (key, location, defer) = (call.response_key.clone(), call.location, call.defer);
+                if !incremental || defer.is_none() {
+                    work.data.insert(key.clone(), Json::Null);
+                }
+                match root_call(*call) {
+                    Ok(root) => {
+                        work.calls.push(root);
+                        work.slots.push((key, location));
+                        work.defers.push(defer);
+                    }
+                    Err(message) => work.errors.push(field_error(&key, location, &message, ErrorCode::InvalidArgument)),
+                }
+            }
+        }
+    }
+    work
 }
 
 /// `__schema` (no type name) or `__type(name:)`, shaped to `fields`.
