@@ -9,6 +9,7 @@ pub mod grpc;
 pub mod graphql_ws;
 pub mod grpc_codec;
 pub mod http;
+pub mod pool;
 
 use std::collections::HashMap;
 

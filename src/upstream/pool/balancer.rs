@@ -1,0 +1,402 @@
+//! Choosing an endpoint for each call: round robin, smooth weighted round robin (nginx's),
+//! least outstanding requests and its weighted form, peak EWMA latency with the power of two
+//! choices (Finagle's), random, and consistent hashing — a ring (Karger) or a Maglev table —
+//! for session persistence. Picks are lock-free except smooth weighted round robin (one short
+//! lock) and read the live counters every call keeps in `EndpointLoad`.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// A balancing algorithm, as config names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Algorithm {
+    /// Each endpoint in turn (weights ignored).
+    #[default]
+    RoundRobin,
+    /// Each endpoint in proportion to its weight, interleaved smoothly (nginx).
+    WeightedRoundRobin,
+    /// The endpoint with the fewest calls in flight (ties in turn).
+    LeastOutstanding,
+    /// The fewest calls in flight per unit of weight.
+    WeightedLeastOutstanding,
+    /// Of two random endpoints, the one with the lower peak-EWMA latency × (calls in flight + 1).
+    PeakEwma,
+    /// Uniformly at random.
+    Random,
+    /// Consistent hashing on a ring of virtual nodes (weighted): a key keeps its endpoint.
+    RingHash,
+    /// Consistent hashing with a Maglev lookup table (weighted): even spread, minimal movement.
+    Maglev,
+}
+
+impl Algorithm {
+    /// True for the consistent-hashing algorithms (they need a key per call).
+    pub fn hashes(self) -> bool {
+        matches!(self, Algorithm::RingHash | Algorithm::Maglev)
+    }
+}
+
+/// Time constant of the latency EWMA.
+const EWMA_TAU: Duration = Duration::from_secs(10);
+/// Virtual nodes per unit of weight on the ring.
+const RING_REPLICAS: usize = 160;
+/// Maglev table size: a prime well above the endpoint count.
+const MAGLEV_SIZE: usize = 65_537;
+
+/// What each call reports about one endpoint: calls in flight, and peak-EWMA latency.
+#[derive(Debug)]
+pub struct EndpointLoad {
+    outstanding: AtomicU64,
+    /// f64 bits of the EWMA latency in nanoseconds.
+    ewma_nanos: AtomicU64,
+    /// Nanoseconds since `epoch` of the last EWMA update.
+    updated: AtomicU64,
+    epoch: Instant,
+}
+
+impl Default for EndpointLoad {
+    fn default() -> Self {
+        EndpointLoad {
+            outstanding: AtomicU64::new(0),
+            ewma_nanos: AtomicU64::new(0f64.to_bits()),
+            updated: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+}
+
+impl EndpointLoad {
+    /// Calls in flight.
+    pub fn outstanding(&self) -> u64 {
+        self.outstanding.load(Ordering::Relaxed)
+    }
+
+    /// The latency estimate.
+    pub fn ewma(&self) -> Duration {
+        Duration::from_nanos(f64::from_bits(self.ewma_nanos.load(Ordering::Relaxed)) as u64)
+    }
+
+    /// A call starts; the guard ends it and records its latency.
+    pub fn start(&self) -> InFlight<'_> {
+        self.outstanding.fetch_add(1, Ordering::Relaxed);
+        InFlight { load: self, started: Instant::now() }
+    }
+
+    /// Records one call's latency: a higher one is taken at once (peak), a lower one decays in.
+    pub fn observe(&self, latency: Duration) {
+        let now = self.epoch.elapsed().as_nanos() as u64;
+        let last = self.updated.swap(now, Ordering::Relaxed);
+        let elapsed = Duration::from_nanos(now.saturating_sub(last));
+        let sample = latency.as_nanos() as f64;
+        let old = f64::from_bits(self.ewma_nanos.load(Ordering::Relaxed));
+        let new = if sample > old {
+            sample
+        } else {
+            let decay = (-elapsed.as_secs_f64() / EWMA_TAU.as_secs_f64()).exp();
+            old * decay + sample * (1.0 - decay)
+        };
+        self.ewma_nanos.store(new.to_bits(), Ordering::Relaxed);
+    }
+
+    fn cost(&self) -> f64 {
+        let ewma = f64::from_bits(self.ewma_nanos.load(Ordering::Relaxed));
+        // An endpoint with no measurement yet is worth trying.
+        ewma.max(1.0) * (self.outstanding() + 1) as f64
+    }
+}
+
+/// A call in flight on an endpoint; dropping it ends the call and records its latency.
+#[derive(Debug)]
+pub struct InFlight<'a> {
+    load: &'a EndpointLoad,
+    started: Instant,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.load.outstanding.fetch_sub(1, Ordering::Relaxed);
+        self.load.observe(self.started.elapsed());
+    }
+}
+
+/// One endpoint as the balancer sees it.
+#[derive(Debug)]
+pub struct Member {
+    /// Its identity (the URL): consistent hashing places it by this.
+    pub id: String,
+    /// Its weight (at least 1).
+    pub weight: u32,
+    /// Its live load.
+    pub load: std::sync::Arc<EndpointLoad>,
+}
+
+/// Picks endpoints for one cluster.
+#[derive(Debug)]
+pub struct Balancer {
+    algorithm: Algorithm,
+    members: Vec<Member>,
+    next: AtomicUsize,
+    /// Smooth weighted round robin's current weights.
+    current: Mutex<Vec<i64>>,
+    /// Ring hash: (point, member) sorted by point.
+    ring: Vec<(u64, usize)>,
+    /// Maglev: member by slot.
+    table: Vec<u32>,
+}
+
+impl Balancer {
+    /// A balancer over `members` (at least one).
+    pub fn new(algorithm: Algorithm, members: Vec<Member>) -> Self {
+        let ring = if algorithm == Algorithm::RingHash { ring(&members) } else { Vec::new() };
+        let table = if algorithm == Algorithm::Maglev { maglev(&members) } else { Vec::new() };
+        let current = Mutex::new(vec![0; members.len()]);
+        Balancer { algorithm, members, next: AtomicUsize::new(0), current, ring, table }
+    }
+
+    /// The members, in order.
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    /// The algorithm.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    /// The index of the endpoint for the next call; `key` is the call's hash key (consistent
+    /// hashing falls back to round robin without one). None when there are no members.
+    pub fn pick(&self, key: Option<&[u8]>) -> Option<usize> {
+        let n = self.members.len();
+        if n <= 1 {
+            return (n == 1).then_some(0);
+        }
+        Some(match self.algorithm {
+            Algorithm::RoundRobin => self.next.fetch_add(1, Ordering::Relaxed) % n,
+            Algorithm::WeightedRoundRobin => self.smooth_weighted(),
+            Algorithm::LeastOutstanding => self.least(|m| m.load.outstanding() as f64),
+            Algorithm::WeightedLeastOutstanding => {
+                self.least(|m| (m.load.outstanding() + 1) as f64 / f64::from(m.weight.max(1)))
+            }
+            Algorithm::PeakEwma => {
+                let a = fastrand::usize(..n);
+                let mut b = fastrand::usize(..n - 1);
+                if b >= a {
+                    b += 1;
+                }
+                if self.members[a].load.cost() <= self.members[b].load.cost() { a } else { b }
+            }
+            Algorithm::Random => fastrand::usize(..n),
+            Algorithm::RingHash => match key {
+                Some(key) => {
+                    let point = hash(key);
+                    let at = self.ring.partition_point(|(p, _)| *p < point);
+                    self.ring[at % self.ring.len()].1
+                }
+                None => self.next.fetch_add(1, Ordering::Relaxed) % n,
+            },
+            Algorithm::Maglev => match key {
+                Some(key) => self.table[(hash(key) % self.table.len() as u64) as usize] as usize,
+                None => self.next.fetch_add(1, Ordering::Relaxed) % n,
+            },
+        })
+    }
+
+    /// nginx's smooth weighted round robin: add each weight to its current value, take the
+    /// largest, subtract the total from it.
+    fn smooth_weighted(&self) -> usize {
+        let mut current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let total: i64 = self.members.iter().map(|m| i64::from(m.weight.max(1))).sum();
+        let mut best = 0;
+        for (i, member) in self.members.iter().enumerate() {
+            current[i] += i64::from(member.weight.max(1));
+            if current[i] > current[best] {
+                best = i;
+            }
+        }
+        current[best] -= total;
+        best
+    }
+
+    /// The member with the lowest `score`; ties go in turn.
+    fn least(&self, score: impl Fn(&Member) -> f64) -> usize {
+        let n = self.members.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let mut best = start;
+        let mut best_score = score(&self.members[start]);
+        for offset in 1..n {
+            let i = (start + offset) % n;
+            let s = score(&self.members[i]);
+            if s < best_score {
+                best = i;
+                best_score = s;
+            }
+        }
+        best
+    }
+}
+
+/// A 64-bit hash with good dispersion (FxHash, then the splitmix64 finaliser), stable across
+/// runs and builds.
+fn hash(bytes: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = rustc_hash::FxHasher::default();
+    hasher.write(bytes);
+    let mut z = hasher.finish().wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn ring(members: &[Member]) -> Vec<(u64, usize)> {
+    let mut ring = Vec::new();
+    for (i, member) in members.iter().enumerate() {
+        for replica in 0..RING_REPLICAS * member.weight.max(1) as usize {
+            ring.push((hash(format!("{}#{replica}", member.id).as_bytes()), i));
+        }
+    }
+    ring.sort_unstable();
+    ring
+}
+
+/// The Maglev lookup table (Eisenbud et al., 2016), with weights as extra turns per round.
+fn maglev(members: &[Member]) -> Vec<u32> {
+    let size = MAGLEV_SIZE as u64;
+    let permutations: Vec<(u64, u64)> = members
+        .iter()
+        .map(|m| {
+            let offset = hash(format!("{}/offset", m.id).as_bytes()) % size;
+            let skip = hash(format!("{}/skip", m.id).as_bytes()) % (size - 1) + 1;
+            (offset, skip)
+        })
+        .collect();
+    let mut next = vec![0u64; members.len()];
+    let mut table = vec![u32::MAX; MAGLEV_SIZE];
+    let mut filled = 0;
+    'fill: loop {
+        for (i, member) in members.iter().enumerate() {
+            for _ in 0..member.weight.max(1) {
+                let (offset, skip) = permutations[i];
+                let mut slot = ((offset + next[i] * skip) % size) as usize;
+                while table[slot] != u32::MAX {
+                    next[i] += 1;
+                    slot = ((offset + next[i] * skip) % size) as usize;
+                }
+                table[slot] = i as u32;
+                next[i] += 1;
+                filled += 1;
+                if filled == MAGLEV_SIZE {
+                    break 'fill;
+                }
+            }
+        }
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn members(weights: &[u32]) -> Vec<Member> {
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, w)| Member { id: format!("http://10.0.0.{i}:50051"), weight: *w, load: Arc::default() })
+            .collect()
+    }
+
+    fn spread(balancer: &Balancer, calls: usize, key: impl Fn(usize) -> Option<Vec<u8>>) -> Vec<usize> {
+        let mut counts = vec![0; balancer.members().len()];
+        for i in 0..calls {
+            counts[balancer.pick(key(i).as_deref()).expect("a member")] += 1;
+        }
+        counts
+    }
+
+    #[test]
+    fn each_algorithm_spreads_as_it_should() {
+        // (algorithm, weights, expected share per endpoint, tolerance)
+        let table: &[(Algorithm, &[u32], &[f64], f64)] = &[
+            (Algorithm::RoundRobin, &[1, 1, 1], &[1.0 / 3.0; 3], 0.001),
+            (Algorithm::RoundRobin, &[3, 1], &[0.5, 0.5], 0.001),
+            (Algorithm::WeightedRoundRobin, &[3, 1], &[0.75, 0.25], 0.001),
+            (Algorithm::WeightedRoundRobin, &[5, 1, 1], &[5.0 / 7.0, 1.0 / 7.0, 1.0 / 7.0], 0.001),
+            (Algorithm::LeastOutstanding, &[1, 1, 1], &[1.0 / 3.0; 3], 0.001),
+            (Algorithm::Random, &[1, 1, 1, 1], &[0.25; 4], 0.03),
+            (Algorithm::RingHash, &[1, 1, 1], &[1.0 / 3.0; 3], 0.05),
+            (Algorithm::RingHash, &[3, 1], &[0.75, 0.25], 0.05),
+            (Algorithm::Maglev, &[1, 1, 1], &[1.0 / 3.0; 3], 0.03),
+            (Algorithm::Maglev, &[3, 1], &[0.75, 0.25], 0.03),
+        ];
+        for (algorithm, weights, shares, tolerance) in table {
+            let balancer = Balancer::new(*algorithm, members(weights));
+            let calls = 12_000;
+            let counts = spread(&balancer, calls, |i| algorithm.hashes().then(|| format!("client-{i}").into_bytes()));
+            for (count, share) in counts.iter().zip(*shares) {
+                let got = *count as f64 / calls as f64;
+                assert!((got - share).abs() <= *tolerance, "{algorithm:?} {weights:?}: {counts:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn smooth_weighted_round_robin_interleaves() {
+        let balancer = Balancer::new(Algorithm::WeightedRoundRobin, members(&[5, 1, 1]));
+        let order: Vec<usize> = (0..7).map(|_| balancer.pick(None).expect("a member")).collect();
+        assert_eq!(order, [0, 0, 1, 0, 2, 0, 0], "nginx's sequence for 5:1:1");
+    }
+
+    #[test]
+    fn least_outstanding_avoids_busy_endpoints_and_weights_scale_it() {
+        let balancer = Balancer::new(Algorithm::LeastOutstanding, members(&[1, 1, 1]));
+        let _busy = [balancer.members()[0].load.start(), balancer.members()[0].load.start()];
+        let _one = balancer.members()[1].load.start();
+        assert_eq!(spread(&balancer, 30, |_| None), [0, 0, 30]);
+        let weighted = Balancer::new(Algorithm::WeightedLeastOutstanding, members(&[4, 1]));
+        let _a = [weighted.members()[0].load.start(), weighted.members()[0].load.start()];
+        let _b = weighted.members()[1].load.start();
+        // 3/4 per weight against 2/1: the heavier endpoint still wins.
+        assert_eq!(spread(&weighted, 10, |_| None), [10, 0]);
+    }
+
+    #[test]
+    fn peak_ewma_sends_less_to_a_slow_endpoint() {
+        let balancer = Balancer::new(Algorithm::PeakEwma, members(&[1, 1, 1]));
+        balancer.members()[0].load.observe(Duration::from_millis(200));
+        balancer.members()[1].load.observe(Duration::from_millis(2));
+        balancer.members()[2].load.observe(Duration::from_millis(2));
+        let counts = spread(&balancer, 3_000, |_| None);
+        // The slow one wins only when both choices are it, which two distinct choices never are.
+        assert_eq!(counts[0], 0, "{counts:?}");
+        // A peak is taken at once; a lower sample decays in.
+        let load = EndpointLoad::default();
+        load.observe(Duration::from_millis(100));
+        load.observe(Duration::from_millis(1));
+        assert!(load.ewma() > Duration::from_millis(90), "{:?}", load.ewma());
+    }
+
+    #[test]
+    fn consistent_hashing_keeps_keys_and_moves_about_one_in_n() {
+        for algorithm in [Algorithm::RingHash, Algorithm::Maglev] {
+            let before = Balancer::new(algorithm, members(&[1, 1, 1, 1]));
+            let keys: Vec<Vec<u8>> = (0..10_000).map(|i| format!("user-{i}").into_bytes()).collect();
+            let placed: Vec<usize> = keys.iter().map(|k| before.pick(Some(k)).expect("member")).collect();
+            let again: Vec<usize> = keys.iter().map(|k| before.pick(Some(k)).expect("member")).collect();
+            assert_eq!(placed, again, "{algorithm:?}: the same key, the same endpoint");
+            // The last endpoint leaves: only its keys (about 1/4) should move.
+            let mut fewer = members(&[1, 1, 1]);
+            fewer.truncate(3);
+            let after = Balancer::new(algorithm, fewer);
+            let moved = keys.iter().zip(&placed).filter(|(k, p)| **p != 3 && after.pick(Some(k)) != Some(**p)).count();
+            let left = placed.iter().filter(|p| **p == 3).count();
+            assert!((1_500..=3_500).contains(&left), "{algorithm:?}: the leaving endpoint held {left} of 10,000 keys");
+            assert!(moved <= 700, "{algorithm:?}: {moved} keys of the staying endpoints moved");
+        }
+    }
+}
