@@ -254,9 +254,13 @@ fn build_clusters(
     let mut clusters = BTreeMap::new();
     let mut add = |name: &str, backend: &BackendConfig, path: String, clusters: &mut BTreeMap<String, Cluster>| {
         let mut endpoints = Vec::new();
-        for (i, url) in backend.endpoints.iter().enumerate() {
-            match check_endpoint_url(url) {
-                Ok(uri) => endpoints.push(uri),
+        let mut weights = Vec::new();
+        for (i, endpoint) in backend.endpoints.iter().enumerate() {
+            match check_endpoint_url(endpoint.url()) {
+                Ok(uri) => {
+                    endpoints.push(uri);
+                    weights.push(endpoint.weight());
+                }
                 Err(message) => problems.push(Problem::error(format!("{path}.endpoints[{i}]"), message)),
             }
         }
@@ -264,6 +268,8 @@ fn build_clusters(
             name: name.to_owned(),
             protocol: backend.protocol,
             endpoints,
+            weights,
+            balancer: backend.balancer,
             serves: backend.services.clone(),
             grpc_compression: backend.grpc_compression,
         };
@@ -281,7 +287,8 @@ fn build_clusters(
         };
         let backend = BackendConfig {
             protocol,
-            endpoints: flag.urls.clone(),
+            endpoints: flag.urls.iter().cloned().map(crate::config::EndpointConfig::Url).collect(),
+            balancer: Default::default(),
             services: vec![flag.name.clone()],
             grpc_compression: Default::default(),
         };

@@ -160,8 +160,11 @@ pub struct BackendConfig {
     /// The protocol the cluster speaks.
     #[serde(default)]
     pub protocol: BackendProtocol,
-    /// Endpoint URLs (`http://host:port` or `https://host:port`).
-    pub endpoints: Vec<String>,
+    /// Endpoints: URLs (`http://host:port` or `https://host:port`), or `{ url, weight }`.
+    pub endpoints: Vec<EndpointConfig>,
+    /// How calls choose an endpoint.
+    #[serde(default)]
+    pub balancer: Balancing,
     /// For gRPC: the services (`catalog.v1.Catalog`) or package prefixes (`catalog.v1`,
     /// `catalog`) this cluster serves; the longest match wins.
     #[serde(default)]
@@ -170,6 +173,75 @@ pub struct BackendConfig {
     /// compressed answers are always accepted.
     #[serde(default)]
     pub grpc_compression: GrpcCompression,
+}
+
+/// How a backend cluster's calls choose an endpoint (`upstream::pool` implements each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Balancing {
+    /// Each endpoint in turn (weights ignored).
+    #[default]
+    RoundRobin,
+    /// Each endpoint in proportion to its weight, interleaved smoothly (nginx).
+    WeightedRoundRobin,
+    /// The endpoint with the fewest calls in flight (ties in turn).
+    LeastOutstanding,
+    /// The fewest calls in flight per unit of weight.
+    WeightedLeastOutstanding,
+    /// Of two random endpoints, the one with the lower peak-EWMA latency × (calls in flight + 1).
+    PeakEwma,
+    /// Uniformly at random.
+    Random,
+    /// Consistent hashing on a ring of virtual nodes (weighted): a key keeps its endpoint.
+    RingHash,
+    /// Consistent hashing with a Maglev lookup table (weighted): even spread, minimal movement.
+    Maglev,
+}
+
+impl Balancing {
+    /// True for the consistent-hashing algorithms (they need a key per call).
+    pub fn hashes(self) -> bool {
+        matches!(self, Balancing::RingHash | Balancing::Maglev)
+    }
+}
+
+/// One endpoint of a backend: its URL, or its URL and weight.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum EndpointConfig {
+    /// `"http://host:port"` (weight 1).
+    Url(String),
+    /// `{ url = "http://host:port", weight = 3 }`.
+    Weighted(WeightedEndpoint),
+}
+
+/// An endpoint with a weight.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WeightedEndpoint {
+    /// The URL.
+    pub url: String,
+    /// Its share relative to the others (weighted algorithms and consistent hashing).
+    #[schemars(range(min = 1, max = 1000))]
+    pub weight: u32,
+}
+
+impl EndpointConfig {
+    /// The URL.
+    pub fn url(&self) -> &str {
+        match self {
+            EndpointConfig::Url(url) => url,
+            EndpointConfig::Weighted(endpoint) => &endpoint.url,
+        }
+    }
+
+    /// The weight (1 unless given).
+    pub fn weight(&self) -> u32 {
+        match self {
+            EndpointConfig::Url(_) => 1,
+            EndpointConfig::Weighted(endpoint) => endpoint.weight.max(1),
+        }
+    }
 }
 
 /// Message compression on gRPC calls the gateway builds.

@@ -31,7 +31,7 @@ pub(crate) fn validate_config(config: &Config) -> Vec<Problem> {
             problems.push(Problem::error(format!("{path}.endpoints"), "a backend needs at least one endpoint URL"));
         }
         for (i, endpoint) in backend.endpoints.iter().enumerate() {
-            if let Err(message) = check_endpoint_url(endpoint) {
+            if let Err(message) = check_endpoint_url(endpoint.url()) {
                 problems.push(Problem::error(format!("{path}.endpoints[{i}]"), message));
             }
         }

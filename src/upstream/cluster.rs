@@ -11,6 +11,10 @@ pub struct Cluster {
     pub protocol: BackendProtocol,
     /// Its endpoints.
     pub endpoints: Vec<http::Uri>,
+    /// Their weights, in the same order.
+    pub weights: Vec<u32>,
+    /// How calls choose an endpoint.
+    pub balancer: crate::config::Balancing,
     /// The names it claims (services or package prefixes).
     pub serves: Vec<String>,
     /// Compression of the gRPC messages the gateway sends.

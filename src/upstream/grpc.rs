@@ -1,6 +1,7 @@
-//! gRPC calls to a cluster: one tonic channel per cluster (the first endpoint; balanced pools
-//! come with the pools issue), requests encoded by the caller, responses returned as raw
-//! protobuf bytes with their metadata.
+//! gRPC calls to a cluster: one tonic channel per endpoint, an endpoint chosen per call by the
+//! cluster's balancer (its in-flight count held for the whole call, streams included),
+//! requests encoded by the caller, responses returned as raw protobuf bytes with their
+//! metadata.
 
 use std::time::Duration;
 
@@ -14,13 +15,15 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::UpstreamError;
 use super::grpc_codec::{Outgoing, RawCodec};
+use super::pool::{Algorithm, Balancer, InFlight, Member};
 use crate::operation::Metadata;
 
-/// A connection (lazily established, re-established on failure) to one cluster.
+/// Connections (lazily established, re-established on failure) to one cluster's endpoints.
 #[derive(Debug, Clone)]
 pub struct GrpcClient {
     cluster: String,
-    channel: Channel,
+    channels: std::sync::Arc<Vec<Channel>>,
+    balancer: std::sync::Arc<Balancer>,
     compress: bool,
 }
 
@@ -34,15 +37,46 @@ pub struct UnaryReply {
 }
 
 impl GrpcClient {
-    /// A client for `cluster` at `endpoint`; connects on first use. With `compress`, messages
-    /// are sent gzip-compressed.
-    pub fn new(cluster: &str, endpoint: &http::Uri, compress: bool) -> Result<Self, UpstreamError> {
-        let endpoint = Endpoint::from(endpoint.clone())
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_while_idle(false);
-        Ok(GrpcClient { cluster: cluster.to_owned(), channel: endpoint.connect_lazy(), compress })
+    /// A client for `cluster`'s `endpoints` (with their weights), choosing one per call by
+    /// `algorithm`; connects on first use. With `compress`, messages are sent gzip-compressed.
+    pub fn new(
+        cluster: &str,
+        endpoints: &[(http::Uri, u32)],
+        algorithm: Algorithm,
+        compress: bool,
+    ) -> Result<Self, UpstreamError> {
+        if endpoints.is_empty() {
+            return Err(UpstreamError::Internal(format!("cluster {cluster} has no endpoints")));
+        }
+        let mut channels = Vec::with_capacity(endpoints.len());
+        let mut members = Vec::with_capacity(endpoints.len());
+        for (uri, weight) in endpoints {
+            let endpoint = Endpoint::from(uri.clone())
+                .connect_timeout(Duration::from_secs(5))
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(30))
+                .keep_alive_while_idle(false);
+            channels.push(endpoint.connect_lazy());
+            members.push(Member { id: uri.to_string(), weight: *weight, load: std::sync::Arc::default() });
+        }
+        Ok(GrpcClient {
+            cluster: cluster.to_owned(),
+            channels: std::sync::Arc::new(channels),
+            balancer: std::sync::Arc::new(Balancer::new(algorithm, members)),
+            compress,
+        })
+    }
+
+    /// The balancer, for its members' state.
+    pub fn balancer(&self) -> &Balancer {
+        &self.balancer
+    }
+
+    /// The endpoint for the next call, and the call's in-flight guard.
+    fn pick(&self) -> Result<(Channel, InFlight), UpstreamError> {
+        let index =
+            self.balancer.pick(None).ok_or_else(|| UpstreamError::Unavailable { cluster: self.cluster.clone() })?;
+        Ok((self.channels[index].clone(), self.balancer.members()[index].load.start()))
     }
 
     /// Calls `path` (`/package.Service/Method`) with an encoded request.
@@ -60,7 +94,8 @@ impl GrpcClient {
         if let Some(timeout) = timeout {
             request.set_timeout(timeout);
         }
-        let mut grpc = self.grpc();
+        let (channel, _in_flight) = self.pick()?;
+        let mut grpc = self.grpc(channel);
         let call = async {
             grpc.ready().await.map_err(|e| UpstreamError::unavailable(&self.cluster, &e))?;
             grpc.unary(request, path, RawCodec)
@@ -103,7 +138,8 @@ impl GrpcClient {
         if let Some(deadline) = deadline {
             request.set_timeout(deadline);
         }
-        let mut grpc = self.grpc();
+        let (channel, in_flight) = self.pick()?;
+        let mut grpc = self.grpc(channel);
         let cluster = self.cluster.clone();
         let open = async {
             grpc.ready().await.map_err(|e| UpstreamError::unavailable(&self.cluster, &e))?;
@@ -120,10 +156,11 @@ impl GrpcClient {
         };
         let (metadata, stream, _) = response.into_parts();
         let until = deadline.map(|d| started + d);
-        let messages = futures_util::stream::unfold(Some(stream), move |state| {
+        // The stream counts as one call in flight on its endpoint until it ends.
+        let messages = futures_util::stream::unfold(Some((stream, in_flight)), move |state| {
             let cluster = cluster.clone();
             async move {
-                let mut stream = state?;
+                let (mut stream, in_flight) = state?;
                 let next = match until {
                     Some(until) => tokio::select! {
                         item = stream.message() => item,
@@ -132,7 +169,7 @@ impl GrpcClient {
                     None => stream.message().await,
                 };
                 match next {
-                    Ok(Some(message)) => Some((Ok(message), Some(stream))),
+                    Ok(Some(message)) => Some((Ok(message), Some((stream, in_flight)))),
                     Ok(None) => None,
                     Err(status) => Some((Err(UpstreamError::from_status(&cluster, status)), None)),
                 }
@@ -151,14 +188,14 @@ impl GrpcClient {
         request: http::Request<tonic::body::Body>,
     ) -> Result<http::Response<tonic::body::Body>, UpstreamError> {
         use tower::ServiceExt;
-        let channel = self.channel.clone();
+        let (channel, _in_flight) = self.pick()?;
         channel.oneshot(request).await.map_err(|e| UpstreamError::unavailable(&self.cluster, &e))
     }
 }
 
 impl GrpcClient {
-    fn grpc(&self) -> Grpc<Channel> {
-        let grpc = Grpc::new(self.channel.clone()).accept_compressed(CompressionEncoding::Gzip);
+    fn grpc(&self, channel: Channel) -> Grpc<Channel> {
+        let grpc = Grpc::new(channel).accept_compressed(CompressionEncoding::Gzip);
         if self.compress { grpc.send_compressed(CompressionEncoding::Gzip) } else { grpc }
     }
 }

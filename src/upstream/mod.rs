@@ -132,7 +132,15 @@ impl Upstreams {
                 crate::config::BackendProtocol::Http | crate::config::BackendProtocol::Graphql => {
                     HttpClient::new(&cluster.name, endpoint).map(Client::Http)
                 }
-                _ => GrpcClient::new(&cluster.name, endpoint, compress).map(Client::Grpc),
+                _ => {
+                    let endpoints: Vec<(::http::Uri, u32)> = cluster
+                        .endpoints
+                        .iter()
+                        .cloned()
+                        .zip(cluster.weights.iter().copied().chain(std::iter::repeat(1)))
+                        .collect();
+                    GrpcClient::new(&cluster.name, &endpoints, cluster.balancer, compress).map(Client::Grpc)
+                }
             };
             match client {
                 Ok(client) => {

@@ -8,6 +8,7 @@ mod graphql_schema;
 mod grpc;
 mod json_roundtrip;
 mod lifecycle;
+mod pools;
 mod registry;
 mod rest;
 mod rest_stream;

@@ -8,37 +8,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
-/// A balancing algorithm, as config names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Algorithm {
-    /// Each endpoint in turn (weights ignored).
-    #[default]
-    RoundRobin,
-    /// Each endpoint in proportion to its weight, interleaved smoothly (nginx).
-    WeightedRoundRobin,
-    /// The endpoint with the fewest calls in flight (ties in turn).
-    LeastOutstanding,
-    /// The fewest calls in flight per unit of weight.
-    WeightedLeastOutstanding,
-    /// Of two random endpoints, the one with the lower peak-EWMA latency × (calls in flight + 1).
-    PeakEwma,
-    /// Uniformly at random.
-    Random,
-    /// Consistent hashing on a ring of virtual nodes (weighted): a key keeps its endpoint.
-    RingHash,
-    /// Consistent hashing with a Maglev lookup table (weighted): even spread, minimal movement.
-    Maglev,
-}
-
-impl Algorithm {
-    /// True for the consistent-hashing algorithms (they need a key per call).
-    pub fn hashes(self) -> bool {
-        matches!(self, Algorithm::RingHash | Algorithm::Maglev)
-    }
-}
+pub use crate::config::Balancing as Algorithm;
 
 /// Time constant of the latency EWMA.
 const EWMA_TAU: Duration = Duration::from_secs(10);
@@ -81,9 +51,9 @@ impl EndpointLoad {
     }
 
     /// A call starts; the guard ends it and records its latency.
-    pub fn start(&self) -> InFlight<'_> {
+    pub fn start(self: &std::sync::Arc<Self>) -> InFlight {
         self.outstanding.fetch_add(1, Ordering::Relaxed);
-        InFlight { load: self, started: Instant::now() }
+        InFlight { load: self.clone(), started: Instant::now() }
     }
 
     /// Records one call's latency: a higher one is taken at once (peak), a lower one decays in.
@@ -111,12 +81,12 @@ impl EndpointLoad {
 
 /// A call in flight on an endpoint; dropping it ends the call and records its latency.
 #[derive(Debug)]
-pub struct InFlight<'a> {
-    load: &'a EndpointLoad,
+pub struct InFlight {
+    load: std::sync::Arc<EndpointLoad>,
     started: Instant,
 }
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
         self.load.outstanding.fetch_sub(1, Ordering::Relaxed);
         self.load.observe(self.started.elapsed());
@@ -375,7 +345,7 @@ mod tests {
         // The slow one wins only when both choices are it, which two distinct choices never are.
         assert_eq!(counts[0], 0, "{counts:?}");
         // A peak is taken at once; a lower sample decays in.
-        let load = EndpointLoad::default();
+        let load = Arc::new(EndpointLoad::default());
         load.observe(Duration::from_millis(100));
         load.observe(Duration::from_millis(1));
         assert!(load.ewma() > Duration::from_millis(90), "{:?}", load.ewma());

@@ -1,0 +1,59 @@
+//! Backend pools against several real demo backends behind one cluster: each balancing
+//! algorithm's spread of real calls, counted by the backends themselves.
+
+use futures_util::future::join_all;
+
+use crate::support::TestGateway;
+
+/// Starts `weights.len()` demo backends behind one cluster balanced by `algorithm`, makes
+/// `calls` GetBook calls through the gateway (50 at a time), and returns each backend's count.
+async fn spread(algorithm: &str, weights: &[u32], calls: usize) -> Vec<usize> {
+    let mut backends = Vec::new();
+    for _ in weights {
+        backends
+            .push(switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("backend"));
+    }
+    let endpoints: Vec<String> =
+        backends.iter().zip(weights).map(|(b, w)| format!("{{ url = \"{}\", weight = {w} }}", b.url())).collect();
+    let config = format!(
+        "[backends.catalog]\nendpoints = [{}]\nservices = [\"catalog.v1\"]\nbalancer = \"{algorithm}\"\n",
+        endpoints.join(", ")
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("switchyard.toml");
+    std::fs::write(&file, config).expect("write config");
+    let gateway = TestGateway::start_with_config(None, file).await;
+    for chunk in (0..calls).collect::<Vec<_>>().chunks(50) {
+        let sent = chunk.iter().map(|_| gateway.call("GET", "/v1/shelves/1/books/1", ""));
+        for (status, body, _) in join_all(sent).await {
+            assert_eq!(status, 200, "{body}");
+        }
+    }
+    let counts = backends.iter().map(|b| b.calls("GetBook")).collect();
+    gateway.shutdown().await;
+    for backend in backends {
+        backend.shutdown().await;
+    }
+    counts
+}
+
+#[tokio::test]
+async fn each_algorithm_spreads_real_calls_as_configured() {
+    // (algorithm, weights, expected shares, tolerance)
+    let table: &[(&str, &[u32], &[f64], f64)] = &[
+        ("round_robin", &[1, 1, 1], &[1.0 / 3.0; 3], 0.01),
+        ("weighted_round_robin", &[3, 1], &[0.75, 0.25], 0.05),
+        ("random", &[1, 1, 1], &[1.0 / 3.0; 3], 0.05),
+        ("least_outstanding", &[1, 1, 1], &[1.0 / 3.0; 3], 0.15),
+        ("peak_ewma", &[1, 1, 1], &[1.0 / 3.0; 3], 0.15),
+    ];
+    for (algorithm, weights, shares, tolerance) in table {
+        let calls = 4000;
+        let counts = spread(algorithm, weights, calls).await;
+        assert_eq!(counts.iter().sum::<usize>(), calls, "{algorithm}: every call reached a backend");
+        for (count, share) in counts.iter().zip(*shares) {
+            let got = *count as f64 / calls as f64;
+            assert!((got - share).abs() <= *tolerance, "{algorithm} {weights:?}: {counts:?}");
+        }
+    }
+}
