@@ -24,6 +24,7 @@ pub use reload::reload_snapshot;
 pub fn admin_router(gateway: Arc<Gateway>) -> Router {
     let protected = Router::new()
         .route("/admin/reload", post(reload_handler))
+        .route("/admin/clusters", get(clusters))
         .route_layer(middleware::from_fn_with_state(gateway.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -50,6 +51,11 @@ async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
     });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body)).into_response()
+}
+
+/// Every backend cluster, its balancer and each endpoint's state.
+async fn clusters(State(gateway): State<Arc<Gateway>>) -> Response {
+    Json(gateway.served().upstreams.describe()).into_response()
 }
 
 async fn reload_handler(State(gateway): State<Arc<Gateway>>) -> Response {

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 
 use super::UpstreamError;
+use super::pool::{Algorithm, Balancer, InFlight, Member};
 use crate::operation::Metadata;
 
 /// Longest backend error message passed on to clients.
@@ -27,18 +28,24 @@ pub struct HttpRequest {
     pub body: Option<Bytes>,
 }
 
-/// A pooled HTTP client for one cluster.
+/// A pooled HTTP client for one cluster: reqwest's connection pool, and the cluster's balancer
+/// choosing an endpoint per call.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     cluster: String,
-    /// `scheme://authority` and the endpoint's path prefix, without a trailing `/`.
-    base: String,
+    /// Per endpoint: `scheme://authority` and its path prefix, without a trailing `/`.
+    bases: std::sync::Arc<Vec<String>>,
+    balancer: std::sync::Arc<Balancer>,
     client: reqwest::Client,
 }
 
 impl HttpClient {
-    /// A client for `cluster` at `endpoint` (its path, if any, prefixes every request's).
-    pub fn new(cluster: &str, endpoint: &http::Uri) -> Result<Self, UpstreamError> {
+    /// A client for `cluster`'s `endpoints` (with their weights; an endpoint's path, if any,
+    /// prefixes every request's), choosing one per call by `algorithm`.
+    pub fn new(cluster: &str, endpoints: &[(http::Uri, u32)], algorithm: Algorithm) -> Result<Self, UpstreamError> {
+        if endpoints.is_empty() {
+            return Err(UpstreamError::Internal(format!("cluster {cluster} has no endpoints")));
+        }
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)
@@ -46,8 +53,30 @@ impl HttpClient {
             .no_proxy()
             .build()
             .map_err(|e| UpstreamError::Internal(format!("cannot create an HTTP client for {cluster}: {e}")))?;
-        let base = endpoint.to_string().trim_end_matches('/').to_owned();
-        Ok(HttpClient { cluster: cluster.to_owned(), base, client })
+        let bases: Vec<String> =
+            endpoints.iter().map(|(uri, _)| uri.to_string().trim_end_matches('/').to_owned()).collect();
+        let members = endpoints
+            .iter()
+            .map(|(uri, weight)| Member { id: uri.to_string(), weight: *weight, load: std::sync::Arc::default() })
+            .collect();
+        Ok(HttpClient {
+            cluster: cluster.to_owned(),
+            bases: std::sync::Arc::new(bases),
+            balancer: std::sync::Arc::new(Balancer::new(algorithm, members)),
+            client,
+        })
+    }
+
+    /// The balancer, for its members' state.
+    pub fn balancer(&self) -> &Balancer {
+        &self.balancer
+    }
+
+    /// The base URL for the next call, and the call's in-flight guard.
+    fn pick(&self) -> Result<(&str, InFlight), UpstreamError> {
+        let index =
+            self.balancer.pick(None).ok_or_else(|| UpstreamError::Unavailable { cluster: self.cluster.clone() })?;
+        Ok((&self.bases[index], self.balancer.members()[index].load.start()))
     }
 
     /// Sends `request` with the forwarded `metadata`; the 2xx answer's body.
@@ -57,7 +86,8 @@ impl HttpClient {
         metadata: &Metadata,
         timeout: Option<Duration>,
     ) -> Result<Bytes, UpstreamError> {
-        let url = format!("{}{}", self.base, request.path_and_query);
+        let (base, _in_flight) = self.pick()?;
+        let url = format!("{base}{}", request.path_and_query);
         let mut builder =
             self.client.request(request.method.clone(), &url).header(http::header::ACCEPT, "application/json");
         for (name, value) in metadata.iter().filter(|(name, _)| !name.ends_with("-bin")) {
@@ -83,11 +113,14 @@ impl HttpClient {
         Err(UpstreamError::Http { status: status.as_u16(), message: error_message(&self.cluster, status, &body) })
     }
 
-    /// The WebSocket URL of the same endpoint (`ws://` for `http://`, `wss://` for `https://`).
+    /// The WebSocket URL of an endpoint chosen by the balancer (`ws://` for `http://`, `wss://`
+    /// for `https://`).
     pub fn websocket_url(&self) -> String {
-        match self.base.strip_prefix("https://") {
+        let index = self.balancer.pick(None).unwrap_or(0);
+        let base = &self.bases[index];
+        match base.strip_prefix("https://") {
             Some(rest) => format!("wss://{rest}"),
-            None => format!("ws://{}", self.base.trim_start_matches("http://")),
+            None => format!("ws://{}", base.trim_start_matches("http://")),
         }
     }
 

@@ -126,19 +126,18 @@ impl Upstreams {
                 clients.insert(cluster.name.clone(), (old.clone(), client.clone()));
                 continue;
             }
-            let Some(endpoint) = cluster.endpoints.first() else { continue };
             let compress = cluster.grpc_compression == crate::config::GrpcCompression::Gzip;
+            let endpoints: Vec<(::http::Uri, u32)> = cluster
+                .endpoints
+                .iter()
+                .cloned()
+                .zip(cluster.weights.iter().copied().chain(std::iter::repeat(1)))
+                .collect();
             let client = match cluster.protocol {
                 crate::config::BackendProtocol::Http | crate::config::BackendProtocol::Graphql => {
-                    HttpClient::new(&cluster.name, endpoint).map(Client::Http)
+                    HttpClient::new(&cluster.name, &endpoints, cluster.balancer).map(Client::Http)
                 }
-                _ => {
-                    let endpoints: Vec<(::http::Uri, u32)> = cluster
-                        .endpoints
-                        .iter()
-                        .cloned()
-                        .zip(cluster.weights.iter().copied().chain(std::iter::repeat(1)))
-                        .collect();
+                crate::config::BackendProtocol::Grpc => {
                     GrpcClient::new(&cluster.name, &endpoints, cluster.balancer, compress).map(Client::Grpc)
                 }
             };
@@ -150,6 +149,42 @@ impl Upstreams {
             }
         }
         Upstreams { clients }
+    }
+
+    /// Every cluster with its balancer and each endpoint's state, for `GET /admin/clusters`.
+    pub fn describe(&self) -> serde_json::Value {
+        let mut names: Vec<&String> = self.clients.keys().collect();
+        names.sort();
+        let clusters: Vec<serde_json::Value> = names
+            .into_iter()
+            .map(|name| {
+                let (cluster, client) = &self.clients[name];
+                let balancer = match client {
+                    Client::Grpc(client) => client.balancer(),
+                    Client::Http(client) => client.balancer(),
+                };
+                let endpoints: Vec<serde_json::Value> = balancer
+                    .members()
+                    .iter()
+                    .map(|member| {
+                        serde_json::json!({
+                            "url": member.id,
+                            "weight": member.weight,
+                            "outstanding": member.load.outstanding(),
+                            "calls": member.load.calls(),
+                            "latency_ewma_ms": member.load.ewma().as_secs_f64() * 1000.0,
+                        })
+                    })
+                    .collect();
+                serde_json::json!({
+                    "name": name,
+                    "protocol": cluster.protocol,
+                    "balancer": balancer.algorithm(),
+                    "endpoints": endpoints,
+                })
+            })
+            .collect();
+        serde_json::json!({ "clusters": clusters })
     }
 
     /// The gRPC client of `cluster`.

@@ -29,7 +29,28 @@ async fn spread(algorithm: &str, weights: &[u32], calls: usize) -> Vec<usize> {
             assert_eq!(status, 200, "{body}");
         }
     }
-    let counts = backends.iter().map(|b| b.calls("GetBook")).collect();
+    let counts: Vec<usize> = backends.iter().map(|b| b.calls("GetBook")).collect();
+    // The admin API shows the same spread.
+    let admin: serde_json::Value = gateway
+        .client
+        .get(format!("{}/admin/clusters", gateway.admin))
+        .send()
+        .await
+        .expect("admin")
+        .json()
+        .await
+        .expect("json");
+    let cluster =
+        admin["clusters"].as_array().and_then(|c| c.iter().find(|c| c["name"] == "catalog")).expect("catalog");
+    assert_eq!(cluster["balancer"], algorithm);
+    let seen: Vec<usize> = cluster["endpoints"]
+        .as_array()
+        .expect("endpoints")
+        .iter()
+        .map(|e| e["calls"].as_u64().unwrap_or(0) as usize)
+        .collect();
+    assert_eq!(seen, counts, "{admin}");
+    assert!(cluster["endpoints"].as_array().expect("endpoints").iter().all(|e| e["outstanding"] == 0));
     gateway.shutdown().await;
     for backend in backends {
         backend.shutdown().await;
@@ -56,4 +77,39 @@ async fn each_algorithm_spreads_real_calls_as_configured() {
             assert!((got - share).abs() <= *tolerance, "{algorithm} {weights:?}: {counts:?}");
         }
     }
+}
+
+#[tokio::test]
+async fn rest_source_calls_are_balanced_too() {
+    let backend = switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("backend");
+    let first = switchyard::demo::start_demo_authors("127.0.0.1:0".parse().expect("addr")).await.expect("authors");
+    let second = switchyard::demo::start_demo_authors("127.0.0.1:0".parse().expect("addr")).await.expect("authors");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("switchyard.toml");
+    let config = format!(
+        "[backends.authors]\nprotocol = \"http\"\nendpoints = [\"{}\", \"{}\"]\nbalancer = \"round_robin\"\n",
+        first.url(),
+        second.url()
+    );
+    std::fs::write(&file, config).expect("write config");
+    let sources = switchyard::snapshot::SnapshotSources {
+        config_file: Some(file),
+        embedded: vec![switchyard::demo::demo_registration().expect("demo")],
+        embedded_schemas: switchyard::demo::demo_schemas(),
+        no_descriptor_dir: true,
+        schemas: Some("/nonexistent".into()),
+        backends: vec![switchyard::snapshot::BackendFlag { name: "catalog.v1".into(), urls: vec![backend.url()] }],
+        ..Default::default()
+    };
+    let gateway = TestGateway::from_sources(sources, Some(backend)).await;
+    for i in 0..10 {
+        let body = serde_json::json!({"query": format!("{{ author(id: \"{}\") {{ name }} }}", i % 4 + 1)}).to_string();
+        let (status, answer, _) = gateway.call("POST", "/graphql", &body).await;
+        assert_eq!(status, 200, "{answer}");
+        assert!(answer.get("errors").is_none(), "{answer}");
+    }
+    assert_eq!((first.requests(), second.requests()), (5, 5));
+    gateway.shutdown().await;
+    first.shutdown().await;
+    second.shutdown().await;
 }

@@ -21,6 +21,8 @@ const MAGLEV_SIZE: usize = 65_537;
 #[derive(Debug)]
 pub struct EndpointLoad {
     outstanding: AtomicU64,
+    /// Calls started, ever.
+    calls: AtomicU64,
     /// f64 bits of the EWMA latency in nanoseconds.
     ewma_nanos: AtomicU64,
     /// Nanoseconds since `epoch` of the last EWMA update.
@@ -32,6 +34,7 @@ impl Default for EndpointLoad {
     fn default() -> Self {
         EndpointLoad {
             outstanding: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
             ewma_nanos: AtomicU64::new(0f64.to_bits()),
             updated: AtomicU64::new(0),
             epoch: Instant::now(),
@@ -45,6 +48,11 @@ impl EndpointLoad {
         self.outstanding.load(Ordering::Relaxed)
     }
 
+    /// Calls started on it so far.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
     /// The latency estimate.
     pub fn ewma(&self) -> Duration {
         Duration::from_nanos(f64::from_bits(self.ewma_nanos.load(Ordering::Relaxed)) as u64)
@@ -53,6 +61,7 @@ impl EndpointLoad {
     /// A call starts; the guard ends it and records its latency.
     pub fn start(self: &std::sync::Arc<Self>) -> InFlight {
         self.outstanding.fetch_add(1, Ordering::Relaxed);
+        self.calls.fetch_add(1, Ordering::Relaxed);
         InFlight { load: self.clone(), started: Instant::now() }
     }
 
