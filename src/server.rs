@@ -181,7 +181,7 @@ pub async fn serve_listener(
         };
         let _ = stream.set_nodelay(true);
         let activity = Arc::new(Activity::new());
-        let service = connection_service(router.clone(), activity.clone());
+        let service = connection_service(router.clone(), activity.clone(), peer);
         let io = TokioIo::new(TrackedIo { inner: stream, activity: activity.clone() });
         let connection = builder.serve_connection_with_upgrades(io, service).into_owned();
         let connection = graceful.watch(connection);
@@ -239,11 +239,16 @@ type ResponseFuture = Pin<Box<dyn Future<Output = Result<http::Response<Body>, I
 struct ConnectionService {
     router: Router,
     activity: Arc<Activity>,
+    peer: SocketAddr,
 }
 
-fn connection_service(router: Router, activity: Arc<Activity>) -> ConnectionService {
-    ConnectionService { router, activity }
+fn connection_service(router: Router, activity: Arc<Activity>, peer: SocketAddr) -> ConnectionService {
+    ConnectionService { router, activity, peer }
 }
+
+/// The client's address, as a request extension (the operation's `RequestContext::client`).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
 
 impl hyper::service::Service<http::Request<Incoming>> for ConnectionService {
     type Response = http::Response<Body>;
@@ -253,6 +258,8 @@ impl hyper::service::Service<http::Request<Incoming>> for ConnectionService {
     fn call(&self, request: http::Request<Incoming>) -> ResponseFuture {
         let guard = InFlight::begin(self.activity.clone());
         let router = self.router.clone();
+        let mut request = request;
+        request.extensions_mut().insert(ClientAddr(self.peer));
         Box::pin(async move {
             let response = router.oneshot(request.map(Body::new)).await?;
             Ok(response.map(|body| Body::new(GuardedBody { inner: body, _guard: guard })))

@@ -99,6 +99,8 @@ pub struct Snapshot {
     pub schema_files: Vec<PathBuf>,
     /// Warnings from the build (served anyway).
     pub warnings: Vec<Problem>,
+    /// Request headers some cluster hashes calls on (lower case; a cookie's is `cookie`).
+    pub hash_headers: Vec<String>,
 }
 
 impl Snapshot {
@@ -209,6 +211,16 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
     if problems.iter().any(Problem::is_error) {
         return Err(problems);
     }
+    let mut hash_headers: Vec<String> = clusters
+        .values()
+        .filter_map(|c| match &c.hash_on {
+            Some(crate::config::HashOn::Header(name)) => Some(name.to_ascii_lowercase()),
+            Some(crate::config::HashOn::Cookie(_)) => Some("cookie".to_owned()),
+            _ => None,
+        })
+        .collect();
+    hash_headers.sort();
+    hash_headers.dedup();
     Ok(Snapshot {
         generation,
         built_at: SystemTime::now(),
@@ -221,6 +233,7 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
         trusted_documents,
         schema_files,
         warnings: problems,
+        hash_headers,
     })
 }
 
@@ -270,6 +283,7 @@ fn build_clusters(
             endpoints,
             weights,
             balancer: backend.balancer,
+            hash_on: backend.hash_on.clone(),
             serves: backend.services.clone(),
             grpc_compression: backend.grpc_compression,
         };
@@ -289,6 +303,7 @@ fn build_clusters(
             protocol,
             endpoints: flag.urls.iter().cloned().map(crate::config::EndpointConfig::Url).collect(),
             balancer: Default::default(),
+            hash_on: None,
             services: vec![flag.name.clone()],
             grpc_compression: Default::default(),
         };

@@ -165,6 +165,10 @@ pub struct BackendConfig {
     /// How calls choose an endpoint.
     #[serde(default)]
     pub balancer: Balancing,
+    /// What a call's key is for `ring_hash` and `maglev` (session persistence): a request
+    /// header, a cookie, or the client's IP address. Without one, they go round robin.
+    #[serde(default)]
+    pub hash_on: Option<HashOn>,
     /// For gRPC: the services (`catalog.v1.Catalog`) or package prefixes (`catalog.v1`,
     /// `catalog`) this cluster serves; the longest match wins.
     #[serde(default)]
@@ -203,6 +207,18 @@ impl Balancing {
     pub fn hashes(self) -> bool {
         matches!(self, Balancing::RingHash | Balancing::Maglev)
     }
+}
+
+/// The key consistent hashing places a call by.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum HashOn {
+    /// `{ header = "x-user-id" }`: a request header's value.
+    Header(String),
+    /// `{ cookie = "session" }`: a cookie's value.
+    Cookie(String),
+    /// `"client_ip"`: the client's IP address.
+    ClientIp,
 }
 
 /// One endpoint of a backend: its URL, or its URL and weight.

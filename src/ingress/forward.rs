@@ -51,6 +51,23 @@ pub(crate) fn request_context(headers: &HeaderMap, config: &HeadersConfig) -> Re
     Ok(RequestContext { metadata, request_id, timeout, ..RequestContext::default() })
 }
 
+/// Fills in what consistent hashing may read: the client's address and the request headers
+/// named in `names` (the snapshot's `hash_headers`).
+pub(crate) fn capture_hash_inputs(
+    context: &mut RequestContext,
+    headers: &HeaderMap,
+    client: Option<std::net::SocketAddr>,
+    names: &[String],
+) {
+    context.client = client;
+    context.hash.client_ip = client.map(|c| c.ip());
+    for name in names {
+        for value in headers.get_all(name.as_str()) {
+            context.hash.headers.push(name, value.as_bytes());
+        }
+    }
+}
+
 fn configured(config: &HeadersConfig, name: &str) -> bool {
     config.forward.iter().any(|rule| match rule.strip_suffix('*') {
         Some(prefix) => name.starts_with(&prefix.to_ascii_lowercase()),

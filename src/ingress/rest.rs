@@ -167,8 +167,10 @@ fn prepare(served: &Served, parts: &Parts) -> Result<Call, Refusal> {
         ignore_unknown: choices.ignore_unknown_fields,
         max_depth: rest.max_json_depth as usize,
     };
-    let context = request_context(&parts.headers, &snapshot.config.headers)
+    let mut context = request_context(&parts.headers, &snapshot.config.headers)
         .map_err(|error| Refusal::new(ErrorCode::InvalidArgument, error.to_string()))?;
+    let client = parts.extensions.get::<crate::server::ClientAddr>().map(|c| c.0);
+    crate::ingress::forward::capture_hash_inputs(&mut context, &parts.headers, client, &snapshot.hash_headers);
     let format = body_format(&route, parts, rest)?;
     let header_fields = rest
         .header_bindings

@@ -4,10 +4,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Metadata to forward to backends: lower-case ASCII names; `-bin` values are raw bytes.
+/// Metadata to forward to backends: lower-case ASCII names; `-bin` values are raw bytes. It
+/// also carries, unforwarded, what a consistent-hashing balancer may key the call by.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Metadata {
     entries: Vec<(String, Vec<u8>)>,
+    hash: Option<std::sync::Arc<HashInputs>>,
 }
 
 impl Metadata {
@@ -30,6 +32,17 @@ impl Metadata {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+
+    /// Attaches what balancers may key the call by (never forwarded).
+    pub fn with_hash_inputs(mut self, inputs: HashInputs) -> Self {
+        self.hash = Some(std::sync::Arc::new(inputs));
+        self
+    }
+
+    /// What balancers may key the call by.
+    pub fn hash_inputs(&self) -> Option<&HashInputs> {
+        self.hash.as_deref()
+    }
 }
 
 impl RequestContext {
@@ -50,4 +63,16 @@ pub struct RequestContext {
     pub request_id: Option<String>,
     /// The client's address.
     pub client: Option<SocketAddr>,
+    /// What consistent hashing may read: the client's IP address and the request headers the
+    /// clusters hash on (a cookie's is `cookie`), whether or not they are forwarded.
+    pub hash: HashInputs,
+}
+
+/// What a consistent-hashing balancer may take a call's key from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HashInputs {
+    /// The client's IP address.
+    pub client_ip: Option<std::net::IpAddr>,
+    /// Request headers a cluster hashes on.
+    pub headers: Metadata,
 }

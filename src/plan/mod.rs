@@ -224,7 +224,7 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
         fetches.push(Fetch {
             cluster,
             call: call_kind,
-            metadata: context.metadata.clone(),
+            metadata: context.metadata.clone().with_hash_inputs(context.hash.clone()),
             timeout: context.timeout,
             selection: call.selection,
             output,

@@ -15,6 +15,8 @@ pub struct Cluster {
     pub weights: Vec<u32>,
     /// How calls choose an endpoint.
     pub balancer: crate::config::Balancing,
+    /// What consistent hashing keys a call by.
+    pub hash_on: Option<crate::config::HashOn>,
     /// The names it claims (services or package prefixes).
     pub serves: Vec<String>,
     /// Compression of the gRPC messages the gateway sends.

@@ -24,6 +24,7 @@ pub struct GrpcClient {
     cluster: String,
     channels: std::sync::Arc<Vec<Channel>>,
     balancer: std::sync::Arc<Balancer>,
+    hash_on: Option<crate::config::HashOn>,
     compress: bool,
 }
 
@@ -43,6 +44,7 @@ impl GrpcClient {
         cluster: &str,
         endpoints: &[(http::Uri, u32)],
         algorithm: Algorithm,
+        hash_on: Option<crate::config::HashOn>,
         compress: bool,
     ) -> Result<Self, UpstreamError> {
         if endpoints.is_empty() {
@@ -63,6 +65,7 @@ impl GrpcClient {
             cluster: cluster.to_owned(),
             channels: std::sync::Arc::new(channels),
             balancer: std::sync::Arc::new(Balancer::new(algorithm, members)),
+            hash_on,
             compress,
         })
     }
@@ -72,10 +75,14 @@ impl GrpcClient {
         &self.balancer
     }
 
-    /// The endpoint for the next call, and the call's in-flight guard.
-    fn pick(&self) -> Result<(Channel, InFlight), UpstreamError> {
-        let index =
-            self.balancer.pick(None).ok_or_else(|| UpstreamError::Unavailable { cluster: self.cluster.clone() })?;
+    /// The endpoint for the next call (keyed by `metadata`'s hash inputs under consistent
+    /// hashing), and the call's in-flight guard.
+    fn pick(&self, metadata: &Metadata) -> Result<(Channel, InFlight), UpstreamError> {
+        let key = super::pool::hash_key(self.hash_on.as_ref(), metadata);
+        let index = self
+            .balancer
+            .pick(key.as_deref())
+            .ok_or_else(|| UpstreamError::Unavailable { cluster: self.cluster.clone() })?;
         Ok((self.channels[index].clone(), self.balancer.members()[index].load.start()))
     }
 
@@ -94,7 +101,7 @@ impl GrpcClient {
         if let Some(timeout) = timeout {
             request.set_timeout(timeout);
         }
-        let (channel, _in_flight) = self.pick()?;
+        let (channel, _in_flight) = self.pick(metadata)?;
         let mut grpc = self.grpc(channel);
         let call = async {
             grpc.ready().await.map_err(|e| UpstreamError::unavailable(&self.cluster, &e))?;
@@ -138,7 +145,7 @@ impl GrpcClient {
         if let Some(deadline) = deadline {
             request.set_timeout(deadline);
         }
-        let (channel, in_flight) = self.pick()?;
+        let (channel, in_flight) = self.pick(metadata)?;
         let mut grpc = self.grpc(channel);
         let cluster = self.cluster.clone();
         let open = async {
@@ -188,7 +195,7 @@ impl GrpcClient {
         request: http::Request<tonic::body::Body>,
     ) -> Result<http::Response<tonic::body::Body>, UpstreamError> {
         use tower::ServiceExt;
-        let (channel, _in_flight) = self.pick()?;
+        let (channel, _in_flight) = self.pick(&passthrough_hash_inputs(&request))?;
         channel.oneshot(request).await.map_err(|e| UpstreamError::unavailable(&self.cluster, &e))
     }
 }
@@ -198,6 +205,17 @@ impl GrpcClient {
         let grpc = Grpc::new(channel).accept_compressed(CompressionEncoding::Gzip);
         if self.compress { grpc.send_compressed(CompressionEncoding::Gzip) } else { grpc }
     }
+}
+
+/// A passthrough call's hash inputs: its client's address and every header (it has no
+/// operation context; the header a cluster hashes on is found among them).
+fn passthrough_hash_inputs(request: &http::Request<tonic::body::Body>) -> Metadata {
+    let mut headers = Metadata::default();
+    for (name, value) in request.headers() {
+        headers.push(name.as_str(), value.as_bytes());
+    }
+    let client_ip = request.extensions().get::<crate::server::ClientAddr>().map(|c| c.0.ip());
+    Metadata::default().with_hash_inputs(crate::operation::HashInputs { client_ip, headers })
 }
 
 fn copy_metadata(from: &Metadata, to: &mut MetadataMap) {

@@ -36,13 +36,19 @@ pub struct HttpClient {
     /// Per endpoint: `scheme://authority` and its path prefix, without a trailing `/`.
     bases: std::sync::Arc<Vec<String>>,
     balancer: std::sync::Arc<Balancer>,
+    hash_on: Option<crate::config::HashOn>,
     client: reqwest::Client,
 }
 
 impl HttpClient {
     /// A client for `cluster`'s `endpoints` (with their weights; an endpoint's path, if any,
     /// prefixes every request's), choosing one per call by `algorithm`.
-    pub fn new(cluster: &str, endpoints: &[(http::Uri, u32)], algorithm: Algorithm) -> Result<Self, UpstreamError> {
+    pub fn new(
+        cluster: &str,
+        endpoints: &[(http::Uri, u32)],
+        algorithm: Algorithm,
+        hash_on: Option<crate::config::HashOn>,
+    ) -> Result<Self, UpstreamError> {
         if endpoints.is_empty() {
             return Err(UpstreamError::Internal(format!("cluster {cluster} has no endpoints")));
         }
@@ -63,6 +69,7 @@ impl HttpClient {
             cluster: cluster.to_owned(),
             bases: std::sync::Arc::new(bases),
             balancer: std::sync::Arc::new(Balancer::new(algorithm, members)),
+            hash_on,
             client,
         })
     }
@@ -73,9 +80,12 @@ impl HttpClient {
     }
 
     /// The base URL for the next call, and the call's in-flight guard.
-    fn pick(&self) -> Result<(&str, InFlight), UpstreamError> {
-        let index =
-            self.balancer.pick(None).ok_or_else(|| UpstreamError::Unavailable { cluster: self.cluster.clone() })?;
+    fn pick(&self, metadata: &Metadata) -> Result<(&str, InFlight), UpstreamError> {
+        let key = super::pool::hash_key(self.hash_on.as_ref(), metadata);
+        let index = self
+            .balancer
+            .pick(key.as_deref())
+            .ok_or_else(|| UpstreamError::Unavailable { cluster: self.cluster.clone() })?;
         Ok((&self.bases[index], self.balancer.members()[index].load.start()))
     }
 
@@ -86,7 +96,7 @@ impl HttpClient {
         metadata: &Metadata,
         timeout: Option<Duration>,
     ) -> Result<Bytes, UpstreamError> {
-        let (base, _in_flight) = self.pick()?;
+        let (base, _in_flight) = self.pick(metadata)?;
         let url = format!("{base}{}", request.path_and_query);
         let mut builder =
             self.client.request(request.method.clone(), &url).header(http::header::ACCEPT, "application/json");

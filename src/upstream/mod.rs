@@ -135,10 +135,12 @@ impl Upstreams {
                 .collect();
             let client = match cluster.protocol {
                 crate::config::BackendProtocol::Http | crate::config::BackendProtocol::Graphql => {
-                    HttpClient::new(&cluster.name, &endpoints, cluster.balancer).map(Client::Http)
+                    HttpClient::new(&cluster.name, &endpoints, cluster.balancer, cluster.hash_on.clone())
+                        .map(Client::Http)
                 }
                 crate::config::BackendProtocol::Grpc => {
-                    GrpcClient::new(&cluster.name, &endpoints, cluster.balancer, compress).map(Client::Grpc)
+                    GrpcClient::new(&cluster.name, &endpoints, cluster.balancer, cluster.hash_on.clone(), compress)
+                        .map(Client::Grpc)
                 }
             };
             match client {

@@ -113,3 +113,55 @@ async fn rest_source_calls_are_balanced_too() {
     first.shutdown().await;
     second.shutdown().await;
 }
+
+#[tokio::test]
+async fn consistent_hashing_keeps_a_client_on_one_endpoint() {
+    for (hash_on, header) in
+        [("{ header = \"x-user\" }", Some("x-user")), ("{ cookie = \"session\" }", None), ("\"client_ip\"", None)]
+    {
+        let mut backends = Vec::new();
+        for _ in 0..3 {
+            backends.push(
+                switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("backend"),
+            );
+        }
+        let urls: Vec<String> = backends.iter().map(|b| format!("\"{}\"", b.url())).collect();
+        let config = format!(
+            "[backends.catalog]\nendpoints = [{}]\nservices = [\"catalog.v1\"]\nbalancer = \"maglev\"\nhash_on = {hash_on}\n",
+            urls.join(", ")
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("switchyard.toml");
+        std::fs::write(&file, config).expect("write config");
+        let gateway = TestGateway::start_with_config(None, file).await;
+        let get = |user: String| {
+            let mut request = gateway.client.get(format!("{}/v1/shelves/1/books/1", gateway.base));
+            request = match header {
+                Some(header) => request.header(header, user),
+                None => request.header("cookie", format!("theme=dark; session={user}")),
+            };
+            async move { request.send().await.expect("call").status().as_u16() }
+        };
+        for _ in 0..30 {
+            assert_eq!(get("alice".into()).await, 200);
+        }
+        let counts: Vec<usize> = backends.iter().map(|b| b.calls("GetBook")).collect();
+        assert_eq!(
+            counts.iter().filter(|c| **c == 30).count(),
+            1,
+            "{hash_on}: one endpoint took every call: {counts:?}"
+        );
+        if hash_on != "\"client_ip\"" {
+            // Other keys spread over the endpoints.
+            for user in 0..300 {
+                assert_eq!(get(format!("user-{user}")).await, 200);
+            }
+            let counts: Vec<usize> = backends.iter().map(|b| b.calls("GetBook")).collect();
+            assert!(counts.iter().all(|c| *c >= 50), "{hash_on}: 300 keys spread: {counts:?}");
+        }
+        gateway.shutdown().await;
+        for backend in backends {
+            backend.shutdown().await;
+        }
+    }
+}

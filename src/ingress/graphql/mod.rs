@@ -152,8 +152,9 @@ pub(crate) async fn handle_graphql(
             Some(refused) => run::Started::Result(refused),
             None => {
                 let incremental = transport != streaming::Transport::Multipart;
-                run::start_operation(served.clone(), installs, caches, &request, &parts.headers, is_get, incremental)
-                    .await
+                let client = parts.extensions.get::<crate::server::ClientAddr>().map(|c| c.0);
+                let arrival = run::Arrival { headers: &parts.headers, client };
+                run::start_operation(served.clone(), installs, caches, &request, arrival, is_get, incremental).await
             }
         };
         // Queries and mutations without deferred fragments under Apollo's multipart Accept
@@ -170,6 +171,7 @@ pub(crate) async fn handle_graphql(
         let heartbeat = served.snapshot.config.graphql.subscriptions.keepalive.get();
         return streaming::respond(transport, started, heartbeat, gateway.shutting_down());
     }
+    let client = parts.extensions.get::<crate::server::ClientAddr>().map(|c| c.0);
     let run_one = |mut request: GraphqlRequest| {
         let served = served.clone();
         let headers = &parts.headers;
@@ -177,7 +179,7 @@ pub(crate) async fn handle_graphql(
             if let Some(refused) = admit(&served.snapshot, persisted, &mut request) {
                 return refused;
             }
-            run::run_operation(&served, caches, &request, headers, is_get).await
+            run::run_operation(&served, caches, &request, run::Arrival { headers, client }, is_get).await
         }
     };
     match requests {

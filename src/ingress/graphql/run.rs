@@ -29,15 +29,22 @@ pub(super) enum Outcome {
     Http(Refusal),
 }
 
+/// Where a request came from: its headers and the client's address.
+#[derive(Clone, Copy)]
+pub(super) struct Arrival<'a> {
+    pub(super) headers: &'a HeaderMap,
+    pub(super) client: Option<std::net::SocketAddr>,
+}
+
 /// Runs `request`, which came by GET when `is_get`.
 pub(super) async fn run_operation(
     served: &Served,
     caches: &Caches,
     request: &GraphqlRequest,
-    headers: &HeaderMap,
+    arrival: Arrival<'_>,
     is_get: bool,
 ) -> Outcome {
-    let (prepared, context) = match prepare(served, caches, request, headers) {
+    let (prepared, context) = match prepare(served, caches, request, arrival) {
         Ok(prepared) => prepared,
         Err(outcome) => return outcome,
     };
@@ -76,11 +83,11 @@ pub(super) async fn start_operation(
     installs: tokio::sync::watch::Receiver<Arc<Served>>,
     caches: &Caches,
     request: &GraphqlRequest,
-    headers: &HeaderMap,
+    arrival: Arrival<'_>,
     is_get: bool,
     incremental: bool,
 ) -> Started {
-    let (prepared, mut context) = match prepare(&served, caches, request, headers) {
+    let (prepared, mut context) = match prepare(&served, caches, request, arrival) {
         Ok(prepared) => prepared,
         Err(outcome) => return Started::Result(outcome),
     };
@@ -174,7 +181,7 @@ fn prepare(
     served: &Served,
     caches: &Caches,
     request: &GraphqlRequest,
-    headers: &HeaderMap,
+    arrival: Arrival<'_>,
 ) -> Result<(super::document::Prepared, crate::operation::RequestContext), Outcome> {
     let snapshot = &served.snapshot;
     let limits = &snapshot.config.graphql.limits;
@@ -198,7 +205,7 @@ fn prepare(
         Ok(prepared) => prepared,
         Err(errors) => return Err(Outcome::Refused(validation_errors(&errors))),
     };
-    let mut context = match request_context(headers, &snapshot.config.headers) {
+    let mut context = match request_context(arrival.headers, &snapshot.config.headers) {
         Ok(context) => context,
         Err(error) => {
             let refusal = Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidArgument, error.to_string());
@@ -206,6 +213,7 @@ fn prepare(
         }
     };
     context.bound_timeout(snapshot.config.rest.timeout.get());
+    crate::ingress::forward::capture_hash_inputs(&mut context, arrival.headers, arrival.client, &snapshot.hash_headers);
     Ok((prepared, context))
 }
 

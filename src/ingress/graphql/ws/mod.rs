@@ -55,6 +55,7 @@ pub(super) async fn upgrade(
         persisted: persisted.clone(),
         caches: caches.clone(),
         headers: parts.headers.clone(),
+        client: parts.extensions.get::<crate::server::ClientAddr>().map(|c| c.0),
         running: caches.running.clone(),
     };
     let sessions = gateway.sessions().clone();

@@ -29,6 +29,8 @@ pub(crate) struct SessionContext {
     pub(crate) caches: Caches,
     /// The upgrade request's headers (forwarded to backends like an HTTP request's).
     pub(crate) headers: HeaderMap,
+    /// The client's address.
+    pub(crate) client: Option<std::net::SocketAddr>,
     /// Operations running on the whole gateway.
     pub(crate) running: Arc<AtomicUsize>,
 }
@@ -267,6 +269,7 @@ impl State {
             self.context.persisted.clone(),
             self.context.caches.clone(),
             self.context.headers.clone(),
+            self.context.client,
             self.init.clone().unwrap_or_default(),
             self.outbox.clone(),
             OnDone { id: id.clone(), done: done.clone(), finished: self.finished.clone(), _counted: counted },
@@ -299,6 +302,7 @@ async fn run_operation(
     persisted: PersistedQueries,
     caches: Caches,
     mut headers: HeaderMap,
+    client: Option<std::net::SocketAddr>,
     init: Map<String, Json>,
     outbox: Outbox,
     _done: OnDone,
@@ -316,7 +320,10 @@ async fn run_operation(
     };
     let started = match admit(&served.snapshot, &persisted, &mut request) {
         Some(refused) => Started::Result(refused),
-        None => start_operation(served, installs, &caches, &request, &headers, false, true).await,
+        None => {
+            let arrival = crate::ingress::graphql::run::Arrival { headers: &headers, client };
+            start_operation(served, installs, &caches, &request, arrival, false, true).await
+        }
     };
     match started {
         Started::Result(Outcome::Ran(body)) => {
