@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::{CommandResult, Failure};
 use crate::demo::{
-    DEMO_AUTHORS_SOURCE, DEMO_SERVICE, demo_registration, demo_schemas, start_demo_authors, start_demo_backend,
+    DEMO_AUTHORS_SOURCE, DEMO_SERVICE, demo_registration, demo_schemas, start_demo_authors, start_demo_backend_replicas,
 };
 use crate::server::start_server;
 use crate::snapshot::{BackendFlag, SnapshotSources};
@@ -23,14 +23,16 @@ pub(crate) struct DemoArgs {
 }
 
 pub(crate) async fn run(args: DemoArgs) -> CommandResult {
-    let backend = start_demo_backend(SocketAddr::from(([127, 0, 0, 1], 0))).await.map_err(Failure::runtime)?;
+    // Three replicas of the catalog behind one pool (they share one catalog, as replicas share
+    // a database); GET /admin/clusters shows how the calls spread.
+    let replicas = start_demo_backend_replicas(3).await.map_err(Failure::runtime)?;
     let authors = start_demo_authors(SocketAddr::from(([127, 0, 0, 1], 0))).await.map_err(Failure::runtime)?;
     let sources = SnapshotSources {
         embedded: vec![demo_registration().map_err(Failure::runtime)?],
         embedded_schemas: demo_schemas(),
         no_descriptor_dir: true,
         backends: vec![
-            BackendFlag { name: "catalog.v1".into(), urls: vec![backend.url()] },
+            BackendFlag { name: "catalog.v1".into(), urls: replicas.iter().map(|r| r.url()).collect() },
             BackendFlag { name: DEMO_AUTHORS_SOURCE.into(), urls: vec![authors.url()] },
         ],
         listen: Some(args.listen),
@@ -40,11 +42,13 @@ pub(crate) async fn run(args: DemoArgs) -> CommandResult {
     };
     let (gateway, mut signal) = super::serve::start(sources).await?;
     let server = start_server(gateway).await.map_err(Failure::runtime)?;
-    print_banner(server.gateway_addr, server.admin_addr, &backend.url(), &authors.url());
+    print_banner(server.gateway_addr, server.admin_addr, &replicas[0].url(), &authors.url());
     signal.recv().await;
     println!("shutting down");
     server.shutdown().await;
-    backend.shutdown().await;
+    for replica in replicas {
+        replica.shutdown().await;
+    }
     authors.shutdown().await;
     Ok(())
 }
@@ -58,7 +62,7 @@ Switchyard demo is running. Ctrl-C stops it.
 
   gateway         {g}
   admin           http://{admin}
-  demo backend    {backend}  (gRPC: {DEMO_SERVICE}, with health and reflection)
+  demo backend    {backend}  (gRPC: {DEMO_SERVICE}, with health and reflection; 3 replicas, round robin)
   authors         {authors}  (JSON REST, stitched into GraphQL by schemas/demo/authors.graphql)
 
 JSON REST, transcoded to gRPC by the protos' google.api.http rules:
@@ -112,6 +116,7 @@ Errors name what was wrong:
 
 Admin:
   curl -s http://{admin}/readyz                 # ready, which services go to which backend
+  curl -s http://{admin}/admin/clusters         # each cluster's endpoints: calls made, in flight, latency
   curl -s -X POST http://{admin}/admin/reload   # rebuild and swap the snapshot
 
 Registry (by server reflection from the demo backend):

@@ -69,11 +69,29 @@ impl DemoBackend {
 
 /// Starts the demo backend on `addr` (use port 0 for any free port).
 pub async fn start_demo_backend(addr: SocketAddr) -> Result<DemoBackend, DemoError> {
+    start_replica(addr, None).await
+}
+
+/// Starts `count` replicas of the demo backend on loopback ports, sharing one catalog (as
+/// replicas of a service share their database), each counting its own calls.
+pub async fn start_demo_backend_replicas(count: usize) -> Result<Vec<DemoBackend>, DemoError> {
+    let mut replicas: Vec<DemoBackend> = Vec::with_capacity(count);
+    for _ in 0..count {
+        let shared = replicas.first().map(|first| first.catalog.clone());
+        replicas.push(start_replica(SocketAddr::from(([127, 0, 0, 1], 0)), shared).await?);
+    }
+    Ok(replicas)
+}
+
+async fn start_replica(addr: SocketAddr, shared: Option<Arc<Catalog>>) -> Result<DemoBackend, DemoError> {
     let registration = demo_registration()?;
     let registry: Registry = merge_registrations(vec![registration])?;
     // Reflection answers with every file, built-ins included, so clients can resolve imports.
     let encoded = registry.pool.encode_to_vec();
-    let catalog = CatalogService::new(registry.pool.clone());
+    let mut catalog = CatalogService::new(registry.pool.clone());
+    if let Some(shared) = shared {
+        catalog.catalog = shared;
+    }
     let calls = catalog.calls.clone();
     let catalog_state = catalog.catalog.clone();
 

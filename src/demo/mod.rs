@@ -15,7 +15,7 @@ use protox::file::{ChainFileResolver, File, FileResolver};
 use crate::registry::{Registration, RegistryError};
 
 pub use authors::{DemoAuthors, start_demo_authors};
-pub use backend::{DemoBackend, DemoError, start_demo_backend};
+pub use backend::{DemoBackend, DemoError, start_demo_backend, start_demo_backend_replicas};
 
 /// The demo's schema files (the authors REST source stitched to the catalog), by path, as
 /// embedded in the binary.
