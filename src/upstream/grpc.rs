@@ -15,14 +15,14 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::UpstreamError;
 use super::grpc_codec::{Outgoing, RawCodec};
-use super::pool::{Algorithm, Balancer, InFlight, Member};
+use super::pool::{Algorithm, Balancer, EndpointConnections, InFlight, Member, StreamSlot};
 use crate::operation::Metadata;
 
 /// Connections (lazily established, re-established on failure) to one cluster's endpoints.
 #[derive(Debug, Clone)]
 pub struct GrpcClient {
     cluster: String,
-    channels: std::sync::Arc<Vec<Channel>>,
+    endpoints: std::sync::Arc<Vec<EndpointConnections>>,
     balancer: std::sync::Arc<Balancer>,
     hash_on: Option<crate::config::HashOn>,
     compress: bool,
@@ -50,7 +50,7 @@ impl GrpcClient {
         if endpoints.is_empty() {
             return Err(UpstreamError::Internal(format!("cluster {cluster} has no endpoints")));
         }
-        let mut channels = Vec::with_capacity(endpoints.len());
+        let mut connections = Vec::with_capacity(endpoints.len());
         let mut members = Vec::with_capacity(endpoints.len());
         for (uri, weight) in endpoints {
             let endpoint = Endpoint::from(uri.clone())
@@ -58,12 +58,12 @@ impl GrpcClient {
                 .tcp_nodelay(true)
                 .http2_keep_alive_interval(Duration::from_secs(30))
                 .keep_alive_while_idle(false);
-            channels.push(endpoint.connect_lazy());
+            connections.push(EndpointConnections::new(endpoint));
             members.push(Member { id: uri.to_string(), weight: *weight, load: std::sync::Arc::default() });
         }
         Ok(GrpcClient {
             cluster: cluster.to_owned(),
-            channels: std::sync::Arc::new(channels),
+            endpoints: std::sync::Arc::new(connections),
             balancer: std::sync::Arc::new(Balancer::new(algorithm, members)),
             hash_on,
             compress,
@@ -76,14 +76,15 @@ impl GrpcClient {
     }
 
     /// The endpoint for the next call (keyed by `metadata`'s hash inputs under consistent
-    /// hashing), and the call's in-flight guard.
-    fn pick(&self, metadata: &Metadata) -> Result<(Channel, InFlight), UpstreamError> {
+    /// hashing): a connection to it with a free stream slot, and the call's guards.
+    fn pick(&self, metadata: &Metadata) -> Result<(Channel, (InFlight, StreamSlot)), UpstreamError> {
         let key = super::pool::hash_key(self.hash_on.as_ref(), metadata);
         let index = self
             .balancer
             .pick(key.as_deref())
             .ok_or_else(|| UpstreamError::Unavailable { cluster: self.cluster.clone() })?;
-        Ok((self.channels[index].clone(), self.balancer.members()[index].load.start()))
+        let (channel, slot) = self.endpoints[index].acquire();
+        Ok((channel, (self.balancer.members()[index].load.start(), slot)))
     }
 
     /// Calls `path` (`/package.Service/Method`) with an encoded request.

@@ -733,3 +733,30 @@ async fn a_thousand_subscriptions_receive_every_event_in_order() {
     eventually(|| gateway.backend().watchers() == 0, "every backend stream is cancelled").await;
     gateway.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_distinct_subscriptions_all_open_on_one_backend() {
+    // More streams than one HTTP/2 connection may carry (hyper's server allows 200): the
+    // gateway opens more connections to the endpoint instead of queueing the rest.
+    let gateway = TestGateway::stitched().await;
+    let query = r#"subscription($shelf: String) { watchBooks(parent: $shelf) { book { title } } }"#;
+    let mut sockets = Vec::new();
+    for socket_index in 0..5 {
+        let mut socket = acknowledged(&gateway, "graphql-transport-ws").await;
+        for i in 0..100 {
+            let shelf = format!("shelves/9{socket_index}{i:02}");
+            send(&mut socket, json!({"id": i.to_string(), "type": "subscribe", "payload": {"query": query, "variables": {"shelf": shelf}}})).await;
+        }
+        sockets.push(socket);
+    }
+    eventually(|| gateway.backend().watchers() == 500, "500 distinct backend streams open").await;
+    create(&gateway, "9499", "The last shelf", "Nobody").await;
+    let event = recv(&mut sockets[4]).await;
+    assert_eq!(
+        (event["id"].clone(), event["payload"]["data"]["watchBooks"]["book"]["title"].clone()),
+        (json!("99"), json!("The last shelf"))
+    );
+    drop(sockets);
+    eventually(|| gateway.backend().watchers() == 0, "all cancelled").await;
+    gateway.shutdown().await;
+}

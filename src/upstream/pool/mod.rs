@@ -2,8 +2,10 @@
 //! outlier ejection, circuit breaking and retries join here with the pools issue's next slices.
 
 pub mod balancer;
+pub mod connections;
 
 pub use balancer::{Algorithm, Balancer, EndpointLoad, InFlight, Member};
+pub use connections::{EndpointConnections, StreamSlot};
 
 use crate::config::HashOn;
 use crate::operation::Metadata;

@@ -1,0 +1,80 @@
+//! HTTP/2 connections to one gRPC endpoint: calls share a connection until it carries
+//! `MAX_STREAMS_PER_CONNECTION` calls at once, then another connection is opened, as a
+//! backend's max-concurrent-streams setting (hyper's default is 200) would otherwise make the
+//! next calls wait. Connections are opened lazily and kept for reuse.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tonic::transport::{Channel, Endpoint};
+
+/// Calls one connection carries at once before another is opened: below the common server
+/// limits (hyper 200, grpc-go 100 on some deployments), so calls never queue behind them.
+pub const MAX_STREAMS_PER_CONNECTION: usize = 90;
+
+/// The connections to one endpoint.
+#[derive(Debug)]
+pub struct EndpointConnections {
+    endpoint: Endpoint,
+    connections: Mutex<Vec<(Channel, Arc<AtomicUsize>)>>,
+}
+
+/// A call's hold on one connection; dropping it frees the stream slot.
+#[derive(Debug)]
+pub struct StreamSlot(Arc<AtomicUsize>);
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl EndpointConnections {
+    /// Connections to `endpoint` (the first one opened lazily now).
+    pub fn new(endpoint: Endpoint) -> Self {
+        let first = (endpoint.connect_lazy(), Arc::new(AtomicUsize::new(0)));
+        EndpointConnections { endpoint, connections: Mutex::new(vec![first]) }
+    }
+
+    /// A connection with a free stream slot, opening one if every connection is full.
+    pub fn acquire(&self) -> (Channel, StreamSlot) {
+        let mut connections = self.connections.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let found = connections.iter().find(|(_, used)| used.load(Ordering::Acquire) < MAX_STREAMS_PER_CONNECTION);
+        let (channel, used) = match found {
+            Some((channel, used)) => (channel.clone(), used.clone()),
+            None => {
+                let opened = (self.endpoint.connect_lazy(), Arc::new(AtomicUsize::new(0)));
+                connections.push(opened.clone());
+                opened
+            }
+        };
+        used.fetch_add(1, Ordering::AcqRel);
+        (channel, StreamSlot(used))
+    }
+
+    /// How many connections are open (or will open on first use).
+    pub fn count(&self) -> usize {
+        self.connections.lock().map(|c| c.len()).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn full_connections_open_another_and_freed_slots_are_reused() {
+        let endpoint = Endpoint::from_static("http://127.0.0.1:9");
+        let connections = EndpointConnections::new(endpoint);
+        let mut held = Vec::new();
+        for _ in 0..MAX_STREAMS_PER_CONNECTION {
+            held.push(connections.acquire());
+        }
+        assert_eq!(connections.count(), 1);
+        held.push(connections.acquire());
+        assert_eq!(connections.count(), 2, "the first connection is full");
+        held.remove(0);
+        let _reused = connections.acquire();
+        assert_eq!(connections.count(), 2, "a freed slot on the first connection is used again");
+    }
+}
