@@ -284,6 +284,7 @@ fn build_clusters(
             weights,
             balancer: backend.balancer,
             hash_on: backend.hash_on.clone(),
+            health_check: backend.health_check.clone(),
             serves: backend.services.clone(),
             grpc_compression: backend.grpc_compression,
         };
@@ -304,6 +305,7 @@ fn build_clusters(
             endpoints: flag.urls.iter().cloned().map(crate::config::EndpointConfig::Url).collect(),
             balancer: Default::default(),
             hash_on: None,
+            health_check: None,
             services: vec![flag.name.clone()],
             grpc_compression: Default::default(),
         };

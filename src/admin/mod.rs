@@ -35,8 +35,11 @@ pub fn admin_router(gateway: Arc<Gateway>) -> Router {
 }
 
 async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
-    let snapshot = gateway.snapshot();
-    let ready = gateway.is_ready();
+    let served = gateway.served();
+    let snapshot = served.snapshot.clone();
+    // A cluster whose every endpoint fails its health checks makes the gateway unready.
+    let unhealthy = served.upstreams.unhealthy_clusters();
+    let ready = gateway.is_ready() && unhealthy.is_empty();
     let services: serde_json::Map<String, serde_json::Value> = snapshot
         .services
         .iter()
@@ -47,6 +50,7 @@ async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
         "generation": snapshot.generation,
         "registrations": snapshot.registry.registrations.iter().map(|r| json!({"name": r.name, "digest": r.digest})).collect::<Vec<_>>(),
         "services": services,
+        "unhealthy_clusters": unhealthy,
         "warnings": snapshot.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
     });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

@@ -169,6 +169,9 @@ pub struct BackendConfig {
     /// header, a cookie, or the client's IP address. Without one, they go round robin.
     #[serde(default)]
     pub hash_on: Option<HashOn>,
+    /// Active health checks; an endpoint that fails them leaves the rotation until it passes.
+    #[serde(default)]
+    pub health_check: Option<HealthCheckConfig>,
     /// For gRPC: the services (`catalog.v1.Catalog`) or package prefixes (`catalog.v1`,
     /// `catalog`) this cluster serves; the longest match wins.
     #[serde(default)]
@@ -206,6 +209,44 @@ impl Balancing {
     /// True for the consistent-hashing algorithms (they need a key per call).
     pub fn hashes(self) -> bool {
         matches!(self, Balancing::RingHash | Balancing::Maglev)
+    }
+}
+
+/// Active health checks of a cluster's endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthCheckConfig {
+    /// Time between checks of each endpoint.
+    pub interval: ConfigDuration,
+    /// A check not answered in this time fails.
+    pub timeout: ConfigDuration,
+    /// Consecutive passes that bring an unhealthy endpoint back.
+    #[schemars(range(min = 1))]
+    pub healthy_threshold: u32,
+    /// Consecutive failures that take a healthy endpoint out.
+    #[schemars(range(min = 1))]
+    pub unhealthy_threshold: u32,
+    /// gRPC clusters: the service name asked of grpc.health.v1 (empty: the server as a whole).
+    pub grpc_service: String,
+    /// HTTP clusters: the path to GET; a 2xx answer passes.
+    pub http_path: String,
+    /// Below this share of healthy endpoints (percent), health is ignored and every endpoint
+    /// is used (the panic threshold).
+    #[schemars(range(max = 100))]
+    pub panic_threshold: u32,
+}
+
+impl Default for HealthCheckConfig {
+    fn default() -> Self {
+        HealthCheckConfig {
+            interval: ConfigDuration::from_secs(5),
+            timeout: ConfigDuration::from_secs(1),
+            healthy_threshold: 1,
+            unhealthy_threshold: 2,
+            grpc_service: String::new(),
+            http_path: "/healthz".into(),
+            panic_threshold: 50,
+        }
     }
 }
 

@@ -35,6 +35,7 @@ pub struct DemoBackend {
     pub addr: SocketAddr,
     calls: CallCounts,
     catalog: Arc<Catalog>,
+    health: tonic_health::server::HealthReporter,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -51,6 +52,14 @@ impl DemoBackend {
     /// How many calls of `method` (`ListBooks`) the backend has received.
     pub fn calls(&self, method: &str) -> usize {
         self.calls.lock().map(|c| c.get(method).copied().unwrap_or(0)).unwrap_or(0)
+    }
+
+    /// Reports the catalog service SERVING or NOT_SERVING on grpc.health.v1.
+    pub async fn set_serving(&self, serving: bool) {
+        let status =
+            if serving { tonic_health::ServingStatus::Serving } else { tonic_health::ServingStatus::NotServing };
+        self.health.set_service_status(DEMO_SERVICE, status).await;
+        self.health.set_service_status("", status).await;
     }
 
     /// How many WatchBooks streams are open now (a cancelled one is gone once the backend has
@@ -118,7 +127,7 @@ async fn start_replica(addr: SocketAddr, shared: Option<Arc<Catalog>>) -> Result
     let task = tokio::spawn(async move {
         serve_listener(listener, router, settings, stopped).await;
     });
-    Ok(DemoBackend { addr, calls, catalog: catalog_state, stop, task })
+    Ok(DemoBackend { addr, calls, catalog: catalog_state, health: reporter, stop, task })
 }
 
 /// How the demo's backends listen: like a real service, with a short shutdown grace.

@@ -17,6 +17,8 @@ pub struct Cluster {
     pub balancer: crate::config::Balancing,
     /// What consistent hashing keys a call by.
     pub hash_on: Option<crate::config::HashOn>,
+    /// Active health checks, if configured.
+    pub health_check: Option<crate::config::HealthCheckConfig>,
     /// The names it claims (services or package prefixes).
     pub serves: Vec<String>,
     /// Compression of the gRPC messages the gateway sends.

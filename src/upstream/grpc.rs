@@ -45,6 +45,7 @@ impl GrpcClient {
         endpoints: &[(http::Uri, u32)],
         algorithm: Algorithm,
         hash_on: Option<crate::config::HashOn>,
+        health: Option<crate::config::HealthCheckConfig>,
         compress: bool,
     ) -> Result<Self, UpstreamError> {
         if endpoints.is_empty() {
@@ -61,13 +62,14 @@ impl GrpcClient {
             connections.push(EndpointConnections::new(endpoint));
             members.push(Member { id: uri.to_string(), weight: *weight, load: std::sync::Arc::default() });
         }
-        Ok(GrpcClient {
-            cluster: cluster.to_owned(),
-            endpoints: std::sync::Arc::new(connections),
-            balancer: std::sync::Arc::new(Balancer::new(algorithm, members)),
-            hash_on,
-            compress,
-        })
+        let endpoints = std::sync::Arc::new(connections);
+        let panic = health.as_ref().map_or(50, |h| h.panic_threshold);
+        let balancer = std::sync::Arc::new(Balancer::new(algorithm, members).with_panic_threshold(panic));
+        if let Some(health) = health {
+            let probe = super::pool::health::Probe::Grpc(std::sync::Arc::downgrade(&endpoints));
+            super::pool::health::spawn_checks(cluster.to_owned(), health, std::sync::Arc::downgrade(&balancer), probe);
+        }
+        Ok(GrpcClient { cluster: cluster.to_owned(), endpoints, balancer, hash_on, compress })
     }
 
     /// The balancer, for its members' state.

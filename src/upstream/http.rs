@@ -48,6 +48,7 @@ impl HttpClient {
         endpoints: &[(http::Uri, u32)],
         algorithm: Algorithm,
         hash_on: Option<crate::config::HashOn>,
+        health: Option<crate::config::HealthCheckConfig>,
     ) -> Result<Self, UpstreamError> {
         if endpoints.is_empty() {
             return Err(UpstreamError::Internal(format!("cluster {cluster} has no endpoints")));
@@ -65,13 +66,15 @@ impl HttpClient {
             .iter()
             .map(|(uri, weight)| Member { id: uri.to_string(), weight: *weight, load: std::sync::Arc::default() })
             .collect();
-        Ok(HttpClient {
-            cluster: cluster.to_owned(),
-            bases: std::sync::Arc::new(bases),
-            balancer: std::sync::Arc::new(Balancer::new(algorithm, members)),
-            hash_on,
-            client,
-        })
+        let bases = std::sync::Arc::new(bases);
+        let panic = health.as_ref().map_or(50, |h| h.panic_threshold);
+        let balancer = std::sync::Arc::new(Balancer::new(algorithm, members).with_panic_threshold(panic));
+        if let Some(health) = health {
+            let probe =
+                super::pool::health::Probe::Http { bases: std::sync::Arc::downgrade(&bases), client: client.clone() };
+            super::pool::health::spawn_checks(cluster.to_owned(), health, std::sync::Arc::downgrade(&balancer), probe);
+        }
+        Ok(HttpClient { cluster: cluster.to_owned(), bases, balancer, hash_on, client })
     }
 
     /// The balancer, for its members' state.

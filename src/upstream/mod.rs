@@ -134,14 +134,23 @@ impl Upstreams {
                 .zip(cluster.weights.iter().copied().chain(std::iter::repeat(1)))
                 .collect();
             let client = match cluster.protocol {
-                crate::config::BackendProtocol::Http | crate::config::BackendProtocol::Graphql => {
-                    HttpClient::new(&cluster.name, &endpoints, cluster.balancer, cluster.hash_on.clone())
-                        .map(Client::Http)
-                }
-                crate::config::BackendProtocol::Grpc => {
-                    GrpcClient::new(&cluster.name, &endpoints, cluster.balancer, cluster.hash_on.clone(), compress)
-                        .map(Client::Grpc)
-                }
+                crate::config::BackendProtocol::Http | crate::config::BackendProtocol::Graphql => HttpClient::new(
+                    &cluster.name,
+                    &endpoints,
+                    cluster.balancer,
+                    cluster.hash_on.clone(),
+                    cluster.health_check.clone(),
+                )
+                .map(Client::Http),
+                crate::config::BackendProtocol::Grpc => GrpcClient::new(
+                    &cluster.name,
+                    &endpoints,
+                    cluster.balancer,
+                    cluster.hash_on.clone(),
+                    cluster.health_check.clone(),
+                    compress,
+                )
+                .map(Client::Grpc),
             };
             match client {
                 Ok(client) => {
@@ -172,6 +181,7 @@ impl Upstreams {
                         serde_json::json!({
                             "url": member.id,
                             "weight": member.weight,
+                            "healthy": member.load.is_healthy(),
                             "outstanding": member.load.outstanding(),
                             "calls": member.load.calls(),
                             "latency_ewma_ms": member.load.ewma().as_secs_f64() * 1000.0,
@@ -187,6 +197,24 @@ impl Upstreams {
             })
             .collect();
         serde_json::json!({ "clusters": clusters })
+    }
+
+    /// Clusters with health checks whose every endpoint fails them: the gateway is not ready.
+    pub fn unhealthy_clusters(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .clients
+            .iter()
+            .filter(|(_, (cluster, client))| {
+                cluster.health_check.is_some()
+                    && !match client {
+                        Client::Grpc(client) => client.balancer().any_usable(),
+                        Client::Http(client) => client.balancer().any_usable(),
+                    }
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        out.sort();
+        out
     }
 
     /// The gRPC client of `cluster`.

@@ -165,3 +165,74 @@ async fn consistent_hashing_keeps_a_client_on_one_endpoint() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_endpoint_that_fails_health_checks_leaves_the_rotation_and_returns() {
+    let replicas = switchyard::demo::start_demo_backend_replicas(3).await.expect("replicas");
+    let urls: Vec<String> = replicas.iter().map(|r| format!("\"{}\"", r.url())).collect();
+    let config = format!(
+        "[backends.catalog]\nendpoints = [{}]\nservices = [\"catalog.v1\"]\n\
+         [backends.catalog.health_check]\ninterval = \"20ms\"\ngrpc_service = \"catalog.v1.Catalog\"\n",
+        urls.join(", ")
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("switchyard.toml");
+    std::fs::write(&file, config).expect("write config");
+    let gateway = TestGateway::start_with_config(None, file).await;
+    let healthy = |gateway: &TestGateway| {
+        let url = format!("{}/admin/clusters", gateway.admin);
+        let client = gateway.client.clone();
+        async move {
+            let admin: serde_json::Value = client.get(url).send().await.expect("admin").json().await.expect("json");
+            let cluster = admin["clusters"].as_array().and_then(|c| c.iter().find(|c| c["name"] == "catalog")).cloned();
+            cluster.expect("catalog")["endpoints"]
+                .as_array()
+                .expect("endpoints")
+                .iter()
+                .map(|e| e["healthy"] == true)
+                .collect::<Vec<_>>()
+        }
+    };
+    replicas[1].set_serving(false).await;
+    let deadline = tokio::time::Instant::now() + crate::support::HANG;
+    while healthy(&gateway).await != [true, false, true] {
+        assert!(tokio::time::Instant::now() < deadline, "the failing endpoint never left the rotation");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let before: Vec<usize> = replicas.iter().map(|r| r.calls("GetBook")).collect();
+    for _ in 0..30 {
+        let (status, body, _) = gateway.call("GET", "/v1/shelves/1/books/1", "").await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let after: Vec<usize> = replicas.iter().map(|r| r.calls("GetBook")).collect();
+    assert_eq!(after[1], before[1], "no call went to the NOT_SERVING endpoint");
+    assert_eq!(after[0] - before[0] + after[2] - before[2], 30);
+
+    // Every endpoint failing: the gateway is not ready.
+    replicas[0].set_serving(false).await;
+    replicas[2].set_serving(false).await;
+    let deadline = tokio::time::Instant::now() + crate::support::HANG;
+    loop {
+        let response = gateway.client.get(format!("{}/readyz", gateway.admin)).send().await.expect("readyz");
+        if response.status().as_u16() == 503 {
+            let body: serde_json::Value = response.json().await.expect("json");
+            assert_eq!(body["unhealthy_clusters"], serde_json::json!(["catalog"]));
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never unready");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // They return.
+    for replica in &replicas {
+        replica.set_serving(true).await;
+    }
+    let deadline = tokio::time::Instant::now() + crate::support::HANG;
+    while healthy(&gateway).await != [true, true, true] {
+        assert!(tokio::time::Instant::now() < deadline, "the endpoints never came back");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    gateway.shutdown().await;
+    for replica in replicas {
+        replica.shutdown().await;
+    }
+}

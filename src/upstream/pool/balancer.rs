@@ -20,6 +20,8 @@ const MAGLEV_SIZE: usize = 65_537;
 /// What each call reports about one endpoint: calls in flight, and peak-EWMA latency.
 #[derive(Debug)]
 pub struct EndpointLoad {
+    /// False while health checks fail it.
+    healthy: std::sync::atomic::AtomicBool,
     outstanding: AtomicU64,
     /// Calls started, ever.
     calls: AtomicU64,
@@ -33,6 +35,7 @@ pub struct EndpointLoad {
 impl Default for EndpointLoad {
     fn default() -> Self {
         EndpointLoad {
+            healthy: std::sync::atomic::AtomicBool::new(true),
             outstanding: AtomicU64::new(0),
             calls: AtomicU64::new(0),
             ewma_nanos: AtomicU64::new(0f64.to_bits()),
@@ -46,6 +49,11 @@ impl EndpointLoad {
     /// Calls in flight.
     pub fn outstanding(&self) -> u64 {
         self.outstanding.load(Ordering::Relaxed)
+    }
+
+    /// Whether health checks pass (true until they are configured and fail).
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
     }
 
     /// Calls started on it so far.
@@ -125,6 +133,10 @@ pub struct Balancer {
     ring: Vec<(u64, usize)>,
     /// Maglev: member by slot.
     table: Vec<u32>,
+    /// Members health checks have taken out.
+    unhealthy: AtomicUsize,
+    /// Below this share of healthy members (percent), all are used.
+    panic_threshold: u32,
 }
 
 impl Balancer {
@@ -133,7 +145,64 @@ impl Balancer {
         let ring = if algorithm == Algorithm::RingHash { ring(&members) } else { Vec::new() };
         let table = if algorithm == Algorithm::Maglev { maglev(&members) } else { Vec::new() };
         let current = Mutex::new(vec![0; members.len()]);
-        Balancer { algorithm, members, next: AtomicUsize::new(0), current, ring, table }
+        Balancer {
+            algorithm,
+            members,
+            next: AtomicUsize::new(0),
+            current,
+            ring,
+            table,
+            unhealthy: AtomicUsize::new(0),
+            panic_threshold: 50,
+        }
+    }
+
+    /// The same balancer with another panic threshold (percent of healthy members below which
+    /// health is ignored).
+    pub fn with_panic_threshold(mut self, percent: u32) -> Self {
+        self.panic_threshold = percent.min(100);
+        self
+    }
+
+    /// Takes member `index` out of the rotation (false) or brings it back (true).
+    pub fn set_healthy(&self, index: usize, healthy: bool) {
+        let Some(member) = self.members.get(index) else { return };
+        let was = member.load.healthy.swap(healthy, Ordering::Relaxed);
+        match (was, healthy) {
+            (true, false) => {
+                self.unhealthy.fetch_add(1, Ordering::Relaxed);
+            }
+            (false, true) => {
+                self.unhealthy.fetch_sub(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether some member is healthy (or health is ignored below the panic threshold).
+    pub fn any_usable(&self) -> bool {
+        self.unhealthy.load(Ordering::Relaxed) < self.members.len()
+    }
+
+    /// Whether member `i` may take calls now: every member while all are healthy or when too
+    /// few are (the panic threshold), else the healthy ones.
+    fn usable(&self, i: usize) -> bool {
+        let unhealthy = self.unhealthy.load(Ordering::Relaxed);
+        if unhealthy == 0 {
+            return true;
+        }
+        let n = self.members.len();
+        let healthy = n - unhealthy.min(n);
+        if (healthy * 100) < n * self.panic_threshold as usize {
+            return true;
+        }
+        self.members[i].load.is_healthy()
+    }
+
+    /// The first usable member from `start` on (wrapping), or `start` when none is.
+    fn usable_from(&self, start: usize) -> usize {
+        let n = self.members.len();
+        (0..n).map(|offset| (start + offset) % n).find(|i| self.usable(*i)).unwrap_or(start)
     }
 
     /// The members, in order.
@@ -154,32 +223,43 @@ impl Balancer {
             return (n == 1).then_some(0);
         }
         Some(match self.algorithm {
-            Algorithm::RoundRobin => self.next.fetch_add(1, Ordering::Relaxed) % n,
+            Algorithm::RoundRobin => self.usable_from(self.next.fetch_add(1, Ordering::Relaxed) % n),
             Algorithm::WeightedRoundRobin => self.smooth_weighted(),
             Algorithm::LeastOutstanding => self.least(|m| m.load.outstanding() as f64),
             Algorithm::WeightedLeastOutstanding => {
                 self.least(|m| (m.load.outstanding() + 1) as f64 / f64::from(m.weight.max(1)))
             }
             Algorithm::PeakEwma => {
-                let a = fastrand::usize(..n);
+                let a = self.usable_from(fastrand::usize(..n));
                 let mut b = fastrand::usize(..n - 1);
                 if b >= a {
                     b += 1;
                 }
+                let b = self.usable_from(b);
                 if self.members[a].load.cost() <= self.members[b].load.cost() { a } else { b }
             }
-            Algorithm::Random => fastrand::usize(..n),
+            Algorithm::Random => self.usable_from(fastrand::usize(..n)),
             Algorithm::RingHash => match key {
                 Some(key) => {
                     let point = hash(key);
                     let at = self.ring.partition_point(|(p, _)| *p < point);
-                    self.ring[at % self.ring.len()].1
+                    // Past an unusable member, the ring's next one takes its keys.
+                    (0..self.ring.len())
+                        .map(|offset| self.ring[(at + offset) % self.ring.len()].1)
+                        .find(|i| self.usable(*i))
+                        .unwrap_or(self.ring[at % self.ring.len()].1)
                 }
-                None => self.next.fetch_add(1, Ordering::Relaxed) % n,
+                None => self.usable_from(self.next.fetch_add(1, Ordering::Relaxed) % n),
             },
             Algorithm::Maglev => match key {
-                Some(key) => self.table[(hash(key) % self.table.len() as u64) as usize] as usize,
-                None => self.next.fetch_add(1, Ordering::Relaxed) % n,
+                Some(key) => {
+                    let slot = (hash(key) % self.table.len() as u64) as usize;
+                    (0..self.table.len())
+                        .map(|offset| self.table[(slot + offset) % self.table.len()] as usize)
+                        .find(|i| self.usable(*i))
+                        .unwrap_or(self.table[slot] as usize)
+                }
+                None => self.usable_from(self.next.fetch_add(1, Ordering::Relaxed) % n),
             },
         })
     }
@@ -188,14 +268,20 @@ impl Balancer {
     /// largest, subtract the total from it.
     fn smooth_weighted(&self) -> usize {
         let mut current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let total: i64 = self.members.iter().map(|m| i64::from(m.weight.max(1))).sum();
-        let mut best = 0;
+        let mut best = None::<usize>;
+        let mut total = 0;
         for (i, member) in self.members.iter().enumerate() {
-            current[i] += i64::from(member.weight.max(1));
-            if current[i] > current[best] {
-                best = i;
+            if !self.usable(i) {
+                continue;
+            }
+            let weight = i64::from(member.weight.max(1));
+            total += weight;
+            current[i] += weight;
+            if best.is_none_or(|b| current[i] > current[b]) {
+                best = Some(i);
             }
         }
+        let best = best.unwrap_or(0);
         current[best] -= total;
         best
     }
@@ -203,11 +289,14 @@ impl Balancer {
     /// The member with the lowest `score`; ties go in turn.
     fn least(&self, score: impl Fn(&Member) -> f64) -> usize {
         let n = self.members.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let start = self.usable_from(self.next.fetch_add(1, Ordering::Relaxed) % n);
         let mut best = start;
         let mut best_score = score(&self.members[start]);
         for offset in 1..n {
             let i = (start + offset) % n;
+            if !self.usable(i) {
+                continue;
+            }
             let s = score(&self.members[i]);
             if s < best_score {
                 best = i;
@@ -376,6 +465,36 @@ mod tests {
             let left = placed.iter().filter(|p| **p == 3).count();
             assert!((1_500..=3_500).contains(&left), "{algorithm:?}: the leaving endpoint held {left} of 10,000 keys");
             assert!(moved <= 700, "{algorithm:?}: {moved} keys of the staying endpoints moved");
+        }
+    }
+
+    #[test]
+    fn unhealthy_members_leave_every_algorithm_until_too_few_are_healthy() {
+        let algorithms = [
+            Algorithm::RoundRobin,
+            Algorithm::WeightedRoundRobin,
+            Algorithm::LeastOutstanding,
+            Algorithm::WeightedLeastOutstanding,
+            Algorithm::PeakEwma,
+            Algorithm::Random,
+            Algorithm::RingHash,
+            Algorithm::Maglev,
+        ];
+        for algorithm in algorithms {
+            let balancer = Balancer::new(algorithm, members(&[1, 1, 1, 1]));
+            balancer.set_healthy(1, false);
+            let counts = spread(&balancer, 2_000, |i| algorithm.hashes().then(|| format!("k{i}").into_bytes()));
+            assert_eq!(counts[1], 0, "{algorithm:?}: {counts:?}");
+            assert!(counts.iter().enumerate().all(|(i, c)| i == 1 || *c > 0), "{algorithm:?}: {counts:?}");
+            // Three of four out: below the 50% panic threshold every member is used again.
+            balancer.set_healthy(2, false);
+            balancer.set_healthy(3, false);
+            let counts = spread(&balancer, 2_000, |i| algorithm.hashes().then(|| format!("k{i}").into_bytes()));
+            assert!(counts.iter().all(|c| *c > 0), "{algorithm:?} in panic: {counts:?}");
+            balancer.set_healthy(1, true);
+            balancer.set_healthy(2, true);
+            balancer.set_healthy(3, true);
+            assert!(balancer.any_usable());
         }
     }
 }

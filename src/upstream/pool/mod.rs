@@ -3,6 +3,7 @@
 
 pub mod balancer;
 pub mod connections;
+pub mod health;
 
 pub use balancer::{Algorithm, Balancer, EndpointLoad, InFlight, Member};
 pub use connections::{EndpointConnections, StreamSlot};
