@@ -285,6 +285,7 @@ fn build_clusters(
             balancer: backend.balancer,
             hash_on: backend.hash_on.clone(),
             health_check: backend.health_check.clone(),
+            retries: backend.retries.clone(),
             serves: backend.services.clone(),
             grpc_compression: backend.grpc_compression,
         };
@@ -306,6 +307,7 @@ fn build_clusters(
             balancer: Default::default(),
             hash_on: None,
             health_check: None,
+            retries: Default::default(),
             services: vec![flag.name.clone()],
             grpc_compression: Default::default(),
         };

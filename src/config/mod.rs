@@ -172,6 +172,9 @@ pub struct BackendConfig {
     /// Active health checks; an endpoint that fails them leaves the rotation until it passes.
     #[serde(default)]
     pub health_check: Option<HealthCheckConfig>,
+    /// Retries of idempotent calls that found no endpoint answering (UNAVAILABLE).
+    #[serde(default)]
+    pub retries: RetryConfig,
     /// For gRPC: the services (`catalog.v1.Catalog`) or package prefixes (`catalog.v1`,
     /// `catalog`) this cluster serves; the longest match wins.
     #[serde(default)]
@@ -209,6 +212,36 @@ impl Balancing {
     /// True for the consistent-hashing algorithms (they need a key per call).
     pub fn hashes(self) -> bool {
         matches!(self, Balancing::RingHash | Balancing::Maglev)
+    }
+}
+
+/// Retries of idempotent unary calls, on another endpoint, within a budget.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Most retries of one call (0: none).
+    #[schemars(range(max = 10))]
+    pub max_retries: u32,
+    /// Retries in flight may be at most this percent of calls in flight...
+    #[schemars(range(max = 100))]
+    pub budget_percent: u32,
+    /// ...or this many, whichever is more.
+    pub min_concurrency: u32,
+    /// The first backoff's ceiling; each retry doubles it (full jitter).
+    pub base_backoff: ConfigDuration,
+    /// The largest backoff ceiling.
+    pub max_backoff: ConfigDuration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_retries: 2,
+            budget_percent: 20,
+            min_concurrency: 3,
+            base_backoff: ConfigDuration(std::time::Duration::from_millis(25)),
+            max_backoff: ConfigDuration(std::time::Duration::from_millis(250)),
+        }
     }
 }
 

@@ -125,6 +125,20 @@ async fn run_fetch(fetch: Fetch, upstreams: &Upstreams) -> Result<FetchOutput, E
     Ok(FetchOutput { message, selection: fetch.selection, metadata })
 }
 
+/// Whether a call of `method` may be retried: the backend operation says so (DESIGN.md), never
+/// the client's protocol — idempotency_level NO_SIDE_EFFECTS or IDEMPOTENT, or an HTTP rule
+/// whose verb is GET, PUT or DELETE.
+pub fn is_idempotent(method: &MethodDescriptor) -> bool {
+    use prost_types::method_options::IdempotencyLevel;
+    let level = method.method_descriptor_proto().options.as_ref().and_then(|o| o.idempotency_level);
+    if level == Some(IdempotencyLevel::NoSideEffects as i32) || level == Some(IdempotencyLevel::Idempotent as i32) {
+        return true;
+    }
+    crate::registry::http_bindings(method)
+        .first()
+        .is_some_and(|b| matches!(b.method.as_str(), "GET" | "PUT" | "DELETE"))
+}
+
 /// One unary gRPC call: encode, send, decode the answer as the method's output.
 async fn unary_call(
     upstreams: &Upstreams,
@@ -136,7 +150,7 @@ async fn unary_call(
 ) -> Result<(DynamicMessage, http::HeaderMap), ExecuteError> {
     let client = upstreams.grpc(cluster)?;
     let path = format!("/{}/{}", method.parent_service().full_name(), method.name());
-    let reply = client.unary(&path, input.encode_to_vec().into(), metadata, timeout).await?;
+    let reply = client.unary(&path, input.encode_to_vec().into(), metadata, timeout, is_idempotent(method)).await?;
     let output = method.output();
     let message = DynamicMessage::decode(output.clone(), reply.body)
         .map_err(|_| ExecuteError::Undecodable { type_name: output.full_name().to_owned() })?;

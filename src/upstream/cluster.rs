@@ -19,6 +19,8 @@ pub struct Cluster {
     pub hash_on: Option<crate::config::HashOn>,
     /// Active health checks, if configured.
     pub health_check: Option<crate::config::HealthCheckConfig>,
+    /// Retries of idempotent calls.
+    pub retries: crate::config::RetryConfig,
     /// The names it claims (services or package prefixes).
     pub serves: Vec<String>,
     /// Compression of the gRPC messages the gateway sends.

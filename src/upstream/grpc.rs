@@ -15,7 +15,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::UpstreamError;
 use super::grpc_codec::{Outgoing, RawCodec};
-use super::pool::{Algorithm, Balancer, EndpointConnections, InFlight, Member, StreamSlot};
+use super::pool::{Algorithm, Balancer, EndpointConnections, InFlight, Member, RetryBudget, StreamSlot};
 use crate::operation::Metadata;
 
 /// Connections (lazily established, re-established on failure) to one cluster's endpoints.
@@ -25,6 +25,7 @@ pub struct GrpcClient {
     endpoints: std::sync::Arc<Vec<EndpointConnections>>,
     balancer: std::sync::Arc<Balancer>,
     hash_on: Option<crate::config::HashOn>,
+    retry: std::sync::Arc<RetryBudget>,
     compress: bool,
 }
 
@@ -46,6 +47,7 @@ impl GrpcClient {
         algorithm: Algorithm,
         hash_on: Option<crate::config::HashOn>,
         health: Option<crate::config::HealthCheckConfig>,
+        retries: crate::config::RetryConfig,
         compress: bool,
     ) -> Result<Self, UpstreamError> {
         if endpoints.is_empty() {
@@ -69,7 +71,8 @@ impl GrpcClient {
             let probe = super::pool::health::Probe::Grpc(std::sync::Arc::downgrade(&endpoints));
             super::pool::health::spawn_checks(cluster.to_owned(), health, std::sync::Arc::downgrade(&balancer), probe);
         }
-        Ok(GrpcClient { cluster: cluster.to_owned(), endpoints, balancer, hash_on, compress })
+        let retry = std::sync::Arc::new(RetryBudget::new(retries));
+        Ok(GrpcClient { cluster: cluster.to_owned(), endpoints, balancer, hash_on, retry, compress })
     }
 
     /// The balancer, for its members' state.
@@ -77,49 +80,123 @@ impl GrpcClient {
         &self.balancer
     }
 
+    /// The retry budget, for its counts.
+    pub fn retries(&self) -> &RetryBudget {
+        &self.retry
+    }
+
     /// The endpoint for the next call (keyed by `metadata`'s hash inputs under consistent
     /// hashing): a connection to it with a free stream slot, and the call's guards.
     fn pick(&self, metadata: &Metadata) -> Result<(Channel, (InFlight, StreamSlot)), UpstreamError> {
-        let key = super::pool::hash_key(self.hash_on.as_ref(), metadata);
-        let index = self
-            .balancer
-            .pick(key.as_deref())
-            .ok_or_else(|| UpstreamError::Unavailable { cluster: self.cluster.clone() })?;
-        let (channel, slot) = self.endpoints[index].acquire();
-        Ok((channel, (self.balancer.members()[index].load.start(), slot)))
+        self.pick_avoiding(metadata, None).map(|(channel, guards, _)| (channel, guards))
     }
 
-    /// Calls `path` (`/package.Service/Method`) with an encoded request.
+    /// `pick`, avoiding endpoint `avoid` (a retry's failed one) when another is there.
+    fn pick_avoiding(
+        &self,
+        metadata: &Metadata,
+        avoid: Option<usize>,
+    ) -> Result<(Channel, (InFlight, StreamSlot), usize), UpstreamError> {
+        let key = super::pool::hash_key(self.hash_on.as_ref(), metadata);
+        let unavailable = || UpstreamError::Unavailable { cluster: self.cluster.clone() };
+        let mut index = self.balancer.pick(key.as_deref()).ok_or_else(unavailable)?;
+        let n = self.balancer.members().len();
+        if avoid == Some(index) && n > 1 {
+            // A key's endpoint failed: the next one takes the retry.
+            index = match key {
+                Some(_) => (index + 1) % n,
+                None => (0..n)
+                    .find_map(|_| self.balancer.pick(None).filter(|i| Some(*i) != avoid))
+                    .unwrap_or((index + 1) % n),
+            };
+        }
+        let (channel, slot) = self.endpoints[index].acquire();
+        Ok((channel, (self.balancer.members()[index].load.start(), slot), index))
+    }
+
+    /// Calls `path` (`/package.Service/Method`) with an encoded request. An `idempotent` call
+    /// that finds no endpoint answering (UNAVAILABLE) is retried on another endpoint within the
+    /// deadline and the cluster's retry budget; each attempt sends the time left as its deadline.
     pub async fn unary(
         &self,
         path: &str,
         request: Bytes,
         metadata: &Metadata,
         timeout: Option<Duration>,
+        idempotent: bool,
     ) -> Result<UnaryReply, UpstreamError> {
         let path = PathAndQuery::try_from(path)
             .map_err(|_| UpstreamError::Internal(format!("`{path}` is not a valid gRPC path")))?;
-        let mut request = tonic::Request::new(Outgoing::Message(request));
+        let _counted = self.retry.call();
+        let started = tokio::time::Instant::now();
+        let mut avoid = None;
+        let mut attempt = 0;
+        let mut _retrying = None;
+        loop {
+            let remaining = match timeout {
+                Some(timeout) => match timeout.checked_sub(started.elapsed()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Err(UpstreamError::DeadlineExceeded),
+                },
+                None => None,
+            };
+            let (result, index) = self.attempt(&path, request.clone(), metadata, remaining, avoid).await;
+            let retryable = matches!(result, Err(UpstreamError::Unavailable { .. }))
+                && idempotent
+                && attempt < self.retry.max_retries()
+                && self.balancer.members().len() > 1;
+            if !retryable {
+                return result;
+            }
+            let Some(retry) = self.retry.try_retry() else { return result };
+            _retrying = Some(retry);
+            attempt += 1;
+            avoid = index;
+            let wait = self.retry.backoff(attempt);
+            if remaining.is_some_and(|left| left <= wait) {
+                return result;
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// One attempt of a unary call; the endpoint it went to, when it got one.
+    async fn attempt(
+        &self,
+        path: &PathAndQuery,
+        body: Bytes,
+        metadata: &Metadata,
+        timeout: Option<Duration>,
+        avoid: Option<usize>,
+    ) -> (Result<UnaryReply, UpstreamError>, Option<usize>) {
+        let mut request = tonic::Request::new(Outgoing::Message(body));
         copy_metadata(metadata, request.metadata_mut());
         if let Some(timeout) = timeout {
             request.set_timeout(timeout);
         }
-        let (channel, _in_flight) = self.pick(metadata)?;
+        let (channel, _guards, index) = match self.pick_avoiding(metadata, avoid) {
+            Ok(picked) => picked,
+            Err(error) => return (Err(error), None),
+        };
         let mut grpc = self.grpc(channel);
         let call = async {
             grpc.ready().await.map_err(|e| UpstreamError::unavailable(&self.cluster, &e))?;
-            grpc.unary(request, path, RawCodec)
+            grpc.unary(request, path.clone(), RawCodec)
                 .await
                 .map_err(|status| UpstreamError::from_status(&self.cluster, status))
         };
         let response = match timeout {
-            Some(timeout) => {
-                tokio::time::timeout(timeout, call).await.map_err(|_| UpstreamError::DeadlineExceeded)??
-            }
-            None => call.await?,
+            Some(timeout) => match tokio::time::timeout(timeout, call).await {
+                Ok(response) => response,
+                Err(_) => Err(UpstreamError::DeadlineExceeded),
+            },
+            None => call.await,
         };
-        let (metadata, body, _) = response.into_parts();
-        Ok(UnaryReply { body, metadata })
+        let result = response.map(|response| {
+            let (metadata, body, _) = response.into_parts();
+            UnaryReply { body, metadata }
+        });
+        (result, Some(index))
     }
 }
 

@@ -148,6 +148,7 @@ impl Upstreams {
                     cluster.balancer,
                     cluster.hash_on.clone(),
                     cluster.health_check.clone(),
+                    cluster.retries.clone(),
                     compress,
                 )
                 .map(Client::Grpc),
@@ -188,11 +189,19 @@ impl Upstreams {
                         })
                     })
                     .collect();
+                let retries = match client {
+                    Client::Grpc(client) => {
+                        let (made, refused) = client.retries().counts();
+                        serde_json::json!({"made": made, "refused_by_budget": refused})
+                    }
+                    Client::Http(_) => serde_json::Value::Null,
+                };
                 serde_json::json!({
                     "name": name,
                     "protocol": cluster.protocol,
                     "balancer": balancer.algorithm(),
                     "endpoints": endpoints,
+                    "retries": retries,
                 })
             })
             .collect();

@@ -236,3 +236,57 @@ async fn an_endpoint_that_fails_health_checks_leaves_the_rotation_and_returns() 
         replica.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn idempotent_calls_are_retried_on_another_endpoint_within_the_budget() {
+    let mut replicas = switchyard::demo::start_demo_backend_replicas(3).await.expect("replicas");
+    let urls: Vec<String> = replicas.iter().map(|r| format!("\"{}\"", r.url())).collect();
+    let config = format!("[backends.catalog]\nendpoints = [{}]\nservices = [\"catalog.v1\"]\n", urls.join(", "));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("switchyard.toml");
+    std::fs::write(&file, config).expect("write config");
+    let gateway = TestGateway::start_with_config(None, file).await;
+    // One endpoint dies: every GetBook (GET-bound, so idempotent) still succeeds.
+    replicas.remove(1).shutdown().await;
+    for chunk in 0..6 {
+        let calls = (0..10).map(|_| gateway.call("GET", "/v1/shelves/1/books/1", ""));
+        for (status, body, _) in join_all(calls).await {
+            assert_eq!(status, 200, "chunk {chunk}: {body}");
+        }
+    }
+    // CreateBook (POST) is not idempotent: a call that met the dead endpoint fails.
+    let mut failed = 0;
+    for i in 0..12 {
+        let (status, body, _) = gateway.call("POST", "/v1/shelves/1/books", &format!("{{\"title\":\"t{i}\"}}")).await;
+        match status {
+            200 => {}
+            503 => failed += 1,
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert!(failed > 0, "some creates met the dead endpoint and were not retried");
+    // Every endpoint down: the budget caps the retries.
+    for replica in replicas.drain(..) {
+        replica.shutdown().await;
+    }
+    let calls = (0..40).map(|_| gateway.call("GET", "/v1/shelves/1/books/1", ""));
+    for (status, _, _) in join_all(calls).await {
+        assert_eq!(status, 503);
+    }
+    let admin: serde_json::Value = gateway
+        .client
+        .get(format!("{}/admin/clusters", gateway.admin))
+        .send()
+        .await
+        .expect("admin")
+        .json()
+        .await
+        .expect("json");
+    let cluster =
+        admin["clusters"].as_array().and_then(|c| c.iter().find(|c| c["name"] == "catalog")).expect("catalog");
+    let made = cluster["retries"]["made"].as_u64().unwrap_or(0);
+    let refused = cluster["retries"]["refused_by_budget"].as_u64().unwrap_or(0);
+    assert!(refused > 0, "the budget refused retries when everything failed: {cluster}");
+    assert!(made < 40 * 2, "fewer retries than 2 per call: {made}");
+    gateway.shutdown().await;
+}

@@ -4,9 +4,11 @@
 pub mod balancer;
 pub mod connections;
 pub mod health;
+pub mod retry;
 
 pub use balancer::{Algorithm, Balancer, EndpointLoad, InFlight, Member};
 pub use connections::{EndpointConnections, StreamSlot};
+pub use retry::RetryBudget;
 
 use crate::config::HashOn;
 use crate::operation::Metadata;
