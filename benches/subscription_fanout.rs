@@ -39,14 +39,17 @@ fn start_demo() -> Demo {
         .spawn()
         .expect("the demo starts");
     let stdout = child.stdout.take().expect("stdout");
-    let mut gateway = None;
-    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-        if let Some(rest) = line.trim_start().strip_prefix("gateway") {
-            gateway = Some(rest.trim().trim_start_matches("http://").to_owned());
-            break;
+    let (found, address) = std::sync::mpsc::channel();
+    // Keep reading the demo's output to its end, so its writes never meet a closed pipe.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.trim_start().strip_prefix("gateway") {
+                let _ = found.send(rest.trim().trim_start_matches("http://").to_owned());
+            }
         }
-    }
-    Demo { child, gateway: gateway.expect("the banner names the gateway") }
+    });
+    let gateway = address.recv_timeout(Duration::from_secs(60)).expect("the banner names the gateway");
+    Demo { child, gateway }
 }
 
 fn rss_kib(pid: u32) -> u64 {

@@ -286,6 +286,7 @@ fn build_clusters(
             hash_on: backend.hash_on.clone(),
             health_check: backend.health_check.clone(),
             retries: backend.retries.clone(),
+            circuit_breaker: backend.circuit_breaker.clone(),
             serves: backend.services.clone(),
             grpc_compression: backend.grpc_compression,
         };
@@ -308,6 +309,7 @@ fn build_clusters(
             hash_on: None,
             health_check: None,
             retries: Default::default(),
+            circuit_breaker: Default::default(),
             services: vec![flag.name.clone()],
             grpc_compression: Default::default(),
         };

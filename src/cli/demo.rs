@@ -1,6 +1,7 @@
 //! `switchyard demo`: the demo backend in-process on loopback, the gateway wired to it, the
 //! URLs and copy-paste commands printed; runs until Ctrl-C and shuts everything down cleanly.
 
+use std::io::Write;
 use std::net::SocketAddr;
 
 use clap::Args;
@@ -44,7 +45,7 @@ pub(crate) async fn run(args: DemoArgs) -> CommandResult {
     let server = start_server(gateway).await.map_err(Failure::runtime)?;
     print_banner(server.gateway_addr, server.admin_addr, &replicas[0].url(), &authors.url());
     signal.recv().await;
-    println!("shutting down");
+    let _ = writeln!(std::io::stdout(), "shutting down");
     server.shutdown().await;
     for replica in replicas {
         replica.shutdown().await;
@@ -56,7 +57,9 @@ pub(crate) async fn run(args: DemoArgs) -> CommandResult {
 fn print_banner(gateway: SocketAddr, admin: SocketAddr, backend: &str, authors: &str) {
     let backend_addr = backend.trim_start_matches("http://");
     let g = format!("http://{gateway}");
-    println!(
+    // A closed stdout (a parent that stopped reading) must not stop the demo.
+    let _ = writeln!(
+        std::io::stdout().lock(),
         "\
 Switchyard demo is running. Ctrl-C stops it.
 

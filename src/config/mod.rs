@@ -175,6 +175,9 @@ pub struct BackendConfig {
     /// Retries of idempotent calls that found no endpoint answering (UNAVAILABLE).
     #[serde(default)]
     pub retries: RetryConfig,
+    /// The cluster's circuit breaker.
+    #[serde(default)]
+    pub circuit_breaker: BreakerConfig,
     /// For gRPC: the services (`catalog.v1.Catalog`) or package prefixes (`catalog.v1`,
     /// `catalog`) this cluster serves; the longest match wins.
     #[serde(default)]
@@ -212,6 +215,41 @@ impl Balancing {
     /// True for the consistent-hashing algorithms (they need a key per call).
     pub fn hashes(self) -> bool {
         matches!(self, Balancing::RingHash | Balancing::Maglev)
+    }
+}
+
+/// A cluster's circuit breaker.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct BreakerConfig {
+    /// Calls in flight beyond this fail fast.
+    #[schemars(range(min = 1))]
+    pub max_concurrent: u32,
+    /// Open when at least this percent of a window's calls failed...
+    #[schemars(range(min = 1, max = 100))]
+    pub failure_rate: u32,
+    /// ...and at least this many ended in it.
+    #[schemars(range(min = 1))]
+    pub min_requests: u32,
+    /// The counting window.
+    pub window: ConfigDuration,
+    /// How long an open breaker fails calls fast before it lets probes through.
+    pub open_for: ConfigDuration,
+    /// Calls let through at once while half open.
+    #[schemars(range(min = 1))]
+    pub half_open_probes: u32,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            max_concurrent: 10_000,
+            failure_rate: 50,
+            min_requests: 20,
+            window: ConfigDuration::from_secs(10),
+            open_for: ConfigDuration::from_secs(5),
+            half_open_probes: 1,
+        }
     }
 }
 

@@ -21,8 +21,17 @@ pub struct Cluster {
     pub health_check: Option<crate::config::HealthCheckConfig>,
     /// Retries of idempotent calls.
     pub retries: crate::config::RetryConfig,
+    /// The circuit breaker.
+    pub circuit_breaker: crate::config::BreakerConfig,
     /// The names it claims (services or package prefixes).
     pub serves: Vec<String>,
     /// Compression of the gRPC messages the gateway sends.
     pub grpc_compression: GrpcCompression,
+}
+
+impl Cluster {
+    /// Each endpoint with its weight (1 where none is given).
+    pub fn weighted_endpoints(&self) -> Vec<(http::Uri, u32)> {
+        self.endpoints.iter().cloned().zip(self.weights.iter().copied().chain(std::iter::repeat(1))).collect()
+    }
 }

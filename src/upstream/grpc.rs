@@ -15,7 +15,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::UpstreamError;
 use super::grpc_codec::{Outgoing, RawCodec};
-use super::pool::{Algorithm, Balancer, EndpointConnections, InFlight, Member, RetryBudget, StreamSlot};
+use super::pool::{Balancer, Breaker, EndpointConnections, InFlight, Member, RetryBudget, StreamSlot};
 use crate::operation::Metadata;
 
 /// Connections (lazily established, re-established on failure) to one cluster's endpoints.
@@ -26,6 +26,7 @@ pub struct GrpcClient {
     balancer: std::sync::Arc<Balancer>,
     hash_on: Option<crate::config::HashOn>,
     retry: std::sync::Arc<RetryBudget>,
+    breaker: std::sync::Arc<Breaker>,
     compress: bool,
 }
 
@@ -39,23 +40,20 @@ pub struct UnaryReply {
 }
 
 impl GrpcClient {
-    /// A client for `cluster`'s `endpoints` (with their weights), choosing one per call by
-    /// `algorithm`; connects on first use. With `compress`, messages are sent gzip-compressed.
-    pub fn new(
-        cluster: &str,
-        endpoints: &[(http::Uri, u32)],
-        algorithm: Algorithm,
-        hash_on: Option<crate::config::HashOn>,
-        health: Option<crate::config::HealthCheckConfig>,
-        retries: crate::config::RetryConfig,
-        compress: bool,
-    ) -> Result<Self, UpstreamError> {
+    /// A client for `cluster`'s endpoints, choosing one per call by its balancer, with its
+    /// health checks, retry budget and breaker; connects on first use.
+    pub fn new(cluster: &super::Cluster) -> Result<Self, UpstreamError> {
+        let endpoints = cluster.weighted_endpoints();
+        let compress = cluster.grpc_compression == crate::config::GrpcCompression::Gzip;
+        let (algorithm, hash_on, health) = (cluster.balancer, cluster.hash_on.clone(), cluster.health_check.clone());
+        let (retries, breaker) = (cluster.retries.clone(), cluster.circuit_breaker.clone());
+        let cluster = cluster.name.as_str();
         if endpoints.is_empty() {
             return Err(UpstreamError::Internal(format!("cluster {cluster} has no endpoints")));
         }
         let mut connections = Vec::with_capacity(endpoints.len());
         let mut members = Vec::with_capacity(endpoints.len());
-        for (uri, weight) in endpoints {
+        for (uri, weight) in &endpoints {
             let endpoint = Endpoint::from(uri.clone())
                 .connect_timeout(Duration::from_secs(5))
                 .tcp_nodelay(true)
@@ -72,12 +70,18 @@ impl GrpcClient {
             super::pool::health::spawn_checks(cluster.to_owned(), health, std::sync::Arc::downgrade(&balancer), probe);
         }
         let retry = std::sync::Arc::new(RetryBudget::new(retries));
-        Ok(GrpcClient { cluster: cluster.to_owned(), endpoints, balancer, hash_on, retry, compress })
+        let breaker = std::sync::Arc::new(Breaker::new(breaker));
+        Ok(GrpcClient { cluster: cluster.to_owned(), endpoints, balancer, hash_on, retry, breaker, compress })
     }
 
     /// The balancer, for its members' state.
     pub fn balancer(&self) -> &Balancer {
         &self.balancer
+    }
+
+    /// The circuit breaker, for its state.
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
     }
 
     /// The retry budget, for its counts.
@@ -127,6 +131,20 @@ impl GrpcClient {
     ) -> Result<UnaryReply, UpstreamError> {
         let path = PathAndQuery::try_from(path)
             .map_err(|_| UpstreamError::Internal(format!("`{path}` is not a valid gRPC path")))?;
+        let admitted = self.breaker.admit().map_err(|why| UpstreamError::refused(&self.cluster, &why))?;
+        let result = self.unary_attempts(&path, request, metadata, timeout, idempotent).await;
+        admitted.finish(result.as_ref().err().is_some_and(UpstreamError::is_backend_failure));
+        result
+    }
+
+    async fn unary_attempts(
+        &self,
+        path: &PathAndQuery,
+        request: Bytes,
+        metadata: &Metadata,
+        timeout: Option<Duration>,
+        idempotent: bool,
+    ) -> Result<UnaryReply, UpstreamError> {
         let _counted = self.retry.call();
         let started = tokio::time::Instant::now();
         let mut avoid = None;
@@ -140,7 +158,7 @@ impl GrpcClient {
                 },
                 None => None,
             };
-            let (result, index) = self.attempt(&path, request.clone(), metadata, remaining, avoid).await;
+            let (result, index) = self.attempt(path, request.clone(), metadata, remaining, avoid).await;
             let retryable = matches!(result, Err(UpstreamError::Unavailable { .. }))
                 && idempotent
                 && attempt < self.retry.max_retries()
@@ -225,6 +243,7 @@ impl GrpcClient {
         if let Some(deadline) = deadline {
             request.set_timeout(deadline);
         }
+        let admitted = self.breaker.admit().map_err(|why| UpstreamError::refused(&self.cluster, &why))?;
         let (channel, in_flight) = self.pick(metadata)?;
         let mut grpc = self.grpc(channel);
         let cluster = self.cluster.clone();
@@ -235,12 +254,15 @@ impl GrpcClient {
                 .map_err(|status| UpstreamError::from_status(&self.cluster, status))
         };
         let started = tokio::time::Instant::now();
-        let response = match deadline {
+        let opened = match deadline {
             Some(deadline) => {
-                tokio::time::timeout(deadline, open).await.map_err(|_| UpstreamError::DeadlineExceeded)??
+                tokio::time::timeout(deadline, open).await.unwrap_or(Err(UpstreamError::DeadlineExceeded))
             }
-            None => open.await?,
+            None => open.await,
         };
+        // The breaker judges a stream by whether it opened.
+        admitted.finish(opened.as_ref().err().is_some_and(UpstreamError::is_backend_failure));
+        let response = opened?;
         let (metadata, stream, _) = response.into_parts();
         let until = deadline.map(|d| started + d);
         // The stream counts as one call in flight on its endpoint until it ends.

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 
 use super::UpstreamError;
-use super::pool::{Algorithm, Balancer, InFlight, Member};
+use super::pool::{Balancer, Breaker, InFlight, Member};
 use crate::operation::Metadata;
 
 /// Longest backend error message passed on to clients.
@@ -37,19 +37,18 @@ pub struct HttpClient {
     bases: std::sync::Arc<Vec<String>>,
     balancer: std::sync::Arc<Balancer>,
     hash_on: Option<crate::config::HashOn>,
+    breaker: std::sync::Arc<Breaker>,
     client: reqwest::Client,
 }
 
 impl HttpClient {
-    /// A client for `cluster`'s `endpoints` (with their weights; an endpoint's path, if any,
-    /// prefixes every request's), choosing one per call by `algorithm`.
-    pub fn new(
-        cluster: &str,
-        endpoints: &[(http::Uri, u32)],
-        algorithm: Algorithm,
-        hash_on: Option<crate::config::HashOn>,
-        health: Option<crate::config::HealthCheckConfig>,
-    ) -> Result<Self, UpstreamError> {
+    /// A client for `cluster`'s endpoints (an endpoint's path, if any, prefixes every
+    /// request's), choosing one per call by its balancer, with its health checks and breaker.
+    pub fn new(cluster: &super::Cluster) -> Result<Self, UpstreamError> {
+        let endpoints = cluster.weighted_endpoints();
+        let (algorithm, hash_on, health) = (cluster.balancer, cluster.hash_on.clone(), cluster.health_check.clone());
+        let breaker = cluster.circuit_breaker.clone();
+        let cluster = cluster.name.as_str();
         if endpoints.is_empty() {
             return Err(UpstreamError::Internal(format!("cluster {cluster} has no endpoints")));
         }
@@ -74,12 +73,18 @@ impl HttpClient {
                 super::pool::health::Probe::Http { bases: std::sync::Arc::downgrade(&bases), client: client.clone() };
             super::pool::health::spawn_checks(cluster.to_owned(), health, std::sync::Arc::downgrade(&balancer), probe);
         }
-        Ok(HttpClient { cluster: cluster.to_owned(), bases, balancer, hash_on, client })
+        let breaker = std::sync::Arc::new(Breaker::new(breaker));
+        Ok(HttpClient { cluster: cluster.to_owned(), bases, balancer, hash_on, breaker, client })
     }
 
     /// The balancer, for its members' state.
     pub fn balancer(&self) -> &Balancer {
         &self.balancer
+    }
+
+    /// The circuit breaker, for its state.
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
     }
 
     /// The base URL for the next call, and the call's in-flight guard.
@@ -92,8 +97,21 @@ impl HttpClient {
         Ok((&self.bases[index], self.balancer.members()[index].load.start()))
     }
 
-    /// Sends `request` with the forwarded `metadata`; the 2xx answer's body.
+    /// Sends `request` with the forwarded `metadata` through the circuit breaker; the 2xx
+    /// answer's body.
     pub async fn send(
+        &self,
+        request: &HttpRequest,
+        metadata: &Metadata,
+        timeout: Option<Duration>,
+    ) -> Result<Bytes, UpstreamError> {
+        let admitted = self.breaker.admit().map_err(|why| UpstreamError::refused(&self.cluster, &why))?;
+        let result = self.send_once(request, metadata, timeout).await;
+        admitted.finish(result.as_ref().err().is_some_and(UpstreamError::is_backend_failure));
+        result
+    }
+
+    async fn send_once(
         &self,
         request: &HttpRequest,
         metadata: &Metadata,

@@ -40,6 +40,9 @@ pub enum UpstreamError {
         /// What it said (4xx) or which backend failed (5xx).
         message: String,
     },
+    /// The cluster's circuit breaker refused the call.
+    #[error("{0}")]
+    Refused(String),
     /// The backend could not be reached.
     #[error("backend {cluster} is unavailable")]
     Unavailable {
@@ -63,11 +66,35 @@ impl UpstreamError {
         match self {
             UpstreamError::Status { code, .. } => ErrorCode::from_grpc_code(*code),
             UpstreamError::Http { status, .. } => ErrorCode::from_backend_http_status(*status),
-            UpstreamError::Unavailable { .. } => ErrorCode::Unavailable,
+            UpstreamError::Unavailable { .. } | UpstreamError::Refused(_) => ErrorCode::Unavailable,
             UpstreamError::DeadlineExceeded => ErrorCode::DeadlineExceeded,
             UpstreamError::BadAnswer(_) => ErrorCode::UpstreamError,
             UpstreamError::Internal(_) => ErrorCode::Internal,
         }
+    }
+
+    /// Whether the error is the backend's fault, for the circuit breaker: unreachable, too slow,
+    /// a broken answer, or a server error.
+    pub fn is_backend_failure(&self) -> bool {
+        match self {
+            UpstreamError::Unavailable { .. } | UpstreamError::DeadlineExceeded | UpstreamError::BadAnswer(_) => true,
+            UpstreamError::Status { code, .. } => matches!(
+                *code,
+                grpc_code::UNAVAILABLE | grpc_code::INTERNAL | grpc_code::UNKNOWN | grpc_code::DEADLINE_EXCEEDED
+            ),
+            UpstreamError::Http { status, .. } => *status >= 500,
+            UpstreamError::Refused(_) | UpstreamError::Internal(_) => false,
+        }
+    }
+
+    /// The error for a call the breaker of `cluster` refused.
+    pub(crate) fn refused(cluster: &str, why: &pool::Refused) -> Self {
+        UpstreamError::Refused(match why {
+            pool::Refused::Open => format!("the circuit breaker for backend {cluster} is open"),
+            pool::Refused::Saturated(n) => {
+                format!("backend {cluster} already has {n} calls in flight (circuit_breaker.max_concurrent)")
+            }
+        })
     }
 
     pub(crate) fn unavailable(cluster: &str, error: &dyn std::fmt::Display) -> Self {
@@ -126,32 +153,11 @@ impl Upstreams {
                 clients.insert(cluster.name.clone(), (old.clone(), client.clone()));
                 continue;
             }
-            let compress = cluster.grpc_compression == crate::config::GrpcCompression::Gzip;
-            let endpoints: Vec<(::http::Uri, u32)> = cluster
-                .endpoints
-                .iter()
-                .cloned()
-                .zip(cluster.weights.iter().copied().chain(std::iter::repeat(1)))
-                .collect();
             let client = match cluster.protocol {
-                crate::config::BackendProtocol::Http | crate::config::BackendProtocol::Graphql => HttpClient::new(
-                    &cluster.name,
-                    &endpoints,
-                    cluster.balancer,
-                    cluster.hash_on.clone(),
-                    cluster.health_check.clone(),
-                )
-                .map(Client::Http),
-                crate::config::BackendProtocol::Grpc => GrpcClient::new(
-                    &cluster.name,
-                    &endpoints,
-                    cluster.balancer,
-                    cluster.hash_on.clone(),
-                    cluster.health_check.clone(),
-                    cluster.retries.clone(),
-                    compress,
-                )
-                .map(Client::Grpc),
+                crate::config::BackendProtocol::Http | crate::config::BackendProtocol::Graphql => {
+                    HttpClient::new(cluster).map(Client::Http)
+                }
+                crate::config::BackendProtocol::Grpc => GrpcClient::new(cluster).map(Client::Grpc),
             };
             match client {
                 Ok(client) => {
@@ -196,9 +202,14 @@ impl Upstreams {
                     }
                     Client::Http(_) => serde_json::Value::Null,
                 };
+                let breaker = match client {
+                    Client::Grpc(client) => client.breaker().state(),
+                    Client::Http(client) => client.breaker().state(),
+                };
                 serde_json::json!({
                     "name": name,
                     "protocol": cluster.protocol,
+                    "breaker": breaker,
                     "balancer": balancer.algorithm(),
                     "endpoints": endpoints,
                     "retries": retries,

@@ -290,3 +290,54 @@ async fn idempotent_calls_are_retried_on_another_endpoint_within_the_budget() {
     assert!(made < 40 * 2, "fewer retries than 2 per call: {made}");
     gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_breaker_opens_fails_fast_and_recovers() {
+    let backend = switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("backend");
+    let addr = backend.addr;
+    let config = format!(
+        "[backends.catalog]\nendpoints = [\"{}\"]\nservices = [\"catalog.v1\"]\nretries = {{ max_retries = 0 }}\n\
+         [backends.catalog.circuit_breaker]\nmin_requests = 4\nfailure_rate = 50\nopen_for = \"200ms\"\n",
+        backend.url()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("switchyard.toml");
+    std::fs::write(&file, config).expect("write config");
+    let gateway = TestGateway::start_with_config(None, file).await;
+    let (status, _, _) = gateway.call("GET", "/v1/shelves/1/books/1", "").await;
+    assert_eq!(status, 200);
+    backend.shutdown().await;
+    for _ in 0..4 {
+        let (status, body, _) = gateway.call("GET", "/v1/shelves/1/books/1", "").await;
+        assert_eq!(status, 503, "{body}");
+    }
+    let (status, body, _) = gateway.call("GET", "/v1/shelves/1/books/1", "").await;
+    assert_eq!(status, 503);
+    assert_eq!(body["message"], "the circuit breaker for backend catalog is open", "{body}");
+    // The backend returns on the same address; after open_for a probe closes the breaker.
+    let backend = switchyard::demo::start_demo_backend(addr).await.expect("backend again");
+    let deadline = tokio::time::Instant::now() + crate::support::HANG;
+    loop {
+        let (status, body, _) = gateway.call("GET", "/v1/shelves/1/books/1", "").await;
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(tokio::time::Instant::now() < deadline, "the breaker never closed: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let admin: serde_json::Value = gateway
+        .client
+        .get(format!("{}/admin/clusters", gateway.admin))
+        .send()
+        .await
+        .expect("admin")
+        .json()
+        .await
+        .expect("json");
+    let cluster =
+        admin["clusters"].as_array().and_then(|c| c.iter().find(|c| c["name"] == "catalog")).expect("catalog");
+    assert_eq!(cluster["breaker"], "closed");
+    gateway.shutdown().await;
+    backend.shutdown().await;
+}

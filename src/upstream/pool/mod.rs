@@ -2,11 +2,13 @@
 //! outlier ejection, circuit breaking and retries join here with the pools issue's next slices.
 
 pub mod balancer;
+pub mod breaker;
 pub mod connections;
 pub mod health;
 pub mod retry;
 
 pub use balancer::{Algorithm, Balancer, EndpointLoad, InFlight, Member};
+pub use breaker::{Breaker, Refused};
 pub use connections::{EndpointConnections, StreamSlot};
 pub use retry::RetryBudget;
 
