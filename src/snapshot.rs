@@ -287,6 +287,7 @@ fn build_clusters(
             health_check: backend.health_check.clone(),
             retries: backend.retries.clone(),
             circuit_breaker: backend.circuit_breaker.clone(),
+            outlier_detection: backend.outlier_detection.clone(),
             serves: backend.services.clone(),
             grpc_compression: backend.grpc_compression,
         };
@@ -310,6 +311,7 @@ fn build_clusters(
             health_check: None,
             retries: Default::default(),
             circuit_breaker: Default::default(),
+            outlier_detection: None,
             services: vec![flag.name.clone()],
             grpc_compression: Default::default(),
         };

@@ -178,6 +178,9 @@ pub struct BackendConfig {
     /// The cluster's circuit breaker.
     #[serde(default)]
     pub circuit_breaker: BreakerConfig,
+    /// Passive outlier detection: endpoints whose calls keep failing are ejected for a while.
+    #[serde(default)]
+    pub outlier_detection: Option<OutlierConfig>,
     /// For gRPC: the services (`catalog.v1.Catalog`) or package prefixes (`catalog.v1`,
     /// `catalog`) this cluster serves; the longest match wins.
     #[serde(default)]
@@ -215,6 +218,33 @@ impl Balancing {
     /// True for the consistent-hashing algorithms (they need a key per call).
     pub fn hashes(self) -> bool {
         matches!(self, Balancing::RingHash | Balancing::Maglev)
+    }
+}
+
+/// Passive outlier detection.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutlierConfig {
+    /// Consecutive failed calls (unreachable, timed out, server errors) that eject an endpoint.
+    #[schemars(range(min = 1))]
+    pub consecutive_failures: u32,
+    /// The first ejection's length; the n-th lasts n times as long...
+    pub base_ejection: ConfigDuration,
+    /// ...up to this.
+    pub max_ejection: ConfigDuration,
+    /// At most this percent of endpoints ejected at once (always at least one).
+    #[schemars(range(max = 100))]
+    pub max_ejection_percent: u32,
+}
+
+impl Default for OutlierConfig {
+    fn default() -> Self {
+        OutlierConfig {
+            consecutive_failures: 5,
+            base_ejection: ConfigDuration::from_secs(30),
+            max_ejection: ConfigDuration::from_secs(300),
+            max_ejection_percent: 10,
+        }
     }
 }
 

@@ -23,6 +23,8 @@ pub struct Cluster {
     pub retries: crate::config::RetryConfig,
     /// The circuit breaker.
     pub circuit_breaker: crate::config::BreakerConfig,
+    /// Passive outlier detection, if configured.
+    pub outlier_detection: Option<crate::config::OutlierConfig>,
     /// The names it claims (services or package prefixes).
     pub serves: Vec<String>,
     /// Compression of the gRPC messages the gateway sends.

@@ -47,6 +47,7 @@ impl GrpcClient {
         let compress = cluster.grpc_compression == crate::config::GrpcCompression::Gzip;
         let (algorithm, hash_on, health) = (cluster.balancer, cluster.hash_on.clone(), cluster.health_check.clone());
         let (retries, breaker) = (cluster.retries.clone(), cluster.circuit_breaker.clone());
+        let outlier = cluster.outlier_detection.clone();
         let cluster = cluster.name.as_str();
         if endpoints.is_empty() {
             return Err(UpstreamError::Internal(format!("cluster {cluster} has no endpoints")));
@@ -64,7 +65,9 @@ impl GrpcClient {
         }
         let endpoints = std::sync::Arc::new(connections);
         let panic = health.as_ref().map_or(50, |h| h.panic_threshold);
-        let balancer = std::sync::Arc::new(Balancer::new(algorithm, members).with_panic_threshold(panic));
+        let balancer = std::sync::Arc::new(
+            Balancer::new(algorithm, members).with_panic_threshold(panic).with_outlier_detection(outlier),
+        );
         if let Some(health) = health {
             let probe = super::pool::health::Probe::Grpc(std::sync::Arc::downgrade(&endpoints));
             super::pool::health::spawn_checks(cluster.to_owned(), health, std::sync::Arc::downgrade(&balancer), probe);
@@ -214,6 +217,7 @@ impl GrpcClient {
             let (metadata, body, _) = response.into_parts();
             UnaryReply { body, metadata }
         });
+        self.balancer.report(index, result.as_ref().err().is_some_and(UpstreamError::is_backend_failure));
         (result, Some(index))
     }
 }

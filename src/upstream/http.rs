@@ -48,6 +48,7 @@ impl HttpClient {
         let endpoints = cluster.weighted_endpoints();
         let (algorithm, hash_on, health) = (cluster.balancer, cluster.hash_on.clone(), cluster.health_check.clone());
         let breaker = cluster.circuit_breaker.clone();
+        let outlier = cluster.outlier_detection.clone();
         let cluster = cluster.name.as_str();
         if endpoints.is_empty() {
             return Err(UpstreamError::Internal(format!("cluster {cluster} has no endpoints")));
@@ -67,7 +68,9 @@ impl HttpClient {
             .collect();
         let bases = std::sync::Arc::new(bases);
         let panic = health.as_ref().map_or(50, |h| h.panic_threshold);
-        let balancer = std::sync::Arc::new(Balancer::new(algorithm, members).with_panic_threshold(panic));
+        let balancer = std::sync::Arc::new(
+            Balancer::new(algorithm, members).with_panic_threshold(panic).with_outlier_detection(outlier),
+        );
         if let Some(health) = health {
             let probe =
                 super::pool::health::Probe::Http { bases: std::sync::Arc::downgrade(&bases), client: client.clone() };
@@ -88,13 +91,13 @@ impl HttpClient {
     }
 
     /// The base URL for the next call, and the call's in-flight guard.
-    fn pick(&self, metadata: &Metadata) -> Result<(&str, InFlight), UpstreamError> {
+    fn pick(&self, metadata: &Metadata) -> Result<(&str, InFlight, usize), UpstreamError> {
         let key = super::pool::hash_key(self.hash_on.as_ref(), metadata);
         let index = self
             .balancer
             .pick(key.as_deref())
             .ok_or_else(|| UpstreamError::Unavailable { cluster: self.cluster.clone() })?;
-        Ok((&self.bases[index], self.balancer.members()[index].load.start()))
+        Ok((&self.bases[index], self.balancer.members()[index].load.start(), index))
     }
 
     /// Sends `request` with the forwarded `metadata` through the circuit breaker; the 2xx
@@ -117,7 +120,19 @@ impl HttpClient {
         metadata: &Metadata,
         timeout: Option<Duration>,
     ) -> Result<Bytes, UpstreamError> {
-        let (base, _in_flight) = self.pick(metadata)?;
+        let (base, _in_flight, index) = self.pick(metadata)?;
+        let result = self.send_to(base, request, metadata, timeout).await;
+        self.balancer.report(index, result.as_ref().err().is_some_and(UpstreamError::is_backend_failure));
+        result
+    }
+
+    async fn send_to(
+        &self,
+        base: &str,
+        request: &HttpRequest,
+        metadata: &Metadata,
+        timeout: Option<Duration>,
+    ) -> Result<Bytes, UpstreamError> {
         let url = format!("{base}{}", request.path_and_query);
         let mut builder =
             self.client.request(request.method.clone(), &url).header(http::header::ACCEPT, "application/json");

@@ -189,6 +189,7 @@ impl Upstreams {
                             "url": member.id,
                             "weight": member.weight,
                             "healthy": member.load.is_healthy(),
+                            "ejected_for_ms": member.load.ejected_for().map(|d| d.as_millis() as u64),
                             "outstanding": member.load.outstanding(),
                             "calls": member.load.calls(),
                             "latency_ewma_ms": member.load.ewma().as_secs_f64() * 1000.0,

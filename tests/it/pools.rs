@@ -341,3 +341,44 @@ async fn the_breaker_opens_fails_fast_and_recovers() {
     gateway.shutdown().await;
     backend.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_endpoint_whose_calls_keep_failing_is_ejected() {
+    let mut replicas = switchyard::demo::start_demo_backend_replicas(3).await.expect("replicas");
+    let urls: Vec<String> = replicas.iter().map(|r| format!("\"{}\"", r.url())).collect();
+    let config = format!(
+        "[backends.catalog]\nendpoints = [{}]\nservices = [\"catalog.v1\"]\n\
+         [backends.catalog.outlier_detection]\nconsecutive_failures = 2\nbase_ejection = \"60s\"\n",
+        urls.join(", ")
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("switchyard.toml");
+    std::fs::write(&file, config).expect("write config");
+    let gateway = TestGateway::start_with_config(None, file).await;
+    replicas.remove(1).shutdown().await;
+    // Retries hide the failures from clients; the dead endpoint fails twice and is ejected.
+    for _ in 0..30 {
+        let (status, body, _) = gateway.call("GET", "/v1/shelves/1/books/1", "").await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let admin: serde_json::Value = gateway
+        .client
+        .get(format!("{}/admin/clusters", gateway.admin))
+        .send()
+        .await
+        .expect("admin")
+        .json()
+        .await
+        .expect("json");
+    let cluster =
+        admin["clusters"].as_array().and_then(|c| c.iter().find(|c| c["name"] == "catalog")).expect("catalog");
+    let endpoints = cluster["endpoints"].as_array().expect("endpoints");
+    assert!(endpoints[1]["ejected_for_ms"].as_u64().is_some_and(|ms| ms > 50_000), "{cluster}");
+    assert!(endpoints[0]["ejected_for_ms"].is_null() && endpoints[2]["ejected_for_ms"].is_null(), "{cluster}");
+    let made = cluster["retries"]["made"].as_u64().unwrap_or(0);
+    assert!(made <= 2, "after ejection no call went to the dead endpoint: {made} retries");
+    gateway.shutdown().await;
+    for replica in replicas {
+        replica.shutdown().await;
+    }
+}

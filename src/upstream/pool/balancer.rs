@@ -22,6 +22,12 @@ const MAGLEV_SIZE: usize = 65_537;
 pub struct EndpointLoad {
     /// False while health checks fail it.
     healthy: std::sync::atomic::AtomicBool,
+    /// Failed calls in a row (outlier detection).
+    consecutive_failures: std::sync::atomic::AtomicU32,
+    /// Times it was ejected.
+    ejections: std::sync::atomic::AtomicU32,
+    /// Nanoseconds since `epoch` until which it is ejected (0: not ejected).
+    ejected_until: AtomicU64,
     outstanding: AtomicU64,
     /// Calls started, ever.
     calls: AtomicU64,
@@ -29,18 +35,21 @@ pub struct EndpointLoad {
     ewma_nanos: AtomicU64,
     /// Nanoseconds since `epoch` of the last EWMA update.
     updated: AtomicU64,
-    epoch: Instant,
+    epoch: tokio::time::Instant,
 }
 
 impl Default for EndpointLoad {
     fn default() -> Self {
         EndpointLoad {
             healthy: std::sync::atomic::AtomicBool::new(true),
+            consecutive_failures: std::sync::atomic::AtomicU32::new(0),
+            ejections: std::sync::atomic::AtomicU32::new(0),
+            ejected_until: AtomicU64::new(0),
             outstanding: AtomicU64::new(0),
             calls: AtomicU64::new(0),
             ewma_nanos: AtomicU64::new(0f64.to_bits()),
             updated: AtomicU64::new(0),
-            epoch: Instant::now(),
+            epoch: tokio::time::Instant::now(),
         }
     }
 }
@@ -54,6 +63,19 @@ impl EndpointLoad {
     /// Whether health checks pass (true until they are configured and fail).
     pub fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Whether outlier detection has it ejected now.
+    pub fn is_ejected(&self) -> bool {
+        let until = self.ejected_until.load(Ordering::Relaxed);
+        until != 0 && (self.epoch.elapsed().as_nanos() as u64) < until
+    }
+
+    /// How long it stays ejected.
+    pub fn ejected_for(&self) -> Option<Duration> {
+        let until = self.ejected_until.load(Ordering::Relaxed);
+        let now = self.epoch.elapsed().as_nanos() as u64;
+        (until != 0 && now < until).then(|| Duration::from_nanos(until - now))
     }
 
     /// Calls started on it so far.
@@ -137,6 +159,8 @@ pub struct Balancer {
     unhealthy: AtomicUsize,
     /// Below this share of healthy members (percent), all are used.
     panic_threshold: u32,
+    /// Passive outlier detection.
+    outlier: Option<crate::config::OutlierConfig>,
 }
 
 impl Balancer {
@@ -154,7 +178,41 @@ impl Balancer {
             table,
             unhealthy: AtomicUsize::new(0),
             panic_threshold: 50,
+            outlier: None,
         }
+    }
+
+    /// The same balancer with passive outlier detection.
+    pub fn with_outlier_detection(mut self, outlier: Option<crate::config::OutlierConfig>) -> Self {
+        self.outlier = outlier;
+        self
+    }
+
+    /// Reports how a call to member `index` ended; under outlier detection, enough failures in
+    /// a row eject it for a time that grows with each ejection, while few enough others are.
+    pub fn report(&self, index: usize, failed: bool) {
+        let (Some(outlier), Some(member)) = (&self.outlier, self.members.get(index)) else { return };
+        let load = &member.load;
+        if !failed {
+            load.consecutive_failures.store(0, Ordering::Relaxed);
+            return;
+        }
+        let failures = load.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures < outlier.consecutive_failures || load.is_ejected() {
+            return;
+        }
+        let n = self.members.len();
+        let allowed = (n * outlier.max_ejection_percent as usize / 100).max(1);
+        let ejected = self.members.iter().filter(|m| m.load.is_ejected()).count();
+        if ejected >= allowed {
+            return;
+        }
+        let times = load.ejections.fetch_add(1, Ordering::Relaxed) + 1;
+        let length = outlier.base_ejection.get().saturating_mul(times).min(outlier.max_ejection.get());
+        let until = load.epoch.elapsed() + length;
+        load.ejected_until.store(until.as_nanos() as u64, Ordering::Relaxed);
+        load.consecutive_failures.store(0, Ordering::Relaxed);
+        tracing::warn!(endpoint = member.id, ?length, "endpoint ejected after failing calls in a row");
     }
 
     /// The same balancer with another panic threshold (percent of healthy members below which
@@ -187,6 +245,9 @@ impl Balancer {
     /// Whether member `i` may take calls now: every member while all are healthy or when too
     /// few are (the panic threshold), else the healthy ones.
     fn usable(&self, i: usize) -> bool {
+        if self.outlier.is_some() && self.members[i].load.is_ejected() {
+            return false;
+        }
         let unhealthy = self.unhealthy.load(Ordering::Relaxed);
         if unhealthy == 0 {
             return true;
@@ -496,5 +557,37 @@ mod tests {
             balancer.set_healthy(3, true);
             assert!(balancer.any_usable());
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn outliers_are_ejected_for_growing_times_within_the_cap() {
+        let outlier = crate::config::OutlierConfig {
+            consecutive_failures: 3,
+            base_ejection: crate::config::ConfigDuration::from_secs(10),
+            max_ejection: crate::config::ConfigDuration::from_secs(15),
+            max_ejection_percent: 10,
+        };
+        let balancer = Balancer::new(Algorithm::RoundRobin, members(&[1, 1, 1])).with_outlier_detection(Some(outlier));
+        balancer.report(0, true);
+        balancer.report(0, true);
+        balancer.report(0, false);
+        balancer.report(0, true);
+        assert!(!balancer.members()[0].load.is_ejected(), "a success resets the count");
+        balancer.report(0, true);
+        balancer.report(0, true);
+        assert!(balancer.members()[0].load.is_ejected());
+        assert_eq!(spread(&balancer, 30, |_| None)[0], 0);
+        // At least one may be ejected, but not a second at 10% of three.
+        for _ in 0..3 {
+            balancer.report(1, true);
+        }
+        assert!(!balancer.members()[1].load.is_ejected());
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert!(!balancer.members()[0].load.is_ejected(), "back after its first ejection");
+        for _ in 0..3 {
+            balancer.report(0, true);
+        }
+        // The second ejection would last 20 s; the cap is 15.
+        assert_eq!(balancer.members()[0].load.ejected_for(), Some(Duration::from_secs(15)));
     }
 }
