@@ -30,6 +30,7 @@ fn balancer(c: &mut Criterion) {
                 .map(|i| Member {
                     id: format!("http://10.0.{}.{}:50051", i / 256, i % 256),
                     weight: 1 + (i % 3) as u32,
+                    priority: 0,
                     load: Arc::new(EndpointLoad::default()),
                 })
                 .collect();

@@ -268,11 +268,13 @@ fn build_clusters(
     let mut add = |name: &str, backend: &BackendConfig, path: String, clusters: &mut BTreeMap<String, Cluster>| {
         let mut endpoints = Vec::new();
         let mut weights = Vec::new();
+        let mut priorities = Vec::new();
         for (i, endpoint) in backend.endpoints.iter().enumerate() {
             match check_endpoint_url(endpoint.url()) {
                 Ok(uri) => {
                     endpoints.push(uri);
                     weights.push(endpoint.weight());
+                    priorities.push(endpoint.priority());
                 }
                 Err(message) => problems.push(Problem::error(format!("{path}.endpoints[{i}]"), message)),
             }
@@ -282,6 +284,7 @@ fn build_clusters(
             protocol: backend.protocol,
             endpoints,
             weights,
+            priorities,
             balancer: backend.balancer,
             hash_on: backend.hash_on.clone(),
             health_check: backend.health_check.clone(),

@@ -369,7 +369,7 @@ pub enum HashOn {
 pub enum EndpointConfig {
     /// `"http://host:port"` (weight 1).
     Url(String),
-    /// `{ url = "http://host:port", weight = 3 }`.
+    /// `{ url = "http://host:port", weight = 3, priority = 1 }`.
     Weighted(WeightedEndpoint),
 }
 
@@ -380,8 +380,18 @@ pub struct WeightedEndpoint {
     /// The URL.
     pub url: String,
     /// Its share relative to the others (weighted algorithms and consistent hashing).
+    #[serde(default = "weight_one")]
     #[schemars(range(min = 1, max = 1000))]
     pub weight: u32,
+    /// Its priority group: 0 (the default) is the primary; a higher group takes calls only
+    /// when every lower one has no healthy endpoint (backups).
+    #[serde(default)]
+    #[schemars(range(max = 10))]
+    pub priority: u32,
+}
+
+fn weight_one() -> u32 {
+    1
 }
 
 impl EndpointConfig {
@@ -398,6 +408,14 @@ impl EndpointConfig {
         match self {
             EndpointConfig::Url(_) => 1,
             EndpointConfig::Weighted(endpoint) => endpoint.weight.max(1),
+        }
+    }
+
+    /// The priority group (0 unless given).
+    pub fn priority(&self) -> u32 {
+        match self {
+            EndpointConfig::Url(_) => 0,
+            EndpointConfig::Weighted(endpoint) => endpoint.priority,
         }
     }
 }

@@ -13,6 +13,8 @@ pub struct Cluster {
     pub endpoints: Vec<http::Uri>,
     /// Their weights, in the same order.
     pub weights: Vec<u32>,
+    /// Their priority groups (0 primary, higher: backups), in the same order.
+    pub priorities: Vec<u32>,
     /// How calls choose an endpoint.
     pub balancer: crate::config::Balancing,
     /// What consistent hashing keys a call by.
@@ -32,8 +34,20 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Each endpoint with its weight (1 where none is given).
-    pub fn weighted_endpoints(&self) -> Vec<(http::Uri, u32)> {
-        self.endpoints.iter().cloned().zip(self.weights.iter().copied().chain(std::iter::repeat(1))).collect()
+    /// Each endpoint as the balancer's member (its URL, weight and priority group), with its URI.
+    pub fn members(&self) -> Vec<(http::Uri, crate::upstream::pool::Member)> {
+        self.endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, uri)| {
+                let member = crate::upstream::pool::Member {
+                    id: uri.to_string(),
+                    weight: self.weights.get(i).copied().unwrap_or(1),
+                    priority: self.priorities.get(i).copied().unwrap_or(0),
+                    load: std::sync::Arc::default(),
+                };
+                (uri.clone(), member)
+            })
+            .collect()
     }
 }

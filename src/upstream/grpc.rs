@@ -15,7 +15,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::UpstreamError;
 use super::grpc_codec::{Outgoing, RawCodec};
-use super::pool::{Balancer, Breaker, EndpointConnections, InFlight, Member, RetryBudget, StreamSlot};
+use super::pool::{Balancer, Breaker, EndpointConnections, InFlight, RetryBudget, StreamSlot};
 use crate::operation::Metadata;
 
 /// Connections (lazily established, re-established on failure) to one cluster's endpoints.
@@ -43,7 +43,7 @@ impl GrpcClient {
     /// A client for `cluster`'s endpoints, choosing one per call by its balancer, with its
     /// health checks, retry budget and breaker; connects on first use.
     pub fn new(cluster: &super::Cluster) -> Result<Self, UpstreamError> {
-        let endpoints = cluster.weighted_endpoints();
+        let endpoints = cluster.members();
         let compress = cluster.grpc_compression == crate::config::GrpcCompression::Gzip;
         let (algorithm, hash_on, health) = (cluster.balancer, cluster.hash_on.clone(), cluster.health_check.clone());
         let (retries, breaker) = (cluster.retries.clone(), cluster.circuit_breaker.clone());
@@ -54,14 +54,14 @@ impl GrpcClient {
         }
         let mut connections = Vec::with_capacity(endpoints.len());
         let mut members = Vec::with_capacity(endpoints.len());
-        for (uri, weight) in &endpoints {
+        for (uri, member) in endpoints {
             let endpoint = Endpoint::from(uri.clone())
                 .connect_timeout(Duration::from_secs(5))
                 .tcp_nodelay(true)
                 .http2_keep_alive_interval(Duration::from_secs(30))
                 .keep_alive_while_idle(false);
             connections.push(EndpointConnections::new(endpoint));
-            members.push(Member { id: uri.to_string(), weight: *weight, load: std::sync::Arc::default() });
+            members.push(member);
         }
         let endpoints = std::sync::Arc::new(connections);
         let panic = health.as_ref().map_or(50, |h| h.panic_threshold);

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 
 use super::UpstreamError;
-use super::pool::{Balancer, Breaker, InFlight, Member};
+use super::pool::{Balancer, Breaker, InFlight};
 use crate::operation::Metadata;
 
 /// Longest backend error message passed on to clients.
@@ -45,7 +45,7 @@ impl HttpClient {
     /// A client for `cluster`'s endpoints (an endpoint's path, if any, prefixes every
     /// request's), choosing one per call by its balancer, with its health checks and breaker.
     pub fn new(cluster: &super::Cluster) -> Result<Self, UpstreamError> {
-        let endpoints = cluster.weighted_endpoints();
+        let endpoints = cluster.members();
         let (algorithm, hash_on, health) = (cluster.balancer, cluster.hash_on.clone(), cluster.health_check.clone());
         let breaker = cluster.circuit_breaker.clone();
         let outlier = cluster.outlier_detection.clone();
@@ -62,10 +62,7 @@ impl HttpClient {
             .map_err(|e| UpstreamError::Internal(format!("cannot create an HTTP client for {cluster}: {e}")))?;
         let bases: Vec<String> =
             endpoints.iter().map(|(uri, _)| uri.to_string().trim_end_matches('/').to_owned()).collect();
-        let members = endpoints
-            .iter()
-            .map(|(uri, weight)| Member { id: uri.to_string(), weight: *weight, load: std::sync::Arc::default() })
-            .collect();
+        let members = endpoints.into_iter().map(|(_, member)| member).collect();
         let bases = std::sync::Arc::new(bases);
         let panic = health.as_ref().map_or(50, |h| h.panic_threshold);
         let balancer = std::sync::Arc::new(

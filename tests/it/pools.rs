@@ -382,3 +382,53 @@ async fn an_endpoint_whose_calls_keep_failing_is_ejected() {
         replica.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn a_backup_group_takes_over_while_the_primary_is_unhealthy() {
+    let replicas = switchyard::demo::start_demo_backend_replicas(2).await.expect("replicas");
+    let config = format!(
+        "[backends.catalog]\nendpoints = [\"{}\", {{ url = \"{}\", priority = 1 }}]\nservices = [\"catalog.v1\"]\n\
+         [backends.catalog.health_check]\ninterval = \"20ms\"\nunhealthy_threshold = 1\n",
+        replicas[0].url(),
+        replicas[1].url()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("switchyard.toml");
+    std::fs::write(&file, config).expect("write config");
+    let gateway = TestGateway::start_with_config(None, file).await;
+    ten_calls(&gateway).await;
+    assert_eq!((replicas[0].calls("GetBook"), replicas[1].calls("GetBook")), (10, 0), "the backup waits");
+    replicas[0].set_serving(false).await;
+    let deadline = tokio::time::Instant::now() + crate::support::HANG;
+    loop {
+        let before = replicas[1].calls("GetBook");
+        ten_calls(&gateway).await;
+        if replicas[1].calls("GetBook") - before == 10 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the backup never took over");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    replicas[0].set_serving(true).await;
+    let deadline = tokio::time::Instant::now() + crate::support::HANG;
+    loop {
+        let before = replicas[0].calls("GetBook");
+        ten_calls(&gateway).await;
+        if replicas[0].calls("GetBook") - before == 10 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the primary never came back");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    gateway.shutdown().await;
+    for replica in replicas {
+        replica.shutdown().await;
+    }
+}
+
+async fn ten_calls(gateway: &TestGateway) {
+    let requests = (0..10).map(|_| gateway.call("GET", "/v1/shelves/1/books/1", ""));
+    for (status, body, _) in join_all(requests).await {
+        assert_eq!(status, 200, "{body}");
+    }
+}

@@ -139,6 +139,9 @@ pub struct Member {
     pub id: String,
     /// Its weight (at least 1).
     pub weight: u32,
+    /// Its priority group: 0 is the primary; a higher group takes calls only while every lower
+    /// one has no healthy endpoint.
+    pub priority: u32,
     /// Its live load.
     pub load: std::sync::Arc<EndpointLoad>,
 }
@@ -161,6 +164,8 @@ pub struct Balancer {
     panic_threshold: u32,
     /// Passive outlier detection.
     outlier: Option<crate::config::OutlierConfig>,
+    /// True when members are in more than one priority group.
+    prioritised: bool,
 }
 
 impl Balancer {
@@ -169,6 +174,7 @@ impl Balancer {
         let ring = if algorithm == Algorithm::RingHash { ring(&members) } else { Vec::new() };
         let table = if algorithm == Algorithm::Maglev { maglev(&members) } else { Vec::new() };
         let current = Mutex::new(vec![0; members.len()]);
+        let prioritised = members.iter().any(|m| m.priority != members[0].priority);
         Balancer {
             algorithm,
             members,
@@ -179,7 +185,21 @@ impl Balancer {
             unhealthy: AtomicUsize::new(0),
             panic_threshold: 50,
             outlier: None,
+            prioritised,
         }
+    }
+
+    /// The priority group taking calls: the lowest with a healthy, unejected member (the
+    /// lowest of all when none has one).
+    fn active_priority(&self) -> u32 {
+        let available = |m: &&Member| m.load.is_healthy() && !(self.outlier.is_some() && m.load.is_ejected());
+        self.members
+            .iter()
+            .filter(available)
+            .map(|m| m.priority)
+            .min()
+            .or_else(|| self.members.iter().map(|m| m.priority).min())
+            .unwrap_or(0)
     }
 
     /// The same balancer with passive outlier detection.
@@ -248,9 +268,17 @@ impl Balancer {
         if self.outlier.is_some() && self.members[i].load.is_ejected() {
             return false;
         }
+        if self.prioritised && self.members[i].priority != self.active_priority() {
+            return false;
+        }
         let unhealthy = self.unhealthy.load(Ordering::Relaxed);
         if unhealthy == 0 {
             return true;
+        }
+        if self.prioritised {
+            // Within the active group, its healthy members (the group was chosen for having one).
+            return self.members[i].load.is_healthy()
+                || !self.members.iter().any(|m| m.priority == self.members[i].priority && m.load.is_healthy());
         }
         let n = self.members.len();
         let healthy = n - unhealthy.min(n);
@@ -258,6 +286,16 @@ impl Balancer {
             return true;
         }
         self.members[i].load.is_healthy()
+    }
+
+    /// The usable members when some are not (None: all are, the common case); never empty.
+    fn usable_members(&self) -> Option<Vec<usize>> {
+        let restricted = self.prioritised || self.unhealthy.load(Ordering::Relaxed) > 0 || self.outlier.is_some();
+        if !restricted {
+            return None;
+        }
+        let usable: Vec<usize> = (0..self.members.len()).filter(|i| self.usable(*i)).collect();
+        if usable.is_empty() || usable.len() == self.members.len() { None } else { Some(usable) }
     }
 
     /// The first usable member from `start` on (wrapping), or `start` when none is.
@@ -284,22 +322,37 @@ impl Balancer {
             return (n == 1).then_some(0);
         }
         Some(match self.algorithm {
-            Algorithm::RoundRobin => self.usable_from(self.next.fetch_add(1, Ordering::Relaxed) % n),
+            Algorithm::RoundRobin => {
+                let turn = self.next.fetch_add(1, Ordering::Relaxed);
+                match self.usable_members() {
+                    None => turn % n,
+                    Some(usable) => usable[turn % usable.len()],
+                }
+            }
             Algorithm::WeightedRoundRobin => self.smooth_weighted(),
             Algorithm::LeastOutstanding => self.least(|m| m.load.outstanding() as f64),
             Algorithm::WeightedLeastOutstanding => {
                 self.least(|m| (m.load.outstanding() + 1) as f64 / f64::from(m.weight.max(1)))
             }
             Algorithm::PeakEwma => {
-                let a = self.usable_from(fastrand::usize(..n));
-                let mut b = fastrand::usize(..n - 1);
-                if b >= a {
-                    b += 1;
+                let candidates = self.usable_members().unwrap_or_else(|| (0..n).collect());
+                let m = candidates.len();
+                if m == 1 {
+                    candidates[0]
+                } else {
+                    let a = fastrand::usize(..m);
+                    let mut b = fastrand::usize(..m - 1);
+                    if b >= a {
+                        b += 1;
+                    }
+                    let (a, b) = (candidates[a], candidates[b]);
+                    if self.members[a].load.cost() <= self.members[b].load.cost() { a } else { b }
                 }
-                let b = self.usable_from(b);
-                if self.members[a].load.cost() <= self.members[b].load.cost() { a } else { b }
             }
-            Algorithm::Random => self.usable_from(fastrand::usize(..n)),
+            Algorithm::Random => match self.usable_members() {
+                None => fastrand::usize(..n),
+                Some(usable) => usable[fastrand::usize(..usable.len())],
+            },
             Algorithm::RingHash => match key {
                 Some(key) => {
                     let point = hash(key);
@@ -436,7 +489,12 @@ mod tests {
         weights
             .iter()
             .enumerate()
-            .map(|(i, w)| Member { id: format!("http://10.0.0.{i}:50051"), weight: *w, load: Arc::default() })
+            .map(|(i, w)| Member {
+                id: format!("http://10.0.0.{i}:50051"),
+                weight: *w,
+                priority: 0,
+                load: Arc::default(),
+            })
             .collect()
     }
 
@@ -589,5 +647,19 @@ mod tests {
         }
         // The second ejection would last 20 s; the cap is 15.
         assert_eq!(balancer.members()[0].load.ejected_for(), Some(Duration::from_secs(15)));
+    }
+
+    #[test]
+    fn backups_take_calls_only_while_the_primary_group_has_no_healthy_member() {
+        let mut group = members(&[1, 1, 1]);
+        group[2].priority = 1;
+        let balancer = Balancer::new(Algorithm::RoundRobin, group);
+        assert_eq!(spread(&balancer, 30, |_| None), [15, 15, 0]);
+        balancer.set_healthy(0, false);
+        assert_eq!(spread(&balancer, 30, |_| None), [0, 30, 0], "one primary left");
+        balancer.set_healthy(1, false);
+        assert_eq!(spread(&balancer, 30, |_| None), [0, 0, 30], "the backup takes over");
+        balancer.set_healthy(0, true);
+        assert_eq!(spread(&balancer, 30, |_| None), [30, 0, 0], "the primary group is back");
     }
 }
