@@ -8,7 +8,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::config::{BackendConfig, BackendProtocol, Config, Problem, check_endpoint_url, load_config_file};
+use crate::config::{
+    BackendConfig, BackendProtocol, Config, ConfigDuration, Problem, check_endpoint_url, load_config_file,
+};
 use crate::registry::{Registration, Registry, RegistryDir, merge_registrations};
 use crate::schema::{
     GraphqlSchema, INTROSPECTION_QUERY, IntrospectedSources, SchemaFile, SourceDecl, SourceKind, TrustedDocuments,
@@ -266,35 +268,9 @@ fn build_clusters(
 ) -> BTreeMap<String, Cluster> {
     let mut clusters = BTreeMap::new();
     let mut add = |name: &str, backend: &BackendConfig, path: String, clusters: &mut BTreeMap<String, Cluster>| {
-        let mut endpoints = Vec::new();
-        let mut weights = Vec::new();
-        let mut priorities = Vec::new();
-        for (i, endpoint) in backend.endpoints.iter().enumerate() {
-            match check_endpoint_url(endpoint.url()) {
-                Ok(uri) => {
-                    endpoints.push(uri);
-                    weights.push(endpoint.weight());
-                    priorities.push(endpoint.priority());
-                }
-                Err(message) => problems.push(Problem::error(format!("{path}.endpoints[{i}]"), message)),
-            }
+        if let Some(cluster) = cluster_at(name, backend, &path, problems) {
+            clusters.insert(name.to_owned(), cluster);
         }
-        let cluster = Cluster {
-            name: name.to_owned(),
-            protocol: backend.protocol,
-            endpoints,
-            weights,
-            priorities,
-            balancer: backend.balancer,
-            hash_on: backend.hash_on.clone(),
-            health_check: backend.health_check.clone(),
-            retries: backend.retries.clone(),
-            circuit_breaker: backend.circuit_breaker.clone(),
-            outlier_detection: backend.outlier_detection.clone(),
-            serves: backend.services.clone(),
-            grpc_compression: backend.grpc_compression,
-        };
-        clusters.insert(name.to_owned(), cluster);
     };
     for (name, backend) in &config.backends {
         add(name, backend, format!("backends.{name}"), &mut clusters);
@@ -306,18 +282,9 @@ fn build_clusters(
             Some(SourceKind::Graphql) => BackendProtocol::Graphql,
             None => BackendProtocol::Grpc,
         };
-        let backend = BackendConfig {
-            protocol,
-            endpoints: flag.urls.iter().cloned().map(crate::config::EndpointConfig::Url).collect(),
-            balancer: Default::default(),
-            hash_on: None,
-            health_check: None,
-            retries: Default::default(),
-            circuit_breaker: Default::default(),
-            outlier_detection: None,
-            services: vec![flag.name.clone()],
-            grpc_compression: Default::default(),
-        };
+        let mut backend =
+            BackendConfig::new(protocol, flag.urls.iter().cloned().map(crate::config::EndpointConfig::Url).collect());
+        backend.services = vec![flag.name.clone()];
         // The flag's cluster serves NAME only and shadows the config's claim on NAME.
         for cluster in clusters.values_mut() {
             cluster.serves.retain(|s| s != &flag.name);
@@ -325,6 +292,64 @@ fn build_clusters(
         add(&flag.name, &backend, format!("--backend {}", flag.name), &mut clusters);
     }
     clusters
+}
+
+/// The cluster `backend` (at config key `path`) defines; each problem found is added to
+/// `problems`, and None is returned when the cluster cannot be served at all.
+fn cluster_at(name: &str, backend: &BackendConfig, path: &str, problems: &mut Vec<Problem>) -> Option<Cluster> {
+    let mut endpoints = Vec::new();
+    let mut weights = Vec::new();
+    let mut priorities = Vec::new();
+    for (i, endpoint) in backend.endpoints.iter().enumerate() {
+        match check_endpoint_url(endpoint.url()) {
+            Ok(uri) => {
+                endpoints.push(uri);
+                weights.push(endpoint.weight());
+                priorities.push(endpoint.priority());
+            }
+            Err(message) => problems.push(Problem::error(format!("{path}.endpoints[{i}]"), message)),
+        }
+    }
+    let cluster = Cluster {
+        name: name.to_owned(),
+        protocol: backend.protocol,
+        endpoints,
+        weights,
+        priorities,
+        balancer: backend.balancer,
+        hash_on: backend.hash_on.clone(),
+        health_check: backend.health_check.clone(),
+        retries: backend.retries.clone(),
+        circuit_breaker: backend.circuit_breaker.clone(),
+        outlier_detection: backend.outlier_detection.clone(),
+        serves: backend.services.clone(),
+        grpc_compression: backend.grpc_compression,
+        timeout: backend.timeout.map(ConfigDuration::get),
+        method_timeouts: backend.method_timeouts.iter().map(|(m, t)| (m.clone(), t.get())).collect(),
+        connection: backend.connection.clone(),
+        tls: match &backend.tls {
+            Some(tls) => match crate::upstream::tls::TlsMaterial::load(tls) {
+                Ok(material) => Some(material),
+                Err(e) => {
+                    problems.push(Problem::error(format!("{path}.tls.{}", e.key), e.message));
+                    return None;
+                }
+            },
+            None => None,
+        },
+    };
+    Some(cluster)
+}
+
+/// The cluster `backends.NAME` defines, or every problem that refuses it (its TLS files are read
+/// and checked).
+pub fn cluster_from_config(name: &str, backend: &BackendConfig) -> Result<Cluster, String> {
+    let mut problems = Vec::new();
+    let cluster = cluster_at(name, backend, &format!("backends.{name}"), &mut problems);
+    match cluster {
+        Some(cluster) if problems.is_empty() => Ok(cluster),
+        _ => Err(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")),
+    }
 }
 
 /// Maps each registered service to the cluster with the longest matching claim.
@@ -472,9 +497,10 @@ fn read_schema_dir(dir: &Path, texts: &mut Vec<SchemaFile>, problems: &mut Vec<P
 fn introspect_sources(sources: &[SourceDecl], clusters: &BTreeMap<String, Cluster>) -> IntrospectedSources {
     let mut out = IntrospectedSources::new();
     for source in sources.iter().filter(|s| s.kind == SourceKind::Graphql && s.schema_file.is_none()) {
-        let Some(endpoint) = clusters.get(&source.name).and_then(|c| c.endpoints.first()) else { continue };
+        let Some(cluster) = clusters.get(&source.name) else { continue };
+        let Some(endpoint) = cluster.endpoints.first() else { continue };
         let url = endpoint.to_string();
-        let fetched = introspect(&url)
+        let fetched = introspect(&url, cluster.tls.clone())
             .map(|text| SchemaFile { path: PathBuf::from(format!("{} (introspected from {url})", source.name)), text });
         out.insert(source.name.clone(), fetched);
     }
@@ -483,13 +509,17 @@ fn introspect_sources(sources: &[SourceDecl], clusters: &BTreeMap<String, Cluste
 
 /// Sends the introspection query to `url` and prints the answer as SDL. Runs on its own thread
 /// and runtime: snapshots are built on blocking threads, off any runtime's workers.
-fn introspect(url: &str) -> Result<String, String> {
+fn introspect(url: &str, tls: Option<crate::upstream::tls::TlsMaterial>) -> Result<String, String> {
     const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
     let url = url.to_owned();
     let fetch = move || -> Result<String, String> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
         runtime.block_on(async {
-            let client = reqwest::Client::builder().timeout(TIMEOUT).no_proxy().build().map_err(|e| e.to_string())?;
+            let mut builder = reqwest::Client::builder().timeout(TIMEOUT).no_proxy();
+            if let Some(tls) = &tls {
+                builder = tls.http(builder);
+            }
+            let client = builder.build().map_err(|e| e.to_string())?;
             let body = serde_json::json!({ "query": INTROSPECTION_QUERY }).to_string();
             let response = client
                 .post(&url)

@@ -35,6 +35,28 @@ pub(crate) fn validate_config(config: &Config) -> Vec<Problem> {
                 problems.push(Problem::error(format!("{path}.endpoints[{i}]"), message));
             }
         }
+        if backend.tls.as_ref().is_some_and(|tls| tls.server_name.is_some())
+            && backend.protocol != BackendProtocol::Grpc
+        {
+            problems.push(Problem::error(
+                format!("{path}.tls.server_name"),
+                "only gRPC clusters can verify another name; REST and GraphQL clusters verify each URL's host",
+            ));
+        }
+        if backend.tls.is_some() && !backend.endpoints.iter().any(|e| e.url().starts_with("https://")) {
+            problems.push(Problem::warning(
+                format!("{path}.tls"),
+                "no endpoint is https://, so these TLS settings are not used",
+            ));
+        }
+        for method in backend.method_timeouts.keys() {
+            if !is_dotted_name(method) || !method.contains('.') {
+                problems.push(Problem::error(
+                    format!("{path}.method_timeouts.{method}"),
+                    format!("`{method}` is not a method full name (`package.Service.Method`)"),
+                ));
+            }
+        }
         if backend.protocol == BackendProtocol::Grpc && backend.services.is_empty() {
             problems.push(Problem::error(
                 format!("{path}.services"),
@@ -128,5 +150,46 @@ mod tests {
         assert!(problems[0].message.contains("already served by backends.a"), "{problems:?}");
         assert_eq!(problems[0].path, "backends.b.services[0]");
         assert!(problems[1].message.contains("not a proto package"), "{problems:?}");
+    }
+
+    #[test]
+    fn backend_tls_and_timeout_rules_name_their_key() {
+        // (backend JSON, expected problem path or None, a word of its message)
+        let table = [
+            (
+                serde_json::json!({"protocol": "http", "endpoints": ["https://h:1"], "tls": {"server_name": "x"}}),
+                Some("backends.b.tls.server_name"),
+                "only gRPC",
+            ),
+            (
+                serde_json::json!({"endpoints": ["http://h:1"], "services": ["s"], "tls": {}}),
+                Some("backends.b.tls"),
+                "not used",
+            ),
+            (
+                serde_json::json!({"endpoints": ["http://h:1"], "services": ["s"], "method_timeouts": {"GetBook": "1s"}}),
+                Some("backends.b.method_timeouts.GetBook"),
+                "full name",
+            ),
+            (
+                serde_json::json!({"endpoints": ["https://h:1"], "services": ["s"], "tls": {"server_name": "x"},
+                                "method_timeouts": {"s.S.GetBook": "1s"}}),
+                None,
+                "",
+            ),
+        ];
+        for (backend, path, word) in table {
+            let config: Config =
+                serde_json::from_value(serde_json::json!({ "backends": { "b": backend } })).expect("valid shape");
+            let problems = validate_config(&config);
+            match path {
+                Some(path) => {
+                    assert_eq!(problems.len(), 1, "{problems:?}");
+                    assert_eq!(problems[0].path, path);
+                    assert!(problems[0].message.contains(word), "{problems:?}");
+                }
+                None => assert!(problems.is_empty(), "{problems:?}"),
+            }
+        }
     }
 }

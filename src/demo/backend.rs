@@ -34,6 +34,7 @@ pub struct DemoBackend {
     /// Where it listens.
     pub addr: SocketAddr,
     calls: CallCounts,
+    latency: Latency,
     catalog: Arc<Catalog>,
     health: tonic_health::server::HealthReporter,
     stop: watch::Sender<bool>,
@@ -42,6 +43,9 @@ pub struct DemoBackend {
 
 /// Calls received, by method name.
 type CallCounts = Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>;
+
+/// Time added before each call is answered, in microseconds (a slow replica).
+type Latency = Arc<std::sync::atomic::AtomicU64>;
 
 impl DemoBackend {
     /// The backend URL for `--backend catalog.v1=URL`.
@@ -52,6 +56,13 @@ impl DemoBackend {
     /// How many calls of `method` (`ListBooks`) the backend has received.
     pub fn calls(&self, method: &str) -> usize {
         self.calls.lock().map(|c| c.get(method).copied().unwrap_or(0)).unwrap_or(0)
+    }
+
+    /// Makes every call wait `latency` before it is answered, as an overloaded replica would
+    /// (zero: answer at once).
+    pub fn set_latency(&self, latency: Duration) {
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.latency.store(micros, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Reports the catalog service SERVING or NOT_SERVING on grpc.health.v1.
@@ -102,6 +113,7 @@ async fn start_replica(addr: SocketAddr, shared: Option<Arc<Catalog>>) -> Result
         catalog.catalog = shared;
     }
     let calls = catalog.calls.clone();
+    let latency = catalog.latency.clone();
     let catalog_state = catalog.catalog.clone();
 
     let listener = TcpListener::bind(addr).await.map_err(|e| DemoError::Bind(addr, e))?;
@@ -127,7 +139,7 @@ async fn start_replica(addr: SocketAddr, shared: Option<Arc<Catalog>>) -> Result
     let task = tokio::spawn(async move {
         serve_listener(listener, router, settings, stopped).await;
     });
-    Ok(DemoBackend { addr, calls, catalog: catalog_state, health: reporter, stop, task })
+    Ok(DemoBackend { addr, calls, latency, catalog: catalog_state, health: reporter, stop, task })
 }
 
 /// How the demo's backends listen: like a real service, with a short shutdown grace.
@@ -170,11 +182,13 @@ struct CatalogService {
     catalog: Arc<Catalog>,
     pool: DescriptorPool,
     calls: CallCounts,
+    latency: Latency,
 }
 
 impl CatalogService {
     fn new(pool: DescriptorPool) -> Self {
-        CatalogService { catalog: Arc::new(Catalog::new(pool.clone())), pool, calls: CallCounts::default() }
+        let catalog = Arc::new(Catalog::new(pool.clone()));
+        CatalogService { catalog, pool, calls: CallCounts::default(), latency: Latency::default() }
     }
 }
 
@@ -200,7 +214,13 @@ impl tower::Service<http::Request<axum::body::Body>> for CatalogService {
             *calls.entry(method_name).or_default() += 1;
         }
         let catalog = self.catalog.clone();
-        Box::pin(async move { Ok(dispatch(catalog, method, request).await) })
+        let latency = Duration::from_micros(self.latency.load(std::sync::atomic::Ordering::Relaxed));
+        Box::pin(async move {
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
+            Ok(dispatch(catalog, method, request).await)
+        })
     }
 }
 

@@ -31,6 +31,14 @@ pub struct Cluster {
     pub serves: Vec<String>,
     /// Compression of the gRPC messages the gateway sends.
     pub grpc_compression: GrpcCompression,
+    /// The longest a unary call may take, whatever the client asked.
+    pub timeout: Option<std::time::Duration>,
+    /// Per gRPC method (full name, dotted), overriding `timeout`.
+    pub method_timeouts: std::collections::BTreeMap<String, std::time::Duration>,
+    /// Connection settings (connect timeout, keepalive, HTTP version).
+    pub connection: crate::config::ConnectionConfig,
+    /// TLS material for `https://` endpoints, loaded from the files the config names.
+    pub tls: Option<super::tls::TlsMaterial>,
 }
 
 impl Cluster {

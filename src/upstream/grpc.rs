@@ -28,6 +28,60 @@ pub struct GrpcClient {
     retry: std::sync::Arc<RetryBudget>,
     breaker: std::sync::Arc<Breaker>,
     compress: bool,
+    timeouts: std::sync::Arc<Timeouts>,
+}
+
+/// A cluster's own limits on unary calls: its `timeout` and per-method overrides.
+#[derive(Debug, Default)]
+struct Timeouts {
+    default: Option<Duration>,
+    methods: std::collections::HashMap<String, Duration>,
+}
+
+impl Timeouts {
+    fn of(cluster: &super::Cluster) -> std::sync::Arc<Self> {
+        let methods = cluster.method_timeouts.iter().map(|(m, t)| (format!("/{}", slash_method(m)), *t)).collect();
+        std::sync::Arc::new(Timeouts { default: cluster.timeout, methods })
+    }
+
+    /// The shorter of the caller's `timeout` and the cluster's limit for `path`.
+    fn bound(&self, path: &str, timeout: Option<Duration>) -> Option<Duration> {
+        let own = self.methods.get(path).copied().or(self.default);
+        match (timeout, own) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// `package.Service.Method` as `package.Service/Method`.
+fn slash_method(full_name: &str) -> String {
+    match full_name.rsplit_once('.') {
+        Some((service, method)) => format!("{service}/{method}"),
+        None => full_name.to_owned(),
+    }
+}
+
+/// tonic's endpoint for `uri` with the cluster's connection settings and, for `https://`, TLS.
+fn endpoint(cluster: &super::Cluster, uri: http::Uri) -> Result<Endpoint, UpstreamError> {
+    let settings = &cluster.connection;
+    let host = uri.host().unwrap_or_default().to_owned();
+    let https = uri.scheme_str() == Some("https");
+    let mut endpoint = Endpoint::from(uri)
+        .connect_timeout(settings.connect_timeout.get())
+        .tcp_nodelay(true)
+        .keep_alive_while_idle(settings.keepalive_while_idle)
+        .keep_alive_timeout(settings.keepalive_timeout.get());
+    if !settings.keepalive_interval.get().is_zero() {
+        endpoint = endpoint.http2_keep_alive_interval(settings.keepalive_interval.get());
+    }
+    if https {
+        let tls = cluster.tls.clone().unwrap_or_default().grpc(&host);
+        endpoint = endpoint.tls_config(tls).map_err(|e| {
+            UpstreamError::Internal(format!("cluster {}: TLS settings for {host} refused: {e}", cluster.name))
+        })?;
+    }
+    Ok(endpoint)
 }
 
 /// A unary call's answer.
@@ -48,19 +102,14 @@ impl GrpcClient {
         let (algorithm, hash_on, health) = (cluster.balancer, cluster.hash_on.clone(), cluster.health_check.clone());
         let (retries, breaker) = (cluster.retries.clone(), cluster.circuit_breaker.clone());
         let outlier = cluster.outlier_detection.clone();
-        let cluster = cluster.name.as_str();
+        let timeouts = Timeouts::of(cluster);
         if endpoints.is_empty() {
-            return Err(UpstreamError::Internal(format!("cluster {cluster} has no endpoints")));
+            return Err(UpstreamError::Internal(format!("cluster {} has no endpoints", cluster.name)));
         }
         let mut connections = Vec::with_capacity(endpoints.len());
         let mut members = Vec::with_capacity(endpoints.len());
         for (uri, member) in endpoints {
-            let endpoint = Endpoint::from(uri.clone())
-                .connect_timeout(Duration::from_secs(5))
-                .tcp_nodelay(true)
-                .http2_keep_alive_interval(Duration::from_secs(30))
-                .keep_alive_while_idle(false);
-            connections.push(EndpointConnections::new(endpoint));
+            connections.push(EndpointConnections::new(endpoint(cluster, uri)?));
             members.push(member);
         }
         let endpoints = std::sync::Arc::new(connections);
@@ -70,11 +119,17 @@ impl GrpcClient {
         );
         if let Some(health) = health {
             let probe = super::pool::health::Probe::Grpc(std::sync::Arc::downgrade(&endpoints));
-            super::pool::health::spawn_checks(cluster.to_owned(), health, std::sync::Arc::downgrade(&balancer), probe);
+            super::pool::health::spawn_checks(
+                cluster.name.clone(),
+                health,
+                std::sync::Arc::downgrade(&balancer),
+                probe,
+            );
         }
         let retry = std::sync::Arc::new(RetryBudget::new(retries));
         let breaker = std::sync::Arc::new(Breaker::new(breaker));
-        Ok(GrpcClient { cluster: cluster.to_owned(), endpoints, balancer, hash_on, retry, breaker, compress })
+        let cluster = cluster.name.clone();
+        Ok(GrpcClient { cluster, endpoints, balancer, hash_on, retry, breaker, compress, timeouts })
     }
 
     /// The balancer, for its members' state.
@@ -134,6 +189,7 @@ impl GrpcClient {
     ) -> Result<UnaryReply, UpstreamError> {
         let path = PathAndQuery::try_from(path)
             .map_err(|_| UpstreamError::Internal(format!("`{path}` is not a valid gRPC path")))?;
+        let timeout = self.timeouts.bound(path.path(), timeout);
         let admitted = self.breaker.admit().map_err(|why| UpstreamError::refused(&self.cluster, &why))?;
         let result = self.unary_attempts(&path, request, metadata, timeout, idempotent).await;
         admitted.finish(result.as_ref().err().is_some_and(UpstreamError::is_backend_failure));

@@ -39,6 +39,34 @@ pub struct HttpClient {
     hash_on: Option<crate::config::HashOn>,
     breaker: std::sync::Arc<Breaker>,
     client: reqwest::Client,
+    /// The cluster's `timeout`.
+    limit: Option<Duration>,
+}
+
+/// reqwest's pool for a cluster's connection settings and TLS material.
+fn client_for(
+    settings: &crate::config::ConnectionConfig,
+    tls: Option<&super::tls::TlsMaterial>,
+) -> reqwest::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(settings.connect_timeout.get())
+        .tcp_nodelay(true)
+        .pool_idle_timeout(settings.idle_timeout.get())
+        .no_proxy()
+        .http2_keep_alive_timeout(settings.keepalive_timeout.get())
+        .http2_keep_alive_while_idle(settings.keepalive_while_idle);
+    if !settings.keepalive_interval.get().is_zero() {
+        builder = builder.http2_keep_alive_interval(settings.keepalive_interval.get());
+    }
+    builder = match settings.http_version {
+        crate::config::HttpVersion::Auto => builder,
+        crate::config::HttpVersion::Http1 => builder.http1_only(),
+        crate::config::HttpVersion::Http2 => builder.http2_prior_knowledge(),
+    };
+    if let Some(tls) = tls {
+        builder = tls.http(builder);
+    }
+    builder.build()
 }
 
 impl HttpClient {
@@ -49,16 +77,12 @@ impl HttpClient {
         let (algorithm, hash_on, health) = (cluster.balancer, cluster.hash_on.clone(), cluster.health_check.clone());
         let breaker = cluster.circuit_breaker.clone();
         let outlier = cluster.outlier_detection.clone();
+        let (settings, tls, limit) = (&cluster.connection, &cluster.tls, cluster.timeout);
         let cluster = cluster.name.as_str();
         if endpoints.is_empty() {
             return Err(UpstreamError::Internal(format!("cluster {cluster} has no endpoints")));
         }
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .no_proxy()
-            .build()
+        let client = client_for(settings, tls.as_ref())
             .map_err(|e| UpstreamError::Internal(format!("cannot create an HTTP client for {cluster}: {e}")))?;
         let bases: Vec<String> =
             endpoints.iter().map(|(uri, _)| uri.to_string().trim_end_matches('/').to_owned()).collect();
@@ -74,7 +98,7 @@ impl HttpClient {
             super::pool::health::spawn_checks(cluster.to_owned(), health, std::sync::Arc::downgrade(&balancer), probe);
         }
         let breaker = std::sync::Arc::new(Breaker::new(breaker));
-        Ok(HttpClient { cluster: cluster.to_owned(), bases, balancer, hash_on, breaker, client })
+        Ok(HttpClient { cluster: cluster.to_owned(), bases, balancer, hash_on, breaker, client, limit })
     }
 
     /// The balancer, for its members' state.
@@ -105,6 +129,10 @@ impl HttpClient {
         metadata: &Metadata,
         timeout: Option<Duration>,
     ) -> Result<Bytes, UpstreamError> {
+        let timeout = match (timeout, self.limit) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let admitted = self.breaker.admit().map_err(|why| UpstreamError::refused(&self.cluster, &why))?;
         let result = self.send_once(request, metadata, timeout).await;
         admitted.finish(result.as_ref().err().is_some_and(UpstreamError::is_backend_failure));

@@ -10,6 +10,7 @@ pub mod graphql_ws;
 pub mod grpc_codec;
 pub mod http;
 pub mod pool;
+pub mod tls;
 
 use std::collections::HashMap;
 

@@ -1,5 +1,6 @@
 //! Switchyard's integration tests: one test binary, real servers on ephemeral loopback ports.
 
+mod backend_tls;
 mod cli_check;
 mod defer;
 mod graphql;

@@ -432,3 +432,69 @@ async fn ten_calls(gateway: &TestGateway) {
         assert_eq!(status, 200, "{body}");
     }
 }
+
+/// A gateway whose `catalog` cluster is `replicas` with the cluster settings `settings` (TOML
+/// lines under `[backends.catalog]`).
+async fn gateway_over(replicas: &[switchyard::demo::DemoBackend], settings: &str) -> (TestGateway, tempfile::TempDir) {
+    let endpoints: Vec<String> = replicas.iter().map(|r| format!("\"{}\"", r.url())).collect();
+    let config = format!(
+        "[backends.catalog]\nendpoints = [{}]\nservices = [\"catalog.v1\"]\n{settings}\n",
+        endpoints.join(", ")
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("switchyard.toml");
+    std::fs::write(&file, config).expect("write config");
+    (TestGateway::start_with_config(None, file).await, dir)
+}
+
+#[tokio::test]
+async fn a_slow_endpoint_receives_markedly_less_traffic_under_least_response_time() {
+    let replicas = switchyard::demo::start_demo_backend_replicas(3).await.expect("replicas");
+    replicas[2].set_latency(std::time::Duration::from_millis(40));
+    let (gateway, _dir) = gateway_over(&replicas, "balancer = \"peak_ewma\"").await;
+    for _ in 0..40 {
+        ten_calls(&gateway).await;
+    }
+    let counts: Vec<usize> = replicas.iter().map(|r| r.calls("GetBook")).collect();
+    assert_eq!(counts.iter().sum::<usize>(), 400);
+    // Round robin would give it a third (133); peak EWMA sends it only what probes it.
+    assert!(counts[2] < 40, "the slow replica got {} of 400: {counts:?}", counts[2]);
+    gateway.shutdown().await;
+    for replica in replicas {
+        replica.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_cluster_bounds_each_call_by_its_timeout_and_method_timeouts() {
+    let replicas = switchyard::demo::start_demo_backend_replicas(1).await.expect("replicas");
+    replicas[0].set_latency(std::time::Duration::from_millis(400));
+    let settings = "timeout = \"30s\"\nmethod_timeouts = { \"catalog.v1.Catalog.GetBook\" = \"40ms\" }\n\
+                    retries = { max_retries = 0 }";
+    let (gateway, _dir) = gateway_over(&replicas, settings).await;
+    // (path, client's own deadline header, expected status)
+    let table: &[(&str, Option<&str>, u16)] = &[
+        ("/v1/shelves/1/books/1", None, 504),
+        // A client asking for longer does not lift the cluster's limit.
+        ("/v1/shelves/1/books/1", Some("10"), 504),
+        // ListBooks has only the cluster's 30 s.
+        ("/v1/shelves/1/books", None, 200),
+    ];
+    for (path, deadline, want) in table {
+        let mut request = gateway.client.get(format!("{}{path}", gateway.base));
+        if let Some(seconds) = deadline {
+            request = request.header("x-request-timeout", *seconds);
+        }
+        let response = request.send().await.expect("send");
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.expect("json");
+        assert_eq!(status, *want, "{path} {deadline:?}: {body}");
+        if *want == 504 {
+            assert_eq!(body["code"], 4, "{body}");
+        }
+    }
+    gateway.shutdown().await;
+    for replica in replicas {
+        replica.shutdown().await;
+    }
+}

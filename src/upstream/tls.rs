@@ -1,0 +1,111 @@
+//! TLS to backends: the PEM material a cluster's `tls` block names, read and checked when the
+//! snapshot is built (a missing or unparsable file refuses the snapshot, naming the key), then
+//! handed to tonic (gRPC) and reqwest (REST, GraphQL), both on rustls.
+
+use std::path::Path;
+
+use crate::config::TlsConfig;
+
+/// A cluster's TLS material, loaded.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsMaterial {
+    /// PEM CA certificates to trust instead of the system's roots.
+    pub ca_pem: Option<Vec<u8>>,
+    /// The name to verify instead of each URL's host.
+    pub server_name: Option<String>,
+    /// PEM client certificate chain and key, for mutual TLS.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// A problem with a `tls` block: the key it concerns and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct TlsError {
+    /// The key under the cluster's `tls` block (`ca_file`, `client_key_file`, ...).
+    pub key: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl TlsMaterial {
+    /// Reads and checks the files `config` names (relative paths from the working directory,
+    /// like every path in config).
+    pub fn load(config: &TlsConfig) -> Result<Self, TlsError> {
+        let ca_pem = match &config.ca_file {
+            Some(path) => {
+                let pem = read("ca_file", path)?;
+                let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+                    .map_err(|e| TlsError { key: "ca_file", message: format!("{}: {e}", path.display()) })?;
+                if certificates.is_empty() {
+                    return Err(TlsError {
+                        key: "ca_file",
+                        message: format!("{} holds no PEM certificate", path.display()),
+                    });
+                }
+                Some(pem)
+            }
+            None => None,
+        };
+        let identity = match (&config.client_cert_file, &config.client_key_file) {
+            (Some(cert), Some(key)) => {
+                let (cert_pem, key_pem) = (read("client_cert_file", cert)?, read("client_key_file", key)?);
+                let mut both = cert_pem.clone();
+                both.extend_from_slice(&key_pem);
+                reqwest::Identity::from_pem(&both).map_err(|e| TlsError {
+                    key: "client_cert_file",
+                    message: format!("{} with {}: {e}", cert.display(), key.display()),
+                })?;
+                Some((cert_pem, key_pem))
+            }
+            (Some(_), None) => return Err(missing("client_key_file", "client_cert_file")),
+            (None, Some(_)) => return Err(missing("client_cert_file", "client_key_file")),
+            (None, None) => None,
+        };
+        if let Some(name) = &config.server_name
+            && rustls_pki_types::ServerName::try_from(name.as_str()).is_err()
+        {
+            return Err(TlsError { key: "server_name", message: format!("`{name}` is not a DNS name or IP address") });
+        }
+        Ok(TlsMaterial { ca_pem, server_name: config.server_name.clone(), identity })
+    }
+
+    /// tonic's TLS settings for an endpoint whose host is `host`.
+    pub fn grpc(&self, host: &str) -> tonic::transport::ClientTlsConfig {
+        let mut tls = tonic::transport::ClientTlsConfig::new()
+            .domain_name(self.server_name.as_deref().unwrap_or(host).trim_matches(['[', ']']));
+        match &self.ca_pem {
+            Some(pem) => tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+            None => tls = tls.with_native_roots(),
+        }
+        if let Some((cert, key)) = &self.identity {
+            tls = tls.identity(tonic::transport::Identity::from_pem(cert, key));
+        }
+        tls
+    }
+
+    /// Applies the material to a reqwest client (the CA replaces the system's roots).
+    pub fn http(&self, mut builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+        if let Some(pem) = &self.ca_pem {
+            builder = builder.tls_built_in_root_certs(false);
+            for certificate in reqwest::Certificate::from_pem_bundle(pem).unwrap_or_default() {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        if let Some((cert, key)) = &self.identity {
+            let mut both = cert.clone();
+            both.extend_from_slice(key);
+            if let Ok(identity) = reqwest::Identity::from_pem(&both) {
+                builder = builder.identity(identity);
+            }
+        }
+        builder
+    }
+}
+
+fn read(key: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|e| TlsError { key, message: format!("cannot read {}: {e}", path.display()) })
+}
+
+fn missing(key: &'static str, given: &str) -> TlsError {
+    TlsError { key, message: format!("{given} is set, so {key} must be set too") }
+}

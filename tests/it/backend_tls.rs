@@ -1,0 +1,186 @@
+//! TLS to backends: a real rustls terminator (tokio-rustls) in front of the demo's catalog and
+//! authors services, with certificates made for the test by rcgen. The gateway must trust only
+//! the CA it is given, verify the name it is told, and present a client certificate when the
+//! backend asks for one.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+use crate::support::TestGateway;
+
+/// A test CA with a server certificate for `localhost`, `127.0.0.1` and `catalog.internal`,
+/// and a client certificate, all as PEM files in a temporary directory.
+struct Pki {
+    dir: tempfile::TempDir,
+    ca: CertificateDer<'static>,
+    server: (CertificateDer<'static>, PrivateKeyDer<'static>),
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("ca");
+        let leaf = |names: &[&str]| {
+            let key = KeyPair::generate().expect("key");
+            let params =
+                CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).expect("params");
+            let cert = params.signed_by(&key, &ca).expect("signed");
+            (cert, key)
+        };
+        let (server_cert, server_key) = leaf(&["localhost", "127.0.0.1", "catalog.internal"]);
+        let (client_cert, client_key) = leaf(&["gateway.internal"]);
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).expect("write");
+        std::fs::write(dir.path().join("client.pem"), client_cert.pem()).expect("write");
+        std::fs::write(dir.path().join("client.key"), client_key.serialize_pem()).expect("write");
+        std::fs::write(dir.path().join("garbage.pem"), "not a certificate\n").expect("write");
+        let server_key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der()));
+        Pki { ca: ca.der().clone(), server: (server_cert.der().clone(), server_key), dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    /// A TLS terminator on an ephemeral port forwarding to `backend`, offering `alpn`; with
+    /// `client_auth`, it refuses clients without a certificate from the CA.
+    async fn terminator(&self, backend: SocketAddr, alpn: &[u8], client_auth: bool) -> SocketAddr {
+        let builder = rustls::ServerConfig::builder();
+        let builder = if client_auth {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(self.ca.clone()).expect("root");
+            let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots)).build().expect("verifier");
+            builder.with_client_cert_verifier(verifier)
+        } else {
+            builder.with_no_client_auth()
+        };
+        let mut config =
+            builder.with_single_cert(vec![self.server.0.clone()], self.server.1.clone_key()).expect("server config");
+        config.alpn_protocols = vec![alpn.to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                    let Ok(mut plain) = tokio::net::TcpStream::connect(backend).await else { return };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                });
+            }
+        });
+        addr
+    }
+}
+
+fn socket_addr(url: &str) -> SocketAddr {
+    url.trim_start_matches("http://").trim_end_matches('/').parse().expect("backend address")
+}
+
+#[tokio::test]
+async fn grpc_backends_are_reached_over_tls_with_the_configured_ca_name_and_client_certificate() {
+    let pki = Pki::new();
+    let backend = switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("backend");
+    let plain = pki.terminator(socket_addr(&backend.url()), b"h2", false).await;
+    let mutual = pki.terminator(socket_addr(&backend.url()), b"h2", true).await;
+    let (ca, cert, key) = (pki.path("ca.pem"), pki.path("client.pem"), pki.path("client.key"));
+    // (terminator, tls block, expected status)
+    let table: Vec<(SocketAddr, String, u16)> = vec![
+        (plain, format!("tls = {{ ca_file = \"{ca}\" }}"), 200),
+        (plain, format!("tls = {{ ca_file = \"{ca}\", server_name = \"catalog.internal\" }}"), 200),
+        // Not signed by a root the system trusts.
+        (plain, String::new(), 503),
+        // The certificate does not carry this name.
+        (plain, format!("tls = {{ ca_file = \"{ca}\", server_name = \"billing.internal\" }}"), 503),
+        (
+            mutual,
+            format!("tls = {{ ca_file = \"{ca}\", client_cert_file = \"{cert}\", client_key_file = \"{key}\" }}"),
+            200,
+        ),
+        // The backend wants a client certificate.
+        (mutual, format!("tls = {{ ca_file = \"{ca}\" }}"), 503),
+    ];
+    for (terminator, tls, want) in table {
+        let config = format!(
+            "[backends.catalog]\nendpoints = [\"https://{terminator}\"]\nservices = [\"catalog.v1\"]\n\
+             retries = {{ max_retries = 0 }}\n{tls}\n"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("switchyard.toml");
+        std::fs::write(&file, &config).expect("write config");
+        let gateway = TestGateway::start_with_config(None, file).await;
+        let (status, body, _) = gateway.call("GET", "/v1/shelves/1/books/1", "").await;
+        assert_eq!(status, want, "{config}: {body}");
+        if want == 200 {
+            assert!(body["title"].is_string(), "{body}");
+        } else {
+            assert_eq!(body["code"], 14, "{body}");
+        }
+        gateway.shutdown().await;
+    }
+    backend.shutdown().await;
+}
+
+#[tokio::test]
+async fn rest_backends_are_reached_over_tls_with_the_configured_ca() {
+    let pki = Pki::new();
+    let authors = switchyard::demo::start_demo_authors("127.0.0.1:0".parse().expect("addr")).await.expect("authors");
+    let terminator = pki.terminator(socket_addr(&authors.url()), b"http/1.1", false).await;
+    let ca = pki.path("ca.pem");
+    for (tls, ok) in [(Some(ca.as_str()), true), (None, false)] {
+        let config = switchyard::config::BackendConfig {
+            tls: tls.map(|ca| switchyard::config::TlsConfig { ca_file: Some(ca.into()), ..Default::default() }),
+            ..switchyard::config::BackendConfig::new(
+                switchyard::config::BackendProtocol::Http,
+                vec![switchyard::config::EndpointConfig::Url(format!("https://localhost:{}", terminator.port()))],
+            )
+        };
+        let cluster = switchyard::snapshot::cluster_from_config("authors", &config).expect("cluster");
+        let client = switchyard::upstream::HttpClient::new(&cluster).expect("client");
+        let request = switchyard::upstream::HttpRequest {
+            method: http::Method::GET,
+            path_and_query: "/authors".into(),
+            headers: Vec::new(),
+            body: None,
+        };
+        let answer = client.send(&request, &Default::default(), None).await;
+        match answer {
+            Ok(body) => assert!(ok && String::from_utf8_lossy(&body).contains("name"), "{body:?}"),
+            Err(error) => assert!(!ok && error.to_string().contains("authors"), "{error}"),
+        }
+    }
+    authors.shutdown().await;
+}
+
+#[test]
+fn unreadable_or_unparsable_tls_files_refuse_the_config_naming_the_key() {
+    let pki = Pki::new();
+    let table = [
+        (format!("ca_file = \"{}\"", pki.path("missing.pem")), "backends.catalog.tls.ca_file", "cannot read"),
+        (format!("ca_file = \"{}\"", pki.path("garbage.pem")), "backends.catalog.tls.ca_file", "no PEM certificate"),
+        (
+            format!("client_cert_file = \"{}\"", pki.path("client.pem")),
+            "backends.catalog.tls.client_key_file",
+            "must be set too",
+        ),
+        ("server_name = \"not a name\"".to_owned(), "backends.catalog.tls.server_name", "not a DNS name"),
+    ];
+    for (tls, key, message) in table {
+        let text = format!(
+            "[backends.catalog]\nendpoints = [\"https://127.0.0.1:1\"]\nservices = [\"catalog.v1\"]\ntls = {{ {tls} }}\n"
+        );
+        let problems = match switchyard::config::parse_config(&text, &|_| None) {
+            Ok((config, _)) => {
+                switchyard::snapshot::cluster_from_config("catalog", &config.backends["catalog"]).expect_err(&tls)
+            }
+            Err(problems) => problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"),
+        };
+        assert!(problems.contains(key) && problems.contains(message), "{tls}: {problems}");
+    }
+}
