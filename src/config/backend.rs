@@ -218,7 +218,7 @@ impl Default for OutlierConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct BreakerConfig {
-    /// Calls in flight beyond this fail fast.
+    /// Calls in flight at once; more wait (`max_pending`) or fail fast.
     #[schemars(range(min = 1))]
     pub max_concurrent: u32,
     /// Open when at least this percent of a window's calls failed...
@@ -234,6 +234,9 @@ pub struct BreakerConfig {
     /// Calls let through at once while half open.
     #[schemars(range(min = 1))]
     pub half_open_probes: u32,
+    /// Calls that may wait for a slot while `max_concurrent` are in flight (each at most until
+    /// its deadline); beyond this they fail fast.
+    pub max_pending: u32,
 }
 
 impl Default for BreakerConfig {
@@ -245,6 +248,7 @@ impl Default for BreakerConfig {
             window: ConfigDuration::from_secs(10),
             open_for: ConfigDuration::from_secs(5),
             half_open_probes: 1,
+            max_pending: 1024,
         }
     }
 }
@@ -265,6 +269,26 @@ pub struct RetryConfig {
     pub base_backoff: ConfigDuration,
     /// The largest backoff ceiling.
     pub max_backoff: ConfigDuration,
+    /// The failures a retry is tried on.
+    pub retry_on: Vec<RetryOn>,
+    /// gRPC methods (full names, `catalog.v1.Catalog.CreateBook`) to treat as idempotent
+    /// although their descriptor does not say so.
+    pub methods: Vec<String>,
+}
+
+/// A kind of failure a call may be retried on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryOn {
+    /// No endpoint answered (connection refused, reset, connect timeout), gRPC UNAVAILABLE, or
+    /// HTTP 503.
+    Unavailable,
+    /// gRPC RESOURCE_EXHAUSTED or HTTP 429.
+    ResourceExhausted,
+    /// gRPC INTERNAL or HTTP 500.
+    Internal,
+    /// HTTP 502 or 504 (a proxy in front of the backend failed).
+    GatewayError,
 }
 
 impl Default for RetryConfig {
@@ -275,6 +299,8 @@ impl Default for RetryConfig {
             min_concurrency: 3,
             base_backoff: ConfigDuration(std::time::Duration::from_millis(25)),
             max_backoff: ConfigDuration(std::time::Duration::from_millis(250)),
+            retry_on: vec![RetryOn::Unavailable],
+            methods: Vec::new(),
         }
     }
 }

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 pub use backend::{
     BackendConfig, BackendProtocol, Balancing, BreakerConfig, ConnectionConfig, EndpointConfig, GrpcCompression,
-    HashOn, HealthCheckConfig, HttpVersion, OutlierConfig, RetryConfig, TlsConfig, WeightedEndpoint,
+    HashOn, HealthCheckConfig, HttpVersion, OutlierConfig, RetryConfig, RetryOn, TlsConfig, WeightedEndpoint,
 };
 pub use duration::ConfigDuration;
 pub use graphql::{

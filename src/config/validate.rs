@@ -49,6 +49,14 @@ pub(crate) fn validate_config(config: &Config) -> Vec<Problem> {
                 "no endpoint is https://, so these TLS settings are not used",
             ));
         }
+        for (i, method) in backend.retries.methods.iter().enumerate() {
+            if !is_dotted_name(method) || !method.contains('.') {
+                problems.push(Problem::error(
+                    format!("{path}.retries.methods[{i}]"),
+                    format!("`{method}` is not a method full name (`package.Service.Method`)"),
+                ));
+            }
+        }
         for method in backend.method_timeouts.keys() {
             if !is_dotted_name(method) || !method.contains('.') {
                 problems.push(Problem::error(

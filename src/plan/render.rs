@@ -173,7 +173,9 @@ pub fn http_request(call: &RestCall, scope: &Scope<'_>) -> Result<HttpRequest, R
         }
         None => None,
     };
-    Ok(HttpRequest { method: call.method.clone(), path_and_query, headers, body })
+    // Retried when it fails only if the verb is idempotent (RFC 9110 §9.2.2).
+    let idempotent = matches!(call.method.as_str(), "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE");
+    Ok(HttpRequest { method: call.method.clone(), path_and_query, headers, body, idempotent })
 }
 
 /// The response key a GraphQL source answers a selected field under: the client's key, or for
@@ -248,6 +250,8 @@ pub fn graphql_request(
         path_and_query: String::new(),
         headers: Vec::new(),
         body: Some(Bytes::from(serde_json::to_vec(&payload).unwrap_or_default())),
+        // A query has no side effects (GraphQL spec §6.2.1): it may be retried.
+        idempotent: call.operation == RootKind::Query,
     })
 }
 

@@ -161,24 +161,15 @@ impl GrpcClient {
     ) -> Result<(Channel, (InFlight, StreamSlot), usize), UpstreamError> {
         let key = super::pool::hash_key(self.hash_on.as_ref(), metadata);
         let unavailable = || UpstreamError::Unavailable { cluster: self.cluster.clone() };
-        let mut index = self.balancer.pick(key.as_deref()).ok_or_else(unavailable)?;
-        let n = self.balancer.members().len();
-        if avoid == Some(index) && n > 1 {
-            // A key's endpoint failed: the next one takes the retry.
-            index = match key {
-                Some(_) => (index + 1) % n,
-                None => (0..n)
-                    .find_map(|_| self.balancer.pick(None).filter(|i| Some(*i) != avoid))
-                    .unwrap_or((index + 1) % n),
-            };
-        }
+        let index = self.balancer.pick_avoiding(key.as_deref(), avoid).ok_or_else(unavailable)?;
         let (channel, slot) = self.endpoints[index].acquire();
         Ok((channel, (self.balancer.members()[index].load.start(), slot), index))
     }
 
     /// Calls `path` (`/package.Service/Method`) with an encoded request. An `idempotent` call
-    /// that finds no endpoint answering (UNAVAILABLE) is retried on another endpoint within the
-    /// deadline and the cluster's retry budget; each attempt sends the time left as its deadline.
+    /// (or one whose method the retry config names) that fails as `retry_on` lists is retried
+    /// on another endpoint within the deadline and the cluster's retry budget; each attempt
+    /// sends the time left as its deadline.
     pub async fn unary(
         &self,
         path: &str,
@@ -190,7 +181,11 @@ impl GrpcClient {
         let path = PathAndQuery::try_from(path)
             .map_err(|_| UpstreamError::Internal(format!("`{path}` is not a valid gRPC path")))?;
         let timeout = self.timeouts.bound(path.path(), timeout);
-        let admitted = self.breaker.admit().map_err(|why| UpstreamError::refused(&self.cluster, &why))?;
+        let queued = tokio::time::Instant::now();
+        let admitted =
+            self.breaker.admit_waiting(timeout).await.map_err(|why| UpstreamError::refused(&self.cluster, &why))?;
+        // Time spent waiting for a slot counts against the deadline.
+        let timeout = timeout.map(|t| t.saturating_sub(queued.elapsed()));
         let result = self.unary_attempts(&path, request, metadata, timeout, idempotent).await;
         admitted.finish(result.as_ref().err().is_some_and(UpstreamError::is_backend_failure));
         result
@@ -204,37 +199,12 @@ impl GrpcClient {
         timeout: Option<Duration>,
         idempotent: bool,
     ) -> Result<UnaryReply, UpstreamError> {
-        let _counted = self.retry.call();
-        let started = tokio::time::Instant::now();
-        let mut avoid = None;
-        let mut attempt = 0;
-        let mut _retrying = None;
-        loop {
-            let remaining = match timeout {
-                Some(timeout) => match timeout.checked_sub(started.elapsed()) {
-                    Some(left) if !left.is_zero() => Some(left),
-                    _ => return Err(UpstreamError::DeadlineExceeded),
-                },
-                None => None,
-            };
-            let (result, index) = self.attempt(path, request.clone(), metadata, remaining, avoid).await;
-            let retryable = matches!(result, Err(UpstreamError::Unavailable { .. }))
-                && idempotent
-                && attempt < self.retry.max_retries()
-                && self.balancer.members().len() > 1;
-            if !retryable {
-                return result;
-            }
-            let Some(retry) = self.retry.try_retry() else { return result };
-            _retrying = Some(retry);
-            attempt += 1;
-            avoid = index;
-            let wait = self.retry.backoff(attempt);
-            if remaining.is_some_and(|left| left <= wait) {
-                return result;
-            }
-            tokio::time::sleep(wait).await;
-        }
+        let idempotent = idempotent || self.retry.configured(path.path());
+        let endpoints = self.balancer.members().len();
+        super::pool::retry::attempts(&self.retry, endpoints, timeout, idempotent, |remaining, avoid| {
+            self.attempt(path, request.clone(), metadata, remaining, avoid)
+        })
+        .await
     }
 
     /// One attempt of a unary call; the endpoint it went to, when it got one.
@@ -303,7 +273,8 @@ impl GrpcClient {
         if let Some(deadline) = deadline {
             request.set_timeout(deadline);
         }
-        let admitted = self.breaker.admit().map_err(|why| UpstreamError::refused(&self.cluster, &why))?;
+        let admitted =
+            self.breaker.admit_waiting(deadline).await.map_err(|why| UpstreamError::refused(&self.cluster, &why))?;
         let (channel, in_flight) = self.pick(metadata)?;
         let mut grpc = self.grpc(channel);
         let cluster = self.cluster.clone();

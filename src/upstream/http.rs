@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 
 use super::UpstreamError;
-use super::pool::{Balancer, Breaker, InFlight};
+use super::pool::{Balancer, Breaker, InFlight, RetryBudget};
 use crate::operation::Metadata;
 
 /// Longest backend error message passed on to clients.
@@ -26,6 +26,9 @@ pub struct HttpRequest {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// A JSON body.
     pub body: Option<Bytes>,
+    /// Whether the request may be sent again when it fails (an idempotent verb, a GraphQL
+    /// query).
+    pub idempotent: bool,
 }
 
 /// A pooled HTTP client for one cluster: reqwest's connection pool, and the cluster's balancer
@@ -38,6 +41,7 @@ pub struct HttpClient {
     balancer: std::sync::Arc<Balancer>,
     hash_on: Option<crate::config::HashOn>,
     breaker: std::sync::Arc<Breaker>,
+    retry: std::sync::Arc<RetryBudget>,
     client: reqwest::Client,
     /// The cluster's `timeout`.
     limit: Option<Duration>,
@@ -76,6 +80,7 @@ impl HttpClient {
         let endpoints = cluster.members();
         let (algorithm, hash_on, health) = (cluster.balancer, cluster.hash_on.clone(), cluster.health_check.clone());
         let breaker = cluster.circuit_breaker.clone();
+        let retry = std::sync::Arc::new(RetryBudget::new(cluster.retries.clone()));
         let outlier = cluster.outlier_detection.clone();
         let (settings, tls, limit) = (&cluster.connection, &cluster.tls, cluster.timeout);
         let cluster = cluster.name.as_str();
@@ -98,7 +103,7 @@ impl HttpClient {
             super::pool::health::spawn_checks(cluster.to_owned(), health, std::sync::Arc::downgrade(&balancer), probe);
         }
         let breaker = std::sync::Arc::new(Breaker::new(breaker));
-        Ok(HttpClient { cluster: cluster.to_owned(), bases, balancer, hash_on, breaker, client, limit })
+        Ok(HttpClient { cluster: cluster.to_owned(), bases, balancer, hash_on, breaker, retry, client, limit })
     }
 
     /// The balancer, for its members' state.
@@ -111,18 +116,25 @@ impl HttpClient {
         &self.breaker
     }
 
-    /// The base URL for the next call, and the call's in-flight guard.
-    fn pick(&self, metadata: &Metadata) -> Result<(&str, InFlight, usize), UpstreamError> {
+    /// The retry budget, for its counts.
+    pub fn retries(&self) -> &RetryBudget {
+        &self.retry
+    }
+
+    /// The base URL for the next call (avoiding `avoid`, a retry's failed endpoint, when
+    /// another is there), and the call's in-flight guard.
+    fn pick(&self, metadata: &Metadata, avoid: Option<usize>) -> Result<(&str, InFlight, usize), UpstreamError> {
         let key = super::pool::hash_key(self.hash_on.as_ref(), metadata);
         let index = self
             .balancer
-            .pick(key.as_deref())
+            .pick_avoiding(key.as_deref(), avoid)
             .ok_or_else(|| UpstreamError::Unavailable { cluster: self.cluster.clone() })?;
         Ok((&self.bases[index], self.balancer.members()[index].load.start(), index))
     }
 
     /// Sends `request` with the forwarded `metadata` through the circuit breaker; the 2xx
-    /// answer's body.
+    /// answer's body. An idempotent request that fails as `retries.retry_on` lists is sent
+    /// again to another endpoint, within the deadline and the cluster's retry budget.
     pub async fn send(
         &self,
         request: &HttpRequest,
@@ -133,8 +145,16 @@ impl HttpClient {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let admitted = self.breaker.admit().map_err(|why| UpstreamError::refused(&self.cluster, &why))?;
-        let result = self.send_once(request, metadata, timeout).await;
+        let queued = tokio::time::Instant::now();
+        let admitted =
+            self.breaker.admit_waiting(timeout).await.map_err(|why| UpstreamError::refused(&self.cluster, &why))?;
+        let timeout = timeout.map(|t| t.saturating_sub(queued.elapsed()));
+        let endpoints = self.balancer.members().len();
+        let result =
+            super::pool::retry::attempts(&self.retry, endpoints, timeout, request.idempotent, |left, avoid| {
+                self.send_once(request, metadata, left, avoid)
+            })
+            .await;
         admitted.finish(result.as_ref().err().is_some_and(UpstreamError::is_backend_failure));
         result
     }
@@ -144,11 +164,15 @@ impl HttpClient {
         request: &HttpRequest,
         metadata: &Metadata,
         timeout: Option<Duration>,
-    ) -> Result<Bytes, UpstreamError> {
-        let (base, _in_flight, index) = self.pick(metadata)?;
+        avoid: Option<usize>,
+    ) -> (Result<Bytes, UpstreamError>, Option<usize>) {
+        let (base, _in_flight, index) = match self.pick(metadata, avoid) {
+            Ok(picked) => picked,
+            Err(error) => return (Err(error), None),
+        };
         let result = self.send_to(base, request, metadata, timeout).await;
         self.balancer.report(index, result.as_ref().err().is_some_and(UpstreamError::is_backend_failure));
-        result
+        (result, Some(index))
     }
 
     async fn send_to(

@@ -95,6 +95,9 @@ impl UpstreamError {
             pool::Refused::Saturated(n) => {
                 format!("backend {cluster} already has {n} calls in flight (circuit_breaker.max_concurrent)")
             }
+            pool::Refused::Pending(n) => {
+                format!("backend {cluster} already has {n} calls waiting for a slot (circuit_breaker.max_pending)")
+            }
         })
     }
 
@@ -197,17 +200,20 @@ impl Upstreams {
                         })
                     })
                     .collect();
-                let retries = match client {
-                    Client::Grpc(client) => {
-                        let (made, refused) = client.retries().counts();
-                        serde_json::json!({"made": made, "refused_by_budget": refused})
-                    }
-                    Client::Http(_) => serde_json::Value::Null,
+                let (made, refused) = match client {
+                    Client::Grpc(client) => client.retries().counts(),
+                    Client::Http(client) => client.retries().counts(),
                 };
+                let retries = serde_json::json!({"made": made, "refused_by_budget": refused});
                 let breaker = match client {
-                    Client::Grpc(client) => client.breaker().state(),
-                    Client::Http(client) => client.breaker().state(),
+                    Client::Grpc(client) => client.breaker(),
+                    Client::Http(client) => client.breaker(),
                 };
+                let breaker = serde_json::json!({
+                    "state": breaker.state(),
+                    "in_flight": breaker.in_flight(),
+                    "pending": breaker.pending(),
+                });
                 serde_json::json!({
                     "name": name,
                     "protocol": cluster.protocol,

@@ -148,6 +148,7 @@ async fn rest_backends_are_reached_over_tls_with_the_configured_ca() {
             path_and_query: "/authors".into(),
             headers: Vec::new(),
             body: None,
+            idempotent: true,
         };
         let answer = client.send(&request, &Default::default(), None).await;
         match answer {

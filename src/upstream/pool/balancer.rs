@@ -378,6 +378,20 @@ impl Balancer {
         })
     }
 
+    /// `pick`, for a retry that should avoid endpoint `avoid` (where the last attempt failed)
+    /// when another is there: a key's next endpoint, or another pick.
+    pub fn pick_avoiding(&self, key: Option<&[u8]>, avoid: Option<usize>) -> Option<usize> {
+        let index = self.pick(key)?;
+        let n = self.members.len();
+        if avoid != Some(index) || n < 2 {
+            return Some(index);
+        }
+        Some(match key {
+            Some(_) => self.usable_from((index + 1) % n),
+            None => (0..n).find_map(|_| self.pick(None).filter(|i| Some(*i) != avoid)).unwrap_or((index + 1) % n),
+        })
+    }
+
     /// nginx's smooth weighted round robin: add each weight to its current value, take the
     /// largest, subtract the total from it.
     fn smooth_weighted(&self) -> usize {

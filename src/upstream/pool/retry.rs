@@ -1,14 +1,17 @@
 //! Retries of idempotent unary calls: only when the caller says the call is idempotent (the
-//! backend operation decides, never the client's protocol), only on UNAVAILABLE (the call did
-//! not reach a backend that answered), on another endpoint, within the call's deadline, after a
-//! jittered exponential backoff, and only while the cluster's retry budget allows: retries in
-//! flight at most `budget_percent` of calls in flight (or `min_concurrency`), so a cluster whose
-//! every endpoint fails does not multiply its load.
+//! backend operation decides, never the client's protocol) or the config names its method,
+//! only on the failures `retry_on` lists (by default UNAVAILABLE: the call did not reach a
+//! backend that answered), on another endpoint, within the call's deadline, after a jittered
+//! exponential backoff, and only while the cluster's retry budget allows: retries in flight at
+//! most `budget_percent` of calls in flight (or `min_concurrency`), so a cluster whose every
+//! endpoint fails does not multiply its load. `attempts` runs that loop for gRPC and HTTP alike.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::config::RetryConfig;
+use crate::config::{RetryConfig, RetryOn};
+use crate::error::grpc_code;
+use crate::upstream::UpstreamError;
 
 /// A cluster's retry state.
 #[derive(Debug)]
@@ -49,6 +52,27 @@ impl RetryBudget {
         self.config.max_retries
     }
 
+    /// Whether the config names gRPC `path` (`/package.Service/Method`) as retryable.
+    pub fn configured(&self, path: &str) -> bool {
+        let Some((service, method)) = path.strip_prefix('/').and_then(|p| p.rsplit_once('/')) else { return false };
+        self.config.methods.iter().any(|m| m.strip_prefix(service).and_then(|r| r.strip_prefix('.')) == Some(method))
+    }
+
+    /// Whether `error` is a failure `retry_on` lists.
+    pub fn retryable(&self, error: &UpstreamError) -> bool {
+        self.config.retry_on.iter().any(|on| match (on, error) {
+            (RetryOn::Unavailable, UpstreamError::Unavailable { .. }) => true,
+            (RetryOn::Unavailable, UpstreamError::Status { code, .. }) => *code == grpc_code::UNAVAILABLE,
+            (RetryOn::Unavailable, UpstreamError::Http { status, .. }) => *status == 503,
+            (RetryOn::ResourceExhausted, UpstreamError::Status { code, .. }) => *code == grpc_code::RESOURCE_EXHAUSTED,
+            (RetryOn::ResourceExhausted, UpstreamError::Http { status, .. }) => *status == 429,
+            (RetryOn::Internal, UpstreamError::Status { code, .. }) => *code == grpc_code::INTERNAL,
+            (RetryOn::Internal, UpstreamError::Http { status, .. }) => *status == 500,
+            (RetryOn::GatewayError, UpstreamError::Http { status, .. }) => matches!(*status, 502 | 504),
+            _ => false,
+        })
+    }
+
     /// Counts a call in flight.
     pub fn call(&self) -> Counted<'_> {
         self.calls.fetch_add(1, Ordering::AcqRel);
@@ -82,9 +106,90 @@ impl RetryBudget {
     }
 }
 
+/// Runs `attempt` (given the time left and the endpoint to avoid; returning its result and the
+/// endpoint it went to) until it succeeds, fails in a way that is not retried, or the retries,
+/// the budget or the deadline run out. Only `idempotent` calls are retried, and only on
+/// clusters of more than one endpoint.
+pub async fn attempts<T, F, Fut>(
+    budget: &RetryBudget,
+    endpoints: usize,
+    timeout: Option<Duration>,
+    idempotent: bool,
+    mut attempt: F,
+) -> Result<T, UpstreamError>
+where
+    F: FnMut(Option<Duration>, Option<usize>) -> Fut,
+    Fut: std::future::Future<Output = (Result<T, UpstreamError>, Option<usize>)>,
+{
+    let _counted = budget.call();
+    let started = tokio::time::Instant::now();
+    let mut avoid = None;
+    let mut tries = 0;
+    let mut _retrying = None;
+    loop {
+        let remaining = match timeout {
+            Some(timeout) => match timeout.checked_sub(started.elapsed()) {
+                Some(left) if !left.is_zero() => Some(left),
+                _ => return Err(UpstreamError::DeadlineExceeded),
+            },
+            None => None,
+        };
+        let (result, index) = attempt(remaining, avoid).await;
+        let retryable = match &result {
+            Err(error) => idempotent && tries < budget.max_retries() && endpoints > 1 && budget.retryable(error),
+            Ok(_) => false,
+        };
+        if !retryable {
+            return result;
+        }
+        let Some(retry) = budget.try_retry() else { return result };
+        _retrying = Some(retry);
+        tries += 1;
+        avoid = index;
+        let wait = budget.backoff(tries);
+        if remaining.is_some_and(|left| left <= wait) {
+            return result;
+        }
+        tokio::time::sleep(wait).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_on_names_the_failures_retried_for_grpc_and_http_alike() {
+        let status = |code| UpstreamError::Status { code, message: String::new(), details: Default::default() };
+        let http = |status| UpstreamError::Http { status, message: String::new() };
+        let unreachable = UpstreamError::Unavailable { cluster: "c".into() };
+        // (retry_on, error, retried)
+        let table = [
+            (vec![RetryOn::Unavailable], unreachable.clone(), true),
+            (vec![RetryOn::Unavailable], status(grpc_code::UNAVAILABLE), true),
+            (vec![RetryOn::Unavailable], http(503), true),
+            (vec![RetryOn::Unavailable], status(grpc_code::INTERNAL), false),
+            (vec![RetryOn::Unavailable], http(502), false),
+            (vec![RetryOn::Unavailable], UpstreamError::DeadlineExceeded, false),
+            (vec![RetryOn::ResourceExhausted], status(grpc_code::RESOURCE_EXHAUSTED), true),
+            (vec![RetryOn::ResourceExhausted], http(429), true),
+            (vec![RetryOn::Internal], status(grpc_code::INTERNAL), true),
+            (vec![RetryOn::Internal], http(500), true),
+            (vec![RetryOn::GatewayError], http(502), true),
+            (vec![RetryOn::GatewayError], http(504), true),
+            (vec![RetryOn::GatewayError], unreachable.clone(), false),
+            (vec![], unreachable, false),
+        ];
+        for (retry_on, error, want) in table {
+            let budget = RetryBudget::new(RetryConfig { retry_on: retry_on.clone(), ..RetryConfig::default() });
+            assert_eq!(budget.retryable(&error), want, "{retry_on:?} {error:?}");
+        }
+        let budget =
+            RetryBudget::new(RetryConfig { methods: vec!["c.v1.Catalog.CreateBook".into()], ..Default::default() });
+        assert!(budget.configured("/c.v1.Catalog/CreateBook"));
+        assert!(!budget.configured("/c.v1.Catalog/DeleteBook"));
+        assert!(!budget.configured("/c.v1.Catalo/CreateBook"));
+    }
 
     #[test]
     fn the_budget_caps_retries_at_a_share_of_calls_in_flight() {
