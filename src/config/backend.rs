@@ -201,6 +201,15 @@ pub struct OutlierConfig {
     /// At most this percent of endpoints ejected at once (always at least one).
     #[schemars(range(max = 100))]
     pub max_ejection_percent: u32,
+    /// Also eject an endpoint when at least this percent of its calls in a `window` failed
+    /// (0: off)...
+    #[schemars(range(max = 100))]
+    pub failure_rate: u32,
+    /// ...once at least this many ended in it.
+    #[schemars(range(min = 1))]
+    pub min_requests: u32,
+    /// The failure-rate window.
+    pub window: ConfigDuration,
 }
 
 impl Default for OutlierConfig {
@@ -210,6 +219,9 @@ impl Default for OutlierConfig {
             base_ejection: ConfigDuration::from_secs(30),
             max_ejection: ConfigDuration::from_secs(300),
             max_ejection_percent: 10,
+            failure_rate: 0,
+            min_requests: 20,
+            window: ConfigDuration::from_secs(10),
         }
     }
 }

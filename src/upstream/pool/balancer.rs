@@ -26,6 +26,11 @@ pub struct EndpointLoad {
     consecutive_failures: std::sync::atomic::AtomicU32,
     /// Times it was ejected.
     ejections: std::sync::atomic::AtomicU32,
+    /// Nanoseconds since `epoch` when the failure-rate window began.
+    window_start: AtomicU64,
+    /// Calls and failed calls that ended in the window.
+    window_calls: std::sync::atomic::AtomicU32,
+    window_failures: std::sync::atomic::AtomicU32,
     /// Nanoseconds since `epoch` until which it is ejected (0: not ejected).
     ejected_until: AtomicU64,
     outstanding: AtomicU64,
@@ -44,6 +49,9 @@ impl Default for EndpointLoad {
             healthy: std::sync::atomic::AtomicBool::new(true),
             consecutive_failures: std::sync::atomic::AtomicU32::new(0),
             ejections: std::sync::atomic::AtomicU32::new(0),
+            window_start: AtomicU64::new(0),
+            window_calls: std::sync::atomic::AtomicU32::new(0),
+            window_failures: std::sync::atomic::AtomicU32::new(0),
             ejected_until: AtomicU64::new(0),
             outstanding: AtomicU64::new(0),
             calls: AtomicU64::new(0),
@@ -166,6 +174,28 @@ pub struct Balancer {
     outlier: Option<crate::config::OutlierConfig>,
     /// True when members are in more than one priority group.
     prioritised: bool,
+    /// Nanoseconds since `epoch` until which some member may be ejected (0: none ever was).
+    ejections_end: AtomicU64,
+    epoch: tokio::time::Instant,
+}
+
+/// Which members may take the next call, read once per pick.
+struct Usable {
+    /// Some member may be ejected now.
+    ejections: bool,
+    /// The priority group taking calls, when members are in several.
+    group: Option<u32>,
+    /// Whether that group has a healthy member (if not, all of it is used).
+    group_has_healthy: bool,
+    /// Whether health checks decide (some member failing them, and enough passing them to be
+    /// above the panic threshold).
+    health: bool,
+}
+
+impl Usable {
+    fn everyone(&self) -> bool {
+        !self.ejections && self.group.is_none() && !self.health
+    }
 }
 
 impl Balancer {
@@ -186,13 +216,15 @@ impl Balancer {
             panic_threshold: 50,
             outlier: None,
             prioritised,
+            ejections_end: AtomicU64::new(0),
+            epoch: tokio::time::Instant::now(),
         }
     }
 
     /// The priority group taking calls: the lowest with a healthy, unejected member (the
     /// lowest of all when none has one).
-    fn active_priority(&self) -> u32 {
-        let available = |m: &&Member| m.load.is_healthy() && !(self.outlier.is_some() && m.load.is_ejected());
+    fn active_priority(&self, ejections: bool) -> u32 {
+        let available = |m: &&Member| m.load.is_healthy() && !(ejections && m.load.is_ejected());
         self.members
             .iter()
             .filter(available)
@@ -209,16 +241,31 @@ impl Balancer {
     }
 
     /// Reports how a call to member `index` ended; under outlier detection, enough failures in
-    /// a row eject it for a time that grows with each ejection, while few enough others are.
+    /// a row — or, when `failure_rate` is set, too large a share of a window's calls — eject it
+    /// for a time that grows with each ejection, while few enough others are.
     pub fn report(&self, index: usize, failed: bool) {
         let (Some(outlier), Some(member)) = (&self.outlier, self.members.get(index)) else { return };
         let load = &member.load;
+        let by_rate = outlier.failure_rate > 0 && {
+            let now = load.epoch.elapsed().as_nanos() as u64;
+            let start = load.window_start.load(Ordering::Relaxed);
+            if now.saturating_sub(start) >= outlier.window.get().as_nanos() as u64
+                && load.window_start.compare_exchange(start, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+            {
+                load.window_calls.store(0, Ordering::Relaxed);
+                load.window_failures.store(0, Ordering::Relaxed);
+            }
+            let calls = load.window_calls.fetch_add(1, Ordering::Relaxed) + 1;
+            let failures = load.window_failures.fetch_add(u32::from(failed), Ordering::Relaxed) + u32::from(failed);
+            calls >= outlier.min_requests
+                && u64::from(failures) * 100 >= u64::from(calls) * u64::from(outlier.failure_rate)
+        };
         if !failed {
             load.consecutive_failures.store(0, Ordering::Relaxed);
             return;
         }
         let failures = load.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
-        if failures < outlier.consecutive_failures || load.is_ejected() {
+        if (failures < outlier.consecutive_failures && !by_rate) || load.is_ejected() {
             return;
         }
         let n = self.members.len();
@@ -232,7 +279,12 @@ impl Balancer {
         let until = load.epoch.elapsed() + length;
         load.ejected_until.store(until.as_nanos() as u64, Ordering::Relaxed);
         load.consecutive_failures.store(0, Ordering::Relaxed);
-        tracing::warn!(endpoint = member.id, ?length, "endpoint ejected after failing calls in a row");
+        load.window_calls.store(0, Ordering::Relaxed);
+        load.window_failures.store(0, Ordering::Relaxed);
+        let end = (self.epoch.elapsed() + length).as_nanos() as u64;
+        self.ejections_end.fetch_max(end, Ordering::Relaxed);
+        let why = if by_rate { "too many of its calls failed" } else { "its calls failed in a row" };
+        tracing::warn!(endpoint = member.id, ?length, why, "endpoint ejected");
     }
 
     /// The same balancer with another panic threshold (percent of healthy members below which
@@ -262,46 +314,57 @@ impl Balancer {
         self.unhealthy.load(Ordering::Relaxed) < self.members.len()
     }
 
-    /// Whether member `i` may take calls now: every member while all are healthy or when too
-    /// few are (the panic threshold), else the healthy ones.
-    fn usable(&self, i: usize) -> bool {
-        if self.outlier.is_some() && self.members[i].load.is_ejected() {
-            return false;
-        }
-        if self.prioritised && self.members[i].priority != self.active_priority() {
-            return false;
-        }
+    /// Which members may take calls now (see `allows`).
+    fn usable_now(&self) -> Usable {
+        let ejections = self.outlier.is_some() && {
+            let end = self.ejections_end.load(Ordering::Relaxed);
+            end != 0 && (self.epoch.elapsed().as_nanos() as u64) < end
+        };
         let unhealthy = self.unhealthy.load(Ordering::Relaxed);
-        if unhealthy == 0 {
-            return true;
-        }
-        if self.prioritised {
-            // Within the active group, its healthy members (the group was chosen for having one).
-            return self.members[i].load.is_healthy()
-                || !self.members.iter().any(|m| m.priority == self.members[i].priority && m.load.is_healthy());
-        }
+        let group = self.prioritised.then(|| self.active_priority(ejections));
+        let group_has_healthy = group
+            .is_some_and(|g| unhealthy == 0 || self.members.iter().any(|m| m.priority == g && m.load.is_healthy()));
         let n = self.members.len();
         let healthy = n - unhealthy.min(n);
-        if (healthy * 100) < n * self.panic_threshold as usize {
-            return true;
+        // Below the panic threshold health is ignored (without groups; a group is chosen for
+        // having a healthy member).
+        let health = unhealthy > 0 && (group.is_some() || healthy * 100 >= n * self.panic_threshold as usize);
+        Usable { ejections, group, group_has_healthy, health }
+    }
+
+    /// Whether member `i` may take calls under `usable`: not ejected, in the active priority
+    /// group, and healthy unless health is ignored (panic threshold, or a group with no healthy
+    /// member).
+    fn allows(&self, usable: &Usable, i: usize) -> bool {
+        let member = &self.members[i];
+        if usable.ejections && member.load.is_ejected() {
+            return false;
         }
-        self.members[i].load.is_healthy()
+        if let Some(group) = usable.group {
+            if member.priority != group {
+                return false;
+            }
+            return !usable.group_has_healthy || member.load.is_healthy();
+        }
+        !usable.health || member.load.is_healthy()
     }
 
     /// The usable members when some are not (None: all are, the common case); never empty.
-    fn usable_members(&self) -> Option<Vec<usize>> {
-        let restricted = self.prioritised || self.unhealthy.load(Ordering::Relaxed) > 0 || self.outlier.is_some();
-        if !restricted {
+    fn usable_members(&self, usable: &Usable) -> Option<Vec<usize>> {
+        if usable.everyone() {
             return None;
         }
-        let usable: Vec<usize> = (0..self.members.len()).filter(|i| self.usable(*i)).collect();
-        if usable.is_empty() || usable.len() == self.members.len() { None } else { Some(usable) }
+        let members: Vec<usize> = (0..self.members.len()).filter(|i| self.allows(usable, *i)).collect();
+        if members.is_empty() || members.len() == self.members.len() { None } else { Some(members) }
     }
 
     /// The first usable member from `start` on (wrapping), or `start` when none is.
-    fn usable_from(&self, start: usize) -> usize {
+    fn usable_from(&self, usable: &Usable, start: usize) -> usize {
+        if usable.everyone() {
+            return start;
+        }
         let n = self.members.len();
-        (0..n).map(|offset| (start + offset) % n).find(|i| self.usable(*i)).unwrap_or(start)
+        (0..n).map(|offset| (start + offset) % n).find(|i| self.allows(usable, *i)).unwrap_or(start)
     }
 
     /// The members, in order.
@@ -321,37 +384,40 @@ impl Balancer {
         if n <= 1 {
             return (n == 1).then_some(0);
         }
+        let usable = self.usable_now();
+        let usable = &usable;
         Some(match self.algorithm {
             Algorithm::RoundRobin => {
                 let turn = self.next.fetch_add(1, Ordering::Relaxed);
-                match self.usable_members() {
+                match self.usable_members(usable) {
                     None => turn % n,
-                    Some(usable) => usable[turn % usable.len()],
+                    Some(members) => members[turn % members.len()],
                 }
             }
-            Algorithm::WeightedRoundRobin => self.smooth_weighted(),
-            Algorithm::LeastOutstanding => self.least(|m| m.load.outstanding() as f64),
+            Algorithm::WeightedRoundRobin => self.smooth_weighted(usable),
+            Algorithm::LeastOutstanding => self.least(usable, |m| m.load.outstanding() as f64),
             Algorithm::WeightedLeastOutstanding => {
-                self.least(|m| (m.load.outstanding() + 1) as f64 / f64::from(m.weight.max(1)))
+                self.least(usable, |m| (m.load.outstanding() + 1) as f64 / f64::from(m.weight.max(1)))
             }
             Algorithm::PeakEwma => {
-                let candidates = self.usable_members().unwrap_or_else(|| (0..n).collect());
-                let m = candidates.len();
+                let members = self.usable_members(usable);
+                let m = members.as_ref().map_or(n, Vec::len);
+                let at = |k: usize| members.as_ref().map_or(k, |members| members[k]);
                 if m == 1 {
-                    candidates[0]
+                    at(0)
                 } else {
                     let a = fastrand::usize(..m);
                     let mut b = fastrand::usize(..m - 1);
                     if b >= a {
                         b += 1;
                     }
-                    let (a, b) = (candidates[a], candidates[b]);
+                    let (a, b) = (at(a), at(b));
                     if self.members[a].load.cost() <= self.members[b].load.cost() { a } else { b }
                 }
             }
-            Algorithm::Random => match self.usable_members() {
+            Algorithm::Random => match self.usable_members(usable) {
                 None => fastrand::usize(..n),
-                Some(usable) => usable[fastrand::usize(..usable.len())],
+                Some(members) => members[fastrand::usize(..members.len())],
             },
             Algorithm::RingHash => match key {
                 Some(key) => {
@@ -360,20 +426,20 @@ impl Balancer {
                     // Past an unusable member, the ring's next one takes its keys.
                     (0..self.ring.len())
                         .map(|offset| self.ring[(at + offset) % self.ring.len()].1)
-                        .find(|i| self.usable(*i))
+                        .find(|i| usable.everyone() || self.allows(usable, *i))
                         .unwrap_or(self.ring[at % self.ring.len()].1)
                 }
-                None => self.usable_from(self.next.fetch_add(1, Ordering::Relaxed) % n),
+                None => self.usable_from(usable, self.next.fetch_add(1, Ordering::Relaxed) % n),
             },
             Algorithm::Maglev => match key {
                 Some(key) => {
                     let slot = (hash(key) % self.table.len() as u64) as usize;
                     (0..self.table.len())
                         .map(|offset| self.table[(slot + offset) % self.table.len()] as usize)
-                        .find(|i| self.usable(*i))
+                        .find(|i| usable.everyone() || self.allows(usable, *i))
                         .unwrap_or(self.table[slot] as usize)
                 }
-                None => self.usable_from(self.next.fetch_add(1, Ordering::Relaxed) % n),
+                None => self.usable_from(usable, self.next.fetch_add(1, Ordering::Relaxed) % n),
             },
         })
     }
@@ -387,19 +453,19 @@ impl Balancer {
             return Some(index);
         }
         Some(match key {
-            Some(_) => self.usable_from((index + 1) % n),
+            Some(_) => self.usable_from(&self.usable_now(), (index + 1) % n),
             None => (0..n).find_map(|_| self.pick(None).filter(|i| Some(*i) != avoid)).unwrap_or((index + 1) % n),
         })
     }
 
     /// nginx's smooth weighted round robin: add each weight to its current value, take the
     /// largest, subtract the total from it.
-    fn smooth_weighted(&self) -> usize {
+    fn smooth_weighted(&self, usable: &Usable) -> usize {
         let mut current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut best = None::<usize>;
         let mut total = 0;
         for (i, member) in self.members.iter().enumerate() {
-            if !self.usable(i) {
+            if !usable.everyone() && !self.allows(usable, i) {
                 continue;
             }
             let weight = i64::from(member.weight.max(1));
@@ -415,14 +481,14 @@ impl Balancer {
     }
 
     /// The member with the lowest `score`; ties go in turn.
-    fn least(&self, score: impl Fn(&Member) -> f64) -> usize {
+    fn least(&self, usable: &Usable, score: impl Fn(&Member) -> f64) -> usize {
         let n = self.members.len();
-        let start = self.usable_from(self.next.fetch_add(1, Ordering::Relaxed) % n);
+        let start = self.usable_from(usable, self.next.fetch_add(1, Ordering::Relaxed) % n);
         let mut best = start;
         let mut best_score = score(&self.members[start]);
         for offset in 1..n {
             let i = (start + offset) % n;
-            if !self.usable(i) {
+            if !usable.everyone() && !self.allows(usable, i) {
                 continue;
             }
             let s = score(&self.members[i]);
@@ -638,6 +704,7 @@ mod tests {
             base_ejection: crate::config::ConfigDuration::from_secs(10),
             max_ejection: crate::config::ConfigDuration::from_secs(15),
             max_ejection_percent: 10,
+            ..Default::default()
         };
         let balancer = Balancer::new(Algorithm::RoundRobin, members(&[1, 1, 1])).with_outlier_detection(Some(outlier));
         balancer.report(0, true);
@@ -661,6 +728,43 @@ mod tests {
         }
         // The second ejection would last 20 s; the cap is 15.
         assert_eq!(balancer.members()[0].load.ejected_for(), Some(Duration::from_secs(15)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_rate_over_the_window_ejects_although_failures_are_not_in_a_row() {
+        let outlier = crate::config::OutlierConfig {
+            consecutive_failures: 100,
+            failure_rate: 50,
+            min_requests: 10,
+            window: crate::config::ConfigDuration::from_secs(10),
+            max_ejection_percent: 50,
+            ..Default::default()
+        };
+        let balancer = Balancer::new(Algorithm::RoundRobin, members(&[1, 1, 1])).with_outlier_detection(Some(outlier));
+        // Endpoint 0 fails every other call: never twice in a row, but half of them.
+        for call in 0..9 {
+            balancer.report(0, call % 2 == 0);
+            // Endpoint 1 fails one in five: under the rate.
+            balancer.report(1, call % 5 == 0);
+        }
+        assert!(!balancer.members()[0].load.is_ejected(), "fewer than min_requests calls so far");
+        balancer.report(0, true);
+        assert!(balancer.members()[0].load.is_ejected(), "5 of 10 failed");
+        for call in 0..20 {
+            balancer.report(1, call % 5 == 0);
+        }
+        assert!(!balancer.members()[1].load.is_ejected());
+        // Calls in an old window do not count in the next one: 9 failures (below
+        // min_requests), then the window turns over.
+        for _ in 0..9 {
+            balancer.report(2, true);
+        }
+        tokio::time::advance(Duration::from_secs(11)).await;
+        balancer.report(2, true);
+        for _ in 0..9 {
+            balancer.report(2, false);
+        }
+        assert!(!balancer.members()[2].load.is_ejected(), "1 of 10 in the new window (10 of 19 over both)");
     }
 
     #[test]
