@@ -327,6 +327,7 @@ fn cluster_at(name: &str, backend: &BackendConfig, path: &str, problems: &mut Ve
         timeout: backend.timeout.map(ConfigDuration::get),
         method_timeouts: backend.method_timeouts.iter().map(|(m, t)| (m.clone(), t.get())).collect(),
         connection: backend.connection.clone(),
+        dns: backend.dns.clone(),
         tls: match &backend.tls {
             Some(tls) => match crate::upstream::tls::TlsMaterial::load(tls) {
                 Ok(material) => Some(material),

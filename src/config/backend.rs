@@ -72,6 +72,26 @@ pub struct BackendConfig {
     /// TLS to `https://` endpoints: the CA to trust, the name to verify, a client certificate.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// Resolve endpoint host names to their addresses, each address an endpoint, and resolve
+    /// them again on an interval (a Kubernetes headless service's pods come and go).
+    #[serde(default)]
+    pub dns: Option<DnsConfig>,
+}
+
+/// DNS re-resolution of a cluster's endpoint names.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct DnsConfig {
+    /// Time between resolutions.
+    pub refresh: ConfigDuration,
+    /// Name servers to ask (`"10.96.0.10:53"`); empty: the system's (/etc/resolv.conf).
+    pub nameservers: Vec<std::net::SocketAddr>,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig { refresh: ConfigDuration::from_secs(5), nameservers: Vec::new() }
+    }
 }
 
 impl BackendConfig {
@@ -92,6 +112,7 @@ impl BackendConfig {
             method_timeouts: BTreeMap::new(),
             connection: ConnectionConfig::default(),
             tls: None,
+            dns: None,
         }
     }
 }

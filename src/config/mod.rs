@@ -23,8 +23,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use backend::{
-    BackendConfig, BackendProtocol, Balancing, BreakerConfig, ConnectionConfig, EndpointConfig, GrpcCompression,
-    HashOn, HealthCheckConfig, HttpVersion, OutlierConfig, RetryConfig, RetryOn, TlsConfig, WeightedEndpoint,
+    BackendConfig, BackendProtocol, Balancing, BreakerConfig, ConnectionConfig, DnsConfig, EndpointConfig,
+    GrpcCompression, HashOn, HealthCheckConfig, HttpVersion, OutlierConfig, RetryConfig, RetryOn, TlsConfig,
+    WeightedEndpoint,
 };
 pub use duration::ConfigDuration;
 pub use graphql::{

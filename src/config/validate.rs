@@ -49,6 +49,23 @@ pub(crate) fn validate_config(config: &Config) -> Vec<Problem> {
                 "no endpoint is https://, so these TLS settings are not used",
             ));
         }
+        if let Some(dns) = &backend.dns {
+            let names = backend.endpoints.iter().any(|e| {
+                check_endpoint_url(e.url())
+                    .ok()
+                    .and_then(|uri| uri.host().map(|h| h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_err()))
+                    .unwrap_or(false)
+            });
+            if !names {
+                problems.push(Problem::warning(
+                    format!("{path}.dns"),
+                    "every endpoint is an IP address, so there is nothing to resolve",
+                ));
+            }
+            if dns.refresh.get() < std::time::Duration::from_millis(10) {
+                problems.push(Problem::error(format!("{path}.dns.refresh"), "must be at least 10ms"));
+            }
+        }
         for (i, method) in backend.retries.methods.iter().enumerate() {
             if !is_dotted_name(method) || !method.contains('.') {
                 problems.push(Problem::error(

@@ -39,22 +39,29 @@ pub struct Cluster {
     pub connection: crate::config::ConnectionConfig,
     /// TLS material for `https://` endpoints, loaded from the files the config names.
     pub tls: Option<super::tls::TlsMaterial>,
+    /// DNS re-resolution of endpoint names, if configured.
+    pub dns: Option<crate::config::DnsConfig>,
 }
 
 impl Cluster {
-    /// Each endpoint as the balancer's member (its URL, weight and priority group), with its URI.
-    pub fn members(&self) -> Vec<(http::Uri, crate::upstream::pool::Member)> {
+    /// Whether `other` is this cluster with other endpoints (URLs, weights or priorities) and
+    /// nothing else changed.
+    pub fn differs_only_in_endpoints(&self, other: &Cluster) -> bool {
+        let same_endpoints =
+            |c: &Cluster| Cluster { endpoints: Vec::new(), weights: Vec::new(), priorities: Vec::new(), ..c.clone() };
+        self != other && same_endpoints(self) == same_endpoints(other)
+    }
+
+    /// Each endpoint as configured: its URL, weight and priority group.
+    pub fn targets(&self) -> Vec<crate::upstream::pool::Target> {
         self.endpoints
             .iter()
             .enumerate()
-            .map(|(i, uri)| {
-                let member = crate::upstream::pool::Member {
-                    id: uri.to_string(),
-                    weight: self.weights.get(i).copied().unwrap_or(1),
-                    priority: self.priorities.get(i).copied().unwrap_or(0),
-                    load: std::sync::Arc::default(),
-                };
-                (uri.clone(), member)
+            .map(|(i, uri)| crate::upstream::pool::Target {
+                uri: uri.clone(),
+                resolved_from: None,
+                weight: self.weights.get(i).copied().unwrap_or(1),
+                priority: self.priorities.get(i).copied().unwrap_or(0),
             })
             .collect()
     }

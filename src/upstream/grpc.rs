@@ -15,15 +15,14 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::UpstreamError;
 use super::grpc_codec::{Outgoing, RawCodec};
-use super::pool::{Balancer, Breaker, EndpointConnections, InFlight, RetryBudget, StreamSlot};
+use super::pool::{Balancer, Breaker, EndpointConnections, InFlight, Pool, RetryBudget, Spec, StreamSlot, Target};
 use crate::operation::Metadata;
 
 /// Connections (lazily established, re-established on failure) to one cluster's endpoints.
 #[derive(Debug, Clone)]
 pub struct GrpcClient {
     cluster: String,
-    endpoints: std::sync::Arc<Vec<EndpointConnections>>,
-    balancer: std::sync::Arc<Balancer>,
+    pool: std::sync::Arc<Pool<EndpointConnections>>,
     hash_on: Option<crate::config::HashOn>,
     retry: std::sync::Arc<RetryBudget>,
     breaker: std::sync::Arc<Breaker>,
@@ -62,18 +61,27 @@ fn slash_method(full_name: &str) -> String {
     }
 }
 
-/// tonic's endpoint for `uri` with the cluster's connection settings and, for `https://`, TLS.
-fn endpoint(cluster: &super::Cluster, uri: http::Uri) -> Result<Endpoint, UpstreamError> {
+/// tonic's endpoint for `target` with the cluster's connection settings and, for `https://`,
+/// TLS (verifying the name it was resolved from, if it was).
+fn endpoint(cluster: &super::Cluster, target: &Target) -> Result<Endpoint, UpstreamError> {
     let settings = &cluster.connection;
-    let host = uri.host().unwrap_or_default().to_owned();
+    let uri = &target.uri;
+    let host = target.resolved_from.clone().unwrap_or_else(|| uri.host().unwrap_or_default().to_owned());
     let https = uri.scheme_str() == Some("https");
-    let mut endpoint = Endpoint::from(uri)
+    let mut endpoint = Endpoint::from(uri.clone())
         .connect_timeout(settings.connect_timeout.get())
         .tcp_nodelay(true)
         .keep_alive_while_idle(settings.keepalive_while_idle)
         .keep_alive_timeout(settings.keepalive_timeout.get());
     if !settings.keepalive_interval.get().is_zero() {
         endpoint = endpoint.http2_keep_alive_interval(settings.keepalive_interval.get());
+    }
+    if let Some(name) = &target.resolved_from {
+        // An address of a name: `:authority` stays the name, as the backend expects.
+        let port = uri.port_u16().map(|p| format!(":{p}")).unwrap_or_default();
+        if let Ok(origin) = format!("{}://{name}{port}", uri.scheme_str().unwrap_or("http")).parse::<http::Uri>() {
+            endpoint = endpoint.origin(origin);
+        }
     }
     if https {
         let tls = cluster.tls.clone().unwrap_or_default().grpc(&host);
@@ -82,6 +90,15 @@ fn endpoint(cluster: &super::Cluster, uri: http::Uri) -> Result<Endpoint, Upstre
         })?;
     }
     Ok(endpoint)
+}
+
+/// The endpoint a call goes to: a connection with a free stream slot, the call's guards, and
+/// the member set it was picked from (outcomes are reported there).
+struct Picked {
+    channel: Channel,
+    guards: (InFlight, StreamSlot),
+    index: usize,
+    balancer: std::sync::Arc<Balancer>,
 }
 
 /// A unary call's answer.
@@ -97,44 +114,39 @@ impl GrpcClient {
     /// A client for `cluster`'s endpoints, choosing one per call by its balancer, with its
     /// health checks, retry budget and breaker; connects on first use.
     pub fn new(cluster: &super::Cluster) -> Result<Self, UpstreamError> {
-        let endpoints = cluster.members();
         let compress = cluster.grpc_compression == crate::config::GrpcCompression::Gzip;
-        let (algorithm, hash_on, health) = (cluster.balancer, cluster.hash_on.clone(), cluster.health_check.clone());
-        let (retries, breaker) = (cluster.retries.clone(), cluster.circuit_breaker.clone());
-        let outlier = cluster.outlier_detection.clone();
-        let timeouts = Timeouts::of(cluster);
-        if endpoints.is_empty() {
-            return Err(UpstreamError::Internal(format!("cluster {} has no endpoints", cluster.name)));
-        }
-        let mut connections = Vec::with_capacity(endpoints.len());
-        let mut members = Vec::with_capacity(endpoints.len());
-        for (uri, member) in endpoints {
-            connections.push(EndpointConnections::new(endpoint(cluster, uri)?));
-            members.push(member);
-        }
-        let endpoints = std::sync::Arc::new(connections);
-        let panic = health.as_ref().map_or(50, |h| h.panic_threshold);
-        let balancer = std::sync::Arc::new(
-            Balancer::new(algorithm, members).with_panic_threshold(panic).with_outlier_detection(outlier),
-        );
-        if let Some(health) = health {
-            let probe = super::pool::health::Probe::Grpc(std::sync::Arc::downgrade(&endpoints));
-            super::pool::health::spawn_checks(
-                cluster.name.clone(),
-                health,
-                std::sync::Arc::downgrade(&balancer),
-                probe,
-            );
-        }
-        let retry = std::sync::Arc::new(RetryBudget::new(retries));
-        let breaker = std::sync::Arc::new(Breaker::new(breaker));
-        let cluster = cluster.name.clone();
-        Ok(GrpcClient { cluster, endpoints, balancer, hash_on, retry, breaker, compress, timeouts })
+        let settings = cluster.clone();
+        let spec = Spec {
+            cluster: cluster.name.clone(),
+            algorithm: cluster.balancer,
+            health: cluster.health_check.clone(),
+            outlier: cluster.outlier_detection.clone(),
+            connect: std::sync::Arc::new(move |target: &Target| {
+                endpoint(&settings, target).map(EndpointConnections::new)
+            }),
+        };
+        let pool = Pool::new(spec, cluster.targets())?;
+        super::pool::dns::spawn_refresh(cluster, &pool);
+        Ok(GrpcClient {
+            cluster: cluster.name.clone(),
+            pool,
+            hash_on: cluster.hash_on.clone(),
+            retry: std::sync::Arc::new(RetryBudget::new(cluster.retries.clone())),
+            breaker: std::sync::Arc::new(Breaker::new(cluster.circuit_breaker.clone())),
+            compress,
+            timeouts: Timeouts::of(cluster),
+        })
     }
 
-    /// The balancer, for its members' state.
-    pub fn balancer(&self) -> &Balancer {
-        &self.balancer
+    /// Serves `targets` from now on (a reload changed the endpoints): calls in flight finish
+    /// where they are; endpoints in both sets keep their connections and state.
+    pub fn retarget(&self, targets: Vec<Target>) -> Result<bool, UpstreamError> {
+        self.pool.update(targets)
+    }
+
+    /// The balancer over the current members, for their state.
+    pub fn balancer(&self) -> std::sync::Arc<Balancer> {
+        self.pool.load().balancer.clone()
     }
 
     /// The circuit breaker, for its state.
@@ -148,22 +160,15 @@ impl GrpcClient {
     }
 
     /// The endpoint for the next call (keyed by `metadata`'s hash inputs under consistent
-    /// hashing): a connection to it with a free stream slot, and the call's guards.
-    fn pick(&self, metadata: &Metadata) -> Result<(Channel, (InFlight, StreamSlot)), UpstreamError> {
-        self.pick_avoiding(metadata, None).map(|(channel, guards, _)| (channel, guards))
-    }
-
-    /// `pick`, avoiding endpoint `avoid` (a retry's failed one) when another is there.
-    fn pick_avoiding(
-        &self,
-        metadata: &Metadata,
-        avoid: Option<usize>,
-    ) -> Result<(Channel, (InFlight, StreamSlot), usize), UpstreamError> {
+    /// hashing), avoiding endpoint `avoid` (a retry's failed one) when another is there.
+    fn pick(&self, metadata: &Metadata, avoid: Option<usize>) -> Result<Picked, UpstreamError> {
         let key = super::pool::hash_key(self.hash_on.as_ref(), metadata);
+        let members = self.pool.load();
         let unavailable = || UpstreamError::Unavailable { cluster: self.cluster.clone() };
-        let index = self.balancer.pick_avoiding(key.as_deref(), avoid).ok_or_else(unavailable)?;
-        let (channel, slot) = self.endpoints[index].acquire();
-        Ok((channel, (self.balancer.members()[index].load.start(), slot), index))
+        let index = members.balancer.pick_avoiding(key.as_deref(), avoid).ok_or_else(unavailable)?;
+        let (channel, slot) = members.handles[index].acquire();
+        let guards = (members.balancer.members()[index].load.start(), slot);
+        Ok(Picked { channel, guards, index, balancer: members.balancer.clone() })
     }
 
     /// Calls `path` (`/package.Service/Method`) with an encoded request. An `idempotent` call
@@ -200,7 +205,7 @@ impl GrpcClient {
         idempotent: bool,
     ) -> Result<UnaryReply, UpstreamError> {
         let idempotent = idempotent || self.retry.configured(path.path());
-        let endpoints = self.balancer.members().len();
+        let endpoints = self.pool.load().handles.len();
         super::pool::retry::attempts(&self.retry, endpoints, timeout, idempotent, |remaining, avoid| {
             self.attempt(path, request.clone(), metadata, remaining, avoid)
         })
@@ -221,11 +226,12 @@ impl GrpcClient {
         if let Some(timeout) = timeout {
             request.set_timeout(timeout);
         }
-        let (channel, _guards, index) = match self.pick_avoiding(metadata, avoid) {
+        let picked = match self.pick(metadata, avoid) {
             Ok(picked) => picked,
             Err(error) => return (Err(error), None),
         };
-        let mut grpc = self.grpc(channel);
+        let (index, balancer, _guards) = (picked.index, picked.balancer, picked.guards);
+        let mut grpc = self.grpc(picked.channel);
         let call = async {
             grpc.ready().await.map_err(|e| UpstreamError::unavailable(&self.cluster, &e))?;
             grpc.unary(request, path.clone(), RawCodec)
@@ -243,7 +249,7 @@ impl GrpcClient {
             let (metadata, body, _) = response.into_parts();
             UnaryReply { body, metadata }
         });
-        self.balancer.report(index, result.as_ref().err().is_some_and(UpstreamError::is_backend_failure));
+        balancer.report(index, result.as_ref().err().is_some_and(UpstreamError::is_backend_failure));
         (result, Some(index))
     }
 }
@@ -275,8 +281,9 @@ impl GrpcClient {
         }
         let admitted =
             self.breaker.admit_waiting(deadline).await.map_err(|why| UpstreamError::refused(&self.cluster, &why))?;
-        let (channel, in_flight) = self.pick(metadata)?;
-        let mut grpc = self.grpc(channel);
+        let picked = self.pick(metadata, None)?;
+        let in_flight = picked.guards;
+        let mut grpc = self.grpc(picked.channel);
         let cluster = self.cluster.clone();
         let open = async {
             grpc.ready().await.map_err(|e| UpstreamError::unavailable(&self.cluster, &e))?;
@@ -328,8 +335,9 @@ impl GrpcClient {
         request: http::Request<tonic::body::Body>,
     ) -> Result<http::Response<tonic::body::Body>, UpstreamError> {
         use tower::ServiceExt;
-        let (channel, _in_flight) = self.pick(&passthrough_hash_inputs(&request))?;
-        channel.oneshot(request).await.map_err(|e| UpstreamError::unavailable(&self.cluster, &e))
+        let picked = self.pick(&passthrough_hash_inputs(&request), None)?;
+        let _guards = picked.guards;
+        picked.channel.oneshot(request).await.map_err(|e| UpstreamError::unavailable(&self.cluster, &e))
     }
 }
 

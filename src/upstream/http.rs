@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 
 use super::UpstreamError;
-use super::pool::{Balancer, Breaker, InFlight, RetryBudget};
+use super::pool::{Balancer, Breaker, InFlight, Pool, RetryBudget, Spec, Target};
 use crate::operation::Metadata;
 
 /// Longest backend error message passed on to clients.
@@ -36,22 +36,37 @@ pub struct HttpRequest {
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     cluster: String,
-    /// Per endpoint: `scheme://authority` and its path prefix, without a trailing `/`.
-    bases: std::sync::Arc<Vec<String>>,
-    balancer: std::sync::Arc<Balancer>,
+    pool: std::sync::Arc<Pool<HttpEndpoint>>,
     hash_on: Option<crate::config::HashOn>,
     breaker: std::sync::Arc<Breaker>,
     retry: std::sync::Arc<RetryBudget>,
-    client: reqwest::Client,
     /// The cluster's `timeout`.
     limit: Option<Duration>,
 }
 
-/// reqwest's pool for a cluster's connection settings and TLS material.
-fn client_for(
+/// How calls reach one REST endpoint: its base URL and the reqwest pool to send with.
+#[derive(Debug)]
+pub struct HttpEndpoint {
+    /// `scheme://authority` and the endpoint's path prefix, without a trailing `/`.
+    base: String,
+    client: reqwest::Client,
+}
+
+impl super::pool::Handle for HttpEndpoint {
+    /// GET the configured path: a 2xx answer passes.
+    fn check<'a>(&'a self, config: &'a crate::config::HealthCheckConfig) -> futures_util::future::BoxFuture<'a, bool> {
+        Box::pin(async move {
+            let answer = self.client.get(format!("{}{}", self.base, config.http_path)).send().await;
+            matches!(answer, Ok(response) if response.status().is_success())
+        })
+    }
+}
+
+/// reqwest's pool settings for a cluster's connection settings and TLS material.
+fn builder_for(
     settings: &crate::config::ConnectionConfig,
     tls: Option<&super::tls::TlsMaterial>,
-) -> reqwest::Result<reqwest::Client> {
+) -> reqwest::ClientBuilder {
     let mut builder = reqwest::Client::builder()
         .connect_timeout(settings.connect_timeout.get())
         .tcp_nodelay(true)
@@ -70,45 +85,78 @@ fn client_for(
     if let Some(tls) = tls {
         builder = tls.http(builder);
     }
-    builder.build()
+    builder
+}
+
+/// The endpoint for `target`: written endpoints share the cluster's `shared` pool; an address a
+/// name resolved to gets its own, which connects to that address while the URL (so the Host
+/// header and TLS name) keeps the name.
+fn http_endpoint(
+    cluster: &super::Cluster,
+    shared: &reqwest::Client,
+    target: &Target,
+) -> Result<HttpEndpoint, UpstreamError> {
+    let refused =
+        |e: reqwest::Error| UpstreamError::Internal(format!("cannot create an HTTP client for {}: {e}", cluster.name));
+    let Some(name) = &target.resolved_from else {
+        let base = target.uri.to_string().trim_end_matches('/').to_owned();
+        return Ok(HttpEndpoint { base, client: shared.clone() });
+    };
+    let uri = &target.uri;
+    let ip: std::net::IpAddr = uri
+        .host()
+        .unwrap_or_default()
+        .trim_matches(['[', ']'])
+        .parse()
+        .map_err(|_| UpstreamError::Internal(format!("{uri} is not an address")))?;
+    let https = uri.scheme_str() == Some("https");
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let client = builder_for(&cluster.connection, cluster.tls.as_ref())
+        .resolve(name, std::net::SocketAddr::new(ip, port))
+        .build()
+        .map_err(refused)?;
+    let explicit_port = uri.port_u16().map(|p| format!(":{p}")).unwrap_or_default();
+    let path = uri.path().trim_end_matches('/');
+    let base = format!("{}://{name}{explicit_port}{path}", uri.scheme_str().unwrap_or("http"));
+    Ok(HttpEndpoint { base, client })
 }
 
 impl HttpClient {
     /// A client for `cluster`'s endpoints (an endpoint's path, if any, prefixes every
     /// request's), choosing one per call by its balancer, with its health checks and breaker.
     pub fn new(cluster: &super::Cluster) -> Result<Self, UpstreamError> {
-        let endpoints = cluster.members();
-        let (algorithm, hash_on, health) = (cluster.balancer, cluster.hash_on.clone(), cluster.health_check.clone());
-        let breaker = cluster.circuit_breaker.clone();
-        let retry = std::sync::Arc::new(RetryBudget::new(cluster.retries.clone()));
-        let outlier = cluster.outlier_detection.clone();
-        let (settings, tls, limit) = (&cluster.connection, &cluster.tls, cluster.timeout);
-        let cluster = cluster.name.as_str();
-        if endpoints.is_empty() {
-            return Err(UpstreamError::Internal(format!("cluster {cluster} has no endpoints")));
-        }
-        let client = client_for(settings, tls.as_ref())
-            .map_err(|e| UpstreamError::Internal(format!("cannot create an HTTP client for {cluster}: {e}")))?;
-        let bases: Vec<String> =
-            endpoints.iter().map(|(uri, _)| uri.to_string().trim_end_matches('/').to_owned()).collect();
-        let members = endpoints.into_iter().map(|(_, member)| member).collect();
-        let bases = std::sync::Arc::new(bases);
-        let panic = health.as_ref().map_or(50, |h| h.panic_threshold);
-        let balancer = std::sync::Arc::new(
-            Balancer::new(algorithm, members).with_panic_threshold(panic).with_outlier_detection(outlier),
-        );
-        if let Some(health) = health {
-            let probe =
-                super::pool::health::Probe::Http { bases: std::sync::Arc::downgrade(&bases), client: client.clone() };
-            super::pool::health::spawn_checks(cluster.to_owned(), health, std::sync::Arc::downgrade(&balancer), probe);
-        }
-        let breaker = std::sync::Arc::new(Breaker::new(breaker));
-        Ok(HttpClient { cluster: cluster.to_owned(), bases, balancer, hash_on, breaker, retry, client, limit })
+        let shared = builder_for(&cluster.connection, cluster.tls.as_ref())
+            .build()
+            .map_err(|e| UpstreamError::Internal(format!("cannot create an HTTP client for {}: {e}", cluster.name)))?;
+        let settings = cluster.clone();
+        let spec = Spec {
+            cluster: cluster.name.clone(),
+            algorithm: cluster.balancer,
+            health: cluster.health_check.clone(),
+            outlier: cluster.outlier_detection.clone(),
+            connect: std::sync::Arc::new(move |target: &Target| http_endpoint(&settings, &shared, target)),
+        };
+        let pool = Pool::new(spec, cluster.targets())?;
+        super::pool::dns::spawn_refresh(cluster, &pool);
+        Ok(HttpClient {
+            cluster: cluster.name.clone(),
+            pool,
+            hash_on: cluster.hash_on.clone(),
+            breaker: std::sync::Arc::new(Breaker::new(cluster.circuit_breaker.clone())),
+            retry: std::sync::Arc::new(RetryBudget::new(cluster.retries.clone())),
+            limit: cluster.timeout,
+        })
     }
 
-    /// The balancer, for its members' state.
-    pub fn balancer(&self) -> &Balancer {
-        &self.balancer
+    /// Serves `targets` from now on (a reload changed the endpoints): calls in flight finish
+    /// where they are; endpoints in both sets keep their connections and state.
+    pub fn retarget(&self, targets: Vec<Target>) -> Result<bool, UpstreamError> {
+        self.pool.update(targets)
+    }
+
+    /// The balancer over the current members, for their state.
+    pub fn balancer(&self) -> std::sync::Arc<Balancer> {
+        self.pool.load().balancer.clone()
     }
 
     /// The circuit breaker, for its state.
@@ -121,15 +169,21 @@ impl HttpClient {
         &self.retry
     }
 
-    /// The base URL for the next call (avoiding `avoid`, a retry's failed endpoint, when
-    /// another is there), and the call's in-flight guard.
-    fn pick(&self, metadata: &Metadata, avoid: Option<usize>) -> Result<(&str, InFlight, usize), UpstreamError> {
+    /// The endpoint for the next call (avoiding `avoid`, a retry's failed endpoint, when
+    /// another is there), the call's in-flight guard, and where to report its outcome.
+    fn pick(
+        &self,
+        metadata: &Metadata,
+        avoid: Option<usize>,
+    ) -> Result<(std::sync::Arc<HttpEndpoint>, InFlight, usize, std::sync::Arc<Balancer>), UpstreamError> {
         let key = super::pool::hash_key(self.hash_on.as_ref(), metadata);
-        let index = self
+        let members = self.pool.load();
+        let index = members
             .balancer
             .pick_avoiding(key.as_deref(), avoid)
             .ok_or_else(|| UpstreamError::Unavailable { cluster: self.cluster.clone() })?;
-        Ok((&self.bases[index], self.balancer.members()[index].load.start(), index))
+        let in_flight = members.balancer.members()[index].load.start();
+        Ok((members.handles[index].clone(), in_flight, index, members.balancer.clone()))
     }
 
     /// Sends `request` with the forwarded `metadata` through the circuit breaker; the 2xx
@@ -149,7 +203,7 @@ impl HttpClient {
         let admitted =
             self.breaker.admit_waiting(timeout).await.map_err(|why| UpstreamError::refused(&self.cluster, &why))?;
         let timeout = timeout.map(|t| t.saturating_sub(queued.elapsed()));
-        let endpoints = self.balancer.members().len();
+        let endpoints = self.pool.load().handles.len();
         let result =
             super::pool::retry::attempts(&self.retry, endpoints, timeout, request.idempotent, |left, avoid| {
                 self.send_once(request, metadata, left, avoid)
@@ -166,25 +220,25 @@ impl HttpClient {
         timeout: Option<Duration>,
         avoid: Option<usize>,
     ) -> (Result<Bytes, UpstreamError>, Option<usize>) {
-        let (base, _in_flight, index) = match self.pick(metadata, avoid) {
+        let (endpoint, _in_flight, index, balancer) = match self.pick(metadata, avoid) {
             Ok(picked) => picked,
             Err(error) => return (Err(error), None),
         };
-        let result = self.send_to(base, request, metadata, timeout).await;
-        self.balancer.report(index, result.as_ref().err().is_some_and(UpstreamError::is_backend_failure));
+        let result = self.send_to(&endpoint, request, metadata, timeout).await;
+        balancer.report(index, result.as_ref().err().is_some_and(UpstreamError::is_backend_failure));
         (result, Some(index))
     }
 
     async fn send_to(
         &self,
-        base: &str,
+        endpoint: &HttpEndpoint,
         request: &HttpRequest,
         metadata: &Metadata,
         timeout: Option<Duration>,
     ) -> Result<Bytes, UpstreamError> {
-        let url = format!("{base}{}", request.path_and_query);
+        let url = format!("{}{}", endpoint.base, request.path_and_query);
         let mut builder =
-            self.client.request(request.method.clone(), &url).header(http::header::ACCEPT, "application/json");
+            endpoint.client.request(request.method.clone(), &url).header(http::header::ACCEPT, "application/json");
         for (name, value) in metadata.iter().filter(|(name, _)| !name.ends_with("-bin")) {
             if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value)) {
                 builder = builder.header(name, value);
@@ -211,8 +265,9 @@ impl HttpClient {
     /// The WebSocket URL of an endpoint chosen by the balancer (`ws://` for `http://`, `wss://`
     /// for `https://`).
     pub fn websocket_url(&self) -> String {
-        let index = self.balancer.pick(None).unwrap_or(0);
-        let base = &self.bases[index];
+        let members = self.pool.load();
+        let index = members.balancer.pick(None).unwrap_or(0);
+        let base = &members.handles[index].base;
         match base.strip_prefix("https://") {
             Some(rest) => format!("wss://{rest}"),
             None => format!("ws://{}", base.trim_start_matches("http://")),

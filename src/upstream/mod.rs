@@ -151,11 +151,26 @@ impl Upstreams {
     pub fn build<'a>(clusters: impl IntoIterator<Item = &'a Cluster>, previous: Option<&Upstreams>) -> Self {
         let mut clients = HashMap::new();
         for cluster in clusters {
-            if let Some((old, client)) = previous.and_then(|p| p.clients.get(&cluster.name))
-                && old == cluster
-            {
-                clients.insert(cluster.name.clone(), (old.clone(), client.clone()));
-                continue;
+            if let Some((old, client)) = previous.and_then(|p| p.clients.get(&cluster.name)) {
+                if old == cluster {
+                    clients.insert(cluster.name.clone(), (old.clone(), client.clone()));
+                    continue;
+                }
+                // Only the endpoints changed: the pool takes the new set, keeping the
+                // connections and state of endpoints in both (calls in flight finish anyway).
+                if old.differs_only_in_endpoints(cluster) && cluster.dns.is_none() {
+                    let updated = match client {
+                        Client::Grpc(client) => client.retarget(cluster.targets()),
+                        Client::Http(client) => client.retarget(cluster.targets()),
+                    };
+                    match updated {
+                        Ok(_) => {
+                            clients.insert(cluster.name.clone(), (cluster.clone(), client.clone()));
+                            continue;
+                        }
+                        Err(error) => tracing::warn!(cluster = cluster.name, %error, "cannot update the endpoints"),
+                    }
+                }
             }
             let client = match cluster.protocol {
                 crate::config::BackendProtocol::Http | crate::config::BackendProtocol::Graphql => {

@@ -3,6 +3,7 @@
 mod backend_tls;
 mod cli_check;
 mod defer;
+mod dns;
 mod graphql;
 mod graphql_sources;
 mod graphql_schema;

@@ -576,3 +576,55 @@ async fn methods_named_in_the_retry_config_are_retried_although_not_idempotent()
         replica.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn a_reload_that_changes_endpoints_drops_no_call_in_flight_and_keeps_endpoint_state() {
+    let replicas = switchyard::demo::start_demo_backend_replicas(3).await.expect("replicas");
+    let write = |file: &std::path::Path, members: &[usize]| {
+        let urls: Vec<String> = members.iter().map(|i| format!("\"{}\"", replicas[*i].url())).collect();
+        let config = format!("[backends.catalog]\nendpoints = [{}]\nservices = [\"catalog.v1\"]\n", urls.join(", "));
+        std::fs::write(file, config).expect("write config");
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("switchyard.toml");
+    write(&file, &[0, 1]);
+    let gateway = TestGateway::start_with_config(None, file.clone()).await;
+    ten_calls(&gateway).await;
+    assert_eq!((replicas[0].calls("GetBook"), replicas[1].calls("GetBook")), (5, 5));
+    // Calls are in flight on replica 0 when a reload takes it out and brings replica 2 in.
+    replicas[0].set_latency(std::time::Duration::from_millis(300));
+    let slow = join_all((0..4).map(|_| gateway.call("GET", "/v1/shelves/1/books/1", "")));
+    let reload = async {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        write(&file, &[1, 2]);
+        let answer = gateway.client.post(format!("{}/admin/reload", gateway.admin)).send().await.expect("reload");
+        assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap_or_default());
+    };
+    let (answers, ()) = tokio::join!(slow, reload);
+    for (status, body, _) in answers {
+        assert_eq!(status, 200, "a call in flight across the reload: {body}");
+    }
+    let before = replicas[0].calls("GetBook");
+    ten_calls(&gateway).await;
+    assert_eq!(replicas[0].calls("GetBook"), before, "the removed endpoint gets no new calls");
+    // Replica 1, in both configs, kept its counters in the pool.
+    let admin: serde_json::Value = gateway
+        .client
+        .get(format!("{}/admin/clusters", gateway.admin))
+        .send()
+        .await
+        .expect("admin")
+        .json()
+        .await
+        .expect("json");
+    let cluster =
+        admin["clusters"].as_array().and_then(|c| c.iter().find(|c| c["name"] == "catalog")).expect("catalog");
+    let calls: Vec<u64> =
+        cluster["endpoints"].as_array().expect("endpoints").iter().map(|e| e["calls"].as_u64().unwrap_or(0)).collect();
+    assert_eq!(calls, [replicas[1].calls("GetBook") as u64, replicas[2].calls("GetBook") as u64], "{cluster}");
+    assert!(calls[0] > calls[1], "replica 1's count spans the reload: {calls:?}");
+    gateway.shutdown().await;
+    for replica in replicas {
+        replica.shutdown().await;
+    }
+}

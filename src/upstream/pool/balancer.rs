@@ -205,6 +205,8 @@ impl Balancer {
         let table = if algorithm == Algorithm::Maglev { maglev(&members) } else { Vec::new() };
         let current = Mutex::new(vec![0; members.len()]);
         let prioritised = members.iter().any(|m| m.priority != members[0].priority);
+        // Members may arrive with state (kept across a change of the member set).
+        let unhealthy = AtomicUsize::new(members.iter().filter(|m| !m.load.is_healthy()).count());
         Balancer {
             algorithm,
             members,
@@ -212,7 +214,7 @@ impl Balancer {
             current,
             ring,
             table,
-            unhealthy: AtomicUsize::new(0),
+            unhealthy,
             panic_threshold: 50,
             outlier: None,
             prioritised,

@@ -58,6 +58,21 @@ impl EndpointConnections {
     }
 }
 
+impl super::Handle for EndpointConnections {
+    /// grpc.health.v1 Check for the configured service name: SERVING passes.
+    fn check<'a>(&'a self, config: &'a crate::config::HealthCheckConfig) -> futures_util::future::BoxFuture<'a, bool> {
+        use tonic_health::pb::HealthCheckRequest;
+        use tonic_health::pb::health_check_response::ServingStatus;
+        let (channel, _slot) = self.acquire();
+        let request = HealthCheckRequest { service: config.grpc_service.clone() };
+        Box::pin(async move {
+            let _slot = _slot;
+            let answer = tonic_health::pb::health_client::HealthClient::new(channel).check(request).await;
+            matches!(answer, Ok(response) if response.get_ref().status == ServingStatus::Serving as i32)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,34 +1,17 @@
 //! Active health checks: each endpoint of a cluster is asked, every `interval`, whether it
 //! serves — grpc.health.v1 Check (for the configured service name) on gRPC clusters, a GET on a
-//! path expecting 2xx on HTTP ones. `unhealthy_threshold` consecutive failures take it out of
-//! the balancer's rotation and `healthy_threshold` consecutive passes bring it back. A checker
-//! stops when its cluster's client is dropped (a reload replaced it).
+//! path expecting 2xx on HTTP ones (each `Handle` knows how). `unhealthy_threshold` consecutive
+//! failures take it out of the balancer's rotation and `healthy_threshold` consecutive passes
+//! bring it back. A checker stops when its member set is dropped (a reload replaced the
+//! cluster, or DNS re-resolution replaced the set and its last call ended).
 
-use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::sync::Weak;
 
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
-
-use super::{Balancer, EndpointConnections};
+use super::members::{Endpoints, Handle};
 use crate::config::HealthCheckConfig;
 
-/// How one endpoint is checked.
-pub enum Probe {
-    /// grpc.health.v1 over the endpoint's connections.
-    Grpc(Weak<Vec<EndpointConnections>>),
-    /// GET `base + path` with this client.
-    Http {
-        /// The endpoints' base URLs.
-        bases: Weak<Vec<String>>,
-        /// The cluster's HTTP client.
-        client: reqwest::Client,
-    },
-}
-
-/// Starts checking `balancer`'s members every `config.interval`.
-pub fn spawn_checks(cluster: String, config: HealthCheckConfig, balancer: Weak<Balancer>, probe: Probe) {
+/// Starts checking the members of `endpoints` every `config.interval`.
+pub fn spawn_checks<E: Handle>(cluster: String, config: HealthCheckConfig, endpoints: Weak<Endpoints<E>>) {
     tokio::spawn(async move {
         let mut passes: Vec<u32> = Vec::new();
         let mut failures: Vec<u32> = Vec::new();
@@ -36,14 +19,17 @@ pub fn spawn_checks(cluster: String, config: HealthCheckConfig, balancer: Weak<B
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             interval.tick().await;
-            let Some(balancer) = balancer.upgrade() else { return };
-            let n = balancer.members().len();
+            let Some(endpoints) = endpoints.upgrade() else { return };
+            let n = endpoints.handles.len();
             passes.resize(n, 0);
             failures.resize(n, 0);
-            let checks = (0..n).map(|i| check(&probe, i, &config));
+            let checks = endpoints.handles.iter().map(|handle| {
+                let config = &config;
+                async move { tokio::time::timeout(config.timeout.get(), handle.check(config)).await.unwrap_or(false) }
+            });
             let results = futures_util::future::join_all(checks).await;
+            let balancer = &endpoints.balancer;
             for (i, passed) in results.into_iter().enumerate() {
-                let Some(passed) = passed else { return };
                 if passed {
                     passes[i] += 1;
                     failures[i] = 0;
@@ -62,26 +48,4 @@ pub fn spawn_checks(cluster: String, config: HealthCheckConfig, balancer: Weak<B
             }
         }
     });
-}
-
-/// One check of endpoint `i`: Some(passed), or None when the cluster is gone.
-async fn check(probe: &Probe, i: usize, config: &HealthCheckConfig) -> Option<bool> {
-    let timeout: Duration = config.timeout.get();
-    match probe {
-        Probe::Grpc(endpoints) => {
-            let channel = {
-                let endpoints: Arc<Vec<EndpointConnections>> = endpoints.upgrade()?;
-                endpoints.get(i)?.acquire().0
-            };
-            let mut client = HealthClient::new(channel);
-            let request = HealthCheckRequest { service: config.grpc_service.clone() };
-            let answer = tokio::time::timeout(timeout, client.check(request)).await;
-            Some(matches!(answer, Ok(Ok(response)) if response.get_ref().status == ServingStatus::Serving as i32))
-        }
-        Probe::Http { bases, client } => {
-            let url = format!("{}{}", bases.upgrade()?.get(i)?, config.http_path);
-            let answer = client.get(url).timeout(timeout).send().await;
-            Some(matches!(answer, Ok(response) if response.status().is_success()))
-        }
-    }
 }

@@ -1,15 +1,19 @@
-//! Backend pools: how each call of a cluster chooses an endpoint (`balancer`). Health checks,
-//! outlier ejection, circuit breaking and retries join here with the pools issue's next slices.
+//! Backend pools: a cluster's current members (`members`, re-resolved by `dns`), how each call
+//! chooses one (`balancer`), the HTTP/2 connections to a gRPC endpoint (`connections`), active
+//! health checks (`health`), the circuit breaker (`breaker`) and retries (`retry`).
 
 pub mod balancer;
 pub mod breaker;
 pub mod connections;
+pub mod dns;
 pub mod health;
+pub mod members;
 pub mod retry;
 
 pub use balancer::{Algorithm, Balancer, EndpointLoad, InFlight, Member};
 pub use breaker::{Breaker, Refused};
 pub use connections::{EndpointConnections, StreamSlot};
+pub use members::{Endpoints, Handle, Pool, Spec, Target};
 pub use retry::RetryBudget;
 
 use crate::config::HashOn;
