@@ -64,7 +64,8 @@ fn rss_kib(pid: u32) -> u64 {
 async fn subscriber(gateway: &str, shelf: &str) -> Socket {
     let mut request = format!("ws://{gateway}/graphql").into_client_request().expect("request");
     request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().expect("header"));
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("upgrade");
+    let upgrade = tokio::time::timeout(Duration::from_secs(60), tokio_tungstenite::connect_async(request));
+    let (mut socket, _) = upgrade.await.expect("upgraded in time").expect("upgrade");
     socket.send(Message::Text(json!({"type": "connection_init"}).to_string().into())).await.expect("init");
     next_json(&mut socket).await;
     let query = "subscription($shelf: String) { watchBooks(parent: $shelf) { kind book { title } } }";
@@ -112,7 +113,7 @@ fn subscription_fanout(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let demo = start_demo();
     let gateway = demo.gateway.clone();
-    let client = reqwest::Client::new();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
     let before = rss_kib(demo.child.id());
     let mut sockets = runtime.block_on(async {
         let mut sockets = Vec::with_capacity(SUBSCRIBERS);

@@ -628,3 +628,46 @@ async fn a_reload_that_changes_endpoints_drops_no_call_in_flight_and_keeps_endpo
         replica.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn killing_an_endpoint_under_load_loses_no_retryable_call() {
+    let mut replicas = switchyard::demo::start_demo_backend_replicas(3).await.expect("replicas");
+    // A third of the calls in flight meet the dead endpoint at once: the budget must allow
+    // that many retries (the default 20% is sized for a few failing calls, not a third; at
+    // 100% a retry storm is still capped at one retry per call in flight), and
+    // outlier detection takes the dead endpoint out so later calls need no retry.
+    let settings = "retries = { budget_percent = 100 }\noutlier_detection = { consecutive_failures = 2 }";
+    let (gateway, _dir) = gateway_over(&replicas, settings).await;
+    let dying = replicas.remove(1);
+    let mut dying = Some(dying);
+    for wave in 0..10 {
+        let calls = join_all((0..30).map(|_| gateway.call("GET", "/v1/shelves/1/books/1", "")));
+        // The fourth wave is in flight while the endpoint dies.
+        let kill = async {
+            if wave == 3
+                && let Some(backend) = dying.take()
+            {
+                backend.shutdown().await;
+            }
+        };
+        let (answers, ()) = tokio::join!(calls, kill);
+        let failed = answers.iter().filter(|(status, _, _)| *status != 200).count();
+        if failed > 0 {
+            let admin: serde_json::Value = gateway
+                .client
+                .get(format!("{}/admin/clusters", gateway.admin))
+                .send()
+                .await
+                .expect("admin")
+                .json()
+                .await
+                .expect("json");
+            panic!("wave {wave}: {failed} failed; {admin}");
+        }
+    }
+    assert!(dying.is_none());
+    gateway.shutdown().await;
+    for replica in replicas {
+        replica.shutdown().await;
+    }
+}
