@@ -1,7 +1,8 @@
-//! TLS to backends: a real rustls terminator (tokio-rustls) in front of the demo's catalog and
-//! authors services, with certificates made for the test by rcgen. The gateway must trust only
-//! the CA it is given, verify the name it is told, and present a client certificate when the
-//! backend asks for one.
+//! Connections to backends. TLS: a real rustls terminator (tokio-rustls) in front of the demo's
+//! catalog and authors services, with certificates made for the test by rcgen; the gateway must
+//! trust only the CA it is given, verify the name it is told, and present a client certificate
+//! when the backend asks for one. HTTP versions: a REST pool speaks HTTP/1.1 or HTTP/2 as
+//! configured.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -184,4 +185,55 @@ fn unreadable_or_unparsable_tls_files_refuse_the_config_naming_the_key() {
         };
         assert!(problems.contains(key) && problems.contains(message), "{tls}: {problems}");
     }
+}
+
+#[tokio::test]
+async fn rest_pools_speak_the_configured_http_version() {
+    // A REST backend that answers with the HTTP version each request arrived in (it serves
+    // HTTP/1.1 and h2c, as the gateway's own listener does).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = axum::Router::new().route(
+        "/version",
+        axum::routing::get(|request: axum::extract::Request| async move {
+            axum::Json(serde_json::json!({ "version": format!("{:?}", request.version()) }))
+        }),
+    );
+    let settings = switchyard::server::ListenerSettings {
+        max_connections: 64,
+        header_read_timeout: std::time::Duration::from_secs(10),
+        idle_timeout: std::time::Duration::from_secs(30),
+        keepalive_interval: std::time::Duration::from_secs(30),
+        keepalive_timeout: std::time::Duration::from_secs(10),
+        shutdown_timeout: std::time::Duration::from_secs(1),
+        max_header_bytes: 16 * 1024,
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(switchyard::server::serve_listener(listener, router, settings, stopped));
+    let table = [
+        (switchyard::config::HttpVersion::Auto, "HTTP/1.1"),
+        (switchyard::config::HttpVersion::Http1, "HTTP/1.1"),
+        (switchyard::config::HttpVersion::Http2, "HTTP/2.0"),
+    ];
+    for (version, want) in table {
+        let mut config = switchyard::config::BackendConfig::new(
+            switchyard::config::BackendProtocol::Http,
+            vec![switchyard::config::EndpointConfig::Url(format!("http://{addr}"))],
+        );
+        config.connection.http_version = version;
+        let cluster = switchyard::snapshot::cluster_from_config("versions", &config).expect("cluster");
+        let client = switchyard::upstream::HttpClient::new(&cluster).expect("client");
+        let request = switchyard::upstream::HttpRequest {
+            method: http::Method::GET,
+            path_and_query: "/version".into(),
+            headers: Vec::new(),
+            body: None,
+            idempotent: true,
+        };
+        let body = client.send(&request, &Default::default(), None).await.expect("answer");
+        let answer: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(answer["version"], want, "{version:?}");
+    }
+    let _ = stop.send(true);
+    let _ = server.await;
 }
