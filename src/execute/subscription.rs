@@ -87,9 +87,11 @@ impl SubscriptionEvents {
                     .map_err(|e| ExecuteError::Render(format!("{e} (binding at {})", binding.declared_at)))?;
                 let body: Json =
                     serde_json::from_slice(request.body.as_deref().unwrap_or_default()).unwrap_or(Json::Null);
+                let client = upstreams.http(cluster)?;
                 let subscription = WsSubscription {
                     cluster: cluster.to_owned(),
-                    url: upstreams.http(cluster)?.websocket_url(),
+                    url: client.websocket_url(),
+                    tls: client.websocket_tls(),
                     query: body["query"].as_str().unwrap_or_default().to_owned(),
                     variables: body["variables"].as_object().cloned().unwrap_or_default(),
                     init: init_payload(&metadata),

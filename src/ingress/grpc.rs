@@ -79,8 +79,10 @@ pub(crate) async fn handle_grpc(served: Arc<Served>, local_grpc: &LocalGrpcCache
     // The body may have been re-framed on the way in (gRPC-Web text is base64), and HTTP/2
     // frames carry their own lengths: a stale content-length would make the backend reset.
     parts.headers.remove(header::CONTENT_LENGTH);
+    let deadline =
+        parts.headers.get("grpc-timeout").and_then(|v| v.to_str().ok()).and_then(super::forward::parse_grpc_timeout);
     let upstream = http::Request::from_parts(parts, tonic::body::Body::new(body));
-    match client.forward(upstream).await {
+    match client.forward(upstream, deadline).await {
         Ok(response) => response.map(Body::new),
         Err(error) => status(tonic::Status::unavailable(error.to_string())),
     }

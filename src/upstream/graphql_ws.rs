@@ -23,7 +23,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One upstream subscription.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WsSubscription {
     /// The cluster (for errors).
     pub cluster: String,
@@ -35,6 +35,14 @@ pub struct WsSubscription {
     pub variables: Map<String, Json>,
     /// connection_init's payload (forwarded credentials).
     pub init: Map<String, Json>,
+    /// TLS for `wss://` (the cluster's CA and client certificate); None: the system's roots.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+}
+
+impl std::fmt::Debug for WsSubscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsSubscription").field("cluster", &self.cluster).field("url", &self.url).finish_non_exhaustive()
+    }
 }
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -94,7 +102,10 @@ impl WsSubscription {
         request
             .headers_mut()
             .insert(http::header::SEC_WEBSOCKET_PROTOCOL, http::HeaderValue::from_static("graphql-transport-ws"));
-        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.map_err(|e| unavailable(&e))?;
+        let connector = self.tls.clone().map(tokio_tungstenite::Connector::Rustls);
+        let (mut socket, _) = tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector)
+            .await
+            .map_err(|e| unavailable(&e))?;
         let init = json!({"type": "connection_init", "payload": self.init});
         socket.send(Message::Text(init.to_string().into())).await.map_err(|e| unavailable(&e))?;
         let acked = tokio::time::timeout(ACK_TIMEOUT, async {

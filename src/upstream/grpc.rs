@@ -16,6 +16,7 @@ use tonic::transport::{Channel, Endpoint};
 use super::UpstreamError;
 use super::grpc_codec::{Outgoing, RawCodec};
 use super::pool::{Balancer, Breaker, EndpointConnections, InFlight, Pool, RetryBudget, Spec, StreamSlot, Target};
+use crate::error::grpc_code;
 use crate::operation::Metadata;
 
 /// Connections (lazily established, re-established on failure) to one cluster's endpoints.
@@ -329,15 +330,41 @@ impl GrpcClient {
 
 impl GrpcClient {
     /// Splices a native gRPC request to the cluster: headers, body frames and trailers pass
-    /// through undecoded; flow control is HTTP/2's own, end to end.
+    /// through undecoded; flow control is HTTP/2's own, end to end. The call goes through the
+    /// cluster's breaker (waiting for a slot no longer than the client's `deadline`), and its answer
+    /// (a transport failure, a 5xx, or a trailers-only UNAVAILABLE, INTERNAL, UNKNOWN or
+    /// DEADLINE_EXCEEDED) feeds the breaker and outlier detection. It is not retried: its body
+    /// streams through unbuffered.
     pub async fn forward(
         &self,
         request: http::Request<tonic::body::Body>,
+        deadline: Option<Duration>,
     ) -> Result<http::Response<tonic::body::Body>, UpstreamError> {
         use tower::ServiceExt;
+        let admitted =
+            self.breaker.admit_waiting(deadline).await.map_err(|why| UpstreamError::refused(&self.cluster, &why))?;
         let picked = self.pick(&passthrough_hash_inputs(&request), None)?;
         let _guards = picked.guards;
-        picked.channel.oneshot(request).await.map_err(|e| UpstreamError::unavailable(&self.cluster, &e))
+        let answer = picked.channel.oneshot(request).await;
+        let failed = match &answer {
+            Err(_) => true,
+            Ok(response) => {
+                let status = response.headers().get("grpc-status").and_then(|v| v.to_str().ok()?.parse::<i32>().ok());
+                response.status().is_server_error()
+                    || status.is_some_and(|code| {
+                        matches!(
+                            code,
+                            grpc_code::UNAVAILABLE
+                                | grpc_code::INTERNAL
+                                | grpc_code::UNKNOWN
+                                | grpc_code::DEADLINE_EXCEEDED
+                        )
+                    })
+            }
+        };
+        picked.balancer.report(picked.index, failed);
+        admitted.finish(failed);
+        answer.map_err(|e| UpstreamError::unavailable(&self.cluster, &e))
     }
 }
 

@@ -42,6 +42,8 @@ pub struct HttpClient {
     retry: std::sync::Arc<RetryBudget>,
     /// The cluster's `timeout`.
     limit: Option<Duration>,
+    /// TLS for WebSocket connections to `wss://` endpoints, with the cluster's material.
+    websocket_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 /// How calls reach one REST endpoint: its base URL and the reqwest pool to send with.
@@ -138,6 +140,12 @@ impl HttpClient {
         };
         let pool = Pool::new(spec, cluster.targets())?;
         super::pool::dns::spawn_refresh(cluster, &pool);
+        let websocket_tls = match &cluster.tls {
+            Some(tls) => Some(std::sync::Arc::new(tls.rustls_client().map_err(|e| {
+                UpstreamError::Internal(format!("cluster {}: TLS settings refused: {e}", cluster.name))
+            })?)),
+            None => None,
+        };
         Ok(HttpClient {
             cluster: cluster.name.clone(),
             pool,
@@ -145,6 +153,7 @@ impl HttpClient {
             breaker: std::sync::Arc::new(Breaker::new(cluster.circuit_breaker.clone())),
             retry: std::sync::Arc::new(RetryBudget::new(cluster.retries.clone())),
             limit: cluster.timeout,
+            websocket_tls,
         })
     }
 
@@ -260,6 +269,11 @@ impl HttpClient {
             return Ok(body);
         }
         Err(UpstreamError::Http { status: status.as_u16(), message: error_message(&self.cluster, status, &body) })
+    }
+
+    /// TLS for WebSocket connections to this cluster (None: the system's roots).
+    pub fn websocket_tls(&self) -> Option<std::sync::Arc<rustls::ClientConfig>> {
+        self.websocket_tls.clone()
     }
 
     /// The WebSocket URL of an endpoint chosen by the balancer (`ws://` for `http://`, `wss://`

@@ -102,6 +102,44 @@ impl TlsMaterial {
     }
 }
 
+impl TlsMaterial {
+    /// A rustls client configuration with this material (for WebSocket connections to
+    /// GraphQL sources): the CA file's roots or the system's, and the client certificate.
+    pub fn rustls_client(&self) -> Result<rustls::ClientConfig, String> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let mut roots = rustls::RootCertStore::empty();
+        match &self.ca_pem {
+            Some(pem) => {
+                for certificate in CertificateDer::pem_slice_iter(pem) {
+                    let certificate = certificate.map_err(|e| format!("ca_file: {e}"))?;
+                    roots.add(certificate).map_err(|e| format!("ca_file: {e}"))?;
+                }
+            }
+            None => {
+                for certificate in rustls_native_certs::load_native_certs().certs {
+                    let _ = roots.add(certificate);
+                }
+            }
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots);
+        match &self.identity {
+            Some((cert, key)) => {
+                let chain = CertificateDer::pem_slice_iter(cert)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("client_cert_file: {e}"))?;
+                let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| format!("client_key_file: {e}"))?;
+                builder.with_client_auth_cert(chain, key).map_err(|e| format!("client_cert_file: {e}"))
+            }
+            None => Ok(builder.with_no_client_auth()),
+        }
+    }
+}
+
 fn read(key: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|e| TlsError { key, message: format!("cannot read {}: {e}", path.display()) })
 }

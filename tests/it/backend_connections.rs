@@ -7,6 +7,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use futures_util::StreamExt;
+
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -236,4 +238,49 @@ async fn rest_pools_speak_the_configured_http_version() {
     }
     let _ = stop.send(true);
     let _ = server.await;
+}
+
+#[tokio::test]
+async fn graphql_source_subscriptions_use_the_cluster_tls_over_wss() {
+    let pki = Pki::new();
+    let gateway = TestGateway::demo().await;
+    let target = socket_addr(&gateway.base);
+    let terminator = pki.terminator(target, b"http/1.1", true).await;
+    let material = |ca: bool, client: bool| {
+        let config = switchyard::config::TlsConfig {
+            ca_file: ca.then(|| pki.path("ca.pem").into()),
+            client_cert_file: client.then(|| pki.path("client.pem").into()),
+            client_key_file: client.then(|| pki.path("client.key").into()),
+            server_name: None,
+        };
+        let material = switchyard::upstream::tls::TlsMaterial::load(&config).expect("material");
+        Arc::new(material.rustls_client().expect("rustls config"))
+    };
+    let subscription = |tls| switchyard::upstream::graphql_ws::WsSubscription {
+        cluster: "books".into(),
+        url: format!("wss://localhost:{}/graphql", terminator.port()),
+        query: "subscription { watchBooks(parent: \"shelves/1\") { kind book { title } } }".into(),
+        variables: Default::default(),
+        init: Default::default(),
+        tls,
+    };
+    // Without the CA, or without the client certificate the source asks for: unreachable.
+    for tls in [None, Some(material(true, false))] {
+        let refused = subscription(tls).open().await.err().expect("refused");
+        assert!(matches!(refused, switchyard::upstream::UpstreamError::Unavailable { .. }), "{refused:?}");
+    }
+    let mut events = subscription(Some(material(true, true))).open().await.expect("subscribed over wss");
+    // The subscription is live once the source has it: create books until one arrives.
+    let deadline = tokio::time::Instant::now() + crate::support::HANG;
+    let event = loop {
+        let (status, body, _) = gateway.call("POST", "/v1/shelves/1/books", "{\"title\":\"Over TLS\"}").await;
+        assert_eq!(status, 200, "{body}");
+        if let Ok(Some(event)) = tokio::time::timeout(std::time::Duration::from_millis(200), events.next()).await {
+            break event.expect("an event");
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no event arrived");
+    };
+    let switchyard::upstream::graphql_ws::WsEvent::Next(payload) = event else { panic!("{event:?}") };
+    assert_eq!(payload["data"]["watchBooks"]["book"]["title"], "Over TLS", "{payload}");
+    gateway.shutdown().await;
 }

@@ -288,3 +288,53 @@ async fn grpc_web_requests_framed_like_a_browser_are_translated() {
     );
     gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn passthrough_calls_feed_outlier_detection_and_the_breaker() {
+    let replicas = switchyard::demo::start_demo_backend_replicas(1).await.expect("replicas");
+    let dead = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        format!("http://{}", listener.local_addr().expect("addr"))
+    };
+    let config = format!(
+        "[backends.catalog]\nendpoints = [\"{}\", \"{dead}\"]\nservices = [\"catalog.v1\"]\n\
+         outlier_detection = {{ consecutive_failures = 1, max_ejection_percent = 50 }}\n",
+        replicas[0].url()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("switchyard.toml");
+    std::fs::write(&file, config).expect("write config");
+    let gateway = TestGateway::start_with_config(None, file).await;
+    let mut grpc = client(&gateway).await;
+    let get = method("GetBook");
+    let mut outcomes = Vec::new();
+    for _ in 0..10 {
+        grpc.ready().await.expect("ready");
+        let request = tonic::Request::new(message(&get, serde_json::json!({"name": "shelves/1/books/1"})));
+        outcomes.push(
+            grpc.unary(request, path(&get), DynamicCodec::new(get.output())).await.map(|_| ()).map_err(|s| s.code()),
+        );
+    }
+    // Passthrough is not retried (its body streams through): the one call that met the dead
+    // endpoint failed UNAVAILABLE, and ejected it, so every later call succeeded.
+    let failed: Vec<usize> = outcomes.iter().enumerate().filter(|(_, o)| o.is_err()).map(|(i, _)| i).collect();
+    assert_eq!(failed.len(), 1, "{outcomes:?}");
+    assert_eq!(outcomes[failed[0]], Err(tonic::Code::Unavailable));
+    assert!(failed[0] < 2, "the dead endpoint was met within its first turn: {outcomes:?}");
+    let admin: serde_json::Value = gateway
+        .client
+        .get(format!("{}/admin/clusters", gateway.admin))
+        .send()
+        .await
+        .expect("admin")
+        .json()
+        .await
+        .expect("json");
+    let ejected = admin["clusters"][0]["endpoints"][1]["ejected_for_ms"].as_u64();
+    assert!(ejected.is_some(), "{admin}");
+    assert_eq!(admin["clusters"][0]["breaker"]["in_flight"], 0, "{admin}");
+    gateway.shutdown().await;
+    for replica in replicas {
+        replica.shutdown().await;
+    }
+}
