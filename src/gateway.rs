@@ -136,8 +136,12 @@ impl Gateway {
     }
 
     /// Installs a new, fully validated snapshot, keeping clients of unchanged clusters.
-    pub(crate) fn swap(&self, snapshot: Snapshot) -> Arc<Snapshot> {
+    pub(crate) fn swap(&self, mut snapshot: Snapshot) -> Arc<Snapshot> {
         let previous = self.served.load();
+        // Unchanged auth keeps its verified-token cache and fetched JWKS keys.
+        if previous.snapshot.auth.config() == snapshot.auth.config() {
+            snapshot.auth = previous.snapshot.auth.clone();
+        }
         let upstreams = Upstreams::build(snapshot.clusters.values(), Some(&previous.upstreams));
         let snapshot = Arc::new(snapshot);
         let served = Arc::new(Served { snapshot: snapshot.clone(), upstreams });

@@ -11,6 +11,7 @@ pub mod server;
 pub mod admin;
 pub mod ingress;
 pub mod gateway;
+pub mod policy;
 pub mod snapshot;
 pub mod execute;
 pub mod plan;

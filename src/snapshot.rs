@@ -103,6 +103,8 @@ pub struct Snapshot {
     pub warnings: Vec<Problem>,
     /// Request headers some cluster hashes calls on (lower case; a cookie's is `cookie`).
     pub hash_headers: Vec<String>,
+    /// Verifies credentials (kept across reloads that leave `[auth]` as it was).
+    pub auth: std::sync::Arc<crate::policy::Authenticator>,
 }
 
 impl Snapshot {
@@ -199,6 +201,25 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
         }
     };
     let trusted_documents = load_trusted_documents(&config, &mut problems);
+    let auth = match crate::policy::Authenticator::build(&config.auth) {
+        Ok(auth) => Some(std::sync::Arc::new(auth)),
+        Err(found) => {
+            problems.extend(found.into_iter().map(|(key, why)| Problem::error(format!("auth.{key}"), why)));
+            None
+        }
+    };
+    for (i, provider) in config.auth.jwt.iter().enumerate() {
+        if provider.issuer.is_none() {
+            problems
+                .push(Problem::warning(format!("auth.jwt[{i}].issuer"), "not set: any issuer's tokens are accepted"));
+        }
+        if provider.audiences.is_empty() {
+            problems.push(Problem::warning(
+                format!("auth.jwt[{i}].audiences"),
+                "empty: tokens meant for any audience are accepted",
+            ));
+        }
+    }
     let routes = match &registry {
         Some(registry) => {
             let names: Vec<String> = services.keys().cloned().collect();
@@ -210,9 +231,9 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
         None => RestRoutes::default(),
     };
 
-    if problems.iter().any(Problem::is_error) {
+    let Some(auth) = auth.filter(|_| !problems.iter().any(Problem::is_error)) else {
         return Err(problems);
-    }
+    };
     let mut hash_headers: Vec<String> = clusters
         .values()
         .filter_map(|c| match &c.hash_on {
@@ -236,6 +257,7 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
         schema_files,
         warnings: problems,
         hash_headers,
+        auth,
     })
 }
 

@@ -5,6 +5,7 @@
 //! durations are strings like `"250ms"`. This module does no network I/O and knows nothing of
 //! descriptors or requests.
 
+mod auth;
 mod backend;
 mod duration;
 mod env;
@@ -22,6 +23,9 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use auth::{
+    ApiKeyConfig, ApiKeysConfig, AuthConfig, JwksConfig, JwtAlgorithm, JwtKeyConfig, JwtProviderConfig, TokenSource,
+};
 pub use backend::{
     BackendConfig, BackendProtocol, Balancing, BreakerConfig, ConnectionConfig, DnsConfig, EndpointConfig,
     GrpcCompression, HashOn, HealthCheckConfig, HttpVersion, OutlierConfig, RetryConfig, RetryOn, TlsConfig,
@@ -55,6 +59,8 @@ pub struct Config {
     pub graphql: GraphqlConfig,
     /// Named backend clusters.
     pub backends: BTreeMap<String, BackendConfig>,
+    /// Authentication: JWT providers and API keys.
+    pub auth: AuthConfig,
 }
 
 /// The gateway listener: HTTP/1.1 and h2c on one port.

@@ -72,6 +72,10 @@ pub(crate) async fn handle_grpc(served: Arc<Served>, local_grpc: &LocalGrpcCache
         Ok(client) => client,
         Err(error) => return status(tonic::Status::unavailable(error.to_string())),
     };
+    let credentials = crate::policy::Credentials { headers: request.headers(), query: request.uri().query() };
+    if let Err(error) = snapshot.auth.authenticate(credentials).await {
+        return status(tonic::Status::unauthenticated(error.message));
+    }
     let (mut parts, body) = request.into_parts();
     for name in HOP_BY_HOP {
         parts.headers.remove(*name);

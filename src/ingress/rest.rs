@@ -88,14 +88,43 @@ impl Call {
     }
 }
 
+/// `uri` without the query parameter `name` (every occurrence).
+fn without_query_parameter(uri: &http::Uri, name: &str) -> http::Uri {
+    let Some(query) = uri.query() else { return uri.clone() };
+    let kept: Vec<&str> = query.split('&').filter(|pair| pair.split('=').next() != Some(name)).collect();
+    let path_and_query =
+        if kept.is_empty() { uri.path().to_owned() } else { format!("{}?{}", uri.path(), kept.join("&")) };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = path_and_query.parse().ok();
+    http::Uri::from_parts(parts).unwrap_or_else(|_| uri.clone())
+}
+
+/// 401 for a credential that did not verify, with its `WWW-Authenticate` challenge.
+fn unauthenticated_response(error: &crate::policy::AuthError) -> Response {
+    let mut response = error_response(ErrorCode::Unauthenticated, &error.message);
+    if let Ok(challenge) = header::HeaderValue::from_str(&error.challenge()) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+    }
+    response
+}
+
 /// Serves any request the fixed routes and the gRPC ingress did not take.
 pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Response {
     let served = gateway.served();
     let (mut parts, body) = request.into_parts();
-    let call = match prepare(&served, &parts) {
+    let mut call = match prepare(&served, &parts) {
         Ok(call) => call,
         Err(refusal) => return refusal.into_response(),
     };
+    let credentials = crate::policy::Credentials { headers: &parts.headers, query: parts.uri.query() };
+    match served.snapshot.auth.authenticate(credentials).await {
+        Ok(identity) => call.context.identity = identity,
+        Err(error) => return unauthenticated_response(&error),
+    }
+    // A credential in the query string is not a request field.
+    if let Some(name) = served.snapshot.auth.api_key_query_parameter() {
+        parts.uri = without_query_parameter(&parts.uri, name);
+    }
     let rest = &served.snapshot.config.rest;
     let body = match decode_request_body(body, parts.headers.get(header::CONTENT_ENCODING), call.limit) {
         Ok(body) => body,

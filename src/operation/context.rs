@@ -66,6 +66,23 @@ pub struct RequestContext {
     /// What consistent hashing may read: the client's IP address and the request headers the
     /// clusters hash on (a cookie's is `cookie`), whether or not they are forwarded.
     pub hash: HashInputs,
+    /// Who the verified credentials say the client is (None: anonymous).
+    pub identity: Option<std::sync::Arc<Identity>>,
+}
+
+/// A verified client: from a JWT or an API key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Identity {
+    /// The JWT provider's name, or `api_key`.
+    pub provider: String,
+    /// The subject (`sub`, or the API key's identity).
+    pub subject: String,
+    /// Scopes (`scope` space-separated or `scp`, or the API key's).
+    pub scopes: Vec<String>,
+    /// Every claim of the token (empty for API keys).
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    /// When the credential stops being valid (Unix seconds), if it does.
+    pub expires_at: Option<u64>,
 }
 
 /// What a consistent-hashing balancer may take a call's key from.

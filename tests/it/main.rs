@@ -1,5 +1,6 @@
 //! Switchyard's integration tests: one test binary, real servers on ephemeral loopback ports.
 
+mod auth;
 mod backend_connections;
 mod cli_check;
 mod defer;

@@ -40,15 +40,29 @@ struct Refusal {
     code: ErrorCode,
     message: String,
     allow: Option<&'static str>,
+    /// `WWW-Authenticate` for a refused credential.
+    challenge: Option<String>,
 }
 
 impl Refusal {
     fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
-        Refusal { status, code, message: message.into(), allow: None }
+        Refusal { status, code, message: message.into(), allow: None, challenge: None }
+    }
+
+    /// 401 for a credential that did not verify.
+    fn unauthenticated(error: &crate::policy::AuthError) -> Self {
+        Refusal {
+            challenge: Some(error.challenge()),
+            ..Refusal::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated, error.message.clone())
+        }
     }
 
     fn into_response(self) -> Response {
-        refusal(self.status, self.code, &self.message, self.allow)
+        let mut response = refusal(self.status, self.code, &self.message, self.allow);
+        if let Some(challenge) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        response
     }
 }
 
@@ -153,7 +167,7 @@ pub(crate) async fn handle_graphql(
             None => {
                 let incremental = transport != streaming::Transport::Multipart;
                 let client = parts.extensions.get::<crate::server::ClientAddr>().map(|c| c.0);
-                let arrival = run::Arrival { headers: &parts.headers, client };
+                let arrival = run::Arrival { headers: &parts.headers, client, query: parts.uri.query() };
                 run::start_operation(served.clone(), installs, caches, &request, arrival, is_get, incremental).await
             }
         };
@@ -172,6 +186,7 @@ pub(crate) async fn handle_graphql(
         return streaming::respond(transport, started, heartbeat, gateway.shutting_down());
     }
     let client = parts.extensions.get::<crate::server::ClientAddr>().map(|c| c.0);
+    let query = parts.uri.query();
     let run_one = |mut request: GraphqlRequest| {
         let served = served.clone();
         let headers = &parts.headers;
@@ -179,7 +194,8 @@ pub(crate) async fn handle_graphql(
             if let Some(refused) = admit(&served.snapshot, persisted, &mut request) {
                 return refused;
             }
-            run::run_operation(&served, caches, &request, run::Arrival { headers, client }, is_get).await
+            let arrival = run::Arrival { headers, client, query };
+            run::run_operation(&served, caches, &request, arrival, is_get).await
         }
     };
     match requests {

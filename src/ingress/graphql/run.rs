@@ -34,6 +34,22 @@ pub(super) enum Outcome {
 pub(super) struct Arrival<'a> {
     pub(super) headers: &'a HeaderMap,
     pub(super) client: Option<std::net::SocketAddr>,
+    /// The URL's query string (an API key may be sent there).
+    pub(super) query: Option<&'a str>,
+}
+
+/// The identity the request's credentials prove, or the 401 refusal when one does not verify.
+async fn authenticate(
+    served: &Served,
+    arrival: Arrival<'_>,
+) -> Result<Option<Arc<crate::operation::Identity>>, Outcome> {
+    let credentials = crate::policy::Credentials { headers: arrival.headers, query: arrival.query };
+    served
+        .snapshot
+        .auth
+        .authenticate(credentials)
+        .await
+        .map_err(|error| Outcome::Http(Refusal::unauthenticated(&error)))
 }
 
 /// Runs `request`, which came by GET when `is_get`.
@@ -44,10 +60,15 @@ pub(super) async fn run_operation(
     arrival: Arrival<'_>,
     is_get: bool,
 ) -> Outcome {
-    let (prepared, context) = match prepare(served, caches, request, arrival) {
+    let identity = match authenticate(served, arrival).await {
+        Ok(identity) => identity,
+        Err(outcome) => return outcome,
+    };
+    let (prepared, mut context) = match prepare(served, caches, request, arrival) {
         Ok(prepared) => prepared,
         Err(outcome) => return outcome,
     };
+    context.identity = identity;
     if prepared.kind == OperationKind::Subscription {
         let message = "subscriptions are served over WebSocket (graphql-transport-ws or graphql-ws) on this path";
         return Outcome::Refused(
@@ -87,10 +108,15 @@ pub(super) async fn start_operation(
     is_get: bool,
     incremental: bool,
 ) -> Started {
+    let identity = match authenticate(&served, arrival).await {
+        Ok(identity) => identity,
+        Err(outcome) => return Started::Result(outcome),
+    };
     let (prepared, mut context) = match prepare(&served, caches, request, arrival) {
         Ok(prepared) => prepared,
         Err(outcome) => return Started::Result(outcome),
     };
+    context.identity = identity;
     if incremental && prepared.kind == OperationKind::Query && !prepared.defers.is_empty() {
         return start_incremental(served, prepared, context);
     }

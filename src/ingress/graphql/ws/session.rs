@@ -321,7 +321,7 @@ async fn run_operation(
     let started = match admit(&served.snapshot, &persisted, &mut request) {
         Some(refused) => Started::Result(refused),
         None => {
-            let arrival = crate::ingress::graphql::run::Arrival { headers: &headers, client };
+            let arrival = crate::ingress::graphql::run::Arrival { headers: &headers, client, query: None };
             start_operation(served, installs, &caches, &request, arrival, false, true).await
         }
     };

@@ -1,0 +1,225 @@
+//! Policy: what the gateway decides about a request before any backend call. This slice is
+//! authentication — every credential a request presents (JWTs from the configured sources, an
+//! API key) is verified, and a request presenting a bad one is refused with 401 and
+//! `WWW-Authenticate`, whatever protocol it came by; a request presenting none is anonymous.
+//! Verified tokens are cached by their SHA-256 until they expire (and dropped when their key
+//! leaves a JWKS), so the steady-state cost of an RS256 or ES256 token is a cache hit.
+//! Policy reads the request's headers; it makes no backend call.
+
+mod api_keys;
+pub mod jwt;
+pub mod keys;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::HeaderMap;
+use sha2::{Digest, Sha256};
+
+use crate::config::{AuthConfig, TokenSource};
+use crate::operation::Identity;
+
+pub use api_keys::ApiKeys;
+pub use jwt::Provider;
+
+/// Longest a verified token stays cached (it is also dropped at its `exp`).
+const CACHE_TTL_CAP: Duration = Duration::from_secs(3600);
+/// Verified tokens kept.
+const CACHE_ENTRIES: u64 = 100_000;
+
+/// Why a request's credentials were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct AuthError {
+    /// What was wrong, for the client.
+    pub message: String,
+}
+
+impl AuthError {
+    /// A refused credential.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        AuthError { message: message.into() }
+    }
+
+    /// The `WWW-Authenticate` challenge for it (RFC 6750).
+    pub fn challenge(&self) -> String {
+        let description = self.message.replace(['"', '\\'], "'");
+        format!("Bearer realm=\"switchyard\", error=\"invalid_token\", error_description=\"{description}\"")
+    }
+}
+
+/// What a request offers as credentials.
+#[derive(Debug, Clone, Copy)]
+pub struct Credentials<'a> {
+    /// Its headers.
+    pub headers: &'a HeaderMap,
+    /// Its query string.
+    pub query: Option<&'a str>,
+}
+
+/// Verifies credentials for the whole gateway; built from `[auth]`, kept across reloads that do
+/// not change it (with its caches and fetched keys).
+pub struct Authenticator {
+    config: AuthConfig,
+    providers: Vec<Arc<Provider>>,
+    api_keys: Option<ApiKeys>,
+    verified: moka::sync::Cache<[u8; 32], Verified>,
+}
+
+/// A cached verification: the identity, and the provider's key-set generation it was made in.
+#[derive(Clone)]
+struct Verified {
+    identity: Arc<Identity>,
+    provider: usize,
+    generation: u64,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").field("providers", &self.providers).finish_non_exhaustive()
+    }
+}
+
+/// Expires each cached identity at its token's `exp` (capped).
+struct AtExpiry;
+
+impl moka::Expiry<[u8; 32], Verified> for AtExpiry {
+    fn expire_after_create(&self, _: &[u8; 32], verified: &Verified, _: std::time::Instant) -> Option<Duration> {
+        let left =
+            verified.identity.expires_at.map_or(CACHE_TTL_CAP, |exp| Duration::from_secs(exp.saturating_sub(now())));
+        Some(left.min(CACHE_TTL_CAP))
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl Authenticator {
+    /// The authenticator `config` describes; its key files are read now. Each error is a key
+    /// path under `auth` and what is wrong there.
+    pub fn build(config: &AuthConfig) -> Result<Self, Vec<(String, String)>> {
+        let mut problems = Vec::new();
+        if !config.jwt.is_empty()
+            && let Err(why) = keys::self_check()
+        {
+            problems.push(("jwt".to_owned(), why));
+        }
+        let mut providers = Vec::new();
+        for (i, provider) in config.jwt.iter().enumerate() {
+            if config.jwt[..i].iter().any(|p| p.name == provider.name) {
+                problems.push((format!("jwt[{i}].name"), format!("`{}` names two providers", provider.name)));
+            }
+            match Provider::build(provider) {
+                Ok(built) => providers.push(Arc::new(built)),
+                Err((key, why)) => problems.push((format!("jwt[{i}].{key}"), why)),
+            }
+        }
+        let api_keys = match &config.api_keys {
+            Some(keys) => match ApiKeys::build(keys) {
+                Ok(keys) => Some(keys),
+                Err((key, why)) => {
+                    problems.push((format!("api_keys.{key}"), why));
+                    None
+                }
+            },
+            None => None,
+        };
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let verified = moka::sync::Cache::builder().max_capacity(CACHE_ENTRIES).expire_after(AtExpiry).build();
+        Ok(Authenticator { config: config.clone(), providers, api_keys, verified })
+    }
+
+    /// The config it was built from.
+    pub fn config(&self) -> &AuthConfig {
+        &self.config
+    }
+
+    /// The query parameter API keys may be sent in, if configured (it is no request field).
+    pub fn api_key_query_parameter(&self) -> Option<&str> {
+        self.config.api_keys.as_ref()?.query.as_deref()
+    }
+
+    /// Whether any credential is configured (else every request is anonymous).
+    pub fn is_enabled(&self) -> bool {
+        !self.providers.is_empty() || self.api_keys.is_some()
+    }
+
+    /// The identity the request's credentials prove: None when it presents none, an error when
+    /// one it presents does not verify.
+    pub async fn authenticate(&self, credentials: Credentials<'_>) -> Result<Option<Arc<Identity>>, AuthError> {
+        if !self.is_enabled() {
+            return Ok(None);
+        }
+        self.refresh_due_keys();
+        let mut identity = None;
+        if let Some(token) = self.token(credentials.headers) {
+            identity = Some(self.verify_token(&token).await?);
+        }
+        if let Some(keys) = &self.api_keys
+            && let Some(found) = keys.identify(credentials.headers, credentials.query)?
+        {
+            identity = identity.or(Some(found));
+        }
+        Ok(identity)
+    }
+
+    /// Verifies a bearer token (from a WebSocket's connection_init, or a header): cached, else
+    /// by the providers that read tokens from the Authorization header.
+    pub async fn verify_token(&self, token: &str) -> Result<Arc<Identity>, AuthError> {
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(cached) = self.verified.get(&hash)
+            && cached.identity.expires_at.is_none_or(|exp| exp > now())
+            && self.providers[cached.provider].generation() == cached.generation
+        {
+            return Ok(cached.identity);
+        }
+        let mut first_error = None;
+        for (index, provider) in self.providers.iter().enumerate() {
+            let generation = provider.generation();
+            match provider.verify(token).await {
+                Ok(identity) => {
+                    let identity = Arc::new(identity);
+                    let cached = Verified { identity: identity.clone(), provider: index, generation };
+                    self.verified.insert(hash, cached);
+                    return Ok(identity);
+                }
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        Err(first_error.unwrap_or_else(|| AuthError::invalid("no JWT provider is configured")))
+    }
+
+    /// The first token the providers' sources find in `headers`.
+    fn token(&self, headers: &HeaderMap) -> Option<String> {
+        self.providers.iter().flat_map(|p| p.sources.iter()).find_map(|source| match source {
+            TokenSource::Authorization => {
+                let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+                let (scheme, token) = value.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+            }
+            TokenSource::Header(name) => {
+                let value = headers.get(name.as_str())?.to_str().ok()?.trim();
+                Some(value.strip_prefix("Bearer ").unwrap_or(value).to_owned())
+            }
+            TokenSource::Cookie(name) => headers.get_all(http::header::COOKIE).iter().find_map(|value| {
+                value.to_str().ok()?.split(';').find_map(|pair| {
+                    let (key, value) = pair.trim().split_once('=')?;
+                    (key == name).then(|| value.to_owned())
+                })
+            }),
+        })
+    }
+
+    /// Starts background fetches of JWKS URLs whose refresh interval has passed.
+    fn refresh_due_keys(&self) {
+        for provider in self.providers.iter().filter(|p| p.fetch_due()) {
+            let provider = provider.clone();
+            tokio::spawn(async move { provider.fetch(true).await });
+        }
+    }
+}
