@@ -320,3 +320,64 @@ fn bad_auth_config_is_refused_naming_the_key() {
         assert!(found.message.contains(message), "{provider}: {found:?}");
     }
 }
+
+/// Subscribes `socket` (acknowledged) to WatchBooks on shelf 1 as operation `id`.
+async fn watch(socket: &mut crate::subscriptions::Socket, id: &str) {
+    let query = "subscription { watchBooks(parent: \"shelves/1\") { kind book { title } } }";
+    crate::subscriptions::send(socket, json!({"id": id, "type": "subscribe", "payload": {"query": query}})).await;
+}
+
+#[tokio::test]
+async fn websocket_sessions_authenticate_at_init_and_end_subscriptions_when_the_token_expires() {
+    use crate::subscriptions::{connect, recv, recv_close, send};
+    let config = format!(
+        "[[auth.jwt]]\nname = \"corp\"\nissuer = \"{ISSUER}\"\naudiences = [\"switchyard\"]\nleeway = \"0s\"\n\
+         keys = [{{ kid = \"hs\", algorithm = \"HS256\", secret = \"{SECRET}\" }}]\n\
+         [backends.catalog]\nendpoints = [\"{{backend}}\"]\nservices = [\"catalog.v1\"]\n"
+    );
+    let (gateway, _dir) = TestGateway::demo_with_config(&config).await;
+
+    // A bad token in connection_init: 4403 naming the reason, both dialects.
+    let expired = hs(&claims(json!({"exp": now() - 120})));
+    for protocol in ["graphql-transport-ws", "graphql-ws"] {
+        let mut socket = connect(&gateway, Some(protocol)).await;
+        send(
+            &mut socket,
+            json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {expired}")}}),
+        )
+        .await;
+        let (code, reason, texts) = recv_close(&mut socket).await;
+        assert_eq!((code, reason.as_str()), (4403, "Forbidden: the token has expired"), "{protocol}");
+        if protocol == "graphql-ws" {
+            assert_eq!(texts, [json!({"type": "connection_error", "payload": {"message": "the token has expired"}})]);
+        }
+    }
+
+    // Two sessions whose tokens expire in two seconds; the second sends a fresh token first.
+    let short = hs(&claims(json!({"exp": now() + 2})));
+    let fresh = hs(&claims(json!({"exp": now() + 600})));
+    let mut sockets = Vec::new();
+    for _ in 0..2 {
+        let mut socket = connect(&gateway, Some("graphql-transport-ws")).await;
+        send(&mut socket, json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {short}")}}))
+            .await;
+        assert_eq!(recv(&mut socket).await, json!({"type": "connection_ack"}));
+        watch(&mut socket, "w").await;
+        sockets.push(socket);
+    }
+    send(&mut sockets[1], json!({"type": "ping", "payload": {"authorization": format!("Bearer {fresh}")}})).await;
+    assert_eq!(recv(&mut sockets[1]).await["type"], "pong");
+    // The first ends with UNAUTHENTICATED at its token's expiry (waited for, not timed).
+    let ended = recv(&mut sockets[0]).await;
+    assert_eq!(
+        ended,
+        json!({"id": "w", "type": "error", "payload": [{"message": "the token has expired", "extensions": {"code": "UNAUTHENTICATED"}}]})
+    );
+    // The refreshed one still receives events.
+    let (status, body, _) = gateway.call("POST", "/v1/shelves/1/books", "{\"title\":\"Still here\"}").await;
+    assert_eq!(status, 200, "{body}");
+    let event = recv(&mut sockets[1]).await;
+    assert_eq!(event["type"], "next", "{event}");
+    assert_eq!(event["payload"]["data"]["watchBooks"]["book"]["title"], "Still here");
+    gateway.shutdown().await;
+}

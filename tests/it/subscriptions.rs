@@ -12,9 +12,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::support::{HANG, TestGateway};
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(gateway: &TestGateway, protocol: Option<&str>) -> Socket {
+pub(crate) async fn connect(gateway: &TestGateway, protocol: Option<&str>) -> Socket {
     let url = format!("{}/graphql", gateway.base.replace("http://", "ws://"));
     let mut request = url.into_client_request().expect("request");
     if let Some(protocol) = protocol {
@@ -29,12 +29,12 @@ async fn connect(gateway: &TestGateway, protocol: Option<&str>) -> Socket {
     socket
 }
 
-async fn send(socket: &mut Socket, message: Value) {
+pub(crate) async fn send(socket: &mut Socket, message: Value) {
     socket.send(Message::Text(message.to_string().into())).await.expect("send");
 }
 
 /// The next JSON message (pings skipped).
-async fn recv(socket: &mut Socket) -> Value {
+pub(crate) async fn recv(socket: &mut Socket) -> Value {
     loop {
         let frame = tokio::time::timeout(HANG, socket.next()).await.expect("a frame in time");
         match frame {
@@ -46,7 +46,7 @@ async fn recv(socket: &mut Socket) -> Value {
 }
 
 /// The close frame's code and reason (text frames before it are returned too).
-async fn recv_close(socket: &mut Socket) -> (u16, String, Vec<Value>) {
+pub(crate) async fn recv_close(socket: &mut Socket) -> (u16, String, Vec<Value>) {
     let mut texts = Vec::new();
     loop {
         let frame = tokio::time::timeout(HANG, socket.next()).await.expect("a frame in time");

@@ -88,7 +88,21 @@ pub(crate) async fn run_session(mut socket: WebSocket, dialect: Option<Dialect>,
     let (queue, mut outgoing) = mpsc::channel(config.buffer as usize);
     let outbox = Outbox { queue, overflow: Arc::new(Notify::new()) };
     let (finished, mut finished_ids) = mpsc::unbounded_channel::<String>();
-    let mut state = State { dialect, context, config, outbox, finished, operations: HashMap::new(), init: None };
+    let mut state = State {
+        dialect,
+        context,
+        config,
+        outbox,
+        finished,
+        operations: HashMap::new(),
+        init: None,
+        verifying: None,
+        expires_at: None,
+    };
+    // Credentials being verified, and the session token's expiry.
+    let mut verification: Option<futures_util::future::BoxFuture<'static, VerifyResult>> = None;
+    let expiry = tokio::time::sleep(NEVER);
+    tokio::pin!(expiry);
     let init_deadline = tokio::time::sleep(state.config.init_timeout.get());
     tokio::pin!(init_deadline);
     let mut keepalive = tokio::time::interval(state.config.keepalive.get());
@@ -138,6 +152,24 @@ pub(crate) async fn run_session(mut socket: WebSocket, dialect: Option<Dialect>,
                     break None;
                 }
             }
+            verified = async { verification.as_mut().expect("armed").await }, if verification.is_some() => {
+                verification = None;
+                match state.verified(verified) {
+                    Ok(Some(at)) => expiry.as_mut().reset(tokio::time::Instant::now() + until_unix(at)),
+                    Ok(None) => {}
+                    Err(close) => {
+                        // What is queued (a legacy connection_error) goes out before the close.
+                        while let Ok(message) = outgoing.try_recv() {
+                            let _ = socket.send(Message::Text(encode(dialect, &message).into())).await;
+                        }
+                        break Some(close);
+                    }
+                }
+            }
+            () = &mut expiry, if state.expires_at.is_some() => {
+                state.expire();
+                expiry.as_mut().reset(tokio::time::Instant::now() + NEVER);
+            }
             incoming = socket.recv() => match incoming {
                 None | Some(Ok(Message::Close(_))) => break None,
                 Some(Err(error)) => {
@@ -151,6 +183,9 @@ pub(crate) async fn run_session(mut socket: WebSocket, dialect: Option<Dialect>,
                     }
                     if let Some(close) = state.handle(&text) {
                         break Some(close);
+                    }
+                    if let Some(verify) = state.verifying.take() {
+                        verification = Some(state.verification(verify));
                     }
                 }
                 Some(Ok(Message::Binary(_))) => {
@@ -181,6 +216,36 @@ struct State {
     operations: HashMap<String, (Running, Arc<std::sync::atomic::AtomicBool>)>,
     /// The connection_init payload, once received.
     init: Option<Map<String, Json>>,
+    /// Credentials waiting to be verified: connection_init's payload (then the ack), or a
+    /// ping's fresh token (`Refresh`).
+    verifying: Option<Verify>,
+    /// When the session's token expires (Unix seconds), if it does.
+    expires_at: Option<u64>,
+}
+
+/// Credentials the session must verify before it goes on.
+enum Verify {
+    /// connection_init's payload: acknowledged once its credentials verify.
+    Init(Map<String, Json>),
+    /// A ping carrying a fresh token (`{"type":"ping","payload":{"authorization":"Bearer …"}}`).
+    Refresh(Map<String, Json>),
+}
+
+impl Verify {
+    fn payload(&self) -> &Map<String, Json> {
+        match self {
+            Verify::Init(payload) | Verify::Refresh(payload) => payload,
+        }
+    }
+}
+
+/// A timer that is not armed waits this long.
+const NEVER: std::time::Duration = std::time::Duration::from_secs(86_400 * 365 * 30);
+
+/// How long from now until Unix time `at` (zero when past).
+fn until_unix(at: u64) -> std::time::Duration {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    std::time::Duration::from_secs(at).saturating_sub(now)
 }
 
 impl State {
@@ -206,13 +271,20 @@ impl State {
                         }
                     };
                 }
-                self.init = Some(payload);
-                self.outbox.send(ServerMessage::Ack);
-                if self.dialect == Dialect::Legacy {
-                    self.outbox.send(ServerMessage::KeepAlive);
+                if self.verifying.is_some() {
+                    return Some(Close(4429, "Too many initialisation requests".into()));
                 }
+                // Acknowledged once its credentials verify.
+                self.verifying = Some(Verify::Init(payload));
             }
             ClientMessage::Ping(payload) => {
+                // A ping may carry a fresh token for a session whose token will expire.
+                if let Some(Json::Object(fresh)) = &payload
+                    && self.init.is_some()
+                    && (fresh.contains_key("authorization") || fresh.contains_key("Authorization"))
+                {
+                    self.verifying = Some(Verify::Refresh(fresh.clone()));
+                }
                 self.outbox.send(ServerMessage::Pong(payload));
             }
             ClientMessage::Pong => {}
@@ -225,6 +297,61 @@ impl State {
             ClientMessage::Terminate => return Some(Close(1000, "terminated by the client".into())),
         }
         None
+    }
+
+    /// Verifies `verify`'s credentials (with the upgrade request's headers).
+    fn verification(&self, verify: Verify) -> futures_util::future::BoxFuture<'static, VerifyResult> {
+        let auth = self.context.gateway.snapshot().auth.clone();
+        let mut headers = self.context.headers.clone();
+        init_headers(verify.payload(), &mut headers);
+        Box::pin(async move {
+            let verified = auth.authenticate(crate::policy::Credentials { headers: &headers, query: None }).await;
+            (verify, verified)
+        })
+    }
+
+    /// Goes on after a verification: the ack for connection_init, the new expiry for a
+    /// refresh; 4403 (legacy: connection_error, then the close) when the credentials fail.
+    /// Returns the expiry to arm, if any.
+    fn verified(&mut self, (verify, verified): VerifyResult) -> Result<Option<u64>, Close> {
+        let identity = match verified {
+            Ok(identity) => identity,
+            Err(error) => {
+                if self.dialect == Dialect::Legacy {
+                    self.outbox.send(ServerMessage::ConnectionError(error.message.clone()));
+                }
+                return Err(Close(4403, format!("Forbidden: {}", error.message)));
+            }
+        };
+        match verify {
+            Verify::Init(payload) => {
+                self.init = Some(payload);
+                self.outbox.send(ServerMessage::Ack);
+                if self.dialect == Dialect::Legacy {
+                    self.outbox.send(ServerMessage::KeepAlive);
+                }
+            }
+            Verify::Refresh(fresh) => {
+                // Operations started from now on carry the fresh token.
+                if let Some(init) = &mut self.init {
+                    for (key, value) in fresh {
+                        init.insert(key, value);
+                    }
+                }
+            }
+        }
+        self.expires_at = identity.and_then(|i| i.expires_at);
+        Ok(self.expires_at)
+    }
+
+    /// The session's token expired: every running operation ends with UNAUTHENTICATED; new
+    /// ones are refused until a fresh token arrives.
+    fn expire(&mut self) {
+        self.expires_at = None;
+        let error = json!({"message": "the token has expired", "extensions": {"code": "UNAUTHENTICATED"}});
+        for (id, _) in self.operations.drain() {
+            self.outbox.send(ServerMessage::Error { id, errors: vec![error.clone()] });
+        }
     }
 
     fn subscribe(&mut self, id: String, payload: OperationPayload) -> Option<Close> {
@@ -278,6 +405,9 @@ impl State {
         None
     }
 }
+
+/// Credentials and what verifying them found.
+type VerifyResult = (Verify, Result<Option<Arc<crate::operation::Identity>>, crate::policy::AuthError>);
 
 /// Tells the session an operation finished (also when its task is cancelled).
 struct OnDone {
