@@ -85,7 +85,8 @@ fn jwt_verify(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("cold", format!("{algorithm:?}")), &token, |b, token| {
             b.iter(|| runtime.block_on(cold.verify(black_box(token))).expect("verifies"))
         });
-        let auth = Authenticator::build(&AuthConfig { jwt: vec![provider], api_keys: None }).expect("authenticator");
+        let auth =
+            Authenticator::build(&AuthConfig { jwt: vec![provider], ..AuthConfig::default() }).expect("authenticator");
         runtime.block_on(auth.verify_token(&token)).expect("verifies");
         group.bench_with_input(BenchmarkId::new("cached", format!("{algorithm:?}")), &token, |b, token| {
             b.iter(|| runtime.block_on(auth.verify_token(black_box(token))).expect("verifies"))

@@ -105,6 +105,8 @@ pub struct Snapshot {
     pub hash_headers: Vec<String>,
     /// Verifies credentials (kept across reloads that leave `[auth]` as it was).
     pub auth: std::sync::Arc<crate::policy::Authenticator>,
+    /// Authorization rules, indexed by method, route and GraphQL field.
+    pub policies: crate::policy::PolicySet,
 }
 
 impl Snapshot {
@@ -230,6 +232,14 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
         }
         None => RestRoutes::default(),
     };
+    let policies = {
+        let pool = registry.as_ref().map(|r| r.pool.clone()).unwrap_or_default();
+        let names: Vec<String> = services.keys().cloned().collect();
+        let (policies, found) =
+            crate::policy::PolicySet::build(&config.authorization, &pool, &names, &routes, &graphql);
+        problems.extend(found);
+        policies
+    };
 
     let Some(auth) = auth.filter(|_| !problems.iter().any(Problem::is_error)) else {
         return Err(problems);
@@ -258,6 +268,7 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
         warnings: problems,
         hash_headers,
         auth,
+        policies,
     })
 }
 

@@ -18,6 +18,20 @@ pub struct AuthConfig {
     pub jwt: Vec<JwtProviderConfig>,
     /// API keys.
     pub api_keys: Option<ApiKeysConfig>,
+    /// Claims of verified credentials sent to backends as headers (gRPC metadata). Copies of
+    /// these headers sent by the client are always removed first, so a backend can trust them.
+    pub forward: Vec<ClaimHeader>,
+}
+
+/// One claim forwarded as a header: `{ claim = "sub", header = "x-user-id" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimHeader {
+    /// The claim's name or dotted path (`sub` and `scope` work for API keys too). Strings are
+    /// sent as they are, lists joined with commas, other values as JSON.
+    pub claim: String,
+    /// The header (lower-case on the wire).
+    pub header: String,
 }
 
 /// One JWT issuer's tokens.

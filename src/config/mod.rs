@@ -6,6 +6,7 @@
 //! descriptors or requests.
 
 mod auth;
+mod authorization;
 mod backend;
 mod duration;
 mod env;
@@ -24,8 +25,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use auth::{
-    ApiKeyConfig, ApiKeysConfig, AuthConfig, JwksConfig, JwtAlgorithm, JwtKeyConfig, JwtProviderConfig, TokenSource,
+    ApiKeyConfig, ApiKeysConfig, AuthConfig, ClaimHeader, JwksConfig, JwtAlgorithm, JwtKeyConfig, JwtProviderConfig,
+    TokenSource,
 };
+pub use authorization::{AuthorizationConfig, ClaimRule, GraphqlDenied, RuleConfig};
 pub use backend::{
     BackendConfig, BackendProtocol, Balancing, BreakerConfig, ConnectionConfig, DnsConfig, EndpointConfig,
     GrpcCompression, HashOn, HealthCheckConfig, HttpVersion, OutlierConfig, RetryConfig, RetryOn, TlsConfig,
@@ -61,6 +64,8 @@ pub struct Config {
     pub backends: BTreeMap<String, BackendConfig>,
     /// Authentication: JWT providers and API keys.
     pub auth: AuthConfig,
+    /// Authorization rules on methods, routes and GraphQL fields.
+    pub authorization: AuthorizationConfig,
 }
 
 /// The gateway listener: HTTP/1.1 and h2c on one port.

@@ -34,6 +34,7 @@ pub struct DemoBackend {
     /// Where it listens.
     pub addr: SocketAddr,
     calls: CallCounts,
+    seen: SeenHeaders,
     latency: Latency,
     catalog: Arc<Catalog>,
     health: tonic_health::server::HealthReporter,
@@ -43,6 +44,9 @@ pub struct DemoBackend {
 
 /// Calls received, by method name.
 type CallCounts = Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>;
+
+/// The request headers of the latest call of each method (what the backend was told).
+type SeenHeaders = Arc<std::sync::Mutex<std::collections::HashMap<String, http::HeaderMap>>>;
 
 /// Time added before each call is answered, in microseconds (a slow replica).
 type Latency = Arc<std::sync::atomic::AtomicU64>;
@@ -56,6 +60,11 @@ impl DemoBackend {
     /// How many calls of `method` (`ListBooks`) the backend has received.
     pub fn calls(&self, method: &str) -> usize {
         self.calls.lock().map(|c| c.get(method).copied().unwrap_or(0)).unwrap_or(0)
+    }
+
+    /// The request headers (gRPC metadata) of the latest call of `method`, if there was one.
+    pub fn last_headers(&self, method: &str) -> Option<http::HeaderMap> {
+        self.seen.lock().ok()?.get(method).cloned()
     }
 
     /// Makes every call wait `latency` before it is answered, as an overloaded replica would
@@ -113,6 +122,7 @@ async fn start_replica(addr: SocketAddr, shared: Option<Arc<Catalog>>) -> Result
         catalog.catalog = shared;
     }
     let calls = catalog.calls.clone();
+    let seen = catalog.seen.clone();
     let latency = catalog.latency.clone();
     let catalog_state = catalog.catalog.clone();
 
@@ -139,7 +149,7 @@ async fn start_replica(addr: SocketAddr, shared: Option<Arc<Catalog>>) -> Result
     let task = tokio::spawn(async move {
         serve_listener(listener, router, settings, stopped).await;
     });
-    Ok(DemoBackend { addr, calls, latency, catalog: catalog_state, health: reporter, stop, task })
+    Ok(DemoBackend { addr, calls, seen, latency, catalog: catalog_state, health: reporter, stop, task })
 }
 
 /// How the demo's backends listen: like a real service, with a short shutdown grace.
@@ -182,13 +192,20 @@ struct CatalogService {
     catalog: Arc<Catalog>,
     pool: DescriptorPool,
     calls: CallCounts,
+    seen: SeenHeaders,
     latency: Latency,
 }
 
 impl CatalogService {
     fn new(pool: DescriptorPool) -> Self {
         let catalog = Arc::new(Catalog::new(pool.clone()));
-        CatalogService { catalog, pool, calls: CallCounts::default(), latency: Latency::default() }
+        CatalogService {
+            catalog,
+            pool,
+            calls: CallCounts::default(),
+            seen: SeenHeaders::default(),
+            latency: Latency::default(),
+        }
     }
 }
 
@@ -210,6 +227,9 @@ impl tower::Service<http::Request<axum::body::Body>> for CatalogService {
             let status = Status::unimplemented(format!("{DEMO_SERVICE}/{method_name} is not a method"));
             return Box::pin(async move { Ok(status.into_http()) });
         };
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.insert(method_name.clone(), request.headers().clone());
+        }
         if let Ok(mut calls) = self.calls.lock() {
             *calls.entry(method_name).or_default() += 1;
         }

@@ -101,6 +101,13 @@ fn shape_object(
             out.insert(selected.response_key.clone(), Json::String(type_name.to_owned()));
             continue;
         }
+        if let Some(why) = &selected.forbidden {
+            path.push(Json::String(selected.response_key.clone()));
+            errors.push(FieldError { path: path.clone(), message: why.to_string(), code: ErrorCode::Forbidden });
+            path.pop();
+            out.insert(selected.response_key.clone(), Json::Null);
+            continue;
+        }
         let Some(definition) = definitions.iter().find(|d| d.name == selected.field_name) else { continue };
         // The same field may be selected under two keys: later keys need the value too.
         let shared = selection.fields.iter().filter(|f| f.field_name == selected.field_name).count() > 1;

@@ -62,9 +62,9 @@ pub(crate) async fn handle_grpc(served: Arc<Served>, local_grpc: &LocalGrpcCache
     let Some(descriptor) = snapshot.registry.pool.get_service_by_name(service) else {
         return status(tonic::Status::unimplemented(format!("unknown service {service}")));
     };
-    if !descriptor.methods().any(|m| m.name() == method) {
+    let Some(method) = descriptor.methods().find(|m| m.name() == method) else {
         return status(tonic::Status::unimplemented(format!("unknown method {method} for service {service}")));
-    }
+    };
     let Some(cluster) = snapshot.services.get(service).and_then(Option::as_deref) else {
         return status(tonic::Status::unavailable(format!("no backend serves {service}")));
     };
@@ -73,10 +73,18 @@ pub(crate) async fn handle_grpc(served: Arc<Served>, local_grpc: &LocalGrpcCache
         Err(error) => return status(tonic::Status::unavailable(error.to_string())),
     };
     let credentials = crate::policy::Credentials { headers: request.headers(), query: request.uri().query() };
-    if let Err(error) = snapshot.auth.authenticate(credentials).await {
-        return status(tonic::Status::unauthenticated(error.message));
+    let identity = match snapshot.auth.authenticate(credentials).await {
+        Ok(identity) => identity,
+        Err(error) => return status(tonic::Status::unauthenticated(error.message)),
+    };
+    if let Err(denial) = snapshot.policies.check_method(&method, identity.as_deref()) {
+        return status(match denial.anonymous {
+            true => tonic::Status::unauthenticated(denial.message),
+            false => tonic::Status::permission_denied(denial.message),
+        });
     }
     let (mut parts, body) = request.into_parts();
+    snapshot.auth.admit_headers(&mut parts.headers, identity.as_deref());
     for name in HOP_BY_HOP {
         parts.headers.remove(*name);
     }

@@ -55,6 +55,8 @@ struct Call {
     /// The method the request is routed by (after any override).
     method: Method,
     route: RestRoute,
+    /// The route's index in the table (authorization rules are indexed by it).
+    route_index: usize,
     variables: Vec<String>,
     options: JsonOptions,
     result_wrapper: bool,
@@ -108,6 +110,29 @@ fn unauthenticated_response(error: &crate::policy::AuthError) -> Response {
     response
 }
 
+/// Checks the call's method and route against the authorization rules.
+fn authorize(snapshot: &crate::snapshot::Snapshot, call: &Call) -> Result<(), crate::policy::Denial> {
+    let policies = &snapshot.policies;
+    if policies.is_empty() {
+        return Ok(());
+    }
+    let identity = call.context.identity.as_deref();
+    policies.check_method(&call.route.method, identity)?;
+    let entry = snapshot.routes.route(call.route_index);
+    policies.check_route(call.route_index, &format!("{} {}", entry.method, entry.template), identity)
+}
+
+/// 401 (with a `WWW-Authenticate` challenge) for an anonymous client a rule wants
+/// authenticated, else 403.
+fn denial_response(denial: &crate::policy::Denial) -> Response {
+    let mut response = error_response(denial.code(), &denial.message);
+    if denial.anonymous {
+        let challenge = "Bearer realm=\"switchyard\"";
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static(challenge));
+    }
+    response
+}
+
 /// Serves any request the fixed routes and the gRPC ingress did not take.
 pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Response {
     let served = gateway.served();
@@ -118,8 +143,11 @@ pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Resp
     };
     let credentials = crate::policy::Credentials { headers: &parts.headers, query: parts.uri.query() };
     match served.snapshot.auth.authenticate(credentials).await {
-        Ok(identity) => call.context.identity = identity,
+        Ok(identity) => served.snapshot.auth.admit(&mut call.context, identity),
         Err(error) => return unauthenticated_response(&error),
+    }
+    if let Err(denial) = authorize(&served.snapshot, &call) {
+        return denial_response(&denial);
     }
     // A credential in the query string is not a request field.
     if let Some(name) = served.snapshot.auth.api_key_query_parameter() {
@@ -217,6 +245,7 @@ fn prepare(served: &Served, parts: &Parts) -> Result<Call, Refusal> {
     Ok(Call {
         method,
         route,
+        route_index: found.index,
         variables: found.variables,
         options,
         result_wrapper: choices.stream_result_wrapper,

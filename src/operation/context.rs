@@ -23,6 +23,11 @@ impl Metadata {
         self.entries.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
     }
 
+    /// Removes every entry named `name` (lower case).
+    pub fn remove(&mut self, name: &str) {
+        self.entries.retain(|(n, _)| n != name);
+    }
+
     /// The first value of `name`.
     pub fn get(&self, name: &str) -> Option<&[u8]> {
         self.entries.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
@@ -83,6 +88,29 @@ pub struct Identity {
     pub claims: serde_json::Map<String, serde_json::Value>,
     /// When the credential stops being valid (Unix seconds), if it does.
     pub expires_at: Option<u64>,
+}
+
+impl Identity {
+    /// The claim at `path` (dotted for nested objects). `sub` and `scope` fall back to the
+    /// subject and the space-joined scopes, so API-key identities answer them too.
+    pub fn claim(&self, path: &str) -> Option<std::borrow::Cow<'_, serde_json::Value>> {
+        use std::borrow::Cow;
+        let mut parts = path.split('.');
+        let mut value = self.claims.get(parts.next()?);
+        for part in parts {
+            value = value.and_then(|v| v.get(part));
+        }
+        match (value, path) {
+            (Some(value), _) => Some(Cow::Borrowed(value)),
+            (None, "sub") if !self.subject.is_empty() => {
+                Some(Cow::Owned(serde_json::Value::String(self.subject.clone())))
+            }
+            (None, "scope") if !self.scopes.is_empty() => {
+                Some(Cow::Owned(serde_json::Value::String(self.scopes.join(" "))))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// What a consistent-hashing balancer may take a call's key from.

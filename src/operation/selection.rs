@@ -23,6 +23,9 @@ pub struct FieldSelection {
     /// The `@defer`red fragment it was selected in (its index among the operation's), when it
     /// was selected only in deferred fragments.
     pub defer: Option<usize>,
+    /// Why the client may not see this field, when authorization denied it: it is answered
+    /// null with a FORBIDDEN error and nothing is fetched for it.
+    pub forbidden: Option<std::sync::Arc<str>>,
 }
 
 /// The response key under which a stitched field's parent key `field` is fetched when the client

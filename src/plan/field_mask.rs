@@ -58,7 +58,7 @@ pub(super) fn fill_field_mask(call: &mut RootCall, kind: OperationKind) {
 
 /// Proto paths of the selected fields: leaves, and message fields selected through.
 fn selection_paths(message: &MessageDescriptor, selection: &SelectionSet, prefix: &str, out: &mut Vec<String>) {
-    for selected in &selection.fields {
+    for selected in selection.fields.iter().filter(|f| f.forbidden.is_none()) {
         let Some(field) = message.get_field_by_json_name(&selected.field_name) else { continue };
         let path = join(prefix, field.name());
         match field.kind() {
@@ -127,6 +127,7 @@ service S { rpc GetThing(GetThingRequest) returns (Thing); rpc UpdateThing(Updat
             children: SelectionSet::default(),
             arguments: Vec::new(),
             defer: None,
+            forbidden: None,
         }
     }
 
@@ -158,6 +159,7 @@ service S { rpc GetThing(GetThingRequest) returns (Thing); rpc UpdateThing(Updat
                     children: SelectionSet { fields: vec![leaf("a")] },
                     arguments: Vec::new(),
                     defer: None,
+                    forbidden: None,
                 },
                 leaf("at"),
                 leaf("__typename"),

@@ -144,6 +144,10 @@ fn write_fields(f: &mut fmt::Formatter<'_>, set: &crate::operation::SelectionSet
         if field.response_key != field.field_name {
             write!(f, ":{}", field.field_name)?;
         }
+        if field.forbidden.is_some() {
+            write!(f, "(forbidden)")?;
+            continue;
+        }
         if !field.children.fields.is_empty() {
             write!(f, " {{")?;
             write_fields(f, &field.children)?;
@@ -252,7 +256,7 @@ fn plan_stitches(
     out: &mut Vec<Stitch>,
 ) {
     let schema = directory.graphql();
-    for selected in &selection.fields {
+    for selected in selection.fields.iter().filter(|f| f.forbidden.is_none()) {
         let Some(definition) = schema.object_field(type_name, &selected.field_name) else { continue };
         path.push(selected.response_key.clone());
         match definition.binding() {

@@ -269,7 +269,7 @@ fn write_selection(
         return;
     }
     let mut fields = Vec::new();
-    for selected in &selection.fields {
+    for selected in selection.fields.iter().filter(|f| f.forbidden.is_none()) {
         let key = remote_key(&selected.response_key, &selected.field_name);
         if selected.field_name == "__typename" {
             fields.push(if key == "__typename" { key } else { format!("{key}: __typename") });
@@ -445,6 +445,7 @@ mod tests {
             children: SelectionSet::default(),
             arguments: Vec::new(),
             defer: None,
+            forbidden: None,
         };
         let selection = SelectionSet {
             fields: vec![
@@ -457,6 +458,7 @@ mod tests {
                     children: SelectionSet { fields: vec![leaf("__typename", "__typename"), leaf("text", "text")] },
                     arguments: vec![("first".into(), json!(2))],
                     defer: None,
+                    forbidden: None,
                 },
             ],
         };

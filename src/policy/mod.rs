@@ -7,8 +7,10 @@
 //! Policy reads the request's headers; it makes no backend call.
 
 mod api_keys;
+mod authorize;
 pub mod jwt;
 pub mod keys;
+mod rules;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,7 +22,9 @@ use crate::config::{AuthConfig, TokenSource};
 use crate::operation::Identity;
 
 pub use api_keys::ApiKeys;
+pub use authorize::{PolicySet, method_path, root_name};
 pub use jwt::Provider;
+pub use rules::{Denial, Requirement};
 
 /// Longest a verified token stays cached (it is also dropped at its `exp`).
 const CACHE_TTL_CAP: Duration = Duration::from_secs(3600);
@@ -91,6 +95,23 @@ impl moka::Expiry<[u8; 32], Verified> for AtExpiry {
     }
 }
 
+/// A claim's header value: strings as they are, lists joined with commas, other values as
+/// JSON; None when absent or not printable ASCII (gRPC metadata allows nothing else).
+fn forwarded_value(identity: &Identity, claim: &str) -> Option<String> {
+    let value = identity.claim(claim)?;
+    let text = match value.as_ref() {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .map(|item| item.as_str().map_or_else(|| item.to_string(), str::to_owned))
+            .collect::<Vec<_>>()
+            .join(","),
+        serde_json::Value::Null => return None,
+        other => other.to_string(),
+    };
+    text.bytes().all(|b| b == b'\t' || (b' '..0x7f).contains(&b)).then_some(text)
+}
+
 fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
@@ -113,6 +134,26 @@ impl Authenticator {
             match Provider::build(provider) {
                 Ok(built) => providers.push(Arc::new(built)),
                 Err((key, why)) => problems.push((format!("jwt[{i}].{key}"), why)),
+            }
+        }
+        for (i, forward) in config.forward.iter().enumerate() {
+            let lower = forward.header.to_ascii_lowercase();
+            if http::HeaderName::from_bytes(lower.as_bytes()).is_err() {
+                problems.push((format!("forward[{i}].header"), format!("`{}` is not a header name", forward.header)));
+            } else if matches!(lower.as_str(), "authorization" | "content-type" | "te" | "host" | "cookie")
+                || lower.starts_with("grpc-")
+                || lower.starts_with(':')
+            {
+                problems.push((
+                    format!("forward[{i}].header"),
+                    format!("`{}` is a header the protocol or the gateway owns; choose another name", forward.header),
+                ));
+            }
+            if forward.claim.is_empty() || forward.claim.split('.').any(str::is_empty) {
+                problems.push((
+                    format!("forward[{i}].claim"),
+                    format!("`{}` is not a claim name or dotted path", forward.claim),
+                ));
             }
         }
         let api_keys = match &config.api_keys {
@@ -213,6 +254,31 @@ impl Authenticator {
                 })
             }),
         })
+    }
+
+    /// Puts `identity` on `context` and sets the `[[auth.forward]]` headers from it, after
+    /// removing any copies the client sent (whether or not there is an identity).
+    pub fn admit(&self, context: &mut crate::operation::RequestContext, identity: Option<Arc<Identity>>) {
+        for forward in &self.config.forward {
+            context.metadata.remove(&forward.header.to_ascii_lowercase());
+            if let Some(value) = identity.as_deref().and_then(|identity| forwarded_value(identity, &forward.claim)) {
+                context.metadata.push(&forward.header, value);
+            }
+        }
+        context.identity = identity;
+    }
+
+    /// `admit` for a passed-through gRPC call: the same headers, set on the request itself.
+    pub fn admit_headers(&self, headers: &mut HeaderMap, identity: Option<&Identity>) {
+        for forward in &self.config.forward {
+            let Ok(name) = http::HeaderName::from_bytes(forward.header.as_bytes()) else { continue };
+            headers.remove(&name);
+            if let Some(value) = identity.and_then(|identity| forwarded_value(identity, &forward.claim))
+                && let Ok(value) = http::HeaderValue::from_str(&value)
+            {
+                headers.insert(name, value);
+            }
+        }
     }
 
     /// Starts background fetches of JWKS URLs whose refresh interval has passed.

@@ -29,6 +29,8 @@ pub struct RouteEntry<T> {
 pub struct RouteMatch<'a, T> {
     /// The matched route.
     pub route: &'a RouteEntry<T>,
+    /// Its index in the table.
+    pub index: usize,
     /// Each template variable's decoded value, in the template's variable order.
     pub variables: Vec<String>,
 }
@@ -185,7 +187,7 @@ impl<T> RouteTable<T> {
             let value = percent_decode(&joined, keep, false).map_err(|e| MatchError::BadPath(e.to_string()))?;
             variables.push(value.into_owned());
         }
-        Ok(RouteMatch { route, variables })
+        Ok(RouteMatch { route, index, variables })
     }
 }
 

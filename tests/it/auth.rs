@@ -232,29 +232,7 @@ async fn every_protocol_refuses_a_bad_token_and_api_keys_identify_clients() {
     assert_eq!(body["errors"][0]["message"], "the token has expired");
 
     // gRPC: UNAUTHENTICATED.
-    let channel =
-        tonic::transport::Endpoint::from_shared(gateway.base.clone()).expect("url").connect().await.expect("connect");
-    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
-    let _ = health.check(tonic_health::pb::HealthCheckRequest::default()).await;
-    let pool = switchyard::registry::merge_registrations(vec![switchyard::demo::demo_registration().expect("demo")])
-        .expect("merges")
-        .pool;
-    let get = pool
-        .get_service_by_name("catalog.v1.Catalog")
-        .and_then(|s| s.methods().find(|m| m.name() == "GetBook"))
-        .expect("GetBook");
-    let mut grpc = tonic::client::Grpc::new(channel);
-    grpc.ready().await.expect("ready");
-    let mut request = tonic::Request::new(
-        prost_reflect::DynamicMessage::deserialize(get.input(), json!({"name": "shelves/1/books/1"})).expect("message"),
-    );
-    request.metadata_mut().insert("authorization", format!("Bearer {bad}").parse().expect("metadata"));
-    let refused = grpc
-        .unary(
-            request,
-            "/catalog.v1.Catalog/GetBook".parse().expect("path"),
-            switchyard::upstream::grpc_codec::DynamicCodec::new(get.output()),
-        )
+    let refused = crate::support::grpc_get_book(&gateway, &[("authorization", format!("Bearer {bad}"))])
         .await
         .expect_err("refused");
     assert_eq!(refused.code(), tonic::Code::Unauthenticated);

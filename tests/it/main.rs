@@ -1,6 +1,7 @@
 //! Switchyard's integration tests: one test binary, real servers on ephemeral loopback ports.
 
 mod auth;
+mod authorization;
 mod backend_connections;
 mod cli_check;
 mod defer;

@@ -391,3 +391,30 @@ pub(crate) async fn slow_backend_watching(
     );
     format!("http://{addr}")
 }
+
+/// GetBook over native gRPC with `metadata`.
+pub(crate) async fn grpc_get_book(
+    gateway: &TestGateway,
+    metadata: &[(&'static str, String)],
+) -> Result<(), tonic::Status> {
+    let channel =
+        tonic::transport::Endpoint::from_shared(gateway.base.clone()).expect("url").connect().await.expect("connect");
+    let pool = switchyard::registry::merge_registrations(vec![switchyard::demo::demo_registration().expect("demo")])
+        .expect("merges")
+        .pool;
+    let get = pool
+        .get_service_by_name("catalog.v1.Catalog")
+        .and_then(|s| s.methods().find(|m| m.name() == "GetBook"))
+        .expect("GetBook");
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.expect("ready");
+    let mut request = tonic::Request::new(
+        prost_reflect::DynamicMessage::deserialize(get.input(), serde_json::json!({"name": "shelves/1/books/1"}))
+            .expect("message"),
+    );
+    for (name, value) in metadata {
+        request.metadata_mut().insert(*name, value.parse().expect("metadata"));
+    }
+    let codec = switchyard::upstream::grpc_codec::DynamicCodec::new(get.output());
+    grpc.unary(request, "/catalog.v1.Catalog/GetBook".parse().expect("path"), codec).await.map(|_| ())
+}

@@ -52,6 +52,9 @@ pub(crate) struct PreparedCall {
     pub(crate) fields: SelectionSet,
     /// The deferred fragment the root field was selected in, if it was only in one.
     pub(crate) defer: Option<usize>,
+    /// Why authorization denies the whole field, when it does (it is answered null with a
+    /// FORBIDDEN error, and not called).
+    pub(crate) forbidden: Option<String>,
 }
 
 /// The operation, ready to plan.
@@ -428,6 +431,7 @@ impl Shape {
                         type_name: type_name.clone(),
                         fields,
                         defer: *defer,
+                        forbidden: None,
                     }))
                 }
             })
@@ -795,6 +799,7 @@ impl<'a> Validator<'a> {
                             children: SelectionSet::default(),
                             arguments: Vec::new(),
                             defer: child.defer,
+                            forbidden: None,
                         });
                         continue;
                     }
@@ -819,6 +824,7 @@ impl<'a> Validator<'a> {
                         children,
                         arguments: arguments.iter().map(|(n, v)| (n.clone(), deferred_json(v))).collect(),
                         defer: child.defer,
+                        forbidden: None,
                     });
                 }
                 // The key fields stitched fields read, under hidden keys (removed from the answer).
@@ -831,6 +837,7 @@ impl<'a> Validator<'a> {
                             children: SelectionSet::default(),
                             arguments: Vec::new(),
                             defer: None,
+                            forbidden: None,
                         });
                     }
                 }
@@ -920,6 +927,7 @@ impl<'a> Validator<'a> {
                 children,
                 arguments,
                 defer: None,
+                forbidden: None,
             });
         }
         out

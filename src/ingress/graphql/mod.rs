@@ -5,6 +5,7 @@
 //! mutations in order), and each answer is shaped to its selection (`shape`); a failed call is
 //! a null with an error at its path, the others still answer.
 
+mod authorize;
 mod document;
 mod documents;
 mod input;
@@ -42,11 +43,13 @@ struct Refusal {
     allow: Option<&'static str>,
     /// `WWW-Authenticate` for a refused credential.
     challenge: Option<String>,
+    /// The body's errors, when there is more than one thing to say (else one from `message`).
+    errors: Option<Vec<Json>>,
 }
 
 impl Refusal {
     fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
-        Refusal { status, code, message: message.into(), allow: None, challenge: None }
+        Refusal { status, code, message: message.into(), allow: None, challenge: None, errors: None }
     }
 
     /// 401 for a credential that did not verify.
@@ -57,8 +60,18 @@ impl Refusal {
         }
     }
 
+    /// The `errors` of its body.
+    pub(super) fn errors(&self) -> Vec<Json> {
+        self.errors
+            .clone()
+            .unwrap_or_else(|| vec![json!({"message": self.message, "extensions": {"code": self.code.graphql_code()}})])
+    }
+
     fn into_response(self) -> Response {
-        let mut response = refusal(self.status, self.code, &self.message, self.allow);
+        let mut response = respond(self.status, &json!({ "errors": self.errors() }), false);
+        if let Some(allow) = self.allow {
+            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
         if let Some(challenge) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
         }
@@ -210,9 +223,7 @@ pub(crate) async fn handle_graphql(
                 .into_iter()
                 .map(|outcome| match outcome {
                     Outcome::Ran(body) | Outcome::Refused(body) => body,
-                    Outcome::Http(refusal) => {
-                        json!({"errors": [{"message": refusal.message, "extensions": {"code": refusal.code.graphql_code()}}]})
-                    }
+                    Outcome::Http(refusal) => json!({ "errors": refusal.errors() }),
                 })
                 .collect();
             respond(StatusCode::OK, &Json::Array(bodies), modern)
@@ -275,16 +286,6 @@ fn trusted_document(snapshot: &crate::snapshot::Snapshot, request: &mut GraphqlR
 /// legacy `application/json` ones (GraphQL-over-HTTP).
 fn document_failure(body: Json, modern: bool) -> Response {
     respond(if modern { StatusCode::BAD_REQUEST } else { StatusCode::OK }, &body, modern)
-}
-
-/// An HTTP-level refusal keeps its status whatever the client accepts.
-fn refusal(status: StatusCode, code: ErrorCode, message: &str, allow: Option<&'static str>) -> Response {
-    let body = json!({"errors": [{"message": message, "extensions": {"code": code.graphql_code()}}]});
-    let mut response = respond(status, &body, false);
-    if let Some(allow) = allow {
-        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
-    }
-    response
 }
 
 fn respond(status: StatusCode, body: &Json, modern: bool) -> Response {

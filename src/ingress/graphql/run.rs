@@ -64,11 +64,14 @@ pub(super) async fn run_operation(
         Ok(identity) => identity,
         Err(outcome) => return outcome,
     };
-    let (prepared, mut context) = match prepare(served, caches, request, arrival) {
+    let (mut prepared, mut context) = match prepare(served, caches, request, arrival) {
         Ok(prepared) => prepared,
         Err(outcome) => return outcome,
     };
-    context.identity = identity;
+    served.snapshot.auth.admit(&mut context, identity);
+    if let Err(refusal) = super::authorize::authorize(&served.snapshot, &mut prepared, context.identity.as_deref()) {
+        return Outcome::Http(refusal);
+    }
     if prepared.kind == OperationKind::Subscription {
         let message = "subscriptions are served over WebSocket (graphql-transport-ws or graphql-ws) on this path";
         return Outcome::Refused(
@@ -112,11 +115,14 @@ pub(super) async fn start_operation(
         Ok(identity) => identity,
         Err(outcome) => return Started::Result(outcome),
     };
-    let (prepared, mut context) = match prepare(&served, caches, request, arrival) {
+    let (mut prepared, mut context) = match prepare(&served, caches, request, arrival) {
         Ok(prepared) => prepared,
         Err(outcome) => return Started::Result(outcome),
     };
-    context.identity = identity;
+    served.snapshot.auth.admit(&mut context, identity);
+    if let Err(refusal) = super::authorize::authorize(&served.snapshot, &mut prepared, context.identity.as_deref()) {
+        return Started::Result(Outcome::Http(refusal));
+    }
     if incremental && prepared.kind == OperationKind::Query && !prepared.defers.is_empty() {
         return start_incremental(served, prepared, context);
     }
@@ -133,6 +139,9 @@ pub(super) async fn start_operation(
         return Started::Failed(vec![json!({"message": "a subscription selects one root field"})]);
     };
     let (response_key, location) = (call.response_key.clone(), call.location);
+    if let Some(why) = &call.forbidden {
+        return Started::Failed(vec![field_error(&response_key, location, why, ErrorCode::Forbidden)]);
+    }
     let root = match root_call(*call) {
         Ok(root) => root,
         Err(message) => {
@@ -417,6 +426,10 @@ fn root_work(entries: Vec<RootEntry>, snapshot: &crate::snapshot::Snapshot, incr
                 let (key, location, defer) = (call.response_key.clone(), call.location, call.defer);
                 if !incremental || defer.is_none() {
                     work.data.insert(key.clone(), Json::Null);
+                }
+                if let Some(why) = &call.forbidden {
+                    work.errors.push(field_error(&key, location, why, ErrorCode::Forbidden));
+                    continue;
                 }
                 match root_call(*call) {
                     Ok(root) => {

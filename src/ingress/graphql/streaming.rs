@@ -78,10 +78,7 @@ pub(super) fn respond(
         Started::Result(Outcome::Ran(body) | Outcome::Refused(body)) => {
             Box::pin(stream::iter([Item::Result(body.to_string().into()), Item::Done]))
         }
-        Started::Result(Outcome::Http(refusal)) => {
-            let error = json!({"message": refusal.message, "extensions": {"code": refusal.code.graphql_code()}});
-            Box::pin(stream::iter([Item::Fatal(vec![error]), Item::Done]))
-        }
+        Started::Result(Outcome::Http(refusal)) => Box::pin(stream::iter([Item::Fatal(refusal.errors()), Item::Done])),
         Started::Failed(errors) => Box::pin(stream::iter([Item::Fatal(errors), Item::Done])),
         Started::Incremental(payloads) => Box::pin(payloads.map(Item::Incremental).chain(stream::iter([Item::Done]))),
         Started::Events(events) => {

@@ -469,8 +469,7 @@ async fn run_operation(
             outbox.send(ServerMessage::Error { id, errors });
         }
         Started::Result(Outcome::Http(refusal)) => {
-            let error = json!({"message": refusal.message, "extensions": {"code": refusal.code.graphql_code()}});
-            outbox.send(ServerMessage::Error { id, errors: vec![error] });
+            outbox.send(ServerMessage::Error { id, errors: refusal.errors() });
         }
         Started::Failed(errors) => {
             outbox.send(ServerMessage::Error { id, errors });

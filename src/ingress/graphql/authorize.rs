@@ -1,0 +1,77 @@
+//! The policy stage of a GraphQL operation: each root field, and every field below it, is
+//! checked against the authorization rules (which include the rules of the methods root and
+//! stitched fields call). Denied fields are marked so that nothing is fetched for them and they
+//! are answered null with FORBIDDEN errors at their paths; with `graphql_denied = "reject"` the
+//! whole operation is refused instead.
+
+use http::StatusCode;
+use serde_json::{Value as Json, json};
+
+use super::Refusal;
+use super::document::{Prepared, RootEntry};
+use crate::config::GraphqlDenied;
+use crate::error::ErrorCode;
+use crate::operation::{Identity, OperationKind, SelectionSet};
+
+/// Applies the rules to `prepared` for `identity`. Err when the operation must be refused.
+pub(super) fn authorize(
+    snapshot: &crate::snapshot::Snapshot,
+    prepared: &mut Prepared,
+    identity: Option<&Identity>,
+) -> Result<(), Refusal> {
+    let policies = &snapshot.policies;
+    if policies.is_empty() {
+        return Ok(());
+    }
+    let mut denied: Vec<(Vec<String>, String, (usize, usize))> = Vec::new();
+    for entry in &mut prepared.entries {
+        let RootEntry::Call(call) = entry else { continue };
+        let root = match call.kind {
+            OperationKind::Query => "Query",
+            OperationKind::Mutation => "Mutation",
+            OperationKind::Subscription => "Subscription",
+        };
+        if let Err(denial) = policies.check_field(root, &call.root.name, identity) {
+            denied.push((vec![call.response_key.clone()], denial.message.clone(), call.location));
+            call.forbidden = Some(denial.message);
+            continue;
+        }
+        if policies.mark_forbidden(&snapshot.graphql, &call.type_name, &mut call.fields, identity) > 0 {
+            let mut path = vec![call.response_key.clone()];
+            collect(&call.fields, &mut path, call.location, &mut denied);
+        }
+    }
+    if denied.is_empty() || policies.graphql_denied() == GraphqlDenied::Null {
+        return Ok(());
+    }
+    let errors: Vec<Json> = denied
+        .iter()
+        .map(|(path, message, (line, column))| {
+            json!({
+                "message": message,
+                "locations": [{"line": line, "column": column}],
+                "path": path,
+                "extensions": {"code": ErrorCode::Forbidden.graphql_code()}
+            })
+        })
+        .collect();
+    let message = denied.first().map(|d| d.1.clone()).unwrap_or_default();
+    Err(Refusal { errors: Some(errors), ..Refusal::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message) })
+}
+
+/// The paths (response keys; list items are not numbered) and reasons of forbidden fields.
+fn collect(
+    selection: &SelectionSet,
+    path: &mut Vec<String>,
+    location: (usize, usize),
+    out: &mut Vec<(Vec<String>, String, (usize, usize))>,
+) {
+    for field in &selection.fields {
+        path.push(field.response_key.clone());
+        match &field.forbidden {
+            Some(why) => out.push((path.clone(), why.to_string(), location)),
+            None => collect(&field.children, path, location, out),
+        }
+        path.pop();
+    }
+}
