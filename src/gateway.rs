@@ -142,6 +142,8 @@ impl Gateway {
         if previous.snapshot.auth.config() == snapshot.auth.config() {
             snapshot.auth = previous.snapshot.auth.clone();
         }
+        // Counters survive a reload that keeps their store.
+        snapshot.limiter.adopt_store(&previous.snapshot.limiter);
         let upstreams = Upstreams::build(snapshot.clusters.values(), Some(&previous.upstreams));
         let snapshot = Arc::new(snapshot);
         let served = Arc::new(Served { snapshot: snapshot.clone(), upstreams });

@@ -107,6 +107,10 @@ pub struct Snapshot {
     pub auth: std::sync::Arc<crate::policy::Authenticator>,
     /// Authorization rules, indexed by method, route and GraphQL field.
     pub policies: crate::policy::PolicySet,
+    /// Rate limits and quotas, with their counters' store (kept across reloads that keep it).
+    pub limiter: crate::policy::limits::Limiter,
+    /// `listener.trusted_proxies`, parsed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Snapshot {
@@ -232,18 +236,34 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
         }
         None => RestRoutes::default(),
     };
-    let policies = {
+    let (policies, limiter) = {
         let pool = registry.as_ref().map(|r| r.pool.clone()).unwrap_or_default();
         let names: Vec<String> = services.keys().cloned().collect();
-        let (policies, found) =
-            crate::policy::PolicySet::build(&config.authorization, &pool, &names, &routes, &graphql);
+        let served = crate::policy::Served::new(&pool, &names, &routes, &graphql);
+        let (policies, found) = crate::policy::PolicySet::build(&config.authorization, &served);
         problems.extend(found);
-        policies
+        let (limiter, found) = crate::policy::limits::Limiter::build(&config.rate_limits, &config.redis, &served);
+        problems.extend(found);
+        (policies, limiter)
     };
+    let mut trusted_proxies = Vec::new();
+    for (i, text) in config.listener.trusted_proxies.iter().enumerate() {
+        let parsed = text.parse::<ipnet::IpNet>().or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+        match parsed {
+            Ok(net) => trusted_proxies.push(net),
+            Err(_) => problems.push(Problem::error(
+                format!("listener.trusted_proxies[{i}]"),
+                format!("`{text}` is not an IP address or CIDR block (10.0.0.0/8)"),
+            )),
+        }
+    }
 
-    let Some(auth) = auth.filter(|_| !problems.iter().any(Problem::is_error)) else {
+    let (Some(auth), Some(limiter)) = (auth, limiter) else {
         return Err(problems);
     };
+    if problems.iter().any(Problem::is_error) {
+        return Err(problems);
+    }
     let mut hash_headers: Vec<String> = clusters
         .values()
         .filter_map(|c| match &c.hash_on {
@@ -269,6 +289,8 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
         hash_headers,
         auth,
         policies,
+        limiter,
+        trusted_proxies,
     })
 }
 

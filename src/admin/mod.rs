@@ -25,6 +25,7 @@ pub fn admin_router(gateway: Arc<Gateway>) -> Router {
     let protected = Router::new()
         .route("/admin/reload", post(reload_handler))
         .route("/admin/clusters", get(clusters))
+        .route("/admin/usage", get(usage))
         .route_layer(middleware::from_fn_with_state(gateway.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -60,6 +61,11 @@ async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
 /// Every backend cluster, its balancer and each endpoint's state.
 async fn clusters(State(gateway): State<Arc<Gateway>>) -> Response {
     Json(gateway.served().upstreams.describe()).into_response()
+}
+
+/// Rate-limit and quota counters per consumer.
+async fn usage(State(gateway): State<Arc<Gateway>>) -> Response {
+    Json(gateway.snapshot().limiter.usage_report().await).into_response()
 }
 
 async fn reload_handler(State(gateway): State<Arc<Gateway>>) -> Response {

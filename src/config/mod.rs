@@ -13,6 +13,7 @@ mod env;
 mod graphql;
 mod load;
 mod problem;
+mod rate_limits;
 mod rest;
 mod schema_check;
 mod validate;
@@ -41,6 +42,10 @@ pub use graphql::{
 };
 pub use load::{LoadedConfig, load_config_file, parse_config};
 pub use problem::{Problem, Severity};
+pub use rate_limits::{
+    LimitAlgorithm, LimitClients, LimitKey, LimitStore, LimitUnit, QuotaPeriod, QuotaRule, RateLimitRule,
+    RateLimitsConfig, RedisConfig, StoreFailure,
+};
 pub use rest::{JsonChoices, JsonProfile, ResolvedJson, RestConfig, StreamFormat};
 pub use validate::check_endpoint_url;
 
@@ -66,6 +71,10 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Authorization rules on methods, routes and GraphQL fields.
     pub authorization: AuthorizationConfig,
+    /// Rate limits and quotas.
+    pub rate_limits: RateLimitsConfig,
+    /// The Redis server Redis-backed features share.
+    pub redis: RedisConfig,
 }
 
 /// The gateway listener: HTTP/1.1 and h2c on one port.
@@ -95,6 +104,9 @@ pub struct ListenerConfig {
     /// Longest request URI (path and query), in bytes; longer is 414.
     #[schemars(range(min = 256))]
     pub max_uri_bytes: u32,
+    /// Proxies (addresses or CIDR blocks) whose `X-Forwarded-For` / `Forwarded` headers name
+    /// the client; from anyone else those headers are ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ListenerConfig {
@@ -109,6 +121,7 @@ impl Default for ListenerConfig {
             shutdown_timeout: ConfigDuration::from_secs(30),
             max_header_bytes: 64 * 1024,
             max_uri_bytes: 8 * 1024,
+            trusted_proxies: Vec::new(),
         }
     }
 }

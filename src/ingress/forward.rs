@@ -57,15 +57,63 @@ pub(crate) fn capture_hash_inputs(
     context: &mut RequestContext,
     headers: &HeaderMap,
     client: Option<std::net::SocketAddr>,
-    names: &[String],
+    snapshot: &crate::snapshot::Snapshot,
 ) {
     context.client = client;
-    context.hash.client_ip = client.map(|c| c.ip());
+    context.hash.client_ip = client_ip(headers, client, &snapshot.trusted_proxies);
+    let names = &snapshot.hash_headers;
     for name in names {
         for value in headers.get_all(name.as_str()) {
             context.hash.headers.push(name, value.as_bytes());
         }
     }
+}
+
+/// The client's address: the peer's, unless the peer is a trusted proxy — then the nearest
+/// address in `Forwarded` (`for=`), else `X-Forwarded-For`, that is not a trusted proxy
+/// itself, read from the right (the entries a proxy appended last are the ones it vouches for).
+pub(crate) fn client_ip(
+    headers: &HeaderMap,
+    peer: Option<std::net::SocketAddr>,
+    trusted: &[ipnet::IpNet],
+) -> Option<std::net::IpAddr> {
+    let peer = peer?.ip();
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let mut chain: Vec<std::net::IpAddr> = Vec::new();
+    let forwarded: Vec<&str> = headers.get_all("forwarded").iter().filter_map(|v| v.to_str().ok()).collect();
+    if forwarded.is_empty() {
+        for value in headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()) {
+            chain.extend(value.split(',').filter_map(|item| parse_node(item.trim())));
+        }
+    } else {
+        for value in forwarded {
+            for element in value.split(',') {
+                let node = element.split(';').find_map(|pair| {
+                    let (key, value) = pair.trim().split_once('=')?;
+                    key.trim().eq_ignore_ascii_case("for").then(|| value.trim().trim_matches('"'))
+                });
+                if let Some(ip) = node.and_then(parse_node) {
+                    chain.push(ip);
+                }
+            }
+        }
+    }
+    let first = chain.first().copied();
+    Some(chain.into_iter().rev().find(|ip| !is_trusted(ip)).or(first).unwrap_or(peer))
+}
+
+/// An address as proxies write it: `192.0.2.1`, `192.0.2.1:4711`, `[2001:db8::1]:4711`, `2001:db8::1`.
+fn parse_node(text: &str) -> Option<std::net::IpAddr> {
+    if let Ok(ip) = text.parse() {
+        return Some(ip);
+    }
+    if let Some(rest) = text.strip_prefix('[') {
+        return rest.split_once(']')?.0.parse().ok();
+    }
+    text.parse::<std::net::SocketAddr>().ok().map(|a| a.ip())
 }
 
 fn configured(config: &HeadersConfig, name: &str) -> bool {
@@ -131,6 +179,33 @@ mod tests {
             map.append(http::HeaderName::from_static(name), http::HeaderValue::from_static(value));
         }
         map
+    }
+
+    /// The client address through trusted proxies, as a table: (peer, headers, client).
+    #[test]
+    fn client_addresses_are_read_only_through_trusted_proxies() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().expect("net"), "::1/128".parse().expect("net")];
+        type Case<'a> = (&'a str, &'a [(&'static str, &'static str)], &'a str);
+        let cases: &[Case] = &[
+            ("203.0.113.9:1", &[("x-forwarded-for", "198.51.100.1")], "203.0.113.9"),
+            ("10.0.0.2:1", &[("x-forwarded-for", "198.51.100.1")], "198.51.100.1"),
+            ("10.0.0.2:1", &[("x-forwarded-for", "6.6.6.6, 198.51.100.1, 10.0.0.7")], "198.51.100.1"),
+            ("10.0.0.2:1", &[("x-forwarded-for", "6.6.6.6"), ("x-forwarded-for", "198.51.100.1")], "198.51.100.1"),
+            ("10.0.0.2:1", &[("x-forwarded-for", "10.1.1.1, 10.0.0.7")], "10.1.1.1"),
+            ("10.0.0.2:1", &[("x-forwarded-for", "not-an-ip")], "10.0.0.2"),
+            ("10.0.0.2:1", &[], "10.0.0.2"),
+            (
+                "10.0.0.2:1",
+                &[("forwarded", "for=6.6.6.6, for=\"[2001:db8::7]:4711\";proto=https"), ("x-forwarded-for", "1.1.1.1")],
+                "2001:db8::7",
+            ),
+            ("10.0.0.2:1", &[("forwarded", "for=192.0.2.60:8080;by=10.0.0.2")], "192.0.2.60"),
+            ("[::1]:9", &[("x-forwarded-for", "2001:db8::1")], "2001:db8::1"),
+        ];
+        for (peer, pairs, want) in cases {
+            let got = client_ip(&headers(pairs), Some(peer.parse().expect("peer")), &trusted);
+            assert_eq!(got, Some(want.parse().expect("ip")), "{peer} {pairs:?}");
+        }
     }
 
     #[test]

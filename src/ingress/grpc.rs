@@ -83,6 +83,22 @@ pub(crate) async fn handle_grpc(served: Arc<Served>, local_grpc: &LocalGrpcCache
             false => tonic::Status::permission_denied(denial.message),
         });
     }
+    if !snapshot.limiter.is_empty() {
+        let peer = request.extensions().get::<crate::server::ClientAddr>().map(|c| c.0);
+        let caller = crate::policy::limits::Caller {
+            identity: identity.as_deref(),
+            headers: request.headers(),
+            client_ip: super::forward::client_ip(request.headers(), peer, &snapshot.trusted_proxies),
+        };
+        let usage = snapshot.limiter.usage_of_call(&method, None);
+        if let Err(refused) = snapshot.limiter.admit(&caller, &usage).await {
+            let message = refused.to_string();
+            return status(match refused {
+                crate::policy::limits::Refused::Limited { .. } => tonic::Status::resource_exhausted(message),
+                crate::policy::limits::Refused::Unavailable(_) => tonic::Status::unavailable(message),
+            });
+        }
+    }
     let (mut parts, body) = request.into_parts();
     snapshot.auth.admit_headers(&mut parts.headers, identity.as_deref());
     for name in HOP_BY_HOP {

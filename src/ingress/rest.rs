@@ -122,6 +122,32 @@ fn authorize(snapshot: &crate::snapshot::Snapshot, call: &Call) -> Result<(), cr
     policies.check_route(call.route_index, &format!("{} {}", entry.method, entry.template), identity)
 }
 
+/// Charges the call against the rate limits and quotas that count it.
+async fn admit(
+    snapshot: &crate::snapshot::Snapshot,
+    call: &Call,
+    headers: &http::HeaderMap,
+) -> Result<crate::policy::limits::Admitted, crate::policy::limits::Refused> {
+    let limiter = &snapshot.limiter;
+    if limiter.is_empty() {
+        return Ok(Default::default());
+    }
+    let usage = limiter.usage_of_call(&call.route.method, Some(call.route_index));
+    let caller = crate::policy::limits::Caller {
+        identity: call.context.identity.as_deref(),
+        headers,
+        client_ip: call.context.hash.client_ip,
+    };
+    limiter.admit(&caller, &usage).await
+}
+
+/// 429 with `Retry-After` and the limit's `RateLimit` headers; 503 when the store is down.
+fn refused_response(refused: &crate::policy::limits::Refused) -> Response {
+    let mut response = error_response(refused.code(), &refused.to_string());
+    response.headers_mut().extend(refused.headers().iter().cloned());
+    response
+}
+
 /// 401 (with a `WWW-Authenticate` challenge) for an anonymous client a rule wants
 /// authenticated, else 403.
 fn denial_response(denial: &crate::policy::Denial) -> Response {
@@ -149,6 +175,10 @@ pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Resp
     if let Err(denial) = authorize(&served.snapshot, &call) {
         return denial_response(&denial);
     }
+    let admitted = match admit(&served.snapshot, &call, &parts.headers).await {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused_response(&refused),
+    };
     // A credential in the query string is not a request field.
     if let Some(name) = served.snapshot.auth.api_key_query_parameter() {
         parts.uri = without_query_parameter(&parts.uri, name);
@@ -181,7 +211,7 @@ pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Resp
     let pool = &served.snapshot.registry.pool;
     let selection = route.response_body.clone().map_or(Selection::Whole, Selection::Field);
     let operation = Operation::single(RootCall::method(route.method.clone(), input, selection.clone()), context);
-    match kind {
+    let mut response = match kind {
         CallKind::Unary => match execute_operation(&served, operation).await {
             Ok(outputs) => {
                 let output = outputs.into_iter().next().expect("a one-call operation has one output");
@@ -206,7 +236,9 @@ pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Resp
             }
             Err(error) => gateway_error_response(&error, pool),
         },
-    }
+    };
+    response.headers_mut().extend(admitted.headers);
+    response
 }
 
 /// Routes the request and gathers its settings, or refuses it.
@@ -227,7 +259,7 @@ fn prepare(served: &Served, parts: &Parts) -> Result<Call, Refusal> {
     let mut context = request_context(&parts.headers, &snapshot.config.headers)
         .map_err(|error| Refusal::new(ErrorCode::InvalidArgument, error.to_string()))?;
     let client = parts.extensions.get::<crate::server::ClientAddr>().map(|c| c.0);
-    crate::ingress::forward::capture_hash_inputs(&mut context, &parts.headers, client, &snapshot.hash_headers);
+    crate::ingress::forward::capture_hash_inputs(&mut context, &parts.headers, client, snapshot);
     let format = body_format(&route, parts, rest)?;
     let header_fields = rest
         .header_bindings

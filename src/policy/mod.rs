@@ -10,7 +10,9 @@ mod api_keys;
 mod authorize;
 pub mod jwt;
 pub mod keys;
+pub mod limits;
 mod rules;
+mod targets;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -22,9 +24,10 @@ use crate::config::{AuthConfig, TokenSource};
 use crate::operation::Identity;
 
 pub use api_keys::ApiKeys;
-pub use authorize::{PolicySet, method_path, root_name};
+pub use authorize::PolicySet;
 pub use jwt::Provider;
 pub use rules::{Denial, Requirement};
+pub use targets::{Served, method_path, root_name};
 
 /// Longest a verified token stays cached (it is also dropped at its `exp`).
 const CACHE_TTL_CAP: Duration = Duration::from_secs(3600);

@@ -65,14 +65,7 @@ async fn jwks_server(keys: Arc<Mutex<Vec<Value>>>, fetches: Arc<std::sync::atomi
 }
 
 async fn get_book(gateway: &TestGateway, headers: &[(&str, String)]) -> (u16, Value, http::HeaderMap) {
-    let mut request = gateway.client.get(format!("{}/v1/shelves/1/books/1", gateway.base));
-    for (name, value) in headers {
-        request = request.header(*name, value);
-    }
-    let response = request.send().await.expect("send");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    (status, response.json().await.expect("json"), headers)
+    crate::support::get_with(gateway, "/v1/shelves/1/books/1", headers).await
 }
 
 fn bearer(token: &str) -> Vec<(&'static str, String)> {

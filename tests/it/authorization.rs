@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-use crate::support::TestGateway;
+use crate::support::{TestGateway, demo_snapshot, get_with};
 
 const SECRET: &str = "a-test-secret-that-is-at-least-32-bytes-long";
 
@@ -42,17 +42,6 @@ async fn graphql(gateway: &TestGateway, query: &str, token: Option<&str>) -> (u1
     (status, response.json().await.expect("json"))
 }
 
-async fn rest_get(gateway: &TestGateway, path: &str, headers: &[(&str, String)]) -> (u16, Value, http::HeaderMap) {
-    let mut request = gateway.client.get(format!("{}{path}", gateway.base));
-    for (name, value) in headers {
-        request = request.header(*name, value);
-    }
-    let response = request.send().await.expect("send");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    (status, response.json().await.expect("json"), headers)
-}
-
 fn bearer(token: &str) -> Vec<(&'static str, String)> {
     vec![("authorization", format!("Bearer {token}"))]
 }
@@ -71,15 +60,15 @@ async fn one_rule_on_a_method_holds_through_rest_graphql_and_grpc() {
     let scoped = "catalog.v1.Catalog/GetBook requires one of the scopes `books:read`, `admin`";
 
     // REST: 401 with a challenge for anonymous clients, 403 for the wrong scope.
-    let (status, body, headers) = rest_get(&gateway, "/v1/shelves/1/books/1", &[]).await;
+    let (status, body, headers) = get_with(&gateway, "/v1/shelves/1/books/1", &[]).await;
     assert_eq!((status, body["message"].as_str()), (401, Some(required)), "{body}");
     assert!(headers["www-authenticate"].to_str().expect("ascii").starts_with("Bearer"));
-    let (status, body, _) = rest_get(&gateway, "/v1/shelves/1/books/1", &bearer(&stranger)).await;
+    let (status, body, _) = get_with(&gateway, "/v1/shelves/1/books/1", &bearer(&stranger)).await;
     assert_eq!((status, body["message"].as_str(), body["code"].as_i64()), (403, Some(scoped), Some(7)), "{body}");
-    let (status, body, _) = rest_get(&gateway, "/v1/shelves/1/books/1", &bearer(&reader)).await;
+    let (status, body, _) = get_with(&gateway, "/v1/shelves/1/books/1", &bearer(&reader)).await;
     assert_eq!(status, 200, "{body}");
     // Another method has no rule.
-    let (status, _, _) = rest_get(&gateway, "/v1/shelves/1/books", &[]).await;
+    let (status, _, _) = get_with(&gateway, "/v1/shelves/1/books", &[]).await;
     assert_eq!(status, 200);
 
     // GraphQL: the root field is null with a FORBIDDEN error at its path.
@@ -192,11 +181,11 @@ async fn reject_mode_refuses_the_whole_operation_and_routes_have_their_own_rules
 
     // The route rule guards the REST route only; GraphQL's listBooks call of the same method passed.
     let (status, body, _) =
-        rest_get(&gateway, "/v1/shelves/1/books", &bearer(&token(json!({"email": "x@evil.test"})))).await;
+        get_with(&gateway, "/v1/shelves/1/books", &bearer(&token(json!({"email": "x@evil.test"})))).await;
     assert_eq!(status, 403, "{body}");
     let pattern = "GET /v1/{parent=shelves/*}/books requires the claim `email` to match `.*@example\\.com`";
     assert_eq!(body["message"], pattern);
-    let (status, _, _) = rest_get(&gateway, "/v1/shelves/1/books", &bearer(&user)).await;
+    let (status, _, _) = get_with(&gateway, "/v1/shelves/1/books", &bearer(&user)).await;
     assert_eq!(status, 200);
     gateway.shutdown().await;
 }
@@ -224,14 +213,14 @@ async fn verified_claims_reach_backends_as_headers_clients_cannot_forge() {
     };
 
     // REST, with forged copies in a plain header and in grpc-metadata-*.
-    let (status, body, _) = rest_get(&gateway, "/v1/shelves/1/books/1", &forged(bearer(&ada))).await;
+    let (status, body, _) = get_with(&gateway, "/v1/shelves/1/books/1", &forged(bearer(&ada))).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(seen("x-user-id").as_deref(), Some("ada"));
     assert_eq!(seen("x-groups").as_deref(), Some("eng,ops"));
     let all = gateway.backend().last_headers("GetBook").expect("headers");
     assert_eq!(all.get_all("x-user-id").iter().count(), 1, "one value, the gateway's");
     // Anonymous: the forged copies are removed and nothing is set.
-    rest_get(&gateway, "/v1/shelves/1/books/1", &forged(Vec::new())).await;
+    get_with(&gateway, "/v1/shelves/1/books/1", &forged(Vec::new())).await;
     assert_eq!(seen("x-user-id"), None);
 
     // GraphQL.
@@ -280,18 +269,7 @@ fn bad_authorization_config_is_refused_naming_the_key() {
             "not a header",
         ),
     ];
-    let build = |text: &str| {
-        let file = dir.path().join("switchyard.toml");
-        std::fs::write(&file, text).expect("write");
-        let sources = switchyard::snapshot::SnapshotSources {
-            config_file: Some(file),
-            embedded: vec![switchyard::demo::demo_registration().expect("demo")],
-            no_descriptor_dir: true,
-            schemas: Some("/nonexistent".into()),
-            ..Default::default()
-        };
-        switchyard::snapshot::build_snapshot(&sources, 1)
-    };
+    let build = |text: &str| demo_snapshot(dir.path(), text);
     for (text, key, message) in table {
         let problems = build(text).expect_err(text);
         let found = problems.iter().find(|p| p.path == key).unwrap_or_else(|| panic!("{text}: {problems:?}"));

@@ -13,6 +13,7 @@ mod grpc;
 mod json_roundtrip;
 mod lifecycle;
 mod pools;
+mod rate_limits;
 mod registry;
 mod rest;
 mod rest_stream;

@@ -418,3 +418,83 @@ pub(crate) async fn grpc_get_book(
     let codec = switchyard::upstream::grpc_codec::DynamicCodec::new(get.output());
     grpc.unary(request, "/catalog.v1.Catalog/GetBook".parse().expect("path"), codec).await.map(|_| ())
 }
+
+/// A real redis-server on a free loopback port, stopped when dropped.
+pub(crate) struct RedisServer {
+    /// `redis://127.0.0.1:PORT`.
+    pub(crate) url: String,
+    child: std::process::Child,
+}
+
+impl RedisServer {
+    /// Starts one (redis-server must be installed: `.ci/run` installs it) and waits for PING.
+    pub(crate) async fn start() -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts (apt-get install redis-server)");
+        let server = RedisServer { url: format!("redis://127.0.0.1:{port}"), child };
+        let started = tokio::time::Instant::now();
+        loop {
+            if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut answer = [0u8; 7];
+                if stream.write_all(b"PING\r\n").await.is_ok()
+                    && stream.read_exact(&mut answer).await.is_ok()
+                    && &answer == b"+PONG\r\n"
+                {
+                    return server;
+                }
+            }
+            assert!(started.elapsed() < HANG, "redis-server did not answer PING");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops it (a store outage).
+    pub(crate) fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// GET `path` on `gateway` with `headers`: status, JSON body and response headers.
+pub(crate) async fn get_with(
+    gateway: &TestGateway,
+    path: &str,
+    headers: &[(&str, String)],
+) -> (u16, serde_json::Value, http::HeaderMap) {
+    let mut request = gateway.client.get(format!("{}{path}", gateway.base));
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let response = request.send().await.expect("send");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, response.json().await.expect("json"), headers)
+}
+
+/// Builds a snapshot of the demo registration with the config `text` (written into `dir`).
+pub(crate) fn demo_snapshot(
+    dir: &std::path::Path,
+    text: &str,
+) -> Result<switchyard::snapshot::Snapshot, Vec<switchyard::config::Problem>> {
+    let file = dir.join("switchyard.toml");
+    std::fs::write(&file, text).expect("write config");
+    let sources = switchyard::snapshot::SnapshotSources {
+        config_file: Some(file),
+        embedded: vec![switchyard::demo::demo_registration().expect("demo")],
+        no_descriptor_dir: true,
+        schemas: Some("/nonexistent".into()),
+        ..Default::default()
+    };
+    switchyard::snapshot::build_snapshot(&sources, 1)
+}

@@ -2,7 +2,8 @@
 //! checked against the authorization rules (which include the rules of the methods root and
 //! stitched fields call). Denied fields are marked so that nothing is fetched for them and they
 //! are answered null with FORBIDDEN errors at their paths; with `graphql_denied = "reject"` the
-//! whole operation is refused instead.
+//! whole operation is refused instead. Then the operation is charged against the rate limits
+//! and quotas that count it (each use of a counted field, or its estimated cost).
 
 use http::StatusCode;
 use serde_json::{Value as Json, json};
@@ -26,11 +27,7 @@ pub(super) fn authorize(
     let mut denied: Vec<(Vec<String>, String, (usize, usize))> = Vec::new();
     for entry in &mut prepared.entries {
         let RootEntry::Call(call) = entry else { continue };
-        let root = match call.kind {
-            OperationKind::Query => "Query",
-            OperationKind::Mutation => "Mutation",
-            OperationKind::Subscription => "Subscription",
-        };
+        let root = root_name(call.kind);
         if let Err(denial) = policies.check_field(root, &call.root.name, identity) {
             denied.push((vec![call.response_key.clone()], denial.message.clone(), call.location));
             call.forbidden = Some(denial.message);
@@ -73,5 +70,53 @@ fn collect(
             None => collect(&field.children, path, location, out),
         }
         path.pop();
+    }
+}
+
+/// Charges the operation against the limits that count it; a refusal is 429 (503 when the
+/// counters' store is down and limits fail closed) with a RATE_LIMITED error.
+pub(super) async fn admit(
+    snapshot: &crate::snapshot::Snapshot,
+    prepared: &Prepared,
+    context: &crate::operation::RequestContext,
+    headers: &http::HeaderMap,
+) -> Result<(), Refusal> {
+    let limiter = &snapshot.limiter;
+    if limiter.is_empty() {
+        return Ok(());
+    }
+    let roots: Vec<(&str, &str, &str, &SelectionSet)> = prepared
+        .entries
+        .iter()
+        .filter_map(|entry| match entry {
+            RootEntry::Call(call) if call.forbidden.is_none() => {
+                Some((root_name(call.kind), call.root.name.as_str(), call.type_name.as_str(), &call.fields))
+            }
+            _ => None,
+        })
+        .collect();
+    let usage = limiter.usage_of_graphql(&snapshot.graphql, &roots, prepared.cost);
+    let caller = crate::policy::limits::Caller {
+        identity: context.identity.as_deref(),
+        headers,
+        client_ip: context.hash.client_ip,
+    };
+    match limiter.admit(&caller, &usage).await {
+        Ok(_) => Ok(()),
+        Err(refused) => {
+            let code = refused.code();
+            Err(Refusal {
+                headers: refused.headers().to_vec(),
+                ..Refusal::new(code.http_status(), code, refused.to_string())
+            })
+        }
+    }
+}
+
+fn root_name(kind: OperationKind) -> &'static str {
+    match kind {
+        OperationKind::Query => "Query",
+        OperationKind::Mutation => "Mutation",
+        OperationKind::Subscription => "Subscription",
     }
 }

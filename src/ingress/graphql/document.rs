@@ -63,6 +63,8 @@ pub(crate) struct Prepared {
     /// The labels of the `@defer`red fragments, by index.
     pub(crate) defers: Vec<Option<String>>,
     pub(crate) entries: Vec<RootEntry>,
+    /// The operation's estimated cost (rate limits may charge it).
+    pub(crate) cost: u64,
 }
 
 /// A validated, normalised operation before variable values are bound: what the plan cache
@@ -76,6 +78,8 @@ pub(crate) struct Shape {
     entries: Vec<ShapeEntry>,
     /// True when a stitched field below a root field takes arguments (bound per request).
     nested_arguments: bool,
+    /// The estimated cost (set once measured against `graphql.limits`).
+    pub(crate) cost: u64,
 }
 
 /// A declared variable.
@@ -302,6 +306,7 @@ pub(crate) fn shape(
             variables: declared,
             entries,
             nested_arguments: validator.nested_arguments,
+            cost: 0,
         })
     } else {
         Err(validator.errors)
@@ -436,7 +441,7 @@ impl Shape {
                 }
             })
             .collect();
-        Ok(Prepared { kind: self.kind, defers: self.defers.clone(), entries })
+        Ok(Prepared { kind: self.kind, defers: self.defers.clone(), entries, cost: self.cost })
     }
 }
 

@@ -45,11 +45,21 @@ struct Refusal {
     challenge: Option<String>,
     /// The body's errors, when there is more than one thing to say (else one from `message`).
     errors: Option<Vec<Json>>,
+    /// Further response headers (`Retry-After`, `RateLimit`).
+    headers: Vec<(header::HeaderName, HeaderValue)>,
 }
 
 impl Refusal {
     fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
-        Refusal { status, code, message: message.into(), allow: None, challenge: None, errors: None }
+        Refusal {
+            status,
+            code,
+            message: message.into(),
+            allow: None,
+            challenge: None,
+            errors: None,
+            headers: Vec::new(),
+        }
     }
 
     /// 401 for a credential that did not verify.
@@ -72,6 +82,7 @@ impl Refusal {
         if let Some(allow) = self.allow {
             response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
         }
+        response.headers_mut().extend(self.headers);
         if let Some(challenge) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
         }

@@ -72,6 +72,9 @@ pub(super) async fn run_operation(
     if let Err(refusal) = super::authorize::authorize(&served.snapshot, &mut prepared, context.identity.as_deref()) {
         return Outcome::Http(refusal);
     }
+    if let Err(refusal) = super::authorize::admit(&served.snapshot, &prepared, &context, arrival.headers).await {
+        return Outcome::Http(refusal);
+    }
     if prepared.kind == OperationKind::Subscription {
         let message = "subscriptions are served over WebSocket (graphql-transport-ws or graphql-ws) on this path";
         return Outcome::Refused(
@@ -121,6 +124,9 @@ pub(super) async fn start_operation(
     };
     served.snapshot.auth.admit(&mut context, identity);
     if let Err(refusal) = super::authorize::authorize(&served.snapshot, &mut prepared, context.identity.as_deref()) {
+        return Started::Result(Outcome::Http(refusal));
+    }
+    if let Err(refusal) = super::authorize::admit(&served.snapshot, &prepared, &context, arrival.headers).await {
         return Started::Result(Outcome::Http(refusal));
     }
     if incremental && prepared.kind == OperationKind::Query && !prepared.defers.is_empty() {
@@ -248,7 +254,7 @@ fn prepare(
         }
     };
     context.bound_timeout(snapshot.config.rest.timeout.get());
-    crate::ingress::forward::capture_hash_inputs(&mut context, arrival.headers, arrival.client, &snapshot.hash_headers);
+    crate::ingress::forward::capture_hash_inputs(&mut context, arrival.headers, arrival.client, snapshot);
     Ok((prepared, context))
 }
 

@@ -56,7 +56,8 @@ impl ShapeCache {
         if let Some(found) = self.cache.get(&key) {
             return Ok(found);
         }
-        let shaped = shape(&snapshot.graphql, document, operation, variables, snapshot.config.graphql.introspection)?;
+        let mut shaped =
+            shape(&snapshot.graphql, document, operation, variables, snapshot.config.graphql.introspection)?;
         let limits = &snapshot.config.graphql.limits;
         let cost = shaped.estimated_cost(&snapshot.graphql, u64::from(limits.list_size));
         if cost > u64::from(limits.max_cost) {
@@ -66,6 +67,7 @@ impl ShapeCache {
             );
             return Err(vec![DocumentError { message, locations: Vec::new() }]);
         }
+        shaped.cost = cost;
         let shaped = Arc::new(shaped);
         self.cache.insert(key, shaped.clone());
         Ok(shaped)

@@ -1,0 +1,254 @@
+//! Rate limits and quotas against the demo: N allowed, the N+1th refused with the protocol's own
+//! answer (429 with Retry-After and RateLimit headers, RATE_LIMITED, RESOURCE_EXHAUSTED), per
+//! consumer, per field use and per cost; and two gateways sharing one limit through a real
+//! redis-server, with the documented behaviour when it goes away. Windows are an hour long, so
+//! no test depends on the clock.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+
+use crate::support::{RedisServer, TestGateway, demo_snapshot, get_with};
+
+const SECRET: &str = "a-test-secret-that-is-at-least-32-bytes-long";
+
+fn token(sub: &str) -> String {
+    let exp = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs() + 600;
+    let claims = json!({"sub": sub, "exp": exp});
+    let key = EncodingKey::from_secret(SECRET.as_bytes()).expect("key");
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).expect("sign")
+}
+
+fn config(limits: &str) -> String {
+    format!(
+        "[[auth.jwt]]\nname = \"corp\"\nkeys = [{{ algorithm = \"HS256\", secret = \"{SECRET}\" }}]\n{limits}\
+         [backends.catalog]\nendpoints = [\"{{backend}}\"]\nservices = [\"catalog.v1\"]\n"
+    )
+}
+
+async fn graphql(gateway: &TestGateway, query: &str, token: &str) -> (u16, Value, http::HeaderMap) {
+    let response = gateway
+        .client
+        .post(format!("{}/graphql", gateway.base))
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {token}"))
+        .body(json!({ "query": query }).to_string())
+        .send()
+        .await
+        .expect("send");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, response.json().await.expect("json"), headers)
+}
+
+fn bearer(token: &str) -> Vec<(&'static str, String)> {
+    vec![("authorization", format!("Bearer {token}"))]
+}
+
+fn header(headers: &http::HeaderMap, name: &str) -> String {
+    headers.get(name).map(|v| v.to_str().expect("ascii").to_owned()).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn n_calls_pass_and_the_next_is_refused_on_every_protocol_per_consumer() {
+    let limits =
+        "[[rate_limits.rules]]\nname = \"per-user\"\nlimit = 5\nwindow = \"1h\"\nclients = \"authenticated\"\n";
+    let (gateway, _dir) = TestGateway::demo_with_config(&config(limits)).await;
+
+    // REST: five answers counting down, then 429 with Retry-After and the policy.
+    let ada = bearer(&token("ada"));
+    for left in (0..5).rev() {
+        let (status, body, headers) = get_with(&gateway, "/v1/shelves/1/books/1", &ada).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(header(&headers, "ratelimit-policy"), "\"per-user\";q=5;w=3600");
+        assert!(header(&headers, "ratelimit").starts_with(&format!("\"per-user\";r={left};t=")), "{headers:?}");
+    }
+    let (status, body, headers) = get_with(&gateway, "/v1/shelves/1/books/1", &ada).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["code"], 8, "RESOURCE_EXHAUSTED in the google.rpc.Status body");
+    let message = body["message"].as_str().expect("message");
+    assert!(message.starts_with("rate limit `per-user` exceeded (5 requests per 1h); retry in "), "{message}");
+    let retry: u64 = header(&headers, "retry-after").parse().expect("Retry-After seconds");
+    assert!((600..=720).contains(&retry), "one unit comes back every 12 minutes: {retry}");
+    assert_eq!(header(&headers, "ratelimit-policy"), "\"per-user\";q=5;w=3600");
+    assert_eq!(gateway.backend().calls("GetBook"), 5, "the refused call never reached the backend");
+
+    // Anonymous clients are not counted by this rule; another user has their own counter.
+    for _ in 0..8 {
+        assert_eq!(get_with(&gateway, "/v1/shelves/1/books/1", &[]).await.0, 200);
+    }
+    let bob = token("bob");
+    let query = "{ getBook(name: \"shelves/1/books/1\") { title } }";
+    for _ in 0..5 {
+        let (status, body, _) = graphql(&gateway, query, &bob).await;
+        assert_eq!((status, &body["data"]["getBook"]["title"]), (200, &json!("The Left Hand of Darkness")));
+    }
+    let (status, body, headers) = graphql(&gateway, query, &bob).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "RATE_LIMITED");
+    assert!(headers.contains_key("retry-after"));
+
+    // gRPC: RESOURCE_EXHAUSTED.
+    let carol = bearer(&token("carol"));
+    for _ in 0..5 {
+        crate::support::grpc_get_book(&gateway, &carol).await.expect("within the limit");
+    }
+    let refused = crate::support::grpc_get_book(&gateway, &carol).await.expect_err("over the limit");
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+    assert!(refused.message().starts_with("rate limit `per-user` exceeded"), "{}", refused.message());
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn field_uses_and_cost_are_counted_and_a_refused_operation_uses_nothing() {
+    let limits = "[[rate_limits.rules]]\nname = \"ratings\"\nfields = [\"Book.rating\"]\nkey = \"global\"\nlimit = 3\nwindow = \"1h\"\n\
+                  [[rate_limits.rules]]\nname = \"budget\"\nunit = \"cost\"\nlimit = 100\nwindow = \"1h\"\n";
+    let (gateway, _dir) = TestGateway::demo_with_config(&config(limits)).await;
+    let ada = token("ada");
+    // Cost: 1 (listBooks) + 10 expected books × (1 + 1 title + 1 rating [+ 1 again]) = 31 or 41.
+    let twice = "{ listBooks(parent: \"shelves/1\") { books { title rating again: rating } } }";
+    let once = "{ listBooks(parent: \"shelves/1\") { books { title rating } } }";
+    let (status, body, _) = graphql(&gateway, twice, &ada).await;
+    assert_eq!(status, 200, "{body}");
+    // Two more uses of rating would make four: refused, and neither limit is charged.
+    let (status, body, _) = graphql(&gateway, twice, &ada).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body["errors"][0]["message"].as_str().expect("message").starts_with("rate limit `ratings` exceeded"));
+    // One more use fits (3 of 3); the budget has 100 - 41 - 31 = 28 left.
+    let (status, body, _) = graphql(&gateway, once, &ada).await;
+    assert_eq!(status, 200, "{body}");
+    // A query without rating costs 21: under the budget; the next one is over it.
+    let plain = "{ listBooks(parent: \"shelves/1\") { books { title } } }";
+    assert_eq!(graphql(&gateway, plain, &ada).await.0, 200);
+    let (status, body, _) = graphql(&gateway, plain, &ada).await;
+    assert_eq!(status, 429, "{body}");
+    let message = body["errors"][0]["message"].as_str().expect("message");
+    assert!(message.starts_with("rate limit `budget` exceeded (100 cost units per 1h)"), "{message}");
+    assert_eq!(gateway.backend().calls("ListBooks"), 3);
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn quotas_and_client_addresses_through_trusted_proxies() {
+    let limits = "[[rate_limits.quotas]]\nname = \"daily\"\nkey = { header = \"x-tenant\" }\nlimit = 3\nperiod = \"day\"\n\
+                  [[rate_limits.rules]]\nname = \"per-ip\"\nkey = \"client_ip\"\nlimit = 2\nwindow = \"1h\"\nroutes = [\"GET /v1/{parent=shelves/*}/books\"]\n\
+                  [listener]\ntrusted_proxies = [\"127.0.0.0/8\"]\n";
+    let (gateway, _dir) = TestGateway::demo_with_config(&config(limits)).await;
+    let acme = vec![("x-tenant", "acme".to_owned())];
+    for _ in 0..3 {
+        assert_eq!(get_with(&gateway, "/v1/shelves/1/books/1", &acme).await.0, 200);
+    }
+    let (status, body, headers) = get_with(&gateway, "/v1/shelves/1/books/1", &acme).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body["message"].as_str().expect("message").starts_with("quota `daily` exhausted (3 requests per day)"));
+    assert_eq!(header(&headers, "ratelimit-policy"), "\"daily\";q=3;w=86400");
+    assert_eq!(get_with(&gateway, "/v1/shelves/1/books/1", &[("x-tenant", "globex".to_owned())]).await.0, 200);
+    let usage: Value = gateway
+        .client
+        .get(format!("{}/admin/usage", gateway.admin))
+        .send()
+        .await
+        .expect("usage")
+        .json()
+        .await
+        .expect("json");
+    let counters = usage["counters"].as_array().expect("counters");
+    let acme = counters.iter().find(|c| c["consumer"] == "acme").expect("acme's quota");
+    assert_eq!((&acme["kind"], &acme["used"], &acme["quota"]), (&json!("quota"), &json!(3), &json!(3)), "{usage}");
+
+    // The route limit counts the address the trusted proxy (the loopback peer) names.
+    let from = |ip: &str| vec![("x-forwarded-for", format!("6.6.6.6, {ip}")), ("x-tenant", ip.to_owned())];
+    for _ in 0..2 {
+        assert_eq!(get_with(&gateway, "/v1/shelves/1/books", &from("198.51.100.1")).await.0, 200);
+    }
+    assert_eq!(get_with(&gateway, "/v1/shelves/1/books", &from("198.51.100.1")).await.0, 429);
+    assert_eq!(get_with(&gateway, "/v1/shelves/1/books", &from("198.51.100.2")).await.0, 200);
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn two_gateways_share_one_limit_through_redis_and_fail_as_configured() {
+    let mut redis = RedisServer::start().await;
+    let shared = |failure: &str| {
+        config(&format!(
+            "[redis]\nurls = [\"{}\"]\nkey_prefix = \"test-{}\"\n[rate_limits]\nstore = \"redis\"\non_store_error = \"{failure}\"\n\
+             [[rate_limits.rules]]\nname = \"shared\"\nkey = \"global\"\nlimit = 10\nwindow = \"1h\"\n",
+            redis.url,
+            std::process::id()
+        ))
+    };
+    let (open, _a) = TestGateway::demo_with_config(&shared("open")).await;
+    let (closed, _b) = TestGateway::demo_with_config(&shared("closed")).await;
+    let mut statuses = Vec::new();
+    for i in 0..14 {
+        let gateway = if i % 2 == 0 { &open } else { &closed };
+        statuses.push(get_with(gateway, "/v1/shelves/1/books/1", &[]).await.0);
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 10, "{statuses:?}");
+    assert_eq!(&statuses[10..], &[429, 429, 429, 429], "{statuses:?}");
+    // Either gateway's admin API reads the shared counter.
+    let usage: Value = closed
+        .client
+        .get(format!("{}/admin/usage", closed.admin))
+        .send()
+        .await
+        .expect("usage")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(usage["store"], "redis", "{usage}");
+    assert_eq!(usage["counters"][0]["limit"], "shared", "{usage}");
+    assert_eq!(usage["counters"][0]["consumer"], "*", "{usage}");
+    assert_eq!(usage["counters"][0]["remaining"], 0, "{usage}");
+
+    // Redis goes away: `open` lets calls through uncounted, `closed` refuses them with 503.
+    redis.stop();
+    let (status, _, _) = get_with(&open, "/v1/shelves/1/books/1", &[]).await;
+    assert_eq!(status, 200);
+    let (status, body, _) = get_with(&closed, "/v1/shelves/1/books/1", &[]).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["message"].as_str().expect("message").starts_with("the rate-limit store (redis) is unreachable"));
+    open.shutdown().await;
+    closed.shutdown().await;
+}
+
+#[test]
+fn bad_limit_config_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let table = [
+        (
+            "[[rate_limits.rules]]\nname = \"a b\"\nlimit = 1\nwindow = \"1s\"\n",
+            "rate_limits.rules[0].name",
+            "not a limit name",
+        ),
+        (
+            "[[rate_limits.rules]]\nname = \"a\"\nlimit = 0\nwindow = \"1s\"\n",
+            "rate_limits.rules[0].limit",
+            "at least 1",
+        ),
+        (
+            "[[rate_limits.rules]]\nname = \"a\"\nlimit = 1\nwindow = \"0s\"\n",
+            "rate_limits.rules[0].window",
+            "longer than zero",
+        ),
+        (
+            "[[rate_limits.rules]]\nname = \"a\"\nlimit = 1\nwindow = \"1s\"\n[[rate_limits.quotas]]\nname = \"a\"\nlimit = 1\nperiod = \"day\"\n",
+            "rate_limits.quotas[0].name",
+            "names two limits",
+        ),
+        (
+            "[[rate_limits.rules]]\nname = \"a\"\nlimit = 1\nwindow = \"1s\"\nkey = { header = \"bad header\" }\n",
+            "rate_limits.rules[0].key",
+            "not a header name",
+        ),
+        ("[rate_limits]\nstore = \"redis\"\n", "redis.urls", "at least one URL"),
+        ("[rate_limits]\nstore = \"redis\"\n[redis]\nurls = [\"http://x\"]\n", "redis.urls[0]", "not a Redis URL"),
+        ("[listener]\ntrusted_proxies = [\"10.0.0.0/33\"]\n", "listener.trusted_proxies[0]", "not an IP address"),
+    ];
+    for (text, key, message) in table {
+        let problems = demo_snapshot(dir.path(), text).expect_err(text);
+        let found = problems.iter().find(|p| p.path == key).unwrap_or_else(|| panic!("{text}: {problems:?}"));
+        assert!(found.message.contains(message), "{text}: {found:?}");
+    }
+}
