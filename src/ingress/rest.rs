@@ -119,7 +119,7 @@ fn authorize(snapshot: &crate::snapshot::Snapshot, call: &Call) -> Result<(), cr
     let identity = call.context.identity.as_deref();
     policies.check_method(&call.route.method, identity)?;
     let entry = snapshot.routes.route(call.route_index);
-    policies.check_route(call.route_index, &format!("{} {}", entry.method, entry.template), identity)
+    policies.check_route(call.route_index, &format_args!("{} {}", entry.method, entry.template), identity)
 }
 
 /// Charges the call against the rate limits and quotas that count it.

@@ -57,7 +57,7 @@ impl PolicySet {
                 Ok(requirement) => {
                     let index = set.requirements.len();
                     set.requirements.push(requirement);
-                    set.targets.add_method(method_path(method), index);
+                    set.targets.add_method(method.full_name().to_owned(), index);
                 }
                 Err((key, why)) => problems
                     .push(Problem::error(format!("{}: (switchyard.v1.method).auth.{key}", method.full_name()), why)),
@@ -82,12 +82,20 @@ impl PolicySet {
         if self.is_empty() {
             return Ok(());
         }
-        let path = method_path(method);
-        self.check_rules(self.targets.method(&path), &path, identity)
+        let rules = self.targets.method(method);
+        if rules.is_empty() {
+            return Ok(());
+        }
+        self.check_rules(rules, &method_path(method), identity)
     }
 
     /// Checks a REST call of route `index` (`name` as `switchyard routes` prints it).
-    pub fn check_route(&self, index: usize, name: &str, identity: Option<&Identity>) -> Result<(), Denial> {
+    pub fn check_route(
+        &self,
+        index: usize,
+        name: &dyn std::fmt::Display,
+        identity: Option<&Identity>,
+    ) -> Result<(), Denial> {
         self.check_rules(self.targets.route(index), name, identity)
     }
 
@@ -97,10 +105,15 @@ impl PolicySet {
         if rules.is_empty() {
             return Ok(());
         }
-        self.check_rules(rules, &format!("{type_name}.{field}"), identity)
+        self.check_rules(rules, &format_args!("{type_name}.{field}"), identity)
     }
 
-    fn check_rules(&self, rules: &[usize], target: &str, identity: Option<&Identity>) -> Result<(), Denial> {
+    fn check_rules(
+        &self,
+        rules: &[usize],
+        target: &dyn std::fmt::Display,
+        identity: Option<&Identity>,
+    ) -> Result<(), Denial> {
         for &rule in rules {
             self.requirements[rule].check(target, identity)?;
         }

@@ -62,8 +62,9 @@ impl Requirement {
         Ok(Requirement { scopes_any: rule.scopes_any.clone(), scopes_all: rule.scopes_all.clone(), claims })
     }
 
-    /// Checks `identity` against the requirement guarding `target` (named in the message).
-    pub fn check(&self, target: &str, identity: Option<&Identity>) -> Result<(), Denial> {
+    /// Checks `identity` against the requirement guarding `target` (named in the message, which
+    /// is only written when the check fails).
+    pub fn check(&self, target: &dyn std::fmt::Display, identity: Option<&Identity>) -> Result<(), Denial> {
         let Some(identity) = identity else {
             return Err(Denial { anonymous: true, message: format!("{target} requires authentication") });
         };
@@ -227,10 +228,10 @@ mod tests {
             (rule(|r| r.claims = vec![claim("scope", None, Some("books:write"), None)]), None),
         ];
         for (i, (requirement, expected)) in cases.iter().enumerate() {
-            let got = requirement.check("T", Some(&alice)).err().map(|d| d.message);
+            let got = requirement.check(&"T", Some(&alice)).err().map(|d| d.message);
             assert_eq!(got.as_deref(), *expected, "case {i}");
         }
-        let anonymous = rule(|r| r.authenticated = true).check("T", None).expect_err("refused");
+        let anonymous = rule(|r| r.authenticated = true).check(&"T", None).expect_err("refused");
         assert_eq!((anonymous.anonymous, anonymous.message.as_str()), (true, "T requires authentication"));
         assert_eq!(anonymous.code(), ErrorCode::Unauthenticated);
     }

@@ -4,7 +4,7 @@
 //! GraphQL fields that call it, so it holds whichever protocol reaches the method. Authorization
 //! rules and rate limits share this index.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use prost_reflect::{DescriptorPool, MethodDescriptor};
 
@@ -89,7 +89,7 @@ impl Targets<'_> {
 /// Rule numbers by target.
 #[derive(Debug, Default)]
 pub(super) struct TargetIndex {
-    /// `pkg.Service/Method` → rules.
+    /// `pkg.Service.Method` → rules.
     methods: HashMap<String, Vec<usize>>,
     /// Route index → rules.
     routes: HashMap<usize, Vec<usize>>,
@@ -109,16 +109,20 @@ impl TargetIndex {
         problems: &mut Vec<Problem>,
     ) {
         for (j, pattern) in targets.methods.iter().enumerate() {
-            let matched: Vec<String> =
-                served.methods.iter().map(method_path).filter(|path| method_matches(pattern, path)).collect();
+            let matched: Vec<String> = served
+                .methods
+                .iter()
+                .filter(|method| method_matches(pattern, &method_path(method)))
+                .map(|method| method.full_name().to_owned())
+                .collect();
             if matched.is_empty() {
                 problems.push(Problem::warning(
                     at(&format!("methods[{j}]")),
                     format!("no registered method matches `{pattern}`"),
                 ));
             }
-            for path in matched {
-                self.add_method(path, rule);
+            for full_name in matched {
+                self.add_method(full_name, rule);
             }
         }
         for (j, pattern) in targets.routes.iter().enumerate() {
@@ -172,9 +176,9 @@ impl TargetIndex {
         }
     }
 
-    /// Targets method `path` with `rule`.
-    pub(super) fn add_method(&mut self, path: String, rule: usize) {
-        push_once(self.methods.entry(path).or_default(), rule);
+    /// Targets the method named `full_name` (`pkg.Service.Method`) with `rule`.
+    pub(super) fn add_method(&mut self, full_name: String, rule: usize) {
+        push_once(self.methods.entry(full_name).or_default(), rule);
     }
 
     fn add_field(&mut self, type_name: &str, field: &str, rule: usize) {
@@ -197,7 +201,7 @@ impl TargetIndex {
                         _ => None,
                     },
                 };
-                if let Some(rules) = method.and_then(|m| self.methods.get(&method_path(m))) {
+                if let Some(rules) = method.and_then(|m| self.methods.get(m.full_name())) {
                     targeted.push((root_name(*kind).to_owned(), field.name.clone(), rules.clone()));
                 }
             }
@@ -206,7 +210,7 @@ impl TargetIndex {
             let TypeDef::Object { fields, .. } = definition else { continue };
             for field in fields {
                 if let Some(BoundCall::Grpc { method, .. }) = field.binding().map(|b| &b.call)
-                    && let Some(rules) = self.methods.get(&method_path(method))
+                    && let Some(rules) = self.methods.get(method.full_name())
                 {
                     targeted.push((type_name.clone(), field.name.clone(), rules.clone()));
                 }
@@ -219,9 +223,9 @@ impl TargetIndex {
         }
     }
 
-    /// The rules targeting method `path`.
-    pub(super) fn method(&self, path: &str) -> &[usize] {
-        self.methods.get(path).map(Vec::as_slice).unwrap_or_default()
+    /// The rules targeting `method`.
+    pub(super) fn method(&self, method: &MethodDescriptor) -> &[usize] {
+        self.methods.get(method.full_name()).map(Vec::as_slice).unwrap_or_default()
     }
 
     /// The rules targeting route `index`.

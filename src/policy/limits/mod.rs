@@ -237,7 +237,7 @@ impl Limiter {
             return Usage::default();
         }
         let mut counts = vec![0u64; self.limits.len()];
-        for &limit in self.targets.method(&method_path(method)) {
+        for &limit in self.targets.method(method) {
             counts[limit] += 1;
         }
         if let Some(route) = route {
