@@ -47,10 +47,7 @@ fn fifty_book_fields() -> SelectionSet {
         forbidden: None,
     };
     let fields = (0..50).map(|i| leaf(format!("f{i}"), names[i % names.len()])).collect();
-    let books = FieldSelection {
-        children: SelectionSet { fields },
-        ..leaf("books".into(), "books")
-    };
+    let books = FieldSelection { children: SelectionSet { fields }, ..leaf("books".into(), "books") };
     SelectionSet { fields: vec![books] }
 }
 
@@ -75,8 +72,12 @@ fn policy(c: &mut Criterion) {
                 || selection.clone(),
                 |mut selection| {
                     snapshot.policies.check_field("Query", "listBooks", Some(who)).expect("allowed");
-                    let marked =
-                        snapshot.policies.mark_forbidden(&snapshot.graphql, "ListBooksResponse", &mut selection, Some(who));
+                    let marked = snapshot.policies.mark_forbidden(
+                        &snapshot.graphql,
+                        "ListBooksResponse",
+                        &mut selection,
+                        Some(who),
+                    );
                     black_box(marked)
                 },
                 BatchSize::SmallInput,

@@ -23,8 +23,10 @@ pub use crate::upstream::Cluster;
 /// Where a snapshot is built from: a config file, directories and the CLI's quick flags.
 #[derive(Debug, Clone, Default)]
 pub struct SnapshotSources {
-    /// The config file, if any (without one, defaults apply).
+    /// The config file, if any (without one, `embedded_config` or the defaults apply).
     pub config_file: Option<PathBuf>,
+    /// Config text made by the binary itself (the demo's), used when there is no config file.
+    pub embedded_config: Option<String>,
     /// Overrides `sources.descriptors`.
     pub descriptors: Option<PathBuf>,
     /// Overrides `sources.schemas`.
@@ -151,7 +153,14 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
             }
             Err(found) => return Err(found),
         },
-        None => Config::default(),
+        None => match &sources.embedded_config {
+            Some(text) => {
+                let (config, warnings) = crate::config::parse_config(text, &|name| std::env::var(name).ok())?;
+                problems.extend(warnings);
+                config
+            }
+            None => Config::default(),
+        },
     };
     if let Some(listen) = sources.listen {
         config.listener.listen = listen;

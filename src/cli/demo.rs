@@ -8,7 +8,8 @@ use clap::Args;
 
 use super::{CommandResult, Failure};
 use crate::demo::{
-    DEMO_AUTHORS_SOURCE, DEMO_SERVICE, demo_registration, demo_schemas, start_demo_authors, start_demo_backend_replicas,
+    DEMO_AUTHORS_SOURCE, DEMO_SERVICE, DemoSecurity, demo_registration, demo_schemas, demo_security,
+    start_demo_authors, start_demo_backend_replicas,
 };
 use crate::server::start_server;
 use crate::snapshot::{BackendFlag, SnapshotSources};
@@ -28,7 +29,9 @@ pub(crate) async fn run(args: DemoArgs) -> CommandResult {
     // a database); GET /admin/clusters shows how the calls spread.
     let replicas = start_demo_backend_replicas(3).await.map_err(Failure::runtime)?;
     let authors = start_demo_authors(SocketAddr::from(([127, 0, 0, 1], 0))).await.map_err(Failure::runtime)?;
+    let security = demo_security().map_err(|why| Failure::runtime(anyhow::anyhow!(why)))?;
     let sources = SnapshotSources {
+        embedded_config: Some(security.config.clone()),
         embedded: vec![demo_registration().map_err(Failure::runtime)?],
         embedded_schemas: demo_schemas(),
         no_descriptor_dir: true,
@@ -43,7 +46,7 @@ pub(crate) async fn run(args: DemoArgs) -> CommandResult {
     };
     let (gateway, mut signal) = super::serve::start(sources).await?;
     let server = start_server(gateway).await.map_err(Failure::runtime)?;
-    print_banner(server.gateway_addr, server.admin_addr, &replicas[0].url(), &authors.url());
+    print_banner(server.gateway_addr, server.admin_addr, &replicas[0].url(), &authors.url(), &security);
     signal.recv().await;
     let _ = writeln!(std::io::stdout(), "shutting down");
     server.shutdown().await;
@@ -54,7 +57,8 @@ pub(crate) async fn run(args: DemoArgs) -> CommandResult {
     Ok(())
 }
 
-fn print_banner(gateway: SocketAddr, admin: SocketAddr, backend: &str, authors: &str) {
+fn print_banner(gateway: SocketAddr, admin: SocketAddr, backend: &str, authors: &str, security: &DemoSecurity) {
+    let (token, api_key) = (&security.token, &security.api_key);
     let backend_addr = backend.trim_start_matches("http://");
     let g = format!("http://{gateway}");
     // A closed stdout (a parent that stopped reading) must not stop the demo.
@@ -112,6 +116,17 @@ Native gRPC through the gateway (it answers reflection and health itself):
   grpcurl -plaintext {gateway} list
   grpcurl -plaintext -d '{{\"name\":\"shelves/1/books/1\"}}' {gateway} {DEMO_SERVICE}/GetBook
   grpcurl -plaintext -d '{{\"service\":\"{DEMO_SERVICE}\"}}' {gateway} grpc.health.v1.Health/Check
+
+Security: a JWT provider, an API key, a rule on Book.rating (scope staff) and a rate limit
+of 60 calls a minute for authenticated clients (anonymous clients are not limited):
+  TOKEN={token}
+  curl -s {g}/graphql -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\
+       -d '{{\"query\":\"{{ getBook(name: \\\"shelves/1/books/1\\\") {{ title rating }} }}\"}}'
+  curl -s {g}/graphql -H 'content-type: application/json' \\
+       -d '{{\"query\":\"{{ getBook(name: \\\"shelves/1/books/1\\\") {{ title rating }} }}\"}}'   # rating: null, FORBIDDEN
+  curl -si {g}/v1/shelves/1/books/1 -H \"authorization: Bearer $TOKEN\"   # RateLimit headers
+  curl -s {g}/v1/shelves/1/books/1 -H 'x-api-key: {api_key}'
+  curl -s http://{admin}/admin/usage                 # counters per consumer
 
 Errors name what was wrong:
   curl -s -X POST {g}/v1/shelves/1/books -H 'content-type: application/json' -d '{{\"title\":\"x\",\"isbn\":\"abc\"}}'

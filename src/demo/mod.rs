@@ -7,6 +7,7 @@ mod authors;
 mod backend;
 mod catalog;
 mod fields;
+mod security;
 
 use std::sync::OnceLock;
 
@@ -16,6 +17,7 @@ use crate::registry::{Registration, RegistryError};
 
 pub use authors::{DemoAuthors, start_demo_authors};
 pub use backend::{DemoBackend, DemoError, start_demo_backend, start_demo_backend_replicas};
+pub use security::{DemoSecurity, demo_security};
 
 /// The demo's schema files (the authors REST source stitched to the catalog), by path, as
 /// embedded in the binary.

@@ -27,6 +27,24 @@ fn the_demo_starts_answers_health_and_stops_on_sigint() {
     assert_eq!(ready["ready"], true);
     assert_eq!(ready["services"]["catalog.v1.Catalog"], "catalog.v1", "the gateway is wired to the demo backend");
 
+    // The printed token works: its calls are rate limited (anonymous ones are not), and it may
+    // see the field the demo's rule guards.
+    let token = demo.text_after("TOKEN=");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let (limited, anonymous, rating) = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let book = format!("{gateway}/v1/shelves/1/books/1");
+        let limited = client.get(&book).bearer_auth(&token).send().await.expect("send");
+        let anonymous = client.get(&book).send().await.expect("send");
+        let query = serde_json::json!({"query": "{ getBook(name: \"shelves/1/books/1\") { rating } }"});
+        let graphql = client.post(format!("{gateway}/graphql")).bearer_auth(&token).json(&query).send().await;
+        let body: serde_json::Value = graphql.expect("send").json().await.expect("json");
+        (limited.headers().get("ratelimit-policy").cloned(), anonymous.headers().get("ratelimit-policy").cloned(), body)
+    });
+    assert_eq!(limited.expect("a limit applies to the token").to_str().expect("ascii"), "\"demo\";q=60;w=60");
+    assert_eq!(anonymous, None, "anonymous clients are not limited");
+    assert_eq!(rating["data"]["getBook"]["rating"], 46, "{rating}");
+
     let (status, body) = get(&format!("{gateway}/no/such/route"));
     assert_eq!(status, 404);
     assert!(body.contains("no route matches GET /no/such/route"), "{body}");

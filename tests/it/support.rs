@@ -68,6 +68,19 @@ impl Running {
         }
     }
 
+    /// Waits for a stdout line containing `marker` and returns the rest of it, trimmed.
+    pub(crate) fn text_after(&mut self, marker: &str) -> String {
+        loop {
+            if let Some(line) = self.seen.iter().find(|l| l.contains(marker)) {
+                return line[line.find(marker).expect("marker") + marker.len()..].trim().to_owned();
+            }
+            match self.lines.recv_timeout(HANG) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => panic!("no line with {marker:?}; saw {:#?}", self.seen),
+            }
+        }
+    }
+
     pub(crate) fn signal(&self, name: &str) {
         let status = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status();
         assert!(status.expect("kill runs").success());
