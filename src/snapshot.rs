@@ -113,6 +113,8 @@ pub struct Snapshot {
     pub limiter: crate::policy::limits::Limiter,
     /// `listener.trusted_proxies`, parsed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The gateway listener's TLS (`listener.tls`), read from its files at this build.
+    pub tls: Option<crate::server::tls::ServerTls>,
 }
 
 impl Snapshot {
@@ -255,6 +257,16 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
         problems.extend(found);
         (policies, limiter)
     };
+    let tls = match &config.listener.tls {
+        Some(tls) => match crate::server::tls::server_config(tls) {
+            Ok(server) => Some(server),
+            Err((key, why)) => {
+                problems.push(Problem::error(format!("listener.tls.{key}"), why));
+                None
+            }
+        },
+        None => None,
+    };
     let mut trusted_proxies = Vec::new();
     for (i, text) in config.listener.trusted_proxies.iter().enumerate() {
         let parsed = text.parse::<ipnet::IpNet>().or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
@@ -300,6 +312,7 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
         policies,
         limiter,
         trusted_proxies,
+        tls,
     })
 }
 

@@ -21,6 +21,9 @@ pub struct AuthConfig {
     /// Claims of verified credentials sent to backends as headers (gRPC metadata). Copies of
     /// these headers sent by the client are always removed first, so a backend can trust them.
     pub forward: Vec<ClaimHeader>,
+    /// A verified TLS client certificate (`listener.tls.client_auth`) identifies a request that
+    /// presents no token or API key: its subject's CN (or whole DN) is the subject.
+    pub client_certificates: bool,
 }
 
 /// One claim forwarded as a header: `{ claim = "sub", header = "x-user-id" }`.

@@ -107,6 +107,40 @@ pub struct ListenerConfig {
     /// Proxies (addresses or CIDR blocks) whose `X-Forwarded-For` / `Forwarded` headers name
     /// the client; from anyone else those headers are ignored.
     pub trusted_proxies: Vec<String>,
+    /// TLS termination (HTTP/2 and HTTP/1.1 by ALPN); without it the listener speaks plain
+    /// HTTP/1.1 and h2c.
+    pub tls: Option<ListenerTlsConfig>,
+}
+
+/// The gateway listener's certificate, and optionally the CAs its clients' certificates must
+/// chain to. The files are read when the config is loaded and on every reload; new
+/// connections use the newest, open ones keep theirs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// PEM CAs that client certificates must chain to (mutual TLS).
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+    /// `none`, `optional` (verified when presented) or `required`.
+    #[serde(default)]
+    pub client_auth: ClientAuth,
+}
+
+/// Whether clients must present a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// No client certificates are asked for.
+    #[default]
+    None,
+    /// A certificate is asked for and verified when presented.
+    Optional,
+    /// Connections without a valid client certificate are refused.
+    Required,
 }
 
 impl Default for ListenerConfig {
@@ -122,6 +156,7 @@ impl Default for ListenerConfig {
             max_header_bytes: 64 * 1024,
             max_uri_bytes: 8 * 1024,
             trusted_proxies: Vec::new(),
+            tls: None,
         }
     }
 }

@@ -8,6 +8,7 @@
 
 mod api_keys;
 mod authorize;
+pub mod client_cert;
 pub mod jwt;
 pub mod keys;
 pub mod limits;
@@ -96,6 +97,17 @@ impl moka::Expiry<[u8; 32], Verified> for AtExpiry {
             verified.identity.expires_at.map_or(CACHE_TTL_CAP, |exp| Duration::from_secs(exp.saturating_sub(now())));
         Some(left.min(CACHE_TTL_CAP))
     }
+}
+
+/// The identity of a verified TLS client certificate, as the listener describes it.
+fn client_certificate_identity(headers: &HeaderMap) -> Option<Arc<Identity>> {
+    let value = headers.get(client_cert::CLIENT_CERT_HEADER)?.to_str().ok()?;
+    let (subject, dn, hash) = client_cert::client_cert_subject(value)?;
+    let mut claims = serde_json::Map::new();
+    claims.insert("sub".into(), serde_json::Value::String(subject.clone()));
+    claims.insert("dn".into(), serde_json::Value::String(dn));
+    claims.insert("x5t#S256".into(), serde_json::Value::String(hash));
+    Some(Arc::new(Identity { provider: "mtls".into(), subject, scopes: Vec::new(), claims, expires_at: None }))
 }
 
 /// A claim's header value: strings as they are, lists joined with commas, other values as
@@ -188,7 +200,7 @@ impl Authenticator {
 
     /// Whether any credential is configured (else every request is anonymous).
     pub fn is_enabled(&self) -> bool {
-        !self.providers.is_empty() || self.api_keys.is_some()
+        !self.providers.is_empty() || self.api_keys.is_some() || self.config.client_certificates
     }
 
     /// The identity the request's credentials prove: None when it presents none, an error when
@@ -206,6 +218,9 @@ impl Authenticator {
             && let Some(found) = keys.identify(credentials.headers, credentials.query)?
         {
             identity = identity.or(Some(found));
+        }
+        if identity.is_none() && self.config.client_certificates {
+            identity = client_certificate_identity(credentials.headers);
         }
         Ok(identity)
     }

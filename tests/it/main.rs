@@ -20,4 +20,5 @@ mod rest_stream;
 mod server;
 mod stitching;
 mod subscriptions;
+mod tls_listener;
 mod support;

@@ -4,6 +4,8 @@
 //! in-flight requests within a deadline, then close what is left. This module owns sockets and
 //! the snapshot's first installation; it knows nothing of protocols beyond HTTP.
 
+pub mod tls;
+
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
@@ -22,7 +24,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
@@ -119,7 +121,13 @@ pub async fn start_server(gateway: Arc<Gateway>) -> Result<RunningServer, Server
     let admin_settings = ListenerSettings { max_connections: 256, ..settings.clone() };
     let (stop, stopped) = watch::channel(false);
     let listeners = vec![
-        tokio::spawn(serve_listener(gateway_listener, gateway_router(gateway.clone()), settings, stopped.clone())),
+        tokio::spawn(serve_listener_tls(
+            gateway_listener,
+            gateway_router(gateway.clone()),
+            settings,
+            stopped.clone(),
+            Some(snapshot_tls(gateway.clone())),
+        )),
         tokio::spawn(serve_listener(admin_listener, admin_router(gateway.clone()), admin_settings, stopped)),
     ];
     gateway.set_ready(true);
@@ -148,14 +156,34 @@ impl RunningServer {
     }
 }
 
-/// Accepts connections until `stop`, then drains them.
+/// Where a listener finds its TLS settings for each new connection (None: plain).
+pub type TlsSource = Arc<dyn Fn() -> Option<tls::ServerTls> + Send + Sync>;
+
+/// The gateway listener's TLS: the current snapshot's, so a reload renews it for new connections.
+fn snapshot_tls(gateway: Arc<Gateway>) -> TlsSource {
+    Arc::new(move || gateway.snapshot().tls.clone())
+}
+
+/// Accepts plain connections until `stop`, then drains them.
 pub async fn serve_listener(
     listener: TcpListener,
     router: Router,
     settings: ListenerSettings,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> DrainReport {
-    let builder = connection_builder(&settings);
+    serve_listener_tls(listener, router, settings, stop, None).await
+}
+
+/// Accepts connections until `stop`, then drains them; with `tls`, each connection's TLS
+/// handshake must finish within the header-read timeout.
+pub async fn serve_listener_tls(
+    listener: TcpListener,
+    router: Router,
+    settings: ListenerSettings,
+    mut stop: watch::Receiver<bool>,
+    tls: Option<TlsSource>,
+) -> DrainReport {
+    let builder = Arc::new(connection_builder(&settings));
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(settings.max_connections));
     let mut connections = JoinSet::new();
@@ -180,13 +208,31 @@ pub async fn serve_listener(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let activity = Arc::new(Activity::new());
-        let service = connection_service(router.clone(), activity.clone(), peer);
-        let io = TokioIo::new(TrackedIo { inner: stream, activity: activity.clone() });
-        let connection = builder.serve_connection_with_upgrades(io, service).into_owned();
-        let connection = graceful.watch(connection);
-        let idle_timeout = settings.idle_timeout;
+        let server_tls = tls.as_ref().and_then(|source| source());
+        let (builder, router, watcher) = (builder.clone(), router.clone(), graceful.watcher());
+        let (idle_timeout, handshake_timeout) = (settings.idle_timeout, settings.header_read_timeout);
         connections.spawn(async move {
+            let transport = match server_tls {
+                None => tls::Transport::Plain(stream),
+                Some(config) => {
+                    let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
+                    match tokio::time::timeout(handshake_timeout, accept).await {
+                        Ok(Ok(stream)) => tls::Transport::Tls(Box::new(stream)),
+                        Ok(Err(error)) => {
+                            tracing::debug!(%peer, %error, "TLS handshake failed");
+                            return drop(permit);
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake not finished in time");
+                            return drop(permit);
+                        }
+                    }
+                }
+            };
+            let activity = Arc::new(Activity::new());
+            let service = connection_service(router, activity.clone(), peer, transport.client_cert());
+            let io = TokioIo::new(TrackedIo { inner: transport, activity: activity.clone() });
+            let connection = watcher.watch(builder.serve_connection_with_upgrades(io, service).into_owned());
             tokio::select! {
                 result = connection => {
                     if let Err(error) = result {
@@ -240,10 +286,17 @@ struct ConnectionService {
     router: Router,
     activity: Arc<Activity>,
     peer: SocketAddr,
+    /// `X-Forwarded-Client-Cert` for the connection's verified client certificate.
+    client_cert: Option<http::HeaderValue>,
 }
 
-fn connection_service(router: Router, activity: Arc<Activity>, peer: SocketAddr) -> ConnectionService {
-    ConnectionService { router, activity, peer }
+fn connection_service(
+    router: Router,
+    activity: Arc<Activity>,
+    peer: SocketAddr,
+    client_cert: Option<http::HeaderValue>,
+) -> ConnectionService {
+    ConnectionService { router, activity, peer, client_cert }
 }
 
 /// The client's address, as a request extension (the operation's `RequestContext::client`).
@@ -260,6 +313,11 @@ impl hyper::service::Service<http::Request<Incoming>> for ConnectionService {
         let router = self.router.clone();
         let mut request = request;
         request.extensions_mut().insert(ClientAddr(self.peer));
+        // Only the listener speaks for a client certificate.
+        request.headers_mut().remove(tls::CLIENT_CERT_HEADER);
+        if let Some(cert) = &self.client_cert {
+            request.headers_mut().insert(tls::CLIENT_CERT_HEADER, cert.clone());
+        }
         Box::pin(async move {
             let response = router.oneshot(request.map(Body::new)).await?;
             Ok(response.map(|body| Body::new(GuardedBody { inner: body, _guard: guard })))
@@ -346,7 +404,7 @@ impl http_body::Body for GuardedBody {
 
 /// A socket that records when bytes last moved.
 struct TrackedIo {
-    inner: TcpStream,
+    inner: tls::Transport,
     activity: Arc<Activity>,
 }
 
