@@ -105,6 +105,8 @@ pub struct Snapshot {
     pub warnings: Vec<Problem>,
     /// Request headers some cluster hashes calls on (lower case; a cookie's is `cookie`).
     pub hash_headers: Vec<String>,
+    /// Identity claims some cluster hashes calls on.
+    pub hash_claims: Vec<String>,
     /// Verifies credentials (kept across reloads that leave `[auth]` as it was).
     pub auth: std::sync::Arc<crate::policy::Authenticator>,
     /// Authorization rules, indexed by method, route and GraphQL field.
@@ -295,6 +297,15 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
         .collect();
     hash_headers.sort();
     hash_headers.dedup();
+    let mut hash_claims: Vec<String> = clusters
+        .values()
+        .filter_map(|c| match &c.hash_on {
+            Some(crate::config::HashOn::Claim(claim)) => Some(claim.clone()),
+            _ => None,
+        })
+        .collect();
+    hash_claims.sort();
+    hash_claims.dedup();
     Ok(Snapshot {
         generation,
         built_at: SystemTime::now(),
@@ -308,6 +319,7 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
         schema_files,
         warnings: problems,
         hash_headers,
+        hash_claims,
         auth,
         policies,
         limiter,

@@ -386,6 +386,10 @@ pub enum HashOn {
     Cookie(String),
     /// `"client_ip"`: the client's IP address.
     ClientIp,
+    /// `{ claim = "sub" }`: a claim of the verified identity (dotted path; `sub` works for API
+    /// keys and client certificates too), so a user's calls stay on one endpoint whatever
+    /// device or address they come from.
+    Claim(String),
 }
 
 /// One endpoint of a backend: its URL, or its URL and weight.

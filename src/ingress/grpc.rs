@@ -101,6 +101,10 @@ pub(crate) async fn handle_grpc(served: Arc<Served>, local_grpc: &LocalGrpcCache
     }
     let (mut parts, body) = request.into_parts();
     snapshot.auth.admit_headers(&mut parts.headers, identity.as_deref());
+    if !snapshot.hash_claims.is_empty() {
+        let claims = crate::policy::hash_claim_values(identity.as_deref(), &snapshot.hash_claims);
+        parts.extensions.insert(crate::operation::HashClaims(claims));
+    }
     for name in HOP_BY_HOP {
         parts.headers.remove(*name);
     }

@@ -169,7 +169,7 @@ pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Resp
     };
     let credentials = crate::policy::Credentials { headers: &parts.headers, query: parts.uri.query() };
     match served.snapshot.auth.authenticate(credentials).await {
-        Ok(identity) => served.snapshot.auth.admit(&mut call.context, identity),
+        Ok(identity) => served.snapshot.auth.admit(&mut call.context, identity, &served.snapshot.hash_claims),
         Err(error) => return unauthenticated_response(&error),
     }
     if let Err(denial) = authorize(&served.snapshot, &call) {

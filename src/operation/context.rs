@@ -113,6 +113,11 @@ impl Identity {
     }
 }
 
+/// The identity claims clusters hash on, carried as a request extension on passed-through gRPC
+/// calls (which have no operation context).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HashClaims(pub Vec<(String, String)>);
+
 /// What a consistent-hashing balancer may take a call's key from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HashInputs {
@@ -120,4 +125,6 @@ pub struct HashInputs {
     pub client_ip: Option<std::net::IpAddr>,
     /// Request headers a cluster hashes on.
     pub headers: Metadata,
+    /// Claims of the verified identity a cluster hashes on: (claim, its text).
+    pub claims: Vec<(String, String)>,
 }

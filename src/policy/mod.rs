@@ -99,6 +99,18 @@ impl moka::Expiry<[u8; 32], Verified> for AtExpiry {
     }
 }
 
+/// The values of `claims` in `identity`, for consistent hashing.
+pub fn hash_claim_values(identity: Option<&Identity>, claims: &[String]) -> Vec<(String, String)> {
+    let Some(identity) = identity else { return Vec::new() };
+    claims
+        .iter()
+        .filter_map(|claim| {
+            let value = identity.claim(claim)?;
+            Some((claim.clone(), value.as_str().map_or_else(|| value.to_string(), str::to_owned)))
+        })
+        .collect()
+}
+
 /// The identity of a verified TLS client certificate, as the listener describes it.
 fn client_certificate_identity(headers: &HeaderMap) -> Option<Arc<Identity>> {
     let value = headers.get(client_cert::CLIENT_CERT_HEADER)?.to_str().ok()?;
@@ -275,8 +287,15 @@ impl Authenticator {
     }
 
     /// Puts `identity` on `context` and sets the `[[auth.forward]]` headers from it, after
-    /// removing any copies the client sent (whether or not there is an identity).
-    pub fn admit(&self, context: &mut crate::operation::RequestContext, identity: Option<Arc<Identity>>) {
+    /// removing any copies the client sent (whether or not there is an identity); the claims in
+    /// `hash_claims` become hash inputs for clusters that keep a user on one endpoint.
+    pub fn admit(
+        &self,
+        context: &mut crate::operation::RequestContext,
+        identity: Option<Arc<Identity>>,
+        hash_claims: &[String],
+    ) {
+        context.hash.claims = hash_claim_values(identity.as_deref(), hash_claims);
         for forward in &self.config.forward {
             context.metadata.remove(&forward.header.to_ascii_lowercase());
             if let Some(value) = identity.as_deref().and_then(|identity| forwarded_value(identity, &forward.claim)) {

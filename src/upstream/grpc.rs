@@ -383,7 +383,8 @@ fn passthrough_hash_inputs(request: &http::Request<tonic::body::Body>) -> Metada
         headers.push(name.as_str(), value.as_bytes());
     }
     let client_ip = request.extensions().get::<crate::server::ClientAddr>().map(|c| c.0.ip());
-    Metadata::default().with_hash_inputs(crate::operation::HashInputs { client_ip, headers })
+    let claims = request.extensions().get::<crate::operation::HashClaims>().map(|c| c.0.clone()).unwrap_or_default();
+    Metadata::default().with_hash_inputs(crate::operation::HashInputs { client_ip, headers, claims })
 }
 
 fn copy_metadata(from: &Metadata, to: &mut MetadataMap) {

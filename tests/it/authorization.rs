@@ -322,3 +322,40 @@ async fn subscriptions_over_websocket_are_authorized_per_operation() {
     }
     gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn consistent_hashing_on_a_claim_keeps_a_user_on_one_endpoint() {
+    let replicas = switchyard::demo::start_demo_backend_replicas(3).await.expect("replicas");
+    let endpoints: Vec<String> = replicas.iter().map(|r| format!("\"{}\"", r.url())).collect();
+    let config = format!(
+        "{}[backends.catalog]\nendpoints = [{}]\nservices = [\"catalog.v1\"]\nbalancer = \"maglev\"\nhash_on = {{ claim = \"sub\" }}\n",
+        provider(),
+        endpoints.join(", ")
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("switchyard.toml");
+    std::fs::write(&file, config).expect("write config");
+    let gateway = TestGateway::start_with_config(None, file).await;
+    let calls = || replicas.iter().map(|r| r.calls("GetBook")).collect::<Vec<_>>();
+    // One user, from REST, GraphQL and gRPC alike: every call on one endpoint.
+    let ada = token(json!({"sub": "ada"}));
+    for _ in 0..10 {
+        assert_eq!(get_with(&gateway, "/v1/shelves/1/books/1", &bearer(&ada)).await.0, 200);
+        let (_, body) = graphql(&gateway, "{ getBook(name: \"shelves/1/books/1\") { title } }", Some(&ada)).await;
+        assert!(body.get("errors").is_none(), "{body}");
+        crate::support::grpc_get_book(&gateway, &bearer(&ada)).await.expect("grpc");
+    }
+    let counts = calls();
+    assert_eq!(counts.iter().filter(|c| **c == 30).count(), 1, "one endpoint took all of ada's calls: {counts:?}");
+    // Many users spread over the endpoints.
+    for user in 0..90 {
+        let token = token(json!({"sub": format!("user-{user}")}));
+        assert_eq!(get_with(&gateway, "/v1/shelves/1/books/1", &bearer(&token)).await.0, 200);
+    }
+    let spread: Vec<usize> = calls().iter().zip(&counts).map(|(now, before)| now - before).collect();
+    assert!(spread.iter().all(|c| *c >= 10), "90 users spread over three endpoints: {spread:?}");
+    gateway.shutdown().await;
+    for replica in replicas {
+        replica.shutdown().await;
+    }
+}

@@ -68,7 +68,7 @@ pub(super) async fn run_operation(
         Ok(prepared) => prepared,
         Err(outcome) => return outcome,
     };
-    served.snapshot.auth.admit(&mut context, identity);
+    served.snapshot.auth.admit(&mut context, identity, &served.snapshot.hash_claims);
     if let Err(refusal) = super::authorize::authorize(&served.snapshot, &mut prepared, context.identity.as_deref()) {
         return Outcome::Http(refusal);
     }
@@ -122,7 +122,7 @@ pub(super) async fn start_operation(
         Ok(prepared) => prepared,
         Err(outcome) => return Started::Result(outcome),
     };
-    served.snapshot.auth.admit(&mut context, identity);
+    served.snapshot.auth.admit(&mut context, identity, &served.snapshot.hash_claims);
     if let Err(refusal) = super::authorize::authorize(&served.snapshot, &mut prepared, context.identity.as_deref()) {
         return Started::Result(Outcome::Http(refusal));
     }

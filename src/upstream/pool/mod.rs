@@ -33,6 +33,7 @@ pub fn hash_key(hash_on: Option<&HashOn>, metadata: &Metadata) -> Option<Vec<u8>
             })
         }),
         HashOn::ClientIp => inputs.client_ip.map(|ip| ip.to_string().into_bytes()),
+        HashOn::Claim(claim) => inputs.claims.iter().find(|(c, _)| c == claim).map(|(_, v)| v.clone().into_bytes()),
     }
 }
 
@@ -46,7 +47,8 @@ mod tests {
         let mut headers = Metadata::default();
         headers.push("x-user", "u7");
         headers.push("cookie", "theme=dark; session=s42");
-        let inputs = HashInputs { client_ip: Some("10.1.2.3".parse().expect("ip")), headers };
+        let claims = vec![("sub".to_owned(), "ada".to_owned())];
+        let inputs = HashInputs { client_ip: Some("10.1.2.3".parse().expect("ip")), headers, claims };
         let metadata = Metadata::default().with_hash_inputs(inputs);
         let table: &[(Option<HashOn>, Option<&str>)] = &[
             (Some(HashOn::Header("X-User".into())), Some("u7")),
@@ -54,6 +56,8 @@ mod tests {
             (Some(HashOn::Cookie("session".into())), Some("s42")),
             (Some(HashOn::Cookie("nope".into())), None),
             (Some(HashOn::ClientIp), Some("10.1.2.3")),
+            (Some(HashOn::Claim("sub".into())), Some("ada")),
+            (Some(HashOn::Claim("tenant".into())), None),
             (None, None),
         ];
         for (hash_on, want) in table {
