@@ -25,6 +25,28 @@ pub struct GraphqlConfig {
     pub services: BTreeMap<String, GraphqlServiceConfig>,
     /// Per method (`package.Service.Method`): rename, hide, or force query/mutation.
     pub methods: BTreeMap<String, GraphqlMethodConfig>,
+    /// Cross-site request forgery prevention.
+    pub csrf: CsrfConfig,
+}
+
+/// CSRF prevention: a request a browser could send cross-site without a preflight (a GET, or a
+/// POST with a text/plain, form or multipart body) that carries ambient credentials (cookies,
+/// or Basic/Digest authorization) is refused with 400 unless it has a header that forces a
+/// preflight. Requests without ambient credentials are never affected.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct CsrfConfig {
+    /// Turn it off only behind another CSRF defence.
+    pub enabled: bool,
+    /// Headers that force a preflight, besides `apollo-require-preflight` and
+    /// `x-apollo-operation-name`.
+    pub preflight_headers: Vec<String>,
+}
+
+impl Default for CsrfConfig {
+    fn default() -> Self {
+        CsrfConfig { enabled: true, preflight_headers: Vec::new() }
+    }
 }
 
 impl Default for GraphqlConfig {
@@ -37,6 +59,7 @@ impl Default for GraphqlConfig {
             subscriptions: SubscriptionConfig::default(),
             services: BTreeMap::new(),
             methods: BTreeMap::new(),
+            csrf: CsrfConfig::default(),
         }
     }
 }

@@ -37,8 +37,8 @@ pub use backend::{
 };
 pub use duration::ConfigDuration;
 pub use graphql::{
-    GraphqlConfig, GraphqlKind, GraphqlLimits, GraphqlMethodConfig, GraphqlServiceConfig, SubscriptionConfig,
-    TrustedDocumentsConfig,
+    CsrfConfig, GraphqlConfig, GraphqlKind, GraphqlLimits, GraphqlMethodConfig, GraphqlServiceConfig,
+    SubscriptionConfig, TrustedDocumentsConfig,
 };
 pub use load::{LoadedConfig, load_config_file, parse_config};
 pub use problem::{Problem, Severity};
@@ -75,6 +75,62 @@ pub struct Config {
     pub rate_limits: RateLimitsConfig,
     /// The Redis server Redis-backed features share.
     pub redis: RedisConfig,
+    /// Cross-origin resource sharing for browsers (off until origins are listed).
+    pub cors: CorsConfig,
+}
+
+/// CORS: which browser origins may call the gateway, with which methods and headers. Preflights
+/// (gRPC-Web's included) are answered by the gateway; a refused one is 403 naming what is not
+/// allowed.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Allowed origins: exact (`https://app.example.com`), a wildcard subdomain
+    /// (`https://*.example.com`), or `*` for any. Empty: CORS is off.
+    pub allow_origins: Vec<String>,
+    /// Allowed methods.
+    pub allow_methods: Vec<String>,
+    /// Allowed request headers (case-insensitive).
+    pub allow_headers: Vec<String>,
+    /// Response headers scripts may read.
+    pub expose_headers: Vec<String>,
+    /// Allow cookies and HTTP authentication (`*` origins are then echoed one by one).
+    pub allow_credentials: bool,
+    /// How long browsers may cache a preflight's answer.
+    pub max_age: ConfigDuration,
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        let strings = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect();
+        CorsConfig {
+            allow_origins: Vec::new(),
+            allow_methods: strings(&["GET", "POST", "PUT", "PATCH", "DELETE"]),
+            allow_headers: strings(&[
+                "authorization",
+                "content-type",
+                "x-api-key",
+                "x-request-id",
+                "x-grpc-web",
+                "x-user-agent",
+                "grpc-timeout",
+                "apollo-require-preflight",
+                "x-apollo-operation-name",
+                "traceparent",
+            ]),
+            expose_headers: strings(&[
+                "grpc-status",
+                "grpc-message",
+                "grpc-status-details-bin",
+                "ratelimit",
+                "ratelimit-policy",
+                "retry-after",
+                "x-request-id",
+            ]),
+            allow_credentials: false,
+            max_age: ConfigDuration::from_secs(600),
+        }
+    }
 }
 
 /// The gateway listener: HTTP/1.1 and h2c on one port.
@@ -110,6 +166,13 @@ pub struct ListenerConfig {
     /// TLS termination (HTTP/2 and HTTP/1.1 by ALPN); without it the listener speaks plain
     /// HTTP/1.1 and h2c.
     pub tls: Option<ListenerTlsConfig>,
+    /// Most header fields in an HTTP/1.1 request; more is 431.
+    #[schemars(range(min = 8))]
+    pub max_headers: u32,
+    /// Origins allowed to open WebSockets (GraphQL subscriptions, bidi REST routes): a browser
+    /// sends its page's origin and cookies with the upgrade, so a site that uses cookies should
+    /// list its own. Empty: any origin. Requests without `Origin` (non-browser clients) pass.
+    pub websocket_origins: Vec<String>,
 }
 
 /// The gateway listener's certificate, and optionally the CAs its clients' certificates must
@@ -157,6 +220,8 @@ impl Default for ListenerConfig {
             max_uri_bytes: 8 * 1024,
             trusted_proxies: Vec::new(),
             tls: None,
+            max_headers: 100,
+            websocket_origins: Vec::new(),
         }
     }
 }

@@ -162,6 +162,7 @@ pub(super) fn demo_listener_settings() -> ListenerSettings {
         keepalive_timeout: Duration::from_secs(20),
         shutdown_timeout: SHUTDOWN_GRACE,
         max_header_bytes: 64 * 1024,
+        max_headers: 100,
     }
 }
 

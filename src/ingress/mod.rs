@@ -5,6 +5,7 @@
 //! deadline rules) and `respond` (every response shape). GraphQL and WebSocket arrive with their
 //! issues.
 
+mod cors;
 mod encoding;
 mod forward;
 mod graphql;
@@ -55,6 +56,7 @@ pub fn gateway_router(gateway: Arc<Gateway>) -> Router {
         .route("/graphql", any(graphql_endpoint))
         .fallback(dispatch)
         .layer(axum::middleware::from_fn_with_state(state.clone(), limit_uri))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), cors::cors))
         .layer(compression)
         .with_state(state)
 }

@@ -364,6 +364,10 @@ async fn read_message(call: &Call, parts: &Parts, body: Body, is_patch: bool) ->
 
 /// A bidi method's route: upgrade to a WebSocket, binding the URL's fields once.
 async fn upgrade_bidi(served: &Arc<Served>, parts: &mut Parts, call: Call) -> Response {
+    let allowed = &served.snapshot.config.listener.websocket_origins;
+    if let Some(message) = super::cors::websocket_origin_refused(allowed, &parts.headers) {
+        return error_response(ErrorCode::Forbidden, &message);
+    }
     let upgrade = match WebSocketUpgrade::from_request_parts(parts, &()).await {
         Ok(upgrade) => upgrade,
         Err(_) => {

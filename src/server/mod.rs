@@ -67,6 +67,8 @@ pub struct ListenerSettings {
     pub shutdown_timeout: Duration,
     /// Largest request head.
     pub max_header_bytes: usize,
+    /// Most header fields in an HTTP/1.1 request.
+    pub max_headers: usize,
 }
 
 impl From<&ListenerConfig> for ListenerSettings {
@@ -79,6 +81,7 @@ impl From<&ListenerConfig> for ListenerSettings {
             keepalive_timeout: config.keepalive_timeout.get(),
             shutdown_timeout: config.shutdown_timeout.get(),
             max_header_bytes: config.max_header_bytes as usize,
+            max_headers: config.max_headers as usize,
         }
     }
 }
@@ -267,6 +270,7 @@ fn connection_builder(settings: &ListenerSettings) -> auto::Builder<TokioExecuto
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(settings.header_read_timeout)
+        .max_headers(settings.max_headers)
         .keep_alive(true)
         .max_buf_size(settings.max_header_bytes.max(8192));
     builder

@@ -209,6 +209,7 @@ async fn rest_pools_speak_the_configured_http_version() {
         keepalive_timeout: std::time::Duration::from_secs(10),
         shutdown_timeout: std::time::Duration::from_secs(1),
         max_header_bytes: 16 * 1024,
+        max_headers: 100,
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(switchyard::server::serve_listener(listener, router, settings, stopped));

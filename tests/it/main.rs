@@ -9,6 +9,7 @@ mod dns;
 mod graphql;
 mod graphql_sources;
 mod graphql_schema;
+mod hardening;
 mod grpc;
 mod json_roundtrip;
 mod lifecycle;

@@ -23,6 +23,7 @@ fn settings() -> ListenerSettings {
         keepalive_timeout: Duration::from_secs(20),
         shutdown_timeout: Duration::from_secs(30),
         max_header_bytes: 64 * 1024,
+        max_headers: 100,
     }
 }
 

@@ -6,6 +6,7 @@
 //! a null with an error at its path, the others still answer.
 
 mod authorize;
+mod csrf;
 mod document;
 mod documents;
 mod input;
@@ -36,6 +37,7 @@ use shapes::ShapeCache;
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 
 /// An HTTP-level refusal; keeps its status whatever the client accepts.
+#[derive(Clone)]
 struct Refusal {
     status: StatusCode,
     code: ErrorCode,
@@ -164,6 +166,10 @@ pub(crate) async fn handle_graphql(
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
         return response;
     }
+    let csrf = csrf::check(&snapshot.config.graphql.csrf, &parts.method, &parts.headers);
+    if let (Some(refusal), false) = (&csrf, is_get) {
+        return refusal.clone().into_response();
+    }
     let parsed = match parts.method {
         Method::GET => from_query(parts.uri.query().unwrap_or("")).map(Requests::Single),
         Method::POST => {
@@ -191,7 +197,8 @@ pub(crate) async fn handle_graphql(
             None => {
                 let incremental = transport != streaming::Transport::Multipart;
                 let client = parts.extensions.get::<crate::server::ClientAddr>().map(|c| c.0);
-                let arrival = run::Arrival { headers: &parts.headers, client, query: parts.uri.query() };
+                let arrival =
+                    run::Arrival { headers: &parts.headers, client, query: parts.uri.query(), csrf: csrf.as_ref() };
                 run::start_operation(served.clone(), installs, caches, &request, arrival, is_get, incremental).await
             }
         };
@@ -211,6 +218,7 @@ pub(crate) async fn handle_graphql(
     }
     let client = parts.extensions.get::<crate::server::ClientAddr>().map(|c| c.0);
     let query = parts.uri.query();
+    let csrf = csrf.as_ref();
     let run_one = |mut request: GraphqlRequest| {
         let served = served.clone();
         let headers = &parts.headers;
@@ -218,7 +226,7 @@ pub(crate) async fn handle_graphql(
             if let Some(refused) = admit(&served.snapshot, persisted, &mut request) {
                 return refused;
             }
-            let arrival = run::Arrival { headers, client, query };
+            let arrival = run::Arrival { headers, client, query, csrf };
             run::run_operation(&served, caches, &request, arrival, is_get).await
         }
     };

@@ -36,6 +36,9 @@ pub(super) struct Arrival<'a> {
     pub(super) client: Option<std::net::SocketAddr>,
     /// The URL's query string (an API key may be sent there).
     pub(super) query: Option<&'a str>,
+    /// The refusal for a request that could be a cross-site request forgery (checked once the
+    /// operation is known, after a GET mutation's 405).
+    pub(super) csrf: Option<&'a Refusal>,
 }
 
 /// The identity the request's credentials prove, or the 401 refusal when one does not verify.
@@ -50,6 +53,18 @@ async fn authenticate(
         .authenticate(credentials)
         .await
         .map_err(|error| Outcome::Http(Refusal::unauthenticated(&error)))
+}
+
+/// The policy stage: authorization (denied fields marked, or the operation refused), then the
+/// rate limits and quotas that count it.
+async fn policy(
+    served: &Served,
+    prepared: &mut super::document::Prepared,
+    context: &crate::operation::RequestContext,
+    arrival: Arrival<'_>,
+) -> Result<(), Refusal> {
+    super::authorize::authorize(&served.snapshot, prepared, context.identity.as_deref())?;
+    super::authorize::admit(&served.snapshot, prepared, context, arrival.headers).await
 }
 
 /// Runs `request`, which came by GET when `is_get`.
@@ -68,13 +83,6 @@ pub(super) async fn run_operation(
         Ok(prepared) => prepared,
         Err(outcome) => return outcome,
     };
-    served.snapshot.auth.admit(&mut context, identity, &served.snapshot.hash_claims);
-    if let Err(refusal) = super::authorize::authorize(&served.snapshot, &mut prepared, context.identity.as_deref()) {
-        return Outcome::Http(refusal);
-    }
-    if let Err(refusal) = super::authorize::admit(&served.snapshot, &prepared, &context, arrival.headers).await {
-        return Outcome::Http(refusal);
-    }
     if prepared.kind == OperationKind::Subscription {
         let message = "subscriptions are served over WebSocket (graphql-transport-ws or graphql-ws) on this path";
         return Outcome::Refused(
@@ -86,6 +94,13 @@ pub(super) async fn run_operation(
             allow: Some("POST"),
             ..Refusal::new(StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed, "mutations are sent with POST")
         });
+    }
+    if let Some(refusal) = arrival.csrf.cloned() {
+        return Outcome::Http(refusal);
+    }
+    served.snapshot.auth.admit(&mut context, identity, &served.snapshot.hash_claims);
+    if let Err(refusal) = policy(served, &mut prepared, &context, arrival).await {
+        return Outcome::Http(refusal);
     }
     execute_prepared(served, prepared, context).await
 }
@@ -122,21 +137,21 @@ pub(super) async fn start_operation(
         Ok(prepared) => prepared,
         Err(outcome) => return Started::Result(outcome),
     };
-    served.snapshot.auth.admit(&mut context, identity, &served.snapshot.hash_claims);
-    if let Err(refusal) = super::authorize::authorize(&served.snapshot, &mut prepared, context.identity.as_deref()) {
-        return Started::Result(Outcome::Http(refusal));
-    }
-    if let Err(refusal) = super::authorize::admit(&served.snapshot, &prepared, &context, arrival.headers).await {
-        return Started::Result(Outcome::Http(refusal));
-    }
-    if incremental && prepared.kind == OperationKind::Query && !prepared.defers.is_empty() {
-        return start_incremental(served, prepared, context);
-    }
     if is_get && prepared.kind == OperationKind::Mutation {
         return Started::Result(Outcome::Http(Refusal {
             allow: Some("POST"),
             ..Refusal::new(StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed, "mutations are sent with POST")
         }));
+    }
+    if let Some(refusal) = arrival.csrf.cloned() {
+        return Started::Result(Outcome::Http(refusal));
+    }
+    served.snapshot.auth.admit(&mut context, identity, &served.snapshot.hash_claims);
+    if let Err(refusal) = policy(&served, &mut prepared, &context, arrival).await {
+        return Started::Result(Outcome::Http(refusal));
+    }
+    if incremental && prepared.kind == OperationKind::Query && !prepared.defers.is_empty() {
+        return start_incremental(served, prepared, context);
     }
     if prepared.kind != OperationKind::Subscription {
         return Started::Result(execute_prepared(&served, prepared, context).await);

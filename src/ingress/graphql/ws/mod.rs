@@ -36,6 +36,10 @@ pub(super) async fn upgrade(
     caches: &Caches,
     mut parts: Parts,
 ) -> Response {
+    let allowed = &gateway.snapshot().config.listener.websocket_origins;
+    if let Some(message) = crate::ingress::cors::websocket_origin_refused(allowed, &parts.headers) {
+        return Refusal::new(http::StatusCode::FORBIDDEN, ErrorCode::Forbidden, message).into_response();
+    }
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(upgrade) => upgrade,
         Err(rejection) => {

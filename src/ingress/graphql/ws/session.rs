@@ -451,7 +451,8 @@ async fn run_operation(
     let started = match admit(&served.snapshot, &persisted, &mut request) {
         Some(refused) => Started::Result(refused),
         None => {
-            let arrival = crate::ingress::graphql::run::Arrival { headers: &headers, client, query: None };
+            // WebSockets are guarded by the Origin allowlist instead of the CSRF rule.
+            let arrival = crate::ingress::graphql::run::Arrival { headers: &headers, client, query: None, csrf: None };
             start_operation(served, installs, &caches, &request, arrival, false, true).await
         }
     };

@@ -1,0 +1,198 @@
+//! Browser-facing hardening against the demo: CORS preflights (gRPC-Web's included) and
+//! answers, GraphQL CSRF prevention (refused with a cookie, accepted without one or with a
+//! preflight-forcing header, and a GET mutation's 405 first), the WebSocket Origin allowlist,
+//! and the header-count limit.
+
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::support::TestGateway;
+
+const BACKEND: &str = "[backends.catalog]\nendpoints = [\"{backend}\"]\nservices = [\"catalog.v1\"]\n";
+
+async fn send(request: reqwest::RequestBuilder) -> (u16, http::HeaderMap, Value) {
+    let response = request.send().await.expect("send");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("body");
+    (status, headers, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+fn header(headers: &http::HeaderMap, name: &str) -> Option<String> {
+    headers.get(name).map(|v| v.to_str().expect("ascii").to_owned())
+}
+
+#[tokio::test]
+async fn cors_preflights_are_answered_and_refusals_name_what_is_not_allowed() {
+    let config = format!(
+        "[cors]\nallow_origins = [\"https://app.example.com\", \"https://*.example.org\"]\nallow_credentials = true\n{BACKEND}"
+    );
+    let (gateway, _dir) = TestGateway::demo_with_config(&config).await;
+    let preflight = |path: &str, origin: &str, method: &str, headers: &str| {
+        gateway
+            .client
+            .request(reqwest::Method::OPTIONS, format!("{}{path}", gateway.base))
+            .header("origin", origin)
+            .header("access-control-request-method", method)
+            .header("access-control-request-headers", headers)
+    };
+    // (path, origin, method, requested headers, status, message)
+    type Case<'a> = (&'a str, &'a str, &'a str, &'a str, u16, Option<&'a str>);
+    let table: &[Case] = &[
+        ("/v1/shelves/1/books", "https://app.example.com", "POST", "content-type, authorization", 204, None),
+        ("/graphql", "https://a.example.org", "POST", "content-type,apollo-require-preflight", 204, None),
+        // gRPC-Web's preflight.
+        (
+            "/catalog.v1.Catalog/GetBook",
+            "https://app.example.com",
+            "POST",
+            "x-grpc-web,content-type,x-user-agent,grpc-timeout",
+            204,
+            None,
+        ),
+        (
+            "/v1/shelves/1/books",
+            "https://evil.test",
+            "POST",
+            "content-type",
+            403,
+            Some("origin `https://evil.test` is not allowed (cors.allow_origins)"),
+        ),
+        (
+            "/v1/shelves/1/books",
+            "https://app.example.com",
+            "TRACE",
+            "",
+            403,
+            Some("method `TRACE` is not allowed (cors.allow_methods)"),
+        ),
+        (
+            "/v1/shelves/1/books",
+            "https://app.example.com",
+            "POST",
+            "content-type, x-evil",
+            403,
+            Some("request header `x-evil` is not allowed (cors.allow_headers)"),
+        ),
+    ];
+    for (path, origin, method, asked, status, message) in table {
+        let (got, headers, body) = send(preflight(path, origin, method, asked)).await;
+        assert_eq!(got, *status, "{path} from {origin}: {body}");
+        match message {
+            Some(message) => {
+                assert_eq!(body["message"], *message);
+                assert_eq!(header(&headers, "access-control-allow-origin"), None);
+            }
+            None => {
+                assert_eq!(header(&headers, "access-control-allow-origin").as_deref(), Some(*origin));
+                assert_eq!(header(&headers, "access-control-allow-credentials").as_deref(), Some("true"));
+                assert_eq!(header(&headers, "access-control-max-age").as_deref(), Some("600"));
+                let methods = header(&headers, "access-control-allow-methods").expect("methods");
+                assert!(methods.contains(method), "{methods}");
+            }
+        }
+    }
+    assert_eq!(
+        gateway.backend().calls("CreateBook") + gateway.backend().calls("GetBook"),
+        0,
+        "preflights call nothing"
+    );
+
+    // An actual request from an allowed origin can read the answer and the exposed headers.
+    let get = |origin: &str| {
+        gateway.client.get(format!("{}/v1/shelves/1/books/1", gateway.base)).header("origin", origin.to_owned())
+    };
+    let (status, headers, _) = send(get("https://app.example.com")).await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "access-control-allow-origin").as_deref(), Some("https://app.example.com"));
+    assert!(header(&headers, "access-control-expose-headers").expect("exposed").contains("grpc-status"));
+    assert!(header(&headers, "vary").expect("vary").contains("origin"));
+    let (status, headers, _) = send(get("https://evil.test")).await;
+    assert_eq!((status, header(&headers, "access-control-allow-origin")), (200, None), "no CORS grant for others");
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn graphql_csrf_prevention_refuses_simple_requests_with_ambient_credentials() {
+    let (gateway, _dir) = TestGateway::demo_with_config(BACKEND).await;
+    let url = format!("{}/graphql", gateway.base);
+    let query = "{ getBook(name: \"shelves/1/books/1\") { title } }";
+    let get = |query: &str| gateway.client.get(&url).query(&[("query", query)]);
+    let refused = "this request carries cookies or browser credentials and could have been sent by another site";
+
+    let (status, _, body) = send(get(query)).await;
+    assert_eq!(status, 200, "no ambient credentials, no CSRF risk: {body}");
+    let (status, _, body) = send(get(query).header("cookie", "session=s1")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["errors"][0]["message"].as_str().expect("message").starts_with(refused), "{body}");
+    let (status, _, _) = send(get(query).header("authorization", "Basic YWRhOnB3")).await;
+    assert_eq!(status, 400, "browser-managed Basic auth is ambient too");
+    let (status, _, body) =
+        send(get(query).header("cookie", "session=s1").header("apollo-require-preflight", "true")).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, _) = send(get(query).header("cookie", "session=s1").header("x-apollo-operation-name", "Q")).await;
+    assert_eq!(status, 200);
+    // A mutation over GET is 405 first, with or without cookies.
+    let mutation = "mutation { deleteBook(name: \"shelves/1/books/2\") }";
+    let (status, headers, _) = send(get(mutation).header("cookie", "session=s1")).await;
+    assert_eq!((status, header(&headers, "allow").as_deref()), (405, Some("POST")));
+    // POST: text/plain with a cookie is refused before anything is read; JSON is fine.
+    let body = serde_json::json!({ "query": query }).to_string();
+    let post = |content_type: &str| {
+        gateway
+            .client
+            .post(&url)
+            .header("content-type", content_type.to_owned())
+            .header("cookie", "s=1")
+            .body(body.clone())
+    };
+    let (status, _, answer) = send(post("text/plain")).await;
+    assert_eq!(status, 400, "{answer}");
+    let (status, _, answer) = send(post("application/json")).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(gateway.backend().calls("DeleteBook"), 0);
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn websocket_origins_are_checked_and_header_counts_are_limited() {
+    let config = format!("[listener]\nwebsocket_origins = [\"https://app.example.com\"]\nmax_headers = 50\n{BACKEND}");
+    let (gateway, _dir) = TestGateway::demo_with_config(&config).await;
+    let ws = format!("{}/graphql", gateway.base.replace("http://", "ws://"));
+    let connect = |origin: Option<&str>| {
+        let mut request = ws.clone().into_client_request().expect("request");
+        request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().expect("value"));
+        if let Some(origin) = origin {
+            request.headers_mut().insert("origin", origin.parse().expect("value"));
+        }
+        tokio_tungstenite::connect_async(request)
+    };
+    match connect(Some("https://evil.test")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403);
+            let body = String::from_utf8(response.body().clone().unwrap_or_default()).expect("utf-8");
+            assert!(body.contains("origin `https://evil.test` are not allowed (listener.websocket_origins)"), "{body}");
+        }
+        other => panic!("expected a 403, got {:?}", other.map(|(_, response)| response.status())),
+    }
+    for origin in [Some("https://app.example.com"), None] {
+        let (_, response) = connect(origin).await.expect("upgraded");
+        assert_eq!(response.status(), 101, "{origin:?}");
+    }
+    // The REST bidi route checks the same list.
+    let bidi = format!("{}/v1/shelves/1/books/1:discuss", gateway.base.replace("http://", "ws://"));
+    let mut request = bidi.into_client_request().expect("request");
+    request.headers_mut().insert("origin", "https://evil.test".parse().expect("value"));
+    assert!(
+        matches!(tokio_tungstenite::connect_async(request).await, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 403)
+    );
+
+    // 60 header fields on HTTP/1.1: 431.
+    let mut request = gateway.client.get(format!("{}/v1/shelves/1/books/1", gateway.base));
+    for i in 0..60 {
+        request = request.header(format!("x-filler-{i}"), "1");
+    }
+    let status = request.send().await.expect("an answer").status().as_u16();
+    assert_eq!(status, 431);
+    gateway.shutdown().await;
+}
