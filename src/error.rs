@@ -44,6 +44,8 @@ pub enum ErrorCode {
     UriTooLong,
     /// The headers are larger than allowed.
     HeadersTooLarge,
+    /// The client did not send its request in time (a slow or stalled body).
+    RequestTimeout,
     /// A rate limit was hit.
     RateLimited,
     /// A quota is exhausted.
@@ -107,6 +109,7 @@ impl ErrorCode {
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UriTooLong => StatusCode::URI_TOO_LONG,
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             RateLimited | QuotaExhausted => StatusCode::TOO_MANY_REQUESTS,
             Cancelled => StatusCode::from_u16(499).expect("499 is a valid status code"),
             NotImplemented => StatusCode::NOT_IMPLEMENTED,
@@ -139,7 +142,7 @@ impl ErrorCode {
             Cancelled => g::CANCELLED,
             UpstreamError | Internal => g::INTERNAL,
             Unavailable => g::UNAVAILABLE,
-            DeadlineExceeded => g::DEADLINE_EXCEEDED,
+            DeadlineExceeded | RequestTimeout => g::DEADLINE_EXCEEDED,
             Unknown => g::UNKNOWN,
             DataLoss => g::DATA_LOSS,
         }
@@ -165,7 +168,7 @@ impl ErrorCode {
             NotImplemented => "NOT_IMPLEMENTED",
             UpstreamError => "UPSTREAM_ERROR",
             Unavailable => "UNAVAILABLE",
-            DeadlineExceeded => "TIMEOUT",
+            DeadlineExceeded | RequestTimeout => "TIMEOUT",
             Internal | Unknown | DataLoss => "INTERNAL_SERVER_ERROR",
         }
     }

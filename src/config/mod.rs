@@ -169,6 +169,9 @@ pub struct ListenerConfig {
     /// Most header fields in an HTTP/1.1 request; more is 431.
     #[schemars(range(min = 8))]
     pub max_headers: u32,
+    /// Time a client has to send a whole request body that is read at once (REST unary calls,
+    /// GraphQL POSTs) once its headers are in; a slower body is 408. Streams are not bounded.
+    pub body_read_timeout: ConfigDuration,
     /// Origins allowed to open WebSockets (GraphQL subscriptions, bidi REST routes): a browser
     /// sends its page's origin and cookies with the upgrade, so a site that uses cookies should
     /// list its own. Empty: any origin. Requests without `Origin` (non-browser clients) pass.
@@ -221,6 +224,7 @@ impl Default for ListenerConfig {
             trusted_proxies: Vec::new(),
             tls: None,
             max_headers: 100,
+            body_read_timeout: ConfigDuration::from_secs(30),
             websocket_origins: Vec::new(),
         }
     }

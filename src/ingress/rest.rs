@@ -191,10 +191,13 @@ pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Resp
     let kind = call.route.call_kind();
     let is_patch = call.method == Method::PATCH;
     let input = match kind {
-        CallKind::Unary | CallKind::ServerStreaming => match read_message(&call, &parts, body, is_patch).await {
-            Ok(input) => input,
-            Err(refusal) => return refusal.into_response(),
-        },
+        CallKind::Unary | CallKind::ServerStreaming => {
+            let read_timeout = served.snapshot.config.listener.body_read_timeout.get();
+            match read_message(&call, &parts, body, is_patch, read_timeout).await {
+                Ok(input) => input,
+                Err(refusal) => return refusal.into_response(),
+            }
+        }
         CallKind::ClientStreaming => {
             let query = parts.uri.query().map(str::to_owned);
             let (route, variables, options) = (call.route.clone(), call.variables.clone(), call.options.clone());
@@ -343,9 +346,22 @@ fn body_format(route: &RestRoute, parts: &Parts, rest: &RestConfig) -> Result<Ow
 }
 
 /// Reads the whole body (bounded) and binds the request message.
-async fn read_message(call: &Call, parts: &Parts, body: Body, is_patch: bool) -> Result<CallInput, Refusal> {
+async fn read_message(
+    call: &Call,
+    parts: &Parts,
+    body: Body,
+    is_patch: bool,
+    read_timeout: std::time::Duration,
+) -> Result<CallInput, Refusal> {
     let limit = call.limit;
-    let bytes = match axum::body::to_bytes(body, limit).await {
+    let Ok(read) = tokio::time::timeout(read_timeout, axum::body::to_bytes(body, limit)).await else {
+        let message = format!(
+            "the request body did not arrive within {} (listener.body_read_timeout)",
+            humantime::format_duration(read_timeout)
+        );
+        return Err(Refusal::new(ErrorCode::RequestTimeout, message));
+    };
+    let bytes = match read {
         Ok(bytes) => bytes,
         Err(error) if is_too_large(&error) => {
             let message = format!("the request body is larger than {limit} bytes (rest.max_body_bytes)");

@@ -196,3 +196,27 @@ async fn websocket_origins_are_checked_and_header_counts_are_limited() {
     assert_eq!(status, 431);
     gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_body_that_stalls_is_answered_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let config = format!("[listener]\nbody_read_timeout = \"200ms\"\n{BACKEND}");
+    let (gateway, _dir) = TestGateway::demo_with_config(&config).await;
+    let addr = gateway.base.trim_start_matches("http://").to_owned();
+    for path in ["/v1/shelves/1/books", "/graphql"] {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: gateway\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"ti"
+        );
+        stream.write_all(head.as_bytes()).await.expect("write");
+        // The rest of the body never comes; the answer does.
+        let mut answer = vec![0u8; 4096];
+        let read =
+            tokio::time::timeout(crate::support::HANG, stream.read(&mut answer)).await.expect("an answer in time");
+        let text = String::from_utf8_lossy(&answer[..read.expect("read")]).into_owned();
+        assert!(text.starts_with("HTTP/1.1 408"), "{path}: {text}");
+        assert!(text.contains("the request body did not arrive within 200ms (listener.body_read_timeout)"), "{text}");
+    }
+    assert_eq!(gateway.backend().calls("CreateBook"), 0);
+    gateway.shutdown().await;
+}

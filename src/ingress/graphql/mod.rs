@@ -174,7 +174,8 @@ pub(crate) async fn handle_graphql(
         Method::GET => from_query(parts.uri.query().unwrap_or("")).map(Requests::Single),
         Method::POST => {
             let limit = usize::try_from(snapshot.config.rest.max_body_bytes).unwrap_or(usize::MAX);
-            from_body(parts.headers.get(header::CONTENT_TYPE), body, limit).await
+            let read_timeout = snapshot.config.listener.body_read_timeout.get();
+            from_body(parts.headers.get(header::CONTENT_TYPE), body, limit, read_timeout).await
         }
         _ => Err(Refusal {
             allow: Some("GET, POST"),
@@ -384,7 +385,12 @@ fn from_query(query: &str) -> Result<GraphqlRequest, Refusal> {
     Ok(request)
 }
 
-async fn from_body(content_type: Option<&HeaderValue>, body: Body, limit: usize) -> Result<Requests, Refusal> {
+async fn from_body(
+    content_type: Option<&HeaderValue>,
+    body: Body,
+    limit: usize,
+    read_timeout: std::time::Duration,
+) -> Result<Requests, Refusal> {
     let essence = content_type
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
@@ -395,7 +401,14 @@ async fn from_body(content_type: Option<&HeaderValue>, body: Body, limit: usize)
         let message = format!("Content-Type `{essence}` is not supported; send application/json");
         return Err(Refusal::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, ErrorCode::UnsupportedMediaType, message));
     }
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+    let Ok(read) = tokio::time::timeout(read_timeout, axum::body::to_bytes(body, limit)).await else {
+        let message = format!(
+            "the request body did not arrive within {} (listener.body_read_timeout)",
+            humantime::format_duration(read_timeout)
+        );
+        return Err(Refusal::new(StatusCode::REQUEST_TIMEOUT, ErrorCode::RequestTimeout, message));
+    };
+    let bytes = read.map_err(|_| {
         Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge, "the request body is too large")
     })?;
     let bad = |message: String| Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidArgument, message);
