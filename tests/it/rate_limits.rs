@@ -252,3 +252,44 @@ fn bad_limit_config_is_refused_naming_the_key() {
         assert!(found.message.contains(message), "{text}: {found:?}");
     }
 }
+
+#[tokio::test]
+async fn the_redis_store_speaks_tls_with_a_password() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let pki = tempfile::tempdir().expect("tempdir");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("ca");
+    let key = KeyPair::generate().expect("key");
+    let server =
+        CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params").signed_by(&key, &ca).expect("cert");
+    std::fs::write(pki.path().join("ca.pem"), ca.pem()).expect("write");
+    std::fs::write(pki.path().join("server.pem"), server.pem()).expect("write");
+    std::fs::write(pki.path().join("server.key"), key.serialize_pem()).expect("write");
+    let redis = RedisServer::start_tls(pki.path(), "s3cret").await;
+    let with_password = |password: &str| {
+        config(&format!(
+            "[redis]\nurls = [\"{}\"]\npassword = \"{password}\"\nca_file = \"{}\"\n\
+             [rate_limits]\nstore = \"redis\"\non_store_error = \"closed\"\n\
+             [[rate_limits.rules]]\nname = \"tls\"\nkey = \"global\"\nlimit = 2\nwindow = \"1h\"\n",
+            redis.url,
+            pki.path().join("ca.pem").display()
+        ))
+    };
+    let (gateway, _dir) = TestGateway::demo_with_config(&with_password("s3cret")).await;
+    let statuses: Vec<u16> = {
+        let mut statuses = Vec::new();
+        for _ in 0..3 {
+            statuses.push(get_with(&gateway, "/v1/shelves/1/books/1", &[]).await.0);
+        }
+        statuses
+    };
+    assert_eq!(statuses, [200, 200, 429], "counted in Redis over TLS");
+    gateway.shutdown().await;
+    // A wrong password: the store cannot be used, and `closed` refuses.
+    let (gateway, _dir) = TestGateway::demo_with_config(&with_password("wrong")).await;
+    let (status, body, _) = get_with(&gateway, "/v1/shelves/1/books/1", &[]).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["message"].as_str().expect("message").starts_with("the rate-limit store (redis) is unreachable"));
+    gateway.shutdown().await;
+}

@@ -449,6 +449,32 @@ impl RedisServer {
             .spawn()
             .expect("redis-server starts (apt-get install redis-server)");
         let server = RedisServer { url: format!("redis://127.0.0.1:{port}"), child };
+        server.wait_for_ping(port).await;
+        server
+    }
+
+    /// Starts one that speaks only TLS (the PEM files in `dir`: `ca.pem`, `server.pem`,
+    /// `server.key`) and requires `password`; waits until its port accepts connections.
+    pub(crate) async fn start_tls(dir: &Path, password: &str) -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+        let file = |name: &str| dir.join(name).display().to_string();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args(["--tls-cert-file", &file("server.pem"), "--tls-key-file", &file("server.key")])
+            .args(["--tls-ca-cert-file", &file("ca.pem"), "--tls-auth-clients", "no", "--requirepass", password])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts (apt-get install redis-server)");
+        let server = RedisServer { url: format!("rediss://127.0.0.1:{port}"), child };
+        let started = tokio::time::Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(started.elapsed() < HANG, "redis-server (TLS) did not open its port");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        server
+    }
+
+    async fn wait_for_ping(&self, port: u16) {
         let started = tokio::time::Instant::now();
         loop {
             if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
@@ -458,7 +484,7 @@ impl RedisServer {
                     && stream.read_exact(&mut answer).await.is_ok()
                     && &answer == b"+PONG\r\n"
                 {
-                    return server;
+                    return;
                 }
             }
             assert!(started.elapsed() < HANG, "redis-server did not answer PING");
