@@ -417,6 +417,7 @@ fn cluster_at(name: &str, backend: &BackendConfig, path: &str, problems: &mut Ve
         method_timeouts: backend.method_timeouts.iter().map(|(m, t)| (m.clone(), t.get())).collect(),
         connection: backend.connection.clone(),
         dns: backend.dns.clone(),
+        coalesce: backend.coalesce,
         tls: match &backend.tls {
             Some(tls) => match crate::upstream::tls::TlsMaterial::load(tls) {
                 Ok(material) => Some(material),

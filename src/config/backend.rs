@@ -76,6 +76,15 @@ pub struct BackendConfig {
     /// them again on an interval (a Kubernetes headless service's pods come and go).
     #[serde(default)]
     pub dns: Option<DnsConfig>,
+    /// Identical reads in flight at the same moment (same method, request, identity and
+    /// forwarded headers) share one backend call. Reads are methods marked NO_SIDE_EFFECTS or
+    /// bound to GET; turn it off for a backend whose reads must each reach it.
+    #[serde(default = "yes")]
+    pub coalesce: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// DNS re-resolution of a cluster's endpoint names.
@@ -113,6 +122,7 @@ impl BackendConfig {
             connection: ConnectionConfig::default(),
             tls: None,
             dns: None,
+            coalesce: true,
         }
     }
 }

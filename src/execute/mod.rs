@@ -4,6 +4,7 @@
 //! fields fetched after their parents, batched or deduplicated (`stitch`). Streaming calls are
 //! in `stream`.
 
+mod coalesce;
 pub mod fanout;
 mod graphql;
 pub mod incremental;
@@ -14,6 +15,8 @@ mod subscription;
 
 use std::time::Duration;
 
+use bytes::Bytes;
+use futures_util::FutureExt;
 use futures_util::future::join_all;
 use prost::Message;
 use prost_reflect::{DynamicMessage, MethodDescriptor};
@@ -150,9 +153,33 @@ async fn unary_call(
 ) -> Result<(DynamicMessage, http::HeaderMap), ExecuteError> {
     let client = upstreams.grpc(cluster)?;
     let path = format!("/{}/{}", method.parent_service().full_name(), method.name());
-    let reply = client.unary(&path, input.encode_to_vec().into(), metadata, timeout, is_idempotent(method)).await?;
+    let request = Bytes::from(input.encode_to_vec());
     let output = method.output();
-    let message = DynamicMessage::decode(output.clone(), reply.body)
-        .map_err(|_| ExecuteError::Undecodable { type_name: output.full_name().to_owned() })?;
-    Ok((message, reply.metadata.into_headers()))
+    let decode = |body: Bytes| {
+        DynamicMessage::decode(output.clone(), body)
+            .map_err(|_| ExecuteError::Undecodable { type_name: output.full_name().to_owned() })
+    };
+    if !client.coalesces() || !is_read(method) {
+        let reply = client.unary(&path, request, metadata, timeout, is_idempotent(method)).await?;
+        return Ok((decode(reply.body)?, reply.metadata.into_headers()));
+    }
+    let call = || {
+        let (client, path, request, metadata) = (client.clone(), path.clone(), request.clone(), metadata.clone());
+        async move {
+            let reply = client.unary(&path, request, &metadata, timeout, true).await?;
+            Ok(std::sync::Arc::new((reply.body, reply.metadata.into_headers())))
+        }
+        .boxed()
+    };
+    let shared = coalesce::coalesced(client.identity(), &path, &request, metadata, timeout, call).await?;
+    Ok((decode(shared.0.clone())?, shared.1.clone()))
+}
+
+/// Whether a call of `method` only reads, so identical calls in flight may share one answer:
+/// idempotency_level NO_SIDE_EFFECTS, or an HTTP rule whose verb is GET.
+pub fn is_read(method: &MethodDescriptor) -> bool {
+    use prost_types::method_options::IdempotencyLevel;
+    let level = method.method_descriptor_proto().options.as_ref().and_then(|o| o.idempotency_level);
+    level == Some(IdempotencyLevel::NoSideEffects as i32)
+        || crate::registry::http_bindings(method).first().is_some_and(|b| b.method == "GET")
 }

@@ -41,6 +41,8 @@ pub struct Cluster {
     pub tls: Option<super::tls::TlsMaterial>,
     /// DNS re-resolution of endpoint names, if configured.
     pub dns: Option<crate::config::DnsConfig>,
+    /// Identical reads in flight share one call.
+    pub coalesce: bool,
 }
 
 impl Cluster {

@@ -29,6 +29,7 @@ pub struct GrpcClient {
     breaker: std::sync::Arc<Breaker>,
     compress: bool,
     timeouts: std::sync::Arc<Timeouts>,
+    coalesce: bool,
 }
 
 /// A cluster's own limits on unary calls: its `timeout` and per-method overrides.
@@ -136,7 +137,18 @@ impl GrpcClient {
             breaker: std::sync::Arc::new(Breaker::new(cluster.circuit_breaker.clone())),
             compress,
             timeouts: Timeouts::of(cluster),
+            coalesce: cluster.coalesce,
         })
+    }
+
+    /// Whether identical reads in flight may share one call to this cluster.
+    pub fn coalesces(&self) -> bool {
+        self.coalesce
+    }
+
+    /// A number that tells this client (its pool) apart from every other one alive.
+    pub fn identity(&self) -> usize {
+        std::sync::Arc::as_ptr(&self.pool) as usize
     }
 
     /// Serves `targets` from now on (a reload changed the endpoints): calls in flight finish

@@ -108,7 +108,7 @@ async fn endpoint_names_are_re_resolved_and_the_pool_follows_without_dropping_ca
     let answer: Answer = Arc::new(Mutex::new(Some(vec![Ipv4Addr::new(127, 0, 0, 1), Ipv4Addr::new(127, 0, 0, 2)])));
     let dns = dns_server(answer.clone()).await;
     let config = format!(
-        "[backends.catalog]\nendpoints = [\"http://catalog.test:{port}\"]\nservices = [\"catalog.v1\"]\n\
+        "[backends.catalog]\nendpoints = [\"http://catalog.test:{port}\"]\nservices = [\"catalog.v1\"]\ncoalesce = false\n\
          dns = {{ refresh = \"50ms\", nameservers = [\"{dns}\"] }}\n"
     );
     let dir = tempfile::tempdir().expect("tempdir");

@@ -4,6 +4,7 @@ mod auth;
 mod authorization;
 mod backend_connections;
 mod cli_check;
+mod coalescing;
 mod defer;
 mod dns;
 mod graphql;

@@ -16,7 +16,7 @@ async fn spread(algorithm: &str, weights: &[u32], calls: usize) -> Vec<usize> {
     let endpoints: Vec<String> =
         backends.iter().zip(weights).map(|(b, w)| format!("{{ url = \"{}\", weight = {w} }}", b.url())).collect();
     let config = format!(
-        "[backends.catalog]\nendpoints = [{}]\nservices = [\"catalog.v1\"]\nbalancer = \"{algorithm}\"\n",
+        "[backends.catalog]\nendpoints = [{}]\nservices = [\"catalog.v1\"]\ncoalesce = false\nbalancer = \"{algorithm}\"\n",
         endpoints.join(", ")
     );
     let dir = tempfile::tempdir().expect("tempdir");
@@ -127,7 +127,7 @@ async fn consistent_hashing_keeps_a_client_on_one_endpoint() {
         }
         let urls: Vec<String> = backends.iter().map(|b| format!("\"{}\"", b.url())).collect();
         let config = format!(
-            "[backends.catalog]\nendpoints = [{}]\nservices = [\"catalog.v1\"]\nbalancer = \"maglev\"\nhash_on = {hash_on}\n",
+            "[backends.catalog]\nendpoints = [{}]\nservices = [\"catalog.v1\"]\ncoalesce = false\nbalancer = \"maglev\"\nhash_on = {hash_on}\n",
             urls.join(", ")
         );
         let dir = tempfile::tempdir().expect("tempdir");
@@ -171,7 +171,7 @@ async fn an_endpoint_that_fails_health_checks_leaves_the_rotation_and_returns() 
     let replicas = switchyard::demo::start_demo_backend_replicas(3).await.expect("replicas");
     let urls: Vec<String> = replicas.iter().map(|r| format!("\"{}\"", r.url())).collect();
     let config = format!(
-        "[backends.catalog]\nendpoints = [{}]\nservices = [\"catalog.v1\"]\n\
+        "[backends.catalog]\nendpoints = [{}]\nservices = [\"catalog.v1\"]\ncoalesce = false\n\
          [backends.catalog.health_check]\ninterval = \"20ms\"\ngrpc_service = \"catalog.v1.Catalog\"\n",
         urls.join(", ")
     );
@@ -241,7 +241,10 @@ async fn an_endpoint_that_fails_health_checks_leaves_the_rotation_and_returns() 
 async fn idempotent_calls_are_retried_on_another_endpoint_within_the_budget() {
     let mut replicas = switchyard::demo::start_demo_backend_replicas(3).await.expect("replicas");
     let urls: Vec<String> = replicas.iter().map(|r| format!("\"{}\"", r.url())).collect();
-    let config = format!("[backends.catalog]\nendpoints = [{}]\nservices = [\"catalog.v1\"]\n", urls.join(", "));
+    let config = format!(
+        "[backends.catalog]\nendpoints = [{}]\nservices = [\"catalog.v1\"]\ncoalesce = false\n",
+        urls.join(", ")
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("switchyard.toml");
     std::fs::write(&file, config).expect("write config");
@@ -296,7 +299,7 @@ async fn the_breaker_opens_fails_fast_and_recovers() {
     let backend = switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("backend");
     let addr = backend.addr;
     let config = format!(
-        "[backends.catalog]\nendpoints = [\"{}\"]\nservices = [\"catalog.v1\"]\nretries = {{ max_retries = 0 }}\n\
+        "[backends.catalog]\nendpoints = [\"{}\"]\nservices = [\"catalog.v1\"]\ncoalesce = false\nretries = {{ max_retries = 0 }}\n\
          [backends.catalog.circuit_breaker]\nmin_requests = 4\nfailure_rate = 50\nopen_for = \"200ms\"\n",
         backend.url()
     );
@@ -347,7 +350,7 @@ async fn an_endpoint_whose_calls_keep_failing_is_ejected() {
     let mut replicas = switchyard::demo::start_demo_backend_replicas(3).await.expect("replicas");
     let urls: Vec<String> = replicas.iter().map(|r| format!("\"{}\"", r.url())).collect();
     let config = format!(
-        "[backends.catalog]\nendpoints = [{}]\nservices = [\"catalog.v1\"]\n\
+        "[backends.catalog]\nendpoints = [{}]\nservices = [\"catalog.v1\"]\ncoalesce = false\n\
          [backends.catalog.outlier_detection]\nconsecutive_failures = 2\nbase_ejection = \"60s\"\n",
         urls.join(", ")
     );
@@ -387,7 +390,7 @@ async fn an_endpoint_whose_calls_keep_failing_is_ejected() {
 async fn a_backup_group_takes_over_while_the_primary_is_unhealthy() {
     let replicas = switchyard::demo::start_demo_backend_replicas(2).await.expect("replicas");
     let config = format!(
-        "[backends.catalog]\nendpoints = [\"{}\", {{ url = \"{}\", priority = 1 }}]\nservices = [\"catalog.v1\"]\n\
+        "[backends.catalog]\nendpoints = [\"{}\", {{ url = \"{}\", priority = 1 }}]\nservices = [\"catalog.v1\"]\ncoalesce = false\n\
          [backends.catalog.health_check]\ninterval = \"20ms\"\nunhealthy_threshold = 1\n",
         replicas[0].url(),
         replicas[1].url()
@@ -438,7 +441,7 @@ async fn ten_calls(gateway: &TestGateway) {
 async fn gateway_over(replicas: &[switchyard::demo::DemoBackend], settings: &str) -> (TestGateway, tempfile::TempDir) {
     let endpoints: Vec<String> = replicas.iter().map(|r| format!("\"{}\"", r.url())).collect();
     let config = format!(
-        "[backends.catalog]\nendpoints = [{}]\nservices = [\"catalog.v1\"]\n{settings}\n",
+        "[backends.catalog]\nendpoints = [{}]\nservices = [\"catalog.v1\"]\ncoalesce = false\n{settings}\n",
         endpoints.join(", ")
     );
     let dir = tempfile::tempdir().expect("tempdir");
@@ -450,7 +453,8 @@ async fn gateway_over(replicas: &[switchyard::demo::DemoBackend], settings: &str
 #[tokio::test]
 async fn a_slow_endpoint_receives_markedly_less_traffic_under_least_response_time() {
     let replicas = switchyard::demo::start_demo_backend_replicas(3).await.expect("replicas");
-    replicas[2].set_latency(std::time::Duration::from_millis(40));
+    // Slow enough to stand out from the noise of a loaded CI machine (40 ms did not, once).
+    replicas[2].set_latency(std::time::Duration::from_millis(150));
     let (gateway, _dir) = gateway_over(&replicas, "balancer = \"peak_ewma\"").await;
     for _ in 0..40 {
         ten_calls(&gateway).await;
@@ -558,7 +562,7 @@ async fn methods_named_in_the_retry_config_are_retried_although_not_idempotent()
     let mut replicas = switchyard::demo::start_demo_backend_replicas(2).await.expect("replicas");
     let dead = dead_address().await;
     let config = format!(
-        "[backends.catalog]\nendpoints = [\"{}\", \"{dead}\"]\nservices = [\"catalog.v1\"]\n\
+        "[backends.catalog]\nendpoints = [\"{}\", \"{dead}\"]\nservices = [\"catalog.v1\"]\ncoalesce = false\n\
          retries = {{ methods = [\"catalog.v1.Catalog.CreateBook\"] }}\n",
         replicas[0].url()
     );
@@ -582,7 +586,10 @@ async fn a_reload_that_changes_endpoints_drops_no_call_in_flight_and_keeps_endpo
     let replicas = switchyard::demo::start_demo_backend_replicas(3).await.expect("replicas");
     let write = |file: &std::path::Path, members: &[usize]| {
         let urls: Vec<String> = members.iter().map(|i| format!("\"{}\"", replicas[*i].url())).collect();
-        let config = format!("[backends.catalog]\nendpoints = [{}]\nservices = [\"catalog.v1\"]\n", urls.join(", "));
+        let config = format!(
+            "[backends.catalog]\nendpoints = [{}]\nservices = [\"catalog.v1\"]\ncoalesce = false\n",
+            urls.join(", ")
+        );
         std::fs::write(file, config).expect("write config");
     };
     let dir = tempfile::tempdir().expect("tempdir");
