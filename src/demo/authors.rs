@@ -6,7 +6,8 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
@@ -34,7 +35,7 @@ const AUTHORS: &[(&str, &str, i64, &str)] = &[
 pub struct DemoAuthors {
     /// Where it listens.
     pub addr: SocketAddr,
-    requests: Arc<AtomicUsize>,
+    state: Arc<Served>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -47,7 +48,12 @@ impl DemoAuthors {
 
     /// Requests served so far.
     pub fn requests(&self) -> usize {
-        self.requests.load(Ordering::Relaxed)
+        self.state.requests.load(Ordering::Relaxed)
+    }
+
+    /// Makes every request wait `latency` before it is answered (zero: answer at once).
+    pub fn set_latency(&self, latency: Duration) {
+        self.state.latency_micros.store(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
     /// Stops serving.
@@ -57,29 +63,47 @@ impl DemoAuthors {
     }
 }
 
+/// What the handlers share: the request count and the added latency.
+#[derive(Default)]
+struct Served {
+    requests: AtomicUsize,
+    latency_micros: AtomicU64,
+}
+
+impl Served {
+    /// Counts a request and waits the configured latency.
+    async fn serve(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let latency = Duration::from_micros(self.latency_micros.load(Ordering::Relaxed));
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+    }
+}
+
 /// Starts the authors service on `addr` (port 0 for any free port).
 pub async fn start_demo_authors(addr: SocketAddr) -> Result<DemoAuthors, DemoError> {
     let listener = TcpListener::bind(addr).await.map_err(|e| DemoError::Bind(addr, e))?;
     let addr = listener.local_addr().map_err(|e| DemoError::Bind(addr, e))?;
-    let requests = Arc::new(AtomicUsize::new(0));
+    let state = Arc::new(Served::default());
     let router = axum::Router::new()
         .route("/authors", get(list_authors))
         .route("/authors/{id}", get(get_author))
-        .with_state(requests.clone());
+        .with_state(state.clone());
     let settings = super::backend::demo_listener_settings();
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(async move {
         serve_listener(listener, router, settings, stopped).await;
     });
-    Ok(DemoAuthors { addr, requests, stop, task })
+    Ok(DemoAuthors { addr, state, stop, task })
 }
 
 fn author_json(&(id, name, born, country): &(&str, &str, i64, &str)) -> Value {
     json!({"id": id, "name": name, "born": born, "country": country})
 }
 
-async fn list_authors(State(requests): State<Arc<AtomicUsize>>, RawQuery(query): RawQuery) -> Response {
-    requests.fetch_add(1, Ordering::Relaxed);
+async fn list_authors(State(state): State<Arc<Served>>, RawQuery(query): RawQuery) -> Response {
+    state.serve().await;
     let mut names = Vec::new();
     let mut country = None;
     for pair in query.as_deref().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
@@ -106,8 +130,8 @@ async fn list_authors(State(requests): State<Arc<AtomicUsize>>, RawQuery(query):
     Json(json!({ "authors": authors })).into_response()
 }
 
-async fn get_author(State(requests): State<Arc<AtomicUsize>>, Path(id): Path<String>) -> Response {
-    requests.fetch_add(1, Ordering::Relaxed);
+async fn get_author(State(state): State<Arc<Served>>, Path(id): Path<String>) -> Response {
+    state.serve().await;
     match AUTHORS.iter().find(|a| a.0 == id) {
         Some(author) => Json(author_json(author)).into_response(),
         None => {

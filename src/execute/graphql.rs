@@ -10,6 +10,8 @@ use serde_json::{Map, Value as Json};
 
 use super::shape::{complete, shape_value};
 use super::stitch::run_stitches;
+use futures_util::FutureExt;
+
 use super::{ExecuteError, unary_call};
 use crate::error::ErrorCode;
 use crate::operation::{Metadata, Selection, SelectionSet};
@@ -191,7 +193,7 @@ pub(super) fn render_call(
 pub(super) async fn send_call(call: &RenderedCall, cluster: &str, context: &Context<'_>) -> Result<Json, ExecuteError> {
     match call {
         RenderedCall::Http(request) => {
-            let body = context.upstreams.http(cluster)?.send(request, context.metadata, context.timeout).await?;
+            let body = send_http(context, cluster, request).await?;
             if body.iter().all(u8::is_ascii_whitespace) {
                 return Ok(Json::Null);
             }
@@ -205,6 +207,43 @@ pub(super) async fn send_call(call: &RenderedCall, cluster: &str, context: &Cont
             Ok(message_json(&message))
         }
     }
+}
+
+/// Sends a REST or GraphQL-source request; a read (GET, or a GraphQL query) shares the call
+/// with identical ones in flight unless the cluster opts out.
+async fn send_http(
+    context: &Context<'_>,
+    cluster: &str,
+    request: &crate::upstream::HttpRequest,
+) -> Result<bytes::Bytes, ExecuteError> {
+    let client = context.upstreams.http(cluster)?;
+    // POST is never idempotent by its verb: an idempotent POST is a GraphQL source's query.
+    let read = request.method == http::Method::GET || (request.method == http::Method::POST && request.idempotent);
+    if !client.coalesces() || !read {
+        return Ok(client.send(request, context.metadata, context.timeout).await?);
+    }
+    let mut identity = Vec::new();
+    for (name, value) in &request.headers {
+        identity.extend_from_slice(name.as_str().as_bytes());
+        identity.push(b':');
+        identity.extend_from_slice(value.as_bytes());
+        identity.push(b'\n');
+    }
+    identity.extend_from_slice(request.body.as_deref().unwrap_or_default());
+    let target = format!("{} {}", request.method, request.path_and_query);
+    let (metadata, timeout) = (context.metadata.clone(), context.timeout);
+    let call = || {
+        let (client, request) = (client.clone(), request.clone());
+        async move {
+            let body = client.send(&request, &metadata, timeout).await?;
+            Ok(std::sync::Arc::new((body, http::HeaderMap::new())))
+        }
+        .boxed()
+    };
+    let shared =
+        super::coalesce::coalesced(client.identity(), &target, &identity.into(), context.metadata, timeout, call)
+            .await?;
+    Ok(shared.0.clone())
 }
 
 /// An answer as its binding reads it: the selected value and, from a GraphQL source, the

@@ -44,6 +44,7 @@ pub struct HttpClient {
     limit: Option<Duration>,
     /// TLS for WebSocket connections to `wss://` endpoints, with the cluster's material.
     websocket_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    coalesce: bool,
 }
 
 /// How calls reach one REST endpoint: its base URL and the reqwest pool to send with.
@@ -154,7 +155,18 @@ impl HttpClient {
             retry: std::sync::Arc::new(RetryBudget::new(cluster.retries.clone())),
             limit: cluster.timeout,
             websocket_tls,
+            coalesce: cluster.coalesce,
         })
+    }
+
+    /// Whether identical reads in flight may share one call to this cluster.
+    pub fn coalesces(&self) -> bool {
+        self.coalesce
+    }
+
+    /// A number that tells this client (its pool) apart from every other one alive.
+    pub fn identity(&self) -> usize {
+        std::sync::Arc::as_ptr(&self.pool) as usize
     }
 
     /// Serves `targets` from now on (a reload changed the endpoints): calls in flight finish

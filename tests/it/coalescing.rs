@@ -101,3 +101,20 @@ async fn gateway_opted_out() -> (TestGateway, tempfile::TempDir) {
     gateway.backend().set_latency(SLOW);
     (gateway, dir)
 }
+
+#[tokio::test]
+async fn identical_rest_source_reads_share_one_call() {
+    let (gateway, _dir) = TestGateway::stitched_with_config("").await;
+    gateway.authors().set_latency(SLOW);
+    let query = "{ author(id: \"1\") { name } }";
+    let answers = join_all((0..50).map(|_| graphql(&gateway, query, None))).await;
+    for answer in &answers {
+        assert_eq!(answer["data"]["author"]["name"], "Ursula K. Le Guin", "{answer}");
+    }
+    assert_eq!(gateway.authors().requests(), 1, "50 concurrent identical REST reads, one request");
+    // A 404 is shared as well.
+    let answers = join_all((0..20).map(|_| graphql(&gateway, "{ author(id: \"99\") { name } }", None))).await;
+    assert!(answers.iter().all(|a| a["errors"][0]["extensions"]["code"] == "NOT_FOUND"), "{:?}", answers[0]);
+    assert_eq!(gateway.authors().requests(), 2);
+    gateway.shutdown().await;
+}
