@@ -142,8 +142,12 @@ impl Gateway {
         if previous.snapshot.auth.config() == snapshot.auth.config() {
             snapshot.auth = previous.snapshot.auth.clone();
         }
-        // Counters survive a reload that keeps their store.
+        // Counters survive a reload that keeps their store; cached answers one that keeps the
+        // cache's size (rules are looked up per fetch, so changed TTLs apply to new entries).
         snapshot.limiter.adopt_store(&previous.snapshot.limiter);
+        if previous.snapshot.cache.max_bytes() == snapshot.cache.max_bytes() {
+            snapshot.cache = previous.snapshot.cache.clone();
+        }
         let upstreams = Upstreams::build(snapshot.clusters.values(), Some(&previous.upstreams));
         let snapshot = Arc::new(snapshot);
         let served = Arc::new(Served { snapshot: snapshot.clone(), upstreams });
@@ -169,6 +173,21 @@ impl ServiceDirectory for Snapshot {
 
     fn graphql(&self) -> &crate::schema::GraphqlSchema {
         &self.graphql
+    }
+
+    fn cache_for_method(&self, full_name: &str) -> Option<crate::cache::Rule> {
+        self.cache_rules.methods.get(full_name).cloned()
+    }
+
+    fn cache_for_field(&self, type_name: &str, field: &str) -> Option<crate::cache::Rule> {
+        if self.cache_rules.fields.is_empty() {
+            return None;
+        }
+        self.cache_rules.fields.get(&(type_name.to_owned(), field.to_owned())).cloned()
+    }
+
+    fn cache_store(&self) -> Option<std::sync::Arc<crate::cache::Cache>> {
+        (!self.cache_rules.is_empty()).then(|| self.cache.clone())
     }
 }
 

@@ -15,6 +15,7 @@ pub mod policy;
 pub mod snapshot;
 pub mod execute;
 pub mod plan;
+pub mod cache;
 pub mod upstream;
 pub mod schema;
 pub mod transcode;

@@ -117,6 +117,10 @@ pub struct Snapshot {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The gateway listener's TLS (`listener.tls`), read from its files at this build.
     pub tls: Option<crate::server::tls::ServerTls>,
+    /// Which fetches are cached, resolved by method and GraphQL field.
+    pub cache_rules: crate::cache::Rules,
+    /// The fetch cache (kept across reloads that keep its size).
+    pub cache: std::sync::Arc<crate::cache::Cache>,
 }
 
 impl Snapshot {
@@ -144,6 +148,62 @@ impl Snapshot {
     pub fn cluster_for_service(&self, full_name: &str) -> Option<&Cluster> {
         self.services.get(full_name)?.as_ref().and_then(|c| self.clusters.get(c))
     }
+}
+
+/// `[cache]`'s rules resolved per method and GraphQL field (several rules on one target
+/// combine to the stricter). A target that matches nothing is a warning.
+fn cache_rules(
+    config: &crate::config::CacheConfig,
+    served: &crate::policy::Served<'_>,
+) -> (crate::cache::Rules, Vec<Problem>) {
+    use crate::policy::targets::{TargetIndex, Targets};
+    let mut problems = Vec::new();
+    let mut index = TargetIndex::default();
+    let mut compiled = Vec::new();
+    for (i, rule) in config.rules.iter().enumerate() {
+        let at = |key: &str| format!("cache.rules[{i}].{key}");
+        if rule.ttl.get().is_zero() {
+            problems.push(Problem::error(at("ttl"), "must be longer than zero (remove the rule to cache nothing)"));
+            continue;
+        }
+        let targets = Targets { methods: &rule.methods, routes: &[], fields: &rule.fields, types: &rule.types };
+        if targets.is_empty() {
+            problems.push(Problem::error(at("methods"), "the rule caches nothing: set methods, fields or types"));
+            continue;
+        }
+        index.add(served, compiled.len(), &targets, &at, &mut problems);
+        compiled.push(crate::cache::Rule {
+            ttl: rule.ttl.get(),
+            private: rule.scope == crate::config::CacheScope::Private,
+        });
+    }
+    index.fold_methods_into_fields(served.schema());
+    let combine = |rules: &[usize]| rules.iter().map(|&r| compiled[r].clone()).reduce(|a, b| a.and(&b));
+    let mut resolved = crate::cache::Rules {
+        vary: config.vary.iter().map(|h| h.to_ascii_lowercase()).collect(),
+        ..Default::default()
+    };
+    for method in served.methods() {
+        if let Some(rule) = combine(index.method(method)) {
+            resolved.methods.insert(method.full_name().to_owned(), rule);
+        }
+    }
+    let schema = served.schema();
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for (kind, roots) in &schema.roots {
+        fields.extend(roots.iter().map(|f| (crate::policy::root_name(*kind).to_owned(), f.name.clone())));
+    }
+    for (type_name, definition) in &schema.types {
+        if let crate::schema::TypeDef::Object { fields: object_fields, .. } = definition {
+            fields.extend(object_fields.iter().map(|f| (type_name.clone(), f.name.clone())));
+        }
+    }
+    for (type_name, field) in fields {
+        if let Some(rule) = combine(index.field(&type_name, &field)) {
+            resolved.fields.insert((type_name, field), rule);
+        }
+    }
+    (resolved, problems)
 }
 
 /// Builds and validates a snapshot; on failure returns every problem found.
@@ -249,7 +309,7 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
         }
         None => RestRoutes::default(),
     };
-    let (policies, limiter) = {
+    let (policies, limiter, cache_rules) = {
         let pool = registry.as_ref().map(|r| r.pool.clone()).unwrap_or_default();
         let names: Vec<String> = services.keys().cloned().collect();
         let served = crate::policy::Served::new(&pool, &names, &routes, &graphql);
@@ -257,7 +317,9 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
         problems.extend(found);
         let (limiter, found) = crate::policy::limits::Limiter::build(&config.rate_limits, &config.redis, &served);
         problems.extend(found);
-        (policies, limiter)
+        let (rules, found) = cache_rules(&config.cache, &served);
+        problems.extend(found);
+        (policies, limiter, rules)
     };
     let tls = match &config.listener.tls {
         Some(tls) => match crate::server::tls::server_config(tls) {
@@ -306,6 +368,7 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
         .collect();
     hash_claims.sort();
     hash_claims.dedup();
+    let cache = std::sync::Arc::new(crate::cache::Cache::new(config.cache.max_bytes));
     Ok(Snapshot {
         generation,
         built_at: SystemTime::now(),
@@ -325,6 +388,8 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
         limiter,
         trusted_proxies,
         tls,
+        cache_rules,
+        cache,
     })
 }
 

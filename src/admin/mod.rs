@@ -26,6 +26,8 @@ pub fn admin_router(gateway: Arc<Gateway>) -> Router {
         .route("/admin/reload", post(reload_handler))
         .route("/admin/clusters", get(clusters))
         .route("/admin/usage", get(usage))
+        .route("/admin/cache", get(cache_stats))
+        .route("/admin/cache/invalidate", post(invalidate_cache))
         .route_layer(middleware::from_fn_with_state(gateway.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -61,6 +63,44 @@ async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
 /// Every backend cluster, its balancer and each endpoint's state.
 async fn clusters(State(gateway): State<Arc<Gateway>>) -> Response {
     Json(gateway.served().upstreams.describe()).into_response()
+}
+
+/// The fetch cache's entries and size.
+async fn cache_stats(State(gateway): State<Arc<Gateway>>) -> Response {
+    let snapshot = gateway.snapshot();
+    let (entries, bytes) = snapshot.cache.stats();
+    Json(json!({"entries": entries, "bytes": bytes, "max_bytes": snapshot.cache.max_bytes()})).into_response()
+}
+
+/// `{"methods": ["pkg.Service/Method"], "types": ["Book"], "prefix": "grpc /pkg.Service/"}`:
+/// drops the cached answers of those methods, of fetches for fields of those GraphQL types (or
+/// returning them), and whose key starts with the prefix.
+async fn invalidate_cache(State(gateway): State<Arc<Gateway>>, body: axum::body::Bytes) -> Response {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Invalidate {
+        #[serde(default)]
+        methods: Vec<String>,
+        #[serde(default)]
+        types: Vec<String>,
+        #[serde(default)]
+        prefix: Option<String>,
+    }
+    let request: Invalidate = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(error) => {
+            let body = json!({"code": ErrorCode::InvalidArgument.grpc_code(), "message": format!("the body is not an invalidation: {error}")});
+            return (http::StatusCode::BAD_REQUEST, Json(body)).into_response();
+        }
+    };
+    if request.methods.is_empty() && request.types.is_empty() && request.prefix.is_none() {
+        let body = json!({"code": ErrorCode::InvalidArgument.grpc_code(), "message": "name methods, types or a prefix to invalidate"});
+        return (http::StatusCode::BAD_REQUEST, Json(body)).into_response();
+    }
+    let mut tags: Vec<String> = request.methods.iter().map(|m| m.replace('/', ".")).collect();
+    tags.extend(request.types);
+    let invalidated = gateway.snapshot().cache.invalidate(&tags, request.prefix.as_deref());
+    Json(json!({ "invalidated": invalidated })).into_response()
 }
 
 /// Rate-limit and quota counters per consumer.

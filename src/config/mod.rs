@@ -8,6 +8,7 @@
 mod auth;
 mod authorization;
 mod backend;
+mod cache;
 mod duration;
 mod env;
 mod graphql;
@@ -35,6 +36,7 @@ pub use backend::{
     GrpcCompression, HashOn, HealthCheckConfig, HttpVersion, OutlierConfig, RetryConfig, RetryOn, TlsConfig,
     WeightedEndpoint,
 };
+pub use cache::{CacheConfig, CacheRule, CacheScope};
 pub use duration::ConfigDuration;
 pub use graphql::{
     CsrfConfig, GraphqlConfig, GraphqlKind, GraphqlLimits, GraphqlMethodConfig, GraphqlServiceConfig,
@@ -77,6 +79,8 @@ pub struct Config {
     pub redis: RedisConfig,
     /// Cross-origin resource sharing for browsers (off until origins are listed).
     pub cors: CorsConfig,
+    /// Caching of backend fetches.
+    pub cache: CacheConfig,
 }
 
 /// CORS: which browser origins may call the gateway, with which methods and headers. Preflights

@@ -113,7 +113,9 @@ pub(super) async fn fetch_root(
             let crate::operation::CallInput::Message(input) = input else {
                 return Err(ExecuteError::Shape(format!("{} takes one request message", method.full_name())));
             };
-            let (message, _) = unary_call(upstreams, cluster, method, input, &fetch.metadata, fetch.timeout).await?;
+            let (message, _, _) =
+                unary_call(upstreams, cluster, method, input, &fetch.metadata, fetch.timeout, fetch.cache.as_ref())
+                    .await?;
             if prost_reflect::ReflectMessage::descriptor(&message).fields().len() == 0 && fields.fields.is_empty() {
                 return Ok(None);
             }
@@ -131,7 +133,8 @@ pub(super) async fn fetch_root(
                 non_null: false,
                 item_non_null: false,
             });
-            let (answer, remote_errors) = read_answer(binding, send_call(&call, cluster, &context).await?)?;
+            let (answer, remote_errors) =
+                read_answer(binding, send_call(&call, cluster, &context, fetch.cache.as_ref()).await?)?;
             remote.extend(remote_errors);
             (answer, ty)
         }
@@ -190,10 +193,15 @@ pub(super) fn render_call(
 }
 
 /// Sends a rendered call to `cluster`; the answer as JSON.
-pub(super) async fn send_call(call: &RenderedCall, cluster: &str, context: &Context<'_>) -> Result<Json, ExecuteError> {
+pub(super) async fn send_call(
+    call: &RenderedCall,
+    cluster: &str,
+    context: &Context<'_>,
+    cache: Option<&crate::cache::FetchCache>,
+) -> Result<Json, ExecuteError> {
     match call {
         RenderedCall::Http(request) => {
-            let body = send_http(context, cluster, request).await?;
+            let body = send_http(context, cluster, request, cache).await?;
             if body.iter().all(u8::is_ascii_whitespace) {
                 return Ok(Json::Null);
             }
@@ -202,8 +210,9 @@ pub(super) async fn send_call(call: &RenderedCall, cluster: &str, context: &Cont
         RenderedCall::Grpc { method, request } => {
             let input = prost_reflect::DynamicMessage::decode(method.input(), request.clone())
                 .map_err(|_| ExecuteError::Shape("a rendered request does not decode".into()))?;
-            let (message, _) =
-                unary_call(context.upstreams, cluster, method, &input, context.metadata, context.timeout).await?;
+            let (message, _, _) =
+                unary_call(context.upstreams, cluster, method, &input, context.metadata, context.timeout, cache)
+                    .await?;
             Ok(message_json(&message))
         }
     }
@@ -215,13 +224,11 @@ async fn send_http(
     context: &Context<'_>,
     cluster: &str,
     request: &crate::upstream::HttpRequest,
+    cache: Option<&crate::cache::FetchCache>,
 ) -> Result<bytes::Bytes, ExecuteError> {
     let client = context.upstreams.http(cluster)?;
     // POST is never idempotent by its verb: an idempotent POST is a GraphQL source's query.
     let read = request.method == http::Method::GET || (request.method == http::Method::POST && request.idempotent);
-    if !client.coalesces() || !read {
-        return Ok(client.send(request, context.metadata, context.timeout).await?);
-    }
     let mut identity = Vec::new();
     for (name, value) in &request.headers {
         identity.extend_from_slice(name.as_str().as_bytes());
@@ -231,6 +238,36 @@ async fn send_http(
     }
     identity.extend_from_slice(request.body.as_deref().unwrap_or_default());
     let target = format!("{} {}", request.method, request.path_and_query);
+    let identity = bytes::Bytes::from(identity);
+    let cached = match cache.filter(|_| read) {
+        Some(cache) => {
+            let key = super::cache_key(cache, format!("http {cluster} {target}"), identity.clone());
+            if let Some(entry) = cache.store.get(&key) {
+                return Ok(entry.body);
+            }
+            Some((cache, key))
+        }
+        None => None,
+    };
+    let body = send_http_shared(context, client, request, read, &target, identity).await?;
+    if let Some((cache, key)) = cached {
+        cache.store.insert(key, super::cache_entry(cache, body.clone(), http::HeaderMap::new()));
+    }
+    Ok(body)
+}
+
+/// Sends a REST or GraphQL-source request, sharing a read with identical ones in flight.
+async fn send_http_shared(
+    context: &Context<'_>,
+    client: &crate::upstream::HttpClient,
+    request: &crate::upstream::HttpRequest,
+    read: bool,
+    target: &str,
+    identity: bytes::Bytes,
+) -> Result<bytes::Bytes, ExecuteError> {
+    if !client.coalesces() || !read {
+        return Ok(client.send(request, context.metadata, context.timeout).await?);
+    }
     let (metadata, timeout) = (context.metadata.clone(), context.timeout);
     let call = || {
         let (client, request) = (client.clone(), request.clone());
@@ -241,8 +278,7 @@ async fn send_http(
         .boxed()
     };
     let shared =
-        super::coalesce::coalesced(client.identity(), &target, &identity.into(), context.metadata, timeout, call)
-            .await?;
+        super::coalesce::coalesced(client.identity(), target, &identity, context.metadata, timeout, call).await?;
     Ok(shared.0.clone())
 }
 

@@ -21,6 +21,7 @@ use futures_util::future::join_all;
 use prost::Message;
 use prost_reflect::{DynamicMessage, MethodDescriptor};
 
+use crate::cache::{CacheStatus, FetchCache};
 use crate::error::ErrorCode;
 use crate::operation::{CallInput, Metadata, Selection};
 use crate::plan::{Fetch, FetchCall, Plan};
@@ -40,6 +41,8 @@ pub struct FetchOutput {
     pub selection: Selection,
     /// The backend's response headers and trailers.
     pub metadata: http::HeaderMap,
+    /// Whether it came from the cache (None: not cacheable).
+    pub cache: Option<CacheStatus>,
 }
 
 /// Why a fetch failed.
@@ -124,8 +127,9 @@ async fn run_fetch(fetch: Fetch, upstreams: &Upstreams) -> Result<FetchOutput, E
     let CallInput::Message(input) = input else {
         return Err(ExecuteError::Shape(format!("{} takes one request message", method.full_name())));
     };
-    let (message, metadata) = unary_call(upstreams, cluster, &method, &input, &fetch.metadata, fetch.timeout).await?;
-    Ok(FetchOutput { message, selection: fetch.selection, metadata })
+    let (message, metadata, cache) =
+        unary_call(upstreams, cluster, &method, &input, &fetch.metadata, fetch.timeout, fetch.cache.as_ref()).await?;
+    Ok(FetchOutput { message, selection: fetch.selection, metadata, cache })
 }
 
 /// Whether a call of `method` may be retried: the backend operation says so (DESIGN.md), never
@@ -150,8 +154,8 @@ async fn unary_call(
     input: &DynamicMessage,
     metadata: &Metadata,
     timeout: Option<Duration>,
-) -> Result<(DynamicMessage, http::HeaderMap), ExecuteError> {
-    let client = upstreams.grpc(cluster)?;
+    cache: Option<&FetchCache>,
+) -> Result<(DynamicMessage, http::HeaderMap, Option<CacheStatus>), ExecuteError> {
     let path = format!("/{}/{}", method.parent_service().full_name(), method.name());
     let request = Bytes::from(input.encode_to_vec());
     let output = method.output();
@@ -159,27 +163,59 @@ async fn unary_call(
         DynamicMessage::decode(output.clone(), body)
             .map_err(|_| ExecuteError::Undecodable { type_name: output.full_name().to_owned() })
     };
-    if !client.coalesces() || !is_read(method) {
-        let reply = client.unary(&path, request, metadata, timeout, is_idempotent(method)).await?;
-        return Ok((decode(reply.body)?, reply.metadata.into_headers()));
+    let Some(cache) = cache else {
+        let (body, headers) = grpc_answer(upstreams, cluster, method, &path, request, metadata, timeout).await?;
+        return Ok((decode(body)?, headers, None));
+    };
+    let key = cache_key(cache, format!("grpc {path}"), request.clone());
+    if let Some(entry) = cache.store.get(&key) {
+        return Ok((decode(entry.body)?, entry.metadata, Some(CacheStatus::Hit)));
+    }
+    let (body, headers) = grpc_answer(upstreams, cluster, method, &path, request, metadata, timeout).await?;
+    let message = decode(body.clone())?;
+    cache.store.insert(key, cache_entry(cache, body, headers.clone()));
+    Ok((message, headers, Some(CacheStatus::Miss)))
+}
+
+/// The cache key of a fetch: its target and request, the vary values and, for private rules,
+/// the identity.
+fn cache_key(cache: &FetchCache, target: String, request: Bytes) -> crate::cache::Key {
+    crate::cache::Key { target, request, vary: cache.vary.clone(), identity: cache.identity.clone() }
+}
+
+fn cache_entry(cache: &FetchCache, body: Bytes, metadata: http::HeaderMap) -> crate::cache::Entry {
+    crate::cache::Entry {
+        body,
+        metadata,
+        ttl: cache.rule.ttl,
+        stored: std::time::Instant::now(),
+        tags: cache.tags.clone(),
+    }
+}
+
+/// One unary gRPC call's encoded answer and metadata, shared with identical reads in flight.
+async fn grpc_answer(
+    upstreams: &Upstreams,
+    cluster: &str,
+    method: &MethodDescriptor,
+    path: &str,
+    request: Bytes,
+    metadata: &Metadata,
+    timeout: Option<Duration>,
+) -> Result<(Bytes, http::HeaderMap), ExecuteError> {
+    let client = upstreams.grpc(cluster)?;
+    if !client.coalesces() || !crate::plan::is_read(method) {
+        let reply = client.unary(path, request, metadata, timeout, is_idempotent(method)).await?;
+        return Ok((reply.body, reply.metadata.into_headers()));
     }
     let call = || {
-        let (client, path, request, metadata) = (client.clone(), path.clone(), request.clone(), metadata.clone());
+        let (client, path, request, metadata) = (client.clone(), path.to_owned(), request.clone(), metadata.clone());
         async move {
             let reply = client.unary(&path, request, &metadata, timeout, true).await?;
             Ok(std::sync::Arc::new((reply.body, reply.metadata.into_headers())))
         }
         .boxed()
     };
-    let shared = coalesce::coalesced(client.identity(), &path, &request, metadata, timeout, call).await?;
-    Ok((decode(shared.0.clone())?, shared.1.clone()))
-}
-
-/// Whether a call of `method` only reads, so identical calls in flight may share one answer:
-/// idempotency_level NO_SIDE_EFFECTS, or an HTTP rule whose verb is GET.
-pub fn is_read(method: &MethodDescriptor) -> bool {
-    use prost_types::method_options::IdempotencyLevel;
-    let level = method.method_descriptor_proto().options.as_ref().and_then(|o| o.idempotency_level);
-    level == Some(IdempotencyLevel::NoSideEffects as i32)
-        || crate::registry::http_bindings(method).first().is_some_and(|b| b.method == "GET")
+    let shared = coalesce::coalesced(client.identity(), path, &request, metadata, timeout, call).await?;
+    Ok((shared.0.clone(), shared.1.clone()))
 }

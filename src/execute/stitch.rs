@@ -180,7 +180,7 @@ async fn resolve_each(
     }
     let mut answers: Vec<Option<Answer>> = (0..distinct.len()).map(|_| None).collect();
     let pending: Vec<_> =
-        distinct.iter().enumerate().map(|(i, call)| send_indexed(i, call, cluster, context)).collect();
+        distinct.iter().enumerate().map(|(i, call)| send_indexed(i, call, cluster, context, stitch)).collect();
     let mut calls = futures_util::stream::iter(pending).buffer_unordered(MAX_CONCURRENT_CALLS);
     while let Some((i, answer)) = calls.next().await {
         answers[i] = Some(answer.and_then(|a| read_answer(binding, a)));
@@ -299,8 +299,9 @@ async fn send_indexed(
     call: &RenderedCall,
     cluster: &str,
     context: &Context<'_>,
+    stitch: &Stitch,
 ) -> (usize, Result<Json, ExecuteError>) {
-    (i, send_call(call, cluster, context).await)
+    (i, send_call(call, cluster, context, stitch.cache.as_ref()).await)
 }
 
 async fn send_batch(
@@ -312,7 +313,7 @@ async fn send_batch(
 ) -> Answer {
     let scope = Scope { args: arguments, parent: None, keys: Some(keys) };
     let call = render_call(&stitch.binding, &scope, &stitch.field.children, &stitch.ty.name, context.schema)?;
-    read_answer(&stitch.binding, send_call(&call, cluster, context).await?)
+    read_answer(&stitch.binding, send_call(&call, cluster, context, stitch.cache.as_ref()).await?)
 }
 
 /// A key compared as text (so `7` and `"7"` match, as REST APIs mix them).

@@ -61,6 +61,12 @@ pub(crate) fn capture_hash_inputs(
 ) {
     context.client = client;
     context.hash.client_ip = client_ip(headers, client, &snapshot.trusted_proxies);
+    context.vary = snapshot
+        .cache_rules
+        .vary
+        .iter()
+        .filter_map(|name| Some((name.clone(), headers.get(name.as_str())?.as_bytes().to_vec())))
+        .collect();
     let names = &snapshot.hash_headers;
     for name in names {
         for value in headers.get_all(name.as_str()) {

@@ -110,6 +110,36 @@ fn unauthenticated_response(error: &crate::policy::AuthError) -> Response {
     response
 }
 
+/// A GET answer with its `ETag` (a hash of the body); 304 without the body when the client's
+/// `If-None-Match` holds it (RFC 9110 section 13.1.2, weak comparison).
+async fn with_etag(response: Response, if_none_match: Option<&header::HeaderValue>) -> Response {
+    if response.status() != http::StatusCode::OK {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return error_response(ErrorCode::Internal, "the answer could not be read");
+    };
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(&bytes);
+    // Weak: the compression layer may re-encode the body, and a strong tag names one encoding.
+    let tag = format!("W/\"{}\"", hex::encode(&digest[..16]));
+    if let Ok(value) = header::HeaderValue::from_str(&tag) {
+        parts.headers.insert(header::ETAG, value);
+    }
+    let matches = if_none_match.and_then(|v| v.to_str().ok()).is_some_and(|list| {
+        list.split(',')
+            .map(str::trim)
+            .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == tag.trim_start_matches("W/"))
+    });
+    if matches {
+        parts.status = http::StatusCode::NOT_MODIFIED;
+        parts.headers.remove(header::CONTENT_TYPE);
+        parts.headers.remove(header::CONTENT_LENGTH);
+        return Response::from_parts(parts, Body::empty());
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
 /// Checks the call's method and route against the authorization rules.
 fn authorize(snapshot: &crate::snapshot::Snapshot, call: &Call) -> Result<(), crate::policy::Denial> {
     let policies = &snapshot.policies;
@@ -205,6 +235,8 @@ pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Resp
         }
         CallKind::Bidi => return upgrade_bidi(&served, &mut parts, call).await,
     };
+    let is_get = call.method == Method::GET;
+    let if_none_match = parts.headers.get(header::IF_NONE_MATCH).cloned();
     let Call { route, options, result_wrapper, mut context, .. } = call;
     // Unary and client-streaming calls get the route's deadline unless the client asked for a
     // shorter one; streams of responses run as long as the client wants.
@@ -220,6 +252,12 @@ pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Resp
                 let output = outputs.into_iter().next().expect("a one-call operation has one output");
                 let mut response = output_response(&output.message, &output.selection, &options);
                 add_backend_metadata(&mut response, &output.metadata);
+                if let Some(status) = output.cache {
+                    response.headers_mut().insert("x-cache", header::HeaderValue::from_static(status.as_str()));
+                }
+                if is_get {
+                    response = with_etag(response, if_none_match.as_ref()).await;
+                }
                 response
             }
             Err(error) => gateway_error_response(&error, pool),

@@ -73,6 +73,8 @@ pub struct RequestContext {
     pub hash: HashInputs,
     /// Who the verified credentials say the client is (None: anonymous).
     pub identity: Option<std::sync::Arc<Identity>>,
+    /// The values of the request headers cache keys vary on (`cache.vary`).
+    pub vary: Vec<(String, Vec<u8>)>,
 }
 
 /// A verified client: from a JWT or an API key.

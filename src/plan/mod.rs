@@ -24,6 +24,18 @@ pub trait ServiceDirectory {
     fn has_cluster(&self, name: &str) -> bool;
     /// The GraphQL schema.
     fn graphql(&self) -> &GraphqlSchema;
+    /// The cache rule for calls of the method named `full_name` (REST), if any.
+    fn cache_for_method(&self, _full_name: &str) -> Option<crate::cache::Rule> {
+        None
+    }
+    /// The cache rule for GraphQL field `type_name.field`'s fetch, if any.
+    fn cache_for_field(&self, _type_name: &str, _field: &str) -> Option<crate::cache::Rule> {
+        None
+    }
+    /// The cache store.
+    fn cache_store(&self) -> Option<Arc<crate::cache::Cache>> {
+        None
+    }
 }
 
 /// The fetches to run for one operation: root fetches, each with the stitched fetches that
@@ -72,6 +84,8 @@ pub struct Fetch {
     pub output: Option<TypeRef>,
     /// The stitched fetches that wait for this one's answer.
     pub stitches: Vec<Stitch>,
+    /// How its answer is cached, when it is.
+    pub cache: Option<crate::cache::FetchCache>,
 }
 
 /// A fetch for a stitched field: it runs once the objects at `path` are known, with one call
@@ -92,6 +106,8 @@ pub struct Stitch {
     pub cluster: Option<String>,
     /// Stitched fetches below this one (their paths start at the root field's value too).
     pub stitches: Vec<Stitch>,
+    /// How its answers are cached, when they are.
+    pub cache: Option<crate::cache::FetchCache>,
 }
 
 impl Fetch {
@@ -184,26 +200,79 @@ impl PlanError {
     }
 }
 
+/// Whether a call of `method` only reads, so its answer may be shared or cached:
+/// idempotency_level NO_SIDE_EFFECTS, or an HTTP rule whose verb is GET.
+pub fn is_read(method: &MethodDescriptor) -> bool {
+    use prost_types::method_options::IdempotencyLevel;
+    let level = method.method_descriptor_proto().options.as_ref().and_then(|o| o.idempotency_level);
+    level == Some(IdempotencyLevel::NoSideEffects as i32)
+        || crate::registry::http_bindings(method).first().is_some_and(|b| b.method == "GET")
+}
+
+/// What caching needs from the request: the store, the vary values and the identity; `reads`
+/// is false for mutations (never cached).
+struct Caching {
+    store: Option<Arc<crate::cache::Cache>>,
+    vary: Arc<[(String, Vec<u8>)]>,
+    identity: Option<Arc<str>>,
+    reads: bool,
+}
+
+impl Caching {
+    fn new(directory: &dyn ServiceDirectory, context: &crate::operation::RequestContext, reads: bool) -> Self {
+        let identity = context.identity.as_deref().map(|i| Arc::from(format!("{}/{}", i.provider, i.subject)));
+        Caching { store: directory.cache_store(), vary: context.vary.clone().into(), identity, reads }
+    }
+
+    /// The fetch's cache settings under `rule`, tagged with `tags`.
+    fn fetch(&self, rule: Option<crate::cache::Rule>, tags: Vec<String>) -> Option<crate::cache::FetchCache> {
+        let (true, Some(rule), Some(store)) = (self.reads, rule, self.store.clone()) else { return None };
+        Some(crate::cache::FetchCache {
+            store,
+            identity: if rule.private { self.identity.clone() } else { None },
+            rule,
+            vary: self.vary.clone(),
+            tags: tags.into(),
+        })
+    }
+}
+
 /// Plans `operation` against `directory`.
 pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) -> Result<Plan, PlanError> {
     let context = operation.context;
     let serial = operation.kind == crate::operation::OperationKind::Mutation;
+    let caching = Caching::new(directory, &context, operation.kind == crate::operation::OperationKind::Query);
+    let root = match operation.kind {
+        crate::operation::OperationKind::Mutation => "Mutation",
+        crate::operation::OperationKind::Subscription => "Subscription",
+        crate::operation::OperationKind::Query => "Query",
+    };
     let mut fetches = Vec::with_capacity(operation.calls.len());
     for mut call in operation.calls {
         field_mask::fill_field_mask(&mut call, operation.kind);
         let stitches = match &call.selection {
             Selection::Graphql { type_name, fields, .. } => {
                 let mut stitches = Vec::new();
-                plan_stitches(directory, type_name, fields, &mut Vec::new(), &mut stitches);
+                plan_stitches(directory, &caching, type_name, fields, &mut Vec::new(), &mut stitches);
                 stitches
             }
             _ => Vec::new(),
         };
-        let (cluster, call_kind, output) = match call.target {
+        let graphql = matches!(call.selection, Selection::Graphql { .. });
+        let (cluster, call_kind, output, cache) = match call.target {
             CallTarget::Method(method) => {
                 let service = method.parent_service().full_name().to_owned();
                 let cluster = directory.cluster_for(&service).ok_or(PlanError::NoBackend { service })?.to_owned();
-                (Some(cluster), FetchCall::Grpc { method, input: call.input }, None)
+                let tags = vec![method.full_name().to_owned(), method.output().name().to_owned()];
+                let cache = if graphql {
+                    let field = root_field_of(directory.graphql(), &method);
+                    caching.fetch(field.and_then(|f| directory.cache_for_field(root, &f)), tags)
+                } else if is_read(&method) {
+                    caching.fetch(directory.cache_for_method(method.full_name()), tags)
+                } else {
+                    None
+                };
+                (Some(cluster), FetchCall::Grpc { method, input: call.input }, None, cache)
             }
             CallTarget::Field { root, name } => {
                 let kind = match root {
@@ -222,7 +291,8 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
                     CallInput::Arguments(arguments) => arguments,
                     _ => serde_json::Map::new(),
                 };
-                (binding_cluster(directory, &binding), FetchCall::Bound { binding, arguments }, Some(output))
+                let cache = caching.fetch(directory.cache_for_field(root, &name), vec![output.name.clone()]);
+                (binding_cluster(directory, &binding), FetchCall::Bound { binding, arguments }, Some(output), cache)
             }
         };
         fetches.push(Fetch {
@@ -233,6 +303,7 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
             selection: call.selection,
             output,
             stitches,
+            cache,
         });
     }
     Ok(Plan { fetches, serial })
@@ -247,9 +318,18 @@ fn binding_cluster(directory: &dyn ServiceDirectory, binding: &Binding) -> Optio
     }
 }
 
+/// The root field a generated method answers.
+fn root_field_of(schema: &GraphqlSchema, method: &MethodDescriptor) -> Option<String> {
+    schema.roots.values().flatten().find_map(|field| match &field.resolver {
+        Resolver::Method(m) if m.full_name() == method.full_name() => Some(field.name.clone()),
+        _ => None,
+    })
+}
+
 /// The stitched fields under `selection` on `type_name`, at `path`, into `out`.
 fn plan_stitches(
     directory: &dyn ServiceDirectory,
+    caching: &Caching,
     type_name: &str,
     selection: &SelectionSet,
     path: &mut Vec<String>,
@@ -262,7 +342,7 @@ fn plan_stitches(
         match definition.binding() {
             Some(binding) => {
                 let mut nested = Vec::new();
-                plan_stitches(directory, &definition.ty.name, &selected.children, path, &mut nested);
+                plan_stitches(directory, caching, &definition.ty.name, &selected.children, path, &mut nested);
                 path.pop();
                 out.push(Stitch {
                     path: path.clone(),
@@ -272,11 +352,15 @@ fn plan_stitches(
                     binding: binding.clone(),
                     cluster: binding_cluster(directory, binding),
                     stitches: nested,
+                    cache: caching.fetch(
+                        directory.cache_for_field(type_name, &selected.field_name),
+                        vec![type_name.to_owned(), definition.ty.name.clone()],
+                    ),
                 });
                 continue;
             }
             None if !selected.children.fields.is_empty() => {
-                plan_stitches(directory, &definition.ty.name, &selected.children, path, out);
+                plan_stitches(directory, caching, &definition.ty.name, &selected.children, path, out);
             }
             None => {}
         }

@@ -13,7 +13,7 @@ pub mod jwt;
 pub mod keys;
 pub mod limits;
 mod rules;
-mod targets;
+pub(crate) mod targets;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

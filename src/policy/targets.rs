@@ -18,7 +18,7 @@ pub fn method_path(method: &MethodDescriptor) -> String {
 }
 
 /// The message field `field` of `(switchyard.v1.method)` on `method`, when it is set.
-pub(super) fn method_option(method: &MethodDescriptor, field: &str) -> Option<prost_reflect::DynamicMessage> {
+pub(crate) fn method_option(method: &MethodDescriptor, field: &str) -> Option<prost_reflect::DynamicMessage> {
     use prost_reflect::{ReflectMessage, Value};
     let extension = method.parent_pool().get_extension_by_name("switchyard.v1.method")?;
     let options = method.options();
@@ -68,27 +68,27 @@ impl<'a> Served<'a> {
 }
 
 /// A rule's target patterns.
-pub(super) struct Targets<'a> {
+pub(crate) struct Targets<'a> {
     /// Method patterns.
-    pub(super) methods: &'a [String],
+    pub(crate) methods: &'a [String],
     /// Route patterns.
-    pub(super) routes: &'a [String],
+    pub(crate) routes: &'a [String],
     /// Field patterns.
-    pub(super) fields: &'a [String],
+    pub(crate) fields: &'a [String],
     /// Type names.
-    pub(super) types: &'a [String],
+    pub(crate) types: &'a [String],
 }
 
 impl Targets<'_> {
     /// True when it targets nothing.
-    pub(super) fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.methods.is_empty() && self.routes.is_empty() && self.fields.is_empty() && self.types.is_empty()
     }
 }
 
 /// Rule numbers by target.
 #[derive(Debug, Default)]
-pub(super) struct TargetIndex {
+pub(crate) struct TargetIndex {
     /// `pkg.Service.Method` → rules.
     methods: HashMap<String, Vec<usize>>,
     /// Route index → rules.
@@ -100,7 +100,7 @@ pub(super) struct TargetIndex {
 impl TargetIndex {
     /// Indexes rule `rule`'s `targets` against `served`. `at` names a key of the rule for
     /// problems: a malformed pattern is an error, one that matches nothing a warning.
-    pub(super) fn add(
+    pub(crate) fn add(
         &mut self,
         served: &Served<'_>,
         rule: usize,
@@ -177,7 +177,7 @@ impl TargetIndex {
     }
 
     /// Targets the method named `full_name` (`pkg.Service.Method`) with `rule`.
-    pub(super) fn add_method(&mut self, full_name: String, rule: usize) {
+    pub(crate) fn add_method(&mut self, full_name: String, rule: usize) {
         push_once(self.methods.entry(full_name).or_default(), rule);
     }
 
@@ -187,7 +187,7 @@ impl TargetIndex {
 
     /// Makes every method's rules also target the GraphQL fields that call it (generated root
     /// fields and `@grpc` bindings). Call once, after every rule is added.
-    pub(super) fn fold_methods_into_fields(&mut self, schema: &GraphqlSchema) {
+    pub(crate) fn fold_methods_into_fields(&mut self, schema: &GraphqlSchema) {
         if self.methods.is_empty() {
             return;
         }
@@ -224,22 +224,22 @@ impl TargetIndex {
     }
 
     /// The rules targeting `method`.
-    pub(super) fn method(&self, method: &MethodDescriptor) -> &[usize] {
+    pub(crate) fn method(&self, method: &MethodDescriptor) -> &[usize] {
         self.methods.get(method.full_name()).map(Vec::as_slice).unwrap_or_default()
     }
 
     /// The rules targeting route `index`.
-    pub(super) fn route(&self, index: usize) -> &[usize] {
+    pub(crate) fn route(&self, index: usize) -> &[usize] {
         self.routes.get(&index).map(Vec::as_slice).unwrap_or_default()
     }
 
     /// The rules targeting GraphQL field `type_name.field`.
-    pub(super) fn field(&self, type_name: &str, field: &str) -> &[usize] {
+    pub(crate) fn field(&self, type_name: &str, field: &str) -> &[usize] {
         self.fields.get(type_name).and_then(|fields| fields.get(field)).map(Vec::as_slice).unwrap_or_default()
     }
 
     /// True when some rule targets a GraphQL field.
-    pub(super) fn has_fields(&self) -> bool {
+    pub(crate) fn has_fields(&self) -> bool {
         !self.fields.is_empty()
     }
 }

@@ -1,6 +1,7 @@
 //! Switchyard's integration tests: one test binary, real servers on ephemeral loopback ports.
 
 mod auth;
+mod caching;
 mod authorization;
 mod backend_connections;
 mod cli_check;

@@ -1,0 +1,243 @@
+//! The fetch cache: answers of backend reads kept in memory (moka, bounded in bytes, each entry
+//! with its own TTL) under a key made of the call (target and encoded request), the configured
+//! vary headers' values and — for private answers — the identity, so one user's answer is
+//! never served to another. Rules resolved per snapshot say which fetches are cached; entries
+//! are tagged (method, GraphQL type) for invalidation through the admin API. The store lives
+//! across reloads that keep its size.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+/// How a fetch is cached: its TTL and its scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// How long an answer is served.
+    pub ttl: Duration,
+    /// Kept per identity.
+    pub private: bool,
+}
+
+impl Rule {
+    /// The stricter of two rules: the shorter TTL; private if either is.
+    pub fn and(&self, other: &Rule) -> Rule {
+        Rule { ttl: self.ttl.min(other.ttl), private: self.private || other.private }
+    }
+}
+
+/// What a fetch's cache lookup needs: the store, the rule, and the request's vary values and
+/// identity. Built by the planner; used by the executor.
+#[derive(Debug, Clone)]
+pub struct FetchCache {
+    /// The store.
+    pub store: Arc<Cache>,
+    /// The rule that applies.
+    pub rule: Rule,
+    /// The configured vary headers' values in this request.
+    pub vary: Arc<[(String, Vec<u8>)]>,
+    /// The identity (provider/subject), when the rule is private and the client has one.
+    pub identity: Option<Arc<str>>,
+    /// Tags for invalidation (the method's full name, the GraphQL type).
+    pub tags: Arc<[String]>,
+}
+
+/// Whether an answer came from the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// From the cache.
+    Hit,
+    /// Fetched (and now cached).
+    Miss,
+}
+
+impl CacheStatus {
+    /// `HIT` or `MISS`, for the `x-cache` header.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "HIT",
+            CacheStatus::Miss => "MISS",
+        }
+    }
+}
+
+/// A cache key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Key {
+    /// `grpc /pkg.Service/Method` or `http CLUSTER GET /path?query`.
+    pub target: String,
+    /// The encoded request (and rendered headers and body for HTTP).
+    pub request: Bytes,
+    /// The vary headers' values.
+    pub vary: Arc<[(String, Vec<u8>)]>,
+    /// The identity, for private entries.
+    pub identity: Option<Arc<str>>,
+}
+
+/// A cached answer.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The encoded answer.
+    pub body: Bytes,
+    /// The backend's response headers worth keeping.
+    pub metadata: http::HeaderMap,
+    /// Its TTL.
+    pub ttl: Duration,
+    /// When it was stored.
+    pub stored: Instant,
+    /// Its invalidation tags.
+    pub tags: Arc<[String]>,
+}
+
+/// The store.
+pub struct Cache {
+    entries: moka::sync::Cache<Key, Entry>,
+    max_bytes: u64,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("entries", &self.entries.entry_count())
+            .field("max_bytes", &self.max_bytes)
+            .finish()
+    }
+}
+
+/// Each entry lives for its own TTL.
+struct PerEntry;
+
+impl moka::Expiry<Key, Entry> for PerEntry {
+    fn expire_after_create(&self, _: &Key, entry: &Entry, _: Instant) -> Option<Duration> {
+        Some(entry.ttl)
+    }
+}
+
+impl Cache {
+    /// An empty store of at most `max_bytes`.
+    pub fn new(max_bytes: u64) -> Self {
+        let entries = moka::sync::Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(|key: &Key, entry: &Entry| {
+                let bytes = key.target.len() + key.request.len() + entry.body.len() + 64;
+                u32::try_from(bytes).unwrap_or(u32::MAX)
+            })
+            .expire_after(PerEntry)
+            .support_invalidation_closures()
+            .build();
+        Cache { entries, max_bytes }
+    }
+
+    /// Its size limit.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// The live entry under `key`.
+    pub fn get(&self, key: &Key) -> Option<Entry> {
+        self.entries.get(key).filter(|entry| entry.stored.elapsed() < entry.ttl)
+    }
+
+    /// Stores `entry` under `key`.
+    pub fn insert(&self, key: Key, entry: Entry) {
+        if !entry.ttl.is_zero() {
+            self.entries.insert(key, entry);
+        }
+    }
+
+    /// Drops every entry tagged with one of `tags` or whose target starts with `prefix`; the
+    /// number of entries there were (dropping happens in the background, but no dropped entry
+    /// is served again).
+    pub fn invalidate(&self, tags: &[String], prefix: Option<&str>) -> usize {
+        let tags: Arc<[String]> = tags.into();
+        let prefix = prefix.map(str::to_owned);
+        let matches = move |key: &Key, entry: &Entry| {
+            entry.tags.iter().any(|tag| tags.contains(tag))
+                || prefix.as_deref().is_some_and(|p| key.target.starts_with(p))
+        };
+        let count = self.entries.iter().filter(|(key, entry)| matches(key, entry)).count();
+        // Registered predicates apply to reads at once and are swept in the background.
+        let _ = self.entries.invalidate_entries_if(matches);
+        count
+    }
+
+    /// Entries and weighted size, for the admin API.
+    pub fn stats(&self) -> (u64, u64) {
+        self.entries.run_pending_tasks();
+        (self.entries.entry_count(), self.entries.weighted_size())
+    }
+}
+
+/// The snapshot's cache rules, resolved per fetch target.
+#[derive(Debug, Default, Clone)]
+pub struct Rules {
+    /// Method full name → rule (REST calls and GraphQL root fields of the method).
+    pub methods: std::collections::HashMap<String, Rule>,
+    /// GraphQL (type, field) → rule (root fields and stitched fields).
+    pub fields: std::collections::HashMap<(String, String), Rule>,
+    /// The vary headers (lower case).
+    pub vary: Vec<String>,
+}
+
+impl Rules {
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.methods.is_empty() && self.fields.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(target: &str, identity: Option<&str>) -> Key {
+        Key {
+            target: target.into(),
+            request: Bytes::from_static(b"r"),
+            vary: Arc::from([]),
+            identity: identity.map(Arc::from),
+        }
+    }
+
+    fn entry(ttl: Duration, tag: &str) -> Entry {
+        Entry {
+            body: Bytes::from_static(b"answer"),
+            metadata: http::HeaderMap::new(),
+            ttl,
+            stored: Instant::now(),
+            tags: Arc::from([tag.to_owned()]),
+        }
+    }
+
+    #[test]
+    fn entries_are_kept_per_key_dropped_by_tag_or_prefix_and_never_with_zero_ttl() {
+        let cache = Cache::new(1 << 20);
+        cache.insert(key("grpc /a.S/Get", Some("ada")), entry(Duration::from_secs(60), "a.S.Get"));
+        cache.insert(key("grpc /a.S/List", None), entry(Duration::from_secs(60), "a.S.List"));
+        cache.insert(key("grpc /a.S/Zero", None), entry(Duration::ZERO, "a.S.Zero"));
+        assert!(cache.get(&key("grpc /a.S/Get", Some("ada"))).is_some());
+        assert!(cache.get(&key("grpc /a.S/Get", Some("bob"))).is_none(), "another identity's key");
+        assert!(cache.get(&key("grpc /a.S/Zero", None)).is_none());
+        assert_eq!(cache.invalidate(&["a.S.Get".to_owned()], None), 1);
+        assert!(cache.get(&key("grpc /a.S/Get", Some("ada"))).is_none());
+        assert_eq!(cache.invalidate(&[], Some("grpc /a.S/")), 1);
+        assert!(cache.get(&key("grpc /a.S/List", None)).is_none());
+    }
+
+    #[test]
+    fn the_size_limit_evicts() {
+        let cache = Cache::new(10_000);
+        for i in 0..1000 {
+            cache.insert(key(&format!("grpc /a.S/Get{i}"), None), entry(Duration::from_secs(60), "t"));
+        }
+        let (_, weighted) = cache.stats();
+        assert!(weighted <= 10_000, "{weighted}");
+    }
+
+    #[test]
+    fn rules_combine_to_the_stricter() {
+        let public = Rule { ttl: Duration::from_secs(60), private: false };
+        let private = Rule { ttl: Duration::from_secs(10), private: true };
+        assert_eq!(public.and(&private), Rule { ttl: Duration::from_secs(10), private: true });
+    }
+}

@@ -1,0 +1,58 @@
+//! The `[cache]` block: which backend fetches are cached, for how long and for whom, and how
+//! much memory the cache may use.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::ConfigDuration;
+
+/// Fetch caching: a cached fetch (a read: a NO_SIDE_EFFECTS or GET-bound method, a REST
+/// source's GET) is answered from memory until its TTL passes. Nothing is cached unless a rule
+/// gives it a TTL.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Most bytes of cached answers (keys included); the least used entries are evicted.
+    pub max_bytes: u64,
+    /// Request headers whose values are part of every key (`accept-language`).
+    pub vary: Vec<String>,
+    /// TTLs and scopes.
+    pub rules: Vec<CacheRule>,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig { max_bytes: 64 * 1024 * 1024, vary: Vec::new(), rules: Vec::new() }
+    }
+}
+
+/// One rule: what it caches, how long, and whether the answer is the same for everyone.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CacheRule {
+    /// gRPC methods (`pkg.Service/Method`, `pkg.Service/*`, `*`), however reached.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// GraphQL fields whose fetch it caches (`Query.getBook`, `Book.writer`, `Type.*`).
+    #[serde(default)]
+    pub fields: Vec<String>,
+    /// GraphQL types: every field of this type.
+    #[serde(default)]
+    pub types: Vec<String>,
+    /// How long an answer is served from the cache.
+    pub ttl: ConfigDuration,
+    /// `private` (default): kept per identity, never served to another; `public`: shared.
+    #[serde(default)]
+    pub scope: CacheScope,
+}
+
+/// Who may be served a cached answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheScope {
+    /// Only the identity it was fetched for (anonymous clients share one).
+    #[default]
+    Private,
+    /// Everyone.
+    Public,
+}

@@ -1,0 +1,169 @@
+//! The fetch cache against the demo: REST GETs and GraphQL fields answered from memory (x-cache
+//! HIT/MISS, the backend not called again), private answers kept per identity, expiry, a
+//! stitched field cached while its parent stays fresh, writes never cached, ETag / 304, and
+//! invalidation through the admin API.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+use crate::support::{TestGateway, demo_snapshot, get_with};
+
+const SECRET: &str = "a-test-secret-that-is-at-least-32-bytes-long";
+const BACKEND: &str = "[backends.catalog]\nendpoints = [\"{backend}\"]\nservices = [\"catalog.v1\"]\n";
+
+fn bearer(sub: &str) -> Vec<(&'static str, String)> {
+    let exp = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs() + 600;
+    let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()).expect("key");
+    let token =
+        jsonwebtoken::encode(&jsonwebtoken::Header::default(), &json!({"sub": sub, "exp": exp}), &key).expect("sign");
+    vec![("authorization", format!("Bearer {token}"))]
+}
+
+fn x_cache(headers: &http::HeaderMap) -> &str {
+    headers.get("x-cache").and_then(|v| v.to_str().ok()).unwrap_or("(none)")
+}
+
+async fn graphql(gateway: &TestGateway, query: &str) -> Value {
+    let response = gateway
+        .client
+        .post(format!("{}/graphql", gateway.base))
+        .header("content-type", "application/json")
+        .body(json!({ "query": query }).to_string())
+        .send()
+        .await
+        .expect("send");
+    response.json().await.expect("json")
+}
+
+#[tokio::test]
+async fn rest_gets_hit_the_cache_carry_etags_and_are_invalidated_by_the_admin_api() {
+    let config = format!(
+        "[[cache.rules]]\nmethods = [\"catalog.v1.Catalog/GetBook\", \"catalog.v1.Catalog/CreateBook\"]\nttl = \"1h\"\nscope = \"public\"\n\
+         [[cache.rules]]\nmethods = [\"catalog.v1.Catalog/ListBooks\"]\nttl = \"300ms\"\nscope = \"public\"\n{BACKEND}"
+    );
+    let (gateway, _dir) = TestGateway::demo_with_config(&config).await;
+    let book = "/v1/shelves/1/books/1";
+    let (status, first, headers) = get_with(&gateway, book, &[]).await;
+    assert_eq!((status, x_cache(&headers)), (200, "MISS"));
+    let etag = headers.get("etag").and_then(|v| v.to_str().ok()).expect("an ETag").to_owned();
+    let (status, second, headers) = get_with(&gateway, book, &[]).await;
+    assert_eq!((status, x_cache(&headers)), (200, "HIT"));
+    assert_eq!(first, second);
+    assert_eq!(gateway.backend().calls("GetBook"), 1);
+
+    // ETag / If-None-Match: 304 without a body; another tag gets the answer.
+    let response = gateway
+        .client
+        .get(format!("{}{book}", gateway.base))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 304);
+    assert_eq!(response.headers().get("etag").and_then(|v| v.to_str().ok()), Some(etag.as_str()));
+    assert!(response.bytes().await.expect("body").is_empty());
+    let (status, _, _) = get_with(&gateway, book, &[("if-none-match", "W/\"other\"".to_owned())]).await;
+    assert_eq!(status, 200);
+
+    // The admin API drops a method's answers.
+    let invalidate = |body: Value| {
+        gateway.client.post(format!("{}/admin/cache/invalidate", gateway.admin)).body(body.to_string()).send()
+    };
+    let answer: Value =
+        invalidate(json!({"methods": ["catalog.v1.Catalog/GetBook"]})).await.expect("send").json().await.expect("json");
+    assert_eq!(answer["invalidated"], 1, "{answer}");
+    let (_, _, headers) = get_with(&gateway, book, &[]).await;
+    assert_eq!(x_cache(&headers), "MISS");
+    assert_eq!(gateway.backend().calls("GetBook"), 2);
+    let refused = invalidate(json!({"nothing": true})).await.expect("send");
+    assert_eq!(refused.status(), 400);
+
+    // Expiry: a 300 ms answer is fetched again once it is older.
+    get_with(&gateway, "/v1/shelves/1/books", &[]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let (_, _, headers) = get_with(&gateway, "/v1/shelves/1/books", &[]).await;
+    assert_eq!(x_cache(&headers), "MISS");
+    assert_eq!(gateway.backend().calls("ListBooks"), 2);
+
+    // Writes are never cached, whatever the rules say.
+    for _ in 0..2 {
+        let (status, body, headers) = gateway.call("POST", "/v1/shelves/1/books", "{\"title\":\"Fresh\"}").await;
+        assert_eq!((status, x_cache(&headers)), (200, "(none)"), "{body}");
+    }
+    assert_eq!(gateway.backend().calls("CreateBook"), 2);
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn private_answers_are_never_served_to_another_identity() {
+    let config = format!(
+        "[[auth.jwt]]\nname = \"corp\"\nkeys = [{{ algorithm = \"HS256\", secret = \"{SECRET}\" }}]\n\
+         [[cache.rules]]\nmethods = [\"catalog.v1.Catalog/GetBook\"]\nttl = \"1h\"\n{BACKEND}"
+    );
+    let (gateway, _dir) = TestGateway::demo_with_config(&config).await;
+    let book = "/v1/shelves/1/books/1";
+    // (who, expected x-cache, backend calls after)
+    let table: &[(Option<&str>, &str, usize)] = &[
+        (Some("ada"), "MISS", 1),
+        (Some("ada"), "HIT", 1),
+        (Some("bob"), "MISS", 2),
+        (None, "MISS", 3),
+        (None, "HIT", 3),
+        (Some("bob"), "HIT", 3),
+    ];
+    for (who, expected, calls) in table {
+        let headers = who.map(bearer).unwrap_or_default();
+        let (status, _, answer) = get_with(&gateway, book, &headers).await;
+        assert_eq!((status, x_cache(&answer)), (200, *expected), "{who:?}");
+        assert_eq!(gateway.backend().calls("GetBook"), *calls, "{who:?}");
+    }
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stitched_field_is_cached_while_its_parent_stays_fresh() {
+    let config = "[[cache.rules]]\nfields = [\"Book.writer\", \"Query.getBook\"]\nttl = \"1h\"\nscope = \"public\"\n";
+    let (gateway, _dir) = TestGateway::stitched_with_config(config).await;
+    let query = "{ listBooks(parent: \"shelves/1\") { books { title writer { name } } } }";
+    for _ in 0..3 {
+        let answer = graphql(&gateway, query).await;
+        assert_eq!(answer["data"]["listBooks"]["books"][0]["writer"]["name"], "Ursula K. Le Guin", "{answer}");
+    }
+    assert_eq!(gateway.backend().calls("ListBooks"), 3, "the parent is fetched every time");
+    assert_eq!(gateway.authors().requests(), 1, "the stitched field came from the cache");
+    for _ in 0..3 {
+        graphql(&gateway, "{ getBook(name: \"shelves/1/books/1\") { title } }").await;
+    }
+    assert_eq!(gateway.backend().calls("GetBook"), 1, "a cached root field");
+    // Invalidating the Author type drops the stitched answers.
+    let answer: Value = gateway
+        .client
+        .post(format!("{}/admin/cache/invalidate", gateway.admin))
+        .body(json!({"types": ["Author"]}).to_string())
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer["invalidated"], 1, "{answer}");
+    graphql(&gateway, query).await;
+    assert_eq!(gateway.authors().requests(), 2);
+    gateway.shutdown().await;
+}
+
+#[test]
+fn bad_cache_rules_are_refused_naming_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let table = [
+        ("[[cache.rules]]\nmethods = [\"*\"]\nttl = \"0s\"\n", "cache.rules[0].ttl", "longer than zero"),
+        ("[[cache.rules]]\nttl = \"1m\"\n", "cache.rules[0].methods", "caches nothing"),
+        ("[[cache.rules]]\nfields = [\"nodot\"]\nttl = \"1m\"\n", "cache.rules[0].fields[0]", "is not `Type.field`"),
+    ];
+    for (text, key, message) in table {
+        let problems = demo_snapshot(dir.path(), text).expect_err(text);
+        let found = problems.iter().find(|p| p.path == key).unwrap_or_else(|| panic!("{text}: {problems:?}"));
+        assert!(found.message.contains(message), "{text}: {found:?}");
+    }
+}
