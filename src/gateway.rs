@@ -189,6 +189,11 @@ impl ServiceDirectory for Snapshot {
     fn cache_store(&self) -> Option<std::sync::Arc<crate::cache::Cache>> {
         (!self.cache_rules.is_empty()).then(|| self.cache.clone())
     }
+
+    fn cache_invalidation(&self, full_name: &str) -> Option<crate::cache::Invalidation> {
+        let tags = self.cache_rules.invalidations.get(full_name)?;
+        Some(crate::cache::Invalidation { store: self.cache.clone(), tags: tags.clone() })
+    }
 }
 
 /// Plans `operation` without running it (`switchyard plan`, benches): the same planning stage

@@ -188,6 +188,39 @@ fn cache_rules(
             resolved.methods.insert(method.full_name().to_owned(), rule);
         }
     }
+    for (i, invalidation) in config.invalidations.iter().enumerate() {
+        let at = |key: &str| format!("cache.invalidations[{i}].{key}");
+        let mut writes = TargetIndex::default();
+        let targets = Targets { methods: &invalidation.methods, routes: &[], fields: &[], types: &[] };
+        writes.add(served, 0, &targets, &at, &mut problems);
+        let mut tags: Vec<String> = Vec::new();
+        for (j, pattern) in invalidation.drop_methods.iter().enumerate() {
+            let mut dropped = TargetIndex::default();
+            let one = [pattern.clone()];
+            dropped.add(
+                served,
+                0,
+                &Targets { methods: &one, routes: &[], fields: &[], types: &[] },
+                &|_| at(&format!("drop_methods[{j}]")),
+                &mut problems,
+            );
+            tags.extend(
+                served.methods().iter().filter(|m| !dropped.method(m).is_empty()).map(|m| m.full_name().to_owned()),
+            );
+        }
+        tags.extend(invalidation.drop_types.iter().cloned());
+        if tags.is_empty() {
+            problems.push(Problem::error(
+                at("drop_methods"),
+                "the invalidation drops nothing: set drop_methods or drop_types",
+            ));
+            continue;
+        }
+        let tags: std::sync::Arc<[String]> = tags.into();
+        for method in served.methods().iter().filter(|m| !writes.method(m).is_empty()) {
+            resolved.invalidations.insert(method.full_name().to_owned(), tags.clone());
+        }
+    }
     let schema = served.schema();
     let mut fields: Vec<(String, String)> = Vec::new();
     for (kind, roots) in &schema.roots {

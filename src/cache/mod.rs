@@ -87,12 +87,16 @@ pub struct Entry {
     pub stored: Instant,
     /// Its invalidation tags.
     pub tags: Arc<[String]>,
+    /// Each tag's version when it was stored; a tag invalidated since makes it stale.
+    pub versions: Vec<u64>,
 }
 
 /// The store.
 pub struct Cache {
     entries: moka::sync::Cache<Key, Entry>,
     max_bytes: u64,
+    /// Tag → version, bumped by every invalidation of the tag.
+    versions: std::sync::RwLock<std::collections::HashMap<String, u64>>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -125,7 +129,14 @@ impl Cache {
             .expire_after(PerEntry)
             .support_invalidation_closures()
             .build();
-        Cache { entries, max_bytes }
+        Cache { entries, max_bytes, versions: std::sync::RwLock::default() }
+    }
+
+    /// The current versions of `tags`: take them before fetching, store them with the answer,
+    /// so a write that ends while the read is in flight makes the answer stale at once.
+    pub fn versions_of(&self, tags: &[String]) -> Vec<u64> {
+        let versions = self.versions.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        tags.iter().map(|tag| versions.get(tag).copied().unwrap_or(0)).collect()
     }
 
     /// Its size limit.
@@ -133,15 +144,29 @@ impl Cache {
         self.max_bytes
     }
 
-    /// The live entry under `key`.
+    /// The live entry under `key`: not expired, and none of its tags invalidated since.
     pub fn get(&self, key: &Key) -> Option<Entry> {
-        self.entries.get(key).filter(|entry| entry.stored.elapsed() < entry.ttl)
+        let entry = self.entries.get(key).filter(|entry| entry.stored.elapsed() < entry.ttl)?;
+        if self.versions_of(&entry.tags) != entry.versions {
+            self.entries.invalidate(key);
+            return None;
+        }
+        Some(entry)
     }
 
     /// Stores `entry` under `key`.
     pub fn insert(&self, key: Key, entry: Entry) {
         if !entry.ttl.is_zero() {
             self.entries.insert(key, entry);
+        }
+    }
+
+    /// Makes every entry tagged with one of `tags` stale at once (a write's invalidation): one
+    /// version bump per tag, whatever the number of entries.
+    pub fn bump(&self, tags: &[String]) {
+        let mut versions = self.versions.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for tag in tags {
+            *versions.entry(tag.clone()).or_default() += 1;
         }
     }
 
@@ -177,6 +202,8 @@ pub struct Rules {
     pub fields: std::collections::HashMap<(String, String), Rule>,
     /// The vary headers (lower case).
     pub vary: Vec<String>,
+    /// Write method full name → the tags its success makes stale.
+    pub invalidations: std::collections::HashMap<String, Arc<[String]>>,
 }
 
 impl Rules {
@@ -184,6 +211,15 @@ impl Rules {
     pub fn is_empty(&self) -> bool {
         self.methods.is_empty() && self.fields.is_empty()
     }
+}
+
+/// What a write makes stale when it succeeds.
+#[derive(Debug, Clone)]
+pub struct Invalidation {
+    /// The store.
+    pub store: Arc<Cache>,
+    /// The tags to bump.
+    pub tags: Arc<[String]>,
 }
 
 #[cfg(test)]
@@ -200,12 +236,17 @@ mod tests {
     }
 
     fn entry(ttl: Duration, tag: &str) -> Entry {
+        fresh(&Cache::new(1), ttl, tag)
+    }
+
+    fn fresh(cache: &Cache, ttl: Duration, tag: &str) -> Entry {
         Entry {
             body: Bytes::from_static(b"answer"),
             metadata: http::HeaderMap::new(),
             ttl,
             stored: Instant::now(),
             tags: Arc::from([tag.to_owned()]),
+            versions: cache.versions_of(&[tag.to_owned()]),
         }
     }
 
@@ -222,6 +263,17 @@ mod tests {
         assert!(cache.get(&key("grpc /a.S/Get", Some("ada"))).is_none());
         assert_eq!(cache.invalidate(&[], Some("grpc /a.S/")), 1);
         assert!(cache.get(&key("grpc /a.S/List", None)).is_none());
+        // A write's invalidation: a tag's version moves on, its entries are stale at once.
+        cache.insert(key("grpc /a.S/Get", None), fresh(&cache, Duration::from_secs(60), "Book"));
+        assert!(cache.get(&key("grpc /a.S/Get", None)).is_some());
+        let before_the_write = fresh(&cache, Duration::from_secs(60), "Book");
+        cache.bump(&["Book".to_owned()]);
+        assert!(cache.get(&key("grpc /a.S/Get", None)).is_none());
+        // A read that began before the write and ends after it stores a stale answer.
+        cache.insert(key("grpc /a.S/Get", None), before_the_write);
+        assert!(cache.get(&key("grpc /a.S/Get", None)).is_none(), "fetched across a write: stale");
+        cache.insert(key("grpc /a.S/Get", None), fresh(&cache, Duration::from_secs(60), "Book"));
+        assert!(cache.get(&key("grpc /a.S/Get", None)).is_some(), "fetched after the write: fresh");
     }
 
     #[test]

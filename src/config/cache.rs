@@ -18,12 +18,29 @@ pub struct CacheConfig {
     pub vary: Vec<String>,
     /// TTLs and scopes.
     pub rules: Vec<CacheRule>,
+    /// What writes make stale.
+    pub invalidations: Vec<CacheInvalidation>,
 }
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        CacheConfig { max_bytes: 64 * 1024 * 1024, vary: Vec::new(), rules: Vec::new() }
+        CacheConfig { max_bytes: 64 * 1024 * 1024, vary: Vec::new(), rules: Vec::new(), invalidations: Vec::new() }
     }
+}
+
+/// When a call of one of `methods` succeeds (however reached), the cached answers of
+/// `drop_methods` and of fetches for `drop_types` become stale at once.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CacheInvalidation {
+    /// The writes (`pkg.Service/Method`, `pkg.Service/*`).
+    pub methods: Vec<String>,
+    /// Methods whose cached answers they make stale.
+    #[serde(default)]
+    pub drop_methods: Vec<String>,
+    /// GraphQL types whose fetches' cached answers they make stale.
+    #[serde(default)]
+    pub drop_types: Vec<String>,
 }
 
 /// One rule: what it caches, how long, and whether the answer is the same for everyone.

@@ -36,7 +36,7 @@ pub use backend::{
     GrpcCompression, HashOn, HealthCheckConfig, HttpVersion, OutlierConfig, RetryConfig, RetryOn, TlsConfig,
     WeightedEndpoint,
 };
-pub use cache::{CacheConfig, CacheRule, CacheScope};
+pub use cache::{CacheConfig, CacheInvalidation, CacheRule, CacheScope};
 pub use duration::ConfigDuration;
 pub use graphql::{
     CsrfConfig, GraphqlConfig, GraphqlKind, GraphqlLimits, GraphqlMethodConfig, GraphqlServiceConfig,

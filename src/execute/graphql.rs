@@ -116,6 +116,9 @@ pub(super) async fn fetch_root(
             let (message, _, _) =
                 unary_call(upstreams, cluster, method, input, &fetch.metadata, fetch.timeout, fetch.cache.as_ref())
                     .await?;
+            if let Some(invalidation) = &fetch.invalidates {
+                invalidation.store.bump(&invalidation.tags);
+            }
             if prost_reflect::ReflectMessage::descriptor(&message).fields().len() == 0 && fields.fields.is_empty() {
                 return Ok(None);
             }
@@ -245,13 +248,13 @@ async fn send_http(
             if let Some(entry) = cache.store.get(&key) {
                 return Ok(entry.body);
             }
-            Some((cache, key))
+            Some((cache, key, cache.store.versions_of(&cache.tags)))
         }
         None => None,
     };
     let body = send_http_shared(context, client, request, read, &target, identity).await?;
-    if let Some((cache, key)) = cached {
-        cache.store.insert(key, super::cache_entry(cache, body.clone(), http::HeaderMap::new()));
+    if let Some((cache, key, versions)) = cached {
+        cache.store.insert(key, super::cache_entry(cache, body.clone(), http::HeaderMap::new(), versions));
     }
     Ok(body)
 }

@@ -129,6 +129,9 @@ async fn run_fetch(fetch: Fetch, upstreams: &Upstreams) -> Result<FetchOutput, E
     };
     let (message, metadata, cache) =
         unary_call(upstreams, cluster, &method, &input, &fetch.metadata, fetch.timeout, fetch.cache.as_ref()).await?;
+    if let Some(invalidation) = &fetch.invalidates {
+        invalidation.store.bump(&invalidation.tags);
+    }
     Ok(FetchOutput { message, selection: fetch.selection, metadata, cache })
 }
 
@@ -171,9 +174,10 @@ async fn unary_call(
     if let Some(entry) = cache.store.get(&key) {
         return Ok((decode(entry.body)?, entry.metadata, Some(CacheStatus::Hit)));
     }
+    let versions = cache.store.versions_of(&cache.tags);
     let (body, headers) = grpc_answer(upstreams, cluster, method, &path, request, metadata, timeout).await?;
     let message = decode(body.clone())?;
-    cache.store.insert(key, cache_entry(cache, body, headers.clone()));
+    cache.store.insert(key, cache_entry(cache, body, headers.clone(), versions));
     Ok((message, headers, Some(CacheStatus::Miss)))
 }
 
@@ -183,13 +187,14 @@ fn cache_key(cache: &FetchCache, target: String, request: Bytes) -> crate::cache
     crate::cache::Key { target, request, vary: cache.vary.clone(), identity: cache.identity.clone() }
 }
 
-fn cache_entry(cache: &FetchCache, body: Bytes, metadata: http::HeaderMap) -> crate::cache::Entry {
+fn cache_entry(cache: &FetchCache, body: Bytes, metadata: http::HeaderMap, versions: Vec<u64>) -> crate::cache::Entry {
     crate::cache::Entry {
         body,
         metadata,
         ttl: cache.rule.ttl,
         stored: std::time::Instant::now(),
         tags: cache.tags.clone(),
+        versions,
     }
 }
 

@@ -36,6 +36,10 @@ pub trait ServiceDirectory {
     fn cache_store(&self) -> Option<Arc<crate::cache::Cache>> {
         None
     }
+    /// What a successful call of the method named `full_name` makes stale, if anything.
+    fn cache_invalidation(&self, _full_name: &str) -> Option<crate::cache::Invalidation> {
+        None
+    }
 }
 
 /// The fetches to run for one operation: root fetches, each with the stitched fetches that
@@ -86,6 +90,8 @@ pub struct Fetch {
     pub stitches: Vec<Stitch>,
     /// How its answer is cached, when it is.
     pub cache: Option<crate::cache::FetchCache>,
+    /// What its success makes stale (writes).
+    pub invalidates: Option<crate::cache::Invalidation>,
 }
 
 /// A fetch for a stitched field: it runs once the objects at `path` are known, with one call
@@ -259,7 +265,7 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
             _ => Vec::new(),
         };
         let graphql = matches!(call.selection, Selection::Graphql { .. });
-        let (cluster, call_kind, output, cache) = match call.target {
+        let (cluster, call_kind, output, cache, invalidates) = match call.target {
             CallTarget::Method(method) => {
                 let service = method.parent_service().full_name().to_owned();
                 let cluster = directory.cluster_for(&service).ok_or(PlanError::NoBackend { service })?.to_owned();
@@ -272,7 +278,8 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
                 } else {
                     None
                 };
-                (Some(cluster), FetchCall::Grpc { method, input: call.input }, None, cache)
+                let invalidates = directory.cache_invalidation(method.full_name());
+                (Some(cluster), FetchCall::Grpc { method, input: call.input }, None, cache, invalidates)
             }
             CallTarget::Field { root, name } => {
                 let kind = match root {
@@ -292,7 +299,8 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
                     _ => serde_json::Map::new(),
                 };
                 let cache = caching.fetch(directory.cache_for_field(root, &name), vec![output.name.clone()]);
-                (binding_cluster(directory, &binding), FetchCall::Bound { binding, arguments }, Some(output), cache)
+                let cluster = binding_cluster(directory, &binding);
+                (cluster, FetchCall::Bound { binding, arguments }, Some(output), cache, None)
             }
         };
         fetches.push(Fetch {
@@ -304,6 +312,7 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
             output,
             stitches,
             cache,
+            invalidates,
         });
     }
     Ok(Plan { fetches, serial })

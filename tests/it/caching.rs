@@ -167,3 +167,28 @@ fn bad_cache_rules_are_refused_naming_the_key() {
         assert!(found.message.contains(message), "{text}: {found:?}");
     }
 }
+
+#[tokio::test]
+async fn writes_make_what_they_are_configured_to_invalidate_stale() {
+    let config = format!(
+        "[[cache.rules]]\nmethods = [\"catalog.v1.Catalog/GetBook\"]\nttl = \"1h\"\nscope = \"public\"\n\
+         [[cache.invalidations]]\nmethods = [\"catalog.v1.Catalog/UpdateBook\"]\ndrop_methods = [\"catalog.v1.Catalog/GetBook\"]\n\
+         [[cache.invalidations]]\nmethods = [\"catalog.v1.Catalog/DeleteBook\"]\ndrop_types = [\"Book\"]\n{BACKEND}"
+    );
+    let (gateway, _dir) = TestGateway::demo_with_config(&config).await;
+    let book = "/v1/shelves/1/books/1";
+    let read = || async { x_cache(&get_with(&gateway, book, &[]).await.2).to_owned() };
+    assert_eq!((read().await, read().await), ("MISS".to_owned(), "HIT".to_owned()));
+    // A REST write: the next read is fetched, and shows the change.
+    let (status, body, _) = gateway.call("PATCH", book, "{\"title\":\"Renamed\"}").await;
+    assert_eq!(status, 200, "{body}");
+    let (_, answer, headers) = get_with(&gateway, book, &[]).await;
+    assert_eq!((x_cache(&headers), &answer["title"]), ("MISS", &json!("Renamed")));
+    assert_eq!(read().await, "HIT");
+    // A GraphQL mutation of another method, invalidating by type.
+    let answer = graphql(&gateway, "mutation { deleteBook(name: \"shelves/1/books/2\") }").await;
+    assert!(answer.get("errors").is_none(), "{answer}");
+    assert_eq!(read().await, "MISS");
+    assert_eq!(gateway.backend().calls("GetBook"), 3);
+    gateway.shutdown().await;
+}
