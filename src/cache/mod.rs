@@ -74,6 +74,21 @@ pub struct Key {
     pub identity: Option<Arc<str>>,
 }
 
+impl Key {
+    /// The key of a whole GraphQL response: the document, the operation name and the variables,
+    /// with the vary values and the identity (for private responses).
+    pub fn graphql(
+        query: &str,
+        operation_name: Option<&str>,
+        variables: &serde_json::Map<String, serde_json::Value>,
+        vary: Arc<[(String, Vec<u8>)]>,
+        identity: Option<Arc<str>>,
+    ) -> Key {
+        let request = serde_json::to_vec(&(query, operation_name, variables)).unwrap_or_default();
+        Key { target: "graphql".into(), request: Bytes::from(request), vary, identity }
+    }
+}
+
 /// A cached answer.
 #[derive(Debug, Clone)]
 pub struct Entry {

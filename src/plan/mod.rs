@@ -269,7 +269,13 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
             CallTarget::Method(method) => {
                 let service = method.parent_service().full_name().to_owned();
                 let cluster = directory.cluster_for(&service).ok_or(PlanError::NoBackend { service })?.to_owned();
-                let tags = vec![method.full_name().to_owned(), method.output().name().to_owned()];
+                let mut tags = vec![method.full_name().to_owned()];
+                match &call.selection {
+                    Selection::Graphql { type_name, fields, .. } => {
+                        selected_types(directory.graphql(), type_name, fields, &mut tags)
+                    }
+                    _ => message_types(&method.output(), &mut tags),
+                }
                 let cache = if graphql {
                     let field = root_field_of(directory.graphql(), &method);
                     caching.fetch(field.and_then(|f| directory.cache_for_field(root, &f)), tags)
@@ -324,6 +330,33 @@ fn binding_cluster(directory: &dyn ServiceDirectory, binding: &Binding) -> Optio
         BoundCall::Rest(rest) => directory.has_cluster(&rest.source).then(|| rest.source.clone()),
         BoundCall::Graphql(call) => directory.has_cluster(&call.source).then(|| call.source.clone()),
         BoundCall::Grpc { method, .. } => directory.cluster_for(method.parent_service().full_name()).map(str::to_owned),
+    }
+}
+
+/// The object types a selection holds (`type_name` and those of the fields selected in it),
+/// as invalidation tags: an answer holding Books is dropped when Books change.
+fn selected_types(schema: &GraphqlSchema, type_name: &str, selection: &SelectionSet, tags: &mut Vec<String>) {
+    if !tags.iter().any(|t| t == type_name) {
+        tags.push(type_name.to_owned());
+    }
+    for field in selection.fields.iter().filter(|f| !f.children.fields.is_empty()) {
+        if let Some(definition) = schema.object_field(type_name, &field.field_name) {
+            selected_types(schema, &definition.ty.name, &field.children, tags);
+        }
+    }
+}
+
+/// The message types an answer of `message` may hold (short names, as GraphQL types are
+/// named), as invalidation tags.
+fn message_types(message: &prost_reflect::MessageDescriptor, tags: &mut Vec<String>) {
+    if message.full_name().starts_with("google.") || tags.iter().any(|t| t == message.name()) {
+        return;
+    }
+    tags.push(message.name().to_owned());
+    for field in message.fields() {
+        if let prost_reflect::Kind::Message(inner) = field.kind() {
+            message_types(&inner, tags);
+        }
     }
 }
 

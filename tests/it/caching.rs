@@ -192,3 +192,50 @@ async fn writes_make_what_they_are_configured_to_invalidate_stale() {
     assert_eq!(gateway.backend().calls("GetBook"), 3);
     gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn whole_graphql_responses_are_cached_when_every_part_is() {
+    let config = "[[cache.rules]]\nfields = [\"Query.listBooks\", \"Book.writer\"]\nttl = \"1h\"\nscope = \"public\"\n\
+                  [[cache.invalidations]]\nmethods = [\"catalog.v1.Catalog/CreateBook\"]\ndrop_types = [\"Book\"]\n";
+    let (gateway, _dir) = TestGateway::stitched_with_config(config).await;
+    let post = |query: &str| {
+        gateway
+            .client
+            .post(format!("{}/graphql", gateway.base))
+            .header("content-type", "application/json")
+            .body(json!({ "query": query }).to_string())
+            .send()
+    };
+    let query = "{ listBooks(parent: \"shelves/1\") { books { title writer { name } } } }";
+    let mut answers = Vec::new();
+    for expected in ["MISS", "HIT", "HIT"] {
+        let response = post(query).await.expect("send");
+        assert_eq!(x_cache(response.headers()), expected);
+        answers.push(response.json::<Value>().await.expect("json"));
+    }
+    assert_eq!(answers[0], answers[2]);
+    assert_eq!((gateway.backend().calls("ListBooks"), gateway.authors().requests()), (1, 1));
+    // Other variables are another entry.
+    let other = "{ listBooks(parent: \"shelves/2\") { books { title writer { name } } } }";
+    assert_eq!(x_cache(post(other).await.expect("send").headers()), "MISS");
+    // A part without a rule (Author.books) makes the whole uncacheable; its parts still are.
+    let partly = "{ listBooks(parent: \"shelves/1\") { books { writer { name books { title } } } } }";
+    let response = post(partly).await.expect("send");
+    assert_eq!(x_cache(response.headers()), "(none)");
+    let answer: Value = response.json().await.expect("json");
+    assert!(answer.get("errors").is_none(), "{answer}");
+    // A write of a Book drops the cached responses that hold books.
+    let (status, _, _) = gateway.call("POST", "/v1/shelves/1/books", "{\"title\":\"New\"}").await;
+    assert_eq!(status, 200);
+    let response = post(query).await.expect("send");
+    assert_eq!(x_cache(response.headers()), "MISS");
+    let answer: Value = response.json().await.expect("json");
+    let titles: Vec<&str> = answer["data"]["listBooks"]["books"]
+        .as_array()
+        .expect("books")
+        .iter()
+        .filter_map(|b| b["title"].as_str())
+        .collect();
+    assert!(titles.contains(&"New"), "the fresh answer has the new book: {titles:?}");
+    gateway.shutdown().await;
+}

@@ -12,6 +12,7 @@ mod documents;
 mod input;
 mod limits;
 mod persisted;
+mod response_cache;
 pub(crate) mod run;
 mod shapes;
 mod streaming;
@@ -210,6 +211,7 @@ pub(crate) async fn handle_graphql(
         {
             return match outcome {
                 Outcome::Ran(body) => respond(StatusCode::OK, &body, modern),
+                Outcome::Cached(body, status) => cached(&body, status, modern),
                 Outcome::Refused(body) => document_failure(body, modern),
                 Outcome::Http(refusal) => refusal.into_response(),
             };
@@ -234,6 +236,7 @@ pub(crate) async fn handle_graphql(
     match requests {
         Requests::Single(request) => match run_one(request).await {
             Outcome::Ran(body) => respond(StatusCode::OK, &body, modern),
+            Outcome::Cached(body, status) => cached(&body, status, modern),
             Outcome::Refused(body) => document_failure(body, modern),
             Outcome::Http(refusal) => refusal.into_response(),
         },
@@ -242,7 +245,7 @@ pub(crate) async fn handle_graphql(
             let bodies: Vec<Json> = outcomes
                 .into_iter()
                 .map(|outcome| match outcome {
-                    Outcome::Ran(body) | Outcome::Refused(body) => body,
+                    Outcome::Ran(body) | Outcome::Cached(body, _) | Outcome::Refused(body) => body,
                     Outcome::Http(refusal) => json!({ "errors": refusal.errors() }),
                 })
                 .collect();
@@ -306,6 +309,13 @@ fn trusted_document(snapshot: &crate::snapshot::Snapshot, request: &mut GraphqlR
 /// legacy `application/json` ones (GraphQL-over-HTTP).
 fn document_failure(body: Json, modern: bool) -> Response {
     respond(if modern { StatusCode::BAD_REQUEST } else { StatusCode::OK }, &body, modern)
+}
+
+/// A 200 answer that says whether it came from the response cache.
+fn cached(body: &Json, status: crate::cache::CacheStatus, modern: bool) -> Response {
+    let mut response = respond(StatusCode::OK, body, modern);
+    response.headers_mut().insert("x-cache", HeaderValue::from_static(status.as_str()));
+    response
 }
 
 fn respond(status: StatusCode, body: &Json, modern: bool) -> Response {

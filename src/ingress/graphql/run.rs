@@ -23,6 +23,8 @@ use crate::transcode::json::{JsonOptions, json_to_message};
 pub(super) enum Outcome {
     /// It ran (perhaps with field errors): a 200 body.
     Ran(Json),
+    /// It was answered from the response cache, or ran and was stored there.
+    Cached(Json, crate::cache::CacheStatus),
     /// The document cannot run (parse or validation): 400 for GraphQL-response clients, else 200.
     Refused(Json),
     /// An HTTP-level refusal, whatever the client accepts.
@@ -101,6 +103,18 @@ pub(super) async fn run_operation(
     served.snapshot.auth.admit(&mut context, identity, &served.snapshot.hash_claims);
     if let Err(refusal) = policy(served, &mut prepared, &context, arrival).await {
         return Outcome::Http(refusal);
+    }
+    if let Some(cache) = super::response_cache::ResponseCache::of(&served.snapshot, &prepared, request, &context) {
+        if let Some(answer) = cache.lookup() {
+            return Outcome::Cached(answer, crate::cache::CacheStatus::Hit);
+        }
+        return match execute_prepared(served, prepared, context).await {
+            Outcome::Ran(answer) => {
+                cache.store(&answer);
+                Outcome::Cached(answer, crate::cache::CacheStatus::Miss)
+            }
+            other => other,
+        };
     }
     execute_prepared(served, prepared, context).await
 }

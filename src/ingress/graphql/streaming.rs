@@ -75,7 +75,7 @@ pub(super) fn respond(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Response {
     let items: BoxStream<'static, Item> = match started {
-        Started::Result(Outcome::Ran(body) | Outcome::Refused(body)) => {
+        Started::Result(Outcome::Ran(body) | Outcome::Cached(body, _) | Outcome::Refused(body)) => {
             Box::pin(stream::iter([Item::Result(body.to_string().into()), Item::Done]))
         }
         Started::Result(Outcome::Http(refusal)) => Box::pin(stream::iter([Item::Fatal(refusal.errors()), Item::Done])),

@@ -457,7 +457,7 @@ async fn run_operation(
         }
     };
     match started {
-        Started::Result(Outcome::Ran(body)) => {
+        Started::Result(Outcome::Ran(body) | Outcome::Cached(body, _)) => {
             if outbox.send(ServerMessage::Next { id: id.clone(), payload: body.to_string().into() }) {
                 outbox.send(ServerMessage::Complete { id });
             }

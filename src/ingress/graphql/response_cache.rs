@@ -1,0 +1,125 @@
+//! Whole GraphQL responses in the fetch cache: a query whose every root field and every
+//! stitched field is covered by a cache rule is answered from memory while its shortest TTL
+//! lasts. The key is the document, the operation name and the variables, the vary values and —
+//! when any part is private, or authorization rules may shape the answer — the identity. Its
+//! tags are its parts' (methods, types), so invalidations and writes drop it too. Answers with
+//! errors are never stored.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::Value as Json;
+
+use super::GraphqlRequest;
+use super::document::{Prepared, RootEntry};
+use crate::cache::{Cache, Entry, Key, Rule};
+use crate::operation::{OperationKind, RequestContext, SelectionSet};
+use crate::schema::{GraphqlSchema, Resolver};
+use crate::snapshot::Snapshot;
+
+/// A cacheable operation's key, rule and tags.
+pub(super) struct ResponseCache {
+    store: Arc<Cache>,
+    key: Key,
+    rule: Rule,
+    tags: Arc<[String]>,
+    versions: Vec<u64>,
+}
+
+impl ResponseCache {
+    /// The operation's cache settings, when every part of it is cacheable.
+    pub(super) fn of(
+        snapshot: &Snapshot,
+        prepared: &Prepared,
+        request: &GraphqlRequest,
+        context: &RequestContext,
+    ) -> Option<ResponseCache> {
+        let rules = &snapshot.cache_rules;
+        if prepared.kind != OperationKind::Query || rules.fields.is_empty() {
+            return None;
+        }
+        let mut rule: Option<Rule> = None;
+        let mut tags = Vec::new();
+        let mut combine = |found: &Rule| rule = Some(rule.as_ref().map_or_else(|| found.clone(), |r| r.and(found)));
+        for entry in &prepared.entries {
+            let RootEntry::Call(call) = entry else { continue };
+            if call.forbidden.is_some() {
+                return None;
+            }
+            let found = rules.fields.get(&("Query".to_owned(), call.root.name.clone()))?;
+            combine(found);
+            if let Resolver::Method(method) = &call.root.resolver {
+                tags.push(method.full_name().to_owned());
+            }
+            tags.push(call.type_name.clone());
+            stitched_parts(&snapshot.graphql, rules, &call.type_name, &call.fields, &mut combine, &mut tags)?;
+        }
+        let rule = rule?;
+        let private = rule.private || !snapshot.policies.is_empty();
+        let identity =
+            context.identity.as_deref().filter(|_| private).map(|i| Arc::from(format!("{}/{}", i.provider, i.subject)));
+        tags.sort();
+        tags.dedup();
+        let tags: Arc<[String]> = tags.into();
+        let store = snapshot.cache.clone();
+        let versions = store.versions_of(&tags);
+        let key = Key::graphql(
+            &request.query,
+            request.operation_name.as_deref(),
+            &request.variables,
+            context.vary.clone().into(),
+            identity,
+        );
+        Some(ResponseCache { store, key, rule, tags, versions })
+    }
+
+    /// The stored answer, if it is still fresh.
+    pub(super) fn lookup(&self) -> Option<Json> {
+        let entry = self.store.get(&self.key)?;
+        serde_json::from_slice(&entry.body).ok()
+    }
+
+    /// Stores `answer` unless it carries errors.
+    pub(super) fn store(self, answer: &Json) {
+        if answer.get("errors").is_some() {
+            return;
+        }
+        let Ok(body) = serde_json::to_vec(answer) else { return };
+        let entry = Entry {
+            body: Bytes::from(body),
+            metadata: http::HeaderMap::new(),
+            ttl: self.rule.ttl,
+            stored: std::time::Instant::now(),
+            tags: self.tags,
+            versions: self.versions,
+        };
+        self.store.insert(self.key, entry);
+    }
+}
+
+/// Combines the rules of the stitched fields under `selection` (on `type_name`); None when one
+/// of them has no rule (the response is then not cacheable as a whole).
+fn stitched_parts(
+    schema: &GraphqlSchema,
+    rules: &crate::cache::Rules,
+    type_name: &str,
+    selection: &SelectionSet,
+    combine: &mut dyn FnMut(&Rule),
+    tags: &mut Vec<String>,
+) -> Option<()> {
+    for field in &selection.fields {
+        if field.forbidden.is_some() {
+            return None;
+        }
+        let Some(definition) = schema.object_field(type_name, &field.field_name) else { continue };
+        if definition.binding().is_some() {
+            combine(rules.fields.get(&(type_name.to_owned(), field.field_name.clone()))?);
+            tags.push(type_name.to_owned());
+            tags.push(definition.ty.name.clone());
+        }
+        if !field.children.fields.is_empty() {
+            stitched_parts(schema, rules, &definition.ty.name, &field.children, combine, tags)?;
+        }
+    }
+    Some(())
+}
