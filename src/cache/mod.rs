@@ -208,6 +208,68 @@ impl Cache {
     }
 }
 
+tokio::task_local! {
+    /// Set when an answer of the task's operation was not stored because its backend said so.
+    static NOT_STORED: std::cell::Cell<bool>;
+}
+
+/// Notes that a backend's answer was not stored (its `Cache-Control` forbade it), so a whole
+/// response holding it must not be stored either.
+pub fn note_not_stored() {
+    let _ = NOT_STORED.try_with(|flag| flag.set(true));
+}
+
+/// Runs `operation`, telling whether one of its answers was not stored by its backend's word.
+pub async fn watching_vetoes<F: std::future::Future>(operation: F) -> (F::Output, bool) {
+    NOT_STORED
+        .scope(std::cell::Cell::new(false), async {
+            let output = operation.await;
+            (output, NOT_STORED.with(std::cell::Cell::get))
+        })
+        .await
+}
+
+/// The `Cache-Control` directives of a backend's answer that the fetch cache honours.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheControl {
+    /// `no-store` or `no-cache`: do not keep it.
+    pub no_store: bool,
+    /// `private`: only for the user it was fetched for.
+    pub private: bool,
+    /// `s-maxage`, else `max-age`.
+    pub max_age: Option<Duration>,
+}
+
+impl CacheControl {
+    /// The directives of every `cache-control` value in `headers`.
+    pub fn of(headers: &http::HeaderMap) -> Self {
+        let mut found = CacheControl::default();
+        let mut shared_age = None;
+        for value in headers.get_all(http::header::CACHE_CONTROL).iter().filter_map(|v| v.to_str().ok()) {
+            for directive in value.split(',').map(|d| d.trim().to_ascii_lowercase()) {
+                let (name, argument) = match directive.split_once('=') {
+                    Some((name, argument)) => {
+                        (name.trim().to_owned(), Some(argument.trim().trim_matches('"').to_owned()))
+                    }
+                    None => (directive.clone(), None),
+                };
+                let seconds = argument.and_then(|a| a.parse::<u64>().ok()).map(Duration::from_secs);
+                match name.as_str() {
+                    "no-store" | "no-cache" => found.no_store = true,
+                    "private" => found.private = true,
+                    "max-age" => found.max_age = seconds.or(found.max_age),
+                    "s-maxage" => shared_age = seconds,
+                    _ => {}
+                }
+            }
+        }
+        if shared_age.is_some() {
+            found.max_age = shared_age;
+        }
+        found
+    }
+}
+
 /// The snapshot's cache rules, resolved per fetch target.
 #[derive(Debug, Default, Clone)]
 pub struct Rules {
@@ -299,6 +361,34 @@ mod tests {
         }
         let (_, weighted) = cache.stats();
         assert!(weighted <= 10_000, "{weighted}");
+    }
+
+    /// (Cache-Control values, no_store, private, max_age seconds)
+    #[test]
+    fn backend_cache_control_directives_are_read() {
+        let cases: &[(&[&str], bool, bool, Option<u64>)] = &[
+            (&[], false, false, None),
+            (&["max-age=60"], false, false, Some(60)),
+            (&["public, max-age=60, s-maxage=10"], false, false, Some(10)),
+            (&["private, max-age=5"], false, true, Some(5)),
+            (&["no-store"], true, false, None),
+            (&["No-Cache"], true, false, None),
+            (&["max-age=\"30\""], false, false, Some(30)),
+            (&["max-age=soon"], false, false, None),
+            (&["max-age=60", "private"], false, true, Some(60)),
+        ];
+        for (values, no_store, private, max_age) in cases {
+            let mut headers = http::HeaderMap::new();
+            for value in *values {
+                headers.append(http::header::CACHE_CONTROL, value.parse().expect("value"));
+            }
+            let found = CacheControl::of(&headers);
+            assert_eq!(
+                (found.no_store, found.private, found.max_age.map(|d| d.as_secs())),
+                (*no_store, *private, *max_age),
+                "{values:?}"
+            );
+        }
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The demo's JSON REST backend: an axum authors service on a loopback port, whose authors
 //! join the gRPC catalog's books by name (`Book.author`). `schemas/demo/authors.graphql`
 //! stitches the two. `GET /authors` (filters `name`, repeatable, and `country`) answers
-//! `{"authors": [...]}`; `GET /authors/{id}` one author or 404. It counts the requests it serves,
-//! so tests can see batching.
+//! `{"authors": [...]}` (`Cache-Control: public, max-age=300`); `GET /authors/{id}` one author
+//! (`private, max-age=300`) or 404. It counts the requests it serves, so tests can see batching.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
@@ -127,13 +127,14 @@ async fn list_authors(State(state): State<Arc<Served>>, RawQuery(query): RawQuer
         .filter(|a| country.as_deref().is_none_or(|c| c == a.3))
         .map(author_json)
         .collect();
-    Json(json!({ "authors": authors })).into_response()
+    // A list anyone may cache for five minutes; one author's record is per-user (private).
+    ([(header::CACHE_CONTROL, "public, max-age=300")], Json(json!({ "authors": authors }))).into_response()
 }
 
 async fn get_author(State(state): State<Arc<Served>>, Path(id): Path<String>) -> Response {
     state.serve().await;
     match AUTHORS.iter().find(|a| a.0 == id) {
-        Some(author) => Json(author_json(author)).into_response(),
+        Some(author) => ([(header::CACHE_CONTROL, "private, max-age=300")], Json(author_json(author))).into_response(),
         None => {
             (StatusCode::NOT_FOUND, Json(json!({"message": format!("author `{id}` does not exist")}))).into_response()
         }

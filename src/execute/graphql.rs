@@ -252,9 +252,9 @@ async fn send_http(
         }
         None => None,
     };
-    let body = send_http_shared(context, client, request, read, &target, identity).await?;
+    let (body, headers) = send_http_shared(context, client, request, read, &target, identity).await?;
     if let Some((cache, key, versions)) = cached {
-        cache.store.insert(key, super::cache_entry(cache, body.clone(), http::HeaderMap::new(), versions));
+        super::store_answer(cache, key, body.clone(), http::HeaderMap::new(), &headers, versions);
     }
     Ok(body)
 }
@@ -267,22 +267,18 @@ async fn send_http_shared(
     read: bool,
     target: &str,
     identity: bytes::Bytes,
-) -> Result<bytes::Bytes, ExecuteError> {
+) -> Result<(bytes::Bytes, http::HeaderMap), ExecuteError> {
     if !client.coalesces() || !read {
         return Ok(client.send(request, context.metadata, context.timeout).await?);
     }
     let (metadata, timeout) = (context.metadata.clone(), context.timeout);
     let call = || {
         let (client, request) = (client.clone(), request.clone());
-        async move {
-            let body = client.send(&request, &metadata, timeout).await?;
-            Ok(std::sync::Arc::new((body, http::HeaderMap::new())))
-        }
-        .boxed()
+        async move { Ok(std::sync::Arc::new(client.send(&request, &metadata, timeout).await?)) }.boxed()
     };
     let shared =
         super::coalesce::coalesced(client.identity(), target, &identity, context.metadata, timeout, call).await?;
-    Ok(shared.0.clone())
+    Ok((shared.0.clone(), shared.1.clone()))
 }
 
 /// An answer as its binding reads it: the selected value and, from a GraphQL source, the

@@ -177,8 +177,31 @@ async fn unary_call(
     let versions = cache.store.versions_of(&cache.tags);
     let (body, headers) = grpc_answer(upstreams, cluster, method, &path, request, metadata, timeout).await?;
     let message = decode(body.clone())?;
-    cache.store.insert(key, cache_entry(cache, body, headers.clone(), versions));
+    store_answer(cache, key, body, headers.clone(), &headers, versions);
     Ok((message, headers, Some(CacheStatus::Miss)))
+}
+
+/// Stores an answer under its rule, unless the backend's `Cache-Control` (in `backend`:
+/// response headers, or gRPC metadata) forbids it: `no-store`, `no-cache`, or `private` for a
+/// public rule (its key holds no identity). `max-age` / `s-maxage` shorten the TTL.
+fn store_answer(
+    cache: &FetchCache,
+    key: crate::cache::Key,
+    body: Bytes,
+    metadata: http::HeaderMap,
+    backend: &http::HeaderMap,
+    versions: Vec<u64>,
+) {
+    let mut entry = cache_entry(cache, body, metadata, versions);
+    let directives = crate::cache::CacheControl::of(backend);
+    if directives.no_store || (directives.private && !cache.rule.private) {
+        crate::cache::note_not_stored();
+        return;
+    }
+    if let Some(max_age) = directives.max_age {
+        entry.ttl = entry.ttl.min(max_age);
+    }
+    cache.store.insert(key, entry);
 }
 
 /// The cache key of a fetch: its target and request, the vary values and, for private rules,

@@ -208,14 +208,14 @@ impl HttpClient {
     }
 
     /// Sends `request` with the forwarded `metadata` through the circuit breaker; the 2xx
-    /// answer's body. An idempotent request that fails as `retries.retry_on` lists is sent
+    /// answer's body and headers. An idempotent request that fails as `retries.retry_on` lists is sent
     /// again to another endpoint, within the deadline and the cluster's retry budget.
     pub async fn send(
         &self,
         request: &HttpRequest,
         metadata: &Metadata,
         timeout: Option<Duration>,
-    ) -> Result<Bytes, UpstreamError> {
+    ) -> Result<(Bytes, http::HeaderMap), UpstreamError> {
         let timeout = match (timeout, self.limit) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -240,7 +240,7 @@ impl HttpClient {
         metadata: &Metadata,
         timeout: Option<Duration>,
         avoid: Option<usize>,
-    ) -> (Result<Bytes, UpstreamError>, Option<usize>) {
+    ) -> (Result<(Bytes, http::HeaderMap), UpstreamError>, Option<usize>) {
         let (endpoint, _in_flight, index, balancer) = match self.pick(metadata, avoid) {
             Ok(picked) => picked,
             Err(error) => return (Err(error), None),
@@ -256,7 +256,7 @@ impl HttpClient {
         request: &HttpRequest,
         metadata: &Metadata,
         timeout: Option<Duration>,
-    ) -> Result<Bytes, UpstreamError> {
+    ) -> Result<(Bytes, http::HeaderMap), UpstreamError> {
         let url = format!("{}{}", endpoint.base, request.path_and_query);
         let mut builder =
             endpoint.client.request(request.method.clone(), &url).header(http::header::ACCEPT, "application/json");
@@ -276,9 +276,10 @@ impl HttpClient {
         }
         let response = builder.send().await.map_err(|e| self.failure(&e))?;
         let status = response.status();
+        let headers = response.headers().clone();
         let body = response.bytes().await.map_err(|e| self.failure(&e))?;
         if status.is_success() {
-            return Ok(body);
+            return Ok((body, headers));
         }
         Err(UpstreamError::Http { status: status.as_u16(), message: error_message(&self.cluster, status, &body) })
     }

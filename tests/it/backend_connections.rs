@@ -155,7 +155,7 @@ async fn rest_backends_are_reached_over_tls_with_the_configured_ca() {
         };
         let answer = client.send(&request, &Default::default(), None).await;
         match answer {
-            Ok(body) => assert!(ok && String::from_utf8_lossy(&body).contains("name"), "{body:?}"),
+            Ok((body, _)) => assert!(ok && String::from_utf8_lossy(&body).contains("name"), "{body:?}"),
             Err(error) => assert!(!ok && error.to_string().contains("authors"), "{error}"),
         }
     }
@@ -233,7 +233,7 @@ async fn rest_pools_speak_the_configured_http_version() {
             body: None,
             idempotent: true,
         };
-        let body = client.send(&request, &Default::default(), None).await.expect("answer");
+        let (body, _) = client.send(&request, &Default::default(), None).await.expect("answer");
         let answer: serde_json::Value = serde_json::from_slice(&body).expect("json");
         assert_eq!(answer["version"], want, "{version:?}");
     }

@@ -239,3 +239,22 @@ async fn whole_graphql_responses_are_cached_when_every_part_is() {
     assert!(titles.contains(&"New"), "the fresh answer has the new book: {titles:?}");
     gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_backends_cache_control_is_honoured() {
+    // The authors service marks one author's record `private, max-age=300`.
+    for (scope, expected_requests) in [("public", 2), ("private", 1)] {
+        let config = format!("[[cache.rules]]\nfields = [\"Query.author\"]\nttl = \"1h\"\nscope = \"{scope}\"\n");
+        let (gateway, _dir) = TestGateway::stitched_with_config(&config).await;
+        for _ in 0..2 {
+            let answer = graphql(&gateway, "{ author(id: \"1\") { name } }").await;
+            assert_eq!(answer["data"]["author"]["name"], "Ursula K. Le Guin", "{answer}");
+        }
+        assert_eq!(
+            gateway.authors().requests(),
+            expected_requests,
+            "{scope} rule: a private answer is never stored under a shared key"
+        );
+        gateway.shutdown().await;
+    }
+}

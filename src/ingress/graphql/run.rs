@@ -108,12 +108,14 @@ pub(super) async fn run_operation(
         if let Some(answer) = cache.lookup() {
             return Outcome::Cached(answer, crate::cache::CacheStatus::Hit);
         }
-        return match execute_prepared(served, prepared, context).await {
-            Outcome::Ran(answer) => {
-                cache.store(&answer);
+        return match crate::cache::watching_vetoes(execute_prepared(served, prepared, context)).await {
+            (Outcome::Ran(answer), vetoed) => {
+                if !vetoed {
+                    cache.store(&answer);
+                }
                 Outcome::Cached(answer, crate::cache::CacheStatus::Miss)
             }
-            other => other,
+            (other, _) => other,
         };
     }
     execute_prepared(served, prepared, context).await
