@@ -175,6 +175,7 @@ fn cache_rules(
         compiled.push(crate::cache::Rule {
             ttl: rule.ttl.get(),
             private: rule.scope == crate::config::CacheScope::Private,
+            stale: rule.stale_while_revalidate.map_or(std::time::Duration::ZERO, |d| d.get()),
         });
     }
     index.fold_methods_into_fields(served.schema());

@@ -17,12 +17,18 @@ pub struct Rule {
     pub ttl: Duration,
     /// Kept per identity.
     pub private: bool,
+    /// How long after the TTL a stale answer is served while it is refreshed.
+    pub stale: Duration,
 }
 
 impl Rule {
-    /// The stricter of two rules: the shorter TTL; private if either is.
+    /// The stricter of two rules: the shorter TTL and stale window; private if either is.
     pub fn and(&self, other: &Rule) -> Rule {
-        Rule { ttl: self.ttl.min(other.ttl), private: self.private || other.private }
+        Rule {
+            ttl: self.ttl.min(other.ttl),
+            private: self.private || other.private,
+            stale: self.stale.min(other.stale),
+        }
     }
 }
 
@@ -47,6 +53,8 @@ pub struct FetchCache {
 pub enum CacheStatus {
     /// From the cache.
     Hit,
+    /// From the cache after its TTL, while a background fetch refreshes it.
+    Stale,
     /// Fetched (and now cached).
     Miss,
 }
@@ -56,6 +64,7 @@ impl CacheStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             CacheStatus::Hit => "HIT",
+            CacheStatus::Stale => "STALE",
             CacheStatus::Miss => "MISS",
         }
     }
@@ -98,6 +107,8 @@ pub struct Entry {
     pub metadata: http::HeaderMap,
     /// Its TTL.
     pub ttl: Duration,
+    /// How long after the TTL it is still served while refreshed.
+    pub stale: Duration,
     /// When it was stored.
     pub stored: Instant,
     /// Its invalidation tags.
@@ -112,6 +123,8 @@ pub struct Cache {
     max_bytes: u64,
     /// Tag → version, bumped by every invalidation of the tag.
     versions: std::sync::RwLock<std::collections::HashMap<String, u64>>,
+    /// Keys being refreshed in the background (one refresh per key at a time).
+    refreshing: std::sync::Mutex<std::collections::HashSet<Key>>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -128,7 +141,7 @@ struct PerEntry;
 
 impl moka::Expiry<Key, Entry> for PerEntry {
     fn expire_after_create(&self, _: &Key, entry: &Entry, _: Instant) -> Option<Duration> {
-        Some(entry.ttl)
+        Some(entry.ttl + entry.stale)
     }
 }
 
@@ -144,7 +157,7 @@ impl Cache {
             .expire_after(PerEntry)
             .support_invalidation_closures()
             .build();
-        Cache { entries, max_bytes, versions: std::sync::RwLock::default() }
+        Cache { entries, max_bytes, versions: std::sync::RwLock::default(), refreshing: std::sync::Mutex::default() }
     }
 
     /// The current versions of `tags`: take them before fetching, store them with the answer,
@@ -161,12 +174,33 @@ impl Cache {
 
     /// The live entry under `key`: not expired, and none of its tags invalidated since.
     pub fn get(&self, key: &Key) -> Option<Entry> {
-        let entry = self.entries.get(key).filter(|entry| entry.stored.elapsed() < entry.ttl)?;
+        self.lookup(key).filter(|(_, stale)| !stale).map(|(entry, _)| entry)
+    }
+
+    /// The entry under `key` and whether it is past its TTL (but within its stale window);
+    /// None when absent, expired, or invalidated.
+    pub fn lookup(&self, key: &Key) -> Option<(Entry, bool)> {
+        let entry = self.entries.get(key)?;
+        let age = entry.stored.elapsed();
+        if age >= entry.ttl + entry.stale {
+            return None;
+        }
         if self.versions_of(&entry.tags) != entry.versions {
             self.entries.invalidate(key);
             return None;
         }
-        Some(entry)
+        let stale = age >= entry.ttl;
+        Some((entry, stale))
+    }
+
+    /// Claims the background refresh of `key`; false when one is already running.
+    pub fn begin_refresh(&self, key: &Key) -> bool {
+        self.refreshing.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key.clone())
+    }
+
+    /// Ends the background refresh of `key`.
+    pub fn end_refresh(&self, key: &Key) {
+        self.refreshing.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(key);
     }
 
     /// Stores `entry` under `key`.
@@ -321,6 +355,7 @@ mod tests {
             body: Bytes::from_static(b"answer"),
             metadata: http::HeaderMap::new(),
             ttl,
+            stale: Duration::ZERO,
             stored: Instant::now(),
             tags: Arc::from([tag.to_owned()]),
             versions: cache.versions_of(&[tag.to_owned()]),
@@ -393,8 +428,9 @@ mod tests {
 
     #[test]
     fn rules_combine_to_the_stricter() {
-        let public = Rule { ttl: Duration::from_secs(60), private: false };
-        let private = Rule { ttl: Duration::from_secs(10), private: true };
-        assert_eq!(public.and(&private), Rule { ttl: Duration::from_secs(10), private: true });
+        let public = Rule { ttl: Duration::from_secs(60), private: false, stale: Duration::from_secs(5) };
+        let private = Rule { ttl: Duration::from_secs(10), private: true, stale: Duration::from_secs(30) };
+        let stricter = Rule { ttl: Duration::from_secs(10), private: true, stale: Duration::from_secs(5) };
+        assert_eq!(public.and(&private), stricter);
     }
 }

@@ -58,6 +58,10 @@ pub struct CacheRule {
     pub types: Vec<String>,
     /// How long an answer is served from the cache.
     pub ttl: ConfigDuration,
+    /// After the TTL, how long the old answer is still served while one background fetch
+    /// refreshes it (stale-while-revalidate; fetches of gRPC methods, however reached).
+    #[serde(default)]
+    pub stale_while_revalidate: Option<ConfigDuration>,
     /// `private` (default): kept per identity, never served to another; `public`: shared.
     #[serde(default)]
     pub scope: CacheScope,

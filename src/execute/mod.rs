@@ -171,8 +171,28 @@ async fn unary_call(
         return Ok((decode(body)?, headers, None));
     };
     let key = cache_key(cache, format!("grpc {path}"), request.clone());
-    if let Some(entry) = cache.store.get(&key) {
-        return Ok((decode(entry.body)?, entry.metadata, Some(CacheStatus::Hit)));
+    match cache.store.lookup(&key) {
+        Some((entry, false)) => return Ok((decode(entry.body)?, entry.metadata, Some(CacheStatus::Hit))),
+        Some((entry, true)) => {
+            if cache.store.begin_refresh(&key) {
+                let client = upstreams.grpc(cluster)?.clone();
+                let (cache, key, metadata) = (cache.clone(), key.clone(), metadata.clone());
+                let (path, idempotent, output) = (path.clone(), is_idempotent(method), method.output());
+                tokio::spawn(async move {
+                    let versions = cache.store.versions_of(&cache.tags);
+                    let answer = client.unary(&path, request, &metadata, timeout, idempotent).await;
+                    // Only an answer that decodes replaces the stale one.
+                    if let Some(reply) = answer.ok().filter(|r| DynamicMessage::decode(output, r.body.clone()).is_ok())
+                    {
+                        let headers = reply.metadata.into_headers();
+                        store_answer(&cache, key.clone(), reply.body, headers.clone(), &headers, versions);
+                    }
+                    cache.store.end_refresh(&key);
+                });
+            }
+            return Ok((decode(entry.body)?, entry.metadata, Some(CacheStatus::Stale)));
+        }
+        None => {}
     }
     let versions = cache.store.versions_of(&cache.tags);
     let (body, headers) = grpc_answer(upstreams, cluster, method, &path, request, metadata, timeout).await?;
@@ -215,6 +235,7 @@ fn cache_entry(cache: &FetchCache, body: Bytes, metadata: http::HeaderMap, versi
         body,
         metadata,
         ttl: cache.rule.ttl,
+        stale: cache.rule.stale,
         stored: std::time::Instant::now(),
         tags: cache.tags.clone(),
         versions,

@@ -258,3 +258,33 @@ async fn the_backends_cache_control_is_honoured() {
         gateway.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn a_stale_answer_is_served_while_one_background_fetch_refreshes_it() {
+    let config = format!(
+        "[[cache.rules]]\nmethods = [\"catalog.v1.Catalog/GetBook\"]\nttl = \"300ms\"\nstale_while_revalidate = \"1h\"\nscope = \"public\"\n{BACKEND}"
+    );
+    let (gateway, _dir) = TestGateway::demo_with_config(&config).await;
+    let book = "/v1/shelves/1/books/1";
+    assert_eq!(x_cache(&get_with(&gateway, book, &[]).await.2), "MISS");
+    // Past the TTL: the old answer at once, and one refresh behind it (not one per request;
+    // the backend is made slow so the refresh is still running for the next requests).
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    gateway.backend().set_latency(std::time::Duration::from_secs(2));
+    for _ in 0..3 {
+        let (status, body, headers) = get_with(&gateway, book, &[]).await;
+        assert_eq!((status, x_cache(&headers)), (200, "STALE"), "{body}");
+        assert_eq!(body["title"], "The Left Hand of Darkness");
+    }
+    let started = tokio::time::Instant::now();
+    loop {
+        let (_, _, headers) = get_with(&gateway, book, &[]).await;
+        if x_cache(&headers) == "HIT" {
+            break;
+        }
+        assert!(started.elapsed() < crate::support::HANG, "the refresh never landed");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(gateway.backend().calls("GetBook"), 2, "one fetch, one background refresh");
+    gateway.shutdown().await;
+}

@@ -89,6 +89,7 @@ impl ResponseCache {
             body: Bytes::from(body),
             metadata: http::HeaderMap::new(),
             ttl: self.rule.ttl,
+            stale: std::time::Duration::ZERO,
             stored: std::time::Instant::now(),
             tags: self.tags,
             versions: self.versions,
