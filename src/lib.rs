@@ -22,4 +22,5 @@ pub mod transcode;
 pub mod registry;
 pub mod operation;
 pub mod config;
+pub mod redis_pool;
 pub mod error;

@@ -4,13 +4,10 @@
 //! `[redis]` block: multiplexed connection managers (`pool_size`) to the first URL, and the next
 //! URL when it fails.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use tokio::sync::OnceCell;
-
 use super::Charge;
 use super::algorithm::{Outcome, Spec, State};
 use crate::config::RedisConfig;
+use crate::redis_pool::RedisPool;
 
 /// The script: KEYS are the counters; ARGV holds four values per key (kind, two parameters,
 /// amount). It answers `{allowed, now, remaining, reset, retry_after, ...}` (one triple per key;
@@ -97,167 +94,42 @@ pub struct StoreError(pub String);
 
 /// Counters in Redis.
 pub struct RedisStore {
-    clients: Vec<redis::Client>,
-    config: RedisConfig,
-    /// One set of connections per URL, made on first use.
-    managers: Vec<OnceCell<Vec<redis::aio::ConnectionManager>>>,
-    current: AtomicUsize,
-    next: AtomicUsize,
+    pool: RedisPool,
     script: redis::Script,
 }
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisStore").field("urls", &self.config.urls).finish_non_exhaustive()
+        f.debug_struct("RedisStore").field("pool", &self.pool).finish_non_exhaustive()
     }
 }
 
 impl RedisStore {
     /// The store `config` describes (no connection is made yet); an error names the key.
     pub fn build(config: &RedisConfig) -> Result<Self, (String, String)> {
-        if config.urls.is_empty() {
-            return Err(("urls".into(), "the Redis store needs at least one URL (redis://host:port)".into()));
-        }
-        let root_cert = match &config.ca_file {
-            Some(path) => Some(
-                std::fs::read(path)
-                    .map_err(|e| ("ca_file".to_owned(), format!("cannot read {}: {e}", path.display())))?,
-            ),
-            None => None,
-        };
-        let mut clients = Vec::with_capacity(config.urls.len());
-        for (i, url) in config.urls.iter().enumerate() {
-            let at = || format!("urls[{i}]");
-            let mut info = redis::IntoConnectionInfo::into_connection_info(url.as_str())
-                .map_err(|e| (at(), format!("`{url}` is not a Redis URL: {e}")))?;
-            let mut settings = info.redis_settings().clone();
-            if let Some(username) = &config.username {
-                settings = settings.set_username(username);
-            }
-            if let Some(password) = &config.password {
-                settings = settings.set_password(password);
-            }
-            info = info.set_redis_settings(settings);
-            let client = match &root_cert {
-                Some(root) if url.starts_with("rediss://") => redis::Client::build_with_tls(
-                    info,
-                    redis::TlsCertificates { client_tls: None, root_cert: Some(root.clone()) },
-                ),
-                _ => redis::Client::open(info),
-            }
-            .map_err(|e| (at(), e.to_string()))?;
-            clients.push(client);
-        }
-        Ok(RedisStore {
-            managers: clients.iter().map(|_| OnceCell::new()).collect(),
-            clients,
-            config: config.clone(),
-            current: AtomicUsize::new(0),
-            next: AtomicUsize::new(0),
-            script: redis::Script::new(SCRIPT),
-        })
-    }
-
-    /// A connection to URL `index`, connecting it on first use.
-    async fn connection(&self, index: usize) -> Result<redis::aio::ConnectionManager, StoreError> {
-        let managers = self.managers[index]
-            .get_or_try_init(|| async {
-                let settings = redis::aio::ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(self.config.connect_timeout.get()))
-                    .set_response_timeout(Some(self.config.command_timeout.get()))
-                    .set_number_of_retries(1);
-                let mut made = Vec::new();
-                for _ in 0..self.config.pool_size.max(1) {
-                    let connect = self.clients[index].get_connection_manager_with_config(settings.clone());
-                    let manager = tokio::time::timeout(self.config.connect_timeout.get(), connect)
-                        .await
-                        .map_err(|_| StoreError(format!("no connection in {}", self.config.connect_timeout)))?
-                        .map_err(|e| StoreError(e.to_string()))?;
-                    made.push(manager);
-                }
-                Ok::<_, StoreError>(made)
-            })
-            .await?;
-        let pick = self.next.fetch_add(1, Ordering::Relaxed) % managers.len();
-        Ok(managers[pick].clone())
+        Ok(RedisStore { pool: RedisPool::build(config)?, script: redis::Script::new(SCRIPT) })
     }
 
     /// Applies `charges` atomically: the outcomes and the server's time (ms).
     pub async fn apply(&self, charges: &[Charge]) -> Result<(Vec<Outcome>, f64), StoreError> {
-        let urls = self.clients.len();
-        let start = self.current.load(Ordering::Relaxed);
-        let mut last = None;
-        for attempt in 0..urls {
-            let index = (start + attempt) % urls;
-            match self.run(index, charges).await {
-                Ok(answer) => {
-                    if attempt > 0 {
-                        self.current.store(index, Ordering::Relaxed);
-                    }
-                    return Ok(answer);
+        let keys: Vec<String> = charges.iter().map(|charge| self.pool.key(&charge.key)).collect();
+        let answer = self
+            .pool
+            .run(|mut connection| {
+                let mut invocation = self.script.prepare_invoke();
+                for (charge, key) in charges.iter().zip(&keys) {
+                    invocation.key(key);
+                    let (kind, p1, p2) = match charge.spec {
+                        Spec::Gcra { interval, burst } => (1, interval, burst as f64),
+                        Spec::Bucket { interval, burst } => (2, interval, burst as f64),
+                        Spec::Quota { limit, period_end } => (3, limit as f64, period_end),
+                    };
+                    invocation.arg(kind).arg(p1).arg(p2).arg(charge.amount);
                 }
-                Err(error) => last = Some(error),
-            }
-        }
-        Err(last.unwrap_or_else(|| StoreError("no URL".into())))
-    }
-
-    /// Every counter under the key prefix (at most 10 000), without the prefix, with its value.
-    pub async fn scan(&self) -> Result<Vec<(String, String)>, StoreError> {
-        const MOST: usize = 10_000;
-        let index = self.current.load(Ordering::Relaxed);
-        let mut connection = self.connection(index).await?;
-        let prefix = format!("{}:", self.config.key_prefix);
-        let mut keys: Vec<String> = Vec::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(format!("{prefix}*"))
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut connection)
-                .await
-                .map_err(|e| StoreError(e.to_string()))?;
-            keys.extend(batch);
-            cursor = next;
-            if cursor == 0 || keys.len() >= MOST {
-                break;
-            }
-        }
-        keys.truncate(MOST);
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let values: Vec<Option<String>> =
-            redis::cmd("MGET").arg(&keys).query_async(&mut connection).await.map_err(|e| StoreError(e.to_string()))?;
-        let mut found: Vec<(String, String)> = keys
-            .into_iter()
-            .zip(values)
-            .filter_map(|(key, value)| Some((key.strip_prefix(&prefix)?.to_owned(), value?)))
-            .collect();
-        found.sort();
-        Ok(found)
-    }
-
-    async fn run(&self, index: usize, charges: &[Charge]) -> Result<(Vec<Outcome>, f64), StoreError> {
-        let mut connection = self.connection(index).await?;
-        let mut invocation = self.script.prepare_invoke();
-        for charge in charges {
-            invocation.key(format!("{}:{}", self.config.key_prefix, charge.key));
-            let (kind, p1, p2) = match charge.spec {
-                Spec::Gcra { interval, burst } => (1, interval, burst as f64),
-                Spec::Bucket { interval, burst } => (2, interval, burst as f64),
-                Spec::Quota { limit, period_end } => (3, limit as f64, period_end),
-            };
-            invocation.arg(kind).arg(p1).arg(p2).arg(charge.amount);
-        }
-        let call = invocation.invoke_async::<Vec<i64>>(&mut connection);
-        let answer = tokio::time::timeout(self.config.command_timeout.get(), call)
+                async move { invocation.invoke_async::<Vec<i64>>(&mut connection).await }
+            })
             .await
-            .map_err(|_| StoreError(format!("no answer in {}", self.config.command_timeout)))?
-            .map_err(|e| StoreError(e.to_string()))?;
+            .map_err(|e| StoreError(e.0))?;
         if answer.len() != 2 + 3 * charges.len() {
             return Err(StoreError(format!("the script answered {} values", answer.len())));
         }
@@ -275,5 +147,50 @@ impl RedisStore {
             })
             .collect();
         Ok((outcomes, now))
+    }
+
+    /// Every counter under the key prefix (at most 10 000), without the prefix, with its value.
+    pub async fn scan(&self) -> Result<Vec<(String, String)>, StoreError> {
+        const MOST: usize = 10_000;
+        let prefix = self.pool.key("");
+        let found = self
+            .pool
+            .run(|mut connection| {
+                let prefix = prefix.clone();
+                async move {
+                    let mut keys: Vec<String> = Vec::new();
+                    let mut cursor: u64 = 0;
+                    loop {
+                        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                            .arg(cursor)
+                            .arg("MATCH")
+                            .arg(format!("{prefix}*"))
+                            .arg("COUNT")
+                            .arg(1000)
+                            .query_async(&mut connection)
+                            .await?;
+                        keys.extend(batch);
+                        cursor = next;
+                        if cursor == 0 || keys.len() >= MOST {
+                            break;
+                        }
+                    }
+                    keys.truncate(MOST);
+                    if keys.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let values: Vec<Option<String>> =
+                        redis::cmd("MGET").arg(&keys).query_async(&mut connection).await?;
+                    Ok(keys.into_iter().zip(values).collect::<Vec<_>>())
+                }
+            })
+            .await
+            .map_err(|e| StoreError(e.0))?;
+        let mut found: Vec<(String, String)> = found
+            .into_iter()
+            .filter_map(|(key, value)| Some((key.strip_prefix(&prefix)?.to_owned(), value?)))
+            .collect();
+        found.sort();
+        Ok(found)
     }
 }
