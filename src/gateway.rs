@@ -145,7 +145,12 @@ impl Gateway {
         // Counters survive a reload that keeps their store; cached answers one that keeps the
         // cache's size (rules are looked up per fetch, so changed TTLs apply to new entries).
         snapshot.limiter.adopt_store(&previous.snapshot.limiter);
-        if previous.snapshot.cache.max_bytes() == snapshot.cache.max_bytes() {
+        let same_store = |a: &Snapshot, b: &Snapshot| {
+            a.cache.max_bytes() == b.cache.max_bytes()
+                && a.config.cache.redis == b.config.cache.redis
+                && (!a.config.cache.redis || a.config.redis == b.config.redis)
+        };
+        if same_store(&previous.snapshot, &snapshot) {
             snapshot.cache = previous.snapshot.cache.clone();
         }
         let upstreams = Upstreams::build(snapshot.clusters.values(), Some(&previous.upstreams));

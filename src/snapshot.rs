@@ -402,7 +402,14 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
         .collect();
     hash_claims.sort();
     hash_claims.dedup();
-    let cache = std::sync::Arc::new(crate::cache::Cache::new(config.cache.max_bytes));
+    let second = match config.cache.redis {
+        true => match crate::redis_pool::RedisPool::build(&config.redis) {
+            Ok(pool) => Some(crate::cache::SecondLevel::new(pool)),
+            Err((key, why)) => return Err(vec![Problem::error(format!("redis.{key}"), why)]),
+        },
+        false => None,
+    };
+    let cache = std::sync::Arc::new(crate::cache::Cache::with_second_level(config.cache.max_bytes, second));
     Ok(Snapshot {
         generation,
         built_at: SystemTime::now(),

@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+mod second_level;
+
+pub use second_level::SecondLevel;
+
 /// How a fetch is cached: its TTL and its scope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
@@ -125,6 +129,8 @@ pub struct Cache {
     versions: std::sync::RwLock<std::collections::HashMap<String, u64>>,
     /// Keys being refreshed in the background (one refresh per key at a time).
     refreshing: std::sync::Mutex<std::collections::HashSet<Key>>,
+    /// Redis, shared by every instance, when configured.
+    second: Option<SecondLevel>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -146,6 +152,48 @@ impl moka::Expiry<Key, Entry> for PerEntry {
 }
 
 impl Cache {
+    /// An empty store of at most `max_bytes`, with `second` behind it when given.
+    pub fn with_second_level(max_bytes: u64, second: Option<SecondLevel>) -> Self {
+        Cache { second, ..Cache::new(max_bytes) }
+    }
+
+    /// Whether a Redis second level is behind it.
+    pub fn has_second_level(&self) -> bool {
+        self.second.is_some()
+    }
+
+    /// The entry under `key` from either level (a second-level hit fills the first), and
+    /// whether it is stale.
+    pub async fn lookup_shared(&self, key: &Key, tags: &Arc<[String]>) -> Option<(Entry, bool)> {
+        if let Some(found) = self.lookup(key) {
+            return Some(found);
+        }
+        let mut entry = self.second.as_ref()?.get(key, tags).await?;
+        entry.versions = self.versions_of(tags);
+        entry.tags = tags.clone();
+        self.insert(key.clone(), entry.clone());
+        Some((entry, false))
+    }
+
+    /// The tags' versions in the second level, to take before a fetch (None without one).
+    pub async fn shared_versions(&self, tags: &[String]) -> Option<Vec<u64>> {
+        Some(self.second.as_ref()?.versions(tags).await)
+    }
+
+    /// Stores `entry` under `key` in the first level, and in the background in the second
+    /// (with the tags' `shared` versions taken before the fetch).
+    pub fn insert_shared(store: &Arc<Cache>, key: Key, entry: Entry, shared: Option<Vec<u64>>) {
+        if let (Some(versions), true) = (shared, store.second.is_some() && !entry.ttl.is_zero()) {
+            let (store, key, entry) = (store.clone(), key.clone(), entry.clone());
+            tokio::spawn(async move {
+                if let Some(second) = &store.second {
+                    second.put(&key, &entry, &versions).await;
+                }
+            });
+        }
+        store.insert(key, entry);
+    }
+
     /// An empty store of at most `max_bytes`.
     pub fn new(max_bytes: u64) -> Self {
         let entries = moka::sync::Cache::builder()
@@ -157,7 +205,13 @@ impl Cache {
             .expire_after(PerEntry)
             .support_invalidation_closures()
             .build();
-        Cache { entries, max_bytes, versions: std::sync::RwLock::default(), refreshing: std::sync::Mutex::default() }
+        Cache {
+            entries,
+            max_bytes,
+            versions: std::sync::RwLock::default(),
+            refreshing: std::sync::Mutex::default(),
+            second: None,
+        }
     }
 
     /// The current versions of `tags`: take them before fetching, store them with the answer,
@@ -212,10 +266,20 @@ impl Cache {
 
     /// Makes every entry tagged with one of `tags` stale at once (a write's invalidation): one
     /// version bump per tag, whatever the number of entries.
-    pub fn bump(&self, tags: &[String]) {
-        let mut versions = self.versions.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for tag in tags {
-            *versions.entry(tag.clone()).or_default() += 1;
+    pub fn bump(store: &Arc<Cache>, tags: &[String]) {
+        {
+            let mut versions = store.versions.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for tag in tags {
+                *versions.entry(tag.clone()).or_default() += 1;
+            }
+        }
+        if store.second.is_some() {
+            let (store, tags) = (store.clone(), tags.to_vec());
+            tokio::spawn(async move {
+                if let Some(second) = &store.second {
+                    second.bump(&tags).await;
+                }
+            });
         }
     }
 
@@ -364,7 +428,7 @@ mod tests {
 
     #[test]
     fn entries_are_kept_per_key_dropped_by_tag_or_prefix_and_never_with_zero_ttl() {
-        let cache = Cache::new(1 << 20);
+        let cache = Arc::new(Cache::new(1 << 20));
         cache.insert(key("grpc /a.S/Get", Some("ada")), entry(Duration::from_secs(60), "a.S.Get"));
         cache.insert(key("grpc /a.S/List", None), entry(Duration::from_secs(60), "a.S.List"));
         cache.insert(key("grpc /a.S/Zero", None), entry(Duration::ZERO, "a.S.Zero"));
@@ -379,7 +443,7 @@ mod tests {
         cache.insert(key("grpc /a.S/Get", None), fresh(&cache, Duration::from_secs(60), "Book"));
         assert!(cache.get(&key("grpc /a.S/Get", None)).is_some());
         let before_the_write = fresh(&cache, Duration::from_secs(60), "Book");
-        cache.bump(&["Book".to_owned()]);
+        Cache::bump(&cache, &["Book".to_owned()]);
         assert!(cache.get(&key("grpc /a.S/Get", None)).is_none());
         // A read that began before the write and ends after it stores a stale answer.
         cache.insert(key("grpc /a.S/Get", None), before_the_write);

@@ -20,11 +20,20 @@ pub struct CacheConfig {
     pub rules: Vec<CacheRule>,
     /// What writes make stale.
     pub invalidations: Vec<CacheInvalidation>,
+    /// Keep fetched answers in Redis too (the `[redis]` block), as a second level every gateway
+    /// instance shares.
+    pub redis: bool,
 }
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        CacheConfig { max_bytes: 64 * 1024 * 1024, vary: Vec::new(), rules: Vec::new(), invalidations: Vec::new() }
+        CacheConfig {
+            max_bytes: 64 * 1024 * 1024,
+            vary: Vec::new(),
+            rules: Vec::new(),
+            invalidations: Vec::new(),
+            redis: false,
+        }
     }
 }
 

@@ -117,7 +117,7 @@ pub(super) async fn fetch_root(
                 unary_call(upstreams, cluster, method, input, &fetch.metadata, fetch.timeout, fetch.cache.as_ref())
                     .await?;
             if let Some(invalidation) = &fetch.invalidates {
-                invalidation.store.bump(&invalidation.tags);
+                crate::cache::Cache::bump(&invalidation.store, &invalidation.tags);
             }
             if prost_reflect::ReflectMessage::descriptor(&message).fields().len() == 0 && fields.fields.is_empty() {
                 return Ok(None);
@@ -245,16 +245,17 @@ async fn send_http(
     let cached = match cache.filter(|_| read) {
         Some(cache) => {
             let key = super::cache_key(cache, format!("http {cluster} {target}"), identity.clone());
-            if let Some(entry) = cache.store.get(&key) {
+            if let Some((entry, false)) = cache.store.lookup_shared(&key, &cache.tags).await {
                 return Ok(entry.body);
             }
-            Some((cache, key, cache.store.versions_of(&cache.tags)))
+            let shared = cache.store.shared_versions(&cache.tags).await;
+            Some((cache, key, cache.store.versions_of(&cache.tags), shared))
         }
         None => None,
     };
     let (body, headers) = send_http_shared(context, client, request, read, &target, identity).await?;
-    if let Some((cache, key, versions)) = cached {
-        super::store_answer(cache, key, body.clone(), http::HeaderMap::new(), &headers, versions);
+    if let Some((cache, key, versions, shared)) = cached {
+        super::store_answer(cache, key, body.clone(), http::HeaderMap::new(), &headers, versions, shared);
     }
     Ok(body)
 }

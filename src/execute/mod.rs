@@ -130,7 +130,7 @@ async fn run_fetch(fetch: Fetch, upstreams: &Upstreams) -> Result<FetchOutput, E
     let (message, metadata, cache) =
         unary_call(upstreams, cluster, &method, &input, &fetch.metadata, fetch.timeout, fetch.cache.as_ref()).await?;
     if let Some(invalidation) = &fetch.invalidates {
-        invalidation.store.bump(&invalidation.tags);
+        crate::cache::Cache::bump(&invalidation.store, &invalidation.tags);
     }
     Ok(FetchOutput { message, selection: fetch.selection, metadata, cache })
 }
@@ -171,7 +171,7 @@ async fn unary_call(
         return Ok((decode(body)?, headers, None));
     };
     let key = cache_key(cache, format!("grpc {path}"), request.clone());
-    match cache.store.lookup(&key) {
+    match cache.store.lookup_shared(&key, &cache.tags).await {
         Some((entry, false)) => return Ok((decode(entry.body)?, entry.metadata, Some(CacheStatus::Hit))),
         Some((entry, true)) => {
             if cache.store.begin_refresh(&key) {
@@ -180,12 +180,13 @@ async fn unary_call(
                 let (path, idempotent, output) = (path.clone(), is_idempotent(method), method.output());
                 tokio::spawn(async move {
                     let versions = cache.store.versions_of(&cache.tags);
+                    let shared = cache.store.shared_versions(&cache.tags).await;
                     let answer = client.unary(&path, request, &metadata, timeout, idempotent).await;
                     // Only an answer that decodes replaces the stale one.
                     if let Some(reply) = answer.ok().filter(|r| DynamicMessage::decode(output, r.body.clone()).is_ok())
                     {
                         let headers = reply.metadata.into_headers();
-                        store_answer(&cache, key.clone(), reply.body, headers.clone(), &headers, versions);
+                        store_answer(&cache, key.clone(), reply.body, headers.clone(), &headers, versions, shared);
                     }
                     cache.store.end_refresh(&key);
                 });
@@ -195,9 +196,10 @@ async fn unary_call(
         None => {}
     }
     let versions = cache.store.versions_of(&cache.tags);
+    let shared = cache.store.shared_versions(&cache.tags).await;
     let (body, headers) = grpc_answer(upstreams, cluster, method, &path, request, metadata, timeout).await?;
     let message = decode(body.clone())?;
-    store_answer(cache, key, body, headers.clone(), &headers, versions);
+    store_answer(cache, key, body, headers.clone(), &headers, versions, shared);
     Ok((message, headers, Some(CacheStatus::Miss)))
 }
 
@@ -211,6 +213,7 @@ fn store_answer(
     metadata: http::HeaderMap,
     backend: &http::HeaderMap,
     versions: Vec<u64>,
+    shared: Option<Vec<u64>>,
 ) {
     let mut entry = cache_entry(cache, body, metadata, versions);
     let directives = crate::cache::CacheControl::of(backend);
@@ -221,7 +224,7 @@ fn store_answer(
     if let Some(max_age) = directives.max_age {
         entry.ttl = entry.ttl.min(max_age);
     }
-    cache.store.insert(key, entry);
+    crate::cache::Cache::insert_shared(&cache.store, key, entry, shared);
 }
 
 /// The cache key of a fetch: its target and request, the vary values and, for private rules,

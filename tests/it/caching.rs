@@ -288,3 +288,48 @@ async fn a_stale_answer_is_served_while_one_background_fetch_refreshes_it() {
     assert_eq!(gateway.backend().calls("GetBook"), 2, "one fetch, one background refresh");
     gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_redis_second_level_is_shared_by_gateway_instances() {
+    let redis = crate::support::RedisServer::start().await;
+    let config = format!(
+        "[cache]\nredis = true\n[redis]\nurls = [\"{}\"]\nkey_prefix = \"shared\"\n\
+         [[cache.rules]]\nmethods = [\"catalog.v1.Catalog/GetBook\"]\nttl = \"1h\"\nscope = \"public\"\n\
+         [[cache.invalidations]]\nmethods = [\"catalog.v1.Catalog/UpdateBook\"]\ndrop_methods = [\"catalog.v1.Catalog/GetBook\"]\n{BACKEND}",
+        redis.url
+    );
+    let written = |pattern: &'static str| {
+        let url = redis.url.clone();
+        async move {
+            let started = tokio::time::Instant::now();
+            loop {
+                let keys = crate::support::redis_command(&url, &["KEYS", pattern]).await;
+                if !keys.starts_with("*0") {
+                    return;
+                }
+                assert!(started.elapsed() < crate::support::HANG, "nothing written under {pattern}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    };
+    let book = "/v1/shelves/1/books/1";
+    let (a, _a) = TestGateway::demo_with_config(&config).await;
+    assert_eq!(x_cache(&get_with(&a, book, &[]).await.2), "MISS");
+    written("shared:cache:*").await;
+    // Another instance finds it in Redis: its backend is never called.
+    let (b, _b) = TestGateway::demo_with_config(&config).await;
+    let (status, body, headers) = get_with(&b, book, &[]).await;
+    assert_eq!((status, x_cache(&headers)), (200, "HIT"), "{body}");
+    assert_eq!(body["title"], "The Left Hand of Darkness");
+    assert_eq!((a.backend().calls("GetBook"), b.backend().calls("GetBook")), (1, 0));
+    // A write on one instance makes the shared answer stale for every instance's Redis reads.
+    let (status, _, _) = a.call("PATCH", book, "{\"title\":\"Renamed\"}").await;
+    assert_eq!(status, 200);
+    written("shared:cache-tag:*").await;
+    let (c, _c) = TestGateway::demo_with_config(&config).await;
+    assert_eq!(x_cache(&get_with(&c, book, &[]).await.2), "MISS");
+    assert_eq!(c.backend().calls("GetBook"), 1);
+    for gateway in [a, b, c] {
+        gateway.shutdown().await;
+    }
+}

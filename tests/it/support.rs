@@ -537,3 +537,19 @@ pub(crate) fn demo_snapshot(
     };
     switchyard::snapshot::build_snapshot(&sources, 1)
 }
+
+/// Sends one command to the Redis at `url` (`redis://127.0.0.1:PORT`) and returns its raw RESP
+/// answer, for tests that look at what the gateway wrote.
+pub(crate) async fn redis_command(url: &str, args: &[&str]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url.trim_start_matches("redis://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect to redis");
+    let mut command = format!("*{}\r\n", args.len());
+    for arg in args {
+        command.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+    }
+    stream.write_all(command.as_bytes()).await.expect("write");
+    let mut answer = vec![0u8; 65536];
+    let read = tokio::time::timeout(HANG, stream.read(&mut answer)).await.expect("an answer").expect("read");
+    String::from_utf8_lossy(&answer[..read]).into_owned()
+}
