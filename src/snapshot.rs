@@ -237,6 +237,19 @@ fn cache_rules(
             resolved.fields.insert((type_name, field), rule);
         }
     }
+    // `@cacheControl` in schemas/ is a rule on its field too.
+    for ((type_name, field), (seconds, private)) in &schema.cache_hints {
+        let hint = crate::cache::Rule {
+            ttl: std::time::Duration::from_secs(*seconds),
+            private: *private,
+            stale: std::time::Duration::ZERO,
+        };
+        resolved
+            .fields
+            .entry((type_name.clone(), field.clone()))
+            .and_modify(|rule| *rule = rule.and(&hint))
+            .or_insert(hint);
+    }
     (resolved, problems)
 }
 

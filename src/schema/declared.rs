@@ -55,14 +55,27 @@ directive @graphql(source: String!, field: String, arguments: JSON, select: Stri
 "Reads a field of a declared type from this dotted key path of the JSON answer (default: its name)."
 directive @from(path: String!) on FIELD_DEFINITION
 
+"Caches the field's fetch for maxAge seconds (PRIVATE: per identity; PUBLIC: shared); config rules on the same field combine to the stricter."
+directive @cacheControl(maxAge: Int!, scope: CacheControlScope = PRIVATE) on FIELD_DEFINITION
+enum CacheControlScope { PUBLIC PRIVATE }
+
 input SwitchyardHeader { name: String!, value: String! }
 
 "One call for many parents: {keys} in the call is the list of distinct keys."
 input SwitchyardBatch { key: String!, match: String!, maxSize: Int = 100 }
 "#;
 
-const OUR_DEFINITIONS: &[&str] =
-    &["source", "rest", "grpc", "from", "SourceKind", "SwitchyardHeader", "SwitchyardBatch"];
+const OUR_DEFINITIONS: &[&str] = &[
+    "source",
+    "rest",
+    "grpc",
+    "from",
+    "cacheControl",
+    "SourceKind",
+    "CacheControlScope",
+    "SwitchyardHeader",
+    "SwitchyardBatch",
+];
 
 const MAX_BATCH_SIZE: i64 = 1000;
 
@@ -584,6 +597,22 @@ impl Applier<'_, '_> {
                         _ => self.error(at, &path, "@from needs `path`, a dotted key path such as \"birth.year\""),
                     },
                     "deprecated" => {}
+                    "cacheControl" => {
+                        let max_age = match directive.node.get_argument("maxAge").map(|v| &v.node) {
+                            Some(ConstValue::Number(n)) => n.as_u64(),
+                            _ => None,
+                        };
+                        let private = !matches!(
+                            directive.node.get_argument("scope").map(|v| &v.node),
+                            Some(ConstValue::Enum(scope)) if scope.as_str() == "PUBLIC"
+                        );
+                        match max_age {
+                            Some(seconds) if seconds > 0 => {
+                                self.schema.cache_hints.insert((owner.to_owned(), name.clone()), (seconds, private));
+                            }
+                            _ => self.error(at, &path, "@cacheControl needs `maxAge`, a number of seconds above 0"),
+                        }
+                    }
                     other => self.error(at, &path, format!("unknown directive @{other} here")),
                 }
             }

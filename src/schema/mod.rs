@@ -219,6 +219,9 @@ pub struct GraphqlSchema {
     pub types: BTreeMap<String, TypeDef>,
     /// Descriptions of named types (from schemas/), by name.
     pub type_descriptions: BTreeMap<String, String>,
+    /// `@cacheControl(maxAge:, scope:)` on fields declared in schemas/: (type, field) → (max
+    /// age in seconds, private).
+    pub cache_hints: BTreeMap<(String, String), (u64, bool)>,
     /// The `__schema` tree, built on first use.
     introspected: std::sync::OnceLock<serde_json::Value>,
 }

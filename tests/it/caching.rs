@@ -333,3 +333,36 @@ async fn a_redis_second_level_is_shared_by_gateway_instances() {
         gateway.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn cache_control_in_schema_files_caches_a_field() {
+    // The demo's schema, with `@cacheControl` on the stitched writer.
+    let mut schemas = switchyard::demo::demo_schemas();
+    schemas[0].text = schemas[0].text.replace(
+        "batch: {key: \"{parent.author}\", match: \"name\"})",
+        "batch: {key: \"{parent.author}\", match: \"name\"}) @cacheControl(maxAge: 300, scope: PUBLIC)",
+    );
+    assert!(schemas[0].text.contains("@cacheControl"), "the demo schema changed: update this test");
+    let backend = switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("backend");
+    let authors = switchyard::demo::start_demo_authors("127.0.0.1:0".parse().expect("addr")).await.expect("authors");
+    let sources = switchyard::snapshot::SnapshotSources {
+        embedded: vec![switchyard::demo::demo_registration().expect("demo")],
+        embedded_schemas: schemas,
+        no_descriptor_dir: true,
+        schemas: Some("/nonexistent".into()),
+        backends: vec![
+            switchyard::snapshot::BackendFlag { name: "catalog.v1".into(), urls: vec![backend.url()] },
+            switchyard::snapshot::BackendFlag { name: "authors".into(), urls: vec![authors.url()] },
+        ],
+        ..Default::default()
+    };
+    let gateway = TestGateway::from_sources(sources, Some(backend)).await;
+    let query = "{ listBooks(parent: \"shelves/1\") { books { title writer { name } } } }";
+    for _ in 0..3 {
+        let answer = graphql(&gateway, query).await;
+        assert_eq!(answer["data"]["listBooks"]["books"][0]["writer"]["name"], "Ursula K. Le Guin", "{answer}");
+    }
+    assert_eq!(authors.requests(), 1, "the writer came from the cache after the first query");
+    gateway.shutdown().await;
+    authors.shutdown().await;
+}

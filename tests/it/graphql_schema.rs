@@ -154,6 +154,10 @@ fn schema_file_problems_name_file_line_and_cause() {
         ),
         ("extend type Book { x: String }", "Book.x: a field added to an existing type needs @rest or @grpc"),
         (
+            "extend type Book { w: String @rest(source: \"s\", path: \"/a\") @cacheControl(maxAge: 0) }",
+            "bad.graphql:2: Book.w: @cacheControl needs `maxAge`, a number of seconds above 0",
+        ),
+        (
             "extend type Book { w: [String] @rest(source: \"s\", path: \"/a\", query: {k: \"{keys}\"}) }",
             "{keys} is only for batched calls",
         ),
