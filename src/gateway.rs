@@ -195,6 +195,14 @@ impl ServiceDirectory for Snapshot {
         (!self.cache_rules.is_empty()).then(|| self.cache.clone())
     }
 
+    fn transform_for_method(&self, full_name: &str) -> Option<std::sync::Arc<crate::transform::Transform>> {
+        self.transforms.methods.get(full_name).cloned()
+    }
+
+    fn transform_for_source(&self, name: &str) -> Option<std::sync::Arc<crate::transform::Transform>> {
+        self.transforms.sources.get(name).cloned()
+    }
+
     fn cache_invalidation(&self, full_name: &str) -> Option<crate::cache::Invalidation> {
         let tags = self.cache_rules.invalidations.get(full_name)?;
         Some(crate::cache::Invalidation { store: self.cache.clone(), tags: tags.clone() })

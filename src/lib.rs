@@ -16,6 +16,7 @@ pub mod snapshot;
 pub mod execute;
 pub mod plan;
 pub mod cache;
+pub mod transform;
 pub mod upstream;
 pub mod schema;
 pub mod transcode;

@@ -121,6 +121,8 @@ pub struct Snapshot {
     pub cache_rules: crate::cache::Rules,
     /// The fetch cache (kept across reloads that keep its size).
     pub cache: std::sync::Arc<crate::cache::Cache>,
+    /// Header transformations by method and source.
+    pub transforms: crate::transform::Transforms,
 }
 
 impl Snapshot {
@@ -148,6 +150,47 @@ impl Snapshot {
     pub fn cluster_for_service(&self, full_name: &str) -> Option<&Cluster> {
         self.services.get(full_name)?.as_ref().and_then(|c| self.clusters.get(c))
     }
+}
+
+/// `[[transforms]]` resolved per method and source.
+fn transforms(
+    config: &[crate::config::TransformConfig],
+    served: &crate::policy::Served<'_>,
+    clusters: &BTreeMap<String, Cluster>,
+) -> (crate::transform::Transforms, Vec<Problem>) {
+    use crate::policy::targets::{TargetIndex, Targets};
+    let mut problems = Vec::new();
+    let mut transforms = crate::transform::Transforms::default();
+    for (i, transform) in config.iter().enumerate() {
+        let at = |key: &str| format!("transforms[{i}].{key}");
+        if transform.methods.is_empty() && transform.sources.is_empty() {
+            problems
+                .push(Problem::error(at("methods"), "the transformation applies to nothing: set methods or sources"));
+            continue;
+        }
+        let mut index = TargetIndex::default();
+        index.add(
+            served,
+            0,
+            &Targets { methods: &transform.methods, routes: &[], fields: &[], types: &[] },
+            &at,
+            &mut problems,
+        );
+        let methods: Vec<String> =
+            served.methods().iter().filter(|m| !index.method(m).is_empty()).map(|m| m.full_name().to_owned()).collect();
+        for (j, source) in transform.sources.iter().enumerate() {
+            if !clusters.contains_key(source) {
+                problems.push(Problem::warning(
+                    at(&format!("sources[{j}]")),
+                    format!("no backend cluster is named `{source}`"),
+                ));
+            }
+        }
+        if let Err((key, why)) = transforms.add(transform, &methods) {
+            problems.push(Problem::error(at(&key), why));
+        }
+    }
+    (transforms, problems)
 }
 
 /// `[cache]`'s rules resolved per method and GraphQL field (several rules on one target
@@ -356,7 +399,7 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
         }
         None => RestRoutes::default(),
     };
-    let (policies, limiter, cache_rules) = {
+    let (policies, limiter, cache_rules, transforms) = {
         let pool = registry.as_ref().map(|r| r.pool.clone()).unwrap_or_default();
         let names: Vec<String> = services.keys().cloned().collect();
         let served = crate::policy::Served::new(&pool, &names, &routes, &graphql);
@@ -366,7 +409,9 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
         problems.extend(found);
         let (rules, found) = cache_rules(&config.cache, &served);
         problems.extend(found);
-        (policies, limiter, rules)
+        let (transforms, found) = transforms(&config.transforms, &served, &clusters);
+        problems.extend(found);
+        (policies, limiter, rules, transforms)
     };
     let tls = match &config.listener.tls {
         Some(tls) => match crate::server::tls::server_config(tls) {
@@ -444,6 +489,7 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
         tls,
         cache_rules,
         cache,
+        transforms,
     })
 }
 

@@ -17,6 +17,7 @@ mod problem;
 mod rate_limits;
 mod rest;
 mod schema_check;
+mod transforms;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -49,6 +50,7 @@ pub use rate_limits::{
     RateLimitsConfig, RedisConfig, StoreFailure,
 };
 pub use rest::{JsonChoices, JsonProfile, ResolvedJson, RestConfig, StreamFormat};
+pub use transforms::{HeaderEdits, TransformConfig};
 pub use validate::check_endpoint_url;
 
 /// The whole gateway configuration.
@@ -81,6 +83,8 @@ pub struct Config {
     pub cors: CorsConfig,
     /// Caching of backend fetches.
     pub cache: CacheConfig,
+    /// Header edits per method or source.
+    pub transforms: Vec<TransformConfig>,
 }
 
 /// CORS: which browser origins may call the gateway, with which methods and headers. Preflights

@@ -150,6 +150,15 @@ async fn resolve(stitch: &Stitch, parents: &[Parent], context: &Context<'_>) -> 
         return parents.iter().map(|_| Err(ExecuteError::NoBackend { name: name.clone() })).collect();
     };
     let arguments: Map<String, Json> = stitch.field.arguments.iter().cloned().collect();
+    // A transformation of its source's (or method's) headers gives the stitch its own metadata.
+    let own;
+    let context = match &stitch.metadata {
+        Some(metadata) => {
+            own = Context { upstreams: context.upstreams, schema: context.schema, metadata, timeout: context.timeout };
+            &own
+        }
+        None => context,
+    };
     match &stitch.binding.batch {
         Some(_) => resolve_batched(stitch, parents, &arguments, cluster, context).await,
         None => resolve_each(stitch, parents, &arguments, cluster, context).await,

@@ -101,6 +101,15 @@ pub(crate) async fn handle_grpc(served: Arc<Served>, local_grpc: &LocalGrpcCache
     }
     let (mut parts, body) = request.into_parts();
     snapshot.auth.admit_headers(&mut parts.headers, identity.as_deref());
+    let transform = snapshot.transforms.methods.get(method.full_name()).cloned();
+    let peer = parts.extensions.get::<crate::server::ClientAddr>().map(|c| c.0);
+    let values = crate::transform::Values {
+        identity: identity.as_deref(),
+        client_ip: super::forward::client_ip(&parts.headers, peer, &snapshot.trusted_proxies),
+    };
+    if let Some(transform) = &transform {
+        transform.request.apply_headers(&mut parts.headers, values);
+    }
     if !snapshot.hash_claims.is_empty() {
         let claims = crate::policy::hash_claim_values(identity.as_deref(), &snapshot.hash_claims);
         parts.extensions.insert(crate::operation::HashClaims(claims));
@@ -115,7 +124,12 @@ pub(crate) async fn handle_grpc(served: Arc<Served>, local_grpc: &LocalGrpcCache
         parts.headers.get("grpc-timeout").and_then(|v| v.to_str().ok()).and_then(super::forward::parse_grpc_timeout);
     let upstream = http::Request::from_parts(parts, tonic::body::Body::new(body));
     match client.forward(upstream, deadline).await {
-        Ok(response) => response.map(Body::new),
+        Ok(mut response) => {
+            if let Some(transform) = &transform {
+                transform.response.apply_headers(response.headers_mut(), values);
+            }
+            response.map(Body::new)
+        }
         Err(error) => status(tonic::Status::unavailable(error.to_string())),
     }
 }

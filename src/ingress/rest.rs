@@ -238,6 +238,8 @@ pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Resp
     let is_get = call.method == Method::GET;
     let if_none_match = parts.headers.get(header::IF_NONE_MATCH).cloned();
     let Call { route, options, result_wrapper, mut context, .. } = call;
+    let transform = served.snapshot.transforms.methods.get(route.method.full_name()).cloned();
+    let (who, client_ip) = (context.identity.clone(), context.hash.client_ip);
     // Unary and client-streaming calls get the route's deadline unless the client asked for a
     // shorter one; streams of responses run as long as the client wants.
     if matches!(kind, CallKind::Unary | CallKind::ClientStreaming) {
@@ -279,6 +281,10 @@ pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Resp
         },
     };
     response.headers_mut().extend(admitted.headers);
+    if let Some(transform) = transform {
+        let values = crate::transform::Values { identity: who.as_deref(), client_ip };
+        transform.response.apply_headers(response.headers_mut(), values);
+    }
     response
 }
 

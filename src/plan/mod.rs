@@ -40,6 +40,14 @@ pub trait ServiceDirectory {
     fn cache_invalidation(&self, _full_name: &str) -> Option<crate::cache::Invalidation> {
         None
     }
+    /// The header transformation of calls of the method named `full_name`, if any.
+    fn transform_for_method(&self, _full_name: &str) -> Option<Arc<crate::transform::Transform>> {
+        None
+    }
+    /// The header transformation of calls to source (cluster) `name`, if any.
+    fn transform_for_source(&self, _name: &str) -> Option<Arc<crate::transform::Transform>> {
+        None
+    }
 }
 
 /// The fetches to run for one operation: root fetches, each with the stitched fetches that
@@ -114,6 +122,8 @@ pub struct Stitch {
     pub stitches: Vec<Stitch>,
     /// How its answers are cached, when they are.
     pub cache: Option<crate::cache::FetchCache>,
+    /// Its own metadata, when a transformation edits its source's headers (else the root's).
+    pub metadata: Option<Metadata>,
 }
 
 impl Fetch {
@@ -222,12 +232,33 @@ struct Caching {
     vary: Arc<[(String, Vec<u8>)]>,
     identity: Option<Arc<str>>,
     reads: bool,
+    /// The metadata every fetch starts from, and what transformations read.
+    base: Metadata,
+    who: Option<Arc<crate::operation::Identity>>,
+    client_ip: Option<std::net::IpAddr>,
 }
 
 impl Caching {
     fn new(directory: &dyn ServiceDirectory, context: &crate::operation::RequestContext, reads: bool) -> Self {
         let identity = context.identity.as_deref().map(|i| Arc::from(format!("{}/{}", i.provider, i.subject)));
-        Caching { store: directory.cache_store(), vary: context.vary.clone().into(), identity, reads }
+        Caching {
+            store: directory.cache_store(),
+            vary: context.vary.clone().into(),
+            identity,
+            reads,
+            base: context.metadata.clone().with_hash_inputs(context.hash.clone()),
+            who: context.identity.clone(),
+            client_ip: context.hash.client_ip,
+        }
+    }
+
+    /// The metadata for a fetch that `transform` edits (None: no transformation applies).
+    fn transformed(&self, transform: Option<Arc<crate::transform::Transform>>) -> Option<Metadata> {
+        let transform = transform.filter(|t| !t.request.is_empty())?;
+        let mut metadata = self.base.clone();
+        let values = crate::transform::Values { identity: self.who.as_deref(), client_ip: self.client_ip };
+        transform.request.apply_metadata(&mut metadata, values);
+        Some(metadata)
     }
 
     /// The fetch's cache settings under `rule`, tagged with `tags`.
@@ -309,10 +340,15 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
                 (cluster, FetchCall::Bound { binding, arguments }, Some(output), cache, None)
             }
         };
+        let transform = match &call_kind {
+            FetchCall::Grpc { method, .. } => directory.transform_for_method(method.full_name()),
+            FetchCall::Bound { binding, .. } => binding_transform(directory, binding, cluster.as_deref()),
+        };
+        let metadata = caching.transformed(transform).unwrap_or_else(|| caching.base.clone());
         fetches.push(Fetch {
             cluster,
             call: call_kind,
-            metadata: context.metadata.clone().with_hash_inputs(context.hash.clone()),
+            metadata,
             timeout: context.timeout,
             selection: call.selection,
             output,
@@ -360,6 +396,18 @@ fn message_types(message: &prost_reflect::MessageDescriptor, tags: &mut Vec<Stri
     }
 }
 
+/// The transformation of a binding's calls: its gRPC method's, or its source's.
+fn binding_transform(
+    directory: &dyn ServiceDirectory,
+    binding: &Binding,
+    cluster: Option<&str>,
+) -> Option<Arc<crate::transform::Transform>> {
+    match &binding.call {
+        BoundCall::Grpc { method, .. } => directory.transform_for_method(method.full_name()),
+        _ => directory.transform_for_source(cluster?),
+    }
+}
+
 /// The root field a generated method answers.
 fn root_field_of(schema: &GraphqlSchema, method: &MethodDescriptor) -> Option<String> {
     schema.roots.values().flatten().find_map(|field| match &field.resolver {
@@ -398,6 +446,11 @@ fn plan_stitches(
                         directory.cache_for_field(type_name, &selected.field_name),
                         vec![type_name.to_owned(), definition.ty.name.clone()],
                     ),
+                    metadata: caching.transformed(binding_transform(
+                        directory,
+                        binding,
+                        binding_cluster(directory, binding).as_deref(),
+                    )),
                 });
                 continue;
             }

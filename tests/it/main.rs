@@ -24,4 +24,5 @@ mod server;
 mod stitching;
 mod subscriptions;
 mod tls_listener;
+mod transforms;
 mod support;

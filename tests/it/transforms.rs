@@ -1,0 +1,99 @@
+//! Header transformations on one method, whichever protocol reaches it: what the demo backend
+//! was told (its recorded headers) and what the client got back.
+
+use serde_json::json;
+
+use crate::support::{TestGateway, demo_snapshot, get_with};
+
+const SECRET: &str = "a-test-secret-that-is-at-least-32-bytes-long";
+
+fn bearer() -> String {
+    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() + 600;
+    let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()).expect("key");
+    let claims = json!({"sub": "ada", "exp": exp, "tenant": "acme"});
+    format!("Bearer {}", jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).expect("sign"))
+}
+
+#[tokio::test]
+async fn request_and_response_headers_are_edited_on_every_protocol() {
+    let config = format!(
+        "[[auth.jwt]]\nname = \"corp\"\nkeys = [{{ algorithm = \"HS256\", secret = \"{SECRET}\" }}]\n\
+         [headers]\nforward = [\"x-debug\", \"x-old\"]\n\
+         [[transforms]]\nmethods = [\"catalog.v1.Catalog/GetBook\"]\n\
+         request_headers = {{ remove = [\"x-debug\"], rename = {{ \"x-old\" = \"x-renamed\" }}, set = {{ \"x-tenant\" = \"{{claim.tenant}}\", \"x-who\" = \"{{subject}}\", \"x-static\" = \"v1\" }} }}\n\
+         response_headers = {{ remove = [\"grpc-metadata-served-by\"], set = {{ \"x-served\" = \"switchyard\" }} }}\n\
+         [backends.catalog]\nendpoints = [\"{{backend}}\"]\nservices = [\"catalog.v1\"]\n"
+    );
+    let (gateway, _dir) = TestGateway::demo_with_config(&config).await;
+    let seen = |name: &str| {
+        gateway
+            .backend()
+            .last_headers("GetBook")
+            .and_then(|h| h.get(name).map(|v| v.to_str().expect("ascii").to_owned()))
+    };
+    let check = |how: &str| {
+        assert_eq!(seen("x-tenant").as_deref(), Some("acme"), "{how}");
+        assert_eq!(seen("x-who").as_deref(), Some("ada"), "{how}");
+        assert_eq!(seen("x-static").as_deref(), Some("v1"), "{how}");
+        assert_eq!(seen("x-renamed").as_deref(), Some("kept"), "{how}");
+        assert_eq!((seen("x-debug"), seen("x-old")), (None, None), "{how}");
+    };
+    let headers = vec![("authorization", bearer()), ("x-debug", "1".to_owned()), ("x-old", "kept".to_owned())];
+
+    // REST: the backend's view, and the answer's headers.
+    let (status, body, answer) = get_with(&gateway, "/v1/shelves/1/books/1", &headers).await;
+    assert_eq!(status, 200, "{body}");
+    check("REST");
+    assert!(!answer.contains_key("grpc-metadata-served-by"), "{answer:?}");
+    assert_eq!(answer.get("x-served").and_then(|v| v.to_str().ok()), Some("switchyard"));
+
+    // GraphQL.
+    let mut request = gateway
+        .client
+        .post(format!("{}/graphql", gateway.base))
+        .header("content-type", "application/json")
+        .body(json!({"query": "{ getBook(name: \"shelves/1/books/1\") { title } }"}).to_string());
+    for (name, value) in &headers {
+        request = request.header(*name, value);
+    }
+    let answer: serde_json::Value = request.send().await.expect("send").json().await.expect("json");
+    assert!(answer.get("errors").is_none(), "{answer}");
+    check("GraphQL");
+
+    // gRPC passthrough.
+    crate::support::grpc_get_book(&gateway, &headers).await.expect("grpc");
+    check("gRPC");
+
+    // Other methods are untouched.
+    get_with(&gateway, "/v1/shelves/1/books", &headers).await;
+    let list = gateway.backend().last_headers("ListBooks").expect("headers");
+    assert_eq!(list.get("x-debug").and_then(|v| v.to_str().ok()), Some("1"));
+    gateway.shutdown().await;
+}
+
+#[test]
+fn bad_transformations_are_refused_naming_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let table = [
+        (
+            "[[transforms]]\nrequest_headers = { set = { \"x-a\" = \"1\" } }\n",
+            "transforms[0].methods",
+            "applies to nothing",
+        ),
+        (
+            "[[transforms]]\nmethods = [\"*\"]\nrequest_headers = { set = { \"x-a\" = \"{nope}\" } }\n",
+            "transforms[0].request_headers.set.x-a",
+            "is not {subject}",
+        ),
+        (
+            "[[transforms]]\nmethods = [\"*\"]\nresponse_headers = { remove = [\"bad header\"] }\n",
+            "transforms[0].response_headers.remove[0]",
+            "not a header name",
+        ),
+    ];
+    for (text, key, message) in table {
+        let problems = demo_snapshot(dir.path(), text).expect_err(text);
+        let found = problems.iter().find(|p| p.path == key).unwrap_or_else(|| panic!("{text}: {problems:?}"));
+        assert!(found.message.contains(message), "{text}: {found:?}");
+    }
+}
