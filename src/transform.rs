@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::config::{HeaderEdits, TransformConfig};
+use crate::config::{BodyEdits, HeaderEdits, TransformConfig};
 use crate::operation::{Identity, Metadata};
 
 /// A value template's parts.
@@ -157,13 +157,112 @@ fn render(template: &[Part], values: Values<'_>) -> Option<String> {
     out.bytes().all(|b| b == b'\t' || (b' '..0x7f).contains(&b)).then_some(out)
 }
 
+/// Compiled JSON body edits.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JsonEdits {
+    drop: Vec<Vec<String>>,
+    rename: Vec<(Vec<String>, String)>,
+    inject: Vec<(Vec<String>, serde_json::Value)>,
+}
+
+impl JsonEdits {
+    /// Compiles `edits`; an error names the key and the fault.
+    pub fn compile(edits: &BodyEdits) -> Result<Self, (String, String)> {
+        let path = |key: String, text: &str| {
+            let parts: Vec<String> = text.split('.').map(str::to_owned).collect();
+            if parts.iter().any(String::is_empty) {
+                return Err((key, format!("`{text}` is not a field name or dotted path")));
+            }
+            Ok(parts)
+        };
+        let mut compiled = JsonEdits::default();
+        for (i, field) in edits.drop.iter().enumerate() {
+            compiled.drop.push(path(format!("drop[{i}]"), field)?);
+        }
+        for (from, to) in &edits.rename {
+            if to.is_empty() || to.contains('.') {
+                return Err((
+                    format!("rename.{from}"),
+                    format!("`{to}` is not a field name (the field stays where it is)"),
+                ));
+            }
+            compiled.rename.push((path(format!("rename.{from}"), from)?, to.clone()));
+        }
+        for (field, text) in &edits.inject {
+            let value = serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.clone()));
+            compiled.inject.push((path(format!("inject.{field}"), field)?, value));
+        }
+        Ok(compiled)
+    }
+
+    /// True when it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.drop.is_empty() && self.rename.is_empty() && self.inject.is_empty()
+    }
+
+    /// Applies the edits to `value` (an object; anything else is left alone).
+    pub fn apply(&self, value: &mut serde_json::Value) {
+        fn parent<'a>(
+            value: &'a mut serde_json::Value,
+            path: &[String],
+        ) -> Option<&'a mut serde_json::Map<String, serde_json::Value>> {
+            let mut current = value;
+            for step in path {
+                current = current.get_mut(step.as_str())?;
+            }
+            current.as_object_mut()
+        }
+        for path in &self.drop {
+            if let Some((last, head)) = path.split_last()
+                && let Some(object) = parent(value, head)
+            {
+                object.remove(last);
+            }
+        }
+        for (path, to) in &self.rename {
+            if let Some((last, head)) = path.split_last()
+                && let Some(object) = parent(value, head)
+                && let Some(moved) = object.remove(last)
+            {
+                object.insert(to.clone(), moved);
+            }
+        }
+        for (path, injected) in &self.inject {
+            let Some((last, head)) = path.split_last() else { continue };
+            let mut current = Some(&mut *value);
+            for step in head {
+                current = current.and_then(|c| c.as_object_mut()).map(|object| {
+                    object.entry(step.clone()).or_insert_with(|| serde_json::Value::Object(Default::default()))
+                });
+            }
+            if let Some(object) = current.and_then(|c| c.as_object_mut()) {
+                object.insert(last.clone(), injected.clone());
+            }
+        }
+    }
+
+    /// Applies the edits to JSON `bytes`; bytes that are not a JSON object come back as they are.
+    pub fn apply_bytes(&self, bytes: &[u8]) -> Option<Vec<u8>> {
+        let mut value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+        if !value.is_object() {
+            return None;
+        }
+        self.apply(&mut value);
+        serde_json::to_vec(&value).ok()
+    }
+}
+
 /// One target's request and response edits.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Transform {
     /// Edits of what is sent to the backend.
     pub request: Edits,
     /// Edits of the answer.
     pub response: Edits,
+    /// Edits of a JSON request body.
+    pub request_body: JsonEdits,
+    /// Edits of a JSON answer.
+    pub response_body: JsonEdits,
 }
 
 /// The snapshot's transformations by method full name and by source name.
@@ -182,6 +281,10 @@ impl Transforms {
         let request = Edits::compile(&config.request_headers).map_err(|(k, w)| (format!("request_headers.{k}"), w))?;
         let response =
             Edits::compile(&config.response_headers).map_err(|(k, w)| (format!("response_headers.{k}"), w))?;
+        let request_body =
+            JsonEdits::compile(&config.request_body).map_err(|(k, w)| (format!("request_body.{k}"), w))?;
+        let response_body =
+            JsonEdits::compile(&config.response_body).map_err(|(k, w)| (format!("response_body.{k}"), w))?;
         let merge = |existing: Option<&Arc<Transform>>| {
             let mut merged = existing.map(|t| (**t).clone()).unwrap_or_default();
             merged.request.remove.extend(request.remove.iter().cloned());
@@ -190,6 +293,12 @@ impl Transforms {
             merged.response.remove.extend(response.remove.iter().cloned());
             merged.response.rename.extend(response.rename.iter().cloned());
             merged.response.set.extend(response.set.iter().cloned());
+            for (into, from) in [(&mut merged.request_body, &request_body), (&mut merged.response_body, &response_body)]
+            {
+                into.drop.extend(from.drop.iter().cloned());
+                into.rename.extend(from.rename.iter().cloned());
+                into.inject.extend(from.inject.iter().cloned());
+            }
             Arc::new(merged)
         };
         for method in methods {
@@ -261,6 +370,34 @@ mod tests {
         let mut anonymous = Metadata::default();
         edit.apply_metadata(&mut anonymous, Values::default());
         assert_eq!(anonymous.iter().map(|(n, _)| n.to_owned()).collect::<Vec<_>>(), ["x-static"]);
+    }
+
+    #[test]
+    fn json_edits_drop_rename_and_inject() {
+        let edits = JsonEdits::compile(&BodyEdits {
+            drop: vec!["secret".into(), "book.internal".into(), "absent.x".into()],
+            rename: [("book.name".to_owned(), "id".to_owned()), ("top".to_owned(), "renamed".to_owned())].into(),
+            inject: [
+                ("api".to_owned(), "2".to_owned()),
+                ("book.source".to_owned(), "gateway".to_owned()),
+                ("meta.version".to_owned(), "\"v2\"".to_owned()),
+            ]
+            .into(),
+        })
+        .expect("compiles");
+        let mut value =
+            serde_json::json!({"secret": 1, "top": true, "book": {"name": "b1", "internal": "x", "title": "T"}});
+        edits.apply(&mut value);
+        assert_eq!(
+            value,
+            serde_json::json!({"renamed": true, "api": 2, "book": {"id": "b1", "title": "T", "source": "gateway"}, "meta": {"version": "v2"}})
+        );
+        assert_eq!(edits.apply_bytes(b"[1]"), None, "not an object: left alone");
+        let bad = JsonEdits::compile(&BodyEdits {
+            rename: [("a".to_owned(), "b.c".to_owned())].into(),
+            ..Default::default()
+        });
+        assert_eq!(bad.expect_err("refused").0, "rename.a");
     }
 
     #[test]

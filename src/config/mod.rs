@@ -50,7 +50,7 @@ pub use rate_limits::{
     RateLimitsConfig, RedisConfig, StoreFailure,
 };
 pub use rest::{JsonChoices, JsonProfile, ResolvedJson, RestConfig, StreamFormat};
-pub use transforms::{HeaderEdits, TransformConfig};
+pub use transforms::{BodyEdits, HeaderEdits, TransformConfig};
 pub use validate::check_endpoint_url;
 
 /// The whole gateway configuration.

@@ -19,6 +19,25 @@ pub struct TransformConfig {
     pub request_headers: HeaderEdits,
     /// Edits of the headers of REST and gRPC answers sent to the client.
     pub response_headers: HeaderEdits,
+    /// Edits of the JSON request bodies of the methods' REST routes, before they are
+    /// transcoded.
+    pub request_body: BodyEdits,
+    /// Edits of the JSON answers of the methods' REST routes, as sent to the client.
+    pub response_body: BodyEdits,
+}
+
+/// JSON body edits, applied in this order: drop, rename, inject. Paths are dotted
+/// (`book.title`); a path that is absent is left alone.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct BodyEdits {
+    /// Fields to remove.
+    pub drop: Vec<String>,
+    /// Fields to rename in place: `{ "book.name" = "id" }` renames `book.name` to `book.id`.
+    pub rename: BTreeMap<String, String>,
+    /// Fields to set, as JSON text (`"2"` is the number 2, `"\"2\""` the string); text that is
+    /// not JSON is a string.
+    pub inject: BTreeMap<String, String>,
 }
 
 /// Header edits, applied in this order: remove, rename, set.

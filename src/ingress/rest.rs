@@ -110,6 +110,25 @@ fn unauthenticated_response(error: &crate::policy::AuthError) -> Response {
     response
 }
 
+/// A JSON answer with a transformation's body edits applied (other answers as they are).
+async fn with_edited_json(response: Response, edits: &crate::transform::JsonEdits) -> Response {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if response.status() != http::StatusCode::OK || !is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return error_response(ErrorCode::Internal, "the answer could not be read");
+    };
+    let edited = edits.apply_bytes(&bytes).map_or(bytes, bytes::Bytes::from);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(edited))
+}
+
 /// A GET answer with its `ETag` (a hash of the body); 304 without the body when the client's
 /// `If-None-Match` holds it (RFC 9110 section 13.1.2, weak comparison).
 async fn with_etag(response: Response, if_none_match: Option<&header::HeaderValue>) -> Response {
@@ -220,10 +239,12 @@ pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Resp
     };
     let kind = call.route.call_kind();
     let is_patch = call.method == Method::PATCH;
+    let transform = served.snapshot.transforms.methods.get(call.route.method.full_name()).cloned();
+    let request_edits = transform.as_ref().map(|t| &t.request_body).filter(|e| !e.is_empty());
     let input = match kind {
         CallKind::Unary | CallKind::ServerStreaming => {
             let read_timeout = served.snapshot.config.listener.body_read_timeout.get();
-            match read_message(&call, &parts, body, is_patch, read_timeout).await {
+            match read_message(&call, &parts, body, is_patch, read_timeout, request_edits).await {
                 Ok(input) => input,
                 Err(refusal) => return refusal.into_response(),
             }
@@ -238,7 +259,6 @@ pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Resp
     let is_get = call.method == Method::GET;
     let if_none_match = parts.headers.get(header::IF_NONE_MATCH).cloned();
     let Call { route, options, result_wrapper, mut context, .. } = call;
-    let transform = served.snapshot.transforms.methods.get(route.method.full_name()).cloned();
     let (who, client_ip) = (context.identity.clone(), context.hash.client_ip);
     // Unary and client-streaming calls get the route's deadline unless the client asked for a
     // shorter one; streams of responses run as long as the client wants.
@@ -256,6 +276,9 @@ pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Resp
                 add_backend_metadata(&mut response, &output.metadata);
                 if let Some(status) = output.cache {
                     response.headers_mut().insert("x-cache", header::HeaderValue::from_static(status.as_str()));
+                }
+                if let Some(edits) = transform.as_ref().map(|t| &t.response_body).filter(|e| !e.is_empty()) {
+                    response = with_edited_json(response, edits).await;
                 }
                 if is_get {
                     response = with_etag(response, if_none_match.as_ref()).await;
@@ -396,6 +419,7 @@ async fn read_message(
     body: Body,
     is_patch: bool,
     read_timeout: std::time::Duration,
+    edits: Option<&crate::transform::JsonEdits>,
 ) -> Result<CallInput, Refusal> {
     let limit = call.limit;
     let Ok(read) = tokio::time::timeout(read_timeout, axum::body::to_bytes(body, limit)).await else {
@@ -414,6 +438,11 @@ async fn read_message(
         Err(error) => {
             return Err(Refusal::new(ErrorCode::InvalidArgument, format!("cannot read the request body: {error}")));
         }
+    };
+    // A transformation's body edits, when the body is a JSON object.
+    let bytes = match edits.and_then(|edits| edits.apply_bytes(&bytes)) {
+        Some(edited) => bytes::Bytes::from(edited),
+        None => bytes,
     };
     let fields: Vec<(&str, &str)> = call.header_fields.iter().map(|(f, v)| (f.as_str(), v.as_str())).collect();
     let http = call.parts(parts.uri.query(), &bytes, &fields, is_patch);

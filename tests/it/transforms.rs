@@ -97,3 +97,26 @@ fn bad_transformations_are_refused_naming_the_key() {
         assert!(found.message.contains(message), "{text}: {found:?}");
     }
 }
+
+#[tokio::test]
+async fn rest_json_bodies_are_edited_both_ways() {
+    let config = "[[transforms]]\nmethods = [\"catalog.v1.Catalog/CreateBook\"]\n\
+                  request_body = { drop = [\"internal\"], rename = { \"bookTitle\" = \"title\" } }\n\
+                  [[transforms]]\nmethods = [\"catalog.v1.Catalog/GetBook\"]\n\
+                  response_body = { drop = [\"isbn\"], rename = { \"name\" = \"id\" }, inject = { \"apiVersion\" = \"2\", \"meta.source\" = \"gateway\" } }\n\
+                  [backends.catalog]\nendpoints = [\"{backend}\"]\nservices = [\"catalog.v1\"]\n";
+    let (gateway, _dir) = TestGateway::demo_with_config(config).await;
+    // The client's field names become the backend's; a field the backend does not know is dropped.
+    let (status, created, _) =
+        gateway.call("POST", "/v1/shelves/1/books", "{\"bookTitle\":\"Renamed on the way\",\"internal\":7}").await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["title"], "Renamed on the way");
+    // The answer is reshaped for the client (and its ETag is the reshaped body's).
+    let (status, book, headers) = get_with(&gateway, "/v1/shelves/1/books/1", &[]).await;
+    assert_eq!(status, 200, "{book}");
+    assert_eq!(book["id"], "shelves/1/books/1");
+    assert!(book.get("name").is_none() && book.get("isbn").is_none(), "{book}");
+    assert_eq!((&book["apiVersion"], &book["meta"]["source"]), (&json!(2), &json!("gateway")));
+    assert!(headers.contains_key("etag"));
+    gateway.shutdown().await;
+}
