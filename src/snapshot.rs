@@ -354,6 +354,7 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
             let names: Vec<String> = services.keys().cloned().collect();
             let (mut schema, schema_problems) = generate_schema(&registry.pool, &names, &config.graphql);
             problems.extend(schema_problems);
+            problems.extend(crate::schema::apply_field_config(&mut schema, &config.graphql.fields));
             problems.extend(apply_schema_files(&mut schema, &schema_texts, &introspected, &registry.pool));
             schema
         }

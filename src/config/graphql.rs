@@ -25,6 +25,9 @@ pub struct GraphqlConfig {
     pub services: BTreeMap<String, GraphqlServiceConfig>,
     /// Per method (`package.Service.Method`): rename, hide, or force query/mutation.
     pub methods: BTreeMap<String, GraphqlMethodConfig>,
+    /// Per field of a generated object type (`Book.isbn`): rename or hide it. Schema files see
+    /// the result (a hidden field cannot be a stitching key).
+    pub fields: BTreeMap<String, GraphqlFieldConfig>,
     /// Cross-site request forgery prevention.
     pub csrf: CsrfConfig,
 }
@@ -59,6 +62,7 @@ impl Default for GraphqlConfig {
             subscriptions: SubscriptionConfig::default(),
             services: BTreeMap::new(),
             methods: BTreeMap::new(),
+            fields: BTreeMap::new(),
             csrf: CsrfConfig::default(),
         }
     }
@@ -184,6 +188,16 @@ pub struct GraphqlMethodConfig {
     /// Force the root type.
     pub kind: Option<GraphqlKind>,
     /// Leave the method out of the schema.
+    pub hidden: bool,
+}
+
+/// One generated field's place in the schema.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct GraphqlFieldConfig {
+    /// Its name in the schema instead of its json_name.
+    pub name: Option<String>,
+    /// Leave it out of the schema.
     pub hidden: bool,
 }
 

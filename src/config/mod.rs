@@ -40,8 +40,8 @@ pub use backend::{
 pub use cache::{CacheConfig, CacheInvalidation, CacheRule, CacheScope};
 pub use duration::ConfigDuration;
 pub use graphql::{
-    CsrfConfig, GraphqlConfig, GraphqlKind, GraphqlLimits, GraphqlMethodConfig, GraphqlServiceConfig,
-    SubscriptionConfig, TrustedDocumentsConfig,
+    CsrfConfig, GraphqlConfig, GraphqlFieldConfig, GraphqlKind, GraphqlLimits, GraphqlMethodConfig,
+    GraphqlServiceConfig, SubscriptionConfig, TrustedDocumentsConfig,
 };
 pub use load::{LoadedConfig, load_config_file, parse_config};
 pub use problem::{Problem, Severity};

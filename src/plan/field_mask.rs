@@ -7,13 +7,14 @@ use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Re
 
 use crate::operation::Selection;
 use crate::operation::{CallInput, CallTarget, OperationKind, RootCall, SelectionSet};
+use crate::schema::GraphqlSchema;
 
 const FIELD_MASK: &str = "google.protobuf.FieldMask";
 
 /// Fills `call`'s FieldMask per the operation kind, if it has one and it is unset.
-pub(super) fn fill_field_mask(call: &mut RootCall, kind: OperationKind) {
+pub(super) fn fill_field_mask(call: &mut RootCall, kind: OperationKind, schema: Option<&GraphqlSchema>) {
     let CallTarget::Method(method) = &call.target else { return };
-    let Selection::Graphql { fields, .. } = &call.selection else { return };
+    let Selection::Graphql { fields, type_name, .. } = &call.selection else { return };
     let CallInput::Message(input) = &mut call.input else { return };
     let descriptor = input.descriptor();
     let masks: Vec<FieldDescriptor> = descriptor
@@ -27,7 +28,7 @@ pub(super) fn fill_field_mask(call: &mut RootCall, kind: OperationKind) {
     let paths = match kind {
         OperationKind::Query | OperationKind::Subscription => {
             let mut paths = Vec::new();
-            selection_paths(&method.output(), fields, "", &mut paths);
+            selection_paths(schema, type_name, &method.output(), fields, "", &mut paths);
             paths
         }
         OperationKind::Mutation => {
@@ -56,10 +57,24 @@ pub(super) fn fill_field_mask(call: &mut RootCall, kind: OperationKind) {
     input.set_field(mask, Value::Message(value));
 }
 
-/// Proto paths of the selected fields: leaves, and message fields selected through.
-fn selection_paths(message: &MessageDescriptor, selection: &SelectionSet, prefix: &str, out: &mut Vec<String>) {
+/// Proto paths of the selected fields: leaves, and message fields selected through. A field's
+/// proto field is the schema's (it may be renamed there), else the one of its json_name.
+fn selection_paths(
+    schema: Option<&GraphqlSchema>,
+    type_name: &str,
+    message: &MessageDescriptor,
+    selection: &SelectionSet,
+    prefix: &str,
+    out: &mut Vec<String>,
+) {
     for selected in selection.fields.iter().filter(|f| f.forbidden.is_none()) {
-        let Some(field) = message.get_field_by_json_name(&selected.field_name) else { continue };
+        let definition = schema.and_then(|s| s.object_field(type_name, &selected.field_name));
+        let field = match definition.map(|d| &d.source) {
+            Some(crate::schema::FieldSource::Proto(field)) => Some(field.clone()),
+            _ => message.get_field_by_json_name(&selected.field_name),
+        };
+        let Some(field) = field else { continue };
+        let inner_type = definition.map_or("", |d| d.ty.name.as_str());
         let path = join(prefix, field.name());
         match field.kind() {
             Kind::Message(inner)
@@ -68,7 +83,7 @@ fn selection_paths(message: &MessageDescriptor, selection: &SelectionSet, prefix
                     && !inner.full_name().starts_with("google.")
                     && !selected.children.fields.is_empty() =>
             {
-                selection_paths(&inner, &selected.children, &path, out);
+                selection_paths(schema, inner_type, &inner, &selected.children, &path, out);
             }
             _ => out.push(path),
         }
@@ -167,7 +182,7 @@ service S { rpc GetThing(GetThingRequest) returns (Thing); rpc UpdateThing(Updat
         };
         let selection = Selection::Graphql { response_key: "getThing".into(), type_name: "Thing".into(), fields };
         let mut call = RootCall::method(get.clone(), CallInput::Message(DynamicMessage::new(get.input())), selection);
-        fill_field_mask(&mut call, OperationKind::Query);
+        fill_field_mask(&mut call, OperationKind::Query, None);
         assert_eq!(mask_of(&call), Some(vec!["name".into(), "inner.a".into(), "at".into()]));
     }
 
@@ -185,7 +200,7 @@ service S { rpc GetThing(GetThingRequest) returns (Thing); rpc UpdateThing(Updat
             fields: SelectionSet { fields: vec![leaf("name")] },
         };
         let mut call = RootCall::method(update.clone(), CallInput::Message(input), selection.clone());
-        fill_field_mask(&mut call, OperationKind::Mutation);
+        fill_field_mask(&mut call, OperationKind::Mutation, None);
         assert_eq!(mask_of(&call), Some(vec!["inner.b".into(), "other".into()]));
 
         let given = DynamicMessage::deserialize(
@@ -194,7 +209,7 @@ service S { rpc GetThing(GetThingRequest) returns (Thing); rpc UpdateThing(Updat
         )
         .expect("valid");
         let mut call = RootCall::method(update, CallInput::Message(given), selection);
-        fill_field_mask(&mut call, OperationKind::Mutation);
+        fill_field_mask(&mut call, OperationKind::Mutation, None);
         assert_eq!(mask_of(&call), Some(vec!["name".into()]), "a mask the client sent is kept");
     }
 }

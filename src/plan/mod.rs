@@ -286,7 +286,7 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
     };
     let mut fetches = Vec::with_capacity(operation.calls.len());
     for mut call in operation.calls {
-        field_mask::fill_field_mask(&mut call, operation.kind);
+        field_mask::fill_field_mask(&mut call, operation.kind, Some(directory.graphql()));
         let stitches = match &call.selection {
             Selection::Graphql { type_name, fields, .. } => {
                 let mut stitches = Vec::new();

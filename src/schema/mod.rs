@@ -226,6 +226,49 @@ pub struct GraphqlSchema {
     introspected: std::sync::OnceLock<serde_json::Value>,
 }
 
+/// Applies `graphql.fields`: renames and hides fields of object types. Each problem names the
+/// config key.
+pub fn apply_field_config(
+    schema: &mut GraphqlSchema,
+    config: &BTreeMap<String, crate::config::GraphqlFieldConfig>,
+) -> Vec<crate::config::Problem> {
+    use crate::config::Problem;
+    let mut problems = Vec::new();
+    for (key, field_config) in config {
+        let at = format!("graphql.fields.\"{key}\"");
+        let Some((type_name, field)) = key.split_once('.') else {
+            problems.push(Problem::error(at, format!("`{key}` is not `Type.field`")));
+            continue;
+        };
+        let Some(TypeDef::Object { fields, .. }) = schema.types.get_mut(type_name) else {
+            problems.push(Problem::error(at, format!("there is no object type `{type_name}`")));
+            continue;
+        };
+        let Some(index) = fields.iter().position(|f| f.name == field) else {
+            problems.push(Problem::error(at, format!("{type_name} has no field `{field}`")));
+            continue;
+        };
+        if field_config.hidden {
+            fields.remove(index);
+            continue;
+        }
+        if let Some(name) = &field_config.name {
+            let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !name.starts_with("__");
+            if !valid {
+                problems.push(Problem::error(format!("{at}.name"), format!("`{name}` is not a GraphQL field name")));
+            } else if fields.iter().any(|f| &f.name == name) {
+                problems
+                    .push(Problem::error(format!("{at}.name"), format!("{type_name} already has a field `{name}`")));
+            } else {
+                fields[index].name = name.clone();
+            }
+        }
+    }
+    problems
+}
+
 impl GraphqlSchema {
     /// The schema in GraphQL SDL.
     pub fn to_sdl(&self) -> String {

@@ -120,3 +120,79 @@ async fn rest_json_bodies_are_edited_both_ways() {
     assert!(headers.contains_key("etag"));
     gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn generated_graphql_fields_can_be_renamed_and_hidden() {
+    let config = "[graphql.fields.\"Book.isbn\"]\nname = \"isbn13\"\n[graphql.fields.\"Book.copiesSold\"]\nhidden = true\n\
+                  [backends.catalog]\nendpoints = [\"{backend}\"]\nservices = [\"catalog.v1\"]\n";
+    let (gateway, _dir) = TestGateway::demo_with_config(config).await;
+    let query = |text: &str| {
+        gateway
+            .client
+            .post(format!("{}/graphql", gateway.base))
+            .header("content-type", "application/json")
+            .body(json!({ "query": text }).to_string())
+            .send()
+    };
+    let answer: serde_json::Value = query("{ getBook(name: \"shelves/1/books/1\") { title isbn13 } }")
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer["data"]["getBook"]["isbn13"], "9780441478125", "{answer}");
+    // Lists go through the same type (and their field masks name the proto field).
+    let answer: serde_json::Value = query("{ listBooks(parent: \"shelves/1\") { books { isbn13 } } }")
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer["data"]["listBooks"]["books"][0]["isbn13"], "9780441478125", "{answer}");
+    for (field, message) in [
+        ("isbn", "Cannot query field \"isbn\" on type \"Book\"."),
+        ("copiesSold", "Cannot query field \"copiesSold\" on type \"Book\"."),
+    ] {
+        let answer: serde_json::Value = query(&format!("{{ getBook(name: \"shelves/1/books/1\") {{ {field} }} }}"))
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(answer["errors"][0]["message"], message, "{answer}");
+    }
+    let answer: serde_json::Value =
+        query("{ __type(name: \"Book\") { fields { name } } }").await.expect("send").json().await.expect("json");
+    let names: Vec<&str> = answer["data"]["__type"]["fields"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert!(names.contains(&"isbn13") && !names.contains(&"isbn") && !names.contains(&"copiesSold"), "{names:?}");
+    gateway.shutdown().await;
+}
+
+#[test]
+fn bad_field_config_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let table = [
+        ("[graphql.fields.\"Book.nope\"]\nhidden = true\n", "graphql.fields.\"Book.nope\"", "Book has no field `nope`"),
+        ("[graphql.fields.\"Nope.x\"]\nhidden = true\n", "graphql.fields.\"Nope.x\"", "no object type `Nope`"),
+        (
+            "[graphql.fields.\"Book.isbn\"]\nname = \"title\"\n",
+            "graphql.fields.\"Book.isbn\".name",
+            "already has a field `title`",
+        ),
+        (
+            "[graphql.fields.\"Book.isbn\"]\nname = \"1x\"\n",
+            "graphql.fields.\"Book.isbn\".name",
+            "not a GraphQL field name",
+        ),
+    ];
+    for (text, key, message) in table {
+        let problems = demo_snapshot(dir.path(), text).expect_err(text);
+        let found = problems.iter().find(|p| p.path == key).unwrap_or_else(|| panic!("{text}: {problems:?}"));
+        assert!(found.message.contains(message), "{text}: {found:?}");
+    }
+}
