@@ -19,10 +19,11 @@ pub struct TransformConfig {
     pub request_headers: HeaderEdits,
     /// Edits of the headers of REST and gRPC answers sent to the client.
     pub response_headers: HeaderEdits,
-    /// Edits of the JSON request bodies of the methods' REST routes, before they are
-    /// transcoded.
+    /// Edits of JSON request bodies: the methods' REST routes' (before they are transcoded),
+    /// and the sources' rendered requests.
     pub request_body: BodyEdits,
-    /// Edits of the JSON answers of the methods' REST routes, as sent to the client.
+    /// Edits of JSON answers: the methods' REST routes' (as sent to the client), and the
+    /// sources' (before their bindings read them).
     pub response_body: BodyEdits,
 }
 

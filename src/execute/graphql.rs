@@ -136,8 +136,10 @@ pub(super) async fn fetch_root(
                 non_null: false,
                 item_non_null: false,
             });
-            let (answer, remote_errors) =
-                read_answer(binding, send_call(&call, cluster, &context, fetch.cache.as_ref()).await?)?;
+            let (answer, remote_errors) = read_answer(
+                binding,
+                send_call(&call, cluster, &context, fetch.cache.as_ref(), fetch.transform.as_deref()).await?,
+            )?;
             remote.extend(remote_errors);
             (answer, ty)
         }
@@ -201,10 +203,23 @@ pub(super) async fn send_call(
     cluster: &str,
     context: &Context<'_>,
     cache: Option<&crate::cache::FetchCache>,
+    transform: Option<&crate::transform::Transform>,
 ) -> Result<Json, ExecuteError> {
     match call {
         RenderedCall::Http(request) => {
-            let body = send_http(context, cluster, request, cache).await?;
+            // A transformation's body edits: the rendered request's, and the answer's before the
+            // binding reads it.
+            let edited = transform.filter(|t| !t.request_body.is_empty()).and_then(|t| {
+                let body = t.request_body.apply_bytes(request.body.as_deref()?)?;
+                Some(crate::upstream::HttpRequest { body: Some(bytes::Bytes::from(body)), ..request.clone() })
+            });
+            let request = edited.as_ref().unwrap_or(request);
+            let mut body = send_http(context, cluster, request, cache).await?;
+            if let Some(edits) = transform.map(|t| &t.response_body).filter(|e| !e.is_empty())
+                && let Some(edited) = edits.apply_bytes(&body)
+            {
+                body = bytes::Bytes::from(edited);
+            }
             if body.iter().all(u8::is_ascii_whitespace) {
                 return Ok(Json::Null);
             }

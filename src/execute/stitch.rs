@@ -310,7 +310,7 @@ async fn send_indexed(
     context: &Context<'_>,
     stitch: &Stitch,
 ) -> (usize, Result<Json, ExecuteError>) {
-    (i, send_call(call, cluster, context, stitch.cache.as_ref()).await)
+    (i, send_call(call, cluster, context, stitch.cache.as_ref(), stitch.transform.as_deref()).await)
 }
 
 async fn send_batch(
@@ -322,7 +322,10 @@ async fn send_batch(
 ) -> Answer {
     let scope = Scope { args: arguments, parent: None, keys: Some(keys) };
     let call = render_call(&stitch.binding, &scope, &stitch.field.children, &stitch.ty.name, context.schema)?;
-    read_answer(&stitch.binding, send_call(&call, cluster, context, stitch.cache.as_ref()).await?)
+    read_answer(
+        &stitch.binding,
+        send_call(&call, cluster, context, stitch.cache.as_ref(), stitch.transform.as_deref()).await?,
+    )
 }
 
 /// A key compared as text (so `7` and `"7"` match, as REST APIs mix them).

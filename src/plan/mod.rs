@@ -100,6 +100,8 @@ pub struct Fetch {
     pub cache: Option<crate::cache::FetchCache>,
     /// What its success makes stale (writes).
     pub invalidates: Option<crate::cache::Invalidation>,
+    /// The transformation of its calls, for body edits of REST sources.
+    pub transform: Option<Arc<crate::transform::Transform>>,
 }
 
 /// A fetch for a stitched field: it runs once the objects at `path` are known, with one call
@@ -124,6 +126,8 @@ pub struct Stitch {
     pub cache: Option<crate::cache::FetchCache>,
     /// Its own metadata, when a transformation edits its source's headers (else the root's).
     pub metadata: Option<Metadata>,
+    /// The transformation of its calls, for body edits of REST sources.
+    pub transform: Option<Arc<crate::transform::Transform>>,
 }
 
 impl Fetch {
@@ -344,7 +348,7 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
             FetchCall::Grpc { method, .. } => directory.transform_for_method(method.full_name()),
             FetchCall::Bound { binding, .. } => binding_transform(directory, binding, cluster.as_deref()),
         };
-        let metadata = caching.transformed(transform).unwrap_or_else(|| caching.base.clone());
+        let metadata = caching.transformed(transform.clone()).unwrap_or_else(|| caching.base.clone());
         fetches.push(Fetch {
             cluster,
             call: call_kind,
@@ -355,6 +359,7 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
             stitches,
             cache,
             invalidates,
+            transform,
         });
     }
     Ok(Plan { fetches, serial })
@@ -431,6 +436,7 @@ fn plan_stitches(
         path.push(selected.response_key.clone());
         match definition.binding() {
             Some(binding) => {
+                let transform = binding_transform(directory, binding, binding_cluster(directory, binding).as_deref());
                 let mut nested = Vec::new();
                 plan_stitches(directory, caching, &definition.ty.name, &selected.children, path, &mut nested);
                 path.pop();
@@ -446,11 +452,8 @@ fn plan_stitches(
                         directory.cache_for_field(type_name, &selected.field_name),
                         vec![type_name.to_owned(), definition.ty.name.clone()],
                     ),
-                    metadata: caching.transformed(binding_transform(
-                        directory,
-                        binding,
-                        binding_cluster(directory, binding).as_deref(),
-                    )),
+                    metadata: caching.transformed(transform.clone()),
+                    transform,
                 });
                 continue;
             }

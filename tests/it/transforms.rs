@@ -196,3 +196,26 @@ fn bad_field_config_is_refused_naming_the_key() {
         assert!(found.message.contains(message), "{text}: {found:?}");
     }
 }
+
+#[tokio::test]
+async fn a_rest_sources_answers_are_edited_before_their_bindings_read_them() {
+    let config = "[[transforms]]\nsources = [\"authors\"]\nresponse_body = { drop = [\"born\"], inject = { \"country\" = \"XX\" } }\n";
+    let (gateway, _dir) = TestGateway::stitched_with_config(config).await;
+    let answer: serde_json::Value = gateway
+        .client
+        .post(format!("{}/graphql", gateway.base))
+        .header("content-type", "application/json")
+        .body(json!({"query": "{ author(id: \"1\") { name born country } }"}).to_string())
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        answer["data"]["author"],
+        json!({"name": "Ursula K. Le Guin", "born": null, "country": "XX"}),
+        "{answer}"
+    );
+    gateway.shutdown().await;
+}
