@@ -123,6 +123,8 @@ pub struct Snapshot {
     pub cache: std::sync::Arc<crate::cache::Cache>,
     /// Header transformations by method and source.
     pub transforms: crate::transform::Transforms,
+    /// Deprecated services (full name) and the headers their REST answers carry.
+    pub deprecations: std::collections::HashMap<String, std::sync::Arc<crate::transform::Deprecation>>,
 }
 
 impl Snapshot {
@@ -355,6 +357,14 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
             let (mut schema, schema_problems) = generate_schema(&registry.pool, &names, &config.graphql);
             problems.extend(schema_problems);
             problems.extend(crate::schema::apply_field_config(&mut schema, &config.graphql.fields));
+            // Root fields of deprecated services are deprecated in GraphQL too.
+            for field in schema.roots.values_mut().flatten() {
+                if let crate::schema::Resolver::Method(method) = &field.resolver
+                    && config.deprecations.contains_key(method.parent_service().full_name())
+                {
+                    field.deprecated = true;
+                }
+            }
             problems.extend(apply_schema_files(&mut schema, &schema_texts, &introspected, &registry.pool));
             schema
         }
@@ -414,6 +424,21 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
         problems.extend(found);
         (policies, limiter, rules, transforms)
     };
+    let mut deprecations = std::collections::HashMap::new();
+    for (service, deprecation) in &config.deprecations {
+        match crate::transform::Deprecation::compile(deprecation) {
+            Ok(compiled) => {
+                deprecations.insert(service.clone(), std::sync::Arc::new(compiled));
+            }
+            Err((key, why)) => problems.push(Problem::error(format!("deprecations.\"{service}\".{key}"), why)),
+        }
+        if !services.contains_key(service) {
+            problems.push(Problem::warning(
+                format!("deprecations.\"{service}\""),
+                format!("no registered service is `{service}`"),
+            ));
+        }
+    }
     let tls = match &config.listener.tls {
         Some(tls) => match crate::server::tls::server_config(tls) {
             Ok(server) => Some(server),
@@ -491,6 +516,7 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
         cache_rules,
         cache,
         transforms,
+        deprecations,
     })
 }
 

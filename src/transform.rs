@@ -412,3 +412,103 @@ mod tests {
         assert_eq!(named.expect_err("refused").0, "remove[0]");
     }
 }
+
+/// The headers a deprecated service's REST answers carry: `Deprecation: @SECONDS` (RFC 9745),
+/// `Sunset: HTTP-date` (RFC 8594) and `Link: <URL>; rel="deprecation"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deprecation {
+    /// The header values, ready to send.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The GraphQL deprecation reason.
+    pub reason: String,
+}
+
+impl Deprecation {
+    /// From `config`; an error names the key and the fault.
+    pub fn compile(config: &crate::config::DeprecationConfig) -> Result<Self, (String, String)> {
+        let seconds = |key: &str, text: &str| {
+            humantime::parse_rfc3339(text.trim())
+                .map_err(|e| (key.to_owned(), format!("`{text}` is not an RFC 3339 time ({e})")))?
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .map_err(|_| (key.to_owned(), format!("`{text}` is before 1970")))
+        };
+        let since = seconds("since", &config.since)?;
+        let mut headers = vec![(
+            HeaderName::from_static("deprecation"),
+            HeaderValue::from_str(&format!("@{since}")).expect("digits"),
+        )];
+        let mut reason = format!("deprecated since {}", config.since.trim());
+        if let Some(sunset) = &config.sunset {
+            let at = seconds("sunset", sunset)?;
+            headers.push((HeaderName::from_static("sunset"), HeaderValue::from_str(&http_date(at)).expect("ascii")));
+            reason.push_str(&format!("; served until {}", sunset.trim()));
+        }
+        if let Some(link) = &config.link {
+            let value = HeaderValue::from_str(&format!("<{link}>; rel=\"deprecation\""))
+                .map_err(|_| ("link".to_owned(), format!("`{link}` cannot be sent in a header")))?;
+            headers.push((http::header::LINK, value));
+            reason.push_str(&format!("; see {link}"));
+        }
+        Ok(Deprecation { headers, reason })
+    }
+}
+
+/// An IMF-fixdate (RFC 9110 section 5.6.7): `Wed, 30 Jun 2027 00:00:00 GMT`.
+fn http_date(seconds: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let days = (seconds / 86_400) as i64;
+    let rest = seconds % 86_400;
+    let (year, month, day) = civil(days);
+    format!(
+        "{}, {day:02} {} {year:04} {:02}:{:02}:{:02} GMT",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1) as usize],
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+/// (year, month, day) of a day number since 1970-01-01.
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+#[cfg(test)]
+mod deprecation_tests {
+    use super::*;
+
+    #[test]
+    fn deprecation_headers_follow_the_rfcs() {
+        let config = crate::config::DeprecationConfig {
+            since: "2026-01-01T00:00:00Z".into(),
+            sunset: Some("2027-06-30T00:00:00Z".into()),
+            link: Some("https://example.com/v2".into()),
+        };
+        let deprecation = Deprecation::compile(&config).expect("compiles");
+        let text: Vec<(String, String)> =
+            deprecation.headers.iter().map(|(n, v)| (n.to_string(), v.to_str().expect("ascii").to_owned())).collect();
+        assert_eq!(
+            text,
+            [
+                ("deprecation".to_owned(), "@1767225600".to_owned()),
+                ("sunset".to_owned(), "Wed, 30 Jun 2027 00:00:00 GMT".to_owned()),
+                ("link".to_owned(), "<https://example.com/v2>; rel=\"deprecation\"".to_owned()),
+            ]
+        );
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(951_782_400 + 3_723), "Tue, 29 Feb 2000 01:02:03 GMT");
+        let bad = crate::config::DeprecationConfig { since: "yesterday".into(), sunset: None, link: None };
+        assert_eq!(Deprecation::compile(&bad).expect_err("refused").0, "since");
+    }
+}

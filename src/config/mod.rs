@@ -85,6 +85,24 @@ pub struct Config {
     pub cache: CacheConfig,
     /// Header edits per method or source.
     pub transforms: Vec<TransformConfig>,
+    /// Deprecated service versions, by service full name (`catalog.v1.Catalog`).
+    pub deprecations: BTreeMap<String, DeprecationConfig>,
+}
+
+/// A deprecated service (an old API version served beside the new one): its REST answers say
+/// so in `Deprecation`, `Sunset` and `Link` headers, and its GraphQL root fields are marked
+/// deprecated.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeprecationConfig {
+    /// When it was deprecated (RFC 3339, `2026-01-01T00:00:00Z`).
+    pub since: String,
+    /// When it stops being served (RFC 3339), if decided.
+    #[serde(default)]
+    pub sunset: Option<String>,
+    /// Where to read about it and the version to move to.
+    #[serde(default)]
+    pub link: Option<String>,
 }
 
 /// CORS: which browser origins may call the gateway, with which methods and headers. Preflights

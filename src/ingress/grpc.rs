@@ -125,6 +125,9 @@ pub(crate) async fn handle_grpc(served: Arc<Served>, local_grpc: &LocalGrpcCache
     let upstream = http::Request::from_parts(parts, tonic::body::Body::new(body));
     match client.forward(upstream, deadline).await {
         Ok(mut response) => {
+            if let Some(deprecation) = snapshot.deprecations.get(service) {
+                response.headers_mut().extend(deprecation.headers.iter().cloned());
+            }
             if let Some(transform) = &transform {
                 transform.response.apply_headers(response.headers_mut(), values);
             }

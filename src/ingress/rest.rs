@@ -260,6 +260,7 @@ pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Resp
     let if_none_match = parts.headers.get(header::IF_NONE_MATCH).cloned();
     let Call { route, options, result_wrapper, mut context, .. } = call;
     let (who, client_ip) = (context.identity.clone(), context.hash.client_ip);
+    let deprecation = served.snapshot.deprecations.get(route.method.parent_service().full_name()).cloned();
     // Unary and client-streaming calls get the route's deadline unless the client asked for a
     // shorter one; streams of responses run as long as the client wants.
     if matches!(kind, CallKind::Unary | CallKind::ClientStreaming) {
@@ -304,6 +305,9 @@ pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Resp
         },
     };
     response.headers_mut().extend(admitted.headers);
+    if let Some(deprecation) = deprecation {
+        response.headers_mut().extend(deprecation.headers.iter().cloned());
+    }
     if let Some(transform) = transform {
         let values = crate::transform::Values { identity: who.as_deref(), client_ip };
         transform.response.apply_headers(response.headers_mut(), values);

@@ -219,3 +219,34 @@ async fn a_rest_sources_answers_are_edited_before_their_bindings_read_them() {
     );
     gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_deprecated_version_says_so_on_rest_and_in_the_graphql_schema() {
+    let config = "[deprecations.\"catalog.v1.Catalog\"]\nsince = \"2026-01-01T00:00:00Z\"\nsunset = \"2027-06-30T00:00:00Z\"\nlink = \"https://example.com/catalog/v2\"\n\
+                  [backends.catalog]\nendpoints = [\"{backend}\"]\nservices = [\"catalog.v1\"]\n";
+    let (gateway, _dir) = TestGateway::demo_with_config(config).await;
+    let (status, _, headers) = get_with(&gateway, "/v1/shelves/1/books/1", &[]).await;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    assert_eq!(status, 200);
+    assert_eq!(header("deprecation").as_deref(), Some("@1767225600"));
+    assert_eq!(header("sunset").as_deref(), Some("Wed, 30 Jun 2027 00:00:00 GMT"));
+    assert_eq!(header("link").as_deref(), Some("<https://example.com/catalog/v2>; rel=\"deprecation\""));
+    let answer: serde_json::Value = gateway
+        .client
+        .post(format!("{}/graphql", gateway.base))
+        .header("content-type", "application/json")
+        .body(
+            json!({"query": "{ __schema { queryType { fields(includeDeprecated: true) { name isDeprecated } } } }"})
+                .to_string(),
+        )
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let fields = answer["data"]["__schema"]["queryType"]["fields"].as_array().expect("fields");
+    let get_book = fields.iter().find(|f| f["name"] == "getBook").expect("getBook");
+    assert_eq!(get_book["isDeprecated"], true, "{answer}");
+    gateway.shutdown().await;
+}
