@@ -22,6 +22,7 @@ pub mod schema;
 pub mod transcode;
 pub mod registry;
 pub mod operation;
+pub mod civil_time;
 pub mod config;
 pub mod redis_pool;
 pub mod error;

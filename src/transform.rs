@@ -441,7 +441,10 @@ impl Deprecation {
         let mut reason = format!("deprecated since {}", config.since.trim());
         if let Some(sunset) = &config.sunset {
             let at = seconds("sunset", sunset)?;
-            headers.push((HeaderName::from_static("sunset"), HeaderValue::from_str(&http_date(at)).expect("ascii")));
+            headers.push((
+                HeaderName::from_static("sunset"),
+                HeaderValue::from_str(&crate::civil_time::http_date(at)).expect("ascii"),
+            ));
             reason.push_str(&format!("; served until {}", sunset.trim()));
         }
         if let Some(link) = &config.link {
@@ -452,36 +455,6 @@ impl Deprecation {
         }
         Ok(Deprecation { headers, reason })
     }
-}
-
-/// An IMF-fixdate (RFC 9110 section 5.6.7): `Wed, 30 Jun 2027 00:00:00 GMT`.
-fn http_date(seconds: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let days = (seconds / 86_400) as i64;
-    let rest = seconds % 86_400;
-    let (year, month, day) = civil(days);
-    format!(
-        "{}, {day:02} {} {year:04} {:02}:{:02}:{:02} GMT",
-        DAYS[days.rem_euclid(7) as usize],
-        MONTHS[(month - 1) as usize],
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
-
-/// (year, month, day) of a day number since 1970-01-01.
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
 #[cfg(test)]
@@ -506,8 +479,8 @@ mod deprecation_tests {
                 ("link".to_owned(), "<https://example.com/v2>; rel=\"deprecation\"".to_owned()),
             ]
         );
-        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(http_date(951_782_400 + 3_723), "Tue, 29 Feb 2000 01:02:03 GMT");
+        assert_eq!(crate::civil_time::http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(crate::civil_time::http_date(951_782_400 + 3_723), "Tue, 29 Feb 2000 01:02:03 GMT");
         let bad = crate::config::DeprecationConfig { since: "yesterday".into(), sunset: None, link: None };
         assert_eq!(Deprecation::compile(&bad).expect_err("refused").0, "since");
     }

@@ -553,3 +553,14 @@ pub(crate) async fn redis_command(url: &str, args: &[&str]) -> String {
     let read = tokio::time::timeout(HANG, stream.read(&mut answer)).await.expect("an answer").expect("read");
     String::from_utf8_lossy(&answer[..read]).into_owned()
 }
+
+/// Asserts that each config text of `table` refuses to build a demo snapshot, with a problem at
+/// its key path whose message contains its text: (config, key, message).
+pub(crate) fn assert_config_refused(table: &[(&str, &str, &str)]) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (text, key, message) in table {
+        let problems = demo_snapshot(dir.path(), text).expect_err(text);
+        let found = problems.iter().find(|p| p.path == *key).unwrap_or_else(|| panic!("{text}: {problems:?}"));
+        assert!(found.message.contains(message), "{text}: {found:?}");
+    }
+}

@@ -156,38 +156,13 @@ pub fn charge(spec: Spec, state: Option<State>, amount: u64, now: f64) -> Outcom
 /// A quota period's label (part of its counter's key) and its end, for `now` (ms, UTC).
 pub fn period(month: bool, now: f64) -> (String, f64) {
     let days = (now / 86_400_000.0).floor() as i64;
-    let (year, month_number, day) = civil_from_days(days);
+    let (year, month_number, day) = crate::civil_time::civil_from_days(days);
     if !month {
         return (format!("{year:04}-{month_number:02}-{day:02}"), (days + 1) as f64 * 86_400_000.0);
     }
     let (next_year, next_month) = if month_number == 12 { (year + 1, 1) } else { (year, month_number + 1) };
-    let end = days_from_civil(next_year, next_month, 1) as f64 * 86_400_000.0;
+    let end = crate::civil_time::days_from_civil(next_year, next_month, 1) as f64 * 86_400_000.0;
     (format!("{year:04}-{month_number:02}"), end)
-}
-
-/// (year, month, day) of a day number since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-/// The day number since 1970-01-01 of a civil date.
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year.rem_euclid(400);
-    let month = i64::from(month);
-    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
