@@ -28,6 +28,9 @@ pub struct GraphqlConfig {
     /// Per field of a generated object type (`Book.isbn`): rename or hide it. Schema files see
     /// the result (a hidden field cannot be a stitching key).
     pub fields: BTreeMap<String, GraphqlFieldConfig>,
+    /// Generated types to rename: `{ Book = "CatalogBook" }` (objects, inputs, enums). Applied
+    /// after field edits (which use the generated names); schema files see the new names.
+    pub type_names: BTreeMap<String, String>,
     /// Cross-site request forgery prevention.
     pub csrf: CsrfConfig,
 }
@@ -63,6 +66,7 @@ impl Default for GraphqlConfig {
             services: BTreeMap::new(),
             methods: BTreeMap::new(),
             fields: BTreeMap::new(),
+            type_names: BTreeMap::new(),
             csrf: CsrfConfig::default(),
         }
     }

@@ -269,6 +269,64 @@ pub fn apply_field_config(
     problems
 }
 
+/// Applies `graphql.type_names`: renames generated types and every reference to them.
+pub fn apply_type_names(schema: &mut GraphqlSchema, renames: &BTreeMap<String, String>) -> Vec<crate::config::Problem> {
+    use crate::config::Problem;
+    let mut problems = Vec::new();
+    let mut applied: BTreeMap<String, String> = BTreeMap::new();
+    for (from, to) in renames {
+        let at = format!("graphql.type_names.{from}");
+        let valid = to.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && to.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !to.starts_with("__");
+        match schema.types.get(from) {
+            None => problems.push(Problem::error(at, format!("there is no generated type `{from}`"))),
+            Some(TypeDef::Scalar { .. }) => {
+                problems.push(Problem::error(at, format!("`{from}` is a scalar; scalars keep their names")))
+            }
+            Some(_) if !valid => problems.push(Problem::error(at, format!("`{to}` is not a GraphQL type name"))),
+            Some(_) if schema.types.contains_key(to) || applied.values().any(|t| t == to) => {
+                problems.push(Problem::error(at, format!("a type `{to}` exists already")))
+            }
+            Some(_) => {
+                applied.insert(from.clone(), to.clone());
+            }
+        }
+    }
+    if applied.is_empty() {
+        return problems;
+    }
+    let rename = |ty: &mut TypeRef| {
+        if let Some(to) = applied.get(&ty.name) {
+            ty.name = to.clone();
+        }
+    };
+    for field in schema.roots.values_mut().flatten() {
+        rename(&mut field.output);
+        field.arguments.iter_mut().for_each(|a| rename(&mut a.ty));
+    }
+    let types = std::mem::take(&mut schema.types);
+    for (name, mut definition) in types {
+        match &mut definition {
+            TypeDef::Object { fields, .. } => {
+                for field in fields.iter_mut() {
+                    rename(&mut field.ty);
+                    field.arguments.iter_mut().for_each(|a| rename(&mut a.ty));
+                }
+            }
+            TypeDef::Input { fields, .. } => fields.iter_mut().for_each(|f| rename(&mut f.ty)),
+            _ => {}
+        }
+        schema.types.insert(applied.get(&name).cloned().unwrap_or(name), definition);
+    }
+    for (from, to) in &applied {
+        if let Some(description) = schema.type_descriptions.remove(from) {
+            schema.type_descriptions.insert(to.clone(), description);
+        }
+    }
+    problems
+}
+
 impl GraphqlSchema {
     /// The schema in GraphQL SDL.
     pub fn to_sdl(&self) -> String {

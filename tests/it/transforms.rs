@@ -238,3 +238,35 @@ async fn a_deprecated_version_says_so_on_rest_and_in_the_graphql_schema() {
     assert_eq!(get_book["isDeprecated"], true, "{answer}");
     gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn generated_types_can_be_renamed() {
+    let config = "[graphql.type_names]\nBook = \"CatalogBook\"\nGenre = \"BookGenre\"\n\
+                  [backends.catalog]\nendpoints = [\"{backend}\"]\nservices = [\"catalog.v1\"]\n";
+    let (gateway, _dir) = TestGateway::demo_with_config(config).await;
+    let query = |text: &str| {
+        let body = json!({ "query": text }).to_string();
+        let request =
+            gateway.client.post(format!("{}/graphql", gateway.base)).header("content-type", "application/json");
+        async move { request.body(body).send().await.expect("send").json::<serde_json::Value>().await.expect("json") }
+    };
+    let answer = query("{ getBook(name: \"shelves/1/books/1\") { __typename title genre } listBooks(parent: \"shelves/2\") { books { __typename genre } } }").await;
+    assert_eq!(
+        answer["data"]["getBook"],
+        json!({"__typename": "CatalogBook", "title": "The Left Hand of Darkness", "genre": "FICTION"}),
+        "{answer}"
+    );
+    assert_eq!(answer["data"]["listBooks"]["books"][0]["__typename"], "CatalogBook");
+    let answer = query("{ new: __type(name: \"CatalogBook\") { name } old: __type(name: \"Book\") { name } genre: __type(name: \"BookGenre\") { kind } }").await;
+    assert_eq!(
+        answer["data"],
+        json!({"new": {"name": "CatalogBook"}, "old": null, "genre": {"kind": "ENUM"}}),
+        "{answer}"
+    );
+    gateway.shutdown().await;
+    crate::support::assert_config_refused(&[
+        ("[graphql.type_names]\nNope = \"X\"\n", "graphql.type_names.Nope", "no generated type `Nope`"),
+        ("[graphql.type_names]\nBook = \"Genre\"\n", "graphql.type_names.Book", "a type `Genre` exists already"),
+        ("[graphql.type_names]\nBook = \"9x\"\n", "graphql.type_names.Book", "not a GraphQL type name"),
+    ]);
+}
