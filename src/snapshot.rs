@@ -405,7 +405,24 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
         Some(registry) => {
             let names: Vec<String> = services.keys().cloned().collect();
             let overrides = load_http_rules(&config, &mut problems);
-            let (routes, route_problems) = build_routes(&registry.pool, &names, &overrides);
+            for (service, prefix) in &config.rest.mounts {
+                let valid = prefix.starts_with('/')
+                    && !prefix.ends_with('/')
+                    && prefix[1..].split('/').all(|s| !s.is_empty() && !s.contains(['{', '}', '*', ':']));
+                if !valid {
+                    problems.push(Problem::error(
+                        format!("rest.mounts.\"{service}\""),
+                        format!("`{prefix}` is not a path prefix (`/literal/segments`, no trailing slash)"),
+                    ));
+                }
+                if !services.contains_key(service) {
+                    problems.push(Problem::warning(
+                        format!("rest.mounts.\"{service}\""),
+                        format!("no registered service is `{service}`"),
+                    ));
+                }
+            }
+            let (routes, route_problems) = build_routes(&registry.pool, &names, &overrides, &config.rest.mounts);
             problems.extend(route_problems);
             routes
         }

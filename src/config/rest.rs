@@ -41,6 +41,11 @@ pub struct RestConfig {
     pub http_rules: Option<PathBuf>,
     /// Per-service JSON choices, by service full name (`catalog.v1.Catalog`).
     pub services: BTreeMap<String, JsonChoices>,
+    /// Path prefixes services' annotated routes are mounted under, by service full name:
+    /// `{ "catalog.v2.Catalog" = "/next" }` serves `GET /v1/{name=shelves/*}` of catalog.v2 as
+    /// `GET /next/v1/{name=shelves/*}` (so two versions whose rules share paths can be served
+    /// side by side).
+    pub mounts: BTreeMap<String, String>,
     /// Honour `X-HTTP-Method-Override` on POST requests (for clients that can only send GET
     /// and POST).
     pub method_override: bool,
@@ -66,6 +71,7 @@ impl Default for RestConfig {
             stream_format: StreamFormat::Ndjson,
             http_rules: None,
             services: BTreeMap::new(),
+            mounts: BTreeMap::new(),
             method_override: false,
             form_bodies: false,
             header_bindings: BTreeMap::new(),

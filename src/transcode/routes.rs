@@ -82,6 +82,7 @@ pub fn build_routes(
     pool: &DescriptorPool,
     services: &[String],
     overrides: &RuleOverrides,
+    mounts: &std::collections::BTreeMap<String, String>,
 ) -> (RestRoutes, Vec<Problem>) {
     let mut table = RestRoutes::default();
     let mut problems = Vec::new();
@@ -99,7 +100,12 @@ pub fn build_routes(
         }
     }
     for method in &methods {
-        let bindings = overrides.get(method.full_name()).cloned().unwrap_or_else(|| http_bindings(method));
+        let mut bindings = overrides.get(method.full_name()).cloned().unwrap_or_else(|| http_bindings(method));
+        if let Some(prefix) = mounts.get(method.parent_service().full_name()) {
+            for binding in &mut bindings {
+                binding.path = format!("{prefix}{}", binding.path);
+            }
+        }
         for binding in bindings {
             match route_from_binding(method, &binding) {
                 Ok((http_method, template, route)) => insert(&mut table, http_method, template, route, &mut problems),
@@ -281,7 +287,11 @@ mod tests {
 
     fn problems_of(rpcs: &str) -> Vec<String> {
         let (pool, services) = pool_from(&format!("{HEADER}service S {{\n{rpcs}\n}}\n"));
-        build_routes(&pool, &services, &RuleOverrides::new()).1.into_iter().map(|p| p.to_string()).collect()
+        build_routes(&pool, &services, &RuleOverrides::new(), &Default::default())
+            .1
+            .into_iter()
+            .map(|p| p.to_string())
+            .collect()
     }
 
     #[test]
@@ -294,7 +304,7 @@ mod tests {
              rpc Nested(Req) returns (Res) {{ option (google.api.http) = {{ put: \"/v1/{{inner.id}}\" body: \"inner\" }}; }}\n\
              rpc Plain(Req) returns (Res);\n}}\n"
         ));
-        let (table, problems) = build_routes(&pool, &services, &RuleOverrides::new());
+        let (table, problems) = build_routes(&pool, &services, &RuleOverrides::new(), &Default::default());
         assert!(problems.is_empty(), "{problems:?}");
         let shown: Vec<String> = table.routes().iter().map(|r| format!("{} {}", r.method, r.template)).collect();
         assert_eq!(
@@ -370,7 +380,7 @@ mod tests {
             "{HEADER}service S {{\n\
              rpc A(Req) returns (Res) {{ option (google.api.http) = {{ post: \"/t.S/{{name}}\" body: \"*\" }}; }}\n}}\n"
         ));
-        let (table, problems) = build_routes(&pool, &services, &RuleOverrides::new());
+        let (table, problems) = build_routes(&pool, &services, &RuleOverrides::new(), &Default::default());
         assert!(problems.is_empty(), "{problems:?}");
         let found = table.find(&Method::POST, "/t.S/A").expect("routes");
         assert_eq!(found.route.value.origin, RouteOrigin::Annotation);

@@ -270,3 +270,23 @@ async fn generated_types_can_be_renamed() {
         ("[graphql.type_names]\nBook = \"9x\"\n", "graphql.type_names.Book", "not a GraphQL type name"),
     ]);
 }
+
+#[tokio::test]
+async fn a_service_can_be_mounted_under_a_path_prefix() {
+    let config = "[rest.mounts]\n\"catalog.v1.Catalog\" = \"/legacy\"\n\
+                  [backends.catalog]\nendpoints = [\"{backend}\"]\nservices = [\"catalog.v1\"]\n";
+    let (gateway, _dir) = TestGateway::demo_with_config(config).await;
+    let (status, body, _) = get_with(&gateway, "/legacy/v1/shelves/1/books/1", &[]).await;
+    assert_eq!((status, &body["title"]), (200, &json!("The Left Hand of Darkness")), "{body}");
+    let (status, _, _) = get_with(&gateway, "/v1/shelves/1/books/1", &[]).await;
+    assert_eq!(status, 404, "the annotated path itself is not served any more");
+    // The default POST /pkg.Service/Method routes stay where they are.
+    let (status, _, _) = gateway.call("POST", "/catalog.v1.Catalog/GetBook", "{\"name\":\"shelves/1/books/1\"}").await;
+    assert_eq!(status, 200);
+    gateway.shutdown().await;
+    crate::support::assert_config_refused(&[(
+        "[rest.mounts]\n\"catalog.v1.Catalog\" = \"legacy/\"\n",
+        "rest.mounts.\"catalog.v1.Catalog\"",
+        "is not a path prefix",
+    )]);
+}
