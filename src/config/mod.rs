@@ -49,7 +49,7 @@ pub use rate_limits::{
     LimitAlgorithm, LimitClients, LimitKey, LimitStore, LimitUnit, QuotaPeriod, QuotaRule, RateLimitRule,
     RateLimitsConfig, RedisConfig, StoreFailure,
 };
-pub use rest::{JsonChoices, JsonProfile, ResolvedJson, RestConfig, StreamFormat};
+pub use rest::{JsonChoices, JsonProfile, ResolvedJson, RestConfig, StreamFormat, VersionSelector};
 pub use transforms::{BodyEdits, HeaderEdits, TransformConfig};
 pub use validate::check_endpoint_url;
 

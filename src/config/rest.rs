@@ -46,6 +46,9 @@ pub struct RestConfig {
     /// `GET /next/v1/{name=shelves/*}` (so two versions whose rules share paths can be served
     /// side by side).
     pub mounts: BTreeMap<String, String>,
+    /// Choosing a version on one path: a request header or query parameter whose value names a
+    /// mount prefix the request is routed under.
+    pub versions: Option<VersionSelector>,
     /// Honour `X-HTTP-Method-Override` on POST requests (for clients that can only send GET
     /// and POST).
     pub method_override: bool,
@@ -72,6 +75,7 @@ impl Default for RestConfig {
             http_rules: None,
             services: BTreeMap::new(),
             mounts: BTreeMap::new(),
+            versions: None,
             method_override: false,
             form_bodies: false,
             header_bindings: BTreeMap::new(),
@@ -191,4 +195,18 @@ mod tests {
         let own = rest.json_for("a.S");
         assert!(!own.emit_defaults && own.proto_field_names && !own.stream_result_wrapper);
     }
+}
+
+/// `[rest.versions]`: `header = "api-version"` and/or `query = "api-version"`, and
+/// `prefixes = { "2" = "/next" }`: a request saying version 2 is routed as if its path began
+/// with `/next`. Without either, the request is routed as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct VersionSelector {
+    /// The request header naming the version.
+    pub header: Option<String>,
+    /// The query parameter naming the version (removed before binding).
+    pub query: Option<String>,
+    /// Version → the mount prefix it is served under (`""` for the unprefixed routes).
+    pub prefixes: BTreeMap<String, String>,
 }

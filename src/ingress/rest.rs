@@ -171,6 +171,42 @@ fn authorize(snapshot: &crate::snapshot::Snapshot, call: &Call) -> Result<(), cr
     policies.check_route(call.route_index, &format_args!("{} {}", entry.method, entry.template), identity)
 }
 
+/// Routes a request that names a version (`rest.versions`) under that version's mount prefix:
+/// the header's value, else the query parameter's (which is then removed from the URL).
+fn select_version(parts: &mut Parts, selector: &crate::config::VersionSelector) -> Result<(), Refusal> {
+    let from_header = selector
+        .header
+        .as_deref()
+        .and_then(|name| parts.headers.get(name))
+        .map(|v| v.to_str().map(str::to_owned).unwrap_or_default());
+    let from_query = selector.query.as_deref().and_then(|name| {
+        parts.uri.query()?.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (key == name).then(|| value.to_owned())
+        })
+    });
+    let Some(version) = from_header.or(from_query) else { return Ok(()) };
+    let Some(prefix) = selector.prefixes.get(&version) else {
+        let known: Vec<&str> = selector.prefixes.keys().map(String::as_str).collect();
+        let message = format!("version `{version}` is not served; the versions are {}", known.join(", "));
+        return Err(Refusal::new(ErrorCode::InvalidArgument, message));
+    };
+    let query = selector.query.as_deref().map_or_else(
+        || parts.uri.query().map(str::to_owned),
+        |name| without_query_parameter(&parts.uri, name).query().map(str::to_owned),
+    );
+    let path_and_query = match query {
+        Some(query) => format!("{prefix}{}?{query}", parts.uri.path()),
+        None => format!("{prefix}{}", parts.uri.path()),
+    };
+    let mut uri = parts.uri.clone().into_parts();
+    uri.path_and_query = path_and_query.parse().ok();
+    if let Ok(rewritten) = http::Uri::from_parts(uri) {
+        parts.uri = rewritten;
+    }
+    Ok(())
+}
+
 /// Charges the call against the rate limits and quotas that count it.
 async fn admit(
     snapshot: &crate::snapshot::Snapshot,
@@ -212,6 +248,11 @@ fn denial_response(denial: &crate::policy::Denial) -> Response {
 pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Response {
     let served = gateway.served();
     let (mut parts, body) = request.into_parts();
+    if let Some(selector) = &served.snapshot.config.rest.versions
+        && let Err(refusal) = select_version(&mut parts, selector)
+    {
+        return refusal.into_response();
+    }
     let mut call = match prepare(&served, &parts) {
         Ok(call) => call,
         Err(refusal) => return refusal.into_response(),

@@ -290,3 +290,24 @@ async fn a_service_can_be_mounted_under_a_path_prefix() {
         "is not a path prefix",
     )]);
 }
+
+#[tokio::test]
+async fn a_header_or_query_parameter_chooses_the_version_on_one_path() {
+    // The demo's one service mounted as version "1" under /legacy, chosen by header or query.
+    let config = "[rest.mounts]\n\"catalog.v1.Catalog\" = \"/legacy\"\n\
+                  [rest.versions]\nheader = \"api-version\"\nquery = \"api-version\"\nprefixes = { \"1\" = \"/legacy\" }\n\
+                  [backends.catalog]\nendpoints = [\"{backend}\"]\nservices = [\"catalog.v1\"]\n";
+    let (gateway, _dir) = TestGateway::demo_with_config(config).await;
+    let book = "/v1/shelves/1/books/1";
+    let (status, body, _) = get_with(&gateway, book, &[("api-version", "1".to_owned())]).await;
+    assert_eq!((status, &body["title"]), (200, &json!("The Left Hand of Darkness")), "{body}");
+    let (status, body, _) = get_with(&gateway, "/v1/shelves/1/books?api-version=1&pageSize=1", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["books"].as_array().map(Vec::len), Some(1), "the other parameters still bind: {body}");
+    let (status, body, _) = get_with(&gateway, book, &[("api-version", "9".to_owned())]).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["message"], "version `9` is not served; the versions are 1");
+    let (status, _, _) = get_with(&gateway, book, &[]).await;
+    assert_eq!(status, 404, "without a version the unmounted path is routed as it is");
+    gateway.shutdown().await;
+}
