@@ -93,6 +93,11 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// `provider/subject`: who this is, as counter and cache keys name a consumer.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.provider, self.subject)
+    }
+
     /// The claim at `path` (dotted for nested objects). `sub` and `scope` fall back to the
     /// subject and the space-joined scopes, so API-key identities answer them too.
     pub fn claim(&self, path: &str) -> Option<std::borrow::Cow<'_, serde_json::Value>> {

@@ -244,10 +244,12 @@ struct Caching {
 
 impl Caching {
     fn new(directory: &dyn ServiceDirectory, context: &crate::operation::RequestContext, reads: bool) -> Self {
-        let identity = context.identity.as_deref().map(|i| Arc::from(format!("{}/{}", i.provider, i.subject)));
+        // Nothing is computed for caching when nothing is cached.
+        let store = directory.cache_store().filter(|_| reads);
+        let identity = context.identity.as_deref().filter(|_| store.is_some()).map(|i| Arc::from(i.key()));
         Caching {
-            store: directory.cache_store(),
-            vary: context.vary.clone().into(),
+            vary: if store.is_some() { context.vary.clone().into() } else { Arc::from([]) },
+            store,
             identity,
             reads,
             base: context.metadata.clone().with_hash_inputs(context.hash.clone()),
@@ -265,15 +267,24 @@ impl Caching {
         Some(metadata)
     }
 
-    /// The fetch's cache settings under `rule`, tagged with `tags`.
-    fn fetch(&self, rule: Option<crate::cache::Rule>, tags: Vec<String>) -> Option<crate::cache::FetchCache> {
+    /// Whether any fetch of this operation may be cached.
+    fn active(&self) -> bool {
+        self.store.is_some()
+    }
+
+    /// The fetch's cache settings under `rule`, tagged with `tags` (made only when it applies).
+    fn fetch(
+        &self,
+        rule: Option<crate::cache::Rule>,
+        tags: impl FnOnce() -> Vec<String>,
+    ) -> Option<crate::cache::FetchCache> {
         let (true, Some(rule), Some(store)) = (self.reads, rule, self.store.clone()) else { return None };
         Some(crate::cache::FetchCache {
             store,
             identity: if rule.private { self.identity.clone() } else { None },
             rule,
             vary: self.vary.clone(),
-            tags: tags.into(),
+            tags: tags().into(),
         })
     }
 }
@@ -304,21 +315,24 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
             CallTarget::Method(method) => {
                 let service = method.parent_service().full_name().to_owned();
                 let cluster = directory.cluster_for(&service).ok_or(PlanError::NoBackend { service })?.to_owned();
-                let mut tags = vec![method.full_name().to_owned()];
-                match &call.selection {
-                    Selection::Graphql { type_name, fields, .. } => {
-                        selected_types(directory.graphql(), type_name, fields, &mut tags)
+                let tags = || {
+                    let mut tags = vec![method.full_name().to_owned()];
+                    match &call.selection {
+                        Selection::Graphql { type_name, fields, .. } => {
+                            selected_types(directory.graphql(), type_name, fields, &mut tags)
+                        }
+                        _ => message_types(&method.output(), &mut tags),
                     }
-                    _ => message_types(&method.output(), &mut tags),
-                }
-                let cache = if graphql {
-                    let field = root_field_of(directory.graphql(), &method);
-                    caching.fetch(field.and_then(|f| directory.cache_for_field(root, &f)), tags)
-                } else if is_read(&method) {
-                    caching.fetch(directory.cache_for_method(method.full_name()), tags)
-                } else {
-                    None
+                    tags
                 };
+                let rule = match caching.active() {
+                    false => None,
+                    true if graphql => root_field_of(directory.graphql(), &method)
+                        .and_then(|field| directory.cache_for_field(root, &field)),
+                    true if is_read(&method) => directory.cache_for_method(method.full_name()),
+                    true => None,
+                };
+                let cache = caching.fetch(rule, tags);
                 let invalidates = directory.cache_invalidation(method.full_name());
                 (Some(cluster), FetchCall::Grpc { method, input: call.input }, None, cache, invalidates)
             }
@@ -339,7 +353,7 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
                     CallInput::Arguments(arguments) => arguments,
                     _ => serde_json::Map::new(),
                 };
-                let cache = caching.fetch(directory.cache_for_field(root, &name), vec![output.name.clone()]);
+                let cache = caching.fetch(directory.cache_for_field(root, &name), || vec![output.name.clone()]);
                 let cluster = binding_cluster(directory, &binding);
                 (cluster, FetchCall::Bound { binding, arguments }, Some(output), cache, None)
             }
@@ -448,10 +462,9 @@ fn plan_stitches(
                     binding: binding.clone(),
                     cluster: binding_cluster(directory, binding),
                     stitches: nested,
-                    cache: caching.fetch(
-                        directory.cache_for_field(type_name, &selected.field_name),
-                        vec![type_name.to_owned(), definition.ty.name.clone()],
-                    ),
+                    cache: caching.fetch(directory.cache_for_field(type_name, &selected.field_name), || {
+                        vec![type_name.to_owned(), definition.ty.name.clone()]
+                    }),
                     metadata: caching.transformed(transform.clone()),
                     transform,
                 });

@@ -56,8 +56,7 @@ impl ResponseCache {
         }
         let rule = rule?;
         let private = rule.private || !snapshot.policies.is_empty();
-        let identity =
-            context.identity.as_deref().filter(|_| private).map(|i| Arc::from(format!("{}/{}", i.provider, i.subject)));
+        let identity = context.identity.as_deref().filter(|_| private).map(|i| Arc::from(i.key()));
         tags.sort();
         tags.dedup();
         let tags: Arc<[String]> = tags.into();

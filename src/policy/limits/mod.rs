@@ -325,19 +325,13 @@ impl Limiter {
                 continue;
             }
             let consumer = consumer_key(&limit.key, caller);
-            let (key, spec) = match limit.kind {
-                LimitKind::Rate { algorithm, limit: per_window, window, burst } => {
-                    let interval = window.get().as_secs_f64() * 1000.0 / per_window as f64;
-                    let spec = match algorithm {
-                        LimitAlgorithm::Gcra => Spec::Gcra { interval, burst },
-                        LimitAlgorithm::TokenBucket => Spec::Bucket { interval, burst },
-                    };
-                    (format!("rl:{}:{consumer}", limit.name), spec)
-                }
-                LimitKind::Quota { limit: quota, period: which } => {
+            let (key, spec) = match (limit_spec(&limit.kind), limit.kind) {
+                (Some(spec), _) => (format!("rl:{}:{consumer}", limit.name), spec),
+                (None, LimitKind::Quota { limit: quota, period: which }) => {
                     let (label, period_end) = period(which == QuotaPeriod::Month, now);
                     (format!("q:{}:{label}:{consumer}", limit.name), Spec::Quota { limit: quota, period_end })
                 }
+                (None, LimitKind::Rate { .. }) => continue,
             };
             applied.push(index);
             charges.push(Charge { key, spec, amount });
@@ -449,6 +443,7 @@ impl Limiter {
     }
 }
 
+/// A rate limit's parameters (None for quotas, whose period is the time's).
 fn limit_spec(kind: &LimitKind) -> Option<Spec> {
     match *kind {
         LimitKind::Rate { algorithm, limit, window, burst } => {
@@ -492,7 +487,7 @@ fn limit_headers(limit: &Limit, outcome: &Outcome) -> Vec<(HeaderName, HeaderVal
 fn consumer_key(key: &LimitKey, caller: &Caller<'_>) -> String {
     let raw = match key {
         LimitKey::Subject => match caller.identity {
-            Some(identity) => format!("{}/{}", identity.provider, identity.subject),
+            Some(identity) => identity.key(),
             None => "anonymous".into(),
         },
         LimitKey::Claim(path) => match caller.identity.and_then(|i| i.claim(path)) {
