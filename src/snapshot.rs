@@ -357,6 +357,7 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
             let (mut schema, schema_problems) = generate_schema(&registry.pool, &names, &config.graphql);
             problems.extend(schema_problems);
             problems.extend(crate::schema::apply_field_config(&mut schema, &config.graphql.fields));
+            problems.extend(crate::schema::apply_hidden_types(&mut schema, &config.graphql.hidden_types));
             problems.extend(crate::schema::apply_type_names(&mut schema, &config.graphql.type_names));
             // Root fields of deprecated services are deprecated in GraphQL too.
             for field in schema.roots.values_mut().flatten() {

@@ -8,8 +8,8 @@ use clap::Args;
 
 use super::{CommandResult, Failure};
 use crate::demo::{
-    DEMO_AUTHORS_SOURCE, DEMO_SERVICE, DemoSecurity, demo_registration, demo_schemas, demo_security,
-    start_demo_authors, start_demo_backend_replicas,
+    DEMO_AUTHORS_SOURCE, DEMO_SERVICE, DEMO_V2_SERVICE, DemoSecurity, demo_registration, demo_schemas, demo_security,
+    demo_v2_registration, start_demo_authors, start_demo_backend_replicas,
 };
 use crate::server::start_server;
 use crate::snapshot::{BackendFlag, SnapshotSources};
@@ -32,11 +32,17 @@ pub(crate) async fn run(args: DemoArgs) -> CommandResult {
     let security = demo_security().map_err(|why| Failure::runtime(anyhow::anyhow!(why)))?;
     let sources = SnapshotSources {
         embedded_config: Some(security.config.clone()),
-        embedded: vec![demo_registration().map_err(Failure::runtime)?],
+        embedded: vec![
+            demo_registration().map_err(Failure::runtime)?,
+            demo_v2_registration().map_err(Failure::runtime)?,
+        ],
         embedded_schemas: demo_schemas(),
         no_descriptor_dir: true,
         backends: vec![
+            // Both versions are served by the same replicas; each is its own cluster, as two
+            // deployments would be.
             BackendFlag { name: "catalog.v1".into(), urls: replicas.iter().map(|r| r.url()).collect() },
+            BackendFlag { name: "catalog.v2".into(), urls: replicas.iter().map(|r| r.url()).collect() },
             BackendFlag { name: DEMO_AUTHORS_SOURCE.into(), urls: vec![authors.url()] },
         ],
         listen: Some(args.listen),
@@ -69,7 +75,8 @@ Switchyard demo is running. Ctrl-C stops it.
 
   gateway         {g}
   admin           http://{admin}
-  demo backend    {backend}  (gRPC: {DEMO_SERVICE}, with health and reflection; 3 replicas, round robin)
+  demo backend    {backend}  (gRPC: {DEMO_SERVICE} and {DEMO_V2_SERVICE}, with health and reflection;
+                  3 replicas, round robin)
   authors         {authors}  (JSON REST, stitched into GraphQL by schemas/demo/authors.graphql)
 
 JSON REST, transcoded to gRPC by the protos' google.api.http rules:
@@ -80,6 +87,11 @@ JSON REST, transcoded to gRPC by the protos' google.api.http rules:
   curl -s -X PATCH {g}/v1/shelves/1/books/n1 -H 'content-type: application/json' -d '{{\"author\":\"Frank Herbert\"}}'
   curl -s -X DELETE {g}/v1/shelves/1/books/n1
   curl -s -X POST {g}/catalog.v1.Catalog/GetBook -H 'content-type: application/json' -d '{{\"name\":\"shelves/2/books/1\"}}'
+
+Two versions side by side (catalog.v2: a list of authors, text ISBNs, ratings out of 5):
+  curl -s {g}/v2/shelves/1/books/1
+  curl -s {g}/graphql -H 'content-type: application/json' \\
+       -d '{{\"query\":\"{{ v1: getBook(name: \\\"shelves/1/books/1\\\") {{ author isbn }} v2: v2GetBook(name: \\\"shelves/1/books/1\\\") {{ authors isbn }} }}\"}}'
 
 GraphQL over the same backend (GraphiQL in a browser at {g}/graphql):
   curl -s {g}/graphql -H 'content-type: application/json' \\

@@ -1,7 +1,7 @@
 //! `[graphql]`: how the generated GraphQL schema names and classifies services and methods,
 //! overriding what the descriptors (and switchyard/options.proto) say.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -31,6 +31,9 @@ pub struct GraphqlConfig {
     /// Generated types to rename: `{ Book = "CatalogBook" }` (objects, inputs, enums). Applied
     /// after field edits (which use the generated names); schema files see the new names.
     pub type_names: BTreeMap<String, String>,
+    /// Generated types to leave out (by generated name), with every field, argument and root
+    /// field of that type: `["BookLabelsEntry"]`. A type whose fields are all hidden leaves too.
+    pub hidden_types: BTreeSet<String>,
     /// Cross-site request forgery prevention.
     pub csrf: CsrfConfig,
 }
@@ -67,6 +70,7 @@ impl Default for GraphqlConfig {
             methods: BTreeMap::new(),
             fields: BTreeMap::new(),
             type_names: BTreeMap::new(),
+            hidden_types: BTreeSet::new(),
             csrf: CsrfConfig::default(),
         }
     }

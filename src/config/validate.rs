@@ -103,7 +103,41 @@ pub(crate) fn validate_config(config: &Config) -> Vec<Problem> {
             }
         }
     }
+    if let Some(versions) = &config.rest.versions {
+        check_versions(versions, &mut problems);
+    }
     problems
+}
+
+/// `[rest.versions]`: something names the version, every prefix is a path prefix (or empty for
+/// the routes as they are), and the header is a header name.
+fn check_versions(versions: &super::VersionSelector, problems: &mut Vec<Problem>) {
+    if versions.header.is_none() && versions.query.is_none() {
+        problems.push(Problem::error("rest.versions", "set `header` or `query` (or both): what names the version"));
+    }
+    if let Some(header) = &versions.header
+        && http::HeaderName::from_bytes(header.as_bytes()).is_err()
+    {
+        problems.push(Problem::error("rest.versions.header", format!("`{header}` is not a header name")));
+    }
+    if versions.query.as_deref().is_some_and(|q| q.is_empty() || q.contains(['&', '=', '#'])) {
+        problems.push(Problem::error("rest.versions.query", "not a query parameter name"));
+    }
+    if versions.prefixes.is_empty() {
+        problems.push(Problem::error("rest.versions.prefixes", "list the versions served: { \"2\" = \"/v2\" }"));
+    }
+    for (version, prefix) in &versions.prefixes {
+        let valid = prefix.is_empty()
+            || (prefix.starts_with('/')
+                && !prefix.ends_with('/')
+                && prefix[1..].split('/').all(|s| !s.is_empty() && !s.contains(['{', '}', '*', ':', '?', '#'])));
+        if !valid {
+            problems.push(Problem::error(
+                format!("rest.versions.prefixes.\"{version}\""),
+                format!("`{prefix}` is not a path prefix (`/literal/segments`, no trailing slash, or \"\")"),
+            ));
+        }
+    }
 }
 
 /// Checks a backend endpoint URL: http or https, a host, a port or default, no path.

@@ -1,5 +1,6 @@
 //! The demo's gRPC backend: a real tonic server on a loopback port serving catalog.v1.Catalog
-//! through the dynamic codec, plus grpc.health.v1 and server reflection (v1 and v1alpha).
+//! and catalog.v2.Catalog (over the same books) through the dynamic codec, plus grpc.health.v1
+//! and server reflection (v1 and v1alpha).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -19,7 +20,7 @@ use tonic::server::Grpc;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::catalog::{Catalog, event_matches};
-use super::{DEMO_SERVICE, demo_registration};
+use super::{DEMO_SERVICE, DEMO_V2_SERVICE, demo_registration, demo_v2_registration};
 use crate::registry::{Registry, RegistryError, merge_registrations};
 use crate::server::{ListenerSettings, serve_listener};
 use crate::upstream::grpc_codec::DynamicCodec;
@@ -42,7 +43,8 @@ pub struct DemoBackend {
     task: JoinHandle<()>,
 }
 
-/// Calls received, by method name.
+/// Calls received, by method name (`GetBook` for catalog.v1, `catalog.v2.Catalog/GetBook` for
+/// the other service).
 type CallCounts = Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>;
 
 /// The request headers of the latest call of each method (what the backend was told).
@@ -57,7 +59,8 @@ impl DemoBackend {
         format!("http://{}", self.addr)
     }
 
-    /// How many calls of `method` (`ListBooks`) the backend has received.
+    /// How many calls of `method` the backend has received: `ListBooks` of catalog.v1, or
+    /// `catalog.v2.Catalog/ListBooks`.
     pub fn calls(&self, method: &str) -> usize {
         self.calls.lock().map(|c| c.get(method).copied().unwrap_or(0)).unwrap_or(0)
     }
@@ -79,6 +82,7 @@ impl DemoBackend {
         let status =
             if serving { tonic_health::ServingStatus::Serving } else { tonic_health::ServingStatus::NotServing };
         self.health.set_service_status(DEMO_SERVICE, status).await;
+        self.health.set_service_status(DEMO_V2_SERVICE, status).await;
         self.health.set_service_status("", status).await;
     }
 
@@ -113,8 +117,7 @@ pub async fn start_demo_backend_replicas(count: usize) -> Result<Vec<DemoBackend
 }
 
 async fn start_replica(addr: SocketAddr, shared: Option<Arc<Catalog>>) -> Result<DemoBackend, DemoError> {
-    let registration = demo_registration()?;
-    let registry: Registry = merge_registrations(vec![registration])?;
+    let registry: Registry = merge_registrations(vec![demo_registration()?, demo_v2_registration()?])?;
     // Reflection answers with every file, built-ins included, so clients can resolve imports.
     let encoded = registry.pool.encode_to_vec();
     let mut catalog = CatalogService::new(registry.pool.clone());
@@ -131,6 +134,7 @@ async fn start_replica(addr: SocketAddr, shared: Option<Arc<Catalog>>) -> Result
 
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_service_status(DEMO_SERVICE, tonic_health::ServingStatus::Serving).await;
+    reporter.set_service_status(DEMO_V2_SERVICE, tonic_health::ServingStatus::Serving).await;
     reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
     let reflection_v1 = reflection_builder(&encoded).build_v1().map_err(|e| DemoError::Reflection(e.to_string()))?;
     let reflection_v1alpha =
@@ -140,7 +144,8 @@ async fn start_replica(addr: SocketAddr, shared: Option<Arc<Catalog>>) -> Result
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .into_axum_router()
-        .route_service(&format!("/{DEMO_SERVICE}/{{method}}"), catalog);
+        .route_service(&format!("/{DEMO_SERVICE}/{{method}}"), catalog.clone())
+        .route_service(&format!("/{DEMO_V2_SERVICE}/{{method}}"), catalog);
 
     // Served by the gateway's own accept loop: unlike tonic's server, it closes connections
     // that are still busy when the shutdown grace ends, as a dying backend would.
@@ -170,6 +175,7 @@ fn reflection_builder(full_set: &[u8]) -> tonic_reflection::server::Builder<'_> 
     tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(full_set)
         .with_service_name(DEMO_SERVICE)
+        .with_service_name(DEMO_V2_SERVICE)
         .include_reflection_service(true)
 }
 
@@ -187,7 +193,7 @@ pub enum DemoError {
     Reflection(String),
 }
 
-/// catalog.v1.Catalog served from dynamic messages.
+/// catalog.v1.Catalog and catalog.v2.Catalog served from dynamic messages.
 #[derive(Clone)]
 struct CatalogService {
     catalog: Arc<Catalog>,
@@ -221,18 +227,22 @@ impl tower::Service<http::Request<axum::body::Body>> for CatalogService {
 
     fn call(&mut self, request: http::Request<axum::body::Body>) -> Self::Future {
         let request = request.map(tonic::body::Body::new);
-        let method_name = request.uri().path().rsplit('/').next().unwrap_or_default().to_owned();
+        let (service_name, method_name) = {
+            let mut segments = request.uri().path().trim_start_matches('/').splitn(2, '/');
+            (segments.next().unwrap_or_default().to_owned(), segments.next().unwrap_or_default().to_owned())
+        };
         let method =
-            self.pool.get_service_by_name(DEMO_SERVICE).and_then(|s| s.methods().find(|m| m.name() == method_name));
+            self.pool.get_service_by_name(&service_name).and_then(|s| s.methods().find(|m| m.name() == method_name));
         let Some(method) = method else {
-            let status = Status::unimplemented(format!("{DEMO_SERVICE}/{method_name} is not a method"));
+            let status = Status::unimplemented(format!("{service_name}/{method_name} is not a method"));
             return Box::pin(async move { Ok(status.into_http()) });
         };
+        let key = if service_name == DEMO_SERVICE { method_name } else { format!("{service_name}/{method_name}") };
         if let Ok(mut seen) = self.seen.lock() {
-            seen.insert(method_name.clone(), request.headers().clone());
+            seen.insert(key.clone(), request.headers().clone());
         }
         if let Ok(mut calls) = self.calls.lock() {
-            *calls.entry(method_name).or_default() += 1;
+            *calls.entry(key).or_default() += 1;
         }
         let catalog = self.catalog.clone();
         let latency = Duration::from_micros(self.latency.load(std::sync::atomic::Ordering::Relaxed));
@@ -314,7 +324,9 @@ async fn dispatch(
                 let method = method.clone();
                 async move {
                     let body = req.get_ref();
+                    let v2 = method.parent_service().full_name() == DEMO_V2_SERVICE;
                     let answer = match method.name() {
+                        name if v2 => super::catalog_v2::answer(&catalog, name, body),
                         "GetBook" => catalog.get_book(body),
                         "ListBooks" => catalog.list_books(body),
                         "CreateBook" => catalog.create_book(body),

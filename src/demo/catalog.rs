@@ -32,7 +32,7 @@ impl Catalog {
         catalog
     }
 
-    fn descriptor(&self, name: &str) -> MessageDescriptor {
+    pub(super) fn descriptor(&self, name: &str) -> MessageDescriptor {
         self.pool.get_message_by_name(name).expect("demo descriptors define every message the demo uses")
     }
 
@@ -276,7 +276,7 @@ impl Catalog {
 
     /// INVALID_ARGUMENT with a google.rpc.BadRequest detail naming the field, as careful
     /// services send it.
-    fn bad_request(&self, message: String, field: &str, description: &str) -> Status {
+    pub(super) fn bad_request(&self, message: String, field: &str, description: &str) -> Status {
         let mut violation = DynamicMessage::new(self.descriptor("google.rpc.BadRequest.FieldViolation"));
         set(&mut violation, "field", Value::String(field.into()));
         set(&mut violation, "description", Value::String(description.into()));

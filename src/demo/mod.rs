@@ -6,6 +6,7 @@
 mod authors;
 mod backend;
 mod catalog;
+mod catalog_v2;
 mod fields;
 mod security;
 
@@ -36,11 +37,16 @@ pub fn demo_schemas() -> Vec<crate::schema::SchemaFile> {
 }
 
 /// The demo's proto sources, by import name, as embedded in the binary.
-pub const DEMO_SOURCES: &[(&str, &str)] =
-    &[("catalog/v1/catalog.proto", include_str!("../../descriptors/demo/catalog/v1/catalog.proto"))];
+pub const DEMO_SOURCES: &[(&str, &str)] = &[
+    ("catalog/v1/catalog.proto", include_str!("../../descriptors/demo/catalog/v1/catalog.proto")),
+    ("catalog/v2/catalog.proto", include_str!("../../descriptors/demo/catalog/v2/catalog.proto")),
+];
 
 /// The gRPC service the demo backend serves.
 pub const DEMO_SERVICE: &str = "catalog.v1.Catalog";
+
+/// The catalog's second version, served by the same backend over the same books.
+pub const DEMO_V2_SERVICE: &str = "catalog.v2.Catalog";
 
 struct EmbeddedDemo;
 
@@ -53,23 +59,26 @@ impl FileResolver for EmbeddedDemo {
     }
 }
 
-/// The demo registration, compiled once from the embedded sources.
+/// The demo registration (catalog.v1), compiled once from the embedded sources.
 pub fn demo_registration() -> Result<Registration, RegistryError> {
     static COMPILED: OnceLock<Result<Registration, String>> = OnceLock::new();
-    COMPILED
-        .get_or_init(|| {
-            let mut resolver = ChainFileResolver::new();
-            resolver.add(EmbeddedDemo);
-            resolver.add(crate::registry::builtin_file_resolver());
-            let mut compiler = protox::Compiler::with_file_resolver(resolver);
-            compiler.include_imports(true);
-            for (name, _) in DEMO_SOURCES {
-                compiler.open_file(name).map_err(|e| e.to_string())?;
-            }
-            let set = compiler.encode_file_descriptor_set();
-            let files = crate::registry::split_file_set(&set).map_err(|e| e.to_string())?;
-            Registration::from_files("catalog.v1", files).map_err(|e| e.to_string())
-        })
-        .clone()
-        .map_err(RegistryError::Compile)
+    COMPILED.get_or_init(|| compile("catalog.v1", "catalog/v1/catalog.proto")).clone().map_err(RegistryError::Compile)
+}
+
+/// The registration of the catalog's second version (catalog.v2), compiled once.
+pub fn demo_v2_registration() -> Result<Registration, RegistryError> {
+    static COMPILED: OnceLock<Result<Registration, String>> = OnceLock::new();
+    COMPILED.get_or_init(|| compile("catalog.v2", "catalog/v2/catalog.proto")).clone().map_err(RegistryError::Compile)
+}
+
+fn compile(registration: &str, file: &str) -> Result<Registration, String> {
+    let mut resolver = ChainFileResolver::new();
+    resolver.add(EmbeddedDemo);
+    resolver.add(crate::registry::builtin_file_resolver());
+    let mut compiler = protox::Compiler::with_file_resolver(resolver);
+    compiler.include_imports(true);
+    compiler.open_file(file).map_err(|e| e.to_string())?;
+    let set = compiler.encode_file_descriptor_set();
+    let files = crate::registry::split_file_set(&set).map_err(|e| e.to_string())?;
+    Registration::from_files(registration, files).map_err(|e| e.to_string())
 }

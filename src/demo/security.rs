@@ -52,7 +52,7 @@ keys = [{{ sha256 = "{key_hash}", identity = "demo-ci", scopes = ["books:read"] 
 forward = [{{ claim = "sub", header = "x-user-id" }}]
 
 [[authorization.rules]]
-fields = ["Book.rating"]
+fields = ["Book.rating", "V2Book.rating"]
 scopes_any = ["staff"]
 
 [[rate_limits.rules]]

@@ -260,8 +260,16 @@ async fn send_http(
     let cached = match cache.filter(|_| read) {
         Some(cache) => {
             let key = super::cache_key(cache, format!("http {cluster} {target}"), identity.clone());
-            if let Some((entry, false)) = cache.store.lookup_shared(&key, &cache.tags).await {
-                return Ok(entry.body);
+            match cache.store.lookup_shared(&key, &cache.tags).await {
+                Some((entry, false)) => return Ok(entry.body),
+                Some((entry, true)) => {
+                    // Stale but within its window: answered now, refreshed once in the background.
+                    if cache.store.begin_refresh(&key) {
+                        refresh_http(client.clone(), request.clone(), context, cache.clone(), key);
+                    }
+                    return Ok(entry.body);
+                }
+                None => {}
             }
             let shared = cache.store.shared_versions(&cache.tags).await;
             Some((cache, key, cache.store.versions_of(&cache.tags), shared))
@@ -273,6 +281,25 @@ async fn send_http(
         super::store_answer(cache, key, body.clone(), http::HeaderMap::new(), &headers, versions, shared);
     }
     Ok(body)
+}
+
+/// Refetches a stale cached answer in the background; only a successful answer replaces it.
+fn refresh_http(
+    client: crate::upstream::HttpClient,
+    request: crate::upstream::HttpRequest,
+    context: &Context<'_>,
+    cache: crate::cache::FetchCache,
+    key: crate::cache::Key,
+) {
+    let (metadata, timeout) = (context.metadata.clone(), context.timeout);
+    tokio::spawn(async move {
+        let versions = cache.store.versions_of(&cache.tags);
+        let shared = cache.store.shared_versions(&cache.tags).await;
+        if let Ok((body, headers)) = client.send(&request, &metadata, timeout).await {
+            super::store_answer(&cache, key.clone(), body, http::HeaderMap::new(), &headers, versions, shared);
+        }
+        cache.store.end_refresh(&key);
+    });
 }
 
 /// Sends a REST or GraphQL-source request, sharing a read with identical ones in flight.

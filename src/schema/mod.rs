@@ -7,6 +7,7 @@
 
 mod binding;
 mod declared;
+mod edits;
 mod generate;
 mod introspected;
 mod introspection;
@@ -23,6 +24,7 @@ pub use binding::{Batch, Binding, BoundCall, GraphqlCall, Part, RestCall, Templa
 pub use declared::{
     DIRECTIVES_SDL, IntrospectedSources, SchemaFile, SourceDecl, SourceKind, apply_schema_files, declared_sources,
 };
+pub use edits::{apply_field_config, apply_hidden_types, apply_type_names};
 pub use generate::generate_schema;
 pub use introspected::{INTROSPECTION_QUERY, introspection_sdl};
 pub use introspection::{introspection_field_type, is_introspection_object};
@@ -224,107 +226,6 @@ pub struct GraphqlSchema {
     pub cache_hints: BTreeMap<(String, String), (u64, bool)>,
     /// The `__schema` tree, built on first use.
     introspected: std::sync::OnceLock<serde_json::Value>,
-}
-
-/// Applies `graphql.fields`: renames and hides fields of object types. Each problem names the
-/// config key.
-pub fn apply_field_config(
-    schema: &mut GraphqlSchema,
-    config: &BTreeMap<String, crate::config::GraphqlFieldConfig>,
-) -> Vec<crate::config::Problem> {
-    use crate::config::Problem;
-    let mut problems = Vec::new();
-    for (key, field_config) in config {
-        let at = format!("graphql.fields.\"{key}\"");
-        let Some((type_name, field)) = key.split_once('.') else {
-            problems.push(Problem::error(at, format!("`{key}` is not `Type.field`")));
-            continue;
-        };
-        let Some(TypeDef::Object { fields, .. }) = schema.types.get_mut(type_name) else {
-            problems.push(Problem::error(at, format!("there is no object type `{type_name}`")));
-            continue;
-        };
-        let Some(index) = fields.iter().position(|f| f.name == field) else {
-            problems.push(Problem::error(at, format!("{type_name} has no field `{field}`")));
-            continue;
-        };
-        if field_config.hidden {
-            fields.remove(index);
-            continue;
-        }
-        if let Some(name) = &field_config.name {
-            let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && !name.starts_with("__");
-            if !valid {
-                problems.push(Problem::error(format!("{at}.name"), format!("`{name}` is not a GraphQL field name")));
-            } else if fields.iter().any(|f| &f.name == name) {
-                problems
-                    .push(Problem::error(format!("{at}.name"), format!("{type_name} already has a field `{name}`")));
-            } else {
-                fields[index].name = name.clone();
-            }
-        }
-    }
-    problems
-}
-
-/// Applies `graphql.type_names`: renames generated types and every reference to them.
-pub fn apply_type_names(schema: &mut GraphqlSchema, renames: &BTreeMap<String, String>) -> Vec<crate::config::Problem> {
-    use crate::config::Problem;
-    let mut problems = Vec::new();
-    let mut applied: BTreeMap<String, String> = BTreeMap::new();
-    for (from, to) in renames {
-        let at = format!("graphql.type_names.{from}");
-        let valid = to.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && to.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            && !to.starts_with("__");
-        match schema.types.get(from) {
-            None => problems.push(Problem::error(at, format!("there is no generated type `{from}`"))),
-            Some(TypeDef::Scalar { .. }) => {
-                problems.push(Problem::error(at, format!("`{from}` is a scalar; scalars keep their names")))
-            }
-            Some(_) if !valid => problems.push(Problem::error(at, format!("`{to}` is not a GraphQL type name"))),
-            Some(_) if schema.types.contains_key(to) || applied.values().any(|t| t == to) => {
-                problems.push(Problem::error(at, format!("a type `{to}` exists already")))
-            }
-            Some(_) => {
-                applied.insert(from.clone(), to.clone());
-            }
-        }
-    }
-    if applied.is_empty() {
-        return problems;
-    }
-    let rename = |ty: &mut TypeRef| {
-        if let Some(to) = applied.get(&ty.name) {
-            ty.name = to.clone();
-        }
-    };
-    for field in schema.roots.values_mut().flatten() {
-        rename(&mut field.output);
-        field.arguments.iter_mut().for_each(|a| rename(&mut a.ty));
-    }
-    let types = std::mem::take(&mut schema.types);
-    for (name, mut definition) in types {
-        match &mut definition {
-            TypeDef::Object { fields, .. } => {
-                for field in fields.iter_mut() {
-                    rename(&mut field.ty);
-                    field.arguments.iter_mut().for_each(|a| rename(&mut a.ty));
-                }
-            }
-            TypeDef::Input { fields, .. } => fields.iter_mut().for_each(|f| rename(&mut f.ty)),
-            _ => {}
-        }
-        schema.types.insert(applied.get(&name).cloned().unwrap_or(name), definition);
-    }
-    for (from, to) in &applied {
-        if let Some(description) = schema.type_descriptions.remove(from) {
-            schema.type_descriptions.insert(to.clone(), description);
-        }
-    }
-    problems
 }
 
 impl GraphqlSchema {

@@ -24,18 +24,6 @@ fn x_cache(headers: &http::HeaderMap) -> &str {
     headers.get("x-cache").and_then(|v| v.to_str().ok()).unwrap_or("(none)")
 }
 
-async fn graphql(gateway: &TestGateway, query: &str) -> Value {
-    let response = gateway
-        .client
-        .post(format!("{}/graphql", gateway.base))
-        .header("content-type", "application/json")
-        .body(json!({ "query": query }).to_string())
-        .send()
-        .await
-        .expect("send");
-    response.json().await.expect("json")
-}
-
 #[tokio::test]
 async fn rest_gets_hit_the_cache_carry_etags_and_are_invalidated_by_the_admin_api() {
     let config = format!(
@@ -127,13 +115,13 @@ async fn a_stitched_field_is_cached_while_its_parent_stays_fresh() {
     let (gateway, _dir) = TestGateway::stitched_with_config(config).await;
     let query = "{ listBooks(parent: \"shelves/1\") { books { title writer { name } } } }";
     for _ in 0..3 {
-        let answer = graphql(&gateway, query).await;
+        let answer = gateway.graphql(query).await;
         assert_eq!(answer["data"]["listBooks"]["books"][0]["writer"]["name"], "Ursula K. Le Guin", "{answer}");
     }
     assert_eq!(gateway.backend().calls("ListBooks"), 3, "the parent is fetched every time");
     assert_eq!(gateway.authors().requests(), 1, "the stitched field came from the cache");
     for _ in 0..3 {
-        graphql(&gateway, "{ getBook(name: \"shelves/1/books/1\") { title } }").await;
+        gateway.graphql("{ getBook(name: \"shelves/1/books/1\") { title } }").await;
     }
     assert_eq!(gateway.backend().calls("GetBook"), 1, "a cached root field");
     // Invalidating the Author type drops the stitched answers.
@@ -148,7 +136,7 @@ async fn a_stitched_field_is_cached_while_its_parent_stays_fresh() {
         .await
         .expect("json");
     assert_eq!(answer["invalidated"], 1, "{answer}");
-    graphql(&gateway, query).await;
+    gateway.graphql(query).await;
     assert_eq!(gateway.authors().requests(), 2);
     gateway.shutdown().await;
 }
@@ -180,7 +168,7 @@ async fn writes_make_what_they_are_configured_to_invalidate_stale() {
     assert_eq!((x_cache(&headers), &answer["title"]), ("MISS", &json!("Renamed")));
     assert_eq!(read().await, "HIT");
     // A GraphQL mutation of another method, invalidating by type.
-    let answer = graphql(&gateway, "mutation { deleteBook(name: \"shelves/1/books/2\") }").await;
+    let answer = gateway.graphql("mutation { deleteBook(name: \"shelves/1/books/2\") }").await;
     assert!(answer.get("errors").is_none(), "{answer}");
     assert_eq!(read().await, "MISS");
     assert_eq!(gateway.backend().calls("GetBook"), 3);
@@ -241,7 +229,7 @@ async fn the_backends_cache_control_is_honoured() {
         let config = format!("[[cache.rules]]\nfields = [\"Query.author\"]\nttl = \"1h\"\nscope = \"{scope}\"\n");
         let (gateway, _dir) = TestGateway::stitched_with_config(&config).await;
         for _ in 0..2 {
-            let answer = graphql(&gateway, "{ author(id: \"1\") { name } }").await;
+            let answer = gateway.graphql("{ author(id: \"1\") { name } }").await;
             assert_eq!(answer["data"]["author"]["name"], "Ursula K. Le Guin", "{answer}");
         }
         assert_eq!(
@@ -280,6 +268,29 @@ async fn a_stale_answer_is_served_while_one_background_fetch_refreshes_it() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(gateway.backend().calls("GetBook"), 2, "one fetch, one background refresh");
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stale_rest_source_answer_is_served_while_it_is_refreshed() {
+    let config = "[[cache.rules]]\nfields = [\"Book.writer\"]\nttl = \"300ms\"\nstale_while_revalidate = \"1h\"\nscope = \"public\"\n";
+    let (gateway, _dir) = TestGateway::stitched_with_config(config).await;
+    let query = "{ getBook(name: \"shelves/1/books/1\") { writer { name } } }";
+    assert_eq!(gateway.graphql(query).await["data"]["getBook"]["writer"]["name"], "Ursula K. Le Guin");
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    // Past the TTL, with a slow source: every query is answered from the stale entry, and one
+    // refresh runs behind them (without the stale window, each would call the source).
+    gateway.authors().set_latency(std::time::Duration::from_secs(1));
+    for _ in 0..3 {
+        let answer = gateway.graphql(query).await;
+        assert_eq!(answer["data"]["getBook"]["writer"]["name"], "Ursula K. Le Guin", "{answer}");
+    }
+    let started = tokio::time::Instant::now();
+    while gateway.authors().requests() < 2 {
+        assert!(started.elapsed() < crate::support::HANG, "the refresh never reached the source");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(gateway.authors().requests(), 2, "one fetch, one background refresh");
     gateway.shutdown().await;
 }
 
@@ -353,7 +364,7 @@ async fn cache_control_in_schema_files_caches_a_field() {
     let gateway = TestGateway::from_sources(sources, Some(backend)).await;
     let query = "{ listBooks(parent: \"shelves/1\") { books { title writer { name } } } }";
     for _ in 0..3 {
-        let answer = graphql(&gateway, query).await;
+        let answer = gateway.graphql(query).await;
         assert_eq!(answer["data"]["listBooks"]["books"][0]["writer"]["name"], "Ursula K. Le Guin", "{answer}");
     }
     assert_eq!(authors.requests(), 1, "the writer came from the cache after the first query");

@@ -25,4 +25,5 @@ mod stitching;
 mod subscriptions;
 mod tls_listener;
 mod transforms;
+mod versions;
 mod support;

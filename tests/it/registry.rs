@@ -168,12 +168,26 @@ async fn pull_from_a_reflection_v1_server() {
     let work = tempfile::tempdir().expect("tempdir");
     let url = backend.url();
     let path = work.path().to_owned();
-    let out = tokio::task::spawn_blocking(move || run(&["descriptors", "pull", &url, "--dir", "reg"], &path))
-        .await
-        .expect("join");
+    let out = tokio::task::spawn_blocking(move || {
+        run(&["descriptors", "pull", &url, "--service", "catalog.v1.Catalog", "--dir", "reg"], &path)
+    })
+    .await
+    .expect("join");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let expected = demo_registration().expect("demo").digest;
     assert!(text(&out.stdout).contains(&format!("added catalog.v1 ({expected})")), "{}", text(&out.stdout));
+    // Without --service, every service the backend serves (both catalog versions), named by
+    // the first one's package.
+    let (url, path) = (backend.url(), work.path().to_owned());
+    let out = tokio::task::spawn_blocking(move || run(&["descriptors", "pull", &url, "--dir", "reg2"], &path))
+        .await
+        .expect("join");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("added catalog.v1 (") && stdout.contains("services: catalog.v1.Catalog, catalog.v2.Catalog"),
+        "{stdout}"
+    );
     backend.shutdown().await;
 }
 

@@ -227,6 +227,27 @@ impl TestGateway {
         (TestGateway::start_with(flag, Some(backend), Some(file)).await, dir)
     }
 
+    /// Both versions of the demo catalog (catalog.v1 and catalog.v2, served by one demo backend)
+    /// with a config file of `toml`, in which `{backend}` is replaced by the backend's URL.
+    pub(crate) async fn two_versions_with_config(toml: &str) -> (TestGateway, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("switchyard.toml");
+        let backend =
+            switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("backend");
+        std::fs::write(&file, toml.replace("{backend}", &backend.url())).expect("write config");
+        let sources = switchyard::snapshot::SnapshotSources {
+            config_file: Some(file),
+            embedded: vec![
+                switchyard::demo::demo_registration().expect("demo"),
+                switchyard::demo::demo_v2_registration().expect("demo v2"),
+            ],
+            no_descriptor_dir: true,
+            schemas: Some(PathBuf::from("/nonexistent")),
+            ..Default::default()
+        };
+        (TestGateway::from_sources(sources, Some(backend)).await, dir)
+    }
+
     /// The demo registration with `backend_url` as its backend (or none).
     pub(crate) async fn start(
         backend_url: Option<String>,
@@ -303,6 +324,19 @@ impl TestGateway {
         let text = response.text().await.expect("body");
         let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
         (status, json, headers)
+    }
+
+    /// POSTs a GraphQL query (no variables, no credentials) and answers the response body.
+    pub(crate) async fn graphql(&self, query: &str) -> serde_json::Value {
+        let body = serde_json::json!({ "query": query }).to_string();
+        let (_, answer, _) = self.call("POST", "/graphql", &body).await;
+        answer
+    }
+
+    /// GETs `path` from the admin listener, as JSON.
+    pub(crate) async fn admin_json(&self, path: &str) -> serde_json::Value {
+        let response = self.client.get(format!("{}{path}", self.admin)).send().await.expect("admin request");
+        response.json().await.expect("admin answers JSON")
     }
 
     pub(crate) async fn shutdown(mut self) {

@@ -272,6 +272,55 @@ async fn generated_types_can_be_renamed() {
 }
 
 #[tokio::test]
+async fn generated_types_can_be_hidden_with_everything_of_their_type() {
+    let config = "[graphql]\nhidden_types = [\"Genre\", \"BookLabelsEntry\", \"HttpBody\"]\n\
+                  [backends.catalog]\nendpoints = [\"{backend}\"]\nservices = [\"catalog.v1\"]\n";
+    let (gateway, _dir) = TestGateway::demo_with_config(config).await;
+    let answer = gateway
+        .graphql(
+            "{ genre: __type(name: \"Genre\") { name } book: __type(name: \"Book\") { fields { name } } \
+           input: __type(name: \"BookInput\") { inputFields { name } } \
+           query: __type(name: \"Query\") { fields { name args { name } } } \
+           subscription: __type(name: \"Subscription\") { fields { name } } }",
+        )
+        .await;
+    let names = |value: &serde_json::Value, key: &str| -> Vec<String> {
+        value.as_array().into_iter().flatten().filter_map(|f| f[key].as_str().map(str::to_owned)).collect()
+    };
+    let data = &answer["data"];
+    assert_eq!(data["genre"], serde_json::Value::Null, "{answer}");
+    let book = names(&data["book"]["fields"], "name");
+    assert!(book.contains(&"title".to_owned()) && !book.contains(&"genre".to_owned()), "{book:?}");
+    assert!(!book.contains(&"labels".to_owned()), "{book:?}");
+    let input = names(&data["input"]["inputFields"], "name");
+    assert!(input.contains(&"labels".to_owned()) && !input.contains(&"genre".to_owned()), "{input:?}");
+    let roots = names(&data["query"]["fields"], "name");
+    assert_eq!(roots, ["getBook", "listBooks"], "getCover answered HttpBody");
+    let list_arguments = names(&data["query"]["fields"][1]["args"], "name");
+    assert_eq!(list_arguments, ["parent", "pageSize", "pageToken", "author"]);
+    assert_eq!(names(&data["subscription"]["fields"], "name"), ["watchBooks"]);
+    // The hidden types' data is simply not asked for; the rest is served as before.
+    let answer = gateway.graphql("{ getBook(name: \"shelves/1/books/1\") { title } }").await;
+    assert_eq!(answer["data"]["getBook"]["title"], "The Left Hand of Darkness", "{answer}");
+    gateway.shutdown().await;
+
+    // A type left with no fields leaves too, and says why.
+    let config = "[graphql]\nhidden_types = [\"Book\", \"BookEventKind\", \"DateTime\"]\n\
+                  [backends.catalog]\nendpoints = [\"{backend}\"]\nservices = [\"catalog.v1\"]\n";
+    let (gateway, _dir) = TestGateway::demo_with_config(config).await;
+    let ready = gateway.admin_json("/readyz").await;
+    assert!(ready["warnings"].to_string().contains("`BookEvent` is hidden too"), "{ready}");
+    let answer = gateway.graphql("{ __schema { subscriptionType { fields { name } } } }").await;
+    assert_eq!(answer["data"]["__schema"]["subscriptionType"]["fields"], json!([{"name": "exportBooks"}]), "{answer}");
+    gateway.shutdown().await;
+    crate::support::assert_config_refused(&[(
+        "[graphql]\nhidden_types = [\"Nope\"]\n",
+        "graphql.hidden_types.Nope",
+        "no generated type `Nope`",
+    )]);
+}
+
+#[tokio::test]
 async fn a_service_can_be_mounted_under_a_path_prefix() {
     let config = "[rest.mounts]\n\"catalog.v1.Catalog\" = \"/legacy\"\n\
                   [backends.catalog]\nendpoints = [\"{backend}\"]\nservices = [\"catalog.v1\"]\n";
