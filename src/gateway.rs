@@ -184,6 +184,10 @@ impl ServiceDirectory for Snapshot {
         self.cache_rules.methods.get(full_name).cloned()
     }
 
+    fn cache_for_route(&self, index: usize) -> Option<crate::cache::Rule> {
+        self.cache_rules.routes.get(&index).cloned()
+    }
+
     fn cache_for_field(&self, type_name: &str, field: &str) -> Option<crate::cache::Rule> {
         if self.cache_rules.fields.is_empty() {
             return None;

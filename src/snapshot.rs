@@ -211,9 +211,11 @@ fn cache_rules(
             problems.push(Problem::error(at("ttl"), "must be longer than zero (remove the rule to cache nothing)"));
             continue;
         }
-        let targets = Targets { methods: &rule.methods, routes: &[], fields: &rule.fields, types: &rule.types };
+        let targets =
+            Targets { methods: &rule.methods, routes: &rule.routes, fields: &rule.fields, types: &rule.types };
         if targets.is_empty() {
-            problems.push(Problem::error(at("methods"), "the rule caches nothing: set methods, fields or types"));
+            problems
+                .push(Problem::error(at("methods"), "the rule caches nothing: set methods, routes, fields or types"));
             continue;
         }
         index.add(served, compiled.len(), &targets, &at, &mut problems);
@@ -232,6 +234,12 @@ fn cache_rules(
     for method in served.methods() {
         if let Some(rule) = combine(index.method(method)) {
             resolved.methods.insert(method.full_name().to_owned(), rule);
+        }
+    }
+    for (route, method) in served.route_methods().enumerate() {
+        if let Some(rule) = combine(index.route(route)) {
+            let by_method = resolved.methods.get(method.full_name());
+            resolved.routes.insert(route, by_method.map_or_else(|| rule.clone(), |m| m.and(&rule)));
         }
     }
     for (i, invalidation) in config.invalidations.iter().enumerate() {

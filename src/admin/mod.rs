@@ -72,15 +72,18 @@ async fn cache_stats(State(gateway): State<Arc<Gateway>>) -> Response {
     Json(json!({"entries": entries, "bytes": bytes, "max_bytes": snapshot.cache.max_bytes()})).into_response()
 }
 
-/// `{"methods": ["pkg.Service/Method"], "types": ["Book"], "prefix": "grpc /pkg.Service/"}`:
-/// drops the cached answers of those methods, of fetches for fields of those GraphQL types (or
-/// returning them), and whose key starts with the prefix.
+/// `{"methods": ["pkg.Service/Method"], "routes": ["GET /v1/{name=shelves/*}"], "types": ["Book"],
+/// "prefix": "grpc /pkg.Service/"}`: drops the cached answers of those methods and of the
+/// routes' methods, of fetches for fields of those GraphQL types (or returning them), and whose
+/// key starts with the prefix. A route that is not served is a 400 naming it.
 async fn invalidate_cache(State(gateway): State<Arc<Gateway>>, body: axum::body::Bytes) -> Response {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Invalidate {
         #[serde(default)]
         methods: Vec<String>,
+        #[serde(default)]
+        routes: Vec<String>,
         #[serde(default)]
         types: Vec<String>,
         #[serde(default)]
@@ -93,13 +96,34 @@ async fn invalidate_cache(State(gateway): State<Arc<Gateway>>, body: axum::body:
             return (http::StatusCode::BAD_REQUEST, Json(body)).into_response();
         }
     };
-    if request.methods.is_empty() && request.types.is_empty() && request.prefix.is_none() {
-        let body = json!({"code": ErrorCode::InvalidArgument.grpc_code(), "message": "name methods, types or a prefix to invalidate"});
-        return (http::StatusCode::BAD_REQUEST, Json(body)).into_response();
+    let bad_request = |message: String| {
+        let body = json!({"code": ErrorCode::InvalidArgument.grpc_code(), "message": message});
+        (http::StatusCode::BAD_REQUEST, Json(body)).into_response()
+    };
+    if request.methods.is_empty() && request.routes.is_empty() && request.types.is_empty() && request.prefix.is_none() {
+        return bad_request("name methods, routes, types or a prefix to invalidate".into());
     }
+    let snapshot = gateway.snapshot();
     let mut tags: Vec<String> = request.methods.iter().map(|m| m.replace('/', ".")).collect();
+    for (i, pattern) in request.routes.iter().enumerate() {
+        let (verb, template) = match pattern.trim().split_once(' ') {
+            Some((verb, template)) => (Some(verb), template.trim()),
+            None => (None, pattern.trim()),
+        };
+        let before = tags.len();
+        for entry in snapshot.routes.routes() {
+            if entry.template.to_string() == template
+                && verb.is_none_or(|v| v.eq_ignore_ascii_case(entry.method.as_str()))
+            {
+                tags.push(entry.value.method.full_name().to_owned());
+            }
+        }
+        if tags.len() == before {
+            return bad_request(format!("routes[{i}]: no REST route is `{pattern}` (`switchyard routes` lists them)"));
+        }
+    }
     tags.extend(request.types);
-    let invalidated = gateway.snapshot().cache.invalidate(&tags, request.prefix.as_deref());
+    let invalidated = snapshot.cache.invalidate(&tags, request.prefix.as_deref());
     Json(json!({ "invalidated": invalidated })).into_response()
 }
 

@@ -375,6 +375,8 @@ pub struct Rules {
     pub methods: std::collections::HashMap<String, Rule>,
     /// GraphQL (type, field) → rule (root fields and stitched fields).
     pub fields: std::collections::HashMap<(String, String), Rule>,
+    /// REST route index → rule (its route rules and its method's, combined).
+    pub routes: std::collections::HashMap<usize, Rule>,
     /// The vary headers (lower case).
     pub vary: Vec<String>,
     /// Write method full name → the tags its success makes stale.
@@ -384,7 +386,7 @@ pub struct Rules {
 impl Rules {
     /// True when nothing is cached.
     pub fn is_empty(&self) -> bool {
-        self.methods.is_empty() && self.fields.is_empty()
+        self.methods.is_empty() && self.fields.is_empty() && self.routes.is_empty()
     }
 }
 

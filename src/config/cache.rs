@@ -65,10 +65,15 @@ pub struct CacheRule {
     /// GraphQL types: every field of this type.
     #[serde(default)]
     pub types: Vec<String>,
+    /// REST routes, as `switchyard routes` prints them (`GET /v1/{name=shelves/*/books/*}`), or a
+    /// template for every verb. A route's answers follow this rule and its method's, the
+    /// stricter of the two.
+    #[serde(default)]
+    pub routes: Vec<String>,
     /// How long an answer is served from the cache.
     pub ttl: ConfigDuration,
     /// After the TTL, how long the old answer is still served while one background fetch
-    /// refreshes it (stale-while-revalidate; fetches of gRPC methods, however reached).
+    /// refreshes it (stale-while-revalidate; gRPC, REST-source and GraphQL-source fetches).
     #[serde(default)]
     pub stale_while_revalidate: Option<ConfigDuration>,
     /// `private` (default): kept per identity, never served to another; `public`: shared.

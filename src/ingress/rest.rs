@@ -375,6 +375,7 @@ fn prepare(served: &Served, parts: &Parts) -> Result<Call, Refusal> {
         .map_err(|error| Refusal::new(ErrorCode::InvalidArgument, error.to_string()))?;
     let client = parts.extensions.get::<crate::server::ClientAddr>().map(|c| c.0);
     crate::ingress::forward::capture_hash_inputs(&mut context, &parts.headers, client, snapshot);
+    context.route = Some(found.index);
     let format = body_format(&route, parts, rest)?;
     let header_fields = rest
         .header_bindings

@@ -75,6 +75,9 @@ pub struct RequestContext {
     pub identity: Option<std::sync::Arc<Identity>>,
     /// The values of the request headers cache keys vary on (`cache.vary`).
     pub vary: Vec<(String, Vec<u8>)>,
+    /// The REST route the request matched (its index in the snapshot's route table), for
+    /// rules that target routes.
+    pub route: Option<usize>,
 }
 
 /// A verified client: from a JWT or an API key.

@@ -28,6 +28,11 @@ pub trait ServiceDirectory {
     fn cache_for_method(&self, _full_name: &str) -> Option<crate::cache::Rule> {
         None
     }
+    /// The cache rule for calls made for REST route `index` (its method's rule included), if
+    /// any.
+    fn cache_for_route(&self, _index: usize) -> Option<crate::cache::Rule> {
+        None
+    }
     /// The cache rule for GraphQL field `type_name.field`'s fetch, if any.
     fn cache_for_field(&self, _type_name: &str, _field: &str) -> Option<crate::cache::Rule> {
         None
@@ -329,7 +334,10 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
                     false => None,
                     true if graphql => root_field_of(directory.graphql(), &method)
                         .and_then(|field| directory.cache_for_field(root, &field)),
-                    true if is_read(&method) => directory.cache_for_method(method.full_name()),
+                    true if is_read(&method) => context
+                        .route
+                        .and_then(|route| directory.cache_for_route(route))
+                        .or_else(|| directory.cache_for_method(method.full_name())),
                     true => None,
                 };
                 let cache = caching.fetch(rule, tags);

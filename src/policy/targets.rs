@@ -40,6 +40,7 @@ pub(crate) fn method_option(method: &MethodDescriptor, field: &str) -> Option<pr
 pub struct Served<'a> {
     methods: Vec<MethodDescriptor>,
     route_names: Vec<(String, String)>,
+    route_methods: Vec<MethodDescriptor>,
     schema: &'a GraphqlSchema,
 }
 
@@ -53,7 +54,13 @@ impl<'a> Served<'a> {
             .collect();
         let route_names =
             routes.routes().iter().map(|entry| (entry.method.to_string(), entry.template.to_string())).collect();
-        Served { methods, route_names, schema }
+        let route_methods = routes.routes().iter().map(|entry| entry.value.method.clone()).collect();
+        Served { methods, route_names, route_methods, schema }
+    }
+
+    /// The method of each route, by route index.
+    pub fn route_methods(&self) -> impl Iterator<Item = &MethodDescriptor> {
+        self.route_methods.iter()
     }
 
     /// Every served method.

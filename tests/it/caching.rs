@@ -141,6 +141,45 @@ async fn a_stitched_field_is_cached_while_its_parent_stays_fresh() {
     gateway.shutdown().await;
 }
 
+#[tokio::test]
+async fn rules_on_rest_routes_cache_those_routes_and_are_invalidated_by_route() {
+    let config = format!(
+        "[[auth.jwt]]\nname = \"t\"\nkeys = [{{ algorithm = \"HS256\", secret = \"{SECRET}\" }}]\n\
+         [[cache.rules]]\nroutes = [\"GET /v1/{{parent=shelves/*}}/books\"]\nttl = \"1h\"\nscope = \"public\"\n\
+         [[cache.rules]]\nmethods = [\"catalog.v1.Catalog/GetBook\"]\nttl = \"1h\"\nscope = \"public\"\n\
+         [[cache.rules]]\nroutes = [\"/v1/{{name=shelves/*/books/*}}\"]\nttl = \"1h\"\nscope = \"private\"\n{BACKEND}"
+    );
+    let (gateway, _dir) = TestGateway::demo_with_config(&config).await;
+    let list = "/v1/shelves/1/books";
+    assert_eq!(x_cache(&get_with(&gateway, list, &[]).await.2), "MISS");
+    assert_eq!(x_cache(&get_with(&gateway, list, &bearer("ada")).await.2), "HIT", "public: shared");
+    // GraphQL reaches ListBooks by no route: the route's rule does not apply there.
+    gateway.graphql("{ listBooks(parent: \"shelves/1\") { totalSize } }").await;
+    assert_eq!(gateway.backend().calls("ListBooks"), 2);
+    // The book route's private rule and the method's public one combine to private.
+    let book = "/v1/shelves/1/books/1";
+    let table = [("ada", "MISS", 1), ("ada", "HIT", 1), ("bob", "MISS", 2)];
+    for (who, expected, calls) in table {
+        let (status, _, headers) = get_with(&gateway, book, &bearer(who)).await;
+        assert_eq!((status, x_cache(&headers), gateway.backend().calls("GetBook")), (200, expected, calls), "{who}");
+    }
+    let invalidate = |body: Value| {
+        let request = gateway.client.post(format!("{}/admin/cache/invalidate", gateway.admin)).body(body.to_string());
+        async move {
+            let response = request.send().await.expect("send");
+            (response.status().as_u16(), response.json::<Value>().await.expect("json"))
+        }
+    };
+    let (status, answer) = invalidate(json!({"routes": ["GET /v1/{parent=shelves/*}/books"]})).await;
+    assert_eq!((status, &answer["invalidated"]), (200, &json!(1)), "{answer}");
+    assert_eq!(x_cache(&get_with(&gateway, list, &[]).await.2), "MISS");
+    assert_eq!(x_cache(&get_with(&gateway, book, &bearer("ada")).await.2), "HIT", "other routes keep theirs");
+    let (status, answer) = invalidate(json!({"routes": ["GET /v9/nothing"]})).await;
+    assert_eq!(status, 400);
+    assert_eq!(answer["message"], "routes[0]: no REST route is `GET /v9/nothing` (`switchyard routes` lists them)");
+    gateway.shutdown().await;
+}
+
 #[test]
 fn bad_cache_rules_are_refused_naming_the_key() {
     crate::support::assert_config_refused(&[
