@@ -89,6 +89,30 @@ pub mod grpc_code {
     pub const UNAVAILABLE: i32 = 14;
     pub const DATA_LOSS: i32 = 15;
     pub const UNAUTHENTICATED: i32 = 16;
+
+    /// The code's canonical name (`NOT_FOUND`); `UNKNOWN` for numbers outside the list.
+    pub fn name(code: i32) -> &'static str {
+        const NAMES: [&str; 17] = [
+            "OK",
+            "CANCELLED",
+            "UNKNOWN",
+            "INVALID_ARGUMENT",
+            "DEADLINE_EXCEEDED",
+            "NOT_FOUND",
+            "ALREADY_EXISTS",
+            "PERMISSION_DENIED",
+            "RESOURCE_EXHAUSTED",
+            "FAILED_PRECONDITION",
+            "ABORTED",
+            "OUT_OF_RANGE",
+            "UNIMPLEMENTED",
+            "INTERNAL",
+            "UNAVAILABLE",
+            "DATA_LOSS",
+            "UNAUTHENTICATED",
+        ];
+        usize::try_from(code).ok().and_then(|i| NAMES.get(i)).copied().unwrap_or("UNKNOWN")
+    }
 }
 
 impl ErrorCode {

@@ -25,6 +25,8 @@ pub struct Served {
     pub snapshot: Arc<Snapshot>,
     /// One client per cluster.
     pub upstreams: Upstreams,
+    /// The gateway's telemetry (the same for every installed state).
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 /// Why an operation failed before or during its fetches.
@@ -70,6 +72,8 @@ pub struct Gateway {
     sessions: tokio_util::task::TaskTracker,
     /// Each newly installed state, for long-lived operations that check what a reload removed.
     installed: tokio::sync::watch::Sender<Arc<Served>>,
+    /// Metrics and the access log, kept across snapshot swaps.
+    telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 impl Gateway {
@@ -77,7 +81,8 @@ impl Gateway {
     /// server says so. Must be called within a tokio runtime (clients are created here).
     pub fn new(snapshot: Snapshot, sources: SnapshotSources) -> Arc<Self> {
         let upstreams = Upstreams::build(snapshot.clusters.values(), None);
-        let served = Arc::new(Served { snapshot: Arc::new(snapshot), upstreams });
+        let telemetry: Arc<crate::telemetry::Telemetry> = Arc::default();
+        let served = Arc::new(Served { snapshot: Arc::new(snapshot), upstreams, telemetry: telemetry.clone() });
         Arc::new(Gateway {
             installed: tokio::sync::watch::channel(served.clone()).0,
             served: ArcSwap::new(served),
@@ -86,7 +91,13 @@ impl Gateway {
             reload_lock: tokio::sync::Mutex::new(()),
             shutdown: tokio::sync::watch::channel(false).0,
             sessions: tokio_util::task::TaskTracker::new(),
+            telemetry,
         })
+    }
+
+    /// Metrics and the access log.
+    pub fn telemetry(&self) -> &Arc<crate::telemetry::Telemetry> {
+        &self.telemetry
     }
 
     /// What is served now; hold it for the whole request.
@@ -155,7 +166,7 @@ impl Gateway {
         }
         let upstreams = Upstreams::build(snapshot.clusters.values(), Some(&previous.upstreams));
         let snapshot = Arc::new(snapshot);
-        let served = Arc::new(Served { snapshot: snapshot.clone(), upstreams });
+        let served = Arc::new(Served { snapshot: snapshot.clone(), upstreams, telemetry: self.telemetry.clone() });
         self.served.store(served.clone());
         self.installed.send_replace(served);
         snapshot

@@ -28,6 +28,7 @@ pub fn admin_router(gateway: Arc<Gateway>) -> Router {
         .route("/admin/usage", get(usage))
         .route("/admin/cache", get(cache_stats))
         .route("/admin/cache/invalidate", post(invalidate_cache))
+        .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(gateway.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -63,6 +64,39 @@ async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
 /// Every backend cluster, its balancer and each endpoint's state.
 async fn clusters(State(gateway): State<Arc<Gateway>>) -> Response {
     Json(gateway.served().upstreams.describe()).into_response()
+}
+
+/// `GET /metrics`: Prometheus text, or OpenMetrics when the scraper's `Accept` asks for it.
+async fn metrics(State(gateway): State<Arc<Gateway>>, headers: http::HeaderMap) -> Response {
+    let served = gateway.served();
+    let snapshot = &served.snapshot;
+    let (endpoints, clusters) = served.upstreams.samples();
+    let (entries, bytes) = snapshot.cache.stats();
+    let (hits, stale, misses) = snapshot.cache.lookups();
+    let scrape = crate::telemetry::metrics::Scrape {
+        generation: snapshot.generation,
+        endpoints,
+        clusters,
+        cache: crate::telemetry::metrics::CacheSample {
+            hits,
+            misses,
+            stale,
+            entries,
+            bytes,
+            max_bytes: snapshot.cache.max_bytes(),
+        },
+    };
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.contains("application/openmetrics-text")));
+    let text = gateway.telemetry().metrics.render(scrape, openmetrics);
+    let content_type = if openmetrics {
+        crate::telemetry::metrics::OPENMETRICS_TEXT
+    } else {
+        crate::telemetry::metrics::PROMETHEUS_TEXT
+    };
+    ([(header::CONTENT_TYPE, content_type)], text).into_response()
 }
 
 /// The fetch cache's entries and size.

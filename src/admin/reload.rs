@@ -10,6 +10,16 @@ use crate::snapshot::{Snapshot, build_snapshot};
 
 /// Rebuilds the snapshot from disk and swaps it in, or explains why not.
 pub async fn reload_snapshot(gateway: &Gateway) -> Result<Arc<Snapshot>, Vec<Problem>> {
+    let result = rebuild(gateway).await;
+    gateway.telemetry().metrics.reloaded(result.is_ok());
+    if let Err(problems) = &result {
+        let first = problems.first().map(ToString::to_string).unwrap_or_default();
+        tracing::warn!(problems = problems.len(), %first, "reload refused; the current snapshot keeps serving");
+    }
+    result
+}
+
+async fn rebuild(gateway: &Gateway) -> Result<Arc<Snapshot>, Vec<Problem>> {
     let _serialised = gateway.lock_reloads().await;
     let current = gateway.snapshot();
     let sources = gateway.sources().clone();

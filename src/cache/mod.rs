@@ -131,6 +131,8 @@ pub struct Cache {
     refreshing: std::sync::Mutex<std::collections::HashSet<Key>>,
     /// Redis, shared by every instance, when configured.
     second: Option<SecondLevel>,
+    /// Lookups answered fresh, answered stale, and missed (for metrics).
+    lookups: [std::sync::atomic::AtomicU64; 3],
 }
 
 impl std::fmt::Debug for Cache {
@@ -165,14 +167,37 @@ impl Cache {
     /// The entry under `key` from either level (a second-level hit fills the first), and
     /// whether it is stale.
     pub async fn lookup_shared(&self, key: &Key, tags: &Arc<[String]>) -> Option<(Entry, bool)> {
-        if let Some(found) = self.lookup(key) {
-            return Some(found);
-        }
+        let found = match self.lookup(key) {
+            Some(found) => Some(found),
+            None => self.lookup_second(key, tags).await,
+        };
+        self.count(found.as_ref().map(|(_, stale)| *stale));
+        found
+    }
+
+    async fn lookup_second(&self, key: &Key, tags: &Arc<[String]>) -> Option<(Entry, bool)> {
         let mut entry = self.second.as_ref()?.get(key, tags).await?;
         entry.versions = self.versions_of(tags);
         entry.tags = tags.clone();
         self.insert(key.clone(), entry.clone());
         Some((entry, false))
+    }
+
+    /// Counts a lookup: found fresh (`Some(false)`), found stale, or missed.
+    fn count(&self, found: Option<bool>) {
+        let slot = match found {
+            Some(false) => 0,
+            Some(true) => 1,
+            None => 2,
+        };
+        self.lookups[slot].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Lookups so far: (fresh hits, stale hits, misses).
+    pub fn lookups(&self) -> (u64, u64, u64) {
+        let [hits, stale, misses] = &self.lookups;
+        let load = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+        (load(hits), load(stale), load(misses))
     }
 
     /// The tags' versions in the second level, to take before a fetch (None without one).
@@ -211,6 +236,7 @@ impl Cache {
             versions: std::sync::RwLock::default(),
             refreshing: std::sync::Mutex::default(),
             second: None,
+            lookups: Default::default(),
         }
     }
 
@@ -228,7 +254,9 @@ impl Cache {
 
     /// The live entry under `key`: not expired, and none of its tags invalidated since.
     pub fn get(&self, key: &Key) -> Option<Entry> {
-        self.lookup(key).filter(|(_, stale)| !stale).map(|(entry, _)| entry)
+        let found = self.lookup(key).filter(|(_, stale)| !stale).map(|(entry, _)| entry);
+        self.count(found.as_ref().map(|_| false));
+        found
     }
 
     /// The entry under `key` and whether it is past its TTL (but within its stale window);

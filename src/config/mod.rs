@@ -13,6 +13,7 @@ mod duration;
 mod env;
 mod graphql;
 mod load;
+mod observability;
 mod problem;
 mod rate_limits;
 mod rest;
@@ -44,6 +45,7 @@ pub use graphql::{
     GraphqlServiceConfig, SubscriptionConfig, TrustedDocumentsConfig,
 };
 pub use load::{LoadedConfig, load_config_file, parse_config};
+pub use observability::{AccessLogConfig, AccessLogField, SECRET_HEADERS};
 pub use problem::{Problem, Severity};
 pub use rate_limits::{
     LimitAlgorithm, LimitClients, LimitKey, LimitStore, LimitUnit, QuotaPeriod, QuotaRule, RateLimitRule,
@@ -87,6 +89,8 @@ pub struct Config {
     pub transforms: Vec<TransformConfig>,
     /// Deprecated service versions, by service full name (`catalog.v1.Catalog`).
     pub deprecations: BTreeMap<String, DeprecationConfig>,
+    /// One JSON line per request.
+    pub access_log: AccessLogConfig,
 }
 
 /// A deprecated service (an old API version served beside the new one): its REST answers say

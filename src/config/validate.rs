@@ -106,6 +106,16 @@ pub(crate) fn validate_config(config: &Config) -> Vec<Problem> {
     if let Some(versions) = &config.rest.versions {
         check_versions(versions, &mut problems);
     }
+    for (i, header) in config.access_log.headers.iter().enumerate() {
+        let at = format!("access_log.headers[{i}]");
+        if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+            problems.push(Problem::error(at, format!("`{header}` is not a header name")));
+        } else if super::SECRET_HEADERS.contains(&header.to_ascii_lowercase().as_str())
+            || config.auth.api_keys.as_ref().is_some_and(|k| k.header.eq_ignore_ascii_case(header))
+        {
+            problems.push(Problem::error(at, format!("`{header}` carries credentials; access logs never write it")));
+        }
+    }
     problems
 }
 

@@ -24,9 +24,6 @@ use crate::upstream::UpstreamError;
 /// An answer as waiters share it: the encoded response and its metadata.
 pub(super) type Answer = Result<Arc<(Bytes, http::HeaderMap)>, ExecuteError>;
 
-/// Headers that differ per request and say nothing of its meaning.
-const CORRELATION: [&str; 3] = ["x-request-id", "traceparent", "tracestate"];
-
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
     client: usize,
@@ -57,7 +54,7 @@ pub(super) async fn coalesced(
         request: request.clone(),
         metadata: metadata
             .iter()
-            .filter(|(name, _)| !CORRELATION.contains(name))
+            .filter(|(name, _)| !crate::operation::CORRELATION_HEADERS.contains(name))
             .map(|(name, value)| (name.to_owned(), value.to_vec()))
             .collect(),
     };

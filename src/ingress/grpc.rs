@@ -65,6 +65,7 @@ pub(crate) async fn handle_grpc(served: Arc<Served>, local_grpc: &LocalGrpcCache
     let Some(method) = descriptor.methods().find(|m| m.name() == method) else {
         return status(tonic::Status::unimplemented(format!("unknown method {method} for service {service}")));
     };
+    crate::telemetry::record::note_operation(path.as_str());
     let Some(cluster) = snapshot.services.get(service).and_then(Option::as_deref) else {
         return status(tonic::Status::unavailable(format!("no backend serves {service}")));
     };

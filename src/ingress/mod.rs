@@ -12,6 +12,7 @@ mod graphql;
 pub use graphql::{Caches as GraphqlCaches, plan_query};
 mod grpc;
 mod grpc_local;
+mod observe;
 pub mod respond;
 mod rest;
 mod rest_output;
@@ -58,6 +59,7 @@ pub fn gateway_router(gateway: Arc<Gateway>) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), limit_uri))
         .layer(axum::middleware::from_fn_with_state(state.clone(), cors::cors))
         .layer(compression)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe::observe))
         .with_state(state)
 }
 

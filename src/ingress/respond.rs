@@ -25,6 +25,7 @@ pub fn error_response(code: ErrorCode, message: &str) -> Response {
 
 /// A google.rpc.Status JSON error response carrying `details` (already JSON).
 pub fn error_response_with_details(code: ErrorCode, message: &str, details: Vec<Value>) -> Response {
+    crate::telemetry::record::note_error(crate::error::grpc_code::name(code.grpc_code()));
     let body = json!({ "code": code.grpc_code(), "message": message, "details": details });
     let mut response = (code.http_status(), Json(body)).into_response();
     if code == ErrorCode::Unauthenticated {

@@ -376,6 +376,8 @@ fn prepare(served: &Served, parts: &Parts) -> Result<Call, Refusal> {
     let client = parts.extensions.get::<crate::server::ClientAddr>().map(|c| c.0);
     crate::ingress::forward::capture_hash_inputs(&mut context, &parts.headers, client, snapshot);
     context.route = Some(found.index);
+    let entry = snapshot.routes.route(found.index);
+    crate::telemetry::record::note_operation(format!("{} {}", entry.method, entry.template));
     let format = body_format(&route, parts, rest)?;
     let header_fields = rest
         .header_bindings
@@ -522,5 +524,9 @@ async fn upgrade_bidi(served: &Arc<Served>, parts: &mut Parts, call: Call) -> Re
     let limit = call.limit;
     let session = BidiSession { route: call.route, url_fields, options: call.options, context: call.context };
     let served = served.clone();
-    upgrade.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| run_bidi(served, socket, session))
+    upgrade.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| async move {
+        let open = served.telemetry.metrics.websocket_opened();
+        run_bidi(served, socket, session).await;
+        drop(open);
+    })
 }

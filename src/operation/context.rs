@@ -4,6 +4,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// Headers that differ on every request and say nothing of its meaning (correlation and trace
+/// context): left out wherever identical requests are recognised as one (coalescing, shared
+/// subscriptions).
+pub const CORRELATION_HEADERS: [&str; 3] = ["x-request-id", "traceparent", "tracestate"];
+
 /// Metadata to forward to backends: lower-case ASCII names; `-bin` values are raw bytes. It
 /// also carries, unforwarded, what a consistent-hashing balancer may key the call by.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use std::pin::Pin;
 use futures_core::Stream;
 use prost_reflect::{DynamicMessage, FieldDescriptor, MethodDescriptor};
 
-pub use context::{HashClaims, HashInputs, Identity, Metadata, RequestContext};
+pub use context::{CORRELATION_HEADERS, HashClaims, HashInputs, Identity, Metadata, RequestContext};
 pub use selection::{FieldSelection, SelectionSet, hidden_key, is_hidden_key};
 
 /// A client's stream of request messages (client-streaming and bidi calls). An `Err` item

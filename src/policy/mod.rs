@@ -234,6 +234,9 @@ impl Authenticator {
         if identity.is_none() && self.config.client_certificates {
             identity = client_certificate_identity(credentials.headers);
         }
+        if let Some(identity) = &identity {
+            crate::telemetry::record::note_identity(&identity.key());
+        }
         Ok(identity)
     }
 

@@ -181,6 +181,7 @@ impl GrpcClient {
         let index = members.balancer.pick_avoiding(key.as_deref(), avoid).ok_or_else(unavailable)?;
         let (channel, slot) = members.handles[index].acquire();
         let guards = (members.balancer.members()[index].load.start(), slot);
+        crate::telemetry::record::note_backend_call();
         Ok(Picked { channel, guards, index, balancer: members.balancer.clone() })
     }
 

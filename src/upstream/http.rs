@@ -204,6 +204,7 @@ impl HttpClient {
             .pick_avoiding(key.as_deref(), avoid)
             .ok_or_else(|| UpstreamError::Unavailable { cluster: self.cluster.clone() })?;
         let in_flight = members.balancer.members()[index].load.start();
+        crate::telemetry::record::note_backend_call();
         Ok((members.handles[index].clone(), in_flight, index, members.balancer.clone()))
     }
 

@@ -188,6 +188,41 @@ impl Upstreams {
         Upstreams { clients }
     }
 
+    /// Every cluster's and endpoint's counters, for metrics.
+    pub fn samples(
+        &self,
+    ) -> (Vec<crate::telemetry::metrics::EndpointSample>, Vec<crate::telemetry::metrics::ClusterSample>) {
+        use crate::telemetry::metrics::{ClusterSample, EndpointSample};
+        let mut endpoints = Vec::new();
+        let mut clusters = Vec::new();
+        for (name, (_, client)) in &self.clients {
+            let (balancer, breaker, retries) = match client {
+                Client::Grpc(client) => (client.balancer(), client.breaker(), client.retries()),
+                Client::Http(client) => (client.balancer(), client.breaker(), client.retries()),
+            };
+            for member in balancer.members() {
+                endpoints.push(EndpointSample {
+                    cluster: name.clone(),
+                    endpoint: member.id.to_string(),
+                    calls: member.load.calls(),
+                    failures: member.load.failures(),
+                    in_flight: member.load.outstanding(),
+                    healthy: member.load.is_healthy(),
+                    ejected: member.load.is_ejected(),
+                    latency: member.load.latency().snapshot(),
+                });
+            }
+            let (made, refused) = retries.counts();
+            clusters.push(ClusterSample {
+                cluster: name.clone(),
+                breaker: breaker.state().to_owned(),
+                retries: made,
+                retries_refused: refused,
+            });
+        }
+        (endpoints, clusters)
+    }
+
     /// Every cluster with its balancer and each endpoint's state, for `GET /admin/clusters`.
     pub fn describe(&self) -> serde_json::Value {
         let mut names: Vec<&String> = self.clients.keys().collect();

@@ -15,6 +15,7 @@ mod hardening;
 mod grpc;
 mod json_roundtrip;
 mod lifecycle;
+mod observability;
 mod pools;
 mod rate_limits;
 mod registry;

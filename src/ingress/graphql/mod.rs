@@ -319,11 +319,26 @@ fn cached(body: &Json, status: crate::cache::CacheStatus, modern: bool) -> Respo
 }
 
 fn respond(status: StatusCode, body: &Json, modern: bool) -> Response {
+    note_errors(body);
     let mut response = Response::new(Body::from(serde_json::to_vec(body).unwrap_or_default()));
     *response.status_mut() = status;
     let media = if modern { GRAPHQL_RESPONSE } else { "application/json" };
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
     response
+}
+
+/// Notes each error's `extensions.code` (of every response of a batch) for telemetry.
+fn note_errors(body: &Json) {
+    let bodies = match body {
+        Json::Array(bodies) => bodies.as_slice(),
+        one => std::slice::from_ref(one),
+    };
+    for errors in bodies.iter().filter_map(|b| b.get("errors")?.as_array()) {
+        for error in errors {
+            let code = error.pointer("/extensions/code").and_then(Json::as_str).unwrap_or("INTERNAL_SERVER_ERROR");
+            crate::telemetry::record::note_error(code);
+        }
+    }
 }
 
 /// A browser navigating to /graphql: it accepts HTML and sends no query.

@@ -189,16 +189,22 @@ pub(super) async fn start_operation(
     let stitch_timeout = context.timeout;
     context.timeout = None;
     // Identical subscriptions (same snapshot, document, operation, variables and forwarded
-    // headers, so the same identity) share one backend stream.
+    // headers, so the same identity; correlation headers aside) share one backend stream.
     let key = serde_json::to_string(&json!([
         served.snapshot.generation,
         request.query,
         request.operation_name,
         request.variables,
-        context.metadata.iter().map(|(n, v)| (n.to_owned(), hex::encode(v))).collect::<Vec<_>>(),
+        context
+            .metadata
+            .iter()
+            .filter(|(name, _)| !crate::operation::CORRELATION_HEADERS.contains(name))
+            .map(|(n, v)| (n.to_owned(), hex::encode(v)))
+            .collect::<Vec<_>>(),
     ]))
     .unwrap_or_default();
     let operation = Operation { kind: OperationKind::Subscription, calls: vec![root], context };
+    let running = served.telemetry.metrics.subscription_started();
     let open = move || async move {
         let events = execute_graphql_subscription(served, installs, operation, stitch_timeout)
             .await
@@ -210,7 +216,13 @@ pub(super) async fn start_operation(
         Ok::<_, Vec<Json>>(payloads.boxed())
     };
     match caches.subscriptions.join(key, open).await {
-        Ok(shared) => Started::Events(Box::pin(shared.map(|item| match item {
+        // The subscription is counted as running while its subscriber holds the stream.
+        Ok(shared) => Started::Events(Box::pin(shared.map({
+            move |item| {
+                let _running = &running;
+                item
+            }
+        }).map(|item| match item {
             Ok(payload) => payload,
             // The oldest events were dropped for this subscriber; it carries on with the newest.
             Err(missed) => Ok(Arc::from(
@@ -271,6 +283,7 @@ fn prepare(
     if let Err(exceeded) = limits::check_document(&document, limits) {
         return Err(Outcome::Refused(limit_error(&exceeded)));
     }
+    note_operation_name(&document, request.operation_name.as_deref());
     let shaped =
         caches.shapes.shape(snapshot, &request.query, &document, request.operation_name.as_deref(), &request.variables);
     let prepared = match shaped.and_then(|shape| shape.bind(&request.variables, &snapshot.graphql)) {
@@ -287,6 +300,22 @@ fn prepare(
     context.bound_timeout(snapshot.config.rest.timeout.get());
     crate::ingress::forward::capture_hash_inputs(&mut context, arrival.headers, arrival.client, snapshot);
     Ok((prepared, context))
+}
+
+/// Names the request's operation for telemetry: the one asked for, else the document's only
+/// named operation (anonymous operations have none).
+fn note_operation_name(document: &async_graphql_parser::types::ExecutableDocument, asked: Option<&str>) {
+    use async_graphql_parser::types::DocumentOperations;
+    let name = match (asked, &document.operations) {
+        (Some(asked), _) => Some(asked),
+        (None, DocumentOperations::Multiple(operations)) if operations.len() == 1 => {
+            operations.keys().next().map(|name| name.as_str())
+        }
+        _ => None,
+    };
+    if let Some(name) = name {
+        crate::telemetry::record::note_operation(name);
+    }
 }
 
 /// Runs a prepared query or mutation: introspection and `__typename` locally, every root call

@@ -361,6 +361,7 @@ impl Limiter {
             .max_by(|a, b| a.1.retry_after.total_cmp(&b.1.retry_after))
         {
             let limit = &self.limits[applied[position]];
+            crate::telemetry::record::note_rejected(&limit.name);
             let retry_after = ((outcome.retry_after / 1000.0).ceil() as u64).max(1);
             let mut headers = limit_headers(limit, outcome);
             headers.push((http::header::RETRY_AFTER, HeaderValue::from(retry_after)));

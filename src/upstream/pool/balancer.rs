@@ -36,6 +36,10 @@ pub struct EndpointLoad {
     outstanding: AtomicU64,
     /// Calls started, ever.
     calls: AtomicU64,
+    /// Calls that ended as backend failures, ever.
+    failures: AtomicU64,
+    /// How long calls took.
+    latency: crate::telemetry::histogram::LatencyHistogram,
     /// f64 bits of the EWMA latency in nanoseconds.
     ewma_nanos: AtomicU64,
     /// Nanoseconds since `epoch` of the last EWMA update.
@@ -55,6 +59,8 @@ impl Default for EndpointLoad {
             ejected_until: AtomicU64::new(0),
             outstanding: AtomicU64::new(0),
             calls: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            latency: Default::default(),
             ewma_nanos: AtomicU64::new(0f64.to_bits()),
             updated: AtomicU64::new(0),
             epoch: tokio::time::Instant::now(),
@@ -89,6 +95,16 @@ impl EndpointLoad {
     /// Calls started on it so far.
     pub fn calls(&self) -> u64 {
         self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Calls that ended as backend failures so far.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// How long calls took.
+    pub fn latency(&self) -> &crate::telemetry::histogram::LatencyHistogram {
+        &self.latency
     }
 
     /// The latency estimate.
@@ -136,7 +152,9 @@ pub struct InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.load.outstanding.fetch_sub(1, Ordering::Relaxed);
-        self.load.observe(self.started.elapsed());
+        let elapsed = self.started.elapsed();
+        self.load.observe(elapsed);
+        self.load.latency.observe(elapsed);
     }
 }
 
@@ -246,6 +264,9 @@ impl Balancer {
     /// a row — or, when `failure_rate` is set, too large a share of a window's calls — eject it
     /// for a time that grows with each ejection, while few enough others are.
     pub fn report(&self, index: usize, failed: bool) {
+        if failed && let Some(member) = self.members.get(index) {
+            member.load.failures.fetch_add(1, Ordering::Relaxed);
+        }
         let (Some(outlier), Some(member)) = (&self.outlier, self.members.get(index)) else { return };
         let load = &member.load;
         let by_rate = outlier.failure_rate > 0 && {

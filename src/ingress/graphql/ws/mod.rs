@@ -70,5 +70,11 @@ pub(super) async fn upgrade(
         .write_buffer_size(0)
         .max_message_size(limit + 1)
         .max_frame_size(limit + 1)
-        .on_upgrade(move |socket| sessions.track_future(run_session(socket, dialect, context)))
+        .on_upgrade(move |socket| {
+            let open = context.gateway.telemetry().metrics.websocket_opened();
+            sessions.track_future(async move {
+                run_session(socket, dialect, context).await;
+                drop(open);
+            })
+        })
 }

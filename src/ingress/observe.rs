@@ -1,0 +1,270 @@
+//! The outermost layer of the gateway listener: every request gets its `x-request-id` (the
+//! client's when well-formed, else a new one; set on the request so it is forwarded, and echoed
+//! on the response), a tracing span carrying it (so every log line of the request names it),
+//! and a telemetry record the stages fill in. When the response's last byte is sent (or the
+//! client goes away), the request is counted in the metrics and, when enabled, written to the
+//! access log.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use bytes::Bytes;
+use http::HeaderValue;
+use http_body::Frame;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::IngressState;
+use crate::telemetry::access_log::{AccessEntry, AccessLogSink};
+use crate::telemetry::record::RequestRecord;
+use crate::telemetry::{Telemetry, request_id};
+
+/// Wraps the handling of one request.
+pub(super) async fn observe(State(state): State<Arc<IngressState>>, mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let arrived = SystemTime::now();
+    let id = request_id::accept_or_generate(request.headers());
+    let id_value = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+    request.headers_mut().insert(request_id::HEADER, id_value.clone());
+    let protocol = protocol_of(&request);
+    let telemetry = state.gateway.telemetry().clone();
+    let snapshot = state.gateway.snapshot();
+    let access = telemetry.access_log(&snapshot.config.access_log).map(|sink| {
+        let received = Arc::new(AtomicU64::new(0));
+        let counted = received.clone();
+        let body = std::mem::take(request.body_mut());
+        *request.body_mut() =
+            Body::new(Counted { inner: body, on_frame: move |n| counted.fetch_add(n, Ordering::Relaxed) });
+        let parts = &request;
+        let client = parts.extensions().get::<crate::server::ClientAddr>().map(|c| c.0);
+        let headers = snapshot
+            .config
+            .access_log
+            .headers
+            .iter()
+            .filter_map(|name| Some((name.clone(), parts.headers().get(name.as_str())?.to_str().ok()?.to_owned())))
+            .collect();
+        Access {
+            sink,
+            config: snapshot.config.access_log.clone(),
+            time: humantime::format_rfc3339_millis(arrived).to_string(),
+            client: super::forward::client_ip(parts.headers(), client, &snapshot.trusted_proxies),
+            method: parts.method().to_string(),
+            path: parts.uri().path().to_owned(),
+            query: parts.uri().query().map(str::to_owned),
+            api_key_parameter: snapshot.auth.api_key_query_parameter().map(str::to_owned),
+            headers,
+            received,
+        }
+    });
+    drop(snapshot);
+    let record = Arc::new(RequestRecord::default());
+    let span = tracing::info_span!("request", request_id = %id, protocol);
+    let mut response = record.clone().scope(next.run(request)).instrument(span).await;
+    response.headers_mut().insert(request_id::HEADER, id_value);
+    let grpc_status = response.headers().get("grpc-status").and_then(|v| v.to_str().ok()?.parse::<i32>().ok());
+    let finish = Finish {
+        telemetry,
+        record,
+        started,
+        protocol,
+        request_id: id,
+        status: response.status().as_u16(),
+        grpc_status,
+        cache: response.headers().get("x-cache").and_then(|v| v.to_str().ok()).map(str::to_owned),
+        access,
+    };
+    response.map(|body| Body::new(Observed { inner: body, sent: 0, finish: Some(finish) }))
+}
+
+/// The protocol a request speaks, for labels and log lines.
+fn protocol_of(request: &Request) -> &'static str {
+    let upgrade = request.headers().get(http::header::UPGRADE).and_then(|v| v.to_str().ok());
+    if upgrade.is_some_and(|u| u.eq_ignore_ascii_case("websocket")) {
+        return "websocket";
+    }
+    if super::grpc::is_grpc_web(request) {
+        return "grpc-web";
+    }
+    if super::grpc::is_grpc(request) {
+        return "grpc";
+    }
+    if request.uri().path() == "/graphql" { "graphql" } else { "rest" }
+}
+
+/// What the access-log line needs from the request itself.
+struct Access {
+    sink: Arc<AccessLogSink>,
+    config: crate::config::AccessLogConfig,
+    time: String,
+    client: Option<std::net::IpAddr>,
+    method: String,
+    path: String,
+    query: Option<String>,
+    api_key_parameter: Option<String>,
+    headers: Vec<(String, String)>,
+    received: Arc<AtomicU64>,
+}
+
+/// Everything needed to account for the request once its response has been sent.
+struct Finish {
+    telemetry: Arc<Telemetry>,
+    record: Arc<RequestRecord>,
+    started: Instant,
+    protocol: &'static str,
+    request_id: String,
+    status: u16,
+    /// A trailers-only gRPC answer's status (else read from the trailers).
+    grpc_status: Option<i32>,
+    cache: Option<String>,
+    access: Option<Access>,
+}
+
+impl Finish {
+    /// Counts the request and writes its line; `complete` is false when the client went away
+    /// before the last byte.
+    fn finish(self, sent: u64, grpc_status: Option<i32>, complete: bool) {
+        let duration = self.started.elapsed();
+        let mut recorded = self.record.recorded();
+        let grpc = matches!(self.protocol, "grpc" | "grpc-web");
+        let grpc_name = match (grpc, grpc_status.or(self.grpc_status)) {
+            (false, _) => None,
+            (true, Some(code)) => Some(crate::error::grpc_code::name(code)),
+            // No status: the client cancelled, or the connection ended early.
+            (true, None) => Some(if complete { "UNKNOWN" } else { "CANCELLED" }),
+        };
+        if let Some(name) = grpc_name.filter(|n| *n != "OK") {
+            recorded.errors.push(name.to_owned());
+        }
+        let status_label = match grpc_name {
+            Some(name) => name.to_owned(),
+            None => self.status.to_string(),
+        };
+        self.telemetry.metrics.finished(&crate::telemetry::metrics::FinishedRequest {
+            protocol: self.protocol,
+            operation: recorded.operation.as_deref(),
+            status: &status_label,
+            duration,
+            errors: &recorded.errors,
+            rejected_by: recorded.rejected_by.as_deref(),
+        });
+        let Some(access) = self.access else { return };
+        let entry = AccessEntry {
+            time: access.time,
+            request_id: &self.request_id,
+            client: access.client.map(|ip| ip.to_string()),
+            identity: recorded.identity.as_deref(),
+            protocol: self.protocol,
+            method: &access.method,
+            path: &access.path,
+            query: access.query.as_deref(),
+            api_key_parameter: access.api_key_parameter.as_deref(),
+            operation: recorded.operation.as_deref(),
+            status: self.status,
+            grpc_status: grpc_name,
+            duration_ms: duration.as_secs_f64() * 1000.0,
+            bytes_received: access.received.load(Ordering::Relaxed),
+            bytes_sent: sent,
+            backend_calls: recorded.backend_calls,
+            cache: self.cache.as_deref(),
+            errors: &recorded.errors,
+            rejected_by: recorded.rejected_by.as_deref(),
+            headers: access.headers.iter().map(|(name, value)| (name.as_str(), value.clone())).collect(),
+        };
+        if !access.sink.write(crate::telemetry::access_log::line(&access.config, &entry)) {
+            self.telemetry.metrics.access_log_dropped();
+        }
+    }
+}
+
+/// The response body, counting bytes and reading gRPC trailers; finishes the request at its end
+/// or when dropped (the client went away).
+struct Observed {
+    inner: Body,
+    sent: u64,
+    finish: Option<Finish>,
+}
+
+impl http_body::Body for Observed {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.sent += data.len() as u64;
+                }
+                if let Some(trailers) = frame.trailers_ref() {
+                    let status = trailers.get("grpc-status").and_then(|v| v.to_str().ok()?.parse::<i32>().ok());
+                    if let Some(finish) = self.finish.as_mut() {
+                        finish.grpc_status = status.or(finish.grpc_status);
+                    }
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(finish) = self.finish.take() {
+                    let status = finish.grpc_status;
+                    finish.finish(self.sent, status, true);
+                }
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Observed {
+    fn drop(&mut self) {
+        if let Some(finish) = self.finish.take() {
+            let status = finish.grpc_status;
+            let complete = http_body::Body::is_end_stream(&self.inner);
+            finish.finish(self.sent, status, complete);
+        }
+    }
+}
+
+/// A request body that reports each data frame's size.
+struct Counted<F> {
+    inner: Body,
+    on_frame: F,
+}
+
+impl<F: Fn(u64) -> u64 + Unpin + Send + 'static> http_body::Body for Counted<F> {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            (self.on_frame)(data.len() as u64);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}

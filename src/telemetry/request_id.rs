@@ -1,0 +1,74 @@
+//! `x-request-id`: the client's, when it is well-formed, else a fresh one. Well-formed is 1 to
+//! 128 characters of letters, digits and `-_.:/+=@` — enough for UUIDs, ULIDs, AWS and Envoy
+//! ids, and nothing that could break a log line or a header.
+
+/// The longest request id taken from a client.
+pub const MAX_LEN: usize = 128;
+
+/// The header that carries it.
+pub const HEADER: &str = "x-request-id";
+
+/// True if a client's `x-request-id` can be used as it is.
+pub fn is_well_formed(id: &[u8]) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_LEN
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/' | b'+' | b'=' | b'@'))
+}
+
+/// A new request id: a random (version 4) UUID.
+pub fn generate() -> String {
+    let mut bytes: [u8; 16] = fastrand::u128(..).to_le_bytes();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex = hex::encode(bytes);
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+}
+
+/// The request's id: the client's when it is well-formed (and only one was sent), else a new one.
+pub fn accept_or_generate(headers: &http::HeaderMap) -> String {
+    let mut values = headers.get_all(HEADER).iter();
+    match (values.next(), values.next()) {
+        (Some(value), None) if is_well_formed(value.as_bytes()) => {
+            String::from_utf8_lossy(value.as_bytes()).into_owned()
+        }
+        _ => generate(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ids_are_taken_only_when_well_formed() {
+        let long = "a".repeat(MAX_LEN + 1);
+        let table: &[(&[&str], Option<&str>)] = &[
+            (&["r-1"], Some("r-1")),
+            (&["0190b6c2-7f4e-7c1a-9f3e-2d1c0b9a8f7e"], Some("0190b6c2-7f4e-7c1a-9f3e-2d1c0b9a8f7e")),
+            (&["Root=1-5759e988-bd862e3fe1be46a994272793"], Some("Root=1-5759e988-bd862e3fe1be46a994272793")),
+            (&["has space"], None),
+            (&["quote\"d"], None),
+            (&[""], None),
+            (&[long.as_str()], None),
+            (&["a", "b"], None),
+            (&[], None),
+        ];
+        for (sent, kept) in table {
+            let mut headers = http::HeaderMap::new();
+            for value in *sent {
+                headers.append(HEADER, value.parse().expect("header value"));
+            }
+            let id = accept_or_generate(&headers);
+            match kept {
+                Some(kept) => assert_eq!(&id, kept, "{sent:?}"),
+                None => {
+                    assert!(is_well_formed(id.as_bytes()) && id.len() == 36, "{sent:?} → {id}");
+                    assert_eq!(&id[14..15], "4", "a version 4 UUID: {id}");
+                }
+            }
+        }
+        assert_ne!(generate(), generate());
+    }
+}
