@@ -1,4 +1,4 @@
-//! `switchyard descriptors add | pull | list | remove` on a registry directory.
+//! `switchyard descriptors add | pull | list | remove | rollback` on a registry directory.
 
 use std::path::PathBuf;
 
@@ -17,8 +17,10 @@ pub(crate) enum DescriptorsCommand {
     Pull(PullArgs),
     /// List registrations: services, methods, call kinds, HTTP bindings, digest.
     List(DirArgs),
-    /// Remove a registration.
+    /// Remove a registration (its versions stay in the history).
     Remove(RemoveArgs),
+    /// Restore the version before the current one (or a removed registration's last version).
+    Rollback(RemoveArgs),
 }
 
 #[derive(Debug, Args)]
@@ -39,6 +41,9 @@ pub(crate) struct AddArgs {
     /// Registration name [default: the proto package of the first file].
     #[arg(long)]
     name: Option<String>,
+    /// Replace an existing registration even when the change breaks its clients.
+    #[arg(long)]
+    allow_breaking: bool,
     #[command(flatten)]
     dir: DirArgs,
 }
@@ -53,13 +58,16 @@ pub(crate) struct PullArgs {
     /// Registration name [default: the first service's package].
     #[arg(long)]
     name: Option<String>,
+    /// Replace an existing registration even when the change breaks its clients.
+    #[arg(long)]
+    allow_breaking: bool,
     #[command(flatten)]
     dir: DirArgs,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct RemoveArgs {
-    /// The registration to remove.
+    /// The registration.
     name: String,
     #[command(flatten)]
     dir: DirArgs,
@@ -68,26 +76,29 @@ pub(crate) struct RemoveArgs {
 pub(crate) async fn run(command: DescriptorsCommand) -> CommandResult {
     match command {
         DescriptorsCommand::Add(args) => {
+            let allow_breaking = args.allow_breaking;
             let registration = tokio::task::spawn_blocking(move || {
                 compile_sources(&args.files, &args.includes, args.name.as_deref()).map(|r| (r, args.dir))
             })
             .await
             .map_err(Failure::runtime)?;
             let (registration, dir) = registration.map_err(failure)?;
-            store(&RegistryDir::new(dir.dir), &registration)
+            store(&RegistryDir::new(dir.dir), &registration, allow_breaking)
         }
         DescriptorsCommand::Pull(args) => {
             let registration =
                 pull_from_server(&args.url, &args.services, args.name.as_deref()).await.map_err(failure)?;
-            store(&RegistryDir::new(args.dir.dir), &registration)
+            store(&RegistryDir::new(args.dir.dir), &registration, args.allow_breaking)
         }
         DescriptorsCommand::List(args) => {
             let registry = RegistryDir::new(&args.dir).load().map_err(failure)?;
             if registry.registrations.is_empty() {
                 println!("no registrations in {}", args.dir.display());
             }
+            let dir = RegistryDir::new(&args.dir);
             for registration in &registry.registrations {
                 print!("{}", describe_registration(registration, &registry.pool));
+                print!("{}", describe_versions(&dir.versions(&registration.name).map_err(failure)?));
             }
             Ok(())
         }
@@ -96,11 +107,33 @@ pub(crate) async fn run(command: DescriptorsCommand) -> CommandResult {
             println!("removed {} ({}) from {}", removed.name, removed.digest, args.dir.dir.display());
             Ok(())
         }
+        DescriptorsCommand::Rollback(args) => {
+            let (restored, report) = RegistryDir::new(&args.dir.dir).rollback(&args.name).map_err(failure)?;
+            println!(
+                "rolled {} back to {} in {}; what changed:",
+                restored.name,
+                restored.digest,
+                args.dir.dir.display()
+            );
+            print!("{report}");
+            Ok(())
+        }
     }
 }
 
-fn store(dir: &RegistryDir, registration: &Registration) -> CommandResult {
-    match dir.add(registration).map_err(failure)? {
+/// `  versions:` and one line per version, newest first.
+fn describe_versions(versions: &[crate::registry::Version]) -> String {
+    let mut out = String::from("  versions:\n");
+    for version in versions.iter().rev() {
+        let written = humantime::format_rfc3339_seconds(version.written);
+        let current = if version.current { "  (current)" } else { "" };
+        out.push_str(&format!("    {:>3}  {}  {written}{current}\n", version.number, version.digest));
+    }
+    out
+}
+
+fn store(dir: &RegistryDir, registration: &Registration, allow_breaking: bool) -> CommandResult {
+    match dir.add(registration, allow_breaking).map_err(failure)? {
         AddOutcome::Added => {
             let services: Vec<String> = registration.service_names().collect();
             println!(
@@ -111,6 +144,15 @@ fn store(dir: &RegistryDir, registration: &Registration) -> CommandResult {
                 registration.files.len(),
                 if services.is_empty() { "none".to_owned() } else { services.join(", ") }
             );
+        }
+        AddOutcome::Replaced(report) => {
+            println!(
+                "replaced {} with {} in {}; what changed:",
+                registration.name,
+                registration.digest,
+                dir.path().display()
+            );
+            print!("{report}");
         }
         AddOutcome::Unchanged => {
             println!(

@@ -3,6 +3,7 @@
 //! failure. anyhow lives here and in main.rs only.
 
 mod check;
+mod config;
 mod demo;
 mod descriptors;
 mod openapi;
@@ -54,6 +55,9 @@ enum Command {
     /// Manage the descriptor registry.
     #[command(subcommand)]
     Descriptors(descriptors::DescriptorsCommand),
+    /// The config file's JSON Schema.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
 }
 
 /// The flags that say what a gateway serves (shared by serve, check and later commands).
@@ -148,6 +152,7 @@ pub fn main() -> ExitCode {
             Command::Schema(args) => schema::run(args).await,
             Command::Plan(args) => plan::run(args).await,
             Command::Descriptors(command) => descriptors::run(command).await,
+            Command::Config(command) => config::run(command),
         }
     });
     // Background tasks (connections being torn down) must not hold the exit.

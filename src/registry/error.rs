@@ -29,9 +29,23 @@ pub enum RegistryError {
     /// The new registration clashes with registered definitions; nothing was changed.
     #[error("conflict: {0}")]
     Conflict(String),
-    /// The registration name is taken (replacement arrives with registry versions).
+    /// The registration name is taken.
     #[error("{0}")]
     AlreadyRegistered(String),
+    /// Replacing a registration would break its clients and `--allow-breaking` was not given.
+    #[error(
+        "replacing `{name}` would break its clients; nothing was changed (pass --allow-breaking to replace it \
+         anyway):\n{report}"
+    )]
+    Breaking {
+        /// The registration.
+        name: String,
+        /// What would change.
+        report: super::CompatReport,
+    },
+    /// `rollback` found no earlier version.
+    #[error("`{0}` has no earlier version to roll back to")]
+    NoEarlierVersion(String),
     /// No registration has this name.
     #[error("no registration named `{0}`")]
     NotFound(String),
@@ -59,6 +73,7 @@ impl RegistryError {
                 ErrorCode::InvalidArgument
             }
             RegistryError::Conflict(_) | RegistryError::AlreadyRegistered(_) => ErrorCode::AlreadyExists,
+            RegistryError::Breaking { .. } | RegistryError::NoEarlierVersion(_) => ErrorCode::FailedPrecondition,
             RegistryError::NotFound(_) => ErrorCode::NotFound,
             RegistryError::Reflection(_) => ErrorCode::Unavailable,
             RegistryError::Read { .. } | RegistryError::Write { .. } => ErrorCode::Internal,

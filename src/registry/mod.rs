@@ -8,6 +8,7 @@
 //! backend's reflection at request time.
 
 mod builtin;
+mod compat;
 mod compile;
 mod describe;
 mod error;
@@ -28,6 +29,7 @@ pub fn builtin_file_resolver() -> protox::file::ChainFileResolver {
 pub fn split_file_set(bytes: &[u8]) -> Result<Vec<bytes::Bytes>, prost::DecodeError> {
     <normalize::RawFileSet as prost::Message>::decode(bytes).map(|set| set.file)
 }
+pub use compat::{Change, CompatReport, compare};
 pub use compile::compile_sources;
 pub use describe::describe_registration;
 pub use error::RegistryError;
@@ -35,7 +37,7 @@ pub use http_bindings::{HttpBinding, http_bindings};
 pub use merge::{Registry, merge_registrations};
 pub use normalize::{RegisteredFile, Registration};
 pub use reflection::pull_from_server;
-pub use store::{AddOutcome, RegistryDir};
+pub use store::{AddOutcome, RegistryDir, Version};
 
 /// How a method streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,24 +1,44 @@
-//! The registry on disk: `DIR/NAME.binpb` holds a registration's normalised FileDescriptorSet.
-//! Writes are atomic (temp file, fsync, rename, fsync of the directory) and serialised by an
-//! exclusive lock on `DIR/.lock`, so a crash or a concurrent CLI never leaves a half-written or
-//! half-checked registry. A refused change leaves the directory as it was.
+//! The registry on disk: `DIR/NAME.binpb` holds a registration's normalised FileDescriptorSet,
+//! and `DIR/.history/NAME/000001.binpb`, `000002.binpb`, ... every version it has had, the
+//! current one last (a rollback appends the version it restores, so nothing is ever lost).
+//! Replacing a registration compares the versions and refuses a change that breaks clients
+//! unless told otherwise. Writes are atomic (temp file, fsync, rename, fsync of the directory)
+//! and serialised by an exclusive lock on `DIR/.lock`, so a crash or a concurrent CLI never
+//! leaves a half-written or half-checked registry. A refused change leaves the directory as it
+//! was.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::normalize::check_name;
-use super::{Registration, Registry, RegistryError, merge_registrations};
+use super::{CompatReport, Registration, Registry, RegistryError, compare, merge_registrations};
 
 const EXTENSION: &str = "binpb";
+const HISTORY: &str = ".history";
 
 /// What `add` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AddOutcome {
-    /// The registration was written.
+    /// The registration was written under a new name.
     Added,
+    /// It replaced an earlier version; what changed.
+    Replaced(CompatReport),
     /// The same name with the same digest was already registered; nothing changed.
     Unchanged,
+}
+
+/// One stored version of a registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    /// Its number (1 is the first).
+    pub number: u32,
+    /// Its digest.
+    pub digest: String,
+    /// When it was written.
+    pub written: std::time::SystemTime,
+    /// True for the version serving now.
+    pub current: bool,
 }
 
 /// A registry directory.
@@ -72,27 +92,99 @@ impl RegistryDir {
         merge_registrations(self.read_all()?)
     }
 
-    /// Adds a registration after checking it merges with the others; refuses a taken name.
-    pub fn add(&self, registration: &Registration) -> Result<AddOutcome, RegistryError> {
+    /// Adds a registration after checking it merges with the others. An existing name is
+    /// replaced when nothing breaks, or when `allow_breaking`; the old version stays in the
+    /// history.
+    pub fn add(&self, registration: &Registration, allow_breaking: bool) -> Result<AddOutcome, RegistryError> {
         let _lock = self.lock()?;
         let mut all = self.read_all()?;
-        if let Some(existing) = all.iter().find(|r| r.name == registration.name) {
-            if existing.digest == registration.digest {
-                return Ok(AddOutcome::Unchanged);
+        let existing = all.iter().position(|r| r.name == registration.name).map(|i| all.remove(i));
+        let report = match &existing {
+            Some(existing) if existing.digest == registration.digest => return Ok(AddOutcome::Unchanged),
+            Some(existing) => {
+                let report = compare(existing, registration);
+                if report.is_breaking() && !allow_breaking {
+                    return Err(RegistryError::Breaking { name: registration.name.clone(), report });
+                }
+                Some(report)
             }
-            return Err(RegistryError::AlreadyRegistered(format!(
-                "registration `{}` already exists with different contents ({}); replacing a registration is \
-                 not supported yet: remove it first with `switchyard descriptors remove {}`, or add under another --name",
-                registration.name, existing.digest, registration.name
-            )));
-        }
+            None => None,
+        };
         all.push(registration.clone());
         merge_registrations(all)?;
-        self.write_atomically(&self.file_of(&registration.name), &registration.encode())?;
-        Ok(AddOutcome::Added)
+        if let Some(existing) = &existing {
+            self.remember(existing)?;
+        }
+        self.make_current(registration)?;
+        Ok(report.map_or(AddOutcome::Added, AddOutcome::Replaced))
     }
 
-    /// Removes a registration, refusing if the others would no longer merge without it.
+    /// The versions of `name`, oldest first. A registration written before versions were kept
+    /// has its current version only.
+    pub fn versions(&self, name: &str) -> Result<Vec<Version>, RegistryError> {
+        check_name(name)?;
+        let current = self.read_current(name)?.map(|r| r.digest);
+        let mut versions: Vec<Version> = self
+            .history(name)?
+            .into_iter()
+            .map(|(number, path)| {
+                let registration = self.read_file(name, &path)?;
+                let written = fs::metadata(&path).and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH);
+                Ok(Version { number, digest: registration.digest, written, current: false })
+            })
+            .collect::<Result<_, RegistryError>>()?;
+        if let Some(last) = versions.last_mut().filter(|v| Some(&v.digest) == current.as_ref()) {
+            last.current = true;
+        } else if let Some(digest) = current {
+            let path = self.file_of(name);
+            let written = fs::metadata(&path).and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH);
+            let number = versions.last().map_or(1, |v| v.number + 1);
+            versions.push(Version { number, digest, written, current: true });
+        }
+        Ok(versions)
+    }
+
+    /// Restores the version before the current one (or, for a removed registration, its last
+    /// version), after checking it merges with the others; what that changes.
+    pub fn rollback(&self, name: &str) -> Result<(Registration, CompatReport), RegistryError> {
+        check_name(name)?;
+        let _lock = self.lock()?;
+        let current = self.read_current(name)?;
+        let history = self.history(name)?;
+        let mut older = history.iter().rev().map(|(_, path)| path);
+        let target = match &current {
+            Some(current) => {
+                // Skip the newest entries holding the current version itself.
+                let mut target = None;
+                for path in older.by_ref() {
+                    let version = self.read_file(name, path)?;
+                    if version.digest != current.digest {
+                        target = Some(version);
+                        break;
+                    }
+                }
+                target
+            }
+            None => older.next().map(|path| self.read_file(name, path)).transpose()?,
+        };
+        let target = target.ok_or_else(|| RegistryError::NoEarlierVersion(name.to_owned()))?;
+        let mut all = self.read_all()?;
+        all.retain(|r| r.name != name);
+        all.push(target.clone());
+        merge_registrations(all)?;
+        let report = match &current {
+            Some(current) => {
+                self.remember(current)?;
+                compare(current, &target)
+            }
+            None => CompatReport::default(),
+        };
+        self.make_current(&target)?;
+        Ok((target, report))
+    }
+
+    /// Removes a registration, refusing if the others would no longer merge without it; its
+    /// versions stay in the history.
     pub fn remove(&self, name: &str) -> Result<Registration, RegistryError> {
         check_name(name)?;
         let _lock = self.lock()?;
@@ -102,10 +194,81 @@ impl RegistryDir {
         merge_registrations(all).map_err(|e| {
             RegistryError::Conflict(format!("removing `{name}` would break the remaining registrations: {e}"))
         })?;
+        // Kept in the history, so `rollback` can bring it back.
+        self.remember(&removed)?;
         let path = self.file_of(name);
         fs::remove_file(&path).map_err(|source| RegistryError::Write { path: path.clone(), source })?;
         sync_dir(&self.path).map_err(|source| RegistryError::Write { path: self.path.clone(), source })?;
         Ok(removed)
+    }
+
+    /// Writes `registration` as the current version and appends it to the history.
+    fn make_current(&self, registration: &Registration) -> Result<(), RegistryError> {
+        let encoded = registration.encode();
+        self.append_history(&registration.name, &encoded)?;
+        self.write_atomically(&self.path, &self.file_of(&registration.name), &encoded)
+    }
+
+    /// Makes sure `registration` (being replaced) is the newest history entry: registrations
+    /// written before versions were kept have none.
+    fn remember(&self, registration: &Registration) -> Result<(), RegistryError> {
+        let history = self.history(&registration.name)?;
+        let newest = match history.last() {
+            Some((_, path)) => Some(self.read_file(&registration.name, path)?.digest),
+            None => None,
+        };
+        if newest.as_ref() != Some(&registration.digest) {
+            self.append_history(&registration.name, &registration.encode())?;
+        }
+        Ok(())
+    }
+
+    fn history_dir(&self, name: &str) -> PathBuf {
+        self.path.join(HISTORY).join(name)
+    }
+
+    /// The history entries of `name`: (number, file), oldest first.
+    fn history(&self, name: &str) -> Result<Vec<(u32, PathBuf)>, RegistryError> {
+        let dir = self.history_dir(name);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(RegistryError::Read { path: dir, source }),
+        };
+        let mut found = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(|source| RegistryError::Read { path: dir.clone(), source })?.path();
+            let number = path
+                .extension()
+                .filter(|e| *e == EXTENSION)
+                .and_then(|_| path.file_stem()?.to_str()?.parse::<u32>().ok());
+            if let Some(number) = number {
+                found.push((number, path));
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    fn append_history(&self, name: &str, encoded: &[u8]) -> Result<(), RegistryError> {
+        let dir = self.history_dir(name);
+        fs::create_dir_all(&dir).map_err(|source| RegistryError::Write { path: dir.clone(), source })?;
+        let next = self.history(name)?.last().map_or(1, |(n, _)| n + 1);
+        self.write_atomically(&dir, &dir.join(format!("{next:06}.{EXTENSION}")), encoded)
+    }
+
+    fn read_current(&self, name: &str) -> Result<Option<Registration>, RegistryError> {
+        let path = self.file_of(name);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        self.read_file(name, &path).map(Some)
+    }
+
+    fn read_file(&self, name: &str, path: &Path) -> Result<Registration, RegistryError> {
+        let bytes = fs::read(path).map_err(|source| RegistryError::Read { path: path.to_owned(), source })?;
+        Registration::decode(name, &bytes)
+            .map_err(|e| RegistryError::InvalidDescriptors { what: path.display().to_string(), message: e.to_string() })
     }
 
     fn lock(&self) -> Result<File, RegistryError> {
@@ -122,16 +285,16 @@ impl RegistryDir {
         Ok(file)
     }
 
-    fn write_atomically(&self, target: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
+    fn write_atomically(&self, dir: &Path, target: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
         let write_err = |source| RegistryError::Write { path: target.to_owned(), source };
         let file_name = target.file_name().and_then(|n| n.to_str()).unwrap_or("registration");
-        let temp = self.path.join(format!(".{file_name}.tmp-{}", std::process::id()));
+        let temp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
         let result = (|| {
             let mut file = File::create(&temp)?;
             file.write_all(bytes)?;
             file.sync_all()?;
             fs::rename(&temp, target)?;
-            sync_dir(&self.path)
+            sync_dir(dir)
         })();
         if result.is_err() {
             let _ = fs::remove_file(&temp);

@@ -1,4 +1,5 @@
-//! `switchyard check`: every problem in one run, with its path and line; exit codes.
+//! `switchyard check`: every problem in one run, with its path and line; exit codes; `config
+//! schema`.
 
 use crate::support::{run, text, write_files};
 
@@ -71,4 +72,19 @@ fn help_explains_the_tool() {
     for word in ["GraphQL", "REST", "WebSocket", "gRPC", "demo", "serve", "check", "descriptors"] {
         assert!(help.contains(word), "help lacks {word}: {help}");
     }
+}
+
+#[test]
+fn config_schema_prints_the_json_schema() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let out = run(&["config", "schema"], work.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
+    let sections: Vec<&str> =
+        schema["properties"].as_object().expect("properties").keys().map(String::as_str).collect();
+    for section in ["listener", "admin", "rest", "graphql", "backends", "auth", "cache", "access_log"] {
+        assert!(sections.contains(&section), "{section} missing from {sections:?}");
+    }
+    insta::assert_snapshot!("config_schema", text(&out.stdout));
 }

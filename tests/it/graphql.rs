@@ -460,7 +460,7 @@ async fn one_backend_down_still_answers_the_rest_with_errors_at_their_paths() {
     let work = tempfile::tempdir().expect("tempdir");
     let dir = work.path().join("descriptors");
     switchyard::registry::RegistryDir::new(&dir)
-        .add(&switchyard::demo::demo_registration().expect("demo"))
+        .add(&switchyard::demo::demo_registration().expect("demo"), false)
         .expect("add");
     let inventory = "syntax = \"proto3\";\npackage inventory.v1;\nmessage Stock { string sku = 1; int32 count = 2; }\n\
                      message GetStockRequest { string sku = 1; }\nservice Inventory { rpc GetStock(GetStockRequest) returns (Stock); }\n";
@@ -468,7 +468,7 @@ async fn one_backend_down_still_answers_the_rest_with_errors_at_their_paths() {
     let registration =
         switchyard::registry::compile_sources(&[work.path().join("inventory.proto")], &[work.path().to_owned()], None)
             .expect("compiles");
-    switchyard::registry::RegistryDir::new(&dir).add(&registration).expect("add");
+    switchyard::registry::RegistryDir::new(&dir).add(&registration, false).expect("add");
 
     let backend = switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("backend");
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -159,7 +159,7 @@ async fn reloading_while_rest_requests_run_fails_none_of_them() {
 async fn sigterm_lets_a_slow_request_finish_then_exits_0() {
     let work = tempfile::tempdir().expect("tempdir");
     let registration = switchyard::demo::demo_registration().expect("demo");
-    switchyard::registry::RegistryDir::new(work.path().join("descriptors")).add(&registration).expect("add");
+    switchyard::registry::RegistryDir::new(work.path().join("descriptors")).add(&registration, false).expect("add");
     let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
     let backend = crate::support::slow_backend(std::time::Duration::from_millis(1500), seen.clone()).await;
     let flag = format!("catalog.v1={backend}");

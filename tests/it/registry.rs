@@ -1,5 +1,6 @@
-//! The descriptor registry through the CLI: add/list/remove, pull by reflection (v1 and a
-//! v1alpha-only server), compile errors with file:line, missing imports, conflicts.
+//! The descriptor registry through the CLI: add/list/remove, versions, replacement with a
+//! breaking-change report, rollback, pull by reflection (v1 and a v1alpha-only server), compile
+//! errors with file:line, missing imports, conflicts.
 
 use std::net::SocketAddr;
 
@@ -45,6 +46,72 @@ fn add_list_remove_round_trip() {
     let missing = run(&["descriptors", "remove", "catalog.v1", "--dir", "reg"], work.path());
     assert_eq!(missing.status.code(), Some(1));
     assert!(text(&missing.stderr).contains("no registration named `catalog.v1`"));
+}
+
+#[test]
+fn replacements_are_versioned_breaking_ones_refused_and_rollback_restores() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let version = |body: &str| {
+        format!(
+            "syntax = \"proto3\";\npackage shop;\nservice Shop {{ rpc Get(Item) returns (Item); }}\nmessage Item {{ {body} }}\n"
+        )
+    };
+    let add = |body: &str, extra: &[&str]| {
+        write_files(work.path(), &[("p/shop.proto", &version(body))]);
+        let mut args = vec!["descriptors", "add", "p/shop.proto", "--dir", "reg"];
+        args.extend_from_slice(extra);
+        run(&args, work.path())
+    };
+    let first = add("string name = 1;", &[]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    let digest = |out: &std::process::Output| {
+        let stdout = text(&out.stdout);
+        let start = stdout.find("sha256:").expect("a digest");
+        stdout[start..start + 71].to_owned()
+    };
+    let v1 = digest(&first);
+    // A compatible change replaces the registration and says what changed.
+    let second = add("string name = 1; int64 price = 2;", &[]);
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second.stderr));
+    let stdout = text(&second.stdout);
+    assert!(stdout.contains("replaced shop with sha256:"), "{stdout}");
+    assert!(stdout.contains("compatible: field shop.Item.price (2) added"), "{stdout}");
+    let v2 = stdout[stdout.find("sha256:").expect("digest")..][..71].to_owned();
+    // A breaking one is refused with the report, and the registry is left as it was.
+    let before = dir_state(&work.path().join("reg"));
+    let refused = add("string name = 1; string price = 2;", &[]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = text(&refused.stderr);
+    assert!(stderr.contains("replacing `shop` would break its clients"), "{stderr}");
+    assert!(stderr.contains("breaking: field shop.Item.price: type changed from int64 to string"), "{stderr}");
+    assert!(stderr.contains("--allow-breaking"), "{stderr}");
+    assert_eq!(dir_state(&work.path().join("reg")), before, "a refused replacement changed the registry");
+    let forced = add("string name = 1; string price = 2;", &["--allow-breaking"]);
+    assert_eq!(forced.status.code(), Some(0), "{}", text(&forced.stderr));
+    assert!(text(&forced.stdout).contains("breaking: field shop.Item.price: type changed"), "{}", text(&forced.stdout));
+
+    let listed = text(&run(&["descriptors", "list", "--dir", "reg"], work.path()).stdout);
+    assert!(listed.contains("  versions:\n      3  sha256:"), "{listed}");
+    assert!(listed.contains(&format!("      2  {v2}")) && listed.contains(&format!("      1  {v1}")), "{listed}");
+    assert_eq!(listed.matches("(current)").count(), 1, "{listed}");
+
+    // Rollback restores the version before the current one, and can be undone the same way.
+    let rolled = run(&["descriptors", "rollback", "shop", "--dir", "reg"], work.path());
+    assert_eq!(rolled.status.code(), Some(0), "{}", text(&rolled.stderr));
+    assert!(text(&rolled.stdout).contains(&format!("rolled shop back to {v2}")), "{}", text(&rolled.stdout));
+    let current = std::fs::read(work.path().join("reg/shop.binpb")).expect("current");
+    let restored = switchyard::registry::Registration::decode("shop", &current).expect("decodes");
+    assert_eq!(restored.digest, v2);
+    let listed = text(&run(&["descriptors", "list", "--dir", "reg"], work.path()).stdout);
+    assert!(listed.contains(&format!("      4  {v2}  ")) && listed.contains("(current)"), "{listed}");
+    // A removed registration comes back with rollback.
+    assert_eq!(run(&["descriptors", "remove", "shop", "--dir", "reg"], work.path()).status.code(), Some(0));
+    let back = run(&["descriptors", "rollback", "shop", "--dir", "reg"], work.path());
+    assert_eq!(back.status.code(), Some(0), "{}", text(&back.stderr));
+    assert!(text(&back.stdout).contains(&format!("rolled shop back to {v2}")), "{}", text(&back.stdout));
+    let none = run(&["descriptors", "rollback", "nothing", "--dir", "reg"], work.path());
+    assert_eq!(none.status.code(), Some(1));
+    assert!(text(&none.stderr).contains("`nothing` has no earlier version to roll back to"), "{}", text(&none.stderr));
 }
 
 #[test]
@@ -114,7 +181,9 @@ fn a_conflicting_registration_leaves_the_registry_unchanged() {
     let taken =
         run(&["descriptors", "add", "c/shop/item.proto", "-I", "c", "--name", "first", "--dir", "reg"], work.path());
     assert_eq!(taken.status.code(), Some(1));
-    assert!(text(&taken.stderr).contains("already exists with different contents"), "{}", text(&taken.stderr));
+    let stderr = text(&taken.stderr);
+    assert!(stderr.contains("replacing `first` would break its clients"), "{stderr}");
+    assert!(stderr.contains("breaking: field shop.Item.name (1) renamed to title"), "{stderr}");
 
     assert_eq!(dir_state(&work.path().join("reg")), before, "the registry changed");
 }

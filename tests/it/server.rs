@@ -49,7 +49,7 @@ async fn reload_with_a_broken_descriptor_keeps_the_old_snapshot() {
     let work = tempfile::tempdir().expect("tempdir");
     let dir = work.path().join("descriptors");
     let registration = switchyard::demo::demo_registration().expect("demo");
-    switchyard::registry::RegistryDir::new(&dir).add(&registration).expect("add");
+    switchyard::registry::RegistryDir::new(&dir).add(&registration, false).expect("add");
     let sources = SnapshotSources {
         descriptors: Some(dir.clone()),
         schemas: Some(work.path().join("schemas")),
