@@ -45,6 +45,9 @@ pub struct SnapshotSources {
     pub admin: Option<SocketAddr>,
     /// Turns GraphiQL on whatever the config says (the demo).
     pub graphiql: bool,
+    /// A registry change being checked before it is written: the registration NAME as it
+    /// would be (None: removed), in place of what the descriptor directory holds.
+    pub registry_change: Option<(String, Option<Registration>)>,
 }
 
 /// One `--backend NAME=URL[,URL...]` flag.
@@ -558,6 +561,10 @@ fn load_registry(sources: &SnapshotSources, config: &Config, problems: &mut Vec<
                 return None;
             }
         }
+    }
+    if let Some((name, after)) = &sources.registry_change {
+        registrations.retain(|r| &r.name != name);
+        registrations.extend(after.iter().cloned());
     }
     match merge_registrations(registrations) {
         Ok(registry) => Some(registry),

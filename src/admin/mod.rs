@@ -1,7 +1,9 @@
-//! The admin listener: liveness, readiness and snapshot reload (more routes arrive with their
-//! features). Admin routes need the bearer token when one is configured; the probes never do.
+//! The admin listener: liveness, readiness, metrics, snapshot reload, the registry, clusters,
+//! the cache and usage. Admin routes need the bearer token when one is configured; the probes
+//! never do.
 //! Admin may swap the snapshot; it never serves gateway traffic.
 
+mod descriptors;
 mod reload;
 
 use std::sync::Arc;
@@ -29,6 +31,15 @@ pub fn admin_router(gateway: Arc<Gateway>) -> Router {
         .route("/admin/cache", get(cache_stats))
         .route("/admin/cache/invalidate", post(invalidate_cache))
         .route("/metrics", get(metrics))
+        .route("/admin/config", get(config))
+        .route(
+            "/admin/descriptors",
+            get(descriptors::list)
+                .post(descriptors::add)
+                .layer(axum::extract::DefaultBodyLimit::max(descriptors::MAX_SET_BYTES)),
+        )
+        .route("/admin/descriptors/{name}", axum::routing::delete(descriptors::remove))
+        .route("/admin/descriptors/{name}/rollback", post(descriptors::rollback))
         .route_layer(middleware::from_fn_with_state(gateway.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -97,6 +108,12 @@ async fn metrics(State(gateway): State<Arc<Gateway>>, headers: http::HeaderMap) 
         crate::telemetry::metrics::PROMETHEUS_TEXT
     };
     ([(header::CONTENT_TYPE, content_type)], text).into_response()
+}
+
+/// `GET /admin/config`: the config serving now, credentials redacted.
+async fn config(State(gateway): State<Arc<Gateway>>) -> Response {
+    let snapshot = gateway.snapshot();
+    Json(json!({"generation": snapshot.generation, "config": snapshot.config.redacted()})).into_response()
 }
 
 /// The fetch cache's entries and size.

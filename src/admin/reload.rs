@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::config::Problem;
 use crate::gateway::Gateway;
+use crate::registry::{Changed, Pending, RegistryDir};
 use crate::snapshot::{Snapshot, build_snapshot};
 
 /// Rebuilds the snapshot from disk and swaps it in, or explains why not.
@@ -21,8 +22,43 @@ pub async fn reload_snapshot(gateway: &Gateway) -> Result<Arc<Snapshot>, Vec<Pro
 
 async fn rebuild(gateway: &Gateway) -> Result<Arc<Snapshot>, Vec<Problem>> {
     let _serialised = gateway.lock_reloads().await;
+    let snapshot = build_next(gateway, gateway.sources().clone()).await?;
+    Ok(gateway.swap(snapshot))
+}
+
+/// Applies a prepared registry change to a running gateway: the snapshot is built with the
+/// change in place of what the directory holds; only if it is valid is the change written
+/// through to the directory and the snapshot swapped in. A refused change writes nothing.
+pub(super) async fn apply_registry_change(
+    gateway: &Gateway,
+    dir: RegistryDir,
+    pending: Pending,
+) -> Result<(Changed, Arc<Snapshot>), Vec<Problem>> {
+    let _serialised = gateway.lock_reloads().await;
+    if pending.is_noop() {
+        let changed = commit(dir, pending).await?;
+        return Ok((changed, gateway.snapshot()));
+    }
+    let mut sources = gateway.sources().clone();
+    sources.registry_change = Some((pending.name().to_owned(), pending.after().cloned()));
+    let built = build_next(gateway, sources).await;
+    gateway.telemetry().metrics.reloaded(built.is_ok());
+    let snapshot = built?;
+    let changed = commit(dir, pending).await?;
+    Ok((changed, gateway.swap(snapshot)))
+}
+
+async fn commit(dir: RegistryDir, pending: Pending) -> Result<Changed, Vec<Problem>> {
+    tokio::task::spawn_blocking(move || dir.commit(pending))
+        .await
+        .map_err(|e| vec![Problem::error("descriptors", format!("the write task failed: {e}"))])?
+        .map_err(|e| vec![Problem::error("descriptors", e.to_string())])
+}
+
+/// Builds the next snapshot from `sources` off the async runtime, noting listener changes that
+/// take effect only at restart.
+async fn build_next(gateway: &Gateway, sources: crate::snapshot::SnapshotSources) -> Result<Snapshot, Vec<Problem>> {
     let current = gateway.snapshot();
-    let sources = gateway.sources().clone();
     let generation = current.generation + 1;
     let built = tokio::task::spawn_blocking(move || build_snapshot(&sources, generation))
         .await
@@ -38,6 +74,6 @@ async fn rebuild(gateway: &Gateway) -> Result<Arc<Snapshot>, Vec<Problem>> {
                 .push(Problem::warning(key, format!("changed from {old} to {new}; takes effect at restart")));
         }
     }
-    tracing::info!(generation, warnings = snapshot.warnings.len(), "snapshot reloaded");
-    Ok(gateway.swap(snapshot))
+    tracing::info!(generation, warnings = snapshot.warnings.len(), "snapshot built");
+    Ok(snapshot)
 }

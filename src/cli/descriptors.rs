@@ -4,9 +4,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+use super::admin_client::{AdminClient, describe_outcome};
 use super::{CommandResult, Failure};
 use crate::registry::{
-    AddOutcome, Registration, RegistryDir, RegistryError, compile_sources, describe_registration, pull_from_server,
+    AddOutcome, Registration, RegistryDir, RegistryError, compile_sources, describe_registration, describe_versions,
+    pull_from_server,
 };
 
 #[derive(Debug, Subcommand)]
@@ -28,6 +30,20 @@ pub(crate) struct DirArgs {
     /// Registry directory.
     #[arg(long, value_name = "DIR", default_value = "descriptors")]
     dir: PathBuf,
+    /// Work on a running gateway instead, through its admin listener (http://127.0.0.1:9090):
+    /// the change is served at once and written through to the gateway's descriptor directory.
+    #[arg(long, value_name = "ADMIN_URL")]
+    gateway: Option<String>,
+    /// The gateway's admin token.
+    #[arg(long, value_name = "TOKEN", env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl DirArgs {
+    /// The running gateway named by `--gateway`, if any.
+    fn gateway(&self) -> Option<AdminClient> {
+        self.gateway.as_deref().map(|url| AdminClient::new(url, self.token.clone()))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -74,6 +90,7 @@ pub(crate) struct RemoveArgs {
 }
 
 pub(crate) async fn run(command: DescriptorsCommand) -> CommandResult {
+    let is_remove = matches!(command, DescriptorsCommand::Remove(_));
     match command {
         DescriptorsCommand::Add(args) => {
             let allow_breaking = args.allow_breaking;
@@ -83,12 +100,33 @@ pub(crate) async fn run(command: DescriptorsCommand) -> CommandResult {
             .await
             .map_err(Failure::runtime)?;
             let (registration, dir) = registration.map_err(failure)?;
-            store(&RegistryDir::new(dir.dir), &registration, allow_breaking)
+            store(&dir, &registration, allow_breaking).await
         }
         DescriptorsCommand::Pull(args) => {
             let registration =
                 pull_from_server(&args.url, &args.services, args.name.as_deref()).await.map_err(failure)?;
-            store(&RegistryDir::new(args.dir.dir), &registration, args.allow_breaking)
+            store(&args.dir, &registration, args.allow_breaking).await
+        }
+        DescriptorsCommand::List(args) if args.gateway.is_some() => {
+            let Some(gateway) = args.gateway() else { return Ok(()) };
+            let answer = gateway.list().await?;
+            let registrations = answer["registrations"].as_array().cloned().unwrap_or_default();
+            if registrations.is_empty() {
+                println!("no registrations on the gateway at {}", gateway.base());
+            }
+            for registration in registrations {
+                print!("{}", registration["listing"].as_str().unwrap_or_default());
+            }
+            Ok(())
+        }
+        DescriptorsCommand::Remove(args) | DescriptorsCommand::Rollback(args) if args.dir.gateway.is_some() => {
+            let Some(gateway) = args.dir.gateway() else { return Ok(()) };
+            let answer = match is_remove {
+                true => gateway.remove(&args.name).await?,
+                false => gateway.rollback(&args.name).await?,
+            };
+            print!("{}", describe_outcome(&answer, gateway.base()));
+            Ok(())
         }
         DescriptorsCommand::List(args) => {
             let registry = RegistryDir::new(&args.dir).load().map_err(failure)?;
@@ -121,18 +159,13 @@ pub(crate) async fn run(command: DescriptorsCommand) -> CommandResult {
     }
 }
 
-/// `  versions:` and one line per version, newest first.
-fn describe_versions(versions: &[crate::registry::Version]) -> String {
-    let mut out = String::from("  versions:\n");
-    for version in versions.iter().rev() {
-        let written = humantime::format_rfc3339_seconds(version.written);
-        let current = if version.current { "  (current)" } else { "" };
-        out.push_str(&format!("    {:>3}  {}  {written}{current}\n", version.number, version.digest));
+async fn store(target: &DirArgs, registration: &Registration, allow_breaking: bool) -> CommandResult {
+    if let Some(gateway) = target.gateway() {
+        let answer = gateway.add(registration, allow_breaking).await?;
+        print!("{}", describe_outcome(&answer, gateway.base()));
+        return Ok(());
     }
-    out
-}
-
-fn store(dir: &RegistryDir, registration: &Registration, allow_breaking: bool) -> CommandResult {
+    let dir = RegistryDir::new(&target.dir);
     match dir.add(registration, allow_breaking).map_err(failure)? {
         AddOutcome::Added => {
             let services: Vec<String> = registration.service_names().collect();

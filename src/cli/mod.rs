@@ -2,6 +2,7 @@
 //! in its own file. Exit codes: 0 success, 1 invalid input, 2 usage error (clap), 3 runtime
 //! failure. anyhow lives here and in main.rs only.
 
+mod admin_client;
 mod check;
 mod config;
 mod demo;

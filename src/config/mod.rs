@@ -304,8 +304,72 @@ pub struct HeadersConfig {
     pub forward: Vec<String>,
 }
 
+/// Keys whose values are credentials, wherever they appear.
+const SECRET_KEYS: &[&str] = &["secret", "password", "token", "sha256"];
+
+impl Config {
+    /// The config as JSON with every credential replaced by `REDACTED`: secrets, passwords,
+    /// tokens and API-key hashes, credentials in URLs (`redis://user:pass@host`), and values set
+    /// for credential headers (a transformation's `authorization`).
+    pub fn redacted(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        redact(&mut value);
+        value
+    }
+}
+
+fn redact(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Object(entries) => {
+            for (key, entry) in entries.iter_mut() {
+                let key = key.to_ascii_lowercase();
+                let secret = SECRET_KEYS.contains(&key.as_str()) || SECRET_HEADERS.contains(&key.as_str());
+                if secret && !entry.is_null() {
+                    *entry = Value::String("REDACTED".into());
+                } else {
+                    redact(entry);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact),
+        Value::String(text) => {
+            // scheme://user:password@host... → scheme://REDACTED@host...
+            if let Some((scheme, rest)) = text.split_once("://")
+                && let Some((userinfo, host)) = rest.split_once('@')
+                && !userinfo.contains('/')
+            {
+                *text = format!("{scheme}://REDACTED@{host}");
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Returns the config's JSON Schema, as the checker and `switchyard config schema` use it.
 pub fn config_json_schema() -> serde_json::Value {
     let schema = schemars::schema_for!(Config);
     serde_json::to_value(schema).expect("a generated schema is valid JSON")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_redacted_wherever_they_sit() {
+        let mut config = Config::default();
+        config.redis.urls = vec!["redis://user:hunter2@cache.internal:6379/0".into(), "redis://plain:6379".into()];
+        config.redis.password = Some("hunter2".into());
+        config.admin.token = Some("t0ken".into());
+        let redacted = config.redacted();
+        let text = redacted.to_string();
+        assert!(!text.contains("hunter2") && !text.contains("t0ken"), "{text}");
+        assert_eq!(
+            redacted["redis"]["urls"],
+            serde_json::json!(["redis://REDACTED@cache.internal:6379/0", "redis://plain:6379"])
+        );
+        assert_eq!(redacted["redis"]["password"], "REDACTED");
+        assert_eq!(redacted["redis"]["username"], serde_json::Value::Null, "unset values stay unset");
+    }
 }

@@ -1,5 +1,5 @@
 //! Human-readable listing of a registration: digest, services, methods with call kinds and
-//! HTTP bindings (`switchyard descriptors list`).
+//! HTTP bindings, and its versions (`switchyard descriptors list`, locally or from a gateway).
 
 use std::fmt::Write;
 
@@ -51,6 +51,17 @@ pub fn describe_registration(registration: &Registration, pool: &DescriptorPool)
     }
     if !any {
         out.push_str("  (no services: types only)\n");
+    }
+    out
+}
+
+/// `  versions:` and one line per version, newest first.
+pub fn describe_versions(versions: &[super::Version]) -> String {
+    let mut out = String::from("  versions:\n");
+    for version in versions.iter().rev() {
+        let written = humantime::format_rfc3339_seconds(version.written);
+        let current = if version.current { "  (current)" } else { "" };
+        out.push_str(&format!("    {:>3}  {}  {written}{current}\n", version.number, version.digest));
     }
     out
 }

@@ -31,13 +31,13 @@ pub fn split_file_set(bytes: &[u8]) -> Result<Vec<bytes::Bytes>, prost::DecodeEr
 }
 pub use compat::{Change, CompatReport, compare};
 pub use compile::compile_sources;
-pub use describe::describe_registration;
+pub use describe::{describe_registration, describe_versions};
 pub use error::RegistryError;
 pub use http_bindings::{HttpBinding, http_bindings};
 pub use merge::{Registry, merge_registrations};
 pub use normalize::{RegisteredFile, Registration};
 pub use reflection::pull_from_server;
-pub use store::{AddOutcome, RegistryDir, Version};
+pub use store::{AddOutcome, Changed, Pending, RegistryDir, Version};
 
 /// How a method streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -28,6 +28,59 @@ pub enum AddOutcome {
     Unchanged,
 }
 
+/// A checked change, not yet written; the registry stays locked while it is held.
+#[derive(Debug)]
+pub struct Pending {
+    _lock: File,
+    name: String,
+    change: Change,
+}
+
+#[derive(Debug)]
+enum Change {
+    Nothing,
+    Write { registration: Registration, replaced: Option<Registration>, report: Option<CompatReport>, rollback: bool },
+    Remove(Registration),
+}
+
+impl Pending {
+    fn new(lock: File, name: &str, change: Change) -> Self {
+        Pending { _lock: lock, name: name.to_owned(), change }
+    }
+
+    /// The registration's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The registration as it will be once committed (None: removed).
+    pub fn after(&self) -> Option<&Registration> {
+        match &self.change {
+            Change::Write { registration, .. } => Some(registration),
+            Change::Remove(_) => None,
+            Change::Nothing => None,
+        }
+    }
+
+    /// True when committing it changes nothing.
+    pub fn is_noop(&self) -> bool {
+        matches!(self.change, Change::Nothing)
+    }
+}
+
+/// What a committed change did.
+#[derive(Debug, Clone)]
+pub enum Changed {
+    /// The registration was written: new (None), or replacing another version (what changed).
+    Added(Option<CompatReport>),
+    /// Nothing: the same contents were registered.
+    Unchanged,
+    /// The registration was removed.
+    Removed(Registration),
+    /// An earlier version was restored; what that changed.
+    RolledBack(Registration, CompatReport),
+}
+
 /// One stored version of a registration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Version {
@@ -96,27 +149,31 @@ impl RegistryDir {
     /// replaced when nothing breaks, or when `allow_breaking`; the old version stays in the
     /// history.
     pub fn add(&self, registration: &Registration, allow_breaking: bool) -> Result<AddOutcome, RegistryError> {
-        let _lock = self.lock()?;
-        let mut all = self.read_all()?;
-        let existing = all.iter().position(|r| r.name == registration.name).map(|i| all.remove(i));
-        let report = match &existing {
-            Some(existing) if existing.digest == registration.digest => return Ok(AddOutcome::Unchanged),
-            Some(existing) => {
-                let report = compare(existing, registration);
-                if report.is_breaking() && !allow_breaking {
-                    return Err(RegistryError::Breaking { name: registration.name.clone(), report });
-                }
-                Some(report)
-            }
-            None => None,
-        };
-        all.push(registration.clone());
-        merge_registrations(all)?;
-        if let Some(existing) = &existing {
-            self.remember(existing)?;
+        let pending = self.prepare_add(registration, allow_breaking)?;
+        match self.commit(pending)? {
+            Changed::Added(report) => Ok(report.map_or(AddOutcome::Added, AddOutcome::Replaced)),
+            _ => Ok(AddOutcome::Unchanged),
         }
-        self.make_current(registration)?;
-        Ok(report.map_or(AddOutcome::Added, AddOutcome::Replaced))
+    }
+
+    /// Restores the version before the current one (or, for a removed registration, its last
+    /// version), after checking it merges with the others; what that changes.
+    pub fn rollback(&self, name: &str) -> Result<(Registration, CompatReport), RegistryError> {
+        let pending = self.prepare_rollback(name)?;
+        match self.commit(pending)? {
+            Changed::RolledBack(restored, report) => Ok((restored, report)),
+            _ => Err(RegistryError::NoEarlierVersion(name.to_owned())),
+        }
+    }
+
+    /// Removes a registration, refusing if the others would no longer merge without it; its
+    /// versions stay in the history.
+    pub fn remove(&self, name: &str) -> Result<Registration, RegistryError> {
+        let pending = self.prepare_remove(name)?;
+        match self.commit(pending)? {
+            Changed::Removed(removed) => Ok(removed),
+            _ => Err(RegistryError::NotFound(name.to_owned())),
+        }
     }
 
     /// The versions of `name`, oldest first. A registration written before versions were kept
@@ -144,11 +201,36 @@ impl RegistryDir {
         Ok(versions)
     }
 
-    /// Restores the version before the current one (or, for a removed registration, its last
-    /// version), after checking it merges with the others; what that changes.
-    pub fn rollback(&self, name: &str) -> Result<(Registration, CompatReport), RegistryError> {
+    /// Checks an `add` without writing anything: the registry stays locked until the change is
+    /// committed or dropped, so a caller can first check what the change does to a running
+    /// gateway.
+    pub fn prepare_add(&self, registration: &Registration, allow_breaking: bool) -> Result<Pending, RegistryError> {
+        let lock = self.lock()?;
+        let mut all = self.read_all()?;
+        let existing = all.iter().position(|r| r.name == registration.name).map(|i| all.remove(i));
+        let report = match &existing {
+            Some(existing) if existing.digest == registration.digest => {
+                return Ok(Pending::new(lock, &registration.name, Change::Nothing));
+            }
+            Some(existing) => {
+                let report = compare(existing, registration);
+                if report.is_breaking() && !allow_breaking {
+                    return Err(RegistryError::Breaking { name: registration.name.clone(), report });
+                }
+                Some(report)
+            }
+            None => None,
+        };
+        all.push(registration.clone());
+        merge_registrations(all)?;
+        let change = Change::Write { registration: registration.clone(), replaced: existing, report, rollback: false };
+        Ok(Pending::new(lock, &registration.name, change))
+    }
+
+    /// Checks a `rollback` without writing anything (see `prepare_add`).
+    pub fn prepare_rollback(&self, name: &str) -> Result<Pending, RegistryError> {
         check_name(name)?;
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
         let current = self.read_current(name)?;
         let history = self.history(name)?;
         let mut older = history.iter().rev().map(|(_, path)| path);
@@ -172,34 +254,49 @@ impl RegistryDir {
         all.retain(|r| r.name != name);
         all.push(target.clone());
         merge_registrations(all)?;
-        let report = match &current {
-            Some(current) => {
-                self.remember(current)?;
-                compare(current, &target)
-            }
-            None => CompatReport::default(),
-        };
-        self.make_current(&target)?;
-        Ok((target, report))
+        let report = current.as_ref().map(|current| compare(current, &target));
+        let change = Change::Write { registration: target, replaced: current, report, rollback: true };
+        Ok(Pending::new(lock, name, change))
     }
 
-    /// Removes a registration, refusing if the others would no longer merge without it; its
-    /// versions stay in the history.
-    pub fn remove(&self, name: &str) -> Result<Registration, RegistryError> {
+    /// Checks a `remove` without writing anything (see `prepare_add`).
+    pub fn prepare_remove(&self, name: &str) -> Result<Pending, RegistryError> {
         check_name(name)?;
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
         let mut all = self.read_all()?;
         let index = all.iter().position(|r| r.name == name).ok_or_else(|| RegistryError::NotFound(name.to_owned()))?;
         let removed = all.remove(index);
         merge_registrations(all).map_err(|e| {
             RegistryError::Conflict(format!("removing `{name}` would break the remaining registrations: {e}"))
         })?;
-        // Kept in the history, so `rollback` can bring it back.
-        self.remember(&removed)?;
-        let path = self.file_of(name);
-        fs::remove_file(&path).map_err(|source| RegistryError::Write { path: path.clone(), source })?;
-        sync_dir(&self.path).map_err(|source| RegistryError::Write { path: self.path.clone(), source })?;
-        Ok(removed)
+        Ok(Pending::new(lock, name, Change::Remove(removed)))
+    }
+
+    /// Writes a prepared change (atomically, file by file) and releases the lock.
+    pub fn commit(&self, pending: Pending) -> Result<Changed, RegistryError> {
+        let Pending { _lock, change, .. } = pending;
+        match change {
+            Change::Nothing => Ok(Changed::Unchanged),
+            Change::Write { registration, replaced, report, rollback } => {
+                if let Some(replaced) = &replaced {
+                    self.remember(replaced)?;
+                }
+                self.make_current(&registration)?;
+                Ok(if rollback {
+                    Changed::RolledBack(registration, report.unwrap_or_default())
+                } else {
+                    Changed::Added(report)
+                })
+            }
+            Change::Remove(removed) => {
+                // Kept in the history, so `rollback` can bring it back.
+                self.remember(&removed)?;
+                let path = self.file_of(&removed.name);
+                fs::remove_file(&path).map_err(|source| RegistryError::Write { path: path.clone(), source })?;
+                sync_dir(&self.path).map_err(|source| RegistryError::Write { path: self.path.clone(), source })?;
+                Ok(Changed::Removed(removed))
+            }
+        }
     }
 
     /// Writes `registration` as the current version and appends it to the history.

@@ -279,3 +279,38 @@ async fn access_log_lines_are_json_and_hold_no_credentials() {
         ("[access_log]\nheaders = [\"bad header\"]\n", "access_log.headers[0]", "not a header name"),
     ]);
 }
+
+#[tokio::test]
+async fn the_admin_config_route_redacts_credentials() {
+    let config = format!(
+        "[admin]\ntoken = \"admin-secret-token\"\n\
+         [[auth.jwt]]\nname = \"corp\"\nkeys = [{{ algorithm = \"HS256\", secret = \"{SECRET}\" }}]\n\
+         [auth.api_keys]\nkeys = [{{ sha256 = \"{}\", identity = \"ci\" }}]\n\
+         [[transforms]]\nmethods = [\"catalog.v1.Catalog/*\"]\nrequest_headers = {{ set = {{ \"authorization\" = \"Bearer backend-secret\", \"x-tenant\" = \"acme\" }} }}\n\
+         [backends.catalog]\nendpoints = [\"{{backend}}\"]\nservices = [\"catalog.v1\"]\n",
+        "ab".repeat(32)
+    );
+    let (gateway, _dir) = TestGateway::demo_with_config(&config).await;
+    let url = format!("{}/admin/config", gateway.admin);
+    assert_eq!(gateway.client.get(&url).send().await.expect("send").status().as_u16(), 401, "the token is required");
+    let answer: Value = gateway
+        .client
+        .get(&url)
+        .bearer_auth("admin-secret-token")
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let text = answer.to_string();
+    for secret in ["admin-secret-token", SECRET, &"ab".repeat(32), "backend-secret"] {
+        assert!(!text.contains(secret), "{secret} was shown: {text}");
+    }
+    let config = &answer["config"];
+    assert_eq!(config["auth"]["jwt"][0]["keys"][0]["secret"], "REDACTED");
+    assert_eq!(config["admin"]["token"], "REDACTED");
+    assert_eq!(config["transforms"][0]["request_headers"]["set"]["x-tenant"], "acme", "other values are shown");
+    assert_eq!(config["backends"]["catalog"]["services"], json!(["catalog.v1"]));
+    gateway.shutdown().await;
+}

@@ -309,3 +309,125 @@ fn pull_from_nowhere_is_a_runtime_failure() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("cannot connect"), "{}", text(&out.stderr));
 }
+
+/// Runs the CLI off the test's runtime (the gateway it talks to runs on that runtime).
+async fn run_cli(args: Vec<String>, cwd: std::path::PathBuf) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&args, &cwd)
+    })
+    .await
+    .expect("join")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn descriptors_commands_work_against_a_running_gateway() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let descriptors = work.path().join("descriptors");
+    switchyard::registry::RegistryDir::new(&descriptors).add(&demo_registration().expect("demo"), false).expect("add");
+    let backend = start_demo_backend(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("demo backend");
+    let sources = switchyard::snapshot::SnapshotSources {
+        descriptors: Some(descriptors.clone()),
+        schemas: Some(work.path().join("no-schemas")),
+        backends: vec![switchyard::snapshot::BackendFlag { name: "catalog".into(), urls: vec![backend.url()] }],
+        ..Default::default()
+    };
+    let gateway = crate::support::TestGateway::from_sources(sources, Some(backend)).await;
+    let root = demo_proto_root();
+    let cli = |args: &[&str]| {
+        let mut all: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        all.extend(["--gateway".to_owned(), gateway.admin.clone()]);
+        run_cli(all, work.path().to_owned())
+    };
+    let v2 = root.join("catalog/v2/catalog.proto");
+    let (v2, include) = (v2.to_str().expect("utf8"), root.to_str().expect("utf8"));
+    assert_eq!(get_status(&gateway, "/v2/shelves/1/books/1").await, 404, "not registered yet");
+
+    // Added through the gateway: served at once, and written through to its directory.
+    let added = cli(&["descriptors", "add", v2, "-I", include]).await;
+    assert_eq!(added.status.code(), Some(0), "{}", text(&added.stderr));
+    let stdout = text(&added.stdout);
+    assert!(stdout.contains("added catalog.v2 (sha256:") && stdout.contains("serving generation 2"), "{stdout}");
+    assert_eq!(get_status(&gateway, "/v2/shelves/1/books/1").await, 200);
+    let answer = gateway.graphql("{ v2GetBook(name: \"shelves/1/books/1\") { authors } }").await;
+    assert_eq!(answer["data"]["v2GetBook"]["authors"][0], "Ursula K. Le Guin", "{answer}");
+    assert!(descriptors.join("catalog.v2.binpb").is_file());
+    let listed = cli(&["descriptors", "list"]).await;
+    let listing = text(&listed.stdout);
+    assert!(listing.contains("service catalog.v2.Catalog") && listing.contains("(current)"), "{listing}");
+
+    // A breaking replacement is refused with its report; allowed, it is served.
+    let changed = work.path().join("changed");
+    let edited = std::fs::read_to_string(root.join("catalog/v2/catalog.proto"))
+        .expect("read")
+        .replace("  repeated string tags = 8;\n", "");
+    write_files(&changed, &[("catalog/v2/catalog.proto", &edited)]);
+    let edited_path = changed.join("catalog/v2/catalog.proto");
+    let (edited_path, changed_root) = (edited_path.to_str().expect("utf8"), changed.to_str().expect("utf8"));
+    let refused = cli(&["descriptors", "add", edited_path, "-I", changed_root]).await;
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains("breaking: field catalog.v2.Book.tags (8) removed"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let forced = cli(&["descriptors", "add", edited_path, "-I", changed_root, "--allow-breaking"]).await;
+    assert_eq!(forced.status.code(), Some(0), "{}", text(&forced.stderr));
+    assert!(text(&forced.stdout).contains("replaced catalog.v2 with sha256:"), "{}", text(&forced.stdout));
+    let (_, book, _) = crate::support::get_with(&gateway, "/v2/shelves/1/books/1", &[]).await;
+    assert!(book.get("tags").is_none(), "the new version serves: {book}");
+    let rolled = cli(&["descriptors", "rollback", "catalog.v2"]).await;
+    assert_eq!(rolled.status.code(), Some(0), "{}", text(&rolled.stderr));
+    assert!(
+        text(&rolled.stdout).contains("compatible: field catalog.v2.Book.tags (8) added"),
+        "{}",
+        text(&rolled.stdout)
+    );
+    let (_, book, _) = crate::support::get_with(&gateway, "/v2/shelves/1/books/1", &[]).await;
+    assert_eq!(book["tags"], serde_json::json!(["classic"]), "the restored version serves: {book}");
+
+    // A registration the gateway cannot serve (its GraphQL root fields collide) writes nothing.
+    let clash = "syntax = \"proto3\";\npackage catalog.v3;\nservice Catalog { rpc GetBook(Req) returns (Req); }\nmessage Req { string name = 1; }\n";
+    write_files(work.path(), &[("v3/catalog.proto", clash)]);
+    let before = dir_state(&descriptors);
+    let generation = gateway.admin_json("/readyz").await["generation"].clone();
+    let unserved = cli(&["descriptors", "add", "v3/catalog.proto"]).await;
+    assert_eq!(unserved.status.code(), Some(1));
+    let stderr = text(&unserved.stderr);
+    assert!(stderr.contains("the gateway would not serve the change, so nothing was written"), "{stderr}");
+    assert!(stderr.contains("want this root field"), "{stderr}");
+    assert_eq!(dir_state(&descriptors), before, "a refused change was written");
+    assert_eq!(gateway.admin_json("/readyz").await["generation"], generation, "a refused change was served");
+
+    let removed = cli(&["descriptors", "remove", "catalog.v2"]).await;
+    assert_eq!(removed.status.code(), Some(0), "{}", text(&removed.stderr));
+    assert_eq!(get_status(&gateway, "/v2/shelves/1/books/1").await, 404);
+    assert!(!descriptors.join("catalog.v2.binpb").exists());
+    let unreachable = run_cli(
+        ["descriptors", "list", "--gateway", "http://127.0.0.1:9"].map(str::to_owned).to_vec(),
+        work.path().to_owned(),
+    )
+    .await;
+    assert_eq!(unreachable.status.code(), Some(3), "{}", text(&unreachable.stderr));
+    gateway.shutdown().await;
+}
+
+async fn get_status(gateway: &crate::support::TestGateway, path: &str) -> u16 {
+    gateway.client.get(format!("{}{path}", gateway.base)).send().await.expect("send").status().as_u16()
+}
+
+#[tokio::test]
+async fn a_gateway_without_a_descriptor_directory_refuses_registry_changes() {
+    let gateway = crate::support::TestGateway::demo().await;
+    let response =
+        gateway.client.delete(format!("{}/admin/descriptors/catalog.v1", gateway.admin)).send().await.expect("send");
+    assert_eq!(response.status().as_u16(), 400);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert!(body["message"].as_str().unwrap_or_default().contains("no descriptor directory"), "{body}");
+    let listed = gateway.admin_json("/admin/descriptors").await;
+    assert_eq!(
+        (&listed["directory"], &listed["registrations"][0]["name"]),
+        (&serde_json::Value::Null, &serde_json::json!("catalog.v1"))
+    );
+    gateway.shutdown().await;
+}
