@@ -32,6 +32,7 @@ pub fn admin_router(gateway: Arc<Gateway>) -> Router {
         .route("/admin/cache/invalidate", post(invalidate_cache))
         .route("/metrics", get(metrics))
         .route("/admin/config", get(config))
+        .route("/admin/analytics", get(analytics))
         .route(
             "/admin/descriptors",
             get(descriptors::list)
@@ -108,6 +109,51 @@ async fn metrics(State(gateway): State<Arc<Gateway>>, headers: http::HeaderMap) 
         crate::telemetry::metrics::PROMETHEUS_TEXT
     };
     ([(header::CONTENT_TYPE, content_type)], text).into_response()
+}
+
+/// `GET /admin/analytics?window=1h[&consumer=corp/ada]`: requests, errors and latency per
+/// consumer and operation over the window (`1m`..`60m`, `1h`..`24h`, `all`; default `1h`).
+async fn analytics(
+    State(gateway): State<Arc<Gateway>>,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    use crate::telemetry::usage::{Window, current_minute};
+    let text = query.get("window").map_or("1h", String::as_str);
+    let window = match Window::parse(text) {
+        Ok(window) => window,
+        Err(message) => return error_response(ErrorCode::InvalidArgument, &format!("window: {message}")),
+    };
+    let rows = gateway.telemetry().usage.report(window, current_minute(), query.get("consumer").map(String::as_str));
+    let mut consumers: Vec<serde_json::Value> = Vec::new();
+    for row in rows {
+        let figures = row.figures;
+        let operation = json!({
+            "protocol": row.protocol,
+            "operation": row.operation,
+            "requests": figures.requests,
+            "errors": figures.errors,
+            "latency_ms": {
+                "mean": (figures.latency_micros as f64 / figures.requests.max(1) as f64).round() / 1000.0,
+                "max": figures.max_micros as f64 / 1000.0,
+            },
+        });
+        match consumers.last_mut().filter(|c| c["consumer"] == row.consumer.as_str()) {
+            Some(consumer) => {
+                consumer["requests"] = json!(consumer["requests"].as_u64().unwrap_or(0) + figures.requests);
+                consumer["errors"] = json!(consumer["errors"].as_u64().unwrap_or(0) + figures.errors);
+                if let Some(operations) = consumer["operations"].as_array_mut() {
+                    operations.push(operation);
+                }
+            }
+            None => consumers.push(json!({
+                "consumer": row.consumer,
+                "requests": figures.requests,
+                "errors": figures.errors,
+                "operations": [operation],
+            })),
+        }
+    }
+    Json(json!({"window": text, "consumers": consumers})).into_response()
 }
 
 /// `GET /admin/config`: the config serving now, credentials redacted.

@@ -147,6 +147,12 @@ impl Finish {
             Some(name) => name.to_owned(),
             None => self.status.to_string(),
         };
+        if let Some(consumer) = recorded.identity.as_deref() {
+            let operation = recorded.operation.as_deref().unwrap_or_default();
+            let failed = !recorded.errors.is_empty() || self.status >= 500;
+            let minute = crate::telemetry::usage::current_minute();
+            self.telemetry.usage.record(consumer, self.protocol, operation, failed, duration, minute);
+        }
         self.telemetry.metrics.finished(&crate::telemetry::metrics::FinishedRequest {
             protocol: self.protocol,
             operation: recorded.operation.as_deref(),

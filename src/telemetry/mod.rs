@@ -8,6 +8,7 @@ pub mod histogram;
 pub mod metrics;
 pub mod record;
 pub mod request_id;
+pub mod usage;
 
 use std::sync::Arc;
 
@@ -21,6 +22,8 @@ use access_log::AccessLogSink;
 pub struct Telemetry {
     /// The metric families.
     pub metrics: metrics::Metrics,
+    /// Usage per consumer and operation.
+    pub usage: usage::Usage,
     access_log: ArcSwapOption<(AccessLogConfig, Arc<AccessLogSink>)>,
 }
 

@@ -314,3 +314,46 @@ async fn the_admin_config_route_redacts_credentials() {
     assert_eq!(config["backends"]["catalog"]["services"], json!(["catalog.v1"]));
     gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn usage_is_reported_per_consumer_and_operation() {
+    use sha2::Digest;
+    let key_hash = hex::encode(sha2::Sha256::digest(API_KEY.as_bytes()));
+    let config = format!(
+        "[[auth.jwt]]\nname = \"corp\"\nkeys = [{{ algorithm = \"HS256\", secret = \"{SECRET}\" }}]\n\
+         [auth.api_keys]\nkeys = [{{ sha256 = \"{key_hash}\", identity = \"ci\" }}]\n\
+         [backends.catalog]\nendpoints = [\"{{backend}}\"]\nservices = [\"catalog.v1\"]\n"
+    );
+    let (gateway, _dir) = TestGateway::demo_with_config(&config).await;
+    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() + 600;
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({"sub": "ada", "exp": exp}),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()).expect("key"),
+    )
+    .expect("sign");
+    let ada = [("authorization", format!("Bearer {token}"))];
+    for path in ["/v1/shelves/1/books/1", "/v1/shelves/1/books/1", "/v1/shelves/1/books/404"] {
+        get_with(&gateway, path, &ada).await;
+    }
+    get_with(&gateway, "/v1/shelves/1/books", &[("x-api-key", API_KEY.to_owned())]).await;
+    get_with(&gateway, "/v1/shelves/1/books/1", &[]).await;
+    let report = gateway.admin_json("/admin/analytics?window=5m").await;
+    let consumers = report["consumers"].as_array().expect("consumers");
+    let names: Vec<&str> = consumers.iter().filter_map(|c| c["consumer"].as_str()).collect();
+    assert_eq!(names, ["api_key/ci", "corp/ada"], "anonymous requests are not attributed: {report}");
+    let ada = &consumers[1];
+    assert_eq!((&ada["requests"], &ada["errors"]), (&json!(3), &json!(1)), "{report}");
+    let operation = &ada["operations"][0];
+    assert_eq!(
+        (&operation["protocol"], &operation["operation"], &operation["requests"], &operation["errors"]),
+        (&json!("rest"), &json!("GET /v1/{name=shelves/*/books/*}"), &json!(3), &json!(1))
+    );
+    assert!(operation["latency_ms"]["max"].as_f64().is_some_and(|m| m > 0.0), "{operation}");
+    let one = gateway.admin_json("/admin/analytics?window=all&consumer=api_key/ci").await;
+    assert_eq!(one["consumers"].as_array().map(Vec::len), Some(1), "{one}");
+    assert_eq!(one["consumers"][0]["operations"][0]["operation"], "GET /v1/{parent=shelves/*}/books");
+    let bad = gateway.client.get(format!("{}/admin/analytics?window=3d", gateway.admin)).send().await.expect("send");
+    assert_eq!(bad.status().as_u16(), 400);
+    gateway.shutdown().await;
+}
