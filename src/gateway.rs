@@ -232,12 +232,22 @@ pub fn plan_only(snapshot: &Snapshot, operation: Operation) -> Result<crate::pla
 
 /// Runs one operation through the stages, in order.
 pub async fn execute_operation(served: &Served, operation: Operation) -> Result<Vec<FetchOutput>, GatewayError> {
-    let plan = plan_operation(operation, served.snapshot.as_ref())?;
+    let span = tracing::info_span!("operation", kind = ?operation.kind, calls = operation.calls.len());
+    let plan = span.in_scope(|| plan_traced(operation, served))?;
     let mut outputs = Vec::with_capacity(plan.fetches.len());
-    for result in execute_plan(plan, &served.upstreams).await {
+    for result in tracing::Instrument::instrument(execute_plan(plan, &served.upstreams), span).await {
         outputs.push(result?);
     }
     Ok(outputs)
+}
+
+/// Plans `operation` in a `plan` span that records how many fetches it made.
+fn plan_traced(operation: Operation, served: &Served) -> Result<crate::plan::Plan, PlanError> {
+    let span = tracing::debug_span!("plan", fetches = tracing::field::Empty);
+    let _entered = span.enter();
+    let plan = plan_operation(operation, served.snapshot.as_ref())?;
+    span.record("fetches", plan.fetches.len());
+    Ok(plan)
 }
 
 /// Runs a GraphQL operation, whose root calls fail independently: one shaped value (with its
@@ -248,12 +258,16 @@ pub async fn execute_graphql_operation(
     operation: Operation,
 ) -> Vec<Result<GraphqlOutput, GatewayError>> {
     let calls = operation.calls.len();
-    match plan_operation(operation, served.snapshot.as_ref()) {
-        Ok(plan) => execute_graphql_plan(plan, &served.upstreams, &served.snapshot.graphql)
-            .await
-            .into_iter()
-            .map(|r| r.map_err(GatewayError::from))
-            .collect(),
+    let span = tracing::info_span!("operation", kind = ?operation.kind, calls = operation.calls.len());
+    match span.in_scope(|| plan_traced(operation, served)) {
+        Ok(plan) => tracing::Instrument::instrument(
+            execute_graphql_plan(plan, &served.upstreams, &served.snapshot.graphql),
+            span,
+        )
+        .await
+        .into_iter()
+        .map(|r| r.map_err(GatewayError::from))
+        .collect(),
         Err(error) => (0..calls).map(|_| Err(GatewayError::Plan(error.clone()))).collect(),
     }
 }

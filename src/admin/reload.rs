@@ -74,6 +74,9 @@ async fn build_next(gateway: &Gateway, sources: crate::snapshot::SnapshotSources
                 .push(Problem::warning(key, format!("changed from {old} to {new}; takes effect at restart")));
         }
     }
+    if current.config.tracing != snapshot.config.tracing {
+        snapshot.warnings.push(Problem::warning("tracing", "changed; span export follows it at restart"));
+    }
     tracing::info!(generation, warnings = snapshot.warnings.len(), "snapshot built");
     Ok(snapshot)
 }

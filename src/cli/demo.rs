@@ -56,6 +56,7 @@ pub(crate) async fn run(args: DemoArgs) -> CommandResult {
     signal.recv().await;
     let _ = writeln!(std::io::stdout(), "shutting down");
     server.shutdown().await;
+    tokio::task::spawn_blocking(crate::telemetry::otel::shutdown).await.map_err(Failure::runtime)?;
     for replica in replicas {
         replica.shutdown().await;
     }

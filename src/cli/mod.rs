@@ -135,7 +135,6 @@ async fn snapshot_or_problems(sources: SnapshotSources) -> Result<crate::snapsho
 /// Parses the command line and runs it; returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -143,6 +142,22 @@ pub fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
+    let tracing = match &cli.command {
+        Command::Serve(args) => args.tracing_config(),
+        _ => crate::config::TracingConfig::default(),
+    };
+    let exporting = {
+        // The exporters' connections live on the runtime.
+        let _entered = runtime.enter();
+        match crate::telemetry::otel::layer(&tracing) {
+            Ok(layer) => layer,
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::from(1);
+            }
+        }
+    };
+    init_logging(&cli.log, exporting);
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Demo(args) => demo::run(args).await,
@@ -167,14 +182,21 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(default_filter: &str) {
+/// Log lines to stderr, filtered by `--log` / RUST_LOG; with the OpenTelemetry layer when the
+/// config exports spans (its own filter: the gateway's spans at info and above).
+fn init_logging(default_filter: &str, exporting: Option<crate::telemetry::otel::OtelLayer>) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(default_filter))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let lines = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    // Exported spans are the gateway's own at info and above, whatever the log filter says.
+    let spans = tracing_subscriber::filter::Targets::new().with_target("switchyard", tracing::Level::INFO);
+    let exporting = exporting.map(|layer| layer.with_filter(spans));
+    let _ = tracing_subscriber::registry().with(exporting).with(lines.with_filter(filter)).try_init();
 }

@@ -24,6 +24,16 @@ pub(crate) struct ServeArgs {
     admin: Option<SocketAddr>,
 }
 
+impl ServeArgs {
+    /// `[tracing]` of the config file, read before anything else so the process's subscriber
+    /// can export spans from the start (defaults when there is no file or it does not load;
+    /// the build then reports why).
+    pub(crate) fn tracing_config(&self) -> crate::config::TracingConfig {
+        let loaded = self.sources.config.as_deref().and_then(|path| crate::config::load_config_file(path).ok());
+        loaded.map(|l| l.config.tracing).unwrap_or_default()
+    }
+}
+
 pub(crate) async fn run(args: ServeArgs) -> CommandResult {
     let sources = args.sources.sources(args.listen, args.admin);
     let (gateway, mut signal) = start(sources).await?;
@@ -32,6 +42,8 @@ pub(crate) async fn run(args: ServeArgs) -> CommandResult {
     signal.recv().await;
     tracing::info!("shutting down");
     server.shutdown().await;
+    // Spans still buffered are exported before the process ends.
+    tokio::task::spawn_blocking(crate::telemetry::otel::shutdown).await.map_err(Failure::runtime)?;
     Ok(())
 }
 

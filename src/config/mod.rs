@@ -45,7 +45,7 @@ pub use graphql::{
     GraphqlServiceConfig, SubscriptionConfig, TrustedDocumentsConfig,
 };
 pub use load::{LoadedConfig, load_config_file, parse_config};
-pub use observability::{AccessLogConfig, AccessLogField, SECRET_HEADERS};
+pub use observability::{AccessLogConfig, AccessLogField, OtlpProtocol, SECRET_HEADERS, TracingConfig};
 pub use problem::{Problem, Severity};
 pub use rate_limits::{
     LimitAlgorithm, LimitClients, LimitKey, LimitStore, LimitUnit, QuotaPeriod, QuotaRule, RateLimitRule,
@@ -91,6 +91,8 @@ pub struct Config {
     pub deprecations: BTreeMap<String, DeprecationConfig>,
     /// One JSON line per request.
     pub access_log: AccessLogConfig,
+    /// Span export with OpenTelemetry.
+    pub tracing: TracingConfig,
 }
 
 /// A deprecated service (an old API version served beside the new one): its REST answers say

@@ -119,3 +119,43 @@ impl AccessLogField {
         }
     }
 }
+
+/// `[tracing]`: spans exported with OpenTelemetry (OTLP). Trace context (W3C `traceparent`) is
+/// propagated to backends whether or not spans are exported. Read at start; a reload that
+/// changes it takes effect at restart.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct TracingConfig {
+    /// The OTLP collector: `http://127.0.0.1:4317` for gRPC, `http://127.0.0.1:4318` for HTTP
+    /// (`/v1/traces` is added). Unset: spans are not exported.
+    pub otlp_endpoint: Option<String>,
+    /// `grpc` or `http` (HTTP/protobuf).
+    pub protocol: OtlpProtocol,
+    /// Share of new traces recorded, 0.0 to 1.0; a client's sampling decision is kept.
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub sampling_ratio: f64,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
+}
+
+impl Default for TracingConfig {
+    fn default() -> Self {
+        TracingConfig {
+            otlp_endpoint: None,
+            protocol: OtlpProtocol::Grpc,
+            sampling_ratio: 1.0,
+            service_name: "switchyard".into(),
+        }
+    }
+}
+
+/// The OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OtlpProtocol {
+    /// OTLP/gRPC.
+    #[default]
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies.
+    Http,
+}

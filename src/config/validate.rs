@@ -106,6 +106,15 @@ pub(crate) fn validate_config(config: &Config) -> Vec<Problem> {
     if let Some(versions) = &config.rest.versions {
         check_versions(versions, &mut problems);
     }
+    let tracing = &config.tracing;
+    if !(0.0..=1.0).contains(&tracing.sampling_ratio) {
+        problems.push(Problem::error("tracing.sampling_ratio", "must be between 0.0 and 1.0"));
+    }
+    if let Some(endpoint) = &tracing.otlp_endpoint
+        && let Err(message) = check_endpoint_url(endpoint)
+    {
+        problems.push(Problem::error("tracing.otlp_endpoint", message));
+    }
     for (i, header) in config.access_log.headers.iter().enumerate() {
         let at = format!("access_log.headers[{i}]");
         if http::HeaderName::from_bytes(header.as_bytes()).is_err() {

@@ -51,6 +51,11 @@ impl DemoAuthors {
         self.state.requests.load(Ordering::Relaxed)
     }
 
+    /// The headers of the latest request, if there was one.
+    pub fn last_headers(&self) -> Option<http::HeaderMap> {
+        self.state.latest.lock().ok()?.clone()
+    }
+
     /// Makes every request wait `latency` before it is answered (zero: answer at once).
     pub fn set_latency(&self, latency: Duration) {
         self.state.latency_micros.store(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
@@ -63,17 +68,22 @@ impl DemoAuthors {
     }
 }
 
-/// What the handlers share: the request count and the added latency.
+/// What the handlers share: the request count, the latest request's headers and the added
+/// latency.
 #[derive(Default)]
 struct Served {
     requests: AtomicUsize,
+    latest: std::sync::Mutex<Option<http::HeaderMap>>,
     latency_micros: AtomicU64,
 }
 
 impl Served {
-    /// Counts a request and waits the configured latency.
-    async fn serve(&self) {
+    /// Counts a request (keeping its headers) and waits the configured latency.
+    async fn serve(&self, headers: &http::HeaderMap) {
         self.requests.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut latest) = self.latest.lock() {
+            *latest = Some(headers.clone());
+        }
         let latency = Duration::from_micros(self.latency_micros.load(Ordering::Relaxed));
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
@@ -102,8 +112,12 @@ fn author_json(&(id, name, born, country): &(&str, &str, i64, &str)) -> Value {
     json!({"id": id, "name": name, "born": born, "country": country})
 }
 
-async fn list_authors(State(state): State<Arc<Served>>, RawQuery(query): RawQuery) -> Response {
-    state.serve().await;
+async fn list_authors(
+    State(state): State<Arc<Served>>,
+    headers: http::HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    state.serve(&headers).await;
     let mut names = Vec::new();
     let mut country = None;
     for pair in query.as_deref().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
@@ -131,8 +145,8 @@ async fn list_authors(State(state): State<Arc<Served>>, RawQuery(query): RawQuer
     ([(header::CACHE_CONTROL, "public, max-age=300")], Json(json!({ "authors": authors }))).into_response()
 }
 
-async fn get_author(State(state): State<Arc<Served>>, Path(id): Path<String>) -> Response {
-    state.serve().await;
+async fn get_author(State(state): State<Arc<Served>>, headers: http::HeaderMap, Path(id): Path<String>) -> Response {
+    state.serve(&headers).await;
     match AUTHORS.iter().find(|a| a.0 == id) {
         Some(author) => ([(header::CACHE_CONTROL, "private, max-age=300")], Json(author_json(author))).into_response(),
         None => {

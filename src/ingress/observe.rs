@@ -1,7 +1,8 @@
 //! The outermost layer of the gateway listener: every request gets its `x-request-id` (the
 //! client's when well-formed, else a new one; set on the request so it is forwarded, and echoed
-//! on the response), a tracing span carrying it (so every log line of the request names it),
-//! and a telemetry record the stages fill in. When the response's last byte is sent (or the
+//! on the response), a tracing span carrying it (so every log line of the request names it)
+//! that continues the client's W3C trace (its `traceparent` is rewritten to name the gateway's
+//! span), and a telemetry record the stages fill in. When the response's last byte is sent (or the
 //! client goes away), the request is counted in the metrics and, when enabled, written to the
 //! access log.
 
@@ -24,7 +25,9 @@ use tracing::Instrument;
 use super::IngressState;
 use crate::telemetry::access_log::{AccessEntry, AccessLogSink};
 use crate::telemetry::record::RequestRecord;
+use crate::telemetry::trace_context::{TRACEPARENT, TraceParent, of_span};
 use crate::telemetry::{Telemetry, request_id};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// Wraps the handling of one request.
 pub(super) async fn observe(State(state): State<Arc<IngressState>>, mut request: Request, next: Next) -> Response {
@@ -65,8 +68,19 @@ pub(super) async fn observe(State(state): State<Arc<IngressState>>, mut request:
         }
     });
     drop(snapshot);
+    // The gateway's span continues the client's trace (or starts one); its backends see it as
+    // their parent.
+    let client_trace = request.headers().get(TRACEPARENT).and_then(|v| TraceParent::parse(v.as_bytes()));
+    let span = tracing::info_span!("request", request_id = %id, protocol, trace_id = tracing::field::Empty);
+    if let Some(client) = client_trace {
+        let _ = span.set_parent(client.otel_context());
+    }
+    let own = of_span(&span, client_trace.unwrap_or_else(TraceParent::root));
+    span.record("trace_id", tracing::field::display(hex::encode(own.trace_id)));
+    if let Ok(value) = HeaderValue::from_str(&own.header()) {
+        request.headers_mut().insert(TRACEPARENT, value);
+    }
     let record = Arc::new(RequestRecord::default());
-    let span = tracing::info_span!("request", request_id = %id, protocol);
     let mut response = record.clone().scope(next.run(request)).instrument(span).await;
     response.headers_mut().insert(request_id::HEADER, id_value);
     let grpc_status = response.headers().get("grpc-status").and_then(|v| v.to_str().ok()?.parse::<i32>().ok());

@@ -6,8 +6,10 @@
 pub mod access_log;
 pub mod histogram;
 pub mod metrics;
+pub mod otel;
 pub mod record;
 pub mod request_id;
+pub mod trace_context;
 pub mod usage;
 
 use std::sync::Arc;

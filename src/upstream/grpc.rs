@@ -245,6 +245,11 @@ impl GrpcClient {
             Err(error) => return (Err(error), None),
         };
         let (index, balancer, _guards) = (picked.index, picked.balancer, picked.guards);
+        let endpoint = balancer.members().get(index).map(|m| m.id.to_string()).unwrap_or_default();
+        let (span, traceparent) = super::fetch_trace(&self.cluster, &endpoint, path.path(), metadata);
+        if let Ok(value) = MetadataValue::try_from(traceparent.as_str()) {
+            request.metadata_mut().insert(crate::telemetry::trace_context::TRACEPARENT, value);
+        }
         let mut grpc = self.grpc(picked.channel);
         let call = async {
             grpc.ready().await.map_err(|e| UpstreamError::unavailable(&self.cluster, &e))?;
@@ -252,6 +257,7 @@ impl GrpcClient {
                 .await
                 .map_err(|status| UpstreamError::from_status(&self.cluster, status))
         };
+        let call = tracing::Instrument::instrument(call, span.clone());
         let response = match timeout {
             Some(timeout) => match tokio::time::timeout(timeout, call).await {
                 Ok(response) => response,
@@ -263,6 +269,15 @@ impl GrpcClient {
             let (metadata, body, _) = response.into_parts();
             UnaryReply { body, metadata }
         });
+        match &result {
+            Ok(reply) => {
+                span.record("status", "OK");
+                span.record("bytes", reply.body.len());
+            }
+            Err(error) => {
+                span.record("status", tracing::field::display(error));
+            }
+        }
         balancer.report(index, result.as_ref().err().is_some_and(UpstreamError::is_backend_failure));
         (result, Some(index))
     }
@@ -296,6 +311,12 @@ impl GrpcClient {
         let admitted =
             self.breaker.admit_waiting(deadline).await.map_err(|why| UpstreamError::refused(&self.cluster, &why))?;
         let picked = self.pick(metadata, None)?;
+        let endpoint = picked.balancer.members().get(picked.index).map(|m| m.id.to_string()).unwrap_or_default();
+        // The span covers opening the stream; its messages are the subscription's business.
+        let (_span, traceparent) = super::fetch_trace(&self.cluster, &endpoint, path.path(), metadata);
+        if let Ok(value) = MetadataValue::try_from(traceparent.as_str()) {
+            request.metadata_mut().insert(crate::telemetry::trace_context::TRACEPARENT, value);
+        }
         let in_flight = picked.guards;
         let mut grpc = self.grpc(picked.channel);
         let cluster = self.cluster.clone();

@@ -261,7 +261,11 @@ impl HttpClient {
         let url = format!("{}{}", endpoint.base, request.path_and_query);
         let mut builder =
             endpoint.client.request(request.method.clone(), &url).header(http::header::ACCEPT, "application/json");
-        for (name, value) in metadata.iter().filter(|(name, _)| !name.ends_with("-bin")) {
+        let target = format!("{} {}", request.method, request.path_and_query);
+        let (span, traceparent) = super::fetch_trace(&self.cluster, &endpoint.base, &target, metadata);
+        builder = builder.header(crate::telemetry::trace_context::TRACEPARENT, traceparent);
+        let traceparent = crate::telemetry::trace_context::TRACEPARENT;
+        for (name, value) in metadata.iter().filter(|(name, _)| !name.ends_with("-bin") && *name != traceparent) {
             if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value)) {
                 builder = builder.header(name, value);
             }
@@ -275,10 +279,16 @@ impl HttpClient {
         if let Some(timeout) = timeout {
             builder = builder.timeout(timeout);
         }
-        let response = builder.send().await.map_err(|e| self.failure(&e))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(|e| self.failure(&e))?;
+        let exchange = async {
+            let response = builder.send().await.map_err(|e| self.failure(&e))?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = response.bytes().await.map_err(|e| self.failure(&e))?;
+            Ok::<_, UpstreamError>((status, headers, body))
+        };
+        let (status, headers, body) = tracing::Instrument::instrument(exchange, span.clone()).await?;
+        span.record("status", status.as_u16());
+        span.record("bytes", body.len());
         if status.is_success() {
             return Ok((body, headers));
         }

@@ -313,3 +313,27 @@ impl Upstreams {
         }
     }
 }
+
+/// The span of one backend call (a child of the request's trace, whichever task runs it) and
+/// the `traceparent` the call carries, naming that span.
+pub(crate) fn fetch_trace(
+    cluster: &str,
+    endpoint: &str,
+    target: &str,
+    metadata: &crate::operation::Metadata,
+) -> (tracing::Span, String) {
+    use crate::telemetry::trace_context::{TRACEPARENT, TraceParent, of_span};
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let span = tracing::info_span!(
+        "fetch",
+        cluster,
+        endpoint,
+        target,
+        status = tracing::field::Empty,
+        bytes = tracing::field::Empty
+    );
+    let parent = metadata.get(TRACEPARENT).and_then(TraceParent::parse).unwrap_or_else(TraceParent::root);
+    let _ = span.set_parent(parent.otel_context());
+    let header = of_span(&span, parent).header();
+    (span, header)
+}

@@ -357,3 +357,213 @@ async fn usage_is_reported_per_consumer_and_operation() {
     assert_eq!(bad.status().as_u16(), 400);
     gateway.shutdown().await;
 }
+
+const CLIENT_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CLIENT_SPAN: &str = "00f067aa0ba902b7";
+
+#[tokio::test]
+async fn trace_context_reaches_every_backend_call() {
+    let gateway = crate::support::TestGateway::stitched().await;
+    let traceparent = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
+    let headers = [("traceparent", traceparent.clone()), ("tracestate", "vendor=opaque".to_owned())];
+    assert_eq!(get_with(&gateway, "/v1/shelves/1/books/1", &headers).await.0, 200);
+    let seen = gateway.backend().last_headers("GetBook").expect("called");
+    let parsed =
+        switchyard::telemetry::trace_context::TraceParent::parse(seen["traceparent"].as_bytes()).expect("valid");
+    assert_eq!(hex::encode(parsed.trace_id), CLIENT_TRACE, "the client's trace continues");
+    assert_ne!(hex::encode(parsed.span_id), CLIENT_SPAN, "the backend's parent is the gateway's span");
+    assert!(parsed.sampled);
+    assert_eq!(seen["tracestate"], "vendor=opaque");
+    // One GraphQL request: its gRPC and REST-source calls share the trace, each with its own span.
+    let response = gateway
+        .client
+        .post(format!("{}/graphql", gateway.base))
+        .header("content-type", "application/json")
+        .header("traceparent", &traceparent)
+        .body(json!({"query": "{ getBook(name: \"shelves/1/books/1\") { writer { name } } listBooks(parent: \"shelves/1\") { totalSize } }"}).to_string())
+        .send()
+        .await
+        .expect("graphql");
+    assert_eq!(response.status().as_u16(), 200);
+    let parse = |headers: http::HeaderMap| {
+        switchyard::telemetry::trace_context::TraceParent::parse(headers["traceparent"].as_bytes()).expect("valid")
+    };
+    let get = parse(gateway.backend().last_headers("GetBook").expect("called"));
+    let list = parse(gateway.backend().last_headers("ListBooks").expect("called"));
+    let author = gateway.authors().last_headers().expect("the authors source was called");
+    let author =
+        switchyard::telemetry::trace_context::TraceParent::parse(author["traceparent"].as_bytes()).expect("valid");
+    for call in [get, list, author] {
+        assert_eq!(hex::encode(call.trace_id), CLIENT_TRACE);
+    }
+    assert!(get.span_id != list.span_id && list.span_id != author.span_id, "each call has its own span");
+    // No traceparent, or a malformed one: a trace is started.
+    for sent in [None, Some("00-zz-00f067aa0ba902b7-01")] {
+        let headers: Vec<(&str, String)> = sent.map(|t| ("traceparent", t.to_owned())).into_iter().collect();
+        assert_eq!(get_with(&gateway, "/v1/shelves/1/books/1", &headers).await.0, 200);
+        let seen = parse(gateway.backend().last_headers("GetBook").expect("called"));
+        assert_ne!(hex::encode(seen.trace_id), CLIENT_TRACE);
+    }
+    gateway.shutdown().await;
+}
+
+/// (span name, trace id, span id, parent span id, attributes as strings).
+type ExportedSpan = (String, String, String, String, std::collections::BTreeMap<String, String>);
+
+/// A real OTLP collector: the spans it received, over gRPC or HTTP/protobuf.
+#[derive(Clone, Default)]
+struct Collector(std::sync::Arc<std::sync::Mutex<Vec<opentelemetry_proto::tonic::trace::v1::ResourceSpans>>>);
+
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest>,
+    ) -> Result<
+        tonic::Response<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse>,
+        tonic::Status,
+    > {
+        self.0.lock().expect("lock").extend(request.into_inner().resource_spans);
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+impl Collector {
+    /// Serves the collector on a loopback port over `protocol`; its base URL.
+    async fn start(&self, protocol: &str) -> String {
+        use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        if protocol == "grpc" {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            let server = tonic::transport::Server::builder().add_service(TraceServiceServer::new(self.clone()));
+            tokio::spawn(server.serve_with_incoming(incoming));
+        } else {
+            let collector = self.clone();
+            let app = axum::Router::new().route(
+                "/v1/traces",
+                axum::routing::post(move |body: axum::body::Bytes| async move {
+                    use prost::Message;
+                    let request =
+                        opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(body)
+                            .expect("an OTLP/HTTP protobuf body");
+                    collector.0.lock().expect("lock").extend(request.resource_spans);
+                    ([("content-type", "application/x-protobuf")], Vec::<u8>::new())
+                }),
+            );
+            tokio::spawn(async move { axum::serve(listener, app).await });
+        }
+        format!("http://{addr}")
+    }
+
+    /// Every span received.
+    fn spans(&self) -> Vec<ExportedSpan> {
+        let received = self.0.lock().expect("lock");
+        let mut spans = Vec::new();
+        for resource in received.iter() {
+            for scope in &resource.scope_spans {
+                for span in &scope.spans {
+                    let attributes = span
+                        .attributes
+                        .iter()
+                        .map(|kv| (kv.key.clone(), format!("{:?}", kv.value.as_ref().and_then(|v| v.value.as_ref()))))
+                        .collect();
+                    spans.push((
+                        span.name.clone(),
+                        hex::encode(&span.trace_id),
+                        hex::encode(&span.span_id),
+                        hex::encode(&span.parent_span_id),
+                        attributes,
+                    ));
+                }
+            }
+        }
+        spans
+    }
+
+    fn service_names(&self) -> Vec<String> {
+        let received = self.0.lock().expect("lock");
+        received
+            .iter()
+            .filter_map(|r| r.resource.as_ref())
+            .flat_map(|r| r.attributes.iter())
+            .filter(|kv| kv.key == "service.name")
+            .map(|kv| format!("{:?}", kv.value.as_ref().and_then(|v| v.value.as_ref())))
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_are_exported_over_otlp_and_flushed_at_shutdown() {
+    for protocol in ["http", "grpc"] {
+        let collector = Collector::default();
+        let endpoint = collector.start(protocol).await;
+        let backend =
+            switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("demo backend");
+        let work = tempfile::tempdir().expect("tempdir");
+        let registration = switchyard::demo::demo_registration().expect("demo");
+        switchyard::registry::RegistryDir::new(work.path().join("descriptors")).add(&registration, false).expect("add");
+        let config = format!(
+            "[tracing]\notlp_endpoint = \"{endpoint}\"\nprotocol = \"{protocol}\"\nservice_name = \"gw-{protocol}\"\n"
+        );
+        std::fs::write(work.path().join("switchyard.toml"), config).expect("config");
+        let flag = format!("catalog.v1={}", backend.url());
+        let path = work.path().to_owned();
+        let mut serve = tokio::task::spawn_blocking(move || {
+            crate::support::Running::spawn(
+                &[
+                    "serve",
+                    "--config",
+                    "switchyard.toml",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--admin",
+                    "127.0.0.1:0",
+                    "--backend",
+                    &flag,
+                ],
+                &path,
+            )
+        })
+        .await
+        .expect("join");
+        let gateway = tokio::task::block_in_place(|| serve.url_after("serving on "));
+        let response = reqwest::Client::new()
+            .get(format!("{gateway}/v1/shelves/1/books/1"))
+            .header("traceparent", format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status().as_u16(), 200, "{protocol}");
+        let seen = backend.last_headers("GetBook").expect("called");
+        let parsed =
+            switchyard::telemetry::trace_context::TraceParent::parse(seen["traceparent"].as_bytes()).expect("valid");
+        // Shutting down flushes the batch of spans.
+        serve.signal("TERM");
+        assert_eq!(tokio::task::block_in_place(|| serve.wait()), Some(0), "{protocol}");
+        let spans = collector.spans();
+        let named = |name: &str| {
+            spans.iter().find(|s| s.0 == name).unwrap_or_else(|| panic!("{protocol}: no {name} span in {spans:#?}"))
+        };
+        let request = named("request");
+        assert_eq!(
+            (request.1.as_str(), request.3.as_str()),
+            (CLIENT_TRACE, CLIENT_SPAN),
+            "{protocol}: continues the client's trace"
+        );
+        let fetch = named("fetch");
+        assert_eq!(fetch.1, CLIENT_TRACE);
+        assert_eq!(fetch.2, hex::encode(parsed.span_id), "{protocol}: the backend's parent is the exported fetch span");
+        assert_eq!(fetch.3, request.2, "{protocol}: the fetch is a child of the request");
+        assert!(
+            fetch.4["cluster"].contains("catalog.v1") && fetch.4["status"].contains("OK"),
+            "{protocol}: {:?}",
+            fetch.4
+        );
+        assert!(fetch.4["target"].contains("/catalog.v1.Catalog/GetBook"), "{:?}", fetch.4);
+        let operation = named("operation");
+        assert_eq!(operation.1, CLIENT_TRACE);
+        assert!(collector.service_names().iter().any(|n| n.contains(&format!("gw-{protocol}"))), "{protocol}");
+        backend.shutdown().await;
+    }
+}
