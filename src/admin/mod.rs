@@ -5,6 +5,7 @@
 
 mod descriptors;
 mod reload;
+mod watch;
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use crate::gateway::Gateway;
 use crate::ingress::respond::error_response;
 
 pub use reload::reload_snapshot;
+pub use watch::{SourceWatch, watch_sources};
 
 /// The admin listener's router.
 pub fn admin_router(gateway: Arc<Gateway>) -> Router {

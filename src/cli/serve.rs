@@ -38,6 +38,7 @@ pub(crate) async fn run(args: ServeArgs) -> CommandResult {
     let sources = args.sources.sources(args.listen, args.admin);
     let (gateway, mut signal) = start(sources).await?;
     let server = start_server(gateway.clone()).await.map_err(Failure::runtime)?;
+    let _watching = crate::admin::watch_sources(gateway.clone()).map_err(Failure::runtime)?;
     println!("switchyard serving on http://{} (admin http://{})", server.gateway_addr, server.admin_addr);
     signal.recv().await;
     tracing::info!("shutting down");

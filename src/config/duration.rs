@@ -17,6 +17,11 @@ impl ConfigDuration {
         ConfigDuration(Duration::from_secs(secs))
     }
 
+    /// A whole number of milliseconds.
+    pub const fn from_millis(millis: u64) -> Self {
+        ConfigDuration(Duration::from_millis(millis))
+    }
+
     /// The duration.
     pub fn get(self) -> Duration {
         self.0

@@ -288,11 +288,22 @@ pub struct SourcesConfig {
     pub descriptors: PathBuf,
     /// The directory of GraphQL schema files (`*.graphql`). Ignored if absent.
     pub schemas: PathBuf,
+    /// `serve` reloads when the config file, the descriptors or the schemas change on disk
+    /// (Kubernetes ConfigMap updates included).
+    pub watch: bool,
+    /// How long the files must stay unchanged before a reload (so a half-written file is never
+    /// applied).
+    pub settle: ConfigDuration,
 }
 
 impl Default for SourcesConfig {
     fn default() -> Self {
-        SourcesConfig { descriptors: PathBuf::from("descriptors"), schemas: PathBuf::from("schemas") }
+        SourcesConfig {
+            descriptors: PathBuf::from("descriptors"),
+            schemas: PathBuf::from("schemas"),
+            watch: true,
+            settle: ConfigDuration::from_millis(300),
+        }
     }
 }
 

@@ -139,6 +139,13 @@ pub async fn start_server(gateway: Arc<Gateway>) -> Result<RunningServer, Server
 }
 
 impl RunningServer {
+    /// The gateway it serves.
+    pub fn gateway(&self) -> &Arc<Gateway> {
+        &self.gateway
+    }
+}
+
+impl RunningServer {
     /// Graceful shutdown: readiness off, stop accepting, drain within the configured deadline.
     pub async fn shutdown(self) -> DrainReport {
         self.gateway.set_ready(false);

@@ -181,3 +181,103 @@ async fn sigterm_lets_a_slow_request_finish_then_exits_0() {
     assert_eq!(response.status().as_u16(), 200);
     assert_eq!(tokio::task::block_in_place(|| serve.wait()), Some(0));
 }
+
+/// The serving generation.
+async fn generation(gateway: &crate::support::TestGateway) -> u64 {
+    gateway.admin_json("/readyz").await["generation"].as_u64().expect("generation")
+}
+
+/// Waits (hang detector only) until the generation is `want`.
+async fn until_generation(gateway: &crate::support::TestGateway, want: u64) {
+    let started = tokio::time::Instant::now();
+    while generation(gateway).await != want {
+        assert!(started.elapsed() < crate::support::HANG, "never reached generation {want}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_changes_reload_once_settled_and_a_broken_one_keeps_the_old_config() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let descriptors = work.path().join("descriptors");
+    switchyard::registry::RegistryDir::new(&descriptors)
+        .add(&switchyard::demo::demo_registration().expect("demo"), false)
+        .expect("add");
+    // The config as Kubernetes mounts a ConfigMap: conf/switchyard.toml -> ..data/switchyard.toml,
+    // ..data -> ..v1; an update swaps the ..data symlink atomically.
+    let conf = work.path().join("conf");
+    let backend = switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("backend");
+    let base = format!(
+        "[sources]\nsettle = \"400ms\"\n[backends.catalog]\nendpoints = [\"{}\"]\nservices = [\"catalog.v1\"]\n",
+        backend.url()
+    );
+    let deprecated = format!("{base}[deprecations.\"catalog.v1.Catalog\"]\nsince = \"2026-01-01T00:00:00Z\"\n");
+    std::fs::create_dir_all(conf.join("..v1")).expect("mkdir");
+    std::fs::write(conf.join("..v1/switchyard.toml"), &base).expect("write");
+    std::os::unix::fs::symlink("..v1", conf.join("..data")).expect("symlink");
+    std::os::unix::fs::symlink("..data/switchyard.toml", conf.join("switchyard.toml")).expect("symlink");
+    let sources = switchyard::snapshot::SnapshotSources {
+        config_file: Some(conf.join("switchyard.toml")),
+        descriptors: Some(descriptors.clone()),
+        schemas: Some(work.path().join("schemas")),
+        ..Default::default()
+    };
+    let gateway = crate::support::TestGateway::from_sources(sources, Some(backend)).await;
+    let _watching = switchyard::admin::watch_sources(gateway.gateway().clone()).expect("watch").expect("on");
+    let deprecation = |gateway: &crate::support::TestGateway| {
+        let url = format!("{}/v1/shelves/1/books/1", gateway.base);
+        let client = gateway.client.clone();
+        async move { client.get(url).send().await.expect("send").headers().contains_key("deprecation") }
+    };
+    assert!(!deprecation(&gateway).await);
+
+    // A ConfigMap update: a new directory, then the ..data symlink swapped in one rename.
+    std::fs::create_dir_all(conf.join("..v2")).expect("mkdir");
+    std::fs::write(conf.join("..v2/switchyard.toml"), &deprecated).expect("write");
+    std::os::unix::fs::symlink("..v2", conf.join("..data_tmp")).expect("symlink");
+    std::fs::rename(conf.join("..data_tmp"), conf.join("..data")).expect("swap");
+    until_generation(&gateway, 2).await;
+    assert!(deprecation(&gateway).await, "the new config serves");
+
+    // A file written in pieces is applied once, whole: never its first half.
+    let target = conf.join("..v2/switchyard.toml");
+    let (first, second) = base.split_at(base.len() / 2);
+    std::fs::write(&target, first).expect("write");
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    let mut file = std::fs::OpenOptions::new().append(true).open(&target).expect("open");
+    std::io::Write::write_all(&mut file, second.as_bytes()).expect("append");
+    drop(file);
+    until_generation(&gateway, 3).await;
+    assert!(!deprecation(&gateway).await, "the whole file serves");
+
+    // A broken config is refused; the running one keeps serving; fixing it applies.
+    std::fs::write(&target, "[listener\nbroken").expect("write");
+    let metrics = |gateway: &crate::support::TestGateway| {
+        let url = format!("{}/metrics", gateway.admin);
+        let client = gateway.client.clone();
+        async move { client.get(url).send().await.expect("send").text().await.expect("text") }
+    };
+    let started = tokio::time::Instant::now();
+    while !metrics(&gateway).await.contains("switchyard_snapshot_reloads_total{result=\"refused\"} 1") {
+        assert!(started.elapsed() < crate::support::HANG, "the broken config was never tried");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(generation(&gateway).await, 3, "a broken config is not applied");
+    assert_eq!(gateway.call("GET", "/v1/shelves/1/books/1", "").await.0, 200, "the old config keeps serving");
+    std::fs::write(&target, &deprecated).expect("write");
+    until_generation(&gateway, 4).await;
+    assert!(deprecation(&gateway).await);
+    // A new registration in the descriptor directory is served too.
+    switchyard::registry::RegistryDir::new(&descriptors)
+        .add(&switchyard::demo::demo_v2_registration().expect("v2"), false)
+        .expect("add");
+    until_generation(&gateway, 5).await;
+    let ready = gateway.admin_json("/readyz").await;
+    assert_eq!(ready["registrations"].as_array().map(Vec::len), Some(2), "{ready}");
+    let refused = metrics(&gateway).await;
+    assert!(
+        refused.contains("switchyard_snapshot_reloads_total{result=\"refused\"} 1"),
+        "the half-written file was never tried:\n{refused}"
+    );
+    gateway.shutdown().await;
+}

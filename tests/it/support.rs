@@ -199,6 +199,11 @@ impl TestGateway {
         (gateway, dir)
     }
 
+    /// The gateway itself.
+    pub(crate) fn gateway(&self) -> &std::sync::Arc<switchyard::gateway::Gateway> {
+        self.server.gateway()
+    }
+
     /// The demo backend, if this gateway started one.
     pub(crate) fn backend(&self) -> &switchyard::demo::DemoBackend {
         self.backend.as_ref().expect("a demo backend")
