@@ -281,3 +281,58 @@ async fn file_changes_reload_once_settled_and_a_broken_one_keeps_the_old_config(
     );
     gateway.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_requests_and_closes_subscriptions_with_1001() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+    let work = tempfile::tempdir().expect("tempdir");
+    let registration = switchyard::demo::demo_registration().expect("demo");
+    switchyard::registry::RegistryDir::new(work.path().join("descriptors")).add(&registration, false).expect("add");
+    let backend = switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("backend");
+    let flag = format!("catalog.v1={}", backend.url());
+    let path = work.path().to_owned();
+    let mut serve = tokio::task::spawn_blocking(move || {
+        Running::spawn(&["serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--backend", &flag], &path)
+    })
+    .await
+    .expect("join");
+    let gateway = tokio::task::block_in_place(|| serve.url_after("serving on "));
+
+    // An open subscription…
+    let mut request = format!("{}/graphql", gateway.replace("http://", "ws://")).into_client_request().expect("url");
+    request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().expect("header"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("upgrade");
+    let send = |value: serde_json::Value| Message::Text(value.to_string().into());
+    socket.send(send(serde_json::json!({"type": "connection_init"}))).await.expect("init");
+    let ack = tokio::time::timeout(crate::support::HANG, socket.next()).await.expect("ack in time");
+    assert!(matches!(ack, Some(Ok(Message::Text(ref t))) if t.contains("connection_ack")), "{ack:?}");
+    let subscribe = serde_json::json!({"id": "w", "type": "subscribe", "payload": {"query": "subscription { watchBooks(parent: \"shelves/1\") { kind } }"}});
+    socket.send(send(subscribe)).await.expect("subscribe");
+    let started = tokio::time::Instant::now();
+    while backend.watchers() == 0 {
+        assert!(started.elapsed() < crate::support::HANG, "hang detector: the subscription never opened");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // …and a slow request in flight.
+    backend.set_latency(std::time::Duration::from_millis(1500));
+    let slow = tokio::spawn(reqwest::get(format!("{gateway}/v1/shelves/1/books/1")));
+    while backend.calls("GetBook") == 0 {
+        assert!(started.elapsed() < crate::support::HANG, "hang detector: the request never reached the backend");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    serve.signal("TERM");
+    let closed = loop {
+        match tokio::time::timeout(crate::support::HANG, socket.next()).await.expect("a frame in time") {
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+            Some(Ok(Message::Text(text))) => assert!(!text.contains("\"complete\""), "no complete before 1001: {text}"),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(closed, Some(1001), "going away, so clients resubscribe elsewhere");
+    let response = slow.await.expect("join").expect("the in-flight request completes");
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(tokio::task::block_in_place(|| serve.wait()), Some(0));
+    backend.shutdown().await;
+}
