@@ -1,4 +1,5 @@
-//! What every request pays for telemetry: taking or making its `x-request-id`, counting it in
+//! What every request pays for telemetry: taking or making its `x-request-id`, continuing its
+//! trace (parse `traceparent`, a new span id, the header for the next hop), counting it in
 //! the metrics when it finishes, building its access-log line, and rendering /metrics with a
 //! hundred endpoints (a scrape, off the request path). Run: `cargo bench --bench telemetry`.
 
@@ -11,6 +12,7 @@ use switchyard::telemetry::access_log::{AccessEntry, line};
 use switchyard::telemetry::histogram::LatencyHistogram;
 use switchyard::telemetry::metrics::{EndpointSample, FinishedRequest, Metrics, Scrape};
 use switchyard::telemetry::request_id;
+use switchyard::telemetry::trace_context::{TraceParent, of_span};
 
 fn telemetry(c: &mut Criterion) {
     let mut headers = http::HeaderMap::new();
@@ -18,6 +20,14 @@ fn telemetry(c: &mut Criterion) {
     c.bench_function("request_id/accept", |b| b.iter(|| request_id::accept_or_generate(black_box(&headers))));
     let none = http::HeaderMap::new();
     c.bench_function("request_id/generate", |b| b.iter(|| request_id::accept_or_generate(black_box(&none))));
+
+    let traceparent = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    c.bench_function("trace_context/continue", |b| {
+        b.iter(|| {
+            let parent = TraceParent::parse(black_box(traceparent)).expect("valid");
+            of_span(&tracing::Span::none(), parent).header()
+        })
+    });
 
     let metrics = Metrics::default();
     let errors = vec!["NOT_FOUND".to_owned()];
