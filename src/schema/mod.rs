@@ -13,6 +13,7 @@ mod introspected;
 mod introspection;
 mod naming;
 mod sdl;
+mod supergraph;
 mod trusted;
 
 use std::collections::BTreeMap;
@@ -28,6 +29,9 @@ pub use edits::{apply_field_config, apply_hidden_types, apply_type_names};
 pub use generate::generate_schema;
 pub use introspected::{INTROSPECTION_QUERY, introspection_sdl};
 pub use introspection::{introspection_field_type, is_introspection_object};
+pub use supergraph::{
+    FieldJoin, Subgraph, SuperField, SuperKind, SuperType, Supergraph, TypeJoin, check_field_set, parse_supergraph,
+};
 pub use trusted::TrustedDocuments;
 
 /// Which root type a field is on.

@@ -8,6 +8,7 @@ mod cli_check;
 mod coalescing;
 mod defer;
 mod dns;
+mod federation;
 mod graphql;
 mod graphql_sources;
 mod graphql_schema;

@@ -1,0 +1,121 @@
+//! Apollo Federation v2: supergraphs composed by a standard composition tool (The Guild's, from
+//! tests/npm, installed by `bash .ci/run`) from the subgraphs in tests/fixtures/federation —
+//! the public gateways benchmark's accounts, inventory, products and reviews, with a directive
+//! of each kind added — read into the supergraph model; unsupported features named.
+
+use switchyard::schema::{SuperKind, Supergraph, parse_supergraph};
+
+const SUBGRAPHS: [&str; 4] = ["accounts", "inventory", "products", "reviews"];
+
+/// Composes the fixture subgraphs (subgraph `i` at port 4001 + i) with the npm composer.
+fn compose() -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let npm = root.join("tests/npm");
+    assert!(
+        npm.join("node_modules/@theguild/federation-composition").exists(),
+        "the composition tool is not installed: run `npm ci --prefix tests/npm` (bash .ci/run does)"
+    );
+    let args: Vec<String> = SUBGRAPHS
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let file = root.join(format!("tests/fixtures/federation/{name}.graphql"));
+            format!("{name}=http://127.0.0.1:{}/graphql={}", 4001 + i, file.display())
+        })
+        .collect();
+    let out = std::process::Command::new("node").arg(npm.join("compose.mjs")).args(&args).output().expect("node runs");
+    assert!(out.status.success(), "composition failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+fn subgraph(supergraph: &Supergraph, name: &str) -> usize {
+    supergraph.subgraphs.iter().position(|s| s.name == name).expect("a subgraph")
+}
+
+#[test]
+fn a_composed_supergraph_is_read_with_every_join() {
+    let text = compose();
+    let (supergraph, warnings) = parse_supergraph(&text).expect("a supported supergraph");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(supergraph.join_version, "0.3");
+    let names: Vec<(&str, &str)> = supergraph.subgraphs.iter().map(|s| (s.name.as_str(), s.url.as_str())).collect();
+    assert_eq!(
+        names,
+        [
+            ("accounts", "http://127.0.0.1:4001/graphql"),
+            ("inventory", "http://127.0.0.1:4002/graphql"),
+            ("products", "http://127.0.0.1:4003/graphql"),
+            ("reviews", "http://127.0.0.1:4004/graphql"),
+        ]
+    );
+    let [accounts, inventory, products, reviews] = SUBGRAPHS.map(|name| subgraph(&supergraph, name));
+    assert_eq!(supergraph.roots.get("query").map(String::as_str), Some("Query"));
+    assert!(!supergraph.types.keys().any(|name| name.starts_with("join__") || name.starts_with("link__")));
+
+    // Root fields are owned by one subgraph each.
+    let query = &supergraph.types["Query"];
+    let owner = |field: &str| query.resolving(query.field(field).expect("a root field"));
+    assert_eq!((owner("me"), owner("topProducts")), (vec![accounts], vec![products]));
+
+    // Keys: per subgraph, compound and multiple, and a reference-only (resolvable: false) one.
+    let product = &supergraph.types["Product"];
+    assert_eq!(product.kind, SuperKind::Object);
+    assert_eq!(product.keys_in(products).collect::<Vec<_>>(), ["upc", "sku variant { id }"]);
+    assert_eq!(product.keys_in(inventory).collect::<Vec<_>>(), ["upc"]);
+    let user = &supergraph.types["User"];
+    assert_eq!(user.keys_in(inventory).count(), 0, "inventory only references users");
+    assert!(user.joins.iter().any(|j| j.graph == inventory && !j.resolvable && j.key.as_deref() == Some("id")));
+
+    // @requires, @external, @provides, @shareable, @override.
+    let field = |ty: &switchyard::schema::SuperType, name: &str| ty.field(name).expect("a field").clone();
+    let estimate = field(product, "shippingEstimate");
+    assert_eq!(estimate.joins[0].requires.as_deref(), Some("price weight"));
+    assert_eq!(product.resolving(&estimate), [inventory]);
+    assert_eq!(product.resolving(&field(product, "price")), [products], "inventory's price is external");
+    let review = &supergraph.types["Review"];
+    assert_eq!(field(review, "author").joins[0].provides.as_deref(), Some("username"));
+    assert_eq!(user.resolving(&field(user, "username")), [accounts], "reviews' username is external");
+    assert_eq!(user.resolving(&field(user, "name")), [accounts, reviews], "shareable: both resolve it");
+    let birthday = field(user, "birthday");
+    assert_eq!(
+        (user.resolving(&birthday), birthday.joins[0].override_from.as_deref()),
+        (vec![reviews], Some("accounts"))
+    );
+    // A field without @join__field is resolved wherever the type is defined.
+    assert_eq!(review.resolving(&field(review, "body")), [reviews]);
+    // @inaccessible.
+    assert!(field(product, "internalCode").inaccessible && !field(product, "name").inaccessible);
+}
+
+#[test]
+fn unsupported_features_are_named() {
+    let text = compose();
+    let with_link = |link: &str| {
+        text.replacen(
+            "@link(url: \"https://specs.apollo.dev/link/v1.0\")",
+            &format!("@link(url: \"https://specs.apollo.dev/link/v1.0\") {link}"),
+            1,
+        )
+    };
+    // (edited supergraph, error?, the message names)
+    let cases = [
+        (with_link("@link(url: \"https://specs.apollo.dev/authenticated/v0.1\", for: SECURITY)"), true, "links authenticated v0.1"),
+        (with_link("@link(url: \"https://specs.apollo.dev/cost/v0.1\")"), false, "links cost v0.1, which this router does not support; its directives are ignored"),
+        (text.replacen("@join__field(graph: INVENTORY, requires: \"price weight\")", "@join__field(graph: INVENTORY, requires: \"price weight\", contextArguments: [])", 1), true, "field Product.shippingEstimate: @context / @fromContext is not supported yet"),
+        (text.replacen("@join__field(graph: REVIEWS, override: \"accounts\")", "@join__field(graph: REVIEWS, override: \"accounts\", overrideLabel: \"percent(5)\")", 1), true, "progressive @override(label:)"),
+        (text.replacen("type Variant @join__type(graph: PRODUCTS)", "type Variant @join__type(graph: PRODUCTS) @join__directive(graphs: [PRODUCTS], name: \"connect\", args: {})", 1), true, "type Variant: @join__directive"),
+        (text.replacen("@join__field(graph: INVENTORY, requires: \"price weight\")", "@join__field(graph: INVENTORY, requires: \"price {\")", 1), true, "field Product.shippingEstimate: `price {`"),
+        (text.replacen("@join__field(graph: PRODUCTS)\n  name", "@join__field(graph: NOWHERE)\n  name", 1), true, "`NOWHERE`, which is no subgraph"),
+        (text.replace("https://specs.apollo.dev/join/v0.3", "https://specs.apollo.dev/join/v0.1"), true, "no @link to the join spec"),
+        ("type Query { a: Int".to_owned(), true, "line 1"),
+    ];
+    for (edited, error, message) in cases {
+        assert_ne!(edited, text, "{message}: the edit did not apply");
+        let problems = match parse_supergraph(&edited) {
+            Ok((_, warnings)) => warnings,
+            Err(problems) => problems,
+        };
+        let found = problems.iter().find(|p| p.message.contains(message));
+        assert!(found.is_some_and(|p| p.is_error() == error && p.path == "supergraph"), "{message}: {problems:?}");
+    }
+}
