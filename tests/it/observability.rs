@@ -567,3 +567,14 @@ async fn spans_are_exported_over_otlp_and_flushed_at_shutdown() {
         backend.shutdown().await;
     }
 }
+
+#[test]
+fn bad_observability_config_is_refused_naming_the_key() {
+    crate::support::assert_config_refused(&[
+        ("[tracing]\nsampling_ratio = 1.5\n", "tracing.sampling_ratio", "between 0.0 and 1.0"),
+        ("[tracing]\notlp_endpoint = \"collector:4317\"\n", "tracing.otlp_endpoint", "has no scheme"),
+        ("[tracing]\nprotocol = \"udp\"\n", "tracing.protocol", "is not one of: grpc, http"),
+        ("[access_log]\nfields = [\"time\", \"password\"]\n", "access_log.fields[1]", "\"password\" is not one of"),
+        ("[sources]\nsettle = \"soon\"\n", "sources.settle", "not a duration"),
+    ]);
+}

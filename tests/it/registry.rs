@@ -431,3 +431,38 @@ async fn a_gateway_without_a_descriptor_directory_refuses_registry_changes() {
     );
     gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn bad_registry_requests_to_a_gateway_are_refused_naming_what_is_wrong() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let descriptors = work.path().join("descriptors");
+    switchyard::registry::RegistryDir::new(&descriptors).add(&demo_registration().expect("demo"), false).expect("add");
+    let sources = switchyard::snapshot::SnapshotSources {
+        descriptors: Some(descriptors.clone()),
+        schemas: Some(work.path().join("no-schemas")),
+        ..Default::default()
+    };
+    let gateway = crate::support::TestGateway::from_sources(sources, None).await;
+    let before = dir_state(&descriptors);
+    let url = format!("{}/admin/descriptors", gateway.admin);
+    let encoded = demo_registration().expect("demo").encode();
+    // (query, body, status, message fragment)
+    let cases: [(&str, Vec<u8>, u16, &str); 5] = [
+        ("?name=shop", b"not a descriptor set".to_vec(), 400, "not a FileDescriptorSet"),
+        ("", encoded.clone(), 400, "name"),
+        ("?name=bad%2Fname", encoded.clone(), 400, "not a valid registration name"),
+        ("?name=shop&allow_breaking=perhaps", encoded.clone(), 400, "allow_breaking"),
+        ("?name=catalog.v1&extra=1", encoded.clone(), 400, "extra"),
+    ];
+    for (query, body, status, message) in cases {
+        let response = gateway.client.post(format!("{url}{query}")).body(body).send().await.expect("send");
+        assert_eq!(response.status().as_u16(), status, "{query}");
+        let text = response.text().await.expect("text");
+        assert!(text.contains(message), "{query}: {text}");
+    }
+    let missing = gateway.client.delete(format!("{url}/nothing")).send().await.expect("send");
+    assert_eq!(missing.status().as_u16(), 404);
+    assert!(missing.text().await.expect("text").contains("no registration named `nothing`"));
+    assert_eq!(dir_state(&descriptors), before, "a refused request changed the registry");
+    gateway.shutdown().await;
+}
