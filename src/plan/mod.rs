@@ -2,6 +2,7 @@
 //! one-fetch plan; GraphQL adds dependent and batched fetches. Plans are pure data with a
 //! `Display` for `switchyard plan` and snapshot tests. No I/O.
 
+pub mod entities;
 mod field_mask;
 pub mod render;
 

@@ -1,0 +1,37 @@
+//! Federation entity fetches: building one `_entities` batch (representations with a compound
+//! key and required fields, equal ones sent once) for 100 parents, and merging the answer back.
+//! Run: `cargo bench --bench federation`.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use serde_json::json;
+use switchyard::plan::entities::{EntityBatch, FieldSet};
+
+fn federation(c: &mut Criterion) {
+    let key = FieldSet::parse("sku variant { id }").expect("key");
+    let requires = FieldSet::parse("price weight").expect("requires");
+    // 100 parents, 50 distinct products.
+    let parents: Vec<serde_json::Value> = (0..100)
+        .map(|i| {
+            let n = i % 50;
+            json!({"sku": format!("s{n}"), "variant": {"id": format!("v{n}")}, "price": n * 10, "weight": n, "name": "x"})
+        })
+        .collect();
+    c.bench_function("federation/batch_100_parents", |b| {
+        b.iter(|| EntityBatch::new(black_box(&parents), "Product", &key, Some(&requires)))
+    });
+    let batch = EntityBatch::new(&parents, "Product", &key, Some(&requires));
+    let entities: Vec<serde_json::Value> =
+        (0..batch.representations.len()).map(|n| json!({"inStock": n % 2 == 0, "shippingEstimate": n})).collect();
+    let answer = json!({"data": {"_entities": entities}});
+    c.bench_function("federation/merge_100_parents", |b| {
+        b.iter(|| {
+            let mut parents = parents.clone();
+            batch.merge(black_box(&mut parents), &answer)
+        })
+    });
+}
+
+criterion_group!(benches, federation);
+criterion_main!(benches);

@@ -1,0 +1,335 @@
+//! Federation entity fetches, as pure data: a field set (`upc`, `sku variant { id }`,
+//! `... on Book { isbn }`) read into a tree; the representation of a parent (`__typename`, its
+//! key fields and the fields a `@requires` names); one `_entities` fetch for many parents with
+//! equal representations sent once; and its answer merged back into each parent, errors moved
+//! to the parents' paths. The executor sends the request; everything here is testable without
+//! a subgraph.
+
+use std::collections::HashMap;
+
+use async_graphql_parser::types::{Selection, SelectionSet};
+use serde_json::{Map, Value as Json};
+
+/// A field set: the fields of a key, a `@requires` or a `@provides`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldSet {
+    items: Vec<FieldSetItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum FieldSetItem {
+    /// A field, with the field set below it for objects.
+    Field { name: String, children: FieldSet },
+    /// `... on Type { ... }`: fields read only when the value is of that type.
+    On { type_condition: String, children: FieldSet },
+}
+
+impl FieldSet {
+    /// Parses a field set; the error says what is wrong with it.
+    pub fn parse(text: &str) -> Result<FieldSet, String> {
+        let document = async_graphql_parser::parse_query(format!("{{ {text} }}")).map_err(|e| e.to_string())?;
+        let operation = match &document.operations {
+            async_graphql_parser::types::DocumentOperations::Single(operation) => operation,
+            async_graphql_parser::types::DocumentOperations::Multiple(_) => return Err("not a field set".into()),
+        };
+        FieldSet::of(&operation.node.selection_set.node)
+    }
+
+    fn of(selection: &SelectionSet) -> Result<FieldSet, String> {
+        let mut items = Vec::new();
+        for item in &selection.items {
+            match &item.node {
+                Selection::Field(field) => {
+                    let field = &field.node;
+                    if field.alias.is_some() || !field.arguments.is_empty() || !field.directives.is_empty() {
+                        return Err(format!(
+                            "`{}`: a field set takes no aliases, arguments or directives",
+                            field.name.node
+                        ));
+                    }
+                    items.push(FieldSetItem::Field {
+                        name: field.name.node.to_string(),
+                        children: FieldSet::of(&field.selection_set.node)?,
+                    });
+                }
+                Selection::InlineFragment(fragment) => {
+                    let fragment = &fragment.node;
+                    let condition = fragment.type_condition.as_ref().ok_or("an inline fragment needs `on Type`")?;
+                    items.push(FieldSetItem::On {
+                        type_condition: condition.node.on.node.to_string(),
+                        children: FieldSet::of(&fragment.selection_set.node)?,
+                    });
+                }
+                Selection::FragmentSpread(_) => return Err("a field set takes no fragment spreads".into()),
+            }
+        }
+        Ok(FieldSet { items })
+    }
+
+    /// The names of its top-level fields (what a parent must have been fetched with).
+    pub fn top_level(&self) -> Vec<&str> {
+        let mut names = Vec::new();
+        for item in &self.items {
+            match item {
+                FieldSetItem::Field { name, .. } => names.push(name.as_str()),
+                FieldSetItem::On { children, .. } => names.extend(children.top_level()),
+            }
+        }
+        names
+    }
+
+    /// Copies this set's fields from `value` (an object whose `__typename` is `typename`) into
+    /// `into`; false when a field is missing (null counts as present).
+    fn copy(&self, value: &Map<String, Json>, typename: &str, into: &mut Map<String, Json>) -> bool {
+        for item in &self.items {
+            match item {
+                FieldSetItem::Field { name, children } => {
+                    let Some(found) = value.get(name) else { return false };
+                    let copied = match (found, children.items.is_empty()) {
+                        (_, true) | (Json::Null, false) => found.clone(),
+                        (Json::Object(inner), false) => {
+                            let inner_type = inner.get("__typename").and_then(Json::as_str).unwrap_or_default();
+                            let mut nested = match into.get(name) {
+                                Some(Json::Object(existing)) => existing.clone(),
+                                _ => Map::new(),
+                            };
+                            if !children.copy(inner, inner_type, &mut nested) {
+                                return false;
+                            }
+                            Json::Object(nested)
+                        }
+                        (Json::Array(items), false) => {
+                            let mut list = Vec::with_capacity(items.len());
+                            for item in items {
+                                let Json::Object(inner) = item else { return false };
+                                let inner_type = inner.get("__typename").and_then(Json::as_str).unwrap_or_default();
+                                let mut nested = Map::new();
+                                if !children.copy(inner, inner_type, &mut nested) {
+                                    return false;
+                                }
+                                list.push(Json::Object(nested));
+                            }
+                            Json::Array(list)
+                        }
+                        _ => return false,
+                    };
+                    into.insert(name.clone(), copied);
+                }
+                FieldSetItem::On { type_condition, children } => {
+                    if type_condition == typename && !children.copy(value, typename, into) {
+                        return false;
+                    }
+                }
+            }
+        }
+        true
+    }
+}
+
+/// The representation of `parent` as entity `typename` for a subgraph: `__typename`, the key's
+/// fields and the required fields. None when the parent lacks one of them (it cannot be
+/// fetched; its fields from that subgraph are null).
+pub fn representation(parent: &Json, typename: &str, key: &FieldSet, requires: Option<&FieldSet>) -> Option<Json> {
+    let Json::Object(fields) = parent else { return None };
+    let mut out = Map::new();
+    out.insert("__typename".into(), Json::String(typename.to_owned()));
+    if !key.copy(fields, typename, &mut out) {
+        return None;
+    }
+    if let Some(requires) = requires
+        && !requires.copy(fields, typename, &mut out)
+    {
+        return None;
+    }
+    Some(Json::Object(out))
+}
+
+/// One `_entities` fetch for many parents: the distinct representations, and which one each
+/// parent uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntityBatch {
+    /// The representations sent, each once.
+    pub representations: Vec<Json>,
+    /// For each parent, its representation's index (None: it could not be represented).
+    pub of_parent: Vec<Option<usize>>,
+}
+
+impl EntityBatch {
+    /// Batches `parents` (in order), sending equal representations once.
+    pub fn new(parents: &[Json], typename: &str, key: &FieldSet, requires: Option<&FieldSet>) -> EntityBatch {
+        let mut representations = Vec::new();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let of_parent = parents
+            .iter()
+            .map(|parent| {
+                let represented = representation(parent, typename, key, requires)?;
+                let text = represented.to_string();
+                Some(*seen.entry(text).or_insert_with(|| {
+                    representations.push(represented);
+                    representations.len() - 1
+                }))
+            })
+            .collect();
+        EntityBatch { representations, of_parent }
+    }
+
+    /// The GraphQL request for the subgraph: `selection` (GraphQL text of the fields wanted,
+    /// `{ name price }`) on `typename`, for every representation.
+    pub fn request(&self, typename: &str, selection: &str) -> Json {
+        let query = format!(
+            "query($representations: [_Any!]!) {{ _entities(representations: $representations) {{ ... on {typename} {selection} }} }}"
+        );
+        serde_json::json!({ "query": query, "variables": { "representations": self.representations } })
+    }
+
+    /// Merges the subgraph's `answer` into `parents`: each parent gets its entity's fields (an
+    /// object is merged into an existing object). Errors at `["_entities", n, ...]` are returned
+    /// once per parent of representation `n`, with their path below the entity; other errors
+    /// apply to every parent in the batch. Returns (parent index, path below it, message, code).
+    pub fn merge(&self, parents: &mut [Json], answer: &Json) -> Vec<(usize, Vec<Json>, String, Option<String>)> {
+        let entities = answer.pointer("/data/_entities").and_then(Json::as_array);
+        for (parent, index) in parents.iter_mut().zip(&self.of_parent) {
+            let entity = index.and_then(|i| entities.and_then(|e| e.get(i)));
+            if let (Json::Object(target), Some(Json::Object(fields))) = (parent, entity) {
+                for (name, value) in fields {
+                    merge_value(target.entry(name.clone()).or_insert(Json::Null), value);
+                }
+            }
+        }
+        let mut errors = Vec::new();
+        for error in answer.get("errors").and_then(Json::as_array).into_iter().flatten() {
+            let message = error.get("message").and_then(Json::as_str).unwrap_or("the subgraph reported an error");
+            let code = error.pointer("/extensions/code").and_then(Json::as_str).map(str::to_owned);
+            let path = error.get("path").and_then(Json::as_array);
+            let at = match path.map(Vec::as_slice) {
+                Some([Json::String(root), Json::Number(n), rest @ ..]) if root == "_entities" => {
+                    n.as_u64().map(|n| (Some(n as usize), rest.to_vec()))
+                }
+                _ => None,
+            };
+            let (representation, below) = at.unwrap_or((None, Vec::new()));
+            for (parent, index) in self.of_parent.iter().enumerate() {
+                if representation.is_none() || *index == representation {
+                    errors.push((parent, below.clone(), message.to_owned(), code.clone()));
+                }
+            }
+        }
+        errors
+    }
+}
+
+/// Merges `from` into `into`: objects field by field, anything else replaced.
+fn merge_value(into: &mut Json, from: &Json) {
+    match (into, from) {
+        (Json::Object(target), Json::Object(source)) => {
+            for (name, value) in source {
+                merge_value(target.entry(name.clone()).or_insert(Json::Null), value);
+            }
+        }
+        (into, from) => *into = from.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn field_sets_parse_into_trees() {
+        let table = [
+            ("upc", vec!["upc"]),
+            ("sku variant { id }", vec!["sku", "variant"]),
+            ("id ... on Book { isbn }", vec!["id", "isbn"]),
+        ];
+        for (text, top) in table {
+            assert_eq!(FieldSet::parse(text).expect(text).top_level(), top, "{text}");
+        }
+        for (text, error) in
+            [("a(x: 1)", "no aliases, arguments"), ("b: a", "no aliases"), ("...F", "fragment spreads"), ("a {", "")]
+        {
+            let found = FieldSet::parse(text).expect_err(text);
+            assert!(found.contains(error), "{text}: {found}");
+        }
+    }
+
+    #[test]
+    fn representations_carry_the_key_and_the_required_fields() {
+        let key = FieldSet::parse("sku variant { id }").expect("key");
+        let requires = FieldSet::parse("price weight").expect("requires");
+        let parent = json!({"__typename": "Product", "sku": "s1", "variant": {"id": "v1", "color": "red"}, "price": 10, "weight": 2, "name": "Chair"});
+        // (key, requires, parent, representation)
+        let table = [
+            (&key, None, parent.clone(), Some(json!({"__typename": "Product", "sku": "s1", "variant": {"id": "v1"}}))),
+            (
+                &key,
+                Some(&requires),
+                parent.clone(),
+                Some(json!({"__typename": "Product", "sku": "s1", "variant": {"id": "v1"}, "price": 10, "weight": 2})),
+            ),
+            (&key, None, json!({"sku": "s1"}), None),
+            (
+                &key,
+                None,
+                json!({"sku": "s1", "variant": null}),
+                Some(json!({"__typename": "Product", "sku": "s1", "variant": null})),
+            ),
+            (&key, None, json!("not an object"), None),
+        ];
+        for (key, requires, parent, expected) in table {
+            assert_eq!(representation(&parent, "Product", key, requires), expected, "{parent}");
+        }
+        let on_type = FieldSet::parse("id ... on Book { isbn }").expect("set");
+        let book = json!({"id": "1", "isbn": "978"});
+        assert_eq!(
+            representation(&book, "Book", &on_type, None),
+            Some(json!({"__typename": "Book", "id": "1", "isbn": "978"}))
+        );
+        assert_eq!(representation(&book, "Movie", &on_type, None), Some(json!({"__typename": "Movie", "id": "1"})));
+    }
+
+    #[test]
+    fn one_fetch_per_batch_with_equal_representations_sent_once_and_answers_merged_back() {
+        let key = FieldSet::parse("upc").expect("key");
+        let mut parents = vec![
+            json!({"upc": "1", "name": "Table"}),
+            json!({"upc": "2", "name": "Couch"}),
+            json!({"upc": "1", "name": "Table"}),
+            json!({"name": "no key"}),
+        ];
+        let batch = EntityBatch::new(&parents, "Product", &key, None);
+        assert_eq!(
+            batch.representations,
+            [json!({"__typename": "Product", "upc": "1"}), json!({"__typename": "Product", "upc": "2"})]
+        );
+        assert_eq!(batch.of_parent, [Some(0), Some(1), Some(0), None]);
+        let request = batch.request("Product", "{ inStock shippingEstimate }");
+        assert_eq!(
+            request["query"],
+            "query($representations: [_Any!]!) { _entities(representations: $representations) { ... on Product { inStock shippingEstimate } } }"
+        );
+        assert_eq!(request["variables"]["representations"].as_array().map(Vec::len), Some(2));
+        let answer = json!({
+            "data": {"_entities": [{"inStock": true, "dimensions": {"w": 1}}, {"inStock": false, "dimensions": {"w": 2}}]},
+            "errors": [
+                {"message": "no estimate", "path": ["_entities", 1, "shippingEstimate"], "extensions": {"code": "NOT_FOUND"}},
+                {"message": "slow subgraph"}
+            ]
+        });
+        let errors = batch.merge(&mut parents, &answer);
+        assert_eq!(parents[0], json!({"upc": "1", "name": "Table", "inStock": true, "dimensions": {"w": 1}}));
+        assert_eq!(parents[2]["inStock"], true, "a shared representation answers both parents");
+        assert_eq!(parents[1]["inStock"], false);
+        assert_eq!(parents[3], json!({"name": "no key"}));
+        assert_eq!(
+            errors[0],
+            (1, vec![json!("shippingEstimate")], "no estimate".to_owned(), Some("NOT_FOUND".to_owned()))
+        );
+        assert_eq!(
+            errors.iter().filter(|e| e.2 == "slow subgraph").count(),
+            4,
+            "an error without a path concerns every parent"
+        );
+    }
+}
