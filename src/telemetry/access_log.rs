@@ -65,37 +65,55 @@ pub struct AccessEntry<'a> {
 
 /// The JSON line for `entry` with `config`'s fields (no trailing newline).
 pub fn line(config: &AccessLogConfig, entry: &AccessEntry<'_>) -> String {
-    let mut object = Map::new();
-    let text = |value: Option<&str>| value.map_or(Value::Null, |v| Value::String(v.to_owned()));
+    // Written straight into the line (serde_json escapes each string), without building a map.
+    let mut out = Vec::with_capacity(512);
+    out.push(b'{');
+    let mut first = true;
+    let mut key = |out: &mut Vec<u8>, key: &str| {
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+        push_json(out, &key);
+        out.push(b':');
+    };
     for field in &config.fields {
-        let value = match field {
-            AccessLogField::Time => Value::String(entry.time.clone()),
-            AccessLogField::RequestId => Value::String(entry.request_id.to_owned()),
-            AccessLogField::Client => text(entry.client.as_deref()),
-            AccessLogField::Identity => text(entry.identity),
-            AccessLogField::Protocol => Value::String(entry.protocol.to_owned()),
-            AccessLogField::Method => Value::String(entry.method.to_owned()),
-            AccessLogField::Path => Value::String(entry.path.to_owned()),
-            AccessLogField::Query => text(entry.query.map(|q| redact_query(q, entry.api_key_parameter)).as_deref()),
-            AccessLogField::Operation => text(entry.operation),
-            AccessLogField::Status => Value::from(entry.status),
-            AccessLogField::GrpcStatus => text(entry.grpc_status),
-            AccessLogField::DurationMs => Value::from((entry.duration_ms * 1000.0).round() / 1000.0),
-            AccessLogField::BytesReceived => Value::from(entry.bytes_received),
-            AccessLogField::BytesSent => Value::from(entry.bytes_sent),
-            AccessLogField::BackendCalls => Value::from(entry.backend_calls),
-            AccessLogField::Cache => text(entry.cache),
-            AccessLogField::Errors => Value::from(entry.errors.to_vec()),
-            AccessLogField::RejectedBy => text(entry.rejected_by),
-        };
-        object.insert(field.key().to_owned(), value);
+        key(&mut out, field.key());
+        match field {
+            AccessLogField::Time => push_json(&mut out, &entry.time),
+            AccessLogField::RequestId => push_json(&mut out, &entry.request_id),
+            AccessLogField::Client => push_json(&mut out, &entry.client),
+            AccessLogField::Identity => push_json(&mut out, &entry.identity),
+            AccessLogField::Protocol => push_json(&mut out, &entry.protocol),
+            AccessLogField::Method => push_json(&mut out, &entry.method),
+            AccessLogField::Path => push_json(&mut out, &entry.path),
+            AccessLogField::Query => {
+                push_json(&mut out, &entry.query.map(|q| redact_query(q, entry.api_key_parameter)))
+            }
+            AccessLogField::Operation => push_json(&mut out, &entry.operation),
+            AccessLogField::Status => push_json(&mut out, &entry.status),
+            AccessLogField::GrpcStatus => push_json(&mut out, &entry.grpc_status),
+            AccessLogField::DurationMs => push_json(&mut out, &((entry.duration_ms * 1000.0).round() / 1000.0)),
+            AccessLogField::BytesReceived => push_json(&mut out, &entry.bytes_received),
+            AccessLogField::BytesSent => push_json(&mut out, &entry.bytes_sent),
+            AccessLogField::BackendCalls => push_json(&mut out, &entry.backend_calls),
+            AccessLogField::Cache => push_json(&mut out, &entry.cache),
+            AccessLogField::Errors => push_json(&mut out, &entry.errors),
+            AccessLogField::RejectedBy => push_json(&mut out, &entry.rejected_by),
+        }
     }
     if !config.headers.is_empty() {
+        key(&mut out, "headers");
         let headers: Map<String, Value> =
             entry.headers.iter().map(|(name, value)| ((*name).to_owned(), Value::String(value.clone()))).collect();
-        object.insert("headers".into(), Value::Object(headers));
+        push_json(&mut out, &headers);
     }
-    Value::Object(object).to_string()
+    out.push(b'}');
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends `value` as JSON.
+fn push_json(out: &mut Vec<u8>, value: &impl serde::Serialize) {
+    let _ = serde_json::to_writer(out, value);
 }
 
 /// `query` with the values of credential parameters replaced by `REDACTED`.
