@@ -157,17 +157,22 @@ pub struct EntityBatch {
 impl EntityBatch {
     /// Batches `parents` (in order), sending equal representations once.
     pub fn new(parents: &[Json], typename: &str, key: &FieldSet, requires: Option<&FieldSet>) -> EntityBatch {
-        let mut representations = Vec::new();
-        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut representations: Vec<Json> = Vec::new();
+        // Representations by hash; equal hashes are compared before they are merged.
+        let mut seen: HashMap<u64, Vec<usize>> = HashMap::new();
         let of_parent = parents
             .iter()
             .map(|parent| {
                 let represented = representation(parent, typename, key, requires)?;
-                let text = represented.to_string();
-                Some(*seen.entry(text).or_insert_with(|| {
-                    representations.push(represented);
-                    representations.len() - 1
-                }))
+                let mut hasher = rustc_hash::FxHasher::default();
+                hash_json(&represented, &mut hasher);
+                let candidates = seen.entry(std::hash::Hasher::finish(&hasher)).or_default();
+                if let Some(&found) = candidates.iter().find(|&&i| representations[i] == represented) {
+                    return Some(found);
+                }
+                representations.push(represented);
+                candidates.push(representations.len() - 1);
+                Some(representations.len() - 1)
             })
             .collect();
         EntityBatch { representations, of_parent }
@@ -215,6 +220,33 @@ impl EntityBatch {
             }
         }
         errors
+    }
+}
+
+/// Feeds `value` to `hasher` (object fields in their order, which a representation's field set
+/// fixes).
+fn hash_json(value: &Json, hasher: &mut impl std::hash::Hasher) {
+    use std::hash::Hash;
+    match value {
+        Json::Null => 0u8.hash(hasher),
+        Json::Bool(b) => (1u8, b).hash(hasher),
+        Json::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => (2u8, i).hash(hasher),
+            (None, Some(u)) => (2u8, u).hash(hasher),
+            _ => (2u8, n.as_f64().unwrap_or_default().to_bits()).hash(hasher),
+        },
+        Json::String(s) => (3u8, s).hash(hasher),
+        Json::Array(items) => {
+            (4u8, items.len()).hash(hasher);
+            items.iter().for_each(|item| hash_json(item, hasher));
+        }
+        Json::Object(fields) => {
+            (5u8, fields.len()).hash(hasher);
+            for (name, field) in fields {
+                name.hash(hasher);
+                hash_json(field, hasher);
+            }
+        }
     }
 }
 
