@@ -278,6 +278,13 @@ mod tests {
         for (text, top) in table {
             assert_eq!(FieldSet::parse(text).expect(text).top_level(), top, "{text}");
         }
+        // Every prefix of a field set parses or is refused with a reason; none panics.
+        let full = "sku variant { id } ... on Book { isbn }";
+        for end in 0..=full.len() {
+            if let Err(reason) = FieldSet::parse(&full[..end]) {
+                assert!(!reason.is_empty(), "{:?}", &full[..end]);
+            }
+        }
         for (text, error) in
             [("a(x: 1)", "no aliases, arguments"), ("b: a", "no aliases"), ("...F", "fragment spreads"), ("a {", "")]
         {

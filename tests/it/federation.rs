@@ -119,3 +119,27 @@ fn unsupported_features_are_named() {
         assert!(found.is_some_and(|p| p.is_error() == error && p.path == "supergraph"), "{message}: {problems:?}");
     }
 }
+
+#[test]
+fn a_damaged_supergraph_is_refused_with_a_reason_never_a_panic() {
+    let text = compose();
+    let mut refused = 0;
+    // Every 37th cut of the text, and every line dropped in turn.
+    let mut damaged: Vec<String> =
+        (0..text.len()).step_by(37).filter(|i| text.is_char_boundary(*i)).map(|i| text[..i].to_owned()).collect();
+    let lines: Vec<&str> = text.lines().collect();
+    damaged.extend((0..lines.len()).map(|skip| {
+        lines.iter().enumerate().filter(|(i, _)| *i != skip).map(|(_, l)| *l).collect::<Vec<_>>().join("\n")
+    }));
+    for edited in &damaged {
+        match parse_supergraph(edited) {
+            Ok(_) => {}
+            Err(problems) => {
+                refused += 1;
+                assert!(!problems.is_empty() && problems.iter().any(|p| p.is_error()), "refused without a reason");
+                assert!(problems.iter().all(|p| p.path == "supergraph" && !p.message.is_empty()), "{problems:?}");
+            }
+        }
+    }
+    assert!(refused > damaged.len() / 2, "most damage is refused ({refused} of {})", damaged.len());
+}
