@@ -418,10 +418,7 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
             let names: Vec<String> = services.keys().cloned().collect();
             let overrides = load_http_rules(&config, &mut problems);
             for (service, prefix) in &config.rest.mounts {
-                let valid = prefix.starts_with('/')
-                    && !prefix.ends_with('/')
-                    && prefix[1..].split('/').all(|s| !s.is_empty() && !s.contains(['{', '}', '*', ':']));
-                if !valid {
+                if !crate::config::is_path_prefix(prefix) {
                     problems.push(Problem::error(
                         format!("rest.mounts.\"{service}\""),
                         format!("`{prefix}` is not a path prefix (`/literal/segments`, no trailing slash)"),

@@ -205,15 +205,9 @@ async fn invalidate_cache(State(gateway): State<Arc<Gateway>>, body: axum::body:
     let snapshot = gateway.snapshot();
     let mut tags: Vec<String> = request.methods.iter().map(|m| m.replace('/', ".")).collect();
     for (i, pattern) in request.routes.iter().enumerate() {
-        let (verb, template) = match pattern.trim().split_once(' ') {
-            Some((verb, template)) => (Some(verb), template.trim()),
-            None => (None, pattern.trim()),
-        };
         let before = tags.len();
         for entry in snapshot.routes.routes() {
-            if entry.template.to_string() == template
-                && verb.is_none_or(|v| v.eq_ignore_ascii_case(entry.method.as_str()))
-            {
+            if crate::policy::targets::route_matches(pattern, entry.method.as_str(), &entry.template.to_string()) {
                 tags.push(entry.value.method.full_name().to_owned());
             }
         }

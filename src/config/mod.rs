@@ -54,6 +54,7 @@ pub use rate_limits::{
 pub use rest::{JsonChoices, JsonProfile, ResolvedJson, RestConfig, StreamFormat, VersionSelector};
 pub use transforms::{BodyEdits, HeaderEdits, TransformConfig};
 pub use validate::check_endpoint_url;
+pub(crate) use validate::is_path_prefix;
 
 /// The whole gateway configuration.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]

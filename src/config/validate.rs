@@ -128,6 +128,14 @@ pub(crate) fn validate_config(config: &Config) -> Vec<Problem> {
     problems
 }
 
+/// True for `/literal/segments` (no trailing slash, no template or query characters): a prefix
+/// routes can be mounted under.
+pub(crate) fn is_path_prefix(prefix: &str) -> bool {
+    prefix.starts_with('/')
+        && !prefix.ends_with('/')
+        && prefix[1..].split('/').all(|s| !s.is_empty() && !s.contains(['{', '}', '*', ':', '?', '#']))
+}
+
 /// `[rest.versions]`: something names the version, every prefix is a path prefix (or empty for
 /// the routes as they are), and the header is a header name.
 fn check_versions(versions: &super::VersionSelector, problems: &mut Vec<Problem>) {
@@ -146,11 +154,7 @@ fn check_versions(versions: &super::VersionSelector, problems: &mut Vec<Problem>
         problems.push(Problem::error("rest.versions.prefixes", "list the versions served: { \"2\" = \"/v2\" }"));
     }
     for (version, prefix) in &versions.prefixes {
-        let valid = prefix.is_empty()
-            || (prefix.starts_with('/')
-                && !prefix.ends_with('/')
-                && prefix[1..].split('/').all(|s| !s.is_empty() && !s.contains(['{', '}', '*', ':', '?', '#'])));
-        if !valid {
+        if !prefix.is_empty() && !is_path_prefix(prefix) {
             problems.push(Problem::error(
                 format!("rest.versions.prefixes.\"{version}\""),
                 format!("`{prefix}` is not a path prefix (`/literal/segments`, no trailing slash, or \"\")"),

@@ -17,6 +17,16 @@ pub fn method_path(method: &MethodDescriptor) -> String {
     format!("{}/{}", method.parent_service().full_name(), method.name())
 }
 
+/// True if `pattern` — a route as `switchyard routes` prints it (`GET /v1/{name=shelves/*}`),
+/// or a template alone for every verb — names the route `verb template`.
+pub(crate) fn route_matches(pattern: &str, verb: &str, template: &str) -> bool {
+    let (wanted_verb, wanted_template) = match pattern.trim().split_once(' ') {
+        Some((verb, template)) => (Some(verb.trim()), template.trim()),
+        None => (None, pattern.trim()),
+    };
+    wanted_template == template && wanted_verb.is_none_or(|v| v.eq_ignore_ascii_case(verb))
+}
+
 /// The message field `field` of `(switchyard.v1.method)` on `method`, when it is set.
 pub(crate) fn method_option(method: &MethodDescriptor, field: &str) -> Option<prost_reflect::DynamicMessage> {
     use prost_reflect::{ReflectMessage, Value};
@@ -133,13 +143,9 @@ impl TargetIndex {
             }
         }
         for (j, pattern) in targets.routes.iter().enumerate() {
-            let (verb, template) = match pattern.split_once(' ') {
-                Some((verb, template)) => (Some(verb.trim()), template.trim()),
-                None => (None, pattern.trim()),
-            };
             let mut found = false;
             for (route, (route_verb, route_template)) in served.route_names.iter().enumerate() {
-                if route_template == template && verb.is_none_or(|v| v.eq_ignore_ascii_case(route_verb)) {
+                if route_matches(pattern, route_verb, route_template) {
                     push_once(self.routes.entry(route).or_default(), rule);
                     found = true;
                 }
