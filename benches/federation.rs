@@ -6,7 +6,8 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
-use switchyard::plan::entities::{EntityBatch, FieldSet};
+use switchyard::plan::entities::EntityBatch;
+use switchyard::schema::FieldSet;
 
 fn federation(c: &mut Criterion) {
     let key = FieldSet::parse("sku variant { id }").expect("key");

@@ -7,124 +7,9 @@
 
 use std::collections::HashMap;
 
-use async_graphql_parser::types::{Selection, SelectionSet};
 use serde_json::{Map, Value as Json};
 
-/// A field set: the fields of a key, a `@requires` or a `@provides`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldSet {
-    items: Vec<FieldSetItem>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum FieldSetItem {
-    /// A field, with the field set below it for objects.
-    Field { name: String, children: FieldSet },
-    /// `... on Type { ... }`: fields read only when the value is of that type.
-    On { type_condition: String, children: FieldSet },
-}
-
-impl FieldSet {
-    /// Parses a field set; the error says what is wrong with it.
-    pub fn parse(text: &str) -> Result<FieldSet, String> {
-        let document = async_graphql_parser::parse_query(format!("{{ {text} }}")).map_err(|e| e.to_string())?;
-        let operation = match &document.operations {
-            async_graphql_parser::types::DocumentOperations::Single(operation) => operation,
-            async_graphql_parser::types::DocumentOperations::Multiple(_) => return Err("not a field set".into()),
-        };
-        FieldSet::of(&operation.node.selection_set.node)
-    }
-
-    fn of(selection: &SelectionSet) -> Result<FieldSet, String> {
-        let mut items = Vec::new();
-        for item in &selection.items {
-            match &item.node {
-                Selection::Field(field) => {
-                    let field = &field.node;
-                    if field.alias.is_some() || !field.arguments.is_empty() || !field.directives.is_empty() {
-                        return Err(format!(
-                            "`{}`: a field set takes no aliases, arguments or directives",
-                            field.name.node
-                        ));
-                    }
-                    items.push(FieldSetItem::Field {
-                        name: field.name.node.to_string(),
-                        children: FieldSet::of(&field.selection_set.node)?,
-                    });
-                }
-                Selection::InlineFragment(fragment) => {
-                    let fragment = &fragment.node;
-                    let condition = fragment.type_condition.as_ref().ok_or("an inline fragment needs `on Type`")?;
-                    items.push(FieldSetItem::On {
-                        type_condition: condition.node.on.node.to_string(),
-                        children: FieldSet::of(&fragment.selection_set.node)?,
-                    });
-                }
-                Selection::FragmentSpread(_) => return Err("a field set takes no fragment spreads".into()),
-            }
-        }
-        Ok(FieldSet { items })
-    }
-
-    /// The names of its top-level fields (what a parent must have been fetched with).
-    pub fn top_level(&self) -> Vec<&str> {
-        let mut names = Vec::new();
-        for item in &self.items {
-            match item {
-                FieldSetItem::Field { name, .. } => names.push(name.as_str()),
-                FieldSetItem::On { children, .. } => names.extend(children.top_level()),
-            }
-        }
-        names
-    }
-
-    /// Copies this set's fields from `value` (an object whose `__typename` is `typename`) into
-    /// `into`; false when a field is missing (null counts as present).
-    fn copy(&self, value: &Map<String, Json>, typename: &str, into: &mut Map<String, Json>) -> bool {
-        for item in &self.items {
-            match item {
-                FieldSetItem::Field { name, children } => {
-                    let Some(found) = value.get(name) else { return false };
-                    let copied = match (found, children.items.is_empty()) {
-                        (_, true) | (Json::Null, false) => found.clone(),
-                        (Json::Object(inner), false) => {
-                            let inner_type = inner.get("__typename").and_then(Json::as_str).unwrap_or_default();
-                            let mut nested = match into.get(name) {
-                                Some(Json::Object(existing)) => existing.clone(),
-                                _ => Map::new(),
-                            };
-                            if !children.copy(inner, inner_type, &mut nested) {
-                                return false;
-                            }
-                            Json::Object(nested)
-                        }
-                        (Json::Array(items), false) => {
-                            let mut list = Vec::with_capacity(items.len());
-                            for item in items {
-                                let Json::Object(inner) = item else { return false };
-                                let inner_type = inner.get("__typename").and_then(Json::as_str).unwrap_or_default();
-                                let mut nested = Map::new();
-                                if !children.copy(inner, inner_type, &mut nested) {
-                                    return false;
-                                }
-                                list.push(Json::Object(nested));
-                            }
-                            Json::Array(list)
-                        }
-                        _ => return false,
-                    };
-                    into.insert(name.clone(), copied);
-                }
-                FieldSetItem::On { type_condition, children } => {
-                    if type_condition == typename && !children.copy(value, typename, into) {
-                        return false;
-                    }
-                }
-            }
-        }
-        true
-    }
-}
+use crate::schema::FieldSet;
 
 /// The representation of `parent` as entity `typename` for a subgraph: `__typename`, the key's
 /// fields and the required fields. None when the parent lacks one of them (it cannot be
@@ -267,31 +152,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    #[test]
-    fn field_sets_parse_into_trees() {
-        let table = [
-            ("upc", vec!["upc"]),
-            ("sku variant { id }", vec!["sku", "variant"]),
-            ("id ... on Book { isbn }", vec!["id", "isbn"]),
-        ];
-        for (text, top) in table {
-            assert_eq!(FieldSet::parse(text).expect(text).top_level(), top, "{text}");
-        }
-        // Every prefix of a field set parses or is refused with a reason; none panics.
-        let full = "sku variant { id } ... on Book { isbn }";
-        for end in 0..=full.len() {
-            if let Err(reason) = FieldSet::parse(&full[..end]) {
-                assert!(!reason.is_empty(), "{:?}", &full[..end]);
-            }
-        }
-        for (text, error) in
-            [("a(x: 1)", "no aliases, arguments"), ("b: a", "no aliases"), ("...F", "fragment spreads"), ("a {", "")]
-        {
-            let found = FieldSet::parse(text).expect_err(text);
-            assert!(found.contains(error), "{text}: {found}");
-        }
-    }
 
     #[test]
     fn representations_carry_the_key_and_the_required_fields() {

@@ -8,6 +8,7 @@
 mod binding;
 mod declared;
 mod edits;
+mod field_set;
 mod generate;
 mod introspected;
 mod introspection;
@@ -26,12 +27,11 @@ pub use declared::{
     DIRECTIVES_SDL, IntrospectedSources, SchemaFile, SourceDecl, SourceKind, apply_schema_files, declared_sources,
 };
 pub use edits::{apply_field_config, apply_hidden_types, apply_type_names};
+pub use field_set::FieldSet;
 pub use generate::generate_schema;
 pub use introspected::{INTROSPECTION_QUERY, introspection_sdl};
 pub use introspection::{introspection_field_type, is_introspection_object};
-pub use supergraph::{
-    FieldJoin, Subgraph, SuperField, SuperKind, SuperType, Supergraph, TypeJoin, check_field_set, parse_supergraph,
-};
+pub use supergraph::{FieldJoin, Subgraph, SuperField, SuperKind, SuperType, Supergraph, TypeJoin, parse_supergraph};
 pub use trusted::TrustedDocuments;
 
 /// Which root type a field is on.
