@@ -140,6 +140,16 @@ enum Client {
     Http(HttpClient),
 }
 
+impl Client {
+    /// The pool state both kinds keep: the balancer, the breaker and the retry budget.
+    fn state(&self) -> (std::sync::Arc<pool::balancer::Balancer>, &pool::breaker::Breaker, &pool::retry::RetryBudget) {
+        match self {
+            Client::Grpc(client) => (client.balancer(), client.breaker(), client.retries()),
+            Client::Http(client) => (client.balancer(), client.breaker(), client.retries()),
+        }
+    }
+}
+
 /// One client per cluster.
 #[derive(Debug, Default)]
 pub struct Upstreams {
@@ -196,10 +206,7 @@ impl Upstreams {
         let mut endpoints = Vec::new();
         let mut clusters = Vec::new();
         for (name, (_, client)) in &self.clients {
-            let (balancer, breaker, retries) = match client {
-                Client::Grpc(client) => (client.balancer(), client.breaker(), client.retries()),
-                Client::Http(client) => (client.balancer(), client.breaker(), client.retries()),
-            };
+            let (balancer, breaker, retries) = client.state();
             for member in balancer.members() {
                 endpoints.push(EndpointSample {
                     cluster: name.clone(),
@@ -231,10 +238,7 @@ impl Upstreams {
             .into_iter()
             .map(|name| {
                 let (cluster, client) = &self.clients[name];
-                let balancer = match client {
-                    Client::Grpc(client) => client.balancer(),
-                    Client::Http(client) => client.balancer(),
-                };
+                let (balancer, breaker, retries) = client.state();
                 let endpoints: Vec<serde_json::Value> = balancer
                     .members()
                     .iter()
@@ -250,15 +254,8 @@ impl Upstreams {
                         })
                     })
                     .collect();
-                let (made, refused) = match client {
-                    Client::Grpc(client) => client.retries().counts(),
-                    Client::Http(client) => client.retries().counts(),
-                };
+                let (made, refused) = retries.counts();
                 let retries = serde_json::json!({"made": made, "refused_by_budget": refused});
-                let breaker = match client {
-                    Client::Grpc(client) => client.breaker(),
-                    Client::Http(client) => client.breaker(),
-                };
                 let breaker = serde_json::json!({
                     "state": breaker.state(),
                     "in_flight": breaker.in_flight(),
@@ -282,13 +279,7 @@ impl Upstreams {
         let mut out: Vec<String> = self
             .clients
             .iter()
-            .filter(|(_, (cluster, client))| {
-                cluster.health_check.is_some()
-                    && !match client {
-                        Client::Grpc(client) => client.balancer().any_usable(),
-                        Client::Http(client) => client.balancer().any_usable(),
-                    }
-            })
+            .filter(|(_, (cluster, client))| cluster.health_check.is_some() && !client.state().0.any_usable())
             .map(|(name, _)| name.clone())
             .collect();
         out.sort();
