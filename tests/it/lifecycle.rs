@@ -158,18 +158,9 @@ async fn reloading_while_rest_requests_run_fails_none_of_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_a_slow_request_finish_then_exits_0() {
     let work = tempfile::tempdir().expect("tempdir");
-    let registration = switchyard::demo::demo_registration().expect("demo");
-    switchyard::registry::RegistryDir::new(work.path().join("descriptors")).add(&registration, false).expect("add");
     let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
     let backend = crate::support::slow_backend(std::time::Duration::from_millis(1500), seen.clone()).await;
-    let flag = format!("catalog.v1={backend}");
-    let path = work.path().to_owned();
-    let mut serve = tokio::task::spawn_blocking(move || {
-        Running::spawn(&["serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--backend", &flag], &path)
-    })
-    .await
-    .expect("join");
-    let gateway = tokio::task::block_in_place(|| serve.url_after("serving on "));
+    let (mut serve, gateway) = crate::support::serve_demo_binary(work.path(), &backend, &[]).await;
     let request = tokio::spawn(async move { reqwest::get(format!("{gateway}/v1/shelves/1/books/1")).await });
     let arrived = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
     while seen.lock().expect("lock").is_none() {
@@ -287,17 +278,8 @@ async fn sigterm_finishes_in_flight_requests_and_closes_subscriptions_with_1001(
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
     let work = tempfile::tempdir().expect("tempdir");
-    let registration = switchyard::demo::demo_registration().expect("demo");
-    switchyard::registry::RegistryDir::new(work.path().join("descriptors")).add(&registration, false).expect("add");
     let backend = switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("backend");
-    let flag = format!("catalog.v1={}", backend.url());
-    let path = work.path().to_owned();
-    let mut serve = tokio::task::spawn_blocking(move || {
-        Running::spawn(&["serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--backend", &flag], &path)
-    })
-    .await
-    .expect("join");
-    let gateway = tokio::task::block_in_place(|| serve.url_after("serving on "));
+    let (mut serve, gateway) = crate::support::serve_demo_binary(work.path(), &backend.url(), &[]).await;
 
     // An open subscription…
     let mut request = format!("{}/graphql", gateway.replace("http://", "ws://")).into_client_request().expect("url");

@@ -501,33 +501,12 @@ async fn spans_are_exported_over_otlp_and_flushed_at_shutdown() {
         let backend =
             switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("demo backend");
         let work = tempfile::tempdir().expect("tempdir");
-        let registration = switchyard::demo::demo_registration().expect("demo");
-        switchyard::registry::RegistryDir::new(work.path().join("descriptors")).add(&registration, false).expect("add");
         let config = format!(
             "[tracing]\notlp_endpoint = \"{endpoint}\"\nprotocol = \"{protocol}\"\nservice_name = \"gw-{protocol}\"\n"
         );
         std::fs::write(work.path().join("switchyard.toml"), config).expect("config");
-        let flag = format!("catalog.v1={}", backend.url());
-        let path = work.path().to_owned();
-        let mut serve = tokio::task::spawn_blocking(move || {
-            crate::support::Running::spawn(
-                &[
-                    "serve",
-                    "--config",
-                    "switchyard.toml",
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--admin",
-                    "127.0.0.1:0",
-                    "--backend",
-                    &flag,
-                ],
-                &path,
-            )
-        })
-        .await
-        .expect("join");
-        let gateway = tokio::task::block_in_place(|| serve.url_after("serving on "));
+        let (mut serve, gateway) =
+            crate::support::serve_demo_binary(work.path(), &backend.url(), &["--config", "switchyard.toml"]).await;
         let response = reqwest::Client::new()
             .get(format!("{gateway}/v1/shelves/1/books/1"))
             .header("traceparent", format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"))

@@ -106,6 +106,29 @@ impl Drop for Running {
     }
 }
 
+/// `switchyard serve` of the demo registration (written into `work/descriptors`) with
+/// `catalog.v1` at `backend`, on free loopback ports, plus `extra` flags; the running process
+/// and its gateway URL. Spawned off the test's runtime, which serves the backend.
+pub(crate) async fn serve_demo_binary(work: &Path, backend: &str, extra: &[&str]) -> (Running, String) {
+    let registration = switchyard::demo::demo_registration().expect("demo");
+    switchyard::registry::RegistryDir::new(work.join("descriptors")).add(&registration, false).expect("add");
+    let mut args: Vec<String> = ["serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--backend"]
+        .iter()
+        .map(|a| (*a).to_owned())
+        .collect();
+    args.push(format!("catalog.v1={backend}"));
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    let path = work.to_owned();
+    let mut serve = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Running::spawn(&args, &path)
+    })
+    .await
+    .expect("join");
+    let gateway = tokio::task::block_in_place(|| serve.url_after("serving on "));
+    (serve, gateway)
+}
+
 /// Registers the demo protos in `work`'s default registry (`descriptors/`) through the CLI.
 pub(crate) fn register_demo_protos(work: &Path) {
     let proto = demo_proto_root().join("catalog/v1/catalog.proto");
