@@ -218,6 +218,10 @@ impl ServiceDirectory for Snapshot {
         self.transforms.sources.get(name).cloned()
     }
 
+    fn supergraph(&self) -> Option<&crate::schema::Supergraph> {
+        self.supergraph.as_deref()
+    }
+
     fn cache_invalidation(&self, full_name: &str) -> Option<crate::cache::Invalidation> {
         let tags = self.cache_rules.invalidations.get(full_name)?;
         Some(crate::cache::Invalidation { store: self.cache.clone(), tags: tags.clone() })
@@ -373,6 +377,7 @@ impl SubscribedTo {
                 }
                 _ => SubscribedTo::Other,
             },
+            crate::plan::FetchCall::Subgraph(_) => SubscribedTo::Other,
         }
     }
 

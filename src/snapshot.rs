@@ -31,6 +31,8 @@ pub struct SnapshotSources {
     pub descriptors: Option<PathBuf>,
     /// Overrides `sources.schemas`.
     pub schemas: Option<PathBuf>,
+    /// Overrides `sources.supergraph`.
+    pub supergraph: Option<PathBuf>,
     /// Skip the descriptor directory entirely (the demo serves only its embedded protos).
     pub no_descriptor_dir: bool,
     /// `--backend NAME=URL,...` flags.
@@ -128,6 +130,8 @@ pub struct Snapshot {
     pub transforms: crate::transform::Transforms,
     /// Deprecated services (full name) and the headers their REST answers carry.
     pub deprecations: std::collections::HashMap<String, std::sync::Arc<crate::transform::Deprecation>>,
+    /// The Federation supergraph served, when one is configured.
+    pub supergraph: Option<std::sync::Arc<crate::schema::Supergraph>>,
 }
 
 impl Snapshot {
@@ -342,6 +346,9 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
     if let Some(dir) = &sources.schemas {
         config.sources.schemas = dir.clone();
     }
+    if let Some(file) = &sources.supergraph {
+        config.sources.supergraph = Some(file.clone());
+    }
 
     let registry = load_registry(sources, &config, &mut problems);
     let mut schema_texts = sources.embedded_schemas.clone();
@@ -349,7 +356,13 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
     let rest_sources = declared_sources(&schema_texts);
     // A GraphQL source's SDL file is its schema, not one of ours.
     schema_texts.retain(|file| !rest_sources.iter().any(|s| s.schema_file.as_deref() == Some(file.path.as_path())));
-    let clusters = build_clusters(&config, &sources.backends, &rest_sources, &mut problems);
+    let supergraph = load_supergraph(&config, &mut problems);
+    let subgraph_names: Vec<&str> =
+        supergraph.iter().flat_map(|(s, _)| s.subgraphs.iter().map(|g| g.name.as_str())).collect();
+    let mut clusters = build_clusters(&config, &sources.backends, &rest_sources, &subgraph_names, &mut problems);
+    if let Some((supergraph, _)) = &supergraph {
+        subgraph_clusters(supergraph, &mut clusters, &mut problems);
+    }
     check_sources(&rest_sources, &clusters, &mut problems);
     let introspected = introspect_sources(&rest_sources, &clusters);
     let services = assign_services(registry.as_ref(), &clusters, &mut problems);
@@ -378,7 +391,13 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
                     field.deprecated = true;
                 }
             }
-            problems.extend(apply_schema_files(&mut schema, &schema_texts, &introspected, &registry.pool));
+            problems.extend(apply_schema_files(
+                &mut schema,
+                &schema_texts,
+                &introspected,
+                &registry.pool,
+                supergraph.as_ref().map(|(_, api)| api),
+            ));
             schema
         }
         None => {
@@ -389,6 +408,7 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
                 &schema_texts,
                 &introspected,
                 &prost_reflect::DescriptorPool::new(),
+                supergraph.as_ref().map(|(_, api)| api),
             ));
             schema
         }
@@ -544,7 +564,64 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
         cache,
         transforms,
         deprecations,
+        supergraph: supergraph.map(|(supergraph, _)| std::sync::Arc::new(supergraph)),
     })
+}
+
+/// The configured supergraph, read and parsed, with its API schema as a schema file; its
+/// problems are named by the file.
+fn load_supergraph(config: &Config, problems: &mut Vec<Problem>) -> Option<(crate::schema::Supergraph, SchemaFile)> {
+    let path = config.sources.supergraph.as_ref()?;
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            problems.push(Problem::error("sources.supergraph", format!("cannot read {}: {e}", path.display())));
+            return None;
+        }
+    };
+    match crate::schema::parse_supergraph(&text) {
+        Ok((supergraph, warnings)) => {
+            problems.extend(warnings.into_iter().map(|p| p.in_file(path)));
+            let api = SchemaFile {
+                path: PathBuf::from(format!("{} (its API schema)", path.display())),
+                text: supergraph.api_sdl.clone(),
+            };
+            Some((supergraph, api))
+        }
+        Err(found) => {
+            problems.extend(found.into_iter().map(|p| p.in_file(path)));
+            None
+        }
+    }
+}
+
+/// A cluster for each subgraph at the URL the supergraph gives it, unless a backend of the
+/// subgraph's name is configured (or given with `--backend`).
+fn subgraph_clusters(
+    supergraph: &crate::schema::Supergraph,
+    clusters: &mut BTreeMap<String, Cluster>,
+    problems: &mut Vec<Problem>,
+) {
+    for subgraph in &supergraph.subgraphs {
+        if let Some(existing) = clusters.get(&subgraph.name) {
+            if existing.protocol != BackendProtocol::Graphql && existing.protocol != BackendProtocol::Http {
+                problems.push(Problem::error(
+                    format!("backends.{}", subgraph.name),
+                    "the supergraph's subgraph of this name is a GraphQL service: set `protocol = \"graphql\"`",
+                ));
+            }
+            continue;
+        }
+        let backend = BackendConfig::new(
+            BackendProtocol::Graphql,
+            vec![crate::config::EndpointConfig::Url(subgraph.url.clone())],
+        );
+        if let Some(cluster) =
+            cluster_at(&subgraph.name, &backend, &format!("supergraph subgraph {}", subgraph.name), problems)
+        {
+            clusters.insert(subgraph.name.clone(), cluster);
+        }
+    }
 }
 
 fn load_registry(sources: &SnapshotSources, config: &Config, problems: &mut Vec<Problem>) -> Option<Registry> {
@@ -576,6 +653,7 @@ fn build_clusters(
     config: &Config,
     flags: &[BackendFlag],
     rest_sources: &[SourceDecl],
+    subgraphs: &[&str],
     problems: &mut Vec<Problem>,
 ) -> BTreeMap<String, Cluster> {
     let mut clusters = BTreeMap::new();
@@ -592,6 +670,7 @@ fn build_clusters(
         let protocol = match rest_sources.iter().find(|s| s.name == flag.name).map(|s| s.kind) {
             Some(SourceKind::Rest) => BackendProtocol::Http,
             Some(SourceKind::Graphql) => BackendProtocol::Graphql,
+            None if subgraphs.contains(&flag.name.as_str()) => BackendProtocol::Graphql,
             None => BackendProtocol::Grpc,
         };
         let mut backend =

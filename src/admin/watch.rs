@@ -1,5 +1,5 @@
-//! Reload on file changes: the config file, the descriptor directory and the schemas directory
-//! are watched (their directories, so an editor's rename and a Kubernetes ConfigMap's `..data`
+//! Reload on file changes: the config file, the descriptor directory, the schemas directory
+//! and the supergraph file are watched (their directories, so an editor's rename and a Kubernetes ConfigMap's `..data`
 //! symlink swap are seen as well as writes). After any event the inputs are fingerprinted by
 //! content until two fingerprints `settle` apart agree — a file still being written is never
 //! applied — and a reload runs when the settled fingerprint differs from the last one seen. A
@@ -20,6 +20,7 @@ struct Inputs {
     config: Option<PathBuf>,
     descriptors: Option<PathBuf>,
     schemas: PathBuf,
+    supergraph: Option<PathBuf>,
 }
 
 impl Inputs {
@@ -30,6 +31,7 @@ impl Inputs {
             config: sources.config_file.clone(),
             descriptors: (!sources.no_descriptor_dir).then(|| snapshot.config.sources.descriptors.clone()),
             schemas: snapshot.config.sources.schemas.clone(),
+            supergraph: snapshot.config.sources.supergraph.clone(),
         }
     }
 
@@ -40,6 +42,10 @@ impl Inputs {
         if let Some(config) = &self.config {
             digest.update(b"config\0");
             digest.update(std::fs::read(config).unwrap_or_default());
+        }
+        if let Some(supergraph) = &self.supergraph {
+            digest.update(b"supergraph\0");
+            digest.update(std::fs::read(supergraph).unwrap_or_default());
         }
         if let Some(dir) = &self.descriptors {
             add_files(&mut digest, dir, "binpb", false);
@@ -58,9 +64,13 @@ impl Inputs {
         };
         let config_dir = self.config.as_deref().map(parent);
         let resolved_dir = self.config.as_deref().and_then(|c| c.canonicalize().ok()).map(|c| parent(&c));
+        let supergraph_dir = self.supergraph.as_deref().map(parent);
+        let resolved_supergraph = self.supergraph.as_deref().and_then(|c| c.canonicalize().ok()).map(|c| parent(&c));
         let candidates = [
             (config_dir, RecursiveMode::NonRecursive),
             (resolved_dir, RecursiveMode::NonRecursive),
+            (supergraph_dir, RecursiveMode::NonRecursive),
+            (resolved_supergraph, RecursiveMode::NonRecursive),
             (self.descriptors.clone(), RecursiveMode::NonRecursive),
             (Some(self.schemas.clone()), RecursiveMode::Recursive),
         ];

@@ -73,6 +73,9 @@ pub(crate) struct SourceArgs {
     /// GraphQL schema directory [default: schemas/, or sources.schemas].
     #[arg(long, value_name = "DIR")]
     schemas: Option<PathBuf>,
+    /// An Apollo Federation v2 supergraph SDL file to serve [default: sources.supergraph].
+    #[arg(long, value_name = "FILE")]
+    supergraph: Option<PathBuf>,
     /// A backend cluster named NAME serving the gRPC service or package NAME
     /// (e.g. catalog.v1=http://127.0.0.1:50051); repeatable.
     #[arg(long = "backend", value_name = "NAME=URL[,URL...]")]
@@ -85,6 +88,7 @@ impl SourceArgs {
             config_file: self.config.clone(),
             descriptors: self.descriptors.clone(),
             schemas: self.schemas.clone(),
+            supergraph: self.supergraph.clone(),
             backends: self.backends.clone(),
             listen,
             admin,

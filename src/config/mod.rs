@@ -289,6 +289,12 @@ pub struct SourcesConfig {
     pub descriptors: PathBuf,
     /// The directory of GraphQL schema files (`*.graphql`). Ignored if absent.
     pub schemas: PathBuf,
+    /// An Apollo Federation v2 supergraph SDL file (as composed by Apollo's or The Guild's
+    /// composition): its API schema is served and its root fields are planned across its
+    /// subgraphs. Each subgraph is served by the backend of its name, or else at the URL the
+    /// supergraph gives it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub supergraph: Option<PathBuf>,
     /// `serve` reloads when the config file, the descriptors or the schemas change on disk
     /// (Kubernetes ConfigMap updates included).
     pub watch: bool,
@@ -302,6 +308,7 @@ impl Default for SourcesConfig {
         SourcesConfig {
             descriptors: PathBuf::from("descriptors"),
             schemas: PathBuf::from("schemas"),
+            supergraph: None,
             watch: true,
             settle: ConfigDuration::from_millis(300),
         }

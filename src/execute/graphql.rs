@@ -78,7 +78,8 @@ async fn run_root(
     let Fetched { mut value, ty, mut errors } = fetched;
     let Selection::Graphql { fields, .. } = &fetch.selection else { return Err(not_graphql()) };
     let context = Context { upstreams, schema, metadata: &fetch.metadata, timeout: fetch.timeout };
-    let needs_completion = !fetch.stitches.is_empty() || matches!(fetch.call, FetchCall::Bound { .. });
+    let needs_completion =
+        !fetch.stitches.is_empty() || matches!(fetch.call, FetchCall::Bound { .. } | FetchCall::Subgraph(_));
     if !fetch.stitches.is_empty() {
         run_stitches(&mut value, &fetch.stitches, &context, &mut errors).await;
     }
@@ -140,6 +141,24 @@ pub(super) async fn fetch_root(
                 binding,
                 send_call(&call, cluster, &context, fetch.cache.as_ref(), fetch.transform.as_deref()).await?,
             )?;
+            remote.extend(remote_errors);
+            (answer, ty)
+        }
+        FetchCall::Subgraph(subgraph) => {
+            let ty = fetch.output.clone().unwrap_or(TypeRef {
+                name: type_name.clone(),
+                list: false,
+                non_null: false,
+                item_non_null: false,
+            });
+            let (answer, remote_errors) = super::federation::run_subgraph_fetch(
+                subgraph,
+                cluster,
+                &context,
+                fetch.cache.as_ref(),
+                fetch.transform.as_deref(),
+            )
+            .await?;
             remote.extend(remote_errors);
             (answer, ty)
         }
@@ -364,7 +383,7 @@ pub(super) fn read_answer(binding: &Binding, answer: Json) -> Result<(Json, Vec<
 }
 
 /// A GraphQL source's `extensions.code` as ours, where it is one of the well-known ones.
-fn remote_code(code: &str) -> ErrorCode {
+pub(super) fn remote_code(code: &str) -> ErrorCode {
     match code {
         "BAD_USER_INPUT" => ErrorCode::InvalidArgument,
         "UNAUTHENTICATED" => ErrorCode::Unauthenticated,

@@ -6,6 +6,7 @@
 
 mod coalesce;
 pub mod fanout;
+mod federation;
 mod graphql;
 pub mod incremental;
 mod shape;

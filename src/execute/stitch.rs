@@ -116,25 +116,22 @@ pub(super) fn collect<'a>(
 
 /// Puts `field`'s value into the object at `path`.
 fn place(value: &mut Json, path: &[Json], field: &str, shaped: Json) {
+    if let Some(object) = object_at_mut(value, path) {
+        object.insert(field.to_owned(), shaped);
+    }
+}
+
+/// The object at `path` (response keys and list indices) inside `value`.
+pub(super) fn object_at_mut<'a>(value: &'a mut Json, path: &[Json]) -> Option<&'a mut Map<String, Json>> {
     let mut target = value;
     for step in path {
         target = match (target, step) {
-            (Json::Object(object), Json::String(key)) => match object.get_mut(key) {
-                Some(next) => next,
-                None => return,
-            },
-            (Json::Array(items), Json::Number(i)) => {
-                match i.as_u64().and_then(|i| usize::try_from(i).ok()).and_then(|i| items.get_mut(i)) {
-                    Some(next) => next,
-                    None => return,
-                }
-            }
-            _ => return,
+            (Json::Object(object), Json::String(key)) => object.get_mut(key)?,
+            (Json::Array(items), Json::Number(i)) => items.get_mut(usize::try_from(i.as_u64()?).ok()?)?,
+            _ => return None,
         };
     }
-    if let Json::Object(object) = target {
-        object.insert(field.to_owned(), shaped);
-    }
+    target.as_object_mut()
 }
 
 /// A parent's answer: the value and a GraphQL source's errors beside it.

@@ -111,6 +111,12 @@ impl SubscriptionEvents {
                 });
                 Source::Graphql(events.boxed(), binding.clone())
             }
+            FetchCall::Subgraph(subgraph) => {
+                return Err(ExecuteError::Shape(format!(
+                    "subscriptions through a supergraph (subgraph {}) are not supported yet",
+                    subgraph.graph
+                )));
+            }
         };
         Ok(SubscriptionEvents { source, ty, fields, stitches, metadata, stitch_timeout, ended: false })
     }

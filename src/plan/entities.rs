@@ -12,17 +12,23 @@ use serde_json::{Map, Value as Json};
 use crate::schema::FieldSet;
 
 /// The representation of `parent` as entity `typename` for a subgraph: `__typename`, the key's
-/// fields and the required fields. None when the parent lacks one of them (it cannot be
-/// fetched; its fields from that subgraph are null).
-pub fn representation(parent: &Json, typename: &str, key: &FieldSet, requires: Option<&FieldSet>) -> Option<Json> {
-    let Json::Object(fields) = parent else { return None };
+/// fields and the required fields, read under `{prefix}{name}` (as the planner fetched them).
+/// None when the parent lacks one of them (it cannot be fetched; its fields from that subgraph
+/// are null).
+pub fn representation(
+    parent: &Map<String, Json>,
+    typename: &str,
+    key: &FieldSet,
+    requires: Option<&FieldSet>,
+    prefix: &str,
+) -> Option<Json> {
     let mut out = Map::new();
     out.insert("__typename".into(), Json::String(typename.to_owned()));
-    if !key.copy(fields, typename, &mut out) {
+    if !key.copy(parent, typename, &mut out, prefix) {
         return None;
     }
     if let Some(requires) = requires
-        && !requires.copy(fields, typename, &mut out)
+        && !requires.copy(parent, typename, &mut out, prefix)
     {
         return None;
     }
@@ -41,14 +47,20 @@ pub struct EntityBatch {
 
 impl EntityBatch {
     /// Batches `parents` (in order), sending equal representations once.
-    pub fn new(parents: &[Json], typename: &str, key: &FieldSet, requires: Option<&FieldSet>) -> EntityBatch {
+    pub fn new<'a>(
+        parents: impl IntoIterator<Item = &'a Map<String, Json>>,
+        typename: &str,
+        key: &FieldSet,
+        requires: Option<&FieldSet>,
+        prefix: &str,
+    ) -> EntityBatch {
         let mut representations: Vec<Json> = Vec::new();
         // Representations by hash; equal hashes are compared before they are merged.
         let mut seen: HashMap<u64, Vec<usize>> = HashMap::new();
         let of_parent = parents
-            .iter()
+            .into_iter()
             .map(|parent| {
-                let represented = representation(parent, typename, key, requires)?;
+                let represented = representation(parent, typename, key, requires, prefix)?;
                 let mut hasher = rustc_hash::FxHasher::default();
                 hash_json(&represented, &mut hasher);
                 let candidates = seen.entry(std::hash::Hasher::finish(&hasher)).or_default();
@@ -62,50 +74,73 @@ impl EntityBatch {
             .collect();
         EntityBatch { representations, of_parent }
     }
+}
 
-    /// The GraphQL request for the subgraph: `selection` (GraphQL text of the fields wanted,
-    /// `{ name price }`) on `typename`, for every representation.
-    pub fn request(&self, typename: &str, selection: &str) -> Json {
-        let query = format!(
-            "query($representations: [_Any!]!) {{ _entities(representations: $representations) {{ ... on {typename} {selection} }} }}"
-        );
-        serde_json::json!({ "query": query, "variables": { "representations": self.representations } })
-    }
+/// One part of an entities request: a batch, its type, the selection on it and the variables
+/// that selection uses (`(name, type, value)`).
+pub struct EntitiesPart<'a> {
+    /// The representations.
+    pub batch: &'a EntityBatch,
+    /// The entity type.
+    pub typename: &'a str,
+    /// The selection on it, ` { ... }`.
+    pub selection: &'a str,
+    /// Variables the selection uses.
+    pub variables: &'a [(String, String, Json)],
+}
 
-    /// Merges the subgraph's `answer` into `parents`: each parent gets its entity's fields (an
-    /// object is merged into an existing object). Errors at `["_entities", n, ...]` are returned
-    /// once per parent of representation `n`, with their path below the entity; other errors
-    /// apply to every parent in the batch. Returns (parent index, path below it, message, code).
-    pub fn merge(&self, parents: &mut [Json], answer: &Json) -> Vec<(usize, Vec<Json>, String, Option<String>)> {
-        let entities = answer.pointer("/data/_entities").and_then(Json::as_array);
-        for (parent, index) in parents.iter_mut().zip(&self.of_parent) {
-            let entity = index.and_then(|i| entities.and_then(|e| e.get(i)));
-            if let (Json::Object(target), Some(Json::Object(fields))) = (parent, entity) {
-                for (name, value) in fields {
-                    merge_value(target.entry(name.clone()).or_insert(Json::Null), value);
-                }
-            }
+/// One GraphQL request to a subgraph for several batches: part `n` is answered at `data.eN`
+/// (`eN: _entities(representations: $rN) { ... on Type { ... } }`).
+pub fn entities_request(parts: &[EntitiesPart<'_>]) -> Json {
+    let mut declarations = Vec::new();
+    let mut fields = String::new();
+    let mut variables = Map::new();
+    for (n, part) in parts.iter().enumerate() {
+        declarations.push(format!("$r{n}: [_Any!]!"));
+        variables.insert(format!("r{n}"), Json::Array(part.batch.representations.clone()));
+        for (name, ty, value) in part.variables {
+            declarations.push(format!("${name}: {ty}"));
+            variables.insert(name.clone(), value.clone());
         }
-        let mut errors = Vec::new();
-        for error in answer.get("errors").and_then(Json::as_array).into_iter().flatten() {
-            let message = error.get("message").and_then(Json::as_str).unwrap_or("the subgraph reported an error");
-            let code = error.pointer("/extensions/code").and_then(Json::as_str).map(str::to_owned);
-            let path = error.get("path").and_then(Json::as_array);
-            let at = match path.map(Vec::as_slice) {
-                Some([Json::String(root), Json::Number(n), rest @ ..]) if root == "_entities" => {
-                    n.as_u64().map(|n| (Some(n as usize), rest.to_vec()))
-                }
-                _ => None,
-            };
-            let (representation, below) = at.unwrap_or((None, Vec::new()));
-            for (parent, index) in self.of_parent.iter().enumerate() {
-                if representation.is_none() || *index == representation {
-                    errors.push((parent, below.clone(), message.to_owned(), code.clone()));
-                }
-            }
-        }
-        errors
+        fields.push_str(&format!(
+            " e{n}: _entities(representations: $r{n}) {{ ... on {}{} }}",
+            part.typename, part.selection
+        ));
     }
+    let query = format!("query Switchyard({}) {{{fields} }}", declarations.join(", "));
+    serde_json::json!({ "query": query, "variables": variables })
+}
+
+/// An error a subgraph reported for an entities request, placed: the part it concerns (None:
+/// every part), the representation (None: every one of the part's), and its path below the
+/// entity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntityError {
+    /// The part (`eN`), when the path names one.
+    pub part: Option<usize>,
+    /// The representation, when the path names one.
+    pub representation: Option<usize>,
+    /// The path below the entity.
+    pub below: Vec<Json>,
+    /// The message.
+    pub message: String,
+    /// `extensions.code`, if any.
+    pub code: Option<String>,
+}
+
+/// The errors of an entities `answer`, placed by their paths (`["e0", 3, "name"]`).
+pub fn entity_errors(answer: &Json) -> Vec<EntityError> {
+    let mut out = Vec::new();
+    for error in answer.get("errors").and_then(Json::as_array).into_iter().flatten() {
+        let message = error.get("message").and_then(Json::as_str).unwrap_or("the subgraph reported an error");
+        let code = error.pointer("/extensions/code").and_then(Json::as_str).map(str::to_owned);
+        let path = error.get("path").and_then(Json::as_array).map(Vec::as_slice).unwrap_or_default();
+        let part = path.first().and_then(Json::as_str).and_then(|p| p.strip_prefix('e')).and_then(|n| n.parse().ok());
+        let representation = part.and(path.get(1)).and_then(Json::as_u64).and_then(|n| usize::try_from(n).ok());
+        let below = if representation.is_some() { path[2..].to_vec() } else { Vec::new() };
+        out.push(EntityError { part, representation, below, message: message.to_owned(), code });
+    }
+    out
 }
 
 /// Feeds `value` to `hasher` (object fields in their order, which a representation's field set
@@ -136,7 +171,7 @@ fn hash_json(value: &Json, hasher: &mut impl std::hash::Hasher) {
 }
 
 /// Merges `from` into `into`: objects field by field, anything else replaced.
-fn merge_value(into: &mut Json, from: &Json) {
+pub fn merge_value(into: &mut Json, from: &Json) {
     match (into, from) {
         (Json::Object(target), Json::Object(source)) => {
             for (name, value) in source {
@@ -152,6 +187,10 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    fn object(value: &Json) -> &Map<String, Json> {
+        value.as_object().expect("an object")
+    }
 
     #[test]
     fn representations_carry_the_key_and_the_required_fields() {
@@ -174,61 +213,82 @@ mod tests {
                 json!({"sku": "s1", "variant": null}),
                 Some(json!({"__typename": "Product", "sku": "s1", "variant": null})),
             ),
-            (&key, None, json!("not an object"), None),
         ];
         for (key, requires, parent, expected) in table {
-            assert_eq!(representation(&parent, "Product", key, requires), expected, "{parent}");
+            assert_eq!(representation(object(&parent), "Product", key, requires, ""), expected, "{parent}");
         }
         let on_type = FieldSet::parse("id ... on Book { isbn }").expect("set");
         let book = json!({"id": "1", "isbn": "978"});
         assert_eq!(
-            representation(&book, "Book", &on_type, None),
+            representation(object(&book), "Book", &on_type, None, ""),
             Some(json!({"__typename": "Book", "id": "1", "isbn": "978"}))
         );
-        assert_eq!(representation(&book, "Movie", &on_type, None), Some(json!({"__typename": "Movie", "id": "1"})));
+        assert_eq!(
+            representation(object(&book), "Movie", &on_type, None, ""),
+            Some(json!({"__typename": "Movie", "id": "1"}))
+        );
+        // Fetched under the planner's aliases, read from them, never from the client's keys.
+        let aliased = json!({"upc": "client's alias for another field", "_sy_upc": "1"});
+        let upc = FieldSet::parse("upc").expect("key");
+        assert_eq!(
+            representation(object(&aliased), "Product", &upc, None, "_sy_"),
+            Some(json!({"__typename": "Product", "upc": "1"}))
+        );
     }
 
     #[test]
-    fn one_fetch_per_batch_with_equal_representations_sent_once_and_answers_merged_back() {
+    fn one_fetch_per_batch_with_equal_representations_sent_once_and_errors_placed() {
         let key = FieldSet::parse("upc").expect("key");
-        let mut parents = vec![
-            json!({"upc": "1", "name": "Table"}),
-            json!({"upc": "2", "name": "Couch"}),
-            json!({"upc": "1", "name": "Table"}),
-            json!({"name": "no key"}),
-        ];
-        let batch = EntityBatch::new(&parents, "Product", &key, None);
+        let parents =
+            [json!({"upc": "1", "name": "Table"}), json!({"upc": "2"}), json!({"upc": "1"}), json!({"name": "no key"})];
+        let batch = EntityBatch::new(parents.iter().map(object), "Product", &key, None, "");
         assert_eq!(
             batch.representations,
             [json!({"__typename": "Product", "upc": "1"}), json!({"__typename": "Product", "upc": "2"})]
         );
         assert_eq!(batch.of_parent, [Some(0), Some(1), Some(0), None]);
-        let request = batch.request("Product", "{ inStock shippingEstimate }");
+        let users =
+            EntityBatch::new([object(&json!({"id": "7"}))], "User", &FieldSet::parse("id").expect("key"), None, "");
+        let variables = [("a0".to_owned(), "Int".to_owned(), json!(3))];
+        let request = entities_request(&[
+            EntitiesPart { batch: &batch, typename: "Product", selection: " { inStock }", variables: &[] },
+            EntitiesPart {
+                batch: &users,
+                typename: "User",
+                selection: " { reviews(first: $a0) { id } }",
+                variables: &variables,
+            },
+        ]);
         assert_eq!(
             request["query"],
-            "query($representations: [_Any!]!) { _entities(representations: $representations) { ... on Product { inStock shippingEstimate } } }"
+            "query Switchyard($r0: [_Any!]!, $r1: [_Any!]!, $a0: Int) { e0: _entities(representations: $r0) { ... on Product { inStock } } e1: _entities(representations: $r1) { ... on User { reviews(first: $a0) { id } } } }"
         );
-        assert_eq!(request["variables"]["representations"].as_array().map(Vec::len), Some(2));
-        let answer = json!({
-            "data": {"_entities": [{"inStock": true, "dimensions": {"w": 1}}, {"inStock": false, "dimensions": {"w": 2}}]},
-            "errors": [
-                {"message": "no estimate", "path": ["_entities", 1, "shippingEstimate"], "extensions": {"code": "NOT_FOUND"}},
-                {"message": "slow subgraph"}
-            ]
-        });
-        let errors = batch.merge(&mut parents, &answer);
-        assert_eq!(parents[0], json!({"upc": "1", "name": "Table", "inStock": true, "dimensions": {"w": 1}}));
-        assert_eq!(parents[2]["inStock"], true, "a shared representation answers both parents");
-        assert_eq!(parents[1]["inStock"], false);
-        assert_eq!(parents[3], json!({"name": "no key"}));
+        assert_eq!(request["variables"]["r0"].as_array().map(Vec::len), Some(2));
+        assert_eq!(request["variables"]["a0"], 3);
+        let answer = json!({"errors": [
+            {"message": "no estimate", "path": ["e0", 1, "shippingEstimate"], "extensions": {"code": "NOT_FOUND"}},
+            {"message": "bad user", "path": ["e1"]},
+            {"message": "slow subgraph"}
+        ]});
+        let errors = entity_errors(&answer);
         assert_eq!(
             errors[0],
-            (1, vec![json!("shippingEstimate")], "no estimate".to_owned(), Some("NOT_FOUND".to_owned()))
+            EntityError {
+                part: Some(0),
+                representation: Some(1),
+                below: vec![json!("shippingEstimate")],
+                message: "no estimate".into(),
+                code: Some("NOT_FOUND".into())
+            }
         );
-        assert_eq!(
-            errors.iter().filter(|e| e.2 == "slow subgraph").count(),
-            4,
-            "an error without a path concerns every parent"
-        );
+        assert_eq!((errors[1].part, errors[1].representation), (Some(1), None));
+        assert_eq!((errors[2].part, errors[2].representation), (None, None));
+    }
+
+    #[test]
+    fn answers_merge_into_parents_deeply() {
+        let mut parent = json!({"upc": "1", "dimensions": {"w": 1}});
+        merge_value(&mut parent, &json!({"inStock": true, "dimensions": {"h": 2}}));
+        assert_eq!(parent, json!({"upc": "1", "dimensions": {"w": 1, "h": 2}, "inStock": true}));
     }
 }

@@ -3,6 +3,7 @@
 //! `Display` for `switchyard plan` and snapshot tests. No I/O.
 
 pub mod entities;
+pub mod federation;
 mod field_mask;
 pub mod render;
 
@@ -54,6 +55,10 @@ pub trait ServiceDirectory {
     fn transform_for_source(&self, _name: &str) -> Option<Arc<crate::transform::Transform>> {
         None
     }
+    /// The Federation supergraph served, if any.
+    fn supergraph(&self) -> Option<&crate::schema::Supergraph> {
+        None
+    }
 }
 
 /// The fetches to run for one operation: root fetches, each with the stitched fetches that
@@ -83,6 +88,8 @@ pub enum FetchCall {
         /// The field's arguments, by GraphQL name.
         arguments: serde_json::Map<String, serde_json::Value>,
     },
+    /// A supergraph's root field: a fetch from its subgraph and the entity fetches below it.
+    Subgraph(federation::SubgraphFetch),
 }
 
 /// One root backend call.
@@ -141,7 +148,7 @@ impl Fetch {
     pub fn method(&self) -> Option<&MethodDescriptor> {
         match &self.call {
             FetchCall::Grpc { method, .. } => Some(method),
-            FetchCall::Bound { .. } => None,
+            FetchCall::Bound { .. } | FetchCall::Subgraph(_) => None,
         }
     }
 
@@ -150,6 +157,7 @@ impl Fetch {
         match &self.call {
             FetchCall::Grpc { method, .. } => method.full_name().to_owned(),
             FetchCall::Bound { binding, .. } => describe_binding(binding),
+            FetchCall::Subgraph(fetch) => format!("subgraph {}", fetch.graph),
         }
     }
 }
@@ -214,6 +222,14 @@ pub enum PlanError {
         /// `Query.name` or `Mutation.name`.
         field: String,
     },
+    /// A supergraph field no fetch can reach.
+    #[error("{field} cannot be planned: {why}")]
+    Unplannable {
+        /// `Type.field`.
+        field: String,
+        /// Why.
+        why: String,
+    },
 }
 
 impl PlanError {
@@ -221,7 +237,7 @@ impl PlanError {
     pub fn code(&self) -> ErrorCode {
         match self {
             PlanError::NoBackend { .. } => ErrorCode::Unavailable,
-            PlanError::UnknownField { .. } => ErrorCode::Internal,
+            PlanError::UnknownField { .. } | PlanError::Unplannable { .. } => ErrorCode::Internal,
         }
     }
 }
@@ -363,13 +379,40 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
                     _ => serde_json::Map::new(),
                 };
                 let cache = caching.fetch(directory.cache_for_field(root, &name), || vec![output.name.clone()]);
-                let cluster = binding_cluster(directory, &binding);
-                (cluster, FetchCall::Bound { binding, arguments }, Some(output), cache, None)
+                match (&binding.call, directory.supergraph(), &call.selection) {
+                    (BoundCall::Graphql(remote), Some(supergraph), Selection::Graphql { response_key, fields, .. })
+                        if remote.source == crate::schema::SUPERGRAPH_SOURCE =>
+                    {
+                        let selected = FieldSelection {
+                            response_key: response_key.clone(),
+                            field_name: name.clone(),
+                            children: fields.clone(),
+                            arguments: Vec::new(),
+                            defer: None,
+                            forbidden: None,
+                        };
+                        let fetch = federation::plan_root(
+                            supergraph,
+                            directory.graphql(),
+                            kind,
+                            &selected,
+                            &arguments,
+                            &output,
+                        )?;
+                        let cluster = directory.has_cluster(&fetch.graph).then(|| fetch.graph.clone());
+                        (cluster, FetchCall::Subgraph(fetch), Some(output), cache, None)
+                    }
+                    _ => {
+                        let cluster = binding_cluster(directory, &binding);
+                        (cluster, FetchCall::Bound { binding, arguments }, Some(output), cache, None)
+                    }
+                }
             }
         };
         let transform = match &call_kind {
             FetchCall::Grpc { method, .. } => directory.transform_for_method(method.full_name()),
             FetchCall::Bound { binding, .. } => binding_transform(directory, binding, cluster.as_deref()),
+            FetchCall::Subgraph(_) => cluster.as_deref().and_then(|c| directory.transform_for_source(c)),
         };
         let metadata = caching.transformed(transform.clone()).unwrap_or_else(|| caching.base.clone());
         fetches.push(Fetch {
@@ -507,6 +550,9 @@ impl fmt::Display for Plan {
                 Selection::Whole => {}
             }
             writeln!(f)?;
+            if let FetchCall::Subgraph(subgraph) = &fetch.call {
+                write!(f, "    {subgraph}")?;
+            }
             write_stitches(f, &fetch.stitches, 2)?;
         }
         write!(f, "}}")

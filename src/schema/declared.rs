@@ -182,6 +182,7 @@ pub fn apply_schema_files(
     files: &[SchemaFile],
     introspected: &IntrospectedSources,
     pool: &DescriptorPool,
+    supergraph: Option<&SchemaFile>,
 ) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut parsed = parse_all(files, &mut problems);
@@ -196,6 +197,20 @@ pub fn apply_schema_files(
     let mut remote_files = Vec::new();
     for file in &parsed {
         remote_files.extend(applier.declare_sources(file, introspected));
+    }
+    // A supergraph's API schema joins ours as the schema of one GraphQL source, whose root
+    // fields the planner sends to the subgraphs that own them.
+    if let Some(api) = supergraph {
+        let here = api.path.display().to_string();
+        if let Some((_, first)) =
+            applier.sources.insert(super::SUPERGRAPH_SOURCE.to_owned(), (SourceKind::Graphql, here))
+        {
+            applier.problems.push(Problem::error(
+                format!("@source {}", super::SUPERGRAPH_SOURCE),
+                format!("the name is the supergraph's; rename the source declared at {first}"),
+            ));
+        }
+        remote_files.push((super::SUPERGRAPH_SOURCE.to_owned(), api.clone()));
     }
     for (source, file) in remote_files {
         if let Some(remote) = parse_one(&file, Some(source), &mut applier.problems) {

@@ -74,13 +74,92 @@ impl FieldSet {
         names
     }
 
+    /// True when it selects nothing.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// True when field `name` is one of its top-level fields.
+    pub fn has(&self, name: &str) -> bool {
+        self.top_level().contains(&name)
+    }
+
+    /// The field set below top-level field `name` (what a `@provides` provides of its value).
+    pub fn child(&self, name: &str) -> Option<&FieldSet> {
+        self.items.iter().find_map(|item| match item {
+            FieldSetItem::Field { name: n, children } if n == name => Some(children),
+            FieldSetItem::On { children, .. } => children.child(name),
+            FieldSetItem::Field { .. } => None,
+        })
+    }
+
+    /// Both sets' fields in one.
+    pub fn union(&self, other: &FieldSet) -> FieldSet {
+        FieldSet { items: self.items.iter().chain(&other.items).cloned().collect() }
+    }
+
+    /// Splits the set by its top-level fields: those `keep` accepts, and the rest (a type
+    /// condition stays whole, kept only when every field in it is).
+    pub fn partition(&self, keep: impl Fn(&str) -> bool) -> (FieldSet, FieldSet) {
+        let (kept, rest): (Vec<FieldSetItem>, Vec<FieldSetItem>) =
+            self.items.iter().cloned().partition(|item| match item {
+                FieldSetItem::Field { name, .. } => keep(name),
+                FieldSetItem::On { children, .. } => children.top_level().iter().all(|n| keep(n)),
+            });
+        (FieldSet { items: kept }, FieldSet { items: rest })
+    }
+
+    /// The set as selection text with each top-level field under the alias `{prefix}{name}`
+    /// (`_sy_upc: upc _sy_variant: variant { id }`), so a fetch can carry it beside whatever
+    /// the client selected under the same names; an empty prefix writes plain fields.
+    pub fn selection_text(&self, prefix: &str) -> String {
+        let mut out = String::new();
+        for item in &self.items {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            match item {
+                FieldSetItem::Field { name, children } => {
+                    if !prefix.is_empty() {
+                        out.push_str(prefix);
+                        out.push_str(name);
+                        out.push_str(": ");
+                    }
+                    out.push_str(name);
+                    if !children.items.is_empty() {
+                        out.push_str(" { ");
+                        out.push_str(&children.selection_text(""));
+                        out.push_str(" }");
+                    }
+                }
+                FieldSetItem::On { type_condition, children } => {
+                    out.push_str("... on ");
+                    out.push_str(type_condition);
+                    out.push_str(" { ");
+                    out.push_str(&children.selection_text(prefix));
+                    out.push_str(" }");
+                }
+            }
+        }
+        out
+    }
+
     /// Copies this set's fields from `value` (an object whose `__typename` is `typename`) into
-    /// `into`; false when a field is missing (null counts as present).
-    pub(crate) fn copy(&self, value: &Map<String, Json>, typename: &str, into: &mut Map<String, Json>) -> bool {
+    /// `into`, reading each top-level field under `{prefix}{name}` (as `selection_text` fetched
+    /// it) and writing it under its name; false when a field is missing (null counts as
+    /// present).
+    pub(crate) fn copy(
+        &self,
+        value: &Map<String, Json>,
+        typename: &str,
+        into: &mut Map<String, Json>,
+        prefix: &str,
+    ) -> bool {
         for item in &self.items {
             match item {
                 FieldSetItem::Field { name, children } => {
-                    let Some(found) = value.get(name) else { return false };
+                    let found = if prefix.is_empty() { value.get(name) } else { value.get(&format!("{prefix}{name}")) };
+                    let Some(found) = found else { return false };
                     let copied = match (found, children.items.is_empty()) {
                         (_, true) | (Json::Null, false) => found.clone(),
                         (Json::Object(inner), false) => {
@@ -89,7 +168,7 @@ impl FieldSet {
                                 Some(Json::Object(existing)) => existing.clone(),
                                 _ => Map::new(),
                             };
-                            if !children.copy(inner, inner_type, &mut nested) {
+                            if !children.copy(inner, inner_type, &mut nested, "") {
                                 return false;
                             }
                             Json::Object(nested)
@@ -100,7 +179,7 @@ impl FieldSet {
                                 let Json::Object(inner) = item else { return false };
                                 let inner_type = inner.get("__typename").and_then(Json::as_str).unwrap_or_default();
                                 let mut nested = Map::new();
-                                if !children.copy(inner, inner_type, &mut nested) {
+                                if !children.copy(inner, inner_type, &mut nested, "") {
                                     return false;
                                 }
                                 list.push(Json::Object(nested));
@@ -112,7 +191,7 @@ impl FieldSet {
                     into.insert(name.clone(), copied);
                 }
                 FieldSetItem::On { type_condition, children } => {
-                    if type_condition == typename && !children.copy(value, typename, into) {
+                    if type_condition == typename && !children.copy(value, typename, into, prefix) {
                         return false;
                     }
                 }
@@ -149,6 +228,28 @@ mod tests {
             let found = FieldSet::parse(text).expect_err(text);
             assert!(found.contains(error), "{text}: {found}");
         }
+    }
+
+    #[test]
+    fn field_sets_print_aliased_and_split() {
+        let set = FieldSet::parse("sku variant { id } ... on Book { isbn }").expect("a field set");
+        assert_eq!(set.selection_text(""), "sku variant { id } ... on Book { isbn }");
+        assert_eq!(
+            set.selection_text("_sy_"),
+            "_sy_sku: sku _sy_variant: variant { id } ... on Book { _sy_isbn: isbn }"
+        );
+        let (kept, rest) = set.partition(|name| name == "sku" || name == "isbn");
+        assert_eq!(
+            (kept.selection_text(""), rest.selection_text("")),
+            ("sku ... on Book { isbn }".into(), "variant { id }".into())
+        );
+        assert!(set.has("variant") && !set.has("id"));
+        assert_eq!(set.child("variant").map(|c| c.selection_text("")), Some("id".into()));
+        let fetched = serde_json::json!({"_sy_sku": "A", "sku": "wrong", "_sy_variant": {"id": 1, "name": "x"}});
+        let mut into = Map::new();
+        let key = FieldSet::parse("sku variant { id }").expect("a key");
+        assert!(key.copy(fetched.as_object().expect("an object"), "Product", &mut into, "_sy_"));
+        assert_eq!(Json::Object(into), serde_json::json!({"sku": "A", "variant": {"id": 1}}));
     }
 
     #[test]

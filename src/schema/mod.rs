@@ -5,6 +5,7 @@
 //! collisions are problems naming both sides. This module builds data and SDL; it does no I/O
 //! and knows nothing of requests (the planner reads this model).
 
+mod api_sdl;
 mod binding;
 mod declared;
 mod edits;
@@ -33,6 +34,10 @@ pub use introspected::{INTROSPECTION_QUERY, introspection_sdl};
 pub use introspection::{introspection_field_type, is_introspection_object};
 pub use supergraph::{FieldJoin, Subgraph, SuperField, SuperKind, SuperType, Supergraph, TypeJoin, parse_supergraph};
 pub use trusted::TrustedDocuments;
+
+/// The name under which a supergraph's API schema is a GraphQL source: its root fields' bindings
+/// name it, and the planner sends them to the subgraphs that own them.
+pub const SUPERGRAPH_SOURCE: &str = "supergraph";
 
 /// Which root type a field is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

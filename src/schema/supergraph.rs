@@ -144,6 +144,9 @@ pub struct Supergraph {
     pub roots: BTreeMap<String, String>,
     /// The join spec version (`0.3`).
     pub join_version: String,
+    /// The API schema clients see, as SDL: the supergraph without the link and join machinery
+    /// and without what is `@inaccessible`.
+    pub api_sdl: String,
 }
 
 /// Specs a supergraph may link that are fully understood.
@@ -304,10 +307,20 @@ pub fn parse_supergraph(text: &str) -> Result<(Supergraph, Vec<Problem>), Vec<Pr
         let inaccessible = hidden(&definition.directives);
         types.insert(name.clone(), SuperType { name, kind, joins, fields, implements, members, inaccessible });
     }
+    for ty in types.values().filter(|t| !t.inaccessible) {
+        if matches!(ty.kind, SuperKind::Interface | SuperKind::Union) {
+            let kind = if ty.kind == SuperKind::Interface { "interface" } else { "union" };
+            problems.push(problem(format!(
+                "{kind} {}: abstract types across subgraphs are not supported yet (objects, enums, inputs and scalars are)",
+                ty.name
+            )));
+        }
+    }
     if problems.iter().any(Problem::is_error) {
         return Err(problems);
     }
-    Ok((Supergraph { subgraphs, types, roots, join_version }, problems))
+    let api_sdl = super::api_sdl::print(&document, &types, &inaccessible);
+    Ok((Supergraph { subgraphs, types, roots, join_version, api_sdl }, problems))
 }
 
 /// The subgraphs: the `join__Graph` enum's values with their `@join__graph`.

@@ -5,25 +5,41 @@
 
 use switchyard::schema::{SuperKind, Supergraph, parse_supergraph};
 
-const SUBGRAPHS: [&str; 4] = ["accounts", "inventory", "products", "reviews"];
+pub(crate) const SUBGRAPHS: [&str; 4] = ["accounts", "inventory", "products", "reviews"];
 
 /// Composes the fixture subgraphs (subgraph `i` at port 4001 + i) with the npm composer.
 fn compose() -> String {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let npm = root.join("tests/npm");
-    assert!(
-        npm.join("node_modules/@theguild/federation-composition").exists(),
-        "the composition tool is not installed: run `npm ci --prefix tests/npm` (bash .ci/run does)"
-    );
-    let args: Vec<String> = SUBGRAPHS
+    let urls: Vec<(&str, String)> = SUBGRAPHS
         .iter()
         .enumerate()
-        .map(|(i, name)| {
+        .map(|(i, name)| (*name, format!("http://127.0.0.1:{}/graphql", 4001 + i)))
+        .collect();
+    compose_with(&urls)
+}
+
+/// The npm test tools' directory, checked to be installed.
+pub(crate) fn npm_dir() -> std::path::PathBuf {
+    let npm = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/npm");
+    assert!(
+        npm.join("node_modules/@theguild/federation-composition").exists(),
+        "the npm test tools are not installed: run `npm ci --prefix tests/npm` (bash .ci/run does)"
+    );
+    npm
+}
+
+/// Composes the fixture subgraphs named in `urls`, each served at its URL, with The Guild's
+/// composition (as a team's build would); the supergraph SDL.
+pub(crate) fn compose_with(urls: &[(&str, String)]) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let args: Vec<String> = urls
+        .iter()
+        .map(|(name, url)| {
             let file = root.join(format!("tests/fixtures/federation/{name}.graphql"));
-            format!("{name}=http://127.0.0.1:{}/graphql={}", 4001 + i, file.display())
+            format!("{name}={url}={}", file.display())
         })
         .collect();
-    let out = std::process::Command::new("node").arg(npm.join("compose.mjs")).args(&args).output().expect("node runs");
+    let out =
+        std::process::Command::new("node").arg(npm_dir().join("compose.mjs")).args(&args).output().expect("node runs");
     assert!(out.status.success(), "composition failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).expect("utf8")
 }
@@ -103,9 +119,9 @@ fn unsupported_features_are_named() {
         (with_link("@link(url: \"https://specs.apollo.dev/cost/v0.1\")"), false, "links cost v0.1, which this router does not support; its directives are ignored"),
         (text.replacen("@join__field(graph: INVENTORY, requires: \"price weight\")", "@join__field(graph: INVENTORY, requires: \"price weight\", contextArguments: [])", 1), true, "field Product.shippingEstimate: @context / @fromContext is not supported yet"),
         (text.replacen("@join__field(graph: REVIEWS, override: \"accounts\")", "@join__field(graph: REVIEWS, override: \"accounts\", overrideLabel: \"percent(5)\")", 1), true, "progressive @override(label:)"),
-        (text.replacen("type Variant @join__type(graph: PRODUCTS)", "type Variant @join__type(graph: PRODUCTS) @join__directive(graphs: [PRODUCTS], name: \"connect\", args: {})", 1), true, "type Variant: @join__directive"),
+        (text.replacen("type Variant @join__type(graph: ACCOUNTS)", "type Variant @join__type(graph: ACCOUNTS) @join__directive(graphs: [PRODUCTS], name: \"connect\", args: {})", 1), true, "type Variant: @join__directive"),
         (text.replacen("@join__field(graph: INVENTORY, requires: \"price weight\")", "@join__field(graph: INVENTORY, requires: \"price {\")", 1), true, "field Product.shippingEstimate: `price {`"),
-        (text.replacen("@join__field(graph: PRODUCTS)\n  name", "@join__field(graph: NOWHERE)\n  name", 1), true, "`NOWHERE`, which is no subgraph"),
+        (text.replacen("name: String @join__field(graph: PRODUCTS)", "name: String @join__field(graph: NOWHERE)", 1), true, "`NOWHERE`, which is no subgraph"),
         (text.replace("https://specs.apollo.dev/join/v0.3", "https://specs.apollo.dev/join/v0.1"), true, "no @link to the join spec"),
         ("type Query { a: Int".to_owned(), true, "line 1"),
     ];

@@ -9,6 +9,7 @@ mod coalescing;
 mod defer;
 mod dns;
 mod federation;
+mod federation_serving;
 mod graphql;
 mod graphql_sources;
 mod graphql_schema;

@@ -1,0 +1,213 @@
+//! Running a supergraph root field's fetches: the root field's GraphQL request to its
+//! subgraph, then its entity fetches level by level — at each level, one request per subgraph
+//! carrying every entity fetch of that level for it (`e0: _entities(...) e1: ...`), each with
+//! the deduplicated representations of all its parent objects — and each answer merged into
+//! its parents. Subgraph errors keep their paths: an entity's error lands at its parents' paths
+//! (plus the path below the entity); a failed request, at every parent it concerned. The value
+//! stays unshaped (planner aliases included) until the caller shapes it to the client's
+//! selection.
+
+use std::collections::BTreeMap;
+
+use futures_util::future::join_all;
+use serde_json::Value as Json;
+
+use super::ExecuteError;
+use super::graphql::{Context, FieldError, RenderedCall, remote_code, send_call};
+use super::stitch::{collect, object_at_mut};
+use crate::error::ErrorCode;
+use crate::plan::entities::{EntitiesPart, EntityBatch, entities_request, entity_errors, merge_value};
+use crate::plan::federation::{EntityFetch, INTERNAL_PREFIX, SubgraphFetch};
+use crate::upstream::HttpRequest;
+
+/// Fetches `fetch`'s root field from `cluster` and its entities from their subgraphs; the raw
+/// merged value and the errors found (paths relative to the root field's value).
+pub(super) async fn run_subgraph_fetch(
+    fetch: &SubgraphFetch,
+    cluster: &str,
+    context: &Context<'_>,
+    cache: Option<&crate::cache::FetchCache>,
+    transform: Option<&crate::transform::Transform>,
+) -> Result<(Json, Vec<FieldError>), ExecuteError> {
+    let query = fetch.document.starts_with("query");
+    let request = graphql_post(&serde_json::json!({"query": fetch.document, "variables": fetch.variables}), query);
+    let answer = send_call(&RenderedCall::Http(request), cluster, context, cache, transform).await?;
+    let (mut value, mut errors) = read_root(answer, &fetch.response_key, &fetch.graph)?;
+    run_entities(&mut value, &fetch.entities, context, &mut errors).await;
+    Ok((value, errors))
+}
+
+/// A GraphQL POST to a subgraph; a query may be retried and shared with identical ones in
+/// flight (GraphQL spec §6.2.1: queries have no side effects).
+fn graphql_post(body: &Json, query: bool) -> HttpRequest {
+    HttpRequest {
+        method: http::Method::POST,
+        path_and_query: String::new(),
+        headers: Vec::new(),
+        body: Some(bytes::Bytes::from(serde_json::to_vec(body).unwrap_or_default())),
+        idempotent: query,
+    }
+}
+
+/// The root field's value in a subgraph's answer, and its errors with their paths made
+/// relative to that value. An error with no data fails the field.
+fn read_root(answer: Json, response_key: &str, graph: &str) -> Result<(Json, Vec<FieldError>), ExecuteError> {
+    let Json::Object(mut envelope) = answer else {
+        return Err(ExecuteError::Remote {
+            message: format!("subgraph {graph}'s answer is not a GraphQL response"),
+            code: ErrorCode::UpstreamError,
+        });
+    };
+    let value = match envelope.remove("data") {
+        Some(Json::Object(mut data)) => data.remove(response_key).unwrap_or(Json::Null),
+        _ => Json::Null,
+    };
+    let mut errors = Vec::new();
+    for error in envelope.remove("errors").and_then(|e| e.as_array().cloned()).unwrap_or_default() {
+        let (message, code) = message_and_code(&error, graph);
+        let path = match error.get("path").and_then(Json::as_array) {
+            Some(path) if path.first().and_then(Json::as_str) == Some(response_key) => path[1..].to_vec(),
+            _ => Vec::new(),
+        };
+        errors.push(FieldError { path, message, code });
+    }
+    if value.is_null()
+        && let Some(first) = errors.first()
+    {
+        return Err(ExecuteError::Remote { message: first.message.clone(), code: first.code });
+    }
+    Ok((value, errors))
+}
+
+fn message_and_code(error: &Json, graph: &str) -> (String, ErrorCode) {
+    let message = error
+        .get("message")
+        .and_then(Json::as_str)
+        .map_or_else(|| format!("subgraph {graph} reported an error"), str::to_owned);
+    let code = error.pointer("/extensions/code").and_then(Json::as_str).map_or(ErrorCode::UpstreamError, remote_code);
+    (message, code)
+}
+
+/// One entity fetch at its level: its parents' paths and their batch.
+struct Job<'a> {
+    fetch: &'a EntityFetch,
+    paths: Vec<Vec<Json>>,
+    batch: EntityBatch,
+}
+
+/// Runs `entities` and theirs, level by level, merging answers into `value`.
+async fn run_entities(value: &mut Json, entities: &[EntityFetch], context: &Context<'_>, errors: &mut Vec<FieldError>) {
+    let mut level: Vec<&EntityFetch> = entities.iter().collect();
+    while !level.is_empty() {
+        let jobs: Vec<Job<'_>> = level
+            .iter()
+            .map(|fetch| {
+                let mut found = Vec::new();
+                collect(value, &fetch.path, &mut Vec::new(), &mut found);
+                let batch = EntityBatch::new(
+                    found.iter().map(|(_, object)| *object),
+                    &fetch.type_name,
+                    &fetch.key,
+                    fetch.requires.as_ref(),
+                    INTERNAL_PREFIX,
+                );
+                Job { fetch, paths: found.into_iter().map(|(path, _)| path).collect(), batch }
+            })
+            .collect();
+        // One request per subgraph for every fetch of this level that has parents.
+        let mut by_graph: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, job) in jobs.iter().enumerate().filter(|(_, job)| !job.batch.representations.is_empty()) {
+            by_graph.entry(job.fetch.graph.as_str()).or_default().push(i);
+        }
+        let requests = by_graph.iter().map(|(graph, parts)| {
+            let body = entities_request(
+                &parts
+                    .iter()
+                    .map(|&i| EntitiesPart {
+                        batch: &jobs[i].batch,
+                        typename: &jobs[i].fetch.type_name,
+                        selection: &jobs[i].fetch.selection,
+                        variables: &jobs[i].fetch.variables,
+                    })
+                    .collect::<Vec<_>>(),
+            );
+            async move {
+                let request = RenderedCall::Http(graphql_post(&body, true));
+                send_call(&request, graph, context, None, None).await
+            }
+        });
+        let answers = join_all(requests).await;
+        for ((graph, parts), answer) in by_graph.iter().zip(answers) {
+            match answer {
+                Ok(answer) => merge_answer(value, &jobs, parts, &answer, graph, errors),
+                Err(error) => {
+                    for &i in parts {
+                        if let Some(path) = jobs[i].paths.first() {
+                            errors.push(FieldError {
+                                path: path.clone(),
+                                message: error.to_string(),
+                                code: error.code(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        level = level.iter().flat_map(|fetch| fetch.then.iter()).collect();
+    }
+}
+
+/// Merges a subgraph's entities answer into the parents of its `parts` and places its errors.
+fn merge_answer(
+    value: &mut Json,
+    jobs: &[Job<'_>],
+    parts: &[usize],
+    answer: &Json,
+    graph: &str,
+    errors: &mut Vec<FieldError>,
+) {
+    for (n, &i) in parts.iter().enumerate() {
+        let job = &jobs[i];
+        let Some(entities) = answer.pointer(&format!("/data/e{n}")).and_then(Json::as_array) else { continue };
+        for (path, representation) in job.paths.iter().zip(&job.batch.of_parent) {
+            let Some(entity @ Json::Object(_)) = representation.and_then(|r| entities.get(r)) else { continue };
+            if let Some(parent) = object_at_mut(value, path) {
+                let mut merged = Json::Object(std::mem::take(parent));
+                merge_value(&mut merged, entity);
+                if let Json::Object(merged) = merged {
+                    *parent = merged;
+                }
+            }
+        }
+    }
+    for error in entity_errors(answer) {
+        let (message, code) =
+            (error.message.clone(), error.code.as_deref().map_or(ErrorCode::UpstreamError, remote_code));
+        let concerned: Vec<usize> = match error.part {
+            Some(n) => parts.get(n).copied().into_iter().collect(),
+            None => parts.to_vec(),
+        };
+        for i in concerned {
+            let job = &jobs[i];
+            match error.representation {
+                Some(r) => {
+                    for (path, _) in job.paths.iter().zip(&job.batch.of_parent).filter(|(_, of)| **of == Some(r)) {
+                        let mut full = path.clone();
+                        full.extend(error.below.iter().cloned());
+                        errors.push(FieldError { path: full, message: message.clone(), code });
+                    }
+                }
+                // Not tied to one entity: reported once, at the first parent's path.
+                None => {
+                    let path = job.paths.first().cloned().unwrap_or_default();
+                    let message = if message.is_empty() {
+                        format!("subgraph {graph} reported an error")
+                    } else {
+                        message.clone()
+                    };
+                    errors.push(FieldError { path, message, code });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,513 @@
+//! Planning a root field of a Federation supergraph: one GraphQL fetch to the subgraph that owns
+//! the field, selecting everything that subgraph resolves (what a `@provides` provides
+//! included); each field it cannot resolve goes to an entity fetch (`_entities`) on a subgraph
+//! that can, chosen so the fields of one parent type at one path go to as few subgraphs as
+//! possible, keyed by a key whose fields the parent's subgraph returns. A field's `@requires`
+//! fields are fetched first — in the parent's fetch when its subgraph resolves them, else by
+//! an entity fetch the requiring one waits for — and sent in the representations. Key and
+//! required fields travel under `_sy_` aliases, apart from whatever the client selected under
+//! the same names. The result is a tree: each entity fetch runs once its parent fetch has
+//! answered, for every parent object at its path at once. Pure; the executor sends it.
+
+use std::fmt;
+
+use serde_json::{Map, Value as Json};
+
+use super::PlanError;
+use crate::operation::{FieldSelection, SelectionSet};
+use crate::plan::render::remote_key;
+use crate::schema::{FieldSet, GraphqlSchema, RootKind, SuperField, SuperType, Supergraph, TypeRef};
+
+/// The alias prefix of fields a plan fetches for itself (keys, required fields).
+pub const INTERNAL_PREFIX: &str = "_sy_";
+
+/// A root field's fetch from its subgraph, with the entity fetches below it.
+#[derive(Debug, Clone)]
+pub struct SubgraphFetch {
+    /// The subgraph (its name is its cluster's).
+    pub graph: String,
+    /// The GraphQL request's query.
+    pub document: String,
+    /// Its variables.
+    pub variables: Map<String, Json>,
+    /// The root field's response key in the answer's `data`.
+    pub response_key: String,
+    /// Entity fetches that wait for this one.
+    pub entities: Vec<EntityFetch>,
+}
+
+/// A variable of a fetch: its name, its type as SDL and its value.
+pub type Variable = (String, String, Json);
+
+/// One entity fetch: the fields of the objects at `path` that subgraph `graph` resolves.
+#[derive(Debug, Clone)]
+pub struct EntityFetch {
+    /// Response keys from the root field's value to the parent objects (lists walked).
+    pub path: Vec<String>,
+    /// The parents' (entity) type.
+    pub type_name: String,
+    /// The subgraph asked.
+    pub graph: String,
+    /// The key the representations carry.
+    pub key: FieldSet,
+    /// The key as written in the supergraph (for plans).
+    pub key_text: String,
+    /// Fields of the parent the subgraph requires, carried in the representations.
+    pub requires: Option<FieldSet>,
+    /// The selection on the entity type, ` { ... }`.
+    pub selection: String,
+    /// Variables the selection uses.
+    pub variables: Vec<Variable>,
+    /// Entity fetches that wait for this one.
+    pub then: Vec<EntityFetch>,
+}
+
+/// Plans root field `selected` (of root `kind`, with `arguments`) of `supergraph`, whose API
+/// schema is `schema`.
+pub fn plan_root(
+    supergraph: &Supergraph,
+    schema: &GraphqlSchema,
+    kind: RootKind,
+    selected: &FieldSelection,
+    arguments: &Map<String, Json>,
+    output: &TypeRef,
+) -> Result<SubgraphFetch, PlanError> {
+    let (root_key, keyword) = match kind {
+        RootKind::Query => ("query", "query"),
+        RootKind::Mutation => ("mutation", "mutation"),
+        RootKind::Subscription => ("subscription", "subscription"),
+    };
+    let root_name = supergraph.roots.get(root_key).map_or(keyword, String::as_str);
+    let unplannable =
+        |why: String| PlanError::Unplannable { field: format!("{root_name}.{}", selected.field_name), why };
+    if kind == RootKind::Subscription {
+        return Err(unplannable("subscriptions through a supergraph are not supported yet".into()));
+    }
+    let root = supergraph.types.get(root_name).ok_or_else(|| unplannable("the supergraph has no such type".into()))?;
+    let field =
+        root.field(&selected.field_name).ok_or_else(|| unplannable("the supergraph has no such field".into()))?;
+    let graph = *root.resolving(field).first().ok_or_else(|| unplannable("no subgraph resolves it".into()))?;
+    let mut planner = Planner { supergraph, schema, next_variable: 0 };
+    let mut variables = Vec::new();
+    let definition = schema.root_field(kind, &selected.field_name);
+    let mut argument_text = Vec::new();
+    for (name, value) in arguments.iter().filter(|(_, v)| !v.is_null()) {
+        let ty = definition
+            .and_then(|d| d.arguments.iter().find(|a| &a.name == name))
+            .map(|a| a.ty.to_string())
+            .ok_or_else(|| unplannable(format!("it has no argument `{name}`")))?;
+        argument_text.push(format!("{name}: ${}", planner.variable(ty, value.clone(), &mut variables)));
+    }
+    let mut body = remote_key_text(selected);
+    if !argument_text.is_empty() {
+        body.push('(');
+        body.push_str(&argument_text.join(", "));
+        body.push(')');
+    }
+    let mut entities = Vec::new();
+    if !selected.children.fields.is_empty() {
+        let provided = provides_in(field, graph);
+        let scope = Scope { graph, provided: provided.as_ref() };
+        let path = &mut Vec::new();
+        planner.select(scope, &output.name, &selected.children, &[], path, &mut body, &mut variables, &mut entities)?;
+    }
+    let mut document = format!("{keyword} Switchyard");
+    if !variables.is_empty() {
+        let declarations: Vec<String> = variables.iter().map(|(name, ty, _)| format!("${name}: {ty}")).collect();
+        document.push_str(&format!("({})", declarations.join(", ")));
+    }
+    document.push_str(&format!(" {{ {body} }}"));
+    Ok(SubgraphFetch {
+        graph: supergraph.subgraphs[graph].name.clone(),
+        document,
+        variables: variables.into_iter().map(|(name, _, value)| (name, value)).collect(),
+        response_key: remote_key(&selected.response_key, &selected.field_name),
+        entities,
+    })
+}
+
+/// `key: name` (or `name`) for a selected field.
+fn remote_key_text(selected: &FieldSelection) -> String {
+    let key = remote_key(&selected.response_key, &selected.field_name);
+    if key == selected.field_name { key } else { format!("{key}: {}", selected.field_name) }
+}
+
+/// What `field` provides of its value when `graph` resolves it.
+fn provides_in(field: &SuperField, graph: usize) -> Option<FieldSet> {
+    let text = field.joins.iter().find(|j| j.graph == Some(graph))?.provides.as_deref()?;
+    FieldSet::parse(text).ok()
+}
+
+/// Where a selection is fetched from: the subgraph, and what the field above provides.
+#[derive(Clone, Copy)]
+struct Scope<'a> {
+    graph: usize,
+    provided: Option<&'a FieldSet>,
+}
+
+struct Planner<'a> {
+    supergraph: &'a Supergraph,
+    schema: &'a GraphqlSchema,
+    next_variable: usize,
+}
+
+/// The fields of one parent type at one path that one subgraph will resolve.
+struct Group {
+    graph: usize,
+    fields: Vec<FieldSelection>,
+    /// Fields fetched for another group's `@requires` (aliased selection text).
+    extra: Vec<String>,
+    key_text: String,
+    key: FieldSet,
+    requires: Option<FieldSet>,
+    /// The group whose answer this one's representations need.
+    after: Option<usize>,
+    /// Its key comes from the `after` group's answer, not from the parent's fetch.
+    chained: bool,
+}
+
+impl Planner<'_> {
+    fn variable(&mut self, ty: String, value: Json, variables: &mut Vec<Variable>) -> String {
+        let name = format!("a{}", self.next_variable);
+        self.next_variable += 1;
+        variables.push((name.clone(), ty, value));
+        name
+    }
+
+    fn graph_name(&self, graph: usize) -> &str {
+        &self.supergraph.subgraphs[graph].name
+    }
+
+    /// True when `scope`'s subgraph returns field `name` of `ty`.
+    fn available(&self, scope: Scope<'_>, ty: &SuperType, name: &str) -> bool {
+        scope.provided.is_some_and(|p| p.has(name))
+            || ty.field(name).is_some_and(|field| ty.resolving(field).contains(&scope.graph))
+    }
+
+    /// Writes ` { ... }` for `selection` on `type_name` (and the `extra` fields, aliased
+    /// selection text) as fetched in `scope`, with the variables it uses; what the subgraph
+    /// cannot resolve becomes entity fetches.
+    #[allow(clippy::too_many_arguments)]
+    fn select(
+        &mut self,
+        scope: Scope<'_>,
+        type_name: &str,
+        selection: &SelectionSet,
+        extra: &[String],
+        path: &mut Vec<String>,
+        out: &mut String,
+        variables: &mut Vec<Variable>,
+        entities: &mut Vec<EntityFetch>,
+    ) -> Result<(), PlanError> {
+        let Some(ty) = self.supergraph.types.get(type_name) else { return Ok(()) };
+        let mut local: Vec<String> = Vec::new();
+        let mut remote: Vec<&FieldSelection> = Vec::new();
+        for selected in selection.fields.iter().filter(|f| f.forbidden.is_none()) {
+            if selected.field_name == "__typename" {
+                local.push(remote_key_text(selected));
+                continue;
+            }
+            let Some(field) = ty.field(&selected.field_name) else { continue };
+            if !self.available(scope, ty, &selected.field_name) {
+                remote.push(selected);
+                continue;
+            }
+            let mut text = remote_key_text(selected);
+            let arguments = self.arguments(type_name, selected, variables)?;
+            if !arguments.is_empty() {
+                text.push_str(&format!("({})", arguments.join(", ")));
+            }
+            if !selected.children.fields.is_empty() {
+                let child_type = self
+                    .schema
+                    .object_field(type_name, &selected.field_name)
+                    .map(|d| d.ty.name.clone())
+                    .unwrap_or_default();
+                let provided = provides_in(field, scope.graph);
+                let inherited = scope.provided.and_then(|p| p.child(&selected.field_name));
+                let child = Scope { graph: scope.graph, provided: provided.as_ref().or(inherited) };
+                path.push(selected.response_key.clone());
+                self.select(child, &child_type, &selected.children, &[], path, &mut text, variables, entities)?;
+                path.pop();
+            }
+            local.push(text);
+        }
+        if !remote.is_empty() {
+            self.entity_fetches(scope, ty, &remote, path, &mut local, entities)?;
+        }
+        local.extend(extra.iter().cloned());
+        if local.is_empty() {
+            local.push("__typename".into());
+        }
+        out.push_str(" { ");
+        out.push_str(&local.join(" "));
+        out.push_str(" }");
+        Ok(())
+    }
+
+    /// `name: $aN` for each argument of a selected field, as variables.
+    fn arguments(
+        &mut self,
+        type_name: &str,
+        selected: &FieldSelection,
+        variables: &mut Vec<Variable>,
+    ) -> Result<Vec<String>, PlanError> {
+        let mut out = Vec::new();
+        for (name, value) in selected.arguments.iter().filter(|(_, v)| !v.is_null()) {
+            let ty = self
+                .schema
+                .object_field(type_name, &selected.field_name)
+                .and_then(|d| d.arguments.iter().find(|a| &a.name == name))
+                .map(|a| a.ty.to_string())
+                .ok_or_else(|| PlanError::Unplannable {
+                    field: format!("{type_name}.{}", selected.field_name),
+                    why: format!("it has no argument `{name}`"),
+                })?;
+            out.push(format!("{name}: ${}", self.variable(ty, value.clone(), variables)));
+        }
+        Ok(out)
+    }
+
+    /// The first key of `ty` that `graph` resolves and whose fields `scope` returns.
+    fn reachable_key(&self, scope: Scope<'_>, ty: &SuperType, graph: usize) -> Option<(String, FieldSet)> {
+        ty.keys_in(graph).find_map(|text| {
+            let key = FieldSet::parse(text).ok()?;
+            key.top_level().iter().all(|name| self.available(scope, ty, name)).then(|| (text.to_owned(), key))
+        })
+    }
+
+    /// A subgraph other than `scope`'s that resolves `field` of `ty` and can be reached by a
+    /// key, preferring one of `chosen`.
+    fn owner(&self, scope: Scope<'_>, ty: &SuperType, field: &SuperField, chosen: &[usize]) -> Option<usize> {
+        let candidates: Vec<usize> = ty
+            .resolving(field)
+            .into_iter()
+            .filter(|&g| g != scope.graph && self.reachable_key(scope, ty, g).is_some())
+            .collect();
+        candidates.iter().copied().find(|g| chosen.contains(g)).or_else(|| candidates.first().copied())
+    }
+
+    /// Entity fetches for the `remote` fields of `ty` at `path`; the key and required fields
+    /// they need from `scope`'s fetch are added to `local`.
+    fn entity_fetches(
+        &mut self,
+        scope: Scope<'_>,
+        ty: &SuperType,
+        remote: &[&FieldSelection],
+        path: &mut Vec<String>,
+        local: &mut Vec<String>,
+        entities: &mut Vec<EntityFetch>,
+    ) -> Result<(), PlanError> {
+        let mut groups: Vec<Group> = Vec::new();
+        for selected in remote {
+            let Some(field) = ty.field(&selected.field_name) else { continue };
+            let chosen: Vec<usize> = groups.iter().map(|g| g.graph).collect();
+            let resolving = ty.resolving(field);
+            if let Some(group) = groups.iter_mut().find(|g| g.graph != scope.graph && resolving.contains(&g.graph)) {
+                group.fields.push((*selected).clone());
+                continue;
+            }
+            if let Some(graph) = self.owner(scope, ty, field, &chosen) {
+                groups.push(self.group(scope, ty, graph, vec![(*selected).clone()]));
+                continue;
+            }
+            // No key of a resolving subgraph comes with the parent: fetch one from a subgraph
+            // that does return it first.
+            let (via, graph, key_text, key) =
+                self.key_chain(scope, ty, field, &chosen).ok_or_else(|| self.unreachable(scope, ty, field))?;
+            let provider = match groups.iter().position(|g| g.graph == via && !g.chained) {
+                Some(existing) => existing,
+                None => {
+                    groups.push(self.group(scope, ty, via, Vec::new()));
+                    groups.len() - 1
+                }
+            };
+            groups[provider].extra.push(key.selection_text(INTERNAL_PREFIX));
+            groups.push(Group {
+                graph,
+                fields: vec![(*selected).clone()],
+                extra: Vec::new(),
+                key_text,
+                key,
+                requires: None,
+                after: Some(provider),
+                chained: true,
+            });
+        }
+        // Each group's required fields: from `scope`'s fetch where it resolves them, else from
+        // a group fetched first.
+        for index in 0..groups.len() {
+            let requires = groups[index]
+                .fields
+                .iter()
+                .filter_map(|f| ty.field(&f.field_name))
+                .filter_map(|f| f.joins.iter().find(|j| j.graph == Some(groups[index].graph))?.requires.as_deref())
+                .filter_map(|text| FieldSet::parse(text).ok())
+                .reduce(|a, b| a.union(&b));
+            let Some(requires) = requires else { continue };
+            let (here, elsewhere) = requires.partition(|name| self.available(scope, ty, name));
+            if !here.is_empty() {
+                push_once(local, here.selection_text(INTERNAL_PREFIX));
+            }
+            if !elsewhere.is_empty() {
+                let first = elsewhere.top_level()[0].to_owned();
+                let field = ty.field(&first).ok_or_else(|| PlanError::Unplannable {
+                    field: format!("{}.{first}", ty.name),
+                    why: "a @requires names a field the type does not have".into(),
+                })?;
+                let chosen: Vec<usize> = groups
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, g)| *i != index && g.after.is_none())
+                    .map(|(_, g)| g.graph)
+                    .collect();
+                let graph = self.owner(scope, ty, field, &chosen).ok_or_else(|| self.unreachable(scope, ty, field))?;
+                let provider = match groups.iter().position(|g| g.graph == graph && g.after.is_none()) {
+                    Some(existing) if existing != index => existing,
+                    _ => {
+                        groups.push(self.group(scope, ty, graph, Vec::new()));
+                        groups.len() - 1
+                    }
+                };
+                groups[provider].extra.push(elsewhere.selection_text(INTERNAL_PREFIX));
+                if groups[index].after.is_some_and(|after| after != provider) {
+                    return Err(PlanError::Unplannable {
+                        field: format!("{}.{first}", ty.name),
+                        why:
+                            "its key and its @requires fields come from different subgraphs, which is not supported yet"
+                                .into(),
+                    });
+                }
+                groups[index].after = Some(provider);
+            }
+            groups[index].requires = Some(requires);
+        }
+        for group in groups.iter().filter(|g| !g.chained) {
+            push_once(local, group.key.selection_text(INTERNAL_PREFIX));
+        }
+        // Build the fetches; a group that waits for another goes below it.
+        let mut built: Vec<Option<EntityFetch>> = Vec::with_capacity(groups.len());
+        for group in &groups {
+            let mut selection = SelectionSet { fields: group.fields.clone() };
+            selection.fields.retain(|f| f.forbidden.is_none());
+            let mut text = String::new();
+            let mut variables = Vec::new();
+            let mut below = Vec::new();
+            let inner = Scope { graph: group.graph, provided: None };
+            self.select(inner, &ty.name, &selection, &group.extra, path, &mut text, &mut variables, &mut below)?;
+            built.push(Some(EntityFetch {
+                path: path.clone(),
+                type_name: ty.name.clone(),
+                graph: self.graph_name(group.graph).to_owned(),
+                key: group.key.clone(),
+                key_text: group.key_text.clone(),
+                requires: group.requires.clone(),
+                selection: text,
+                variables,
+                then: below,
+            }));
+        }
+        for index in (0..groups.len()).rev() {
+            if let Some(after) = groups[index].after {
+                if groups[after].after.is_some() {
+                    return Err(PlanError::Unplannable {
+                        field: format!("{}.{}", ty.name, groups[index].fields.first().map_or("", |f| &f.field_name)),
+                        why: "its @requires fields need a chain of entity fetches, which is not supported yet".into(),
+                    });
+                }
+                if let Some(fetch) = built[index].take()
+                    && let Some(provider) = built[after].as_mut()
+                {
+                    provider.then.push(fetch);
+                }
+            }
+        }
+        entities.extend(built.into_iter().flatten());
+        Ok(())
+    }
+
+    /// A subgraph `via`, reachable from `scope`, that resolves every field of a key of a
+    /// subgraph that resolves `field`: (via, that subgraph, the key's text, the key).
+    fn key_chain(
+        &self,
+        scope: Scope<'_>,
+        ty: &SuperType,
+        field: &SuperField,
+        chosen: &[usize],
+    ) -> Option<(usize, usize, String, FieldSet)> {
+        let mut found = Vec::new();
+        for graph in ty.resolving(field).into_iter().filter(|&g| g != scope.graph) {
+            for text in ty.keys_in(graph) {
+                let Ok(key) = FieldSet::parse(text) else { continue };
+                for via in 0..self.supergraph.subgraphs.len() {
+                    let returns_key = key
+                        .top_level()
+                        .iter()
+                        .all(|name| ty.field(name).is_some_and(|f| ty.resolving(f).contains(&via)));
+                    if via != graph && via != scope.graph && returns_key && self.reachable_key(scope, ty, via).is_some()
+                    {
+                        found.push((via, graph, text.to_owned(), key.clone()));
+                    }
+                }
+            }
+        }
+        let preferred = found.iter().position(|(via, ..)| chosen.contains(via)).unwrap_or(0);
+        (!found.is_empty()).then(|| found.swap_remove(preferred))
+    }
+
+    fn group(&self, scope: Scope<'_>, ty: &SuperType, graph: usize, fields: Vec<FieldSelection>) -> Group {
+        let (key_text, key) = self.reachable_key(scope, ty, graph).unwrap_or_else(|| (String::new(), empty_set()));
+        Group { graph, fields, extra: Vec::new(), key_text, key, requires: None, after: None, chained: false }
+    }
+
+    fn unreachable(&self, scope: Scope<'_>, ty: &SuperType, field: &SuperField) -> PlanError {
+        let others: Vec<&str> = ty.resolving(field).into_iter().map(|g| self.graph_name(g)).collect();
+        PlanError::Unplannable {
+            field: format!("{}.{}", ty.name, field.name),
+            why: format!(
+                "subgraph {} does not resolve it, and no key of {} it returns leads to one that does ({})",
+                self.graph_name(scope.graph),
+                ty.name,
+                if others.is_empty() { "none does".to_owned() } else { others.join(", ") }
+            ),
+        }
+    }
+}
+
+/// Adds `text` to a selection's pieces unless it is there already.
+fn push_once(pieces: &mut Vec<String>, text: String) {
+    if !pieces.contains(&text) {
+        pieces.push(text);
+    }
+}
+
+fn empty_set() -> FieldSet {
+    FieldSet::parse("__typename").unwrap_or_else(|_| unreachable!("`__typename` is a field set"))
+}
+
+impl fmt::Display for SubgraphFetch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "subgraph {}: {}", self.graph, self.document)?;
+        write_entities(f, &self.entities, 2)
+    }
+}
+
+fn write_entities(f: &mut fmt::Formatter<'_>, entities: &[EntityFetch], depth: usize) -> fmt::Result {
+    for entity in entities {
+        let at = if entity.path.is_empty() { "(root)".to_owned() } else { entity.path.join(".") };
+        write!(
+            f,
+            "{:indent$}then _entities {} by {{ {} }}",
+            "",
+            entity.type_name,
+            entity.key_text,
+            indent = depth * 2
+        )?;
+        if let Some(requires) = &entity.requires {
+            write!(f, " with {{ {} }}", requires.selection_text(""))?;
+        }
+        writeln!(f, " at {at} from {}:{}", entity.graph, entity.selection)?;
+        write_entities(f, &entity.then, depth + 1)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,299 @@
+//! Serving a Federation v2 supergraph: the four test subgraphs (Apollo's subgraph library on
+//! node, tests/npm/subgraphs.mjs) composed by The Guild's composition, served by Switchyard and,
+//! for conformance, by Apollo Gateway (tests/npm/reference-router.mjs); the same queries must get
+//! the same answers. The subgraphs log the requests they get, so the tests see how the gateway
+//! fetched: one `_entities` request per subgraph per level, deduplicated representations,
+//! `@provides` skipping fetches, `@requires` fields sent along.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value as Json, json};
+
+use crate::federation::{SUBGRAPHS, compose_with, npm_dir};
+use crate::support::{HANG, TestGateway};
+
+/// The benchmark's heavy nested query (graphql-gateways-benchmark, federation scenario).
+const HEAVY_QUERY: &str = r#"
+fragment User on User { id username name }
+fragment Review on Review { id body }
+fragment Product on Product { inStock name price shippingEstimate upc weight }
+query TestQuery {
+  users { ...User reviews { ...Review product { ...Product reviews { ...Review author { ...User reviews { ...Review product { ...Product } } } } } } }
+  topProducts { ...Product reviews { ...Review author { ...User reviews { ...Review product { ...Product } } } } }
+}"#;
+
+/// A node process from tests/npm, ended (its stdin closed, then killed) when dropped.
+struct Node {
+    child: Child,
+    first_line: String,
+}
+
+impl Node {
+    /// Starts `node SCRIPT ARGS` and waits for its first stdout line.
+    fn start(script: &str, args: &[&str]) -> Node {
+        let mut child = Command::new("node")
+            .arg(npm_dir().join(script))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (send, receive) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = send.send(line);
+        });
+        let first_line = receive.recv_timeout(HANG).unwrap_or_else(|_| panic!("{script} did not start"));
+        assert!(!first_line.trim().is_empty(), "{script} ended before it listened");
+        Node { child, first_line: first_line.trim().to_owned() }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The subgraphs, the supergraph composed over them, and Switchyard serving it.
+struct Federated {
+    gateway: TestGateway,
+    ports: BTreeMap<String, u16>,
+    supergraph: PathBuf,
+    _dir: tempfile::TempDir,
+    _subgraphs: Node,
+}
+
+impl Federated {
+    async fn start() -> Federated {
+        Federated::start_with(&[]).await
+    }
+
+    /// With the subgraphs in `down` composed at a closed port.
+    async fn start_with(down: &[&str]) -> Federated {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/federation");
+        let subgraphs = Node::start("subgraphs.mjs", &[fixtures.to_str().expect("utf8 path")]);
+        let ports: BTreeMap<String, u16> = serde_json::from_str(&subgraphs.first_line).expect("the subgraphs' ports");
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let urls: Vec<(&str, String)> = SUBGRAPHS
+            .iter()
+            .map(|name| {
+                let port = if down.contains(name) { closed } else { ports[*name] };
+                (*name, format!("http://127.0.0.1:{port}/graphql"))
+            })
+            .collect();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let supergraph = dir.path().join("supergraph.graphql");
+        std::fs::write(&supergraph, compose_with(&urls)).expect("write the supergraph");
+        let sources = switchyard::snapshot::SnapshotSources {
+            supergraph: Some(supergraph.clone()),
+            no_descriptor_dir: true,
+            schemas: Some(PathBuf::from("/nonexistent")),
+            ..Default::default()
+        };
+        let gateway = TestGateway::from_sources(sources, None).await;
+        Federated { gateway, ports, supergraph, _dir: dir, _subgraphs: subgraphs }
+    }
+
+    /// The requests subgraph `name` received since the last `clear`.
+    async fn log(&self, name: &str) -> Vec<Json> {
+        let url = format!("http://127.0.0.1:{}/log", self.ports[name]);
+        let log: Json = reqwest::get(url).await.expect("log").json().await.expect("json");
+        log.as_array().cloned().unwrap_or_default()
+    }
+
+    async fn clear(&self) {
+        let client = reqwest::Client::new();
+        for port in self.ports.values() {
+            client.delete(format!("http://127.0.0.1:{port}/log")).send().await.expect("clear the log");
+        }
+    }
+
+    /// How many requests each subgraph received for `query`.
+    async fn fetches_for(&self, query: &str) -> (Json, BTreeMap<String, usize>) {
+        self.clear().await;
+        let answer = self.gateway.graphql(query).await;
+        let mut counts = BTreeMap::new();
+        for name in SUBGRAPHS {
+            counts.insert(name.to_owned(), self.log(name).await.len());
+        }
+        (answer, counts)
+    }
+}
+
+fn counts(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
+    pairs.iter().map(|(name, n)| ((*name).to_owned(), *n)).collect()
+}
+
+#[tokio::test]
+async fn the_benchmark_query_is_answered_as_the_reference_router_answers_it() {
+    let federated = Federated::start().await;
+    let reference = Node::start("reference-router.mjs", &[federated.supergraph.to_str().expect("utf8")]);
+    let client = reqwest::Client::new();
+    let queries = [
+        HEAVY_QUERY,
+        "{ me { id name username birthday } }",
+        "{ topProducts(first: 2) { upc name price weight shippingEstimate inStock } }",
+        "{ topProducts { reviews { body author { username } } } }",
+        "{ users { name reviews { product { name shippingEstimate lastCheckedBy { name username } } } } }",
+        "{ me { favoriteProduct { upc name inStock } } }",
+        "{ user(id: \"2\") { name reviews { body } } alias: user(id: \"1\") { n: name b: birthday } }",
+        "{ topProducts { __typename upc reviews { __typename id } } }",
+    ];
+    for query in queries {
+        let ours = federated.gateway.graphql(query).await;
+        let theirs: Json = client
+            .post(&reference.first_line)
+            .json(&json!({ "query": query }))
+            .send()
+            .await
+            .expect("the reference router answers")
+            .json()
+            .await
+            .expect("json");
+        assert!(theirs.get("errors").is_none(), "the reference router failed {query}: {theirs}");
+        assert_eq!(ours, theirs, "{query}");
+    }
+}
+
+#[tokio::test]
+async fn entity_fetches_are_one_request_per_subgraph_per_level_with_each_representation_once() {
+    let federated = Federated::start().await;
+    let (answer, fetched) = federated.fetches_for(HEAVY_QUERY).await;
+    assert!(answer.get("errors").is_none(), "{answer}");
+    // users: accounts → reviews (User.reviews, Review.product) → products + inventory
+    // (Product fields) → reviews (Product.reviews) → accounts (username) … each level one
+    // request per subgraph; topProducts runs beside it.
+    for (name, requests) in &fetched {
+        assert!(*requests <= 6, "{name} got {requests} requests: {fetched:?}");
+    }
+    for name in SUBGRAPHS {
+        for request in federated.log(name).await {
+            for (variable, value) in request["variables"].as_object().into_iter().flatten() {
+                let Some(representations) = value.as_array().filter(|_| variable.starts_with('r')) else { continue };
+                let mut distinct = representations.clone();
+                distinct.dedup();
+                distinct.sort_by_key(|r| r.to_string());
+                distinct.dedup();
+                assert_eq!(distinct.len(), representations.len(), "{name} got a representation twice: {request}");
+            }
+        }
+    }
+    // One level: all three products' inventory fields in one request.
+    let (_, fetched) = federated.fetches_for("{ topProducts { inStock shippingEstimate } }").await;
+    assert_eq!(fetched, counts(&[("accounts", 0), ("inventory", 1), ("products", 1), ("reviews", 0)]));
+    let request = &federated.log("inventory").await[0];
+    assert_eq!(request["variables"]["r0"].as_array().map(Vec::len), Some(3), "{request}");
+}
+
+#[tokio::test]
+async fn each_directive_changes_the_fetches_as_federation_defines() {
+    let federated = Federated::start().await;
+    // @provides: the reviews subgraph returns the author's username itself; accounts is not asked.
+    let (answer, fetched) =
+        federated.fetches_for("{ topProducts(first: 1) { reviews { author { username } } } }").await;
+    assert_eq!(answer["data"]["topProducts"][0]["reviews"][0]["author"]["username"], "@ada");
+    assert_eq!(fetched, counts(&[("accounts", 0), ("inventory", 0), ("products", 1), ("reviews", 1)]));
+    // … but a field it does not provide is fetched from accounts.
+    let (_, fetched) = federated.fetches_for("{ topProducts(first: 1) { reviews { author { username id } } } }").await;
+    assert_eq!(fetched["accounts"], 0, "id is the key: reviews returns it");
+
+    // @requires: inventory gets price and weight in the representation, from products.
+    let (answer, _) = federated.fetches_for("{ me { reviews { product { shippingEstimate } } } }").await;
+    assert_eq!(answer["data"]["me"]["reviews"][1]["product"]["shippingEstimate"], 0, "{answer}");
+    let request = &federated.log("inventory").await[0];
+    let representation = &request["variables"]["r0"][0];
+    assert!(representation.get("price").is_some() && representation.get("weight").is_some(), "{request}");
+    assert_eq!(federated.log("products").await.len(), 1, "price and weight are fetched once, first");
+
+    // @override: accounts still defines birthday, but reviews resolves it.
+    let (answer, fetched) = federated.fetches_for("{ me { birthday } }").await;
+    assert_eq!(answer["data"]["me"]["birthday"], 1815);
+    assert_eq!(fetched, counts(&[("accounts", 1), ("inventory", 0), ("products", 0), ("reviews", 1)]));
+    assert!(!federated.log("accounts").await[0]["query"].as_str().unwrap_or_default().contains("birthday"));
+
+    // @shareable: accounts resolves name itself; reviews is not asked.
+    let (_, fetched) = federated.fetches_for("{ me { name } }").await;
+    assert_eq!(fetched, counts(&[("accounts", 1), ("inventory", 0), ("products", 0), ("reviews", 0)]));
+
+    // @external: inventory does not resolve price; products does.
+    let (answer, fetched) = federated.fetches_for("{ topProducts(first: 1) { price } }").await;
+    assert_eq!(answer["data"]["topProducts"][0]["price"], 899);
+    assert_eq!(fetched["inventory"], 0);
+
+    // A reference-only key (resolvable: false): inventory names a user, accounts resolves it.
+    let (answer, fetched) = federated.fetches_for("{ topProducts(first: 1) { lastCheckedBy { username } } }").await;
+    assert_eq!(answer["data"]["topProducts"][0]["lastCheckedBy"]["username"], "@complete", "{answer}");
+    assert_eq!(fetched["accounts"], 1);
+
+    // A compound key: accounts references a product by `sku variant { id }`.
+    let (answer, _) = federated.fetches_for("{ me { favoriteProduct { name } } }").await;
+    assert_eq!(answer["data"]["me"]["favoriteProduct"]["name"], "Couch", "{answer}");
+    let request = &federated.log("products").await[0];
+    assert_eq!(request["variables"]["r0"][0], json!({"__typename": "Product", "sku": "CCH", "variant": {"id": "red"}}));
+
+    // @inaccessible: not in the API schema, not selectable.
+    let answer = federated.gateway.graphql("{ topProducts { internalCode } }").await;
+    assert!(answer["errors"][0]["message"].as_str().unwrap_or_default().contains("internalCode"), "{answer}");
+    let introspected = federated.gateway.graphql("{ __type(name: \"Product\") { fields { name } } }").await;
+    let names: Vec<&str> = introspected["data"]["__type"]["fields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert!(names.contains(&"shippingEstimate") && !names.contains(&"internalCode"), "{names:?}");
+}
+
+#[tokio::test]
+async fn a_subgraph_that_is_down_nulls_only_its_fields_with_errors_at_their_paths() {
+    let federated = Federated::start_with(&["inventory"]).await;
+    let answer = federated.gateway.graphql("{ topProducts(first: 2) { name inStock } }").await;
+    assert_eq!(answer["data"]["topProducts"][0]["name"], "Table", "{answer}");
+    assert_eq!(answer["data"]["topProducts"][1]["inStock"], Json::Null);
+    let errors = answer["errors"].as_array().expect("errors");
+    assert!(!errors.is_empty());
+    assert_eq!(errors[0]["path"][0], "topProducts", "{answer}");
+    // The root field's own subgraph down: that field is null, with its error.
+    let federated = Federated::start_with(&["products"]).await;
+    let answer = federated.gateway.graphql("{ topProducts { name } me { name } }").await;
+    assert_eq!(answer["data"]["topProducts"], Json::Null, "{answer}");
+    assert_eq!(answer["data"]["me"]["name"], "Ada Lovelace");
+    assert_eq!(answer["errors"][0]["path"], json!(["topProducts"]));
+}
+
+#[tokio::test]
+async fn a_new_supergraph_is_served_after_a_reload_and_a_bad_one_is_refused() {
+    let federated = Federated::start().await;
+    let client = reqwest::Client::new();
+    let reload = || client.post(format!("{}/admin/reload", federated.gateway.admin)).send();
+    // A bad supergraph: refused, the running one keeps serving.
+    let good = std::fs::read_to_string(&federated.supergraph).expect("read");
+    std::fs::write(&federated.supergraph, good.replace("https://specs.apollo.dev/join/v0.3", "https://x/join/v9.9"))
+        .expect("write");
+    let refused = reload().await.expect("reload");
+    assert_eq!(refused.status().as_u16(), 400);
+    let body = refused.text().await.expect("body");
+    assert!(body.contains("supergraph"), "{body}");
+    let answer = federated.gateway.graphql("{ me { name } }").await;
+    assert_eq!(answer["data"]["me"]["name"], "Ada Lovelace");
+    // Without the inventory subgraph, its fields are gone from the schema.
+    let urls: Vec<(&str, String)> = SUBGRAPHS
+        .iter()
+        .filter(|name| **name != "inventory")
+        .map(|name| (*name, format!("http://127.0.0.1:{}/graphql", federated.ports[*name])))
+        .collect();
+    std::fs::write(&federated.supergraph, compose_with(&urls)).expect("write");
+    assert_eq!(reload().await.expect("reload").status().as_u16(), 200);
+    let answer = federated.gateway.graphql("{ topProducts { inStock } }").await;
+    assert!(answer["errors"][0]["message"].as_str().unwrap_or_default().contains("inStock"), "{answer}");
+    let answer = federated.gateway.graphql("{ topProducts(first: 1) { name } }").await;
+    assert_eq!(answer["data"]["topProducts"][0]["name"], "Table");
+}

@@ -1,0 +1,138 @@
+// The four federation test subgraphs (accounts, inventory, products, reviews: the public
+// GraphQL gateways benchmark's, with the fixture directives added), served by Apollo's own
+// subgraph library from the SDL files in tests/fixtures/federation, each on its own loopback
+// port. Usage: node subgraphs.mjs FIXTURE_DIR
+// Prints one JSON line {"accounts": PORT, ...} once every subgraph listens. Each subgraph also
+// answers `GET /log` with the requests it received (query and variables, in order) and
+// `DELETE /log` empties it, so tests can see how the gateway fetched.
+import { createServer } from "node:http";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parse, graphql } from "graphql";
+import { buildSubgraphSchema } from "@apollo/subgraph";
+
+const dir = process.argv[2];
+
+const users = [
+  { id: "1", name: "Ada Lovelace", username: "@ada", birthday: 1815 },
+  { id: "2", name: "Alan Turing", username: "@complete", birthday: 1912 },
+];
+const products = [
+  { upc: "1", sku: "TBL", variant: { id: "oak" }, name: "Table", price: 899, weight: 100, internalCode: "T-1" },
+  { upc: "2", sku: "CCH", variant: { id: "red" }, name: "Couch", price: 1299, weight: 1000, internalCode: "C-2" },
+  { upc: "3", sku: "CHR", variant: { id: "ash" }, name: "Chair", price: 54, weight: 50, internalCode: "C-3" },
+];
+const inventory = [
+  { upc: "1", inStock: true },
+  { upc: "2", inStock: false },
+  { upc: "3", inStock: true },
+];
+const reviews = [
+  { id: "1", authorID: "1", upc: "1", body: "Love it!" },
+  { id: "2", authorID: "1", upc: "2", body: "Too expensive." },
+  { id: "3", authorID: "2", upc: "3", body: "Could be better." },
+  { id: "4", authorID: "2", upc: "1", body: "Prefer something else." },
+];
+// The reviews subgraph's own copy of what it provides, shares or took over.
+const authorOf = (id) => {
+  const user = users.find((u) => u.id === id);
+  return user && { id: user.id, username: user.username, name: user.name };
+};
+
+const resolvers = {
+  accounts: {
+    Query: {
+      me: () => users[0],
+      users: () => users,
+      user: (_, { id }) => users.find((u) => u.id === id),
+    },
+    User: {
+      __resolveReference: (ref) => users.find((u) => u.id === ref.id),
+      // Referenced by its compound key only (products resolves it).
+      favoriteProduct: (user) => (user.id === "1" ? { sku: "CCH", variant: { id: "red" } } : null),
+    },
+  },
+  inventory: {
+    Product: {
+      __resolveReference: (ref) => ({ ...ref, ...inventory.find((i) => i.upc === ref.upc) }),
+      shippingEstimate: (product) => {
+        if (product.price === undefined || product.weight === undefined) {
+          throw new Error("shippingEstimate needs price and weight in the representation");
+        }
+        return product.price > 1000 ? 0 : Math.round(product.weight * 0.5);
+      },
+      lastCheckedBy: () => ({ id: "2" }),
+    },
+  },
+  products: {
+    Query: {
+      topProducts: (_, { first }) => products.slice(0, first),
+    },
+    Product: {
+      __resolveReference: (ref) =>
+        ref.upc !== undefined
+          ? products.find((p) => p.upc === ref.upc)
+          : products.find((p) => p.sku === ref.sku && p.variant.id === ref.variant?.id),
+    },
+  },
+  reviews: {
+    Review: {
+      __resolveReference: (ref) => reviews.find((r) => r.id === ref.id),
+      author: (review) => authorOf(review.authorID),
+      product: (review) => ({ upc: review.upc }),
+    },
+    User: {
+      __resolveReference: (ref) => {
+        const user = users.find((u) => u.id === ref.id);
+        return user && { id: user.id, name: user.name };
+      },
+      birthday: (user) => users.find((u) => u.id === user.id)?.birthday,
+      reviews: (user) => reviews.filter((r) => r.authorID === user.id),
+    },
+    Product: {
+      reviews: (product) => reviews.filter((r) => r.upc === product.upc),
+    },
+  },
+};
+
+function serve(name) {
+  const typeDefs = parse(readFileSync(join(dir, `${name}.graphql`), "utf8"));
+  const schema = buildSubgraphSchema([{ typeDefs, resolvers: resolvers[name] }]);
+  const log = [];
+  const server = createServer((req, res) => {
+    if (req.url === "/log") {
+      if (req.method === "DELETE") log.length = 0;
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify(log));
+      return;
+    }
+    let body = "";
+    req.on("data", (chunk) => (body += chunk));
+    req.on("end", async () => {
+      let request;
+      try {
+        request = JSON.parse(body);
+      } catch {
+        res.writeHead(400, { "content-type": "application/json" });
+        res.end(JSON.stringify({ errors: [{ message: "the body is not JSON" }] }));
+        return;
+      }
+      log.push({ query: request.query, variables: request.variables ?? {}, headers: req.headers });
+      const result = await graphql({
+        schema,
+        source: request.query,
+        variableValues: request.variables,
+        operationName: request.operationName,
+      });
+      res.writeHead(200, { "content-type": "application/graphql-response+json" });
+      res.end(JSON.stringify(result));
+    });
+  });
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve([name, server.address().port])));
+}
+
+const ports = await Promise.all(["accounts", "inventory", "products", "reviews"].map(serve));
+process.stdout.write(JSON.stringify(Object.fromEntries(ports)) + "\n");
+// Ends with the test that started it.
+process.stdin.resume();
+process.stdin.on("end", () => process.exit(0));
