@@ -14,8 +14,13 @@ pub(crate) async fn run(args: SourceArgs) -> CommandResult {
             }
             let services = snapshot.services.len();
             let served = snapshot.services.values().filter(|c| c.is_some()).count();
+            let supergraph = snapshot
+                .supergraph
+                .as_ref()
+                .map(|s| format!(", a supergraph of {} subgraph(s)", s.subgraphs.len()))
+                .unwrap_or_default();
             println!(
-                "ok: {} registration(s), {services} service(s) ({served} with a backend), {} cluster(s), {} schema file(s), {} warning(s)",
+                "ok: {} registration(s), {services} service(s) ({served} with a backend), {} cluster(s), {} schema file(s){supergraph}, {} warning(s)",
                 snapshot.registry.registrations.len(),
                 snapshot.clusters.len(),
                 snapshot.schema_files.len(),

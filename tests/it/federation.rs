@@ -159,3 +159,65 @@ fn a_damaged_supergraph_is_refused_with_a_reason_never_a_panic() {
     }
     assert!(refused > damaged.len() / 2, "most damage is refused ({refused} of {})", damaged.len());
 }
+
+#[test]
+fn plans_are_snapshot_tested() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("supergraph.graphql");
+    std::fs::write(&file, compose()).expect("write");
+    let sources = switchyard::snapshot::SnapshotSources {
+        supergraph: Some(file),
+        no_descriptor_dir: true,
+        schemas: Some("/nonexistent".into()),
+        ..Default::default()
+    };
+    let snapshot = switchyard::snapshot::build_snapshot(&sources, 1).expect("snapshot");
+    let caches = switchyard::ingress::GraphqlCaches::default();
+    let queries = [
+        // The benchmark's heavy query: every level, both root fields.
+        "{ users { id username name reviews { id body product { inStock name price shippingEstimate upc weight reviews { id body author { id username name reviews { id body product { inStock name price shippingEstimate upc weight } } } } } } } topProducts { inStock name price shippingEstimate upc weight reviews { id body author { id username name reviews { id body product { inStock name price shippingEstimate upc weight } } } } } }",
+        // @provides: no fetch below author; a key chain (sku variant { id } → upc); @override.
+        "{ topProducts(first: 2) { reviews { author { username } } } me { birthday favoriteProduct { inStock } } }",
+        // Aliases, arguments as variables, a client key that would clash with a planner key.
+        "{ a: user(id: \"1\") { upc: name reviews { product { shippingEstimate } } } }",
+    ];
+    let mut text = String::new();
+    for query in queries {
+        let plan = switchyard::ingress::plan_query(&snapshot, &caches, query, None, &serde_json::Map::new())
+            .unwrap_or_else(|e| panic!("{query}: {e:?}"));
+        text.push_str(&format!("# {query}\n{plan}\n\n"));
+    }
+    insta::assert_snapshot!("federation_plans", text);
+}
+
+#[test]
+fn check_names_what_a_supergraph_uses_that_is_not_supported() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let text = compose();
+    let with_interface = text.replacen(
+        "type Review @join__type",
+        "interface Node @join__type(graph: REVIEWS) {\n  id: ID!\n}\n\ntype Review @join__type",
+        1,
+    );
+    let with_cost = text.replacen(
+        "@link(url: \"https://specs.apollo.dev/link/v1.0\")",
+        "@link(url: \"https://specs.apollo.dev/link/v1.0\") @link(url: \"https://specs.apollo.dev/cost/v0.1\")",
+        1,
+    );
+    // (supergraph, exit code, what the output names)
+    let table = [
+        (with_interface, 1, "interface Node: abstract types across subgraphs are not supported yet"),
+        (with_cost, 0, "links cost v0.1, which this router does not support; its directives are ignored"),
+        (text.clone(), 0, "a supergraph of 4 subgraph(s), 0 warning(s)"),
+    ];
+    for (supergraph, code, names) in table {
+        std::fs::write(work.path().join("supergraph.graphql"), &supergraph).expect("write");
+        let out = crate::support::run(&["check", "--supergraph", "supergraph.graphql"], work.path());
+        let printed = format!("{}{}", crate::support::text(&out.stdout), crate::support::text(&out.stderr));
+        assert_eq!(out.status.code(), Some(code), "{printed}");
+        assert!(printed.contains(names), "{names}: {printed}");
+        if code == 1 {
+            assert!(printed.contains("supergraph.graphql"), "the file is named: {printed}");
+        }
+    }
+}
