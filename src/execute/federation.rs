@@ -14,10 +14,13 @@ use serde_json::Value as Json;
 
 use super::ExecuteError;
 use super::graphql::{Context, FieldError, RenderedCall, remote_code, send_call};
-use super::stitch::{collect, object_at_mut};
+use super::stitch::{Parent, collect, object_at_mut, resolve};
 use crate::error::ErrorCode;
+use crate::operation::{FieldSelection, SelectionSet, hidden_key};
+use crate::plan::Stitch;
 use crate::plan::entities::{EntitiesPart, EntityBatch, entities_request, entity_errors, merge_value};
-use crate::plan::federation::{EntityFetch, INTERNAL_PREFIX, SubgraphFetch};
+use crate::plan::federation::{EntityFetch, EntitySource, SubgraphEntities, SubgraphFetch};
+use crate::schema::TypeRef;
 use crate::upstream::HttpRequest;
 
 /// Fetches `fetch`'s root field from `cluster` and its entities from their subgraphs; the raw
@@ -88,36 +91,63 @@ fn message_and_code(error: &Json, graph: &str) -> (String, ErrorCode) {
     (message, code)
 }
 
-/// One entity fetch at its level: its parents' paths and their batch.
+/// One subgraph entity fetch at its level: its parents' paths and their batch.
 struct Job<'a> {
     fetch: &'a EntityFetch,
+    entities: &'a SubgraphEntities,
     paths: Vec<Vec<Json>>,
     batch: EntityBatch,
 }
 
 /// Runs `entities` and theirs, level by level, merging answers into `value`.
-async fn run_entities(value: &mut Json, entities: &[EntityFetch], context: &Context<'_>, errors: &mut Vec<FieldError>) {
+pub(super) async fn run_entities(
+    value: &mut Json,
+    entities: &[EntityFetch],
+    context: &Context<'_>,
+    errors: &mut Vec<FieldError>,
+) {
     let mut level: Vec<&EntityFetch> = entities.iter().collect();
     while !level.is_empty() {
-        let jobs: Vec<Job<'_>> = level
-            .iter()
-            .map(|fetch| {
-                let mut found = Vec::new();
-                collect(value, &fetch.path, &mut Vec::new(), &mut found);
-                let batch = EntityBatch::new(
-                    found.iter().map(|(_, object)| *object),
-                    &fetch.type_name,
-                    &fetch.key,
-                    fetch.requires.as_ref(),
-                    INTERNAL_PREFIX,
-                );
-                Job { fetch, paths: found.into_iter().map(|(path, _)| path).collect(), batch }
-            })
-            .collect();
+        let mut jobs: Vec<Job<'_>> = Vec::new();
+        let mut calls: Vec<(Stitch, Vec<Parent>)> = Vec::new();
+        for fetch in &level {
+            let mut found = Vec::new();
+            collect(value, &fetch.path, &mut Vec::new(), &mut found);
+            match &fetch.source {
+                EntitySource::Subgraph(entities) => {
+                    let batch = EntityBatch::new(
+                        found.iter().map(|(_, object)| *object),
+                        &fetch.type_name,
+                        &entities.key,
+                        entities.requires.as_ref(),
+                        fetch.key_prefix,
+                    );
+                    let paths = found.into_iter().map(|(path, _)| path).collect();
+                    jobs.push(Job { fetch, entities, paths, batch });
+                }
+                EntitySource::Call { binding, cluster } => {
+                    let parents = found
+                        .into_iter()
+                        .map(|(path, object)| {
+                            let keys = binding
+                                .parent_fields
+                                .iter()
+                                .filter_map(|name| {
+                                    let value = object.get(&format!("{}{name}", fetch.key_prefix))?;
+                                    Some((hidden_key(name), value.clone()))
+                                })
+                                .collect();
+                            Parent { path, keys }
+                        })
+                        .collect();
+                    calls.push((call_stitch(fetch, binding, cluster.clone()), parents));
+                }
+            }
+        }
         // One request per subgraph for every fetch of this level that has parents.
         let mut by_graph: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (i, job) in jobs.iter().enumerate().filter(|(_, job)| !job.batch.representations.is_empty()) {
-            by_graph.entry(job.fetch.graph.as_str()).or_default().push(i);
+            by_graph.entry(job.entities.graph.as_str()).or_default().push(i);
         }
         let requests = by_graph.iter().map(|(graph, parts)| {
             let body = entities_request(
@@ -126,8 +156,8 @@ async fn run_entities(value: &mut Json, entities: &[EntityFetch], context: &Cont
                     .map(|&i| EntitiesPart {
                         batch: &jobs[i].batch,
                         typename: &jobs[i].fetch.type_name,
-                        selection: &jobs[i].fetch.selection,
-                        variables: &jobs[i].fetch.variables,
+                        selection: &jobs[i].entities.selection,
+                        variables: &jobs[i].entities.variables,
                     })
                     .collect::<Vec<_>>(),
             );
@@ -136,7 +166,8 @@ async fn run_entities(value: &mut Json, entities: &[EntityFetch], context: &Cont
                 send_call(&request, graph, context, None, None).await
             }
         });
-        let answers = join_all(requests).await;
+        let resolving = calls.iter().map(|(stitch, parents)| resolve(stitch, parents, context));
+        let (answers, resolved) = futures_util::future::join(join_all(requests), join_all(resolving)).await;
         for ((graph, parts), answer) in by_graph.iter().zip(answers) {
             match answer {
                 Ok(answer) => merge_answer(value, &jobs, parts, &answer, graph, errors),
@@ -153,7 +184,59 @@ async fn run_entities(value: &mut Json, entities: &[EntityFetch], context: &Cont
                 }
             }
         }
+        for ((_, parents), answers) in calls.iter().zip(resolved) {
+            for (parent, answer) in parents.iter().zip(answers) {
+                match answer {
+                    Ok((answer, remote)) => {
+                        for mut error in remote {
+                            let mut path = parent.path.clone();
+                            path.append(&mut error.path);
+                            errors.push(FieldError { path, ..error });
+                        }
+                        if let (Some(object), Json::Object(_)) = (object_at_mut(value, &parent.path), &answer) {
+                            let mut merged = Json::Object(std::mem::take(object));
+                            merge_value(&mut merged, &answer);
+                            if let Json::Object(merged) = merged {
+                                *object = merged;
+                            }
+                        }
+                    }
+                    Err(error) => errors.push(FieldError {
+                        path: parent.path.clone(),
+                        message: error.to_string(),
+                        code: error.code(),
+                    }),
+                }
+            }
+        }
         level = level.iter().flat_map(|fetch| fetch.then.iter()).collect();
+    }
+}
+
+/// A declared entity call as the stitch runner takes it: one object of the type per parent.
+fn call_stitch(
+    fetch: &EntityFetch,
+    binding: &std::sync::Arc<crate::schema::Binding>,
+    cluster: Option<String>,
+) -> Stitch {
+    Stitch {
+        path: Vec::new(),
+        parent_type: fetch.type_name.clone(),
+        field: FieldSelection {
+            response_key: fetch.type_name.clone(),
+            field_name: fetch.type_name.clone(),
+            children: SelectionSet::default(),
+            arguments: Vec::new(),
+            defer: None,
+            forbidden: None,
+        },
+        ty: TypeRef { name: fetch.type_name.clone(), list: false, non_null: false, item_non_null: false },
+        binding: binding.clone(),
+        cluster,
+        stitches: Vec::new(),
+        cache: None,
+        metadata: None,
+        transform: None,
     }
 }
 

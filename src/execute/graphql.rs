@@ -78,8 +78,9 @@ async fn run_root(
     let Fetched { mut value, ty, mut errors } = fetched;
     let Selection::Graphql { fields, .. } = &fetch.selection else { return Err(not_graphql()) };
     let context = Context { upstreams, schema, metadata: &fetch.metadata, timeout: fetch.timeout };
-    let needs_completion =
-        !fetch.stitches.is_empty() || matches!(fetch.call, FetchCall::Bound { .. } | FetchCall::Subgraph(_));
+    let needs_completion = !fetch.stitches.is_empty()
+        || !fetch.entities.is_empty()
+        || matches!(fetch.call, FetchCall::Bound { .. } | FetchCall::Subgraph(_));
     if !fetch.stitches.is_empty() {
         run_stitches(&mut value, &fetch.stitches, &context, &mut errors).await;
     }
@@ -123,10 +124,12 @@ pub(super) async fn fetch_root(
             if prost_reflect::ReflectMessage::descriptor(&message).fields().len() == 0 && fields.fields.is_empty() {
                 return Ok(None);
             }
-            (
-                message_json(&message),
-                TypeRef { name: type_name.clone(), list: false, non_null: false, item_non_null: false },
-            )
+            let mut answer = message_json(&message);
+            if !fetch.entities.is_empty() {
+                // Fields a supergraph adds to the message's type, merged in before shaping.
+                super::federation::run_entities(&mut answer, &fetch.entities, &context, &mut remote).await;
+            }
+            (answer, TypeRef { name: type_name.clone(), list: false, non_null: false, item_non_null: false })
         }
         FetchCall::Bound { binding, arguments } => {
             let scope = Scope { args: arguments, parent: None, keys: None };

@@ -23,9 +23,9 @@ use crate::schema::ValueTemplate;
 const MAX_CONCURRENT_CALLS: usize = 8;
 
 /// A parent object: where it is and the key fields its bindings read.
-struct Parent {
-    path: Vec<Json>,
-    keys: Map<String, Json>,
+pub(super) struct Parent {
+    pub(super) path: Vec<Json>,
+    pub(super) keys: Map<String, Json>,
 }
 
 /// Runs `stitches` (and theirs, level by level) on `value`, a root field's shaped value.
@@ -135,10 +135,10 @@ pub(super) fn object_at_mut<'a>(value: &'a mut Json, path: &[Json]) -> Option<&'
 }
 
 /// A parent's answer: the value and a GraphQL source's errors beside it.
-type Answer = Result<(Json, Vec<FieldError>), ExecuteError>;
+pub(super) type Answer = Result<(Json, Vec<FieldError>), ExecuteError>;
 
 /// Each parent's answer for `stitch`.
-async fn resolve(stitch: &Stitch, parents: &[Parent], context: &Context<'_>) -> Vec<Answer> {
+pub(super) async fn resolve(stitch: &Stitch, parents: &[Parent], context: &Context<'_>) -> Vec<Answer> {
     if parents.is_empty() {
         return Vec::new();
     }

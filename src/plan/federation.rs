@@ -39,13 +39,42 @@ pub struct SubgraphFetch {
 /// A variable of a fetch: its name, its type as SDL and its value.
 pub type Variable = (String, String, Json);
 
-/// One entity fetch: the fields of the objects at `path` that subgraph `graph` resolves.
+/// One entity fetch: fields of the objects at `path`, from a subgraph or from the call
+/// schemas/ declares for the type.
 #[derive(Debug, Clone)]
 pub struct EntityFetch {
-    /// Response keys from the root field's value to the parent objects (lists walked).
+    /// Keys from the root field's value to the parent objects (lists walked): response keys,
+    /// or json_names below a gRPC answer.
     pub path: Vec<String>,
     /// The parents' (entity) type.
     pub type_name: String,
+    /// The alias prefix the parents' key and required fields are under (`_sy_`, or none in a
+    /// gRPC answer, where they are the message's own fields).
+    pub key_prefix: &'static str,
+    /// Entity fetches that wait for this one.
+    pub then: Vec<EntityFetch>,
+    /// Who resolves it.
+    pub source: EntitySource,
+}
+
+/// Who resolves an entity fetch.
+#[derive(Debug, Clone)]
+pub enum EntitySource {
+    /// A subgraph's `_entities`.
+    Subgraph(SubgraphEntities),
+    /// The gRPC or REST call schemas/ declares for the type (`extend type Book @grpc(...)`),
+    /// batched or deduplicated as a stitched field's is; its answer is merged into the parent.
+    Call {
+        /// The call.
+        binding: std::sync::Arc<crate::schema::Binding>,
+        /// The cluster serving it, if any.
+        cluster: Option<String>,
+    },
+}
+
+/// The `_entities` side of an entity fetch.
+#[derive(Debug, Clone)]
+pub struct SubgraphEntities {
     /// The subgraph asked.
     pub graph: String,
     /// The key the representations carry.
@@ -58,8 +87,6 @@ pub struct EntityFetch {
     pub selection: String,
     /// Variables the selection uses.
     pub variables: Vec<Variable>,
-    /// Entity fetches that wait for this one.
-    pub then: Vec<EntityFetch>,
 }
 
 /// Plans root field `selected` (of root `kind`, with `arguments`) of `supergraph`, whose API
@@ -71,6 +98,7 @@ pub fn plan_root(
     selected: &FieldSelection,
     arguments: &Map<String, Json>,
     output: &TypeRef,
+    cluster_of: ClusterOf<'_>,
 ) -> Result<SubgraphFetch, PlanError> {
     let (root_key, keyword) = match kind {
         RootKind::Query => ("query", "query"),
@@ -87,7 +115,7 @@ pub fn plan_root(
     let field =
         root.field(&selected.field_name).ok_or_else(|| unplannable("the supergraph has no such field".into()))?;
     let graph = *root.resolving(field).first().ok_or_else(|| unplannable("no subgraph resolves it".into()))?;
-    let mut planner = Planner { supergraph, schema, next_variable: 0 };
+    let mut planner = Planner { supergraph, schema, cluster_of, next_variable: 0 };
     let mut variables = Vec::new();
     let definition = schema.root_field(kind, &selected.field_name);
     let mut argument_text = Vec::new();
@@ -107,7 +135,7 @@ pub fn plan_root(
     let mut entities = Vec::new();
     if !selected.children.fields.is_empty() {
         let provided = provides_in(field, graph);
-        let scope = Scope { graph, provided: provided.as_ref() };
+        let scope = Scope { graph: Some(graph), provided: provided.as_ref() };
         let path = &mut Vec::new();
         planner.select(scope, &output.name, &selected.children, &[], path, &mut body, &mut variables, &mut entities)?;
     }
@@ -126,6 +154,52 @@ pub fn plan_root(
     })
 }
 
+/// The entity fetches below a gRPC answer of type `type_name` for `selection`: the fields of a
+/// type the supergraph shares with a message (`extend type Book @grpc(...)` in schemas/)
+/// that only subgraphs resolve.
+pub fn plan_below_message(
+    supergraph: &Supergraph,
+    schema: &GraphqlSchema,
+    type_name: &str,
+    selection: &SelectionSet,
+    cluster_of: ClusterOf<'_>,
+) -> Result<Vec<EntityFetch>, PlanError> {
+    let mut planner = Planner { supergraph, schema, cluster_of, next_variable: 0 };
+    let mut entities = Vec::new();
+    planner.below_message(type_name, selection, &mut Vec::new(), &mut entities)?;
+    Ok(entities)
+}
+
+impl Planner<'_> {
+    fn below_message(
+        &mut self,
+        type_name: &str,
+        selection: &SelectionSet,
+        path: &mut Vec<String>,
+        entities: &mut Vec<EntityFetch>,
+    ) -> Result<(), PlanError> {
+        let mut remote = Vec::new();
+        for selected in selection.fields.iter().filter(|f| f.forbidden.is_none()) {
+            let Some(definition) = self.schema.object_field(type_name, &selected.field_name) else { continue };
+            match &definition.source {
+                crate::schema::FieldSource::Proto(field) if !selected.children.fields.is_empty() => {
+                    path.push(field.json_name().to_owned());
+                    self.below_message(&definition.ty.name, &selected.children, path, entities)?;
+                    path.pop();
+                }
+                crate::schema::FieldSource::Remote => remote.push(selected),
+                _ => {}
+            }
+        }
+        if remote.is_empty() {
+            return Ok(());
+        }
+        let Some(ty) = self.supergraph.types.get(type_name) else { return Ok(()) };
+        let scope = Scope { graph: None, provided: None };
+        self.entity_fetches(scope, ty, &remote, path, &mut Vec::new(), entities)
+    }
+}
+
 /// `key: name` (or `name`) for a selected field.
 fn remote_key_text(selected: &FieldSelection) -> String {
     let key = remote_key(&selected.response_key, &selected.field_name);
@@ -138,16 +212,28 @@ fn provides_in(field: &SuperField, graph: usize) -> Option<FieldSet> {
     FieldSet::parse(text).ok()
 }
 
-/// Where a selection is fetched from: the subgraph, and what the field above provides.
+/// Where a selection is fetched from: a subgraph (None: a gRPC answer, whose message fields
+/// are all there), and what the field above provides.
 #[derive(Clone, Copy)]
 struct Scope<'a> {
-    graph: usize,
+    graph: Option<usize>,
     provided: Option<&'a FieldSet>,
 }
+
+impl Scope<'_> {
+    /// The prefix the planner's own fields are under in this scope's answers.
+    fn prefix(&self) -> &'static str {
+        if self.graph.is_some() { INTERNAL_PREFIX } else { "" }
+    }
+}
+
+/// The cluster serving a declared call, if any.
+pub type ClusterOf<'a> = &'a dyn Fn(&crate::schema::Binding) -> Option<String>;
 
 struct Planner<'a> {
     supergraph: &'a Supergraph,
     schema: &'a GraphqlSchema,
+    cluster_of: ClusterOf<'a>,
     next_variable: usize,
 }
 
@@ -178,10 +264,18 @@ impl Planner<'_> {
         &self.supergraph.subgraphs[graph].name
     }
 
-    /// True when `scope`'s subgraph returns field `name` of `ty`.
+    /// True when `scope`'s answer has field `name` of `ty`.
     fn available(&self, scope: Scope<'_>, ty: &SuperType, name: &str) -> bool {
-        scope.provided.is_some_and(|p| p.has(name))
-            || ty.field(name).is_some_and(|field| ty.resolving(field).contains(&scope.graph))
+        match scope.graph {
+            Some(graph) => {
+                scope.provided.is_some_and(|p| p.has(name))
+                    || ty.field(name).is_some_and(|field| ty.resolving(field).contains(&graph))
+            }
+            None => self
+                .schema
+                .object_field(&ty.name, name)
+                .is_some_and(|f| matches!(f.source, crate::schema::FieldSource::Proto(_))),
+        }
     }
 
     /// Writes ` { ... }` for `selection` on `type_name` (and the `extra` fields, aliased
@@ -202,12 +296,20 @@ impl Planner<'_> {
         let Some(ty) = self.supergraph.types.get(type_name) else { return Ok(()) };
         let mut local: Vec<String> = Vec::new();
         let mut remote: Vec<&FieldSelection> = Vec::new();
+        let mut called = false;
         for selected in selection.fields.iter().filter(|f| f.forbidden.is_none()) {
             if selected.field_name == "__typename" {
                 local.push(remote_key_text(selected));
                 continue;
             }
-            let Some(field) = ty.field(&selected.field_name) else { continue };
+            let Some(field) = ty.field(&selected.field_name) else {
+                // A field of the message (or JSON answer) a declared call resolves the type from.
+                called |= self.schema.entities.contains_key(type_name)
+                    && self.schema.object_field(type_name, &selected.field_name).is_some_and(|f| {
+                        matches!(f.source, crate::schema::FieldSource::Proto(_) | crate::schema::FieldSource::Json(_))
+                    });
+                continue;
+            };
             if !self.available(scope, ty, &selected.field_name) {
                 remote.push(selected);
                 continue;
@@ -223,7 +325,7 @@ impl Planner<'_> {
                     .object_field(type_name, &selected.field_name)
                     .map(|d| d.ty.name.clone())
                     .unwrap_or_default();
-                let provided = provides_in(field, scope.graph);
+                let provided = scope.graph.and_then(|graph| provides_in(field, graph));
                 let inherited = scope.provided.and_then(|p| p.child(&selected.field_name));
                 let child = Scope { graph: scope.graph, provided: provided.as_ref().or(inherited) };
                 path.push(selected.response_key.clone());
@@ -234,6 +336,9 @@ impl Planner<'_> {
         }
         if !remote.is_empty() {
             self.entity_fetches(scope, ty, &remote, path, &mut local, entities)?;
+        }
+        if called {
+            entities.push(self.call_fetch(scope, ty, path, &mut local)?);
         }
         local.extend(extra.iter().cloned());
         if local.is_empty() {
@@ -282,7 +387,7 @@ impl Planner<'_> {
         let candidates: Vec<usize> = ty
             .resolving(field)
             .into_iter()
-            .filter(|&g| g != scope.graph && self.reachable_key(scope, ty, g).is_some())
+            .filter(|&g| Some(g) != scope.graph && self.reachable_key(scope, ty, g).is_some())
             .collect();
         candidates.iter().copied().find(|g| chosen.contains(g)).or_else(|| candidates.first().copied())
     }
@@ -303,7 +408,9 @@ impl Planner<'_> {
             let Some(field) = ty.field(&selected.field_name) else { continue };
             let chosen: Vec<usize> = groups.iter().map(|g| g.graph).collect();
             let resolving = ty.resolving(field);
-            if let Some(group) = groups.iter_mut().find(|g| g.graph != scope.graph && resolving.contains(&g.graph)) {
+            if let Some(group) =
+                groups.iter_mut().find(|g| Some(g.graph) != scope.graph && resolving.contains(&g.graph))
+            {
                 group.fields.push((*selected).clone());
                 continue;
             }
@@ -346,7 +453,7 @@ impl Planner<'_> {
                 .reduce(|a, b| a.union(&b));
             let Some(requires) = requires else { continue };
             let (here, elsewhere) = requires.partition(|name| self.available(scope, ty, name));
-            if !here.is_empty() {
+            if !here.is_empty() && scope.graph.is_some() {
                 push_once(local, here.selection_text(INTERNAL_PREFIX));
             }
             if !elsewhere.is_empty() {
@@ -382,7 +489,7 @@ impl Planner<'_> {
             }
             groups[index].requires = Some(requires);
         }
-        for group in groups.iter().filter(|g| !g.chained) {
+        for group in groups.iter().filter(|g| !g.chained && scope.graph.is_some()) {
             push_once(local, group.key.selection_text(INTERNAL_PREFIX));
         }
         // Build the fetches; a group that waits for another goes below it.
@@ -393,18 +500,21 @@ impl Planner<'_> {
             let mut text = String::new();
             let mut variables = Vec::new();
             let mut below = Vec::new();
-            let inner = Scope { graph: group.graph, provided: None };
+            let inner = Scope { graph: Some(group.graph), provided: None };
             self.select(inner, &ty.name, &selection, &group.extra, path, &mut text, &mut variables, &mut below)?;
             built.push(Some(EntityFetch {
                 path: path.clone(),
                 type_name: ty.name.clone(),
-                graph: self.graph_name(group.graph).to_owned(),
-                key: group.key.clone(),
-                key_text: group.key_text.clone(),
-                requires: group.requires.clone(),
-                selection: text,
-                variables,
+                key_prefix: scope.prefix(),
                 then: below,
+                source: EntitySource::Subgraph(SubgraphEntities {
+                    graph: self.graph_name(group.graph).to_owned(),
+                    key: group.key.clone(),
+                    key_text: group.key_text.clone(),
+                    requires: group.requires.clone(),
+                    selection: text,
+                    variables,
+                }),
             }));
         }
         for index in (0..groups.len()).rev() {
@@ -426,6 +536,42 @@ impl Planner<'_> {
         Ok(())
     }
 
+    /// The declared call resolving `ty` for the objects at `path`, its key fields added to
+    /// `local`.
+    fn call_fetch(
+        &self,
+        scope: Scope<'_>,
+        ty: &SuperType,
+        path: &[String],
+        local: &mut Vec<String>,
+    ) -> Result<EntityFetch, PlanError> {
+        let binding = self.schema.entities.get(&ty.name).cloned().ok_or_else(|| PlanError::Unplannable {
+            field: ty.name.clone(),
+            why: "no call is declared for it".into(),
+        })?;
+        for key in &binding.parent_fields {
+            if !self.available(scope, ty, key) {
+                return Err(PlanError::Unplannable {
+                    field: format!("{}.{key}", ty.name),
+                    why: format!(
+                        "the call declared for {} needs it, and the parent's fetch does not return it",
+                        ty.name
+                    ),
+                });
+            }
+            if scope.graph.is_some() {
+                push_once(local, format!("{INTERNAL_PREFIX}{key}: {key}"));
+            }
+        }
+        Ok(EntityFetch {
+            path: path.to_vec(),
+            type_name: ty.name.clone(),
+            key_prefix: scope.prefix(),
+            then: Vec::new(),
+            source: EntitySource::Call { cluster: (self.cluster_of)(&binding), binding },
+        })
+    }
+
     /// A subgraph `via`, reachable from `scope`, that resolves every field of a key of a
     /// subgraph that resolves `field`: (via, that subgraph, the key's text, the key).
     fn key_chain(
@@ -436,7 +582,7 @@ impl Planner<'_> {
         chosen: &[usize],
     ) -> Option<(usize, usize, String, FieldSet)> {
         let mut found = Vec::new();
-        for graph in ty.resolving(field).into_iter().filter(|&g| g != scope.graph) {
+        for graph in ty.resolving(field).into_iter().filter(|&g| Some(g) != scope.graph) {
             for text in ty.keys_in(graph) {
                 let Ok(key) = FieldSet::parse(text) else { continue };
                 for via in 0..self.supergraph.subgraphs.len() {
@@ -444,7 +590,10 @@ impl Planner<'_> {
                         .top_level()
                         .iter()
                         .all(|name| ty.field(name).is_some_and(|f| ty.resolving(f).contains(&via)));
-                    if via != graph && via != scope.graph && returns_key && self.reachable_key(scope, ty, via).is_some()
+                    if via != graph
+                        && Some(via) != scope.graph
+                        && returns_key
+                        && self.reachable_key(scope, ty, via).is_some()
                     {
                         found.push((via, graph, text.to_owned(), key.clone()));
                     }
@@ -465,8 +614,10 @@ impl Planner<'_> {
         PlanError::Unplannable {
             field: format!("{}.{}", ty.name, field.name),
             why: format!(
-                "subgraph {} does not resolve it, and no key of {} it returns leads to one that does ({})",
-                self.graph_name(scope.graph),
+                "{} does not resolve it, and no key of {} it returns leads to one that does ({})",
+                scope
+                    .graph
+                    .map_or_else(|| "the gRPC answer".to_owned(), |g| format!("subgraph {}", self.graph_name(g))),
                 ty.name,
                 if others.is_empty() { "none does".to_owned() } else { others.join(", ") }
             ),
@@ -492,21 +643,36 @@ impl fmt::Display for SubgraphFetch {
     }
 }
 
-fn write_entities(f: &mut fmt::Formatter<'_>, entities: &[EntityFetch], depth: usize) -> fmt::Result {
+/// The entity fetches below a fetch, one per line, indented by depth.
+pub fn write_entities(f: &mut fmt::Formatter<'_>, entities: &[EntityFetch], depth: usize) -> fmt::Result {
     for entity in entities {
         let at = if entity.path.is_empty() { "(root)".to_owned() } else { entity.path.join(".") };
-        write!(
-            f,
-            "{:indent$}then _entities {} by {{ {} }}",
-            "",
-            entity.type_name,
-            entity.key_text,
-            indent = depth * 2
-        )?;
-        if let Some(requires) = &entity.requires {
-            write!(f, " with {{ {} }}", requires.selection_text(""))?;
+        match &entity.source {
+            EntitySource::Subgraph(subgraph) => {
+                write!(
+                    f,
+                    "{:indent$}then _entities {} by {{ {} }}",
+                    "",
+                    entity.type_name,
+                    subgraph.key_text,
+                    indent = depth * 2
+                )?;
+                if let Some(requires) = &subgraph.requires {
+                    write!(f, " with {{ {} }}", requires.selection_text(""))?;
+                }
+                writeln!(f, " at {at} from {}:{}", subgraph.graph, subgraph.selection)?;
+            }
+            EntitySource::Call { binding, cluster } => writeln!(
+                f,
+                "{:indent$}then {} by {{ {} }} at {at} ← {} via {}",
+                "",
+                entity.type_name,
+                binding.parent_fields.join(" "),
+                super::describe_binding(binding),
+                cluster.as_deref().unwrap_or("(no backend)"),
+                indent = depth * 2
+            )?,
         }
-        writeln!(f, " at {at} from {}:{}", entity.graph, entity.selection)?;
         write_entities(f, &entity.then, depth + 1)?;
     }
     Ok(())

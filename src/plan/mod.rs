@@ -115,6 +115,9 @@ pub struct Fetch {
     pub invalidates: Option<crate::cache::Invalidation>,
     /// The transformation of its calls, for body edits of REST sources.
     pub transform: Option<Arc<crate::transform::Transform>>,
+    /// Entity fetches on its answer (a gRPC message whose type a supergraph shares), run before
+    /// it is shaped.
+    pub entities: Vec<federation::EntityFetch>,
 }
 
 /// A fetch for a stitched field: it runs once the objects at `path` are known, with one call
@@ -333,8 +336,21 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
             _ => Vec::new(),
         };
         let graphql = matches!(call.selection, Selection::Graphql { .. });
+        let mut entities = Vec::new();
         let (cluster, call_kind, output, cache, invalidates) = match call.target {
             CallTarget::Method(method) => {
+                if let (Some(supergraph), Selection::Graphql { type_name, fields, .. }) =
+                    (directory.supergraph(), &call.selection)
+                {
+                    let cluster_of = |binding: &Binding| binding_cluster(directory, binding);
+                    entities = federation::plan_below_message(
+                        supergraph,
+                        directory.graphql(),
+                        type_name,
+                        fields,
+                        &cluster_of,
+                    )?;
+                }
                 let service = method.parent_service().full_name().to_owned();
                 let cluster = directory.cluster_for(&service).ok_or(PlanError::NoBackend { service })?.to_owned();
                 let tags = || {
@@ -391,6 +407,7 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
                             defer: None,
                             forbidden: None,
                         };
+                        let cluster_of = |binding: &Binding| binding_cluster(directory, binding);
                         let fetch = federation::plan_root(
                             supergraph,
                             directory.graphql(),
@@ -398,6 +415,7 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
                             &selected,
                             &arguments,
                             &output,
+                            &cluster_of,
                         )?;
                         let cluster = directory.has_cluster(&fetch.graph).then(|| fetch.graph.clone());
                         (cluster, FetchCall::Subgraph(fetch), Some(output), cache, None)
@@ -426,6 +444,7 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
             cache,
             invalidates,
             transform,
+            entities,
         });
     }
     Ok(Plan { fetches, serial })
@@ -553,6 +572,7 @@ impl fmt::Display for Plan {
             if let FetchCall::Subgraph(subgraph) = &fetch.call {
                 write!(f, "    {subgraph}")?;
             }
+            federation::write_entities(f, &fetch.entities, 2)?;
             write_stitches(f, &fetch.stitches, 2)?;
         }
         write!(f, "}}")

@@ -30,7 +30,7 @@ pub const DIRECTIVES_SDL: &str = r#""Declares a backend source; its base URL is 
 directive @source(name: String!, kind: SourceKind!, schema: String) repeatable on SCHEMA
 enum SourceKind { REST GRAPHQL }
 
-"Answers a field with a JSON REST call to a source."
+"Answers a field with a JSON REST call to a source. On `extend type X`: resolves X as a Federation entity from the key fields its {parent.NAME} placeholders read."
 directive @rest(
   source: String!
   method: String = "GET"
@@ -44,10 +44,10 @@ directive @rest(
   "Dotted key path to the field's value in the answer."
   select: String
   batch: SwitchyardBatch
-) on FIELD_DEFINITION
+) on FIELD_DEFINITION | OBJECT
 
-"Answers a field with a unary gRPC call."
-directive @grpc(method: String!, request: JSON, select: String, batch: SwitchyardBatch) on FIELD_DEFINITION
+"Answers a field with a unary gRPC call. On `extend type X`: resolves X as a Federation entity from the key fields its {parent.NAME} placeholders read."
+directive @grpc(method: String!, request: JSON, select: String, batch: SwitchyardBatch) on FIELD_DEFINITION | OBJECT
 
 "Answers a field with a sub-operation to a GraphQL source's Query field (default: this field's name), with only the selected fields."
 directive @graphql(source: String!, field: String, arguments: JSON, select: String, batch: SwitchyardBatch) on FIELD_DEFINITION
@@ -192,6 +192,8 @@ pub fn apply_schema_files(
         sources: BTreeMap::new(),
         declared: BTreeMap::new(),
         remote_fields: BTreeMap::new(),
+        entity_types: std::collections::BTreeSet::new(),
+        merged: std::collections::BTreeSet::new(),
         problems,
     };
     let mut remote_files = Vec::new();
@@ -216,6 +218,9 @@ pub fn apply_schema_files(
         if let Some(remote) = parse_one(&file, Some(source), &mut applier.problems) {
             parsed.push(remote);
         }
+    }
+    for file in parsed.iter().filter(|p| p.remote.is_none()) {
+        applier.entity_types.extend(entity_extensions(file));
     }
     for file in &parsed {
         applier.declare_types(file);
@@ -243,6 +248,10 @@ struct Applier<'s, 'p> {
     remote_fields: BTreeMap<(String, RootKind, String), Vec<(String, String)>>,
     /// Types declared in the files: name → `file:line`.
     declared: BTreeMap<String, String>,
+    /// Types `extend type X @grpc(...)` / `@rest(...)` makes entities resolved by a call.
+    entity_types: std::collections::BTreeSet<String>,
+    /// Generated types the supergraph's type of the same name merged into.
+    merged: std::collections::BTreeSet<String>,
     problems: Vec<Problem>,
 }
 
@@ -339,8 +348,23 @@ impl Applier<'_, '_> {
                 self.error(at, format!("type {name}"), format!("root types are generated; write `extend type {name}`"));
                 continue;
             }
+            let from_supergraph = parsed.remote.as_deref() == Some(super::SUPERGRAPH_SOURCE);
+            if from_supergraph
+                && self.entity_types.contains(&name)
+                && matches!(self.schema.types.get(&name), Some(TypeDef::Object { .. }))
+            {
+                // One entity: the generated (or declared) type gains the supergraph type's fields.
+                self.merged.insert(name);
+                continue;
+            }
             if let Some(first) = self.declared.get(&name) {
-                let message = format!("already declared at {first}");
+                let message = if from_supergraph {
+                    format!(
+                        "already declared at {first}; to make them one entity, declare how it is resolved (`extend type {name} @rest(...)`)"
+                    )
+                } else {
+                    format!("already declared at {first}")
+                };
                 self.error(at, format!("type {name}"), message);
                 continue;
             }
@@ -352,7 +376,13 @@ impl Applier<'_, '_> {
                     TypeDef::Enum { descriptor: Some(e), .. } => e.full_name().to_owned(),
                     _ => "a built-in scalar".to_owned(),
                 };
-                let message = format!("the name is taken by {owner}; rename one, or use `extend type {name}`");
+                let message = if parsed.remote.as_deref() == Some(super::SUPERGRAPH_SOURCE) {
+                    format!(
+                        "the supergraph's type is also {owner}'s; to make them one entity, declare how it is resolved in schemas/ (`extend type {name} @grpc(...)`)"
+                    )
+                } else {
+                    format!("the name is taken by {owner}; rename one, or use `extend type {name}`")
+                };
                 self.error(at, format!("type {name}"), message);
                 continue;
             }
@@ -408,6 +438,18 @@ impl Applier<'_, '_> {
                 self.remote_roots(&parsed.file, source, kind, &object.fields);
                 continue;
             }
+            if let (true, Some(_), TypeKind::Object(object)) =
+                (self.merged.contains(&name), &parsed.remote, &ty.node.kind)
+            {
+                let added = self.remote_fields_of(&parsed.file, &name, &object.fields);
+                if let Some(TypeDef::Object { fields, .. }) = self.schema.types.get_mut(&name) {
+                    // A field on both sides (the key, at least) is read from the message.
+                    let fresh: Vec<ObjectField> =
+                        added.into_iter().filter(|a| !fields.iter().any(|f| f.name == a.name)).collect();
+                    fields.extend(fresh);
+                }
+                continue;
+            }
             let here = format!("{}:{}", parsed.file.path.display(), ty.pos.line);
             if self.declared.get(&name) != Some(&here) {
                 continue;
@@ -418,7 +460,17 @@ impl Applier<'_, '_> {
                     self.schema.types.insert(name, TypeDef::Object { message: None, fields });
                 }
                 TypeKind::Object(object) => {
-                    let fields = self.object_fields(&parsed.file, &name, &object.fields, false);
+                    let mut fields = self.object_fields(&parsed.file, &name, &object.fields, false);
+                    // A supergraph type merged into this one first: its fields stay.
+                    if let Some(TypeDef::Object { fields: merged, .. }) = self.schema.types.get(&name) {
+                        fields.extend(
+                            merged
+                                .iter()
+                                .filter(|m| !fields.iter().any(|f| f.name == m.name))
+                                .cloned()
+                                .collect::<Vec<_>>(),
+                        );
+                    }
                     self.schema.types.insert(name, TypeDef::Object { message: None, fields });
                 }
                 TypeKind::InputObject(input) => {
@@ -442,6 +494,10 @@ impl Applier<'_, '_> {
                 self.error(at, format!("extend {name}"), "only object types can be extended");
                 continue;
             };
+            for directive in &ty.node.directives {
+                let at = At { file: &parsed.file, line: directive.pos.line };
+                self.entity_resolver(at, &name, &directive.node);
+            }
             let root = match name.as_str() {
                 "Query" => Some(RootKind::Query),
                 "Mutation" => Some(RootKind::Mutation),
@@ -1052,6 +1108,53 @@ impl Applier<'_, '_> {
 
     /// Every `{parent.NAME}` must name a field of the parent type that the parent's own answer
     /// carries (not another stitched field) and that is a scalar or enum.
+    /// `extend type NAME @grpc(...)` / `@rest(...)`: NAME is an entity its call resolves from
+    /// the key fields it reads (`{parent.NAME}`), for other fetches' parents of that type.
+    fn entity_resolver(&mut self, at: At<'_>, name: &str, directive: &ConstDirective) {
+        let path = format!("extend type {name}");
+        let kind = directive.name.node.as_str();
+        if kind != "grpc" && kind != "rest" {
+            self.error(
+                at,
+                &path,
+                format!("@{kind} is not a directive for types; @grpc or @rest resolves the type as an entity"),
+            );
+            return;
+        }
+        let Some(TypeDef::Object { message, fields }) = self.schema.types.get(name) else {
+            self.error(at, &path, format!("there is no object type {name} to resolve"));
+            return;
+        };
+        let message = message.clone();
+        let field_names: Vec<String> = fields.iter().map(|f| f.name.clone()).collect();
+        let Some(binding) = self.binding(at, &path, directive, &[], false) else { return };
+        if binding.parent_fields.is_empty() {
+            self.error(at, &path, "the call reads no key: name the key fields with {parent.NAME} placeholders");
+            return;
+        }
+        if let Some(missing) = binding.parent_fields.iter().find(|f| !field_names.contains(f)) {
+            self.error(at, &path, format!("{{parent.{missing}}}: {name} has no field `{missing}`"));
+            return;
+        }
+        if let (BoundCall::Grpc { method, .. }, Some(message), true) =
+            (&binding.call, &message, binding.select.is_empty())
+            && method.output().full_name() != message.full_name()
+            && binding.batch.is_none()
+        {
+            let message = format!(
+                "{} answers {}, not {name} ({}); use `select` to reach it",
+                method.full_name(),
+                method.output().full_name(),
+                message.full_name()
+            );
+            self.error(at, &path, message);
+            return;
+        }
+        if self.schema.entities.insert(name.to_owned(), Arc::new(binding)).is_some() {
+            self.error(at, &path, format!("{name} already has an entity resolver"));
+        }
+    }
+
     fn check_parent_fields(&mut self) {
         let mut found = Vec::new();
         for (type_name, def) in &self.schema.types {
@@ -1080,6 +1183,24 @@ impl Applier<'_, '_> {
             self.problems.push(Problem::error(path, message).in_file(file).at_line(line.parse().ok()));
         }
     }
+}
+
+/// The types a file's `extend type X @grpc(...)` / `@rest(...)` declares entities.
+fn entity_extensions(parsed: &Parsed) -> Vec<String> {
+    parsed
+        .document
+        .definitions
+        .iter()
+        .filter_map(|definition| match definition {
+            TypeSystemDefinition::Type(ty)
+                if ty.node.extend
+                    && ty.node.directives.iter().any(|d| matches!(d.node.name.node.as_str(), "grpc" | "rest")) =>
+            {
+                Some(ty.node.name.node.to_string())
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// The root kind of type `name` in a GraphQL source's SDL (its `schema` definition, or the

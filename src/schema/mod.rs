@@ -233,6 +233,9 @@ pub struct GraphqlSchema {
     /// `@cacheControl(maxAge:, scope:)` on fields declared in schemas/: (type, field) → (max
     /// age in seconds, private).
     pub cache_hints: BTreeMap<(String, String), (u64, bool)>,
+    /// Entity resolvers declared in schemas/ (`extend type Book @grpc(...)`): the call that
+    /// fetches an object of the type from its key fields, by type name.
+    pub entities: BTreeMap<String, Arc<Binding>>,
     /// The `__schema` tree, built on first use.
     introspected: std::sync::OnceLock<serde_json::Value>,
 }

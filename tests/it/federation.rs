@@ -221,3 +221,58 @@ fn check_names_what_a_supergraph_uses_that_is_not_supported() {
         }
     }
 }
+
+#[test]
+fn entity_declarations_in_schemas_are_checked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("supergraph.graphql");
+    std::fs::write(&file, compose_with(&[("critics", "http://127.0.0.1:4005/graphql".into())])).expect("write");
+    let build = |text: &str| {
+        let sources = switchyard::snapshot::SnapshotSources {
+            supergraph: Some(file.clone()),
+            embedded: vec![switchyard::demo::demo_registration().expect("demo")],
+            embedded_schemas: vec![switchyard::schema::SchemaFile {
+                path: "entities.graphql".into(),
+                text: text.into(),
+            }],
+            no_descriptor_dir: true,
+            schemas: Some("/nonexistent".into()),
+            ..Default::default()
+        };
+        switchyard::snapshot::build_snapshot(&sources, 1)
+    };
+    let book = r#"extend type Book @grpc(method: "catalog.v1.Catalog/GetBook", request: {name: "{parent.name}"})"#;
+    let served = build(book).expect("one entity");
+    assert!(served.graphql.entities.contains_key("Book"));
+    let merged: Vec<String> = match served.graphql.types.get("Book") {
+        Some(switchyard::schema::TypeDef::Object { fields, .. }) => fields.iter().map(|f| f.name.clone()).collect(),
+        _ => Vec::new(),
+    };
+    assert!(["title", "author", "reviews", "averageStars"].iter().all(|f| merged.iter().any(|m| m == f)), "{merged:?}");
+    // (schema file, what the problem says)
+    let table = [
+        ("", "to make them one entity, declare how it is resolved in schemas/ (`extend type Book @grpc(...)`)"),
+        ("extend type Book @cacheControl(maxAge: 5)", "@cacheControl is not a directive for types"),
+        (r#"extend type Nope @grpc(method: "catalog.v1.Catalog/GetBook")"#, "there is no object type Nope"),
+        (
+            r#"extend type Book @grpc(method: "catalog.v1.Catalog/GetBook", request: {name: "shelves/1/books/1"})"#,
+            "the call reads no key",
+        ),
+        (
+            r#"extend type Book @grpc(method: "catalog.v1.Catalog/GetBook", request: {name: "{parent.isbn13}"})"#,
+            "{parent.isbn13}: Book has no field `isbn13`",
+        ),
+        (
+            r#"extend type Book @grpc(method: "catalog.v1.Catalog/ListBooks", request: {parent: "{parent.name}"})"#,
+            "answers catalog.v1.ListBooksResponse, not Book",
+        ),
+        (
+            r#"extend type Book @grpc(method: "catalog.v1.Catalog/Nope", request: {name: "{parent.name}"})"#,
+            "is not registered",
+        ),
+    ];
+    for (text, says) in table {
+        let problems = build(text).expect_err(text);
+        assert!(problems.iter().any(|p| p.is_error() && p.to_string().contains(says)), "{text}: {problems:#?}");
+    }
+}

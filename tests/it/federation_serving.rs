@@ -297,3 +297,83 @@ async fn a_new_supergraph_is_served_after_a_reload_and_a_bad_one_is_refused() {
     let answer = federated.gateway.graphql("{ topProducts(first: 1) { name } }").await;
     assert_eq!(answer["data"]["topProducts"][0]["name"], "Table");
 }
+
+#[tokio::test]
+async fn a_grpc_message_and_a_subgraph_share_one_entity_both_ways() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/federation");
+    let subgraphs = Node::start("subgraphs.mjs", &[fixtures.to_str().expect("utf8 path")]);
+    let ports: BTreeMap<String, u16> = serde_json::from_str(&subgraphs.first_line).expect("the subgraphs' ports");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let supergraph = dir.path().join("supergraph.graphql");
+    let critics = format!("http://127.0.0.1:{}/graphql", ports["critics"]);
+    std::fs::write(&supergraph, compose_with(&[("critics", critics)])).expect("write the supergraph");
+    let backend = switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("backend");
+    let authors = switchyard::demo::start_demo_authors("127.0.0.1:0".parse().expect("addr")).await.expect("authors");
+    // The catalog's Book is the supergraph's Book, resolved by GetBook from its name; the
+    // authors service's Author is the supergraph's Author, resolved in batches by name.
+    let entities = switchyard::schema::SchemaFile {
+        path: "entities.graphql".into(),
+        text: r#"
+extend type Book @grpc(method: "catalog.v1.Catalog/GetBook", request: {name: "{parent.name}"})
+extend type Author @rest(source: "authors", path: "/authors", query: {name: "{keys}"}, select: "authors", batch: {key: "{parent.name}", match: "name"})
+"#
+        .into(),
+    };
+    let mut schemas = switchyard::demo::demo_schemas();
+    schemas.push(entities);
+    let sources = switchyard::snapshot::SnapshotSources {
+        supergraph: Some(supergraph),
+        embedded: vec![switchyard::demo::demo_registration().expect("demo")],
+        embedded_schemas: schemas,
+        backends: vec![
+            switchyard::snapshot::BackendFlag { name: "catalog.v1".into(), urls: vec![backend.url()] },
+            switchyard::snapshot::BackendFlag { name: "authors".into(), urls: vec![authors.url()] },
+        ],
+        no_descriptor_dir: true,
+        schemas: Some(PathBuf::from("/nonexistent")),
+        ..Default::default()
+    };
+    let mut gateway = TestGateway::from_sources(sources, Some(backend)).await;
+    gateway.adopt_authors(authors);
+
+    // A subgraph's Review.book gets the message's fields from gRPC, one call per distinct book.
+    let answer = gateway.graphql("{ latestReviews { stars book { name title author } } }").await;
+    assert!(answer.get("errors").is_none(), "{answer}");
+    assert_eq!(
+        answer["data"]["latestReviews"],
+        json!([
+            {"stars": 5, "book": {"name": "shelves/1/books/1", "title": "The Left Hand of Darkness", "author": "Ursula K. Le Guin"}},
+            {"stars": 4, "book": {"name": "shelves/1/books/2", "title": "A Wizard of Earthsea", "author": "Ursula K. Le Guin"}},
+            {"stars": 3, "book": {"name": "shelves/1/books/1", "title": "The Left Hand of Darkness", "author": "Ursula K. Le Guin"}},
+        ])
+    );
+    assert_eq!(gateway.backend().calls("GetBook"), 2, "two distinct books, two calls");
+
+    // A gRPC Book gains the subgraph's fields, fetched by its name.
+    let answer =
+        gateway.graphql(r#"{ getBook(name: "shelves/1/books/1") { title averageStars reviews { body } } }"#).await;
+    assert!(answer.get("errors").is_none(), "{answer}");
+    assert_eq!(
+        answer["data"]["getBook"],
+        json!({"title": "The Left Hand of Darkness", "averageStars": 4, "reviews": [{"body": "A landmark."}, {"body": "Slow going."}]})
+    );
+    // And both ways at once, nested: reviews of the book of each review.
+    let answer = gateway.graphql("{ latestReviews { book { title reviews { stars } } } }").await;
+    assert!(answer.get("errors").is_none(), "{answer}");
+    assert_eq!(
+        answer["data"]["latestReviews"][1]["book"],
+        json!({"title": "A Wizard of Earthsea", "reviews": [{"stars": 4}]})
+    );
+
+    // A REST type as an entity, by its batch form: one call for both critics.
+    let before = gateway.authors().requests();
+    let answer = gateway.graphql("{ latestReviews { critic { name born country } } }").await;
+    assert!(answer.get("errors").is_none(), "{answer}");
+    assert_eq!(
+        answer["data"]["latestReviews"][0]["critic"],
+        json!({"name": "Richard Dawkins", "born": 1941, "country": "GB"})
+    );
+    assert_eq!(answer["data"]["latestReviews"][1]["critic"]["born"], 1929);
+    assert_eq!(gateway.authors().requests() - before, 1, "one batched call for every critic");
+    drop(subgraphs);
+}

@@ -1,5 +1,6 @@
-// The four federation test subgraphs (accounts, inventory, products, reviews: the public
-// GraphQL gateways benchmark's, with the fixture directives added), served by Apollo's own
+// The federation test subgraphs — accounts, inventory, products, reviews (the public GraphQL
+// gateways benchmark's, with the fixture directives added) and critics (reviews of the demo
+// catalog's gRPC books) — served by Apollo's own
 // subgraph library from the SDL files in tests/fixtures/federation, each on its own loopback
 // port. Usage: node subgraphs.mjs FIXTURE_DIR
 // Prints one JSON line {"accounts": PORT, ...} once every subgraph listens. Each subgraph also
@@ -32,6 +33,12 @@ const reviews = [
   { id: "2", authorID: "1", upc: "2", body: "Too expensive." },
   { id: "3", authorID: "2", upc: "3", body: "Could be better." },
   { id: "4", authorID: "2", upc: "1", body: "Prefer something else." },
+];
+// The critics subgraph reviews the demo catalog's books (a gRPC service), known by name.
+const critiques = [
+  { id: "c1", book: "shelves/1/books/1", body: "A landmark.", stars: 5, critic: "Richard Dawkins" },
+  { id: "c2", book: "shelves/1/books/2", body: "Quietly wise.", stars: 4, critic: "Ursula K. Le Guin" },
+  { id: "c3", book: "shelves/1/books/1", body: "Slow going.", stars: 3, critic: "Richard Dawkins" },
 ];
 // The reviews subgraph's own copy of what it provides, shares or took over.
 const authorOf = (id) => {
@@ -73,6 +80,24 @@ const resolvers = {
         ref.upc !== undefined
           ? products.find((p) => p.upc === ref.upc)
           : products.find((p) => p.sku === ref.sku && p.variant.id === ref.variant?.id),
+    },
+  },
+  critics: {
+    Query: {
+      latestReviews: () => critiques,
+    },
+    Review: {
+      __resolveReference: (ref) => critiques.find((c) => c.id === ref.id),
+      book: (review) => ({ name: review.book }),
+      critic: (review) => ({ name: review.critic }),
+    },
+    Book: {
+      __resolveReference: (ref) => ({ name: ref.name }),
+      reviews: (book) => critiques.filter((c) => c.book === book.name),
+      averageStars: (book) => {
+        const mine = critiques.filter((c) => c.book === book.name);
+        return mine.length ? mine.reduce((sum, c) => sum + c.stars, 0) / mine.length : null;
+      },
     },
   },
   reviews: {
@@ -131,7 +156,7 @@ function serve(name) {
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve([name, server.address().port])));
 }
 
-const ports = await Promise.all(["accounts", "inventory", "products", "reviews"].map(serve));
+const ports = await Promise.all(["accounts", "inventory", "products", "reviews", "critics"].map(serve));
 process.stdout.write(JSON.stringify(Object.fromEntries(ports)) + "\n");
 // Ends with the test that started it.
 process.stdin.resume();
