@@ -54,7 +54,11 @@ fn graphql_post(body: &Json, query: bool) -> HttpRequest {
 
 /// The root field's value in a subgraph's answer, and its errors with their paths made
 /// relative to that value. An error with no data fails the field.
-fn read_root(answer: Json, response_key: &str, graph: &str) -> Result<(Json, Vec<FieldError>), ExecuteError> {
+pub(super) fn read_root(
+    answer: Json,
+    response_key: &str,
+    graph: &str,
+) -> Result<(Json, Vec<FieldError>), ExecuteError> {
     let Json::Object(mut envelope) = answer else {
         return Err(ExecuteError::Remote {
             message: format!("subgraph {graph}'s answer is not a GraphQL response"),

@@ -16,6 +16,7 @@ use super::stitch::run_stitches;
 use super::{ExecuteError, execute_streaming_fetch};
 use crate::error::ErrorCode;
 use crate::operation::{Metadata, Selection, SelectionSet};
+use crate::plan::federation::SubgraphFetch;
 use crate::plan::render::{Scope, graphql_request};
 use crate::plan::{Fetch, FetchCall, Stitch};
 use crate::schema::{Binding, BoundCall, GraphqlSchema, RootKind, TypeRef};
@@ -35,6 +36,9 @@ enum Source {
     Grpc(super::OutputStream),
     /// Payloads (`{data, errors}`) of a GraphQL source's subscription, read by its binding.
     Graphql(BoxStream<'static, Result<Json, ExecuteError>>, Arc<Binding>),
+    /// Payloads of a supergraph's subscription field from its subgraph, whose entity fetches
+    /// run on each burst.
+    Subgraph(BoxStream<'static, Result<Json, ExecuteError>>, Arc<SubgraphFetch>),
 }
 
 /// An open subscription: the source stream and what each event is shaped to.
@@ -87,35 +91,18 @@ impl SubscriptionEvents {
                     .map_err(|e| ExecuteError::Render(format!("{e} (binding at {})", binding.declared_at)))?;
                 let body: Json =
                     serde_json::from_slice(request.body.as_deref().unwrap_or_default()).unwrap_or(Json::Null);
-                let client = upstreams.http(cluster)?;
-                let subscription = WsSubscription {
-                    cluster: cluster.to_owned(),
-                    url: client.websocket_url(),
-                    tls: client.websocket_tls(),
-                    query: body["query"].as_str().unwrap_or_default().to_owned(),
-                    variables: body["variables"].as_object().cloned().unwrap_or_default(),
-                    init: init_payload(&metadata),
-                };
-                let events = subscription.open().await?.map(|event| match event {
-                    Ok(WsEvent::Next(payload)) => Ok(payload),
-                    Ok(WsEvent::Error(errors)) => {
-                        let message = errors
-                            .first()
-                            .and_then(|e| e.get("message"))
-                            .and_then(Json::as_str)
-                            .unwrap_or("the source ended the subscription with an error")
-                            .to_owned();
-                        Err(ExecuteError::Remote { message, code: ErrorCode::UpstreamError })
-                    }
-                    Err(error) => Err(ExecuteError::Upstream(error)),
-                });
+                let query = body["query"].as_str().unwrap_or_default().to_owned();
+                let variables = body["variables"].as_object().cloned().unwrap_or_default();
+                let events = open_ws(upstreams, cluster, query, variables, &metadata).await?;
                 Source::Graphql(events.boxed(), binding.clone())
             }
             FetchCall::Subgraph(subgraph) => {
-                return Err(ExecuteError::Shape(format!(
-                    "subscriptions through a supergraph (subgraph {}) are not supported yet",
-                    subgraph.graph
-                )));
+                let cluster =
+                    fetch.cluster.as_deref().ok_or_else(|| ExecuteError::NoBackend { name: subgraph.graph.clone() })?;
+                let events =
+                    open_ws(upstreams, cluster, subgraph.document.clone(), subgraph.variables.clone(), &metadata)
+                        .await?;
+                Source::Subgraph(events, Arc::new(subgraph.clone()))
             }
         };
         Ok(SubscriptionEvents { source, ty, fields, stitches, metadata, stitch_timeout, ended: false })
@@ -127,6 +114,10 @@ impl SubscriptionEvents {
             Source::Graphql(payloads, binding) => {
                 let payload = payloads.next().await?;
                 Some(payload.and_then(|p| read_answer(binding, p)))
+            }
+            Source::Subgraph(payloads, fetch) => {
+                let payload = payloads.next().await?;
+                Some(payload.and_then(|p| super::federation::read_root(p, &fetch.response_key, &fetch.graph)))
             }
         }
     }
@@ -166,13 +157,30 @@ impl SubscriptionEvents {
             self.ended = true;
         }
         let mut errors = Vec::new();
-        let mut values = Vec::with_capacity(raw.len());
+        let mut answers = Vec::with_capacity(raw.len());
         for (i, (answer, remote)) in raw.into_iter().flatten().enumerate() {
             for error in remote {
                 let mut path = vec![Json::from(i)];
                 path.extend(error.path);
                 errors.push(FieldError { path, ..error });
             }
+            answers.push(answer);
+        }
+        if let Source::Subgraph(_, fetch) = &self.source
+            && !fetch.entities.is_empty()
+        {
+            // One level of entity fetches for the whole burst (lists are walked, so each
+            // fetch's path reaches into every event).
+            let context = Context { upstreams, schema, metadata: &self.metadata, timeout: self.stitch_timeout };
+            let mut all = Json::Array(answers);
+            super::federation::run_entities(&mut all, &fetch.entities, &context, &mut errors).await;
+            answers = match all {
+                Json::Array(answers) => answers,
+                _ => Vec::new(),
+            };
+        }
+        let mut values = Vec::with_capacity(answers.len());
+        for (i, answer) in answers.into_iter().enumerate() {
             let mut path = vec![Json::from(i)];
             values.push(shape_value(answer, &self.ty, &self.fields, schema, &mut path, &mut errors));
         }
@@ -183,7 +191,7 @@ impl SubscriptionEvents {
             run_stitches(&mut burst, &self.stitches, &context, &mut errors).await;
         }
         let Json::Array(values) = burst else { return None };
-        let declared = matches!(self.source, Source::Graphql(..));
+        let declared = matches!(self.source, Source::Graphql(..) | Source::Subgraph(..));
         let mut out: Vec<Result<GraphqlOutput, ExecuteError>> = Vec::with_capacity(count + 1);
         for (i, mut value) in values.into_iter().enumerate() {
             let mut own: Vec<FieldError> = Vec::new();
@@ -199,6 +207,40 @@ impl SubscriptionEvents {
         }
         Some(out)
     }
+}
+
+/// Opens a graphql-transport-ws subscription of `query` on `cluster`: its payloads, ending
+/// with an error when the source reports one.
+async fn open_ws(
+    upstreams: &Upstreams,
+    cluster: &str,
+    query: String,
+    variables: serde_json::Map<String, Json>,
+    metadata: &Metadata,
+) -> Result<BoxStream<'static, Result<Json, ExecuteError>>, ExecuteError> {
+    let client = upstreams.http(cluster)?;
+    let subscription = WsSubscription {
+        cluster: cluster.to_owned(),
+        url: client.websocket_url(),
+        tls: client.websocket_tls(),
+        query,
+        variables,
+        init: init_payload(metadata),
+    };
+    let events = subscription.open().await?.map(|event| match event {
+        Ok(WsEvent::Next(payload)) => Ok(payload),
+        Ok(WsEvent::Error(errors)) => {
+            let message = errors
+                .first()
+                .and_then(|e| e.get("message"))
+                .and_then(Json::as_str)
+                .unwrap_or("the source ended the subscription with an error")
+                .to_owned();
+            Err(ExecuteError::Remote { message, code: ErrorCode::UpstreamError })
+        }
+        Err(error) => Err(ExecuteError::Upstream(error)),
+    });
+    Ok(events.boxed())
 }
 
 /// connection_init's payload for a GraphQL source: the forwarded headers (as `headers`, and

@@ -108,9 +108,6 @@ pub fn plan_root(
     let root_name = supergraph.roots.get(root_key).map_or(keyword, String::as_str);
     let unplannable =
         |why: String| PlanError::Unplannable { field: format!("{root_name}.{}", selected.field_name), why };
-    if kind == RootKind::Subscription {
-        return Err(unplannable("subscriptions through a supergraph are not supported yet".into()));
-    }
     let root = supergraph.types.get(root_name).ok_or_else(|| unplannable("the supergraph has no such type".into()))?;
     let field =
         root.field(&selected.field_name).ok_or_else(|| unplannable("the supergraph has no such field".into()))?;

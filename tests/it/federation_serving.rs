@@ -298,8 +298,10 @@ async fn a_new_supergraph_is_served_after_a_reload_and_a_bad_one_is_refused() {
     assert_eq!(answer["data"]["topProducts"][0]["name"], "Table");
 }
 
-#[tokio::test]
-async fn a_grpc_message_and_a_subgraph_share_one_entity_both_ways() {
+/// The critics subgraph (reviews of the demo catalog's books by the demo's authors) composed
+/// alone, served beside the demo registration and the authors service, with the catalog's Book
+/// and the authors' Author declared entities.
+async fn critics_gateway() -> (TestGateway, Node, tempfile::TempDir, u16) {
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/federation");
     let subgraphs = Node::start("subgraphs.mjs", &[fixtures.to_str().expect("utf8 path")]);
     let ports: BTreeMap<String, u16> = serde_json::from_str(&subgraphs.first_line).expect("the subgraphs' ports");
@@ -335,6 +337,12 @@ extend type Author @rest(source: "authors", path: "/authors", query: {name: "{ke
     };
     let mut gateway = TestGateway::from_sources(sources, Some(backend)).await;
     gateway.adopt_authors(authors);
+    (gateway, subgraphs, dir, ports["critics"])
+}
+
+#[tokio::test]
+async fn a_grpc_message_and_a_subgraph_share_one_entity_both_ways() {
+    let (gateway, subgraphs, _dir, _) = critics_gateway().await;
 
     // A subgraph's Review.book gets the message's fields from gRPC, one call per distinct book.
     let answer = gateway.graphql("{ latestReviews { stars book { name title author } } }").await;
@@ -376,4 +384,73 @@ extend type Author @rest(source: "authors", path: "/authors", query: {name: "{ke
     assert_eq!(answer["data"]["latestReviews"][1]["critic"]["born"], 1929);
     assert_eq!(gateway.authors().requests() - before, 1, "one batched call for every critic");
     drop(subgraphs);
+}
+
+#[tokio::test]
+async fn a_subgraph_subscription_streams_events_with_their_entities_resolved() {
+    let (gateway, _subgraphs, _dir, _) = critics_gateway().await;
+    let mut socket = crate::subscriptions::acknowledged(&gateway, "graphql-transport-ws").await;
+    let query = "subscription { reviewAdded { stars book { title } critic { country } } }";
+    crate::subscriptions::send(&mut socket, json!({"id": "s", "type": "subscribe", "payload": {"query": query}})).await;
+    let mut events = Vec::new();
+    loop {
+        let message = crate::subscriptions::recv(&mut socket).await;
+        if message["type"] == "complete" {
+            break;
+        }
+        assert_eq!(message["type"], "next", "{message}");
+        assert!(message["payload"].get("errors").is_none(), "{message}");
+        events.push(message["payload"]["data"]["reviewAdded"].clone());
+    }
+    assert_eq!(
+        events,
+        [
+            json!({"stars": 5, "book": {"title": "The Left Hand of Darkness"}, "critic": {"country": "GB"}}),
+            json!({"stars": 4, "book": {"title": "A Wizard of Earthsea"}, "critic": {"country": "US"}}),
+            json!({"stars": 3, "book": {"title": "The Left Hand of Darkness"}, "critic": {"country": "GB"}}),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn subgraph_fetches_carry_forwarded_headers_and_identical_ones_in_flight_are_shared() {
+    let (gateway, _subgraphs, _dir, critics) = critics_gateway().await;
+    let client = reqwest::Client::new();
+    let log = || async {
+        let log: Json = client
+            .get(format!("http://127.0.0.1:{critics}/log"))
+            .send()
+            .await
+            .expect("log")
+            .json()
+            .await
+            .expect("json");
+        log.as_array().cloned().unwrap_or_default()
+    };
+    client.delete(format!("http://127.0.0.1:{critics}/log")).send().await.expect("clear");
+    // Headers: the client's authorization and request id reach the subgraph's entity fetch
+    // (below a gRPC answer) as they reach every backend call.
+    let answer = gateway
+        .client
+        .post(format!("{}/graphql", gateway.base))
+        .header("authorization", "Bearer critic-token")
+        .header("x-request-id", "fed-1")
+        .json(&json!({"query": r#"{ getBook(name: "shelves/1/books/2") { reviews { body } } }"#}))
+        .send()
+        .await
+        .expect("query")
+        .json::<Json>()
+        .await
+        .expect("json");
+    assert_eq!(answer["data"]["getBook"]["reviews"][0]["body"], "Quietly wise.", "{answer}");
+    let requests = log().await;
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0]["headers"]["authorization"], "Bearer critic-token");
+    assert_eq!(requests[0]["headers"]["x-request-id"], "fed-1");
+    // Five identical queries while the subgraph is slow: one fetch.
+    client.put(format!("http://127.0.0.1:{critics}/delay?ms=300")).send().await.expect("delay");
+    client.delete(format!("http://127.0.0.1:{critics}/log")).send().await.expect("clear");
+    let answers = futures_util::future::join_all((0..5).map(|_| gateway.graphql("{ latestReviews { body } }"))).await;
+    assert!(answers.iter().all(|a| a["data"]["latestReviews"][0]["body"] == "A landmark."), "{answers:?}");
+    assert_eq!(log().await.len(), 1, "identical subgraph fetches in flight are shared");
 }

@@ -59,7 +59,7 @@ pub(crate) async fn recv_close(socket: &mut Socket) -> (u16, String, Vec<Value>)
     }
 }
 
-async fn acknowledged(gateway: &TestGateway, protocol: &str) -> Socket {
+pub(crate) async fn acknowledged(gateway: &TestGateway, protocol: &str) -> Socket {
     let mut socket = connect(gateway, Some(protocol)).await;
     send(&mut socket, json!({"type": "connection_init", "payload": {}})).await;
     assert_eq!(recv(&mut socket).await, json!({"type": "connection_ack"}));

@@ -2,15 +2,18 @@
 // gateways benchmark's, with the fixture directives added) and critics (reviews of the demo
 // catalog's gRPC books) — served by Apollo's own
 // subgraph library from the SDL files in tests/fixtures/federation, each on its own loopback
-// port. Usage: node subgraphs.mjs FIXTURE_DIR
+// port (subscriptions over graphql-transport-ws at /graphql). Usage: node subgraphs.mjs FIXTURE_DIR
 // Prints one JSON line {"accounts": PORT, ...} once every subgraph listens. Each subgraph also
 // answers `GET /log` with the requests it received (query and variables, in order) and
-// `DELETE /log` empties it, so tests can see how the gateway fetched.
+// `DELETE /log` empties it, so tests can see how the gateway fetched; `PUT /delay?ms=N` makes
+// it answer N ms late (0: at once).
 import { createServer } from "node:http";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { parse, graphql } from "graphql";
+import { parse, graphql, execute, subscribe } from "graphql";
 import { buildSubgraphSchema } from "@apollo/subgraph";
+import { WebSocketServer } from "ws";
+import { useServer } from "graphql-ws/lib/use/ws";
 
 const dir = process.argv[2];
 
@@ -86,6 +89,13 @@ const resolvers = {
     Query: {
       latestReviews: () => critiques,
     },
+    Subscription: {
+      reviewAdded: {
+        subscribe: async function* () {
+          for (const critique of critiques) yield { reviewAdded: critique };
+        },
+      },
+    },
     Review: {
       __resolveReference: (ref) => critiques.find((c) => c.id === ref.id),
       book: (review) => ({ name: review.book }),
@@ -124,7 +134,14 @@ function serve(name) {
   const typeDefs = parse(readFileSync(join(dir, `${name}.graphql`), "utf8"));
   const schema = buildSubgraphSchema([{ typeDefs, resolvers: resolvers[name] }]);
   const log = [];
+  let delay = 0;
   const server = createServer((req, res) => {
+    if (req.url.startsWith("/delay?ms=")) {
+      delay = Number(req.url.slice("/delay?ms=".length)) || 0;
+      res.writeHead(204);
+      res.end();
+      return;
+    }
     if (req.url === "/log") {
       if (req.method === "DELETE") log.length = 0;
       res.writeHead(200, { "content-type": "application/json" });
@@ -143,6 +160,7 @@ function serve(name) {
         return;
       }
       log.push({ query: request.query, variables: request.variables ?? {}, headers: req.headers });
+      if (delay > 0) await new Promise((wake) => setTimeout(wake, delay));
       const result = await graphql({
         schema,
         source: request.query,
@@ -153,6 +171,8 @@ function serve(name) {
       res.end(JSON.stringify(result));
     });
   });
+  // Subscriptions over graphql-transport-ws on the same port.
+  useServer({ schema, execute, subscribe }, new WebSocketServer({ server, path: "/graphql" }));
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve([name, server.address().port])));
 }
 
