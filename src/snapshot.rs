@@ -33,6 +33,8 @@ pub struct SnapshotSources {
     pub schemas: Option<PathBuf>,
     /// Overrides `sources.supergraph`.
     pub supergraph: Option<PathBuf>,
+    /// A supergraph made by the binary itself (the demo's), used when none is configured.
+    pub embedded_supergraph: Option<String>,
     /// Skip the descriptor directory entirely (the demo serves only its embedded protos).
     pub no_descriptor_dir: bool,
     /// `--backend NAME=URL,...` flags.
@@ -356,7 +358,7 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
     let rest_sources = declared_sources(&schema_texts);
     // A GraphQL source's SDL file is its schema, not one of ours.
     schema_texts.retain(|file| !rest_sources.iter().any(|s| s.schema_file.as_deref() == Some(file.path.as_path())));
-    let supergraph = load_supergraph(&config, &mut problems);
+    let supergraph = load_supergraph(&config, sources.embedded_supergraph.as_deref(), &mut problems);
     let subgraph_names: Vec<&str> =
         supergraph.iter().flat_map(|(s, _)| s.subgraphs.iter().map(|g| g.name.as_str())).collect();
     let mut clusters = build_clusters(&config, &sources.backends, &rest_sources, &subgraph_names, &mut problems);
@@ -570,14 +572,22 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
 
 /// The configured supergraph, read and parsed, with its API schema as a schema file; its
 /// problems are named by the file.
-fn load_supergraph(config: &Config, problems: &mut Vec<Problem>) -> Option<(crate::schema::Supergraph, SchemaFile)> {
-    let path = config.sources.supergraph.as_ref()?;
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) => {
-            problems.push(Problem::error("sources.supergraph", format!("cannot read {}: {e}", path.display())));
-            return None;
-        }
+fn load_supergraph(
+    config: &Config,
+    embedded: Option<&str>,
+    problems: &mut Vec<Problem>,
+) -> Option<(crate::schema::Supergraph, SchemaFile)> {
+    let embedded_path = PathBuf::from("(embedded supergraph)");
+    let (path, text) = match (&config.sources.supergraph, embedded) {
+        (Some(path), _) => match std::fs::read_to_string(path) {
+            Ok(text) => (path, text),
+            Err(e) => {
+                problems.push(Problem::error("sources.supergraph", format!("cannot read {}: {e}", path.display())));
+                return None;
+            }
+        },
+        (None, Some(text)) => (&embedded_path, text.to_owned()),
+        (None, None) => return None,
     };
     match crate::schema::parse_supergraph(&text) {
         Ok((supergraph, warnings)) => {

@@ -8,8 +8,9 @@ use clap::Args;
 
 use super::{CommandResult, Failure};
 use crate::demo::{
-    DEMO_AUTHORS_SOURCE, DEMO_SERVICE, DEMO_V2_SERVICE, DemoSecurity, demo_registration, demo_schemas, demo_security,
-    demo_v2_registration, start_demo_authors, start_demo_backend_replicas,
+    DEMO_AUTHORS_SOURCE, DEMO_CRITICS_SUBGRAPH, DEMO_SERVICE, DEMO_SUPERGRAPH, DEMO_V2_SERVICE, DemoSecurity,
+    demo_registration, demo_schemas, demo_security, demo_v2_registration, start_demo_authors,
+    start_demo_backend_replicas, start_demo_critics,
 };
 use crate::server::start_server;
 use crate::snapshot::{BackendFlag, SnapshotSources};
@@ -29,6 +30,7 @@ pub(crate) async fn run(args: DemoArgs) -> CommandResult {
     // a database); GET /admin/clusters shows how the calls spread.
     let replicas = start_demo_backend_replicas(3).await.map_err(Failure::runtime)?;
     let authors = start_demo_authors(SocketAddr::from(([127, 0, 0, 1], 0))).await.map_err(Failure::runtime)?;
+    let critics = start_demo_critics(SocketAddr::from(([127, 0, 0, 1], 0))).await.map_err(Failure::runtime)?;
     let security = demo_security().map_err(|why| Failure::runtime(anyhow::anyhow!(why)))?;
     let sources = SnapshotSources {
         embedded_config: Some(security.config.clone()),
@@ -37,6 +39,7 @@ pub(crate) async fn run(args: DemoArgs) -> CommandResult {
             demo_v2_registration().map_err(Failure::runtime)?,
         ],
         embedded_schemas: demo_schemas(),
+        embedded_supergraph: Some(DEMO_SUPERGRAPH.to_owned()),
         no_descriptor_dir: true,
         backends: vec![
             // Both versions are served by the same replicas; each is its own cluster, as two
@@ -44,6 +47,8 @@ pub(crate) async fn run(args: DemoArgs) -> CommandResult {
             BackendFlag { name: "catalog.v1".into(), urls: replicas.iter().map(|r| r.url()).collect() },
             BackendFlag { name: "catalog.v2".into(), urls: replicas.iter().map(|r| r.url()).collect() },
             BackendFlag { name: DEMO_AUTHORS_SOURCE.into(), urls: vec![authors.url()] },
+            // The supergraph names the subgraph's URL; the demo's runs on a free port.
+            BackendFlag { name: DEMO_CRITICS_SUBGRAPH.into(), urls: vec![critics.url()] },
         ],
         listen: Some(args.listen),
         admin: Some(args.admin),
@@ -52,7 +57,7 @@ pub(crate) async fn run(args: DemoArgs) -> CommandResult {
     };
     let (gateway, mut signal) = super::serve::start(sources).await?;
     let server = start_server(gateway).await.map_err(Failure::runtime)?;
-    print_banner(server.gateway_addr, server.admin_addr, &replicas[0].url(), &authors.url(), &security);
+    print_banner(server.gateway_addr, server.admin_addr, &replicas[0].url(), &authors.url(), &critics.url(), &security);
     signal.recv().await;
     let _ = writeln!(std::io::stdout(), "shutting down");
     server.shutdown().await;
@@ -61,10 +66,18 @@ pub(crate) async fn run(args: DemoArgs) -> CommandResult {
         replica.shutdown().await;
     }
     authors.shutdown().await;
+    critics.shutdown().await;
     Ok(())
 }
 
-fn print_banner(gateway: SocketAddr, admin: SocketAddr, backend: &str, authors: &str, security: &DemoSecurity) {
+fn print_banner(
+    gateway: SocketAddr,
+    admin: SocketAddr,
+    backend: &str,
+    authors: &str,
+    critics: &str,
+    security: &DemoSecurity,
+) {
     let (token, api_key) = (&security.token, &security.api_key);
     let backend_addr = backend.trim_start_matches("http://");
     let g = format!("http://{gateway}");
@@ -79,6 +92,7 @@ Switchyard demo is running. Ctrl-C stops it.
   demo backend    {backend}  (gRPC: {DEMO_SERVICE} and {DEMO_V2_SERVICE}, with health and reflection;
                   3 replicas, round robin)
   authors         {authors}  (JSON REST, stitched into GraphQL by schemas/demo/authors.graphql)
+  critics         {critics}  (a Federation v2 GraphQL subgraph; descriptors/demo/supergraph.graphql)
 
 JSON REST, transcoded to gRPC by the protos' google.api.http rules:
   curl -s {g}/v1/shelves/1/books/1
@@ -102,6 +116,12 @@ GraphQL stitching gRPC books with REST authors (one batched authors call per lev
   curl -s {g}/graphql -H 'content-type: application/json' \\
        -d '{{\"query\":\"{{ listBooks(parent: \\\"shelves/-\\\") {{ books {{ title writer {{ name born books {{ title }} }} }} }} }}\"}}'
   curl -s {g}/graphql -H 'content-type: application/json' -d '{{\"query\":\"{{ authors(country: \\\"US\\\") {{ name books {{ title }} }} }}\"}}'
+
+Federation: the critics subgraph and the gRPC catalog share the entity Book (schemas/demo/critics.graphql):
+  curl -s {g}/graphql -H 'content-type: application/json' \\
+       -d '{{\"query\":\"{{ latestReviews {{ stars book {{ title author }} }} }}\"}}'     # titles from gRPC
+  curl -s {g}/graphql -H 'content-type: application/json' \\
+       -d '{{\"query\":\"{{ getBook(name: \\\"shelves/1/books/1\\\") {{ title averageStars reviews {{ body }} }} }}\"}}'   # reviews from the subgraph
 
 GraphQL subscriptions (WebSocket: graphql-transport-ws or graphql-ws; SSE; multipart), each event
 with its REST author stitched in; run one, then create a book above on shelves/1:

@@ -7,6 +7,7 @@ mod authors;
 mod backend;
 mod catalog;
 mod catalog_v2;
+mod critics;
 mod fields;
 mod security;
 
@@ -18,12 +19,22 @@ use crate::registry::{Registration, RegistryError};
 
 pub use authors::{DemoAuthors, start_demo_authors};
 pub use backend::{DemoBackend, DemoError, start_demo_backend, start_demo_backend_replicas};
+pub use critics::{DemoCritics, critics_sdl, start_demo_critics};
 pub use security::{DemoSecurity, demo_security};
 
 /// The demo's schema files (the authors REST source stitched to the catalog), by path, as
 /// embedded in the binary.
-pub const DEMO_SCHEMAS: &[(&str, &str)] =
-    &[("schemas/demo/authors.graphql", include_str!("../../schemas/demo/authors.graphql"))];
+pub const DEMO_SCHEMAS: &[(&str, &str)] = &[
+    ("schemas/demo/authors.graphql", include_str!("../../schemas/demo/authors.graphql")),
+    ("schemas/demo/critics.graphql", include_str!("../../schemas/demo/critics.graphql")),
+];
+
+/// The demo's Federation supergraph: the critics subgraph, composed by a standard composition
+/// tool (a test recomposes it from `critics_sdl()` and compares).
+pub const DEMO_SUPERGRAPH: &str = include_str!("../../descriptors/demo/supergraph.graphql");
+
+/// The critics subgraph's name in the demo supergraph (its cluster's name).
+pub const DEMO_CRITICS_SUBGRAPH: &str = "critics";
 
 /// The REST source the demo's schema declares.
 pub const DEMO_AUTHORS_SOURCE: &str = "authors";

@@ -31,13 +31,17 @@ pub(crate) fn npm_dir() -> std::path::PathBuf {
 /// composition (as a team's build would); the supergraph SDL.
 pub(crate) fn compose_with(urls: &[(&str, String)]) -> String {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let args: Vec<String> = urls
+    let files: Vec<(&str, String, std::path::PathBuf)> = urls
         .iter()
-        .map(|(name, url)| {
-            let file = root.join(format!("tests/fixtures/federation/{name}.graphql"));
-            format!("{name}={url}={}", file.display())
-        })
+        .map(|(name, url)| (*name, url.clone(), root.join(format!("tests/fixtures/federation/{name}.graphql"))))
         .collect();
+    compose_files(&files)
+}
+
+/// Composes the subgraphs whose SDL is in the files, each served at its URL.
+fn compose_files(subgraphs: &[(&str, String, std::path::PathBuf)]) -> String {
+    let args: Vec<String> =
+        subgraphs.iter().map(|(name, url, file)| format!("{name}={url}={}", file.display())).collect();
     let out =
         std::process::Command::new("node").arg(npm_dir().join("compose.mjs")).args(&args).output().expect("node runs");
     assert!(out.status.success(), "composition failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -275,4 +279,17 @@ fn entity_declarations_in_schemas_are_checked() {
         let problems = build(text).expect_err(text);
         assert!(problems.iter().any(|p| p.is_error() && p.to_string().contains(says)), "{text}: {problems:#?}");
     }
+}
+
+#[test]
+fn the_demo_supergraph_is_the_composition_of_the_demo_subgraph() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sdl = dir.path().join("critics.graphql");
+    std::fs::write(&sdl, switchyard::demo::critics_sdl()).expect("write");
+    let composed = compose_files(&[("critics", "http://127.0.0.1:4000/graphql".into(), sdl)]);
+    assert_eq!(
+        composed,
+        switchyard::demo::DEMO_SUPERGRAPH,
+        "descriptors/demo/supergraph.graphql is stale: write this composition there"
+    );
 }

@@ -45,6 +45,20 @@ fn the_demo_starts_answers_health_and_stops_on_sigint() {
     assert_eq!(anonymous, None, "anonymous clients are not limited");
     assert_eq!(rating["data"]["getBook"]["rating"], 46, "{rating}");
 
+    // Federation: the critics subgraph's reviews, with their books' titles from the gRPC catalog.
+    let federated = runtime.block_on(async {
+        let query = serde_json::json!({"query": "{ latestReviews { stars book { title } } }"});
+        let answer = reqwest::Client::new().post(format!("{gateway}/graphql")).json(&query).send().await;
+        answer.expect("send").json::<serde_json::Value>().await.expect("json")
+    });
+    assert_eq!(
+        federated["data"]["latestReviews"][0],
+        serde_json::json!({"stars": 5, "book": {"title": "The Left Hand of Darkness"}}),
+        "{federated}"
+    );
+
+    // The runtime's idle client connections close with it, before the demo drains.
+    drop(runtime);
     let (status, body) = get(&format!("{gateway}/no/such/route"));
     assert_eq!(status, 404);
     assert!(body.contains("no route matches GET /no/such/route"), "{body}");
