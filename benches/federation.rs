@@ -1,6 +1,8 @@
-//! Federation entity fetches: building one `_entities` batch (representations with a compound
-//! key and required fields, equal ones sent once) for 100 parents, and merging the answer back.
-//! Run: `cargo bench --bench federation`.
+//! Federation on the request path: building one `_entities` batch (representations with a
+//! compound key and required fields, equal ones sent once) for 100 parents; and planning the
+//! public gateways benchmark's heavy query across its four subgraphs (the document parsed once
+//! and cached, as served: validation, normalisation and the federation planner each time).
+//! Run: `cargo bench --bench federation` (the supergraph is composed with tests/npm's tool).
 
 use std::hint::black_box;
 
@@ -8,6 +10,35 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use switchyard::plan::entities::EntityBatch;
 use switchyard::schema::FieldSet;
+
+const HEAVY_QUERY: &str = r#"
+fragment User on User { id username name }
+fragment Review on Review { id body }
+fragment Product on Product { inStock name price shippingEstimate upc weight }
+query TestQuery {
+  users { ...User reviews { ...Review product { ...Product reviews { ...Review author { ...User reviews { ...Review product { ...Product } } } } } } }
+  topProducts { ...Product reviews { ...Review author { ...User reviews { ...Review product { ...Product } } } } }
+}"#;
+
+/// The fixture subgraphs composed by the npm composition tool.
+fn supergraph() -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let args: Vec<String> = ["accounts", "inventory", "products", "reviews"]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let file = root.join(format!("tests/fixtures/federation/{name}.graphql"));
+            format!("{name}=http://127.0.0.1:{}/graphql={}", 4001 + i, file.display())
+        })
+        .collect();
+    let out = std::process::Command::new("node")
+        .arg(root.join("tests/npm/compose.mjs"))
+        .args(&args)
+        .output()
+        .expect("node runs (npm ci --prefix tests/npm)");
+    assert!(out.status.success(), "composition failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf8")
+}
 
 fn federation(c: &mut Criterion) {
     let key = FieldSet::parse("sku variant { id }").expect("key");
@@ -23,6 +54,26 @@ fn federation(c: &mut Criterion) {
         b.iter(|| {
             let objects = black_box(&parents).iter().filter_map(serde_json::Value::as_object);
             EntityBatch::new(objects, "Product", &key, Some(&requires), "")
+        })
+    });
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("supergraph.graphql");
+    std::fs::write(&file, supergraph()).expect("write");
+    let sources = switchyard::snapshot::SnapshotSources {
+        supergraph: Some(file),
+        no_descriptor_dir: true,
+        schemas: Some("/nonexistent".into()),
+        ..Default::default()
+    };
+    let snapshot = switchyard::snapshot::build_snapshot(&sources, 1).expect("snapshot");
+    let caches = switchyard::ingress::GraphqlCaches::default();
+    let variables = serde_json::Map::new();
+    c.bench_function("federation/plan_heavy_query", |b| {
+        b.iter(|| {
+            let plan = switchyard::ingress::plan_query(&snapshot, &caches, black_box(HEAVY_QUERY), None, &variables)
+                .expect("plans");
+            plan.fetches.len()
         })
     });
 }

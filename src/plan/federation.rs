@@ -131,8 +131,7 @@ pub fn plan_root(
     }
     let mut entities = Vec::new();
     if !selected.children.fields.is_empty() {
-        let provided = provides_in(field, graph);
-        let scope = Scope { graph: Some(graph), provided: provided.as_ref() };
+        let scope = Scope { graph: Some(graph), provided: provides_in(field, graph) };
         let path = &mut Vec::new();
         planner.select(scope, &output.name, &selected.children, &[], path, &mut body, &mut variables, &mut entities)?;
     }
@@ -204,9 +203,8 @@ fn remote_key_text(selected: &FieldSelection) -> String {
 }
 
 /// What `field` provides of its value when `graph` resolves it.
-fn provides_in(field: &SuperField, graph: usize) -> Option<FieldSet> {
-    let text = field.joins.iter().find(|j| j.graph == Some(graph))?.provides.as_deref()?;
-    FieldSet::parse(text).ok()
+fn provides_in(field: &SuperField, graph: usize) -> Option<&FieldSet> {
+    field.joins.iter().find(|j| j.graph == Some(graph))?.provides_set.as_ref()
 }
 
 /// Where a selection is fetched from: a subgraph (None: a gRPC answer, whose message fields
@@ -324,7 +322,7 @@ impl Planner<'_> {
                     .unwrap_or_default();
                 let provided = scope.graph.and_then(|graph| provides_in(field, graph));
                 let inherited = scope.provided.and_then(|p| p.child(&selected.field_name));
-                let child = Scope { graph: scope.graph, provided: provided.as_ref().or(inherited) };
+                let child = Scope { graph: scope.graph, provided: provided.or(inherited) };
                 path.push(selected.response_key.clone());
                 self.select(child, &child_type, &selected.children, &[], path, &mut text, variables, entities)?;
                 path.pop();
@@ -372,9 +370,8 @@ impl Planner<'_> {
 
     /// The first key of `ty` that `graph` resolves and whose fields `scope` returns.
     fn reachable_key(&self, scope: Scope<'_>, ty: &SuperType, graph: usize) -> Option<(String, FieldSet)> {
-        ty.keys_in(graph).find_map(|text| {
-            let key = FieldSet::parse(text).ok()?;
-            key.top_level().iter().all(|name| self.available(scope, ty, name)).then(|| (text.to_owned(), key))
+        ty.key_sets_in(graph).find_map(|(text, key)| {
+            key.top_level().iter().all(|name| self.available(scope, ty, name)).then(|| (text.to_owned(), key.clone()))
         })
     }
 
@@ -445,8 +442,7 @@ impl Planner<'_> {
                 .fields
                 .iter()
                 .filter_map(|f| ty.field(&f.field_name))
-                .filter_map(|f| f.joins.iter().find(|j| j.graph == Some(groups[index].graph))?.requires.as_deref())
-                .filter_map(|text| FieldSet::parse(text).ok())
+                .filter_map(|f| f.joins.iter().find(|j| j.graph == Some(groups[index].graph))?.requires_set.clone())
                 .reduce(|a, b| a.union(&b));
             let Some(requires) = requires else { continue };
             let (here, elsewhere) = requires.partition(|name| self.available(scope, ty, name));
@@ -580,8 +576,7 @@ impl Planner<'_> {
     ) -> Option<(usize, usize, String, FieldSet)> {
         let mut found = Vec::new();
         for graph in ty.resolving(field).into_iter().filter(|&g| Some(g) != scope.graph) {
-            for text in ty.keys_in(graph) {
-                let Ok(key) = FieldSet::parse(text) else { continue };
+            for (text, key) in ty.key_sets_in(graph) {
                 for via in 0..self.supergraph.subgraphs.len() {
                     let returns_key = key
                         .top_level()

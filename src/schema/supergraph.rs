@@ -52,6 +52,8 @@ pub struct TypeJoin {
     pub graph: usize,
     /// Its key there (a field set), if it is an entity there.
     pub key: Option<String>,
+    /// The key, parsed.
+    pub key_set: Option<super::FieldSet>,
     /// Defined there as an extension.
     pub extension: bool,
     /// Whether that subgraph can resolve the entity by this key (`resolvable: false` keys only
@@ -68,8 +70,12 @@ pub struct FieldJoin {
     pub graph: Option<usize>,
     /// Fields of the parent it needs, fetched first and passed in the representation.
     pub requires: Option<String>,
+    /// `requires`, parsed.
+    pub requires_set: Option<super::FieldSet>,
     /// Fields of its value that subgraph returns along with it (no further fetch needed).
     pub provides: Option<String>,
+    /// `provides`, parsed.
+    pub provides_set: Option<super::FieldSet>,
     /// Its type in that subgraph, when it differs from the supergraph's.
     pub type_in_graph: Option<String>,
     /// Declared there only to be required or keyed on: that subgraph does not resolve it.
@@ -129,7 +135,15 @@ impl SuperType {
 
     /// The keys subgraph `graph` resolves this entity by.
     pub fn keys_in(&self, graph: usize) -> impl Iterator<Item = &str> {
-        self.joins.iter().filter(move |j| j.graph == graph && j.resolvable).filter_map(|j| j.key.as_deref())
+        self.key_sets_in(graph).map(|(text, _)| text)
+    }
+
+    /// The keys subgraph `graph` resolves this entity by, as written and parsed.
+    pub fn key_sets_in(&self, graph: usize) -> impl Iterator<Item = (&str, &super::FieldSet)> {
+        self.joins
+            .iter()
+            .filter(move |j| j.graph == graph && j.resolvable)
+            .filter_map(|j| Some((j.key.as_deref()?, j.key_set.as_ref()?)))
     }
 }
 
@@ -242,6 +256,14 @@ pub fn parse_supergraph(text: &str) -> Result<(Supergraph, Vec<Problem>), Vec<Pr
                 "join__type" => match graph {
                     Some(graph) => joins.push(TypeJoin {
                         graph,
+                        key_set: match string_argument(directive, "key").map(|k| super::FieldSet::parse(&k)) {
+                            Some(Ok(set)) => Some(set),
+                            Some(Err(message)) => {
+                                problems.push(problem(format!("type {name}: @join__type key: {message}")));
+                                None
+                            }
+                            None => None,
+                        },
                         key: string_argument(directive, "key"),
                         extension: bool_argument(directive, "extension").unwrap_or(false),
                         resolvable: bool_argument(directive, "resolvable").unwrap_or(true),
@@ -392,10 +414,14 @@ fn fields_of(
                             ));
                         }
                     }
+                    let requires = string_argument(directive, "requires");
+                    let provides = string_argument(directive, "provides");
                     joins.push(FieldJoin {
                         graph,
-                        requires: string_argument(directive, "requires"),
-                        provides: string_argument(directive, "provides"),
+                        requires_set: requires.as_deref().and_then(|t| super::FieldSet::parse(t).ok()),
+                        provides_set: provides.as_deref().and_then(|t| super::FieldSet::parse(t).ok()),
+                        requires,
+                        provides,
                         type_in_graph: string_argument(directive, "type"),
                         external: bool_argument(directive, "external").unwrap_or(false),
                         override_from: string_argument(directive, "override"),

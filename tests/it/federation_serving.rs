@@ -311,12 +311,12 @@ async fn critics_gateway() -> (TestGateway, Node, tempfile::TempDir, u16) {
     std::fs::write(&supergraph, compose_with(&[("critics", critics)])).expect("write the supergraph");
     let backend = switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("backend");
     let authors = switchyard::demo::start_demo_authors("127.0.0.1:0".parse().expect("addr")).await.expect("authors");
-    // The catalog's Book is the supergraph's Book, resolved by GetBook from its name; the
-    // authors service's Author is the supergraph's Author, resolved in batches by name.
+    // The catalog's Book is the supergraph's Book, resolved by GetBook from its name (the
+    // demo's schemas/demo/critics.graphql says so); the authors service's Author is the
+    // supergraph's Author, resolved in batches by name.
     let entities = switchyard::schema::SchemaFile {
         path: "entities.graphql".into(),
         text: r#"
-extend type Book @grpc(method: "catalog.v1.Catalog/GetBook", request: {name: "{parent.name}"})
 extend type Author @rest(source: "authors", path: "/authors", query: {name: "{keys}"}, select: "authors", batch: {key: "{parent.name}", match: "name"})
 "#
         .into(),
