@@ -269,6 +269,23 @@ async fn a_subgraph_that_is_down_nulls_only_its_fields_with_errors_at_their_path
     assert_eq!(answer["errors"][0]["path"], json!(["topProducts"]));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_supergraph_file_is_served_once_it_settles() {
+    let federated = Federated::start().await;
+    let _watching = switchyard::admin::watch_sources(federated.gateway.gateway().clone()).expect("watch").expect("on");
+    let urls: Vec<(&str, String)> = SUBGRAPHS
+        .iter()
+        .filter(|name| **name != "reviews")
+        .map(|name| (*name, format!("http://127.0.0.1:{}/graphql", federated.ports[*name])))
+        .collect();
+    // Written in place, as a deploy tool would: the watcher applies it without a reload call.
+    std::fs::write(&federated.supergraph, compose_with(&urls)).expect("write");
+    crate::lifecycle::until_generation(&federated.gateway, 2).await;
+    let answer = federated.gateway.graphql("{ me { reviews { body } } }").await;
+    assert!(answer["errors"][0]["message"].as_str().unwrap_or_default().contains("reviews"), "{answer}");
+    assert_eq!(federated.gateway.graphql("{ me { name } }").await["data"]["me"]["name"], "Ada Lovelace");
+}
+
 #[tokio::test]
 async fn a_new_supergraph_is_served_after_a_reload_and_a_bad_one_is_refused() {
     let federated = Federated::start().await;

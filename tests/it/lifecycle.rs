@@ -188,12 +188,12 @@ async fn sigterm_lets_a_slow_request_finish_then_exits_0() {
 }
 
 /// The serving generation.
-async fn generation(gateway: &crate::support::TestGateway) -> u64 {
+pub(crate) async fn generation(gateway: &crate::support::TestGateway) -> u64 {
     gateway.admin_json("/readyz").await["generation"].as_u64().expect("generation")
 }
 
 /// Waits (hang detector only) until the generation is `want`.
-async fn until_generation(gateway: &crate::support::TestGateway, want: u64) {
+pub(crate) async fn until_generation(gateway: &crate::support::TestGateway, want: u64) {
     let started = tokio::time::Instant::now();
     while generation(gateway).await != want {
         assert!(started.elapsed() < crate::support::HANG, "never reached generation {want}");
