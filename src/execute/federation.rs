@@ -253,9 +253,31 @@ fn merge_answer(
     graph: &str,
     errors: &mut Vec<FieldError>,
 ) {
+    let reported = answer.get("errors").and_then(Json::as_array).is_some_and(|e| !e.is_empty());
     for (n, &i) in parts.iter().enumerate() {
         let job = &jobs[i];
-        let Some(entities) = answer.pointer(&format!("/data/e{n}")).and_then(Json::as_array) else { continue };
+        let entities = answer.pointer(&format!("/data/e{n}")).and_then(Json::as_array);
+        // An answer that does not hold one entity per representation is the subgraph's fault:
+        // said once, at the first parent (unless the subgraph said why itself).
+        let wrong = match entities {
+            Some(list) if list.len() == job.batch.representations.len() => None,
+            Some(list) => Some(format!(
+                "subgraph {graph} answered {} entities for {} representations",
+                list.len(),
+                job.batch.representations.len()
+            )),
+            None if reported => None,
+            None => Some(format!("subgraph {graph}'s answer has no list of {} entities", job.fetch.type_name)),
+        };
+        if let (Some(message), Some(path)) = (wrong, job.paths.first()) {
+            errors.push(FieldError { path: path.clone(), message, code: ErrorCode::UpstreamError });
+        }
+        let Some(entities) = entities else { continue };
+        if let (Some(bad), Some(path)) = (entities.iter().find(|e| !e.is_object() && !e.is_null()), job.paths.first()) {
+            let message =
+                format!("subgraph {graph} answered {bad} where a {} entity (or null) belongs", job.fetch.type_name);
+            errors.push(FieldError { path: path.clone(), message, code: ErrorCode::UpstreamError });
+        }
         for (path, representation) in job.paths.iter().zip(&job.batch.of_parent) {
             let Some(entity @ Json::Object(_)) = representation.and_then(|r| entities.get(r)) else { continue };
             if let Some(parent) = object_at_mut(value, path) {

@@ -78,15 +78,22 @@ impl Federated {
 
     /// With the subgraphs in `down` composed at a closed port.
     async fn start_with(down: &[&str]) -> Federated {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let elsewhere: Vec<(&str, String)> =
+            down.iter().map(|name| (*name, format!("http://127.0.0.1:{closed}/graphql"))).collect();
+        Federated::start_elsewhere(&elsewhere).await
+    }
+
+    /// With the subgraphs named in `elsewhere` composed at the URLs given there.
+    async fn start_elsewhere(elsewhere: &[(&str, String)]) -> Federated {
         let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/federation");
         let subgraphs = Node::start("subgraphs.mjs", &[fixtures.to_str().expect("utf8 path")]);
         let ports: BTreeMap<String, u16> = serde_json::from_str(&subgraphs.first_line).expect("the subgraphs' ports");
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
         let urls: Vec<(&str, String)> = SUBGRAPHS
             .iter()
-            .map(|name| {
-                let port = if down.contains(name) { closed } else { ports[*name] };
-                (*name, format!("http://127.0.0.1:{port}/graphql"))
+            .map(|name| match elsewhere.iter().find(|(n, _)| n == name) {
+                Some((_, url)) => (*name, url.clone()),
+                None => (*name, format!("http://127.0.0.1:{}/graphql", ports[*name])),
             })
             .collect();
         let dir = tempfile::tempdir().expect("tempdir");
@@ -470,4 +477,68 @@ async fn subgraph_fetches_carry_forwarded_headers_and_identical_ones_in_flight_a
     let answers = futures_util::future::join_all((0..5).map(|_| gateway.graphql("{ latestReviews { body } }"))).await;
     assert!(answers.iter().all(|a| a["data"]["latestReviews"][0]["body"] == "A landmark."), "{answers:?}");
     assert_eq!(log().await.len(), 1, "identical subgraph fetches in flight are shared");
+}
+
+/// A subgraph that answers every request with the status and body set in its cell.
+async fn broken_subgraph() -> (String, std::sync::Arc<std::sync::Mutex<(u16, String)>>) {
+    let answer = std::sync::Arc::new(std::sync::Mutex::new((200, String::new())));
+    let cell = answer.clone();
+    let router = axum::Router::new().route(
+        "/graphql",
+        axum::routing::post(move || {
+            let (status, body) = cell.lock().expect("lock").clone();
+            async move {
+                let status = axum::http::StatusCode::from_u16(status).expect("status");
+                (status, [("content-type", "application/json")], body)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/graphql", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (url, answer)
+}
+
+#[tokio::test]
+async fn a_broken_subgraph_answer_is_an_error_naming_the_subgraph_and_the_rest_is_served() {
+    let (url, answer) = broken_subgraph().await;
+    let federated = Federated::start_elsewhere(&[("inventory", url)]).await;
+    // (status, inventory's answer to the _entities request, what the error says)
+    let table = [
+        (200, "not json at all", "not JSON"),
+        (200, r#"[1, 2]"#, "subgraph inventory's answer has no list of Product entities"),
+        (200, r#"{"data": {"e0": "oops"}}"#, "subgraph inventory's answer has no list of Product entities"),
+        (
+            200,
+            r#"{"data": {"e0": [{"inStock": true}]}}"#,
+            "subgraph inventory answered 1 entities for 3 representations",
+        ),
+        (
+            200,
+            r#"{"data": {"e0": null}, "errors": [{"message": "inventory is sad", "path": ["e0"]}]}"#,
+            "inventory is sad",
+        ),
+        (
+            200,
+            r#"{"data": {"e0": [null, 7, "x"]}}"#,
+            "subgraph inventory answered 7 where a Product entity (or null) belongs",
+        ),
+        (500, "database at 10.0.0.3 is down", "backend inventory answered HTTP 500"),
+        (503, "", "inventory"),
+    ];
+    for (status, body, says) in table {
+        *answer.lock().expect("lock") = (status, body.to_owned());
+        let (code, reply, _) = federated
+            .gateway
+            .call("POST", "/graphql", &json!({"query": "{ topProducts { name inStock } }"}).to_string())
+            .await;
+        assert_eq!(code, 200, "{body}: {reply}");
+        let products = reply["data"]["topProducts"].as_array().cloned().unwrap_or_default();
+        assert_eq!(products.len(), 3, "{body}: the products subgraph's part is served: {reply}");
+        assert_eq!(products[2], json!({"name": "Chair", "inStock": null}), "{body}: {reply}");
+        let errors = reply["errors"].as_array().cloned().unwrap_or_default();
+        assert!(errors.iter().any(|e| e["message"].as_str().unwrap_or_default().contains(says)), "{body}: {reply}");
+        assert!(!reply.to_string().contains("10.0.0.3"), "internals stay inside: {reply}");
+        assert!(errors.iter().all(|e| e["path"][0] == "topProducts"), "{body}: errors at their paths: {reply}");
+    }
 }
