@@ -7,6 +7,9 @@
 //! against the first one. Bounded: a warm-up and a measured window per router (`LOAD_SECONDS`,
 //! default 10), never more than `LOAD_MAX_REQUESTS` (default 200,000) requests.
 //!
+//! With `HIVE_ROUTER=/path/to/hive_router` (Hive Router's binary, e.g. from `cargo install
+//! hive-router`), Hive Router is measured the same way as a third router.
+//!
 //! Run: `cargo bench --bench federation_load` (needs `npm ci --prefix tests/npm`). Under `cargo
 //! test --all-targets` (no `--bench` argument) it runs once briefly, as a check that it works.
 
@@ -63,6 +66,33 @@ impl Process {
     fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Starts a server that prints nothing useful, and waits until `url`'s port accepts.
+    fn start_listening(mut command: Command, what: &str, url: &str) -> Process {
+        let child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{what} does not start: {e}"));
+        let process = Process { child, first_line: url.to_owned() };
+        let started = Instant::now();
+        loop {
+            let answered =
+                std::net::TcpStream::connect(url.trim_start_matches("http://").split('/').next().unwrap_or("")).is_ok();
+            if answered {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "{what} did not listen at {url}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        process
+    }
+}
+
+/// A free loopback port (bound and released; the router binds it next).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 impl Drop for Process {
@@ -215,6 +245,17 @@ fn main() {
     let mut theirs = Command::new("node");
     theirs.arg(npm().join("reference-router.mjs")).arg(&supergraph).env("NODE_ENV", "production");
     let reference = Process::start(theirs, "Apollo Gateway");
+    let hive = std::env::var("HIVE_ROUTER").ok().map(|binary| {
+        let port = free_port();
+        let mut command = Command::new(binary);
+        command
+            .env("SUPERGRAPH_FILE_PATH", &supergraph)
+            .env("HOST", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .env("LOG_LEVEL", "error")
+            .env("HIVE_USAGE_REPORTING_ENABLED", "false");
+        Process::start_listening(command, "Hive Router", &format!("http://127.0.0.1:{port}/graphql"))
+    });
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
     let results = runtime.block_on(async {
@@ -230,10 +271,14 @@ fn main() {
             .expect("json");
         assert!(expected.get("errors").is_none(), "{expected}");
         let ours = format!("{address}/graphql");
-        vec![
+        let mut results = vec![
             load("switchyard", &ours, switchyard.pid(), &expected, seconds, cap).await,
             load("apollo-gateway", &reference.first_line, reference.pid(), &expected, seconds, cap).await,
-        ]
+        ];
+        if let Some(hive) = &hive {
+            results.push(load("hive-router", &hive.first_line, hive.pid(), &expected, seconds, cap).await);
+        }
+        results
     });
     println!("federation heavy query, {CLIENTS} clients, {seconds} s measured per router");
     println!("| router | requests/s | p50 | p95 | CPU ms per request | requests per CPU-second | RSS MiB (peak) |");
