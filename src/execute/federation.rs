@@ -18,7 +18,7 @@ use super::stitch::{Parent, collect, object_at_mut, resolve};
 use crate::error::ErrorCode;
 use crate::operation::{FieldSelection, SelectionSet, hidden_key};
 use crate::plan::Stitch;
-use crate::plan::entities::{EntitiesPart, EntityBatch, entities_request, entity_errors, merge_value};
+use crate::plan::entities::{EntitiesPart, EntityBatch, entities_request, entity_errors, merge_object};
 use crate::plan::federation::{EntityFetch, EntitySource, SubgraphEntities, SubgraphFetch};
 use crate::schema::TypeRef;
 use crate::upstream::HttpRequest;
@@ -174,7 +174,7 @@ pub(super) async fn run_entities(
         let (answers, resolved) = futures_util::future::join(join_all(requests), join_all(resolving)).await;
         for ((graph, parts), answer) in by_graph.iter().zip(answers) {
             match answer {
-                Ok(answer) => merge_answer(value, &jobs, parts, &answer, graph, errors),
+                Ok(answer) => merge_answer(value, &jobs, parts, answer, graph, errors),
                 Err(error) => {
                     for &i in parts {
                         if let Some(path) = jobs[i].paths.first() {
@@ -197,12 +197,8 @@ pub(super) async fn run_entities(
                             path.append(&mut error.path);
                             errors.push(FieldError { path, ..error });
                         }
-                        if let (Some(object), Json::Object(_)) = (object_at_mut(value, &parent.path), &answer) {
-                            let mut merged = Json::Object(std::mem::take(object));
-                            merge_value(&mut merged, &answer);
-                            if let Json::Object(merged) = merged {
-                                *object = merged;
-                            }
+                        if let (Some(object), Json::Object(answer)) = (object_at_mut(value, &parent.path), answer) {
+                            merge_object(object, answer);
                         }
                     }
                     Err(error) => errors.push(FieldError {
@@ -249,21 +245,21 @@ fn merge_answer(
     value: &mut Json,
     jobs: &[Job<'_>],
     parts: &[usize],
-    answer: &Json,
+    mut answer: Json,
     graph: &str,
     errors: &mut Vec<FieldError>,
 ) {
+    let placed = entity_errors(&answer);
     let reported = answer.get("errors").and_then(Json::as_array).is_some_and(|e| !e.is_empty());
     for (n, &i) in parts.iter().enumerate() {
         let job = &jobs[i];
-        let entities = answer.pointer(&format!("/data/e{n}")).and_then(Json::as_array);
+        let entities = answer.pointer_mut(&format!("/data/e{n}")).and_then(Json::as_array_mut);
         // An answer that does not hold one entity per representation is the subgraph's fault:
         // said once, at the first parent (unless the subgraph said why itself).
-        let wrong = match entities {
-            Some(list) if list.len() == job.batch.representations.len() => None,
-            Some(list) => Some(format!(
-                "subgraph {graph} answered {} entities for {} representations",
-                list.len(),
+        let wrong = match entities.as_deref().map(Vec::len) {
+            Some(len) if len == job.batch.representations.len() => None,
+            Some(len) => Some(format!(
+                "subgraph {graph} answered {len} entities for {} representations",
                 job.batch.representations.len()
             )),
             None if reported => None,
@@ -278,18 +274,24 @@ fn merge_answer(
                 format!("subgraph {graph} answered {bad} where a {} entity (or null) belongs", job.fetch.type_name);
             errors.push(FieldError { path: path.clone(), message, code: ErrorCode::UpstreamError });
         }
+        // Each entity is moved into the last parent that uses it and copied into the others.
+        let mut uses = vec![0usize; entities.len()];
+        for r in job.batch.of_parent.iter().flatten() {
+            if let Some(count) = uses.get_mut(*r) {
+                *count += 1;
+            }
+        }
         for (path, representation) in job.paths.iter().zip(&job.batch.of_parent) {
-            let Some(entity @ Json::Object(_)) = representation.and_then(|r| entities.get(r)) else { continue };
+            let Some(r) = *representation else { continue };
+            let Some(Json::Object(entity)) = entities.get_mut(r) else { continue };
+            uses[r] -= 1;
+            let entity = if uses[r] == 0 { std::mem::take(entity) } else { entity.clone() };
             if let Some(parent) = object_at_mut(value, path) {
-                let mut merged = Json::Object(std::mem::take(parent));
-                merge_value(&mut merged, entity);
-                if let Json::Object(merged) = merged {
-                    *parent = merged;
-                }
+                merge_object(parent, entity);
             }
         }
     }
-    for error in entity_errors(answer) {
+    for error in placed {
         let (message, code) =
             (error.message.clone(), error.code.as_deref().map_or(ErrorCode::UpstreamError, remote_code));
         let concerned: Vec<usize> = match error.part {

@@ -170,15 +170,16 @@ fn hash_json(value: &Json, hasher: &mut impl std::hash::Hasher) {
     }
 }
 
-/// Merges `from` into `into`: objects field by field, anything else replaced.
-pub fn merge_value(into: &mut Json, from: &Json) {
-    match (into, from) {
-        (Json::Object(target), Json::Object(source)) => {
-            for (name, value) in source {
-                merge_value(target.entry(name.clone()).or_insert(Json::Null), value);
+/// Merges object `from` into object `into`, moving its values (objects merge field by field,
+/// anything else replaces).
+pub fn merge_object(into: &mut Map<String, Json>, from: Map<String, Json>) {
+    for (name, value) in from {
+        match (into.get_mut(&name), value) {
+            (Some(Json::Object(existing)), Json::Object(inner)) => merge_object(existing, inner),
+            (_, value) => {
+                into.insert(name, value);
             }
         }
-        (into, from) => *into = from.clone(),
     }
 }
 
@@ -287,8 +288,11 @@ mod tests {
 
     #[test]
     fn answers_merge_into_parents_deeply() {
-        let mut parent = json!({"upc": "1", "dimensions": {"w": 1}});
-        merge_value(&mut parent, &json!({"inStock": true, "dimensions": {"h": 2}}));
-        assert_eq!(parent, json!({"upc": "1", "dimensions": {"w": 1, "h": 2}, "inStock": true}));
+        let mut moved = json!({"upc": "1", "dimensions": {"w": 1}, "name": {"was": "an object"}});
+        let from = json!({"inStock": true, "dimensions": {"h": 2}, "name": "Chair"});
+        if let (Json::Object(into), Json::Object(from)) = (&mut moved, from) {
+            merge_object(into, from);
+        }
+        assert_eq!(moved, json!({"upc": "1", "dimensions": {"w": 1, "h": 2}, "name": "Chair", "inStock": true}));
     }
 }
