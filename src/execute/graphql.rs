@@ -140,11 +140,15 @@ pub(super) async fn fetch_root(
                 non_null: false,
                 item_non_null: false,
             });
-            let (answer, remote_errors) = read_answer(
+            let (mut answer, remote_errors) = read_answer(
                 binding,
                 send_call(&call, cluster, &context, fetch.cache.as_ref(), fetch.transform.as_deref()).await?,
             )?;
             remote.extend(remote_errors);
+            if !fetch.entities.is_empty() {
+                // Fields a supergraph adds to the answer's type, merged in before shaping.
+                super::federation::run_entities(&mut answer, &fetch.entities, &context, &mut remote).await;
+            }
             (answer, ty)
         }
         FetchCall::Subgraph(subgraph) => {

@@ -150,9 +150,9 @@ pub fn plan_root(
     })
 }
 
-/// The entity fetches below a gRPC answer of type `type_name` for `selection`: the fields of a
-/// type the supergraph shares with a message (`extend type Book @grpc(...)` in schemas/)
-/// that only subgraphs resolve.
+/// The entity fetches below a backend's answer (a gRPC message, or a REST source's JSON) of
+/// type `type_name` for `selection`: the fields of a type the supergraph shares with that
+/// backend's type (`extend type Book @grpc(...)` in schemas/) that only subgraphs resolve.
 pub fn plan_below_message(
     supergraph: &Supergraph,
     schema: &GraphqlSchema,
@@ -182,6 +182,11 @@ impl Planner<'_> {
                     path.push(field.json_name().to_owned());
                     self.below_message(&definition.ty.name, &selected.children, path, entities)?;
                     path.pop();
+                }
+                crate::schema::FieldSource::Json(keys) if !selected.children.fields.is_empty() => {
+                    path.extend(keys.iter().cloned());
+                    self.below_message(&definition.ty.name, &selected.children, path, entities)?;
+                    path.truncate(path.len() - keys.len());
                 }
                 crate::schema::FieldSource::Remote => remote.push(selected),
                 _ => {}
@@ -266,10 +271,13 @@ impl Planner<'_> {
                 scope.provided.is_some_and(|p| p.has(name))
                     || ty.field(name).is_some_and(|field| ty.resolving(field).contains(&graph))
             }
-            None => self
-                .schema
-                .object_field(&ty.name, name)
-                .is_some_and(|f| matches!(f.source, crate::schema::FieldSource::Proto(_))),
+            // A backend's own answer: a message field (read by its json_name, which is the
+            // field's name) or a declared type's field read from the key of its name.
+            None => self.schema.object_field(&ty.name, name).is_some_and(|f| match &f.source {
+                crate::schema::FieldSource::Proto(_) => true,
+                crate::schema::FieldSource::Json(keys) => keys.len() == 1 && keys[0] == name,
+                _ => false,
+            }),
         }
     }
 

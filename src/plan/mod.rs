@@ -420,7 +420,19 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
                         let cluster = directory.has_cluster(&fetch.graph).then(|| fetch.graph.clone());
                         (cluster, FetchCall::Subgraph(fetch), Some(output), cache, None)
                     }
-                    _ => {
+                    (call_kind, supergraph, selection) => {
+                        if let (BoundCall::Rest(_), Some(supergraph), Selection::Graphql { fields, .. }) =
+                            (call_kind, supergraph, selection)
+                        {
+                            let cluster_of = |binding: &Binding| binding_cluster(directory, binding);
+                            entities = federation::plan_below_message(
+                                supergraph,
+                                directory.graphql(),
+                                &output.name,
+                                fields,
+                                &cluster_of,
+                            )?;
+                        }
                         let cluster = binding_cluster(directory, &binding);
                         (cluster, FetchCall::Bound { binding, arguments }, Some(output), cache, None)
                     }

@@ -407,6 +407,18 @@ async fn a_grpc_message_and_a_subgraph_share_one_entity_both_ways() {
     );
     assert_eq!(answer["data"]["latestReviews"][1]["critic"]["born"], 1929);
     assert_eq!(gateway.authors().requests() - before, 1, "one batched call for every critic");
+
+    // And from a REST root: the authors service's answer gains the subgraph's fields (keyed by
+    // the name in the JSON), whose reviews' books come from gRPC.
+    let answer = gateway.graphql(r#"{ authors(country: "GB") { name critiques { stars book { title } } } }"#).await;
+    assert!(answer.get("errors").is_none(), "{answer}");
+    assert_eq!(
+        answer["data"]["authors"],
+        json!([{"name": "Richard Dawkins", "critiques": [
+            {"stars": 5, "book": {"title": "The Left Hand of Darkness"}},
+            {"stars": 3, "book": {"title": "The Left Hand of Darkness"}}
+        ]}])
+    );
     drop(subgraphs);
 }
 

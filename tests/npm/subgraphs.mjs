@@ -101,6 +101,10 @@ const resolvers = {
       book: (review) => ({ name: review.book }),
       critic: (review) => ({ name: review.critic }),
     },
+    Author: {
+      __resolveReference: (ref) => ({ name: ref.name }),
+      critiques: (author) => critiques.filter((c) => c.critic === author.name),
+    },
     Book: {
       __resolveReference: (ref) => ({ name: ref.name }),
       reviews: (book) => critiques.filter((c) => c.book === book.name),
