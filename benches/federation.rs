@@ -11,14 +11,8 @@ use serde_json::json;
 use switchyard::plan::entities::EntityBatch;
 use switchyard::schema::FieldSet;
 
-const HEAVY_QUERY: &str = r#"
-fragment User on User { id username name }
-fragment Review on Review { id body }
-fragment Product on Product { inStock name price shippingEstimate upc weight }
-query TestQuery {
-  users { ...User reviews { ...Review product { ...Product reviews { ...Review author { ...User reviews { ...Review product { ...Product } } } } } } }
-  topProducts { ...Product reviews { ...Review author { ...User reviews { ...Review product { ...Product } } } } }
-}"#;
+/// The benchmark's heavy nested query (graphql-gateways-benchmark, federation scenario).
+const HEAVY_QUERY: &str = include_str!("../tests/fixtures/federation/heavy-query.graphql");
 
 /// The fixture subgraphs composed by the npm composition tool.
 fn supergraph() -> String {

@@ -25,14 +25,7 @@ use serde_json::{Value as Json, json};
 const CLIENTS: usize = 50;
 
 /// The benchmark's heavy nested query (graphql-gateways-benchmark, federation scenario).
-const HEAVY_QUERY: &str = r#"
-fragment User on User { id username name }
-fragment Review on Review { id body }
-fragment Product on Product { inStock name price shippingEstimate upc weight }
-query TestQuery {
-  users { ...User reviews { ...Review product { ...Product reviews { ...Review author { ...User reviews { ...Review product { ...Product } } } } } } }
-  topProducts { ...Product reviews { ...Review author { ...User reviews { ...Review product { ...Product } } } } }
-}"#;
+const HEAVY_QUERY: &str = include_str!("../tests/fixtures/federation/heavy-query.graphql");
 
 /// A child process, killed when dropped; its first stdout line is kept.
 struct Process {

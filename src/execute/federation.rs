@@ -13,7 +13,7 @@ use futures_util::future::join_all;
 use serde_json::Value as Json;
 
 use super::ExecuteError;
-use super::graphql::{Context, FieldError, RenderedCall, remote_code, send_call};
+use super::graphql::{Context, FieldError, RenderedCall, read_graphql_field, remote_code, send_call};
 use super::stitch::{Parent, collect, object_at_mut, resolve};
 use crate::error::ErrorCode;
 use crate::operation::{FieldSelection, SelectionSet, hidden_key};
@@ -35,7 +35,8 @@ pub(super) async fn run_subgraph_fetch(
     let query = fetch.document.starts_with("query");
     let request = graphql_post(&serde_json::json!({"query": fetch.document, "variables": fetch.variables}), query);
     let answer = send_call(&RenderedCall::Http(request), cluster, context, cache, transform).await?;
-    let (mut value, mut errors) = read_root(answer, &fetch.response_key, &fetch.graph)?;
+    let (mut value, mut errors) =
+        read_graphql_field(answer, &fetch.response_key, &format!("subgraph {}", fetch.graph))?;
     run_entities(&mut value, &fetch.entities, context, &mut errors).await;
     Ok((value, errors))
 }
@@ -50,49 +51,6 @@ fn graphql_post(body: &Json, query: bool) -> HttpRequest {
         body: Some(bytes::Bytes::from(serde_json::to_vec(body).unwrap_or_default())),
         idempotent: query,
     }
-}
-
-/// The root field's value in a subgraph's answer, and its errors with their paths made
-/// relative to that value. An error with no data fails the field.
-pub(super) fn read_root(
-    answer: Json,
-    response_key: &str,
-    graph: &str,
-) -> Result<(Json, Vec<FieldError>), ExecuteError> {
-    let Json::Object(mut envelope) = answer else {
-        return Err(ExecuteError::Remote {
-            message: format!("subgraph {graph}'s answer is not a GraphQL response"),
-            code: ErrorCode::UpstreamError,
-        });
-    };
-    let value = match envelope.remove("data") {
-        Some(Json::Object(mut data)) => data.remove(response_key).unwrap_or(Json::Null),
-        _ => Json::Null,
-    };
-    let mut errors = Vec::new();
-    for error in envelope.remove("errors").and_then(|e| e.as_array().cloned()).unwrap_or_default() {
-        let (message, code) = message_and_code(&error, graph);
-        let path = match error.get("path").and_then(Json::as_array) {
-            Some(path) if path.first().and_then(Json::as_str) == Some(response_key) => path[1..].to_vec(),
-            _ => Vec::new(),
-        };
-        errors.push(FieldError { path, message, code });
-    }
-    if value.is_null()
-        && let Some(first) = errors.first()
-    {
-        return Err(ExecuteError::Remote { message: first.message.clone(), code: first.code });
-    }
-    Ok((value, errors))
-}
-
-fn message_and_code(error: &Json, graph: &str) -> (String, ErrorCode) {
-    let message = error
-        .get("message")
-        .and_then(Json::as_str)
-        .map_or_else(|| format!("subgraph {graph} reported an error"), str::to_owned);
-    let code = error.pointer("/extensions/code").and_then(Json::as_str).map_or(ErrorCode::UpstreamError, remote_code);
-    (message, code)
 }
 
 /// One subgraph entity fetch at its level: its parents' paths and their batch.
@@ -311,12 +269,7 @@ fn merge_answer(
                 // Not tied to one entity: reported once, at the first parent's path.
                 None => {
                     let path = job.paths.first().cloned().unwrap_or_default();
-                    let message = if message.is_empty() {
-                        format!("subgraph {graph} reported an error")
-                    } else {
-                        message.clone()
-                    };
-                    errors.push(FieldError { path, message, code });
+                    errors.push(FieldError { path, message: message.clone(), code });
                 }
             }
         }

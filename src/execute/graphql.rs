@@ -355,27 +355,39 @@ async fn send_http_shared(
 /// with no data for the field fails the call.
 pub(super) fn read_answer(binding: &Binding, answer: Json) -> Result<(Json, Vec<FieldError>), ExecuteError> {
     let BoundCall::Graphql(call) = &binding.call else { return Ok((select(answer, &binding.select), Vec::new())) };
+    let (value, errors) = read_graphql_field(answer, &call.field, &format!("the {} source", call.source))?;
+    Ok((select(value, &binding.select), errors))
+}
+
+/// Root field `field`'s value in a GraphQL response from `who` (a GraphQL source, a subgraph),
+/// and its errors with their paths made relative to that value. An error with no data fails the
+/// field.
+pub(super) fn read_graphql_field(
+    answer: Json,
+    field: &str,
+    who: &str,
+) -> Result<(Json, Vec<FieldError>), ExecuteError> {
     let Json::Object(mut envelope) = answer else {
         return Err(ExecuteError::Remote {
-            message: format!("the {} source's answer is not a GraphQL response", call.source),
+            message: format!("{who}'s answer is not a GraphQL response"),
             code: ErrorCode::UpstreamError,
         });
     };
     let value = match envelope.remove("data") {
-        Some(Json::Object(mut data)) => data.remove(&call.field).unwrap_or(Json::Null),
+        Some(Json::Object(mut data)) => data.remove(field).unwrap_or(Json::Null),
         _ => Json::Null,
     };
     let mut errors = Vec::new();
     if let Some(Json::Array(reported)) = envelope.remove("errors") {
         for error in reported {
-            let message =
-                error.get("message").and_then(Json::as_str).unwrap_or("the source reported an error").to_owned();
+            let message = error
+                .get("message")
+                .and_then(Json::as_str)
+                .map_or_else(|| format!("{who} reported an error"), str::to_owned);
             let code =
                 error.pointer("/extensions/code").and_then(Json::as_str).map_or(ErrorCode::UpstreamError, remote_code);
-            let path = match error.get("path") {
-                Some(Json::Array(path)) if path.first() == Some(&Json::String(call.field.clone())) => {
-                    path[1..].to_vec()
-                }
+            let path = match error.get("path").and_then(Json::as_array) {
+                Some(path) if path.first().and_then(Json::as_str) == Some(field) => path[1..].to_vec(),
                 _ => Vec::new(),
             };
             errors.push(FieldError { path, message, code });
@@ -386,7 +398,7 @@ pub(super) fn read_answer(binding: &Binding, answer: Json) -> Result<(Json, Vec<
     {
         return Err(ExecuteError::Remote { message: first.message.clone(), code: first.code });
     }
-    Ok((select(value, &binding.select), errors))
+    Ok((value, errors))
 }
 
 /// A GraphQL source's `extensions.code` as ours, where it is one of the well-known ones.

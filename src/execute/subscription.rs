@@ -117,7 +117,8 @@ impl SubscriptionEvents {
             }
             Source::Subgraph(payloads, fetch) => {
                 let payload = payloads.next().await?;
-                Some(payload.and_then(|p| super::federation::read_root(p, &fetch.response_key, &fetch.graph)))
+                let who = format!("subgraph {}", fetch.graph);
+                Some(payload.and_then(|p| super::graphql::read_graphql_field(p, &fetch.response_key, &who)))
             }
         }
     }

@@ -269,7 +269,7 @@ impl Planner<'_> {
         match scope.graph {
             Some(graph) => {
                 scope.provided.is_some_and(|p| p.has(name))
-                    || ty.field(name).is_some_and(|field| ty.resolving(field).contains(&graph))
+                    || ty.field(name).is_some_and(|field| ty.resolves(field, graph))
             }
             // A backend's own answer: a message field (read by its json_name, which is the
             // field's name) or a declared type's field read from the key of its name.
@@ -409,15 +409,13 @@ impl Planner<'_> {
         for selected in remote {
             let Some(field) = ty.field(&selected.field_name) else { continue };
             let chosen: Vec<usize> = groups.iter().map(|g| g.graph).collect();
-            let resolving = ty.resolving(field);
-            if let Some(group) =
-                groups.iter_mut().find(|g| Some(g.graph) != scope.graph && resolving.contains(&g.graph))
+            if let Some(group) = groups.iter_mut().find(|g| Some(g.graph) != scope.graph && ty.resolves(field, g.graph))
             {
                 group.fields.push((*selected).clone());
                 continue;
             }
             if let Some(graph) = self.owner(scope, ty, field, &chosen) {
-                groups.push(self.group(scope, ty, graph, vec![(*selected).clone()]));
+                groups.push(self.group(scope, ty, graph, vec![(*selected).clone()], field)?);
                 continue;
             }
             // No key of a resolving subgraph comes with the parent: fetch one from a subgraph
@@ -427,7 +425,7 @@ impl Planner<'_> {
             let provider = match groups.iter().position(|g| g.graph == via && !g.chained) {
                 Some(existing) => existing,
                 None => {
-                    groups.push(self.group(scope, ty, via, Vec::new()));
+                    groups.push(self.group(scope, ty, via, Vec::new(), field)?);
                     groups.len() - 1
                 }
             };
@@ -473,7 +471,7 @@ impl Planner<'_> {
                 let provider = match groups.iter().position(|g| g.graph == graph && g.after.is_none()) {
                     Some(existing) if existing != index => existing,
                     _ => {
-                        groups.push(self.group(scope, ty, graph, Vec::new()));
+                        groups.push(self.group(scope, ty, graph, Vec::new(), field)?);
                         groups.len() - 1
                     }
                 };
@@ -586,10 +584,8 @@ impl Planner<'_> {
         for graph in ty.resolving(field).into_iter().filter(|&g| Some(g) != scope.graph) {
             for (text, key) in ty.key_sets_in(graph) {
                 for via in 0..self.supergraph.subgraphs.len() {
-                    let returns_key = key
-                        .top_level()
-                        .iter()
-                        .all(|name| ty.field(name).is_some_and(|f| ty.resolving(f).contains(&via)));
+                    let returns_key =
+                        key.top_level().iter().all(|name| ty.field(name).is_some_and(|f| ty.resolves(f, via)));
                     if via != graph
                         && Some(via) != scope.graph
                         && returns_key
@@ -604,9 +600,18 @@ impl Planner<'_> {
         (!found.is_empty()).then(|| found.swap_remove(preferred))
     }
 
-    fn group(&self, scope: Scope<'_>, ty: &SuperType, graph: usize, fields: Vec<FieldSelection>) -> Group {
-        let (key_text, key) = self.reachable_key(scope, ty, graph).unwrap_or_else(|| (String::new(), empty_set()));
-        Group { graph, fields, extra: Vec::new(), key_text, key, requires: None, after: None, chained: false }
+    /// A group for `graph`, keyed by its first key `scope` returns (the callers chose `graph`
+    /// for having one; `field` names what is unplannable if it has none).
+    fn group(
+        &self,
+        scope: Scope<'_>,
+        ty: &SuperType,
+        graph: usize,
+        fields: Vec<FieldSelection>,
+        field: &SuperField,
+    ) -> Result<Group, PlanError> {
+        let (key_text, key) = self.reachable_key(scope, ty, graph).ok_or_else(|| self.unreachable(scope, ty, field))?;
+        Ok(Group { graph, fields, extra: Vec::new(), key_text, key, requires: None, after: None, chained: false })
     }
 
     fn unreachable(&self, scope: Scope<'_>, ty: &SuperType, field: &SuperField) -> PlanError {
@@ -630,10 +635,6 @@ fn push_once(pieces: &mut Vec<String>, text: String) {
     if !pieces.contains(&text) {
         pieces.push(text);
     }
-}
-
-fn empty_set() -> FieldSet {
-    FieldSet::parse("__typename").unwrap_or_else(|_| unreachable!("`__typename` is a field set"))
 }
 
 impl fmt::Display for SubgraphFetch {

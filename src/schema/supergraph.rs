@@ -133,6 +133,14 @@ impl SuperType {
         field.joins.iter().filter(|j| !j.external).filter_map(|j| j.graph).collect()
     }
 
+    /// Whether subgraph `graph` resolves `field` (as `resolving` says, without collecting).
+    pub fn resolves(&self, field: &SuperField, graph: usize) -> bool {
+        if field.joins.is_empty() || field.joins.iter().all(|j| j.graph.is_none()) {
+            return self.joins.iter().any(|j| j.graph == graph);
+        }
+        field.joins.iter().any(|j| !j.external && j.graph == Some(graph))
+    }
+
     /// The keys subgraph `graph` resolves this entity by.
     pub fn keys_in(&self, graph: usize) -> impl Iterator<Item = &str> {
         self.key_sets_in(graph).map(|(text, _)| text)

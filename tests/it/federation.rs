@@ -105,6 +105,14 @@ fn a_composed_supergraph_is_read_with_every_join() {
     assert_eq!(review.resolving(&field(review, "body")), [reviews]);
     // @inaccessible.
     assert!(field(product, "internalCode").inaccessible && !field(product, "name").inaccessible);
+    // `resolves` answers as `resolving` does, for every field and subgraph.
+    for ty in supergraph.types.values() {
+        for f in &ty.fields {
+            for graph in 0..supergraph.subgraphs.len() {
+                assert_eq!(ty.resolves(f, graph), ty.resolving(f).contains(&graph), "{}.{}", ty.name, f.name);
+            }
+        }
+    }
 }
 
 #[test]

@@ -16,14 +16,7 @@ use crate::federation::{SUBGRAPHS, compose_with, npm_dir};
 use crate::support::{HANG, TestGateway};
 
 /// The benchmark's heavy nested query (graphql-gateways-benchmark, federation scenario).
-const HEAVY_QUERY: &str = r#"
-fragment User on User { id username name }
-fragment Review on Review { id body }
-fragment Product on Product { inStock name price shippingEstimate upc weight }
-query TestQuery {
-  users { ...User reviews { ...Review product { ...Product reviews { ...Review author { ...User reviews { ...Review product { ...Product } } } } } } }
-  topProducts { ...Product reviews { ...Review author { ...User reviews { ...Review product { ...Product } } } } }
-}"#;
+const HEAVY_QUERY: &str = include_str!("../fixtures/federation/heavy-query.graphql");
 
 /// A node process from tests/npm, ended (its stdin closed, then killed) when dropped.
 struct Node {
