@@ -47,8 +47,8 @@ fn fifty_book_fields() -> SelectionSet {
         forbidden: None,
     };
     let fields = (0..50).map(|i| leaf(format!("f{i}"), names[i % names.len()])).collect();
-    let books = FieldSelection { children: SelectionSet { fields }, ..leaf("books".into(), "books") };
-    SelectionSet { fields: vec![books] }
+    let books = FieldSelection { children: SelectionSet::new(fields), ..leaf("books".into(), "books") };
+    SelectionSet::new(vec![books])
 }
 
 fn policy(c: &mut Criterion) {

@@ -242,7 +242,7 @@ async fn deliver(held: &mut Held, id: usize, upstreams: &Upstreams, schema: &Gra
                     data.insert(field.response_key.clone(), value.clone());
                 }
             }
-            let selection = SelectionSet { fields: fields.clone() };
+            let selection = SelectionSet::new(fields.clone());
             let mut data = Json::Object(data);
             strip(&mut data, &selection, Some(id));
             let mut own: Vec<FieldError> = Vec::new();

@@ -13,7 +13,7 @@ use serde_json::{Map, Value as Json};
 
 use super::graphql::FieldError;
 use crate::error::ErrorCode;
-use crate::operation::{SelectionSet, is_hidden_key};
+use crate::operation::{SelectionSet, hidden_key, is_hidden_key};
 use crate::plan::render::remote_key;
 use crate::schema::{FieldSource, GraphqlSchema, ObjectField, TypeDef, TypeRef};
 
@@ -62,6 +62,32 @@ fn shape_named(
         Some(TypeDef::Object { fields, .. }) => match json {
             Json::Null => Json::Null,
             Json::Object(source) => shape_object(source, type_name, fields, selection, schema, path, errors),
+            other => {
+                errors.push(error(path, format!("expected an object of type {type_name}, got {}", kind(&other))));
+                Json::Null
+            }
+        },
+        Some(TypeDef::Interface { .. } | TypeDef::Union { .. }) => match json {
+            Json::Null => Json::Null,
+            Json::Object(source) => {
+                let concrete = concrete_type(&source).map(str::to_owned);
+                let found = concrete.as_deref().and_then(|name| match schema.types.get(name) {
+                    Some(TypeDef::Object { fields, .. }) => Some((name, fields, selection.for_type(name)?)),
+                    _ => None,
+                });
+                let Some((name, fields, selection)) = found else {
+                    let told = concrete.map_or_else(|| "no __typename".to_owned(), |c| format!("__typename {c:?}"));
+                    let message = format!("cannot tell which object type of {type_name} the value is ({told})");
+                    errors.push(error(path, message));
+                    return Json::Null;
+                };
+                let mut shaped = shape_object(source, name, fields, selection, schema, path, errors);
+                if let Json::Object(out) = &mut shaped {
+                    // For `complete`, which walks the shaped value; removed there.
+                    out.insert(hidden_key("__typename"), Json::String(name.to_owned()));
+                }
+                shaped
+            }
             other => {
                 errors.push(error(path, format!("expected an object of type {type_name}, got {}", kind(&other))));
                 Json::Null
@@ -133,6 +159,12 @@ fn shape_object(
         out.insert(selected.response_key.clone(), shaped);
     }
     Json::Object(out)
+}
+
+/// The object type a backend says an abstract value has: `__typename` under the alias plans
+/// fetch it by, or as the client selected it.
+fn concrete_type(source: &Map<String, Json>) -> Option<&str> {
+    source.get(&remote_key(&hidden_key("__typename"), "__typename")).or_else(|| source.get("__typename"))?.as_str()
 }
 
 fn take(source: &mut Map<String, Json>, key: &str, shared: bool) -> Json {
@@ -247,6 +279,18 @@ fn complete_item(
     errors: &mut Vec<FieldError>,
 ) -> bool {
     let Json::Object(object) = value else { return null_allowed(value, non_null, path, errors) };
+    // An interface's or union's value carries its object type under a hidden key (see
+    // `shape_named`).
+    let (type_name, selection) = match schema.types.get(type_name) {
+        Some(TypeDef::Interface { .. } | TypeDef::Union { .. }) => {
+            let concrete = object.get(&hidden_key("__typename")).and_then(Json::as_str).unwrap_or_default();
+            match schema.possible_types(type_name).iter().find(|t| *t == concrete) {
+                Some(name) => (name.as_str(), selection.for_type(name).unwrap_or(selection)),
+                None => return true,
+            }
+        }
+        _ => (type_name, selection),
+    };
     let Some(TypeDef::Object { fields, .. }) = schema.types.get(type_name) else { return true };
     let mut failed = false;
     for selected in &selection.fields {

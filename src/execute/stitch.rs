@@ -85,7 +85,9 @@ fn parents(value: &Json, stitch: &Stitch) -> Vec<Parent> {
         .collect()
 }
 
-/// The objects at `keys` inside `value` (lists walked), with their paths.
+/// The objects at `keys` inside `value` (lists walked), with their paths. A `@Type` step (see
+/// `plan::federation::TYPE_STEP`) keeps only the objects whose `__typename` the plan fetched
+/// is that type.
 pub(super) fn collect<'a>(
     value: &'a Json,
     keys: &[String],
@@ -102,6 +104,12 @@ pub(super) fn collect<'a>(
         }
         Json::Object(object) => match keys.split_first() {
             None => out.push((at.clone(), object)),
+            Some((first, rest)) if first.starts_with(crate::plan::federation::TYPE_STEP) => {
+                let typename = object.get(&crate::plan::render::remote_key(&hidden_key("__typename"), "__typename"));
+                if typename.and_then(Json::as_str) == Some(&first[1..]) {
+                    collect(value, rest, at, out);
+                }
+            }
             Some((first, rest)) => {
                 if let Some(child) = object.get(first) {
                     at.push(Json::String(first.clone()));

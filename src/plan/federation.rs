@@ -14,12 +14,16 @@ use std::fmt;
 use serde_json::{Map, Value as Json};
 
 use super::PlanError;
-use crate::operation::{FieldSelection, SelectionSet};
+use crate::operation::{FieldSelection, SelectionSet, typename_selection};
 use crate::plan::render::remote_key;
 use crate::schema::{FieldSet, GraphqlSchema, RootKind, SuperField, SuperType, Supergraph, TypeRef};
 
 /// The alias prefix of fields a plan fetches for itself (keys, required fields).
 pub const INTERNAL_PREFIX: &str = "_sy_";
+
+/// A path step that keeps only the objects of one type (`@Book`): below an interface or union,
+/// an entity fetch concerns the values of one object type.
+pub const TYPE_STEP: char = '@';
 
 /// A root field's fetch from its subgraph, with the entity fetches below it.
 #[derive(Debug, Clone)]
@@ -250,6 +254,9 @@ struct Group {
     after: Option<usize>,
     /// Its key comes from the `after` group's answer, not from the parent's fetch.
     chained: bool,
+    /// The interface it fetches the fields through (the subgraph has it as an
+    /// `@interfaceObject`): the representations' and the selection's type.
+    via_interface: Option<String>,
 }
 
 impl Planner<'_> {
@@ -297,6 +304,18 @@ impl Planner<'_> {
         entities: &mut Vec<EntityFetch>,
     ) -> Result<(), PlanError> {
         let Some(ty) = self.supergraph.types.get(type_name) else { return Ok(()) };
+        if self.schema.is_abstract(type_name) {
+            match scope.graph {
+                // A subgraph that sees an interface as an object type knows no implementation.
+                Some(graph) if ty.interface_object_in(graph) => {
+                    if !selection.by_type.is_empty() {
+                        return self
+                            .resolve_interface_object(scope, ty, selection, extra, path, out, variables, entities);
+                    }
+                }
+                _ => return self.select_abstract(scope, ty, selection, extra, path, out, variables, entities),
+            }
+        }
         let mut local: Vec<String> = Vec::new();
         let mut remote: Vec<&FieldSelection> = Vec::new();
         let mut called = false;
@@ -351,6 +370,156 @@ impl Planner<'_> {
         out.push_str(&local.join(" "));
         out.push_str(" }");
         Ok(())
+    }
+
+    /// Writes ` { __typename ... on T { ... } }` for an interface or union: each object type
+    /// the subgraph can return, selected as an object (its entity fetches only for parents of
+    /// that type: the path's `@T` step).
+    #[allow(clippy::too_many_arguments)]
+    fn select_abstract(
+        &mut self,
+        scope: Scope<'_>,
+        ty: &SuperType,
+        selection: &SelectionSet,
+        extra: &[String],
+        path: &mut Vec<String>,
+        out: &mut String,
+        variables: &mut Vec<Variable>,
+        entities: &mut Vec<EntityFetch>,
+    ) -> Result<(), PlanError> {
+        let mut pieces = vec![remote_key_text(&typename_selection())];
+        for (concrete, set) in &selection.by_type {
+            if scope.graph.is_some_and(|graph| !self.returns(ty, concrete, graph)) {
+                continue;
+            }
+            let mut text = format!("... on {concrete}");
+            path.push(format!("{TYPE_STEP}{concrete}"));
+            self.select(scope, concrete, set, &[], path, &mut text, variables, entities)?;
+            path.pop();
+            pieces.push(text);
+        }
+        pieces.extend(extra.iter().cloned());
+        out.push_str(" { ");
+        out.push_str(&pieces.join(" "));
+        out.push_str(" }");
+        Ok(())
+    }
+
+    /// Whether subgraph `graph` can return object type `concrete` as a value of abstract `ty`:
+    /// a member of the union, or an implementation of the interface, there.
+    fn returns(&self, ty: &SuperType, concrete: &str, graph: usize) -> bool {
+        match ty.kind {
+            crate::schema::SuperKind::Union => ty.members.iter().any(|(g, m)| *g == graph && m == concrete),
+            _ => self
+                .supergraph
+                .types
+                .get(concrete)
+                .is_some_and(|c| c.implements.iter().any(|(g, i)| *g == graph && *i == ty.name)),
+        }
+    }
+
+    /// An interface value from a subgraph that sees the interface as an object type
+    /// (`@interfaceObject`): that subgraph cannot tell the value's object type, so it gives
+    /// the key and the interface fields it resolves that every object type selects alike; the
+    /// rest — `__typename` and the fragments — comes from a subgraph that has the interface
+    /// itself, by an entity fetch on the interface.
+    #[allow(clippy::too_many_arguments)]
+    fn resolve_interface_object(
+        &mut self,
+        scope: Scope<'_>,
+        ty: &SuperType,
+        selection: &SelectionSet,
+        extra: &[String],
+        path: &mut Vec<String>,
+        out: &mut String,
+        variables: &mut Vec<Variable>,
+        entities: &mut Vec<EntityFetch>,
+    ) -> Result<(), PlanError> {
+        let owner = (0..self.supergraph.subgraphs.len())
+            .filter(|&g| Some(g) != scope.graph && ty.defined_in(g) && !ty.interface_object_in(g))
+            .find_map(|g| Some((g, self.reachable_key(scope, ty, g)?)));
+        let Some((owner, (key_text, key))) = owner else {
+            return Err(PlanError::Unplannable {
+                field: ty.name.clone(),
+                why: format!(
+                    "subgraph {} has it as an @interfaceObject, and no subgraph that has the interface itself can be reached by a key it returns",
+                    scope.graph.map_or("?", |g| self.graph_name(g))
+                ),
+            });
+        };
+        let (first, rest) = self.common_fields(scope, ty, selection);
+        let mut local = vec![key.selection_text(INTERNAL_PREFIX)];
+        local.extend(extra.iter().cloned());
+        self.select(scope, &ty.name, &first, &local, path, out, variables, entities)?;
+        let mut text = String::new();
+        let mut variables = Vec::new();
+        let mut below = Vec::new();
+        let inner = Scope { graph: Some(owner), provided: None };
+        self.select_abstract(inner, ty, &rest, &[], path, &mut text, &mut variables, &mut below)?;
+        entities.push(EntityFetch {
+            path: path.clone(),
+            type_name: ty.name.clone(),
+            key_prefix: scope.prefix(),
+            then: below,
+            source: EntitySource::Subgraph(SubgraphEntities {
+                graph: self.graph_name(owner).to_owned(),
+                key,
+                key_text,
+                requires: None,
+                selection: text,
+                variables,
+            }),
+        });
+        Ok(())
+    }
+
+    /// Splits an interface's selection for a subgraph (`scope`) that has it as an object: the
+    /// interface fields `scope` resolves that every object type selects alike (same key, same
+    /// field, same arguments and selection below), and what is left for each object type.
+    fn common_fields(
+        &self,
+        scope: Scope<'_>,
+        ty: &SuperType,
+        selection: &SelectionSet,
+    ) -> (SelectionSet, SelectionSet) {
+        let mut rest = selection.clone();
+        let Some((_, first_set)) = selection.by_type.first() else { return (SelectionSet::default(), rest) };
+        let common: Vec<FieldSelection> = first_set
+            .fields
+            .iter()
+            .filter(|f| {
+                f.field_name != "__typename" && f.forbidden.is_none() && self.available(scope, ty, &f.field_name)
+            })
+            .filter(|f| selection.by_type.iter().all(|(_, set)| set.fields.contains(f)))
+            .cloned()
+            .collect();
+        for (_, set) in &mut rest.by_type {
+            set.fields.retain(|f| !common.contains(f));
+        }
+        (SelectionSet::new(common), rest)
+    }
+
+    /// A subgraph that adds `field` to `ty` through an interface it sees as an object type
+    /// (`@interfaceObject`), reachable by a key of that interface the parent's fetch
+    /// returns: (the interface, the subgraph, the key's text, the key).
+    fn through_interface(
+        &self,
+        scope: Scope<'_>,
+        ty: &SuperType,
+        field: &SuperField,
+    ) -> Option<(String, usize, String, FieldSet)> {
+        let mut interfaces: Vec<&str> = ty.implements.iter().map(|(_, i)| i.as_str()).collect();
+        interfaces.dedup();
+        interfaces.into_iter().find_map(|name| {
+            let interface = self.supergraph.types.get(name)?;
+            let own = interface.field(&field.name)?;
+            interface.resolving(own).into_iter().filter(|&g| interface.interface_object_in(g)).find_map(|graph| {
+                let (text, key) = interface
+                    .key_sets_in(graph)
+                    .find(|(_, key)| key.top_level().iter().all(|name| self.available(scope, ty, name)))?;
+                Some((name.to_owned(), graph, text.to_owned(), key.clone()))
+            })
+        })
     }
 
     /// `name: $aN` for each argument of a selected field, as variables.
@@ -409,13 +578,32 @@ impl Planner<'_> {
         for selected in remote {
             let Some(field) = ty.field(&selected.field_name) else { continue };
             let chosen: Vec<usize> = groups.iter().map(|g| g.graph).collect();
-            if let Some(group) = groups.iter_mut().find(|g| Some(g.graph) != scope.graph && ty.resolves(field, g.graph))
+            if let Some(group) = groups
+                .iter_mut()
+                .find(|g| Some(g.graph) != scope.graph && g.via_interface.is_none() && ty.resolves(field, g.graph))
             {
                 group.fields.push((*selected).clone());
                 continue;
             }
             if let Some(graph) = self.owner(scope, ty, field, &chosen) {
                 groups.push(self.group(scope, ty, graph, vec![(*selected).clone()], field)?);
+                continue;
+            }
+            if let Some((interface, graph, key_text, key)) = self.through_interface(scope, ty, field) {
+                match groups.iter_mut().find(|g| g.graph == graph && g.via_interface.as_deref() == Some(&interface)) {
+                    Some(group) => group.fields.push((*selected).clone()),
+                    None => groups.push(Group {
+                        graph,
+                        fields: vec![(*selected).clone()],
+                        extra: Vec::new(),
+                        key_text,
+                        key,
+                        requires: None,
+                        after: None,
+                        chained: false,
+                        via_interface: Some(interface),
+                    }),
+                }
                 continue;
             }
             // No key of a resolving subgraph comes with the parent: fetch one from a subgraph
@@ -439,6 +627,7 @@ impl Planner<'_> {
                 requires: None,
                 after: Some(provider),
                 chained: true,
+                via_interface: None,
             });
         }
         // Each group's required fields: from `scope`'s fetch where it resolves them, else from
@@ -494,16 +683,17 @@ impl Planner<'_> {
         // Build the fetches; a group that waits for another goes below it.
         let mut built: Vec<Option<EntityFetch>> = Vec::with_capacity(groups.len());
         for group in &groups {
-            let mut selection = SelectionSet { fields: group.fields.clone() };
+            let mut selection = SelectionSet::new(group.fields.clone());
             selection.fields.retain(|f| f.forbidden.is_none());
             let mut text = String::new();
             let mut variables = Vec::new();
             let mut below = Vec::new();
             let inner = Scope { graph: Some(group.graph), provided: None };
-            self.select(inner, &ty.name, &selection, &group.extra, path, &mut text, &mut variables, &mut below)?;
+            let type_name = group.via_interface.as_deref().unwrap_or(&ty.name);
+            self.select(inner, type_name, &selection, &group.extra, path, &mut text, &mut variables, &mut below)?;
             built.push(Some(EntityFetch {
                 path: path.clone(),
-                type_name: ty.name.clone(),
+                type_name: type_name.to_owned(),
                 key_prefix: scope.prefix(),
                 then: below,
                 source: EntitySource::Subgraph(SubgraphEntities {
@@ -611,7 +801,17 @@ impl Planner<'_> {
         field: &SuperField,
     ) -> Result<Group, PlanError> {
         let (key_text, key) = self.reachable_key(scope, ty, graph).ok_or_else(|| self.unreachable(scope, ty, field))?;
-        Ok(Group { graph, fields, extra: Vec::new(), key_text, key, requires: None, after: None, chained: false })
+        Ok(Group {
+            graph,
+            fields,
+            extra: Vec::new(),
+            key_text,
+            key,
+            requires: None,
+            after: None,
+            chained: false,
+            via_interface: None,
+        })
     }
 
     fn unreachable(&self, scope: Scope<'_>, ty: &SuperType, field: &SuperField) -> PlanError {

@@ -165,21 +165,19 @@ service S { rpc GetThing(GetThingRequest) returns (Thing); rpc UpdateThing(Updat
     #[test]
     fn a_query_mask_follows_the_selection() {
         let get = method("GetThing");
-        let fields = SelectionSet {
-            fields: vec![
-                leaf("name"),
-                FieldSelection {
-                    response_key: "i".into(),
-                    field_name: "inner".into(),
-                    children: SelectionSet { fields: vec![leaf("a")] },
-                    arguments: Vec::new(),
-                    defer: None,
-                    forbidden: None,
-                },
-                leaf("at"),
-                leaf("__typename"),
-            ],
-        };
+        let fields = SelectionSet::new(vec![
+            leaf("name"),
+            FieldSelection {
+                response_key: "i".into(),
+                field_name: "inner".into(),
+                children: SelectionSet::new(vec![leaf("a")]),
+                arguments: Vec::new(),
+                defer: None,
+                forbidden: None,
+            },
+            leaf("at"),
+            leaf("__typename"),
+        ]);
         let selection = Selection::Graphql { response_key: "getThing".into(), type_name: "Thing".into(), fields };
         let mut call = RootCall::method(get.clone(), CallInput::Message(DynamicMessage::new(get.input())), selection);
         fill_field_mask(&mut call, OperationKind::Query, None);
@@ -197,7 +195,7 @@ service S { rpc GetThing(GetThingRequest) returns (Thing); rpc UpdateThing(Updat
         let selection = Selection::Graphql {
             response_key: "u".into(),
             type_name: "Thing".into(),
-            fields: SelectionSet { fields: vec![leaf("name")] },
+            fields: SelectionSet::new(vec![leaf("name")]),
         };
         let mut call = RootCall::method(update.clone(), CallInput::Message(input), selection.clone());
         fill_field_mask(&mut call, OperationKind::Mutation, None);

@@ -207,6 +207,11 @@ fn write_fields(f: &mut fmt::Formatter<'_>, set: &crate::operation::SelectionSet
             write!(f, " }}")?;
         }
     }
+    for (name, set) in &set.by_type {
+        write!(f, " ... on {name} {{")?;
+        write_fields(f, set)?;
+        write!(f, " }}")?;
+    }
     Ok(())
 }
 
@@ -476,6 +481,9 @@ fn binding_cluster(directory: &dyn ServiceDirectory, binding: &Binding) -> Optio
 fn selected_types(schema: &GraphqlSchema, type_name: &str, selection: &SelectionSet, tags: &mut Vec<String>) {
     if !tags.iter().any(|t| t == type_name) {
         tags.push(type_name.to_owned());
+    }
+    for (name, set) in &selection.by_type {
+        selected_types(schema, name, set, tags);
     }
     for field in selection.fields.iter().filter(|f| !f.children.fields.is_empty()) {
         if let Some(definition) = schema.object_field(type_name, &field.field_name) {

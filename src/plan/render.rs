@@ -265,6 +265,19 @@ fn write_selection(
     variables: &mut Map<String, Json>,
     out: &mut String,
 ) {
+    if schema.is_abstract(type_name) {
+        // The hidden `__typename`, then each object type's fields in a fragment on it.
+        let mut pieces = vec![format!("{}: __typename", remote_key(&hidden_key("__typename"), "__typename"))];
+        for (concrete, set) in &selection.by_type {
+            let mut text = format!("... on {concrete}");
+            write_selection(set, concrete, schema, declarations, variables, &mut text);
+            pieces.push(text);
+        }
+        out.push_str(" { ");
+        out.push_str(&pieces.join(" "));
+        out.push_str(" }");
+        return;
+    }
     if !matches!(schema.types.get(type_name), Some(crate::schema::TypeDef::Object { .. })) {
         return;
     }
@@ -447,21 +460,19 @@ mod tests {
             defer: None,
             forbidden: None,
         };
-        let selection = SelectionSet {
-            fields: vec![
-                leaf("body", "text"),
-                leaf("author", "author"),
-                leaf("@id", "id"),
-                FieldSelection {
-                    response_key: "replies".into(),
-                    field_name: "replies".into(),
-                    children: SelectionSet { fields: vec![leaf("__typename", "__typename"), leaf("text", "text")] },
-                    arguments: vec![("first".into(), json!(2))],
-                    defer: None,
-                    forbidden: None,
-                },
-            ],
-        };
+        let selection = SelectionSet::new(vec![
+            leaf("body", "text"),
+            leaf("author", "author"),
+            leaf("@id", "id"),
+            FieldSelection {
+                response_key: "replies".into(),
+                field_name: "replies".into(),
+                children: SelectionSet::new(vec![leaf("__typename", "__typename"), leaf("text", "text")]),
+                arguments: vec![("first".into(), json!(2))],
+                defer: None,
+                forbidden: None,
+            },
+        ]);
         let call = GraphqlCall {
             source: "reviews".into(),
             operation: RootKind::Query,

@@ -133,11 +133,19 @@ impl PolicySet {
             return 0;
         }
         let mut marked = 0;
+        // An interface's or union's selection: each object type's fields, by that type's rules.
+        for (name, set) in &mut selection.by_type {
+            marked += self.mark_forbidden(schema, name, set, identity);
+        }
         for field in &mut selection.fields {
             if is_hidden_key(&field.response_key) || field.field_name.starts_with("__") {
                 continue;
             }
-            if let Err(denial) = self.check_field(type_name, &field.field_name, identity) {
+            // A rule on an interface's field holds for the field of every implementation.
+            let checked = std::iter::once(type_name)
+                .chain(schema.interfaces_of(type_name))
+                .try_for_each(|owner| self.check_field(owner, &field.field_name, identity));
+            if let Err(denial) = checked {
                 field.forbidden = Some(Arc::from(denial.message));
                 marked += 1;
                 continue;

@@ -1,4 +1,4 @@
-//! A supergraph's API schema as SDL: its object, input, enum and scalar types with their
+//! A supergraph's API schema as SDL: its object, interface, union, input, enum and scalar types with their
 //! fields, arguments, defaults, descriptions and deprecations — without the link and join
 //! machinery, without any other directive, and without what is `@inaccessible` (types, fields,
 //! arguments, enum values). The GraphQL schema is then built from it as from a GraphQL
@@ -35,11 +35,27 @@ pub(super) fn print(document: &ServiceDocument, types: &BTreeMap<String, SuperTy
                 let _ = writeln!(out, "scalar {name}\n");
             }
             TypeKind::Object(object) => {
-                let _ = writeln!(out, "type {name} {{");
+                let _ = writeln!(out, "type {name}{} {{", implements(&object.implements, types));
                 for field in object.fields.iter().filter(|f| !hidden(&f.node.directives)) {
                     field_line(&mut out, &field.node, &hidden);
                 }
                 out.push_str("}\n\n");
+            }
+            TypeKind::Interface(interface) => {
+                let _ = writeln!(out, "interface {name}{} {{", implements(&interface.implements, types));
+                for field in interface.fields.iter().filter(|f| !hidden(&f.node.directives)) {
+                    field_line(&mut out, &field.node, &hidden);
+                }
+                out.push_str("}\n\n");
+            }
+            TypeKind::Union(union) => {
+                let members: Vec<&str> = union
+                    .members
+                    .iter()
+                    .map(|m| m.node.as_str())
+                    .filter(|m| types.get(*m).is_some_and(|t| !t.inaccessible))
+                    .collect();
+                let _ = writeln!(out, "union {name} = {}\n", members.join(" | "));
             }
             TypeKind::InputObject(input) => {
                 let _ = writeln!(out, "input {name} {{");
@@ -62,11 +78,16 @@ pub(super) fn print(document: &ServiceDocument, types: &BTreeMap<String, SuperTy
                 }
                 out.push_str("}\n\n");
             }
-            // Refused before printing (see `parse_supergraph`).
-            TypeKind::Interface(_) | TypeKind::Union(_) => {}
         }
     }
     out
+}
+
+/// ` implements A & B` for the accessible interfaces of `names` (empty for none).
+fn implements(names: &[Positioned<async_graphql_value::Name>], types: &BTreeMap<String, SuperType>) -> String {
+    let names: Vec<&str> =
+        names.iter().map(|n| n.node.as_str()).filter(|n| types.get(*n).is_some_and(|t| !t.inaccessible)).collect();
+    if names.is_empty() { String::new() } else { format!(" implements {}", names.join(" & ")) }
 }
 
 fn field_line(out: &mut String, field: &FieldDefinition, hidden: &dyn Fn(&[Positioned<ConstDirective>]) -> bool) {

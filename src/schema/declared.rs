@@ -410,8 +410,14 @@ impl Applier<'_, '_> {
                     self.error(at, format!("scalar {name}"), "custom scalars are not supported; use JSON or String");
                     continue;
                 }
+                // A GraphQL source's (or supergraph's) abstract types: filled in below.
+                TypeKind::Interface(_) if parsed.remote.is_some() => {
+                    TypeDef::Interface { fields: Vec::new(), possible: Vec::new() }
+                }
+                TypeKind::Union(_) if parsed.remote.is_some() => TypeDef::Union { possible: Vec::new() },
                 TypeKind::Interface(_) | TypeKind::Union(_) => {
-                    self.error(at, format!("type {name}"), "interfaces and unions are not supported in schemas/");
+                    let message = "interfaces and unions are supported in GraphQL sources and supergraphs, not in types declared for REST or gRPC";
+                    self.error(at, format!("type {name}"), message);
                     continue;
                 }
             };
@@ -431,6 +437,10 @@ impl Applier<'_, '_> {
             let name = ty.node.name.node.to_string();
             if ty.node.extend || OUR_DEFINITIONS.contains(&name.as_str()) {
                 continue;
+            }
+            if let (Some(_), TypeKind::Object(object)) = (&parsed.remote, &ty.node.kind) {
+                let at = At { file: &parsed.file, line: ty.pos.line };
+                self.implementations(at, &name, &object.implements);
             }
             if let (Some(source), Some(kind), TypeKind::Object(object)) =
                 (&parsed.remote, remote_root(parsed, &name), &ty.node.kind)
@@ -472,6 +482,25 @@ impl Applier<'_, '_> {
                         );
                     }
                     self.schema.types.insert(name, TypeDef::Object { message: None, fields });
+                }
+                TypeKind::Interface(interface) => {
+                    let fields = self.remote_fields_of(&parsed.file, &name, &interface.fields);
+                    if let Some(TypeDef::Interface { fields: slot, .. }) = self.schema.types.get_mut(&name) {
+                        *slot = fields;
+                    }
+                }
+                TypeKind::Union(union) => {
+                    let at = At { file: &parsed.file, line: ty.pos.line };
+                    let mut members = Vec::new();
+                    for member in &union.members {
+                        let member = member.node.to_string();
+                        if matches!(self.schema.types.get(&member), Some(TypeDef::Object { .. })) {
+                            members.push(member);
+                        } else {
+                            self.error(at, format!("union {name}"), format!("member `{member}` is not an object type"));
+                        }
+                    }
+                    self.schema.types.insert(name, TypeDef::Union { possible: members });
                 }
                 TypeKind::InputObject(input) => {
                     let fields = input.fields.iter().filter_map(|f| self.input_value(&parsed.file, &name, f)).collect();
@@ -609,6 +638,20 @@ impl Applier<'_, '_> {
     }
 
     /// The fields of a GraphQL source's object type: read from its answers by response key.
+    /// Records object type `name` (of a GraphQL source) as an implementation of `interfaces`.
+    fn implementations(&mut self, at: At<'_>, name: &str, interfaces: &[Positioned<async_graphql_value::Name>]) {
+        for interface in interfaces {
+            match self.schema.types.get_mut(interface.node.as_str()) {
+                Some(TypeDef::Interface { possible, .. }) => {
+                    if !possible.iter().any(|p| p == name) {
+                        possible.push(name.to_owned());
+                    }
+                }
+                _ => self.error(at, format!("type {name}"), format!("`{}` is not an interface", interface.node)),
+            }
+        }
+    }
+
     fn remote_fields_of(
         &mut self,
         file: &SchemaFile,

@@ -13,7 +13,7 @@ pub const INTROSPECTION_QUERY: &str = "query SwitchyardIntrospection { __schema 
     types { kind name \
       fields(includeDeprecated: true) { name isDeprecated args { name defaultValue type { ...Ref } } type { ...Ref } } \
       inputFields { name defaultValue type { ...Ref } } \
-      enumValues(includeDeprecated: true) { name isDeprecated } } } } \
+      enumValues(includeDeprecated: true) { name isDeprecated } interfaces { name } possibleTypes { name } } } } \
     fragment Ref on __Type { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name \
       ofType { kind name ofType { kind name ofType { kind name } } } } } } } }";
 
@@ -63,7 +63,13 @@ pub fn introspection_sdl(answer: &Json) -> Result<String, String> {
             }
             Some(kind @ ("OBJECT" | "INTERFACE")) => {
                 let keyword = if kind == "OBJECT" { "type" } else { "interface" };
-                let _ = writeln!(out, "{keyword} {name} {{");
+                let interfaces = names(ty.get("interfaces"));
+                let implements = if interfaces.is_empty() {
+                    String::new()
+                } else {
+                    format!(" implements {}", interfaces.join(" & "))
+                };
+                let _ = writeln!(out, "{keyword} {name}{implements} {{");
                 for field in ty.get("fields").and_then(Json::as_array).into_iter().flatten() {
                     let field_name = field.get("name").and_then(Json::as_str).ok_or("a field without a name")?;
                     let args: Vec<String> = field
@@ -80,12 +86,21 @@ pub fn introspection_sdl(answer: &Json) -> Result<String, String> {
                 out.push_str("}\n");
             }
             Some("UNION") => {
-                let _ = writeln!(out, "union {name}");
+                let members = names(ty.get("possibleTypes"));
+                if members.is_empty() {
+                    return Err(format!("union {name} has no possibleTypes"));
+                }
+                let _ = writeln!(out, "union {name} = {}", members.join(" | "));
             }
             other => return Err(format!("type {name} has an unknown kind {other:?}")),
         }
     }
     Ok(out)
+}
+
+/// The `name`s of a list of type references (`interfaces`, `possibleTypes`).
+fn names(list: Option<&Json>) -> Vec<&str> {
+    list.and_then(Json::as_array).into_iter().flatten().filter_map(|t| t.get("name").and_then(Json::as_str)).collect()
 }
 
 fn deprecated(value: &Json) -> &'static str {

@@ -102,7 +102,26 @@ impl GraphqlSchema {
                         field_json(self, &f.name, f.description.as_deref(), &f.ty, args, f.deprecated)
                     })
                     .collect();
-                object_type(name, description, fields)
+                let mut object = object_type(name, description, fields);
+                object["interfaces"] = named_refs(self, self.interfaces_of(name));
+                object
+            }
+            TypeDef::Interface { fields, possible } => {
+                let fields: Vec<Json> = fields
+                    .iter()
+                    .map(|f| {
+                        let args = args_json(self, &f.arguments);
+                        field_json(self, &f.name, f.description.as_deref(), &f.ty, args, f.deprecated)
+                    })
+                    .collect();
+                json!({"kind": "INTERFACE", "name": name, "description": description, "fields": fields, "inputFields": null,
+                       "interfaces": [], "enumValues": null, "possibleTypes": named_refs(self, possible.iter().map(String::as_str)),
+                       "ofType": null, "specifiedByURL": null, "isOneOf": null})
+            }
+            TypeDef::Union { possible } => {
+                json!({"kind": "UNION", "name": name, "description": description, "fields": null, "inputFields": null,
+                       "interfaces": null, "enumValues": null, "possibleTypes": named_refs(self, possible.iter().map(String::as_str)),
+                       "ofType": null, "specifiedByURL": null, "isOneOf": null})
             }
             TypeDef::Input { fields, .. } => {
                 json!({"kind": "INPUT_OBJECT", "name": name, "description": description, "fields": null, "inputFields": args_json(self, fields),
@@ -110,6 +129,11 @@ impl GraphqlSchema {
             }
         }
     }
+}
+
+/// `[{kind, name, ofType}]` references to named types.
+fn named_refs<'n>(schema: &GraphqlSchema, names: impl IntoIterator<Item = &'n str>) -> Json {
+    names.into_iter().map(|name| json!({"kind": kind_of(schema, name), "name": name, "ofType": null})).collect()
 }
 
 fn reason(deprecated: bool) -> Json {
@@ -173,6 +197,8 @@ fn kind_of(schema: &GraphqlSchema, name: &str) -> &'static str {
         Some(TypeDef::Scalar { .. }) => "SCALAR",
         Some(TypeDef::Enum { .. }) => "ENUM",
         Some(TypeDef::Object { .. }) => "OBJECT",
+        Some(TypeDef::Interface { .. }) => "INTERFACE",
+        Some(TypeDef::Union { .. }) => "UNION",
         Some(TypeDef::Input { .. }) => "INPUT_OBJECT",
         None => match name {
             "String" | "Int" | "Float" | "Boolean" | "ID" => "SCALAR",

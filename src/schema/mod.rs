@@ -214,6 +214,19 @@ pub enum TypeDef {
         /// Its values.
         values: Vec<EnumValue>,
     },
+    /// An interface (only GraphQL sources and supergraphs have them): the fields every
+    /// implementation has, and the object types that implement it.
+    Interface {
+        /// Its fields (remote fields, read from the answer like an object's).
+        fields: Vec<ObjectField>,
+        /// The object types implementing it, in declaration order.
+        possible: Vec<String>,
+    },
+    /// A union (only GraphQL sources and supergraphs have them).
+    Union {
+        /// Its member object types.
+        possible: Vec<String>,
+    },
     /// A custom scalar.
     Scalar {
         /// What it carries.
@@ -238,6 +251,8 @@ pub struct GraphqlSchema {
     pub entities: BTreeMap<String, Arc<Binding>>,
     /// The `__schema` tree, built on first use.
     introspected: std::sync::OnceLock<serde_json::Value>,
+    /// The interfaces of each object type that implements any, built on first use.
+    implemented: std::sync::OnceLock<BTreeMap<String, Vec<String>>>,
 }
 
 impl GraphqlSchema {
@@ -256,11 +271,52 @@ impl GraphqlSchema {
         self.roots.get(&kind)?.iter().find(|f| f.name == name)
     }
 
-    /// The field `name` of object type `type_name`.
+    /// The field `name` of object or interface type `type_name`.
     pub fn object_field(&self, type_name: &str, name: &str) -> Option<&ObjectField> {
         match self.types.get(type_name)? {
-            TypeDef::Object { fields, .. } => fields.iter().find(|f| f.name == name),
+            TypeDef::Object { fields, .. } | TypeDef::Interface { fields, .. } => {
+                fields.iter().find(|f| f.name == name)
+            }
             _ => None,
         }
+    }
+
+    /// The object types a value of type `type_name` can have: its members for an interface or
+    /// union, itself for an object type, none for anything else.
+    pub fn possible_types<'s>(&'s self, type_name: &'s str) -> &'s [String] {
+        match self.types.get_key_value(type_name) {
+            Some((_, TypeDef::Interface { possible, .. } | TypeDef::Union { possible })) => possible,
+            Some((name, TypeDef::Object { .. })) => std::slice::from_ref(name),
+            _ => &[],
+        }
+    }
+
+    /// True for interfaces and unions.
+    pub fn is_abstract(&self, type_name: &str) -> bool {
+        matches!(self.types.get(type_name), Some(TypeDef::Interface { .. } | TypeDef::Union { .. }))
+    }
+
+    /// True for types whose values have fields to select (objects, interfaces, unions).
+    pub fn is_composite(&self, type_name: &str) -> bool {
+        matches!(
+            self.types.get(type_name),
+            Some(TypeDef::Object { .. } | TypeDef::Interface { .. } | TypeDef::Union { .. })
+        )
+    }
+
+    /// The interfaces object type `type_name` implements, in name order.
+    pub fn interfaces_of(&self, type_name: &str) -> impl Iterator<Item = &str> {
+        let implemented = self.implemented.get_or_init(|| {
+            let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for (name, def) in &self.types {
+                if let TypeDef::Interface { possible, .. } = def {
+                    for object in possible {
+                        out.entry(object.clone()).or_default().push(name.clone());
+                    }
+                }
+            }
+            out
+        });
+        implemented.get(type_name).into_iter().flatten().map(String::as_str)
     }
 }

@@ -45,8 +45,18 @@ pub(super) fn print(schema: &GraphqlSchema) -> String {
                 }
                 out.push_str("}\n");
             }
-            TypeDef::Object { fields, .. } => {
-                let _ = writeln!(out, "type {name} {{");
+            TypeDef::Union { possible } => {
+                let _ = writeln!(out, "union {name} = {}", possible.join(" | "));
+            }
+            TypeDef::Object { fields, .. } | TypeDef::Interface { fields, .. } => {
+                let keyword = if matches!(def, TypeDef::Object { .. }) { "type" } else { "interface" };
+                let interfaces: Vec<&str> = schema.interfaces_of(name).collect();
+                let implements = if interfaces.is_empty() {
+                    String::new()
+                } else {
+                    format!(" implements {}", interfaces.join(" & "))
+                };
+                let _ = writeln!(out, "{keyword} {name}{implements} {{");
                 for field in fields {
                     describe(&mut out, field.description.as_deref(), "  ");
                     let deprecated = if field.deprecated { " @deprecated" } else { "" };

@@ -2,7 +2,7 @@
 //! subgraphs (`join__Graph` values with `@join__graph(name:, url:)`), which subgraphs define
 //! each type and with which keys (`@join__type`), which resolve each field and how
 //! (`@join__field`: requires, provides, external, override, the type in that subgraph), interface
-//! and union membership per subgraph, and what is `@inaccessible`. Supported: link v1.0, join
+//! and union membership per subgraph, `@interfaceObject`s, and what is `@inaccessible`. Supported: link v1.0, join
 //! v0.3 to v0.5, inaccessible v0.2 and tag; every other feature a supergraph links is reported by
 //! name — as an error when it is `for: SECURITY` or `EXECUTION` (a router must not serve what it
 //! cannot enforce or execute), else as a warning — and so are the join v0.5 features not yet
@@ -124,10 +124,12 @@ impl SuperType {
         self.fields.iter().find(|f| f.name == name)
     }
 
-    /// The subgraphs that resolve `field`: those its `@join__field`s name (external ones
-    /// excepted), or, without any, every subgraph that defines the type.
+    /// The subgraphs that resolve `field` on this type itself: those its `@join__field`s name
+    /// (external ones excepted), or, without any, every subgraph that defines the type. A bare
+    /// `@join__field` (no graph) marks a field an `@interfaceObject` adds to an implementation:
+    /// no subgraph resolves it on the type; it is fetched through the interface.
     pub fn resolving(&self, field: &SuperField) -> Vec<usize> {
-        if field.joins.is_empty() || field.joins.iter().all(|j| j.graph.is_none()) {
+        if field.joins.is_empty() {
             return self.joins.iter().map(|j| j.graph).collect();
         }
         field.joins.iter().filter(|j| !j.external).filter_map(|j| j.graph).collect()
@@ -135,10 +137,20 @@ impl SuperType {
 
     /// Whether subgraph `graph` resolves `field` (as `resolving` says, without collecting).
     pub fn resolves(&self, field: &SuperField, graph: usize) -> bool {
-        if field.joins.is_empty() || field.joins.iter().all(|j| j.graph.is_none()) {
+        if field.joins.is_empty() {
             return self.joins.iter().any(|j| j.graph == graph);
         }
         field.joins.iter().any(|j| !j.external && j.graph == Some(graph))
+    }
+
+    /// Whether subgraph `graph` defines this type (its `@join__type`).
+    pub fn defined_in(&self, graph: usize) -> bool {
+        self.joins.iter().any(|j| j.graph == graph)
+    }
+
+    /// Whether subgraph `graph` sees this interface as an object type (`@interfaceObject`).
+    pub fn interface_object_in(&self, graph: usize) -> bool {
+        self.joins.iter().any(|j| j.graph == graph && j.interface_object)
     }
 
     /// The keys subgraph `graph` resolves this entity by.
@@ -336,15 +348,6 @@ pub fn parse_supergraph(text: &str) -> Result<(Supergraph, Vec<Problem>), Vec<Pr
         };
         let inaccessible = hidden(&definition.directives);
         types.insert(name.clone(), SuperType { name, kind, joins, fields, implements, members, inaccessible });
-    }
-    for ty in types.values().filter(|t| !t.inaccessible) {
-        if matches!(ty.kind, SuperKind::Interface | SuperKind::Union) {
-            let kind = if ty.kind == SuperKind::Interface { "interface" } else { "union" };
-            problems.push(problem(format!(
-                "{kind} {}: abstract types across subgraphs are not supported yet (objects, enums, inputs and scalars are)",
-                ty.name
-            )));
-        }
     }
     if problems.iter().any(Problem::is_error) {
         return Err(problems);

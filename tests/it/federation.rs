@@ -172,6 +172,18 @@ fn a_damaged_supergraph_is_refused_with_a_reason_never_a_panic() {
     assert!(refused > damaged.len() / 2, "most damage is refused ({refused} of {})", damaged.len());
 }
 
+/// Each query and its plan, as `switchyard plan` prints it.
+fn plans_text(snapshot: &switchyard::snapshot::Snapshot, queries: &[&str]) -> String {
+    let caches = switchyard::ingress::GraphqlCaches::default();
+    let mut text = String::new();
+    for query in queries {
+        let plan = switchyard::ingress::plan_query(snapshot, &caches, query, None, &serde_json::Map::new())
+            .unwrap_or_else(|e| panic!("{query}: {e:?}"));
+        text.push_str(&format!("# {query}\n{plan}\n\n"));
+    }
+    text
+}
+
 #[test]
 fn plans_are_snapshot_tested() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -184,7 +196,6 @@ fn plans_are_snapshot_tested() {
         ..Default::default()
     };
     let snapshot = switchyard::snapshot::build_snapshot(&sources, 1).expect("snapshot");
-    let caches = switchyard::ingress::GraphqlCaches::default();
     let queries = [
         // The benchmark's heavy query: every level, both root fields.
         "{ users { id username name reviews { id body product { inStock name price shippingEstimate upc weight reviews { id body author { id username name reviews { id body product { inStock name price shippingEstimate upc weight } } } } } } } topProducts { inStock name price shippingEstimate upc weight reviews { id body author { id username name reviews { id body product { inStock name price shippingEstimate upc weight } } } } } }",
@@ -193,22 +204,138 @@ fn plans_are_snapshot_tested() {
         // Aliases, arguments as variables, a client key that would clash with a planner key.
         "{ a: user(id: \"1\") { upc: name reviews { product { shippingEstimate } } } }",
     ];
-    let mut text = String::new();
-    for query in queries {
-        let plan = switchyard::ingress::plan_query(&snapshot, &caches, query, None, &serde_json::Map::new())
-            .unwrap_or_else(|e| panic!("{query}: {e:?}"));
-        text.push_str(&format!("# {query}\n{plan}\n\n"));
-    }
+    let text = plans_text(&snapshot, &queries);
     insta::assert_snapshot!("federation_plans", text);
+}
+
+/// The media subgraphs (an interface entity, unions, an `@interfaceObject`) composed at
+/// closed ports: enough to validate and plan, nothing is fetched.
+fn media_snapshot() -> (switchyard::snapshot::Snapshot, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("supergraph.graphql");
+    let urls: Vec<(&str, String)> =
+        ["library", "ratings", "shops"].iter().map(|n| (*n, "http://127.0.0.1:9/graphql".to_owned())).collect();
+    std::fs::write(&file, compose_with(&urls)).expect("write");
+    let sources = switchyard::snapshot::SnapshotSources {
+        supergraph: Some(file),
+        no_descriptor_dir: true,
+        schemas: Some("/nonexistent".into()),
+        ..Default::default()
+    };
+    (switchyard::snapshot::build_snapshot(&sources, 1).expect("snapshot"), dir)
+}
+
+#[test]
+fn abstract_types_are_planned_per_object_type_and_snapshot_tested() {
+    let (snapshot, _dir) = media_snapshot();
+    let queries = [
+        // An interface: each implementation's fields, entity fetches only for its values.
+        "{ media { __typename id title ... on Book { pages price } ... on Film { minutes streams } } }",
+        // A union, fragments on an interface inside it, a field an @interfaceObject adds.
+        "{ search(text: \"x\") { ... on Media { title stars } ... on Person { name } } }",
+        // Values from the @interfaceObject's subgraph: their types come from the library.
+        "{ topRated { id title stars ... on Book { pages price } } }",
+        // A union whose members come from two subgraphs; a named fragment on an interface.
+        "{ bestsellers { ... on Book { ...M price } ... on Gadget { sku price } } } fragment M on Media { title }",
+    ];
+    let text = plans_text(&snapshot, &queries);
+    insta::assert_snapshot!("abstract_plans", text);
+}
+
+#[test]
+fn selections_on_interfaces_and_unions_follow_the_validation_rules() {
+    let (snapshot, _dir) = media_snapshot();
+    let caches = switchyard::ingress::GraphqlCaches::default();
+    // (document, the first error, or "" when it is valid)
+    let table = [
+        ("{ media { id title } }", ""),
+        ("{ search(text: \"\") { __typename } }", ""),
+        ("{ search(text: \"\") { ... on Media { id } ... on Person { name } } }", ""),
+        ("{ media { ... on Book { pages } ... on Media { title } } }", ""),
+        ("{ media { ... on SearchResult { __typename } } }", ""),
+        ("{ bestsellers { ... on Media { title } } }", ""),
+        (
+            "{ search(text: \"\") { name } }",
+            "Cannot query field \"name\" on type \"SearchResult\". Did you mean to use an inline fragment on a member type?",
+        ),
+        ("{ media { pages } }", "Cannot query field \"pages\" on type \"Media\"."),
+        (
+            "{ media { ... on Person { name } } }",
+            "Fragment cannot be spread here as objects of type \"Media\" can never be of type \"Person\".",
+        ),
+        (
+            "{ media { ...P } } fragment P on Gadget { sku }",
+            "Fragment \"P\" cannot be spread here as objects of type \"Media\" can never be of type \"Gadget\".",
+        ),
+        ("{ media { ... on Nothing { id } } }", "Unknown type \"Nothing\"."),
+        ("{ media { ... on String { id } } }", "Fragment cannot condition on non composite type \"String\"."),
+        ("{ media }", "Field \"media\" of type \"Media\" must have a selection of subfields."),
+        ("{ media { ... on Book { nope } } }", "Cannot query field \"nope\" on type \"Book\"."),
+        ("query ($m: Media) { media { id } }", "Variable \"$m\" cannot be non-input type \"Media\"."),
+        // Field merging (5.3.2): one key, two fields, only on two different object types.
+        ("{ search(text: \"\") { ... on Film { t: title } ... on Person { t: name } } }", ""),
+        (
+            "{ search(text: \"\") { ... on Media { t: title } ... on Person { t: name } } }",
+            "Fields \"t\" conflict because \"title\" and \"name\" are different fields.",
+        ),
+        (
+            "{ media { t: id ...F } } fragment F on Book { t: title }",
+            "Fields \"t\" conflict because \"id\" and \"title\" are different fields.",
+        ),
+    ];
+    for (document, expected) in table {
+        let got = switchyard::ingress::plan_query(&snapshot, &caches, document, None, &serde_json::Map::new());
+        match (got, expected) {
+            (Ok(_), "") => {}
+            (Ok(plan), _) => panic!("{document}: planned, expected {expected:?}\n{plan}"),
+            (Err(errors), "") => panic!("{document}: {errors:?}"),
+            (Err(errors), _) => {
+                assert_eq!(errors[0], expected, "{document}: {errors:?}");
+                // Checked once per object type, reported once.
+                let mut distinct = errors.clone();
+                distinct.dedup();
+                assert_eq!(distinct, errors, "{document}");
+            }
+        }
+    }
+}
+
+#[test]
+fn abstract_types_appear_in_introspection_and_the_printed_schema() {
+    let (snapshot, _dir) = media_snapshot();
+    let sdl = snapshot.graphql.to_sdl();
+    for line in [
+        "interface Media {",
+        "type Book implements Media {",
+        "union SearchResult = Book | Film | Person",
+        "union Product = Book | Gadget",
+    ] {
+        assert!(sdl.contains(line), "{line}: {sdl}");
+    }
+    let introspected = snapshot.graphql.introspected();
+    let ty = |name: &str| introspected["types"].as_array().and_then(|t| t.iter().find(|t| t["name"] == name)).cloned();
+    let media = ty("Media").expect("Media");
+    assert_eq!(media["kind"], "INTERFACE");
+    let names = |list: &serde_json::Value| -> Vec<String> {
+        list.as_array().into_iter().flatten().filter_map(|t| t["name"].as_str().map(str::to_owned)).collect()
+    };
+    assert_eq!(names(&media["possibleTypes"]), ["Book", "Film"]);
+    assert_eq!(names(&media["fields"]), ["id", "title", "stars"]);
+    let search = ty("SearchResult").expect("SearchResult");
+    assert_eq!(
+        (search["kind"].as_str(), names(&search["possibleTypes"])),
+        (Some("UNION"), vec!["Book".to_owned(), "Film".into(), "Person".into()])
+    );
+    assert_eq!(names(&ty("Book").expect("Book")["interfaces"]), ["Media"]);
 }
 
 #[test]
 fn check_names_what_a_supergraph_uses_that_is_not_supported() {
     let work = tempfile::tempdir().expect("tempdir");
     let text = compose();
-    let with_interface = text.replacen(
-        "type Review @join__type",
-        "interface Node @join__type(graph: REVIEWS) {\n  id: ID!\n}\n\ntype Review @join__type",
+    let with_policy = text.replacen(
+        "@link(url: \"https://specs.apollo.dev/link/v1.0\")",
+        "@link(url: \"https://specs.apollo.dev/link/v1.0\") @link(url: \"https://specs.apollo.dev/policy/v0.1\", for: SECURITY)",
         1,
     );
     let with_cost = text.replacen(
@@ -218,7 +345,7 @@ fn check_names_what_a_supergraph_uses_that_is_not_supported() {
     );
     // (supergraph, exit code, what the output names)
     let table = [
-        (with_interface, 1, "interface Node: abstract types across subgraphs are not supported yet"),
+        (with_policy, 1, "links policy v0.1, which this router does not support; it is for SECURITY"),
         (with_cost, 0, "links cost v0.1, which this router does not support; its directives are ignored"),
         (text.clone(), 0, "a supergraph of 4 subgraph(s), 0 warning(s)"),
     ];

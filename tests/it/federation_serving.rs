@@ -58,6 +58,8 @@ impl Drop for Node {
 /// The subgraphs, the supergraph composed over them, and Switchyard serving it.
 struct Federated {
     gateway: TestGateway,
+    /// The subgraphs composed.
+    names: &'static [&'static str],
     ports: BTreeMap<String, u16>,
     supergraph: PathBuf,
     _dir: tempfile::TempDir,
@@ -79,10 +81,15 @@ impl Federated {
 
     /// With the subgraphs named in `elsewhere` composed at the URLs given there.
     async fn start_elsewhere(elsewhere: &[(&str, String)]) -> Federated {
+        Federated::start_composing(&SUBGRAPHS, elsewhere).await
+    }
+
+    /// The subgraphs `names` composed (those named in `elsewhere` at the URLs given there).
+    async fn start_composing(names: &'static [&'static str], elsewhere: &[(&str, String)]) -> Federated {
         let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/federation");
         let subgraphs = Node::start("subgraphs.mjs", &[fixtures.to_str().expect("utf8 path")]);
         let ports: BTreeMap<String, u16> = serde_json::from_str(&subgraphs.first_line).expect("the subgraphs' ports");
-        let urls: Vec<(&str, String)> = SUBGRAPHS
+        let urls: Vec<(&str, String)> = names
             .iter()
             .map(|name| match elsewhere.iter().find(|(n, _)| n == name) {
                 Some((_, url)) => (*name, url.clone()),
@@ -99,7 +106,7 @@ impl Federated {
             ..Default::default()
         };
         let gateway = TestGateway::from_sources(sources, None).await;
-        Federated { gateway, ports, supergraph, _dir: dir, _subgraphs: subgraphs }
+        Federated { gateway, names, ports, supergraph, _dir: dir, _subgraphs: subgraphs }
     }
 
     /// The requests subgraph `name` received since the last `clear`.
@@ -121,8 +128,8 @@ impl Federated {
         self.clear().await;
         let answer = self.gateway.graphql(query).await;
         let mut counts = BTreeMap::new();
-        for name in SUBGRAPHS {
-            counts.insert(name.to_owned(), self.log(name).await.len());
+        for name in self.names {
+            counts.insert((*name).to_owned(), self.log(name).await.len());
         }
         (answer, counts)
     }
@@ -132,21 +139,11 @@ fn counts(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
     pairs.iter().map(|(name, n)| ((*name).to_owned(), *n)).collect()
 }
 
-#[tokio::test]
-async fn the_benchmark_query_is_answered_as_the_reference_router_answers_it() {
-    let federated = Federated::start().await;
+/// Asks Switchyard and Apollo Gateway (serving the same supergraph) each query: the answers
+/// must be equal.
+async fn answered_as_the_reference_router_answers(federated: &Federated, queries: &[&str]) {
     let reference = Node::start("reference-router.mjs", &[federated.supergraph.to_str().expect("utf8")]);
     let client = reqwest::Client::new();
-    let queries = [
-        HEAVY_QUERY,
-        "{ me { id name username birthday } }",
-        "{ topProducts(first: 2) { upc name price weight shippingEstimate inStock } }",
-        "{ topProducts { reviews { body author { username } } } }",
-        "{ users { name reviews { product { name shippingEstimate lastCheckedBy { name username } } } } }",
-        "{ me { favoriteProduct { upc name inStock } } }",
-        "{ user(id: \"2\") { name reviews { body } } alias: user(id: \"1\") { n: name b: birthday } }",
-        "{ topProducts { __typename upc reviews { __typename id } } }",
-    ];
     for query in queries {
         let ours = federated.gateway.graphql(query).await;
         let theirs: Json = client
@@ -161,6 +158,76 @@ async fn the_benchmark_query_is_answered_as_the_reference_router_answers_it() {
         assert!(theirs.get("errors").is_none(), "the reference router failed {query}: {theirs}");
         assert_eq!(ours, theirs, "{query}");
     }
+}
+
+/// The subgraphs with an interface entity (Media: Book, Film), unions, and a subgraph that
+/// sees the interface as an object (`@interfaceObject`).
+const MEDIA_SUBGRAPHS: [&str; 3] = ["library", "ratings", "shops"];
+
+#[tokio::test]
+async fn interfaces_and_unions_across_subgraphs_are_answered_as_the_reference_router_answers_them() {
+    let federated = Federated::start_composing(&MEDIA_SUBGRAPHS, &[]).await;
+    let queries = [
+        "{ media { __typename id title ... on Book { pages price } ... on Film { minutes streams } } }",
+        "{ search(text: \"\") { __typename ... on Media { id title stars } ... on Person { name } } }",
+        "{ topRated { __typename id title stars ... on Book { pages price } ... on Film { streams } } }",
+        "{ bestsellers { __typename ... on Book { title price stars } ... on Gadget { sku price } } }",
+        "{ item(id: \"f1\") { title ...Parts } } fragment Parts on Media { stars ... on Film { minutes } }",
+        "{ item(id: \"none\") { title } }",
+        "{ search(text: \"e\") { ... on Book { t: title } ... on Film { t: title } ... on Person { t: name } } }",
+        "{ topRated { id } media { id } }",
+    ];
+    answered_as_the_reference_router_answers(&federated, &queries).await;
+}
+
+#[tokio::test]
+async fn abstract_fields_fetch_each_object_types_fields_only_for_values_of_that_type() {
+    let federated = Federated::start_composing(&MEDIA_SUBGRAPHS, &[]).await;
+    let fetched = |pairs: &[(&str, usize)]| counts(pairs);
+    // Book.price from shops for the two books only, Film.streams for the film only: one
+    // request to shops with both parts.
+    let (answer, requests) = federated.fetches_for("{ media { ... on Book { price } ... on Film { streams } } }").await;
+    assert!(answer.get("errors").is_none(), "{answer}");
+    assert_eq!(requests, fetched(&[("library", 1), ("ratings", 0), ("shops", 1)]));
+    let shops = &federated.log("shops").await[0];
+    assert_eq!(
+        shops["variables"]["r0"],
+        json!([{"__typename": "Book", "id": "b1"}, {"__typename": "Book", "id": "b2"}])
+    );
+    assert_eq!(shops["variables"]["r1"], json!([{"__typename": "Film", "id": "f1"}]));
+    // A field an @interfaceObject adds: fetched through the interface, for each object type.
+    let (answer, requests) = federated.fetches_for("{ search(text: \"Dune\") { ... on Media { stars } } }").await;
+    assert_eq!(answer, json!({"data": {"search": [{"stars": 4.5}]}}));
+    assert_eq!(requests, fetched(&[("library", 1), ("ratings", 1), ("shops", 0)]));
+    let ratings = &federated.log("ratings").await[0];
+    assert_eq!(ratings["variables"]["r0"], json!([{"__typename": "Media", "id": "b1"}]), "{ratings}");
+    // Values from the @interfaceObject's subgraph: their object types come from the library.
+    let (answer, requests) = federated.fetches_for("{ topRated { __typename } }").await;
+    assert_eq!(answer, json!({"data": {"topRated": [{"__typename": "Film"}, {"__typename": "Book"}]}}));
+    assert_eq!(requests, fetched(&[("library", 1), ("ratings", 1), ("shops", 0)]));
+    // Bad selections on abstract types are refused by name, before any fetch.
+    let (answer, requests) = federated.fetches_for("{ search(text: \"\") { name } }").await;
+    assert_eq!(
+        answer["errors"][0]["message"],
+        "Cannot query field \"name\" on type \"SearchResult\". Did you mean to use an inline fragment on a member type?"
+    );
+    assert_eq!(requests, fetched(&[("library", 0), ("ratings", 0), ("shops", 0)]));
+}
+
+#[tokio::test]
+async fn the_benchmark_query_is_answered_as_the_reference_router_answers_it() {
+    let federated = Federated::start().await;
+    let queries = [
+        HEAVY_QUERY,
+        "{ me { id name username birthday } }",
+        "{ topProducts(first: 2) { upc name price weight shippingEstimate inStock } }",
+        "{ topProducts { reviews { body author { username } } } }",
+        "{ users { name reviews { product { name shippingEstimate lastCheckedBy { name username } } } } }",
+        "{ me { favoriteProduct { upc name inStock } } }",
+        "{ user(id: \"2\") { name reviews { body } } alias: user(id: \"1\") { n: name b: birthday } }",
+        "{ topProducts { __typename upc reviews { __typename id } } }",
+    ];
+    answered_as_the_reference_router_answers(&federated, &queries).await;
 }
 
 #[tokio::test]
@@ -545,5 +612,47 @@ async fn a_broken_subgraph_answer_is_an_error_naming_the_subgraph_and_the_rest_i
         assert!(errors.iter().any(|e| e["message"].as_str().unwrap_or_default().contains(says)), "{body}: {reply}");
         assert!(!reply.to_string().contains("10.0.0.3"), "internals stay inside: {reply}");
         assert!(errors.iter().all(|e| e["path"][0] == "topProducts"), "{body}: errors at their paths: {reply}");
+    }
+}
+
+#[tokio::test]
+async fn a_graphql_source_with_interfaces_and_unions_answers_as_the_source_itself() {
+    // The library subgraph as a plain GraphQL source (introspected, not federated): the
+    // gateway's sub-operations must select each object type's fields by fragment.
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/federation");
+    let subgraphs = Node::start("subgraphs.mjs", &[fixtures.to_str().expect("utf8 path")]);
+    let ports: BTreeMap<String, u16> = serde_json::from_str(&subgraphs.first_line).expect("the subgraphs' ports");
+    let url = format!("http://127.0.0.1:{}/graphql", ports["library"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::support::write_files(
+        dir.path(),
+        &[("schemas/library.graphql", "extend schema @source(name: \"library\", kind: GRAPHQL)\n")],
+    );
+    let sources = switchyard::snapshot::SnapshotSources {
+        no_descriptor_dir: true,
+        schemas: Some(dir.path().join("schemas")),
+        backends: vec![switchyard::snapshot::BackendFlag { name: "library".into(), urls: vec![url.clone()] }],
+        ..Default::default()
+    };
+    let gateway = TestGateway::from_sources(sources, None).await;
+    let client = reqwest::Client::new();
+    let queries = [
+        "{ media { __typename id title ... on Book { pages } ... on Film { minutes } } }",
+        "{ search(text: \"\") { ... on Film { t: title } ... on Person { t: name } ... on Book { __typename } } }",
+        "{ item(id: \"b2\") { ...F } } fragment F on Media { id ... on Book { pages } }",
+    ];
+    for query in queries {
+        let ours = gateway.graphql(query).await;
+        let theirs: Json = client
+            .post(&url)
+            .json(&json!({ "query": query }))
+            .send()
+            .await
+            .expect("answers")
+            .json()
+            .await
+            .expect("json");
+        assert!(theirs.get("errors").is_none(), "{query}: {theirs}");
+        assert_eq!(ours, theirs, "{query}");
     }
 }

@@ -1,6 +1,7 @@
 // The federation test subgraphs — accounts, inventory, products, reviews (the public GraphQL
-// gateways benchmark's, with the fixture directives added) and critics (reviews of the demo
-// catalog's gRPC books) — served by Apollo's own
+// gateways benchmark's, with the fixture directives added), critics (reviews of the demo
+// catalog's gRPC books), and library, ratings and shops (interfaces, unions and an
+// @interfaceObject across subgraphs) — served by Apollo's own
 // subgraph library from the SDL files in tests/fixtures/federation, each on its own loopback
 // port (subscriptions over graphql-transport-ws at /graphql). Usage: node subgraphs.mjs FIXTURE_DIR
 // Prints one JSON line {"accounts": PORT, ...} once every subgraph listens. Each subgraph also
@@ -43,6 +44,18 @@ const critiques = [
   { id: "c2", book: "shelves/1/books/2", body: "Quietly wise.", stars: 4, critic: "Ursula K. Le Guin" },
   { id: "c3", book: "shelves/1/books/1", body: "Slow going.", stars: 3, critic: "Richard Dawkins" },
 ];
+// The library's media (an interface entity, Book and Film) and people; ratings knows media
+// only as the interface (@interfaceObject); shops sells some of them beside its gadgets.
+const media = [
+  { __typename: "Book", id: "b1", title: "Dune", pages: 412 },
+  { __typename: "Film", id: "f1", title: "Alien", minutes: 117 },
+  { __typename: "Book", id: "b2", title: "Emma", pages: 474 },
+];
+const people = [{ __typename: "Person", id: "p1", name: "Ursula" }];
+const stars = { b1: 4.5, f1: 5, b2: 3.5 };
+const prices = { b1: 9.99, b2: 5.5 };
+const streams = { f1: ["cinema", "tv"], b1: [], b2: [] };
+const gadgets = [{ __typename: "Gadget", sku: "g1", price: 20 }];
 // The reviews subgraph's own copy of what it provides, shares or took over.
 const authorOf = (id) => {
   const user = users.find((u) => u.id === id);
@@ -134,6 +147,36 @@ const resolvers = {
   },
 };
 
+resolvers.library = {
+  Query: {
+    media: () => media,
+    item: (_, { id }) => media.find((m) => m.id === id),
+    search: (_, { text }) => [...media, ...people].filter((m) => (m.title ?? m.name).includes(text)),
+  },
+  Media: {
+    __resolveType: (m) => m.__typename,
+    __resolveReference: (ref) => media.find((m) => m.id === ref.id),
+  },
+  Book: { __resolveReference: (ref) => media.find((m) => m.id === ref.id) },
+  Film: { __resolveReference: (ref) => media.find((m) => m.id === ref.id) },
+  Person: { __resolveReference: (ref) => people.find((p) => p.id === ref.id) },
+  SearchResult: { __resolveType: (m) => m.__typename },
+};
+resolvers.ratings = {
+  Query: { topRated: () => ["f1", "b1"].map((id) => ({ id })) },
+  Media: {
+    __resolveReference: (ref) => ({ id: ref.id }),
+    stars: (m) => stars[m.id],
+  },
+};
+resolvers.shops = {
+  Query: { bestsellers: () => [{ __typename: "Book", id: "b2" }, gadgets[0]] },
+  Book: { __resolveReference: (ref) => ({ id: ref.id }), price: (b) => prices[b.id] },
+  Film: { __resolveReference: (ref) => ({ id: ref.id }), streams: (f) => streams[f.id] },
+  Gadget: { __resolveReference: (ref) => gadgets.find((g) => g.sku === ref.sku) },
+  Product: { __resolveType: (p) => p.__typename },
+};
+
 function serve(name) {
   const typeDefs = parse(readFileSync(join(dir, `${name}.graphql`), "utf8"));
   const schema = buildSubgraphSchema([{ typeDefs, resolvers: resolvers[name] }]);
@@ -180,7 +223,8 @@ function serve(name) {
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve([name, server.address().port])));
 }
 
-const ports = await Promise.all(["accounts", "inventory", "products", "reviews", "critics"].map(serve));
+const names = ["accounts", "inventory", "products", "reviews", "critics", "library", "ratings", "shops"];
+const ports = await Promise.all(names.map(serve));
 process.stdout.write(JSON.stringify(Object.fromEntries(ports)) + "\n");
 // Ends with the test that started it.
 process.stdin.resume();

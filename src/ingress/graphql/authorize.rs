@@ -63,6 +63,9 @@ fn collect(
     location: (usize, usize),
     out: &mut Vec<(Vec<String>, String, (usize, usize))>,
 ) {
+    for (_, set) in &selection.by_type {
+        collect(set, path, location, out);
+    }
     for field in &selection.fields {
         path.push(field.response_key.clone());
         match &field.forbidden {

@@ -235,7 +235,7 @@ pub(crate) fn shape(
         let message = match schema.types.get(named) {
             _ if matches!(named, "String" | "Int" | "Float" | "Boolean" | "ID") => None,
             None => Some(format!("Unknown type \"{named}\".")),
-            Some(TypeDef::Object { .. }) => Some(format!(
+            Some(TypeDef::Object { .. } | TypeDef::Interface { .. } | TypeDef::Union { .. }) => Some(format!(
                 "Variable \"${}\" cannot be non-input type \"{}\".",
                 definition.name, definition.type_text
             )),
@@ -251,7 +251,7 @@ pub(crate) fn shape(
     }
     validator.check_usages(operation_name, &declared);
     let mut entries = Vec::new();
-    for field in validator.collect(&operation.node.selection_set, root_name, &mut Vec::new()) {
+    for field in validator.collect(&operation.node.selection_set, root_name, root_name, &mut Vec::new()) {
         if field.name.node == "__typename" {
             entries.push(ShapeEntry::Typename { response_key: field.response_key, type_name: root_name });
             continue;
@@ -299,6 +299,9 @@ pub(crate) fn shape(
             validator.errors.push(error(message, operation.pos));
         }
     }
+    // A selection on an interface or union is checked once per object type it may have.
+    let mut seen = std::collections::HashSet::new();
+    validator.errors.retain(|e| seen.insert((e.message.clone(), e.locations.clone())));
     if validator.errors.is_empty() {
         Ok(Shape {
             kind,
@@ -570,11 +573,15 @@ impl<'a> Validator<'a> {
         }
     }
 
-    /// Collects the fields of `set` on `type_name`, inlining fragments and applying directives.
+    /// Collects the fields of `set`, written on type `scope`, for a value of object type
+    /// `concrete` (the same, unless `scope` is an interface or union): fragments that apply to
+    /// `concrete` are inlined, directives applied. Fields written on an abstract `scope` are
+    /// checked against it here; the rest against `concrete` by `object_selection`.
     fn collect(
         &mut self,
         set: &'a Positioned<AstSet>,
-        type_name: &str,
+        scope: &str,
+        concrete: &str,
         spreads: &mut Vec<String>,
     ) -> Vec<Collected<'a>> {
         let mut out: Vec<Collected<'a>> = Vec::new();
@@ -589,6 +596,10 @@ impl<'a> Validator<'a> {
             }
             match &item.node {
                 Selection::Field(field) => {
+                    if scope != concrete && !self.on_abstract(scope, &field.node.name) {
+                        self.deferring = outer;
+                        continue;
+                    }
                     let key = field.node.response_key().node.to_string();
                     let deferring = self.deferring;
                     match out.iter_mut().find(|c| c.response_key == key) {
@@ -614,18 +625,12 @@ impl<'a> Validator<'a> {
                     }
                 }
                 Selection::InlineFragment(fragment) => {
-                    if let Some(condition) = &fragment.node.type_condition
-                        && condition.node.on.node != type_name
-                    {
-                        let message = format!(
-                            "Fragment cannot be spread here as objects of type \"{type_name}\" can never be of type \"{}\".",
-                            condition.node.on.node
-                        );
-                        self.errors.push(error(message, fragment.pos));
+                    let condition = fragment.node.type_condition.as_ref().map_or(scope, |c| c.node.on.node.as_str());
+                    if !self.fragment_applies(None, condition, scope, concrete, fragment.pos) {
                         self.deferring = outer;
                         continue;
                     }
-                    let inner = self.collect(&fragment.node.selection_set, type_name, spreads);
+                    let inner = self.collect(&fragment.node.selection_set, condition, concrete, spreads);
                     merge(&mut out, inner, &mut self.errors);
                 }
                 Selection::FragmentSpread(spread) => {
@@ -642,17 +647,13 @@ impl<'a> Validator<'a> {
                         self.deferring = outer;
                         continue;
                     }
-                    if fragment.node.type_condition.node.on.node != type_name {
-                        let message = format!(
-                            "Fragment \"{name}\" cannot be spread here as objects of type \"{type_name}\" can never be of type \"{}\".",
-                            fragment.node.type_condition.node.on.node
-                        );
-                        self.errors.push(error(message, spread.pos));
+                    let condition = fragment.node.type_condition.node.on.node.as_str();
+                    if !self.fragment_applies(Some(&name), condition, scope, concrete, spread.pos) {
                         self.deferring = outer;
                         continue;
                     }
                     spreads.push(name);
-                    let inner = self.collect(&fragment.node.selection_set, type_name, spreads);
+                    let inner = self.collect(&fragment.node.selection_set, condition, concrete, spreads);
                     spreads.pop();
                     merge(&mut out, inner, &mut self.errors);
                 }
@@ -660,6 +661,61 @@ impl<'a> Validator<'a> {
             self.deferring = outer;
         }
         out
+    }
+
+    /// Whether a fragment on `condition` (named `fragment`, for spreads), written where a
+    /// `scope` is expected, applies to a value of object type `concrete`. A condition that is
+    /// no composite type, or that no value of `scope` can have, is an error (spec 5.5.1.2,
+    /// 5.5.1.3, 5.5.2.3).
+    fn fragment_applies(
+        &mut self,
+        fragment: Option<&str>,
+        condition: &str,
+        scope: &str,
+        concrete: &str,
+        pos: Pos,
+    ) -> bool {
+        if condition == scope || condition == concrete {
+            return true;
+        }
+        let schema = self.schema;
+        let named = fragment.map_or_else(|| "Fragment".to_owned(), |name| format!("Fragment \"{name}\""));
+        let builtin = matches!(condition, "String" | "Int" | "Float" | "Boolean" | "ID");
+        if !schema.types.contains_key(condition) && !is_root_name(condition) && !builtin {
+            self.errors.push(error(format!("Unknown type \"{condition}\"."), pos));
+            return false;
+        }
+        if !schema.is_composite(condition) && !is_root_name(condition) {
+            self.errors.push(error(format!("{named} cannot condition on non composite type \"{condition}\"."), pos));
+            return false;
+        }
+        let possible = schema.possible_types(condition);
+        if !possible.iter().any(|t| schema.possible_types(scope).contains(t)) {
+            let message = format!(
+                "{named} cannot be spread here as objects of type \"{scope}\" can never be of type \"{condition}\"."
+            );
+            self.errors.push(error(message, pos));
+            return false;
+        }
+        possible.iter().any(|t| t == concrete)
+    }
+
+    /// Whether field `name` may be selected on abstract type `scope`: `__typename`, or a field
+    /// of the interface (a union has no fields of its own). Errors name the field otherwise.
+    fn on_abstract(&mut self, scope: &str, name: &Positioned<Name>) -> bool {
+        let schema = self.schema;
+        if name.node == "__typename" || schema.object_field(scope, &name.node).is_some() {
+            return true;
+        }
+        let message = match schema.types.get(scope) {
+            Some(TypeDef::Union { .. }) => format!(
+                "Cannot query field \"{}\" on type \"{scope}\". Did you mean to use an inline fragment on a member type?",
+                name.node
+            ),
+            _ => format!("Cannot query field \"{}\" on type \"{scope}\".", name.node),
+        };
+        self.errors.push(error(message, name.pos));
+        false
     }
 
     /// `@skip(if:)` and `@include(if:)`, and on fragments `@defer(label:, if:)`; other
@@ -784,69 +840,27 @@ impl<'a> Validator<'a> {
                 self.errors.push(error(message, field.name.pos));
                 SelectionSet::default()
             }
+            Some(TypeDef::Object { .. } | TypeDef::Interface { .. } | TypeDef::Union { .. }) if !has_selection => {
+                let message = format!(
+                    "Field \"{}\" of type \"{type_name}\" must have a selection of subfields.",
+                    field.name.node
+                );
+                self.errors.push(error(message, field.name.pos));
+                SelectionSet::default()
+            }
             Some(TypeDef::Object { fields, .. }) => {
-                // What is selected under a deferred field is deferred with it.
-                let outer = self.deferring;
-                self.deferring = field.defer;
-                let mut collected = Vec::new();
-                for set in &field.sets {
-                    let inner = self.collect(set, type_name, &mut Vec::new());
-                    merge(&mut collected, inner, &mut self.errors);
+                let collected = self.collect_for(field, type_name, type_name);
+                self.object_selection(type_name, fields, collected)
+            }
+            Some(TypeDef::Interface { .. } | TypeDef::Union { .. }) => {
+                self.check_merging(field, type_name);
+                let mut by_type = Vec::new();
+                for concrete in schema.possible_types(type_name) {
+                    let Some(TypeDef::Object { fields, .. }) = schema.types.get(concrete) else { continue };
+                    let collected = self.collect_for(field, type_name, concrete);
+                    by_type.push((concrete.clone(), self.object_selection(concrete, fields, collected)));
                 }
-                self.deferring = outer;
-                let mut out = SelectionSet::default();
-                let mut keys: Vec<String> = Vec::new();
-                for child in collected {
-                    if child.name.node == "__typename" {
-                        out.fields.push(FieldSelection {
-                            response_key: child.response_key,
-                            field_name: "__typename".into(),
-                            children: SelectionSet::default(),
-                            arguments: Vec::new(),
-                            defer: child.defer,
-                            forbidden: None,
-                        });
-                        continue;
-                    }
-                    let Some(definition) = fields.iter().find(|f| f.name == child.name.node.as_str()) else {
-                        let message = format!("Cannot query field \"{}\" on type \"{type_name}\".", child.name.node);
-                        self.errors.push(error(message, child.name.pos));
-                        continue;
-                    };
-                    let field_path = format!("{type_name}.{}", child.name.node);
-                    let arguments =
-                        self.field_arguments(&field_path, &definition.arguments, child.arguments, child.pos);
-                    if !definition.arguments.is_empty() {
-                        self.nested_arguments = true;
-                    }
-                    if let Some(binding) = definition.binding() {
-                        keys.extend(binding.parent_fields.iter().cloned());
-                    }
-                    let children = self.selection_of(&definition.ty.name, &child);
-                    out.fields.push(FieldSelection {
-                        response_key: child.response_key,
-                        field_name: definition.name.clone(),
-                        children,
-                        arguments: arguments.iter().map(|(n, v)| (n.clone(), deferred_json(v))).collect(),
-                        defer: child.defer,
-                        forbidden: None,
-                    });
-                }
-                // The key fields stitched fields read, under hidden keys (removed from the answer).
-                for key in keys {
-                    let response_key = hidden_key(&key);
-                    if !out.fields.iter().any(|f| f.response_key == response_key) {
-                        out.fields.push(FieldSelection {
-                            response_key,
-                            field_name: key,
-                            children: SelectionSet::default(),
-                            arguments: Vec::new(),
-                            defer: None,
-                            forbidden: None,
-                        });
-                    }
-                }
-                out
+                SelectionSet { fields: vec![crate::operation::typename_selection()], by_type }
             }
             _ if has_selection => {
                 let message = format!(
@@ -858,6 +872,144 @@ impl<'a> Validator<'a> {
             }
             _ => SelectionSet::default(),
         }
+    }
+
+    /// Spec 5.3.2 (field selection merging) across the fragments of a selection on an
+    /// interface or union: fields under one response key must be the same field, unless they
+    /// are selected on two different object types (which no value can be at once).
+    fn check_merging(&mut self, field: &Collected<'a>, type_name: &str) {
+        let mut found = Vec::new();
+        for set in &field.sets {
+            self.keyed_fields(set, type_name, &mut found, &mut Vec::new());
+        }
+        let schema = self.schema;
+        let is_object = |name: &str| matches!(schema.types.get(name), Some(TypeDef::Object { .. }));
+        for (i, (key, name, scope, _)) in found.iter().enumerate() {
+            for (other_key, other_name, other_scope, pos) in &found[i + 1..] {
+                let exclusive = scope != other_scope && is_object(scope) && is_object(other_scope);
+                // Fields that apply to one object type together are compared as they are merged.
+                let together =
+                    schema.possible_types(scope).iter().any(|t| schema.possible_types(other_scope).contains(t));
+                if key == other_key && name != other_name && !exclusive && !together {
+                    let message = format!(
+                        "Fields \"{key}\" conflict because \"{name}\" and \"{other_name}\" are different fields."
+                    );
+                    self.errors.push(error(message, *pos));
+                }
+            }
+        }
+    }
+
+    /// Every field of `set` (on `scope`) and of the fragments in it: (response key, name, the
+    /// type it is selected on, where).
+    fn keyed_fields(
+        &self,
+        set: &'a Positioned<AstSet>,
+        scope: &str,
+        out: &mut Vec<(String, String, String, Pos)>,
+        spreads: &mut Vec<String>,
+    ) {
+        for item in &set.node.items {
+            match &item.node {
+                Selection::Field(field) => out.push((
+                    field.node.response_key().node.to_string(),
+                    field.node.name.node.to_string(),
+                    scope.to_owned(),
+                    field.pos,
+                )),
+                Selection::InlineFragment(fragment) => {
+                    let condition = fragment.node.type_condition.as_ref().map_or(scope, |c| c.node.on.node.as_str());
+                    self.keyed_fields(&fragment.node.selection_set, condition, out, spreads);
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.as_str();
+                    let Some(fragment) = self.document.fragments.get(name) else { continue };
+                    if spreads.iter().any(|s| s == name) {
+                        continue;
+                    }
+                    spreads.push(name.to_owned());
+                    let condition = fragment.node.type_condition.node.on.node.as_str();
+                    self.keyed_fields(&fragment.node.selection_set, condition, out, spreads);
+                    spreads.pop();
+                }
+            }
+        }
+    }
+
+    /// The fields selected under `field` (of type `scope`) for a value of object type
+    /// `concrete`, merged by response key; deferred with the field when it is.
+    fn collect_for(&mut self, field: &Collected<'a>, scope: &str, concrete: &str) -> Vec<Collected<'a>> {
+        // What is selected under a deferred field is deferred with it.
+        let outer = self.deferring;
+        self.deferring = field.defer;
+        let mut collected = Vec::new();
+        for set in &field.sets {
+            let inner = self.collect(set, scope, concrete, &mut Vec::new());
+            merge(&mut collected, inner, &mut self.errors);
+        }
+        self.deferring = outer;
+        collected
+    }
+
+    /// The normalised selection of `collected` fields on object type `type_name`.
+    fn object_selection(
+        &mut self,
+        type_name: &str,
+        fields: &'a [crate::schema::ObjectField],
+        collected: Vec<Collected<'a>>,
+    ) -> SelectionSet {
+        let mut out = SelectionSet::default();
+        let mut keys: Vec<String> = Vec::new();
+        for child in collected {
+            if child.name.node == "__typename" {
+                out.fields.push(FieldSelection {
+                    response_key: child.response_key,
+                    field_name: "__typename".into(),
+                    children: SelectionSet::default(),
+                    arguments: Vec::new(),
+                    defer: child.defer,
+                    forbidden: None,
+                });
+                continue;
+            }
+            let Some(definition) = fields.iter().find(|f| f.name == child.name.node.as_str()) else {
+                let message = format!("Cannot query field \"{}\" on type \"{type_name}\".", child.name.node);
+                self.errors.push(error(message, child.name.pos));
+                continue;
+            };
+            let field_path = format!("{type_name}.{}", child.name.node);
+            let arguments = self.field_arguments(&field_path, &definition.arguments, child.arguments, child.pos);
+            if !definition.arguments.is_empty() {
+                self.nested_arguments = true;
+            }
+            if let Some(binding) = definition.binding() {
+                keys.extend(binding.parent_fields.iter().cloned());
+            }
+            let children = self.selection_of(&definition.ty.name, &child);
+            out.fields.push(FieldSelection {
+                response_key: child.response_key,
+                field_name: definition.name.clone(),
+                children,
+                arguments: arguments.iter().map(|(n, v)| (n.clone(), deferred_json(v))).collect(),
+                defer: child.defer,
+                forbidden: None,
+            });
+        }
+        // The key fields stitched fields read, under hidden keys (removed from the answer).
+        for key in keys {
+            let response_key = hidden_key(&key);
+            if !out.fields.iter().any(|f| f.response_key == response_key) {
+                out.fields.push(FieldSelection {
+                    response_key,
+                    field_name: key,
+                    children: SelectionSet::default(),
+                    arguments: Vec::new(),
+                    defer: None,
+                    forbidden: None,
+                });
+            }
+        }
+        out
     }
 }
 
@@ -883,7 +1035,7 @@ impl<'a> Validator<'a> {
     fn introspection_selection(&mut self, type_name: &str, field: &Collected<'a>) -> SelectionSet {
         let mut collected = Vec::new();
         for set in &field.sets {
-            let inner = self.collect(set, type_name, &mut Vec::new());
+            let inner = self.collect(set, type_name, type_name, &mut Vec::new());
             merge(&mut collected, inner, &mut self.errors);
         }
         if collected.is_empty() {
@@ -947,6 +1099,9 @@ fn bind_nested(
     schema: &GraphqlSchema,
     variables: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<(), String> {
+    for (name, set) in &mut set.by_type {
+        bind_nested(set, name, schema, variables)?;
+    }
     for field in &mut set.fields {
         let Some(definition) = schema.object_field(type_name, &field.field_name) else { continue };
         if definition.binding().is_some() || matches!(definition.source, FieldSource::Remote) {
@@ -986,6 +1141,15 @@ fn base_name(type_text: &str) -> &str {
 }
 
 fn selection_cost(schema: &GraphqlSchema, type_name: &str, selection: &SelectionSet, list_size: u64) -> u64 {
+    if !selection.by_type.is_empty() {
+        // An interface's or union's value has one object type: the costliest counts.
+        return selection
+            .by_type
+            .iter()
+            .map(|(name, set)| selection_cost(schema, name, set, list_size))
+            .max()
+            .unwrap_or(0);
+    }
     let Some(TypeDef::Object { fields, .. }) = schema.types.get(type_name) else { return 0 };
     selection.fields.iter().fold(0u64, |total, selected| {
         let Some(definition) = fields.iter().find(|f| f.name == selected.field_name) else {
@@ -1026,4 +1190,10 @@ fn merge<'a>(out: &mut Vec<Collected<'a>>, inner: Vec<Collected<'a>>, errors: &m
             None => out.push(field),
         }
     }
+}
+
+/// The root operation types' names, which fragments may name though they are not in the
+/// schema's type map.
+fn is_root_name(name: &str) -> bool {
+    matches!(name, "Query" | "Mutation" | "Subscription")
 }

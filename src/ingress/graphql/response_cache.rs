@@ -107,6 +107,9 @@ fn stitched_parts(
     combine: &mut dyn FnMut(&Rule),
     tags: &mut Vec<String>,
 ) -> Option<()> {
+    for (name, set) in &selection.by_type {
+        stitched_parts(schema, rules, name, set, combine, tags)?;
+    }
     for field in &selection.fields {
         if field.forbidden.is_some() {
             return None;

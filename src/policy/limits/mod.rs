@@ -272,6 +272,9 @@ impl Limiter {
     }
 
     fn count_fields(&self, schema: &GraphqlSchema, type_name: &str, selection: &SelectionSet, counts: &mut [u64]) {
+        for (name, set) in &selection.by_type {
+            self.count_fields(schema, name, set, counts);
+        }
         for field in &selection.fields {
             if field.forbidden.is_some() || is_hidden_key(&field.response_key) || field.field_name.starts_with("__") {
                 continue;
