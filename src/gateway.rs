@@ -222,6 +222,10 @@ impl ServiceDirectory for Snapshot {
         self.supergraph.as_deref()
     }
 
+    fn federation_plans(&self) -> Option<&crate::plan::federation::PlanCache> {
+        Some(&self.federation_plans)
+    }
+
     fn cache_invalidation(&self, full_name: &str) -> Option<crate::cache::Invalidation> {
         let tags = self.cache_rules.invalidations.get(full_name)?;
         Some(crate::cache::Invalidation { store: self.cache.clone(), tags: tags.clone() })

@@ -134,6 +134,8 @@ pub struct Snapshot {
     pub deprecations: std::collections::HashMap<String, std::sync::Arc<crate::transform::Deprecation>>,
     /// The Federation supergraph served, when one is configured.
     pub supergraph: Option<std::sync::Arc<crate::schema::Supergraph>>,
+    /// Plans of supergraph root fields already made for this snapshot.
+    pub federation_plans: crate::plan::federation::PlanCache,
 }
 
 impl Snapshot {
@@ -567,6 +569,7 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
         transforms,
         deprecations,
         supergraph: supergraph.map(|(supergraph, _)| std::sync::Arc::new(supergraph)),
+        federation_plans: Default::default(),
     })
 }
 

@@ -1,8 +1,10 @@
 //! Running a supergraph root field's fetches: the root field's GraphQL request to its
 //! subgraph, then its entity fetches level by level — at each level, one request per subgraph
-//! carrying every entity fetch of that level for it (`e0: _entities(...) e1: ...`), each with
-//! the deduplicated representations of all its parent objects — and each answer merged into
-//! its parents. Subgraph errors keep their paths: an entity's error lands at its parents' paths
+//! carrying every entity fetch of that level for it (`e0: _entities(...) e1: ...`), fetches at
+//! different paths that ask the same of one type sharing one part, each part with the
+//! deduplicated representations of all its parent objects — and each answer merged into its
+//! parents. An operation's supergraph root fields run together: their root requests at once,
+//! then their entity fetches level by level in shared requests. Subgraph errors keep their paths: an entity's error lands at its parents' paths
 //! (plus the path below the entity); a failed request, at every parent it concerned. The value
 //! stays unshaped (planner aliases included) until the caller shapes it to the client's
 //! selection.
@@ -13,8 +15,8 @@ use futures_util::future::join_all;
 use serde_json::Value as Json;
 
 use super::ExecuteError;
-use super::graphql::{Context, FieldError, RenderedCall, read_graphql_field, remote_code, send_call};
-use super::stitch::{Parent, collect, object_at_mut, resolve};
+use super::graphql::{Context, FieldError, Prefetched, RenderedCall, read_graphql_field, remote_code, send_call};
+use super::stitch::{Parent, collect, each_object_mut, object_at_mut, objects_at, resolve};
 use crate::error::ErrorCode;
 use crate::operation::{FieldSelection, SelectionSet, hidden_key};
 use crate::plan::Stitch;
@@ -41,6 +43,53 @@ pub(super) async fn run_subgraph_fetch(
     Ok((value, errors))
 }
 
+/// A supergraph root fetch as `run_subgraph_fetches` takes it.
+pub(super) struct RootRequest<'a> {
+    pub(super) fetch: &'a SubgraphFetch,
+    pub(super) cluster: &'a str,
+    pub(super) context: Context<'a>,
+    pub(super) cache: Option<&'a crate::cache::FetchCache>,
+    pub(super) transform: Option<&'a crate::transform::Transform>,
+}
+
+/// Fetches several root fields from their subgraphs at once, then their entity fetches
+/// together (`run_entities_of`): the raw merged value and errors of each, in order.
+pub(super) async fn run_subgraph_fetches(roots: Vec<RootRequest<'_>>) -> Vec<Prefetched> {
+    let answers = join_all(roots.iter().map(|root| async move {
+        let query = root.fetch.document.starts_with("query");
+        let body = serde_json::json!({"query": root.fetch.document, "variables": root.fetch.variables});
+        let answer = send_call(
+            &RenderedCall::Http(graphql_post(&body, query)),
+            root.cluster,
+            &root.context,
+            root.cache,
+            root.transform,
+        )
+        .await?;
+        read_graphql_field(answer, &root.fetch.response_key, &format!("subgraph {}", root.fetch.graph))
+    }))
+    .await;
+    let answered: Vec<usize> = (0..answers.len()).filter(|&i| answers[i].is_ok()).collect();
+    let Some(&first) = answered.first() else { return answers };
+    let mut values = Vec::with_capacity(answered.len());
+    let mut errors = Vec::with_capacity(answered.len());
+    let mut results: Vec<Option<Prefetched>> = Vec::with_capacity(answers.len());
+    for answer in answers {
+        match answer {
+            Ok((value, found)) => {
+                values.push(value);
+                errors.push(found);
+                results.push(None);
+            }
+            Err(error) => results.push(Some(Err(error))),
+        }
+    }
+    let entities: Vec<&[EntityFetch]> = answered.iter().map(|&i| roots[i].fetch.entities.as_slice()).collect();
+    run_entities_of(&mut values, &entities, &roots[first].context, &mut errors).await;
+    let mut merged = values.into_iter().zip(errors);
+    results.into_iter().map(|result| result.unwrap_or_else(|| Ok(merged.next().unwrap_or_default()))).collect()
+}
+
 /// A GraphQL POST to a subgraph; a query may be retried and shared with identical ones in
 /// flight (GraphQL spec §6.2.1: queries have no side effects).
 fn graphql_post(body: &Json, query: bool) -> HttpRequest {
@@ -53,12 +102,37 @@ fn graphql_post(body: &Json, query: bool) -> HttpRequest {
     }
 }
 
-/// One subgraph entity fetch at its level: its parents' paths and their batch.
+/// One subgraph entity fetch at its level: its parents are `count` parents of a part from
+/// `offset` on (the objects at its path, in `objects_at`'s order; their paths are found again
+/// only to place errors).
 struct Job<'a> {
+    /// The root value its parents are in.
+    root: usize,
+    fetch: &'a EntityFetch,
+    part: usize,
+    offset: usize,
+}
+
+/// One `_entities` field of a level's request to a subgraph: the entity fetches of that level
+/// that ask the same of the same type (at different paths), with the representations of all
+/// their parents, each sent once.
+struct Part<'a> {
     fetch: &'a EntityFetch,
     entities: &'a SubgraphEntities,
-    paths: Vec<Vec<Json>>,
     batch: EntityBatch,
+}
+
+impl Part<'_> {
+    /// Whether `fetch` asks exactly what this part asks, so it can share its representations.
+    fn takes(&self, fetch: &EntityFetch, entities: &SubgraphEntities) -> bool {
+        self.fetch.type_name == fetch.type_name
+            && self.fetch.key_prefix == fetch.key_prefix
+            && self.entities.graph == entities.graph
+            && self.entities.selection == entities.selection
+            && self.entities.key == entities.key
+            && self.entities.requires == entities.requires
+            && self.entities.variables == entities.variables
+    }
 }
 
 /// Runs `entities` and theirs, level by level, merging answers into `value`.
@@ -68,75 +142,95 @@ pub(super) async fn run_entities(
     context: &Context<'_>,
     errors: &mut Vec<FieldError>,
 ) {
-    let mut level: Vec<&EntityFetch> = entities.iter().collect();
+    run_entities_of(std::slice::from_mut(value), &[entities], context, std::slice::from_mut(errors)).await;
+}
+
+/// Runs the entity fetches of several root fields' values together (`entities[i]` below
+/// `values[i]`, errors into `errors[i]`): at each level, fetches of any root that ask the same
+/// of one type share a part, and each subgraph gets one request for all roots.
+pub(super) async fn run_entities_of(
+    values: &mut [Json],
+    entities: &[&[EntityFetch]],
+    context: &Context<'_>,
+    errors: &mut [Vec<FieldError>],
+) {
+    let mut level: Vec<(usize, &EntityFetch)> =
+        entities.iter().enumerate().flat_map(|(root, list)| list.iter().map(move |fetch| (root, fetch))).collect();
     while !level.is_empty() {
         let mut jobs: Vec<Job<'_>> = Vec::new();
-        let mut calls: Vec<(Stitch, Vec<Parent>)> = Vec::new();
-        for fetch in &level {
-            let mut found = Vec::new();
-            collect(value, &fetch.path, &mut Vec::new(), &mut found);
-            match &fetch.source {
-                EntitySource::Subgraph(entities) => {
-                    let batch = EntityBatch::new(
-                        found.iter().map(|(_, object)| *object),
-                        &fetch.type_name,
-                        &entities.key,
-                        entities.requires.as_ref(),
-                        fetch.key_prefix,
-                    );
-                    let paths = found.into_iter().map(|(path, _)| path).collect();
-                    jobs.push(Job { fetch, entities, paths, batch });
-                }
-                EntitySource::Call { binding, cluster } => {
-                    let parents = found
-                        .into_iter()
-                        .map(|(path, object)| {
-                            let keys = binding
-                                .parent_fields
-                                .iter()
-                                .filter_map(|name| {
-                                    let value = object.get(&format!("{}{name}", fetch.key_prefix))?;
-                                    Some((hidden_key(name), value.clone()))
-                                })
-                                .collect();
-                            Parent { path, keys }
-                        })
-                        .collect();
-                    calls.push((call_stitch(fetch, binding, cluster.clone()), parents));
+        let mut parts: Vec<Part<'_>> = Vec::new();
+        let mut calls: Vec<(usize, Stitch, Vec<Parent>)> = Vec::new();
+        {
+            // Each part's parents, over all its fetches, batched once every fetch is seen.
+            let mut parents: Vec<Vec<&serde_json::Map<String, Json>>> = Vec::new();
+            for &(root, fetch) in &level {
+                match &fetch.source {
+                    EntitySource::Subgraph(entities) => {
+                        let part = match parts.iter().position(|p| p.takes(fetch, entities)) {
+                            Some(part) => part,
+                            None => {
+                                parts.push(Part { fetch, entities, batch: EntityBatch::default() });
+                                parents.push(Vec::new());
+                                parts.len() - 1
+                            }
+                        };
+                        let offset = parents[part].len();
+                        objects_at(&values[root], &fetch.path, &mut parents[part]);
+                        jobs.push(Job { root, fetch, part, offset });
+                    }
+                    EntitySource::Call { binding, cluster } => {
+                        let parents = call_parents(&values[root], fetch, binding);
+                        calls.push((root, call_stitch(fetch, binding, cluster.clone()), parents));
+                    }
                 }
             }
+            for (part, parents) in parts.iter_mut().zip(parents) {
+                part.batch = EntityBatch::new(
+                    parents,
+                    &part.fetch.type_name,
+                    &part.entities.key,
+                    part.entities.requires.as_ref(),
+                    part.fetch.key_prefix,
+                );
+            }
         }
-        // One request per subgraph for every fetch of this level that has parents.
+        // One request per subgraph for every part of this level that has representations.
         let mut by_graph: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-        for (i, job) in jobs.iter().enumerate().filter(|(_, job)| !job.batch.representations.is_empty()) {
-            by_graph.entry(job.entities.graph.as_str()).or_default().push(i);
+        for (i, part) in parts.iter().enumerate().filter(|(_, part)| !part.batch.representations.is_empty()) {
+            by_graph.entry(part.entities.graph.as_str()).or_default().push(i);
         }
-        let requests = by_graph.iter().map(|(graph, parts)| {
+        let requests = by_graph.iter().map(|(graph, members)| {
             let body = entities_request(
-                &parts
+                &members
                     .iter()
                     .map(|&i| EntitiesPart {
-                        batch: &jobs[i].batch,
-                        typename: &jobs[i].fetch.type_name,
-                        selection: &jobs[i].entities.selection,
-                        variables: &jobs[i].entities.variables,
+                        batch: &parts[i].batch,
+                        typename: &parts[i].fetch.type_name,
+                        selection: &parts[i].entities.selection,
+                        variables: &parts[i].entities.variables,
                     })
                     .collect::<Vec<_>>(),
             );
             async move {
-                let request = RenderedCall::Http(graphql_post(&body, true));
+                let request = RenderedCall::Http(HttpRequest {
+                    method: http::Method::POST,
+                    path_and_query: String::new(),
+                    headers: Vec::new(),
+                    body: Some(bytes::Bytes::from(body)),
+                    idempotent: true,
+                });
                 send_call(&request, graph, context, None, None).await
             }
         });
-        let resolving = calls.iter().map(|(stitch, parents)| resolve(stitch, parents, context));
+        let resolving = calls.iter().map(|(_, stitch, parents)| resolve(stitch, parents, context));
         let (answers, resolved) = futures_util::future::join(join_all(requests), join_all(resolving)).await;
-        for ((graph, parts), answer) in by_graph.iter().zip(answers) {
+        for ((graph, members), answer) in by_graph.iter().zip(answers) {
             match answer {
-                Ok(answer) => merge_answer(value, &jobs, parts, answer, graph, errors),
+                Ok(answer) => merge_answer(values, &parts, &jobs, members, answer, graph, errors),
                 Err(error) => {
-                    for &i in parts {
-                        if let Some(path) = jobs[i].paths.first() {
-                            errors.push(FieldError {
+                    for job in jobs.iter().filter(|job| members.contains(&job.part)) {
+                        if let Some(path) = parent_paths(&values[job.root], job.fetch).first() {
+                            errors[job.root].push(FieldError {
                                 path: path.clone(),
                                 message: error.to_string(),
                                 code: error.code(),
@@ -146,7 +240,8 @@ pub(super) async fn run_entities(
                 }
             }
         }
-        for ((_, parents), answers) in calls.iter().zip(resolved) {
+        for ((root, _, parents), answers) in calls.iter().zip(resolved) {
+            let (value, errors) = (&mut values[*root], &mut errors[*root]);
             for (parent, answer) in parents.iter().zip(answers) {
                 match answer {
                     Ok((answer, remote)) => {
@@ -167,8 +262,28 @@ pub(super) async fn run_entities(
                 }
             }
         }
-        level = level.iter().flat_map(|fetch| fetch.then.iter()).collect();
+        level = level.iter().flat_map(|&(root, fetch)| fetch.then.iter().map(move |next| (root, next))).collect();
     }
+}
+
+/// The parents of a declared call's entity fetch, with their key fields under hidden keys.
+fn call_parents(value: &Json, fetch: &EntityFetch, binding: &crate::schema::Binding) -> Vec<Parent> {
+    let mut found = Vec::new();
+    collect(value, &fetch.path, &mut Vec::new(), &mut found);
+    found
+        .into_iter()
+        .map(|(path, object)| {
+            let keys = binding
+                .parent_fields
+                .iter()
+                .filter_map(|name| {
+                    let value = object.get(&format!("{}{name}", fetch.key_prefix))?;
+                    Some((hidden_key(name), value.clone()))
+                })
+                .collect();
+            Parent { path, keys }
+        })
+        .collect()
 }
 
 /// A declared entity call as the stitch runner takes it: one object of the type per parent.
@@ -198,78 +313,112 @@ fn call_stitch(
     }
 }
 
-/// Merges a subgraph's entities answer into the parents of its `parts` and places its errors.
+/// The paths of the parents of `fetch` (as `objects_at` finds them), for errors.
+fn parent_paths(value: &Json, fetch: &EntityFetch) -> Vec<Vec<Json>> {
+    let mut found = Vec::new();
+    collect(value, &fetch.path, &mut Vec::new(), &mut found);
+    found.into_iter().map(|(path, _)| path).collect()
+}
+
+/// Merges a subgraph's entities answer into the parents of the parts it answered (`members`,
+/// part `n` of the request at `data.eN`) and places its errors.
 fn merge_answer(
-    value: &mut Json,
+    values: &mut [Json],
+    parts: &[Part<'_>],
     jobs: &[Job<'_>],
-    parts: &[usize],
+    members: &[usize],
     mut answer: Json,
     graph: &str,
-    errors: &mut Vec<FieldError>,
+    errors: &mut [Vec<FieldError>],
 ) {
     let placed = entity_errors(&answer);
     let reported = answer.get("errors").and_then(Json::as_array).is_some_and(|e| !e.is_empty());
-    for (n, &i) in parts.iter().enumerate() {
-        let job = &jobs[i];
-        let entities = answer.pointer_mut(&format!("/data/e{n}")).and_then(Json::as_array_mut);
-        // An answer that does not hold one entity per representation is the subgraph's fault:
-        // said once, at the first parent (unless the subgraph said why itself).
-        let wrong = match entities.as_deref().map(Vec::len) {
-            Some(len) if len == job.batch.representations.len() => None,
-            Some(len) => Some(format!(
+    // What went wrong with each part (said once, at its first parent), found before merging.
+    let mut problems: Vec<Vec<String>> = Vec::with_capacity(members.len());
+    for (n, &p) in members.iter().enumerate() {
+        let part = &parts[p];
+        let entities = answer.pointer(&format!("/data/e{n}")).and_then(Json::as_array);
+        let mut found = Vec::new();
+        // An answer that does not hold one entity per representation is the subgraph's fault
+        // (unless the subgraph said why itself).
+        match entities.map(Vec::len) {
+            Some(len) if len == part.batch.representations.len() => {}
+            Some(len) => found.push(format!(
                 "subgraph {graph} answered {len} entities for {} representations",
-                job.batch.representations.len()
+                part.batch.representations.len()
             )),
-            None if reported => None,
-            None => Some(format!("subgraph {graph}'s answer has no list of {} entities", job.fetch.type_name)),
-        };
-        if let (Some(message), Some(path)) = (wrong, job.paths.first()) {
-            errors.push(FieldError { path: path.clone(), message, code: ErrorCode::UpstreamError });
+            None if reported => {}
+            None => found.push(format!("subgraph {graph}'s answer has no list of {} entities", part.fetch.type_name)),
         }
-        let Some(entities) = entities else { continue };
-        if let (Some(bad), Some(path)) = (entities.iter().find(|e| !e.is_object() && !e.is_null()), job.paths.first()) {
-            let message =
-                format!("subgraph {graph} answered {bad} where a {} entity (or null) belongs", job.fetch.type_name);
-            errors.push(FieldError { path: path.clone(), message, code: ErrorCode::UpstreamError });
+        if let Some(bad) = entities.into_iter().flatten().find(|e| !e.is_object() && !e.is_null()) {
+            found.push(format!(
+                "subgraph {graph} answered {bad} where a {} entity (or null) belongs",
+                part.fetch.type_name
+            ));
         }
+        problems.push(found);
+    }
+    // The parents' paths of each fetch errors concern.
+    let concerned = |n: usize| !problems[n].is_empty() || placed.iter().any(|e| e.part.is_none_or(|p| p == n));
+    let paths: Vec<Vec<Vec<Json>>> = jobs
+        .iter()
+        .map(|job| match members.iter().position(|&p| p == job.part) {
+            Some(n) if concerned(n) => parent_paths(&values[job.root], job.fetch),
+            _ => Vec::new(),
+        })
+        .collect();
+    for (n, &p) in members.iter().enumerate() {
+        let Some(Json::Array(entities)) = answer.pointer_mut(&format!("/data/e{n}")) else { continue };
+        let of_parent = &parts[p].batch.of_parent;
         // Each entity is moved into the last parent that uses it and copied into the others.
         let mut uses = vec![0usize; entities.len()];
-        for r in job.batch.of_parent.iter().flatten() {
+        for r in of_parent.iter().flatten() {
             if let Some(count) = uses.get_mut(*r) {
                 *count += 1;
             }
         }
-        for (path, representation) in job.paths.iter().zip(&job.batch.of_parent) {
-            let Some(r) = *representation else { continue };
-            let Some(Json::Object(entity)) = entities.get_mut(r) else { continue };
-            uses[r] -= 1;
-            let entity = if uses[r] == 0 { std::mem::take(entity) } else { entity.clone() };
-            if let Some(parent) = object_at_mut(value, path) {
-                merge_object(parent, entity);
-            }
+        for job in jobs.iter().filter(|job| job.part == p) {
+            let mut parent = job.offset;
+            each_object_mut(&mut values[job.root], &job.fetch.path, &mut |object| {
+                let representation = of_parent.get(parent).copied().flatten();
+                parent += 1;
+                let Some(r) = representation else { return };
+                let Some(Json::Object(entity)) = entities.get_mut(r) else { return };
+                uses[r] -= 1;
+                let entity = if uses[r] == 0 { std::mem::take(entity) } else { entity.clone() };
+                merge_object(object, entity);
+            });
         }
     }
-    for error in placed {
-        let (message, code) =
-            (error.message.clone(), error.code.as_deref().map_or(ErrorCode::UpstreamError, remote_code));
-        let concerned: Vec<usize> = match error.part {
-            Some(n) => parts.get(n).copied().into_iter().collect(),
-            None => parts.to_vec(),
-        };
-        for i in concerned {
-            let job = &jobs[i];
+    // Errors: a part's problems at its first parent; the subgraph's own at the parents of the
+    // representation they name (below it), or at the first parent when they name none.
+    for (n, &p) in members.iter().enumerate() {
+        let fetches: Vec<(&Job<'_>, &Vec<Vec<Json>>)> = jobs.iter().zip(&paths).filter(|(j, _)| j.part == p).collect();
+        let first = fetches.iter().find_map(|(job, paths)| Some((job.root, paths.first()?)));
+        for message in &problems[n] {
+            if let Some((root, path)) = first {
+                let error = FieldError { path: path.clone(), message: message.clone(), code: ErrorCode::UpstreamError };
+                errors[root].push(error);
+            }
+        }
+        for error in placed.iter().filter(|e| e.part.is_none_or(|part| part == n)) {
+            let code = error.code.as_deref().map_or(ErrorCode::UpstreamError, remote_code);
             match error.representation {
                 Some(r) => {
-                    for (path, _) in job.paths.iter().zip(&job.batch.of_parent).filter(|(_, of)| **of == Some(r)) {
-                        let mut full = path.clone();
-                        full.extend(error.below.iter().cloned());
-                        errors.push(FieldError { path: full, message: message.clone(), code });
+                    for (job, paths) in &fetches {
+                        let of_parent = &parts[p].batch.of_parent[job.offset..];
+                        for (path, _) in paths.iter().zip(of_parent).filter(|(_, of)| **of == Some(r)) {
+                            let mut full = path.clone();
+                            full.extend(error.below.iter().cloned());
+                            errors[job.root].push(FieldError { path: full, message: error.message.clone(), code });
+                        }
                     }
                 }
                 // Not tied to one entity: reported once, at the first parent's path.
                 None => {
-                    let path = job.paths.first().cloned().unwrap_or_default();
-                    errors.push(FieldError { path, message: message.clone(), code });
+                    if let Some((root, path)) = first {
+                        errors[root].push(FieldError { path: path.clone(), message: error.message.clone(), code });
+                    }
                 }
             }
         }

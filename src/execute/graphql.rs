@@ -60,19 +60,67 @@ pub async fn execute_graphql_plan(
     if plan.serial {
         let mut results = Vec::with_capacity(plan.fetches.len());
         for fetch in plan.fetches {
-            results.push(run_root(fetch, upstreams, schema).await);
+            results.push(run_root(fetch, upstreams, schema, None).await);
         }
         return results;
     }
-    join_all(plan.fetches.into_iter().map(|fetch| run_root(fetch, upstreams, schema))).await
+    // Supergraph root fields run together: their entity fetches share each level's requests.
+    let federated = plan.fetches.iter().filter(|f| matches!(f.call, FetchCall::Subgraph(_)) && f.cluster.is_some());
+    if federated.count() < 2 {
+        return join_all(plan.fetches.into_iter().map(|fetch| run_root(fetch, upstreams, schema, None))).await;
+    }
+    let (joint, others): (Vec<_>, Vec<_>) = plan
+        .fetches
+        .into_iter()
+        .enumerate()
+        .partition(|(_, f)| matches!(f.call, FetchCall::Subgraph(_)) && f.cluster.is_some());
+    let together = async {
+        let answers = super::federation::run_subgraph_fetches(
+            joint.iter().map(|(_, fetch)| subgraph_root(fetch, upstreams, schema)).collect(),
+        )
+        .await;
+        join_all(
+            joint
+                .into_iter()
+                .zip(answers)
+                .map(|((i, fetch), answer)| run_root(fetch, upstreams, schema, Some(answer)).map(move |r| (i, r))),
+        )
+        .await
+    };
+    let apart =
+        join_all(others.into_iter().map(|(i, fetch)| run_root(fetch, upstreams, schema, None).map(move |r| (i, r))));
+    let (mut results, rest) = futures_util::future::join(together, apart).await;
+    results.extend(rest);
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, result)| result).collect()
 }
+
+/// What `run_subgraph_fetches` needs of a supergraph root fetch.
+fn subgraph_root<'a>(
+    fetch: &'a Fetch,
+    upstreams: &'a Upstreams,
+    schema: &'a GraphqlSchema,
+) -> super::federation::RootRequest<'a> {
+    let FetchCall::Subgraph(subgraph) = &fetch.call else { unreachable!("partitioned on FetchCall::Subgraph") };
+    super::federation::RootRequest {
+        fetch: subgraph,
+        cluster: fetch.cluster.as_deref().unwrap_or_default(),
+        context: Context { upstreams, schema, metadata: &fetch.metadata, timeout: fetch.timeout },
+        cache: fetch.cache.as_ref(),
+        transform: fetch.transform.as_deref(),
+    }
+}
+
+/// A supergraph root field's merged answer, fetched ahead (with other root fields').
+pub(super) type Prefetched = Result<(Json, Vec<FieldError>), ExecuteError>;
 
 async fn run_root(
     mut fetch: Fetch,
     upstreams: &Upstreams,
     schema: &GraphqlSchema,
+    prefetched: Option<Prefetched>,
 ) -> Result<GraphqlOutput, ExecuteError> {
-    let Some(fetched) = fetch_root(&mut fetch, upstreams, schema).await? else {
+    let Some(fetched) = fetch_root(&mut fetch, upstreams, schema, prefetched).await? else {
         return Ok(GraphqlOutput { value: Json::Object(Map::new()), errors: Vec::new(), complete: true });
     };
     let Fetched { mut value, ty, mut errors } = fetched;
@@ -105,6 +153,7 @@ pub(super) async fn fetch_root(
     fetch: &mut Fetch,
     upstreams: &Upstreams,
     schema: &GraphqlSchema,
+    prefetched: Option<Prefetched>,
 ) -> Result<Option<Fetched>, ExecuteError> {
     let Selection::Graphql { type_name, fields, .. } = &fetch.selection else { return Err(not_graphql()) };
     let context = Context { upstreams, schema, metadata: &fetch.metadata, timeout: fetch.timeout };
@@ -158,14 +207,19 @@ pub(super) async fn fetch_root(
                 non_null: false,
                 item_non_null: false,
             });
-            let (answer, remote_errors) = super::federation::run_subgraph_fetch(
-                subgraph,
-                cluster,
-                &context,
-                fetch.cache.as_ref(),
-                fetch.transform.as_deref(),
-            )
-            .await?;
+            let (answer, remote_errors) = match prefetched {
+                Some(answer) => answer?,
+                None => {
+                    super::federation::run_subgraph_fetch(
+                        subgraph,
+                        cluster,
+                        &context,
+                        fetch.cache.as_ref(),
+                        fetch.transform.as_deref(),
+                    )
+                    .await?
+                }
+            };
             remote.extend(remote_errors);
             (answer, ty)
         }

@@ -148,7 +148,7 @@ async fn run_immediate(
     upstreams: &Upstreams,
     schema: &GraphqlSchema,
 ) -> ((usize, Result<GraphqlOutput, ExecuteError>), Option<Held>) {
-    let fetched = match fetch_root(&mut fetch, upstreams, schema).await {
+    let fetched = match fetch_root(&mut fetch, upstreams, schema, None).await {
         Ok(Some(fetched)) => fetched,
         Ok(None) => {
             let empty = GraphqlOutput { value: Json::Object(Map::new()), errors: Vec::new(), complete: true };

@@ -121,7 +121,7 @@ fn shape_object(
     path: &mut Vec<Json>,
     errors: &mut Vec<FieldError>,
 ) -> Json {
-    let mut out = Map::new();
+    let mut out = Map::with_capacity(selection.fields.len() + 1);
     for selected in &selection.fields {
         if selected.field_name == "__typename" {
             out.insert(selected.response_key.clone(), Json::String(type_name.to_owned()));
@@ -168,7 +168,8 @@ fn concrete_type(source: &Map<String, Json>) -> Option<&str> {
 }
 
 fn take(source: &mut Map<String, Json>, key: &str, shared: bool) -> Json {
-    if shared { source.get(key).cloned() } else { source.remove(key) }.unwrap_or(Json::Null)
+    // Taking (leaving a null behind) is cheaper than removing from the ordered map.
+    if shared { source.get(key).cloned() } else { source.get_mut(key).map(std::mem::take) }.unwrap_or(Json::Null)
 }
 
 fn shape_field(

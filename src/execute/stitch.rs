@@ -104,9 +104,8 @@ pub(super) fn collect<'a>(
         }
         Json::Object(object) => match keys.split_first() {
             None => out.push((at.clone(), object)),
-            Some((first, rest)) if first.starts_with(crate::plan::federation::TYPE_STEP) => {
-                let typename = object.get(&crate::plan::render::remote_key(&hidden_key("__typename"), "__typename"));
-                if typename.and_then(Json::as_str) == Some(&first[1..]) {
+            Some((first, rest)) if filtered_out(first, object).is_some() => {
+                if filtered_out(first, object) == Some(false) {
                     collect(value, rest, at, out);
                 }
             }
@@ -117,6 +116,53 @@ pub(super) fn collect<'a>(
                     at.pop();
                 }
             }
+        },
+        _ => {}
+    }
+}
+
+/// Whether `step` is a type step (`@Book`) that `object` does not pass.
+fn filtered_out(step: &str, object: &Map<String, Json>) -> Option<bool> {
+    let typename = step.strip_prefix(crate::plan::federation::TYPE_STEP)?;
+    let found = object.get(&crate::plan::render::remote_key(&hidden_key("__typename"), "__typename"));
+    Some(found.and_then(Json::as_str) != Some(typename))
+}
+
+/// The objects at `keys` inside `value`, as `collect` finds them, without their paths.
+pub(super) fn objects_at<'a>(value: &'a Json, keys: &[String], out: &mut Vec<&'a Map<String, Json>>) {
+    match value {
+        Json::Array(items) => items.iter().for_each(|item| objects_at(item, keys, out)),
+        Json::Object(object) => match keys.split_first() {
+            None => out.push(object),
+            Some((first, rest)) => match filtered_out(first, object) {
+                Some(true) => {}
+                Some(false) => objects_at(value, rest, out),
+                None => {
+                    if let Some(child) = object.get(first) {
+                        objects_at(child, rest, out);
+                    }
+                }
+            },
+        },
+        _ => {}
+    }
+}
+
+/// Calls `visit` on each object at `keys` inside `value`, in `collect`'s order.
+pub(super) fn each_object_mut(value: &mut Json, keys: &[String], visit: &mut dyn FnMut(&mut Map<String, Json>)) {
+    match value {
+        Json::Array(items) => items.iter_mut().for_each(|item| each_object_mut(item, keys, visit)),
+        Json::Object(object) => match keys.split_first() {
+            None => visit(object),
+            Some((first, rest)) => match filtered_out(first, object) {
+                Some(true) => {}
+                Some(false) => each_object_mut(value, rest, visit),
+                None => {
+                    if let Some(child) = object.get_mut(first) {
+                        each_object_mut(child, rest, visit);
+                    }
+                }
+            },
         },
         _ => {}
     }

@@ -102,7 +102,7 @@ impl SubscriptionEvents {
                 let events =
                     open_ws(upstreams, cluster, subgraph.document.clone(), subgraph.variables.clone(), &metadata)
                         .await?;
-                Source::Subgraph(events, Arc::new(subgraph.clone()))
+                Source::Subgraph(events, subgraph.clone())
             }
         };
         Ok(SubscriptionEvents { source, ty, fields, stitches, metadata, stitch_timeout, ended: false })

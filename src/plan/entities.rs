@@ -37,7 +37,7 @@ pub fn representation(
 
 /// One `_entities` fetch for many parents: the distinct representations, and which one each
 /// parent uses.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct EntityBatch {
     /// The representations sent, each once.
     pub representations: Vec<Json>,
@@ -89,18 +89,16 @@ pub struct EntitiesPart<'a> {
     pub variables: &'a [(String, String, Json)],
 }
 
-/// One GraphQL request to a subgraph for several batches: part `n` is answered at `data.eN`
-/// (`eN: _entities(representations: $rN) { ... on Type { ... } }`).
-pub fn entities_request(parts: &[EntitiesPart<'_>]) -> Json {
+/// One GraphQL request to a subgraph for several batches, as its JSON body: part `n` is
+/// answered at `data.eN` (`eN: _entities(representations: $rN) { ... on Type { ... } }`). The
+/// representations are written where they are, not copied into a request value first.
+pub fn entities_request(parts: &[EntitiesPart<'_>]) -> Vec<u8> {
     let mut declarations = Vec::new();
     let mut fields = String::new();
-    let mut variables = Map::new();
     for (n, part) in parts.iter().enumerate() {
         declarations.push(format!("$r{n}: [_Any!]!"));
-        variables.insert(format!("r{n}"), Json::Array(part.batch.representations.clone()));
-        for (name, ty, value) in part.variables {
+        for (name, ty, _) in part.variables {
             declarations.push(format!("${name}: {ty}"));
-            variables.insert(name.clone(), value.clone());
         }
         fields.push_str(&format!(
             " e{n}: _entities(representations: $r{n}) {{ ... on {}{} }}",
@@ -108,7 +106,30 @@ pub fn entities_request(parts: &[EntitiesPart<'_>]) -> Json {
         ));
     }
     let query = format!("query Switchyard({}) {{{fields} }}", declarations.join(", "));
-    serde_json::json!({ "query": query, "variables": variables })
+    serde_json::to_vec(&RequestBody { query, variables: Variables(parts) }).unwrap_or_default()
+}
+
+#[derive(serde::Serialize)]
+struct RequestBody<'a> {
+    query: String,
+    variables: Variables<'a>,
+}
+
+/// `{"r0": [representations], "a0": value, ...}` from the parts, borrowed.
+struct Variables<'a>(&'a [EntitiesPart<'a>]);
+
+impl serde::Serialize for Variables<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        for (n, part) in self.0.iter().enumerate() {
+            map.serialize_entry(&format!("r{n}"), &part.batch.representations)?;
+            for (name, _, value) in part.variables {
+                map.serialize_entry(name, value)?;
+            }
+        }
+        map.end()
+    }
 }
 
 /// An error a subgraph reported for an entities request, placed: the part it concerns (None:
@@ -145,7 +166,7 @@ pub fn entity_errors(answer: &Json) -> Vec<EntityError> {
 
 /// Feeds `value` to `hasher` (object fields in their order, which a representation's field set
 /// fixes).
-fn hash_json(value: &Json, hasher: &mut impl std::hash::Hasher) {
+pub(crate) fn hash_json(value: &Json, hasher: &mut impl std::hash::Hasher) {
     use std::hash::Hash;
     match value {
         Json::Null => 0u8.hash(hasher),
@@ -251,7 +272,7 @@ mod tests {
         let users =
             EntityBatch::new([object(&json!({"id": "7"}))], "User", &FieldSet::parse("id").expect("key"), None, "");
         let variables = [("a0".to_owned(), "Int".to_owned(), json!(3))];
-        let request = entities_request(&[
+        let request: Json = serde_json::from_slice(&entities_request(&[
             EntitiesPart { batch: &batch, typename: "Product", selection: " { inStock }", variables: &[] },
             EntitiesPart {
                 batch: &users,
@@ -259,7 +280,8 @@ mod tests {
                 selection: " { reviews(first: $a0) { id } }",
                 variables: &variables,
             },
-        ]);
+        ]))
+        .expect("a JSON body");
         assert_eq!(
             request["query"],
             "query Switchyard($r0: [_Any!]!, $r1: [_Any!]!, $a0: Int) { e0: _entities(representations: $r0) { ... on Product { inStock } } e1: _entities(representations: $r1) { ... on User { reviews(first: $a0) { id } } } }"

@@ -10,6 +10,8 @@
 //! answered, for every parent object at its path at once. Pure; the executor sends it.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use serde_json::{Map, Value as Json};
 
@@ -91,6 +93,92 @@ pub struct SubgraphEntities {
     pub selection: String,
     /// Variables the selection uses.
     pub variables: Vec<Variable>,
+}
+
+/// Plans of supergraph root fields by what determines them — the root kind, the field's
+/// normalised selection and its argument values (planned fetches carry them as variables) —
+/// so a repeated operation is planned once per snapshot. Bounded by the plans' document sizes.
+#[derive(Clone)]
+pub struct PlanCache {
+    plans: moka::sync::Cache<u64, Arc<CachedPlan>>,
+}
+
+struct CachedPlan {
+    kind: RootKind,
+    selected: FieldSelection,
+    arguments: Map<String, Json>,
+    fetch: Arc<SubgraphFetch>,
+}
+
+impl fmt::Debug for PlanCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PlanCache({} plans)", self.plans.entry_count())
+    }
+}
+
+impl Default for PlanCache {
+    fn default() -> Self {
+        let plans = moka::sync::Cache::builder()
+            .weigher(|_: &u64, plan: &Arc<CachedPlan>| u32::try_from(plan.fetch.document.len()).unwrap_or(u32::MAX))
+            .max_capacity(16 * 1024 * 1024)
+            .build();
+        PlanCache { plans }
+    }
+}
+
+impl PlanCache {
+    /// The plan for root field `selected` with `arguments`: the cached one, or `plan`'s (kept
+    /// when it succeeds).
+    pub fn get_or_plan(
+        &self,
+        kind: RootKind,
+        selected: &FieldSelection,
+        arguments: &Map<String, Json>,
+        plan: impl FnOnce() -> Result<SubgraphFetch, PlanError>,
+    ) -> Result<Arc<SubgraphFetch>, PlanError> {
+        let mut hasher = rustc_hash::FxHasher::default();
+        kind.hash(&mut hasher);
+        hash_selection(selected, &mut hasher);
+        for (name, value) in arguments {
+            name.hash(&mut hasher);
+            crate::plan::entities::hash_json(value, &mut hasher);
+        }
+        let key = hasher.finish();
+        if let Some(found) = self.plans.get(&key)
+            && found.kind == kind
+            && found.selected == *selected
+            && found.arguments == *arguments
+        {
+            return Ok(found.fetch.clone());
+        }
+        let fetch = Arc::new(plan()?);
+        let cached =
+            CachedPlan { kind, selected: selected.clone(), arguments: arguments.clone(), fetch: fetch.clone() };
+        self.plans.insert(key, Arc::new(cached));
+        Ok(fetch)
+    }
+}
+
+/// Hashes everything of a selection that planning reads.
+fn hash_selection(selected: &FieldSelection, hasher: &mut impl Hasher) {
+    selected.response_key.hash(hasher);
+    selected.field_name.hash(hasher);
+    selected.defer.hash(hasher);
+    selected.forbidden.is_some().hash(hasher);
+    for (name, value) in &selected.arguments {
+        name.hash(hasher);
+        crate::plan::entities::hash_json(value, hasher);
+    }
+    hash_set(&selected.children, hasher);
+}
+
+fn hash_set(set: &SelectionSet, hasher: &mut impl Hasher) {
+    set.fields.len().hash(hasher);
+    set.fields.iter().for_each(|field| hash_selection(field, hasher));
+    for (name, inner) in &set.by_type {
+        name.hash(hasher);
+        hash_set(inner, hasher);
+    }
 }
 
 /// Plans root field `selected` (of root `kind`, with `arguments`) of `supergraph`, whose API
@@ -877,4 +965,63 @@ pub fn write_entities(f: &mut fmt::Formatter<'_>, entities: &[EntityFetch], dept
         write_entities(f, &entity.then, depth + 1)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn field(name: &str, children: Vec<FieldSelection>) -> FieldSelection {
+        FieldSelection {
+            response_key: name.into(),
+            field_name: name.into(),
+            children: SelectionSet::new(children),
+            arguments: Vec::new(),
+            defer: None,
+            forbidden: None,
+        }
+    }
+
+    fn fetch(document: &str) -> SubgraphFetch {
+        SubgraphFetch {
+            graph: "accounts".into(),
+            document: document.into(),
+            variables: Map::new(),
+            response_key: "me".into(),
+            entities: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_root_field_is_planned_once_per_selection_and_arguments() {
+        let cache = PlanCache::default();
+        let planned = Cell::new(0);
+        let plan = |document: &str| {
+            planned.set(planned.get() + 1);
+            Ok(fetch(document))
+        };
+        let me = field("me", vec![field("id", Vec::new()), field("name", Vec::new())]);
+        let none = Map::new();
+        let first = cache.get_or_plan(RootKind::Query, &me, &none, || plan("a")).expect("planned");
+        let again = cache.get_or_plan(RootKind::Query, &me, &none, || plan("b")).expect("cached");
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(planned.get(), 1);
+        // Another argument value, another selection, another root kind: planned anew.
+        let with_id: Map<String, Json> = [("id".to_owned(), json!("2"))].into_iter().collect();
+        cache.get_or_plan(RootKind::Query, &me, &with_id, || plan("c")).expect("planned");
+        let fewer = field("me", vec![field("id", Vec::new())]);
+        cache.get_or_plan(RootKind::Query, &fewer, &none, || plan("d")).expect("planned");
+        cache.get_or_plan(RootKind::Mutation, &me, &none, || plan("e")).expect("planned");
+        assert_eq!(planned.get(), 4);
+        // A failed plan is not kept.
+        let failing = field("nope", Vec::new());
+        let unplannable = || Err(PlanError::Unplannable { field: "Query.nope".into(), why: "test".into() });
+        assert!(cache.get_or_plan(RootKind::Query, &failing, &none, unplannable).is_err());
+        cache.get_or_plan(RootKind::Query, &failing, &none, || plan("f")).expect("planned");
+        assert_eq!(planned.get(), 5);
+    }
 }

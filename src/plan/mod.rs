@@ -55,6 +55,11 @@ pub trait ServiceDirectory {
     fn transform_for_source(&self, _name: &str) -> Option<Arc<crate::transform::Transform>> {
         None
     }
+    /// Where plans of supergraph root fields are kept, if anywhere.
+    fn federation_plans(&self) -> Option<&federation::PlanCache> {
+        None
+    }
+
     /// The Federation supergraph served, if any.
     fn supergraph(&self) -> Option<&crate::schema::Supergraph> {
         None
@@ -89,7 +94,7 @@ pub enum FetchCall {
         arguments: serde_json::Map<String, serde_json::Value>,
     },
     /// A supergraph's root field: a fetch from its subgraph and the entity fetches below it.
-    Subgraph(federation::SubgraphFetch),
+    Subgraph(Arc<federation::SubgraphFetch>),
 }
 
 /// One root backend call.
@@ -413,15 +418,21 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
                             forbidden: None,
                         };
                         let cluster_of = |binding: &Binding| binding_cluster(directory, binding);
-                        let fetch = federation::plan_root(
-                            supergraph,
-                            directory.graphql(),
-                            kind,
-                            &selected,
-                            &arguments,
-                            &output,
-                            &cluster_of,
-                        )?;
+                        let plan = || {
+                            federation::plan_root(
+                                supergraph,
+                                directory.graphql(),
+                                kind,
+                                &selected,
+                                &arguments,
+                                &output,
+                                &cluster_of,
+                            )
+                        };
+                        let fetch = match directory.federation_plans() {
+                            Some(plans) => plans.get_or_plan(kind, &selected, &arguments, plan)?,
+                            None => std::sync::Arc::new(plan()?),
+                        };
                         let cluster = directory.has_cluster(&fetch.graph).then(|| fetch.graph.clone());
                         (cluster, FetchCall::Subgraph(fetch), Some(output), cache, None)
                     }

@@ -40,7 +40,7 @@ pub use trusted::TrustedDocuments;
 pub const SUPERGRAPH_SOURCE: &str = "supergraph";
 
 /// Which root type a field is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RootKind {
     /// `Query`.
     Query,
