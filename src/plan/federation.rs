@@ -338,9 +338,13 @@ struct Group {
     key_text: String,
     key: FieldSet,
     requires: Option<FieldSet>,
-    /// The group whose answer this one's representations need.
-    after: Option<usize>,
-    /// Its key comes from the `after` group's answer, not from the parent's fetch.
+    /// The groups whose answers this one's representations need (its key's, its required
+    /// fields'); it is fetched at a level below all of them.
+    after: Vec<usize>,
+    /// The top-level fields other groups require of it (fetched under `extra`): their own
+    /// `@requires` count as its.
+    extra_names: Vec<String>,
+    /// Its key comes from an `after` group's answer, not from the parent's fetch.
     chained: bool,
     /// The interface it fetches the fields through (the subgraph has it as an
     /// `@interfaceObject`): the representations' and the selection's type.
@@ -687,7 +691,8 @@ impl Planner<'_> {
                         key_text,
                         key,
                         requires: None,
-                        after: None,
+                        after: Vec::new(),
+                        extra_names: Vec::new(),
                         chained: false,
                         via_interface: Some(interface),
                     }),
@@ -706,6 +711,7 @@ impl Planner<'_> {
                 }
             };
             groups[provider].extra.push(key.selection_text(INTERNAL_PREFIX));
+            groups[provider].extra_names.extend(key.top_level().iter().map(|name| (*name).to_owned()));
             groups.push(Group {
                 graph,
                 fields: vec![(*selected).clone()],
@@ -713,19 +719,25 @@ impl Planner<'_> {
                 key_text,
                 key,
                 requires: None,
-                after: Some(provider),
+                after: vec![provider],
+                extra_names: Vec::new(),
                 chained: true,
                 via_interface: None,
             });
         }
         // Each group's required fields: from `scope`'s fetch where it resolves them, else from
-        // a group fetched first.
-        for index in 0..groups.len() {
-            let requires = groups[index]
-                .fields
-                .iter()
-                .filter_map(|f| ty.field(&f.field_name))
-                .filter_map(|f| f.joins.iter().find(|j| j.graph == Some(groups[index].graph))?.requires_set.clone())
+        // a group fetched first (groups added here for other groups' requires included, so a
+        // requirement of a requirement is seen).
+        let mut index = 0;
+        while index < groups.len() {
+            index += 1;
+            let index = index - 1;
+            let graph = groups[index].graph;
+            let names = groups[index].fields.iter().map(|f| f.field_name.as_str());
+            let requires = names
+                .chain(groups[index].extra_names.iter().map(String::as_str))
+                .filter_map(|name| ty.field(name))
+                .filter_map(|f| f.joins.iter().find(|j| j.graph == Some(graph))?.requires_set.clone())
                 .reduce(|a, b| a.union(&b));
             let Some(requires) = requires else { continue };
             let (here, elsewhere) = requires.partition(|name| self.available(scope, ty, name));
@@ -738,30 +750,24 @@ impl Planner<'_> {
                     field: format!("{}.{first}", ty.name),
                     why: "a @requires names a field the type does not have".into(),
                 })?;
-                let chosen: Vec<usize> = groups
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, g)| *i != index && g.after.is_none())
-                    .map(|(_, g)| g.graph)
-                    .collect();
+                let chosen: Vec<usize> =
+                    groups.iter().enumerate().filter(|(i, _)| *i != index).map(|(_, g)| g.graph).collect();
                 let graph = self.owner(scope, ty, field, &chosen).ok_or_else(|| self.unreachable(scope, ty, field))?;
-                let provider = match groups.iter().position(|g| g.graph == graph && g.after.is_none()) {
-                    Some(existing) if existing != index => existing,
-                    _ => {
+                // A group already going there fetches them too (it may wait for others itself:
+                // this one then goes a level below it).
+                let existing = groups.iter().enumerate().position(|(i, g)| {
+                    i != index && g.graph == graph && g.via_interface.is_none() && !waits_for(&groups, i, index)
+                });
+                let provider = match existing {
+                    Some(existing) => existing,
+                    None => {
                         groups.push(self.group(scope, ty, graph, Vec::new(), field)?);
                         groups.len() - 1
                     }
                 };
-                groups[provider].extra.push(elsewhere.selection_text(INTERNAL_PREFIX));
-                if groups[index].after.is_some_and(|after| after != provider) {
-                    return Err(PlanError::Unplannable {
-                        field: format!("{}.{first}", ty.name),
-                        why:
-                            "its key and its @requires fields come from different subgraphs, which is not supported yet"
-                                .into(),
-                    });
-                }
-                groups[index].after = Some(provider);
+                push_once(&mut groups[provider].extra, elsewhere.selection_text(INTERNAL_PREFIX));
+                groups[provider].extra_names.extend(elsewhere.top_level().iter().map(|name| (*name).to_owned()));
+                groups[index].after.push(provider);
             }
             groups[index].requires = Some(requires);
         }
@@ -794,19 +800,21 @@ impl Planner<'_> {
                 }),
             }));
         }
-        for index in (0..groups.len()).rev() {
-            if let Some(after) = groups[index].after {
-                if groups[after].after.is_some() {
-                    return Err(PlanError::Unplannable {
-                        field: format!("{}.{}", ty.name, groups[index].fields.first().map_or("", |f| &f.field_name)),
-                        why: "its @requires fields need a chain of entity fetches, which is not supported yet".into(),
-                    });
-                }
-                if let Some(fetch) = built[index].take()
-                    && let Some(provider) = built[after].as_mut()
-                {
-                    provider.then.push(fetch);
-                }
+        // Each group goes below its deepest provider, so every provider's answer is merged (a
+        // level earlier, at least) before its representations are made; deeper groups move
+        // first, taking their own dependents with them.
+        let depths = group_depths(&groups).ok_or_else(|| PlanError::Unplannable {
+            field: ty.name.clone(),
+            why: "its key and @requires fields depend on each other in a cycle".into(),
+        })?;
+        let mut order: Vec<usize> = (0..groups.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(depths[i]));
+        for index in order {
+            let Some(&provider) = groups[index].after.iter().max_by_key(|&&p| depths[p]) else { continue };
+            if let Some(fetch) = built[index].take()
+                && let Some(provider) = built[provider].as_mut()
+            {
+                provider.then.push(fetch);
             }
         }
         entities.extend(built.into_iter().flatten());
@@ -896,7 +904,8 @@ impl Planner<'_> {
             key_text,
             key,
             requires: None,
-            after: None,
+            after: Vec::new(),
+            extra_names: Vec::new(),
             chained: false,
             via_interface: None,
         })
@@ -916,6 +925,48 @@ impl Planner<'_> {
             ),
         }
     }
+}
+
+/// Whether group `index` waits (directly or not) for group `other`.
+fn waits_for(groups: &[Group], index: usize, other: usize) -> bool {
+    let mut stack = vec![index];
+    let mut seen = vec![false; groups.len()];
+    while let Some(at) = stack.pop() {
+        for &provider in &groups[at].after {
+            if provider == other {
+                return true;
+            }
+            if !std::mem::replace(&mut seen[provider], true) {
+                stack.push(provider);
+            }
+        }
+    }
+    false
+}
+
+/// Each group's level below the parent's fetch: 0 without providers, else one more than its
+/// deepest provider's. None when providers form a cycle.
+fn group_depths(groups: &[Group]) -> Option<Vec<usize>> {
+    fn depth(groups: &[Group], index: usize, known: &mut [Option<usize>], visiting: &mut Vec<usize>) -> Option<usize> {
+        if let Some(found) = known[index] {
+            return Some(found);
+        }
+        if visiting.contains(&index) {
+            return None;
+        }
+        visiting.push(index);
+        let mut deepest = None;
+        for &provider in &groups[index].after {
+            let below = depth(groups, provider, known, visiting)?;
+            deepest = Some(deepest.map_or(below, |d: usize| d.max(below)));
+        }
+        visiting.pop();
+        let found = deepest.map_or(0, |d| d + 1);
+        known[index] = Some(found);
+        Some(found)
+    }
+    let mut known = vec![None; groups.len()];
+    (0..groups.len()).map(|i| depth(groups, i, &mut known, &mut Vec::new())).collect()
 }
 
 /// Adds `text` to a selection's pieces unless it is there already.

@@ -39,7 +39,7 @@ pub(crate) fn compose_with(urls: &[(&str, String)]) -> String {
 }
 
 /// Composes the subgraphs whose SDL is in the files, each served at its URL.
-fn compose_files(subgraphs: &[(&str, String, std::path::PathBuf)]) -> String {
+pub(crate) fn compose_files(subgraphs: &[(&str, String, std::path::PathBuf)]) -> String {
     let args: Vec<String> =
         subgraphs.iter().map(|(name, url, file)| format!("{name}={url}={}", file.display())).collect();
     let out =
@@ -211,11 +211,19 @@ fn plans_are_snapshot_tested() {
 /// The media subgraphs (an interface entity, unions, an `@interfaceObject`) composed at
 /// closed ports: enough to validate and plan, nothing is fetched.
 fn media_snapshot() -> (switchyard::snapshot::Snapshot, tempfile::TempDir) {
+    fixture_snapshot("tests/fixtures/federation", &["library", "ratings", "shops"])
+}
+
+/// The fixture subgraphs `names` in `fixtures` composed at a closed port, as a snapshot.
+fn fixture_snapshot(fixtures: &str, names: &[&str]) -> (switchyard::snapshot::Snapshot, tempfile::TempDir) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(fixtures);
+    let files: Vec<(&str, String, std::path::PathBuf)> = names
+        .iter()
+        .map(|name| (*name, "http://127.0.0.1:9/graphql".to_owned(), root.join(format!("{name}.graphql"))))
+        .collect();
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("supergraph.graphql");
-    let urls: Vec<(&str, String)> =
-        ["library", "ratings", "shops"].iter().map(|n| (*n, "http://127.0.0.1:9/graphql".to_owned())).collect();
-    std::fs::write(&file, compose_with(&urls)).expect("write");
+    std::fs::write(&file, compose_files(&files)).expect("write");
     let sources = switchyard::snapshot::SnapshotSources {
         supergraph: Some(file),
         no_descriptor_dir: true,
@@ -327,6 +335,18 @@ fn abstract_types_appear_in_introspection_and_the_printed_schema() {
         (Some("UNION"), vec!["Book".to_owned(), "Film".into(), "Person".into()])
     );
     assert_eq!(names(&ty("Book").expect("Book")["interfaces"]), ["Media"]);
+}
+
+#[test]
+fn required_fields_that_need_fetches_of_their_own_are_fetched_in_order() {
+    // cost requires weight (from weights), which requires size (from sizes): three levels.
+    let (snapshot, _dir) =
+        fixture_snapshot("tests/fixtures/federation/requires", &["root", "sizes", "weights", "costs"]);
+    let chain = plans_text(&snapshot, &["{ item { cost } }", "{ item { weight cost } }"]);
+    insta::assert_snapshot!("requires_plans", chain);
+    // The order is what matters: each fetch below every fetch it needs.
+    let at = |what: &str| chain.find(what).unwrap_or_else(|| panic!("{what} in {chain}"));
+    assert!(at("from sizes") < at("from weights") && at("from weights") < at("from costs"), "{chain}");
 }
 
 #[test]

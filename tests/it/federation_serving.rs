@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value as Json, json};
 
-use crate::federation::{SUBGRAPHS, compose_with, npm_dir};
+use crate::federation::{SUBGRAPHS, compose_files, compose_with, npm_dir};
 use crate::support::{HANG, TestGateway};
 
 /// The benchmark's heavy nested query (graphql-gateways-benchmark, federation scenario).
@@ -86,7 +86,12 @@ impl Federated {
 
     /// The subgraphs `names` composed (those named in `elsewhere` at the URLs given there).
     async fn start_composing(names: &'static [&'static str], elsewhere: &[(&str, String)]) -> Federated {
-        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/federation");
+        Federated::start_from("tests/fixtures/federation", names, elsewhere).await
+    }
+
+    /// As `start_composing`, with the subgraphs' SDL in `fixtures` (relative to the crate).
+    async fn start_from(fixtures: &str, names: &'static [&'static str], elsewhere: &[(&str, String)]) -> Federated {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(fixtures);
         let subgraphs = Node::start("subgraphs.mjs", &[fixtures.to_str().expect("utf8 path")]);
         let ports: BTreeMap<String, u16> = serde_json::from_str(&subgraphs.first_line).expect("the subgraphs' ports");
         let urls: Vec<(&str, String)> = names
@@ -98,7 +103,9 @@ impl Federated {
             .collect();
         let dir = tempfile::tempdir().expect("tempdir");
         let supergraph = dir.path().join("supergraph.graphql");
-        std::fs::write(&supergraph, compose_with(&urls)).expect("write the supergraph");
+        let files: Vec<(&str, String, PathBuf)> =
+            urls.iter().map(|(name, url)| (*name, url.clone(), fixtures.join(format!("{name}.graphql")))).collect();
+        std::fs::write(&supergraph, compose_files(&files)).expect("write the supergraph");
         let sources = switchyard::snapshot::SnapshotSources {
             supergraph: Some(supergraph.clone()),
             no_descriptor_dir: true,
@@ -178,6 +185,22 @@ async fn interfaces_and_unions_across_subgraphs_are_answered_as_the_reference_ro
         "{ topRated { id } media { id } }",
     ];
     answered_as_the_reference_router_answers(&federated, &queries).await;
+}
+
+#[tokio::test]
+async fn a_required_field_that_requires_another_is_fetched_after_it() {
+    // cost requires weight, which requires size: each subgraph computes its field from the
+    // representation, so a requirement fetched late or not at all would answer null.
+    const NAMES: [&str; 4] = ["root", "sizes", "weights", "costs"];
+    let federated = Federated::start_from("tests/fixtures/federation/requires", &NAMES, &[]).await;
+    let (answer, requests) = federated.fetches_for("{ item { cost } }").await;
+    assert_eq!(answer, json!({"data": {"item": {"cost": 60}}}));
+    assert_eq!(requests, counts(&[("root", 1), ("sizes", 1), ("weights", 1), ("costs", 1)]));
+    assert_eq!(
+        federated.log("costs").await[0]["variables"]["r0"],
+        json!([{"__typename": "Item", "id": "i1", "weight": 30}])
+    );
+    answered_as_the_reference_router_answers(&federated, &["{ item { cost } }", "{ item { weight cost } }"]).await;
 }
 
 #[tokio::test]

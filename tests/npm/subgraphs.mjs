@@ -9,7 +9,7 @@
 // `DELETE /log` empties it, so tests can see how the gateway fetched; `PUT /delay?ms=N` makes
 // it answer N ms late (0: at once).
 import { createServer } from "node:http";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse, graphql, execute, subscribe } from "graphql";
 import { buildSubgraphSchema } from "@apollo/subgraph";
@@ -177,6 +177,20 @@ resolvers.shops = {
   Product: { __resolveType: (p) => p.__typename },
 };
 
+// tests/fixtures/federation/requires: cost needs weight, which needs size (each computed from
+// what the representation carries, so a missing requirement shows).
+resolvers.root = {
+  Query: { item: () => ({ id: "i1" }) },
+  Item: { __resolveReference: (ref) => ({ id: ref.id }) },
+};
+resolvers.sizes = { Item: { __resolveReference: (ref) => ({ id: ref.id, size: 3 }) } };
+resolvers.weights = {
+  Item: { __resolveReference: (ref) => ({ id: ref.id, weight: ref.size === undefined ? null : ref.size * 10 }) },
+};
+resolvers.costs = {
+  Item: { __resolveReference: (ref) => ({ id: ref.id, cost: ref.weight === undefined ? null : ref.weight * 2 }) },
+};
+
 function serve(name) {
   const typeDefs = parse(readFileSync(join(dir, `${name}.graphql`), "utf8"));
   const schema = buildSubgraphSchema([{ typeDefs, resolvers: resolvers[name] }]);
@@ -223,7 +237,8 @@ function serve(name) {
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve([name, server.address().port])));
 }
 
-const names = ["accounts", "inventory", "products", "reviews", "critics", "library", "ratings", "shops"];
+// Every subgraph with resolvers here whose SDL is in the directory.
+const names = Object.keys(resolvers).filter((name) => existsSync(join(dir, `${name}.graphql`)));
 const ports = await Promise.all(names.map(serve));
 process.stdout.write(JSON.stringify(Object.fromEntries(ports)) + "\n");
 // Ends with the test that started it.
