@@ -50,6 +50,20 @@ fn federation(c: &mut Criterion) {
             EntityBatch::new(objects, "Product", &key, Some(&requires), "")
         })
     });
+    // The common case: a plain key (`upc`) and plain required fields, written as they are.
+    let upc = FieldSet::parse("upc").expect("key");
+    let plain: Vec<serde_json::Value> = (0..100)
+        .map(|i| {
+            let n = i % 50;
+            json!({"_sy_upc": format!("u{n}"), "_sy_price": n * 10, "_sy_weight": n, "name": "x"})
+        })
+        .collect();
+    c.bench_function("federation/batch_100_parents_plain_key", |b| {
+        b.iter(|| {
+            let objects = black_box(&plain).iter().filter_map(serde_json::Value::as_object);
+            EntityBatch::new(objects, "Product", &upc, Some(&requires), "_sy_")
+        })
+    });
 
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("supergraph.graphql");

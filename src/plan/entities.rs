@@ -11,17 +11,41 @@ use serde_json::{Map, Value as Json};
 
 use crate::schema::FieldSet;
 
-/// The representation of `parent` as entity `typename` for a subgraph: `__typename`, the key's
-/// fields and the required fields, read under `{prefix}{name}` (as the planner fetched them).
-/// None when the parent lacks one of them (it cannot be fetched; its fields from that subgraph
-/// are null).
+/// The representation of `parent` as entity `typename` for a subgraph, as JSON text:
+/// `__typename`, the key's fields and the required fields, read under `{prefix}{name}` (as the
+/// planner fetched them). None when the parent lacks one of them (it cannot be fetched; its
+/// fields from that subgraph are null).
 pub fn representation(
     parent: &Map<String, Json>,
     typename: &str,
     key: &FieldSet,
     requires: Option<&FieldSet>,
     prefix: &str,
-) -> Option<Json> {
+) -> Option<String> {
+    // Plain fields (`upc`, `id`, `price weight`): written straight from the parent.
+    if let (Some(key_fields), Some(required)) =
+        (key.flat_fields(), requires.map_or(Some(Vec::new()), FieldSet::flat_fields))
+    {
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(b"{\"__typename\":");
+        serde_json::to_writer(&mut out, typename).ok()?;
+        let mut name = String::with_capacity(prefix.len() + 16);
+        for (i, field) in key_fields.iter().chain(&required).enumerate() {
+            if key_fields.iter().chain(&required).take(i).any(|earlier| earlier == field) {
+                continue;
+            }
+            name.clear();
+            name.push_str(prefix);
+            name.push_str(field);
+            let value = parent.get(&name)?;
+            out.push(b',');
+            serde_json::to_writer(&mut out, field).ok()?;
+            out.push(b':');
+            serde_json::to_writer(&mut out, value).ok()?;
+        }
+        out.push(b'}');
+        return String::from_utf8(out).ok();
+    }
     let mut out = Map::new();
     out.insert("__typename".into(), Json::String(typename.to_owned()));
     if !key.copy(parent, typename, &mut out, prefix) {
@@ -32,15 +56,15 @@ pub fn representation(
     {
         return None;
     }
-    Some(Json::Object(out))
+    serde_json::to_string(&Json::Object(out)).ok()
 }
 
 /// One `_entities` fetch for many parents: the distinct representations, and which one each
 /// parent uses.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EntityBatch {
-    /// The representations sent, each once.
-    pub representations: Vec<Json>,
+    /// The representations sent, each once, as JSON text.
+    pub representations: Vec<String>,
     /// For each parent, its representation's index (None: it could not be represented).
     pub of_parent: Vec<Option<usize>>,
 }
@@ -54,21 +78,17 @@ impl EntityBatch {
         requires: Option<&FieldSet>,
         prefix: &str,
     ) -> EntityBatch {
-        let mut representations: Vec<Json> = Vec::new();
-        // Representations by hash; equal hashes are compared before they are merged.
-        let mut seen: HashMap<u64, Vec<usize>> = HashMap::new();
+        let mut representations: Vec<String> = Vec::new();
+        let mut seen: HashMap<String, usize, rustc_hash::FxBuildHasher> = HashMap::default();
         let of_parent = parents
             .into_iter()
             .map(|parent| {
                 let represented = representation(parent, typename, key, requires, prefix)?;
-                let mut hasher = rustc_hash::FxHasher::default();
-                hash_json(&represented, &mut hasher);
-                let candidates = seen.entry(std::hash::Hasher::finish(&hasher)).or_default();
-                if let Some(&found) = candidates.iter().find(|&&i| representations[i] == represented) {
+                if let Some(&found) = seen.get(&represented) {
                     return Some(found);
                 }
+                seen.insert(represented.clone(), representations.len());
                 representations.push(represented);
-                candidates.push(representations.len() - 1);
                 Some(representations.len() - 1)
             })
             .collect();
@@ -91,7 +111,7 @@ pub struct EntitiesPart<'a> {
 
 /// One GraphQL request to a subgraph for several batches, as its JSON body: part `n` is
 /// answered at `data.eN` (`eN: _entities(representations: $rN) { ... on Type { ... } }`). The
-/// representations are written where they are, not copied into a request value first.
+/// representations are written as they are, not parsed into a request value first.
 pub fn entities_request(parts: &[EntitiesPart<'_>]) -> Vec<u8> {
     let mut declarations = Vec::new();
     let mut fields = String::new();
@@ -106,30 +126,32 @@ pub fn entities_request(parts: &[EntitiesPart<'_>]) -> Vec<u8> {
         ));
     }
     let query = format!("query Switchyard({}) {{{fields} }}", declarations.join(", "));
-    serde_json::to_vec(&RequestBody { query, variables: Variables(parts) }).unwrap_or_default()
-}
-
-#[derive(serde::Serialize)]
-struct RequestBody<'a> {
-    query: String,
-    variables: Variables<'a>,
-}
-
-/// `{"r0": [representations], "a0": value, ...}` from the parts, borrowed.
-struct Variables<'a>(&'a [EntitiesPart<'a>]);
-
-impl serde::Serialize for Variables<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(None)?;
-        for (n, part) in self.0.iter().enumerate() {
-            map.serialize_entry(&format!("r{n}"), &part.batch.representations)?;
-            for (name, _, value) in part.variables {
-                map.serialize_entry(name, value)?;
-            }
+    let size: usize = parts.iter().flat_map(|p| &p.batch.representations).map(|r| r.len() + 1).sum();
+    let mut body = Vec::with_capacity(query.len() + size + 64);
+    body.extend_from_slice(b"{\"query\":");
+    let _ = serde_json::to_writer(&mut body, &query);
+    body.extend_from_slice(b",\"variables\":{");
+    for (n, part) in parts.iter().enumerate() {
+        if n > 0 {
+            body.push(b',');
         }
-        map.end()
+        body.extend_from_slice(format!("\"r{n}\":[").as_bytes());
+        for (i, representation) in part.batch.representations.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(representation.as_bytes());
+        }
+        body.push(b']');
+        for (name, _, value) in part.variables {
+            body.push(b',');
+            let _ = serde_json::to_writer(&mut body, name);
+            body.push(b':');
+            let _ = serde_json::to_writer(&mut body, value);
+        }
     }
+    body.extend_from_slice(b"}}");
+    body
 }
 
 /// An error a subgraph reported for an entities request, placed: the part it concerns (None:
@@ -236,24 +258,33 @@ mod tests {
                 Some(json!({"__typename": "Product", "sku": "s1", "variant": null})),
             ),
         ];
+        let read = |text: Option<String>| text.map(|t| serde_json::from_str::<Json>(&t).expect("JSON"));
         for (key, requires, parent, expected) in table {
-            assert_eq!(representation(object(&parent), "Product", key, requires, ""), expected, "{parent}");
+            assert_eq!(read(representation(object(&parent), "Product", key, requires, "")), expected, "{parent}");
         }
+        // Plain fields are written as they are, in order, each once; a missing one fails.
+        let upc = FieldSet::parse("upc").expect("key");
+        let needs = FieldSet::parse("upc price weight").expect("requires");
+        let product = json!({"upc": "1", "price": 10, "weight": null, "name": "Chair"});
+        assert_eq!(
+            representation(object(&product), "Product", &upc, Some(&needs), "").as_deref(),
+            Some(r#"{"__typename":"Product","upc":"1","price":10,"weight":null}"#)
+        );
+        assert_eq!(representation(object(&json!({"upc": "1", "price": 10})), "Product", &upc, Some(&needs), ""), None);
         let on_type = FieldSet::parse("id ... on Book { isbn }").expect("set");
         let book = json!({"id": "1", "isbn": "978"});
         assert_eq!(
-            representation(object(&book), "Book", &on_type, None, ""),
+            read(representation(object(&book), "Book", &on_type, None, "")),
             Some(json!({"__typename": "Book", "id": "1", "isbn": "978"}))
         );
         assert_eq!(
-            representation(object(&book), "Movie", &on_type, None, ""),
+            read(representation(object(&book), "Movie", &on_type, None, "")),
             Some(json!({"__typename": "Movie", "id": "1"}))
         );
         // Fetched under the planner's aliases, read from them, never from the client's keys.
         let aliased = json!({"upc": "client's alias for another field", "_sy_upc": "1"});
-        let upc = FieldSet::parse("upc").expect("key");
         assert_eq!(
-            representation(object(&aliased), "Product", &upc, None, "_sy_"),
+            read(representation(object(&aliased), "Product", &upc, None, "_sy_")),
             Some(json!({"__typename": "Product", "upc": "1"}))
         );
     }
@@ -266,7 +297,7 @@ mod tests {
         let batch = EntityBatch::new(parents.iter().map(object), "Product", &key, None, "");
         assert_eq!(
             batch.representations,
-            [json!({"__typename": "Product", "upc": "1"}), json!({"__typename": "Product", "upc": "2"})]
+            [r#"{"__typename":"Product","upc":"1"}"#, r#"{"__typename":"Product","upc":"2"}"#]
         );
         assert_eq!(batch.of_parent, [Some(0), Some(1), Some(0), None]);
         let users =

@@ -93,6 +93,18 @@ impl FieldSet {
         })
     }
 
+    /// The names of its fields when they are all plain fields (no selection below them, no
+    /// type condition), which a representation copies as they are.
+    pub fn flat_fields(&self) -> Option<Vec<&str>> {
+        self.items
+            .iter()
+            .map(|item| match item {
+                FieldSetItem::Field { name, children } if children.items.is_empty() => Some(name.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Both sets' fields in one.
     pub fn union(&self, other: &FieldSet) -> FieldSet {
         FieldSet { items: self.items.iter().chain(&other.items).cloned().collect() }
