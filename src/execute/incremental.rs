@@ -14,7 +14,7 @@ use super::graphql::{Context, FieldError, GraphqlOutput, fetch_root};
 use super::shape::complete;
 use super::stitch::run_stitches;
 use super::{ExecuteError, execute_graphql_plan};
-use crate::operation::{FieldSelection, Selection, SelectionSet, is_hidden_key};
+use crate::operation::{FieldSelection, Selection, SelectionSet, hidden_key, is_hidden_key};
 use crate::plan::{Fetch, Plan, Stitch};
 use crate::schema::{GraphqlSchema, TypeDef, TypeRef};
 use crate::upstream::Upstreams;
@@ -205,6 +205,18 @@ fn split_stitches(stitches: Vec<Stitch>) -> (Vec<Stitch>, BTreeMap<usize, Vec<St
 fn strip(value: &mut Json, selection: &SelectionSet, keep: Option<usize>) {
     match value {
         Json::Array(items) => items.iter_mut().for_each(|item| strip(item, selection, keep)),
+        Json::Object(object) if !selection.by_type.is_empty() => {
+            // An interface's or union's value: its object type's selection (the shaper left the
+            // type under a hidden key).
+            let concrete = object.get(&hidden_key("__typename")).and_then(Json::as_str).unwrap_or_default().to_owned();
+            if let Some(set) = selection.for_type(&concrete) {
+                strip(value, set, keep);
+                // Kept for `complete`, which needs the type too (and removes it).
+                if let Json::Object(object) = value {
+                    object.insert(hidden_key("__typename"), Json::String(concrete));
+                }
+            }
+        }
         Json::Object(object) => {
             for field in &selection.fields {
                 if field.defer.is_some() && field.defer != keep {
@@ -270,6 +282,12 @@ fn boundaries(
     path: &mut Vec<String>,
     out: &mut Vec<(Vec<String>, String, Vec<FieldSelection>)>,
 ) {
+    // Below an interface or union: each object type's selection, for the values of that type.
+    for (concrete, set) in &selection.by_type {
+        path.push(format!("{}{concrete}", crate::plan::federation::TYPE_STEP));
+        boundaries(schema, concrete, set, parent_defer, id, path, out);
+        path.pop();
+    }
     let here: Vec<FieldSelection> =
         selection.fields.iter().filter(|f| f.defer == Some(id) && parent_defer != Some(id)).cloned().collect();
     if !here.is_empty() {

@@ -121,10 +121,12 @@ pub(super) fn collect<'a>(
     }
 }
 
-/// Whether `step` is a type step (`@Book`) that `object` does not pass.
+/// Whether `step` is a type step (`@Book`) that `object` does not pass. The type is where a
+/// plan fetched it (`_sy___typename`) or, in a shaped value, where the shaper keeps it.
 fn filtered_out(step: &str, object: &Map<String, Json>) -> Option<bool> {
     let typename = step.strip_prefix(crate::plan::federation::TYPE_STEP)?;
-    let found = object.get(&crate::plan::render::remote_key(&hidden_key("__typename"), "__typename"));
+    let hidden = hidden_key("__typename");
+    let found = object.get(&crate::plan::render::remote_key(&hidden, "__typename")).or_else(|| object.get(&hidden));
     Some(found.and_then(Json::as_str) != Some(typename))
 }
 

@@ -689,3 +689,35 @@ async fn a_graphql_source_with_interfaces_and_unions_answers_as_the_source_itsel
         assert_eq!(ours, theirs, "{query}");
     }
 }
+
+#[tokio::test]
+async fn a_fragment_deferred_inside_an_interface_arrives_later_for_the_values_of_its_type() {
+    let federated = Federated::start_composing(&MEDIA_SUBGRAPHS, &[]).await;
+    let query = r#"{ media { id ... on Book @defer(label: "pages") { pages price } } }"#;
+    let response = federated
+        .gateway
+        .client
+        .post(format!("{}/graphql", federated.gateway.base))
+        .header("accept", "multipart/mixed;deferSpec=20220824")
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .expect("post");
+    let text = tokio::time::timeout(HANG, response.text()).await.expect("in time").expect("body");
+    let parts: Vec<Json> = text
+        .trim_end_matches("\r\n--graphql--\r\n")
+        .split("\r\n--graphql\r\n")
+        .filter(|p| !p.is_empty())
+        .map(|p| serde_json::from_str(p.split_once("\r\n\r\n").expect("headers then body").1).expect("json"))
+        .collect();
+    assert_eq!(
+        parts,
+        [
+            json!({"data": {"media": [{"id": "b1"}, {"id": "f1"}, {"id": "b2"}]}, "hasNext": true}),
+            json!({"incremental": [
+                {"data": {"pages": 412, "price": 9.99}, "path": ["media", 0], "label": "pages"},
+                {"data": {"pages": 474, "price": 5.5}, "path": ["media", 2], "label": "pages"}
+            ], "hasNext": false}),
+        ]
+    );
+}
