@@ -277,7 +277,8 @@ fn call_parents(value: &Json, fetch: &EntityFetch, binding: &crate::schema::Bind
                 .parent_fields
                 .iter()
                 .filter_map(|name| {
-                    let value = object.get(&format!("{}{name}", fetch.key_prefix))?;
+                    let value =
+                        object.get(&format!("{}{name}", fetch.key_prefix)).or_else(|| object.get(name.as_str()))?;
                     Some((hidden_key(name), value.clone()))
                 })
                 .collect();

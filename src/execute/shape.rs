@@ -147,7 +147,13 @@ fn shape_object(
                 }
                 value.cloned().unwrap_or(Json::Null)
             }
-            FieldSource::Remote => take(&mut source, &remote_key(&selected.response_key, &selected.field_name), false),
+            FieldSource::Remote => match remote_key(&selected.response_key, &selected.field_name) {
+                // A hidden key field a fetch had under its own name already (no alias then).
+                key if is_hidden_key(&selected.response_key) && !source.contains_key(&key) => {
+                    source.get(&selected.field_name).cloned().unwrap_or(Json::Null)
+                }
+                key => take(&mut source, &key, false),
+            },
             FieldSource::Bound(_) => {
                 out.insert(selected.response_key.clone(), Json::Null);
                 continue;

@@ -37,7 +37,7 @@ pub fn representation(
             name.clear();
             name.push_str(prefix);
             name.push_str(field);
-            let value = parent.get(&name)?;
+            let value = parent.get(&name).or_else(|| parent.get(*field))?;
             out.push(b',');
             serde_json::to_writer(&mut out, field).ok()?;
             out.push(b':');

@@ -454,7 +454,10 @@ impl Planner<'_> {
         if called {
             entities.push(self.call_fetch(scope, ty, path, &mut local)?);
         }
-        local.extend(extra.iter().cloned());
+        for piece in extra {
+            push_once(&mut local, piece.clone());
+        }
+        drop_plain_duplicates(&mut local);
         if local.is_empty() {
             local.push("__typename".into());
         }
@@ -540,7 +543,7 @@ impl Planner<'_> {
             });
         };
         let (first, rest) = self.common_fields(scope, ty, selection);
-        let mut local = vec![key.selection_text(INTERNAL_PREFIX)];
+        let mut local = key.selection_pieces(INTERNAL_PREFIX);
         local.extend(extra.iter().cloned());
         self.select(scope, &ty.name, &first, &local, path, out, variables, entities)?;
         let mut text = String::new();
@@ -710,7 +713,9 @@ impl Planner<'_> {
                     groups.len() - 1
                 }
             };
-            groups[provider].extra.push(key.selection_text(INTERNAL_PREFIX));
+            for piece in key.selection_pieces(INTERNAL_PREFIX) {
+                push_once(&mut groups[provider].extra, piece);
+            }
             groups[provider].extra_names.extend(key.top_level().iter().map(|name| (*name).to_owned()));
             groups.push(Group {
                 graph,
@@ -742,7 +747,9 @@ impl Planner<'_> {
             let Some(requires) = requires else { continue };
             let (here, elsewhere) = requires.partition(|name| self.available(scope, ty, name));
             if !here.is_empty() && scope.graph.is_some() {
-                push_once(local, here.selection_text(INTERNAL_PREFIX));
+                for piece in here.selection_pieces(INTERNAL_PREFIX) {
+                    push_once(local, piece);
+                }
             }
             if !elsewhere.is_empty() {
                 let first = elsewhere.top_level()[0].to_owned();
@@ -765,14 +772,18 @@ impl Planner<'_> {
                         groups.len() - 1
                     }
                 };
-                push_once(&mut groups[provider].extra, elsewhere.selection_text(INTERNAL_PREFIX));
+                for piece in elsewhere.selection_pieces(INTERNAL_PREFIX) {
+                    push_once(&mut groups[provider].extra, piece);
+                }
                 groups[provider].extra_names.extend(elsewhere.top_level().iter().map(|name| (*name).to_owned()));
                 groups[index].after.push(provider);
             }
             groups[index].requires = Some(requires);
         }
         for group in groups.iter().filter(|g| !g.chained && scope.graph.is_some()) {
-            push_once(local, group.key.selection_text(INTERNAL_PREFIX));
+            for piece in group.key.selection_pieces(INTERNAL_PREFIX) {
+                push_once(local, piece);
+            }
         }
         // Build the fetches; a group that waits for another goes below it.
         let mut built: Vec<Option<EntityFetch>> = Vec::with_capacity(groups.len());
@@ -969,6 +980,20 @@ fn group_depths(groups: &[Group]) -> Option<Vec<usize>> {
     (0..groups.len()).map(|i| depth(groups, i, &mut known, &mut Vec::new())).collect()
 }
 
+/// Leaves out a planner field (`_sy_upc: upc`) the selection has under its own name already
+/// (`upc`, a plain leaf the client selected): the readers fall back to the plain name, and the
+/// subgraph answers (and the router parses and merges) the field once.
+fn drop_plain_duplicates(pieces: &mut Vec<String>) {
+    let plain = |name: &str| !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let selected: Vec<String> = pieces.iter().filter(|p| plain(p)).cloned().collect();
+    pieces.retain(|piece| {
+        let Some((alias, field)) = piece.strip_prefix(INTERNAL_PREFIX).and_then(|rest| rest.split_once(": ")) else {
+            return true;
+        };
+        !(alias == field && plain(field) && selected.iter().any(|s| s == field))
+    });
+}
+
 /// Adds `text` to a selection's pieces unless it is there already.
 fn push_once(pieces: &mut Vec<String>, text: String) {
     if !pieces.contains(&text) {
@@ -1044,6 +1069,31 @@ mod tests {
             variables: Map::new(),
             response_key: "me".into(),
             entities: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn planner_fields_the_client_selected_plainly_are_fetched_once() {
+        let pieces = |list: &[&str]| list.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>();
+        // (pieces, what is fetched)
+        let table = [
+            (pieces(&["upc", "name", "_sy_upc: upc"]), pieces(&["upc", "name"])),
+            // Aliased, with arguments or with a selection: not the plain field; the alias stays.
+            (pieces(&["upc: name", "_sy_upc: upc"]), pieces(&["upc: name", "_sy_upc: upc"])),
+            (
+                pieces(&["price(currency: $a0)", "_sy_price: price"]),
+                pieces(&["price(currency: $a0)", "_sy_price: price"]),
+            ),
+            (
+                pieces(&["variant { id color }", "_sy_variant: variant { id }"]),
+                pieces(&["variant { id color }", "_sy_variant: variant { id }"]),
+            ),
+            (pieces(&["_sy_id: id", "_sy_weight: weight"]), pieces(&["_sy_id: id", "_sy_weight: weight"])),
+        ];
+        for (mut given, expected) in table {
+            let before = given.clone();
+            drop_plain_duplicates(&mut given);
+            assert_eq!(given, expected, "{before:?}");
         }
     }
 

@@ -121,6 +121,11 @@ impl FieldSet {
         (FieldSet { items: kept }, FieldSet { items: rest })
     }
 
+    /// `selection_text`, one piece per top-level field (or type condition).
+    pub fn selection_pieces(&self, prefix: &str) -> Vec<String> {
+        self.items.iter().map(|item| FieldSet { items: vec![item.clone()] }.selection_text(prefix)).collect()
+    }
+
     /// The set as selection text with each top-level field under the alias `{prefix}{name}`
     /// (`_sy_upc: upc _sy_variant: variant { id }`), so a fetch can carry it beside whatever
     /// the client selected under the same names; an empty prefix writes plain fields.
@@ -170,7 +175,13 @@ impl FieldSet {
         for item in &self.items {
             match item {
                 FieldSetItem::Field { name, children } => {
-                    let found = if prefix.is_empty() { value.get(name) } else { value.get(&format!("{prefix}{name}")) };
+                    // Under the planner's alias, or under its own name when the fetch had it there
+                    // already (the planner then leaves the alias out).
+                    let found = if prefix.is_empty() {
+                        value.get(name)
+                    } else {
+                        value.get(&format!("{prefix}{name}")).or_else(|| value.get(name))
+                    };
                     let Some(found) = found else { return false };
                     let copied = match (found, children.items.is_empty()) {
                         (_, true) | (Json::Null, false) => found.clone(),
