@@ -122,7 +122,7 @@ fn shape_object(
     errors: &mut Vec<FieldError>,
 ) -> Json {
     let mut out = Map::with_capacity(selection.fields.len() + 1);
-    for selected in &selection.fields {
+    for (index, selected) in selection.fields.iter().enumerate() {
         if selected.field_name == "__typename" {
             out.insert(selected.response_key.clone(), Json::String(type_name.to_owned()));
             continue;
@@ -135,8 +135,9 @@ fn shape_object(
             continue;
         }
         let Some(definition) = definitions.iter().find(|d| d.name == selected.field_name) else { continue };
-        // The same field may be selected under two keys: later keys need the value too.
-        let shared = selection.fields.iter().filter(|f| f.field_name == selected.field_name).count() > 1;
+        // The same field may be selected under two keys: later keys need the value too (the last
+        // one takes it).
+        let shared = selection.fields[index + 1..].iter().any(|f| f.field_name == selected.field_name);
         let value = match &definition.source {
             FieldSource::Proto(field) => take(&mut source, field.json_name(), shared),
             FieldSource::Json(keys) if keys.len() == 1 => take(&mut source, &keys[0], shared),

@@ -216,11 +216,19 @@ pub(crate) fn hash_json(value: &Json, hasher: &mut impl std::hash::Hasher) {
 /// Merges object `from` into object `into`, moving its values (objects merge field by field,
 /// anything else replaces).
 pub fn merge_object(into: &mut Map<String, Json>, from: Map<String, Json>) {
+    use serde_json::map::Entry;
     for (name, value) in from {
-        match (into.get_mut(&name), value) {
-            (Some(Json::Object(existing)), Json::Object(inner)) => merge_object(existing, inner),
-            (_, value) => {
-                into.insert(name, value);
+        // One lookup per field: most are new to the parent.
+        match (into.entry(name), value) {
+            (Entry::Occupied(mut existing), Json::Object(inner)) => match existing.get_mut() {
+                Json::Object(existing) => merge_object(existing, inner),
+                slot => *slot = Json::Object(inner),
+            },
+            (Entry::Occupied(mut existing), value) => {
+                existing.insert(value);
+            }
+            (Entry::Vacant(slot), value) => {
+                slot.insert(value);
             }
         }
     }
