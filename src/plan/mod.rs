@@ -547,6 +547,12 @@ fn plan_stitches(
     out: &mut Vec<Stitch>,
 ) {
     let schema = directory.graphql();
+    // Below an interface or union: each object type's stitched fields, for values of that type.
+    for (concrete, set) in &selection.by_type {
+        path.push(format!("{}{concrete}", federation::TYPE_STEP));
+        plan_stitches(directory, caching, concrete, set, path, out);
+        path.pop();
+    }
     for selected in selection.fields.iter().filter(|f| f.forbidden.is_none()) {
         let Some(definition) = schema.object_field(type_name, &selected.field_name) else { continue };
         path.push(selected.response_key.clone());

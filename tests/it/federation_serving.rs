@@ -657,17 +657,37 @@ async fn a_graphql_source_with_interfaces_and_unions_answers_as_the_source_itsel
     let ports: BTreeMap<String, u16> = serde_json::from_str(&subgraphs.first_line).expect("the subgraphs' ports");
     let url = format!("http://127.0.0.1:{}/graphql", ports["library"]);
     let dir = tempfile::tempdir().expect("tempdir");
-    crate::support::write_files(
-        dir.path(),
-        &[("schemas/library.graphql", "extend schema @source(name: \"library\", kind: GRAPHQL)\n")],
-    );
+    // A person (a member of the union) gains a field from the demo's REST authors service.
+    let schema = r#"
+extend schema @source(name: "library", kind: GRAPHQL)
+extend schema @source(name: "authors", kind: REST)
+type Author { id: ID! name: String! born: Int }
+extend type Person {
+  author: Author
+    @rest(source: "authors", path: "/authors", query: {name: "{keys}"}, select: "authors", batch: {key: "{parent.name}", match: "name"})
+}
+"#;
+    crate::support::write_files(dir.path(), &[("schemas/library.graphql", schema)]);
+    let authors = switchyard::demo::start_demo_authors("127.0.0.1:0".parse().expect("addr")).await.expect("authors");
     let sources = switchyard::snapshot::SnapshotSources {
         no_descriptor_dir: true,
         schemas: Some(dir.path().join("schemas")),
-        backends: vec![switchyard::snapshot::BackendFlag { name: "library".into(), urls: vec![url.clone()] }],
+        backends: vec![
+            switchyard::snapshot::BackendFlag { name: "library".into(), urls: vec![url.clone()] },
+            switchyard::snapshot::BackendFlag { name: "authors".into(), urls: vec![authors.url()] },
+        ],
         ..Default::default()
     };
-    let gateway = TestGateway::from_sources(sources, None).await;
+    let mut gateway = TestGateway::from_sources(sources, None).await;
+    gateway.adopt_authors(authors);
+    // The stitched field, on values of its type only, below the union.
+    let stitched = gateway
+        .graphql(r#"{ search(text: "Le Guin") { __typename ... on Person { name author { born } } ... on Book { pages } } }"#)
+        .await;
+    assert_eq!(
+        stitched,
+        json!({"data": {"search": [{"__typename": "Person", "name": "Ursula K. Le Guin", "author": {"born": 1929}}]}})
+    );
     let client = reqwest::Client::new();
     let queries = [
         "{ media { __typename id title ... on Book { pages } ... on Film { minutes } } }",

@@ -51,7 +51,7 @@ const media = [
   { __typename: "Film", id: "f1", title: "Alien", minutes: 117 },
   { __typename: "Book", id: "b2", title: "Emma", pages: 474 },
 ];
-const people = [{ __typename: "Person", id: "p1", name: "Ursula" }];
+const people = [{ __typename: "Person", id: "p1", name: "Ursula K. Le Guin" }];
 const stars = { b1: 4.5, f1: 5, b2: 3.5 };
 const prices = { b1: 9.99, b2: 5.5 };
 const streams = { f1: ["cinema", "tv"], b1: [], b2: [] };
