@@ -75,15 +75,16 @@ pub async fn execute_graphql_plan(
         .enumerate()
         .partition(|(_, f)| matches!(f.call, FetchCall::Subgraph(_)) && f.cluster.is_some());
     let together = async {
-        let answers = super::federation::run_subgraph_fetches(
-            joint.iter().map(|(_, fetch)| subgraph_root(fetch, upstreams, schema)).collect(),
-        )
-        .await;
+        let roots: Option<Vec<_>> = joint.iter().map(|(_, fetch)| subgraph_root(fetch, upstreams, schema)).collect();
+        let answers: Vec<Option<Prefetched>> = match roots {
+            Some(roots) => super::federation::run_subgraph_fetches(roots).await.into_iter().map(Some).collect(),
+            None => joint.iter().map(|_| None).collect(),
+        };
         join_all(
             joint
                 .into_iter()
                 .zip(answers)
-                .map(|((i, fetch), answer)| run_root(fetch, upstreams, schema, Some(answer)).map(move |r| (i, r))),
+                .map(|((i, fetch), answer)| run_root(fetch, upstreams, schema, answer).map(move |r| (i, r))),
         )
         .await
     };
@@ -95,20 +96,20 @@ pub async fn execute_graphql_plan(
     results.into_iter().map(|(_, result)| result).collect()
 }
 
-/// What `run_subgraph_fetches` needs of a supergraph root fetch.
+/// What `run_subgraph_fetches` needs of a supergraph root fetch (None for any other fetch).
 fn subgraph_root<'a>(
     fetch: &'a Fetch,
     upstreams: &'a Upstreams,
     schema: &'a GraphqlSchema,
-) -> super::federation::RootRequest<'a> {
-    let FetchCall::Subgraph(subgraph) = &fetch.call else { unreachable!("partitioned on FetchCall::Subgraph") };
-    super::federation::RootRequest {
+) -> Option<super::federation::RootRequest<'a>> {
+    let FetchCall::Subgraph(subgraph) = &fetch.call else { return None };
+    Some(super::federation::RootRequest {
         fetch: subgraph,
-        cluster: fetch.cluster.as_deref().unwrap_or_default(),
+        cluster: fetch.cluster.as_deref()?,
         context: Context { upstreams, schema, metadata: &fetch.metadata, timeout: fetch.timeout },
         cache: fetch.cache.as_ref(),
         transform: fetch.transform.as_deref(),
-    }
+    })
 }
 
 /// A supergraph root field's merged answer, fetched ahead (with other root fields').
