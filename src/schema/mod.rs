@@ -64,7 +64,8 @@ pub struct TypeRef {
 }
 
 impl TypeRef {
-    fn named(name: impl Into<String>, non_null: bool) -> Self {
+    /// A named type, not a list.
+    pub fn named(name: impl Into<String>, non_null: bool) -> Self {
         TypeRef { name: name.into(), list: false, non_null, item_non_null: false }
     }
 }

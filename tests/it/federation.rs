@@ -290,6 +290,16 @@ fn selections_on_interfaces_and_unions_follow_the_validation_rules() {
             "{ media { t: id ...F } } fragment F on Book { t: title }",
             "Fields \"t\" conflict because \"id\" and \"title\" are different fields.",
         ),
+        // One key, one shape (SameResponseShape), even on two different object types.
+        ("{ media { ... on Book { n: pages } ... on Film { n: minutes } } }", ""),
+        (
+            "{ media { ... on Book { x: pages } ... on Film { x: title } } }",
+            "Fields \"x\" conflict because they return conflicting types \"Int!\" and \"String!\".",
+        ),
+        (
+            "{ search(text: \"\") { ... on Book { x: id } ... on Person { x: name } } }",
+            "Fields \"x\" conflict because they return conflicting types \"ID!\" and \"String!\".",
+        ),
     ];
     for (document, expected) in table {
         let got = switchyard::ingress::plan_query(&snapshot, &caches, document, None, &serde_json::Map::new());

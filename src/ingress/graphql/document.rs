@@ -887,12 +887,35 @@ impl<'a> Validator<'a> {
         for (i, (key, name, scope, _)) in found.iter().enumerate() {
             for (other_key, other_name, other_scope, pos) in &found[i + 1..] {
                 let exclusive = scope != other_scope && is_object(scope) && is_object(other_scope);
-                // Fields that apply to one object type together are compared as they are merged.
                 let together =
                     schema.possible_types(scope).iter().any(|t| schema.possible_types(other_scope).contains(t));
-                if key == other_key && name != other_name && !exclusive && !together {
+                if key != other_key {
+                    continue;
+                }
+                if name != other_name && !exclusive {
+                    // Fields that apply to one object type together are compared as they merge.
+                    if !together {
+                        let message = format!(
+                            "Fields \"{key}\" conflict because \"{name}\" and \"{other_name}\" are different fields."
+                        );
+                        self.errors.push(error(message, *pos));
+                    }
+                    continue;
+                }
+                // One response key must have one shape whatever the object type (SameResponseShape):
+                // the same list and non-null wrappers, and the same leaf type.
+                let type_of = |scope: &str, name: &str| match name {
+                    "__typename" => Some(TypeRef::named("String", true)),
+                    _ => schema.object_field(scope, name).map(|f| f.ty.clone()),
+                };
+                let (Some(one), Some(other)) = (type_of(scope, name), type_of(other_scope, other_name)) else {
+                    continue;
+                };
+                let leaf = |ty: &TypeRef| !schema.is_composite(&ty.name);
+                let wrappers = |ty: &TypeRef| (ty.list, ty.non_null, ty.item_non_null);
+                if wrappers(&one) != wrappers(&other) || ((leaf(&one) || leaf(&other)) && one.name != other.name) {
                     let message = format!(
-                        "Fields \"{key}\" conflict because \"{name}\" and \"{other_name}\" are different fields."
+                        "Fields \"{key}\" conflict because they return conflicting types \"{one}\" and \"{other}\"."
                     );
                     self.errors.push(error(message, *pos));
                 }
