@@ -14,7 +14,7 @@ use super::graphql::{Context, FieldError, GraphqlOutput, fetch_root};
 use super::shape::complete;
 use super::stitch::run_stitches;
 use super::{ExecuteError, execute_graphql_plan};
-use crate::operation::{FieldSelection, Selection, SelectionSet, hidden_key, is_hidden_key};
+use crate::operation::{FieldSelection, HIDDEN_TYPENAME, Selection, SelectionSet, is_hidden_key};
 use crate::plan::{Fetch, Plan, Stitch};
 use crate::schema::{GraphqlSchema, TypeDef, TypeRef};
 use crate::upstream::Upstreams;
@@ -208,12 +208,12 @@ fn strip(value: &mut Json, selection: &SelectionSet, keep: Option<usize>) {
         Json::Object(object) if !selection.by_type.is_empty() => {
             // An interface's or union's value: its object type's selection (the shaper left the
             // type under a hidden key).
-            let concrete = object.get(&hidden_key("__typename")).and_then(Json::as_str).unwrap_or_default().to_owned();
+            let concrete = object.get(HIDDEN_TYPENAME).and_then(Json::as_str).unwrap_or_default().to_owned();
             if let Some(set) = selection.for_type(&concrete) {
                 strip(value, set, keep);
                 // Kept for `complete`, which needs the type too (and removes it).
                 if let Json::Object(object) = value {
-                    object.insert(hidden_key("__typename"), Json::String(concrete));
+                    object.insert(HIDDEN_TYPENAME.to_owned(), Json::String(concrete));
                 }
             }
         }

@@ -13,8 +13,8 @@ use serde_json::{Map, Value as Json};
 
 use super::graphql::FieldError;
 use crate::error::ErrorCode;
-use crate::operation::{SelectionSet, hidden_key, is_hidden_key};
-use crate::plan::render::remote_key;
+use crate::operation::{HIDDEN_TYPENAME, SelectionSet, is_hidden_key};
+use crate::plan::render::{TYPENAME_ALIAS, remote_key};
 use crate::schema::{FieldSource, GraphqlSchema, ObjectField, TypeDef, TypeRef};
 
 /// Shapes `json`, of type `ty`, to `selection`; problems become errors at `path`.
@@ -84,7 +84,7 @@ fn shape_named(
                 let mut shaped = shape_object(source, name, fields, selection, schema, path, errors);
                 if let Json::Object(out) = &mut shaped {
                     // For `complete`, which walks the shaped value; removed there.
-                    out.insert(hidden_key("__typename"), Json::String(name.to_owned()));
+                    out.insert(HIDDEN_TYPENAME.to_owned(), Json::String(name.to_owned()));
                 }
                 shaped
             }
@@ -171,7 +171,7 @@ fn shape_object(
 /// The object type a backend says an abstract value has: `__typename` under the alias plans
 /// fetch it by, or as the client selected it.
 fn concrete_type(source: &Map<String, Json>) -> Option<&str> {
-    source.get(&remote_key(&hidden_key("__typename"), "__typename")).or_else(|| source.get("__typename"))?.as_str()
+    source.get(TYPENAME_ALIAS).or_else(|| source.get("__typename"))?.as_str()
 }
 
 fn take(source: &mut Map<String, Json>, key: &str, shared: bool) -> Json {
@@ -291,7 +291,7 @@ fn complete_item(
     // `shape_named`).
     let (type_name, selection) = match schema.types.get(type_name) {
         Some(TypeDef::Interface { .. } | TypeDef::Union { .. }) => {
-            let concrete = object.get(&hidden_key("__typename")).and_then(Json::as_str).unwrap_or_default();
+            let concrete = object.get(HIDDEN_TYPENAME).and_then(Json::as_str).unwrap_or_default();
             match schema.possible_types(type_name).iter().find(|t| *t == concrete) {
                 Some(name) => (name.as_str(), selection.for_type(name).unwrap_or(selection)),
                 None => return true,

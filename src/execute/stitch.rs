@@ -104,18 +104,17 @@ pub(super) fn collect<'a>(
         }
         Json::Object(object) => match keys.split_first() {
             None => out.push((at.clone(), object)),
-            Some((first, rest)) if filtered_out(first, object).is_some() => {
-                if filtered_out(first, object) == Some(false) {
-                    collect(value, rest, at, out);
+            Some((first, rest)) => match filtered_out(first, object) {
+                Some(true) => {}
+                Some(false) => collect(value, rest, at, out),
+                None => {
+                    if let Some(child) = object.get(first) {
+                        at.push(Json::String(first.clone()));
+                        collect(child, rest, at, out);
+                        at.pop();
+                    }
                 }
-            }
-            Some((first, rest)) => {
-                if let Some(child) = object.get(first) {
-                    at.push(Json::String(first.clone()));
-                    collect(child, rest, at, out);
-                    at.pop();
-                }
-            }
+            },
         },
         _ => {}
     }
@@ -125,8 +124,8 @@ pub(super) fn collect<'a>(
 /// plan fetched it (`_sy___typename`) or, in a shaped value, where the shaper keeps it.
 fn filtered_out(step: &str, object: &Map<String, Json>) -> Option<bool> {
     let typename = step.strip_prefix(crate::plan::federation::TYPE_STEP)?;
-    let hidden = hidden_key("__typename");
-    let found = object.get(&crate::plan::render::remote_key(&hidden, "__typename")).or_else(|| object.get(&hidden));
+    let found =
+        object.get(crate::plan::render::TYPENAME_ALIAS).or_else(|| object.get(crate::operation::HIDDEN_TYPENAME));
     Some(found.and_then(Json::as_str) != Some(typename))
 }
 

@@ -12,7 +12,7 @@ use futures_core::Stream;
 use prost_reflect::{DynamicMessage, FieldDescriptor, MethodDescriptor};
 
 pub use context::{CORRELATION_HEADERS, HashClaims, HashInputs, Identity, Metadata, RequestContext};
-pub use selection::{FieldSelection, SelectionSet, hidden_key, is_hidden_key, typename_selection};
+pub use selection::{FieldSelection, HIDDEN_TYPENAME, SelectionSet, hidden_key, is_hidden_key, typename_selection};
 
 /// A client's stream of request messages (client-streaming and bidi calls). An `Err` item
 /// means the client sent something that is not a valid message; the call is abandoned.

@@ -36,10 +36,14 @@ impl SelectionSet {
     }
 }
 
+/// `hidden_key("__typename")`: where an interface's or union's selection, and the shaped value,
+/// keep each value's object type.
+pub const HIDDEN_TYPENAME: &str = "@__typename";
+
 /// The hidden field an abstract selection carries to learn each value's object type.
 pub fn typename_selection() -> FieldSelection {
     FieldSelection {
-        response_key: hidden_key("__typename"),
+        response_key: HIDDEN_TYPENAME.to_owned(),
         field_name: "__typename".into(),
         children: SelectionSet::default(),
         arguments: Vec::new(),

@@ -178,6 +178,10 @@ pub fn http_request(call: &RestCall, scope: &Scope<'_>) -> Result<HttpRequest, R
     Ok(HttpRequest { method: call.method.clone(), path_and_query, headers, body, idempotent })
 }
 
+/// `remote_key(HIDDEN_TYPENAME, "__typename")`: the alias fetches carry an abstract value's
+/// object type under.
+pub const TYPENAME_ALIAS: &str = "_sy___typename";
+
 /// The response key a GraphQL source answers a selected field under: the client's key, or for
 /// a hidden key field (`@name`, not a GraphQL name) the alias `_sy_name`.
 pub fn remote_key(response_key: &str, field_name: &str) -> String {
@@ -267,7 +271,7 @@ fn write_selection(
 ) {
     if schema.is_abstract(type_name) {
         // The hidden `__typename`, then each object type's fields in a fragment on it.
-        let mut pieces = vec![format!("{}: __typename", remote_key(&hidden_key("__typename"), "__typename"))];
+        let mut pieces = vec![format!("{TYPENAME_ALIAS}: __typename")];
         for (concrete, set) in &selection.by_type {
             let mut text = format!("... on {concrete}");
             write_selection(set, concrete, schema, declarations, variables, &mut text);
@@ -349,6 +353,12 @@ mod tests {
 
     fn text(t: &str) -> ValueTemplate {
         ValueTemplate::Text(Template::parse(t).expect("valid"))
+    }
+
+    #[test]
+    fn the_typename_keys_are_the_hidden_key_and_its_alias() {
+        assert_eq!(hidden_key("__typename"), crate::operation::HIDDEN_TYPENAME);
+        assert_eq!(remote_key(crate::operation::HIDDEN_TYPENAME, "__typename"), TYPENAME_ALIAS);
     }
 
     #[test]
