@@ -4,10 +4,10 @@
 //! different paths that ask the same of one type sharing one part, each part with the
 //! deduplicated representations of all its parent objects — and each answer merged into its
 //! parents. An operation's supergraph root fields run together: their root requests at once,
-//! then their entity fetches level by level in shared requests. Subgraph errors keep their paths: an entity's error lands at its parents' paths
-//! (plus the path below the entity); a failed request, at every parent it concerned. The value
-//! stays unshaped (planner aliases included) until the caller shapes it to the client's
-//! selection.
+//! then their entity fetches level by level in shared requests. Subgraph errors keep their
+//! paths: an entity's error lands at its parents' paths (plus the path below the entity); a
+//! failed request, at every parent it concerned. The value stays unshaped (planner aliases
+//! included) until the caller shapes it to the client's selection.
 
 use std::collections::BTreeMap;
 
@@ -34,13 +34,23 @@ pub(super) async fn run_subgraph_fetch(
     cache: Option<&crate::cache::FetchCache>,
     transform: Option<&crate::transform::Transform>,
 ) -> Result<(Json, Vec<FieldError>), ExecuteError> {
-    let query = fetch.document.starts_with("query");
-    let request = graphql_post(&serde_json::json!({"query": fetch.document, "variables": fetch.variables}), query);
-    let answer = send_call(&RenderedCall::Http(request), cluster, context, cache, transform).await?;
-    let (mut value, mut errors) =
-        read_graphql_field(answer, &fetch.response_key, &format!("subgraph {}", fetch.graph))?;
+    let (mut value, mut errors) = root_answer(fetch, cluster, context, cache, transform).await?;
     run_entities(&mut value, &fetch.entities, context, &mut errors).await;
     Ok((value, errors))
+}
+
+/// The root field's value (and its errors) from its subgraph, before any entity fetch.
+async fn root_answer(
+    fetch: &SubgraphFetch,
+    cluster: &str,
+    context: &Context<'_>,
+    cache: Option<&crate::cache::FetchCache>,
+    transform: Option<&crate::transform::Transform>,
+) -> Prefetched {
+    let body = serde_json::to_vec(&serde_json::json!({"query": fetch.document, "variables": fetch.variables}));
+    let request = graphql_post(body.unwrap_or_default(), fetch.document.starts_with("query"));
+    let answer = send_call(&RenderedCall::Http(request), cluster, context, cache, transform).await?;
+    read_graphql_field(answer, &fetch.response_key, &format!("subgraph {}", fetch.graph))
 }
 
 /// A supergraph root fetch as `run_subgraph_fetches` takes it.
@@ -55,19 +65,9 @@ pub(super) struct RootRequest<'a> {
 /// Fetches several root fields from their subgraphs at once, then their entity fetches
 /// together (`run_entities_of`): the raw merged value and errors of each, in order.
 pub(super) async fn run_subgraph_fetches(roots: Vec<RootRequest<'_>>) -> Vec<Prefetched> {
-    let answers = join_all(roots.iter().map(|root| async move {
-        let query = root.fetch.document.starts_with("query");
-        let body = serde_json::json!({"query": root.fetch.document, "variables": root.fetch.variables});
-        let answer = send_call(
-            &RenderedCall::Http(graphql_post(&body, query)),
-            root.cluster,
-            &root.context,
-            root.cache,
-            root.transform,
-        )
-        .await?;
-        read_graphql_field(answer, &root.fetch.response_key, &format!("subgraph {}", root.fetch.graph))
-    }))
+    let answers = join_all(
+        roots.iter().map(|root| root_answer(root.fetch, root.cluster, &root.context, root.cache, root.transform)),
+    )
     .await;
     let answered: Vec<usize> = (0..answers.len()).filter(|&i| answers[i].is_ok()).collect();
     let Some(&first) = answered.first() else { return answers };
@@ -92,19 +92,19 @@ pub(super) async fn run_subgraph_fetches(roots: Vec<RootRequest<'_>>) -> Vec<Pre
 
 /// A GraphQL POST to a subgraph; a query may be retried and shared with identical ones in
 /// flight (GraphQL spec §6.2.1: queries have no side effects).
-fn graphql_post(body: &Json, query: bool) -> HttpRequest {
+fn graphql_post(body: Vec<u8>, query: bool) -> HttpRequest {
     HttpRequest {
         method: http::Method::POST,
         path_and_query: String::new(),
         headers: Vec::new(),
-        body: Some(bytes::Bytes::from(serde_json::to_vec(body).unwrap_or_default())),
+        body: Some(bytes::Bytes::from(body)),
         idempotent: query,
     }
 }
 
-/// One subgraph entity fetch at its level: its parents are `count` parents of a part from
-/// `offset` on (the objects at its path, in `objects_at`'s order; their paths are found again
-/// only to place errors).
+/// One subgraph entity fetch at its level: its parents are its part's parents from `offset` on
+/// (the objects at its path, in `objects_at`'s order; their paths are found again only to
+/// place errors).
 struct Job<'a> {
     /// The root value its parents are in.
     root: usize,
@@ -211,16 +211,7 @@ pub(super) async fn run_entities_of(
                     })
                     .collect::<Vec<_>>(),
             );
-            async move {
-                let request = RenderedCall::Http(HttpRequest {
-                    method: http::Method::POST,
-                    path_and_query: String::new(),
-                    headers: Vec::new(),
-                    body: Some(bytes::Bytes::from(body)),
-                    idempotent: true,
-                });
-                send_call(&request, graph, context, None, None).await
-            }
+            async move { send_call(&RenderedCall::Http(graphql_post(body, true)), graph, context, None, None).await }
         });
         let resolving = calls.iter().map(|(_, stitch, parents)| resolve(stitch, parents, context));
         let (answers, resolved) = futures_util::future::join(join_all(requests), join_all(resolving)).await;

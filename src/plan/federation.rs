@@ -351,6 +351,30 @@ struct Group {
     via_interface: Option<String>,
 }
 
+impl Group {
+    /// A group for `graph` keyed by `key`, waiting for nothing yet.
+    fn new(graph: usize, fields: Vec<FieldSelection>, key_text: String, key: FieldSet) -> Group {
+        Group {
+            graph,
+            fields,
+            extra: Vec::new(),
+            key_text,
+            key,
+            requires: None,
+            after: Vec::new(),
+            extra_names: Vec::new(),
+            chained: false,
+            via_interface: None,
+        }
+    }
+
+    /// Has this group also fetch `set` for another group (under the planner's aliases).
+    fn fetch_also(&mut self, set: &FieldSet) {
+        push_pieces(&mut self.extra, set);
+        self.extra_names.extend(set.top_level().iter().map(|name| (*name).to_owned()));
+    }
+}
+
 impl Planner<'_> {
     fn variable(&mut self, ty: String, value: Json, variables: &mut Vec<Variable>) -> String {
         let name = format!("a{}", self.next_variable);
@@ -543,7 +567,8 @@ impl Planner<'_> {
             });
         };
         let (first, rest) = self.common_fields(scope, ty, selection);
-        let mut local = key.selection_pieces(INTERNAL_PREFIX);
+        let mut local = Vec::new();
+        push_pieces(&mut local, &key);
         local.extend(extra.iter().cloned());
         self.select(scope, &ty.name, &first, &local, path, out, variables, entities)?;
         let mut text = String::new();
@@ -603,8 +628,13 @@ impl Planner<'_> {
         ty: &SuperType,
         field: &SuperField,
     ) -> Option<(String, usize, String, FieldSet)> {
-        let mut interfaces: Vec<&str> = ty.implements.iter().map(|(_, i)| i.as_str()).collect();
-        interfaces.dedup();
+        // Each interface once (`implements` lists it per subgraph), in declaration order.
+        let mut interfaces: Vec<&str> = Vec::new();
+        for (_, name) in &ty.implements {
+            if !interfaces.contains(&name.as_str()) {
+                interfaces.push(name);
+            }
+        }
         interfaces.into_iter().find_map(|name| {
             let interface = self.supergraph.types.get(name)?;
             let own = interface.field(&field.name)?;
@@ -688,16 +718,8 @@ impl Planner<'_> {
                 match groups.iter_mut().find(|g| g.graph == graph && g.via_interface.as_deref() == Some(&interface)) {
                     Some(group) => group.fields.push((*selected).clone()),
                     None => groups.push(Group {
-                        graph,
-                        fields: vec![(*selected).clone()],
-                        extra: Vec::new(),
-                        key_text,
-                        key,
-                        requires: None,
-                        after: Vec::new(),
-                        extra_names: Vec::new(),
-                        chained: false,
                         via_interface: Some(interface),
+                        ..Group::new(graph, vec![(*selected).clone()], key_text, key)
                     }),
                 }
                 continue;
@@ -713,21 +735,11 @@ impl Planner<'_> {
                     groups.len() - 1
                 }
             };
-            for piece in key.selection_pieces(INTERNAL_PREFIX) {
-                push_once(&mut groups[provider].extra, piece);
-            }
-            groups[provider].extra_names.extend(key.top_level().iter().map(|name| (*name).to_owned()));
+            groups[provider].fetch_also(&key);
             groups.push(Group {
-                graph,
-                fields: vec![(*selected).clone()],
-                extra: Vec::new(),
-                key_text,
-                key,
-                requires: None,
                 after: vec![provider],
-                extra_names: Vec::new(),
                 chained: true,
-                via_interface: None,
+                ..Group::new(graph, vec![(*selected).clone()], key_text, key)
             });
         }
         // Each group's required fields: from `scope`'s fetch where it resolves them, else from
@@ -735,55 +747,11 @@ impl Planner<'_> {
         // requirement of a requirement is seen).
         let mut index = 0;
         while index < groups.len() {
+            self.place_requirements(scope, ty, &mut groups, index, local)?;
             index += 1;
-            let index = index - 1;
-            let graph = groups[index].graph;
-            let names = groups[index].fields.iter().map(|f| f.field_name.as_str());
-            let requires = names
-                .chain(groups[index].extra_names.iter().map(String::as_str))
-                .filter_map(|name| ty.field(name))
-                .filter_map(|f| f.joins.iter().find(|j| j.graph == Some(graph))?.requires_set.clone())
-                .reduce(|a, b| a.union(&b));
-            let Some(requires) = requires else { continue };
-            let (here, elsewhere) = requires.partition(|name| self.available(scope, ty, name));
-            if !here.is_empty() && scope.graph.is_some() {
-                for piece in here.selection_pieces(INTERNAL_PREFIX) {
-                    push_once(local, piece);
-                }
-            }
-            if !elsewhere.is_empty() {
-                let first = elsewhere.top_level()[0].to_owned();
-                let field = ty.field(&first).ok_or_else(|| PlanError::Unplannable {
-                    field: format!("{}.{first}", ty.name),
-                    why: "a @requires names a field the type does not have".into(),
-                })?;
-                let chosen: Vec<usize> =
-                    groups.iter().enumerate().filter(|(i, _)| *i != index).map(|(_, g)| g.graph).collect();
-                let graph = self.owner(scope, ty, field, &chosen).ok_or_else(|| self.unreachable(scope, ty, field))?;
-                // A group already going there fetches them too (it may wait for others itself:
-                // this one then goes a level below it).
-                let existing = groups.iter().enumerate().position(|(i, g)| {
-                    i != index && g.graph == graph && g.via_interface.is_none() && !waits_for(&groups, i, index)
-                });
-                let provider = match existing {
-                    Some(existing) => existing,
-                    None => {
-                        groups.push(self.group(scope, ty, graph, Vec::new(), field)?);
-                        groups.len() - 1
-                    }
-                };
-                for piece in elsewhere.selection_pieces(INTERNAL_PREFIX) {
-                    push_once(&mut groups[provider].extra, piece);
-                }
-                groups[provider].extra_names.extend(elsewhere.top_level().iter().map(|name| (*name).to_owned()));
-                groups[index].after.push(provider);
-            }
-            groups[index].requires = Some(requires);
         }
         for group in groups.iter().filter(|g| !g.chained && scope.graph.is_some()) {
-            for piece in group.key.selection_pieces(INTERNAL_PREFIX) {
-                push_once(local, piece);
-            }
+            push_pieces(local, &group.key);
         }
         // Build the fetches; a group that waits for another goes below it.
         let mut built: Vec<Option<EntityFetch>> = Vec::with_capacity(groups.len());
@@ -829,6 +797,57 @@ impl Planner<'_> {
             }
         }
         entities.extend(built.into_iter().flatten());
+        Ok(())
+    }
+
+    /// Group `index`'s required fields (its own fields' and those others ask of it): from
+    /// `scope`'s fetch where it resolves them (added to `local`), else from a group fetched
+    /// first — one already going to the subgraph that resolves them, or a new one.
+    fn place_requirements(
+        &self,
+        scope: Scope<'_>,
+        ty: &SuperType,
+        groups: &mut Vec<Group>,
+        index: usize,
+        local: &mut Vec<String>,
+    ) -> Result<(), PlanError> {
+        let graph = groups[index].graph;
+        let names = groups[index].fields.iter().map(|f| f.field_name.as_str());
+        let requires = names
+            .chain(groups[index].extra_names.iter().map(String::as_str))
+            .filter_map(|name| ty.field(name))
+            .filter_map(|f| f.joins.iter().find(|j| j.graph == Some(graph))?.requires_set.clone())
+            .reduce(|a, b| a.union(&b));
+        let Some(requires) = requires else { return Ok(()) };
+        let (here, elsewhere) = requires.partition(|name| self.available(scope, ty, name));
+        if !here.is_empty() && scope.graph.is_some() {
+            push_pieces(local, &here);
+        }
+        if !elsewhere.is_empty() {
+            let first = elsewhere.top_level()[0].to_owned();
+            let field = ty.field(&first).ok_or_else(|| PlanError::Unplannable {
+                field: format!("{}.{first}", ty.name),
+                why: "a @requires names a field the type does not have".into(),
+            })?;
+            let chosen: Vec<usize> =
+                groups.iter().enumerate().filter(|(i, _)| *i != index).map(|(_, g)| g.graph).collect();
+            let graph = self.owner(scope, ty, field, &chosen).ok_or_else(|| self.unreachable(scope, ty, field))?;
+            // A group already going there fetches them too (it may wait for others itself: this
+            // one then goes a level below it).
+            let existing = groups.iter().enumerate().position(|(i, g)| {
+                i != index && g.graph == graph && g.via_interface.is_none() && !waits_for(groups, i, index)
+            });
+            let provider = match existing {
+                Some(existing) => existing,
+                None => {
+                    groups.push(self.group(scope, ty, graph, Vec::new(), field)?);
+                    groups.len() - 1
+                }
+            };
+            groups[provider].fetch_also(&elsewhere);
+            groups[index].after.push(provider);
+        }
+        groups[index].requires = Some(requires);
         Ok(())
     }
 
@@ -908,18 +927,7 @@ impl Planner<'_> {
         field: &SuperField,
     ) -> Result<Group, PlanError> {
         let (key_text, key) = self.reachable_key(scope, ty, graph).ok_or_else(|| self.unreachable(scope, ty, field))?;
-        Ok(Group {
-            graph,
-            fields,
-            extra: Vec::new(),
-            key_text,
-            key,
-            requires: None,
-            after: Vec::new(),
-            extra_names: Vec::new(),
-            chained: false,
-            via_interface: None,
-        })
+        Ok(Group::new(graph, fields, key_text, key))
     }
 
     fn unreachable(&self, scope: Scope<'_>, ty: &SuperType, field: &SuperField) -> PlanError {
@@ -992,6 +1000,13 @@ fn drop_plain_duplicates(pieces: &mut Vec<String>) {
         };
         !(alias == field && plain(field) && selected.iter().any(|s| s == field))
     });
+}
+
+/// Adds `set`'s fields, under the planner's aliases, to a selection's pieces (each once).
+fn push_pieces(pieces: &mut Vec<String>, set: &FieldSet) {
+    for piece in set.selection_pieces(INTERNAL_PREFIX) {
+        push_once(pieces, piece);
+    }
 }
 
 /// Adds `text` to a selection's pieces unless it is there already.
