@@ -29,15 +29,19 @@ pub fn representation(
         let mut out = Vec::with_capacity(64);
         out.extend_from_slice(b"{\"__typename\":");
         serde_json::to_writer(&mut out, typename).ok()?;
-        let mut name = String::with_capacity(prefix.len() + 16);
-        for (i, field) in key_fields.iter().chain(&required).enumerate() {
-            if key_fields.iter().chain(&required).take(i).any(|earlier| earlier == field) {
-                continue;
+        // The key's fields, then the required ones it does not name already.
+        let mut fields = key_fields;
+        for field in required {
+            if !fields.contains(&field) {
+                fields.push(field);
             }
+        }
+        let mut name = String::with_capacity(prefix.len() + 16);
+        for field in fields {
             name.clear();
             name.push_str(prefix);
             name.push_str(field);
-            let value = parent.get(&name).or_else(|| parent.get(*field))?;
+            let value = parent.get(&name).or_else(|| parent.get(field))?;
             out.push(b',');
             serde_json::to_writer(&mut out, field).ok()?;
             out.push(b':');
