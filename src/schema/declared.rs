@@ -781,7 +781,7 @@ impl Applier<'_, '_> {
                 }
             },
         };
-        if !matches!(name.as_str(), "String" | "Int" | "Float" | "Boolean" | "ID") {
+        if !super::is_builtin_scalar(&name) {
             if !self.schema.types.contains_key(&name) {
                 super::generate::add_builtin_scalar(self.schema, &name);
             }

@@ -17,8 +17,6 @@ pub const INTROSPECTION_QUERY: &str = "query SwitchyardIntrospection { __schema 
     fragment Ref on __Type { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name \
       ofType { kind name ofType { kind name ofType { kind name } } } } } } } }";
 
-const BUILT_IN_SCALARS: &[&str] = &["String", "Int", "Float", "Boolean", "ID"];
-
 /// The SDL of an introspection answer (`{"data": {"__schema": …}}` or the `__schema` itself).
 pub fn introspection_sdl(answer: &Json) -> Result<String, String> {
     let schema = answer.pointer("/data/__schema").or_else(|| answer.get("__schema")).ok_or_else(|| {
@@ -38,7 +36,7 @@ pub fn introspection_sdl(answer: &Json) -> Result<String, String> {
     let types = schema.get("types").and_then(Json::as_array).ok_or("__schema.types is missing")?;
     for ty in types {
         let name = ty.get("name").and_then(Json::as_str).ok_or("a type without a name")?;
-        if name.starts_with("__") || BUILT_IN_SCALARS.contains(&name) {
+        if name.starts_with("__") || super::is_builtin_scalar(name) {
             continue;
         }
         out.push('\n');

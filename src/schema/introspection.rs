@@ -200,8 +200,8 @@ fn kind_of(schema: &GraphqlSchema, name: &str) -> &'static str {
         Some(TypeDef::Interface { .. }) => "INTERFACE",
         Some(TypeDef::Union { .. }) => "UNION",
         Some(TypeDef::Input { .. }) => "INPUT_OBJECT",
+        None if super::is_builtin_scalar(name) => "SCALAR",
         None => match name {
-            "String" | "Int" | "Float" | "Boolean" | "ID" => "SCALAR",
             "__TypeKind" | "__DirectiveLocation" => "ENUM",
             _ => "OBJECT",
         },

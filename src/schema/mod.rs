@@ -39,6 +39,12 @@ pub use trusted::TrustedDocuments;
 /// name it, and the planner sends them to the subgraphs that own them.
 pub const SUPERGRAPH_SOURCE: &str = "supergraph";
 
+/// True for GraphQL's built-in scalars (`String`, `Int`, `Float`, `Boolean`, `ID`), which
+/// the schema's type map does not hold.
+pub fn is_builtin_scalar(name: &str) -> bool {
+    matches!(name, "String" | "Int" | "Float" | "Boolean" | "ID")
+}
+
 /// Which root type a field is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RootKind {

@@ -233,7 +233,7 @@ pub(crate) fn shape(
     for definition in &declared {
         let named = base_name(&definition.type_text);
         let message = match schema.types.get(named) {
-            _ if matches!(named, "String" | "Int" | "Float" | "Boolean" | "ID") => None,
+            _ if crate::schema::is_builtin_scalar(named) => None,
             None => Some(format!("Unknown type \"{named}\".")),
             Some(TypeDef::Object { .. } | TypeDef::Interface { .. } | TypeDef::Union { .. }) => Some(format!(
                 "Variable \"${}\" cannot be non-input type \"{}\".",
@@ -680,7 +680,7 @@ impl<'a> Validator<'a> {
         }
         let schema = self.schema;
         let named = fragment.map_or_else(|| "Fragment".to_owned(), |name| format!("Fragment \"{name}\""));
-        let builtin = matches!(condition, "String" | "Int" | "Float" | "Boolean" | "ID");
+        let builtin = crate::schema::is_builtin_scalar(condition);
         if !schema.types.contains_key(condition) && !is_root_name(condition) && !builtin {
             self.errors.push(error(format!("Unknown type \"{condition}\"."), pos));
             return false;
