@@ -153,7 +153,8 @@ fn shape_object(
                 key if is_hidden_key(&selected.response_key) && !source.contains_key(&key) => {
                     source.get(&selected.field_name).cloned().unwrap_or(Json::Null)
                 }
-                key => take(&mut source, &key, false),
+                // A later hidden key field may read it under this name (see above).
+                key => take(&mut source, &key, shared),
             },
             FieldSource::Bound(_) => {
                 out.insert(selected.response_key.clone(), Json::Null);

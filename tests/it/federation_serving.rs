@@ -741,3 +741,42 @@ async fn a_fragment_deferred_inside_an_interface_arrives_later_for_the_values_of
         ]
     );
 }
+
+#[tokio::test]
+async fn a_stitched_field_on_a_supergraph_type_reads_its_key_where_the_fetch_has_it() {
+    // Person (the library subgraph's) gains an author from the REST authors service, keyed by
+    // its name; the client selects name too, so the subgraph fetch carries it once, plainly.
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/federation");
+    let subgraphs = Node::start("subgraphs.mjs", &[fixtures.to_str().expect("utf8 path")]);
+    let ports: BTreeMap<String, u16> = serde_json::from_str(&subgraphs.first_line).expect("the subgraphs' ports");
+    let urls: Vec<(&str, String)> =
+        MEDIA_SUBGRAPHS.iter().map(|name| (*name, format!("http://127.0.0.1:{}/graphql", ports[*name]))).collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let supergraph = dir.path().join("supergraph.graphql");
+    std::fs::write(&supergraph, compose_with(&urls)).expect("write the supergraph");
+    let schema = r#"
+extend schema @source(name: "authors", kind: REST)
+type Writer { name: String! born: Int }
+extend type Person {
+  author: Writer
+    @rest(source: "authors", path: "/authors", query: {name: "{keys}"}, select: "authors", batch: {key: "{parent.name}", match: "name"})
+}
+"#;
+    crate::support::write_files(dir.path(), &[("schemas/people.graphql", schema)]);
+    let authors = switchyard::demo::start_demo_authors("127.0.0.1:0".parse().expect("addr")).await.expect("authors");
+    let sources = switchyard::snapshot::SnapshotSources {
+        supergraph: Some(supergraph),
+        no_descriptor_dir: true,
+        schemas: Some(dir.path().join("schemas")),
+        backends: vec![switchyard::snapshot::BackendFlag { name: "authors".into(), urls: vec![authors.url()] }],
+        ..Default::default()
+    };
+    let mut gateway = TestGateway::from_sources(sources, None).await;
+    gateway.adopt_authors(authors);
+    let answer = gateway.graphql(r#"{ search(text: "Le Guin") { ... on Person { name author { born } } } }"#).await;
+    assert_eq!(answer, json!({"data": {"search": [{"name": "Ursula K. Le Guin", "author": {"born": 1929}}]}}));
+    let fetched = reqwest::get(format!("http://127.0.0.1:{}/log", ports["library"])).await.expect("log");
+    let log: Json = fetched.json().await.expect("json");
+    let query = log[0]["query"].as_str().unwrap_or_default();
+    assert!(query.contains("name") && !query.contains("_sy_name"), "the name is fetched once: {query}");
+}
