@@ -23,6 +23,7 @@ pub mod transcode;
 pub mod registry;
 pub mod operation;
 pub mod civil_time;
+pub mod tree;
 pub mod telemetry;
 pub mod config;
 pub mod redis_pool;

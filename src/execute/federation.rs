@@ -15,14 +15,16 @@ use futures_util::future::join_all;
 use serde_json::Value as Json;
 
 use super::ExecuteError;
-use super::graphql::{Context, FieldError, Prefetched, RenderedCall, read_graphql_field, remote_code, send_call};
-use super::stitch::{Parent, collect, each_object_mut, object_at_mut, objects_at, resolve};
+use super::graphql::{Context, FieldError, Prefetched, remote_code, reported_errors, send_http_call};
+use super::stitch::{Parent, resolve};
+use super::walk::{collect, each_object_mut, object_at_mut, objects_at};
 use crate::error::ErrorCode;
 use crate::operation::{FieldSelection, SelectionSet, hidden_key};
 use crate::plan::Stitch;
-use crate::plan::entities::{EntitiesPart, EntityBatch, entities_request, entity_errors, merge_object};
+use crate::plan::entities::{EntitiesPart, EntityBatch, entities_request, entity_errors};
 use crate::plan::federation::{EntityFetch, EntitySource, SubgraphEntities, SubgraphFetch};
 use crate::schema::TypeRef;
+use crate::tree::{Object, Value};
 use crate::upstream::HttpRequest;
 
 /// Fetches `fetch`'s root field from `cluster` and its entities from their subgraphs; the raw
@@ -33,9 +35,10 @@ pub(super) async fn run_subgraph_fetch(
     context: &Context<'_>,
     cache: Option<&crate::cache::FetchCache>,
     transform: Option<&crate::transform::Transform>,
-) -> Result<(Json, Vec<FieldError>), ExecuteError> {
+) -> Prefetched {
     let (mut value, mut errors) = root_answer(fetch, cluster, context, cache, transform).await?;
-    run_entities(&mut value, &fetch.entities, context, &mut errors).await;
+    run_entities_of(std::slice::from_mut(&mut value), &[&fetch.entities], context, std::slice::from_mut(&mut errors))
+        .await;
     Ok((value, errors))
 }
 
@@ -49,8 +52,49 @@ async fn root_answer(
 ) -> Prefetched {
     let body = serde_json::to_vec(&serde_json::json!({"query": fetch.document, "variables": fetch.variables}));
     let request = graphql_post(body.unwrap_or_default(), fetch.document.starts_with("query"));
-    let answer = send_call(&RenderedCall::Http(request), cluster, context, cache, transform).await?;
-    read_graphql_field(answer, &fetch.response_key, &format!("subgraph {}", fetch.graph))
+    let answer = send_graphql(&request, cluster, context, cache, transform).await?;
+    read_subgraph_field(answer, &fetch.response_key, &fetch.graph)
+}
+
+/// Sends a GraphQL request to a subgraph; its answer, parsed.
+async fn send_graphql(
+    request: &HttpRequest,
+    cluster: &str,
+    context: &Context<'_>,
+    cache: Option<&crate::cache::FetchCache>,
+    transform: Option<&crate::transform::Transform>,
+) -> Result<Value, ExecuteError> {
+    let body = send_http_call(request, cluster, context, cache, transform).await?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    Value::from_slice(&body).map_err(|_| ExecuteError::NotJson { cluster: cluster.to_owned() })
+}
+
+/// Root field `field`'s value in a subgraph's GraphQL response, and its errors with their
+/// paths made relative to that value. An error with no data fails the field.
+fn read_subgraph_field(answer: Value, field: &str, graph: &str) -> Prefetched {
+    let who = format!("subgraph {graph}");
+    let Value::Object(mut envelope) = answer else {
+        let message = format!("{who}'s answer is not a GraphQL response");
+        return Err(ExecuteError::Remote { message, code: ErrorCode::UpstreamError });
+    };
+    let value = match envelope.remove("data") {
+        Some(Value::Object(mut data)) => data.remove(field).unwrap_or_default(),
+        _ => Value::Null,
+    };
+    let errors = match envelope.remove("errors") {
+        Some(Value::Array(reported)) => {
+            reported_errors(reported.into_iter().map(Value::into_json).collect(), field, &who)
+        }
+        _ => Vec::new(),
+    };
+    if value.is_null()
+        && let Some(first) = errors.first()
+    {
+        return Err(ExecuteError::Remote { message: first.message.clone(), code: first.code });
+    }
+    Ok((value, errors))
 }
 
 /// A supergraph root fetch as `run_subgraph_fetches` takes it.
@@ -135,21 +179,24 @@ impl Part<'_> {
     }
 }
 
-/// Runs `entities` and theirs, level by level, merging answers into `value`.
+/// Runs `entities` and theirs, level by level, merging answers into `value` (a gRPC or REST
+/// answer, or a subscription event's).
 pub(super) async fn run_entities(
     value: &mut Json,
     entities: &[EntityFetch],
     context: &Context<'_>,
     errors: &mut Vec<FieldError>,
 ) {
-    run_entities_of(std::slice::from_mut(value), &[entities], context, std::slice::from_mut(errors)).await;
+    let mut tree = Value::from_json(std::mem::take(value));
+    run_entities_of(std::slice::from_mut(&mut tree), &[entities], context, std::slice::from_mut(errors)).await;
+    *value = tree.into_json();
 }
 
 /// Runs the entity fetches of several root fields' values together (`entities[i]` below
 /// `values[i]`, errors into `errors[i]`): at each level, fetches of any root that ask the same
 /// of one type share a part, and each subgraph gets one request for all roots.
 pub(super) async fn run_entities_of(
-    values: &mut [Json],
+    values: &mut [Value],
     entities: &[&[EntityFetch]],
     context: &Context<'_>,
     errors: &mut [Vec<FieldError>],
@@ -162,7 +209,7 @@ pub(super) async fn run_entities_of(
         let mut calls: Vec<(usize, Stitch, Vec<Parent>)> = Vec::new();
         {
             // Each part's parents, over all its fetches, batched once every fetch is seen.
-            let mut parents: Vec<Vec<&serde_json::Map<String, Json>>> = Vec::new();
+            let mut parents: Vec<Vec<&Object>> = Vec::new();
             for &(root, fetch) in &level {
                 match &fetch.source {
                     EntitySource::Subgraph(entities) => {
@@ -211,7 +258,7 @@ pub(super) async fn run_entities_of(
                     })
                     .collect::<Vec<_>>(),
             );
-            async move { send_call(&RenderedCall::Http(graphql_post(body, true)), graph, context, None, None).await }
+            async move { send_graphql(&graphql_post(body, true), graph, context, None, None).await }
         });
         let resolving = calls.iter().map(|(_, stitch, parents)| resolve(stitch, parents, context));
         let (answers, resolved) = futures_util::future::join(join_all(requests), join_all(resolving)).await;
@@ -241,8 +288,10 @@ pub(super) async fn run_entities_of(
                             path.append(&mut error.path);
                             errors.push(FieldError { path, ..error });
                         }
-                        if let (Some(object), Json::Object(answer)) = (object_at_mut(value, &parent.path), answer) {
-                            merge_object(object, answer);
+                        if let (Some(object), Value::Object(answer)) =
+                            (object_at_mut(value, &parent.path), Value::from_json(answer))
+                        {
+                            object.merge(answer);
                         }
                     }
                     Err(error) => errors.push(FieldError {
@@ -258,7 +307,7 @@ pub(super) async fn run_entities_of(
 }
 
 /// The parents of a declared call's entity fetch, with their key fields under hidden keys.
-fn call_parents(value: &Json, fetch: &EntityFetch, binding: &crate::schema::Binding) -> Vec<Parent> {
+fn call_parents(value: &Value, fetch: &EntityFetch, binding: &crate::schema::Binding) -> Vec<Parent> {
     let mut found = Vec::new();
     collect(value, &fetch.path, &mut Vec::new(), &mut found);
     found
@@ -270,7 +319,7 @@ fn call_parents(value: &Json, fetch: &EntityFetch, binding: &crate::schema::Bind
                 .filter_map(|name| {
                     let value =
                         object.get(&format!("{}{name}", fetch.key_prefix)).or_else(|| object.get(name.as_str()))?;
-                    Some((hidden_key(name), value.clone()))
+                    Some((hidden_key(name), value.to_json()))
                 })
                 .collect();
             Parent { path, keys }
@@ -306,7 +355,7 @@ fn call_stitch(
 }
 
 /// The paths of the parents of `fetch` (as `objects_at` finds them), for errors.
-fn parent_paths(value: &Json, fetch: &EntityFetch) -> Vec<Vec<Json>> {
+fn parent_paths(value: &Value, fetch: &EntityFetch) -> Vec<Vec<Json>> {
     let mut found = Vec::new();
     collect(value, &fetch.path, &mut Vec::new(), &mut found);
     found.into_iter().map(|(path, _)| path).collect()
@@ -315,21 +364,37 @@ fn parent_paths(value: &Json, fetch: &EntityFetch) -> Vec<Vec<Json>> {
 /// Merges a subgraph's entities answer into the parents of the parts it answered (`members`,
 /// part `n` of the request at `data.eN`) and places its errors.
 fn merge_answer(
-    values: &mut [Json],
+    values: &mut [Value],
     parts: &[Part<'_>],
     jobs: &[Job<'_>],
     members: &[usize],
-    mut answer: Json,
+    answer: Value,
     graph: &str,
     errors: &mut [Vec<FieldError>],
 ) {
-    let placed = entity_errors(&answer);
-    let reported = answer.get("errors").and_then(Json::as_array).is_some_and(|e| !e.is_empty());
+    // Anything but an object is an answer without data (and says so below).
+    let mut answer = match answer {
+        Value::Object(answer) => answer,
+        _ => Object::default(),
+    };
+    let reported: Vec<Json> = match answer.remove("errors") {
+        Some(Value::Array(reported)) => reported.into_iter().map(Value::into_json).collect(),
+        _ => Vec::new(),
+    };
+    let placed = entity_errors(&reported);
+    let mut data = match answer.remove("data") {
+        Some(Value::Object(data)) => data,
+        _ => Object::default(),
+    };
+    let reported = !reported.is_empty();
     // What went wrong with each part (said once, at its first parent), found before merging.
     let mut problems: Vec<Vec<String>> = Vec::with_capacity(members.len());
     for (n, &p) in members.iter().enumerate() {
         let part = &parts[p];
-        let entities = answer.pointer(&format!("/data/e{n}")).and_then(Json::as_array);
+        let entities = match data.get(&format!("e{n}")) {
+            Some(Value::Array(entities)) => Some(entities),
+            _ => None,
+        };
         let mut found = Vec::new();
         // An answer that does not hold one entity per representation is the subgraph's fault
         // (unless the subgraph said why itself).
@@ -342,7 +407,7 @@ fn merge_answer(
             None if reported => {}
             None => found.push(format!("subgraph {graph}'s answer has no list of {} entities", part.fetch.type_name)),
         }
-        if let Some(bad) = entities.into_iter().flatten().find(|e| !e.is_object() && !e.is_null()) {
+        if let Some(bad) = entities.into_iter().flatten().find(|e| !matches!(e, Value::Object(_) | Value::Null)) {
             found.push(format!(
                 "subgraph {graph} answered {bad} where a {} entity (or null) belongs",
                 part.fetch.type_name
@@ -360,7 +425,7 @@ fn merge_answer(
         })
         .collect();
     for (n, &p) in members.iter().enumerate() {
-        let Some(Json::Array(entities)) = answer.pointer_mut(&format!("/data/e{n}")) else { continue };
+        let Some(Value::Array(entities)) = data.get_mut(&format!("e{n}")) else { continue };
         let of_parent = &parts[p].batch.of_parent;
         // Each entity is moved into the last parent that uses it and copied into the others.
         let mut uses = vec![0usize; entities.len()];
@@ -375,10 +440,10 @@ fn merge_answer(
                 let representation = of_parent.get(parent).copied().flatten();
                 parent += 1;
                 let Some(r) = representation else { return };
-                let Some(Json::Object(entity)) = entities.get_mut(r) else { return };
+                let Some(Value::Object(entity)) = entities.get_mut(r) else { return };
                 uses[r] -= 1;
                 let entity = if uses[r] == 0 { std::mem::take(entity) } else { entity.clone() };
-                merge_object(object, entity);
+                object.merge(entity);
             });
         }
     }

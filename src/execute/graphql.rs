@@ -113,7 +113,7 @@ fn subgraph_root<'a>(
 }
 
 /// A supergraph root field's merged answer, fetched ahead (with other root fields').
-pub(super) type Prefetched = Result<(Json, Vec<FieldError>), ExecuteError>;
+pub(super) type Prefetched = Result<(crate::tree::Value, Vec<FieldError>), ExecuteError>;
 
 async fn run_root(
     mut fetch: Fetch,
@@ -222,7 +222,7 @@ pub(super) async fn fetch_root(
                 }
             };
             remote.extend(remote_errors);
-            (answer, ty)
+            (answer.into_json(), ty)
         }
     };
     let mut errors = remote;
@@ -288,19 +288,7 @@ pub(super) async fn send_call(
 ) -> Result<Json, ExecuteError> {
     match call {
         RenderedCall::Http(request) => {
-            // A transformation's body edits: the rendered request's, and the answer's before the
-            // binding reads it.
-            let edited = transform.filter(|t| !t.request_body.is_empty()).and_then(|t| {
-                let body = t.request_body.apply_bytes(request.body.as_deref()?)?;
-                Some(crate::upstream::HttpRequest { body: Some(bytes::Bytes::from(body)), ..request.clone() })
-            });
-            let request = edited.as_ref().unwrap_or(request);
-            let mut body = send_http(context, cluster, request, cache).await?;
-            if let Some(edits) = transform.map(|t| &t.response_body).filter(|e| !e.is_empty())
-                && let Some(edited) = edits.apply_bytes(&body)
-            {
-                body = bytes::Bytes::from(edited);
-            }
+            let body = send_http_call(request, cluster, context, cache, transform).await?;
             if body.iter().all(u8::is_ascii_whitespace) {
                 return Ok(Json::Null);
             }
@@ -315,6 +303,29 @@ pub(super) async fn send_call(
             Ok(message_json(&message))
         }
     }
+}
+
+/// Sends a rendered HTTP request to `cluster`, with a transformation's body edits: the
+/// request's, and the answer's before anything reads it. The answer's body.
+pub(super) async fn send_http_call(
+    request: &HttpRequest,
+    cluster: &str,
+    context: &Context<'_>,
+    cache: Option<&crate::cache::FetchCache>,
+    transform: Option<&crate::transform::Transform>,
+) -> Result<bytes::Bytes, ExecuteError> {
+    let edited = transform.filter(|t| !t.request_body.is_empty()).and_then(|t| {
+        let body = t.request_body.apply_bytes(request.body.as_deref()?)?;
+        Some(crate::upstream::HttpRequest { body: Some(bytes::Bytes::from(body)), ..request.clone() })
+    });
+    let request = edited.as_ref().unwrap_or(request);
+    let mut body = send_http(context, cluster, request, cache).await?;
+    if let Some(edits) = transform.map(|t| &t.response_body).filter(|e| !e.is_empty())
+        && let Some(edited) = edits.apply_bytes(&body)
+    {
+        body = bytes::Bytes::from(edited);
+    }
+    Ok(body)
 }
 
 /// Sends a REST or GraphQL-source request; a read (GET, or a GraphQL query) shares the call
@@ -432,28 +443,36 @@ pub(super) fn read_graphql_field(
         Some(Json::Object(mut data)) => data.remove(field).unwrap_or(Json::Null),
         _ => Json::Null,
     };
-    let mut errors = Vec::new();
-    if let Some(Json::Array(reported)) = envelope.remove("errors") {
-        for error in reported {
-            let message = error
-                .get("message")
-                .and_then(Json::as_str)
-                .map_or_else(|| format!("{who} reported an error"), str::to_owned);
-            let code =
-                error.pointer("/extensions/code").and_then(Json::as_str).map_or(ErrorCode::UpstreamError, remote_code);
-            let path = match error.get("path").and_then(Json::as_array) {
-                Some(path) if path.first().and_then(Json::as_str) == Some(field) => path[1..].to_vec(),
-                _ => Vec::new(),
-            };
-            errors.push(FieldError { path, message, code });
-        }
-    }
+    let errors = match envelope.remove("errors") {
+        Some(Json::Array(reported)) => reported_errors(reported, field, who),
+        _ => Vec::new(),
+    };
     if value.is_null()
         && let Some(first) = errors.first()
     {
         return Err(ExecuteError::Remote { message: first.message.clone(), code: first.code });
     }
     Ok((value, errors))
+}
+
+/// The errors a GraphQL response reported, with their paths made relative to root field
+/// `field`'s value.
+pub(super) fn reported_errors(reported: Vec<Json>, field: &str, who: &str) -> Vec<FieldError> {
+    let mut errors = Vec::with_capacity(reported.len());
+    for error in reported {
+        let message = error
+            .get("message")
+            .and_then(Json::as_str)
+            .map_or_else(|| format!("{who} reported an error"), str::to_owned);
+        let code =
+            error.pointer("/extensions/code").and_then(Json::as_str).map_or(ErrorCode::UpstreamError, remote_code);
+        let path = match error.get("path").and_then(Json::as_array) {
+            Some(path) if path.first().and_then(Json::as_str) == Some(field) => path[1..].to_vec(),
+            _ => Vec::new(),
+        };
+        errors.push(FieldError { path, message, code });
+    }
+    errors
 }
 
 /// A GraphQL source's `extensions.code` as ours, where it is one of the well-known ones.

@@ -11,6 +11,7 @@ mod graphql;
 pub mod incremental;
 mod shape;
 mod stitch;
+mod walk;
 mod stream;
 mod subscription;
 

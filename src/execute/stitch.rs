@@ -129,46 +129,6 @@ fn filtered_out(step: &str, object: &Map<String, Json>) -> Option<bool> {
     Some(found.and_then(Json::as_str) != Some(typename))
 }
 
-/// The objects at `keys` inside `value`, as `collect` finds them, without their paths.
-pub(super) fn objects_at<'a>(value: &'a Json, keys: &[String], out: &mut Vec<&'a Map<String, Json>>) {
-    match value {
-        Json::Array(items) => items.iter().for_each(|item| objects_at(item, keys, out)),
-        Json::Object(object) => match keys.split_first() {
-            None => out.push(object),
-            Some((first, rest)) => match filtered_out(first, object) {
-                Some(true) => {}
-                Some(false) => objects_at(value, rest, out),
-                None => {
-                    if let Some(child) = object.get(first) {
-                        objects_at(child, rest, out);
-                    }
-                }
-            },
-        },
-        _ => {}
-    }
-}
-
-/// Calls `visit` on each object at `keys` inside `value`, in `collect`'s order.
-pub(super) fn each_object_mut(value: &mut Json, keys: &[String], visit: &mut dyn FnMut(&mut Map<String, Json>)) {
-    match value {
-        Json::Array(items) => items.iter_mut().for_each(|item| each_object_mut(item, keys, visit)),
-        Json::Object(object) => match keys.split_first() {
-            None => visit(object),
-            Some((first, rest)) => match filtered_out(first, object) {
-                Some(true) => {}
-                Some(false) => each_object_mut(value, rest, visit),
-                None => {
-                    if let Some(child) = object.get_mut(first) {
-                        each_object_mut(child, rest, visit);
-                    }
-                }
-            },
-        },
-        _ => {}
-    }
-}
-
 /// Puts `field`'s value into the object at `path`.
 fn place(value: &mut Json, path: &[Json], field: &str, shaped: Json) {
     if let Some(object) = object_at_mut(value, path) {
@@ -177,7 +137,7 @@ fn place(value: &mut Json, path: &[Json], field: &str, shaped: Json) {
 }
 
 /// The object at `path` (response keys and list indices) inside `value`.
-pub(super) fn object_at_mut<'a>(value: &'a mut Json, path: &[Json]) -> Option<&'a mut Map<String, Json>> {
+fn object_at_mut<'a>(value: &'a mut Json, path: &[Json]) -> Option<&'a mut Map<String, Json>> {
     let mut target = value;
     for step in path {
         target = match (target, step) {

@@ -10,13 +10,14 @@ use std::collections::HashMap;
 use serde_json::{Map, Value as Json};
 
 use crate::schema::FieldSet;
+use crate::tree::Object;
 
 /// The representation of `parent` as entity `typename` for a subgraph, as JSON text:
 /// `__typename`, the key's fields and the required fields, read under `{prefix}{name}` (as the
 /// planner fetched them). None when the parent lacks one of them (it cannot be fetched; its
 /// fields from that subgraph are null).
 pub fn representation(
-    parent: &Map<String, Json>,
+    parent: &Object,
     typename: &str,
     key: &FieldSet,
     requires: Option<&FieldSet>,
@@ -50,13 +51,24 @@ pub fn representation(
         out.push(b'}');
         return String::from_utf8(out).ok();
     }
+    // Nested fields and type conditions: the fields the sets name, copied through serde_json.
+    let mut named = Map::new();
+    for set in std::iter::once(key).chain(requires) {
+        for field in set.top_level() {
+            for name in [format!("{prefix}{field}"), field.to_owned()] {
+                if let Some(value) = parent.get(&name) {
+                    named.entry(name).or_insert_with(|| value.to_json());
+                }
+            }
+        }
+    }
     let mut out = Map::new();
     out.insert("__typename".into(), Json::String(typename.to_owned()));
-    if !key.copy(parent, typename, &mut out, prefix) {
+    if !key.copy(&named, typename, &mut out, prefix) {
         return None;
     }
     if let Some(requires) = requires
-        && !requires.copy(parent, typename, &mut out, prefix)
+        && !requires.copy(&named, typename, &mut out, prefix)
     {
         return None;
     }
@@ -76,7 +88,7 @@ pub struct EntityBatch {
 impl EntityBatch {
     /// Batches `parents` (in order), sending equal representations once.
     pub fn new<'a>(
-        parents: impl IntoIterator<Item = &'a Map<String, Json>>,
+        parents: impl IntoIterator<Item = &'a Object>,
         typename: &str,
         key: &FieldSet,
         requires: Option<&FieldSet>,
@@ -175,10 +187,11 @@ pub struct EntityError {
     pub code: Option<String>,
 }
 
-/// The errors of an entities `answer`, placed by their paths (`["e0", 3, "name"]`).
-pub fn entity_errors(answer: &Json) -> Vec<EntityError> {
+/// The errors of an entities answer (its `errors`), placed by their paths
+/// (`["e0", 3, "name"]`).
+pub fn entity_errors(errors: &[Json]) -> Vec<EntityError> {
     let mut out = Vec::new();
-    for error in answer.get("errors").and_then(Json::as_array).into_iter().flatten() {
+    for error in errors {
         let message = error.get("message").and_then(Json::as_str).unwrap_or("the subgraph reported an error");
         let code = error.pointer("/extensions/code").and_then(Json::as_str).map(str::to_owned);
         let path = error.get("path").and_then(Json::as_array).map(Vec::as_slice).unwrap_or_default();
@@ -217,35 +230,17 @@ pub(crate) fn hash_json(value: &Json, hasher: &mut impl std::hash::Hasher) {
     }
 }
 
-/// Merges object `from` into object `into`, moving its values (objects merge field by field,
-/// anything else replaces).
-pub fn merge_object(into: &mut Map<String, Json>, from: Map<String, Json>) {
-    use serde_json::map::Entry;
-    for (name, value) in from {
-        // One lookup per field: most are new to the parent.
-        match (into.entry(name), value) {
-            (Entry::Occupied(mut existing), Json::Object(inner)) => match existing.get_mut() {
-                Json::Object(existing) => merge_object(existing, inner),
-                slot => *slot = Json::Object(inner),
-            },
-            (Entry::Occupied(mut existing), value) => {
-                existing.insert(value);
-            }
-            (Entry::Vacant(slot), value) => {
-                slot.insert(value);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
 
-    fn object(value: &Json) -> &Map<String, Json> {
-        value.as_object().expect("an object")
+    fn object(value: &Json) -> Object {
+        match crate::tree::Value::from_json(value.clone()) {
+            crate::tree::Value::Object(object) => object,
+            other => panic!("not an object: {other}"),
+        }
     }
 
     #[test]
@@ -272,31 +267,31 @@ mod tests {
         ];
         let read = |text: Option<String>| text.map(|t| serde_json::from_str::<Json>(&t).expect("JSON"));
         for (key, requires, parent, expected) in table {
-            assert_eq!(read(representation(object(&parent), "Product", key, requires, "")), expected, "{parent}");
+            assert_eq!(read(representation(&object(&parent), "Product", key, requires, "")), expected, "{parent}");
         }
         // Plain fields are written as they are, in order, each once; a missing one fails.
         let upc = FieldSet::parse("upc").expect("key");
         let needs = FieldSet::parse("upc price weight").expect("requires");
         let product = json!({"upc": "1", "price": 10, "weight": null, "name": "Chair"});
         assert_eq!(
-            representation(object(&product), "Product", &upc, Some(&needs), "").as_deref(),
+            representation(&object(&product), "Product", &upc, Some(&needs), "").as_deref(),
             Some(r#"{"__typename":"Product","upc":"1","price":10,"weight":null}"#)
         );
-        assert_eq!(representation(object(&json!({"upc": "1", "price": 10})), "Product", &upc, Some(&needs), ""), None);
+        assert_eq!(representation(&object(&json!({"upc": "1", "price": 10})), "Product", &upc, Some(&needs), ""), None);
         let on_type = FieldSet::parse("id ... on Book { isbn }").expect("set");
         let book = json!({"id": "1", "isbn": "978"});
         assert_eq!(
-            read(representation(object(&book), "Book", &on_type, None, "")),
+            read(representation(&object(&book), "Book", &on_type, None, "")),
             Some(json!({"__typename": "Book", "id": "1", "isbn": "978"}))
         );
         assert_eq!(
-            read(representation(object(&book), "Movie", &on_type, None, "")),
+            read(representation(&object(&book), "Movie", &on_type, None, "")),
             Some(json!({"__typename": "Movie", "id": "1"}))
         );
         // Fetched under the planner's aliases, read from them, never from the client's keys.
         let aliased = json!({"upc": "client's alias for another field", "_sy_upc": "1"});
         assert_eq!(
-            read(representation(object(&aliased), "Product", &upc, None, "_sy_")),
+            read(representation(&object(&aliased), "Product", &upc, None, "_sy_")),
             Some(json!({"__typename": "Product", "upc": "1"}))
         );
     }
@@ -306,14 +301,15 @@ mod tests {
         let key = FieldSet::parse("upc").expect("key");
         let parents =
             [json!({"upc": "1", "name": "Table"}), json!({"upc": "2"}), json!({"upc": "1"}), json!({"name": "no key"})];
-        let batch = EntityBatch::new(parents.iter().map(object), "Product", &key, None, "");
+        let parents: Vec<Object> = parents.iter().map(object).collect();
+        let batch = EntityBatch::new(&parents, "Product", &key, None, "");
         assert_eq!(
             batch.representations,
             [r#"{"__typename":"Product","upc":"1"}"#, r#"{"__typename":"Product","upc":"2"}"#]
         );
         assert_eq!(batch.of_parent, [Some(0), Some(1), Some(0), None]);
         let users =
-            EntityBatch::new([object(&json!({"id": "7"}))], "User", &FieldSet::parse("id").expect("key"), None, "");
+            EntityBatch::new(&[object(&json!({"id": "7"}))], "User", &FieldSet::parse("id").expect("key"), None, "");
         let variables = [("a0".to_owned(), "Int".to_owned(), json!(3))];
         let request: Json = serde_json::from_slice(&entities_request(&[
             EntitiesPart { batch: &batch, typename: "Product", selection: " { inStock }", variables: &[] },
@@ -331,12 +327,12 @@ mod tests {
         );
         assert_eq!(request["variables"]["r0"].as_array().map(Vec::len), Some(2));
         assert_eq!(request["variables"]["a0"], 3);
-        let answer = json!({"errors": [
+        let answer = json!([
             {"message": "no estimate", "path": ["e0", 1, "shippingEstimate"], "extensions": {"code": "NOT_FOUND"}},
             {"message": "bad user", "path": ["e1"]},
             {"message": "slow subgraph"}
-        ]});
-        let errors = entity_errors(&answer);
+        ]);
+        let errors = entity_errors(answer.as_array().expect("a list"));
         assert_eq!(
             errors[0],
             EntityError {
@@ -349,15 +345,5 @@ mod tests {
         );
         assert_eq!((errors[1].part, errors[1].representation), (Some(1), None));
         assert_eq!((errors[2].part, errors[2].representation), (None, None));
-    }
-
-    #[test]
-    fn answers_merge_into_parents_deeply() {
-        let mut moved = json!({"upc": "1", "dimensions": {"w": 1}, "name": {"was": "an object"}});
-        let from = json!({"inStock": true, "dimensions": {"h": 2}, "name": "Chair"});
-        if let (Json::Object(into), Json::Object(from)) = (&mut moved, from) {
-            merge_object(into, from);
-        }
-        assert_eq!(moved, json!({"upc": "1", "dimensions": {"w": 1, "h": 2}, "name": "Chair", "inStock": true}));
     }
 }
