@@ -10,6 +10,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use switchyard::plan::entities::EntityBatch;
 use switchyard::schema::FieldSet;
+use switchyard::tree::Value;
 
 /// The benchmark's heavy nested query (graphql-gateways-benchmark, federation scenario).
 const HEAVY_QUERY: &str = include_str!("../tests/fixtures/federation/heavy-query.graphql");
@@ -38,29 +39,31 @@ fn federation(c: &mut Criterion) {
     let key = FieldSet::parse("sku variant { id }").expect("key");
     let requires = FieldSet::parse("price weight").expect("requires");
     // 100 parents, 50 distinct products.
-    let parents: Vec<serde_json::Value> = (0..100)
+    let parents: Vec<Value> = (0..100)
         .map(|i| {
             let n = i % 50;
-            json!({"sku": format!("s{n}"), "variant": {"id": format!("v{n}")}, "price": n * 10, "weight": n, "name": "x"})
+            Value::from_json(
+                json!({"sku": format!("s{n}"), "variant": {"id": format!("v{n}")}, "price": n * 10, "weight": n, "name": "x"}),
+            )
         })
         .collect();
     c.bench_function("federation/batch_100_parents", |b| {
         b.iter(|| {
-            let objects = black_box(&parents).iter().filter_map(serde_json::Value::as_object);
+            let objects = black_box(&parents).iter().filter_map(Value::as_object);
             EntityBatch::new(objects, "Product", &key, Some(&requires), "")
         })
     });
     // The common case: a plain key (`upc`) and plain required fields, written as they are.
     let upc = FieldSet::parse("upc").expect("key");
-    let plain: Vec<serde_json::Value> = (0..100)
+    let plain: Vec<Value> = (0..100)
         .map(|i| {
             let n = i % 50;
-            json!({"_sy_upc": format!("u{n}"), "_sy_price": n * 10, "_sy_weight": n, "name": "x"})
+            Value::from_json(json!({"_sy_upc": format!("u{n}"), "_sy_price": n * 10, "_sy_weight": n, "name": "x"}))
         })
         .collect();
     c.bench_function("federation/batch_100_parents_plain_key", |b| {
         b.iter(|| {
-            let objects = black_box(&plain).iter().filter_map(serde_json::Value::as_object);
+            let objects = black_box(&plain).iter().filter_map(Value::as_object);
             EntityBatch::new(objects, "Product", &upc, Some(&requires), "_sy_")
         })
     });
