@@ -345,7 +345,7 @@ pub async fn execute_graphql_subscription(
                         let installed = installs.borrow_and_update().clone();
                         if let Err(why) = target.still_served(&installed) {
                             let removed = GraphqlOutput {
-                                value: serde_json::Value::Null,
+                                value: crate::execute::OutputValue::Json(serde_json::Value::Null),
                                 errors: vec![crate::execute::FieldError { path: Vec::new(), message: why, code: ErrorCode::Unavailable }],
                                 complete: true,
                             };

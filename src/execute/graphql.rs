@@ -25,11 +25,40 @@ use crate::upstream::{HttpRequest, Upstreams};
 #[derive(Debug)]
 pub struct GraphqlOutput {
     /// The shaped value (null when it could not be completed).
-    pub value: Json,
+    pub value: OutputValue,
     /// Field errors, with paths relative to the root field.
     pub errors: Vec<FieldError>,
     /// False when the value is null in a non-null root position (the error propagates to `data`).
     pub complete: bool,
+}
+
+/// A root field's shaped value: serde_json's, or a supergraph answer projected in its compact
+/// form (written as it is; made serde_json's only where something must change it).
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutputValue {
+    /// A value shaped as serde_json's.
+    Json(Json),
+    /// A projected supergraph answer.
+    Tree(crate::tree::Value),
+}
+
+impl OutputValue {
+    /// The value as serde_json's.
+    pub fn into_json(self) -> Json {
+        match self {
+            OutputValue::Json(json) => json,
+            OutputValue::Tree(tree) => tree.into_json(),
+        }
+    }
+}
+
+impl serde::Serialize for OutputValue {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            OutputValue::Json(json) => json.serialize(serializer),
+            OutputValue::Tree(tree) => tree.serialize(serializer),
+        }
+    }
 }
 
 /// An error at a path.
@@ -121,8 +150,12 @@ async fn run_root(
     schema: &GraphqlSchema,
     prefetched: Option<Prefetched>,
 ) -> Result<GraphqlOutput, ExecuteError> {
+    if matches!(fetch.call, FetchCall::Subgraph(_)) && fetch.stitches.is_empty() {
+        return project_subgraph_root(&mut fetch, upstreams, schema, prefetched).await;
+    }
     let Some(fetched) = fetch_root(&mut fetch, upstreams, schema, prefetched).await? else {
-        return Ok(GraphqlOutput { value: Json::Object(Map::new()), errors: Vec::new(), complete: true });
+        let empty = OutputValue::Json(Json::Object(Map::new()));
+        return Ok(GraphqlOutput { value: empty, errors: Vec::new(), complete: true });
     };
     let Fetched { mut value, ty, mut errors } = fetched;
     let Selection::Graphql { fields, .. } = &fetch.selection else { return Err(not_graphql()) };
@@ -134,7 +167,39 @@ async fn run_root(
         run_stitches(&mut value, &fetch.stitches, &context, &mut errors).await;
     }
     let complete = !needs_completion || complete(&mut value, &ty, fields, schema, &mut Vec::new(), &mut errors);
-    Ok(GraphqlOutput { value, errors, complete })
+    Ok(GraphqlOutput { value: OutputValue::Json(value), errors, complete })
+}
+
+/// A supergraph root field with no stitched fetch below it: its subgraph fetches' merged
+/// answer, projected onto the selection in one pass.
+/// (`&mut`: see `fetch_root`.)
+async fn project_subgraph_root(
+    fetch: &mut Fetch,
+    upstreams: &Upstreams,
+    schema: &GraphqlSchema,
+    prefetched: Option<Prefetched>,
+) -> Result<GraphqlOutput, ExecuteError> {
+    let Selection::Graphql { type_name, fields, .. } = &fetch.selection else { return Err(not_graphql()) };
+    let (answer, mut errors) = match prefetched {
+        Some(answer) => answer?,
+        None => {
+            let FetchCall::Subgraph(subgraph) = &fetch.call else { return Err(not_graphql()) };
+            let Some(cluster) = fetch.cluster.as_deref() else {
+                return Err(ExecuteError::NoBackend { name: fetch.describe() });
+            };
+            let context = Context { upstreams, schema, metadata: &fetch.metadata, timeout: fetch.timeout };
+            let (cache, transform) = (fetch.cache.as_ref(), fetch.transform.as_deref());
+            super::federation::run_subgraph_fetch(subgraph, cluster, &context, cache, transform).await?
+        }
+    };
+    let ty = fetch.output.clone().unwrap_or(TypeRef {
+        name: type_name.clone(),
+        list: false,
+        non_null: false,
+        item_non_null: false,
+    });
+    let (value, complete) = super::project::project(answer, &ty, fields, schema, &mut errors);
+    Ok(GraphqlOutput { value: OutputValue::Tree(value), errors, complete })
 }
 
 fn not_graphql() -> ExecuteError {

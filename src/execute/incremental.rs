@@ -10,7 +10,7 @@ use futures_util::future::join_all;
 use serde_json::{Map, Value as Json};
 use tokio::sync::mpsc;
 
-use super::graphql::{Context, FieldError, GraphqlOutput, fetch_root};
+use super::graphql::{Context, FieldError, GraphqlOutput, OutputValue, fetch_root};
 use super::shape::complete;
 use super::stitch::run_stitches;
 use super::{ExecuteError, execute_graphql_plan};
@@ -111,7 +111,7 @@ pub async fn execute_incremental(
                         error.path.insert(0, Json::String(key.clone()));
                         errors.push(error);
                     }
-                    data.insert(key, output.value);
+                    data.insert(key, output.value.into_json());
                 }
                 Err(error) => {
                     errors.push(FieldError {
@@ -151,7 +151,7 @@ async fn run_immediate(
     let fetched = match fetch_root(&mut fetch, upstreams, schema, None).await {
         Ok(Some(fetched)) => fetched,
         Ok(None) => {
-            let empty = GraphqlOutput { value: Json::Object(Map::new()), errors: Vec::new(), complete: true };
+            let empty = GraphqlOutput { value: OutputValue::Json(Json::Object(Map::new())), errors: Vec::new(), complete: true };
             return ((index, Ok(empty)), None);
         }
         Err(error) => return ((index, Err(error)), None),
@@ -168,7 +168,7 @@ async fn run_immediate(
     let mut initial = value.clone();
     strip(&mut initial, &fields, None);
     let done = complete(&mut initial, &fetched.ty, &fields, schema, &mut Vec::new(), &mut errors);
-    let output = GraphqlOutput { value: initial, errors, complete: done };
+    let output = GraphqlOutput { value: OutputValue::Json(initial), errors, complete: done };
     let held = Held {
         key: response_key,
         value,

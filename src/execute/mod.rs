@@ -11,6 +11,7 @@ mod graphql;
 pub mod incremental;
 mod shape;
 mod stitch;
+mod project;
 mod walk;
 mod stream;
 mod subscription;
@@ -29,7 +30,7 @@ use crate::operation::{CallInput, Metadata, Selection};
 use crate::plan::{Fetch, FetchCall, Plan};
 use crate::upstream::{UpstreamError, Upstreams};
 
-pub use graphql::{FieldError, GraphqlOutput, execute_graphql_plan};
+pub use graphql::{FieldError, GraphqlOutput, OutputValue, execute_graphql_plan};
 pub use shape::shape_introspection;
 pub use stream::{OutputStream, execute_streaming_fetch};
 pub use subscription::SubscriptionEvents;

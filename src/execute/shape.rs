@@ -180,7 +180,7 @@ fn take(source: &mut Map<String, Json>, key: &str, shared: bool) -> Json {
     if shared { source.get(key).cloned() } else { source.get_mut(key).map(std::mem::take) }.unwrap_or(Json::Null)
 }
 
-fn shape_field(
+pub(super) fn shape_field(
     value: Json,
     definition: &ObjectField,
     children: &SelectionSet,

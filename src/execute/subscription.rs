@@ -10,7 +10,7 @@ use futures_util::stream::BoxStream;
 use futures_util::{FutureExt, StreamExt};
 use serde_json::Value as Json;
 
-use super::graphql::{Context, FieldError, GraphqlOutput, message_json, read_answer};
+use super::graphql::{Context, FieldError, GraphqlOutput, OutputValue, message_json, read_answer};
 use super::shape::{complete, shape_value};
 use super::stitch::run_stitches;
 use super::{ExecuteError, execute_streaming_fetch};
@@ -201,7 +201,7 @@ impl SubscriptionEvents {
             }
             let done = (self.stitches.is_empty() && !declared)
                 || complete(&mut value, &self.ty, &self.fields, schema, &mut Vec::new(), &mut own);
-            out.push(Ok(GraphqlOutput { value, errors: own, complete: done }));
+            out.push(Ok(GraphqlOutput { value: OutputValue::Json(value), errors: own, complete: done }));
         }
         if let Some(failure) = failure {
             out.push(Err(failure));

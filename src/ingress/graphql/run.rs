@@ -254,7 +254,7 @@ fn event_payload(key: &str, location: (usize, usize), output: crate::execute::Gr
     if !errors.is_empty() {
         payload.insert("errors".into(), Json::Array(errors));
     }
-    let data = if output.complete { json!({ key: output.value }) } else { Json::Null };
+    let data = if output.complete { json!({ key: output.value.into_json() }) } else { Json::Null };
     payload.insert("data".into(), data);
     Json::Object(payload)
 }
@@ -342,7 +342,7 @@ async fn execute_prepared(
                     }));
                 }
                 data_nulled |= !output.complete;
-                data.insert(key, output.value);
+                data.insert(key, output.value.into_json());
             }
             Err(error) => errors.push(field_error(&key, location, &error.to_string(), error.code())),
         }
@@ -425,7 +425,7 @@ fn part_payload(
                         let prefix = [Json::String(key.clone())];
                         errors.extend(output.errors.into_iter().map(|e| error_json(e, &prefix, *location)));
                         data_nulled |= !output.complete;
-                        data.insert(key.clone(), output.value);
+                        data.insert(key.clone(), output.value.into_json());
                     }
                     Err(error) => errors.push(field_error(key, *location, &error.to_string(), error.code())),
                 }
