@@ -151,7 +151,11 @@ async fn run_immediate(
     let fetched = match fetch_root(&mut fetch, upstreams, schema, None).await {
         Ok(Some(fetched)) => fetched,
         Ok(None) => {
-            let empty = GraphqlOutput { value: OutputValue::Json(Json::Object(Map::new())), errors: Vec::new(), complete: true };
+            let empty = GraphqlOutput {
+                value: OutputValue::Json(Json::Object(Map::new())),
+                errors: Vec::new(),
+                complete: true,
+            };
             return ((index, Ok(empty)), None);
         }
         Err(error) => return ((index, Err(error)), None),

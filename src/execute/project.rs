@@ -105,7 +105,8 @@ impl<'a> Projector<'a, '_> {
                     match found {
                         Some((name, fields, selection)) => self.object(source, name, fields, selection),
                         None => {
-                            let told = concrete.map_or_else(|| "no __typename".to_owned(), |c| format!("__typename {c:?}"));
+                            let told =
+                                concrete.map_or_else(|| "no __typename".to_owned(), |c| format!("__typename {c:?}"));
                             self.error(format!("cannot tell which object type of {type_name} the value is ({told})"));
                             Value::Null
                         }

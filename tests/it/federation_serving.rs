@@ -780,3 +780,55 @@ extend type Person {
     let query = log[0]["query"].as_str().unwrap_or_default();
     assert!(query.contains("name") && !query.contains("_sy_name"), "the name is fetched once: {query}");
 }
+
+#[tokio::test]
+async fn a_projected_supergraph_answer_reads_the_same_over_every_transport() {
+    // A supergraph answer is written straight from its compact form: it must read the same as
+    // JSON, in a batch, under the multipart Accept without deferred fragments and over a
+    // WebSocket, errors (codes counted in metrics) included.
+    let (url, answer) = broken_subgraph().await;
+    *answer.lock().expect("lock") =
+        (200, r#"{"data": {"e0": [{"inStock": true}, {"inStock": "yes"}, {"inStock": false}]}}"#.into());
+    let federated = Federated::start_elsewhere(&[("inventory", url)]).await;
+    let query = "{ topProducts { upc name inStock } __typename }";
+    let expected = json!({
+        "errors": [{
+            "message": "Boolean cannot represent a string: \"yes\"",
+            "locations": [{"line": 1, "column": 3}],
+            "path": ["topProducts", 1, "inStock"],
+            "extensions": {"code": "UPSTREAM_ERROR"}
+        }],
+        "data": {"topProducts": [
+            {"upc": "1", "name": "Table", "inStock": true},
+            {"upc": "2", "name": "Couch", "inStock": null},
+            {"upc": "3", "name": "Chair", "inStock": false}
+        ], "__typename": "Query"}
+    });
+    let gateway = &federated.gateway;
+    let (status, plain, headers) = gateway.call("POST", "/graphql", &json!({"query": query}).to_string()).await;
+    assert_eq!((status, &plain), (200, &expected), "{plain}");
+    assert_eq!(headers["content-type"], "application/json");
+
+    let batch = json!([{"query": query}, {"query": "{ topProducts { upc } }"}]).to_string();
+    let (status, answers, _) = gateway.call("POST", "/graphql", &batch).await;
+    assert_eq!(status, 200);
+    assert_eq!(answers[0], expected);
+    assert_eq!(answers[1], json!({"data": {"topProducts": [{"upc": "1"}, {"upc": "2"}, {"upc": "3"}]}}));
+
+    let multipart = gateway
+        .client
+        .post(format!("{}/graphql", gateway.base))
+        .header("accept", "multipart/mixed;deferSpec=20220824, application/json")
+        .json(&json!({"query": query}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(multipart.status(), 200);
+    assert_eq!(multipart.json::<Json>().await.expect("json"), expected);
+
+    let mut socket = crate::subscriptions::acknowledged(gateway, "graphql-transport-ws").await;
+    crate::subscriptions::send(&mut socket, json!({"id": "q", "type": "subscribe", "payload": {"query": query}})).await;
+    let next = crate::subscriptions::recv(&mut socket).await;
+    assert_eq!((&next["type"], &next["payload"]), (&json!("next"), &expected), "{next}");
+    assert_eq!(crate::subscriptions::recv(&mut socket).await["type"], "complete");
+}

@@ -211,6 +211,7 @@ pub(crate) async fn handle_graphql(
         {
             return match outcome {
                 Outcome::Ran(body) => respond(StatusCode::OK, &body, modern),
+                Outcome::Written(written) => respond_written(written, modern),
                 Outcome::Cached(body, status) => cached(&body, status, modern),
                 Outcome::Refused(body) => document_failure(body, modern),
                 Outcome::Http(refusal) => refusal.into_response(),
@@ -236,6 +237,7 @@ pub(crate) async fn handle_graphql(
     match requests {
         Requests::Single(request) => match run_one(request).await {
             Outcome::Ran(body) => respond(StatusCode::OK, &body, modern),
+            Outcome::Written(written) => respond_written(written, modern),
             Outcome::Cached(body, status) => cached(&body, status, modern),
             Outcome::Refused(body) => document_failure(body, modern),
             Outcome::Http(refusal) => refusal.into_response(),
@@ -246,6 +248,7 @@ pub(crate) async fn handle_graphql(
                 .into_iter()
                 .map(|outcome| match outcome {
                     Outcome::Ran(body) | Outcome::Cached(body, _) | Outcome::Refused(body) => body,
+                    Outcome::Written(written) => serde_json::from_slice(&written.body).unwrap_or(Json::Null),
                     Outcome::Http(refusal) => json!({ "errors": refusal.errors() }),
                 })
                 .collect();
@@ -322,6 +325,17 @@ fn respond(status: StatusCode, body: &Json, modern: bool) -> Response {
     note_errors(body);
     let mut response = Response::new(Body::from(serde_json::to_vec(body).unwrap_or_default()));
     *response.status_mut() = status;
+    let media = if modern { GRAPHQL_RESPONSE } else { "application/json" };
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+    response
+}
+
+/// A 200 answer whose body was written already.
+fn respond_written(written: run::Written, modern: bool) -> Response {
+    for code in &written.codes {
+        crate::telemetry::record::note_error(code);
+    }
+    let mut response = Response::new(Body::from(written.body));
     let media = if modern { GRAPHQL_RESPONSE } else { "application/json" };
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
     response

@@ -12,7 +12,7 @@ use serde_json::{Map, Value as Json, json};
 use super::document::{DocumentError, PreparedCall, RootEntry};
 use super::{Caches, GraphqlRequest, Refusal, limits};
 use crate::error::ErrorCode;
-use crate::execute::shape_introspection;
+use crate::execute::{OutputValue, shape_introspection};
 use crate::gateway::{Served, execute_graphql_operation, execute_graphql_subscription};
 use crate::ingress::forward::request_context;
 use crate::operation::{CallInput, CallTarget, Operation, OperationKind, RootCall, Selection};
@@ -23,12 +23,28 @@ use crate::transcode::json::{JsonOptions, json_to_message};
 pub(super) enum Outcome {
     /// It ran (perhaps with field errors): a 200 body.
     Ran(Json),
+    /// It ran, and its body was written as it was put together (it holds a projected
+    /// supergraph answer): a 200 body.
+    Written(Written),
     /// It was answered from the response cache, or ran and was stored there.
     Cached(Json, crate::cache::CacheStatus),
     /// The document cannot run (parse or validation): 400 for GraphQL-response clients, else 200.
     Refused(Json),
     /// An HTTP-level refusal, whatever the client accepts.
     Http(Refusal),
+}
+
+/// A response body written as it was put together, with its errors' codes (for telemetry).
+pub(super) struct Written {
+    pub(super) body: bytes::Bytes,
+    pub(super) codes: Vec<String>,
+}
+
+impl Written {
+    /// The body as text (it is JSON, which is UTF-8).
+    pub(super) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
 }
 
 /// Where a request came from: its headers and the client's address.
@@ -109,6 +125,13 @@ pub(super) async fn run_operation(
             return Outcome::Cached(answer, crate::cache::CacheStatus::Hit);
         }
         return match crate::cache::watching_vetoes(execute_prepared(served, prepared, context)).await {
+            (Outcome::Written(written), vetoed) => {
+                let answer = serde_json::from_slice(&written.body).unwrap_or(Json::Null);
+                if !vetoed {
+                    cache.store(&answer);
+                }
+                Outcome::Cached(answer, crate::cache::CacheStatus::Miss)
+            }
             (Outcome::Ran(answer), vetoed) => {
                 if !vetoed {
                     cache.store(&answer);
@@ -328,6 +351,7 @@ async fn execute_prepared(
     let RootWork { mut data, mut errors, calls, slots, .. } = root_work(prepared.entries, &served.snapshot, false);
     let operation = Operation { kind: prepared.kind, calls, context };
     let mut data_nulled = false;
+    let mut projected: Vec<(String, OutputValue)> = Vec::new();
     for (result, (key, location)) in execute_graphql_operation(served, operation).await.into_iter().zip(slots) {
         match result {
             Ok(output) => {
@@ -342,10 +366,22 @@ async fn execute_prepared(
                     }));
                 }
                 data_nulled |= !output.complete;
-                data.insert(key, output.value.into_json());
+                match output.value {
+                    OutputValue::Json(value) => {
+                        data.insert(key, value);
+                    }
+                    // Written as it is, in its key's place (see `write_body`).
+                    tree => {
+                        data.insert(key.clone(), Json::Null);
+                        projected.push((key, tree));
+                    }
+                }
             }
             Err(error) => errors.push(field_error(&key, location, &error.to_string(), error.code())),
         }
+    }
+    if !projected.is_empty() {
+        return Outcome::Written(write_body(&errors, (!data_nulled).then_some(&data), &projected));
     }
     let mut body = Map::new();
     if !errors.is_empty() {
@@ -354,6 +390,44 @@ async fn execute_prepared(
     // A non-null root field that could not be completed nulls `data` (spec 6.4.4).
     body.insert("data".into(), if data_nulled { Json::Null } else { Json::Object(data) });
     Outcome::Ran(Json::Object(body))
+}
+
+/// A response body written straight from its parts: `errors` (when there are any), then
+/// `data` (null when a non-null root field could not be completed) with each root key's value
+/// from `projected` where it is there, else from `data`.
+fn write_body(errors: &[Json], data: Option<&Map<String, Json>>, projected: &[(String, OutputValue)]) -> Written {
+    let mut body = Vec::with_capacity(4096);
+    body.push(b'{');
+    if !errors.is_empty() {
+        body.extend_from_slice(b"\"errors\":");
+        let _ = serde_json::to_writer(&mut body, errors);
+        body.push(b',');
+    }
+    body.extend_from_slice(b"\"data\":");
+    match data {
+        None => body.extend_from_slice(b"null"),
+        Some(data) => {
+            body.push(b'{');
+            for (i, (key, value)) in data.iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                let _ = serde_json::to_writer(&mut body, key);
+                body.push(b':');
+                let _ = match projected.iter().find(|(k, _)| k == key) {
+                    Some((_, value)) => serde_json::to_writer(&mut body, value),
+                    None => serde_json::to_writer(&mut body, value),
+                };
+            }
+            body.push(b'}');
+        }
+    }
+    body.push(b'}');
+    let codes = errors
+        .iter()
+        .map(|e| e.pointer("/extensions/code").and_then(Json::as_str).unwrap_or("INTERNAL_SERVER_ERROR").to_owned())
+        .collect();
+    Written { body: bytes::Bytes::from(body), codes }
 }
 
 /// Starts a query whose deferred fragments are delivered later: root fields and local answers

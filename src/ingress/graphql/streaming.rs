@@ -78,6 +78,9 @@ pub(super) fn respond(
         Started::Result(Outcome::Ran(body) | Outcome::Cached(body, _) | Outcome::Refused(body)) => {
             Box::pin(stream::iter([Item::Result(body.to_string().into()), Item::Done]))
         }
+        Started::Result(Outcome::Written(written)) => {
+            Box::pin(stream::iter([Item::Result(written.text().into()), Item::Done]))
+        }
         Started::Result(Outcome::Http(refusal)) => Box::pin(stream::iter([Item::Fatal(refusal.errors()), Item::Done])),
         Started::Failed(errors) => Box::pin(stream::iter([Item::Fatal(errors), Item::Done])),
         Started::Incremental(payloads) => Box::pin(payloads.map(Item::Incremental).chain(stream::iter([Item::Done]))),

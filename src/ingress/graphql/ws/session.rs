@@ -462,6 +462,11 @@ async fn run_operation(
                 outbox.send(ServerMessage::Complete { id });
             }
         }
+        Started::Result(Outcome::Written(written)) => {
+            if outbox.send(ServerMessage::Next { id: id.clone(), payload: written.text().into() }) {
+                outbox.send(ServerMessage::Complete { id });
+            }
+        }
         Started::Result(Outcome::Refused(body)) => {
             let errors = match body.get("errors") {
                 Some(Json::Array(errors)) => errors.clone(),
