@@ -68,6 +68,16 @@ fn federation(c: &mut Criterion) {
         })
     });
 
+    // A subgraph's `_entities` answer for 100 products with their reviews, parsed.
+    let answer = entities_answer(100);
+    c.bench_function("federation/parse_entities_answer_100", |b| {
+        b.iter(|| Value::from_slice(black_box(&answer)).expect("parses"))
+    });
+    // The same into serde_json's value, as the executor parsed answers before the tree.
+    c.bench_function("federation/parse_entities_answer_100_serde_json_value", |b| {
+        b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&answer)).expect("parses"))
+    });
+
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("supergraph.graphql");
     std::fs::write(&file, supergraph()).expect("write");
@@ -87,6 +97,26 @@ fn federation(c: &mut Criterion) {
             plan.fetches.len()
         })
     });
+}
+
+/// An `_entities` answer as the products subgraph writes it for `n` representations.
+fn entities_answer(n: usize) -> Vec<u8> {
+    let entities: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            json!({
+                "_sy___typename": "Product",
+                "upc": i.to_string(),
+                "name": format!("Product number {i}"),
+                "price": 899 + i,
+                "weight": 100,
+                "reviews": [
+                    {"id": format!("r{i}"), "body": "Love it! Would buy again, and the description says \"sturdy\".", "author": {"_sy___typename": "User", "id": "1"}},
+                    {"id": format!("s{i}"), "body": "Too expensive.", "author": {"_sy___typename": "User", "id": "2"}}
+                ]
+            })
+        })
+        .collect();
+    serde_json::to_vec(&json!({"data": {"e0": entities}})).expect("writes")
 }
 
 criterion_group!(benches, federation);

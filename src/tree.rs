@@ -136,7 +136,8 @@ impl FromIterator<(Str, Value)> for Object {
 }
 
 impl Value {
-    /// Parses JSON text.
+    /// Parses JSON text. (sonic-rs parsed the bench's answer a quarter faster with this
+    /// visitor, but cost more CPU per request under the federation load; serde_json stays.)
     pub fn from_slice(text: &[u8]) -> Result<Value, serde_json::Error> {
         serde_json::from_slice(text)
     }
@@ -372,8 +373,29 @@ mod tests {
                 assert_eq!(serde_json::to_string(&ours).expect("writes"), serde_json::to_string(&theirs).expect("w"));
             }
         }
-        for bad in ["{", r#"{"a" 1}"#, "[1,]", "nul"] {
-            assert!(Value::from_slice(bad.as_bytes()).is_err(), "{bad}");
+        // Edge cases: parsed exactly as serde_json parses them, or refused as it refuses them.
+        let edges: [&[u8]; 16] = [
+            b"{",
+            br#"{"a" 1}"#,
+            b"[1,]",
+            b"nul",
+            b"{} x",
+            b"01",
+            b"1e400",
+            b"-0",
+            b"1.0",
+            b"-9223372036854775809",
+            b"123456789012345678901234567890",
+            br#""\ud83d\ude00""#,
+            br#""\ud83d""#,
+            b"\"tab\there\"",
+            b"\"\xff\"",
+            b"  [ {\"a\" : [ ] } , 2.5e-3 ]  ",
+        ];
+        for text in edges {
+            let ours = Value::from_slice(text).map(|v| v.to_json()).ok();
+            let theirs = serde_json::from_slice::<Json>(text).ok();
+            assert_eq!(ours, theirs, "{}", String::from_utf8_lossy(text));
         }
         // A repeated name: the last one is found, as serde_json keeps it.
         let twice = Value::from_slice(br#"{"dup":1,"dup":2}"#).expect("parses");
