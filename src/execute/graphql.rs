@@ -32,14 +32,15 @@ pub struct GraphqlOutput {
     pub complete: bool,
 }
 
-/// A root field's shaped value: serde_json's, or a supergraph answer projected in its compact
-/// form (written as it is; made serde_json's only where something must change it).
+/// A root field's shaped value: serde_json's, or a supergraph answer projected straight into
+/// JSON text (copied into the response as it is; read back only where something must change
+/// it).
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutputValue {
     /// A value shaped as serde_json's.
     Json(Json),
-    /// A projected supergraph answer.
-    Tree(crate::tree::Value),
+    /// A projected supergraph answer, as JSON text.
+    Written(Vec<u8>),
 }
 
 impl OutputValue {
@@ -47,16 +48,7 @@ impl OutputValue {
     pub fn into_json(self) -> Json {
         match self {
             OutputValue::Json(json) => json,
-            OutputValue::Tree(tree) => tree.into_json(),
-        }
-    }
-}
-
-impl serde::Serialize for OutputValue {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            OutputValue::Json(json) => json.serialize(serializer),
-            OutputValue::Tree(tree) => tree.serialize(serializer),
+            OutputValue::Written(text) => serde_json::from_slice(&text).unwrap_or(Json::Null),
         }
     }
 }
@@ -198,8 +190,8 @@ async fn project_subgraph_root(
         non_null: false,
         item_non_null: false,
     });
-    let (value, complete) = super::project::project(answer, &ty, fields, schema, &mut errors);
-    Ok(GraphqlOutput { value: OutputValue::Tree(value), errors, complete })
+    let (text, complete) = super::project::project(&answer, &ty, fields, schema, &mut errors);
+    Ok(GraphqlOutput { value: OutputValue::Written(text), errors, complete })
 }
 
 fn not_graphql() -> ExecuteError {

@@ -17,23 +17,23 @@ use crate::plan::render::TYPENAME_ALIAS;
 use crate::schema::{FieldSource, GraphqlSchema, ObjectField, TypeDef, TypeRef};
 use crate::tree::{Object, Str, Value};
 
-/// Projects `value`, of type `ty`, onto `selection`; problems become errors with paths from
-/// the value. False when the value is null in a non-null position (the caller's value must
-/// become null in turn).
+/// Projects `value`, of type `ty`, onto `selection`, written as JSON text; problems become
+/// errors with paths from the value. False when the value is null in a non-null position (the
+/// caller's value must become null in turn).
 pub(super) fn project(
-    value: Value,
+    value: &Value,
     ty: &TypeRef,
     selection: &SelectionSet,
     schema: &GraphqlSchema,
     errors: &mut Vec<FieldError>,
-) -> (Value, bool) {
-    let mut projector = Projector { schema, errors, path: Vec::new() };
-    let projected = projector.value(value, ty, selection);
-    if projected.is_null() && ty.non_null {
+) -> (Vec<u8>, bool) {
+    let mut projector = Projector { schema, errors, path: Vec::new(), out: Vec::with_capacity(4096) };
+    let null = projector.value(value, ty, selection);
+    let complete = !(null && ty.non_null);
+    if !complete {
         projector.null_error();
-        return (projected, false);
     }
-    (projected, true)
+    (projector.out, complete)
 }
 
 /// One step of a path: a response key or a list index.
@@ -43,55 +43,62 @@ enum Step<'a> {
     Index(usize),
 }
 
+/// Writes as it walks: an object or list is written as it is found, and if one of its
+/// non-null fields or items turns out null, what was written of it is cut back and `null`
+/// written instead. Each writer returns whether it wrote null.
 struct Projector<'a, 'e> {
     schema: &'a GraphqlSchema,
     errors: &'e mut Vec<FieldError>,
     /// Where the projection is (kept borrowed; made JSON only for an error).
     path: Vec<Step<'a>>,
+    out: Vec<u8>,
 }
 
 impl<'a> Projector<'a, '_> {
-    fn value(&mut self, value: Value, ty: &'a TypeRef, selection: &'a SelectionSet) -> Value {
+    fn value(&mut self, value: &Value, ty: &'a TypeRef, selection: &'a SelectionSet) -> bool {
         if !ty.list {
             return self.named(value, &ty.name, selection);
         }
         match value {
-            Value::Null => Value::Null,
+            Value::Null => self.null(),
             Value::Array(items) => {
-                let mut out = Vec::with_capacity(items.len());
+                let start = self.out.len();
+                self.out.push(b'[');
                 let mut failed = false;
-                for (i, item) in items.into_iter().enumerate() {
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push(b',');
+                    }
                     self.path.push(Step::Index(i));
-                    let projected = self.named(item, &ty.name, selection);
-                    if projected.is_null() && ty.item_non_null {
+                    if self.named(item, &ty.name, selection) && ty.item_non_null {
                         self.null_error();
                         failed = true;
                     }
                     self.path.pop();
-                    out.push(projected);
                 }
-                if failed { Value::Null } else { Value::Array(out) }
+                self.out.push(b']');
+                if failed { self.cut_to_null(start) } else { false }
             }
             other => {
                 self.error(format!("expected a list of {}, got {}", ty.name, other.kind()));
-                Value::Null
+                self.null()
             }
         }
     }
 
-    fn named(&mut self, value: Value, type_name: &'a str, selection: &'a SelectionSet) -> Value {
+    fn named(&mut self, value: &Value, type_name: &'a str, selection: &'a SelectionSet) -> bool {
         let schema = self.schema;
         match schema.types.get(type_name) {
             Some(TypeDef::Object { fields, .. }) => match value {
-                Value::Null => Value::Null,
+                Value::Null => self.null(),
                 Value::Object(source) => self.object(source, type_name, fields, selection),
                 other => {
                     self.error(format!("expected an object of type {type_name}, got {}", other.kind()));
-                    Value::Null
+                    self.null()
                 }
             },
             Some(TypeDef::Interface { .. } | TypeDef::Union { .. }) => match value {
-                Value::Null => Value::Null,
+                Value::Null => self.null(),
                 Value::Object(source) => {
                     let concrete = source.get(TYPENAME_ALIAS).or_else(|| source.get("__typename"));
                     let concrete = concrete.and_then(Value::as_str);
@@ -108,29 +115,30 @@ impl<'a> Projector<'a, '_> {
                             let told =
                                 concrete.map_or_else(|| "no __typename".to_owned(), |c| format!("__typename {c:?}"));
                             self.error(format!("cannot tell which object type of {type_name} the value is ({told})"));
-                            Value::Null
+                            self.null()
                         }
                     }
                 }
                 other => {
                     self.error(format!("expected an object of type {type_name}, got {}", other.kind()));
-                    Value::Null
+                    self.null()
                 }
             },
             Some(TypeDef::Enum { descriptor: None, values }) => match value {
-                Value::String(name) if values.iter().any(|v| v.name == name) => Value::String(name),
-                Value::Null => Value::Null,
+                Value::String(name) if values.iter().any(|v| v.name == *name) => self.write(value),
+                Value::Null => self.null(),
                 other => {
                     self.error(format!("Enum \"{type_name}\" cannot represent value: {other}"));
-                    Value::Null
+                    self.null()
                 }
             },
-            Some(_) => value,
+            Some(_) => self.write(value),
             None => match coerce_builtin(value, type_name) {
-                Ok(value) => value,
+                Ok(None) => self.write(value),
+                Ok(Some(coerced)) => self.write(&coerced),
                 Err(message) => {
                     self.error(message);
-                    Value::Null
+                    self.null()
                 }
             },
         }
@@ -138,41 +146,50 @@ impl<'a> Projector<'a, '_> {
 
     fn object(
         &mut self,
-        mut source: Object,
+        source: &Object,
         type_name: &'a str,
         definitions: &'a [ObjectField],
         selection: &'a SelectionSet,
-    ) -> Value {
-        let mut out = Object::with_capacity(selection.fields.len());
+    ) -> bool {
+        let start = self.out.len();
+        self.out.push(b'{');
         let mut failed = false;
-        for (index, selected) in selection.fields.iter().enumerate() {
+        let mut first = true;
+        for selected in &selection.fields {
             let key = selected.response_key.as_str();
             if is_hidden_key(key) {
                 continue;
             }
-            if selected.field_name == "__typename" {
-                out.push(Str::new(key), Value::String(Str::new(type_name)));
-                continue;
+            let definition = match selected.field_name.as_str() {
+                "__typename" => None,
+                name => match definitions.iter().find(|d| d.name == name) {
+                    Some(definition) => Some(definition),
+                    None => continue,
+                },
+            };
+            if !first {
+                self.out.push(b',');
             }
-            let Some(definition) = definitions.iter().find(|d| d.name == selected.field_name) else { continue };
+            first = false;
+            self.string(key);
+            self.out.push(b':');
+            let Some(definition) = definition else {
+                self.string(type_name);
+                continue;
+            };
             self.path.push(Step::Key(key));
-            let projected = if let Some(why) = &selected.forbidden {
+            let null = if let Some(why) = &selected.forbidden {
                 let path = self.json_path();
                 self.errors.push(FieldError { path, message: why.to_string(), code: ErrorCode::Forbidden });
-                Value::Null
+                self.null()
             } else {
-                // The same field may be selected under two keys: later keys need the value too
-                // (the last one takes it).
-                let shared = selection.fields[index + 1..]
-                    .iter()
-                    .any(|f| f.field_name == selected.field_name && !is_hidden_key(&f.response_key));
-                let take = |source: &mut Object, name: &str| {
-                    if shared { source.get(name).cloned() } else { source.take(name) }.unwrap_or_default()
-                };
                 match &definition.source {
-                    FieldSource::Remote => self.value(take(&mut source, key), &definition.ty, &selected.children),
+                    FieldSource::Remote => {
+                        let value = source.get(key).unwrap_or(&Value::Null);
+                        self.value(value, &definition.ty, &selected.children)
+                    }
                     FieldSource::Proto(field) => {
-                        let value = take(&mut source, field.json_name());
+                        let value = source.get(field.json_name()).cloned().unwrap_or_default();
                         self.through_json(value, definition, &selected.children)
                     }
                     FieldSource::Json(keys) => {
@@ -184,25 +201,46 @@ impl<'a> Projector<'a, '_> {
                         self.through_json(value, definition, &selected.children)
                     }
                     // A stitched field: answered only where stitches run (not projected).
-                    FieldSource::Bound(_) => Value::Null,
+                    FieldSource::Bound(_) => self.null(),
                 }
             };
-            if projected.is_null() && definition.ty.non_null {
+            if null && definition.ty.non_null {
                 self.null_error();
                 failed = true;
             }
             self.path.pop();
-            out.push(Str::new(key), projected);
         }
-        if failed { Value::Null } else { Value::Object(out) }
+        self.out.push(b'}');
+        if failed { self.cut_to_null(start) } else { false }
     }
 
     /// A field of a gRPC- or REST-backed type, shaped and completed as serde_json values.
-    fn through_json(&mut self, value: Value, definition: &ObjectField, children: &SelectionSet) -> Value {
+    fn through_json(&mut self, value: Value, definition: &ObjectField, children: &SelectionSet) -> bool {
         let mut path = self.json_path();
         let mut shaped = shape_field(value.into_json(), definition, children, self.schema, &mut path, self.errors);
         complete(&mut shaped, &definition.ty, children, self.schema, &mut path, self.errors);
-        Value::from_json(shaped)
+        let _ = serde_json::to_writer(&mut self.out, &shaped);
+        shaped.is_null()
+    }
+
+    fn write(&mut self, value: &Value) -> bool {
+        let _ = serde_json::to_writer(&mut self.out, value);
+        value.is_null()
+    }
+
+    fn string(&mut self, text: &str) {
+        let _ = serde_json::to_writer(&mut self.out, text);
+    }
+
+    fn null(&mut self) -> bool {
+        self.out.extend_from_slice(b"null");
+        true
+    }
+
+    /// Replaces what was written from `start` on with `null`.
+    fn cut_to_null(&mut self, start: usize) -> bool {
+        self.out.truncate(start);
+        self.null()
     }
 
     /// Records that the value here is null in a non-null position, unless an error at or below
@@ -241,30 +279,31 @@ impl<'a> Projector<'a, '_> {
     }
 }
 
-/// Result coercion of the built-in scalars (GraphQL spec 3.5), as `shape` does it.
-fn coerce_builtin(value: Value, type_name: &str) -> Result<Value, String> {
+/// Result coercion of the built-in scalars (GraphQL spec 3.5), as `shape` does it: None when
+/// the value stands as it is, else the coerced value; an error for what does not fit.
+fn coerce_builtin(value: &Value, type_name: &str) -> Result<Option<Value>, String> {
     let fits_int = |n: &serde_json::Number| {
         n.as_i64()
             .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
             .filter(|i| i32::try_from(*i).is_ok())
     };
     match (type_name, value) {
-        (_, Value::Null) => Ok(Value::Null),
-        ("String" | "ID", Value::String(s)) => Ok(Value::String(s)),
-        ("String", Value::Number(n)) => Ok(Value::String(Str::from(n.to_string()))),
-        ("String", Value::Bool(b)) => Ok(Value::String(Str::new(if b { "true" } else { "false" }))),
-        ("ID", Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Value::String(Str::from(n.to_string()))),
-        ("Int", Value::Number(n)) if fits_int(&n).is_some() => {
-            Ok(Value::Number(fits_int(&n).unwrap_or_default().into()))
-        }
-        ("Float", Value::Number(n)) => Ok(Value::Number(n)),
+        (_, Value::Null) | ("String" | "ID", Value::String(_)) | ("Float", Value::Number(_)) => Ok(None),
+        ("Boolean", Value::Bool(_)) => Ok(None),
+        ("String", Value::Number(n)) => Ok(Some(Value::String(Str::from(n.to_string())))),
+        ("String", Value::Bool(b)) => Ok(Some(Value::String(Str::new(if *b { "true" } else { "false" })))),
+        ("ID", Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Some(Value::String(Str::from(n.to_string())))),
+        ("Int", Value::Number(n)) => match fits_int(n) {
+            Some(i) if n.as_i64() == Some(i) => Ok(None),
+            Some(i) => Ok(Some(Value::Number(i.into()))),
+            None => Err(format!("Int cannot represent {}: {value}", value.kind())),
+        },
         // proto3 JSON writes non-finite floats as strings.
-        ("Float", Value::String(s)) if matches!(s.as_str(), "NaN" | "Infinity" | "-Infinity") => Ok(Value::String(s)),
-        ("Boolean", Value::Bool(b)) => Ok(Value::Bool(b)),
+        ("Float", Value::String(s)) if matches!(s.as_str(), "NaN" | "Infinity" | "-Infinity") => Ok(None),
         ("String" | "ID" | "Int" | "Float" | "Boolean", other) => {
             Err(format!("{type_name} cannot represent {}: {other}", other.kind()))
         }
-        (_, other) => Ok(other),
+        _ => Ok(None),
     }
 }
 
@@ -291,7 +330,8 @@ mod tests {
             ("Int", Json::Null, Ok(Json::Null)),
         ];
         for (ty, value, want) in table {
-            let found = coerce_builtin(Value::from_json(value.clone()), ty).map(Value::into_json);
+            let given = Value::from_json(value.clone());
+            let found = coerce_builtin(&given, ty).map(|c| c.unwrap_or(given).into_json());
             match (found, want) {
                 (Ok(found), Ok(want)) => assert_eq!(found, want, "{ty} {value}"),
                 (Err(found), Err(want)) => assert!(found.starts_with(want), "{ty} {value}: {found}"),

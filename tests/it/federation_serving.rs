@@ -831,4 +831,26 @@ async fn a_projected_supergraph_answer_reads_the_same_over_every_transport() {
     let next = crate::subscriptions::recv(&mut socket).await;
     assert_eq!((&next["type"], &next["payload"]), (&json!("next"), &expected), "{next}");
     assert_eq!(crate::subscriptions::recv(&mut socket).await["type"], "complete");
+
+    // A null where the schema says non-null (`Product.upc: String!`) nulls the nearest
+    // nullable parent: what was written of that product is replaced by null, nothing else.
+    *answer.lock().expect("lock") =
+        (200, r#"{"data": {"e0": [{"inStock": true}, {"upc": null, "inStock": true}, {"inStock": false}]}}"#.into());
+    let nulled = gateway.graphql("{ topProducts { name upc inStock } }").await;
+    assert_eq!(
+        nulled,
+        json!({
+            "errors": [{
+                "message": "Cannot return null for non-nullable field upc.",
+                "locations": [{"line": 1, "column": 3}],
+                "path": ["topProducts", 1, "upc"],
+                "extensions": {"code": "UPSTREAM_ERROR"}
+            }],
+            "data": {"topProducts": [
+                {"name": "Table", "upc": "1", "inStock": true},
+                null,
+                {"name": "Chair", "upc": "3", "inStock": false}
+            ]}
+        })
+    );
 }

@@ -414,10 +414,15 @@ fn write_body(errors: &[Json], data: Option<&Map<String, Json>>, projected: &[(S
                 }
                 let _ = serde_json::to_writer(&mut body, key);
                 body.push(b':');
-                let _ = match projected.iter().find(|(k, _)| k == key) {
-                    Some((_, value)) => serde_json::to_writer(&mut body, value),
-                    None => serde_json::to_writer(&mut body, value),
-                };
+                match projected.iter().find(|(k, _)| k == key).map(|(_, v)| v) {
+                    Some(OutputValue::Written(text)) => body.extend_from_slice(text),
+                    Some(OutputValue::Json(value)) => {
+                        let _ = serde_json::to_writer(&mut body, value);
+                    }
+                    None => {
+                        let _ = serde_json::to_writer(&mut body, value);
+                    }
+                }
             }
             body.push(b'}');
         }
