@@ -14,7 +14,7 @@ use super::shape::{complete, shape_field};
 use crate::error::ErrorCode;
 use crate::operation::{SelectionSet, is_hidden_key};
 use crate::plan::render::TYPENAME_ALIAS;
-use crate::schema::{FieldSource, GraphqlSchema, ObjectField, TypeDef, TypeRef};
+use crate::schema::{FieldSource, GraphqlSchema, ObjectField, TypeDef, TypeRef, is_builtin_scalar};
 use crate::tree::{Object, Str, Value};
 
 /// Projects `value`, of type `ty`, onto `selection`, written as JSON text; problems become
@@ -27,7 +27,8 @@ pub(super) fn project(
     schema: &GraphqlSchema,
     errors: &mut Vec<FieldError>,
 ) -> (Vec<u8>, bool) {
-    let mut projector = Projector { schema, errors, path: Vec::new(), out: Vec::with_capacity(4096) };
+    let mut projector =
+        Projector { schema, errors, path: Vec::new(), out: Vec::with_capacity(4096), resolved: Vec::new() };
     let null = projector.value(value, ty, selection);
     let complete = !(null && ty.non_null);
     if !complete {
@@ -52,6 +53,17 @@ struct Projector<'a, 'e> {
     /// Where the projection is (kept borrowed; made JSON only for an error).
     path: Vec<Step<'a>>,
     out: Vec<u8>,
+    /// Each selection's fields' definitions on an object type, found once per projection (a
+    /// list of a hundred objects asks for the same ones a hundred times).
+    resolved: Vec<Resolved<'a>>,
+}
+
+/// The definitions of `selection`'s fields among `definitions` (None: `__typename`, a hidden
+/// key, or a field the type does not have).
+struct Resolved<'a> {
+    selection: &'a SelectionSet,
+    definitions: &'a [ObjectField],
+    fields: Vec<Option<&'a ObjectField>>,
 }
 
 impl<'a> Projector<'a, '_> {
@@ -88,7 +100,8 @@ impl<'a> Projector<'a, '_> {
 
     fn named(&mut self, value: &Value, type_name: &'a str, selection: &'a SelectionSet) -> bool {
         let schema = self.schema;
-        match schema.types.get(type_name) {
+        let definition = if is_builtin_scalar(type_name) { None } else { schema.types.get(type_name) };
+        match definition {
             Some(TypeDef::Object { fields, .. }) => match value {
                 Value::Null => self.null(),
                 Value::Object(source) => self.object(source, type_name, fields, selection),
@@ -155,18 +168,14 @@ impl<'a> Projector<'a, '_> {
         self.out.push(b'{');
         let mut failed = false;
         let mut first = true;
-        for selected in &selection.fields {
+        let resolved = self.resolve(selection, definitions);
+        for (index, selected) in selection.fields.iter().enumerate() {
             let key = selected.response_key.as_str();
-            if is_hidden_key(key) {
+            let definition = self.resolved[resolved].fields[index];
+            let typename = selected.field_name == "__typename";
+            if definition.is_none() && !typename || is_hidden_key(key) {
                 continue;
             }
-            let definition = match selected.field_name.as_str() {
-                "__typename" => None,
-                name => match definitions.iter().find(|d| d.name == name) {
-                    Some(definition) => Some(definition),
-                    None => continue,
-                },
-            };
             if !first {
                 self.out.push(b',');
             }
@@ -212,6 +221,19 @@ impl<'a> Projector<'a, '_> {
         }
         self.out.push(b'}');
         if failed { self.cut_to_null(start) } else { false }
+    }
+
+    /// The index in `resolved` of `selection`'s fields' definitions among `definitions`.
+    fn resolve(&mut self, selection: &'a SelectionSet, definitions: &'a [ObjectField]) -> usize {
+        let found = self.resolved.iter().position(|r| {
+            std::ptr::eq(r.selection, selection) && std::ptr::eq(r.definitions.as_ptr(), definitions.as_ptr())
+        });
+        if let Some(found) = found {
+            return found;
+        }
+        let fields = selection.fields.iter().map(|f| definitions.iter().find(|d| d.name == f.field_name)).collect();
+        self.resolved.push(Resolved { selection, definitions, fields });
+        self.resolved.len() - 1
     }
 
     /// A field of a gRPC- or REST-backed type, shaped and completed as serde_json values.
