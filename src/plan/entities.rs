@@ -7,10 +7,10 @@
 
 use std::collections::HashMap;
 
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
 use crate::schema::FieldSet;
-use crate::tree::Object;
+use crate::tree::{Object, Value};
 
 /// The representation of `parent` as entity `typename` for a subgraph, as JSON text:
 /// `__typename`, the key's fields and the required fields, read under `{prefix}{name}` (as the
@@ -51,28 +51,18 @@ pub fn representation(
         out.push(b'}');
         return String::from_utf8(out).ok();
     }
-    // Nested fields and type conditions: the fields the sets name, copied through serde_json.
-    let mut named = Map::new();
-    for set in std::iter::once(key).chain(requires) {
-        for field in set.top_level() {
-            for name in [format!("{prefix}{field}"), field.to_owned()] {
-                if let Some(value) = parent.get(&name) {
-                    named.entry(name).or_insert_with(|| value.to_json());
-                }
-            }
-        }
-    }
-    let mut out = Map::new();
-    out.insert("__typename".into(), Json::String(typename.to_owned()));
-    if !key.copy(&named, typename, &mut out, prefix) {
+    // Nested fields and type conditions.
+    let mut out = Object::with_capacity(4);
+    out.push("__typename".into(), Value::String(typename.into()));
+    if !key.copy(parent, typename, &mut out, prefix) {
         return None;
     }
     if let Some(requires) = requires
-        && !requires.copy(&named, typename, &mut out, prefix)
+        && !requires.copy(parent, typename, &mut out, prefix)
     {
         return None;
     }
-    serde_json::to_string(&Json::Object(out)).ok()
+    serde_json::to_string(&out).ok()
 }
 
 /// One `_entities` fetch for many parents: the distinct representations, and which one each

@@ -105,7 +105,9 @@ pub struct PlanCache {
 
 struct CachedPlan {
     kind: RootKind,
-    selected: FieldSelection,
+    response_key: String,
+    field_name: String,
+    children: SelectionSet,
     arguments: Map<String, Json>,
     fetch: Arc<SubgraphFetch>,
 }
@@ -127,18 +129,22 @@ impl Default for PlanCache {
 }
 
 impl PlanCache {
-    /// The plan for root field `selected` with `arguments`: the cached one, or `plan`'s (kept
-    /// when it succeeds).
+    /// The plan for root field `field_name` under `response_key`, selecting `children`, with
+    /// `arguments`: the cached one, or `plan`'s (kept when it succeeds). Nothing is copied to
+    /// look a plan up.
     pub fn get_or_plan(
         &self,
         kind: RootKind,
-        selected: &FieldSelection,
+        (response_key, field_name): (&str, &str),
+        children: &SelectionSet,
         arguments: &Map<String, Json>,
         plan: impl FnOnce() -> Result<SubgraphFetch, PlanError>,
     ) -> Result<Arc<SubgraphFetch>, PlanError> {
         let mut hasher = rustc_hash::FxHasher::default();
         kind.hash(&mut hasher);
-        hash_selection(selected, &mut hasher);
+        response_key.hash(&mut hasher);
+        field_name.hash(&mut hasher);
+        hash_set(children, &mut hasher);
         for (name, value) in arguments {
             name.hash(&mut hasher);
             crate::plan::entities::hash_json(value, &mut hasher);
@@ -146,14 +152,22 @@ impl PlanCache {
         let key = hasher.finish();
         if let Some(found) = self.plans.get(&key)
             && found.kind == kind
-            && found.selected == *selected
+            && found.response_key == response_key
+            && found.field_name == field_name
+            && found.children == *children
             && found.arguments == *arguments
         {
             return Ok(found.fetch.clone());
         }
         let fetch = Arc::new(plan()?);
-        let cached =
-            CachedPlan { kind, selected: selected.clone(), arguments: arguments.clone(), fetch: fetch.clone() };
+        let cached = CachedPlan {
+            kind,
+            response_key: response_key.to_owned(),
+            field_name: field_name.to_owned(),
+            children: children.clone(),
+            arguments: arguments.clone(),
+            fetch: fetch.clone(),
+        };
         self.plans.insert(key, Arc::new(cached));
         Ok(fetch)
     }
@@ -1112,6 +1126,10 @@ mod tests {
         }
     }
 
+    fn names(field: &FieldSelection) -> (&str, &str) {
+        (&field.response_key, &field.field_name)
+    }
+
     #[test]
     fn a_root_field_is_planned_once_per_selection_and_arguments() {
         let cache = PlanCache::default();
@@ -1122,22 +1140,22 @@ mod tests {
         };
         let me = field("me", vec![field("id", Vec::new()), field("name", Vec::new())]);
         let none = Map::new();
-        let first = cache.get_or_plan(RootKind::Query, &me, &none, || plan("a")).expect("planned");
-        let again = cache.get_or_plan(RootKind::Query, &me, &none, || plan("b")).expect("cached");
+        let first = cache.get_or_plan(RootKind::Query, names(&me), &me.children, &none, || plan("a")).expect("planned");
+        let again = cache.get_or_plan(RootKind::Query, names(&me), &me.children, &none, || plan("b")).expect("cached");
         assert!(Arc::ptr_eq(&first, &again));
         assert_eq!(planned.get(), 1);
         // Another argument value, another selection, another root kind: planned anew.
         let with_id: Map<String, Json> = [("id".to_owned(), json!("2"))].into_iter().collect();
-        cache.get_or_plan(RootKind::Query, &me, &with_id, || plan("c")).expect("planned");
+        cache.get_or_plan(RootKind::Query, names(&me), &me.children, &with_id, || plan("c")).expect("planned");
         let fewer = field("me", vec![field("id", Vec::new())]);
-        cache.get_or_plan(RootKind::Query, &fewer, &none, || plan("d")).expect("planned");
-        cache.get_or_plan(RootKind::Mutation, &me, &none, || plan("e")).expect("planned");
+        cache.get_or_plan(RootKind::Query, names(&fewer), &fewer.children, &none, || plan("d")).expect("planned");
+        cache.get_or_plan(RootKind::Mutation, names(&me), &me.children, &none, || plan("e")).expect("planned");
         assert_eq!(planned.get(), 4);
         // A failed plan is not kept.
         let failing = field("nope", Vec::new());
         let unplannable = || Err(PlanError::Unplannable { field: "Query.nope".into(), why: "test".into() });
-        assert!(cache.get_or_plan(RootKind::Query, &failing, &none, unplannable).is_err());
-        cache.get_or_plan(RootKind::Query, &failing, &none, || plan("f")).expect("planned");
+        assert!(cache.get_or_plan(RootKind::Query, names(&failing), &failing.children, &none, unplannable).is_err());
+        cache.get_or_plan(RootKind::Query, names(&failing), &failing.children, &none, || plan("f")).expect("planned");
         assert_eq!(planned.get(), 5);
     }
 }

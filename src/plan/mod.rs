@@ -409,16 +409,16 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
                     (BoundCall::Graphql(remote), Some(supergraph), Selection::Graphql { response_key, fields, .. })
                         if remote.source == crate::schema::SUPERGRAPH_SOURCE =>
                     {
-                        let selected = FieldSelection {
-                            response_key: response_key.clone(),
-                            field_name: name.clone(),
-                            children: fields.clone(),
-                            arguments: Vec::new(),
-                            defer: None,
-                            forbidden: None,
-                        };
                         let cluster_of = |binding: &Binding| binding_cluster(directory, binding);
                         let plan = || {
+                            let selected = FieldSelection {
+                                response_key: response_key.clone(),
+                                field_name: name.clone(),
+                                children: fields.clone(),
+                                arguments: Vec::new(),
+                                defer: None,
+                                forbidden: None,
+                            };
                             federation::plan_root(
                                 supergraph,
                                 directory.graphql(),
@@ -430,7 +430,7 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
                             )
                         };
                         let fetch = match directory.federation_plans() {
-                            Some(plans) => plans.get_or_plan(kind, &selected, &arguments, plan)?,
+                            Some(plans) => plans.get_or_plan(kind, (response_key, &name), fields, &arguments, plan)?,
                             None => std::sync::Arc::new(plan()?),
                         };
                         let cluster = directory.has_cluster(&fetch.graph).then(|| fetch.graph.clone());

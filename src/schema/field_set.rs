@@ -3,8 +3,8 @@
 //! out of an answer. The supergraph reader checks them; the planner builds representations
 //! with them.
 
+use crate::tree::{Object, Value};
 use async_graphql_parser::types::{Selection, SelectionSet};
-use serde_json::{Map, Value as Json};
 
 /// A field set: the fields of a key, a `@requires` or a `@provides`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,13 +165,7 @@ impl FieldSet {
     /// `into`, reading each top-level field under `{prefix}{name}` (as `selection_text` fetched
     /// it) and writing it under its name; false when a field is missing (null counts as
     /// present).
-    pub(crate) fn copy(
-        &self,
-        value: &Map<String, Json>,
-        typename: &str,
-        into: &mut Map<String, Json>,
-        prefix: &str,
-    ) -> bool {
+    pub(crate) fn copy(&self, value: &Object, typename: &str, into: &mut Object, prefix: &str) -> bool {
         for item in &self.items {
             match item {
                 FieldSetItem::Field { name, children } => {
@@ -180,38 +174,41 @@ impl FieldSet {
                     let found = if prefix.is_empty() {
                         value.get(name)
                     } else {
-                        value.get(&format!("{prefix}{name}")).or_else(|| value.get(name))
+                        let mut aliased = String::with_capacity(prefix.len() + name.len());
+                        aliased.push_str(prefix);
+                        aliased.push_str(name);
+                        value.get(&aliased).or_else(|| value.get(name))
                     };
                     let Some(found) = found else { return false };
                     let copied = match (found, children.items.is_empty()) {
-                        (_, true) | (Json::Null, false) => found.clone(),
-                        (Json::Object(inner), false) => {
-                            let inner_type = inner.get("__typename").and_then(Json::as_str).unwrap_or_default();
+                        (_, true) | (Value::Null, false) => found.clone(),
+                        (Value::Object(inner), false) => {
+                            let inner_type = inner.get("__typename").and_then(Value::as_str).unwrap_or_default();
                             let mut nested = match into.get(name) {
-                                Some(Json::Object(existing)) => existing.clone(),
-                                _ => Map::new(),
+                                Some(Value::Object(existing)) => existing.clone(),
+                                _ => Object::default(),
                             };
                             if !children.copy(inner, inner_type, &mut nested, "") {
                                 return false;
                             }
-                            Json::Object(nested)
+                            Value::Object(nested)
                         }
-                        (Json::Array(items), false) => {
+                        (Value::Array(items), false) => {
                             let mut list = Vec::with_capacity(items.len());
                             for item in items {
-                                let Json::Object(inner) = item else { return false };
-                                let inner_type = inner.get("__typename").and_then(Json::as_str).unwrap_or_default();
-                                let mut nested = Map::new();
+                                let Value::Object(inner) = item else { return false };
+                                let inner_type = inner.get("__typename").and_then(Value::as_str).unwrap_or_default();
+                                let mut nested = Object::default();
                                 if !children.copy(inner, inner_type, &mut nested, "") {
                                     return false;
                                 }
-                                list.push(Json::Object(nested));
+                                list.push(Value::Object(nested));
                             }
-                            Json::Array(list)
+                            Value::Array(list)
                         }
                         _ => return false,
                     };
-                    into.insert(name.clone(), copied);
+                    into.insert(name.as_str(), copied);
                 }
                 FieldSetItem::On { type_condition, children } => {
                     if type_condition == typename && !children.copy(value, typename, into, prefix) {
@@ -268,11 +265,13 @@ mod tests {
         );
         assert!(set.has("variant") && !set.has("id"));
         assert_eq!(set.child("variant").map(|c| c.selection_text("")), Some("id".into()));
-        let fetched = serde_json::json!({"_sy_sku": "A", "sku": "wrong", "_sy_variant": {"id": 1, "name": "x"}});
-        let mut into = Map::new();
+        let fetched = Value::from_json(
+            serde_json::json!({"_sy_sku": "A", "sku": "wrong", "_sy_variant": {"id": 1, "name": "x"}}),
+        );
+        let mut into = Object::default();
         let key = FieldSet::parse("sku variant { id }").expect("a key");
         assert!(key.copy(fetched.as_object().expect("an object"), "Product", &mut into, "_sy_"));
-        assert_eq!(Json::Object(into), serde_json::json!({"sku": "A", "variant": {"id": 1}}));
+        assert_eq!(Value::Object(into).to_json(), serde_json::json!({"sku": "A", "variant": {"id": 1}}));
     }
 
     #[test]
