@@ -32,6 +32,20 @@ use crate::upstream::{UpstreamError, Upstreams};
 
 pub use graphql::{FieldError, GraphqlOutput, OutputValue, execute_graphql_plan};
 pub use shape::shape_introspection;
+
+/// Projects a merged supergraph answer (`value`, of type `ty`) onto `selection`, as the
+/// executor does for a supergraph root field: the JSON text, the errors found, and false when
+/// the value is null in a non-null position. (Public for the benches.)
+pub fn project_answer(
+    value: &crate::tree::Value,
+    ty: &crate::schema::TypeRef,
+    selection: &crate::operation::SelectionSet,
+    schema: &crate::schema::GraphqlSchema,
+) -> (Vec<u8>, Vec<FieldError>, bool) {
+    let mut errors = Vec::new();
+    let (text, complete) = project::project(value, ty, selection, schema, &mut errors);
+    (text, errors, complete)
+}
 pub use stream::{OutputStream, execute_streaming_fetch};
 pub use subscription::SubscriptionEvents;
 
