@@ -180,10 +180,10 @@ impl<'a> Projector<'a, '_> {
                 self.out.push(b',');
             }
             first = false;
-            self.string(key);
+            self.name(key);
             self.out.push(b':');
             let Some(definition) = definition else {
-                self.string(type_name);
+                self.name(type_name);
                 continue;
             };
             self.path.push(Step::Key(key));
@@ -250,8 +250,13 @@ impl<'a> Projector<'a, '_> {
         value.is_null()
     }
 
-    fn string(&mut self, text: &str) {
-        let _ = serde_json::to_writer(&mut self.out, text);
+    /// A GraphQL name (a response key, a type's name) as a JSON string: names are
+    /// `[_A-Za-z][_0-9A-Za-z]*`, so nothing in them needs escaping.
+    fn name(&mut self, name: &str) {
+        debug_assert!(name.bytes().all(|b| b == b'_' || b.is_ascii_alphanumeric()), "{name}");
+        self.out.push(b'"');
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.push(b'"');
     }
 
     fn null(&mut self) -> bool {
