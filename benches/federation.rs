@@ -136,7 +136,7 @@ fn root_selection(
     let plan = switchyard::ingress::plan_query(snapshot, &caches, query, None, &serde_json::Map::new()).expect("plans");
     let fetch = plan.fetches.into_iter().next().expect("one root fetch");
     let switchyard::operation::Selection::Graphql { fields, .. } = fetch.selection else { panic!("a GraphQL fetch") };
-    (fields, fetch.output.expect("a root field's type"))
+    (std::sync::Arc::unwrap_or_clone(fields), fetch.output.expect("a root field's type"))
 }
 
 fn projection(c: &mut Criterion) {

@@ -177,7 +177,7 @@ async fn run_immediate(
         key: response_key,
         value,
         ty: fetched.ty,
-        fields,
+        fields: std::sync::Arc::unwrap_or_clone(fields),
         deferred,
         metadata: fetch.metadata,
         timeout: fetch.timeout,

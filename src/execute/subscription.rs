@@ -105,6 +105,7 @@ impl SubscriptionEvents {
                 Source::Subgraph(events, subgraph.clone())
             }
         };
+        let fields = std::sync::Arc::unwrap_or_clone(fields);
         Ok(SubscriptionEvents { source, ty, fields, stitches, metadata, stitch_timeout, ended: false })
     }
 

@@ -123,7 +123,7 @@ pub enum Selection {
         /// The GraphQL type of the answer.
         type_name: String,
         /// What is selected on it.
-        fields: SelectionSet,
+        fields: std::sync::Arc<SelectionSet>,
     },
 }
 

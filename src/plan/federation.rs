@@ -107,7 +107,7 @@ struct CachedPlan {
     kind: RootKind,
     response_key: String,
     field_name: String,
-    children: SelectionSet,
+    children: Arc<SelectionSet>,
     arguments: Map<String, Json>,
     fetch: Arc<SubgraphFetch>,
 }
@@ -136,7 +136,7 @@ impl PlanCache {
         &self,
         kind: RootKind,
         (response_key, field_name): (&str, &str),
-        children: &SelectionSet,
+        children: &Arc<SelectionSet>,
         arguments: &Map<String, Json>,
         plan: impl FnOnce() -> Result<SubgraphFetch, PlanError>,
     ) -> Result<Arc<SubgraphFetch>, PlanError> {
@@ -154,7 +154,7 @@ impl PlanCache {
             && found.kind == kind
             && found.response_key == response_key
             && found.field_name == field_name
-            && found.children == *children
+            && (Arc::ptr_eq(&found.children, children) || found.children == *children)
             && found.arguments == *arguments
         {
             return Ok(found.fetch.clone());
@@ -164,7 +164,7 @@ impl PlanCache {
             kind,
             response_key: response_key.to_owned(),
             field_name: field_name.to_owned(),
-            children: children.clone(),
+            children: Arc::clone(children),
             arguments: arguments.clone(),
             fetch: fetch.clone(),
         };
@@ -1140,22 +1140,38 @@ mod tests {
         };
         let me = field("me", vec![field("id", Vec::new()), field("name", Vec::new())]);
         let none = Map::new();
-        let first = cache.get_or_plan(RootKind::Query, names(&me), &me.children, &none, || plan("a")).expect("planned");
-        let again = cache.get_or_plan(RootKind::Query, names(&me), &me.children, &none, || plan("b")).expect("cached");
+        let first = cache
+            .get_or_plan(RootKind::Query, names(&me), &Arc::new(me.children.clone()), &none, || plan("a"))
+            .expect("planned");
+        let again = cache
+            .get_or_plan(RootKind::Query, names(&me), &Arc::new(me.children.clone()), &none, || plan("b"))
+            .expect("cached");
         assert!(Arc::ptr_eq(&first, &again));
         assert_eq!(planned.get(), 1);
         // Another argument value, another selection, another root kind: planned anew.
         let with_id: Map<String, Json> = [("id".to_owned(), json!("2"))].into_iter().collect();
-        cache.get_or_plan(RootKind::Query, names(&me), &me.children, &with_id, || plan("c")).expect("planned");
+        cache
+            .get_or_plan(RootKind::Query, names(&me), &Arc::new(me.children.clone()), &with_id, || plan("c"))
+            .expect("planned");
         let fewer = field("me", vec![field("id", Vec::new())]);
-        cache.get_or_plan(RootKind::Query, names(&fewer), &fewer.children, &none, || plan("d")).expect("planned");
-        cache.get_or_plan(RootKind::Mutation, names(&me), &me.children, &none, || plan("e")).expect("planned");
+        cache
+            .get_or_plan(RootKind::Query, names(&fewer), &Arc::new(fewer.children.clone()), &none, || plan("d"))
+            .expect("planned");
+        cache
+            .get_or_plan(RootKind::Mutation, names(&me), &Arc::new(me.children.clone()), &none, || plan("e"))
+            .expect("planned");
         assert_eq!(planned.get(), 4);
         // A failed plan is not kept.
         let failing = field("nope", Vec::new());
         let unplannable = || Err(PlanError::Unplannable { field: "Query.nope".into(), why: "test".into() });
-        assert!(cache.get_or_plan(RootKind::Query, names(&failing), &failing.children, &none, unplannable).is_err());
-        cache.get_or_plan(RootKind::Query, names(&failing), &failing.children, &none, || plan("f")).expect("planned");
+        assert!(
+            cache
+                .get_or_plan(RootKind::Query, names(&failing), &Arc::new(failing.children.clone()), &none, unplannable)
+                .is_err()
+        );
+        cache
+            .get_or_plan(RootKind::Query, names(&failing), &Arc::new(failing.children.clone()), &none, || plan("f"))
+            .expect("planned");
         assert_eq!(planned.get(), 5);
     }
 }

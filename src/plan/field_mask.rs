@@ -178,7 +178,8 @@ service S { rpc GetThing(GetThingRequest) returns (Thing); rpc UpdateThing(Updat
             leaf("at"),
             leaf("__typename"),
         ]);
-        let selection = Selection::Graphql { response_key: "getThing".into(), type_name: "Thing".into(), fields };
+        let selection =
+            Selection::Graphql { response_key: "getThing".into(), type_name: "Thing".into(), fields: fields.into() };
         let mut call = RootCall::method(get.clone(), CallInput::Message(DynamicMessage::new(get.input())), selection);
         fill_field_mask(&mut call, OperationKind::Query, None);
         assert_eq!(mask_of(&call), Some(vec!["name".into(), "inner.a".into(), "at".into()]));
@@ -195,7 +196,7 @@ service S { rpc GetThing(GetThingRequest) returns (Thing); rpc UpdateThing(Updat
         let selection = Selection::Graphql {
             response_key: "u".into(),
             type_name: "Thing".into(),
-            fields: SelectionSet::new(vec![leaf("name")]),
+            fields: SelectionSet::new(vec![leaf("name")]).into(),
         };
         let mut call = RootCall::method(update.clone(), CallInput::Message(input), selection.clone());
         fill_field_mask(&mut call, OperationKind::Mutation, None);

@@ -414,7 +414,7 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
                             let selected = FieldSelection {
                                 response_key: response_key.clone(),
                                 field_name: name.clone(),
-                                children: fields.clone(),
+                                children: (**fields).clone(),
                                 arguments: Vec::new(),
                                 defer: None,
                                 forbidden: None,

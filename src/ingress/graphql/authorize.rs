@@ -33,7 +33,10 @@ pub(super) fn authorize(
             call.forbidden = Some(denial.message);
             continue;
         }
-        if policies.mark_forbidden(&snapshot.graphql, &call.type_name, &mut call.fields, identity) > 0 {
+        // The selection is shared with the cached shape: marked on a copy, kept only if marked.
+        let mut marked = (*call.fields).clone();
+        if policies.mark_forbidden(&snapshot.graphql, &call.type_name, &mut marked, identity) > 0 {
+            call.fields = std::sync::Arc::new(marked);
             let mut path = vec![call.response_key.clone()];
             collect(&call.fields, &mut path, call.location, &mut denied);
         }
@@ -93,7 +96,7 @@ pub(super) async fn admit(
         .iter()
         .filter_map(|entry| match entry {
             RootEntry::Call(call) if call.forbidden.is_none() => {
-                Some((root_name(call.kind), call.root.name.as_str(), call.type_name.as_str(), &call.fields))
+                Some((root_name(call.kind), call.root.name.as_str(), call.type_name.as_str(), &*call.fields))
             }
             _ => None,
         })

@@ -49,7 +49,7 @@ pub(crate) struct PreparedCall {
     /// The request message as JSON, or why the arguments cannot make one (a field error).
     pub(crate) request: Result<serde_json::Value, String>,
     pub(crate) type_name: String,
-    pub(crate) fields: SelectionSet,
+    pub(crate) fields: std::sync::Arc<SelectionSet>,
     /// The deferred fragment the root field was selected in, if it was only in one.
     pub(crate) defer: Option<usize>,
     /// Why authorization denies the whole field, when it does (it is answered null with a
@@ -111,7 +111,7 @@ enum ShapeEntry {
         root: RootField,
         arguments: Vec<(String, Value)>,
         type_name: String,
-        fields: SelectionSet,
+        fields: std::sync::Arc<SelectionSet>,
         defer: Option<usize>,
     },
 }
@@ -282,7 +282,7 @@ pub(crate) fn shape(
             root: root.clone(),
             arguments,
             type_name,
-            fields,
+            fields: std::sync::Arc::new(fields),
             defer: field.defer,
         });
     }
@@ -424,9 +424,11 @@ impl Shape {
                             }
                         }
                     }
+                    // Shared with the cached shape unless variables bind nested arguments.
                     let mut fields = fields.clone();
                     if self.nested_arguments
-                        && let Err(message) = bind_nested(&mut fields, type_name, schema, &variables)
+                        && let Err(message) =
+                            bind_nested(std::sync::Arc::make_mut(&mut fields), type_name, schema, &variables)
                     {
                         failure = failure.or(Some(message));
                     }
