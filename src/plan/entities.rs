@@ -85,15 +85,25 @@ impl EntityBatch {
         prefix: &str,
     ) -> EntityBatch {
         let mut representations: Vec<String> = Vec::new();
-        let mut seen: HashMap<String, usize, rustc_hash::FxBuildHasher> = HashMap::default();
+        // By the text's hash, the first representation with it: no text is copied to be a key.
+        let mut seen: HashMap<u64, usize, rustc_hash::FxBuildHasher> = HashMap::default();
         let of_parent = parents
             .into_iter()
             .map(|parent| {
                 let represented = representation(parent, typename, key, requires, prefix)?;
-                if let Some(&found) = seen.get(&represented) {
-                    return Some(found);
+                let hash = std::hash::BuildHasher::hash_one(&rustc_hash::FxBuildHasher, &represented);
+                match seen.get(&hash) {
+                    Some(&found) if representations[found] == represented => return Some(found),
+                    // Another text with the same hash: look through them all (rare).
+                    Some(_) => {
+                        if let Some(found) = representations.iter().position(|r| *r == represented) {
+                            return Some(found);
+                        }
+                    }
+                    None => {
+                        seen.insert(hash, representations.len());
+                    }
                 }
-                seen.insert(represented.clone(), representations.len());
                 representations.push(represented);
                 Some(representations.len() - 1)
             })
