@@ -71,11 +71,6 @@ impl Object {
         self.0.iter_mut().rev().find(|(key, _)| key == name).map(|(_, value)| value)
     }
 
-    /// Whether it has field `name`.
-    pub fn contains_key(&self, name: &str) -> bool {
-        self.position(name).is_some()
-    }
-
     /// Sets field `name` (replacing its value, or adding it last).
     pub fn insert(&mut self, name: impl Into<Str> + AsRef<str>, value: Value) {
         match self.position(name.as_ref()) {
@@ -97,11 +92,6 @@ impl Object {
     /// Takes field `name`'s value, leaving null in its place (cheaper than removing it).
     pub fn take(&mut self, name: &str) -> Option<Value> {
         self.get_mut(name).map(std::mem::take)
-    }
-
-    /// The fields in order.
-    pub fn iter(&self) -> impl Iterator<Item = (&Str, &Value)> {
-        self.0.iter().map(|(key, value)| (key, value))
     }
 
     /// Merges `from` into this object, moving its values: objects merge field by field,
@@ -419,6 +409,6 @@ mod tests {
         assert_eq!(into.take("upc"), Some(Value::String("1".into())));
         assert_eq!(into.get("upc"), Some(&Value::Null));
         assert_eq!(into.remove("inStock"), Some(Value::Bool(true)));
-        assert!(!into.contains_key("inStock"));
+        assert_eq!(into.get("inStock"), None);
     }
 }

@@ -359,6 +359,8 @@ mod tests {
         for (ty, value, want) in table {
             let given = Value::from_json(value.clone());
             let found = coerce_builtin(&given, ty).map(|c| c.unwrap_or(given).into_json());
+            // The serde_json shaper, which other sources' fields go through, agrees exactly.
+            assert_eq!(found, super::super::shape::coerce_builtin(value.clone(), ty), "{ty} {value}");
             match (found, want) {
                 (Ok(found), Ok(want)) => assert_eq!(found, want, "{ty} {value}"),
                 (Err(found), Err(want)) => assert!(found.starts_with(want), "{ty} {value}: {found}"),

@@ -346,7 +346,7 @@ fn kind(value: &Json) -> &'static str {
 
 /// Result coercion of the built-in scalars (GraphQL spec 3.5): numbers and booleans become
 /// Strings, integral floats Ints, integers IDs; anything else that does not fit is an error.
-fn coerce_builtin(json: Json, type_name: &str) -> Result<Json, String> {
+pub(super) fn coerce_builtin(json: Json, type_name: &str) -> Result<Json, String> {
     let fits_int = |n: &serde_json::Number| {
         n.as_i64()
             .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))

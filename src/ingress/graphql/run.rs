@@ -351,7 +351,7 @@ async fn execute_prepared(
     let RootWork { mut data, mut errors, calls, slots, .. } = root_work(prepared.entries, &served.snapshot, false);
     let operation = Operation { kind: prepared.kind, calls, context };
     let mut data_nulled = false;
-    let mut projected: Vec<(String, OutputValue)> = Vec::new();
+    let mut projected: Vec<(String, Vec<u8>)> = Vec::new();
     for (result, (key, location)) in execute_graphql_operation(served, operation).await.into_iter().zip(slots) {
         match result {
             Ok(output) => {
@@ -371,9 +371,9 @@ async fn execute_prepared(
                         data.insert(key, value);
                     }
                     // Written as it is, in its key's place (see `write_body`).
-                    tree => {
+                    OutputValue::Written(text) => {
                         data.insert(key.clone(), Json::Null);
-                        projected.push((key, tree));
+                        projected.push((key, text));
                     }
                 }
             }
@@ -395,7 +395,7 @@ async fn execute_prepared(
 /// A response body written straight from its parts: `errors` (when there are any), then
 /// `data` (null when a non-null root field could not be completed) with each root key's value
 /// from `projected` where it is there, else from `data`.
-fn write_body(errors: &[Json], data: Option<&Map<String, Json>>, projected: &[(String, OutputValue)]) -> Written {
+fn write_body(errors: &[Json], data: Option<&Map<String, Json>>, projected: &[(String, Vec<u8>)]) -> Written {
     let mut body = Vec::with_capacity(4096);
     body.push(b'{');
     if !errors.is_empty() {
@@ -414,11 +414,8 @@ fn write_body(errors: &[Json], data: Option<&Map<String, Json>>, projected: &[(S
                 }
                 let _ = serde_json::to_writer(&mut body, key);
                 body.push(b':');
-                match projected.iter().find(|(k, _)| k == key).map(|(_, v)| v) {
-                    Some(OutputValue::Written(text)) => body.extend_from_slice(text),
-                    Some(OutputValue::Json(value)) => {
-                        let _ = serde_json::to_writer(&mut body, value);
-                    }
+                match projected.iter().find(|(k, _)| k == key) {
+                    Some((_, text)) => body.extend_from_slice(text),
                     None => {
                         let _ = serde_json::to_writer(&mut body, value);
                     }
