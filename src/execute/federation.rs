@@ -351,6 +351,7 @@ fn call_stitch(
         cache: None,
         metadata: None,
         transform: None,
+        entities: Vec::new(),
     }
 }
 

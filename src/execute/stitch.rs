@@ -18,6 +18,7 @@ use crate::operation::hidden_key;
 use crate::plan::Stitch;
 use crate::plan::render::{Scope, render_value};
 use crate::schema::ValueTemplate;
+use crate::tree::Value;
 
 /// Most calls of one stitched field in flight at once.
 const MAX_CONCURRENT_CALLS: usize = 8;
@@ -38,7 +39,8 @@ pub(super) async fn run_stitches(
     let mut level: Vec<&Stitch> = stitches.iter().collect();
     while !level.is_empty() {
         let jobs: Vec<(&Stitch, Vec<Parent>)> = level.iter().map(|stitch| (*stitch, parents(value, stitch))).collect();
-        let answers = join_all(jobs.iter().map(|(stitch, parents)| resolve(stitch, parents, context))).await;
+        let mut answers = join_all(jobs.iter().map(|(stitch, parents)| resolve(stitch, parents, context))).await;
+        merge_entities(&jobs, &mut answers, context, errors).await;
         for ((stitch, parents), answers) in jobs.iter().zip(answers) {
             for (parent, answer) in parents.iter().zip(answers) {
                 let mut path = parent.path.clone();
@@ -61,6 +63,60 @@ pub(super) async fn run_stitches(
             }
         }
         level = level.iter().flat_map(|stitch| stitch.stitches.iter()).collect();
+    }
+}
+
+/// Runs the entity fetches below this level's stitched answers (fields a supergraph adds to
+/// their type), all stitches' together, merging into the answers before they are shaped. An
+/// entity error lands at its parent's path below the stitched field.
+async fn merge_entities(
+    jobs: &[(&Stitch, Vec<Parent>)],
+    answers: &mut [Vec<Answer>],
+    context: &Context<'_>,
+    errors: &mut Vec<FieldError>,
+) {
+    let mut values = Vec::new();
+    let mut entities: Vec<&[crate::plan::federation::EntityFetch]> = Vec::new();
+    let mut owners = Vec::new();
+    for (i, ((stitch, _), answers)) in jobs.iter().zip(answers.iter_mut()).enumerate() {
+        if stitch.entities.is_empty() {
+            continue;
+        }
+        // Each stitch's answers as one list, so a fetch's path reaches into every answer.
+        let mut items = Vec::new();
+        let mut slots = Vec::new();
+        for (slot, answer) in answers.iter_mut().enumerate() {
+            if let Ok((value, _)) = answer {
+                items.push(Value::from_json(std::mem::take(value)));
+                slots.push(slot);
+            }
+        }
+        values.push(Value::Array(items));
+        entities.push(&stitch.entities);
+        owners.push((i, slots));
+    }
+    if values.is_empty() {
+        return;
+    }
+    let mut found = vec![Vec::new(); values.len()];
+    super::federation::run_entities_of(&mut values, &entities, context, &mut found).await;
+    for ((value, found), (i, slots)) in values.into_iter().zip(found).zip(owners) {
+        let (stitch, parents) = &jobs[i];
+        for error in found {
+            let Some(slot) = error.path.first().and_then(Json::as_u64).and_then(|k| slots.get(k as usize)) else {
+                continue;
+            };
+            let mut path = parents[*slot].path.clone();
+            path.push(Json::String(stitch.field.response_key.clone()));
+            path.extend_from_slice(&error.path[1..]);
+            errors.push(FieldError { path, ..error });
+        }
+        let Value::Array(items) = value else { continue };
+        for (item, slot) in items.into_iter().zip(slots) {
+            if let Ok((value, _)) = &mut answers[i][slot] {
+                *value = item.into_json();
+            }
+        }
     }
 }
 

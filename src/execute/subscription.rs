@@ -16,7 +16,7 @@ use super::stitch::run_stitches;
 use super::{ExecuteError, execute_streaming_fetch};
 use crate::error::ErrorCode;
 use crate::operation::{Metadata, Selection, SelectionSet};
-use crate::plan::federation::SubgraphFetch;
+use crate::plan::federation::{EntityFetch, SubgraphFetch};
 use crate::plan::render::{Scope, graphql_request};
 use crate::plan::{Fetch, FetchCall, Stitch};
 use crate::schema::{Binding, BoundCall, GraphqlSchema, RootKind, TypeRef};
@@ -47,6 +47,9 @@ pub struct SubscriptionEvents {
     ty: TypeRef,
     fields: SelectionSet,
     stitches: Vec<Stitch>,
+    /// Entity fetches on each event of a server-streaming method (fields a supergraph adds to
+    /// its message's types); a subgraph's are its fetch's.
+    entities: Vec<EntityFetch>,
     metadata: Metadata,
     stitch_timeout: Option<Duration>,
     ended: bool,
@@ -73,6 +76,7 @@ impl SubscriptionEvents {
             item_non_null: false,
         });
         let stitches = std::mem::take(&mut fetch.stitches);
+        let entities = std::mem::take(&mut fetch.entities);
         let metadata = fetch.metadata.clone();
         fetch.timeout = None;
         let source = match &fetch.call {
@@ -106,7 +110,7 @@ impl SubscriptionEvents {
             }
         };
         let fields = std::sync::Arc::unwrap_or_clone(fields);
-        Ok(SubscriptionEvents { source, ty, fields, stitches, metadata, stitch_timeout, ended: false })
+        Ok(SubscriptionEvents { source, ty, fields, stitches, entities, metadata, stitch_timeout, ended: false })
     }
 
     async fn next_raw(&mut self) -> Option<RawEvent> {
@@ -168,14 +172,16 @@ impl SubscriptionEvents {
             }
             answers.push(answer);
         }
-        if let Source::Subgraph(_, fetch) = &self.source
-            && !fetch.entities.is_empty()
-        {
-            // One level of entity fetches for the whole burst (lists are walked, so each
+        let entities = match &self.source {
+            Source::Subgraph(_, fetch) => &fetch.entities,
+            _ => &self.entities,
+        };
+        if !entities.is_empty() {
+            // The entity fetches of the whole burst together (lists are walked, so each
             // fetch's path reaches into every event).
             let context = Context { upstreams, schema, metadata: &self.metadata, timeout: self.stitch_timeout };
             let mut all = Json::Array(answers);
-            super::federation::run_entities(&mut all, &fetch.entities, &context, &mut errors).await;
+            super::federation::run_entities(&mut all, entities, &context, &mut errors).await;
             answers = match all {
                 Json::Array(answers) => answers,
                 _ => Vec::new(),

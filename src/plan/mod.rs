@@ -149,6 +149,9 @@ pub struct Stitch {
     pub metadata: Option<Metadata>,
     /// The transformation of its calls, for body edits of REST sources.
     pub transform: Option<Arc<crate::transform::Transform>>,
+    /// Entity fetches on each answer (a gRPC message or REST JSON whose type a supergraph
+    /// shares), their paths starting at the stitched field's value; run before it is shaped.
+    pub entities: Vec<federation::EntityFetch>,
 }
 
 impl Fetch {
@@ -340,7 +343,7 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
         let stitches = match &call.selection {
             Selection::Graphql { type_name, fields, .. } => {
                 let mut stitches = Vec::new();
-                plan_stitches(directory, &caching, type_name, fields, &mut Vec::new(), &mut stitches);
+                plan_stitches(directory, &caching, type_name, fields, &mut Vec::new(), &mut stitches)?;
                 stitches
             }
             _ => Vec::new(),
@@ -437,17 +440,10 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
                         (cluster, FetchCall::Subgraph(fetch), Some(output), cache, None)
                     }
                     (call_kind, supergraph, selection) => {
-                        if let (BoundCall::Rest(_), Some(supergraph), Selection::Graphql { fields, .. }) =
+                        if let (BoundCall::Rest(_), Some(_), Selection::Graphql { fields, .. }) =
                             (call_kind, supergraph, selection)
                         {
-                            let cluster_of = |binding: &Binding| binding_cluster(directory, binding);
-                            entities = federation::plan_below_message(
-                                supergraph,
-                                directory.graphql(),
-                                &output.name,
-                                fields,
-                                &cluster_of,
-                            )?;
+                            entities = entities_below(directory, &binding, &output.name, fields)?;
                         }
                         let cluster = binding_cluster(directory, &binding);
                         (cluster, FetchCall::Bound { binding, arguments }, Some(output), cache, None)
@@ -545,12 +541,12 @@ fn plan_stitches(
     selection: &SelectionSet,
     path: &mut Vec<String>,
     out: &mut Vec<Stitch>,
-) {
+) -> Result<(), PlanError> {
     let schema = directory.graphql();
     // Below an interface or union: each object type's stitched fields, for values of that type.
     for (concrete, set) in &selection.by_type {
         path.push(format!("{}{concrete}", federation::TYPE_STEP));
-        plan_stitches(directory, caching, concrete, set, path, out);
+        plan_stitches(directory, caching, concrete, set, path, out)?;
         path.pop();
     }
     for selected in selection.fields.iter().filter(|f| f.forbidden.is_none()) {
@@ -560,7 +556,7 @@ fn plan_stitches(
             Some(binding) => {
                 let transform = binding_transform(directory, binding, binding_cluster(directory, binding).as_deref());
                 let mut nested = Vec::new();
-                plan_stitches(directory, caching, &definition.ty.name, &selected.children, path, &mut nested);
+                plan_stitches(directory, caching, &definition.ty.name, &selected.children, path, &mut nested)?;
                 path.pop();
                 out.push(Stitch {
                     path: path.clone(),
@@ -575,16 +571,35 @@ fn plan_stitches(
                     }),
                     metadata: caching.transformed(transform.clone()),
                     transform,
+                    entities: entities_below(directory, binding, &definition.ty.name, &selected.children)?,
                 });
                 continue;
             }
             None if !selected.children.fields.is_empty() => {
-                plan_stitches(directory, caching, &definition.ty.name, &selected.children, path, out);
+                plan_stitches(directory, caching, &definition.ty.name, &selected.children, path, out)?;
             }
             None => {}
         }
         path.pop();
     }
+    Ok(())
+}
+
+/// The entity fetches below a backend's answer of `type_name` for `selection`, when a
+/// supergraph adds fields to that type: what a gRPC message or a REST source's JSON holds is
+/// all there, so its keys are read from it.
+fn entities_below(
+    directory: &dyn ServiceDirectory,
+    binding: &Binding,
+    type_name: &str,
+    selection: &SelectionSet,
+) -> Result<Vec<federation::EntityFetch>, PlanError> {
+    let Some(supergraph) = directory.supergraph() else { return Ok(Vec::new()) };
+    if matches!(binding.call, BoundCall::Graphql(_)) {
+        return Ok(Vec::new());
+    }
+    let cluster_of = |binding: &Binding| binding_cluster(directory, binding);
+    federation::plan_below_message(supergraph, directory.graphql(), type_name, selection, &cluster_of)
 }
 
 impl fmt::Display for Plan {
@@ -631,6 +646,7 @@ fn write_stitches(f: &mut fmt::Formatter<'_>, stitches: &[Stitch], depth: usize)
             stitch.cluster.as_deref().unwrap_or("(no backend)"),
             indent = depth * 2
         )?;
+        federation::write_entities(f, &stitch.entities, depth + 1)?;
         write_stitches(f, &stitch.stitches, depth + 1)?;
     }
     Ok(())

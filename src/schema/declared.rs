@@ -194,6 +194,7 @@ pub fn apply_schema_files(
         remote_fields: BTreeMap::new(),
         entity_types: std::collections::BTreeSet::new(),
         merged: std::collections::BTreeSet::new(),
+        source_types: BTreeMap::new(),
         problems,
     };
     let mut remote_files = Vec::new();
@@ -252,6 +253,8 @@ struct Applier<'s, 'p> {
     entity_types: std::collections::BTreeSet<String>,
     /// Generated types the supergraph's type of the same name merged into.
     merged: std::collections::BTreeSet<String>,
+    /// Types a GraphQL source declared: name → source.
+    source_types: BTreeMap<String, String>,
     problems: Vec<Problem>,
 }
 
@@ -349,6 +352,15 @@ impl Applier<'_, '_> {
                 continue;
             }
             let from_supergraph = parsed.remote.as_deref() == Some(super::SUPERGRAPH_SOURCE);
+            if let (true, Some(source)) = (from_supergraph, self.source_types.get(&name)) {
+                // Its fetches ask the source for its fields only, so the supergraph's would be
+                // asked of a service that does not have them.
+                let message = format!(
+                    "a GraphQL source's type ({source}'s) cannot be one entity with the supergraph's; serve {source} as a subgraph of the supergraph instead, or rename one"
+                );
+                self.error(at, format!("type {name}"), message);
+                continue;
+            }
             if from_supergraph
                 && self.entity_types.contains(&name)
                 && matches!(self.schema.types.get(&name), Some(TypeDef::Object { .. }))
@@ -422,6 +434,9 @@ impl Applier<'_, '_> {
                 }
             };
             self.declared.insert(name.clone(), format!("{}:{}", at.file.path.display(), at.line));
+            if let Some(source) = parsed.remote.as_deref().filter(|s| *s != super::SUPERGRAPH_SOURCE) {
+                self.source_types.insert(name.clone(), source.to_owned());
+            }
             if let Some(description) = &ty.node.description
                 && !matches!(def, TypeDef::Scalar { .. })
             {

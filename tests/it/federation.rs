@@ -319,6 +319,70 @@ fn selections_on_interfaces_and_unions_follow_the_validation_rules() {
 }
 
 #[test]
+fn fields_under_one_key_share_their_response_shape_down_to_their_subfields() {
+    // A GraphQL source's union and interface whose object types have composite fields of
+    // different types: SameResponseShape (5.3.2) compares what is selected below them.
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::support::write_files(
+        dir.path(),
+        &[
+            (
+                "schemas/shapes.graphql",
+                "extend schema @source(name: \"shapes\", kind: GRAPHQL, schema: \"shapes.sdl\")\n",
+            ),
+            (
+                "schemas/shapes.sdl",
+                "type Query { search: [Result!]! node: Node }\n\
+                 union Result = Book | Film\n\
+                 interface Node { id: ID! }\n\
+                 type Book implements Node { id: ID! author: Person pages: Int! }\n\
+                 type Film implements Node { id: ID! director: Director crew: [Person!]! }\n\
+                 type Person { name: String! born: Int }\n\
+                 type Director { name: String! born: String awards: [String!] }\n",
+            ),
+        ],
+    );
+    let sources = switchyard::snapshot::SnapshotSources {
+        no_descriptor_dir: true,
+        schemas: Some(dir.path().join("schemas")),
+        ..Default::default()
+    };
+    let snapshot = switchyard::snapshot::build_snapshot(&sources, 1).expect("snapshot");
+    let caches = switchyard::ingress::GraphqlCaches::default();
+    // (document, the first error; "" when it is valid)
+    let table = [
+        ("{ search { ... on Book { p: author { name } } ... on Film { p: director { name } } } }", ""),
+        ("{ search { ... on Book { p: author { n: name } } ... on Film { p: director { n: name } } } }", ""),
+        ("{ node { ... on Book { p: author { born } } ... on Film { p: director { name } } } }", ""),
+        (
+            "{ search { ... on Book { p: author { x: born } } ... on Film { p: director { x: born } } } }",
+            "Fields \"p\" conflict because subfields \"x\" conflict because they return conflicting types \"Int\" and \"String\".",
+        ),
+        (
+            "{ search { ... on Book { p: author { name } } ... on Film { p: crew { name } } } }",
+            "Fields \"p\" conflict because they return conflicting types \"Person\" and \"[Person!]!\".",
+        ),
+        (
+            "{ node { ...B ... on Film { p: director { n: awards } } } } fragment B on Book { p: author { n: name } }",
+            "Fields \"p\" conflict because subfields \"n\" conflict because they return conflicting types \"String!\" and \"[String!]\".",
+        ),
+        (
+            "{ search { ... on Book { p: author { ... on Person { x: born } } } ... on Film { p: director { x: name } } } }",
+            "Fields \"p\" conflict because subfields \"x\" conflict because they return conflicting types \"Int\" and \"String!\".",
+        ),
+    ];
+    for (document, expected) in table {
+        let got = switchyard::ingress::plan_query(&snapshot, &caches, document, None, &serde_json::Map::new());
+        match (got, expected) {
+            (Ok(_), "") => {}
+            (Ok(plan), _) => panic!("{document}: planned, expected {expected:?}\n{plan}"),
+            (Err(errors), "") => panic!("{document}: {errors:?}"),
+            (Err(errors), _) => assert_eq!(errors[0], expected, "{document}: {errors:?}"),
+        }
+    }
+}
+
+#[test]
 fn abstract_types_appear_in_introspection_and_the_printed_schema() {
     let (snapshot, _dir) = media_snapshot();
     let sdl = snapshot.graphql.to_sdl();
@@ -392,6 +456,40 @@ fn check_names_what_a_supergraph_uses_that_is_not_supported() {
 }
 
 #[test]
+fn plans_show_entity_fetches_below_stitched_fields_and_streams() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("supergraph.graphql");
+    std::fs::write(&file, compose_with(&[("critics", "http://127.0.0.1:4005/graphql".into())])).expect("write");
+    let sources = switchyard::snapshot::SnapshotSources {
+        supergraph: Some(file),
+        embedded: vec![switchyard::demo::demo_registration().expect("demo")],
+        embedded_schemas: [switchyard::demo::demo_schemas(), vec![switchyard::schema::SchemaFile {
+            path: "entities.graphql".into(),
+            text: r#"extend type Author @rest(source: "authors", path: "/authors", query: {name: "{keys}"}, select: "authors", batch: {key: "{parent.name}", match: "name"})"#.into(),
+        }]]
+        .concat(),
+        backends: ["catalog.v1", "authors"]
+            .map(|name| switchyard::snapshot::BackendFlag { name: name.into(), urls: vec!["http://127.0.0.1:9".into()] })
+            .into(),
+        no_descriptor_dir: true,
+        schemas: Some("/nonexistent".into()),
+        ..Default::default()
+    };
+    let snapshot = switchyard::snapshot::build_snapshot(&sources, 1).expect("snapshot");
+    let text = plans_text(
+        &snapshot,
+        &[
+            "{ authors { books { title averageStars } } }",
+            "subscription { watchBooks(parent: \"shelves/1\") { book { reviews { stars } } } }",
+        ],
+    );
+    // Below the stitched field, at the path inside its answer; below each streamed event.
+    assert!(text.contains("then Author.books at books"), "{text}");
+    assert!(text.contains("then _entities Book by { name } at (root) from critics"), "{text}");
+    assert!(text.contains("then _entities Book by { name } at book from critics"), "{text}");
+}
+
+#[test]
 fn entity_declarations_in_schemas_are_checked() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("supergraph.graphql");
@@ -440,7 +538,17 @@ fn entity_declarations_in_schemas_are_checked() {
             "is not registered",
         ),
     ];
+    // A GraphQL source's type under a supergraph type's name: its fetches could not ask the
+    // source for the supergraph's fields, so it is refused, naming the remedy.
+    let sdl = dir.path().join("shelf.sdl");
+    std::fs::write(&sdl, "type Query { shelfReview: Review }\ntype Review { id: ID! body: String }\n").expect("write");
+    let shelf = format!("extend schema @source(name: \"shelf\", kind: GRAPHQL, schema: \"{}\")\n{book}", sdl.display());
+    let table = table.into_iter().map(|(text, says)| (text.to_owned(), says)).chain([(
+        shelf,
+        "type Review: a GraphQL source's type (shelf's) cannot be one entity with the supergraph's; serve shelf as a subgraph",
+    )]);
     for (text, says) in table {
+        let text = text.as_str();
         let problems = build(text).expect_err(text);
         assert!(problems.iter().any(|p| p.is_error() && p.to_string().contains(says)), "{text}: {problems:#?}");
     }

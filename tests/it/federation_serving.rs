@@ -516,6 +516,72 @@ async fn a_grpc_message_and_a_subgraph_share_one_entity_both_ways() {
 }
 
 #[tokio::test]
+async fn supergraph_fields_below_a_stitched_field_and_a_grpc_stream_are_fetched_as_entities() {
+    let (gateway, _subgraphs, _dir, critics) = critics_gateway().await;
+    let client = reqwest::Client::new();
+    client.delete(format!("http://127.0.0.1:{critics}/log")).send().await.expect("clear");
+
+    // REST root → stitched gRPC ListBooks → the subgraph's fields on each Book: every book of
+    // every author in one _entities request, one representation per distinct book.
+    let answer = gateway.graphql("{ authors { name books { title averageStars reviews { stars } } } }").await;
+    let authors = answer["data"]["authors"].as_array().cloned().unwrap_or_default();
+    let by_name = |name: &str| authors.iter().find(|a| a["name"] == name).cloned().unwrap_or(Json::Null);
+    assert_eq!(
+        by_name("Ursula K. Le Guin")["books"],
+        json!([
+            {"title": "The Left Hand of Darkness", "averageStars": 4, "reviews": [{"stars": 5}, {"stars": 3}]},
+            {"title": "A Wizard of Earthsea", "averageStars": 4, "reviews": [{"stars": 4}]},
+        ]),
+        "{answer}"
+    );
+    // The subgraph's error for one book lands at that book's field, below the stitched field.
+    let dawkins = authors.iter().position(|a| a["name"] == "Richard Dawkins").expect("Dawkins");
+    assert_eq!(authors[dawkins]["books"], json!([{"title": "The Selfish Gene", "averageStars": null, "reviews": []}]));
+    let errors = answer["errors"].as_array().cloned().unwrap_or_default();
+    assert_eq!(errors.len(), 1, "{answer}");
+    assert_eq!(errors[0]["path"], json!(["authors", dawkins, "books", 0, "averageStars"]), "{answer}");
+    assert!(errors[0]["message"].as_str().unwrap_or_default().contains("no stars"), "{answer}");
+    let log: Json =
+        client.get(format!("http://127.0.0.1:{critics}/log")).send().await.expect("log").json().await.expect("json");
+    let requests = log.as_array().cloned().unwrap_or_default();
+    assert_eq!(requests.len(), 1, "one entities request for every book of the level: {requests:?}");
+    let representations = requests[0]["variables"]["r0"].as_array().cloned().unwrap_or_default();
+    let mut names: Vec<&str> = representations.iter().filter_map(|r| r["name"].as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["shelves/1/books/1", "shelves/1/books/2", "shelves/2/books/1"], "{requests:?}");
+
+    // Nested: subgraph root → gRPC Book → stitched REST writer → stitched gRPC books → the
+    // subgraph's fields again.
+    let answer = gateway.graphql("{ latestReviews { book { writer { books { title averageStars } } } } }").await;
+    assert!(answer.get("errors").is_none(), "{answer}");
+    assert_eq!(
+        answer["data"]["latestReviews"][1]["book"]["writer"]["books"],
+        json!([{"title": "The Left Hand of Darkness", "averageStars": 4}, {"title": "A Wizard of Earthsea", "averageStars": 4}])
+    );
+
+    // A server-streaming gRPC subscription: each event's Book gets the subgraph's fields.
+    let mut socket = crate::subscriptions::acknowledged(&gateway, "graphql-transport-ws").await;
+    let query =
+        r#"subscription { watchBooks(parent: "shelves/1") { kind book { title averageStars reviews { stars } } } }"#;
+    crate::subscriptions::send(&mut socket, json!({"id": "w", "type": "subscribe", "payload": {"query": query}})).await;
+    // The stream is open once its first event can arrive: update until one does.
+    let update = r#"mutation { updateBook(book: {name: "shelves/1/books/2", title: "A Wizard of Earthsea"}, updateMask: "title") { title } }"#;
+    let event = loop {
+        assert_eq!(gateway.graphql(update).await["data"]["updateBook"]["title"], "A Wizard of Earthsea");
+        match tokio::time::timeout(std::time::Duration::from_millis(500), crate::subscriptions::recv(&mut socket)).await
+        {
+            Ok(message) => break message,
+            Err(_) => continue,
+        }
+    };
+    assert_eq!(event["type"], "next", "{event}");
+    assert_eq!(
+        event["payload"],
+        json!({"data": {"watchBooks": {"kind": "UPDATED", "book": {"title": "A Wizard of Earthsea", "averageStars": 4, "reviews": [{"stars": 4}]}}}})
+    );
+}
+
+#[tokio::test]
 async fn a_subgraph_subscription_streams_events_with_their_entities_resolved() {
     let (gateway, _subgraphs, _dir, _) = critics_gateway().await;
     let mut socket = crate::subscriptions::acknowledged(&gateway, "graphql-transport-ws").await;

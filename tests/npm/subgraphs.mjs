@@ -122,6 +122,8 @@ const resolvers = {
       __resolveReference: (ref) => ({ name: ref.name }),
       reviews: (book) => critiques.filter((c) => c.book === book.name),
       averageStars: (book) => {
+        // A book the critics refuse to rate: an entity field error, for the error-path tests.
+        if (book.name === "shelves/2/books/1") throw new Error(`no stars for ${book.name}`);
         const mine = critiques.filter((c) => c.book === book.name);
         return mine.length ? mine.reduce((sum, c) => sum + c.stars, 0) / mine.length : null;
       },

@@ -116,6 +116,16 @@ enum ShapeEntry {
     },
 }
 
+/// A field found under a response key while checking field merging: its key, name, the type
+/// it is selected on, where, and its own selection.
+struct Keyed<'a> {
+    key: String,
+    name: String,
+    scope: String,
+    pos: Pos,
+    set: Option<&'a Positioned<AstSet>>,
+}
+
 /// A field collected from a selection set, before merging by response key.
 struct Collected<'a> {
     response_key: String,
@@ -878,7 +888,8 @@ impl<'a> Validator<'a> {
 
     /// Spec 5.3.2 (field selection merging) across the fragments of a selection on an
     /// interface or union: fields under one response key must be the same field, unless they
-    /// are selected on two different object types (which no value can be at once).
+    /// are selected on two different object types (which no value can be at once), and must
+    /// have the same response shape in any case.
     fn check_merging(&mut self, field: &Collected<'a>, type_name: &str) {
         let mut found = Vec::new();
         for set in &field.sets {
@@ -886,62 +897,86 @@ impl<'a> Validator<'a> {
         }
         let schema = self.schema;
         let is_object = |name: &str| matches!(schema.types.get(name), Some(TypeDef::Object { .. }));
-        for (i, (key, name, scope, _)) in found.iter().enumerate() {
-            for (other_key, other_name, other_scope, pos) in &found[i + 1..] {
-                let exclusive = scope != other_scope && is_object(scope) && is_object(other_scope);
-                let together =
-                    schema.possible_types(scope).iter().any(|t| schema.possible_types(other_scope).contains(t));
-                if key != other_key {
+        for (i, one) in found.iter().enumerate() {
+            for other in &found[i + 1..] {
+                if one.key != other.key {
                     continue;
                 }
-                if name != other_name && !exclusive {
+                let exclusive = one.scope != other.scope && is_object(&one.scope) && is_object(&other.scope);
+                let together =
+                    schema.possible_types(&one.scope).iter().any(|t| schema.possible_types(&other.scope).contains(t));
+                if one.name != other.name && !exclusive {
                     // Fields that apply to one object type together are compared as they merge.
                     if !together {
                         let message = format!(
-                            "Fields \"{key}\" conflict because \"{name}\" and \"{other_name}\" are different fields."
+                            "Fields \"{}\" conflict because \"{}\" and \"{}\" are different fields.",
+                            one.key, one.name, other.name
                         );
-                        self.errors.push(error(message, *pos));
+                        self.errors.push(error(message, other.pos));
                     }
                     continue;
                 }
-                // One response key must have one shape whatever the object type (SameResponseShape):
-                // the same list and non-null wrappers, and the same leaf type.
-                let type_of = |scope: &str, name: &str| match name {
-                    "__typename" => Some(TypeRef::named("String", true)),
-                    _ => schema.object_field(scope, name).map(|f| f.ty.clone()),
-                };
-                let (Some(one), Some(other)) = (type_of(scope, name), type_of(other_scope, other_name)) else {
-                    continue;
-                };
-                let leaf = |ty: &TypeRef| !schema.is_composite(&ty.name);
-                let wrappers = |ty: &TypeRef| (ty.list, ty.non_null, ty.item_non_null);
-                if wrappers(&one) != wrappers(&other) || ((leaf(&one) || leaf(&other)) && one.name != other.name) {
-                    let message = format!(
-                        "Fields \"{key}\" conflict because they return conflicting types \"{one}\" and \"{other}\"."
-                    );
-                    self.errors.push(error(message, *pos));
+                if let Some(reason) = self.shape_conflict(one, other, 0) {
+                    self.errors.push(error(format!("Fields \"{}\" conflict because {reason}.", one.key), other.pos));
                 }
             }
         }
     }
 
-    /// Every field of `set` (on `scope`) and of the fragments in it: (response key, name, the
-    /// type it is selected on, where).
+    /// SameResponseShape (spec 5.3.2): why two fields under one response key cannot share a
+    /// shape — different list or non-null wrappers, different leaf types, or a conflict among
+    /// their subfields — or None when they can.
+    fn shape_conflict(&self, one: &Keyed<'a>, other: &Keyed<'a>, depth: usize) -> Option<String> {
+        let schema = self.schema;
+        let type_of = |keyed: &Keyed<'a>| match keyed.name.as_str() {
+            "__typename" => Some(TypeRef::named("String", true)),
+            name => schema.object_field(&keyed.scope, name).map(|f| f.ty.clone()),
+        };
+        let (a, b) = (type_of(one)?, type_of(other)?);
+        let leaf = |ty: &TypeRef| !schema.is_composite(&ty.name);
+        let wrappers = |ty: &TypeRef| (ty.list, ty.non_null, ty.item_non_null);
+        if wrappers(&a) != wrappers(&b) || ((leaf(&a) || leaf(&b)) && a.name != b.name) {
+            return Some(format!("they return conflicting types \"{a}\" and \"{b}\""));
+        }
+        // Composite on both sides: their subfields under one key must share a shape too (the
+        // document's own depth limit bounds this; the guard keeps a fragment cycle finite).
+        if leaf(&a) || depth > 64 {
+            return None;
+        }
+        let (mut left, mut right) = (Vec::new(), Vec::new());
+        if let Some(set) = one.set {
+            self.keyed_fields(set, &a.name, &mut left, &mut Vec::new());
+        }
+        if let Some(set) = other.set {
+            self.keyed_fields(set, &b.name, &mut right, &mut Vec::new());
+        }
+        for sub in &left {
+            for sub_other in right.iter().filter(|r| r.key == sub.key) {
+                if let Some(reason) = self.shape_conflict(sub, sub_other, depth + 1) {
+                    return Some(format!("subfields \"{}\" conflict because {reason}", sub.key));
+                }
+            }
+        }
+        None
+    }
+
+    /// Every field of `set` (on `scope`) and of the fragments in it, keyed by response key.
     fn keyed_fields(
         &self,
         set: &'a Positioned<AstSet>,
         scope: &str,
-        out: &mut Vec<(String, String, String, Pos)>,
+        out: &mut Vec<Keyed<'a>>,
         spreads: &mut Vec<String>,
     ) {
         for item in &set.node.items {
             match &item.node {
-                Selection::Field(field) => out.push((
-                    field.node.response_key().node.to_string(),
-                    field.node.name.node.to_string(),
-                    scope.to_owned(),
-                    field.pos,
-                )),
+                Selection::Field(field) => out.push(Keyed {
+                    key: field.node.response_key().node.to_string(),
+                    name: field.node.name.node.to_string(),
+                    scope: scope.to_owned(),
+                    pos: field.pos,
+                    set: (!field.node.selection_set.node.items.is_empty()).then_some(&field.node.selection_set),
+                }),
                 Selection::InlineFragment(fragment) => {
                     let condition = fragment.node.type_condition.as_ref().map_or(scope, |c| c.node.on.node.as_str());
                     self.keyed_fields(&fragment.node.selection_set, condition, out, spreads);
