@@ -74,6 +74,8 @@ pub struct Gateway {
     installed: tokio::sync::watch::Sender<Arc<Served>>,
     /// Metrics and the access log, kept across snapshot swaps.
     telemetry: Arc<crate::telemetry::Telemetry>,
+    /// The registry in Redis, when registrations are shared (`[sources] registry = "redis"`).
+    shared_registry: std::sync::OnceLock<Arc<crate::admin::SharedRegistryFollow>>,
 }
 
 impl Gateway {
@@ -92,7 +94,18 @@ impl Gateway {
             shutdown: tokio::sync::watch::channel(false).0,
             sessions: tokio_util::task::TaskTracker::new(),
             telemetry,
+            shared_registry: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The shared registry this gateway follows, if registrations are shared.
+    pub fn shared_registry(&self) -> Option<&Arc<crate::admin::SharedRegistryFollow>> {
+        self.shared_registry.get()
+    }
+
+    /// Makes the gateway follow `shared` (once, before it serves).
+    pub fn set_shared_registry(&self, shared: Arc<crate::admin::SharedRegistryFollow>) {
+        let _ = self.shared_registry.set(shared);
     }
 
     /// Metrics and the access log.

@@ -103,6 +103,23 @@ impl RedisPool {
         Ok(managers[pick].clone())
     }
 
+    /// A pub/sub connection: to the current URL, or the next ones when it fails.
+    pub async fn pubsub(&self) -> Result<redis::aio::PubSub, RedisError> {
+        let urls = self.clients.len();
+        let start = self.current.load(Ordering::Relaxed);
+        let mut last = None;
+        for attempt in 0..urls {
+            let index = (start + attempt) % urls;
+            match tokio::time::timeout(self.config.connect_timeout.get(), self.clients[index].get_async_pubsub()).await
+            {
+                Ok(Ok(pubsub)) => return Ok(pubsub),
+                Ok(Err(error)) => last = Some(RedisError(error.to_string())),
+                Err(_) => last = Some(RedisError(format!("no connection in {}", self.config.connect_timeout))),
+            }
+        }
+        Err(last.unwrap_or_else(|| RedisError("no URL".into())))
+    }
+
     /// The config it was built from.
     pub fn config(&self) -> &RedisConfig {
         &self.config

@@ -52,6 +52,9 @@ pub struct SnapshotSources {
     /// A registry change being checked before it is written: the registration NAME as it
     /// would be (None: removed), in place of what the descriptor directory holds.
     pub registry_change: Option<(String, Option<Registration>)>,
+    /// The shared registry's registrations (`[sources] registry = "redis"`), read by the
+    /// running gateway; served in place of the descriptor directory's.
+    pub shared_registrations: Option<Vec<Registration>>,
 }
 
 /// One `--backend NAME=URL[,URL...]` flag.
@@ -640,7 +643,20 @@ fn subgraph_clusters(
 fn load_registry(sources: &SnapshotSources, config: &Config, problems: &mut Vec<Problem>) -> Option<Registry> {
     let dir = &config.sources.descriptors;
     let mut registrations = sources.embedded.clone();
-    if !sources.no_descriptor_dir {
+    if config.sources.registry == crate::config::RegistryStore::Redis
+        && !config.redis.urls.is_empty()
+        && let Err((key, why)) = crate::redis_pool::RedisPool::build(&config.redis)
+    {
+        problems.push(Problem::error(format!("redis.{key}"), why));
+    }
+    if let Some(shared) = &sources.shared_registrations {
+        registrations.extend(shared.iter().cloned());
+    } else if config.sources.registry == crate::config::RegistryStore::Redis {
+        problems.push(Problem::warning(
+            "sources.registry",
+            "registrations are shared through Redis; only a running gateway reads them, so this build has none",
+        ));
+    } else if !sources.no_descriptor_dir {
         match RegistryDir::new(dir).read_all() {
             Ok(found) => registrations.extend(found),
             Err(e) => {

@@ -5,6 +5,7 @@
 
 mod descriptors;
 mod reload;
+mod shared_registry;
 mod watch;
 
 use std::sync::Arc;
@@ -22,6 +23,9 @@ use crate::gateway::Gateway;
 use crate::ingress::respond::error_response;
 
 pub use reload::reload_snapshot;
+pub use shared_registry::{
+    SharedRegistryFollow, SharedRegistrySync, Status as SharedRegistryStatus, follow_shared_registry,
+};
 pub use watch::{SourceWatch, watch_sources};
 
 /// The admin listener's router.
@@ -57,7 +61,23 @@ async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
     let snapshot = served.snapshot.clone();
     // A cluster whose every endpoint fails its health checks makes the gateway unready.
     let unhealthy = served.upstreams.unhealthy_clusters();
-    let ready = gateway.is_ready() && unhealthy.is_empty();
+    // A shared registry never read leaves the instance without its services: not ready. One
+    // that became unreachable leaves it serving its last snapshot: ready, and said below.
+    let shared = gateway.shared_registry().map(|shared| (shared.status(), shared.generation()));
+    let ready = gateway.is_ready() && unhealthy.is_empty() && shared.as_ref().is_none_or(|(s, _)| s.loaded);
+    let registry = match &shared {
+        None => json!({"store": if gateway.sources().no_descriptor_dir { "none" } else { "directory" }}),
+        Some((status, generation)) => json!({
+            "store": "redis",
+            "loaded": status.loaded,
+            "connected": status.connected,
+            "since": humantime::format_rfc3339_seconds(status.since).to_string(),
+            "error": status.error,
+            "generation": generation,
+            "applied": status.applied,
+            "refused": status.refused.as_ref().map(|(generation, why)| json!({"generation": generation, "problems": why})),
+        }),
+    };
     let services: serde_json::Map<String, serde_json::Value> = snapshot
         .services
         .iter()
@@ -69,6 +89,7 @@ async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
         "registrations": snapshot.registry.registrations.iter().map(|r| json!({"name": r.name, "digest": r.digest})).collect::<Vec<_>>(),
         "services": services,
         "unhealthy_clusters": unhealthy,
+        "registry": registry,
         "warnings": snapshot.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
     });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
@@ -89,6 +110,10 @@ async fn metrics(State(gateway): State<Arc<Gateway>>, headers: http::HeaderMap) 
     let (hits, stale, misses) = snapshot.cache.lookups();
     let scrape = crate::telemetry::metrics::Scrape {
         generation: snapshot.generation,
+        shared_registry: gateway.shared_registry().map(|shared| crate::telemetry::metrics::SharedRegistrySample {
+            connected: shared.status().connected,
+            generation: shared.status().applied,
+        }),
         endpoints,
         clusters,
         cache: crate::telemetry::metrics::CacheSample {

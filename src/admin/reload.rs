@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::config::Problem;
 use crate::gateway::Gateway;
-use crate::registry::{Changed, Pending, RegistryDir};
+use crate::registry::{Changed, Pending, Registration, RegistryDir, RegistryError, SharedState};
 use crate::snapshot::{Snapshot, build_snapshot};
 
 /// Rebuilds the snapshot from disk and swaps it in, or explains why not.
@@ -22,37 +22,79 @@ pub async fn reload_snapshot(gateway: &Gateway) -> Result<Arc<Snapshot>, Vec<Pro
 
 async fn rebuild(gateway: &Gateway) -> Result<Arc<Snapshot>, Vec<Problem>> {
     let _serialised = gateway.lock_reloads().await;
-    let snapshot = build_next(gateway, gateway.sources().clone()).await?;
+    let mut sources = gateway.sources().clone();
+    if let Some(shared) = gateway.shared_registry() {
+        sources.shared_registrations = Some(shared.registrations());
+    }
+    let snapshot = build_next(gateway, sources).await?;
     Ok(gateway.swap(snapshot))
 }
 
+/// Where a gateway's registrations are written.
+#[derive(Clone)]
+pub(super) enum Store {
+    /// Its descriptor directory.
+    Directory(RegistryDir),
+    /// The registry in Redis, shared by every instance.
+    Shared(Arc<super::SharedRegistryFollow>),
+}
+
+/// Why a registry change was not applied.
+pub(super) enum Refusal {
+    /// The gateway would not serve it (every problem of the build).
+    Build(Vec<Problem>),
+    /// The store refused or failed the write.
+    Store(RegistryError),
+}
+
 /// Applies a prepared registry change to a running gateway: the snapshot is built with the
-/// change in place of what the directory holds; only if it is valid is the change written
-/// through to the directory and the snapshot swapped in. A refused change writes nothing.
+/// change in place of what the store holds; only if it is valid is the change written through
+/// to the store and the snapshot swapped in. A refused change writes nothing. A change to the
+/// shared registry is written only if no other was written since it was checked
+/// (`RegistryError::Stale` otherwise, to check it again).
 pub(super) async fn apply_registry_change(
     gateway: &Gateway,
-    dir: RegistryDir,
+    store: Store,
     pending: Pending,
-) -> Result<(Changed, Arc<Snapshot>), Vec<Problem>> {
+) -> Result<(Changed, Arc<Snapshot>), Refusal> {
     let _serialised = gateway.lock_reloads().await;
     if pending.is_noop() {
-        let changed = commit(dir, pending).await?;
+        let changed = match store {
+            Store::Directory(dir) => commit(dir, pending).await.map_err(Refusal::Store)?,
+            Store::Shared(_) => Changed::Unchanged,
+        };
         return Ok((changed, gateway.snapshot()));
     }
     let mut sources = gateway.sources().clone();
-    sources.registry_change = Some((pending.name().to_owned(), pending.after().cloned()));
+    let name = pending.name().to_owned();
+    let after = pending.after().cloned();
+    // The shared registry as the change was checked against it, with the change.
+    let base: Option<Vec<Registration>> = pending.checked_against().map(<[Registration]>::to_vec);
+    sources.shared_registrations = base.clone();
+    sources.registry_change = Some((name.clone(), after.clone()));
     let built = build_next(gateway, sources).await;
     gateway.telemetry().metrics.reloaded(built.is_ok());
-    let snapshot = built?;
-    let changed = commit(dir, pending).await?;
+    let snapshot = built.map_err(Refusal::Build)?;
+    let changed = match &store {
+        Store::Directory(dir) => commit(dir.clone(), pending).await.map_err(Refusal::Store)?,
+        Store::Shared(shared) => {
+            let (changed, generation) = shared.store().commit(pending).await.map_err(Refusal::Store)?;
+            let mut registrations = base.unwrap_or_default();
+            registrations.retain(|r| r.name != name);
+            registrations.extend(after);
+            registrations.sort_by(|a, b| a.name.cmp(&b.name));
+            shared.wrote(SharedState { generation, registrations });
+            changed
+        }
+    };
     Ok((changed, gateway.swap(snapshot)))
 }
 
-async fn commit(dir: RegistryDir, pending: Pending) -> Result<Changed, Vec<Problem>> {
+async fn commit(dir: RegistryDir, pending: Pending) -> Result<Changed, RegistryError> {
+    let path = dir.path().to_owned();
     tokio::task::spawn_blocking(move || dir.commit(pending))
         .await
-        .map_err(|e| vec![Problem::error("descriptors", format!("the write task failed: {e}"))])?
-        .map_err(|e| vec![Problem::error("descriptors", e.to_string())])
+        .map_err(|e| RegistryError::Write { path, source: std::io::Error::other(e.to_string()) })?
 }
 
 /// Builds the next snapshot from `sources` off the async runtime, noting listener changes that

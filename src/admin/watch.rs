@@ -29,7 +29,9 @@ impl Inputs {
         let sources = gateway.sources();
         Inputs {
             config: sources.config_file.clone(),
-            descriptors: (!sources.no_descriptor_dir).then(|| snapshot.config.sources.descriptors.clone()),
+            // A shared registry is followed in Redis, not on disk.
+            descriptors: (!sources.no_descriptor_dir && gateway.shared_registry().is_none())
+                .then(|| snapshot.config.sources.descriptors.clone()),
             schemas: snapshot.config.sources.schemas.clone(),
             supergraph: snapshot.config.sources.supergraph.clone(),
         }

@@ -31,7 +31,8 @@ pub(crate) struct DirArgs {
     #[arg(long, value_name = "DIR", default_value = "descriptors")]
     dir: PathBuf,
     /// Work on a running gateway instead, through its admin listener (http://127.0.0.1:9090):
-    /// the change is served at once and written through to the gateway's descriptor directory.
+    /// the change is served at once and written through to the gateway's descriptor directory
+    /// (or to the registry in Redis every instance follows).
     #[arg(long, value_name = "ADMIN_URL")]
     gateway: Option<String>,
     /// The gateway's admin token.

@@ -39,8 +39,19 @@ pub(crate) async fn run(args: ServeArgs) -> CommandResult {
     let (gateway, mut signal) = start(sources).await?;
     let server = start_server(gateway.clone()).await.map_err(Failure::runtime)?;
     let _watching = crate::admin::watch_sources(gateway.clone()).map_err(Failure::runtime)?;
+    let _following = crate::admin::follow_shared_registry(gateway.clone());
     println!("switchyard serving on http://{} (admin http://{})", server.gateway_addr, server.admin_addr);
     signal.recv().await;
+    let delay = gateway.snapshot().config.listener.shutdown_delay.get();
+    if !delay.is_zero() {
+        // Not ready, still serving: load balancers take the instance out before it closes.
+        gateway.set_ready(false);
+        tracing::info!(?delay, "not ready; still accepting requests until the shutdown delay ends");
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = signal.recv() => tracing::info!("a second signal: shutting down now"),
+        }
+    }
     tracing::info!("shutting down");
     server.shutdown().await;
     // Spans still buffered are exported before the process ends.
@@ -48,10 +59,13 @@ pub(crate) async fn run(args: ServeArgs) -> CommandResult {
     Ok(())
 }
 
-/// Builds the first snapshot (printing its warnings) and installs the signal handlers.
+/// Builds the first snapshot (printing its warnings) and installs the signal handlers. With
+/// a shared registry, its registrations are read first (see `shared_registry`).
 pub(crate) async fn start(sources: SnapshotSources) -> Result<(Arc<Gateway>, ShutdownSignal), Failure> {
     let signal = ShutdownSignal::install().map_err(Failure::runtime)?;
-    let build_sources = sources.clone();
+    let shared = shared_registry(&sources).await?;
+    let mut build_sources = sources.clone();
+    build_sources.shared_registrations = shared.as_ref().map(|shared| shared.registrations());
     let built =
         tokio::task::spawn_blocking(move || build_snapshot(&build_sources, 1)).await.map_err(Failure::runtime)?;
     let snapshot = match built {
@@ -67,5 +81,27 @@ pub(crate) async fn start(sources: SnapshotSources) -> Result<(Arc<Gateway>, Shu
     for warning in &snapshot.warnings {
         eprintln!("{warning}");
     }
-    Ok((Gateway::new(snapshot, sources), signal))
+    let gateway = Gateway::new(snapshot, sources);
+    if let Some(shared) = shared {
+        gateway.set_shared_registry(shared);
+    }
+    Ok((gateway, signal))
+}
+
+/// The shared registry, when the config keeps registrations in Redis: read once now (an
+/// instance that cannot reach Redis starts without them, not ready, and reads them when it
+/// can). A `[redis]` block that cannot be used is refused like any config problem.
+async fn shared_registry(
+    sources: &SnapshotSources,
+) -> Result<Option<Arc<crate::admin::SharedRegistryFollow>>, Failure> {
+    let Some(path) = &sources.config_file else { return Ok(None) };
+    // A config that does not load is reported by the build that follows.
+    let Ok(loaded) = crate::config::load_config_file(path) else { return Ok(None) };
+    if loaded.config.sources.registry != crate::config::RegistryStore::Redis {
+        return Ok(None);
+    }
+    let pool = crate::redis_pool::RedisPool::build(&loaded.config.redis)
+        .map_err(|(key, why)| Failure::reported(format!("redis.{key}: {why}")))?;
+    let store = crate::registry::SharedRegistry::new(pool);
+    Ok(Some(crate::admin::SharedRegistryFollow::start(store).await))
 }

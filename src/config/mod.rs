@@ -187,6 +187,10 @@ pub struct ListenerConfig {
     pub keepalive_timeout: ConfigDuration,
     /// On shutdown, how long in-flight requests get to finish before connections are closed.
     pub shutdown_timeout: ConfigDuration,
+    /// On SIGTERM, how long to keep accepting requests while /readyz answers 503, so load
+    /// balancers and Kubernetes endpoints stop sending new ones before the listener closes
+    /// (a second signal ends it at once). Then in-flight requests get `shutdown_timeout`.
+    pub shutdown_delay: ConfigDuration,
     /// Largest total size of a request's headers, in bytes (HTTP/1.1 and HTTP/2); larger is 431.
     #[schemars(range(min = 1024))]
     pub max_header_bytes: u32,
@@ -252,6 +256,7 @@ impl Default for ListenerConfig {
             keepalive_interval: ConfigDuration::from_secs(30),
             keepalive_timeout: ConfigDuration::from_secs(20),
             shutdown_timeout: ConfigDuration::from_secs(30),
+            shutdown_delay: ConfigDuration::from_secs(0),
             max_header_bytes: 64 * 1024,
             max_uri_bytes: 8 * 1024,
             trusted_proxies: Vec::new(),
@@ -295,6 +300,10 @@ pub struct SourcesConfig {
     /// supergraph gives it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub supergraph: Option<PathBuf>,
+    /// Where registrations live: `directory` (`descriptors`, one instance's, or a mounted
+    /// ConfigMap) or `redis` (the `[redis]` block's server, shared by every instance: a
+    /// registration through any instance's admin API is served by all of them).
+    pub registry: RegistryStore,
     /// `serve` reloads when the config file, the descriptors or the schemas change on disk
     /// (Kubernetes ConfigMap updates included).
     pub watch: bool,
@@ -309,10 +318,22 @@ impl Default for SourcesConfig {
             descriptors: PathBuf::from("descriptors"),
             schemas: PathBuf::from("schemas"),
             supergraph: None,
+            registry: RegistryStore::Directory,
             watch: true,
             settle: ConfigDuration::from_millis(300),
         }
     }
+}
+
+/// Where registrations live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RegistryStore {
+    /// The descriptor directory.
+    #[default]
+    Directory,
+    /// Redis (`[redis]`), shared by every gateway instance.
+    Redis,
 }
 
 /// Header forwarding for calls the gateway builds (REST, GraphQL). `authorization`,

@@ -24,6 +24,12 @@ pub(crate) fn validate_config(config: &Config) -> Vec<Problem> {
             format!("the admin listener and the gateway listener are both {}", config.listener.listen),
         ));
     }
+    if config.sources.registry == super::RegistryStore::Redis && config.redis.urls.is_empty() {
+        problems.push(Problem::error(
+            "sources.registry",
+            "the registry is shared through Redis: name its server in [redis] urls (redis://host:port)",
+        ));
+    }
     let mut claims: BTreeMap<&str, &str> = BTreeMap::new();
     for (name, backend) in &config.backends {
         let path = format!("backends.{name}");

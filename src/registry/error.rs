@@ -55,6 +55,19 @@ pub enum RegistryError {
     /// A live server could not be reached or answered badly during `pull`.
     #[error("{0}")]
     Reflection(String),
+    /// The shared registry (Redis) could not be read or written.
+    #[error("{0}")]
+    Shared(String),
+    /// Another change reached the shared registry after this one was checked.
+    #[error(
+        "the shared registry changed while this change was checked (generation {checked}, now {found}); nothing was written"
+    )]
+    Stale {
+        /// The generation it was checked at.
+        checked: u64,
+        /// The generation found when writing.
+        found: u64,
+    },
     /// Writing the registry directory failed.
     #[error("cannot write {path}: {source}")]
     Write {
@@ -75,7 +88,8 @@ impl RegistryError {
             RegistryError::Conflict(_) | RegistryError::AlreadyRegistered(_) => ErrorCode::AlreadyExists,
             RegistryError::Breaking { .. } | RegistryError::NoEarlierVersion(_) => ErrorCode::FailedPrecondition,
             RegistryError::NotFound(_) => ErrorCode::NotFound,
-            RegistryError::Reflection(_) => ErrorCode::Unavailable,
+            RegistryError::Reflection(_) | RegistryError::Shared(_) => ErrorCode::Unavailable,
+            RegistryError::Stale { .. } => ErrorCode::Aborted,
             RegistryError::Read { .. } | RegistryError::Write { .. } => ErrorCode::Internal,
         }
     }

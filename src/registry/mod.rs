@@ -1,7 +1,8 @@
 //! The descriptor registry: where served protobuf definitions come from and how they are kept.
 //! Sources are .proto files compiled in-process with protox (`compile`), binary
 //! FileDescriptorSets, and live servers' gRPC reflection (`reflection`). A registration is one
-//! named, normalised FileDescriptorSet (`normalize`) stored atomically on disk (`store`);
+//! named, normalised FileDescriptorSet (`normalize`) stored atomically on disk (`store`) or, shared
+//! by every instance of a deployment, in Redis (`shared`);
 //! registrations merge into one `DescriptorPool` with conflicts refused (`merge`). google/api,
 //! google/rpc, the well-known types and switchyard/options.proto are built in (`builtin`).
 //! This module knows nothing of routes, GraphQL or requests; the gateway never calls a
@@ -16,6 +17,7 @@ mod http_bindings;
 mod merge;
 mod normalize;
 mod reflection;
+mod shared;
 mod store;
 
 pub use builtin::{builtin_pool, is_builtin_file};
@@ -37,6 +39,7 @@ pub use http_bindings::{HttpBinding, http_bindings};
 pub use merge::{Registry, merge_registrations};
 pub use normalize::{RegisteredFile, Registration};
 pub use reflection::pull_from_server;
+pub use shared::{SharedRegistry, SharedState};
 pub use store::{AddOutcome, Changed, Pending, RegistryDir, Version};
 
 /// How a method streams.

@@ -28,24 +28,43 @@ pub enum AddOutcome {
     Unchanged,
 }
 
-/// A checked change, not yet written; the registry stays locked while it is held.
+/// A checked change, not yet written. A directory stays locked while it is held; the shared
+/// registry is written only if nothing changed it since (its generation then).
 #[derive(Debug)]
 pub struct Pending {
-    _lock: File,
+    pub(super) guard: Guard,
     name: String,
-    change: Change,
+    pub(super) change: Change,
+}
+
+/// What keeps a checked change valid until it is written.
+#[derive(Debug)]
+pub(super) enum Guard {
+    /// The directory's lock, held.
+    Lock(#[allow(dead_code)] File),
+    /// The shared registry's generation and registrations the change was checked against.
+    Generation { base: u64, registrations: Vec<Registration> },
 }
 
 #[derive(Debug)]
-enum Change {
+pub(super) enum Change {
     Nothing,
     Write { registration: Registration, replaced: Option<Registration>, report: Option<CompatReport>, rollback: bool },
     Remove(Registration),
 }
 
 impl Pending {
-    fn new(lock: File, name: &str, change: Change) -> Self {
-        Pending { _lock: lock, name: name.to_owned(), change }
+    pub(super) fn new(guard: Guard, name: &str, change: Change) -> Self {
+        Pending { guard, name: name.to_owned(), change }
+    }
+
+    /// The registrations the change was checked against, when it was checked against the
+    /// shared registry (a snapshot built with the change starts from them).
+    pub fn checked_against(&self) -> Option<&[Registration]> {
+        match &self.guard {
+            Guard::Generation { registrations, .. } => Some(registrations),
+            Guard::Lock(_) => None,
+        }
     }
 
     /// The registration's name.
@@ -206,25 +225,8 @@ impl RegistryDir {
     /// gateway.
     pub fn prepare_add(&self, registration: &Registration, allow_breaking: bool) -> Result<Pending, RegistryError> {
         let lock = self.lock()?;
-        let mut all = self.read_all()?;
-        let existing = all.iter().position(|r| r.name == registration.name).map(|i| all.remove(i));
-        let report = match &existing {
-            Some(existing) if existing.digest == registration.digest => {
-                return Ok(Pending::new(lock, &registration.name, Change::Nothing));
-            }
-            Some(existing) => {
-                let report = compare(existing, registration);
-                if report.is_breaking() && !allow_breaking {
-                    return Err(RegistryError::Breaking { name: registration.name.clone(), report });
-                }
-                Some(report)
-            }
-            None => None,
-        };
-        all.push(registration.clone());
-        merge_registrations(all)?;
-        let change = Change::Write { registration: registration.clone(), replaced: existing, report, rollback: false };
-        Ok(Pending::new(lock, &registration.name, change))
+        let change = check_add(self.read_all()?, registration, allow_breaking)?;
+        Ok(Pending::new(Guard::Lock(lock), &registration.name, change))
     }
 
     /// Checks a `rollback` without writing anything (see `prepare_add`).
@@ -233,48 +235,22 @@ impl RegistryDir {
         let lock = self.lock()?;
         let current = self.read_current(name)?;
         let history = self.history(name)?;
-        let mut older = history.iter().rev().map(|(_, path)| path);
-        let target = match &current {
-            Some(current) => {
-                // Skip the newest entries holding the current version itself.
-                let mut target = None;
-                for path in older.by_ref() {
-                    let version = self.read_file(name, path)?;
-                    if version.digest != current.digest {
-                        target = Some(version);
-                        break;
-                    }
-                }
-                target
-            }
-            None => older.next().map(|path| self.read_file(name, path)).transpose()?,
-        };
-        let target = target.ok_or_else(|| RegistryError::NoEarlierVersion(name.to_owned()))?;
-        let mut all = self.read_all()?;
-        all.retain(|r| r.name != name);
-        all.push(target.clone());
-        merge_registrations(all)?;
-        let report = current.as_ref().map(|current| compare(current, &target));
-        let change = Change::Write { registration: target, replaced: current, report, rollback: true };
-        Ok(Pending::new(lock, name, change))
+        let older = history.iter().rev().map(|(_, path)| self.read_file(name, path));
+        let change = check_rollback(self.read_all()?, name, current, older)?;
+        Ok(Pending::new(Guard::Lock(lock), name, change))
     }
 
     /// Checks a `remove` without writing anything (see `prepare_add`).
     pub fn prepare_remove(&self, name: &str) -> Result<Pending, RegistryError> {
         check_name(name)?;
         let lock = self.lock()?;
-        let mut all = self.read_all()?;
-        let index = all.iter().position(|r| r.name == name).ok_or_else(|| RegistryError::NotFound(name.to_owned()))?;
-        let removed = all.remove(index);
-        merge_registrations(all).map_err(|e| {
-            RegistryError::Conflict(format!("removing `{name}` would break the remaining registrations: {e}"))
-        })?;
-        Ok(Pending::new(lock, name, Change::Remove(removed)))
+        let change = check_remove(self.read_all()?, name)?;
+        Ok(Pending::new(Guard::Lock(lock), name, change))
     }
 
     /// Writes a prepared change (atomically, file by file) and releases the lock.
     pub fn commit(&self, pending: Pending) -> Result<Changed, RegistryError> {
-        let Pending { _lock, change, .. } = pending;
+        let Pending { guard: _lock, change, .. } = pending;
         match change {
             Change::Nothing => Ok(Changed::Unchanged),
             Change::Write { registration, replaced, report, rollback } => {
@@ -398,6 +374,64 @@ impl RegistryDir {
         }
         result.map_err(write_err)
     }
+}
+
+/// Checks adding `registration` to `all` (the registry as it is): unchanged, or a write that
+/// merges with the others and breaks no client unless `allow_breaking`.
+pub(super) fn check_add(
+    mut all: Vec<Registration>,
+    registration: &Registration,
+    allow_breaking: bool,
+) -> Result<Change, RegistryError> {
+    let existing = all.iter().position(|r| r.name == registration.name).map(|i| all.remove(i));
+    let report = match &existing {
+        Some(existing) if existing.digest == registration.digest => return Ok(Change::Nothing),
+        Some(existing) => {
+            let report = compare(existing, registration);
+            if report.is_breaking() && !allow_breaking {
+                return Err(RegistryError::Breaking { name: registration.name.clone(), report });
+            }
+            Some(report)
+        }
+        None => None,
+    };
+    all.push(registration.clone());
+    merge_registrations(all)?;
+    Ok(Change::Write { registration: registration.clone(), replaced: existing, report, rollback: false })
+}
+
+/// Checks rolling `name` back: to the newest of `older` (its versions, newest first) that is
+/// not `current`, or, removed, to its last version; the result must merge with the others.
+pub(super) fn check_rollback(
+    mut all: Vec<Registration>,
+    name: &str,
+    current: Option<Registration>,
+    older: impl Iterator<Item = Result<Registration, RegistryError>>,
+) -> Result<Change, RegistryError> {
+    let mut target = None;
+    for version in older {
+        let version = version?;
+        if current.as_ref().is_none_or(|c| c.digest != version.digest) {
+            target = Some(version);
+            break;
+        }
+    }
+    let target = target.ok_or_else(|| RegistryError::NoEarlierVersion(name.to_owned()))?;
+    all.retain(|r| r.name != name);
+    all.push(target.clone());
+    merge_registrations(all)?;
+    let report = current.as_ref().map(|current| compare(current, &target));
+    Ok(Change::Write { registration: target, replaced: current, report, rollback: true })
+}
+
+/// Checks removing `name` from `all`: the others must still merge without it.
+pub(super) fn check_remove(mut all: Vec<Registration>, name: &str) -> Result<Change, RegistryError> {
+    let index = all.iter().position(|r| r.name == name).ok_or_else(|| RegistryError::NotFound(name.to_owned()))?;
+    let removed = all.remove(index);
+    merge_registrations(all).map_err(|e| {
+        RegistryError::Conflict(format!("removing `{name}` would break the remaining registrations: {e}"))
+    })?;
+    Ok(Change::Remove(removed))
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {

@@ -222,6 +222,17 @@ pub struct Scrape {
     pub clusters: Vec<ClusterSample>,
     /// The fetch cache.
     pub cache: CacheSample,
+    /// The shared registry, when registrations are shared through Redis.
+    pub shared_registry: Option<SharedRegistrySample>,
+}
+
+/// The shared registry as this instance follows it.
+#[derive(Debug, Default)]
+pub struct SharedRegistrySample {
+    /// Whether Redis answered last time.
+    pub connected: bool,
+    /// The shared registry's generation the serving snapshot was built from.
+    pub generation: u64,
 }
 
 /// One backend endpoint.
@@ -328,6 +339,20 @@ impl Collector for Scrape {
             None,
             MetricType::Gauge,
         )?)?;
+        if let Some(shared) = &self.shared_registry {
+            ConstGauge::new(i64::from(shared.connected)).encode(encoder.encode_descriptor(
+                "registry_shared_connected",
+                "1 while the shared registry (Redis) answers; 0 while this instance serves its last snapshot",
+                None,
+                MetricType::Gauge,
+            )?)?;
+            ConstGauge::new(shared.generation as i64).encode(encoder.encode_descriptor(
+                "registry_shared_generation",
+                "The shared registry's generation the serving snapshot was built from",
+                None,
+                MetricType::Gauge,
+            )?)?;
+        }
         let endpoint = |e: &EndpointSample| EndpointLabels { cluster: e.cluster.clone(), endpoint: e.endpoint.clone() };
         let counted = |value: fn(&EndpointSample) -> f64| self.endpoints.iter().map(move |e| (endpoint(e), value(e)));
         family(

@@ -202,6 +202,72 @@ pub(crate) async fn until_generation(gateway: &crate::support::TestGateway, want
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_descriptor_directory_mounted_as_a_configmap_follows_its_symlink_swaps() {
+    // descriptors/ as Kubernetes mounts a ConfigMap with binaryData: each key a symlink into
+    // ..data, ..data a symlink to the current ..TIMESTAMP directory, swapped in one rename.
+    let work = tempfile::tempdir().expect("tempdir");
+    let mount = work.path().join("descriptors");
+    std::fs::create_dir_all(mount.join("..v1")).expect("mkdir");
+    std::os::unix::fs::symlink("..v1", mount.join("..data")).expect("symlink");
+    let backend = switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("backend");
+    let conf = work.path().join("switchyard.toml");
+    let config = format!(
+        "[sources]\nsettle = \"200ms\"\n[backends.catalog]\nendpoints = [\"{}\"]\nservices = [\"catalog.v1\"]\n",
+        backend.url()
+    );
+    std::fs::write(&conf, config).expect("write");
+    let sources = switchyard::snapshot::SnapshotSources {
+        config_file: Some(conf),
+        descriptors: Some(mount.clone()),
+        schemas: Some(work.path().join("schemas")),
+        ..Default::default()
+    };
+    let gateway = crate::support::TestGateway::from_sources(sources, Some(backend)).await;
+    let _watching = switchyard::admin::watch_sources(gateway.gateway().clone()).expect("watch").expect("on");
+    let status = |gateway: &crate::support::TestGateway| {
+        let url = format!("{}/v1/shelves/1/books/1", gateway.base);
+        let client = gateway.client.clone();
+        async move { client.get(url).send().await.expect("send").status().as_u16() }
+    };
+    assert_eq!(status(&gateway).await, 404, "nothing registered yet");
+    // An update adding a key: the new directory, the ..data swap, then the key's symlink.
+    let swap = |version: &str, files: &[(&str, Vec<u8>)]| {
+        let dir = mount.join(format!("..{version}"));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        for (name, bytes) in files {
+            std::fs::write(dir.join(name), bytes).expect("write");
+        }
+        std::os::unix::fs::symlink(format!("..{version}"), mount.join("..data_tmp")).expect("symlink");
+        std::fs::rename(mount.join("..data_tmp"), mount.join("..data")).expect("swap");
+        for (name, _) in files {
+            let link = mount.join(name);
+            if link.symlink_metadata().is_err() {
+                std::os::unix::fs::symlink(format!("..data/{name}"), link).expect("symlink");
+            }
+        }
+    };
+    let encoded = switchyard::demo::demo_registration().expect("demo").encode();
+    swap("v2", &[("catalog.v1.binpb", encoded)]);
+    until_generation(&gateway, 2).await;
+    assert_eq!(status(&gateway).await, 200, "the registration from the new version serves");
+    // A broken version is refused whole; the running registry keeps serving.
+    swap("v3", &[("catalog.v1.binpb", b"not a descriptor set".to_vec())]);
+    let started = tokio::time::Instant::now();
+    while !metrics_text(&gateway).await.contains("switchyard_snapshot_reloads_total{result=\"refused\"} 1") {
+        assert!(started.elapsed() < crate::support::HANG, "the broken version was never tried");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(generation(&gateway).await, 2);
+    assert_eq!(status(&gateway).await, 200);
+    gateway.shutdown().await;
+}
+
+async fn metrics_text(gateway: &crate::support::TestGateway) -> String {
+    let url = format!("{}/metrics", gateway.admin);
+    gateway.client.get(url).send().await.expect("metrics").text().await.expect("text")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_changes_reload_once_settled_and_a_broken_one_keeps_the_old_config() {
     let work = tempfile::tempdir().expect("tempdir");
     let descriptors = work.path().join("descriptors");
@@ -329,6 +395,31 @@ async fn sigterm_finishes_in_flight_requests_and_closes_subscriptions_with_1001(
     assert_eq!(closed, Some(1001), "going away, so clients resubscribe elsewhere");
     let response = slow.await.expect("join").expect("the in-flight request completes");
     assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(tokio::task::block_in_place(|| serve.wait()), Some(0));
+    backend.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_delay_keeps_serving_while_not_ready_until_it_ends_or_a_second_signal() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let backend = switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("backend");
+    // Longer than this test could take: the second signal ends it.
+    std::fs::write(work.path().join("switchyard.toml"), "[listener]\nshutdown_delay = \"10m\"\n").expect("write");
+    let (mut serve, gateway) =
+        crate::support::serve_demo_binary(work.path(), &backend.url(), &["--config", "switchyard.toml"]).await;
+    let admin = tokio::task::block_in_place(|| serve.url_after("(admin "));
+    let readyz = || async { reqwest::get(format!("{admin}/readyz")).await.expect("readyz").status().as_u16() };
+    assert_eq!(readyz().await, 200);
+    serve.signal("TERM");
+    let started = tokio::time::Instant::now();
+    while readyz().await != 503 {
+        assert!(started.elapsed() < crate::support::HANG, "never reported not ready");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // Not ready, and still serving: new connections and requests are answered.
+    let answer = reqwest::Client::new().get(format!("{gateway}/v1/shelves/1/books/1")).send().await.expect("send");
+    assert_eq!(answer.status().as_u16(), 200);
+    serve.signal("TERM");
     assert_eq!(tokio::task::block_in_place(|| serve.wait()), Some(0));
     backend.shutdown().await;
 }

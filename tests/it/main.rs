@@ -23,6 +23,7 @@ mod rate_limits;
 mod registry;
 mod rest;
 mod rest_stream;
+mod scale_out;
 mod server;
 mod stitching;
 mod subscriptions;

@@ -554,6 +554,17 @@ impl RedisServer {
         }
     }
 
+    /// Starts it again on its port, empty (a restart without persistence), after `stop`.
+    pub(crate) async fn restart(&mut self) {
+        let port: u16 = self.url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a plain redis:// URL");
+        self.child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts again");
+        self.wait_for_ping(port).await;
+    }
+
     /// Stops it (a store outage).
     pub(crate) fn stop(&mut self) {
         let _ = self.child.kill();

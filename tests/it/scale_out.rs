@@ -1,0 +1,468 @@
+//! Many instances as one gateway: three `switchyard serve` processes on loopback share their
+//! registry, rate limits and cache through a real redis-server. A registration through one is
+//! served by all; a limit of N holds across them, counted exactly; a cached answer fetched
+//! through one is a hit on another; without Redis each keeps serving by its documented policy
+//! and sharing resumes when Redis returns; killing or rolling instances loses no request a
+//! client retries elsewhere; subscriptions stay on their instance and a drained one closes
+//! them with 1001. Waits on other processes use the hang detector only.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+
+use crate::support::{HANG, RedisServer, Running, redis_command};
+
+/// One `switchyard serve` process.
+struct Instance {
+    process: Running,
+    gateway: String,
+    admin: String,
+}
+
+/// The three instances' config: the registry, the limits and the cache's second level in one
+/// Redis, under a prefix of this test's own.
+fn config(redis: &str, backend: &str, prefix: &str) -> String {
+    format!(
+        r#"[sources]
+registry = "redis"
+descriptors = "no-descriptors"
+schemas = "no-schemas"
+watch = false
+[redis]
+urls = ["{redis}"]
+key_prefix = "{prefix}"
+connect_timeout = "500ms"
+[backends.catalog]
+endpoints = ["{backend}"]
+services = ["catalog.v1"]
+[rate_limits]
+store = "redis"
+on_store_error = "open"
+[[rate_limits.rules]]
+name = "listing"
+methods = ["catalog.v1.Catalog/ListBooks"]
+key = "global"
+limit = 12
+window = "1h"
+[cache]
+redis = true
+[[cache.rules]]
+methods = ["catalog.v1.Catalog/GetBook"]
+ttl = "1h"
+scope = "public"
+"#
+    )
+}
+
+/// Starts an instance with `config` (written into `dir` as `name.toml`) on free ports.
+async fn start(dir: &Path, config: &str, name: &str) -> Instance {
+    let file = dir.join(format!("{name}.toml"));
+    std::fs::write(&file, config).expect("write the config");
+    let dir = dir.to_owned();
+    let mut process = tokio::task::spawn_blocking(move || {
+        let file = file.to_str().expect("utf8 path").to_owned();
+        Running::spawn(&["serve", "--config", &file, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"], &dir)
+    })
+    .await
+    .expect("join");
+    let gateway = tokio::task::block_in_place(|| process.url_after("serving on "));
+    let admin = tokio::task::block_in_place(|| process.url_after("(admin "));
+    Instance { process, gateway, admin }
+}
+
+async fn readyz(instance: &Instance) -> (u16, Value) {
+    let response = reqwest::get(format!("{}/readyz", instance.admin)).await.expect("readyz");
+    (response.status().as_u16(), response.json().await.expect("json"))
+}
+
+/// Waits (hang detector only) until `instance`'s /readyz satisfies `test`.
+async fn until_ready(instance: &Instance, what: &str, test: impl Fn(u16, &Value) -> bool) -> Value {
+    let started = tokio::time::Instant::now();
+    loop {
+        let (status, body) = readyz(instance).await;
+        if test(status, &body) {
+            return body;
+        }
+        assert!(started.elapsed() < HANG, "{what}: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until `instance` serves the shared registry's generation `generation`.
+async fn until_generation(instance: &Instance, generation: u64) -> Value {
+    until_ready(instance, &format!("generation {generation} applied"), |_, body| {
+        body["registry"]["applied"] == generation && body["registry"]["connected"] == true
+    })
+    .await
+}
+
+fn names(readyz: &Value) -> Vec<String> {
+    readyz["registrations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["name"].as_str())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Registers the demo's catalog through `instance`'s admin API; the answer.
+async fn register(instance: &Instance) -> (u16, Value) {
+    let body = switchyard::demo::demo_registration().expect("demo").encode();
+    let response = reqwest::Client::new()
+        .post(format!("{}/admin/descriptors?name=catalog.v1", instance.admin))
+        .body(body)
+        .send()
+        .await
+        .expect("register");
+    (response.status().as_u16(), response.json().await.expect("json"))
+}
+
+async fn get(instance: &Instance, path: &str) -> (u16, reqwest::header::HeaderMap, Value) {
+    let response = reqwest::get(format!("{}{path}", instance.gateway)).await.expect("get");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Waits until Redis holds a key matching `pattern`.
+async fn written(redis: &str, pattern: &str) {
+    let started = tokio::time::Instant::now();
+    while redis_command(redis, &["KEYS", pattern]).await.starts_with("*0") {
+        assert!(started.elapsed() < HANG, "nothing written under {pattern}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Redis, the demo backend and three instances sharing them (`prefix` keeps this test's keys
+/// apart), with the catalog registered through the first when `registered`.
+struct Deployment {
+    redis: RedisServer,
+    backend: switchyard::demo::DemoBackend,
+    work: tempfile::TempDir,
+    config: String,
+    instances: Vec<Instance>,
+}
+
+async fn deploy(prefix: &str, registered: bool) -> Deployment {
+    let redis = RedisServer::start().await;
+    let backend = switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("backend");
+    let work = tempfile::tempdir().expect("tempdir");
+    let config = config(&redis.url, &backend.url(), &format!("{prefix}-{}", std::process::id()));
+    let mut instances = Vec::new();
+    for name in ["a", "b", "c"] {
+        instances.push(start(work.path(), &config, name).await);
+    }
+    if registered {
+        assert_eq!(register(&instances[0]).await.0, 200);
+        for instance in &instances {
+            until_generation(instance, 1).await;
+        }
+    }
+    Deployment { redis, backend, work, config, instances }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_share_the_registry_limits_and_cache_through_redis() {
+    let Deployment { redis, backend, work: _work, config: _, instances } = deploy("share", false).await;
+    for instance in &instances {
+        let body = until_ready(instance, "ready", |status, _| status == 200).await;
+        assert_eq!(body["registry"]["store"], "redis", "{body}");
+        assert!(names(&body).is_empty(), "nothing registered yet: {body}");
+    }
+
+    // A registration through the first instance is served by all three.
+    let (status, added) = register(&instances[0]).await;
+    assert_eq!(status, 200, "{added}");
+    assert_eq!(added["outcome"], "added", "{added}");
+    for instance in &instances {
+        let ready = until_generation(instance, 1).await;
+        assert_eq!(names(&ready), ["catalog.v1"], "{ready}");
+        let (status, _, book) = get(instance, "/v1/shelves/1/books/1").await;
+        assert_eq!((status, &book["title"]), (200, &json!("The Left Hand of Darkness")), "{}", instance.gateway);
+    }
+    // Every instance lists the same version history.
+    let listed: Value = reqwest::get(format!("{}/admin/descriptors", instances[2].admin))
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["store"], "redis", "{listed}");
+    assert_eq!(listed["registrations"][0]["versions"][0]["number"], 1, "{listed}");
+    assert_eq!(listed["registrations"][0]["versions"][0]["current"], true, "{listed}");
+    assert_eq!(listed["registrations"][0]["versions"][0]["digest"], added["digest"], "{listed}");
+
+    // A limit of 12 per window holds across the three, counted exactly.
+    let mut statuses = Vec::new();
+    for i in 0..18 {
+        statuses.push(get(&instances[i % 3], "/v1/shelves/1/books").await.0);
+    }
+    assert_eq!(&statuses[..12], &[200; 12], "{statuses:?}");
+    assert_eq!(&statuses[12..], &[429; 6], "{statuses:?}");
+
+    // An answer fetched through one instance is a hit on the others.
+    let calls = backend.calls("GetBook");
+    let (status, headers, _) = get(&instances[1], "/v1/shelves/1/books/2").await;
+    assert_eq!((status, headers.get("x-cache").and_then(|v| v.to_str().ok())), (200, Some("MISS")));
+    assert_eq!(backend.calls("GetBook"), calls + 1);
+    written(&redis.url, &format!("share-{}:cache:*", std::process::id())).await;
+    for other in [&instances[0], &instances[2]] {
+        let (status, headers, book) = get(other, "/v1/shelves/1/books/2").await;
+        assert_eq!(status, 200, "{book}");
+        assert_eq!(headers.get("x-cache").and_then(|v| v.to_str().ok()), Some("HIT"), "{}", other.gateway);
+    }
+    assert_eq!(backend.calls("GetBook"), calls + 1, "the other instances never called the backend");
+
+    // A removal through the last instance reaches the others.
+    let removed = reqwest::Client::new()
+        .delete(format!("{}/admin/descriptors/catalog.v1", instances[2].admin))
+        .send()
+        .await
+        .expect("remove");
+    assert_eq!(removed.status().as_u16(), 200);
+    for instance in &instances {
+        let ready = until_generation(instance, 2).await;
+        assert!(names(&ready).is_empty(), "{ready}");
+        assert_eq!(get(instance, "/v1/shelves/1/books/1").await.0, 404, "{}", instance.gateway);
+    }
+    backend.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_each_instance_keeps_serving_and_sharing_resumes_when_it_returns() {
+    let Deployment { mut redis, backend, work: _work, config: _, instances } = deploy("outage", true).await;
+
+    redis.stop();
+    for instance in &instances {
+        // The registry: the last snapshot keeps serving, ready, and says Redis is gone.
+        let ready = until_ready(instance, "Redis reported unreachable", |status, body| {
+            status == 200 && body["registry"]["connected"] == false
+        })
+        .await;
+        assert_eq!(names(&ready), ["catalog.v1"], "{ready}");
+        assert!(ready["registry"]["error"].as_str().is_some_and(|e| !e.is_empty()), "{ready}");
+        let metrics =
+            reqwest::get(format!("{}/metrics", instance.admin)).await.expect("metrics").text().await.expect("text");
+        assert!(metrics.contains("switchyard_registry_shared_connected 0"), "{metrics}");
+        // Limits: `on_store_error = "open"` lets calls through; the cache falls back to this
+        // instance's own level.
+        assert_eq!(get(instance, "/v1/shelves/1/books").await.0, 200);
+        assert_eq!(get(instance, "/v1/shelves/1/books/1").await.0, 200);
+    }
+    // A change cannot be shared now: refused, and nothing changes anywhere.
+    let refused = reqwest::Client::new()
+        .delete(format!("{}/admin/descriptors/catalog.v1", instances[1].admin))
+        .send()
+        .await
+        .expect("remove");
+    assert_eq!(refused.status().as_u16(), 503);
+    let body: Value = refused.json().await.expect("json");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("shared registry")), "{body}");
+
+    // Redis returns empty (no persistence): the registry the instances serve is written back,
+    // and sharing resumes.
+    redis.restart().await;
+    for instance in &instances {
+        let ready =
+            until_ready(instance, "Redis reachable again", |_, body| body["registry"]["connected"] == true).await;
+        assert_eq!(names(&ready), ["catalog.v1"], "{ready}");
+    }
+    let stored =
+        redis_command(&redis.url, &["HKEYS", &format!("outage-{}:registry:current", std::process::id())]).await;
+    assert!(stored.contains("catalog.v1"), "{stored}");
+    let removed = reqwest::Client::new()
+        .delete(format!("{}/admin/descriptors/catalog.v1", instances[1].admin))
+        .send()
+        .await
+        .expect("remove");
+    assert_eq!(removed.status().as_u16(), 200);
+    for instance in &instances {
+        let ready = until_ready(instance, "the removal applied", |_, body| {
+            body["registry"]["connected"] == true && body["registrations"].as_array().is_some_and(Vec::is_empty)
+        })
+        .await;
+        assert!(names(&ready).is_empty(), "{ready}");
+    }
+    backend.shutdown().await;
+}
+
+/// The client side of a load balancer: tries the instances in turn from `start`, moving on
+/// when one cannot be reached or is draining; the status it ended with.
+async fn get_retried(
+    client: &reqwest::Client,
+    instances: &std::sync::RwLock<Vec<String>>,
+    start: usize,
+) -> Option<u16> {
+    let list = instances.read().expect("lock").clone();
+    for attempt in 0..list.len() * 3 {
+        let base = &list[(start + attempt) % list.len()];
+        match client.get(format!("{base}/v1/shelves/1/books/1")).send().await {
+            Ok(response) if response.status().as_u16() != 503 => return Some(response.status().as_u16()),
+            _ => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instance_and_a_rolling_restart_lose_no_retried_request() {
+    let Deployment { redis: _redis, backend, work, config, mut instances } = deploy("roll", true).await;
+
+    // Load: four clients, bounded in count and time, each request retried on another
+    // instance as a load balancer does for idempotent calls.
+    let pool = Arc::new(std::sync::RwLock::new(instances.iter().map(|i| i.gateway.clone()).collect::<Vec<_>>()));
+    let done = Arc::new(AtomicBool::new(false));
+    let (succeeded, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let clients: Vec<_> = (0..4)
+        .map(|worker| {
+            let (pool, done, succeeded, failed) = (pool.clone(), done.clone(), succeeded.clone(), failed.clone());
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let started = tokio::time::Instant::now();
+                let mut sent = 0;
+                while !done.load(Ordering::Relaxed) && sent < 20_000 && started.elapsed() < HANG {
+                    match get_retried(&client, &pool, worker + sent).await {
+                        Some(200) => succeeded.fetch_add(1, Ordering::Relaxed),
+                        _ => failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                    sent += 1;
+                }
+            })
+        })
+        .collect();
+    let after = |count: usize| {
+        let succeeded = succeeded.clone();
+        async move {
+            let started = tokio::time::Instant::now();
+            while succeeded.load(Ordering::Relaxed) < count {
+                assert!(started.elapsed() < HANG, "the load stalled");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
+
+    // One instance dies without warning; its health check would take it out of the pool.
+    after(50).await;
+    let killed = instances.remove(1);
+    killed.process.signal("KILL");
+    after(100).await;
+    pool.write().expect("lock").retain(|url| *url != killed.gateway);
+    drop(killed);
+
+    // A rolling restart of the other two: a new instance joins (reading the registry from
+    // Redis as it starts), then the old one is drained with SIGTERM.
+    for round in 0..2 {
+        let mark = succeeded.load(Ordering::Relaxed);
+        let fresh = start(work.path(), &config, &format!("new{round}")).await;
+        let ready = until_ready(&fresh, "the new instance ready", |status, _| status == 200).await;
+        assert_eq!(names(&ready), ["catalog.v1"], "it starts with the shared registry: {ready}");
+        pool.write().expect("lock").push(fresh.gateway.clone());
+        after(mark + 50).await;
+        let mut old = instances.remove(0);
+        old.process.signal("TERM");
+        assert_eq!(tokio::task::block_in_place(|| old.process.wait()), Some(0), "a clean drain");
+        pool.write().expect("lock").retain(|url| *url != old.gateway);
+        after(succeeded.load(Ordering::Relaxed) + 50).await;
+        instances.push(fresh);
+    }
+    done.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.await.expect("join");
+    }
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "{} succeeded", succeeded.load(Ordering::Relaxed));
+    assert!(succeeded.load(Ordering::Relaxed) >= 250);
+    backend.shutdown().await;
+}
+
+/// Opens a graphql-transport-ws subscription to the book changes of shelf 1 on `gateway`.
+async fn watch_books(
+    gateway: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let mut request = format!("{}/graphql", gateway.replace("http://", "ws://")).into_client_request().expect("url");
+    request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().expect("header"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("upgrade");
+    let send = |value: Value| Message::Text(value.to_string().into());
+    socket.send(send(json!({"type": "connection_init"}))).await.expect("init");
+    let ack = tokio::time::timeout(HANG, socket.next()).await.expect("ack in time");
+    assert!(matches!(ack, Some(Ok(Message::Text(ref t))) if t.contains("connection_ack")), "{ack:?}");
+    let query = "subscription { watchBooks(parent: \"shelves/1\") { kind book { title } } }";
+    socket.send(send(json!({"id": "w", "type": "subscribe", "payload": {"query": query}}))).await.expect("subscribe");
+    socket
+}
+
+/// The next text frame's JSON, or the close code.
+async fn next_frame(
+    socket: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+) -> Result<Value, Option<u16>> {
+    loop {
+        match tokio::time::timeout(HANG, socket.next()).await.expect("a frame in time") {
+            Some(Ok(Message::Text(text))) => return Ok(serde_json::from_str(&text).expect("json")),
+            Some(Ok(Message::Close(frame))) => return Err(frame.map(|f| u16::from(f.code))),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_stay_on_their_instance_and_a_drained_one_closes_them_with_1001() {
+    let Deployment { redis: _redis, backend, work: _work, config: _, mut instances } = deploy("subs", true).await;
+    // Two clients, each on its own instance; a change made through the third reaches both.
+    let mut on_a = watch_books(&instances[0].gateway).await;
+    let mut on_b = watch_books(&instances[1].gateway).await;
+    let started = tokio::time::Instant::now();
+    while backend.watchers() < 2 {
+        assert!(started.elapsed() < HANG, "hang detector: the subscriptions never opened");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let update = |title: &str| {
+        let body = json!({"query": format!(
+            "mutation {{ updateBook(book: {{name: \"shelves/1/books/2\", title: \"{title}\"}}, updateMask: \"title\") {{ title }} }}"
+        )});
+        let url = format!("{}/graphql", instances[2].gateway);
+        async move {
+            let answer: Value =
+                reqwest::Client::new().post(url).json(&body).send().await.expect("update").json().await.expect("json");
+            assert!(answer.get("errors").is_none(), "{answer}");
+        }
+    };
+    update("Earthsea").await;
+    for socket in [&mut on_a, &mut on_b] {
+        let event = next_frame(socket).await.expect("an event");
+        assert_eq!(event["payload"]["data"]["watchBooks"]["book"]["title"], "Earthsea", "{event}");
+    }
+    // Draining the second instance closes its socket with 1001, so its client resubscribes
+    // elsewhere; the first keeps receiving.
+    instances[1].process.signal("TERM");
+    assert_eq!(next_frame(&mut on_b).await.err(), Some(Some(1001)));
+    update("A Wizard of Earthsea").await;
+    let event = next_frame(&mut on_a).await.expect("an event");
+    assert_eq!(event["payload"]["data"]["watchBooks"]["book"]["title"], "A Wizard of Earthsea", "{event}");
+    // The client reconnects to another instance and gets the next change there.
+    let mut again = watch_books(&instances[2].gateway).await;
+    let started = tokio::time::Instant::now();
+    while backend.watchers() < 2 {
+        assert!(started.elapsed() < HANG, "hang detector: the new subscription never opened");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    update("Earthsea").await;
+    let event = next_frame(&mut again).await.expect("an event");
+    assert_eq!(event["payload"]["data"]["watchBooks"]["book"]["title"], "Earthsea", "{event}");
+    assert_eq!(tokio::task::block_in_place(|| instances[1].process.wait()), Some(0));
+    backend.shutdown().await;
+}
+
+#[test]
+fn a_shared_registry_config_is_checked_naming_the_key() {
+    crate::support::assert_config_refused(&[
+        ("[sources]\nregistry = \"redis\"\n", "sources.registry", "name its server in [redis] urls"),
+        ("[sources]\nregistry = \"etcd\"\n", "sources.registry", "etcd"),
+        ("[sources]\nregistry = \"redis\"\n[redis]\nurls = [\"http://x\"]\n", "redis.urls[0]", "not a Redis URL"),
+    ]);
+}
