@@ -68,6 +68,9 @@ pub struct Gateway {
     reload_lock: tokio::sync::Mutex<()>,
     /// True once the gateway is shutting down: long-lived sessions close (WebSockets with 1001).
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// True while it drains before shutting down: not ready, still serving, closing HTTP/1
+    /// connections after each answer.
+    draining: AtomicBool,
     /// Upgraded connections (WebSocket sessions), which the listeners' drain does not see.
     sessions: tokio_util::task::TaskTracker,
     /// Each newly installed state, for long-lived operations that check what a reload removed.
@@ -92,6 +95,7 @@ impl Gateway {
             ready: AtomicBool::new(false),
             reload_lock: tokio::sync::Mutex::new(()),
             shutdown: tokio::sync::watch::channel(false).0,
+            draining: AtomicBool::new(false),
             sessions: tokio_util::task::TaskTracker::new(),
             telemetry,
             shared_registry: std::sync::OnceLock::new(),
@@ -136,6 +140,17 @@ impl Gateway {
     /// Turns readiness on (serving) or off (starting, draining).
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Release);
+    }
+
+    /// Starts draining: not ready, and HTTP/1 connections close after their next answer.
+    pub fn begin_drain(&self) {
+        self.set_ready(false);
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// Whether the gateway is draining.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
     }
 
     /// Changes to true when the gateway starts shutting down.

@@ -45,7 +45,7 @@ pub(crate) async fn run(args: ServeArgs) -> CommandResult {
     let delay = gateway.snapshot().config.listener.shutdown_delay.get();
     if !delay.is_zero() {
         // Not ready, still serving: load balancers take the instance out before it closes.
-        gateway.set_ready(false);
+        gateway.begin_drain();
         tracing::info!(?delay, "not ready; still accepting requests until the shutdown delay ends");
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}

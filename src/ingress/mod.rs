@@ -64,7 +64,24 @@ pub fn gateway_router(gateway: Arc<Gateway>) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), cors::cors))
         .layer(compression)
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe::observe))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), close_when_draining))
         .with_state(state)
+}
+
+/// While the gateway drains (`listener.shutdown_delay`), HTTP/1 answers carry `Connection:
+/// close`: a load balancer's pooled connections end after their next answer instead of being
+/// closed under a request it is sending when the listener shuts.
+async fn close_when_draining(
+    State(state): State<Arc<IngressState>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let http1 = request.version() <= http::Version::HTTP_11;
+    let mut response = next.run(request).await;
+    if http1 && state.gateway.is_draining() {
+        response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// `/graphql`: GraphQL over HTTP.

@@ -466,3 +466,170 @@ fn a_shared_registry_config_is_checked_naming_the_key() {
         ("[sources]\nregistry = \"redis\"\n[redis]\nurls = [\"http://x\"]\n", "redis.urls[0]", "not a Redis URL"),
     ]);
 }
+
+/// The fenced block of README.md that starts with "```{language}".
+fn readme_block(language: &str) -> String {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).expect("README");
+    let start = readme.find(&format!("```{language}\n")).unwrap_or_else(|| panic!("README has a ```{language} block"));
+    let body = &readme[start + language.len() + 4..];
+    body[..body.find("```").expect("the block ends")].to_owned()
+}
+
+/// A free loopback port (bound, then released for a process to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// Starts an instance on the given ports.
+async fn start_at(dir: &Path, config: &str, name: &str, listen: u16, admin: u16) -> Instance {
+    let file = dir.join(format!("{name}.toml"));
+    std::fs::write(&file, config).expect("write the config");
+    let dir = dir.to_owned();
+    let mut process = tokio::task::spawn_blocking(move || {
+        let file = file.to_str().expect("utf8 path").to_owned();
+        let (listen, admin) = (format!("127.0.0.1:{listen}"), format!("127.0.0.1:{admin}"));
+        Running::spawn(&["serve", "--config", &file, "--listen", &listen, "--admin", &admin], &dir)
+    })
+    .await
+    .expect("join");
+    let gateway = tokio::task::block_in_place(|| process.url_after("serving on "));
+    let admin = tokio::task::block_in_place(|| process.url_after("(admin "));
+    Instance { process, gateway, admin }
+}
+
+/// A load balancer process, stopped with SIGTERM when dropped (so nginx's master stops its
+/// workers too, even when the test fails).
+struct Proxy(std::process::Child);
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
+        let _ = self.0.wait();
+    }
+}
+
+/// A load balancer as README.md configures it, in front of three instances that are then
+/// restarted one by one under load: no request through it fails.
+async fn rolling_restart_through(balancer: &str) {
+    let redis = RedisServer::start().await;
+    let backend = switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("backend");
+    let work = tempfile::tempdir().expect("tempdir");
+    let config = config(&redis.url, &backend.url(), &format!("{balancer}-{}", std::process::id()))
+        + "[listener]\nshutdown_delay = \"2s\"\n";
+    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    let mut instances = Vec::new();
+    for (i, (listen, admin)) in ports.iter().enumerate() {
+        instances.push(start_at(work.path(), &config, &format!("i{i}"), *listen, *admin).await);
+    }
+    assert_eq!(register(&instances[0]).await.0, 200);
+    for instance in &instances {
+        until_generation(instance, 1).await;
+    }
+
+    // README's config with this test's ports.
+    let front = free_port();
+    let mut text = match balancer {
+        "haproxy" => readme_block("haproxy").replace("bind 127.0.0.1:8080", &format!("bind 127.0.0.1:{front}")),
+        _ => format!(
+            "daemon off;\nworker_processes 1;\npid {pid};\nerror_log stderr;\nevents {{}}\nhttp {{\naccess_log off;\n{block}}}\n",
+            pid = work.path().join("nginx.pid").display(),
+            block = readme_block("nginx").replace("listen 8080;", &format!("listen 127.0.0.1:{front};"))
+        ),
+    };
+    for (i, (listen, admin)) in ports.iter().enumerate() {
+        let (readme_listen, readme_admin) = (8081 + i, 9091 + i);
+        assert!(
+            text.contains(&format!("127.0.0.1:{readme_listen}")),
+            "README's {balancer} block names :{readme_listen}"
+        );
+        text = text
+            .replace(&format!("127.0.0.1:{readme_listen}"), &format!("127.0.0.1:{listen}"))
+            .replace(&format!("port {readme_admin}"), &format!("port {admin}"));
+    }
+    let file = work.path().join(format!("{balancer}.conf"));
+    std::fs::write(&file, &text).expect("write");
+    let file = file.to_str().expect("utf8").to_owned();
+    let prefix = work.path().to_str().expect("utf8").to_owned();
+    let args: Vec<&str> = match balancer {
+        "haproxy" => vec!["-f", &file, "-db"],
+        _ => vec!["-p", &prefix, "-c", &file],
+    };
+    // Debian puts them in /usr/sbin, which a non-root PATH may lack.
+    let program = ["/usr/sbin", "/usr/bin"]
+        .iter()
+        .map(|dir| Path::new(dir).join(balancer))
+        .find(|path| path.exists())
+        .unwrap_or_else(|| balancer.into());
+    let proxy = Proxy(
+        std::process::Command::new(program)
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{balancer} starts (.ci/run installs it): {e}")),
+    );
+    let url = format!("http://127.0.0.1:{front}/v1/shelves/1/books/1");
+    let client = reqwest::Client::new();
+    let started = tokio::time::Instant::now();
+    while !matches!(client.get(&url).send().await, Ok(r) if r.status() == 200) {
+        assert!(started.elapsed() < HANG, "{balancer} never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Four clients, no retries of their own, bounded in count and time.
+    let done = Arc::new(AtomicBool::new(false));
+    let (succeeded, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, done, succeeded, failed, failures) =
+                (url.clone(), done.clone(), succeeded.clone(), failed.clone(), failures.clone());
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let started = tokio::time::Instant::now();
+                let mut sent = 0;
+                while !done.load(Ordering::Relaxed) && sent < 50_000 && started.elapsed() < HANG {
+                    match client.get(&url).send().await {
+                        Ok(response) if response.status() == 200 => succeeded.fetch_add(1, Ordering::Relaxed),
+                        other => {
+                            failures.lock().expect("lock").push(format!("{other:?}"));
+                            failed.fetch_add(1, Ordering::Relaxed)
+                        }
+                    };
+                    sent += 1;
+                }
+            })
+        })
+        .collect();
+    for (i, (listen, admin)) in ports.iter().enumerate() {
+        let mark = succeeded.load(Ordering::Relaxed);
+        // The old one drains first: it leaves the pool while still serving, then closes.
+        instances[i].process.signal("TERM");
+        let code = tokio::task::block_in_place(|| instances[i].process.wait());
+        assert_eq!(code, Some(0), "a clean drain");
+        instances[i] = start_at(work.path(), &config, &format!("i{i}-new"), *listen, *admin).await;
+        until_ready(&instances[i], "the restarted instance ready", |status, _| status == 200).await;
+        let started = tokio::time::Instant::now();
+        while succeeded.load(Ordering::Relaxed) < mark + 100 {
+            assert!(started.elapsed() < HANG, "the load stalled");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    done.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.await.expect("join");
+    }
+    drop(proxy);
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "{:?}", failures.lock().expect("lock"));
+    assert!(succeeded.load(Ordering::Relaxed) >= 300);
+    backend.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readmes_haproxy_config_rolls_instances_without_failing_a_request() {
+    rolling_restart_through("haproxy").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readmes_nginx_config_rolls_instances_without_failing_a_request() {
+    rolling_restart_through("nginx").await;
+}
