@@ -633,3 +633,108 @@ async fn readmes_haproxy_config_rolls_instances_without_failing_a_request() {
 async fn readmes_nginx_config_rolls_instances_without_failing_a_request() {
     rolling_restart_through("nginx").await;
 }
+
+#[test]
+fn readmes_kubernetes_example_is_consistent_and_its_config_passes_check() {
+    use std::io::Write;
+    // The manifests, loaded by PyYAML (tests/python, installed by .ci/run).
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python");
+    let python = dir.join(".venv/bin/python");
+    assert!(python.exists(), "the Python test tools are not installed: run `bash .ci/run`");
+    let mut child = std::process::Command::new(python)
+        .arg(dir.join("yaml_documents.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python runs");
+    child.stdin.take().expect("stdin").write_all(readme_block("yaml").as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("output");
+    assert!(out.status.success(), "README's manifests do not load: {}", String::from_utf8_lossy(&out.stderr));
+    let documents: Vec<Value> = serde_json::from_slice(&out.stdout).expect("json");
+    let find = |kind: &str, name: &str| {
+        documents
+            .iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("README's manifests have a {kind} {name}"))
+            .clone()
+    };
+    let config_map = find("ConfigMap", "switchyard");
+    let deployment = find("Deployment", "switchyard");
+    let service = find("Service", "switchyard");
+    let redis = find("Service", "switchyard-redis");
+    find("StatefulSet", "switchyard-redis");
+
+    // The config the ConfigMap carries passes `switchyard check`.
+    let toml = config_map["data"]["switchyard.toml"].as_str().expect("switchyard.toml").to_owned();
+    let work = tempfile::tempdir().expect("tempdir");
+    std::fs::write(work.path().join("switchyard.toml"), &toml).expect("write");
+    let checked = crate::support::bin()
+        .args(["check", "--config", "switchyard.toml"])
+        .env("SWITCHYARD_ADMIN_TOKEN", "a-token")
+        .current_dir(work.path())
+        .output()
+        .expect("check runs");
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+    let config: toml_like::Config = toml_like::parse(&toml);
+
+    // The pod: probes on the admin listener, the ports the config listens on, resources, a
+    // grace period longer than the drain, and the config mounted where the args read it.
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let port = |name: &str| {
+        container["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["name"] == name)
+            .map(|p| p["containerPort"].clone())
+    };
+    assert_eq!(port("http"), Some(json!(config.listen_port)), "{container}");
+    assert_eq!(port("admin"), Some(json!(config.admin_port)), "{container}");
+    assert_eq!(container["readinessProbe"]["httpGet"], json!({"path": "/readyz", "port": "admin"}));
+    assert_eq!(container["livenessProbe"]["httpGet"], json!({"path": "/healthz", "port": "admin"}));
+    assert!(
+        container["resources"]["requests"]["cpu"].is_string()
+            && container["resources"]["requests"]["memory"].is_string()
+    );
+    let grace = pod["terminationGracePeriodSeconds"].as_u64().expect("a grace period");
+    assert!(grace > config.drain_seconds, "grace {grace}s, drain {}s", config.drain_seconds);
+    let args: Vec<&str> = container["args"].as_array().expect("args").iter().filter_map(Value::as_str).collect();
+    let mount = container["volumeMounts"][0]["mountPath"].as_str().expect("a mount");
+    assert_eq!(args, ["serve", "--config", &format!("{mount}/switchyard.toml")]);
+    assert_eq!(deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"], 0);
+    // The Services select the pods, and the config reaches Redis by its Service's name.
+    assert_eq!(service["spec"]["selector"], deployment["spec"]["template"]["metadata"]["labels"]);
+    let redis_name = redis["metadata"]["name"].as_str().expect("name");
+    assert!(config.redis_url.contains(&format!("//{redis_name}:6379")), "{}", config.redis_url);
+}
+
+/// The few values of README's Kubernetes config that the manifests must agree with.
+mod toml_like {
+    pub(super) struct Config {
+        pub(super) listen_port: u64,
+        pub(super) admin_port: u64,
+        pub(super) drain_seconds: u64,
+        pub(super) redis_url: String,
+    }
+
+    pub(super) fn parse(text: &str) -> Config {
+        let value: toml_edit::DocumentMut = text.parse().expect("the ConfigMap's config is TOML");
+        let port = |key: &str| {
+            let listen = value[key]["listen"].as_str().expect("listen");
+            listen.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port")
+        };
+        let seconds = |key: &str| {
+            let text = value["listener"][key].as_str().expect("a duration");
+            humantime::parse_duration(text).expect("a duration").as_secs()
+        };
+        let urls = value["redis"]["urls"].as_array().expect("Redis URLs");
+        Config {
+            listen_port: port("listener"),
+            admin_port: port("admin"),
+            drain_seconds: seconds("shutdown_delay") + seconds("shutdown_timeout"),
+            redis_url: urls.get(0).and_then(|url| url.as_str()).expect("a Redis URL").to_owned(),
+        }
+    }
+}
