@@ -169,7 +169,7 @@ async fn deploy(prefix: &str, registered: bool) -> Deployment {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_share_the_registry_limits_and_cache_through_redis() {
-    let Deployment { redis, backend, work: _work, config: _, instances } = deploy("share", false).await;
+    let Deployment { redis, backend, work, config: _, instances } = deploy("share", false).await;
     for instance in &instances {
         let body = until_ready(instance, "ready", |status, _| status == 200).await;
         assert_eq!(body["registry"]["store"], "redis", "{body}");
@@ -219,6 +219,64 @@ async fn three_instances_share_the_registry_limits_and_cache_through_redis() {
     }
     assert_eq!(backend.calls("GetBook"), calls + 1, "the other instances never called the backend");
 
+    // A compatible new version through the second instance, then a rollback through the
+    // third: every instance serves each in turn, and the history is the same everywhere.
+    let proto = std::fs::read_to_string(crate::support::demo_proto_root().join("catalog/v1/catalog.proto"))
+        .expect("the demo proto");
+    crate::support::write_files(
+        work.path(),
+        &[("v2/catalog/v1/catalog.proto", &format!("{proto}\nmessage ShelfNote {{ string text = 1; }}\n"))],
+    );
+    let v2 = switchyard::registry::compile_sources(
+        &[work.path().join("v2/catalog/v1/catalog.proto")],
+        &[work.path().join("v2")],
+        Some("catalog.v1"),
+    )
+    .expect("compile v2");
+    let replaced: Value = reqwest::Client::new()
+        .post(format!("{}/admin/descriptors?name=catalog.v1", instances[1].admin))
+        .body(v2.encode())
+        .send()
+        .await
+        .expect("replace")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(replaced["outcome"], "replaced", "{replaced}");
+    for instance in &instances {
+        let ready = until_generation(instance, 2).await;
+        assert_eq!(ready["registrations"][0]["digest"], json!(v2.digest), "{ready}");
+    }
+    let rolled: Value = reqwest::Client::new()
+        .post(format!("{}/admin/descriptors/catalog.v1/rollback", instances[2].admin))
+        .send()
+        .await
+        .expect("rollback")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(rolled["outcome"], "rolled_back", "{rolled}");
+    for instance in &instances {
+        let ready = until_generation(instance, 3).await;
+        assert_eq!(ready["registrations"][0]["digest"], added["digest"], "{ready}");
+    }
+    let listed: Value = reqwest::get(format!("{}/admin/descriptors", instances[0].admin))
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let history: Vec<(u64, String, bool)> = listed["registrations"][0]["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .map(|v| {
+            (v["number"].as_u64().unwrap_or(0), v["digest"].as_str().unwrap_or("").to_owned(), v["current"] == true)
+        })
+        .collect();
+    let first = added["digest"].as_str().expect("digest").to_owned();
+    assert_eq!(history, [(1, first.clone(), false), (2, v2.digest.clone(), false), (3, first, true)], "{listed}");
+
     // A removal through the last instance reaches the others.
     let removed = reqwest::Client::new()
         .delete(format!("{}/admin/descriptors/catalog.v1", instances[2].admin))
@@ -227,7 +285,7 @@ async fn three_instances_share_the_registry_limits_and_cache_through_redis() {
         .expect("remove");
     assert_eq!(removed.status().as_u16(), 200);
     for instance in &instances {
-        let ready = until_generation(instance, 2).await;
+        let ready = until_generation(instance, 4).await;
         assert!(names(&ready).is_empty(), "{ready}");
         assert_eq!(get(instance, "/v1/shelves/1/books/1").await.0, 404, "{}", instance.gateway);
     }
@@ -737,4 +795,68 @@ mod toml_like {
             redis_url: urls.get(0).and_then(|url| url.as_str()).expect("a Redis URL").to_owned(),
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_changes_through_two_instances_are_both_applied() {
+    let Deployment { redis: _redis, backend, work, config: _, instances } = deploy("race", false).await;
+    crate::support::write_files(
+        work.path(),
+        &[(
+            "notes/notes/v1/notes.proto",
+            "syntax = \"proto3\";\npackage notes.v1;\nservice Notes { rpc Get(Note) returns (Note); }\nmessage Note { string text = 1; }\n",
+        )],
+    );
+    let notes = switchyard::registry::compile_sources(
+        &[work.path().join("notes/notes/v1/notes.proto")],
+        &[work.path().join("notes")],
+        Some("notes.v1"),
+    )
+    .expect("compile");
+    let post = |instance: &Instance, name: &str, body: Vec<u8>| {
+        let url = format!("{}/admin/descriptors?name={name}", instance.admin);
+        async move { reqwest::Client::new().post(url).body(body).send().await.expect("post").status().as_u16() }
+    };
+    // Both checked against the same generation; the one written second is checked again.
+    let catalog = switchyard::demo::demo_registration().expect("demo").encode();
+    let (first, second) =
+        tokio::join!(post(&instances[0], "catalog.v1", catalog), post(&instances[1], "notes.v1", notes.encode()));
+    assert_eq!((first, second), (200, 200));
+    for instance in &instances {
+        let ready = until_generation(instance, 2).await;
+        assert_eq!(names(&ready), ["catalog.v1", "notes.v1"], "{ready}");
+    }
+    backend.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_change_checked_before_another_was_written_is_refused_as_stale() {
+    let redis = RedisServer::start().await;
+    let config = switchyard::config::RedisConfig { urls: vec![redis.url.clone()], ..Default::default() };
+    let store =
+        switchyard::registry::SharedRegistry::new(switchyard::redis_pool::RedisPool::build(&config).expect("pool"));
+    let catalog = switchyard::demo::demo_registration().expect("demo");
+    // Two changes checked against generation 0.
+    let first = store.prepare_add(&catalog, false).await.expect("check");
+    let second = store.prepare_remove("catalog.v1").await;
+    assert!(matches!(second, Err(switchyard::registry::RegistryError::NotFound(_))), "nothing to remove yet");
+    let again = store.prepare_add(&catalog, false).await.expect("check");
+    let (changed, generation) = store.commit(first).await.expect("written");
+    assert!(matches!(changed, switchyard::registry::Changed::Added(None)), "{changed:?}");
+    assert_eq!(generation, 1);
+    // The other was checked at generation 0: refused, nothing written.
+    let stale = store.commit(again).await.expect_err("stale");
+    assert!(matches!(stale, switchyard::registry::RegistryError::Stale { checked: 0, found: 1 }), "{stale:?}");
+    assert_eq!(stale.code(), switchyard::error::ErrorCode::Aborted);
+    let state = store.load().await.expect("load");
+    assert_eq!(state.generation, 1);
+    assert_eq!(store.versions("catalog.v1").await.expect("versions").len(), 1, "written once");
+    // Checked again, it is a no-op (the same digest), and a removal goes through.
+    let unchanged = store.prepare_add(&catalog, false).await.expect("check");
+    assert!(unchanged.is_noop());
+    let removal = store.prepare_remove("catalog.v1").await.expect("check");
+    let (changed, generation) = store.commit(removal).await.expect("written");
+    assert!(matches!(changed, switchyard::registry::Changed::Removed(_)), "{changed:?}");
+    assert_eq!(generation, 2);
+    assert!(store.load().await.expect("load").registrations.is_empty());
 }
