@@ -1,0 +1,496 @@
+//! The end-to-end harness: real backends (three demo catalog replicas, tonic, in this process)
+//! and the gateway (`switchyard serve`, its own process, pinned to its own core when the
+//! machine has two or more and `taskset` is there; this process and the driver share the
+//! other) on loopback, driven by a light closed-loop load driver — this
+//! same binary re-run as a separate process (`E2E_ROLE=driver`), pinned to another core —
+//! speaking HTTP/1.1 and HTTP/2 with hyper's client connections, gRPC as HTTP/2 with
+//! pre-encoded frames (no per-request encoding in the driver). For each
+//! scenario: requests/s, p50/p99/p99.9, errors, the gateway's CPU milliseconds per 1,000
+//! requests and busy share of its core (from /proc/PID/stat), its peak RSS (VmHWM), and the
+//! floor — the same call sent straight to one backend — with the ratio to it.
+//!
+//! Run: `cargo bench --bench e2e` (`E2E_SECONDS` per scenario, default 5; `E2E_CONCURRENCY`,
+//! default 32; a scenario name as the filter runs only that one). Under `cargo test
+//! --all-targets` (no `--bench` argument) every scenario runs briefly, as a check that it works.
+//! Bounded: a warm-up and a measured window per run, never more than `E2E_MAX_REQUESTS`
+//! (default 500,000) requests.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use serde_json::json;
+
+/// One kind of request the driver sends.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct Job {
+    /// `http1` or `h2` (gRPC and HTTP/2 REST).
+    transport: String,
+    /// host:port.
+    authority: String,
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    /// The body, base64 (so gRPC frames travel in JSON).
+    body: String,
+    /// gRPC: a `grpc-status: 0` trailer is what success means.
+    grpc: bool,
+    concurrency: usize,
+    seconds: f64,
+    warmup: f64,
+    cap: usize,
+}
+
+/// What the driver measured.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct Report {
+    requests: usize,
+    errors: usize,
+    first_error: Option<String>,
+    seconds: f64,
+    p50_us: f64,
+    p99_us: f64,
+    p999_us: f64,
+}
+
+fn main() {
+    if std::env::var("E2E_ROLE").as_deref() == Ok("driver") {
+        let job: Job = serde_json::from_str(&std::env::var("E2E_JOB").expect("E2E_JOB")).expect("a job");
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let report = runtime.block_on(drive(job));
+        println!("{}", serde_json::to_string(&report).expect("json"));
+        return;
+    }
+    // The backends live in this process: keep it (and the driver) off the gateway's core.
+    if let (Err(_), Some((gateway, driver))) = (std::env::var("E2E_PINNED"), pinning()) {
+        let status = Command::new("taskset")
+            .arg("-c")
+            .arg(&driver)
+            .arg(std::env::current_exe().expect("this binary"))
+            .args(std::env::args().skip(1))
+            .env("E2E_PINNED", format!("{gateway},{driver}"))
+            .status()
+            .expect("taskset runs");
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    let benchmarking = std::env::args().any(|a| a == "--bench");
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let seconds: f64 = match std::env::var("E2E_SECONDS").ok().and_then(|s| s.parse().ok()) {
+        Some(seconds) => seconds,
+        None if benchmarking => 5.0,
+        None => 0.2,
+    };
+    let concurrency: usize = std::env::var("E2E_CONCURRENCY").ok().and_then(|s| s.parse().ok()).unwrap_or(32);
+    let cap: usize = std::env::var("E2E_MAX_REQUESTS").ok().and_then(|s| s.parse().ok()).unwrap_or(500_000);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    runtime.block_on(orchestrate(filter, seconds, concurrency, cap));
+}
+
+/// Cores to pin the gateway and the driver to, when there are at least two and taskset exists
+/// (decided once, before this process pins itself, and passed on in `E2E_PINNED`).
+fn pinning() -> Option<(String, String)> {
+    if let Ok(pins) = std::env::var("E2E_PINNED") {
+        return pins.split_once(',').map(|(gateway, driver)| (gateway.to_owned(), driver.to_owned()));
+    }
+    let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
+    let taskset = Command::new("taskset").arg("--version").output().is_ok_and(|o| o.status.success());
+    (cores >= 2 && taskset).then(|| ("1".to_owned(), "0".to_owned()))
+}
+
+fn pinned(core: Option<&str>, program: &std::path::Path) -> Command {
+    match core {
+        Some(core) => {
+            let mut command = Command::new("taskset");
+            command.arg("-c").arg(core).arg(program);
+            command
+        }
+        None => Command::new(program),
+    }
+}
+
+/// The gateway process, killed when dropped.
+struct Gateway {
+    child: Child,
+    http: String,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The gateway's process id: under taskset, taskset execs it, so the child's pid is its own.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or_default();
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// VmHWM (peak RSS) in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A gRPC request frame: uncompressed, length-prefixed.
+fn grpc_frame(message: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0];
+    frame.extend_from_slice(&u32::try_from(message.len()).expect("small").to_be_bytes());
+    frame.extend_from_slice(message);
+    frame
+}
+
+/// `catalog.v1.GetBookRequest { name }`, encoded.
+fn get_book_request(name: &str) -> Vec<u8> {
+    let mut message = vec![0x0a, u8::try_from(name.len()).expect("short")];
+    message.extend_from_slice(name.as_bytes());
+    message
+}
+
+struct Scenario {
+    name: &'static str,
+    what: &'static str,
+    /// Through the gateway.
+    job: Job,
+    /// The floor: the same call straight to one backend.
+    floor: Option<Job>,
+}
+
+async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, cap: usize) {
+    let backends = switchyard::demo::start_demo_backend_replicas(3).await.expect("backends");
+    let work = tempfile::tempdir().expect("tempdir");
+    switchyard::registry::RegistryDir::new(work.path().join("descriptors"))
+        .add(&switchyard::demo::demo_registration().expect("demo"), false)
+        .expect("register");
+    let endpoints: Vec<String> = backends.iter().map(|b| format!("\"{}\"", b.url())).collect();
+    let (port, admin) = (free_port(), free_port());
+    let config = format!(
+        "[listener]\nlisten = \"127.0.0.1:{port}\"\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n\
+         [sources]\ndescriptors = \"descriptors\"\nschemas = \"no-schemas\"\nwatch = false\n\
+         [backends.catalog]\nendpoints = [{}]\nservices = [\"catalog.v1\"]\nbalancer = \"round_robin\"\n\
+         [[cache.rules]]\nmethods = [\"catalog.v1.Catalog/ListBooks\"]\nttl = \"1h\"\nscope = \"public\"\n",
+        endpoints.join(", ")
+    );
+    std::fs::write(work.path().join("switchyard.toml"), config).expect("config");
+    let pins = pinning();
+    let mut command = pinned(
+        pins.as_ref().map(|(gateway, _)| gateway.as_str()),
+        std::path::Path::new(env!("CARGO_BIN_EXE_switchyard")),
+    );
+    command
+        .args(["serve", "--config", "switchyard.toml", "--log", "warn"])
+        .current_dir(work.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = command.spawn().expect("the gateway starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let line = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert!(line.contains("serving on"), "the gateway did not start: {line}");
+    std::thread::spawn(move || lines.for_each(drop));
+    let gateway = Gateway { child, http: format!("127.0.0.1:{port}") };
+    let pid = gateway.child.id();
+    match &pins {
+        Some((gateway, driver)) => {
+            println!("gateway pinned to core {gateway}; load driver and backends to core {driver}")
+        }
+        None => println!("not pinned (fewer than two cores, or no taskset): figures include contention"),
+    }
+
+    let backend = backends[0].url().trim_start_matches("http://").to_owned();
+    let book = "shelves/1/books/1";
+    let grpc = |authority: &str| Job {
+        transport: "h2".into(),
+        authority: authority.to_owned(),
+        method: "POST".into(),
+        path: "/catalog.v1.Catalog/GetBook".into(),
+        headers: vec![("content-type".into(), "application/grpc".into()), ("te".into(), "trailers".into())],
+        body: base64(&grpc_frame(&get_book_request(book))),
+        grpc: true,
+        concurrency,
+        seconds,
+        warmup: (seconds / 5.0).min(1.0),
+        cap,
+    };
+    let http = |path: &str, method: &str, headers: Vec<(String, String)>, body: &[u8]| Job {
+        transport: "http1".into(),
+        authority: gateway.http.clone(),
+        method: method.into(),
+        path: path.into(),
+        headers,
+        body: base64(body),
+        grpc: false,
+        ..grpc(&gateway.http)
+    };
+    let graphql = |query: &str| {
+        let body = serde_json::to_vec(&json!({ "query": query })).expect("json");
+        http("/graphql", "POST", vec![("content-type".into(), "application/json".into())], &body)
+    };
+    let scenarios = vec![
+        Scenario {
+            name: "a_grpc_unary",
+            what: "(a) gRPC unary passthrough, round robin over 3 backends",
+            job: grpc(&gateway.http),
+            floor: Some(grpc(&backend)),
+        },
+        Scenario {
+            name: "a_grpc_unary_c1",
+            what: "(a) the same at concurrency 1 (added latency)",
+            job: Job { concurrency: 1, ..grpc(&gateway.http) },
+            floor: Some(Job { concurrency: 1, ..grpc(&backend) }),
+        },
+        Scenario {
+            name: "c_rest_get",
+            what: "(c) REST GET → gRPC unary (path binding)",
+            job: http(&format!("/v1/{book}"), "GET", Vec::new(), b""),
+            floor: Some(grpc(&backend)),
+        },
+        Scenario {
+            name: "e_graphql_one_field",
+            what: "(e) GraphQL, one field → one gRPC call",
+            job: graphql(&format!("{{ getBook(name: \"{book}\") {{ title author }} }}")),
+            floor: Some(grpc(&backend)),
+        },
+        Scenario {
+            name: "i_graphql_cache_hit",
+            what: "(i) GraphQL answered from the fetch cache",
+            job: graphql("{ listBooks(parent: \"shelves/1\") { books { title } } }"),
+            floor: None,
+        },
+    ];
+    println!(
+        "\n{:<22} {:>9} {:>9} {:>9} {:>9} {:>7} {:>10} {:>6} {:>8} {:>10} {:>6}",
+        "scenario",
+        "req/s",
+        "p50 µs",
+        "p99 µs",
+        "p99.9 µs",
+        "errors",
+        "CPU ms/1k",
+        "busy",
+        "RSS MiB",
+        "floor/s",
+        "ratio"
+    );
+    for scenario in scenarios {
+        if filter.as_deref().is_some_and(|f| !scenario.name.contains(f)) {
+            continue;
+        }
+        let driver_core = pins.as_ref().map(|(_, driver)| driver.as_str());
+        let floor = match &scenario.floor {
+            Some(job) => Some(run_driver(driver_core, job).await),
+            None => None,
+        };
+        let before = cpu_seconds(pid);
+        let report = run_driver(driver_core, &scenario.job).await;
+        // The driver's window includes its warm-up; CPU is charged for all the requests sent.
+        let cpu = cpu_seconds(pid) - before;
+        let total_seconds = report.seconds + scenario.job.warmup;
+        let rps = report.requests as f64 / report.seconds.max(1e-9);
+        let sent = rps * total_seconds;
+        println!(
+            "{:<22} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>7} {:>10.1} {:>5.0}% {:>8.1} {:>10} {:>6}",
+            scenario.name,
+            rps,
+            report.p50_us,
+            report.p99_us,
+            report.p999_us,
+            report.errors,
+            cpu * 1e6 / sent.max(1.0),
+            100.0 * cpu / total_seconds,
+            peak_rss_mib(pid),
+            floor.as_ref().map_or("—".to_owned(), |f| format!("{:.0}", f.requests as f64 / f.seconds.max(1e-9))),
+            floor.as_ref().map_or("—".to_owned(), |f| {
+                format!("{:.2}", rps / (f.requests as f64 / f.seconds.max(1e-9)).max(1e-9))
+            }),
+        );
+        println!("  {}", scenario.what);
+        if let Some(floor) = &floor {
+            println!("  floor p50 {:.0} µs, p99 {:.0} µs (straight to one backend)", floor.p50_us, floor.p99_us);
+        }
+        if let Some(error) = &report.first_error {
+            println!("  first error: {error}");
+        }
+        assert!(report.requests > 0, "{}: no request was answered ({:?})", scenario.name, report.first_error);
+        assert_eq!(report.errors, 0, "{}: {:?}", scenario.name, report.first_error);
+    }
+    drop(gateway);
+    for backend in backends {
+        backend.shutdown().await;
+    }
+}
+
+/// Runs the driver process for `job` and reads its report.
+async fn run_driver(core: Option<&str>, job: &Job) -> Report {
+    let exe = std::env::current_exe().expect("this binary");
+    let mut command = pinned(core, &exe);
+    command
+        .env("E2E_ROLE", "driver")
+        .env("E2E_JOB", serde_json::to_string(job).expect("json"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let out = tokio::task::spawn_blocking(move || command.output().expect("the driver runs")).await.expect("join");
+    assert!(out.status.success(), "the driver failed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.lines().last().unwrap_or_default()).expect("a report")
+}
+
+fn base64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A sender of requests on one connection.
+enum Sender {
+    Http1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+    Http2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+}
+
+async fn connect(job: &Job) -> Sender {
+    let stream = tokio::net::TcpStream::connect(&job.authority).await.expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let io = hyper_util::rt::TokioIo::new(stream);
+    if job.transport == "h2" {
+        let (sender, connection) = hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .handshake(io)
+            .await
+            .expect("h2 handshake");
+        tokio::spawn(connection);
+        Sender::Http2(sender)
+    } else {
+        let (sender, connection) = hyper::client::conn::http1::handshake(io).await.expect("handshake");
+        tokio::spawn(connection);
+        Sender::Http1(sender)
+    }
+}
+
+/// The closed loop: `concurrency` clients, each sending its next request when the last is
+/// answered; HTTP/1.1 clients on a connection each, HTTP/2 ones up to 8 to a connection.
+async fn drive(job: Job) -> Report {
+    use base64::Engine;
+    let body = Bytes::from(base64::engine::general_purpose::STANDARD.decode(&job.body).expect("base64"));
+    // HTTP/2 clients share connections as gRPC channels do: up to 8 streams on each.
+    let mut shared = Vec::new();
+    if job.transport == "h2" {
+        for _ in 0..job.concurrency.div_ceil(8) {
+            shared.push(connect(&job).await);
+        }
+    }
+    let sent = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let measure_from = start + Duration::from_secs_f64(job.warmup);
+    let end = measure_from + Duration::from_secs_f64(job.seconds);
+    let mut tasks = Vec::new();
+    for client in 0..job.concurrency {
+        let mut sender = match shared.get(client % shared.len().max(1)) {
+            Some(Sender::Http2(sender)) => Sender::Http2(sender.clone()),
+            _ => connect(&job).await,
+        };
+        let (job, body, sent) = (job.clone(), body.clone(), sent.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let (mut errors, mut first_error) = (0, None);
+            while Instant::now() < end && sent.fetch_add(1, Ordering::Relaxed) < job.cap {
+                let mut request = http::Request::builder()
+                    .method(job.method.as_str())
+                    .uri(format!("http://{}{}", job.authority, job.path))
+                    .body(Full::new(body.clone()))
+                    .expect("request");
+                for (name, value) in &job.headers {
+                    request.headers_mut().insert(
+                        http::HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                        http::HeaderValue::from_str(value).expect("value"),
+                    );
+                }
+                if job.transport != "h2" {
+                    request
+                        .headers_mut()
+                        .insert(http::header::HOST, http::HeaderValue::from_str(&job.authority).expect("host"));
+                }
+                let began = Instant::now();
+                let answer = match &mut sender {
+                    Sender::Http1(sender) => sender.send_request(request).await,
+                    Sender::Http2(sender) => sender.send_request(request).await,
+                };
+                let outcome = match answer {
+                    Ok(response) => {
+                        let status = response.status();
+                        match response.into_body().collect().await {
+                            Ok(collected) => {
+                                let grpc_status = collected
+                                    .trailers()
+                                    .and_then(|t| t.get("grpc-status"))
+                                    .and_then(|v| v.to_str().ok())
+                                    .map(str::to_owned);
+                                if !status.is_success() {
+                                    Err(format!("status {status}"))
+                                } else if job.grpc && grpc_status.as_deref() != Some("0") {
+                                    Err(format!("grpc-status {grpc_status:?}"))
+                                } else {
+                                    Ok(())
+                                }
+                            }
+                            Err(error) => Err(error.to_string()),
+                        }
+                    }
+                    Err(error) => Err(error.to_string()),
+                };
+                let took = began.elapsed();
+                match outcome {
+                    Ok(()) if began >= measure_from => latencies.push(took),
+                    Ok(()) => {}
+                    Err(error) => {
+                        errors += 1;
+                        first_error.get_or_insert(error);
+                        // A broken HTTP/1.1 connection is replaced.
+                        if let Sender::Http1(s) = &sender
+                            && s.is_closed()
+                        {
+                            sender = connect(&job).await;
+                        }
+                    }
+                }
+            }
+            (latencies, errors, first_error)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut report = Report::default();
+    for task in tasks {
+        let (mine, errors, first_error) = task.await.expect("client task");
+        latencies.extend(mine);
+        report.errors += errors;
+        if report.first_error.is_none() {
+            report.first_error = first_error;
+        }
+    }
+    report.seconds = (Instant::now().min(end) - measure_from).as_secs_f64().max(1e-9);
+    latencies.sort();
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1e6)
+    };
+    report.requests = latencies.len();
+    report.p50_us = at(0.50);
+    report.p99_us = at(0.99);
+    report.p999_us = at(0.999);
+    report
+}
