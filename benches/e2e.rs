@@ -1,5 +1,5 @@
-//! The end-to-end harness: real backends (three demo catalog replicas, tonic, in this process)
-//! and the gateway (`switchyard serve`, its own process, pinned to its own core when the
+//! The end-to-end harness: real backends (three demo catalog replicas, tonic, each its own
+//! process, so one can be killed) and the gateway (`switchyard serve`, its own process, pinned to its own core when the
 //! machine has two or more and `taskset` is there; this process and the driver share the
 //! other) on loopback, driven by a light closed-loop load driver — this
 //! same binary re-run as a separate process (`E2E_ROLE=driver`), pinned to another core —
@@ -55,17 +55,34 @@ struct Report {
     p50_us: f64,
     p99_us: f64,
     p999_us: f64,
+    /// Seconds from the start of the measured window to the first and last failure.
+    first_error_at: Option<f64>,
+    last_error_at: Option<f64>,
 }
 
 fn main() {
+    if std::env::var("E2E_ROLE").as_deref() == Ok("backend") {
+        // One demo catalog replica, serving until this process is killed (or stdin closes).
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            let backend =
+                switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("backend");
+            println!("{}", backend.url());
+            let mut line = String::new();
+            let _ = tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line)).await;
+            backend.shutdown().await;
+        });
+        return;
+    }
     if std::env::var("E2E_ROLE").as_deref() == Ok("driver") {
-        let job: Job = serde_json::from_str(&std::env::var("E2E_JOB").expect("E2E_JOB")).expect("a job");
+        // The job comes on stdin (a 1 MiB body does not fit in the environment).
+        let job: Job = serde_json::from_reader(std::io::stdin().lock()).expect("a job on stdin");
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let report = runtime.block_on(drive(job));
         println!("{}", serde_json::to_string(&report).expect("json"));
         return;
     }
-    // The backends live in this process: keep it (and the driver) off the gateway's core.
+    // Keep this process, the backends and the driver (its children) off the gateway's core.
     if let (Err(_), Some((gateway, driver))) = (std::env::var("E2E_PINNED"), pinning()) {
         let status = Command::new("taskset")
             .arg("-c")
@@ -145,16 +162,31 @@ fn peak_rss_mib(pid: u32) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
 /// A gRPC request frame: uncompressed, length-prefixed.
 fn grpc_frame(message: &[u8]) -> Vec<u8> {
     let mut frame = vec![0];
     frame.extend_from_slice(&u32::try_from(message.len()).expect("small").to_be_bytes());
     frame.extend_from_slice(message);
     frame
+}
+
+/// A length-delimited protobuf field: tag, varint length, bytes.
+fn field(number: u8, bytes: &[u8]) -> Vec<u8> {
+    let mut out = vec![(number << 3) | 2];
+    let mut length = bytes.len();
+    while length >= 0x80 {
+        out.push(u8::try_from(length & 0x7f).expect("7 bits") | 0x80);
+        length >>= 7;
+    }
+    out.push(u8::try_from(length).expect("7 bits"));
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// `catalog.v1.UpdateBookRequest { book { name, title }, update_mask { paths: "title" } }`.
+fn update_book_request(name: &str, title: &str) -> Vec<u8> {
+    let book = [field(1, name.as_bytes()), field(2, title.as_bytes())].concat();
+    [field(1, &book), field(2, &field(1, b"title"))].concat()
 }
 
 /// `catalog.v1.GetBookRequest { name }`, encoded.
@@ -171,21 +203,63 @@ struct Scenario {
     job: Job,
     /// The floor: the same call straight to one backend.
     floor: Option<Job>,
+    /// Kill one backend halfway through the measured window (errors are reported, with how
+    /// long after the kill the last one came, instead of failing the run).
+    kill_backend: bool,
+}
+
+/// A demo catalog replica in its own process (so killing it cuts its connections as a crash
+/// does), killed when dropped.
+struct Backend {
+    child: Child,
+    url: String,
+}
+
+impl Backend {
+    fn start() -> Backend {
+        let mut child = Command::new(std::env::current_exe().expect("this binary"))
+            .env("E2E_ROLE", "backend")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("a backend starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let url = BufReader::new(stdout).lines().next().and_then(Result::ok).expect("the backend's URL");
+        Backend { child, url }
+    }
+
+    fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// SIGKILL: no GOAWAY, calls in flight cut.
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, cap: usize) {
-    let backends = switchyard::demo::start_demo_backend_replicas(3).await.expect("backends");
+    let backends: Vec<Backend> = (0..3).map(|_| Backend::start()).collect();
     let work = tempfile::tempdir().expect("tempdir");
     switchyard::registry::RegistryDir::new(work.path().join("descriptors"))
         .add(&switchyard::demo::demo_registration().expect("demo"), false)
         .expect("register");
     let endpoints: Vec<String> = backends.iter().map(|b| format!("\"{}\"", b.url())).collect();
-    let (port, admin) = (free_port(), free_port());
+    // Free ports chosen by the gateway itself, read back from its first line.
     let config = format!(
-        "[listener]\nlisten = \"127.0.0.1:{port}\"\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n\
+        "[listener]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
          [sources]\ndescriptors = \"descriptors\"\nschemas = \"no-schemas\"\nwatch = false\n\
          [backends.catalog]\nendpoints = [{}]\nservices = [\"catalog.v1\"]\nbalancer = \"round_robin\"\n\
-         [[cache.rules]]\nmethods = [\"catalog.v1.Catalog/ListBooks\"]\nttl = \"1h\"\nscope = \"public\"\n",
+         [[cache.rules]]\nfields = [\"Query.listBooks\"]\nttl = \"1h\"\nscope = \"public\"\n",
         endpoints.join(", ")
     );
     std::fs::write(work.path().join("switchyard.toml"), config).expect("config");
@@ -203,9 +277,15 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
     let line = lines.next().and_then(Result::ok).unwrap_or_default();
-    assert!(line.contains("serving on"), "the gateway did not start: {line}");
+    // "switchyard serving on http://ADDR (admin http://ADDR)"
+    let http = line
+        .split("serving on http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the gateway did not start (its first line: {line:?})"))
+        .to_owned();
     std::thread::spawn(move || lines.for_each(drop));
-    let gateway = Gateway { child, http: format!("127.0.0.1:{port}") };
+    let gateway = Gateway { child, http };
     let pid = gateway.child.id();
     match &pins {
         Some((gateway, driver)) => {
@@ -221,6 +301,9 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
         authority: authority.to_owned(),
         method: "POST".into(),
         path: "/catalog.v1.Catalog/GetBook".into(),
+        // Uncompressed answers, as the scenarios specify. (The gateway itself accepts gzip, and
+        // the demo backend then compresses every answer: transcoded scenarios pay for that
+        // on both sides, so their ratios to this floor are conservative.)
         headers: vec![("content-type".into(), "application/grpc".into()), ("te".into(), "trailers".into())],
         body: base64(&grpc_frame(&get_book_request(book))),
         grpc: true,
@@ -239,6 +322,25 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
         grpc: false,
         ..grpc(&gateway.http)
     };
+    // The same book updated with a title of `size` bytes: through REST (PATCH, body bound to
+    // `book`) and, as the floor, the same gRPC call straight to a backend. Idempotent, so the
+    // catalog does not grow under load.
+    let patch = |size: usize| {
+        let title = "t".repeat(size);
+        let body = serde_json::to_vec(&json!({ "title": title })).expect("json");
+        let rest = http(
+            "/v1/shelves/2/books/1?updateMask=title",
+            "PATCH",
+            vec![("content-type".into(), "application/json".into())],
+            &body,
+        );
+        let direct = Job {
+            path: "/catalog.v1.Catalog/UpdateBook".into(),
+            body: base64(&grpc_frame(&update_book_request("shelves/2/books/1", &title))),
+            ..grpc(&backend)
+        };
+        (rest, direct)
+    };
     let graphql = |query: &str| {
         let body = serde_json::to_vec(&json!({ "query": query })).expect("json");
         http("/graphql", "POST", vec![("content-type".into(), "application/json".into())], &body)
@@ -249,32 +351,73 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             what: "(a) gRPC unary passthrough, round robin over 3 backends",
             job: grpc(&gateway.http),
             floor: Some(grpc(&backend)),
+            kill_backend: false,
         },
         Scenario {
             name: "a_grpc_unary_c1",
             what: "(a) the same at concurrency 1 (added latency)",
             job: Job { concurrency: 1, ..grpc(&gateway.http) },
             floor: Some(Job { concurrency: 1, ..grpc(&backend) }),
+            kill_backend: false,
         },
         Scenario {
             name: "c_rest_get",
             what: "(c) REST GET → gRPC unary (path binding)",
             job: http(&format!("/v1/{book}"), "GET", Vec::new(), b""),
             floor: Some(grpc(&backend)),
+            kill_backend: false,
+        },
+        Scenario {
+            name: "c_rest_get_query",
+            what: "(c) REST GET → gRPC unary (path and query binding)",
+            job: http("/v1/shelves/1/books?pageSize=1&author=Ursula%20K.%20Le%20Guin", "GET", Vec::new(), b""),
+            floor: Some(grpc(&backend)),
+            kill_backend: false,
+        },
+        Scenario {
+            name: "c_rest_patch_1k",
+            what: "(c) REST PATCH with a 1 KiB body → gRPC unary (body binding)",
+            job: patch(1024).0,
+            floor: Some(patch(1024).1),
+            kill_backend: false,
+        },
+        Scenario {
+            name: "d_rest_patch_64k",
+            what: "(d) REST PATCH with a 64 KiB body (and answer)",
+            job: patch(64 * 1024).0,
+            floor: Some(patch(64 * 1024).1),
+            kill_backend: false,
+        },
+        Scenario {
+            name: "d_rest_patch_1m",
+            what: "(d) REST PATCH with a 1 MiB body (and answer)",
+            job: Job { concurrency: concurrency.min(8), ..patch(1024 * 1024).0 },
+            floor: Some(Job { concurrency: concurrency.min(8), ..patch(1024 * 1024).1 }),
+            kill_backend: false,
         },
         Scenario {
             name: "e_graphql_one_field",
             what: "(e) GraphQL, one field → one gRPC call",
             job: graphql(&format!("{{ getBook(name: \"{book}\") {{ title author }} }}")),
             floor: Some(grpc(&backend)),
+            kill_backend: false,
         },
         Scenario {
             name: "i_graphql_cache_hit",
             what: "(i) GraphQL answered from the fetch cache",
             job: graphql("{ listBooks(parent: \"shelves/1\") { books { title } } }"),
             floor: None,
+            kill_backend: false,
+        },
+        Scenario {
+            name: "j_backend_killed",
+            what: "(j) REST GET while one of the 3 backends is killed halfway (no GOAWAY, calls cut)",
+            job: http(&format!("/v1/{book}"), "GET", Vec::new(), b""),
+            floor: None,
+            kill_backend: true,
         },
     ];
+    let mut backends = backends;
     println!(
         "\n{:<22} {:>9} {:>9} {:>9} {:>9} {:>7} {:>10} {:>6} {:>8} {:>10} {:>6}",
         "scenario",
@@ -299,7 +442,18 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             None => None,
         };
         let before = cpu_seconds(pid);
-        let report = run_driver(driver_core, &scenario.job).await;
+        let kill_at = scenario.job.seconds / 2.0;
+        let report = if scenario.kill_backend && backends.len() > 1 {
+            let victim = backends.pop().expect("a backend");
+            let driving = run_driver(driver_core, &scenario.job);
+            let killing = async {
+                tokio::time::sleep(Duration::from_secs_f64(scenario.job.warmup + kill_at)).await;
+                victim.kill();
+            };
+            tokio::join!(driving, killing).0
+        } else {
+            run_driver(driver_core, &scenario.job).await
+        };
         // The driver's window includes its warm-up; CPU is charged for all the requests sent.
         let cpu = cpu_seconds(pid) - before;
         let total_seconds = report.seconds + scenario.job.warmup;
@@ -329,24 +483,39 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             println!("  first error: {error}");
         }
         assert!(report.requests > 0, "{}: no request was answered ({:?})", scenario.name, report.first_error);
-        assert_eq!(report.errors, 0, "{}: {:?}", scenario.name, report.first_error);
+        if scenario.kill_backend {
+            match report.last_error_at {
+                Some(last) => println!(
+                    "  {} client-visible errors; the last {:.0} ms after the kill",
+                    report.errors,
+                    (last - kill_at) * 1000.0
+                ),
+                None => println!("  no client-visible error across the kill"),
+            }
+        } else {
+            assert_eq!(report.errors, 0, "{}: {:?}", scenario.name, report.first_error);
+        }
     }
     drop(gateway);
-    for backend in backends {
-        backend.shutdown().await;
-    }
+    drop(backends);
 }
 
 /// Runs the driver process for `job` and reads its report.
 async fn run_driver(core: Option<&str>, job: &Job) -> Report {
     let exe = std::env::current_exe().expect("this binary");
     let mut command = pinned(core, &exe);
-    command
-        .env("E2E_ROLE", "driver")
-        .env("E2E_JOB", serde_json::to_string(job).expect("json"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let out = tokio::task::spawn_blocking(move || command.output().expect("the driver runs")).await.expect("join");
+    command.env("E2E_ROLE", "driver").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    let job = serde_json::to_vec(job).expect("json");
+    let out = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = command.spawn().expect("the driver runs");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(&job).expect("the job");
+        drop(stdin);
+        child.wait_with_output().expect("the driver's report")
+    })
+    .await
+    .expect("join");
     assert!(out.status.success(), "the driver failed");
     let text = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(text.lines().last().unwrap_or_default()).expect("a report")
@@ -407,6 +576,7 @@ async fn drive(job: Job) -> Report {
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let (mut errors, mut first_error) = (0, None);
+            let (mut first_at, mut last_at): (Option<f64>, Option<f64>) = (None, None);
             while Instant::now() < end && sent.fetch_add(1, Ordering::Relaxed) < job.cap {
                 let mut request = http::Request::builder()
                     .method(job.method.as_str())
@@ -459,6 +629,11 @@ async fn drive(job: Job) -> Report {
                     Err(error) => {
                         errors += 1;
                         first_error.get_or_insert(error);
+                        let at = began
+                            .checked_duration_since(measure_from)
+                            .map_or_else(|| -(measure_from - began).as_secs_f64(), |after| after.as_secs_f64());
+                        first_at.get_or_insert(at);
+                        last_at = Some(at);
                         // A broken HTTP/1.1 connection is replaced.
                         if let Sender::Http1(s) = &sender
                             && s.is_closed()
@@ -468,18 +643,26 @@ async fn drive(job: Job) -> Report {
                     }
                 }
             }
-            (latencies, errors, first_error)
+            (latencies, errors, first_error, first_at, last_at)
         }));
     }
     let mut latencies = Vec::new();
     let mut report = Report::default();
     for task in tasks {
-        let (mine, errors, first_error) = task.await.expect("client task");
+        let (mine, errors, first_error, first_at, last_at) = task.await.expect("client task");
         latencies.extend(mine);
         report.errors += errors;
         if report.first_error.is_none() {
             report.first_error = first_error;
         }
+        report.first_error_at = match (report.first_error_at, first_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        report.last_error_at = match (report.last_error_at, last_at) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
     }
     report.seconds = (Instant::now().min(end) - measure_from).as_secs_f64().max(1e-9);
     latencies.sort();
