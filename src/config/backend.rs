@@ -54,8 +54,9 @@ pub struct BackendConfig {
     /// `catalog`) this cluster serves; the longest match wins.
     #[serde(default)]
     pub services: Vec<String>,
-    /// For gRPC: compress the messages the gateway builds and sends (`grpc-encoding`);
-    /// compressed answers are always accepted.
+    /// For gRPC: `gzip` compresses the messages the gateway builds and sends (`grpc-encoding`)
+    /// and asks for compressed answers (`grpc-accept-encoding`); `none` (the default) does
+    /// neither, which on a LAN costs less CPU on both sides than it saves in bytes.
     #[serde(default)]
     pub grpc_compression: GrpcCompression,
     /// The longest any unary call (or REST request) to this cluster may take, whatever the

@@ -338,6 +338,7 @@ async fn dispatch(
                     };
                     let echo = req.metadata().get("x-request-id").cloned();
                     let encoding = req.metadata().get("grpc-encoding").cloned();
+                    let accepted = req.metadata().get("grpc-accept-encoding").cloned();
                     answer.map(|message| {
                         let mut response = Response::new(message);
                         response
@@ -348,6 +349,9 @@ async fn dispatch(
                         }
                         if let Some(encoding) = encoding {
                             response.metadata_mut().insert("request-encoding", encoding);
+                        }
+                        if let Some(accepted) = accepted {
+                            response.metadata_mut().insert("request-accept-encoding", accepted);
                         }
                         response
                     })

@@ -582,6 +582,10 @@ async fn grpc_compression_to_the_backend_is_configurable() {
     let plain = TestGateway::demo().await;
     let response = plain.client.get(format!("{}/v1/shelves/1/books/1", plain.base)).send().await.expect("request");
     assert!(response.headers().get("grpc-metadata-request-encoding").is_none(), "uncompressed by default");
+    assert!(
+        response.headers().get("grpc-metadata-request-accept-encoding").is_none(),
+        "and no compressed answer asked for"
+    );
     plain.shutdown().await;
 
     let toml =
@@ -590,6 +594,8 @@ async fn grpc_compression_to_the_backend_is_configurable() {
     let response = gateway.client.get(format!("{}/v1/shelves/1/books/1", gateway.base)).send().await.expect("request");
     assert_eq!(response.status().as_u16(), 200);
     assert_eq!(response.headers()["grpc-metadata-request-encoding"], "gzip", "the backend got a gzip message");
+    let accepted = response.headers()["grpc-metadata-request-accept-encoding"].to_str().expect("ascii");
+    assert!(accepted.contains("gzip"), "and a gzip answer was asked for (and read): {accepted}");
     let book: Value = response.json().await.expect("json");
     assert_eq!(book["name"], "shelves/1/books/1");
     gateway.shutdown().await;
