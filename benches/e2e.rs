@@ -201,11 +201,49 @@ struct Scenario {
     what: &'static str,
     /// Through the gateway.
     job: Job,
-    /// The floor: the same call straight to one backend.
+    /// The floor: the same call straight to one backend (or, for (h), without auth).
     floor: Option<Job>,
+    /// Sent to the gateway with auth and rate limits on.
+    secured: bool,
     /// Kill one backend halfway through the measured window (errors are reported, with how
     /// long after the kill the last one came, instead of failing the run).
     kill_backend: bool,
+}
+
+/// HS256 tokens' shared secret (the harness's own; nothing outside it trusts it).
+const SECRET: &str = "the-e2e-harness-hs256-secret-of-32-bytes";
+
+/// Starts `switchyard serve --config NAME` in `work`, pinned to the gateway core; it picks its
+/// own free ports, read back from its first line.
+fn start_gateway(work: &std::path::Path, name: &str, pins: Option<&(String, String)>) -> Gateway {
+    let mut command =
+        pinned(pins.map(|(gateway, _)| gateway.as_str()), std::path::Path::new(env!("CARGO_BIN_EXE_switchyard")));
+    command
+        .args(["serve", "--config", name, "--log", "warn"])
+        .current_dir(work)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = command.spawn().expect("the gateway starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let line = lines.next().and_then(Result::ok).unwrap_or_default();
+    // "switchyard serving on http://ADDR (admin http://ADDR)"
+    let http = line
+        .split("serving on http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the gateway did not start (its first line: {line:?})"))
+        .to_owned();
+    std::thread::spawn(move || lines.for_each(drop));
+    Gateway { child, http }
+}
+
+/// A bearer token for subject `bench`, valid for an hour.
+fn token(algorithm: jsonwebtoken::Algorithm, kid: &str, key: &jsonwebtoken::EncodingKey) -> String {
+    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() + 3600;
+    let mut header = jsonwebtoken::Header::new(algorithm);
+    header.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(&header, &json!({"sub": "bench", "exp": exp}), key).expect("sign")
 }
 
 /// A demo catalog replica in its own process (so killing it cuts its connections as a crash
@@ -262,31 +300,20 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
          [[cache.rules]]\nfields = [\"Query.listBooks\"]\nttl = \"1h\"\nscope = \"public\"\n",
         endpoints.join(", ")
     );
-    std::fs::write(work.path().join("switchyard.toml"), config).expect("config");
-    let pins = pinning();
-    let mut command = pinned(
-        pins.as_ref().map(|(gateway, _)| gateway.as_str()),
-        std::path::Path::new(env!("CARGO_BIN_EXE_switchyard")),
+    std::fs::write(work.path().join("switchyard.toml"), &config).expect("config");
+    // A second gateway with auth and a rate limit on, for (h): HS256 and ES256 keys, and a
+    // per-consumer limit high enough never to refuse.
+    let es256 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("an ES256 key");
+    std::fs::write(work.path().join("es256.pem"), es256.public_key_pem()).expect("write");
+    let auth = format!(
+        "{config}[[auth.jwt]]\nname = \"corp\"\nkeys = [{{ kid = \"hs\", algorithm = \"HS256\", secret = \"{SECRET}\" }}, \
+         {{ kid = \"es\", algorithm = \"ES256\", pem_file = \"es256.pem\" }}]\n\
+         [[rate_limits.rules]]\nname = \"per-user\"\nlimit = 1000000000\nwindow = \"1h\"\nclients = \"authenticated\"\n"
     );
-    command
-        .args(["serve", "--config", "switchyard.toml", "--log", "warn"])
-        .current_dir(work.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let mut child = command.spawn().expect("the gateway starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let line = lines.next().and_then(Result::ok).unwrap_or_default();
-    // "switchyard serving on http://ADDR (admin http://ADDR)"
-    let http = line
-        .split("serving on http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("the gateway did not start (its first line: {line:?})"))
-        .to_owned();
-    std::thread::spawn(move || lines.for_each(drop));
-    let gateway = Gateway { child, http };
-    let pid = gateway.child.id();
+    std::fs::write(work.path().join("auth.toml"), auth).expect("config");
+    let pins = pinning();
+    let gateway = start_gateway(work.path(), "switchyard.toml", pins.as_ref());
+    let secured = start_gateway(work.path(), "auth.toml", pins.as_ref());
     match &pins {
         Some((gateway, driver)) => {
             println!("gateway pinned to core {gateway}; load driver and backends to core {driver}")
@@ -345,6 +372,23 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
         let body = serde_json::to_vec(&json!({ "query": query })).expect("json");
         http("/graphql", "POST", vec![("content-type".into(), "application/json".into())], &body)
     };
+    let hs256 = token(
+        jsonwebtoken::Algorithm::HS256,
+        "hs",
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()).expect("the HS256 key"),
+    );
+    let es256_token = token(
+        jsonwebtoken::Algorithm::ES256,
+        "es",
+        &jsonwebtoken::EncodingKey::from_ec_pem(es256.serialize_pem().as_bytes()).expect("the ES256 key"),
+    );
+    // The same request, to the gateway with auth on and with the token.
+    let bearer = |job: Job, token: &str| {
+        let mut headers = job.headers.clone();
+        headers.push(("authorization".into(), format!("Bearer {token}")));
+        Job { authority: secured.http.clone(), headers, ..job }
+    };
+    let one_field = format!("{{ getBook(name: \"{book}\") {{ title author }} }}");
     let scenarios = vec![
         Scenario {
             name: "a_grpc_unary",
@@ -352,6 +396,7 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             job: grpc(&gateway.http),
             floor: Some(grpc(&backend)),
             kill_backend: false,
+            secured: false,
         },
         Scenario {
             name: "a_grpc_unary_c1",
@@ -359,6 +404,7 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             job: Job { concurrency: 1, ..grpc(&gateway.http) },
             floor: Some(Job { concurrency: 1, ..grpc(&backend) }),
             kill_backend: false,
+            secured: false,
         },
         Scenario {
             name: "c_rest_get",
@@ -366,6 +412,7 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             job: http(&format!("/v1/{book}"), "GET", Vec::new(), b""),
             floor: Some(grpc(&backend)),
             kill_backend: false,
+            secured: false,
         },
         Scenario {
             name: "c_rest_get_query",
@@ -373,6 +420,7 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             job: http("/v1/shelves/1/books?pageSize=1&author=Ursula%20K.%20Le%20Guin", "GET", Vec::new(), b""),
             floor: Some(grpc(&backend)),
             kill_backend: false,
+            secured: false,
         },
         Scenario {
             name: "c_rest_patch_1k",
@@ -380,6 +428,7 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             job: patch(1024).0,
             floor: Some(patch(1024).1),
             kill_backend: false,
+            secured: false,
         },
         Scenario {
             name: "d_rest_patch_64k",
@@ -387,6 +436,7 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             job: patch(64 * 1024).0,
             floor: Some(patch(64 * 1024).1),
             kill_backend: false,
+            secured: false,
         },
         Scenario {
             name: "d_rest_patch_1m",
@@ -394,6 +444,7 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             job: Job { concurrency: concurrency.min(8), ..patch(1024 * 1024).0 },
             floor: Some(Job { concurrency: concurrency.min(8), ..patch(1024 * 1024).1 }),
             kill_backend: false,
+            secured: false,
         },
         Scenario {
             name: "e_graphql_one_field",
@@ -401,6 +452,7 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             job: graphql(&format!("{{ getBook(name: \"{book}\") {{ title author }} }}")),
             floor: Some(grpc(&backend)),
             kill_backend: false,
+            secured: false,
         },
         Scenario {
             name: "i_graphql_cache_hit",
@@ -408,6 +460,39 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             job: graphql("{ listBooks(parent: \"shelves/1\") { books { title } } }"),
             floor: None,
             kill_backend: false,
+            secured: false,
+        },
+        Scenario {
+            name: "h_rest_get_hs256",
+            what: "(h) (c) with an HS256 token and a rate limit; the floor is (c) without",
+            job: bearer(http(&format!("/v1/{book}"), "GET", Vec::new(), b""), &hs256),
+            floor: Some(http(&format!("/v1/{book}"), "GET", Vec::new(), b"")),
+            kill_backend: false,
+            secured: true,
+        },
+        Scenario {
+            name: "h_rest_get_es256",
+            what: "(h) (c) with an ES256 token and a rate limit; the floor is (c) without",
+            job: bearer(http(&format!("/v1/{book}"), "GET", Vec::new(), b""), &es256_token),
+            floor: Some(http(&format!("/v1/{book}"), "GET", Vec::new(), b"")),
+            kill_backend: false,
+            secured: true,
+        },
+        Scenario {
+            name: "h_graphql_hs256",
+            what: "(h) (e) with an HS256 token and a rate limit; the floor is (e) without",
+            job: bearer(graphql(&one_field), &hs256),
+            floor: Some(graphql(&one_field)),
+            kill_backend: false,
+            secured: true,
+        },
+        Scenario {
+            name: "h_graphql_es256",
+            what: "(h) (e) with an ES256 token and a rate limit; the floor is (e) without",
+            job: bearer(graphql(&one_field), &es256_token),
+            floor: Some(graphql(&one_field)),
+            kill_backend: false,
+            secured: true,
         },
         Scenario {
             name: "j_backend_killed",
@@ -415,6 +500,7 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             job: http(&format!("/v1/{book}"), "GET", Vec::new(), b""),
             floor: None,
             kill_backend: true,
+            secured: false,
         },
     ];
     let mut backends = backends;
@@ -441,6 +527,7 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             Some(job) => Some(run_driver(driver_core, job).await),
             None => None,
         };
+        let pid = if scenario.secured { secured.child.id() } else { gateway.child.id() };
         let before = cpu_seconds(pid);
         let kill_at = scenario.job.seconds / 2.0;
         let report = if scenario.kill_backend && backends.len() > 1 {
@@ -477,7 +564,8 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
         );
         println!("  {}", scenario.what);
         if let Some(floor) = &floor {
-            println!("  floor p50 {:.0} µs, p99 {:.0} µs (straight to one backend)", floor.p50_us, floor.p99_us);
+            let against = if scenario.secured { "the same without auth" } else { "straight to one backend" };
+            println!("  floor p50 {:.0} µs, p99 {:.0} µs ({against})", floor.p50_us, floor.p99_us);
         }
         if let Some(error) = &report.first_error {
             println!("  first error: {error}");
@@ -497,6 +585,7 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
         }
     }
     drop(gateway);
+    drop(secured);
     drop(backends);
 }
 
