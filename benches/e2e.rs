@@ -563,6 +563,12 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             }),
         );
         println!("  {}", scenario.what);
+        // At full load the gateway should be the bottleneck; below 90% of its core something
+        // else (the driver, the backends, their shared core) limited the run.
+        let busy = cpu / total_seconds;
+        if scenario.job.concurrency > 1 && !scenario.kill_backend && busy < 0.9 {
+            println!("  note: the gateway was {:.0}% busy, so something else limited this run", busy * 100.0);
+        }
         if let Some(floor) = &floor {
             let against = if scenario.secured { "the same without auth" } else { "straight to one backend" };
             println!("  floor p50 {:.0} µs, p99 {:.0} µs ({against})", floor.p50_us, floor.p99_us);
