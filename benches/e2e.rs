@@ -25,6 +25,10 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use serde_json::json;
 
+#[path = "support/proc_stats.rs"]
+mod proc_stats;
+use proc_stats::{cpu_seconds, memory_mib};
+
 /// One kind of request the driver sends.
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 struct Job {
@@ -140,26 +144,6 @@ impl Drop for Gateway {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The gateway's process id: under taskset, taskset execs it, so the child's pid is its own.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or_default();
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-/// VmHWM (peak RSS) in MiB.
-fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// A gRPC request frame: uncompressed, length-prefixed.
@@ -556,7 +540,7 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             report.errors,
             cpu * 1e6 / sent.max(1.0),
             100.0 * cpu / total_seconds,
-            peak_rss_mib(pid),
+            memory_mib(pid).1,
             floor.as_ref().map_or("—".to_owned(), |f| format!("{:.0}", f.requests as f64 / f.seconds.max(1e-9))),
             floor.as_ref().map_or("—".to_owned(), |f| {
                 format!("{:.2}", rps / (f.requests as f64 / f.seconds.max(1e-9)).max(1e-9))

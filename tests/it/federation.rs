@@ -250,10 +250,29 @@ fn abstract_types_are_planned_per_object_type_and_snapshot_tested() {
     insta::assert_snapshot!("abstract_plans", text);
 }
 
+/// Plans each (document, its first error or "" when valid) of `table` on `snapshot`; an
+/// error is reported once, however many object types it was checked for.
+fn assert_validation_table(snapshot: &switchyard::snapshot::Snapshot, table: &[(&str, &str)]) {
+    let caches = switchyard::ingress::GraphqlCaches::default();
+    for &(document, expected) in table {
+        let got = switchyard::ingress::plan_query(snapshot, &caches, document, None, &serde_json::Map::new());
+        match (got, expected) {
+            (Ok(_), "") => {}
+            (Ok(plan), _) => panic!("{document}: planned, expected {expected:?}\n{plan}"),
+            (Err(errors), "") => panic!("{document}: {errors:?}"),
+            (Err(errors), _) => {
+                assert_eq!(errors[0], expected, "{document}: {errors:?}");
+                let mut distinct = errors.clone();
+                distinct.dedup();
+                assert_eq!(distinct, errors, "{document}");
+            }
+        }
+    }
+}
+
 #[test]
 fn selections_on_interfaces_and_unions_follow_the_validation_rules() {
     let (snapshot, _dir) = media_snapshot();
-    let caches = switchyard::ingress::GraphqlCaches::default();
     // (document, the first error, or "" when it is valid)
     let table = [
         ("{ media { id title } }", ""),
@@ -301,21 +320,7 @@ fn selections_on_interfaces_and_unions_follow_the_validation_rules() {
             "Fields \"x\" conflict because they return conflicting types \"ID!\" and \"String!\".",
         ),
     ];
-    for (document, expected) in table {
-        let got = switchyard::ingress::plan_query(&snapshot, &caches, document, None, &serde_json::Map::new());
-        match (got, expected) {
-            (Ok(_), "") => {}
-            (Ok(plan), _) => panic!("{document}: planned, expected {expected:?}\n{plan}"),
-            (Err(errors), "") => panic!("{document}: {errors:?}"),
-            (Err(errors), _) => {
-                assert_eq!(errors[0], expected, "{document}: {errors:?}");
-                // Checked once per object type, reported once.
-                let mut distinct = errors.clone();
-                distinct.dedup();
-                assert_eq!(distinct, errors, "{document}");
-            }
-        }
-    }
+    assert_validation_table(&snapshot, &table);
 }
 
 #[test]
@@ -348,7 +353,6 @@ fn fields_under_one_key_share_their_response_shape_down_to_their_subfields() {
         ..Default::default()
     };
     let snapshot = switchyard::snapshot::build_snapshot(&sources, 1).expect("snapshot");
-    let caches = switchyard::ingress::GraphqlCaches::default();
     // (document, the first error; "" when it is valid)
     let table = [
         ("{ search { ... on Book { p: author { name } } ... on Film { p: director { name } } } }", ""),
@@ -371,15 +375,7 @@ fn fields_under_one_key_share_their_response_shape_down_to_their_subfields() {
             "Fields \"p\" conflict because subfields \"x\" conflict because they return conflicting types \"Int\" and \"String!\".",
         ),
     ];
-    for (document, expected) in table {
-        let got = switchyard::ingress::plan_query(&snapshot, &caches, document, None, &serde_json::Map::new());
-        match (got, expected) {
-            (Ok(_), "") => {}
-            (Ok(plan), _) => panic!("{document}: planned, expected {expected:?}\n{plan}"),
-            (Err(errors), "") => panic!("{document}: {errors:?}"),
-            (Err(errors), _) => assert_eq!(errors[0], expected, "{document}: {errors:?}"),
-        }
-    }
+    assert_validation_table(&snapshot, &table);
 }
 
 #[test]
