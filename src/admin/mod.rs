@@ -110,9 +110,9 @@ async fn metrics(State(gateway): State<Arc<Gateway>>, headers: http::HeaderMap) 
     let (hits, stale, misses) = snapshot.cache.lookups();
     let scrape = crate::telemetry::metrics::Scrape {
         generation: snapshot.generation,
-        shared_registry: gateway.shared_registry().map(|shared| crate::telemetry::metrics::SharedRegistrySample {
-            connected: shared.status().connected,
-            generation: shared.status().applied,
+        shared_registry: gateway.shared_registry().map(|shared| {
+            let status = shared.status();
+            crate::telemetry::metrics::SharedRegistrySample { connected: status.connected, generation: status.applied }
         }),
         endpoints,
         clusters,

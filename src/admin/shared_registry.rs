@@ -134,14 +134,22 @@ impl SharedRegistryFollow {
         self.connected(true, None);
     }
 
-    /// Reads the registry and, when its generation moved, rebuilds the gateway's snapshot.
+    /// When the registry's generation moved (one GET), reads it whole and rebuilds the
+    /// gateway's snapshot.
     async fn sync(&self, gateway: &Gateway) {
+        let status = self.status();
+        match self.store.generation().await {
+            Ok(generation) if status.loaded && generation == self.generation() => {
+                return self.connected(true, None);
+            }
+            Ok(_) => {}
+            Err(error) => return self.connected(false, Some(error.to_string())),
+        }
         let state = match self.store.load().await {
             Ok(state) => state,
             Err(error) => return self.connected(false, Some(error.to_string())),
         };
         self.connected(true, None);
-        let status = self.status();
         if status.loaded && state.generation == self.generation() {
             return;
         }
@@ -217,14 +225,7 @@ pub fn follow_shared_registry(gateway: Arc<Gateway>) -> Option<SharedRegistrySyn
                                     break;
                                 }
                             },
-                            _ = check.tick() => {
-                                let status = follow.status();
-                                match follow.store.generation().await {
-                                    Ok(generation) if status.connected && status.loaded && generation == follow.generation() => {}
-                                    Ok(_) => follow.sync(&gateway).await,
-                                    Err(error) => follow.connected(false, Some(error.to_string())),
-                                }
-                            }
+                            _ = check.tick() => follow.sync(&gateway).await,
                         }
                     }
                 }

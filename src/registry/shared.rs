@@ -198,11 +198,17 @@ impl SharedRegistry {
         super::normalize::check_name(name)?;
         let state = self.load().await?;
         let current = state.registrations.iter().find(|r| r.name == name).cloned();
+        // The version to restore is the newest that is not the current one: only its set is read.
         let versions = self.versions(name).await?;
-        let digests: Vec<&str> = versions.iter().rev().map(|v| v.digest.as_str()).collect();
-        let blobs = self.blobs(digests.iter().copied()).await?;
-        let older = digests.iter().zip(blobs).map(|(digest, blob)| decode(name, digest, blob));
-        let change = check_rollback(state.registrations.clone(), name, current, older)?;
+        let target = versions.iter().rev().find(|v| current.as_ref().is_none_or(|c| c.digest != v.digest));
+        let older = match target {
+            Some(version) => {
+                let blob = self.blobs(std::iter::once(version.digest.as_str())).await?.pop().flatten();
+                vec![decode(name, &version.digest, blob)]
+            }
+            None => Vec::new(),
+        };
+        let change = check_rollback(state.registrations.clone(), name, current, older.into_iter())?;
         Ok(Pending::new(guard(state), name, change))
     }
 

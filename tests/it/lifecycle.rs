@@ -416,9 +416,11 @@ async fn a_shutdown_delay_keeps_serving_while_not_ready_until_it_ends_or_a_secon
         assert!(started.elapsed() < crate::support::HANG, "never reported not ready");
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    // Not ready, and still serving: new connections and requests are answered.
+    // Not ready, and still serving: new connections and requests are answered, each HTTP/1
+    // answer closing its connection so pooled ones are not cut when the listener shuts.
     let answer = reqwest::Client::new().get(format!("{gateway}/v1/shelves/1/books/1")).send().await.expect("send");
     assert_eq!(answer.status().as_u16(), 200);
+    assert_eq!(answer.headers().get("connection").and_then(|v| v.to_str().ok()), Some("close"));
     serve.signal("TERM");
     assert_eq!(tokio::task::block_in_place(|| serve.wait()), Some(0));
     backend.shutdown().await;
