@@ -1,7 +1,7 @@
 //! Browser-facing hardening against the demo: CORS preflights (gRPC-Web's included) and
 //! answers, GraphQL CSRF prevention (refused with a cookie, accepted without one or with a
 //! preflight-forcing header, and a GET mutation's 405 first), the WebSocket Origin allowlist,
-//! and the header-count limit.
+//! the header-count limit, and the graphql-http library's GraphQL-over-HTTP server audits.
 
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -219,4 +219,32 @@ async fn a_body_that_stalls_is_answered_408() {
     }
     assert_eq!(gateway.backend().calls("CreateBook"), 0);
     gateway.shutdown().await;
+}
+
+/// The graphql-http library's server audits (GraphQL over HTTP, every MUST, SHOULD and MAY it
+/// checks), run by Node.js against `switchyard demo` with its default config.
+#[test]
+fn the_demo_passes_every_graphql_over_http_audit() {
+    let npm = crate::federation::npm_dir();
+    assert!(npm.join("node_modules/graphql-http").exists(), "run `npm ci --prefix tests/npm`");
+    let work = tempfile::tempdir().expect("tempdir");
+    let mut demo = crate::support::Running::spawn(&["demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"], work.path());
+    let gateway = demo.url_after("gateway ");
+    let output = std::process::Command::new("node")
+        .arg(npm.join("audit.mjs"))
+        .arg(format!("{gateway}/graphql"))
+        .output()
+        .expect("node runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let results: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+        .collect();
+    let level = |name: &str| name.split_whitespace().next().unwrap_or_default().to_owned();
+    let count = |word: &str| results.iter().filter(|r| level(r["name"].as_str().unwrap_or_default()) == word).count();
+    // The library's audit list (graphql-http 1.23, from the lockfile): if it shrank to nothing
+    // this test would pass vacuously.
+    assert!(count("MUST") >= 12 && count("SHOULD") >= 20, "{results:#?}");
+    let failed: Vec<&Value> = results.iter().filter(|r| r["status"] != "ok").collect();
+    assert!(failed.is_empty(), "audits not passed: {failed:#?}");
 }
