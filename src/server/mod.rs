@@ -4,6 +4,7 @@
 //! in-flight requests within a deadline, then close what is left. This module owns sockets and
 //! the snapshot's first installation; it knows nothing of protocols beyond HTTP.
 
+pub mod http2_guard;
 pub mod tls;
 
 use std::convert::Infallible;
@@ -241,7 +242,7 @@ pub async fn serve_listener_tls(
             };
             let activity = Arc::new(Activity::new());
             let service = connection_service(router, activity.clone(), peer, transport.client_cert());
-            let io = TokioIo::new(TrackedIo { inner: transport, activity: activity.clone() });
+            let io = TokioIo::new(TrackedIo { inner: transport, activity: activity.clone(), frames: http2_guard::FrameGuard::new(), peer });
             let connection = watcher.watch(builder.serve_connection_with_upgrades(io, service).into_owned());
             tokio::select! {
                 result = connection => {
@@ -417,6 +418,8 @@ impl http_body::Body for GuardedBody {
 struct TrackedIo {
     inner: tls::Transport,
     activity: Arc<Activity>,
+    frames: http2_guard::FrameGuard,
+    peer: SocketAddr,
 }
 
 impl AsyncRead for TrackedIo {
@@ -426,6 +429,10 @@ impl AsyncRead for TrackedIo {
         let result = Pin::new(&mut this.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
             this.activity.touch();
+            if let Err(abuse) = this.frames.received(&buf.filled()[before..]) {
+                tracing::warn!(peer = %this.peer, %abuse, "connection closed");
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, abuse)));
+            }
         }
         result
     }
@@ -435,8 +442,11 @@ impl AsyncWrite for TrackedIo {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let result = Pin::new(&mut this.inner).poll_write(cx, data);
-        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+        if let Poll::Ready(Ok(n)) = result
+            && n > 0
+        {
             this.activity.touch();
+            this.frames.sent(&data[..n]);
         }
         result
     }
@@ -448,8 +458,19 @@ impl AsyncWrite for TrackedIo {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let result = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+        if let Poll::Ready(Ok(n)) = result
+            && n > 0
+        {
             this.activity.touch();
+            let mut left = n;
+            for buf in bufs {
+                let take = left.min(buf.len());
+                this.frames.sent(&buf[..take]);
+                left -= take;
+                if left == 0 {
+                    break;
+                }
+            }
         }
         result
     }
