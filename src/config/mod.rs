@@ -213,6 +213,23 @@ pub struct ListenerConfig {
     /// sends its page's origin and cookies with the upgrade, so a site that uses cookies should
     /// list its own. Empty: any origin. Requests without `Origin` (non-browser clients) pass.
     pub websocket_origins: Vec<String>,
+    /// Header names with underscores: `reject` (400 naming the header), `drop` (removed before
+    /// anything reads them) or `allow`. Proxies and CGI-style backends fold `_` and `-`
+    /// together, so `X_User_Id` could pass for an identity header the gateway sets.
+    pub headers_with_underscores: UnderscoreHeaders,
+}
+
+/// What the listener does with header names that contain underscores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UnderscoreHeaders {
+    /// The request is refused with 400.
+    #[default]
+    Reject,
+    /// Those headers are removed.
+    Drop,
+    /// They pass like any other.
+    Allow,
 }
 
 /// The gateway listener's certificate, and optionally the CAs its clients' certificates must
@@ -264,6 +281,7 @@ impl Default for ListenerConfig {
             max_headers: 100,
             body_read_timeout: ConfigDuration::from_secs(30),
             websocket_origins: Vec::new(),
+            headers_with_underscores: UnderscoreHeaders::Reject,
         }
     }
 }

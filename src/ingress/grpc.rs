@@ -148,6 +148,6 @@ where
     }
 }
 
-fn status(status: tonic::Status) -> Response {
+pub(crate) fn status(status: tonic::Status) -> Response {
     status.into_http::<tonic::body::Body>().map(Body::new)
 }

@@ -13,6 +13,7 @@ pub use graphql::{Caches as GraphqlCaches, plan_query};
 mod grpc;
 mod grpc_local;
 mod observe;
+pub mod request_head;
 pub mod respond;
 mod rest;
 mod rest_output;
@@ -61,6 +62,7 @@ pub fn gateway_router(gateway: Arc<Gateway>) -> Router {
         .route("/graphql", any(graphql_endpoint))
         .fallback(dispatch)
         .layer(axum::middleware::from_fn_with_state(state.clone(), limit_uri))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), request_head::check_request_head))
         .layer(axum::middleware::from_fn_with_state(state.clone(), cors::cors))
         .layer(compression)
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe::observe))
@@ -110,7 +112,7 @@ async fn limit_uri(State(state): State<Arc<IngressState>>, request: Request, nex
     let length = request.uri().path_and_query().map_or(0, |p| p.as_str().len());
     if length > limit {
         let message = format!("the request URI is {length} bytes; the limit is {limit} (listener.max_uri_bytes)");
-        return respond::error_response(crate::error::ErrorCode::UriTooLong, &message);
+        return request_head::refuse_before_routing(&request, crate::error::ErrorCode::UriTooLong, &message);
     }
     next.run(request).await
 }

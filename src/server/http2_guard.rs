@@ -319,7 +319,8 @@ mod tests {
     async fn each_limit_trips_at_its_count_and_not_before() {
         // (what, frames, how many, first refused)
         let headers = |stream| frame(HEADERS, 0x4 | END_STREAM, stream, 20);
-        let table: Vec<(&str, Vec<u8>, usize, Option<(usize, Abuse)>)> = vec![
+        type Row = (&'static str, Vec<u8>, usize, Option<(usize, Abuse)>);
+        let table: Vec<Row> = vec![
             // The client's first SETTINGS used the free pass: a hundred strikes, then refused.
             ("pings with nothing sent", frame(PING, 0, 0, 8), 500, Some((100, Abuse::ControlFlood))),
             ("settings with nothing sent", frame(SETTINGS, 0, 0, 6), 500, Some((100, Abuse::ControlFlood))),

@@ -242,7 +242,12 @@ pub async fn serve_listener_tls(
             };
             let activity = Arc::new(Activity::new());
             let service = connection_service(router, activity.clone(), peer, transport.client_cert());
-            let io = TokioIo::new(TrackedIo { inner: transport, activity: activity.clone(), frames: http2_guard::FrameGuard::new(), peer });
+            let io = TokioIo::new(TrackedIo {
+                inner: transport,
+                activity: activity.clone(),
+                frames: http2_guard::FrameGuard::new(),
+                peer,
+            });
             let connection = watcher.watch(builder.serve_connection_with_upgrades(io, service).into_owned());
             tokio::select! {
                 result = connection => {

@@ -228,7 +228,8 @@ fn the_demo_passes_every_graphql_over_http_audit() {
     let npm = crate::federation::npm_dir();
     assert!(npm.join("node_modules/graphql-http").exists(), "run `npm ci --prefix tests/npm`");
     let work = tempfile::tempdir().expect("tempdir");
-    let mut demo = crate::support::Running::spawn(&["demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"], work.path());
+    let mut demo =
+        crate::support::Running::spawn(&["demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"], work.path());
     let gateway = demo.url_after("gateway ");
     let output = std::process::Command::new("node")
         .arg(npm.join("audit.mjs"))

@@ -266,11 +266,7 @@ fn attacks() -> Vec<Attack> {
         }),
         // Empty DATA frames on one open request body.
         fast("empty DATA flood", 200_000, None, |i| {
-            if i == 0 {
-                frame(HEADERS, END_HEADERS, 1, &request_block("POST", BOOK))
-            } else {
-                frame(DATA, 0, 1, &[])
-            }
+            if i == 0 { frame(HEADERS, END_HEADERS, 1, &request_block("POST", BOOK)) } else { frame(DATA, 0, 1, &[]) }
         }),
         // Connection window increments of 1, to the limit and beyond.
         fast("WINDOW_UPDATE flood", 200_000, None, |_| frame(WINDOW_UPDATE, 0, 0, &1u32.to_be_bytes())),

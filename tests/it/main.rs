@@ -14,6 +14,7 @@ mod graphql;
 mod graphql_sources;
 mod graphql_schema;
 mod hardening;
+mod http1_framing;
 mod http2_abuse;
 mod grpc;
 mod json_roundtrip;

@@ -93,6 +93,12 @@ impl Refusal {
     }
 }
 
+/// A refusal before the GraphQL endpoint read the request (a bad head, a long URI), in its
+/// `errors` shape.
+pub(crate) fn refusal_response(code: ErrorCode, message: &str) -> Response {
+    Refusal::new(code.http_status(), code, message).into_response()
+}
+
 /// Parsed documents and validated shapes, kept across requests, and the count of operations
 /// running over WebSockets.
 #[derive(Clone)]
@@ -447,8 +453,13 @@ async fn from_body(
         );
         return Err(Refusal::new(StatusCode::REQUEST_TIMEOUT, ErrorCode::RequestTimeout, message));
     };
-    let bytes = read.map_err(|_| {
-        Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge, "the request body is too large")
+    let bytes = read.map_err(|error| {
+        if crate::ingress::encoding::is_too_large(&error) {
+            Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge, "the request body is too large")
+        } else {
+            let message = format!("cannot read the request body: {error}");
+            Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidArgument, message)
+        }
     })?;
     let bad = |message: String| Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidArgument, message);
     match serde_json::from_slice::<Json>(&bytes) {
