@@ -77,8 +77,13 @@ pub fn merge_registrations(mut registrations: Vec<Registration>) -> Result<Regis
     }
     let mut pool = builtin_pool().clone();
     let set = prost::Message::encode_to_vec(&RawFileSet { file: unique });
-    pool.decode_file_descriptor_set(set.as_slice())
-        .map_err(|e| RegistryError::InvalidDescriptors { what: "registry".into(), message: e.to_string() })?;
+    // prost-reflect can panic while describing an error in a malformed file (an index past its
+    // file list); an uploaded descriptor must be refused, not take down the request.
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        pool.decode_file_descriptor_set(set.as_slice()).map_err(|e| e.to_string())
+    }))
+    .unwrap_or_else(|_| Err("the descriptors are malformed (the descriptor library could not describe how)".into()));
+    decoded.map_err(|message| RegistryError::InvalidDescriptors { what: "registry".into(), message })?;
     Ok(Registry { registrations, pool })
 }
 

@@ -51,6 +51,9 @@ impl Registration {
             if file_name.is_empty() {
                 return Err(invalid(name, "a file descriptor has no name"));
             }
+            if !matches!(proto.syntax(), "" | "proto2" | "proto3" | "editions") {
+                return Err(invalid(name, format!("{file_name}: unknown syntax `{}`", proto.syntax())));
+            }
             if is_builtin_file(&file_name) || normalised.iter().any(|f: &RegisteredFile| f.name == file_name) {
                 continue;
             }
@@ -177,6 +180,19 @@ pub(crate) fn to_json_name(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_syntax_is_refused_before_the_descriptor_library_sees_it() {
+        // Found by the descriptor_set fuzz target: prost-reflect panicked describing this error.
+        let file = prost_types::FileDescriptorProto {
+            name: Some("b.proto".into()),
+            package: Some("b".into()),
+            syntax: Some("prouo3".into()),
+            ..Default::default()
+        };
+        let error = Registration::from_files("b", [Bytes::from(file.encode_to_vec())]).expect_err("refused");
+        assert!(error.to_string().contains("b.proto: unknown syntax `prouo3`"), "{error}");
+    }
 
     #[test]
     fn json_name_follows_protoc() {

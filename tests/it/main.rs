@@ -10,6 +10,7 @@ mod defer;
 mod dns;
 mod federation;
 mod federation_serving;
+mod fuzz_corpus;
 mod graphql;
 mod graphql_sources;
 mod graphql_schema;
