@@ -217,6 +217,10 @@ pub struct ListenerConfig {
     /// anything reads them) or `allow`. Proxies and CGI-style backends fold `_` and `-`
     /// together, so `X_User_Id` could pass for an identity header the gateway sets.
     pub headers_with_underscores: UnderscoreHeaders,
+    /// Most requests handled at once (from their head to their answer's head; streams do not
+    /// hold a slot while they flow). One more is answered 503 with `Retry-After: 1` at once
+    /// instead of queueing. 0: no limit.
+    pub max_in_flight: u32,
 }
 
 /// What the listener does with header names that contain underscores.
@@ -282,6 +286,7 @@ impl Default for ListenerConfig {
             body_read_timeout: ConfigDuration::from_secs(30),
             websocket_origins: Vec::new(),
             headers_with_underscores: UnderscoreHeaders::Reject,
+            max_in_flight: 10_000,
         }
     }
 }

@@ -10,7 +10,7 @@ use super::ConfigDuration;
 
 /// Rate limits and quotas, checked on every operation after authorization and before any
 /// backend call.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitsConfig {
     /// Where counters live: `memory` (this instance) or `redis` (shared by every instance
@@ -23,6 +23,23 @@ pub struct RateLimitsConfig {
     pub rules: Vec<RateLimitRule>,
     /// Quotas per consumer per day or month (UTC).
     pub quotas: Vec<QuotaRule>,
+    /// Most counters the memory store holds; past it, the counters closest to expiring are
+    /// forgotten, so a flood of distinct keys (client addresses, header values) costs bounded
+    /// memory (about 150 bytes each).
+    #[schemars(range(min = 1000))]
+    pub max_keys: u64,
+}
+
+impl Default for RateLimitsConfig {
+    fn default() -> Self {
+        RateLimitsConfig {
+            store: LimitStore::default(),
+            on_store_error: StoreFailure::default(),
+            rules: Vec::new(),
+            quotas: Vec::new(),
+            max_keys: 100_000,
+        }
+    }
 }
 
 /// Where counters live.

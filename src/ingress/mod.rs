@@ -13,6 +13,7 @@ pub use graphql::{Caches as GraphqlCaches, plan_query};
 mod grpc;
 mod grpc_local;
 mod observe;
+mod overload;
 pub mod request_head;
 pub mod respond;
 mod rest;
@@ -40,6 +41,7 @@ struct IngressState {
     openapi: ArcSwapOption<(u64, Bytes)>,
     persisted: graphql::PersistedQueries,
     graphql_caches: graphql::Caches,
+    in_flight: overload::InFlight,
 }
 
 /// The gateway listener's router: the fixed endpoints, then protocol dispatch.
@@ -51,6 +53,7 @@ pub fn gateway_router(gateway: Arc<Gateway>) -> Router {
         openapi: ArcSwapOption::empty(),
         persisted: graphql::PersistedQueries::default(),
         graphql_caches: graphql::Caches::with_subscription_buffer(buffer),
+        in_flight: overload::InFlight::default(),
     });
     // The fastest level of each encoding (gzip 1, as nginx defaults to): a JSON answer still
     // shrinks several-fold, for a fraction of the CPU of the default level.
@@ -63,6 +66,7 @@ pub fn gateway_router(gateway: Arc<Gateway>) -> Router {
         .fallback(dispatch)
         .layer(axum::middleware::from_fn_with_state(state.clone(), limit_uri))
         .layer(axum::middleware::from_fn_with_state(state.clone(), request_head::check_request_head))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), overload::shed_overload))
         .layer(axum::middleware::from_fn_with_state(state.clone(), cors::cors))
         .layer(compression)
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe::observe))

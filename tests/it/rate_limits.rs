@@ -287,3 +287,70 @@ async fn the_redis_store_speaks_tls_with_a_password() {
     assert!(body["message"].as_str().expect("message").starts_with("the rate-limit store (redis) is unreachable"));
     gateway.shutdown().await;
 }
+
+/// Past `listener.max_in_flight`, requests are shed at once with 503 and `Retry-After`, in each
+/// protocol's shape, while the ones in flight finish; nothing queues.
+#[tokio::test]
+async fn overload_is_shed_at_once_with_503_and_retry_after() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (gateway, _dir) = TestGateway::demo_with_config(
+        "[listener]\nmax_in_flight = 4\n[backends.catalog]\nendpoints = [\"{backend}\"]\nservices = [\"catalog.v1\"]\n",
+    )
+    .await;
+    // Long enough that the shed requests are answered while the slow ones still wait.
+    gateway.backend().set_latency(std::time::Duration::from_secs(2));
+    let order = Arc::new(AtomicUsize::new(0));
+    let mut calls = Vec::new();
+    for _ in 0..12 {
+        let (client, url, order) =
+            (gateway.client.clone(), format!("{}/v1/shelves/1/books/1", gateway.base), order.clone());
+        calls.push(tokio::spawn(async move {
+            let response = client.get(url).send().await.expect("send");
+            let status = response.status().as_u16();
+            let retry = response.headers().get("retry-after").map(|v| v.to_str().expect("ascii").to_owned());
+            let body = response.text().await.expect("body");
+            (order.fetch_add(1, Ordering::SeqCst), status, retry, body)
+        }));
+        // Let each request reach the gateway before the next, so the first four hold the slots.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mut answers = Vec::new();
+    for call in calls {
+        answers.push(call.await.expect("join"));
+    }
+    let served: Vec<_> = answers.iter().filter(|a| a.1 == 200).collect();
+    let shed: Vec<_> = answers.iter().filter(|a| a.1 == 503).collect();
+    assert_eq!((served.len(), shed.len()), (4, 8), "{answers:#?}");
+    for (seq, _, retry, body) in &shed {
+        assert_eq!(retry.as_deref(), Some("1"), "{body}");
+        assert!(body.contains("listener.max_in_flight"), "{body}");
+        assert!(*seq < 8, "a shed request waited behind a served one: {answers:#?}");
+    }
+    // The other protocols' shapes, while the slots are full again.
+    let mut slow = Vec::new();
+    for _ in 0..4 {
+        let (client, url) = (gateway.client.clone(), format!("{}/v1/shelves/1/books/1", gateway.base));
+        slow.push(tokio::spawn(async move { client.get(url).send().await.expect("send").status().as_u16() }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let graphql = gateway
+        .client
+        .post(format!("{}/graphql", gateway.base))
+        .header("content-type", "application/json")
+        .body(r#"{"query":"{ __typename }"}"#)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(graphql.status().as_u16(), 503);
+    let body: Value = graphql.json().await.expect("json");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "UNAVAILABLE", "{body}");
+    let grpc = crate::support::grpc_get_book(&gateway, &[]).await.expect_err("shed");
+    assert_eq!(grpc.code(), tonic::Code::Unavailable, "{grpc:?}");
+    for call in slow {
+        assert_eq!(call.await.expect("join"), 200);
+    }
+    gateway.backend().set_latency(std::time::Duration::ZERO);
+    assert_eq!(gateway.call("GET", "/v1/shelves/1/books/1", "").await.0, 200, "served again once they finished");
+    gateway.shutdown().await;
+}

@@ -1,7 +1,10 @@
 //! Counters in this process: a map from key to state, split into shards so that unrelated keys
 //! do not contend. A request's charges are all-or-nothing: the shards they touch are locked in
 //! order, every charge is computed, and the new states are stored only if all of them fit.
-//! Expired states are swept from a shard as it grows.
+//! Expired states are swept from a shard as it grows, and a shard is never larger than its share
+//! of `rate_limits.max_keys`: when a new key finds it full of live states, the eighth closest to
+//! expiring (the counters nearest to being forgotten anyway) are dropped, so a flood of distinct
+//! keys costs bounded memory and amortised constant time.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -13,9 +16,14 @@ const SHARDS: usize = 32;
 /// A shard is swept of expired states each time it grows by this many keys.
 const SWEEP_EVERY: usize = 4096;
 
+/// The default of `rate_limits.max_keys`.
+const DEFAULT_MAX_KEYS: usize = 100_000;
+
 /// In-memory counters.
 pub struct MemoryStore {
     shards: Vec<Mutex<Shard>>,
+    /// Most keys a shard holds.
+    per_shard: usize,
 }
 
 #[derive(Default)]
@@ -24,9 +32,32 @@ struct Shard {
     swept_at: usize,
 }
 
+impl Shard {
+    /// Frees room below `limit`: expired states first, then the eighth of the live ones that
+    /// expire soonest.
+    fn make_room(&mut self, limit: usize, now: f64) {
+        self.states.retain(|_, (_, expires)| *expires > now);
+        if self.states.len() >= limit {
+            let mut expiries: Vec<f64> = self.states.values().map(|(_, expires)| *expires).collect();
+            let drop = (expiries.len() / 8).max(1);
+            let (_, cut, _) = expiries.select_nth_unstable_by(drop - 1, f64::total_cmp);
+            let cut = *cut;
+            let mut dropped = 0;
+            self.states.retain(|_, (_, expires)| {
+                let keep = *expires > cut || dropped >= drop;
+                if !keep {
+                    dropped += 1;
+                }
+                keep
+            });
+        }
+        self.swept_at = self.states.len();
+    }
+}
+
 impl Default for MemoryStore {
     fn default() -> Self {
-        MemoryStore { shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect() }
+        MemoryStore::with_max_keys(DEFAULT_MAX_KEYS)
     }
 }
 
@@ -36,6 +67,24 @@ fn shard_of(key: &str) -> usize {
 }
 
 impl MemoryStore {
+    /// A store holding at most about `max_keys` counters (rounded up to a multiple of its shards).
+    pub fn with_max_keys(max_keys: usize) -> Self {
+        MemoryStore {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            per_shard: max_keys.div_ceil(SHARDS).max(1),
+        }
+    }
+
+    /// Counters held, live or not yet swept.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().unwrap_or_else(std::sync::PoisonError::into_inner).states.len()).sum()
+    }
+
+    /// True when no counter is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Applies `charges` at `now` (ms): every outcome, stored only if all are allowed.
     pub fn apply(&self, charges: &[Charge], now: f64) -> Vec<Outcome> {
         let mut order: Vec<usize> = charges.iter().map(|c| shard_of(&c.key)).collect();
@@ -56,6 +105,13 @@ impl MemoryStore {
             for (charge_index, item) in charges.iter().enumerate() {
                 let outcome = &outcomes[charge_index];
                 let shard = &mut guards.iter_mut().find(|(i, _)| *i == of_charge[charge_index]).expect("locked").1;
+                if let Some(held) = shard.states.get_mut(&item.key) {
+                    *held = (outcome.next, outcome.expires);
+                    continue;
+                }
+                if shard.states.len() >= self.per_shard {
+                    shard.make_room(self.per_shard, now);
+                }
                 shard.states.insert(item.key.clone(), (outcome.next, outcome.expires));
                 if shard.states.len() >= shard.swept_at + SWEEP_EVERY {
                     shard.states.retain(|_, (_, expires)| *expires > now);

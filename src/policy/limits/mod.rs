@@ -199,7 +199,7 @@ impl Limiter {
         }
         targets.fold_methods_into_fields(served.schema());
         let store = match config.store {
-            LimitStore::Memory => Store::Memory(MemoryStore::default()),
+            LimitStore::Memory => Store::Memory(MemoryStore::with_max_keys(config.max_keys as usize)),
             LimitStore::Redis => match RedisStore::build(redis) {
                 Ok(store) => Store::Redis(Box::new(store)),
                 Err((key, why)) => {
@@ -677,6 +677,27 @@ service Lib {
         assert_eq!(report["counters"].as_array().map(Vec::len), Some(2), "{report}");
         assert_eq!(report["counters"][0]["consumer"], "acme", "{report}");
         assert_eq!(report["counters"][0]["remaining"], 0, "{report}");
+    }
+
+    /// A million distinct keys (a key flood) leave at most `max_keys` counters, and a counter in
+    /// use is never the one dropped while fresher ones are kept.
+    #[test]
+    fn a_flood_of_distinct_keys_keeps_the_store_bounded() {
+        let store = MemoryStore::with_max_keys(10_000);
+        let spec = Spec::Gcra { interval: 1000.0, burst: 5 };
+        let charge = |key: String| [Charge { key, spec, amount: 1 }];
+        // A client that uses its counter every round keeps it: its state expires last.
+        for round in 0..1_000_000u32 {
+            let now = 1_000_000.0 + f64::from(round) * 0.001;
+            store.apply(&charge(format!("flood-{round}")), now);
+            if round % 1000 == 0 {
+                store.apply(&charge("steady".into()), now);
+            }
+        }
+        assert!(store.len() <= 10_016, "{} counters", store.len());
+        let now = 1_000_000.0 + 1000.0;
+        let state = store.snapshot(now).into_iter().find(|(key, _)| key == "steady");
+        assert!(state.is_some(), "the steady client's counter was dropped");
     }
 
     /// The memory store charges all of a request's counters or none.
