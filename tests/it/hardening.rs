@@ -249,3 +249,77 @@ fn the_demo_passes_every_graphql_over_http_audit() {
     let failed: Vec<&Value> = results.iter().filter(|r| r["status"] != "ok").collect();
     assert!(failed.is_empty(), "audits not passed: {failed:#?}");
 }
+
+/// Slowloris and slow bodies: 100 connections trickling their headers and 100 trickling a
+/// REST body, a byte at a time, are cut off by the header-read and body-read timeouts (the
+/// body ones answered 408), while a normal client keeps being served without one error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_trickling_connections_are_cut_off_while_a_normal_client_is_served() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Short timeouts keep the test short; what is checked is that they cut the attackers off.
+    let (gateway, _dir) = TestGateway::demo_with_config(&format!(
+        "[listener]\nheader_read_timeout = \"1s\"\nbody_read_timeout = \"1s\"\n{BACKEND}"
+    ))
+    .await;
+    let addr = gateway.base.trim_start_matches("http://").to_owned();
+    let (cut_off, answered_408) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut attackers = Vec::new();
+    for i in 0..200 {
+        let (addr, cut_off, answered_408) = (addr.clone(), cut_off.clone(), answered_408.clone());
+        attackers.push(tokio::spawn(async move {
+            let mut stream = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+            let (mut read, mut write) = stream.split();
+            let trickle = async {
+                let head = if i % 2 == 0 {
+                    // Headers that never end.
+                    "GET /v1/shelves/1/books/1 HTTP/1.1\r\nHost: x\r\n".to_owned()
+                } else {
+                    // A whole head, then a body that never arrives in full.
+                    "POST /v1/shelves/1/books HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                     Content-Length: 1000\r\n\r\n"
+                        .to_owned()
+                };
+                write.write_all(head.as_bytes()).await?;
+                for _ in 0..600 {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    write.write_all(if i % 2 == 0 { b"X" } else { b" " }).await?;
+                }
+                Ok::<(), std::io::Error>(())
+            };
+            let mut answer = Vec::new();
+            let reading = read.read_to_end(&mut answer);
+            tokio::select! {
+                _ = trickle => panic!("connection {i} was never cut off"),
+                _ = reading => {}
+            }
+            cut_off.fetch_add(1, Ordering::SeqCst);
+            if String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 408") {
+                answered_408.fetch_add(1, Ordering::SeqCst);
+            }
+        }));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let (client, url, stop_in) =
+        (gateway.client.clone(), format!("{}/v1/shelves/1/books/1", gateway.base), stop.clone());
+    let normal = tokio::spawn(async move {
+        let mut served = 0;
+        while !stop_in.load(Ordering::SeqCst) {
+            let response = client.get(&url).send().await.expect("the normal client is served");
+            assert_eq!(response.status(), 200);
+            served += 1;
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        served
+    });
+    for attacker in attackers {
+        tokio::time::timeout(crate::support::HANG, attacker).await.expect("cut off in time").expect("attacker");
+    }
+    stop.store(true, Ordering::SeqCst);
+    let served = normal.await.expect("normal client");
+    assert_eq!(cut_off.load(Ordering::SeqCst), 200);
+    assert!(answered_408.load(Ordering::SeqCst) >= 100, "slow bodies are answered 408");
+    assert!(served > 5, "the normal client was served {served} times meanwhile");
+    gateway.shutdown().await;
+}
