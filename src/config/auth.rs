@@ -135,6 +135,14 @@ pub struct JwksConfig {
     /// A fetch not answered in this time fails.
     #[serde(default = "default_fetch_timeout")]
     pub timeout: ConfigDuration,
+    /// How long the last good key set is trusted while fetches fail (an outage of the
+    /// identity provider); past it, tokens this provider's JWKS would verify are refused.
+    #[serde(default = "default_max_stale")]
+    pub max_stale: ConfigDuration,
+}
+
+fn default_max_stale() -> ConfigDuration {
+    ConfigDuration::from_secs(24 * 3600)
 }
 
 fn default_refresh() -> ConfigDuration {

@@ -50,8 +50,37 @@ struct RemoteKeys {
     keys: ArcSwap<Vec<VerifyKey>>,
     /// When the last fetch started (None: never).
     last_fetch: Mutex<Option<Instant>>,
+    /// When a fetch last succeeded (None: never); its keys are trusted for `max_stale` after.
+    fetched_ok: Mutex<Option<Instant>>,
+    max_stale: Duration,
     /// One fetch at a time.
     fetching: tokio::sync::Mutex<()>,
+}
+
+/// The largest JWKS document read; a larger one is a failed fetch (the last good keys stay).
+const MAX_JWKS_BYTES: usize = 1024 * 1024;
+
+impl RemoteKeys {
+    /// True when the last good key set is older than `max_stale` (or there never was one).
+    fn is_stale(&self) -> bool {
+        let ok = *self.fetched_ok.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        ok.is_none_or(|at| at.elapsed() > self.max_stale)
+    }
+}
+
+/// A response body as text, refused past `limit` bytes without reading the rest.
+async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<String, String> {
+    if response.content_length().is_some_and(|length| length > limit as u64) {
+        return Err(format!("the JWKS is larger than {limit} bytes"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > limit {
+            return Err(format!("the JWKS is larger than {limit} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    String::from_utf8(body).map_err(|_| "the JWKS is not UTF-8".to_owned())
 }
 
 /// A token's header, read before anything is trusted.
@@ -93,6 +122,8 @@ impl Provider {
                         client,
                         keys: ArcSwap::from_pointee(Vec::new()),
                         last_fetch: Mutex::new(None),
+                        fetched_ok: Mutex::new(None),
+                        max_stale: jwks.max_stale.get(),
                         fetching: tokio::sync::Mutex::new(()),
                     });
                 }
@@ -131,6 +162,16 @@ impl Provider {
             // A key rotated in since the last fetch: fetch now (rate-limited).
             self.fetch(false).await;
             candidates = self.candidates(header.kid.as_deref());
+        }
+        if candidates.is_empty()
+            && let Some(remote) = &self.remote
+            && remote.is_stale()
+        {
+            return Err(AuthError::invalid(format!(
+                "the keys of provider `{}` are stale: its JWKS has not been fetched for over {} (jwks.max_stale)",
+                self.name,
+                humantime::format_duration(remote.max_stale)
+            )));
         }
         if candidates.is_empty() {
             return Err(AuthError::invalid(match &header.kid {
@@ -209,7 +250,7 @@ impl Provider {
 
     /// The keys that answer to `kid` (every key when the token has none).
     fn candidates(&self, kid: Option<&str>) -> Vec<VerifyKey> {
-        let remote = self.remote.as_ref().map(|r| r.keys.load_full()).unwrap_or_default();
+        let remote = self.remote.as_ref().filter(|r| !r.is_stale()).map(|r| r.keys.load_full()).unwrap_or_default();
         self.keys.iter().chain(remote.iter()).filter(|k| kid.is_none() || k.kid.as_deref() == kid).cloned().collect()
     }
 
@@ -242,7 +283,7 @@ impl Provider {
             if !response.status().is_success() {
                 return Err(format!("HTTP {}", response.status().as_u16()));
             }
-            let text = response.text().await.map_err(|e| e.to_string())?;
+            let text = read_limited(response, MAX_JWKS_BYTES).await?;
             jwks_keys(&text)
         };
         match fetched.await {
@@ -253,6 +294,7 @@ impl Provider {
                 let old = remote.keys.load_full();
                 let lost = old.iter().any(|o| !keys.iter().any(|k| k.kid == o.kid && k.algorithm == o.algorithm));
                 remote.keys.store(Arc::new(keys));
+                *remote.fetched_ok.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
                 if lost {
                     self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                 }

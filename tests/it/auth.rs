@@ -352,3 +352,76 @@ async fn websocket_sessions_authenticate_at_init_and_end_subscriptions_when_the_
     assert_eq!(event["payload"]["data"]["watchBooks"]["book"]["title"], "Still here");
     gateway.shutdown().await;
 }
+
+/// A JWKS outage: the last good keys keep verifying for `max_stale`, then tokens are refused
+/// with a reason; an oversized key set is a failed fetch that is not read whole and keeps the
+/// last good keys. The clock is tokio's, paused once the first fetch is in.
+#[tokio::test]
+async fn a_jwks_outage_keeps_the_last_keys_until_max_stale_and_an_oversized_set_is_refused() {
+    use switchyard::config::{ConfigDuration, JwksConfig, JwtProviderConfig, TokenSource};
+    let answer: Arc<Mutex<(u16, String)>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/jwks.json", listener.local_addr().expect("addr"));
+    let serving = answer.clone();
+    let router = axum::Router::new().route(
+        "/jwks.json",
+        axum::routing::get(move || {
+            let (status, body) = serving.lock().expect("answer").clone();
+            async move { (http::StatusCode::from_u16(status).expect("status"), body) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let (key, jwk) = ec_key("ec-1");
+    *answer.lock().expect("answer") = (200, json!({"keys": [jwk]}).to_string());
+    let provider = switchyard::policy::Provider::build(&JwtProviderConfig {
+        name: "idp".into(),
+        issuer: Some(ISSUER.into()),
+        audiences: vec!["switchyard".into()],
+        leeway: ConfigDuration::from_secs(30),
+        require_exp: true,
+        keys: Vec::new(),
+        jwks: Some(JwksConfig {
+            file: None,
+            url: Some(url),
+            refresh: ConfigDuration::from_secs(300),
+            min_refresh_interval: ConfigDuration(Duration::from_millis(1)),
+            timeout: ConfigDuration::from_secs(5),
+            max_stale: ConfigDuration::from_secs(3600),
+        }),
+        from: vec![TokenSource::Authorization],
+    })
+    .expect("provider");
+    provider.fetch(true).await;
+    let token = sign(Algorithm::ES256, "ec-1", &key, &claims(json!({})));
+    provider.verify(&token).await.expect("verified with the fetched key");
+
+    // Oversized: the fetch fails and the key stays. A token with an unknown kid asks for it.
+    let padding = "x".repeat(2 * 1024 * 1024);
+    *answer.lock().expect("answer") = (200, json!({"keys": [], "padding": padding}).to_string());
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let (other, _) = ec_key("ec-2");
+    let unknown = sign(Algorithm::ES256, "ec-2", &other, &claims(json!({})));
+    let refused = provider.verify(&unknown).await.expect_err("unknown kid");
+    assert!(refused.message.contains("no key of provider `idp` has kid `ec-2`"), "{}", refused.message);
+    provider.verify(&token).await.expect("the last good key survived the oversized set");
+
+    // Outage: the key keeps verifying until max_stale has passed since the last good fetch.
+    *answer.lock().expect("answer") = (503, "down".into());
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(3500)).await;
+    provider.verify(&token).await.expect("still within max_stale");
+    tokio::time::advance(Duration::from_secs(200)).await;
+    let stale = provider.verify(&token).await.expect_err("stale");
+    assert!(
+        stale.message.contains("the keys of provider `idp` are stale: its JWKS has not been fetched for over 1h"),
+        "{}",
+        stale.message
+    );
+    // The provider comes back: the next fetch restores trust.
+    *answer.lock().expect("answer") = (200, json!({"keys": [ec_key("ec-1").1]}).to_string());
+    tokio::time::resume();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    provider.fetch(false).await;
+    let refused = provider.verify(&token).await.expect_err("the key was replaced by a new ec-1");
+    assert!(!refused.message.contains("stale"), "{}", refused.message);
+}
