@@ -110,6 +110,7 @@ async fn metrics(State(gateway): State<Arc<Gateway>>, headers: http::HeaderMap) 
     let (hits, stale, misses) = snapshot.cache.lookups();
     let scrape = crate::telemetry::metrics::Scrape {
         generation: snapshot.generation,
+        runtime_tasks: tokio::runtime::Handle::try_current().ok().map(|h| h.metrics().num_alive_tasks()),
         shared_registry: gateway.shared_registry().map(|shared| {
             let status = shared.status();
             crate::telemetry::metrics::SharedRegistrySample { connected: status.connected, generation: status.applied }

@@ -116,6 +116,12 @@ pub async fn start_demo_backend_replicas(count: usize) -> Result<Vec<DemoBackend
     Ok(replicas)
 }
 
+/// Another replica of `of`'s catalog (sharing its books and events) on `addr`, as a replica
+/// restarted on its port would be.
+pub async fn start_demo_backend_replica(addr: SocketAddr, of: &DemoBackend) -> Result<DemoBackend, DemoError> {
+    start_replica(addr, Some(of.catalog.clone())).await
+}
+
 async fn start_replica(addr: SocketAddr, shared: Option<Arc<Catalog>>) -> Result<DemoBackend, DemoError> {
     let registry: Registry = merge_registrations(vec![demo_registration()?, demo_v2_registration()?])?;
     // Reflection answers with every file, built-ins included, so clients can resolve imports.

@@ -18,7 +18,9 @@ use protox::file::{ChainFileResolver, File, FileResolver};
 use crate::registry::{Registration, RegistryError};
 
 pub use authors::{DemoAuthors, start_demo_authors};
-pub use backend::{DemoBackend, DemoError, start_demo_backend, start_demo_backend_replicas};
+pub use backend::{
+    DemoBackend, DemoError, start_demo_backend, start_demo_backend_replica, start_demo_backend_replicas,
+};
 pub use critics::{DemoCritics, critics_sdl, start_demo_critics};
 pub use security::{DemoSecurity, demo_security};
 

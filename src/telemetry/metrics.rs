@@ -224,6 +224,9 @@ pub struct Scrape {
     pub cache: CacheSample,
     /// The shared registry, when registrations are shared through Redis.
     pub shared_registry: Option<SharedRegistrySample>,
+    /// Tasks alive on the async runtime (connections, streams, background work): a count that
+    /// keeps growing under steady traffic is a leak.
+    pub runtime_tasks: Option<usize>,
 }
 
 /// The shared registry as this instance follows it.
@@ -339,6 +342,14 @@ impl Collector for Scrape {
             None,
             MetricType::Gauge,
         )?)?;
+        if let Some(tasks) = self.runtime_tasks {
+            ConstGauge::new(i64::try_from(tasks).unwrap_or(i64::MAX)).encode(encoder.encode_descriptor(
+                "runtime_tasks",
+                "Tasks alive on the gateway's async runtime",
+                None,
+                MetricType::Gauge,
+            )?)?;
+        }
         if let Some(shared) = &self.shared_registry {
             ConstGauge::new(i64::from(shared.connected)).encode(encoder.encode_descriptor(
                 "registry_shared_connected",

@@ -28,6 +28,7 @@ mod rest;
 mod rest_stream;
 mod scale_out;
 mod server;
+mod soak;
 mod stitching;
 mod subscriptions;
 mod tls_listener;
