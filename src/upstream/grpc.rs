@@ -15,6 +15,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::UpstreamError;
 use super::grpc_codec::{Outgoing, RawCodec};
+use super::grpc_only::GrpcOnly;
 use super::pool::{Balancer, Breaker, EndpointConnections, InFlight, Pool, RetryBudget, Spec, StreamSlot, Target};
 use crate::error::grpc_code;
 use crate::operation::Metadata;
@@ -379,7 +380,7 @@ impl GrpcClient {
             self.breaker.admit_waiting(deadline).await.map_err(|why| UpstreamError::refused(&self.cluster, &why))?;
         let picked = self.pick(&passthrough_hash_inputs(&request), None)?;
         let _guards = picked.guards;
-        let answer = picked.channel.oneshot(request).await;
+        let answer = GrpcOnly(picked.channel).oneshot(request).await;
         let failed = match &answer {
             Err(_) => true,
             Ok(response) => {
@@ -408,8 +409,8 @@ impl GrpcClient {
     /// made backends that compress whenever allowed (tonic's `send_compressed`, the demo's)
     /// deflate every answer for the gateway to inflate: more CPU on both sides than a LAN
     /// saves (`cargo bench --bench e2e`, the 1 KiB PATCH).
-    fn grpc(&self, channel: Channel) -> Grpc<Channel> {
-        let grpc = Grpc::new(channel);
+    fn grpc(&self, channel: Channel) -> Grpc<GrpcOnly<Channel>> {
+        let grpc = Grpc::new(GrpcOnly(channel));
         if self.compress {
             grpc.send_compressed(CompressionEncoding::Gzip).accept_compressed(CompressionEncoding::Gzip)
         } else {

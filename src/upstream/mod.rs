@@ -8,6 +8,7 @@ mod cluster;
 pub mod grpc;
 pub mod graphql_ws;
 pub mod grpc_codec;
+pub mod grpc_only;
 pub mod http;
 pub mod pool;
 pub mod tls;
@@ -129,8 +130,42 @@ impl UpstreamError {
         if code == grpc_code::DEADLINE_EXCEEDED {
             return UpstreamError::DeadlineExceeded;
         }
+        if is_malformed_answer(&status) {
+            return UpstreamError::BadAnswer(format!(
+                "backend {cluster} sent a malformed answer: {}",
+                status.message()
+            ));
+        }
         UpstreamError::Status { code, message: status.message().to_owned(), details: status.details().to_vec().into() }
     }
+}
+
+/// True for the statuses tonic makes up while reading an answer that breaks the gRPC framing
+/// (a frame past the size limit, an unknown compression flag, an encoding it was not offered, a
+/// frame cut short, no trailers):
+/// the backend sent no such status, its answer was broken, which is a 502, not the client's
+/// fault (tonic's OUT_OF_RANGE would read as a 400).
+fn is_malformed_answer(status: &tonic::Status) -> bool {
+    const TONIC_DECODE_ERRORS: &[&str] = &[
+        "decoded message length too large",
+        "Message length too large",
+        "invalid compression flag",
+        "missing grpc-status trailer",
+        "Missing response message",
+        "Unexpected EOF",
+        // Compressed although the gateway did not offer that encoding.
+        "which isn't supported",
+        // Inflating past the message limit (tonic says RESOURCE_EXHAUSTED, which reads as a 429).
+        "Error decompressing",
+    ];
+    matches!(
+        status.code(),
+        tonic::Code::OutOfRange
+            | tonic::Code::Internal
+            | tonic::Code::Unknown
+            | tonic::Code::Unimplemented
+            | tonic::Code::ResourceExhausted
+    ) && TONIC_DECODE_ERRORS.iter().any(|known| status.message().contains(known))
 }
 
 /// A cluster's client, by the protocol it speaks.

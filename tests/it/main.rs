@@ -4,6 +4,7 @@ mod auth;
 mod caching;
 mod authorization;
 mod backend_connections;
+mod backend_faults;
 mod cli_check;
 mod coalescing;
 mod defer;
