@@ -359,3 +359,83 @@ async fn consistent_hashing_on_a_claim_keeps_a_user_on_one_endpoint() {
         replica.shutdown().await;
     }
 }
+
+/// A field rule holds however the field is reached: an alias, a named fragment (nested two
+/// deep), an inline fragment, the same field twice under different aliases, a batch, and a
+/// persisted query sent by its hash alone. Each time the field is null with FORBIDDEN at its
+/// own response path, and the rest of the answer is there.
+#[tokio::test]
+async fn a_field_rule_cannot_be_bypassed_through_aliases_fragments_batches_or_persisted_queries() {
+    let config =
+        format!("{}[[authorization.rules]]\nfields = [\"Book.rating\"]\nscopes_all = [\"staff\"]\n", provider());
+    let (gateway, _dir) = TestGateway::stitched_with_config(&config).await;
+    let reader = token(json!({"scope": "books:read"}));
+    let book = "getBook(name: \"shelves/1/books/1\")";
+    // (query, the path of each denied field)
+    let table: Vec<(String, Vec<Value>)> = vec![
+        (format!("{{ b: {book} {{ title r: rating }} }}"), vec![json!(["b", "r"])]),
+        (
+            format!(
+                "{{ {book} {{ ...Outer }} }} fragment Outer on Book {{ title ...Inner }} fragment Inner on Book {{ rating }}"
+            ),
+            vec![json!(["getBook", "rating"])],
+        ),
+        (format!("{{ {book} {{ ... on Book {{ title rating }} }} }}"), vec![json!(["getBook", "rating"])]),
+        (
+            format!("{{ {book} {{ a: rating b: rating title }} }}"),
+            vec![json!(["getBook", "a"]), json!(["getBook", "b"])],
+        ),
+        (
+            format!("{{ x: {book} {{ title }} y: {book} {{ ... @include(if: true) {{ rating }} }} }}"),
+            vec![json!(["y", "rating"])],
+        ),
+    ];
+    for (query, denied) in &table {
+        let (status, body) = graphql(&gateway, query, Some(&reader)).await;
+        assert_eq!(status, 200, "{query}: {body}");
+        let errors = body["errors"].as_array().cloned().unwrap_or_default();
+        let paths: Vec<Value> = errors.iter().map(|e| e["path"].clone()).collect();
+        assert_eq!(&paths, denied, "{query}: {body}");
+        assert!(errors.iter().all(|e| e["extensions"]["code"] == "FORBIDDEN"), "{query}: {body}");
+        assert!(body.to_string().contains("The Left Hand of Darkness"), "the rest is answered: {body}");
+        assert!(!body.to_string().contains("46"), "{query}: the rating leaked: {body}");
+    }
+    // A batch: each operation is authorized on its own.
+    let batch = json!([{ "query": table[0].0 }, { "query": table[2].0 }]);
+    let response = gateway
+        .client
+        .post(format!("{}/graphql", gateway.base))
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {reader}"))
+        .body(batch.to_string())
+        .send()
+        .await
+        .expect("send");
+    let answers: Value = response.json().await.expect("json");
+    assert_eq!(answers.as_array().map(Vec::len), Some(2), "{answers}");
+    assert!(!answers.to_string().contains("46"), "the rating leaked in a batch: {answers}");
+    // A persisted query: registered by a client allowed to see the field, then sent by its hash
+    // alone by one that is not.
+    let query = format!("{{ {book} {{ title rating }} }}");
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(query.as_bytes()));
+    let persisted = |with_query: bool, bearer: String| {
+        let mut body = json!({"extensions": {"persistedQuery": {"version": 1, "sha256Hash": hash}}});
+        if with_query {
+            body["query"] = json!(query);
+        }
+        gateway
+            .client
+            .post(format!("{}/graphql", gateway.base))
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {bearer}"))
+            .body(body.to_string())
+            .send()
+    };
+    let staff: Value =
+        persisted(true, token(json!({"scope": "staff"}))).await.expect("send").json().await.expect("json");
+    assert_eq!(staff["data"]["getBook"]["rating"], 46, "{staff}");
+    let by_hash: Value = persisted(false, reader.clone()).await.expect("send").json().await.expect("json");
+    assert_eq!(by_hash["data"]["getBook"]["rating"], Value::Null, "{by_hash}");
+    assert_eq!(by_hash["errors"][0]["extensions"]["code"], "FORBIDDEN", "{by_hash}");
+    gateway.shutdown().await;
+}

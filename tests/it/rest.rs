@@ -812,3 +812,35 @@ async fn an_overlong_uri_is_414_and_oversized_headers_are_431() {
     assert_eq!(status, 200, "the listener keeps serving");
     gateway.shutdown().await;
 }
+
+/// Path confusion: a percent-encoded slash stays encoded in the bound value (the template's
+/// segments are the request's segments), an encoded colon cannot reach a custom-verb method,
+/// and encoded dot segments are refused; each reaches GetBook or nothing, with the value the
+/// backend reports back. (Encoded dot segments are refused: `dot_segments_are_refused_not_resolved`.)
+#[tokio::test]
+async fn encoded_slashes_and_verbs_in_path_variables_are_bound_literally_and_reach_one_method() {
+    let gateway = TestGateway::demo().await;
+    // (path, status, the name GetBook saw)
+    let table: &[(&str, u16, Option<&str>)] = &[
+        ("/v1/shelves/1%2F2/books/1", 404, Some("shelves/1%2F2/books/1")),
+        ("/v1/shelves/1/books/1%2F..%2F2", 404, Some("shelves/1/books/1%2F..%2F2")),
+        ("/v1/shelves/1/books/1%3Aimport", 404, Some("shelves/1/books/1:import")),
+        ("/v1/shelves/1/books/1", 200, Some("shelves/1/books/1")),
+    ];
+    for (path, status, seen) in table {
+        let before = (gateway.backend().calls("GetBook"), gateway.backend().calls("ImportBooks"));
+        let (got, body, _) = gateway.call("GET", path, "").await;
+        assert_eq!(got, *status, "{path}: {body}");
+        let after = (gateway.backend().calls("GetBook"), gateway.backend().calls("ImportBooks"));
+        assert_eq!(after.1, before.1, "{path} reached ImportBooks");
+        match seen {
+            Some(name) => {
+                assert_eq!(after.0, before.0 + 1, "{path}");
+                let text = body.to_string();
+                assert!(text.contains(name), "{path}: the backend saw another name: {text}");
+            }
+            None => assert_eq!(after.0, before.0, "{path} reached the backend"),
+        }
+    }
+    gateway.shutdown().await;
+}
