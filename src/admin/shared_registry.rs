@@ -175,9 +175,17 @@ impl SharedRegistryFollow {
         self.with_status(|status| status.loaded = true);
         match super::reload_snapshot(gateway).await {
             Ok(snapshot) => {
-                tracing::info!(generation, snapshot = snapshot.generation, "applied the shared registry's change");
+                // The rebuild read the state stored when it took the reload lock: a change this
+                // instance wrote itself meanwhile (retried after a stale check) may have moved it
+                // past `generation`, and that is what now serves.
+                let built = self.generation();
+                tracing::info!(
+                    generation = built,
+                    snapshot = snapshot.generation,
+                    "applied the shared registry's change"
+                );
                 self.with_status(|status| {
-                    status.applied = generation;
+                    status.applied = built;
                     status.refused = None;
                 });
             }
