@@ -13,6 +13,7 @@ pub use graphql::{Caches as GraphqlCaches, plan_query};
 mod grpc;
 mod grpc_local;
 mod observe;
+mod admission;
 mod overload;
 pub mod request_head;
 pub mod respond;
@@ -44,8 +45,11 @@ struct IngressState {
     in_flight: overload::InFlight,
 }
 
-/// The gateway listener's router: the fixed endpoints, then protocol dispatch.
-pub fn gateway_router(gateway: Arc<Gateway>) -> Router {
+/// The gateway listener's routes: the fixed endpoints, then protocol dispatch; native gRPC
+/// requests take a shorter way with the same admission and observation but no route table,
+/// CORS or compression layer (browsers speak gRPC-Web, which takes the main way), which spares
+/// each passthrough call the allocations of those layers.
+pub fn gateway_router(gateway: Arc<Gateway>) -> crate::server::Routes {
     let buffer = gateway.snapshot().config.graphql.subscriptions.buffer as usize;
     let state = Arc::new(IngressState {
         gateway,
@@ -60,18 +64,27 @@ pub fn gateway_router(gateway: Arc<Gateway>) -> Router {
     let compression = tower_http::compression::CompressionLayer::new()
         .quality(tower_http::CompressionLevel::Fastest)
         .compress_when(encoding::CompressibleJson);
-    Router::new()
+    let grpc = Router::new()
+        .fallback(native_grpc)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), admission::admit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe::observe))
+        .with_state(state.clone());
+    let main = Router::new()
         .route("/openapi.json", get(openapi))
         .route("/graphql", any(graphql_endpoint))
         .fallback(dispatch)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), limit_uri))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), request_head::check_request_head))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), overload::shed_overload))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), admission::admit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), cors::cors))
         .layer(compression)
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe::observe))
         .layer(axum::middleware::from_fn_with_state(state.clone(), close_when_draining))
-        .with_state(state)
+        .with_state(state);
+    crate::server::Routes { main, grpc: Some(grpc) }
+}
+
+/// Native gRPC (the listener sends only `application/grpc` requests this way).
+async fn native_grpc(State(state): State<Arc<IngressState>>, request: Request) -> Response {
+    grpc::handle_grpc(state.gateway.served(), &state.local_grpc, request).await
 }
 
 /// While the gateway drains (`listener.shutdown_delay`), HTTP/1 answers carry `Connection:
@@ -108,17 +121,6 @@ async fn openapi(State(state): State<Arc<IngressState>>) -> Response {
         }
     };
     respond::json_response(http::StatusCode::OK, body.to_vec())
-}
-
-/// A URI longer than `listener.max_uri_bytes` is a 414 on every endpoint.
-async fn limit_uri(State(state): State<Arc<IngressState>>, request: Request, next: axum::middleware::Next) -> Response {
-    let limit = state.gateway.snapshot().config.listener.max_uri_bytes as usize;
-    let length = request.uri().path_and_query().map_or(0, |p| p.as_str().len());
-    if length > limit {
-        let message = format!("the request URI is {length} bytes; the limit is {limit} (listener.max_uri_bytes)");
-        return request_head::refuse_before_routing(&request, crate::error::ErrorCode::UriTooLong, &message);
-    }
-    next.run(request).await
 }
 
 /// Picks the protocol by content type: gRPC-Web, native gRPC, else REST.

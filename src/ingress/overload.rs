@@ -3,23 +3,14 @@
 //! answered at once with 503 and `Retry-After: 1`, in its protocol's shape, instead of queueing
 //! behind the others without bound, so a client or a load balancer can go elsewhere.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
-use http::{HeaderValue, header};
-
-use super::IngressState;
-use crate::error::ErrorCode;
 
 /// Requests being handled.
 #[derive(Debug, Default)]
 pub(super) struct InFlight(AtomicUsize);
 
 /// Holds one slot until dropped.
-struct Slot<'a>(&'a AtomicUsize);
+pub(super) struct Slot<'a>(&'a AtomicUsize);
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
@@ -29,23 +20,11 @@ impl Drop for Slot<'_> {
 
 impl InFlight {
     /// Takes a slot if fewer than `limit` are taken (0: no limit).
-    fn enter(&self, limit: usize) -> Option<Slot<'_>> {
+    pub(super) fn enter(&self, limit: usize) -> Option<Slot<'_>> {
         let before = self.0.fetch_add(1, Ordering::AcqRel);
         let slot = Slot(&self.0);
         (limit == 0 || before < limit).then_some(slot)
     }
-}
-
-/// The middleware.
-pub(super) async fn shed_overload(State(state): State<Arc<IngressState>>, request: Request, next: Next) -> Response {
-    let limit = state.gateway.snapshot().config.listener.max_in_flight as usize;
-    let Some(_slot) = state.in_flight.enter(limit) else {
-        let message = format!("the gateway is handling {limit} requests, its limit (listener.max_in_flight); retry");
-        let mut response = super::request_head::refuse_before_routing(&request, ErrorCode::Unavailable, &message);
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return response;
-    };
-    next.run(request).await
 }
 
 #[cfg(test)]

@@ -13,14 +13,10 @@
 //! - a Transfer-Encoding other than `chunked` alone (`gzip, chunked`): 501 and close;
 //! - an HTTP/1.1 request without Host, or with more than one: 400 (section 3.2's MUST).
 
-use std::sync::Arc;
-
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::Response;
 use http::{HeaderValue, Version, header};
 
-use super::IngressState;
 use super::respond::error_response;
 use crate::config::UnderscoreHeaders;
 use crate::error::ErrorCode;
@@ -85,27 +81,6 @@ pub fn check_head(
         }
     }
     Ok(())
-}
-
-/// The middleware: refuses a bad head before routing, with `Connection: close` when its framing
-/// is in doubt.
-pub(super) async fn check_request_head(
-    State(state): State<Arc<IngressState>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let underscores = state.gateway.snapshot().config.listener.headers_with_underscores;
-    let version = request.version();
-    match check_head(version, request.headers_mut(), underscores) {
-        Ok(()) => next.run(request).await,
-        Err(refusal) => {
-            let mut response = refuse_before_routing(&request, refusal.code, &refusal.message);
-            if refusal.close && version <= Version::HTTP_11 {
-                response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-            }
-            response
-        }
-    }
 }
 
 /// A refusal before any route read the request, in the shape of the protocol the request

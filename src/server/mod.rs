@@ -87,6 +87,42 @@ impl From<&ListenerConfig> for ListenerSettings {
     }
 }
 
+/// What a listener serves: its router, and optionally a shorter one that native gRPC requests
+/// (`application/grpc`, not gRPC-Web) go to instead, past routes and layers they never use.
+#[derive(Clone)]
+pub struct Routes {
+    /// Every request's router.
+    pub main: Router,
+    /// Native gRPC requests' router, when the listener has one.
+    pub grpc: Option<Router>,
+}
+
+impl From<Router> for Routes {
+    fn from(main: Router) -> Self {
+        Routes { main, grpc: None }
+    }
+}
+
+impl Routes {
+    /// The router for `request`.
+    fn pick(&self, request: &http::Request<Incoming>) -> &Router {
+        match &self.grpc {
+            Some(grpc) if is_native_grpc(request) => grpc,
+            _ => &self.main,
+        }
+    }
+}
+
+/// `application/grpc` and `application/grpc+…`, not `application/grpc-web…`.
+fn is_native_grpc(request: &http::Request<Incoming>) -> bool {
+    request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .map(http::HeaderValue::as_bytes)
+        .and_then(|v| v.strip_prefix(b"application/grpc"))
+        .is_some_and(|rest| rest.is_empty() || rest[0] == b'+' || rest[0] == b';')
+}
+
 /// A running gateway: both listeners bound, serving until `shutdown`.
 pub struct RunningServer {
     /// The gateway listener's address.
@@ -178,7 +214,7 @@ fn snapshot_tls(gateway: Arc<Gateway>) -> TlsSource {
 /// Accepts plain connections until `stop`, then drains them.
 pub async fn serve_listener(
     listener: TcpListener,
-    router: Router,
+    router: impl Into<Routes>,
     settings: ListenerSettings,
     stop: watch::Receiver<bool>,
 ) -> DrainReport {
@@ -189,11 +225,12 @@ pub async fn serve_listener(
 /// handshake must finish within the header-read timeout.
 pub async fn serve_listener_tls(
     listener: TcpListener,
-    router: Router,
+    router: impl Into<Routes>,
     settings: ListenerSettings,
     mut stop: watch::Receiver<bool>,
     tls: Option<TlsSource>,
 ) -> DrainReport {
+    let router: Routes = router.into();
     let builder = Arc::new(connection_builder(&settings));
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(settings.max_connections));
@@ -300,7 +337,7 @@ type ResponseFuture = Pin<Box<dyn Future<Output = Result<http::Response<Body>, I
 /// The router as a hyper service that counts requests in flight until their bodies end.
 #[derive(Clone)]
 struct ConnectionService {
-    router: Router,
+    router: Routes,
     activity: Arc<Activity>,
     peer: SocketAddr,
     /// `X-Forwarded-Client-Cert` for the connection's verified client certificate.
@@ -308,7 +345,7 @@ struct ConnectionService {
 }
 
 fn connection_service(
-    router: Router,
+    router: Routes,
     activity: Arc<Activity>,
     peer: SocketAddr,
     client_cert: Option<http::HeaderValue>,
@@ -327,7 +364,7 @@ impl hyper::service::Service<http::Request<Incoming>> for ConnectionService {
 
     fn call(&self, request: http::Request<Incoming>) -> ResponseFuture {
         let guard = InFlight::begin(self.activity.clone());
-        let router = self.router.clone();
+        let router = self.router.pick(&request).clone();
         let mut request = request;
         request.extensions_mut().insert(ClientAddr(self.peer));
         // Only the listener speaks for a client certificate.

@@ -378,7 +378,9 @@ impl GrpcClient {
         use tower::ServiceExt;
         let admitted =
             self.breaker.admit_waiting(deadline).await.map_err(|why| UpstreamError::refused(&self.cluster, &why))?;
-        let picked = self.pick(&passthrough_hash_inputs(&request), None)?;
+        // The headers are copied out only when the cluster hashes on something.
+        let inputs = if self.hash_on.is_some() { passthrough_hash_inputs(&request) } else { Metadata::default() };
+        let picked = self.pick(&inputs, None)?;
         let _guards = picked.guards;
         let answer = GrpcOnly(picked.channel).oneshot(request).await;
         let failed = match &answer {

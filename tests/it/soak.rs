@@ -8,6 +8,8 @@
 //!   every 5 s after a warm-up minute's first half);
 //! - open file descriptors and runtime tasks return to their baseline once traffic stops;
 //! - every REST and GraphQL read was answered (retries carry them past the stopped replica).
+//!
+//! And 200 reloads under traffic: no failed request, memory, descriptors and tasks flat.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -273,4 +275,67 @@ async fn a_soak_of_mixed_traffic_with_a_replica_stopped_every_30s_leaks_nothing(
     for replica in replicas {
         replica.shutdown().await;
     }
+}
+
+/// Two hundred reloads under traffic: none fails a request, and the process's memory after
+/// them is where it was after the first twenty (each old snapshot is freed once its last
+/// request ends), as are its descriptors and runtime tasks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_reloads_under_traffic_fail_nothing_and_leave_memory_flat() {
+    let backend = switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("backend");
+    let work = tempfile::tempdir().expect("tempdir");
+    register_demo_protos(work.path());
+    let file = work.path().join("switchyard.toml");
+    std::fs::write(
+        &file,
+        format!("[backends.catalog]\nendpoints = [\"{}\"]\nservices = [\"catalog.v1\"]\n", backend.url()),
+    )
+    .expect("config");
+    let dir = work.path().to_owned();
+    let mut gateway = tokio::task::spawn_blocking(move || {
+        let file = file.to_str().expect("utf8").to_owned();
+        Running::spawn(&["serve", "--config", &file, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"], &dir)
+    })
+    .await
+    .expect("join");
+    let base = tokio::task::block_in_place(|| gateway.url_after("serving on "));
+    let admin = tokio::task::block_in_place(|| gateway.url_after("(admin "));
+    let pid = gateway.child.id();
+    let counts = Arc::new(Counts::default());
+    let failures: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic: Vec<_> =
+        (0..2).map(|_| tokio::spawn(reads(base.clone(), counts.clone(), stop.clone(), failures.clone()))).collect();
+    let client = reqwest::Client::new();
+    let mut after_twenty = (0, 0, 0);
+    for i in 1..=200 {
+        let reload = client.post(format!("{admin}/admin/reload")).send().await.expect("reload");
+        assert_eq!(reload.status().as_u16(), 200, "reload {i}");
+        if i == 20 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let (rss, fds) = process_usage(pid);
+            after_twenty = (rss, fds, runtime_tasks(&admin).await);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::SeqCst);
+    for task in traffic {
+        tokio::time::timeout(HANG, task).await.expect("traffic stops").expect("traffic");
+    }
+    let (rss, fds) = process_usage(pid);
+    let tasks = runtime_tasks(&admin).await;
+    let report = format!(
+        "{} reads; RSS {} -> {rss} KiB, fds {} -> {fds}, tasks {} -> {tasks}",
+        counts.rest.load(Ordering::Relaxed) + counts.graphql.load(Ordering::Relaxed),
+        after_twenty.0,
+        after_twenty.1,
+        after_twenty.2
+    );
+    eprintln!("reloads: {report}");
+    let failures = failures.lock().expect("lock").clone();
+    assert!(failures.is_empty(), "{report}\n{failures:#?}");
+    assert!(rss < after_twenty.0 + 4 * 1024, "memory grew over 180 reloads: {report}");
+    assert!(fds <= after_twenty.1 + 2 && tasks <= after_twenty.2 + 2, "{report}");
+    gateway.signal("TERM");
+    backend.shutdown().await;
 }
