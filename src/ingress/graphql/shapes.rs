@@ -17,10 +17,15 @@ struct Key {
     directives: String,
 }
 
-/// Shapes by what determines them, bounded by the total size of their keys' documents.
+/// Shapes by what determines them, bounded by the total size of their keys' documents. Only
+/// the newest snapshot generation's shapes are kept: a shape holds parts of its snapshot (its
+/// schema's types and methods), so an older generation's entries would keep whole snapshots
+/// alive that their weight does not count.
 #[derive(Clone)]
 pub(crate) struct ShapeCache {
     cache: moka::sync::Cache<Key, Arc<Shape>>,
+    /// The newest generation seen.
+    newest: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Default for ShapeCache {
@@ -31,7 +36,7 @@ impl Default for ShapeCache {
             })
             .max_capacity(16 * 1024 * 1024)
             .build();
-        ShapeCache { cache }
+        ShapeCache { cache, newest: Arc::default() }
     }
 }
 
@@ -46,6 +51,12 @@ impl ShapeCache {
         operation: Option<&str>,
         variables: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<Arc<Shape>, Vec<DocumentError>> {
+        use std::sync::atomic::Ordering;
+        let newest = self.newest.fetch_max(snapshot.generation, Ordering::AcqRel);
+        if snapshot.generation > newest {
+            // A reload: the older generations' shapes are never asked for again.
+            self.cache.invalidate_all();
+        }
         let directives = serde_json::to_string(&directive_values(document, operation, variables)).unwrap_or_default();
         let key = Key {
             generation: snapshot.generation,
@@ -69,7 +80,10 @@ impl ShapeCache {
         }
         shaped.cost = cost;
         let shaped = Arc::new(shaped);
-        self.cache.insert(key, shaped.clone());
+        // A request still on an older snapshot does not put its shape back after a reload.
+        if snapshot.generation >= self.newest.load(Ordering::Acquire) {
+            self.cache.insert(key, shaped.clone());
+        }
         Ok(shaped)
     }
 }
