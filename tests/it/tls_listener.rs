@@ -169,3 +169,51 @@ async fn a_reload_renews_the_certificate_for_new_connections_and_keeps_open_ones
     assert_eq!(open.get(&book).send().await.expect("kept-alive connection").status(), 200);
     gateway.shutdown().await;
 }
+
+/// Abuse at the door of a TLS listener: 100 connections reset by the client as soon as they
+/// are made (SO_LINGER 0), 50 half-open handshakes (a ClientHello's first bytes, then silence)
+/// and 50 connections that never say anything. The accept loop survives all of them, the
+/// half-open ones are closed by the handshake deadline, and a real client is served throughout.
+#[tokio::test]
+async fn resets_at_accept_and_half_open_handshakes_do_not_stop_the_listener() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pki = tempfile::tempdir().expect("tempdir");
+    let ca = Authority::new("Test CA");
+    ca.write_server(pki.path());
+    let config = format!("[listener]\nheader_read_timeout = \"1s\"\n{}", listener_tls(pki.path(), ""));
+    let (gateway, _dir) = TestGateway::demo_with_config(&config).await;
+    let addr = gateway.base.trim_start_matches("http://").to_owned();
+    let real = client(&ca.pem(), None, false);
+    let served = |real: reqwest::Client, url: String| async move {
+        let response = real.get(url).send().await.expect("the real client is served");
+        assert_eq!(response.status().as_u16(), 200);
+    };
+    for _ in 0..100 {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_linger(Some(std::time::Duration::ZERO)).expect("linger");
+        let stream = socket.connect(addr.parse().expect("addr")).await.expect("connect");
+        drop(stream);
+    }
+    served(real.clone(), https(&gateway, "/v1/shelves/1/books/1")).await;
+    // A TLS record header and the start of a ClientHello, then nothing.
+    let partial_hello: &[u8] = &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03];
+    let mut hanging = Vec::new();
+    for i in 0..100 {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+        if i % 2 == 0 {
+            stream.write_all(partial_hello).await.expect("write");
+        }
+        hanging.push(stream);
+    }
+    served(real.clone(), https(&gateway, "/v1/shelves/1/books/1")).await;
+    // Every one of them is closed by the handshake deadline (a hang detector bounds the wait).
+    for mut stream in hanging {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(crate::support::HANG, stream.read(&mut buf)).await.expect("closed in time");
+        assert!(matches!(read, Ok(0) | Err(_)), "a half-open handshake got an answer: {read:?}");
+    }
+    served(real, https(&gateway, "/v1/shelves/1/books/1")).await;
+    let health = reqwest::get(format!("{}/healthz", gateway.admin)).await.expect("health");
+    assert_eq!(health.status().as_u16(), 200);
+    gateway.shutdown().await;
+}
