@@ -190,7 +190,7 @@ async fn resets_at_accept_and_half_open_handshakes_do_not_stop_the_listener() {
     };
     for _ in 0..100 {
         let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-        socket.set_linger(Some(std::time::Duration::ZERO)).expect("linger");
+        socket.set_zero_linger().expect("linger");
         let stream = socket.connect(addr.parse().expect("addr")).await.expect("connect");
         drop(stream);
     }
