@@ -139,6 +139,10 @@ pub struct SubscriptionConfig {
     /// Most subscriptions running at once on the gateway.
     #[schemars(range(min = 1))]
     pub max_total: u32,
+    /// Most operations one consumer (a verified identity, else the client's address) runs at
+    /// once over all its sockets: many sockets cannot take the whole of `max_total`.
+    #[schemars(range(min = 1))]
+    pub max_per_consumer: u32,
     /// Largest message a client may send, in bytes (then 1009).
     #[schemars(range(min = 1))]
     pub max_message_bytes: u32,
@@ -154,6 +158,7 @@ impl Default for SubscriptionConfig {
             keepalive: crate::config::duration::ConfigDuration::from_secs(12),
             max_per_connection: 100,
             max_total: 10_000,
+            max_per_consumer: 1_000,
             max_message_bytes: 256 * 1024,
             buffer: 1024,
         }

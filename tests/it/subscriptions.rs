@@ -760,3 +760,41 @@ async fn five_hundred_distinct_subscriptions_all_open_on_one_backend() {
     eventually(|| gateway.backend().watchers() == 0, "all cancelled").await;
     gateway.shutdown().await;
 }
+
+/// One client over several sockets is held to `max_per_consumer` (anonymous clients by their
+/// address, which here is the same for every socket), below the gateway-wide `max_total`.
+#[tokio::test]
+async fn one_client_over_many_sockets_is_held_to_its_own_limit() {
+    let config = "[graphql.subscriptions]\nmax_per_consumer = 3\nmax_total = 100\n";
+    let (gateway, _dir) = TestGateway::stitched_with_config(config).await;
+    let watch = |id: &str| json!({"id": id, "type": "subscribe", "payload": {"query": WATCH, "variables": {"shelf": "shelves/1"}}});
+    let mut sockets = Vec::new();
+    for _ in 0..3 {
+        let mut socket = acknowledged(&gateway, "graphql-transport-ws").await;
+        send(&mut socket, watch("1")).await;
+        sockets.push(socket);
+    }
+    let mut fourth = acknowledged(&gateway, "graphql-transport-ws").await;
+    send(&mut fourth, watch("1")).await;
+    let refused = recv(&mut fourth).await;
+    assert_eq!(refused["payload"][0]["extensions"]["code"], "RATE_LIMITED", "{refused}");
+    assert_eq!(
+        refused["payload"][0]["message"],
+        "this client already runs 3 operations over its sockets (graphql.subscriptions.max_per_consumer)"
+    );
+    // Closing one socket gives its operation's place back.
+    drop(sockets.pop());
+    let mut freed = false;
+    for _ in 0..100 {
+        send(&mut fourth, watch("2")).await;
+        match tokio::time::timeout(Duration::from_millis(200), recv(&mut fourth)).await {
+            Err(_) => {
+                freed = true;
+                break;
+            }
+            Ok(refused) => assert_eq!(refused["id"], "2", "{refused}"),
+        }
+    }
+    assert!(freed, "a closed socket gave its place back");
+    gateway.shutdown().await;
+}

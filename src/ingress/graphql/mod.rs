@@ -111,6 +111,8 @@ pub struct Caches {
     pub(crate) running: Arc<std::sync::atomic::AtomicUsize>,
     /// Running subscriptions, shared by identical subscribers.
     pub(crate) subscriptions: Arc<SharedSubscriptions>,
+    /// Operations running over WebSockets per consumer (graphql.subscriptions.max_per_consumer).
+    pub(crate) per_consumer: Arc<ws::ConsumerCounts>,
 }
 
 impl Default for Caches {
@@ -120,6 +122,7 @@ impl Default for Caches {
             shapes: ShapeCache::default(),
             running: Arc::default(),
             subscriptions: Arc::new(SharedSubscriptions::new(1024)),
+            per_consumer: Arc::default(),
         }
     }
 }

@@ -3,8 +3,11 @@
 //! (`session`). Queries and mutations run over the socket too; subscriptions stream their
 //! backend's events, each shaped and stitched like a query.
 
+mod consumers;
 mod protocol;
 mod session;
+
+pub(crate) use consumers::ConsumerCounts;
 
 use std::sync::Arc;
 

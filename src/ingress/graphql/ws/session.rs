@@ -98,6 +98,7 @@ pub(crate) async fn run_session(mut socket: WebSocket, dialect: Option<Dialect>,
         init: None,
         verifying: None,
         expires_at: None,
+        consumer: String::new(),
     };
     // Credentials being verified, and the session token's expiry.
     let mut verification: Option<futures_util::future::BoxFuture<'static, VerifyResult>> = None;
@@ -221,6 +222,9 @@ struct State {
     verifying: Option<Verify>,
     /// When the session's token expires (Unix seconds), if it does.
     expires_at: Option<u64>,
+    /// Whose operations these are (graphql.subscriptions.max_per_consumer): the verified
+    /// identity, else the client's address.
+    consumer: String,
 }
 
 /// Credentials the session must verify before it goes on.
@@ -340,6 +344,10 @@ impl State {
                 }
             }
         }
+        self.consumer = match &identity {
+            Some(identity) => identity.key(),
+            None => self.context.client.map(|c| c.ip().to_string()).unwrap_or_else(|| "anonymous".into()),
+        };
         self.expires_at = identity.and_then(|i| i.expires_at);
         Ok(self.expires_at)
     }
@@ -380,6 +388,17 @@ impl State {
             self.outbox.send(ServerMessage::Error { id, errors: vec![refuse(message)] });
             return None;
         }
+        let limit = self.config.max_per_consumer as usize;
+        let consumer_slot = match self.context.caches.per_consumer.enter(&self.consumer, limit) {
+            Ok(slot) => slot,
+            Err(running) => {
+                let message = format!(
+                    "this client already runs {running} operations over its sockets (graphql.subscriptions.max_per_consumer)"
+                );
+                self.outbox.send(ServerMessage::Error { id, errors: vec![refuse(message)] });
+                return None;
+            }
+        };
         let running = self.context.running.fetch_add(1, Ordering::AcqRel);
         let counted = Counted(self.context.running.clone());
         if running >= self.config.max_total as usize {
@@ -399,7 +418,13 @@ impl State {
             self.context.client,
             self.init.clone().unwrap_or_default(),
             self.outbox.clone(),
-            OnDone { id: id.clone(), done: done.clone(), finished: self.finished.clone(), _counted: counted },
+            OnDone {
+                id: id.clone(),
+                done: done.clone(),
+                finished: self.finished.clone(),
+                _counted: counted,
+                _consumer: consumer_slot,
+            },
         ));
         self.operations.insert(id, (Running(task.abort_handle()), done));
         None
@@ -415,6 +440,7 @@ struct OnDone {
     done: Arc<std::sync::atomic::AtomicBool>,
     finished: mpsc::UnboundedSender<String>,
     _counted: Counted,
+    _consumer: super::consumers::ConsumerSlot,
 }
 
 impl Drop for OnDone {
