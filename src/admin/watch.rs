@@ -138,6 +138,10 @@ pub fn watch_sources(gateway: Arc<Gateway>) -> Result<Option<SourceWatch>, notif
     if directories.is_empty() {
         return Ok(None);
     }
+    // What the serving snapshot was built from, read now, before this returns: read in the task
+    // instead, a change made just after this returned (before the task ran) would be taken for
+    // the starting point and never applied.
+    let initial = inputs.fingerprint();
     let (events, mut received) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if event.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_))) {
@@ -157,7 +161,7 @@ pub fn watch_sources(gateway: Arc<Gateway>) -> Result<Option<SourceWatch>, notif
         let fingerprint_of = |inputs: Inputs| async move {
             tokio::task::spawn_blocking(move || inputs.fingerprint()).await.unwrap_or_default()
         };
-        let mut applied = fingerprint_of(inputs.clone()).await;
+        let mut applied = initial;
         while received.recv().await.is_some() {
             // Wait until the files hold still for a whole settle period.
             let mut current = fingerprint_of(inputs.clone()).await;
