@@ -12,6 +12,7 @@ pub(crate) mod grpc_frames;
 pub(crate) mod http_template;
 pub(crate) mod json_message;
 pub(crate) mod jwt_token;
+pub(crate) mod stitched_differential;
 pub(crate) mod websocket_session;
 
 use std::sync::OnceLock;
@@ -29,6 +30,7 @@ pub(crate) const TARGETS: &[(&str, Target)] = &[
     ("http_template", http_template::run),
     ("json_message", json_message::run),
     ("jwt_token", jwt_token::run),
+    ("stitched_differential", stitched_differential::run),
     ("websocket_session", websocket_session::run),
 ];
 
