@@ -64,11 +64,15 @@ pub fn gateway_router(gateway: Arc<Gateway>) -> crate::server::Routes {
     let compression = tower_http::compression::CompressionLayer::new()
         .quality(tower_http::CompressionLevel::Fastest)
         .compress_when(encoding::CompressibleJson);
-    let grpc = Router::new()
-        .fallback(native_grpc)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), admission::admit))
+    let handler_state = state.clone();
+    let grpc = tower::ServiceBuilder::new()
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe::observe))
-        .with_state(state.clone());
+        .layer(axum::middleware::from_fn_with_state(state.clone(), admission::admit))
+        .service_fn(move |request: Request| {
+            let state = handler_state.clone();
+            async move { Ok::<_, std::convert::Infallible>(native_grpc(state, request).await) }
+        });
+    let grpc = tower::util::BoxCloneSyncService::new(grpc);
     let main = Router::new()
         .route("/openapi.json", get(openapi))
         .route("/graphql", any(graphql_endpoint))
@@ -83,7 +87,7 @@ pub fn gateway_router(gateway: Arc<Gateway>) -> crate::server::Routes {
 }
 
 /// Native gRPC (the listener sends only `application/grpc` requests this way).
-async fn native_grpc(State(state): State<Arc<IngressState>>, request: Request) -> Response {
+async fn native_grpc(state: Arc<IngressState>, request: Request) -> Response {
     grpc::handle_grpc(state.gateway.served(), &state.local_grpc, request).await
 }
 

@@ -93,9 +93,13 @@ impl From<&ListenerConfig> for ListenerSettings {
 pub struct Routes {
     /// Every request's router.
     pub main: Router,
-    /// Native gRPC requests' router, when the listener has one.
-    pub grpc: Option<Router>,
+    /// Native gRPC requests' service, when the listener has one (no router: axum's routing
+    /// inserts URL parameters and the matched path into every request it routes).
+    pub grpc: Option<GrpcService>,
 }
+
+/// The native gRPC way through a listener.
+pub type GrpcService = tower::util::BoxCloneSyncService<http::Request<Body>, http::Response<Body>, Infallible>;
 
 impl From<Router> for Routes {
     fn from(main: Router) -> Self {
@@ -104,12 +108,9 @@ impl From<Router> for Routes {
 }
 
 impl Routes {
-    /// The router for `request`.
-    fn pick(&self, request: &http::Request<Incoming>) -> &Router {
-        match &self.grpc {
-            Some(grpc) if is_native_grpc(request) => grpc,
-            _ => &self.main,
-        }
+    /// The native gRPC service, if `request` takes that way.
+    fn grpc_for(&self, request: &http::Request<Incoming>) -> Option<GrpcService> {
+        self.grpc.as_ref().filter(|_| is_native_grpc(request)).cloned()
     }
 }
 
@@ -364,7 +365,8 @@ impl hyper::service::Service<http::Request<Incoming>> for ConnectionService {
 
     fn call(&self, request: http::Request<Incoming>) -> ResponseFuture {
         let guard = InFlight::begin(self.activity.clone());
-        let router = self.router.pick(&request).clone();
+        let grpc = self.router.grpc_for(&request);
+        let router = self.router.main.clone();
         let mut request = request;
         request.extensions_mut().insert(ClientAddr(self.peer));
         // Only the listener speaks for a client certificate.
@@ -373,7 +375,11 @@ impl hyper::service::Service<http::Request<Incoming>> for ConnectionService {
             request.headers_mut().insert(tls::CLIENT_CERT_HEADER, cert.clone());
         }
         Box::pin(async move {
-            let response = router.oneshot(request.map(Body::new)).await?;
+            let request = request.map(Body::new);
+            let response = match grpc {
+                Some(grpc) => grpc.oneshot(request).await?,
+                None => router.oneshot(request).await?,
+            };
             Ok(response.map(|body| Body::new(GuardedBody { inner: body, _guard: guard })))
         })
     }

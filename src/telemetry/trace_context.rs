@@ -63,12 +63,15 @@ impl TraceParent {
 
     /// The header value.
     pub fn header(&self) -> String {
-        format!(
-            "00-{}-{}-{}",
-            hex::encode(self.trace_id),
-            hex::encode(self.span_id),
-            if self.sampled { "01" } else { "00" }
-        )
+        // `00-` trace id `-` span id `-` flags, written into one exact buffer (every backend
+        // call sends one).
+        let mut text = [0u8; 55];
+        text[..3].copy_from_slice(b"00-");
+        hex::encode_to_slice(self.trace_id, &mut text[3..35]).expect("32 hex digits fit");
+        text[35] = b'-';
+        hex::encode_to_slice(self.span_id, &mut text[36..52]).expect("16 hex digits fit");
+        text[52..].copy_from_slice(if self.sampled { b"-01" } else { b"-00" });
+        String::from_utf8_lossy(&text).into_owned()
     }
 
     /// As an OpenTelemetry parent (remote).
