@@ -35,6 +35,16 @@ pub(crate) fn is_grpc_web(request: &Request) -> bool {
     content_type_starts_with(request, "application/grpc-web")
 }
 
+/// Native gRPC (`application/grpc`, `application/grpc+proto`, …), not gRPC-Web: the requests the
+/// listener sends the short way (`gateway_router`'s `Routes::grpc`).
+pub fn is_native_grpc(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .map(http::HeaderValue::as_bytes)
+        .and_then(|v| v.get(..16).filter(|p| p.eq_ignore_ascii_case(b"application/grpc")).map(|_| &v[16..]))
+        .is_some_and(|rest| rest.is_empty() || rest[0] == b'+' || rest[0] == b';')
+}
+
 fn content_type_starts_with(request: &Request, prefix: &str) -> bool {
     request
         .headers()
@@ -150,4 +160,31 @@ where
 
 pub(crate) fn status(status: tonic::Status) -> Response {
     status.into_http::<tonic::body::Body>().map(Body::new)
+}
+
+#[cfg(test)]
+mod native_grpc_tests {
+    use super::is_native_grpc;
+
+    #[test]
+    fn only_native_grpc_content_types_take_the_short_way() {
+        let table = [
+            (Some("application/grpc"), true),
+            (Some("application/grpc+proto"), true),
+            (Some("Application/GRPC;charset=utf-8"), true),
+            (Some("application/grpc-web"), false),
+            (Some("application/grpc-web-text+proto"), false),
+            (Some("application/grpcx"), false),
+            (Some("application/json"), false),
+            (Some("application/grp"), false),
+            (None, false),
+        ];
+        for (content_type, native) in table {
+            let mut headers = http::HeaderMap::new();
+            if let Some(value) = content_type {
+                headers.insert(http::header::CONTENT_TYPE, value.parse().expect("header"));
+            }
+            assert_eq!(is_native_grpc(&headers), native, "{content_type:?}");
+        }
+    }
 }

@@ -11,6 +11,7 @@ mod forward;
 mod graphql;
 pub use graphql::{Caches as GraphqlCaches, plan_query};
 mod grpc;
+pub use grpc::is_native_grpc;
 mod grpc_local;
 mod observe;
 mod admission;

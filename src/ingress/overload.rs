@@ -1,7 +1,8 @@
 //! Load shedding: at most `listener.max_in_flight` requests are being handled at once (from
 //! their head until their answer's head; a stream's body does not hold a slot). One more is
 //! answered at once with 503 and `Retry-After: 1`, in its protocol's shape, instead of queueing
-//! behind the others without bound, so a client or a load balancer can go elsewhere.
+//! behind the others without bound, so a client or a load balancer can go elsewhere. The count
+//! lives here; `admission.rs` takes and refuses the slots.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -2,7 +2,8 @@
 //! with a timer installed so header-read, keep-alive and idle timeouts really fire (axum::serve
 //! installs none), a connection cap, and graceful shutdown: readiness off, stop accepting, drain
 //! in-flight requests within a deadline, then close what is left. This module owns sockets and
-//! the snapshot's first installation; it knows nothing of protocols beyond HTTP.
+//! the snapshot's first installation; it knows nothing of protocols beyond HTTP (which requests
+//! take `Routes::grpc` is ingress's `is_native_grpc`).
 
 pub mod http2_guard;
 pub mod tls;
@@ -110,18 +111,8 @@ impl From<Router> for Routes {
 impl Routes {
     /// The native gRPC service, if `request` takes that way.
     fn grpc_for(&self, request: &http::Request<Incoming>) -> Option<GrpcService> {
-        self.grpc.as_ref().filter(|_| is_native_grpc(request)).cloned()
+        self.grpc.as_ref().filter(|_| crate::ingress::is_native_grpc(request.headers())).cloned()
     }
-}
-
-/// `application/grpc` and `application/grpc+…`, not `application/grpc-web…`.
-fn is_native_grpc(request: &http::Request<Incoming>) -> bool {
-    request
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .map(http::HeaderValue::as_bytes)
-        .and_then(|v| v.strip_prefix(b"application/grpc"))
-        .is_some_and(|rest| rest.is_empty() || rest[0] == b'+' || rest[0] == b';')
 }
 
 /// A running gateway: both listeners bound, serving until `shutdown`.

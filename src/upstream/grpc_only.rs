@@ -3,9 +3,9 @@
 //! status to (doc/http-grpc-status-mapping.md), as a trailers-only answer, instead of being
 //! read as frames: `<` would otherwise be taken for a compression flag.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
+
+use futures_util::TryFutureExt;
 
 use http::{HeaderValue, StatusCode, header};
 use tonic::body::Body;
@@ -36,6 +36,11 @@ fn is_grpc(response: &http::Response<Body>) -> bool {
         .is_some_and(|v| v.starts_with("application/grpc"))
 }
 
+/// `response` if it is gRPC, else the trailers-only gRPC answer standing for it.
+fn grpc_or_status(response: http::Response<Body>) -> http::Response<Body> {
+    if is_grpc(&response) { response } else { as_grpc_status(&response) }
+}
+
 /// The trailers-only gRPC answer standing for `response`.
 fn as_grpc_status(response: &http::Response<Body>) -> http::Response<Body> {
     let status = response.status();
@@ -59,23 +64,19 @@ fn as_grpc_status(response: &http::Response<Body>) -> http::Response<Body> {
 
 impl<S> tower::Service<http::Request<Body>> for GrpcOnly<S>
 where
-    S: tower::Service<http::Request<Body>, Response = http::Response<Body>> + Send,
-    S::Future: Send + 'static,
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>>,
 {
     type Response = http::Response<Body>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    // No box: this wraps every backend call.
+    type Future = futures_util::future::MapOk<S::Future, fn(http::Response<Body>) -> http::Response<Body>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.0.poll_ready(cx)
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        let answer = self.0.call(request);
-        Box::pin(async move {
-            let response = answer.await?;
-            Ok(if is_grpc(&response) { response } else { as_grpc_status(&response) })
-        })
+        self.0.call(request).map_ok(grpc_or_status as fn(_) -> _)
     }
 }
 

@@ -18,10 +18,10 @@ use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
 use crate::support::{HANG, RedisServer, Running, redis_command};
 
 /// One `switchyard serve` process.
-struct Instance {
-    process: Running,
-    gateway: String,
-    admin: String,
+pub(crate) struct Instance {
+    pub(crate) process: Running,
+    pub(crate) gateway: String,
+    pub(crate) admin: String,
 }
 
 /// The three instances' config: the registry, the limits and the cache's second level in one
@@ -60,7 +60,7 @@ scope = "public"
 }
 
 /// Starts an instance with `config` (written into `dir` as `name.toml`) on free ports.
-async fn start(dir: &Path, config: &str, name: &str) -> Instance {
+pub(crate) async fn start(dir: &Path, config: &str, name: &str) -> Instance {
     let file = dir.join(format!("{name}.toml"));
     std::fs::write(&file, config).expect("write the config");
     let dir = dir.to_owned();

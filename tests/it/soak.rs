@@ -19,7 +19,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::support::{HANG, Running, register_demo_protos};
+use crate::support::{HANG, register_demo_protos};
 
 fn soak_seconds() -> u64 {
     std::env::var("SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(150)
@@ -43,23 +43,6 @@ async fn runtime_tasks(admin: &str) -> u64 {
         .find_map(|line| line.strip_prefix("switchyard_runtime_tasks "))
         .and_then(|v| v.trim().parse().ok())
         .expect("switchyard_runtime_tasks")
-}
-
-/// `switchyard serve` in `work` with `config` (as `switchyard.toml`) on free ports: the process,
-/// its gateway URL and its admin URL.
-async fn serve(work: &std::path::Path, config: &str) -> (Running, String, String) {
-    let file = work.join("switchyard.toml");
-    std::fs::write(&file, config).expect("config");
-    let dir = work.to_owned();
-    let mut gateway = tokio::task::spawn_blocking(move || {
-        let file = file.to_str().expect("utf8").to_owned();
-        Running::spawn(&["serve", "--config", &file, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"], &dir)
-    })
-    .await
-    .expect("join");
-    let base = tokio::task::block_in_place(|| gateway.url_after("serving on "));
-    let admin = tokio::task::block_in_place(|| gateway.url_after("(admin "));
-    (gateway, base, admin)
 }
 
 /// Least-squares slope of (seconds, KiB) samples, in KiB per second.
@@ -188,7 +171,8 @@ async fn a_soak_of_mixed_traffic_with_a_replica_stopped_every_30s_leaks_nothing(
          retries = {{ budget_percent = 100 }}\noutlier_detection = {{ consecutive_failures = 2 }}\n\
          health_check = {{ interval = \"1s\", timeout = \"500ms\" }}\n"
     );
-    let (gateway, base, admin) = serve(work.path(), &config).await;
+    let crate::scale_out::Instance { process: gateway, gateway: base, admin } =
+        crate::scale_out::start(work.path(), &config, "switchyard").await;
     let pid = gateway.child.id();
     let ws = format!("{}/graphql", base.replacen("http://", "ws://", 1));
 
@@ -295,7 +279,8 @@ async fn three_hundred_reloads_under_traffic_fail_nothing_and_leave_memory_flat(
     let work = tempfile::tempdir().expect("tempdir");
     register_demo_protos(work.path());
     let config = format!("[backends.catalog]\nendpoints = [\"{}\"]\nservices = [\"catalog.v1\"]\n", backend.url());
-    let (gateway, base, admin) = serve(work.path(), &config).await;
+    let crate::scale_out::Instance { process: gateway, gateway: base, admin } =
+        crate::scale_out::start(work.path(), &config, "switchyard").await;
     let pid = gateway.child.id();
     let counts = Arc::new(Counts::default());
     let failures: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
