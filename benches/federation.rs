@@ -33,7 +33,7 @@ fn supergraph(names: &[&str]) -> String {
         .arg(root.join("tests/npm/compose.mjs"))
         .args(&args)
         .output()
-        .expect("node runs (npm ci --prefix tests/npm)");
+        .expect("node runs ((cd tests/npm && npm ci))");
     assert!(out.status.success(), "composition failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).expect("utf8")
 }

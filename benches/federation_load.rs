@@ -10,7 +10,7 @@
 //! With `HIVE_ROUTER=/path/to/hive_router` (Hive Router's binary, e.g. from `cargo install
 //! hive-router`), Hive Router is measured the same way as a third router.
 //!
-//! Run: `cargo bench --bench federation_load` (needs `npm ci --prefix tests/npm`). Under `cargo
+//! Run: `cargo bench --bench federation_load` (needs `(cd tests/npm && npm ci)`). Under `cargo
 //! test --all-targets` (no `--bench` argument) it runs once briefly, as a check that it works.
 
 use std::io::{BufRead, BufReader};
@@ -171,7 +171,7 @@ async fn load(router: &'static str, url: &str, pid: u32, expected: &Json, second
 
 fn npm() -> PathBuf {
     let npm = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/npm");
-    assert!(npm.join("node_modules/@apollo/gateway").exists(), "run `npm ci --prefix tests/npm` first");
+    assert!(npm.join("node_modules/@apollo/gateway").exists(), "run `(cd tests/npm && npm ci)` first");
     npm
 }
 

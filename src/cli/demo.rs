@@ -125,7 +125,7 @@ Federation: the critics subgraph and the gRPC catalog share the entity Book (sch
 
 GraphQL subscriptions (WebSocket: graphql-transport-ws or graphql-ws; SSE; multipart), each event
 with its REST author stitched in; run one, then create a book above on shelves/1:
-  npm ci --prefix tests/npm   # once, in the Switchyard source tree: the stock graphql-ws clients
+  (cd tests/npm && npm ci)   # once, in the Switchyard source tree: the stock graphql-ws clients
   node tests/npm/clients.mjs graphql-ws ws://{gateway}/graphql \
        'subscription {{ watchBooks(parent: \"shelves/1\") {{ kind book {{ title writer {{ name }} }} }} }}' '{{}}' 3
   curl -sN {g}/graphql -H 'accept: text/event-stream' -H 'content-type: application/json' \

@@ -131,22 +131,38 @@ fn configured(config: &HeadersConfig, name: &str) -> bool {
 
 /// The shorter of the client's `grpc-timeout` and `X-Request-Timeout`, if either is present.
 fn client_timeout(headers: &HeaderMap) -> Result<Option<Duration>, HeaderError> {
-    let mut timeout: Option<Duration> = None;
-    for (name, parse) in [
-        ("grpc-timeout", parse_grpc_timeout as fn(&str) -> Option<Duration>),
-        ("x-request-timeout", parse_request_timeout),
-    ] {
-        let Some(value) = headers.get(name) else { continue };
-        let parsed = value.to_str().ok().and_then(parse).ok_or_else(|| HeaderError {
-            header: name.to_owned(),
-            message: match name {
-                "grpc-timeout" => "must be 1 to 8 digits and a unit (H, M, S, m, u, n), e.g. 500m".into(),
-                _ => "must be a duration such as 2.5 (seconds), 250ms or 1m".into(),
-            },
-        })?;
-        timeout = Some(timeout.map_or(parsed, |t| t.min(parsed)));
-    }
-    Ok(timeout)
+    let grpc = grpc_timeout(headers)?;
+    let plain = timeout_header(
+        headers,
+        "x-request-timeout",
+        parse_request_timeout,
+        "must be a duration such as 2.5 (seconds), 250ms or 1m",
+    )?;
+    Ok(match (grpc, plain) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    })
+}
+
+/// The client's `grpc-timeout`, if present.
+pub(crate) fn grpc_timeout(headers: &HeaderMap) -> Result<Option<Duration>, HeaderError> {
+    timeout_header(
+        headers,
+        "grpc-timeout",
+        parse_grpc_timeout,
+        "must be 1 to 8 digits and a unit (H, M, S, m, u, n), e.g. 500m",
+    )
+}
+
+fn timeout_header(
+    headers: &HeaderMap,
+    name: &str,
+    parse: fn(&str) -> Option<Duration>,
+    form: &str,
+) -> Result<Option<Duration>, HeaderError> {
+    let Some(value) = headers.get(name) else { return Ok(None) };
+    let parsed = value.to_str().ok().and_then(parse);
+    parsed.map(Some).ok_or_else(|| HeaderError { header: name.to_owned(), message: form.to_owned() })
 }
 
 /// PROTOCOL-HTTP2.md: `TimeoutValue TimeoutUnit`, at most 8 digits.

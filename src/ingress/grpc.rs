@@ -131,10 +131,13 @@ pub(crate) async fn handle_grpc(served: Arc<Served>, local_grpc: &LocalGrpcCache
     // The body may have been re-framed on the way in (gRPC-Web text is base64), and HTTP/2
     // frames carry their own lengths: a stale content-length would make the backend reset.
     parts.headers.remove(header::CONTENT_LENGTH);
-    let deadline =
-        parts.headers.get("grpc-timeout").and_then(|v| v.to_str().ok()).and_then(super::forward::parse_grpc_timeout);
+    let deadline = match super::forward::grpc_timeout(&parts.headers) {
+        Ok(deadline) => deadline,
+        Err(error) => return status(tonic::Status::invalid_argument(error.to_string())),
+    };
+    let unary = !method.is_client_streaming() && !method.is_server_streaming();
     let upstream = http::Request::from_parts(parts, tonic::body::Body::new(body));
-    match client.forward(upstream, deadline).await {
+    match client.forward(upstream, deadline, unary).await {
         Ok(mut response) => {
             if let Some(deprecation) = snapshot.deprecations.get(service) {
                 response.headers_mut().extend(deprecation.headers.iter().cloned());
@@ -144,7 +147,7 @@ pub(crate) async fn handle_grpc(served: Arc<Served>, local_grpc: &LocalGrpcCache
             }
             response.map(Body::new)
         }
-        Err(error) => status(tonic::Status::unavailable(error.to_string())),
+        Err(error) => status(tonic::Status::new(tonic::Code::from(error.code().grpc_code()), error.to_string())),
     }
 }
 

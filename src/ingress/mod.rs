@@ -7,7 +7,7 @@
 
 mod cors;
 mod encoding;
-mod forward;
+pub(crate) mod forward;
 mod graphql;
 pub use graphql::{Caches as GraphqlCaches, plan_query};
 mod grpc;

@@ -365,24 +365,48 @@ impl GrpcClient {
 
 impl GrpcClient {
     /// Splices a native gRPC request to the cluster: headers, body frames and trailers pass
-    /// through undecoded; flow control is HTTP/2's own, end to end. The call goes through the
-    /// cluster's breaker (waiting for a slot no longer than the client's `deadline`), and its answer
-    /// (a transport failure, a 5xx, or a trailers-only UNAVAILABLE, INTERNAL, UNKNOWN or
-    /// DEADLINE_EXCEEDED) feeds the breaker and outlier detection. It is not retried: its body
-    /// streams through unbuffered.
+    /// through undecoded; flow control is HTTP/2's own, end to end. The call is bounded by the
+    /// client's `deadline` and, for a `unary` method, the cluster's timeouts: the backend is sent
+    /// the time left, the answer's headers must come by then and its body ends there with
+    /// DEADLINE_EXCEEDED. It goes through the cluster's breaker (waiting for a slot no longer
+    /// than the deadline), and its answer (a transport failure, a 5xx, or a trailers-only
+    /// UNAVAILABLE, INTERNAL, UNKNOWN or DEADLINE_EXCEEDED) feeds the breaker and outlier
+    /// detection. It is not retried: its body streams through unbuffered.
     pub async fn forward(
         &self,
-        request: http::Request<tonic::body::Body>,
+        mut request: http::Request<tonic::body::Body>,
         deadline: Option<Duration>,
+        unary: bool,
     ) -> Result<http::Response<tonic::body::Body>, UpstreamError> {
         use tower::ServiceExt;
+        // A unary call is bounded by the cluster's timeouts too; a stream only by its client.
+        let deadline = if unary { self.timeouts.bound(request.uri().path(), deadline) } else { deadline };
+        let queued = tokio::time::Instant::now();
         let admitted =
             self.breaker.admit_waiting(deadline).await.map_err(|why| UpstreamError::refused(&self.cluster, &why))?;
+        let until = deadline.map(|d| queued + d);
+        if let Some(until) = until {
+            // The backend is told the time left after the wait for a slot, never more.
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                admitted.finish(false);
+                return Err(UpstreamError::DeadlineExceeded);
+            }
+            request.headers_mut().insert("grpc-timeout", super::deadline::grpc_timeout_value(left));
+        }
         // The headers are copied out only when the cluster hashes on something.
         let inputs = if self.hash_on.is_some() { passthrough_hash_inputs(&request) } else { Metadata::default() };
         let picked = self.pick(&inputs, None)?;
         let _guards = picked.guards;
-        let answer = GrpcOnly(picked.channel).oneshot(request).await;
+        let call = GrpcOnly(picked.channel).oneshot(request);
+        let answer = match until {
+            Some(until) => match tokio::time::timeout_at(until, call).await {
+                Ok(Err(_)) | Err(_) if tokio::time::Instant::now() >= until => Err(UpstreamError::DeadlineExceeded),
+                Ok(answer) => answer.map_err(|e| UpstreamError::unavailable(&self.cluster, &e)),
+                Err(_) => Err(UpstreamError::DeadlineExceeded),
+            },
+            None => call.await.map_err(|e| UpstreamError::unavailable(&self.cluster, &e)),
+        };
         let failed = match &answer {
             Err(_) => true,
             Ok(response) => {
@@ -401,7 +425,11 @@ impl GrpcClient {
         };
         picked.balancer.report(picked.index, failed);
         admitted.finish(failed);
-        answer.map_err(|e| UpstreamError::unavailable(&self.cluster, &e))
+        let response = answer?;
+        Ok(match until {
+            Some(until) => response.map(|body| tonic::body::Body::new(super::deadline::DeadlineBody::new(body, until))),
+            None => response,
+        })
     }
 }
 

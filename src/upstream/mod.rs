@@ -8,6 +8,7 @@ mod cluster;
 pub mod grpc;
 pub mod graphql_ws;
 pub mod grpc_codec;
+pub mod deadline;
 pub mod grpc_only;
 pub mod http;
 pub mod pool;

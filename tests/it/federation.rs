@@ -22,7 +22,7 @@ pub(crate) fn npm_dir() -> std::path::PathBuf {
     let npm = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/npm");
     assert!(
         npm.join("node_modules/@theguild/federation-composition").exists(),
-        "the npm test tools are not installed: run `npm ci --prefix tests/npm` (bash .ci/run does)"
+        "the npm test tools are not installed: run `(cd tests/npm && npm ci)` (bash .ci/run does)"
     );
     npm
 }

@@ -172,12 +172,11 @@ async fn reloading_while_rest_requests_run_fails_none_of_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_a_slow_request_finish_then_exits_0() {
     let work = tempfile::tempdir().expect("tempdir");
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
-    let backend = crate::support::slow_backend(std::time::Duration::from_millis(1500), seen.clone()).await;
+    let (backend, watch) = crate::support::watched_backend(std::time::Duration::from_millis(1500), None).await;
     let (mut serve, gateway) = crate::support::serve_demo_binary(work.path(), &backend, &[]).await;
     let request = tokio::spawn(async move { reqwest::get(format!("{gateway}/v1/shelves/1/books/1")).await });
     let arrived = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    while seen.lock().expect("lock").is_none() {
+    while watch.calls() == 0 {
         assert!(tokio::time::Instant::now() < arrived, "hang detector: the request never reached the backend");
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }

@@ -7,6 +7,7 @@ mod backend_connections;
 mod backend_faults;
 mod cli_check;
 mod coalescing;
+mod deadlines;
 mod defer;
 mod dns;
 mod federation;

@@ -305,69 +305,6 @@ async fn backend_error_details_metadata_and_forwarded_headers_come_back() {
 }
 
 #[tokio::test]
-async fn client_deadlines_bound_calls_and_bad_timeout_headers_are_refused() {
-    let gateway = TestGateway::demo().await;
-    let response = gateway
-        .client
-        .get(format!("{}/v1/shelves/1/books:watch", gateway.base))
-        .header("x-request-timeout", "0.2")
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status().as_u16(), 200);
-    let text = response.text().await.expect("the stream ends at the deadline");
-    let last: Value = serde_json::from_str(text.trim().lines().last().expect("a line")).expect("json");
-    assert_eq!(last["error"]["code"], 4, "DEADLINE_EXCEEDED: {text}");
-
-    for (header, value) in [("grpc-timeout", "1X"), ("grpc-timeout", "123456789S"), ("x-request-timeout", "soon")] {
-        let response = gateway
-            .client
-            .get(format!("{}/v1/shelves/1/books/1", gateway.base))
-            .header(header, value)
-            .send()
-            .await
-            .expect("request");
-        assert_eq!(response.status().as_u16(), 400, "{header}: {value}");
-        let body: Value = response.json().await.expect("json");
-        assert!(body["message"].as_str().unwrap_or_default().starts_with(&format!("header `{header}`")), "{body}");
-    }
-    gateway.shutdown().await;
-}
-
-#[tokio::test]
-async fn a_unary_call_past_its_deadline_is_a_504_and_the_backend_was_told_the_budget() {
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
-    let url = crate::support::slow_backend(std::time::Duration::from_secs(20), seen.clone()).await;
-    let gateway = TestGateway::start(Some(url), None).await;
-    let response = gateway
-        .client
-        .get(format!("{}/v1/shelves/1/books/1", gateway.base))
-        .header("grpc-timeout", "150m")
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status().as_u16(), 504);
-    let body: Value = response.json().await.expect("json");
-    assert_eq!(body["code"], 4, "{body}");
-    let sent = seen.lock().expect("lock").clone().expect("the backend got a grpc-timeout");
-    let budget = parse_grpc_timeout_millis(&sent);
-    assert!(budget <= 150, "the backend's budget {sent} exceeds the client's 150ms");
-    gateway.shutdown().await;
-}
-
-fn parse_grpc_timeout_millis(text: &str) -> u128 {
-    let (digits, unit) = text.split_at(text.len() - 1);
-    let value: u128 = digits.parse().expect("digits");
-    match unit {
-        "m" => value,
-        "u" => value / 1000,
-        "n" => value / 1_000_000,
-        "S" => value * 1000,
-        other => panic!("unexpected unit {other}"),
-    }
-}
-
-#[tokio::test]
 async fn an_http_rules_file_replaces_the_annotations_of_the_methods_it_names() {
     let dir = tempfile::tempdir().expect("tempdir");
     let rules = dir.path().join("http.yaml");
@@ -773,21 +710,6 @@ fn header_bindings_are_checked_against_the_descriptors() {
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("catalog.v1.Catalog.Nope\": names no registered method"), "{stdout}");
     assert!(stdout.contains("`shelf` is not a field of catalog.v1.ListBooksRequest"), "{stdout}");
-}
-
-#[tokio::test]
-async fn a_per_method_default_deadline_applies() {
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
-    let url = crate::support::slow_backend(std::time::Duration::from_secs(20), seen.clone()).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("switchyard.toml");
-    std::fs::write(&config, "[rest.method_timeouts]\n\"catalog.v1.Catalog.GetBook\" = \"120ms\"\n").expect("write");
-    let gateway = TestGateway::start_with_config(Some(url), config).await;
-    let (status, body, _) = gateway.call("GET", "/v1/shelves/1/books/1", "").await;
-    assert_eq!(status, 504, "{body}");
-    let sent = seen.lock().expect("lock").clone().expect("a grpc-timeout");
-    assert!(parse_grpc_timeout_millis(&sent) <= 120, "{sent}");
-    gateway.shutdown().await;
 }
 
 #[tokio::test]

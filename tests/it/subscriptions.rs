@@ -441,7 +441,7 @@ impl NodeClient {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/npm");
         assert!(
             dir.join("node_modules/graphql-ws").exists(),
-            "the stock clients are not installed: run `npm ci --prefix tests/npm` (bash .ci/run does)"
+            "the stock clients are not installed: run `(cd tests/npm && npm ci)` (bash .ci/run does)"
         );
         let url = format!("{}/graphql", gateway.base.replace("http://", "ws://"));
         let mut child = tokio::process::Command::new("node")

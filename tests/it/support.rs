@@ -392,18 +392,64 @@ impl TestGateway {
     }
 }
 
-/// A real tonic backend whose GetBook answers (an empty Book) after `delay`, recording the
-/// grpc-timeout each call arrived with.
-pub(crate) async fn slow_backend(
-    delay: std::time::Duration,
-    seen_timeout: std::sync::Arc<std::sync::Mutex<Option<String>>>,
-) -> String {
-    slow_backend_watching(delay, seen_timeout, std::sync::Arc::default()).await
+/// When a call reached a `watched_backend`, and the grpc-timeout it carried.
+pub(crate) type Arrival = (tokio::time::Instant, Option<String>);
+
+/// What a `watched_backend` saw: when each call arrived and with which grpc-timeout, how many
+/// calls arrived and how many were abandoned (their handler dropped) before the answer.
+#[derive(Clone, Default)]
+pub(crate) struct BackendWatch {
+    pub(crate) arrivals: std::sync::Arc<std::sync::Mutex<Vec<Arrival>>>,
+    pub(crate) calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    pub(crate) cancelled: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
-/// Sets its flag when dropped before `disarm`: a handler future dropped mid-call means the
+impl BackendWatch {
+    pub(crate) fn calls(&self) -> usize {
+        self.calls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub(crate) fn cancelled(&self) -> usize {
+        self.cancelled.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The grpc-timeout the last call arrived with, in milliseconds (None: it had none).
+    pub(crate) fn last_timeout_millis(&self) -> Option<u128> {
+        let seen = self.arrivals.lock().expect("lock");
+        seen.last().and_then(|(_, timeout)| timeout.as_deref().map(grpc_timeout_millis))
+    }
+
+    /// Waits (a wall-clock hang detector bounds it) until `n` calls were abandoned. The waits
+    /// are real ones on the blocking pool, which holds a paused clock still meanwhile: a cancel
+    /// travels over real sockets, and a paused clock left to advance on its own could run
+    /// through any virtual bound before the frames arrive.
+    pub(crate) async fn until_cancelled(&self, n: usize) {
+        let hang = std::time::Instant::now() + HANG;
+        while self.cancelled() < n {
+            assert!(std::time::Instant::now() < hang, "hang detector: the backend never saw the cancel");
+            tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(2))).await.expect("sleep");
+        }
+    }
+}
+
+/// A grpc-timeout value (`150m`, `2S`, ...) in milliseconds.
+pub(crate) fn grpc_timeout_millis(text: &str) -> u128 {
+    let (digits, unit) = text.split_at(text.len() - 1);
+    let value: u128 = digits.parse().expect("digits");
+    match unit {
+        "H" => value * 3_600_000,
+        "M" => value * 60_000,
+        "S" => value * 1000,
+        "m" => value,
+        "u" => value / 1000,
+        "n" => value / 1_000_000,
+        other => panic!("unexpected grpc-timeout unit {other}"),
+    }
+}
+
+/// Sets its counter when dropped before `disarm`: a handler future dropped mid-call means the
 /// backend saw the call cancelled.
-struct CancelGuard(Option<std::sync::Arc<std::sync::atomic::AtomicBool>>);
+struct CancelGuard(Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>);
 
 impl CancelGuard {
     fn disarm(&mut self) {
@@ -413,19 +459,17 @@ impl CancelGuard {
 
 impl Drop for CancelGuard {
     fn drop(&mut self) {
-        if let Some(flag) = self.0.take() {
-            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(counter) = self.0.take() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
     }
 }
 
-/// `slow_backend` that also records, in `cancelled`, a call abandoned before its answer.
-pub(crate) async fn slow_backend_watching(
-    delay: std::time::Duration,
-    seen_timeout: std::sync::Arc<std::sync::Mutex<Option<String>>>,
-    cancelled: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> String {
+/// A real tonic backend whose GetBook answers after `delay`: an empty Book, or `failure` when
+/// given. Its watch records what each call arrived with and whether it was abandoned.
+pub(crate) async fn watched_backend(delay: Duration, failure: Option<tonic::Code>) -> (String, BackendWatch) {
     use switchyard::upstream::grpc_codec::DynamicCodec;
+    let watch = BackendWatch::default();
     let pool = switchyard::registry::merge_registrations(vec![switchyard::demo::demo_registration().expect("demo")])
         .expect("merges")
         .pool;
@@ -435,22 +479,26 @@ pub(crate) async fn slow_backend_watching(
         .methods()
         .find(|m| m.name() == "GetBook")
         .expect("GetBook");
+    let seen = watch.clone();
     let service = tower::service_fn(move |request: http::Request<axum::body::Body>| {
         let method = method.clone();
-        let seen_timeout = seen_timeout.clone();
-        let cancelled = cancelled.clone();
+        let watch = seen.clone();
         async move {
             let timeout = request.headers().get("grpc-timeout").and_then(|v| v.to_str().ok()).map(str::to_owned);
-            *seen_timeout.lock().expect("lock") = timeout;
+            watch.arrivals.lock().expect("lock").push((tokio::time::Instant::now(), timeout));
+            watch.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let mut grpc = tonic::server::Grpc::new(DynamicCodec::new(method.input()));
             let output = method.output();
             let handler = tower::service_fn(move |_request: tonic::Request<prost_reflect::DynamicMessage>| {
                 let output = output.clone();
-                let mut guard = CancelGuard(Some(cancelled.clone()));
+                let mut guard = CancelGuard(Some(watch.cancelled.clone()));
                 async move {
                     tokio::time::sleep(delay).await;
                     guard.disarm();
-                    Ok::<_, tonic::Status>(tonic::Response::new(prost_reflect::DynamicMessage::new(output)))
+                    match failure {
+                        Some(code) => Err(tonic::Status::new(code, "the backend failed on purpose")),
+                        None => Ok(tonic::Response::new(prost_reflect::DynamicMessage::new(output))),
+                    }
                 }
             });
             Ok::<_, std::convert::Infallible>(grpc.unary(handler, request.map(tonic::body::Body::new)).await)
@@ -464,7 +512,7 @@ pub(crate) async fn slow_backend_watching(
             .add_routes(tonic::service::Routes::from(router))
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
-    format!("http://{addr}")
+    (format!("http://{addr}"), watch)
 }
 
 /// GetBook over native gRPC with `metadata`.

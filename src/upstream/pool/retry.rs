@@ -147,7 +147,10 @@ where
         tries += 1;
         avoid = index;
         let wait = budget.backoff(tries);
-        if remaining.is_some_and(|left| left <= wait) {
+        // The time left now, after the attempt: a backoff that would end past the deadline
+        // means the failure is the answer, at once.
+        let left = timeout.map(|timeout| timeout.saturating_sub(started.elapsed()));
+        if left.is_some_and(|left| left <= wait) {
             return result;
         }
         tokio::time::sleep(wait).await;
