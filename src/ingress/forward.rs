@@ -51,6 +51,30 @@ pub(crate) fn request_context(headers: &HeaderMap, config: &HeadersConfig) -> Re
     Ok(RequestContext { metadata, request_id, timeout, ..RequestContext::default() })
 }
 
+/// What a cached answer's key varies on: the configured `cache.vary` headers, then every
+/// client header the backend is sent apart from the per-request trace and correlation ids and
+/// `authorization` (which the rule's scope covers), sorted by name. A header that reaches the
+/// backend can change its answer; left out of the key, one client's value would be served to
+/// everyone (cache poisoning through `grpc-metadata-x-forwarded-host`, or an
+/// `accept-language` forwarded by `headers.forward` but not in `cache.vary`).
+fn cache_vary(configured: &[String], headers: &HeaderMap, metadata: &Metadata) -> Vec<(String, Vec<u8>)> {
+    let mut vary: Vec<(String, Vec<u8>)> = configured
+        .iter()
+        .filter_map(|name| Some((name.clone(), headers.get(name.as_str())?.as_bytes().to_vec())))
+        .collect();
+    let from_config = vary.len();
+    for (name, value) in metadata.iter() {
+        if !ALWAYS.contains(&name) {
+            vary.push((format!("{SENT_PREFIX}{name}"), value.to_vec()));
+        }
+    }
+    vary[from_config..].sort();
+    vary
+}
+
+/// Marks a vary entry that stands for metadata sent to the backend (not a configured header).
+const SENT_PREFIX: &str = "sent:";
+
 /// Fills in what consistent hashing may read: the client's address and the request headers
 /// named in `names` (the snapshot's `hash_headers`).
 pub(crate) fn capture_hash_inputs(
@@ -61,12 +85,7 @@ pub(crate) fn capture_hash_inputs(
 ) {
     context.client = client;
     context.hash.client_ip = client_ip(headers, client, &snapshot.trusted_proxies);
-    context.vary = snapshot
-        .cache_rules
-        .vary
-        .iter()
-        .filter_map(|name| Some((name.clone(), headers.get(name.as_str())?.as_bytes().to_vec())))
-        .collect();
+    context.vary = cache_vary(&snapshot.cache_rules.vary, headers, &context.metadata);
     let names = &snapshot.hash_headers;
     for name in names {
         for value in headers.get_all(name.as_str()) {

@@ -410,3 +410,138 @@ async fn cache_control_in_schema_files_caches_a_field() {
     gateway.shutdown().await;
     authors.shutdown().await;
 }
+
+/// A tonic backend whose GetBook answers a Book titled with the values of the `x-forwarded-host`
+/// and `accept-language` metadata it was sent: an answer that depends on request headers, as a
+/// multi-tenant or localised backend's does. Counts its calls.
+async fn header_echo_backend() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use switchyard::upstream::grpc_codec::DynamicCodec;
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let pool = switchyard::registry::merge_registrations(vec![switchyard::demo::demo_registration().expect("demo")])
+        .expect("merges")
+        .pool;
+    let method = pool
+        .get_service_by_name("catalog.v1.Catalog")
+        .and_then(|s| s.methods().find(|m| m.name() == "GetBook"))
+        .expect("GetBook");
+    let counted = calls.clone();
+    let service = tower::service_fn(move |request: http::Request<axum::body::Body>| {
+        let method = method.clone();
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move {
+            let mut grpc = tonic::server::Grpc::new(DynamicCodec::new(method.input()));
+            let output = method.output();
+            let handler = tower::service_fn(move |request: tonic::Request<prost_reflect::DynamicMessage>| {
+                let value =
+                    |name: &str| request.metadata().get(name).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
+                let title = format!("{} {}", value("x-forwarded-host"), value("accept-language"));
+                let mut book = prost_reflect::DynamicMessage::new(output.clone());
+                book.set_field_by_name("title", prost_reflect::Value::String(title));
+                std::future::ready(Ok::<_, tonic::Status>(tonic::Response::new(book)))
+            });
+            Ok::<_, std::convert::Infallible>(grpc.unary(handler, request.map(tonic::body::Body::new)).await)
+        }
+    });
+    let router = axum::Router::new().route_service("/catalog.v1.Catalog/GetBook", service);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_routes(tonic::service::Routes::from(router))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    (format!("http://{addr}"), calls)
+}
+
+#[tokio::test]
+async fn headers_the_backend_is_sent_cannot_poison_a_shared_entry() {
+    let (url, calls) = header_echo_backend().await;
+    // A public rule, `accept-language` forwarded but not in `cache.vary`: the operator forgot it.
+    let config = format!(
+        "[headers]\nforward = [\"accept-language\"]\n\
+         [[cache.rules]]\nmethods = [\"catalog.v1.Catalog/GetBook\"]\nttl = \"1h\"\nscope = \"public\"\n\
+         [backends.catalog]\nendpoints = [\"{url}\"]\nservices = [\"catalog.v1\"]\n"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("switchyard.toml");
+    std::fs::write(&file, config).expect("write config");
+    let gateway = TestGateway::start_with_config(None, file).await;
+    // Another book over GraphQL: REST's answers, cached under the same call, would be hits.
+    let graphql = json!({"query": r#"{ getBook(name: "shelves/1/books/2") { title } }"#}).to_string();
+    for via_graphql in [false, true] {
+        let before = calls.load(std::sync::atomic::Ordering::SeqCst);
+        // (headers sent, the title the backend makes of them, a new backend call)
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, bool);
+        let table: &[Case] = &[
+            (&[("grpc-metadata-x-forwarded-host", "evil.example")], "evil.example -", true),
+            // The next client sent nothing: it must not get the attacker's answer.
+            (&[], "- -", true),
+            (&[("grpc-metadata-x-forwarded-host", "evil.example")], "evil.example -", false),
+            (&[("accept-language", "fr")], "- fr", true),
+            (&[("accept-language", "en")], "- en", true),
+            (&[("accept-language", "fr")], "- fr", false),
+            // Headers the backend is not sent do not split the key...
+            (&[("x-forwarded-host", "evil.example")], "- -", false),
+            // ...and neither do the per-request ids it is sent.
+            (
+                &[("x-request-id", "one"), ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")],
+                "- -",
+                false,
+            ),
+            // The same two values in the other order are the same key.
+            (&[("accept-language", "fr"), ("grpc-metadata-x-forwarded-host", "a")], "a fr", true),
+            (&[("grpc-metadata-x-forwarded-host", "a"), ("accept-language", "fr")], "a fr", false),
+        ];
+        let mut expected_calls = before;
+        for (headers, title, fetched) in table {
+            let mut request = if via_graphql {
+                gateway
+                    .client
+                    .post(format!("{}/graphql", gateway.base))
+                    .header("content-type", "application/json")
+                    .body(graphql.clone())
+            } else {
+                gateway.client.get(format!("{}/v1/shelves/1/books/1", gateway.base))
+            };
+            for (name, value) in *headers {
+                request = request.header(*name, *value);
+            }
+            let answer: Value = request.send().await.expect("send").json().await.expect("json");
+            let got = if via_graphql { &answer["data"]["getBook"]["title"] } else { &answer["title"] };
+            assert_eq!(got, *title, "graphql={via_graphql} {headers:?}: {answer}");
+            expected_calls += usize::from(*fetched);
+            assert_eq!(
+                calls.load(std::sync::atomic::Ordering::SeqCst),
+                expected_calls,
+                "graphql={via_graphql} {headers:?}"
+            );
+        }
+    }
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn errors_are_never_cached() {
+    let config = format!(
+        "[[cache.rules]]\nmethods = [\"catalog.v1.Catalog/GetBook\"]\nttl = \"1h\"\nscope = \"public\"\n{BACKEND}"
+    );
+    let (gateway, _dir) = TestGateway::demo_with_config(&config).await;
+    // A NOT_FOUND, asked twice, reaches the backend twice and is never a HIT.
+    for round in 1..=2 {
+        let (status, body, headers) = get_with(&gateway, "/v1/shelves/9/books/9", &[]).await;
+        assert_eq!(status, 404, "{body}");
+        assert_ne!(x_cache(&headers), "HIT", "round {round}");
+        assert_eq!(gateway.backend().calls("GetBook"), round);
+    }
+    // In GraphQL the failed field is fetched again while its healthy sibling is a hit, and the
+    // whole answer, having errors, is never stored.
+    let query =
+        r#"{ ok: getBook(name: "shelves/1/books/1") { title } missing: getBook(name: "shelves/9/books/9") { title } }"#;
+    for (round, calls) in [(1, 4), (2, 5)] {
+        let answer = gateway.graphql(query).await;
+        assert_eq!(answer["errors"][0]["path"], json!(["missing"]), "round {round}: {answer}");
+        assert!(answer["data"]["ok"]["title"].is_string(), "{answer}");
+        assert_eq!(gateway.backend().calls("GetBook"), calls, "round {round}");
+    }
+    gateway.shutdown().await;
+}
