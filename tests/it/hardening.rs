@@ -1,7 +1,8 @@
 //! Browser-facing hardening against the demo: CORS preflights (gRPC-Web's included) and
 //! answers, GraphQL CSRF prevention (refused with a cookie, accepted without one or with a
 //! preflight-forcing header, and a GET mutation's 405 first), the WebSocket Origin allowlist,
-//! the header-count limit, and the graphql-http library's GraphQL-over-HTTP server audits.
+//! the header-count limit, and the graphql-http library's GraphQL-over-HTTP server audits; slow
+//! clients: trickled heads and bodies, and a client that never reads an endless answer.
 
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -322,4 +323,174 @@ async fn two_hundred_trickling_connections_are_cut_off_while_a_normal_client_is_
     assert!(answered_408.load(Ordering::SeqCst) >= 100, "slow bodies are answered 408");
     assert!(served > 5, "the normal client was served {served} times meanwhile");
     gateway.shutdown().await;
+}
+
+/// A tonic backend whose WatchBooks sends ~1 KiB events as fast as it is let, counting them.
+async fn endless_watch_backend() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use switchyard::upstream::grpc_codec::DynamicCodec;
+    type Events = std::pin::Pin<
+        Box<dyn futures_util::Stream<Item = Result<prost_reflect::DynamicMessage, tonic::Status>> + Send>,
+    >;
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let pool = switchyard::registry::merge_registrations(vec![switchyard::demo::demo_registration().expect("demo")])
+        .expect("merges")
+        .pool;
+    let method = pool
+        .get_service_by_name("catalog.v1.Catalog")
+        .and_then(|s| s.methods().find(|m| m.name() == "WatchBooks"))
+        .expect("WatchBooks");
+    let mut event = prost_reflect::DynamicMessage::new(method.output());
+    event.set_field_by_name("kind", prost_reflect::Value::EnumNumber(1));
+    let book_type = method.output().get_field_by_name("book").expect("book").kind();
+    let mut book = prost_reflect::DynamicMessage::new(book_type.as_message().expect("message").clone());
+    book.set_field_by_name("title", prost_reflect::Value::String("x".repeat(1000)));
+    event.set_field_by_name("book", prost_reflect::Value::Message(book));
+    let counter = sent.clone();
+    let service = tower::service_fn(move |request: http::Request<axum::body::Body>| {
+        let (method, event, counter) = (method.clone(), event.clone(), counter.clone());
+        async move {
+            let mut grpc = tonic::server::Grpc::new(DynamicCodec::new(method.input()));
+            let handler = tower::service_fn(move |_request: tonic::Request<prost_reflect::DynamicMessage>| {
+                let (event, counter) = (event.clone(), counter.clone());
+                let events = futures_util::stream::repeat_with(move || {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    Ok(event.clone())
+                });
+                std::future::ready(Ok::<_, tonic::Status>(tonic::Response::new(Box::pin(events) as Events)))
+            });
+            Ok::<_, std::convert::Infallible>(grpc.server_streaming(handler, request.map(tonic::body::Body::new)).await)
+        }
+    });
+    let router = axum::Router::new().route_service("/catalog.v1.Catalog/WatchBooks", service);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_routes(tonic::service::Routes::from(router))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    (format!("http://{addr}"), sent)
+}
+
+/// Waits until `sent` stops growing (unchanged over a second; a hang detector bounds the wait)
+/// and returns where it stopped.
+async fn plateau(sent: &std::sync::atomic::AtomicUsize, what: &str) -> usize {
+    let hang = std::time::Instant::now() + crate::support::HANG;
+    let (mut last, mut still) = (usize::MAX, 0);
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let now = sent.load(std::sync::atomic::Ordering::SeqCst);
+        still = if now == last { still + 1 } else { 0 };
+        if still == 5 {
+            return now;
+        }
+        assert!(std::time::Instant::now() < hang, "hang detector: {what}: the backend never stopped, at {now} events");
+        last = now;
+    }
+}
+
+/// Resident KiB of process `pid`.
+fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// Waits (a hang detector bounds it) until `sent` reaches `count`.
+async fn until_sent(sent: &std::sync::atomic::AtomicUsize, count: usize, what: &str) {
+    let hang = std::time::Instant::now() + crate::support::HANG;
+    while sent.load(std::sync::atomic::Ordering::SeqCst) < count {
+        assert!(std::time::Instant::now() < hang, "hang detector: {what}: the backend sent too little");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Item 1's other half: a client that asks for an endless answer and never reads it cannot grow
+/// the gateway's memory. A REST stream (NDJSON) and a native gRPC stream hold the backend back
+/// through flow control (TCP to the client, HTTP/2 to the backend): the backend stops after a
+/// bounded amount. A GraphQL subscription (SSE) reads its source through the fan-out that
+/// identical subscriptions share, which must not wait for its slowest subscriber: the source
+/// runs on, and the gateway keeps a bounded buffer and tells the subscriber what it missed, so
+/// its memory stays flat while hundreds of MiB pass. The gateway is its own `switchyard serve`
+/// process, so its memory is its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_an_endless_answer_cannot_grow_the_gateways_memory() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// Sockets and flow-control windows on the way hold a few MiB; without backpressure the
+    /// backend would send hundreds of MiB in the time it takes to notice.
+    const BOUND_BYTES: usize = 32 << 20;
+    /// The most the gateway's memory may grow while 200 MiB of events pass a client not reading.
+    const GROWTH_KIB: u64 = 64 << 10;
+    let subscription =
+        serde_json::json!({"query": "subscription { watchBooks(parent: \"shelves/1\") { kind book { title } } }"})
+            .to_string();
+    let requests = [
+        ("REST", "GET /v1/shelves/1/books:watch HTTP/1.1\r\nHost: x\r\n\r\n".to_owned()),
+        ("gRPC", String::new()),
+        (
+            "GraphQL",
+            format!(
+                "POST /graphql HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\n\r\n{subscription}",
+                subscription.len()
+            ),
+        ),
+    ];
+    for (protocol, request) in requests {
+        let work = tempfile::tempdir().expect("tempdir");
+        let (url, sent) = endless_watch_backend().await;
+        let (serve, base) = crate::support::serve_demo_binary(work.path(), &url, &[]).await;
+        let pid = serve.child.id();
+        let mut stream = tokio::net::TcpStream::connect(base.trim_start_matches("http://")).await.expect("connect");
+        // Held, unread, until the end of the case.
+        let (mut _grpc_answer, mut _socket) = (None, None);
+        if protocol == "gRPC" {
+            let (client, connection) = h2::client::handshake(stream).await.expect("handshake");
+            tokio::spawn(connection);
+            let mut client = client.ready().await.expect("ready");
+            let request = http::Request::post(format!("{base}/catalog.v1.Catalog/WatchBooks"))
+                .header("content-type", "application/grpc")
+                .header("te", "trailers")
+                .body(())
+                .expect("request");
+            let (answer, mut body) = client.send_request(request, false).expect("send");
+            // WatchBooksRequest { parent: "shelves/1" }
+            body.send_data(bytes::Bytes::from_static(b"\0\0\0\0\x0b\x0a\x09shelves/1"), true).expect("data");
+            _grpc_answer = Some(answer.await.expect("headers").into_body());
+        } else {
+            stream.write_all(request.as_bytes()).await.expect("write");
+            let mut first = [0u8; 512];
+            let read = stream.read(&mut first).await.expect("the answer begins");
+            assert!(String::from_utf8_lossy(&first[..read]).starts_with("HTTP/1.1 200"), "{protocol}");
+            _socket = Some(stream);
+        }
+        if protocol == "GraphQL" {
+            until_sent(&sent, 20_000, protocol).await;
+            let before = resident_kib(pid);
+            until_sent(&sent, 220_000, protocol).await;
+            let grown = resident_kib(pid).saturating_sub(before);
+            assert!(grown < GROWTH_KIB, "{protocol}: the gateway grew {grown} KiB while 200 MiB passed");
+        } else {
+            let stopped_at = plateau(&sent, protocol).await;
+            assert!(
+                stopped_at * 1000 < BOUND_BYTES,
+                "{protocol}: the backend sent {stopped_at} KiB to a client not reading"
+            );
+        }
+        // Meanwhile another client is served.
+        let answer: Value = reqwest::Client::new()
+            .post(format!("{base}/graphql"))
+            .json(&serde_json::json!({"query": "{ __typename }"}))
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(answer["data"]["__typename"], "Query", "{protocol}: {answer}");
+        drop((_grpc_answer, _socket, serve));
+    }
 }
