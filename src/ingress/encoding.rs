@@ -1,4 +1,4 @@
-//! HTTP content codings for REST. Request bodies with `Content-Encoding` gzip, br or zstd are
+//! HTTP content codings for REST and GraphQL. Request bodies with `Content-Encoding` gzip, br or zstd are
 //! decoded as they stream in, with the size limit checked on the compressed bytes and again on
 //! the decoded bytes, so a decompression bomb is a 413 and never a large allocation. Responses
 //! are compressed by `Accept-Encoding` when their size is known and above a threshold; streams
@@ -69,17 +69,29 @@ where
 
 /// True if a body-read error is a size-limit refusal (413) rather than a broken body (400).
 pub(crate) fn is_too_large(error: &(dyn std::error::Error + 'static)) -> bool {
+    too_large_message(error, 0).is_some()
+}
+
+/// The 413 message for a body-read error that is a size-limit refusal: naming the stage (the
+/// compressed or the decoded size) when the body had a content coding, else the `limit` alone.
+/// None for a broken body (a 400).
+pub(crate) fn too_large_message(error: &(dyn std::error::Error + 'static), limit: usize) -> Option<String> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = current {
         // io::Error hides a custom error from `source()`; look inside it explicitly.
-        let wrapped =
-            e.downcast_ref::<io::Error>().and_then(|io| io.get_ref()).is_some_and(|inner| inner.is::<BodyTooLarge>());
-        if wrapped || e.is::<BodyTooLarge>() || e.to_string().starts_with("length limit exceeded") {
-            return true;
+        let inner =
+            e.downcast_ref::<io::Error>().and_then(|io| io.get_ref()).map(|inner| inner as &dyn std::error::Error);
+        if let Some(too_large) =
+            inner.and_then(|i| i.downcast_ref::<BodyTooLarge>()).or(e.downcast_ref::<BodyTooLarge>())
+        {
+            return Some(too_large.to_string());
+        }
+        if e.to_string().starts_with("length limit exceeded") {
+            return Some(format!("the request body is larger than {limit} bytes (rest.max_body_bytes)"));
         }
         current = e.source();
     }
-    false
+    None
 }
 
 /// Compress only JSON documents of known size above the threshold.

@@ -13,7 +13,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, header};
 use axum::response::Response;
 
-use super::encoding::{decode_request_body, is_too_large};
+use super::encoding::{decode_request_body, too_large_message};
 use super::forward::request_context;
 use super::respond::{add_backend_metadata, error_response};
 use super::rest_output::{gateway_error_response, http_body_stream_response, output_response, single_output};
@@ -479,11 +479,10 @@ async fn read_message(
     };
     let bytes = match read {
         Ok(bytes) => bytes,
-        Err(error) if is_too_large(&error) => {
-            let message = format!("the request body is larger than {limit} bytes (rest.max_body_bytes)");
-            return Err(Refusal::new(ErrorCode::PayloadTooLarge, message));
-        }
         Err(error) => {
+            if let Some(message) = too_large_message(&error, limit) {
+                return Err(Refusal::new(ErrorCode::PayloadTooLarge, message));
+            }
             return Err(Refusal::new(ErrorCode::InvalidArgument, format!("cannot read the request body: {error}")));
         }
     };

@@ -477,6 +477,62 @@ async fn compressed_request_bodies_are_decoded_and_bombs_refused() {
     gateway.shutdown().await;
 }
 
+/// `len` bytes that do not compress (xorshift noise).
+fn noise(len: usize) -> Vec<u8> {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()[0]
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn body_limits_hold_on_the_compressed_and_the_decoded_size_for_rest_and_graphql() {
+    let gateway = TestGateway::demo().await;
+    // 16 MiB of spaces inside a JSON string: a few KiB on the wire, past the 4 MiB limit decoded.
+    let mut spaces = b"{\"query\":\"{ __typename }\",\"title\":\"".to_vec();
+    spaces.extend(std::iter::repeat_n(b' ', 16 * 1024 * 1024));
+    spaces.extend_from_slice(b"\"}");
+    let bomb = compress("gzip", &spaces).await;
+    // 5 MiB that gzip cannot shrink: past the limit before any decoding.
+    let incompressible = compress("gzip", &noise(5 * 1024 * 1024)).await;
+    assert!(incompressible.len() > 4 * 1024 * 1024);
+    let small = compress("br", br#"{"query":"{ __typename }","title":"small"}"#).await;
+    // (path, body, Content-Encoding, status, what the message says)
+    let table: &[(&str, &[u8], &str, u16, &str)] = &[
+        ("/v1/shelves/20/books", &bomb, "gzip", 413, "decoded"),
+        ("/v1/shelves/20/books", &incompressible, "gzip", 413, "compressed"),
+        ("/graphql", &bomb, "gzip", 413, "decoded"),
+        ("/graphql", &incompressible, "gzip", 413, "compressed"),
+        ("/graphql", &small, "br", 200, ""),
+        ("/graphql", b"x", "compress", 415, "Content-Encoding `compress`"),
+    ];
+    for (path, body, coding, status, says) in table {
+        let response = gateway
+            .client
+            .post(format!("{}{path}", gateway.base))
+            .header("content-type", "application/json")
+            .header("content-encoding", *coding)
+            .body(body.to_vec())
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status().as_u16(), *status, "{path} {coding}");
+        let answer: Value = response.json().await.expect("json");
+        if *status == 200 {
+            assert_eq!(answer["data"]["__typename"], "Query", "{answer}");
+        } else {
+            let message = answer["message"].as_str().or(answer["errors"][0]["message"].as_str()).unwrap_or_default();
+            assert!(message.contains(says), "{path} {coding}: {answer}");
+        }
+    }
+    gateway.shutdown().await;
+}
+
 #[tokio::test]
 async fn large_json_responses_are_compressed_by_accept_encoding() {
     use tokio::io::AsyncReadExt;

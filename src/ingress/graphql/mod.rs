@@ -185,7 +185,19 @@ pub(crate) async fn handle_graphql(
         Method::POST => {
             let limit = usize::try_from(snapshot.config.rest.max_body_bytes).unwrap_or(usize::MAX);
             let read_timeout = snapshot.config.listener.body_read_timeout.get();
-            from_body(parts.headers.get(header::CONTENT_TYPE), body, limit, read_timeout).await
+            // A compressed body is decoded as REST's are: the limit holds before and after.
+            match crate::ingress::encoding::decode_request_body(
+                body,
+                parts.headers.get(header::CONTENT_ENCODING),
+                limit,
+            ) {
+                Ok(body) => from_body(parts.headers.get(header::CONTENT_TYPE), body, limit, read_timeout).await,
+                Err(unsupported) => Err(Refusal::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    ErrorCode::UnsupportedMediaType,
+                    unsupported.to_string(),
+                )),
+            }
         }
         _ => Err(Refusal {
             allow: Some("GET, POST"),
@@ -457,8 +469,8 @@ async fn from_body(
         return Err(Refusal::new(StatusCode::REQUEST_TIMEOUT, ErrorCode::RequestTimeout, message));
     };
     let bytes = read.map_err(|error| {
-        if crate::ingress::encoding::is_too_large(&error) {
-            Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge, "the request body is too large")
+        if let Some(message) = crate::ingress::encoding::too_large_message(&error, limit) {
+            Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge, message)
         } else {
             let message = format!("cannot read the request body: {error}");
             Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidArgument, message)
