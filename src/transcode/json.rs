@@ -1,7 +1,7 @@
 //! proto3 JSON ⇄ protobuf through prost-reflect's canonical mapping, with what a gateway adds:
-//! a nesting-depth cap checked before parsing (a 400, never a stack overflow), errors that name
-//! the field path (`book.publishTime`), and the JSON options (emit defaults, proto names,
-//! ignore unknown fields).
+//! a nesting-depth cap and duplicate-key refusal checked before parsing (a 400, never a stack
+//! overflow, never two readings of one body), errors that name the field path
+//! (`book.publishTime`), and the JSON options (emit defaults, proto names, ignore unknown fields).
 
 use prost_reflect::{DeserializeOptions, DynamicMessage, MessageDescriptor, SerializeOptions};
 
@@ -62,7 +62,7 @@ pub fn json_to_message(
     json: &[u8],
     options: &JsonOptions,
 ) -> Result<DynamicMessage, JsonError> {
-    check_depth(json, options.max_depth)?;
+    super::json_shape::check_shape(json, options.max_depth)?;
     let mut deserializer = serde_json::Deserializer::from_slice(json);
     let deserialize_options = DeserializeOptions::new().deny_unknown_fields(!options.ignore_unknown);
     let mut track = serde_path_to_error::Track::new();
@@ -105,51 +105,6 @@ pub fn message_to_json(message: &DynamicMessage, options: &JsonOptions) -> Vec<u
         .serialize_with_options(&mut serializer, &serialize_options)
         .expect("writing JSON to a Vec cannot fail and a DynamicMessage always serializes");
     out
-}
-
-/// Refuses documents nested deeper than `limit`, without parsing them: one pass over the bytes
-/// counting brackets outside strings, so a hostile body costs O(n) and no stack.
-pub fn check_depth(json: &[u8], limit: usize) -> Result<(), JsonError> {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &byte in json {
-        if in_string {
-            match (escaped, byte) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
-            b'{' | b'[' => {
-                depth += 1;
-                if depth > limit {
-                    return Err(JsonError::TooDeep { limit });
-                }
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn depth_is_counted_outside_strings_only() {
-        assert!(check_depth(br#"{"a":[{"b":"[[[[[[[[["}]}"#, 3).is_ok());
-        assert_eq!(check_depth(b"[[[[1]]]]", 3), Err(JsonError::TooDeep { limit: 3 }));
-        assert!(check_depth(br#"{"a":"\"{{{{"}"#, 1).is_ok());
-        let deep = "[".repeat(100_000);
-        assert_eq!(check_depth(deep.as_bytes(), 64), Err(JsonError::TooDeep { limit: 64 }));
-    }
 }
 
 #[cfg(test)]
@@ -235,6 +190,11 @@ message All {
             (r#"{"nums":[1,"2"]}"#, Ok(r#"{"nums":["1","2"]}"#)),
             (r#"{"maybe":0}"#, Ok(r#"{"maybe":0}"#)),
             (r#"{"nope":1}"#, Err("nope")),
+            (r#"{"i64":"1","i64":"2"}"#, Err("i64")),
+            (r#"{"color":"RED","color":"GREEN"}"#, Err("color")),
+            (r#"{"i32":"NaN"}"#, Err("i32")),
+            (r#"{"d":NaN}"#, Err("line 1")),
+            (r#"{"by":"***"}"#, Err("by")),
             (r#"[1]"#, Err("map")),
         ];
         for (input, want) in table {

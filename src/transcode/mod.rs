@@ -3,6 +3,7 @@
 
 pub mod binding;
 pub mod json;
+pub mod json_shape;
 pub mod openapi;
 pub mod percent;
 pub mod route_table;
