@@ -32,7 +32,10 @@ pub async fn execute_streaming_fetch(
     let (bad_input, bad_input_seen) = oneshot::channel::<InputError>();
     let requests: BoxStream<'static, Outgoing> = match input {
         CallInput::Message(message) => {
-            Box::pin(stream::once(async move { Outgoing::Message(Bytes::from(message.encode_to_vec())) }))
+            let request = Bytes::from(message.encode_to_vec());
+            let opened = client.server_streaming(&path, request, &fetch.metadata, fetch.timeout).await?;
+            let messages = decode_messages(opened.messages, method.output(), None);
+            return Ok((opened.metadata.into_headers(), messages));
         }
         CallInput::Stream(input) => Box::pin(stream::unfold(Some((input, bad_input)), |state| async move {
             let (mut input, signal) = state?;

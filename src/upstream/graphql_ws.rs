@@ -97,7 +97,7 @@ impl WsSubscription {
     }
 
     async fn connect(&self) -> Result<Socket, UpstreamError> {
-        let unavailable = |error: &dyn std::fmt::Display| UpstreamError::unavailable(&self.cluster, error);
+        let unavailable = |error: &dyn std::fmt::Display| UpstreamError::unreachable(&self.cluster, error);
         let mut request = self.url.as_str().into_client_request().map_err(|e| unavailable(&e))?;
         request
             .headers_mut()

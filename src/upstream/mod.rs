@@ -13,6 +13,7 @@ pub mod grpc_only;
 pub mod http;
 pub mod pool;
 pub mod tls;
+pub mod unsent;
 
 use std::collections::HashMap;
 
@@ -52,6 +53,14 @@ pub enum UpstreamError {
         /// The cluster.
         cluster: String,
     },
+    /// The backend never processed the call (a refused stream, a stream a GOAWAY turned away,
+    /// a request whose connection closed before it was written): safe to send again, whatever
+    /// the method, and no sign of the endpoint's health.
+    #[error("backend {cluster} is unavailable")]
+    Unsent {
+        /// The cluster.
+        cluster: String,
+    },
     /// The deadline passed before the answer.
     #[error("the backend did not answer before the deadline")]
     DeadlineExceeded,
@@ -69,7 +78,9 @@ impl UpstreamError {
         match self {
             UpstreamError::Status { code, .. } => ErrorCode::from_grpc_code(*code),
             UpstreamError::Http { status, .. } => ErrorCode::from_backend_http_status(*status),
-            UpstreamError::Unavailable { .. } | UpstreamError::Refused(_) => ErrorCode::Unavailable,
+            UpstreamError::Unavailable { .. } | UpstreamError::Unsent { .. } | UpstreamError::Refused(_) => {
+                ErrorCode::Unavailable
+            }
             UpstreamError::DeadlineExceeded => ErrorCode::DeadlineExceeded,
             UpstreamError::BadAnswer(_) => ErrorCode::UpstreamError,
             UpstreamError::Internal(_) => ErrorCode::Internal,
@@ -86,7 +97,7 @@ impl UpstreamError {
                 grpc_code::UNAVAILABLE | grpc_code::INTERNAL | grpc_code::UNKNOWN | grpc_code::DEADLINE_EXCEEDED
             ),
             UpstreamError::Http { status, .. } => *status >= 500,
-            UpstreamError::Refused(_) | UpstreamError::Internal(_) => false,
+            UpstreamError::Unsent { .. } | UpstreamError::Refused(_) | UpstreamError::Internal(_) => false,
         }
     }
 
@@ -103,9 +114,20 @@ impl UpstreamError {
         })
     }
 
-    pub(crate) fn unavailable(cluster: &str, error: &dyn std::fmt::Display) -> Self {
+    /// A backend that could not be reached, for `error`'s reason (logged, never shown).
+    pub(crate) fn unreachable(cluster: &str, error: &dyn std::fmt::Display) -> Self {
         tracing::debug!(cluster, %error, "backend unavailable");
         UpstreamError::Unavailable { cluster: cluster.to_owned() }
+    }
+
+    /// A transport failure: `Unsent` when it shows the backend never processed the call,
+    /// `Unavailable` otherwise. Its words (which may name addresses) stay in the log.
+    pub(crate) fn unavailable(cluster: &str, error: &(dyn std::error::Error + 'static)) -> Self {
+        if unsent::never_processed(error) {
+            tracing::debug!(cluster, %error, "backend did not process the call");
+            return UpstreamError::Unsent { cluster: cluster.to_owned() };
+        }
+        UpstreamError::unreachable(cluster, error)
     }
 
     /// Classifies a tonic status: transport failures (which carry a source error and may name

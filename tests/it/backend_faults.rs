@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use http_body::Frame;
 use prost::Message;
 
@@ -63,8 +64,8 @@ fn good() -> Script {
     }
 }
 
-/// Serves every call with the current script, over h2c.
-async fn scripted_backend(script: Arc<Mutex<Script>>, calls: Arc<std::sync::atomic::AtomicUsize>) -> String {
+/// The scripted backend's service: every call answered with the current script.
+fn scripted_router(script: Arc<Mutex<Script>>, calls: Arc<std::sync::atomic::AtomicUsize>) -> axum::Router {
     let service = tower::service_fn(move |_request: http::Request<axum::body::Body>| {
         let script = script.lock().expect("script").clone();
         calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -95,9 +96,14 @@ async fn scripted_backend(script: Arc<Mutex<Script>>, calls: Arc<std::sync::atom
             Ok::<_, std::convert::Infallible>(response)
         }
     });
+    axum::Router::new().fallback_service(service)
+}
+
+/// Serves every call with the current script, over h2c.
+async fn scripted_backend(script: Arc<Mutex<Script>>, calls: Arc<std::sync::atomic::AtomicUsize>) -> String {
+    let router = scripted_router(script, calls);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let router = axum::Router::new().fallback_service(service);
     tokio::spawn(async move { axum::serve(listener, router).await });
     format!("http://{addr}")
 }
@@ -225,4 +231,64 @@ async fn a_compressed_answer_that_inflates_past_the_limit_is_a_502() {
         assert!(body["message"].as_str().unwrap_or_default().contains("malformed answer"), "{compression}: {body}");
         gateway.shutdown().await;
     }
+}
+
+/// A backend that allows one stream per connection and sends GOAWAY when each connection is
+/// 150 ms old (tonic's `max_connection_age`, as grpc-go's MaxConnectionAge and Envoy's drain
+/// do): calls queue for the one stream and move to a fresh connection after each GOAWAY, and
+/// no client sees an error, idempotent or not, unary or streamed. The answer is an empty
+/// message, which reads as a Book and as a BookEvent alike.
+#[tokio::test]
+async fn goaway_and_a_one_stream_limit_cost_no_call() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let script = Arc::new(Mutex::new(Script {
+        steps: vec![Step::Sleep(5), Step::Data(frame(&[])), Step::Trailers(0)],
+        ..good()
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let connections = Arc::new(AtomicUsize::new(0));
+    let incoming = {
+        let connections = connections.clone();
+        tokio_stream::wrappers::TcpListenerStream::new(listener).inspect(move |_| {
+            connections.fetch_add(1, Ordering::SeqCst);
+        })
+    };
+    let routes = tonic::service::Routes::from(scripted_router(script, Arc::default()));
+    let server = tonic::transport::Server::builder()
+        .max_concurrent_streams(1)
+        // No `max_connection_age_grace`: with one set, tonic 0.14 skips the graceful GOAWAY and
+        // closes the connection outright when age and grace have passed.
+        .max_connection_age(Duration::from_millis(150))
+        .add_routes(routes)
+        .serve_with_incoming(incoming);
+    tokio::spawn(server);
+    let gateway = TestGateway::start(Some(url), None).await;
+
+    let mut answers = Vec::new();
+    let started = tokio::time::Instant::now();
+    // Rounds of 12 concurrent calls (reads, writes and server streams) until the backend has
+    // closed at least three connections by GOAWAY, bounded in count and time.
+    for _ in 0..100 {
+        let round = futures_util::future::join_all((0..12).map(|i| {
+            let gateway = &gateway;
+            async move {
+                match i % 3 {
+                    0 => gateway.call("GET", "/v1/shelves/1/books/1", "").await,
+                    1 => gateway.call("POST", "/v1/shelves/1/books", r#"{"title":"Scripted"}"#).await,
+                    // One event, then the end: an error line would make the body not one JSON.
+                    _ => gateway.call("GET", "/v1/shelves/1/books:watch", "").await,
+                }
+            }
+        }))
+        .await;
+        answers.extend(round.into_iter().map(|(status, body, _)| (status, body)));
+        if connections.load(Ordering::SeqCst) >= 4 || started.elapsed() > crate::support::HANG {
+            break;
+        }
+    }
+    assert!(connections.load(Ordering::SeqCst) >= 4, "the backend sent GOAWAY on at least three connections");
+    let failed: Vec<_> = answers.iter().filter(|(status, body)| *status != 200 || !body.is_object()).collect();
+    assert!(failed.is_empty(), "{} of {} calls failed: {failed:?}", failed.len(), answers.len());
+    gateway.shutdown().await;
 }

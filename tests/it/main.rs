@@ -5,6 +5,7 @@ mod caching;
 mod authorization;
 mod backend_connections;
 mod backend_faults;
+mod backend_kill;
 mod cli_check;
 mod coalescing;
 mod deadlines;

@@ -33,14 +33,17 @@ pub(crate) struct Running {
 
 impl Running {
     pub(crate) fn spawn(args: &[&str], cwd: &Path) -> Running {
-        let mut child = bin()
-            .args(args)
-            .current_dir(cwd)
+        Running::start(bin().args(args).current_dir(cwd))
+    }
+
+    /// Starts `command` with its stdout collected line by line.
+    pub(crate) fn start(command: &mut Command) -> Running {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("the binary starts");
+            .expect("the process starts");
         let stdout = child.stdout.take().expect("piped stdout");
         let (send, lines) = mpsc::channel();
         std::thread::spawn(move || {

@@ -61,7 +61,7 @@ impl RetryBudget {
     /// Whether `error` is a failure `retry_on` lists.
     pub fn retryable(&self, error: &UpstreamError) -> bool {
         self.config.retry_on.iter().any(|on| match (on, error) {
-            (RetryOn::Unavailable, UpstreamError::Unavailable { .. }) => true,
+            (RetryOn::Unavailable, UpstreamError::Unavailable { .. } | UpstreamError::Unsent { .. }) => true,
             (RetryOn::Unavailable, UpstreamError::Status { code, .. }) => *code == grpc_code::UNAVAILABLE,
             (RetryOn::Unavailable, UpstreamError::Http { status, .. }) => *status == 503,
             (RetryOn::ResourceExhausted, UpstreamError::Status { code, .. }) => *code == grpc_code::RESOURCE_EXHAUSTED,
@@ -106,10 +106,19 @@ impl RetryBudget {
     }
 }
 
+/// Times one call is sent again at once, outside the budget and whatever its method, when the
+/// backend turned it away unprocessed (`UpstreamError::Unsent`: a refused stream, a GOAWAY, a
+/// connection closed before the request was written), as gRPC clients do (gRFC A6). One call
+/// can meet several in a row: queued on a connection its GOAWAY closes, then refused on the
+/// fresh one because it went out before the backend's SETTINGS said how many streams it takes.
+/// Bounded, so a backend that refuses everything still fails fast.
+pub const TRANSPARENT_RETRIES: u32 = 4;
+
 /// Runs `attempt` (given the time left and the endpoint to avoid; returning its result and the
 /// endpoint it went to) until it succeeds, fails in a way that is not retried, or the retries,
 /// the budget or the deadline run out. Only `idempotent` calls are retried, and only on
-/// clusters of more than one endpoint.
+/// clusters of more than one endpoint; a call the backend never processed is first sent again
+/// transparently.
 pub async fn attempts<T, F, Fut>(
     budget: &RetryBudget,
     endpoints: usize,
@@ -125,6 +134,7 @@ where
     let started = tokio::time::Instant::now();
     let mut avoid = None;
     let mut tries = 0;
+    let mut transparent = 0;
     let mut _retrying = None;
     loop {
         let remaining = match timeout {
@@ -135,6 +145,10 @@ where
             None => None,
         };
         let (result, index) = attempt(remaining, avoid).await;
+        if matches!(result, Err(UpstreamError::Unsent { .. })) && transparent < TRANSPARENT_RETRIES {
+            transparent += 1;
+            continue;
+        }
         let retryable = match &result {
             Err(error) => idempotent && tries < budget.max_retries() && endpoints > 1 && budget.retryable(error),
             Ok(_) => false,
@@ -169,6 +183,7 @@ mod tests {
         // (retry_on, error, retried)
         let table = [
             (vec![RetryOn::Unavailable], unreachable.clone(), true),
+            (vec![RetryOn::Unavailable], UpstreamError::Unsent { cluster: "c".into() }, true),
             (vec![RetryOn::Unavailable], status(grpc_code::UNAVAILABLE), true),
             (vec![RetryOn::Unavailable], http(503), true),
             (vec![RetryOn::Unavailable], status(grpc_code::INTERNAL), false),
@@ -210,6 +225,27 @@ mod tests {
         assert_eq!(budget.counts(), (6, 9));
         for attempt in 1..6 {
             assert!(budget.backoff(attempt) <= budget.config.max_backoff.get());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_the_backend_never_processed_is_sent_again_outside_the_budget() {
+        // (calls turned away unprocessed before one is served, the answer)
+        let table: [(u32, Result<u32, &str>); 4] =
+            [(0, Ok(1)), (1, Ok(2)), (TRANSPARENT_RETRIES, Ok(TRANSPARENT_RETRIES + 1)), (9, Err("unsent"))];
+        for (refused, want) in table {
+            let budget = RetryBudget::new(RetryConfig::default());
+            let mut sent = 0;
+            // Not idempotent and one endpoint: no ordinary retry may happen.
+            let answer = attempts(&budget, 1, None, false, |_, _| {
+                sent += 1;
+                let result = if sent > refused { Ok(sent) } else { Err(UpstreamError::Unsent { cluster: "c".into() }) };
+                async move { (result, Some(0)) }
+            })
+            .await;
+            let got = answer.map_err(|e| if matches!(e, UpstreamError::Unsent { .. }) { "unsent" } else { "other" });
+            assert_eq!(got, want, "{refused} refusals");
+            assert_eq!(budget.counts(), (0, 0), "the budget is untouched");
         }
     }
 }
