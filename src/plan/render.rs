@@ -140,6 +140,7 @@ pub fn http_request(call: &RestCall, scope: &Scope<'_>) -> Result<HttpRequest, R
         };
         percent_encode(&text, &mut path_and_query);
     }
+    refuse_dot_segments(&path_and_query)?;
     let mut separator = if path_and_query.contains('?') { '&' } else { '?' };
     for (name, template) in &call.query {
         let value = render_value(template, scope)?;
@@ -176,6 +177,21 @@ pub fn http_request(call: &RestCall, scope: &Scope<'_>) -> Result<HttpRequest, R
     // Retried when it fails only if the verb is idempotent (RFC 9110 §9.2.2).
     let idempotent = matches!(call.method.as_str(), "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE");
     Ok(HttpRequest { method: call.method.clone(), path_and_query, headers, body, idempotent })
+}
+
+/// Refuses a rendered path with a `.` or `..` segment. Percent-encoding keeps a value inside
+/// its segment (`/` becomes `%2F`), but `.` is unreserved and stays as it is, and every URL
+/// parser (the WHATWG rules reqwest follows) resolves such a segment, so an argument `..` in
+/// `/authors/{args.id}` would call `/` instead (while `../admin/x` fills one segment
+/// as `..%2Fadmin%2Fx`, which no parser resolves).
+fn refuse_dot_segments(path: &str) -> Result<(), RenderError> {
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    match path.split('/').find(|segment| matches!(*segment, "." | "..")) {
+        Some(segment) => {
+            Err(RenderError(format!("a path placeholder's value cannot be `{segment}`: it would leave its segment")))
+        }
+        None => Ok(()),
+    }
 }
 
 /// `remote_key(HIDDEN_TYPENAME, "__typename")`: the alias fetches carry an abstract value's
@@ -368,6 +384,7 @@ mod tests {
         let parent = json!({"@author": "Ursula K. Le Guin"});
         let Json::Object(parent) = parent else { unreachable!() };
         let keys = [json!("k1"), json!("k 2")];
+        let Json::Object(dots) = json!({"dot": ".", "dots": "..", "up": "../admin"}) else { unreachable!() };
         let table: Vec<(RestCall, Scope<'_>, Result<&str, ()>)> = vec![
             (
                 rest("/authors/{args.id}", vec![]),
@@ -393,6 +410,34 @@ mod tests {
                 Ok("/authors?name=k1&name=k%202"),
             ),
             (rest("/authors/{args.missing}", vec![]), Scope { args: &args, parent: None, keys: None }, Err(())),
+            // Dot segments would be resolved by the URL parser and leave the template's path.
+            (rest("/authors/{args.dot}", vec![]), Scope { args: &dots, parent: None, keys: None }, Err(())),
+            (rest("/authors/{args.dots}/x", vec![]), Scope { args: &dots, parent: None, keys: None }, Err(())),
+            (
+                rest("/authors/{args.dots}{args.dot}", vec![]),
+                Scope { args: &dots, parent: None, keys: None },
+                Ok("/authors/..."),
+            ),
+            (
+                rest("/authors/v{args.dots}", vec![]),
+                Scope { args: &dots, parent: None, keys: None },
+                Ok("/authors/v.."),
+            ),
+            (
+                rest("/authors/{args.up}", vec![]),
+                Scope { args: &dots, parent: None, keys: None },
+                Ok("/authors/..%2Fadmin"),
+            ),
+            (
+                rest("/authors/{args.dots}", vec![("q", text("{args.dots}"))]),
+                Scope { args: &dots, parent: None, keys: None },
+                Err(()),
+            ),
+            (
+                rest("/authors", vec![("q", text("{args.dots}"))]),
+                Scope { args: &dots, parent: None, keys: None },
+                Ok("/authors?q=.."),
+            ),
         ];
         for (call, scope, want) in table {
             let got = http_request(&call, &scope).map(|r| r.path_and_query).ok();

@@ -224,3 +224,38 @@ async fn declared_descriptions_reach_introspection() {
     assert_eq!(author["description"], "One author by id.");
     gateway.shutdown().await;
 }
+
+/// An argument interpolated into a REST source's path stays inside its segment: slashes are
+/// encoded, and a value the URL parser would resolve as a dot segment (`..`, `.`) is refused
+/// before any call, so no argument can reach another path of the source.
+#[tokio::test]
+async fn arguments_in_rest_paths_cannot_leave_their_segment() {
+    let gateway = TestGateway::stitched().await;
+    let query = "query($id: ID!) { author(id: $id) { name } }";
+    // (id, a phrase of the error, or None when the source is asked and has no such author)
+    let table: &[(&str, Option<&str>)] = &[
+        ("..", Some("a path placeholder's value cannot be `..`")),
+        (".", Some("a path placeholder's value cannot be `.`")),
+        ("../authors", None),
+        ("%2e%2e", None),
+        ("a/../../admin", None),
+    ];
+    for (id, refused) in table {
+        let before = gateway.authors().requests();
+        let answer = graphql(&gateway, query, json!({ "id": id })).await;
+        let asked = gateway.authors().requests() - before;
+        match refused {
+            Some(phrase) => {
+                assert_eq!(asked, 0, "{id}: nothing reaches the source");
+                let message = answer["errors"][0]["message"].as_str().unwrap_or_default();
+                assert!(message.contains(phrase), "{id}: {answer}");
+                assert_eq!(answer["errors"][0]["path"], json!(["author"]), "{id}: {answer}");
+            }
+            None => {
+                assert_eq!(asked, 1, "{id}: one call, inside /authors/");
+                assert_eq!(answer["data"]["author"], Value::Null, "{id}: no such author: {answer}");
+            }
+        }
+    }
+    gateway.shutdown().await;
+}
