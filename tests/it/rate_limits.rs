@@ -354,3 +354,66 @@ async fn overload_is_shed_at_once_with_503_and_retry_after() {
     assert_eq!(gateway.call("GET", "/v1/shelves/1/books/1", "").await.0, 200, "served again once they finished");
     gateway.shutdown().await;
 }
+
+/// One operation is one request whichever way it arrives: a batch of six spends six (the sixth
+/// refused in its place, the others answered), and on a WebSocket each subscribe spends one,
+/// the one over the limit answered with an error while the socket and its other
+/// subscriptions live on.
+#[tokio::test]
+async fn counts_hold_across_batches_and_websocket_subscribes() {
+    use crate::subscriptions::{connect, recv, send};
+    let limits =
+        "[[rate_limits.rules]]\nname = \"per-user\"\nlimit = 5\nwindow = \"1h\"\nclients = \"authenticated\"\n";
+    let (gateway, _dir) = TestGateway::demo_with_config(&config(limits)).await;
+
+    let query = "{ getBook(name: \"shelves/1/books/1\") { title } }";
+    // Distinct books, so that no two calls coalesce into one.
+    let batch: Vec<Value> = (0..6)
+        .map(|i| json!({ "query": format!("{{ getBook(name: \"shelves/1/books/{i}\") {{ title }} }}") }))
+        .collect();
+    let response = gateway
+        .client
+        .post(format!("{}/graphql", gateway.base))
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {}", token("ada")))
+        .body(Value::Array(batch).to_string())
+        .send()
+        .await
+        .expect("send");
+    let answers: Value = response.json().await.expect("json");
+    let answers = answers.as_array().expect("one answer per operation");
+    let refused: Vec<usize> =
+        (0..answers.len()).filter(|i| answers[*i]["errors"][0]["extensions"]["code"] == "RATE_LIMITED").collect();
+    assert_eq!(refused, [5], "the sixth operation is over the limit: {answers:?}");
+    assert_eq!(gateway.backend().calls("GetBook"), 5, "the refused operation never reached the backend");
+    // Ada's five are spent, whatever the transport.
+    assert_eq!(graphql(&gateway, query, &token("ada")).await.0, 429);
+
+    let mut socket = connect(&gateway, Some("graphql-transport-ws")).await;
+    let init = json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {}", token("bob"))}});
+    send(&mut socket, init).await;
+    assert_eq!(recv(&mut socket).await, json!({"type": "connection_ack"}));
+    let watch = "subscription { watchBooks(parent: \"shelves/1\") { kind } }";
+    for id in 1..=6 {
+        send(&mut socket, json!({"id": id.to_string(), "type": "subscribe", "payload": {"query": watch}})).await;
+    }
+    let over = recv(&mut socket).await;
+    assert_eq!((&over["id"], &over["type"]), (&json!("6"), &json!("error")), "{over}");
+    assert_eq!(over["payload"][0]["extensions"]["code"], "RATE_LIMITED", "{over}");
+    // The socket lives on with its five subscriptions: a query on it is over the limit too,
+    // and a new book reaches all five.
+    send(&mut socket, json!({"id": "q", "type": "subscribe", "payload": {"query": query}})).await;
+    let answer = recv(&mut socket).await;
+    assert_eq!((&answer["id"], &answer["payload"][0]["extensions"]["code"]), (&json!("q"), &json!("RATE_LIMITED")));
+    let created = gateway.call("POST", "/v1/shelves/1/books", r#"{"title":"counted"}"#).await;
+    assert_eq!(created.0, 200, "{}", created.1);
+    let mut heard: Vec<String> = Vec::new();
+    for _ in 0..5 {
+        let event = recv(&mut socket).await;
+        assert_eq!(event["type"], "next", "{event}");
+        heard.push(event["id"].as_str().expect("id").to_owned());
+    }
+    heard.sort();
+    assert_eq!(heard, ["1", "2", "3", "4", "5"]);
+    gateway.shutdown().await;
+}
