@@ -18,7 +18,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -192,6 +192,9 @@ struct Scenario {
     /// Kill one backend halfway through the measured window (errors are reported, with how
     /// long after the kill the last one came, instead of failing the run).
     kill_backend: bool,
+    /// Connections that trickle a request head at the gateway, a byte a second, while the
+    /// driver runs (a slowloris); the floor is then the same job undisturbed.
+    trickling: usize,
 }
 
 /// HS256 tokens' shared secret (the harness's own; nothing outside it trusts it).
@@ -381,6 +384,7 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             floor: Some(grpc(&backend)),
             kill_backend: false,
             secured: false,
+            trickling: 0,
         },
         Scenario {
             name: "a_grpc_unary_c1",
@@ -389,6 +393,7 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             floor: Some(Job { concurrency: 1, ..grpc(&backend) }),
             kill_backend: false,
             secured: false,
+            trickling: 0,
         },
         Scenario {
             name: "c_rest_get",
@@ -397,6 +402,7 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             floor: Some(grpc(&backend)),
             kill_backend: false,
             secured: false,
+            trickling: 0,
         },
         Scenario {
             name: "c_rest_get_query",
@@ -405,6 +411,7 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             floor: Some(grpc(&backend)),
             kill_backend: false,
             secured: false,
+            trickling: 0,
         },
         Scenario {
             name: "c_rest_patch_1k",
@@ -413,6 +420,7 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             floor: Some(patch(1024).1),
             kill_backend: false,
             secured: false,
+            trickling: 0,
         },
         Scenario {
             name: "d_rest_patch_64k",
@@ -421,6 +429,7 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             floor: Some(patch(64 * 1024).1),
             kill_backend: false,
             secured: false,
+            trickling: 0,
         },
         Scenario {
             name: "d_rest_patch_1m",
@@ -429,6 +438,7 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             floor: Some(Job { concurrency: concurrency.min(8), ..patch(1024 * 1024).1 }),
             kill_backend: false,
             secured: false,
+            trickling: 0,
         },
         Scenario {
             name: "e_graphql_one_field",
@@ -437,6 +447,7 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             floor: Some(grpc(&backend)),
             kill_backend: false,
             secured: false,
+            trickling: 0,
         },
         Scenario {
             name: "i_graphql_cache_hit",
@@ -445,6 +456,7 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             floor: None,
             kill_backend: false,
             secured: false,
+            trickling: 0,
         },
         Scenario {
             name: "h_rest_get_hs256",
@@ -453,6 +465,7 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             floor: Some(http(&format!("/v1/{book}"), "GET", Vec::new(), b"")),
             kill_backend: false,
             secured: true,
+            trickling: 0,
         },
         Scenario {
             name: "h_rest_get_es256",
@@ -461,6 +474,7 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             floor: Some(http(&format!("/v1/{book}"), "GET", Vec::new(), b"")),
             kill_backend: false,
             secured: true,
+            trickling: 0,
         },
         Scenario {
             name: "h_graphql_hs256",
@@ -469,6 +483,7 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             floor: Some(graphql(&one_field)),
             kill_backend: false,
             secured: true,
+            trickling: 0,
         },
         Scenario {
             name: "h_graphql_es256",
@@ -477,6 +492,7 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             floor: Some(graphql(&one_field)),
             kill_backend: false,
             secured: true,
+            trickling: 0,
         },
         Scenario {
             name: "j_backend_killed",
@@ -485,6 +501,16 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             floor: None,
             kill_backend: true,
             secured: false,
+            trickling: 0,
+        },
+        Scenario {
+            name: "k_rest_get_slowloris",
+            what: "(k) (c) while 200 connections trickle request headers a byte a second; the floor is (c) without",
+            job: http(&format!("/v1/{book}"), "GET", Vec::new(), b""),
+            floor: Some(http(&format!("/v1/{book}"), "GET", Vec::new(), b"")),
+            kill_backend: false,
+            secured: false,
+            trickling: 200,
         },
     ];
     let mut backends = backends;
@@ -514,6 +540,12 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
         let pid = if scenario.secured { secured.child.id() } else { gateway.child.id() };
         let before = cpu_seconds(pid);
         let kill_at = scenario.job.seconds / 2.0;
+        let stop = Arc::new(AtomicBool::new(false));
+        let opened = Arc::new(AtomicUsize::new(0));
+        let limit = Duration::from_secs_f64(scenario.job.seconds + scenario.job.warmup + 30.0);
+        let tricklers: Vec<_> = (0..scenario.trickling)
+            .map(|_| tokio::spawn(trickle(gateway.http.clone(), stop.clone(), opened.clone(), limit)))
+            .collect();
         let report = if scenario.kill_backend && backends.len() > 1 {
             let victim = backends.pop().expect("a backend");
             let driving = run_driver(driver_core, &scenario.job);
@@ -525,6 +557,10 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
         } else {
             run_driver(driver_core, &scenario.job).await
         };
+        stop.store(true, Ordering::Relaxed);
+        for trickler in tricklers {
+            let _ = trickler.await;
+        }
         // The driver's window includes its warm-up; CPU is charged for all the requests sent.
         let cpu = cpu_seconds(pid) - before;
         let total_seconds = report.seconds + scenario.job.warmup;
@@ -554,8 +590,21 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             println!("  note: the gateway was {:.0}% busy, so something else limited this run", busy * 100.0);
         }
         if let Some(floor) = &floor {
-            let against = if scenario.secured { "the same without auth" } else { "straight to one backend" };
+            let against = if scenario.secured {
+                "the same without auth"
+            } else if scenario.trickling > 0 {
+                "the same without the attack"
+            } else {
+                "straight to one backend"
+            };
             println!("  floor p50 {:.0} µs, p99 {:.0} µs ({against})", floor.p50_us, floor.p99_us);
+        }
+        if scenario.trickling > 0 {
+            let opened = opened.load(Ordering::Relaxed);
+            println!(
+                "  {} connections trickled; {opened} opened in all (reopened when the gateway closed them)",
+                scenario.trickling
+            );
         }
         if let Some(error) = &report.first_error {
             println!("  first error: {error}");
@@ -577,6 +626,35 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
     drop(gateway);
     drop(secured);
     drop(backends);
+}
+
+/// One slowloris connection: a request head sent a byte a second and never finished, opened
+/// again whenever the gateway closes it, until `stop` (or `limit`, a hang guard) comes.
+async fn trickle(authority: String, stop: Arc<AtomicBool>, opened: Arc<AtomicUsize>, limit: Duration) {
+    use tokio::io::AsyncWriteExt;
+    let started = Instant::now();
+    let head = format!("GET /v1/shelves/1/books/1 HTTP/1.1\r\nHost: {authority}\r\nX-Slow: ");
+    while !stop.load(Ordering::Relaxed) && started.elapsed() < limit {
+        let Ok(mut stream) = tokio::net::TcpStream::connect(&authority).await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        opened.fetch_add(1, Ordering::Relaxed);
+        let mut bytes = head.bytes();
+        while !stop.load(Ordering::Relaxed) && started.elapsed() < limit {
+            let byte = bytes.next().unwrap_or(b'a');
+            if stream.write_all(&[byte]).await.is_err() {
+                break;
+            }
+            // Woken early when the run ends: a byte a second, checked every 100 ms.
+            for _ in 0..10 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
 }
 
 /// Runs the driver process for `job` and reads its report.
