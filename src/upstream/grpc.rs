@@ -365,8 +365,8 @@ impl GrpcClient {
 
 impl GrpcClient {
     /// Opens a server-streaming call of one `request` message. A stream the backend never
-    /// processed (refused, turned away by a GOAWAY) is opened again at once, as `unary` does,
-    /// since its one message can be sent again.
+    /// processed (refused, turned away by a GOAWAY) is opened again at once through the same
+    /// loop as `unary`, since its one message can be sent again.
     pub async fn server_streaming(
         &self,
         path: &str,
@@ -374,24 +374,14 @@ impl GrpcClient {
         metadata: &Metadata,
         deadline: Option<Duration>,
     ) -> Result<StreamReply, UpstreamError> {
-        let started = tokio::time::Instant::now();
-        let mut resent = 0;
-        loop {
-            let left = match deadline {
-                Some(deadline) => match deadline.checked_sub(started.elapsed()) {
-                    Some(left) if !left.is_zero() => Some(left),
-                    _ => return Err(UpstreamError::DeadlineExceeded),
-                },
-                None => None,
-            };
+        // Not idempotent: the shared loop then only resends what the backend never processed.
+        super::pool::retry::attempts(&self.retry, 1, deadline, false, |left, _| {
             let message = request.clone();
             let requests: BoxStream<'static, Outgoing> =
                 Box::pin(futures_util::stream::once(async move { Outgoing::Message(message) }));
-            match self.streaming(path, requests, metadata, left).await {
-                Err(UpstreamError::Unsent { .. }) if resent < super::pool::retry::TRANSPARENT_RETRIES => resent += 1,
-                opened => return opened,
-            }
-        }
+            async move { (self.streaming(path, requests, metadata, left).await, None) }
+        })
+        .await
     }
 
     /// Splices a native gRPC request to the cluster: headers, body frames and trailers pass

@@ -202,13 +202,7 @@ async fn backend_faults_are_502s_never_partial_200s_and_the_connection_keeps_ser
 /// gzip) is refused as malformed, with the gateway asking for compressed answers or not.
 #[tokio::test]
 async fn a_compressed_answer_that_inflates_past_the_limit_is_a_502() {
-    use tokio::io::AsyncReadExt;
-    let mut zipped = Vec::new();
-    let zeros = std::io::Cursor::new(vec![0u8; 64 * 1024 * 1024]);
-    async_compression::tokio::bufread::GzipEncoder::new(tokio::io::BufReader::new(zeros))
-        .read_to_end(&mut zipped)
-        .await
-        .expect("gzip");
+    let zipped = crate::support::gzipped_zeros(64).await;
     let mut bomb = vec![1];
     bomb.extend_from_slice(&u32::try_from(zipped.len()).expect("small").to_be_bytes());
     bomb.extend_from_slice(&zipped);

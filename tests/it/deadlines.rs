@@ -62,16 +62,7 @@ async fn raw_grpc(base: &str, method: &str, field_1: &str, headers: &[(&str, &st
     tokio::spawn(connection);
     let response = response.await.expect("an answer");
     let http = response.status().as_u16();
-    let mut status = response.headers().get("grpc-status").map(|v| v.to_str().expect("ascii").to_owned());
-    if status.is_none() {
-        let mut body = response.into_body();
-        while let Some(data) = body.data().await {
-            let data = data.expect("data");
-            let _ = body.flow_control().release_capacity(data.len());
-        }
-        let trailers = body.trailers().await.expect("trailers");
-        status = trailers.and_then(|t| t.get("grpc-status").map(|v| v.to_str().expect("ascii").to_owned()));
-    }
+    let (status, _) = crate::support::grpc_outcome(response).await;
     Ended { http, detail: status.unwrap_or_else(|| "no grpc-status".into()) }
 }
 

@@ -346,14 +346,8 @@ async fn passthrough_calls_feed_outlier_detection_and_the_breaker() {
 #[tokio::test]
 async fn a_compressed_request_that_inflates_past_the_limit_is_refused() {
     use bytes::Bytes;
-    use tokio::io::AsyncReadExt;
     let gateway = TestGateway::demo().await;
-    let mut zipped = Vec::new();
-    let zeros = std::io::Cursor::new(vec![0u8; 64 * 1024 * 1024]);
-    async_compression::tokio::bufread::GzipEncoder::new(tokio::io::BufReader::new(zeros))
-        .read_to_end(&mut zipped)
-        .await
-        .expect("gzip");
+    let zipped = crate::support::gzipped_zeros(64).await;
     let stream = tokio::net::TcpStream::connect(gateway.base.trim_start_matches("http://")).await.expect("connect");
     let (client, connection) = h2::client::handshake(stream).await.expect("handshake");
     tokio::spawn(connection);
@@ -368,18 +362,7 @@ async fn a_compressed_request_that_inflates_past_the_limit_is_refused() {
     body.send_data(Bytes::from(frame(1, &zipped)), true).expect("data");
     let response = tokio::time::timeout(crate::support::HANG, response).await.expect("in time").expect("an answer");
     assert_eq!(response.status().as_u16(), 200, "gRPC statuses ride in grpc-status");
-    let mut status = response.headers().get("grpc-status").map(|v| v.to_str().expect("ascii").to_owned());
-    let mut message = response.headers().get("grpc-message").map(|v| v.to_str().expect("ascii").to_owned());
-    if status.is_none() {
-        let mut body = response.into_body();
-        while let Some(data) = body.data().await {
-            let data = data.expect("data");
-            let _ = body.flow_control().release_capacity(data.len());
-        }
-        let trailers = body.trailers().await.expect("trailers").expect("trailers sent");
-        status = trailers.get("grpc-status").map(|v| v.to_str().expect("ascii").to_owned());
-        message = trailers.get("grpc-message").map(|v| v.to_str().expect("ascii").to_owned());
-    }
+    let (status, message) = crate::support::grpc_outcome(response).await;
     assert_eq!(status.as_deref(), Some("8"), "RESOURCE_EXHAUSTED: {message:?}");
     gateway.shutdown().await;
 }

@@ -688,3 +688,33 @@ pub(crate) fn assert_config_refused(table: &[(&str, &str, &str)]) {
         assert!(found.message.contains(message), "{text}: {found:?}");
     }
 }
+
+/// `megabytes` MiB of zeros, gzipped (about 1 KiB per MiB): a decompression bomb.
+pub(crate) async fn gzipped_zeros(megabytes: usize) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut zipped = Vec::new();
+    let zeros = std::io::Cursor::new(vec![0u8; megabytes * 1024 * 1024]);
+    async_compression::tokio::bufread::GzipEncoder::new(tokio::io::BufReader::new(zeros))
+        .read_to_end(&mut zipped)
+        .await
+        .expect("gzip");
+    zipped
+}
+
+/// A raw HTTP/2 gRPC answer's `grpc-status` and `grpc-message`, from its headers (a
+/// trailers-only answer) or else its trailers, the body read and released on the way.
+pub(crate) async fn grpc_outcome(response: http::Response<h2::RecvStream>) -> (Option<String>, Option<String>) {
+    let text = |map: &http::HeaderMap, name: &str| map.get(name).map(|v| v.to_str().expect("ascii").to_owned());
+    if let Some(status) = text(response.headers(), "grpc-status") {
+        return (Some(status), text(response.headers(), "grpc-message"));
+    }
+    let mut body = response.into_body();
+    while let Some(data) = body.data().await {
+        let data = data.expect("data");
+        let _ = body.flow_control().release_capacity(data.len());
+    }
+    match body.trailers().await.expect("trailers") {
+        Some(trailers) => (text(&trailers, "grpc-status"), text(&trailers, "grpc-message")),
+        None => (None, None),
+    }
+}

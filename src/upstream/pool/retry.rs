@@ -112,7 +112,7 @@ impl RetryBudget {
 /// can meet several in a row: queued on a connection its GOAWAY closes, then refused on the
 /// fresh one because it went out before the backend's SETTINGS said how many streams it takes.
 /// Bounded, so a backend that refuses everything still fails fast.
-pub const TRANSPARENT_RETRIES: u32 = 4;
+const TRANSPARENT_RETRIES: u32 = 4;
 
 /// Runs `attempt` (given the time left and the endpoint to avoid; returning its result and the
 /// endpoint it went to) until it succeeds, fails in a way that is not retried, or the retries,
