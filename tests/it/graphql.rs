@@ -91,6 +91,9 @@ async fn mutations_run_in_document_order_with_input_objects() {
 #[tokio::test]
 async fn invalid_documents_are_refused_in_the_specs_words() {
     let gateway = TestGateway::demo().await;
+    let doubling_cycle = (0..25).fold(String::from("{ ...F0 }\n"), |document, level| {
+        document + &format!("fragment F{level} on Query {{ ...F{n} ...F{n} }}\n", n = level + 1)
+    }) + "fragment F25 on Query { ...F0 }\n";
     let table: &[(&str, &str)] = &[
         (r#"{ getBook(name: "x") { nope } }"#, "Cannot query field \"nope\" on type \"Book\"."),
         (r#"{ nothing }"#, "Cannot query field \"nothing\" on type \"Query\"."),
@@ -103,8 +106,11 @@ async fn invalid_documents_are_refused_in_the_specs_words() {
         (r#"{ getBook(name: "x") { ...Missing } }"#, "Unknown fragment \"Missing\"."),
         (
             r#"{ getBook(name: "x") { ...A } } fragment A on Book { ...B } fragment B on Book { ...A }"#,
-            "Cannot spread fragment \"A\" within itself.",
+            "Cannot spread fragment \"A\" within itself via \"B\".",
         ),
+        // Fragments that each spread the next twice, closed into a cycle: 2^25 paths to
+        // follow, found in one pass over the 26 fragments.
+        (&doubling_cycle, "Cannot spread fragment \"F0\" within itself via \"F1\""),
         (
             r#"{ getBook(name: "x") { ...L } } fragment L on ListBooksResponse { totalSize }"#,
             "can never be of type \"ListBooksResponse\"",

@@ -13,23 +13,23 @@ use tokio::net::TcpStream;
 
 use crate::support::{HANG, TestGateway};
 
-const DATA: u8 = 0x0;
-const HEADERS: u8 = 0x1;
+pub(crate) const DATA: u8 = 0x0;
+pub(crate) const HEADERS: u8 = 0x1;
 const RST_STREAM: u8 = 0x3;
-const SETTINGS: u8 = 0x4;
+pub(crate) const SETTINGS: u8 = 0x4;
 const PING: u8 = 0x6;
-const GOAWAY: u8 = 0x7;
+pub(crate) const GOAWAY: u8 = 0x7;
 const WINDOW_UPDATE: u8 = 0x8;
 const CONTINUATION: u8 = 0x9;
 
-const END_STREAM: u8 = 0x1;
-const END_HEADERS: u8 = 0x4;
+pub(crate) const END_STREAM: u8 = 0x1;
+pub(crate) const END_HEADERS: u8 = 0x4;
 
 const PROTOCOL_ERROR: u32 = 0x1;
 const ENHANCE_YOUR_CALM: u32 = 0xb;
 
 /// One frame: the 9-byte header and its payload.
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     let len = u32::try_from(payload.len()).expect("small");
     let mut out = Vec::with_capacity(9 + payload.len());
     out.extend_from_slice(&len.to_be_bytes()[1..]);
@@ -48,7 +48,7 @@ fn literal(out: &mut Vec<u8>, text: &str) {
 
 /// A request header block that leaves the HPACK dynamic table alone: `:method` and `:scheme`
 /// from the static table, `:path` and `:authority` as literals with indexed names.
-fn request_block(method: &str, path: &str) -> Vec<u8> {
+pub(crate) fn request_block(method: &str, path: &str) -> Vec<u8> {
     let mut block = vec![if method == "POST" { 0x83 } else { 0x82 }, 0x86];
     block.push(0x04);
     literal(&mut block, path);
@@ -66,22 +66,22 @@ const BOOK: &str = "/v1/shelves/1/books/1";
 
 /// What the server sent back on a raw connection: the frame types seen and the GOAWAY code.
 #[derive(Debug, Default)]
-struct Seen {
-    frames: Vec<(u8, u32)>,
-    goaway: Option<u32>,
-    closed: bool,
+pub(crate) struct Seen {
+    pub(crate) frames: Vec<(u8, u32)>,
+    pub(crate) goaway: Option<u32>,
+    pub(crate) closed: bool,
 }
 
 /// A connection that writes frames as fast as the server reads them and collects what comes
 /// back on another task.
-struct RawH2 {
+pub(crate) struct RawH2 {
     write: tokio::net::tcp::OwnedWriteHalf,
     seen: Arc<std::sync::Mutex<Seen>>,
     ended: Arc<AtomicBool>,
 }
 
 impl RawH2 {
-    async fn connect(base: &str) -> RawH2 {
+    pub(crate) async fn connect(base: &str) -> RawH2 {
         let addr = base.trim_start_matches("http://");
         let stream = TcpStream::connect(addr).await.expect("connect");
         stream.set_nodelay(true).expect("nodelay");
@@ -124,7 +124,7 @@ impl RawH2 {
     }
 
     /// Writes `bytes`; false once the server has stopped reading or closed.
-    async fn send(&mut self, bytes: &[u8]) -> bool {
+    pub(crate) async fn send(&mut self, bytes: &[u8]) -> bool {
         !self.ended.load(Ordering::SeqCst)
             && matches!(tokio::time::timeout(Duration::from_secs(5), self.write.write_all(bytes)).await, Ok(Ok(())))
     }
@@ -152,16 +152,21 @@ impl RawH2 {
     }
 
     /// Waits for the server to send GOAWAY or close, and returns what it sent.
-    async fn ended(&self) -> Seen {
+    pub(crate) async fn ended(&self) -> Seen {
+        self.seen_when(|seen| seen.goaway.is_some() || seen.closed, "the server neither sent GOAWAY nor closed").await
+    }
+
+    /// Waits until what the server sent satisfies `done`, and returns it.
+    pub(crate) async fn seen_when(&self, done: impl Fn(&Seen) -> bool, hang: &str) -> Seen {
         let deadline = tokio::time::Instant::now() + HANG;
         loop {
             {
                 let seen = self.seen.lock().expect("lock");
-                if seen.goaway.is_some() || seen.closed {
+                if done(&seen) {
                     return Seen { frames: seen.frames.clone(), goaway: seen.goaway, closed: seen.closed };
                 }
             }
-            assert!(tokio::time::Instant::now() < deadline, "the server neither sent GOAWAY nor closed");
+            assert!(tokio::time::Instant::now() < deadline, "hang detector: {hang}");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }

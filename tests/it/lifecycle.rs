@@ -400,6 +400,36 @@ async fn sigterm_finishes_in_flight_requests_and_closes_subscriptions_with_1001(
     backend.shutdown().await;
 }
 
+/// HTTP/2 on SIGTERM: a GOAWAY with NO_ERROR first, so the client opens no new streams here,
+/// then the stream already in flight answered in full, then the connection closed and exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_sends_http2_clients_goaway_then_finishes_their_streams() {
+    use crate::http2_abuse::{DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, RawH2, frame, request_block};
+    let work = tempfile::tempdir().expect("tempdir");
+    let backend = switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("backend");
+    let (mut serve, gateway) = crate::support::serve_demo_binary(work.path(), &backend.url(), &[]).await;
+    backend.set_latency(std::time::Duration::from_millis(1500));
+    let mut raw = RawH2::connect(&gateway).await;
+    assert!(
+        raw.send(&frame(HEADERS, END_HEADERS | END_STREAM, 1, &request_block("GET", "/v1/shelves/1/books/1"))).await
+    );
+    let started = tokio::time::Instant::now();
+    while backend.calls("GetBook") == 0 {
+        assert!(started.elapsed() < crate::support::HANG, "hang detector: the request never reached the backend");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    serve.signal("TERM");
+    let seen = raw.seen_when(|seen| seen.closed, "the connection never closed").await;
+    let position = |kind: u8, stream: u32| seen.frames.iter().position(|&f| f == (kind, stream));
+    let goaway = position(GOAWAY, 0).expect("a GOAWAY");
+    assert_eq!(seen.goaway, Some(0), "NO_ERROR: a graceful shutdown, not a fault");
+    let answered = position(HEADERS, 1).expect("the in-flight stream is answered");
+    assert!(goaway < answered, "GOAWAY comes first, while the stream is still in flight: {:?}", seen.frames);
+    assert!(position(DATA, 1).is_some(), "with its body: {:?}", seen.frames);
+    assert_eq!(tokio::task::block_in_place(|| serve.wait()), Some(0));
+    backend.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shutdown_delay_keeps_serving_while_not_ready_until_it_ends_or_a_second_signal() {
     let work = tempfile::tempdir().expect("tempdir");

@@ -212,6 +212,11 @@ pub(crate) fn shape(
     introspection: bool,
 ) -> Result<Shape, Vec<DocumentError>> {
     let operation = pick_operation(document, operation_name)?;
+    // Before anything inlines fragments: a cycle would make that walk exponential.
+    let cycles = super::fragment_cycles::fragment_cycles(document);
+    if !cycles.is_empty() {
+        return Err(cycles);
+    }
     let (kind, root_kind, root_name) = match operation.node.ty {
         OperationType::Query => (OperationKind::Query, RootKind::Query, "Query"),
         OperationType::Mutation => (OperationKind::Mutation, RootKind::Mutation, "Mutation"),

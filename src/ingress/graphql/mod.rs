@@ -9,6 +9,7 @@ mod authorize;
 mod csrf;
 mod document;
 mod documents;
+mod fragment_cycles;
 mod input;
 mod limits;
 mod persisted;
