@@ -62,7 +62,7 @@ pub fn json_to_message(
     json: &[u8],
     options: &JsonOptions,
 ) -> Result<DynamicMessage, JsonError> {
-    super::json_shape::check_shape(json, options.max_depth)?;
+    super::json_shape::check_shape(json, options.max_depth, &descriptor)?;
     let mut deserializer = serde_json::Deserializer::from_slice(json);
     let deserialize_options = DeserializeOptions::new().deny_unknown_fields(!options.ignore_unknown);
     let mut track = serde_path_to_error::Track::new();
@@ -122,7 +122,7 @@ import "google/protobuf/struct.proto";
 import "google/protobuf/timestamp.proto";
 import "google/protobuf/wrappers.proto";
 enum Color { COLOR_UNSPECIFIED = 0; RED = 1; }
-message Inner { string id = 1; }
+message Inner { string id = 1; string long_name = 2; }
 message All {
   int64 i64 = 1; uint64 u64 = 2; int32 i32 = 3; double d = 4; float f = 5; bool b = 6; string s = 7; bytes by = 8;
   Color color = 9; map<int32, string> by_int = 10; map<bool, Inner> by_bool = 11;
@@ -131,6 +131,7 @@ message All {
   google.protobuf.Timestamp ts = 19; google.protobuf.Empty empty = 20;
   oneof pick { string a = 21; Inner inner = 22; }
   repeated int64 nums = 23; optional int32 maybe = 24;
+  repeated Inner inners = 25; string custom = 26 [json_name = "renamed"]; map<string, Inner> by_name = 27;
 }
 "#;
 
@@ -192,6 +193,7 @@ message All {
             (r#"{"nope":1}"#, Err("nope")),
             (r#"{"i64":"1","i64":"2"}"#, Err("i64")),
             (r#"{"color":"RED","color":"GREEN"}"#, Err("color")),
+            (r#"{"byInt":{"1":"a"},"by_int":{"2":"b"}}"#, Err("by_int")),
             (r#"{"i32":"NaN"}"#, Err("i32")),
             (r#"{"d":NaN}"#, Err("line 1")),
             (r#"{"by":"***"}"#, Err("by")),

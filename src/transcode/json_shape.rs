@@ -8,32 +8,92 @@
 
 use std::borrow::Cow;
 
+use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
+
 use super::json::JsonError;
+
+/// What a JSON value holds, as far as the descriptors say: which keys of an object name the
+/// same thing depends on it.
+#[derive(Clone)]
+enum Holds {
+    /// A message: a field may be named by its JSON name or its proto name, one key either way.
+    Message(MessageDescriptor),
+    /// A map field's entries, whose values hold the boxed kind.
+    Map(Box<Holds>),
+    /// A repeated field's elements.
+    List(Box<Holds>),
+    /// Anything else: scalars, Struct, Value, Any, unknown fields. Keys are compared as text.
+    Free,
+}
+
+impl Holds {
+    fn of_field(field: &FieldDescriptor) -> Holds {
+        if field.is_map() {
+            let Kind::Message(entry) = field.kind() else { return Holds::Free };
+            return Holds::Map(Box::new(entry.map_entry_value_field().kind().into()));
+        }
+        let holds = Holds::from(field.kind());
+        if field.is_list() { Holds::List(Box::new(holds)) } else { holds }
+    }
+}
+
+impl From<Kind> for Holds {
+    fn from(kind: Kind) -> Holds {
+        match kind {
+            // The well-known types' JSON forms are strings, scalars or free-form objects.
+            Kind::Message(message) if !message.full_name().starts_with("google.protobuf.") => Holds::Message(message),
+            _ => Holds::Free,
+        }
+    }
+}
+
+/// What decides whether two keys of one object collide: the field they name in a message,
+/// their decoded text anywhere else.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Canonical<'a> {
+    Field(u32),
+    Text(Cow<'a, [u8]>),
+}
+
+/// A key as decoded from the document.
+type KeyText<'a> = Cow<'a, [u8]>;
+
+/// One key of an open object: what it names and how it was written.
+struct Key<'a> {
+    canonical: Canonical<'a>,
+    text: Cow<'a, [u8]>,
+}
 
 /// One open object or array, innermost last.
 enum Frame {
-    /// An object whose keys are `keys[first_key..]`; `expect_key` is true after `{` and `,`.
-    Object { first_key: usize, expect_key: bool },
+    /// An object whose keys are `keys[first_key..]`; `expect_key` is true after `{` and `,`;
+    /// `value` is what the value of the key just read holds.
+    Object { first_key: usize, expect_key: bool, holds: Holds, value: Holds },
     /// An array; `index` counts the commas seen so far.
-    Array { index: usize },
+    Array { index: usize, element: Holds },
 }
 
-/// Refuses documents nested deeper than `limit` and objects that name a key twice. Syntax errors
-/// are left to the parser that follows, which reports them with a line and column.
-pub fn check_shape(json: &[u8], limit: usize) -> Result<(), JsonError> {
+/// Refuses documents nested deeper than `limit` and objects that name a key twice, where a
+/// message field named once by its JSON name and once by its proto name counts as twice.
+/// `message` is what the top-level object holds. Syntax errors are left to the parser that
+/// follows, which reports them with a line and column.
+pub fn check_shape(json: &[u8], limit: usize, message: &MessageDescriptor) -> Result<(), JsonError> {
     let mut frames: Vec<Frame> = Vec::new();
-    let mut keys: Vec<Cow<'_, [u8]>> = Vec::new();
+    let mut keys: Vec<Key<'_>> = Vec::new();
     let mut at = 0;
     while at < json.len() {
         let byte = json[at];
         match byte {
             b'"' => {
                 let (end, has_escape) = string_end(json, at + 1);
-                if let Some(Frame::Object { expect_key, .. }) = frames.last_mut()
+                if let Some(Frame::Object { expect_key, holds, value, .. }) = frames.last_mut()
                     && *expect_key
                 {
                     *expect_key = false;
-                    keys.push(key_text(&json[at..end.min(json.len())], has_escape));
+                    let text = key_text(&json[at..end.min(json.len())], has_escape);
+                    let (canonical, holds_value) = resolve(holds, &text);
+                    *value = holds_value;
+                    keys.push(Key { canonical, text });
                 }
                 at = end;
                 continue;
@@ -42,17 +102,35 @@ pub fn check_shape(json: &[u8], limit: usize) -> Result<(), JsonError> {
                 if frames.len() >= limit {
                     return Err(JsonError::TooDeep { limit });
                 }
+                let opened = match frames.last() {
+                    None => Holds::Message(message.clone()),
+                    Some(Frame::Object { value, .. }) => value.clone(),
+                    Some(Frame::Array { element, .. }) => element.clone(),
+                };
                 frames.push(if byte == b'{' {
-                    Frame::Object { first_key: keys.len(), expect_key: true }
+                    let holds = match opened {
+                        Holds::List(_) => Holds::Free,
+                        other => other,
+                    };
+                    Frame::Object { first_key: keys.len(), expect_key: true, holds, value: Holds::Free }
                 } else {
-                    Frame::Array { index: 0 }
+                    let element = match opened {
+                        Holds::List(element) => *element,
+                        _ => Holds::Free,
+                    };
+                    Frame::Array { index: 0, element }
                 });
             }
             b'}' | b']' => match frames.pop() {
                 Some(Frame::Object { first_key, .. }) => {
-                    if let Some(duplicate) = duplicate_key(&mut keys[first_key..]) {
-                        let path = duplicate_path(&frames, &keys, first_key, &duplicate);
-                        return Err(JsonError::Field { path, message: "duplicate key".into() });
+                    if let Some((first, second)) = duplicate_key(&mut keys[first_key..]) {
+                        let path = duplicate_path(&frames, &keys, first_key, &second);
+                        let message = if first == second {
+                            "duplicate key".to_owned()
+                        } else {
+                            format!("duplicate field: also given as \"{}\"", String::from_utf8_lossy(&first))
+                        };
+                        return Err(JsonError::Field { path, message });
                     }
                     keys.truncate(first_key);
                 }
@@ -60,7 +138,7 @@ pub fn check_shape(json: &[u8], limit: usize) -> Result<(), JsonError> {
             },
             b',' => match frames.last_mut() {
                 Some(Frame::Object { expect_key, .. }) => *expect_key = true,
-                Some(Frame::Array { index }) => *index += 1,
+                Some(Frame::Array { index, .. }) => *index += 1,
                 None => {}
             },
             _ => {}
@@ -68,6 +146,23 @@ pub fn check_shape(json: &[u8], limit: usize) -> Result<(), JsonError> {
         at += 1;
     }
     Ok(())
+}
+
+/// What a key of an object that holds `holds` names, and what its value holds.
+fn resolve<'a>(holds: &Holds, text: &Cow<'a, [u8]>) -> (Canonical<'a>, Holds) {
+    match holds {
+        Holds::Message(message) => {
+            let field = std::str::from_utf8(text)
+                .ok()
+                .and_then(|name| message.get_field_by_json_name(name).or_else(|| message.get_field_by_name(name)));
+            match field {
+                Some(field) => (Canonical::Field(field.number()), Holds::of_field(&field)),
+                None => (Canonical::Text(text.clone()), Holds::Free),
+            }
+        }
+        Holds::Map(value) => (Canonical::Text(text.clone()), (**value).clone()),
+        Holds::List(_) | Holds::Free => (Canonical::Text(text.clone()), Holds::Free),
+    }
 }
 
 /// The index just past the closing quote of the string whose contents start at `from`, and
@@ -98,21 +193,24 @@ fn key_text(quoted: &[u8], has_escape: bool) -> Cow<'_, [u8]> {
     Cow::Borrowed(inner.strip_suffix(b"\"").unwrap_or(inner))
 }
 
-/// The first key named twice among one object's keys, found by sorting them in place.
-fn duplicate_key<'a>(keys: &mut [Cow<'a, [u8]>]) -> Option<Cow<'a, [u8]>> {
+/// The first key named twice among one object's keys, as first and second written, found by
+/// sorting them in place (stably, so equal keys keep their order).
+fn duplicate_key<'a>(keys: &mut [Key<'a>]) -> Option<(KeyText<'a>, KeyText<'a>)> {
     match keys.len() {
         0 | 1 => None,
-        2 => (keys[0] == keys[1]).then(|| keys[0].clone()),
+        2 => (keys[0].canonical == keys[1].canonical).then(|| (keys[0].text.clone(), keys[1].text.clone())),
         _ => {
-            keys.sort_unstable();
-            keys.windows(2).find(|pair| pair[0] == pair[1]).map(|pair| pair[0].clone())
+            keys.sort_by(|a, b| a.canonical.cmp(&b.canonical));
+            keys.windows(2)
+                .find(|pair| pair[0].canonical == pair[1].canonical)
+                .map(|pair| (pair[0].text.clone(), pair[1].text.clone()))
         }
     }
 }
 
 /// The path of the duplicate key as serde_path_to_error writes it (`book.tags[2].name`): each
 /// open object contributes the key being read, each open array its element index.
-fn duplicate_path(frames: &[Frame], keys: &[Cow<'_, [u8]>], innermost_first_key: usize, duplicate: &[u8]) -> String {
+fn duplicate_path(frames: &[Frame], keys: &[Key<'_>], innermost_first_key: usize, duplicate: &[u8]) -> String {
     let mut path = String::new();
     for (depth, frame) in frames.iter().enumerate() {
         match frame {
@@ -130,10 +228,10 @@ fn duplicate_path(frames: &[Frame], keys: &[Cow<'_, [u8]>], innermost_first_key:
                     if !path.is_empty() {
                         path.push('.');
                     }
-                    path.push_str(&String::from_utf8_lossy(key));
+                    path.push_str(&String::from_utf8_lossy(&key.text));
                 }
             }
-            Frame::Array { index } => path.push_str(&format!("[{index}]")),
+            Frame::Array { index, .. } => path.push_str(&format!("[{index}]")),
         }
     }
     if !path.is_empty() {
@@ -147,13 +245,18 @@ fn duplicate_path(frames: &[Frame], keys: &[Cow<'_, [u8]>], innermost_first_key:
 mod tests {
     use super::*;
 
+    fn check(json: &str, limit: usize) -> Result<(), JsonError> {
+        thread_local!(static ALL: MessageDescriptor = crate::transcode::json::mapping_tests::descriptor());
+        ALL.with(|all| check_shape(json.as_bytes(), limit, all))
+    }
+
     #[test]
     fn depth_is_counted_outside_strings_only() {
-        assert!(check_shape(br#"{"a":[{"b":"[[[[[[[[["}]}"#, 3).is_ok());
-        assert_eq!(check_shape(b"[[[[1]]]]", 3), Err(JsonError::TooDeep { limit: 3 }));
-        assert!(check_shape(br#"{"a":"\"{{{{"}"#, 1).is_ok());
+        assert!(check(r#"{"a":[{"b":"[[[[[[[[["}]}"#, 3).is_ok());
+        assert_eq!(check("[[[[1]]]]", 3), Err(JsonError::TooDeep { limit: 3 }));
+        assert!(check(r#"{"a":"\"{{{{"}"#, 1).is_ok());
         let deep = "[".repeat(100_000);
-        assert_eq!(check_shape(deep.as_bytes(), 64), Err(JsonError::TooDeep { limit: 64 }));
+        assert_eq!(check(&deep, 64), Err(JsonError::TooDeep { limit: 64 }));
     }
 
     #[test]
@@ -174,7 +277,7 @@ mod tests {
             (r#"{"unterminated":"#, None),
         ];
         for (input, want) in table {
-            let got = check_shape(input.as_bytes(), 64);
+            let got = check(input, 64);
             match want {
                 None => assert!(got.is_ok(), "{input}: {got:?}"),
                 Some(path) => assert_eq!(
@@ -190,8 +293,35 @@ mod tests {
     fn many_keys_cost_one_sort_per_object() {
         let body: String =
             format!("{{{}}}", (0..10_000).map(|i| format!("\"k{i}\":{i}")).collect::<Vec<_>>().join(","));
-        assert!(check_shape(body.as_bytes(), 64).is_ok());
+        assert!(check(&body, 64).is_ok());
         let dup = body.replacen("}", ",\"k5000\":0}", 1);
-        assert!(matches!(check_shape(dup.as_bytes(), 64), Err(JsonError::Field { path, .. }) if path == "k5000"));
+        assert!(matches!(check(&dup, 64), Err(JsonError::Field { path, .. }) if path == "k5000"));
+    }
+
+    #[test]
+    fn a_field_named_by_both_its_names_is_a_duplicate() {
+        type Case<'a> = (&'a str, Result<(), (&'a str, &'a str)>);
+        let also = |name: &'static str| format!("duplicate field: also given as \"{name}\"");
+        let table: &[Case] = &[
+            (r#"{"byInt":{"1":"a"},"by_int":{"2":"b"}}"#, Err(("by_int", "byInt"))),
+            (r#"{"renamed":"x","custom":"y"}"#, Err(("custom", "renamed"))),
+            (r#"{"inners":[{"id":"a"},{"longName":"x","long_name":"y"}]}"#, Err(("inners[1].long_name", "longName"))),
+            (r#"{"inner":{"long_name":"x","longName":"y"}}"#, Err(("inner.longName", "long_name"))),
+            (r#"{"byName":{"k":{"longName":"a","long_name":"b"}}}"#, Err(("byName.k.long_name", "longName"))),
+            // Map keys, Struct keys and unknown keys are data: only equal text collides.
+            (r#"{"byName":{"long_name":{"id":"1"},"longName":{"id":"2"}}}"#, Ok(())),
+            (r#"{"st":{"fooBar":1,"foo_bar":2}}"#, Ok(())),
+            (r#"{"any":{"@type":"type.googleapis.com/t.Inner","longName":"a"}}"#, Ok(())),
+            (r#"{"unknownField":{"a_b":1,"aB":2}}"#, Ok(())),
+        ];
+        for (input, want) in table {
+            let got = check(input, 64);
+            match want {
+                Ok(()) => assert!(got.is_ok(), "{input}: {got:?}"),
+                Err((path, first)) => {
+                    assert_eq!(got, Err(JsonError::Field { path: (*path).into(), message: also(first) }), "{input}")
+                }
+            }
+        }
     }
 }

@@ -217,6 +217,8 @@ async fn writing_routes_bind_bodies_and_fill_the_update_mask() {
             case("wrong type names the field", "POST", "/v1/shelves/3/books", r#"{"title":"x","isbn":"abc"}"#, 400, Message("field `book.isbn`")),
             // A key named twice has no one reading (serde keeps the last, others the first): 400.
             case("a duplicate key names the field", "POST", "/v1/shelves/3/books", r#"{"title":"x","title":"y"}"#, 400, Message("field `book.title`: duplicate key")),
+            // So is a field named once by its JSON name and once by its proto name.
+            case("a field named both ways names the field", "POST", "/v1/shelves/3/books", r#"{"title":"x","coverContentType":"a","cover_content_type":"b"}"#, 400, Message("field `book.cover_content_type`: duplicate field: also given as \"coverContentType\"")),
             case("unknown field names the field", "POST", "/v1/shelves/3/books", r#"{"title":"x","nope":1}"#, 400, Message("field `book.nope`: unknown field")),
             case("two oneof members", "POST", "/v1/shelves/3/books", r#"{"title":"x","inStock":true,"restockTime":"2030-01-01T00:00:00Z"}"#, 400, Message("oneof")),
             case("bad base64", "POST", "/v1/shelves/3/books", r#"{"title":"x","coverThumbnail":"***"}"#, 400, Message("book.coverThumbnail")),
