@@ -5,7 +5,9 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
-use switchyard::snapshot::{BackendFlag, SnapshotSources, build_snapshot};
+
+#[path = "support/demo_snapshot.rs"]
+mod demo_snapshot;
 
 /// `fragment F{n}` spreads `F{n+1}` twice, `levels` deep; the last one ends in `last`.
 fn doubling_fragments(levels: usize, last: &str) -> String {
@@ -49,13 +51,7 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
 }
 
 fn graphql_limits(c: &mut Criterion) {
-    let sources = SnapshotSources {
-        embedded: vec![switchyard::demo::demo_registration().expect("demo compiles")],
-        no_descriptor_dir: true,
-        backends: vec![BackendFlag { name: "catalog.v1".into(), urls: vec!["http://127.0.0.1:1".into()] }],
-        ..SnapshotSources::default()
-    };
-    let snapshot = build_snapshot(&sources, 1).expect("snapshot");
+    let snapshot = demo_snapshot::demo_snapshot();
     let variables = serde_json::Map::new();
     for (name, query, expected) in cases() {
         let refuse = || {

@@ -3,7 +3,9 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
-use switchyard::snapshot::{BackendFlag, SnapshotSources, build_snapshot};
+
+#[path = "support/demo_snapshot.rs"]
+mod demo_snapshot;
 
 /// 25 aliased root fields of 8 lines each, through a named fragment.
 fn query_of_200_lines() -> String {
@@ -19,13 +21,7 @@ fn query_of_200_lines() -> String {
 }
 
 fn graphql_plan(c: &mut Criterion) {
-    let sources = SnapshotSources {
-        embedded: vec![switchyard::demo::demo_registration().expect("demo compiles")],
-        no_descriptor_dir: true,
-        backends: vec![BackendFlag { name: "catalog.v1".into(), urls: vec!["http://127.0.0.1:1".into()] }],
-        ..SnapshotSources::default()
-    };
-    let snapshot = build_snapshot(&sources, 1).expect("snapshot");
+    let snapshot = demo_snapshot::demo_snapshot();
     let query = query_of_200_lines();
     assert!(query.lines().count() >= 200, "{} lines", query.lines().count());
     let variables = serde_json::json!({"shelf": "shelves/1"}).as_object().expect("object").clone();
