@@ -219,11 +219,11 @@ pub(super) async fn fetch_root(
     let mut remote = Vec::new();
     let (answer, ty) = match &fetch.call {
         FetchCall::Grpc { method, input } => {
-            let crate::operation::CallInput::Message(input) = input else {
+            let Some(request) = input.encoded() else {
                 return Err(ExecuteError::Shape(format!("{} takes one request message", method.full_name())));
             };
             let (message, _, _) =
-                unary_call(upstreams, cluster, method, input, &fetch.metadata, fetch.timeout, fetch.cache.as_ref())
+                unary_call(upstreams, cluster, method, request, &fetch.metadata, fetch.timeout, fetch.cache.as_ref())
                     .await?;
             if let Some(invalidation) = &fetch.invalidates {
                 crate::cache::Cache::bump(&invalidation.store, &invalidation.tags);
@@ -352,11 +352,17 @@ pub(super) async fn send_call(
             serde_json::from_slice(&body).map_err(|_| ExecuteError::NotJson { cluster: cluster.to_owned() })
         }
         RenderedCall::Grpc { method, request } => {
-            let input = prost_reflect::DynamicMessage::decode(method.input(), request.clone())
-                .map_err(|_| ExecuteError::Shape("a rendered request does not decode".into()))?;
-            let (message, _, _) =
-                unary_call(context.upstreams, cluster, method, &input, context.metadata, context.timeout, cache)
-                    .await?;
+            // Rendered by json_to_message and encoded: already a valid request.
+            let (message, _, _) = unary_call(
+                context.upstreams,
+                cluster,
+                method,
+                request.clone(),
+                context.metadata,
+                context.timeout,
+                cache,
+            )
+            .await?;
             Ok(message_json(&message))
         }
     }

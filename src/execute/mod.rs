@@ -21,12 +21,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::join_all;
-use prost::Message;
 use prost_reflect::{DynamicMessage, MethodDescriptor};
 
 use crate::cache::{CacheStatus, FetchCache};
 use crate::error::ErrorCode;
-use crate::operation::{CallInput, Metadata, Selection};
+use crate::operation::{Metadata, Selection};
 use crate::plan::{Fetch, FetchCall, Plan};
 use crate::upstream::{UpstreamError, Upstreams};
 
@@ -141,11 +140,11 @@ async fn run_fetch(fetch: Fetch, upstreams: &Upstreams) -> Result<FetchOutput, E
     let FetchCall::Grpc { method, input } = fetch.call else {
         return Err(ExecuteError::Shape("a REST route calls a gRPC method".into()));
     };
-    let CallInput::Message(input) = input else {
+    let Some(request) = input.encoded() else {
         return Err(ExecuteError::Shape(format!("{} takes one request message", method.full_name())));
     };
     let (message, metadata, cache) =
-        unary_call(upstreams, cluster, &method, &input, &fetch.metadata, fetch.timeout, fetch.cache.as_ref()).await?;
+        unary_call(upstreams, cluster, &method, request, &fetch.metadata, fetch.timeout, fetch.cache.as_ref()).await?;
     if let Some(invalidation) = &fetch.invalidates {
         crate::cache::Cache::bump(&invalidation.store, &invalidation.tags);
     }
@@ -166,18 +165,17 @@ pub fn is_idempotent(method: &MethodDescriptor) -> bool {
         .is_some_and(|b| matches!(b.method.as_str(), "GET" | "PUT" | "DELETE"))
 }
 
-/// One unary gRPC call: encode, send, decode the answer as the method's output.
+/// One unary gRPC call: send the encoded request, decode the answer as the method's output.
 async fn unary_call(
     upstreams: &Upstreams,
     cluster: &str,
     method: &MethodDescriptor,
-    input: &DynamicMessage,
+    request: Bytes,
     metadata: &Metadata,
     timeout: Option<Duration>,
     cache: Option<&FetchCache>,
 ) -> Result<(DynamicMessage, http::HeaderMap, Option<CacheStatus>), ExecuteError> {
     let path = format!("/{}/{}", method.parent_service().full_name(), method.name());
-    let request = Bytes::from(input.encode_to_vec());
     let output = method.output();
     let decode = |body: Bytes| {
         DynamicMessage::decode(output.clone(), body)

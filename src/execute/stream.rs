@@ -31,8 +31,8 @@ pub async fn execute_streaming_fetch(
     let path = format!("/{}/{}", method.parent_service().full_name(), method.name());
     let (bad_input, bad_input_seen) = oneshot::channel::<InputError>();
     let requests: BoxStream<'static, Outgoing> = match input {
-        CallInput::Message(message) => {
-            let request = Bytes::from(message.encode_to_vec());
+        CallInput::Message(_) | CallInput::Encoded(_) => {
+            let request = input.encoded().expect("one message");
             let opened = client.server_streaming(&path, request, &fetch.metadata, fetch.timeout).await?;
             let messages = decode_messages(opened.messages, method.output(), None);
             return Ok((opened.metadata.into_headers(), messages));

@@ -24,7 +24,7 @@ use crate::error::ErrorCode;
 use crate::gateway::{Gateway, Served, execute_operation, execute_streaming_operation};
 use crate::operation::{CallInput, Operation, RequestContext, RootCall, Selection};
 use crate::registry::CallKind;
-use crate::transcode::binding::{BodyFormat, HTTP_BODY, HttpParts, bind_request};
+use crate::transcode::binding::{BodyFormat, HTTP_BODY, HttpParts, bind_request, bind_request_wire};
 use crate::transcode::json::JsonOptions;
 use crate::transcode::route_table::MatchError;
 use crate::transcode::routes::RestRoute;
@@ -493,8 +493,8 @@ async fn read_message(
     };
     let fields: Vec<(&str, &str)> = call.header_fields.iter().map(|(f, v)| (f.as_str(), v.as_str())).collect();
     let http = call.parts(parts.uri.query(), &bytes, &fields, is_patch);
-    bind_request(&call.route, http, &call.options)
-        .map(CallInput::Message)
+    bind_request_wire(&call.route, http, &call.options)
+        .map(|bytes| CallInput::Encoded(bytes.into()))
         .map_err(|error| Refusal::new(ErrorCode::InvalidArgument, error.to_string()))
 }
 

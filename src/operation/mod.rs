@@ -44,6 +44,8 @@ impl std::fmt::Display for InputError {
 pub enum CallInput {
     /// One request message.
     Message(DynamicMessage),
+    /// One request message already in protobuf wire format: a REST body transcoded directly.
+    Encoded(bytes::Bytes),
     /// Request messages as the client sends them.
     Stream(InputStream),
     /// The arguments of a field declared in schemas/, by GraphQL name (its binding reads them).
@@ -54,8 +56,20 @@ impl std::fmt::Debug for CallInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CallInput::Message(message) => f.debug_tuple("Message").field(message).finish(),
+            CallInput::Encoded(bytes) => f.debug_tuple("Encoded").field(&bytes.len()).finish(),
             CallInput::Stream(_) => f.write_str("Stream(..)"),
             CallInput::Arguments(arguments) => f.debug_tuple("Arguments").field(arguments).finish(),
+        }
+    }
+}
+
+impl CallInput {
+    /// The one request message's wire bytes, for inputs that are one message.
+    pub fn encoded(&self) -> Option<bytes::Bytes> {
+        match self {
+            CallInput::Message(message) => Some(bytes::Bytes::from(prost::Message::encode_to_vec(message))),
+            CallInput::Encoded(bytes) => Some(bytes.clone()),
+            CallInput::Stream(_) | CallInput::Arguments(_) => None,
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod binding;
 pub mod json;
 pub mod json_shape;
+pub mod json_wire;
 pub mod openapi;
 pub mod percent;
 pub mod route_table;

@@ -4,9 +4,12 @@
 //! and response messages; conflicts and routes that would shadow the fixed endpoints are
 //! problems that name both sides.
 
+use std::sync::Arc;
+
 use http::Method;
 use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor, MethodDescriptor};
 
+use super::json_wire::JsonToWire;
 use super::route_table::{RouteEntry, RouteTable};
 use super::template::PathTemplate;
 use crate::config::Problem;
@@ -48,6 +51,8 @@ pub struct RestRoute {
     pub path_fields: Vec<Vec<FieldDescriptor>>,
     /// Where the route came from.
     pub origin: RouteOrigin,
+    /// The direct JSON → protobuf transcoder for the method's request type.
+    pub input_json: Arc<JsonToWire>,
 }
 
 impl RestRoute {
@@ -131,6 +136,7 @@ pub fn build_routes(
             response_body: None,
             path_fields: Vec::new(),
             origin: RouteOrigin::Default,
+            input_json: Arc::new(JsonToWire::new(method.input())),
         };
         insert(&mut table, Method::POST, template, route, &mut problems);
     }
@@ -213,7 +219,15 @@ fn route_from_binding(
                 .ok_or_else(|| format!("response_body `{name}` is not a field of {}", method.output().full_name()))?,
         ),
     };
-    let route = RestRoute { method: method.clone(), body, response_body, path_fields, origin: RouteOrigin::Annotation };
+    let input_json = Arc::new(JsonToWire::new(method.input()));
+    let route = RestRoute {
+        method: method.clone(),
+        body,
+        response_body,
+        path_fields,
+        origin: RouteOrigin::Annotation,
+        input_json,
+    };
     Ok((http_method, template, route))
 }
 

@@ -3,13 +3,16 @@
 //! picks the message type and the direction:
 //!
 //! - even: the rest is JSON. Transcoding never panics; an accepted message written back to JSON
-//!   and read again is the same message, and its protobuf encoding decodes to it too.
+//!   and read again is the same message, and its protobuf encoding decodes to it too. The
+//!   direct JSON → wire transcoder agrees with DynamicMessage, its oracle: what it accepts,
+//!   DynamicMessage accepts, and its bytes decode to the same message.
 //! - odd: the rest is protobuf. A decoded message is written to JSON, and that JSON must be
 //!   accepted again (what the gateway writes, it reads).
 
 use prost::Message;
 use prost_reflect::DynamicMessage;
 use switchyard::transcode::json::{JsonOptions, json_to_message, message_to_json};
+use switchyard::transcode::json_wire::{WirePlan, direct};
 
 pub(crate) fn run(data: &[u8]) {
     let Some((&pick, rest)) = data.split_first() else { return };
@@ -20,7 +23,19 @@ pub(crate) fn run(data: &[u8]) {
     let options = JsonOptions::default();
     let name = descriptor.full_name().to_owned();
     if pick & 1 == 0 {
-        let Ok(message) = json_to_message(descriptor.clone(), rest, &options) else { return };
+        let fast = direct(&WirePlan::new(&descriptor), rest, &options);
+        let oracle = json_to_message(descriptor.clone(), rest, &options);
+        if let Some(bytes) = &fast {
+            let Ok(message) = &oracle else {
+                panic!("{name}: the direct transcoder accepts what DynamicMessage refuses: {oracle:?}")
+            };
+            let ours = DynamicMessage::decode(descriptor.clone(), bytes.as_slice())
+                .unwrap_or_else(|e| panic!("{name}: the direct bytes do not decode: {e}"));
+            let theirs = DynamicMessage::decode(descriptor.clone(), message.encode_to_vec().as_slice())
+                .expect("DynamicMessage's bytes decode");
+            assert_eq!(ours, theirs, "{name}: the direct bytes mean another message");
+        }
+        let Ok(message) = oracle else { return };
         let written = message_to_json(&message, &options);
         let again = json_to_message(descriptor.clone(), &written, &options)
             .unwrap_or_else(|e| panic!("{name}: our own JSON {:?} is refused: {e}", String::from_utf8_lossy(&written)));

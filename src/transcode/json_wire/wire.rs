@@ -1,0 +1,124 @@
+//! Protobuf wire-format writing: varints, tags, fixed-width values and length prefixes that
+//! are filled in once the record they measure has been written.
+
+/// The wire types the transcoder writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum WireType {
+    Varint = 0,
+    Fixed64 = 1,
+    Len = 2,
+    Fixed32 = 5,
+}
+
+/// A field's tag, encoded once.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Tag {
+    bytes: [u8; 5],
+    len: u8,
+}
+
+impl Tag {
+    pub(super) fn new(number: u32, wire_type: WireType) -> Tag {
+        let mut bytes = [0u8; 5];
+        let mut value = (u64::from(number) << 3) | wire_type as u64;
+        let mut len = 0;
+        while value >= 0x80 {
+            bytes[len] = (value as u8) | 0x80;
+            value >>= 7;
+            len += 1;
+        }
+        bytes[len] = value as u8;
+        Tag { bytes, len: len as u8 + 1 }
+    }
+
+    #[inline]
+    pub(super) fn put(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.bytes[..self.len as usize]);
+    }
+}
+
+#[inline]
+pub(super) fn varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+#[inline]
+pub(super) fn zigzag32(value: i32) -> u64 {
+    u64::from(((value << 1) ^ (value >> 31)) as u32)
+}
+
+#[inline]
+pub(super) fn zigzag64(value: i64) -> u64 {
+    ((value << 1) ^ (value >> 63)) as u64
+}
+
+/// Starts a length-delimited record: one byte is reserved for its length, which
+/// [`close_len`] fills in (moving the record up when the length needs more bytes).
+#[inline]
+pub(super) fn open_len(out: &mut Vec<u8>) -> usize {
+    out.push(0);
+    out.len()
+}
+
+#[inline]
+pub(super) fn close_len(out: &mut Vec<u8>, start: usize) {
+    let len = out.len() - start;
+    if len < 0x80 {
+        out[start - 1] = len as u8;
+        return;
+    }
+    let mut prefix = Vec::with_capacity(10);
+    varint(&mut prefix, len as u64);
+    out.splice(start - 1..start, prefix);
+}
+
+/// A length-delimited value: its length, then its bytes.
+#[inline]
+pub(super) fn bytes(out: &mut Vec<u8>, value: &[u8]) {
+    varint(out, value.len() as u64);
+    out.extend_from_slice(value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_varints_and_length_prefixes_match_prost() {
+        for (number, wire_type) in
+            [(1, WireType::Varint), (15, WireType::Len), (16, WireType::Fixed64), (536_870_911, WireType::Fixed32)]
+        {
+            let mut ours = Vec::new();
+            Tag::new(number, wire_type).put(&mut ours);
+            let mut theirs = Vec::new();
+            prost::encoding::encode_key(
+                number,
+                prost::encoding::WireType::try_from(wire_type as u64).expect("wire type"),
+                &mut theirs,
+            );
+            assert_eq!(ours, theirs, "tag {number}");
+        }
+        for value in [0u64, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX] {
+            let mut ours = Vec::new();
+            varint(&mut ours, value);
+            let mut theirs = Vec::new();
+            prost::encoding::encode_varint(value, &mut theirs);
+            assert_eq!(ours, theirs, "varint {value}");
+        }
+        for len in [0usize, 1, 127, 128, 16_383, 16_384, 70_000] {
+            let mut out = vec![9u8];
+            let start = open_len(&mut out);
+            out.extend(std::iter::repeat_n(7u8, len));
+            close_len(&mut out, start);
+            let mut want = vec![9u8];
+            prost::encoding::encode_varint(len as u64, &mut want);
+            want.extend(std::iter::repeat_n(7u8, len));
+            assert_eq!(out, want, "record of {len} bytes");
+        }
+        assert_eq!((zigzag32(-1), zigzag32(1), zigzag64(i64::MIN)), (1, 2, u64::MAX));
+    }
+}
