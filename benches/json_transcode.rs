@@ -122,7 +122,7 @@ fn json_transcode(c: &mut Criterion) {
                 b.iter(|| {
                     let message =
                         DynamicMessage::decode(descriptor.clone(), black_box(wire.as_slice())).expect("decodes");
-                    message_to_json(&message, &options)
+                    message_to_json(&message, &options).expect("writes")
                 })
             });
         }

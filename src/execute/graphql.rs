@@ -231,7 +231,7 @@ pub(super) async fn fetch_root(
             if prost_reflect::ReflectMessage::descriptor(&message).fields().len() == 0 && fields.fields.is_empty() {
                 return Ok(None);
             }
-            let mut answer = message_json(&message);
+            let mut answer = message_json(&message)?;
             if !fetch.entities.is_empty() {
                 // Fields a supergraph adds to the message's type, merged in before shaping.
                 super::federation::run_entities(&mut answer, &fetch.entities, &context, &mut remote).await;
@@ -288,9 +288,9 @@ pub(super) async fn fetch_root(
 }
 
 /// A message as proto3 JSON with defaults, the form proto-sourced fields are read from.
-pub(super) fn message_json(message: &prost_reflect::DynamicMessage) -> Json {
+pub(super) fn message_json(message: &prost_reflect::DynamicMessage) -> Result<Json, ExecuteError> {
     let options = JsonOptions { emit_defaults: true, ..JsonOptions::default() };
-    serde_json::from_slice(&message_to_json(message, &options)).unwrap_or(Json::Null)
+    Ok(serde_json::from_slice(&message_to_json(message, &options)?).unwrap_or(Json::Null))
 }
 
 /// A binding's call, rendered: equal calls are the same call.
@@ -363,7 +363,7 @@ pub(super) async fn send_call(
                 cache,
             )
             .await?;
-            Ok(message_json(&message))
+            message_json(&message)
         }
     }
 }

@@ -96,6 +96,9 @@ pub enum ExecuteError {
         /// The cluster.
         cluster: String,
     },
+    /// The backend's answer decodes but has no proto3 JSON form (a timestamp past year 9999).
+    #[error("the backend's answer: {0}")]
+    NoJsonForm(#[from] crate::transcode::json::NoJsonForm),
     /// The backend's answer could not be decoded as the method's response type.
     #[error("the backend answered with an undecodable {type_name}")]
     Undecodable {
@@ -111,7 +114,9 @@ impl ExecuteError {
             ExecuteError::Upstream(e) => e.code(),
             ExecuteError::Input(e) => e.code,
             ExecuteError::Shape(_) => ErrorCode::Internal,
-            ExecuteError::Undecodable { .. } | ExecuteError::NotJson { .. } => ErrorCode::UpstreamError,
+            ExecuteError::Undecodable { .. } | ExecuteError::NotJson { .. } | ExecuteError::NoJsonForm(_) => {
+                ErrorCode::UpstreamError
+            }
             ExecuteError::NoBackend { .. } => ErrorCode::Unavailable,
             ExecuteError::Render(_) => ErrorCode::InvalidArgument,
             ExecuteError::Remote { code, .. } => *code,

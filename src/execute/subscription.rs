@@ -115,7 +115,7 @@ impl SubscriptionEvents {
 
     async fn next_raw(&mut self) -> Option<RawEvent> {
         match &mut self.source {
-            Source::Grpc(messages) => Some(messages.next().await?.map(|m| (message_json(&m), Vec::new()))),
+            Source::Grpc(messages) => Some(messages.next().await?.and_then(|m| Ok((message_json(&m)?, Vec::new())))),
             Source::Graphql(payloads, binding) => {
                 let payload = payloads.next().await?;
                 Some(payload.and_then(|p| read_answer(binding, p)))

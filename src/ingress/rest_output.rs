@@ -15,27 +15,37 @@ use crate::execute::OutputStream;
 use crate::gateway::GatewayError;
 use crate::operation::Selection;
 use crate::transcode::binding::HTTP_BODY;
-use crate::transcode::json::{JsonOptions, message_to_json};
+use crate::transcode::json::{JsonOptions, NoJsonForm, message_to_json};
 
 /// A 200 response for one answer message.
 pub(crate) fn output_response(message: &DynamicMessage, selection: &Selection, options: &JsonOptions) -> Response {
+    // The message the body is written from: the whole answer, or its `response_body` field
+    // when that is a singular message (other fields are written as plain JSON values).
+    let inner;
     let selected = match selection {
-        Selection::Whole | Selection::Graphql { .. } => Some(message.clone()),
-        Selection::Field(field) => match message.get_field(field).as_ref() {
-            Value::Message(inner) if !field.is_list() => Some(inner.clone()),
+        Selection::Whole | Selection::Graphql { .. } => Some(message),
+        Selection::Field(field) => match message.get_field(field) {
+            std::borrow::Cow::Borrowed(Value::Message(borrowed)) if !field.is_list() => Some(borrowed),
+            std::borrow::Cow::Owned(Value::Message(owned)) if !field.is_list() => {
+                inner = owned;
+                Some(&inner)
+            }
             _ => None,
         },
     };
-    if let Some(body) = selected.as_ref().filter(|m| m.descriptor().full_name() == HTTP_BODY) {
+    if let Some(body) = selected.filter(|m| m.descriptor().full_name() == HTTP_BODY) {
         let (content_type, data) = http_body_parts(body);
         return raw_response(content_type, Body::from(data));
     }
     let json = match (selection, selected) {
-        (Selection::Field(_), Some(inner)) => message_to_json(&inner, options),
         (Selection::Field(field), None) => field_to_json(message, field, options),
-        (Selection::Whole | Selection::Graphql { .. }, _) => message_to_json(message, options),
+        (_, Some(selected)) => message_to_json(selected, options),
+        (_, None) => message_to_json(message, options),
     };
-    json_response(StatusCode::OK, json)
+    match json {
+        Ok(json) => json_response(StatusCode::OK, json),
+        Err(error) => error_response(ErrorCode::UpstreamError, &format!("the backend's answer: {error}")),
+    }
 }
 
 /// A server stream of HttpBody messages as one raw body: the first message's content type,
@@ -97,12 +107,16 @@ pub(crate) async fn single_output(
 }
 
 /// `response_body` naming a scalar or repeated field: that field's JSON value.
-fn field_to_json(message: &DynamicMessage, field: &FieldDescriptor, options: &JsonOptions) -> Vec<u8> {
-    let whole = message_to_json(message, &JsonOptions { emit_defaults: true, ..options.clone() });
+fn field_to_json(
+    message: &DynamicMessage,
+    field: &FieldDescriptor,
+    options: &JsonOptions,
+) -> Result<Vec<u8>, NoJsonForm> {
+    let whole = message_to_json(message, &JsonOptions { emit_defaults: true, ..options.clone() })?;
     let key = if options.proto_names { field.name() } else { field.json_name() };
     let value = serde_json::from_slice::<serde_json::Value>(&whole)
         .ok()
         .and_then(|mut v| v.get_mut(key).map(serde_json::Value::take))
         .unwrap_or(serde_json::Value::Null);
-    serde_json::to_vec(&value).unwrap_or_default()
+    Ok(serde_json::to_vec(&value).unwrap_or_default())
 }

@@ -74,9 +74,13 @@ pub(crate) fn stream_response(
                 return None;
             }
             let first = matches!(position, Position::First);
-            let frame = match messages.next().await {
-                Some(Ok(message)) => {
-                    let json = message_to_json(&message, &options);
+            // A message with no JSON form ends the stream with its error, like a failed call.
+            let next = messages
+                .next()
+                .await
+                .map(|item| item.and_then(|message| message_to_json(&message, &options).map_err(ExecuteError::from)));
+            let frame = match next {
+                Some(Ok(json)) => {
                     let json = if result_wrapper { wrap_result(&json) } else { json };
                     frame_message(&json, framing, first)
                 }

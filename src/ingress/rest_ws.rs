@@ -73,7 +73,11 @@ pub(crate) async fn run_bidi(served: std::sync::Arc<Served>, socket: WebSocket, 
         Ok((_, mut messages)) => loop {
             match messages.next().await {
                 Some(Ok(message)) => {
-                    let text = String::from_utf8(message_to_json(&message, &options)).unwrap_or_default();
+                    let json = match message_to_json(&message, &options) {
+                        Ok(json) => json,
+                        Err(error) => break Err(GatewayError::Execute(error.into())),
+                    };
+                    let text = String::from_utf8(json).unwrap_or_default();
                     if sender.send(Message::Text(text.into())).await.is_err() {
                         return;
                     }

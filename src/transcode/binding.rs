@@ -496,8 +496,10 @@ mod tests {
             let got = parse_text(&field, text).map(|value| {
                 let mut message = DynamicMessage::new(all.clone());
                 message.set_field(&field, value);
-                String::from_utf8(crate::transcode::json::message_to_json(&message, &JsonOptions::default()))
-                    .expect("utf8")
+                String::from_utf8(
+                    crate::transcode::json::message_to_json(&message, &JsonOptions::default()).expect("writes"),
+                )
+                .expect("utf8")
             });
             match (got, want) {
                 (Ok(got), Ok(want)) => assert_eq!(&got, want, "{name}={text}"),

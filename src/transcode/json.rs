@@ -3,7 +3,7 @@
 //! overflow, never two readings of one body), errors that name the field path
 //! (`book.publishTime`), and the JSON options (emit defaults, proto names, ignore unknown fields).
 
-use prost_reflect::{DeserializeOptions, DynamicMessage, MessageDescriptor, SerializeOptions};
+use prost_reflect::{DeserializeOptions, DynamicMessage, MessageDescriptor, ReflectMessage, SerializeOptions};
 
 /// How messages are written and read as JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,18 +93,31 @@ fn classify(path: String, error: serde_json::Error) -> JsonError {
     }
 }
 
+/// A message with no proto3 JSON form: a Timestamp or Duration out of the mapping's range, a
+/// non-finite number in a google.protobuf.Value, an Any of a type the registry does not know,
+/// a FieldMask path that does not survive camelCase. Only a backend can send one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{type_name} has no proto3 JSON form: {reason}")]
+pub struct NoJsonForm {
+    /// The full name of the message type written.
+    pub type_name: String,
+    /// What the JSON mapping refused.
+    pub reason: String,
+}
+
 /// Writes `message` as JSON.
-pub fn message_to_json(message: &DynamicMessage, options: &JsonOptions) -> Vec<u8> {
+pub fn message_to_json(message: &DynamicMessage, options: &JsonOptions) -> Result<Vec<u8>, NoJsonForm> {
     let mut out = Vec::with_capacity(128);
     let serialize_options = SerializeOptions::new()
         .skip_default_fields(!options.emit_defaults)
         .use_proto_field_name(options.proto_names)
         .stringify_64_bit_integers(true);
     let mut serializer = serde_json::Serializer::new(&mut out);
-    message
-        .serialize_with_options(&mut serializer, &serialize_options)
-        .expect("writing JSON to a Vec cannot fail and a DynamicMessage always serializes");
-    out
+    message.serialize_with_options(&mut serializer, &serialize_options).map_err(|error| NoJsonForm {
+        type_name: message.descriptor().full_name().to_owned(),
+        reason: error.to_string(),
+    })?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -201,12 +214,51 @@ message All {
         ];
         for (input, want) in table {
             let got = json_to_message(all.clone(), input.as_bytes(), &options)
-                .map(|m| String::from_utf8(message_to_json(&m, &options)).expect("utf8"));
+                .map(|m| String::from_utf8(message_to_json(&m, &options).expect("writes")).expect("utf8"));
             match (got, want) {
                 (Ok(got), Ok(want)) => assert_eq!(got, *want, "{input}"),
                 (Err(error), Err(part)) => assert!(error.to_string().contains(part), "{input}: {error}"),
                 (got, want) => panic!("{input}: got {got:?}, want {want:?}"),
             }
+        }
+    }
+
+    /// What a backend can send that proto3 JSON cannot say is an error naming the type and the
+    /// rule, never a panic.
+    #[test]
+    fn messages_without_a_json_form_are_errors() {
+        use prost::Message;
+        let all = descriptor();
+        let wire = |field: u32, inner: Vec<u8>| {
+            let mut bytes = Vec::new();
+            prost::encoding::bytes::encode(field, &inner, &mut bytes);
+            bytes
+        };
+        let timestamp = prost_types::Timestamp { seconds: 1_000_000_000_000, nanos: 0 }.encode_to_vec();
+        let duration = prost_types::Duration { seconds: 400_000_000_000, nanos: 0 }.encode_to_vec();
+        let infinite = prost_types::Struct {
+            fields: [(
+                "x".to_owned(),
+                prost_types::Value { kind: Some(prost_types::value::Kind::NumberValue(f64::INFINITY)) },
+            )]
+            .into(),
+        }
+        .encode_to_vec();
+        let any =
+            prost_types::Any { type_url: "type.googleapis.com/nope.Unknown".into(), value: vec![] }.encode_to_vec();
+        let mask = prost_types::FieldMask { paths: vec!["fooBar".into()] }.encode_to_vec();
+        let table = [
+            (wire(19, timestamp), "timestamp out of range"),
+            (wire(16, duration), "duration out of range"),
+            (wire(13, infinite), "non-finite"),
+            (wire(12, any), "nope.Unknown"),
+            (wire(17, mask), "camelcase"),
+        ];
+        for (bytes, reason) in table {
+            let message = DynamicMessage::decode(all.clone(), bytes.as_slice()).expect("decodes");
+            let error = message_to_json(&message, &JsonOptions::default()).expect_err(reason);
+            assert_eq!(error.type_name, "t.All");
+            assert!(error.reason.contains(reason), "{reason}: {error}");
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Backend faults against a scripted gRPC backend (a real HTTP/2 server whose answer to each
 //! call the test picks): a frame claiming 4 GiB, resets after the headers, in the middle of a
 //! frame and after the data, an answer without trailers, an HTML 502 from a proxy in between,
-//! a dribbling backend. None may become a 200 with partial data: a broken answer is a 502
+//! a dribbling backend, an answer proto3 JSON cannot write. None may become a 200 with partial data: a broken answer is a 502
 //! saying what was broken, a reset is the backend going away (503, as Envoy answers it), an
 //! answer that is not gRPC gets the status the gRPC spec maps its HTTP status to; none names an
 //! address; and the same connection keeps serving good calls afterwards.
@@ -53,6 +53,18 @@ fn book() -> Vec<u8> {
     message.set_field_by_name("name", prost_reflect::Value::String("shelves/1/books/1".into()));
     message.set_field_by_name("title", prost_reflect::Value::String("Scripted".into()));
     message.encode_to_vec()
+}
+
+/// A Book published in year 33658: it decodes, but proto3 JSON has no form for it.
+fn book_from_the_far_future() -> Vec<u8> {
+    let mut bytes = book();
+    let when = prost_types::Timestamp { seconds: 1_000_000_000_000, nanos: 0 }.encode_to_vec();
+    let registration = switchyard::demo::demo_registration().expect("demo");
+    let pool = switchyard::registry::merge_registrations(vec![registration]).expect("merges").pool;
+    let field =
+        pool.get_message_by_name("catalog.v1.Book").expect("Book").get_field_by_name("publish_time").expect("field");
+    prost::encoding::bytes::encode(field.number(), &when, &mut bytes);
+    bytes
 }
 
 fn good() -> Script {
@@ -179,6 +191,13 @@ async fn backend_faults_are_502s_never_partial_200s_and_the_connection_keeps_ser
             },
             200,
             "Scripted",
+        ),
+        // Decodes, but JSON cannot say it: an error naming the rule, not a dropped connection.
+        (
+            "a timestamp past year 9999",
+            Script { steps: vec![Step::Data(frame(&book_from_the_far_future())), Step::Trailers(0)], ..good() },
+            502,
+            "catalog.v1.Book has no proto3 JSON form: timestamp out of range",
         ),
         ("good again on the same connection", good(), 200, "Scripted"),
     ];

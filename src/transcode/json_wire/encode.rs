@@ -314,79 +314,111 @@ impl<'a, 'p> Encoder<'a, 'p> {
 
     /// A JSON array for a repeated field.
     fn list(&mut self, field: &FieldPlan, packed: bool, out: &mut Vec<u8>) -> Fast<()> {
-        self.enter(b'[')?;
-        if self.empty(b']')? {
-            return Ok(());
-        }
-        if packed {
-            field.tag.put(out);
-            let start = open_len(out);
-            loop {
-                if self.reader.peek() == Some(b'n') {
+        // A null element is refused, except in google.protobuf.Value lists: left to the oracle.
+        if !packed {
+            return self.elements(out, |this, out| {
+                if this.reader.peek() == Some(b'n') {
                     return Err(Fallback);
                 }
-                match field.kind {
-                    ValueKind::Scalar(scalar) => {
-                        self.scalar(scalar, out)?;
-                    }
-                    ValueKind::Enum(id) => {
-                        let number = self.enum_number(id)?;
-                        varint(out, number as i64 as u64);
-                    }
-                    ValueKind::Message(_) => return Err(Fallback),
-                }
-                if !self.reader.more(b']')? {
-                    break;
-                }
+                this.single(field.tag, field.kind, true, out)
+            });
+        }
+        let mark = out.len();
+        field.tag.put(out);
+        let start = open_len(out);
+        self.elements(out, |this, out| {
+            if this.reader.peek() == Some(b'n') {
+                return Err(Fallback);
             }
-            close_len(out, start);
+            match field.kind {
+                ValueKind::Scalar(scalar) => {
+                    this.scalar(scalar, out)?;
+                }
+                ValueKind::Enum(id) => {
+                    let number = this.enum_number(id)?;
+                    varint(out, number as i64 as u64);
+                }
+                ValueKind::Message(_) => return Err(Fallback),
+            }
+            Ok(())
+        })?;
+        if out.len() == start {
+            out.truncate(mark);
         } else {
-            loop {
-                if self.reader.peek() == Some(b'n') {
-                    return Err(Fallback);
-                }
-                self.single(field.tag, field.kind, true, out)?;
-                if !self.reader.more(b']')? {
-                    break;
-                }
-            }
+            close_len(out, start);
         }
-        self.open -= 1;
         Ok(())
     }
 
     /// A JSON object for a map field: one entry record per key.
     fn map(&mut self, tag: Tag, key: Scalar, value: &FieldPlan, out: &mut Vec<u8>) -> Fast<()> {
-        self.enter(b'{')?;
-        if self.empty(b'}')? {
-            return Ok(());
-        }
-        let mut keys: Vec<Cow<'a, str>> = Vec::new();
-        loop {
-            let text = self.reader.string()?;
-            self.reader.eat(b':')?;
-            if self.reader.peek() == Some(b'n') {
+        self.entries(out, |this, text, out| {
+            if this.reader.peek() == Some(b'n') {
                 return Err(Fallback);
             }
             tag.put(out);
             let start = open_len(out);
-            map_key(key, &text, out)?;
-            self.single(value.tag, value.kind, true, out)?;
+            map_key(key, text, out)?;
+            this.single(value.tag, value.kind, true, out)?;
             close_len(out, start);
-            keys.push(text);
-            if !self.reader.more(b'}')? {
+            Ok(())
+        })
+    }
+
+    /// google.protobuf.Struct: `fields` entries (field 1) of key (1) and Value (2).
+    fn structure(&mut self, out: &mut Vec<u8>) -> Fast<()> {
+        self.entries(out, |this, key, out| {
+            out.push(0x0a);
+            let entry = open_len(out);
+            out.push(0x0a);
+            bytes(out, key.as_bytes());
+            out.push(0x12);
+            let value = open_len(out);
+            this.value(out)?;
+            close_len(out, value);
+            close_len(out, entry);
+            Ok(())
+        })
+    }
+
+    /// google.protobuf.ListValue: `values` (field 1).
+    fn list_value(&mut self, out: &mut Vec<u8>) -> Fast<()> {
+        self.elements(out, |this, out| {
+            out.push(0x0a);
+            let start = open_len(out);
+            this.value(out)?;
+            close_len(out, start);
+            Ok(())
+        })
+    }
+
+    /// A JSON array whose elements `element` writes.
+    fn elements(
+        &mut self,
+        out: &mut Vec<u8>,
+        mut element: impl FnMut(&mut Self, &mut Vec<u8>) -> Fast<()>,
+    ) -> Fast<()> {
+        self.enter(b'[')?;
+        if self.empty(b']')? {
+            return Ok(());
+        }
+        loop {
+            element(self, out)?;
+            if !self.reader.more(b']')? {
                 break;
             }
-        }
-        if has_duplicate(&mut keys) {
-            return Err(Fallback);
         }
         self.open -= 1;
         Ok(())
     }
 
-    /// google.protobuf.Struct: `fields` entries (field 1) of key (1) and Value (2).
-    fn structure(&mut self, out: &mut Vec<u8>) -> Fast<()> {
+    /// A JSON object whose keys are data (map keys, Struct keys), whose members `entry` writes;
+    /// an object naming a key twice is left to the oracle.
+    fn entries(
+        &mut self,
+        out: &mut Vec<u8>,
+        mut entry: impl FnMut(&mut Self, &str, &mut Vec<u8>) -> Fast<()>,
+    ) -> Fast<()> {
         self.enter(b'{')?;
         if self.empty(b'}')? {
             return Ok(());
@@ -395,15 +427,7 @@ impl<'a, 'p> Encoder<'a, 'p> {
         loop {
             let key = self.reader.string()?;
             self.reader.eat(b':')?;
-            out.push(0x0a);
-            let entry = open_len(out);
-            out.push(0x0a);
-            bytes(out, key.as_bytes());
-            out.push(0x12);
-            let value = open_len(out);
-            self.value(out)?;
-            close_len(out, value);
-            close_len(out, entry);
+            entry(self, &key, out)?;
             keys.push(key);
             if !self.reader.more(b'}')? {
                 break;
@@ -411,25 +435,6 @@ impl<'a, 'p> Encoder<'a, 'p> {
         }
         if has_duplicate(&mut keys) {
             return Err(Fallback);
-        }
-        self.open -= 1;
-        Ok(())
-    }
-
-    /// google.protobuf.ListValue: `values` (field 1).
-    fn list_value(&mut self, out: &mut Vec<u8>) -> Fast<()> {
-        self.enter(b'[')?;
-        if self.empty(b']')? {
-            return Ok(());
-        }
-        loop {
-            out.push(0x0a);
-            let start = open_len(out);
-            self.value(out)?;
-            close_len(out, start);
-            if !self.reader.more(b']')? {
-                break;
-            }
         }
         self.open -= 1;
         Ok(())

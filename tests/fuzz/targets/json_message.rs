@@ -36,7 +36,8 @@ pub(crate) fn run(data: &[u8]) {
             assert_eq!(ours, theirs, "{name}: the direct bytes mean another message");
         }
         let Ok(message) = oracle else { return };
-        let written = message_to_json(&message, &options);
+        let written = message_to_json(&message, &options)
+            .unwrap_or_else(|e| panic!("{name}: a message read from JSON cannot be written back: {e}"));
         let again = json_to_message(descriptor.clone(), &written, &options)
             .unwrap_or_else(|e| panic!("{name}: our own JSON {:?} is refused: {e}", String::from_utf8_lossy(&written)));
         assert_eq!(again, message, "{name}: JSON round trip through {}", String::from_utf8_lossy(&written));
@@ -45,7 +46,8 @@ pub(crate) fn run(data: &[u8]) {
         assert_eq!(decoded, message, "{name}: protobuf round trip");
     } else {
         let Ok(message) = DynamicMessage::decode(descriptor.clone(), rest) else { return };
-        let written = message_to_json(&message, &options);
+        // A backend can send what JSON cannot say (a timestamp past 9999): an error, not a panic.
+        let Ok(written) = message_to_json(&message, &options) else { return };
         if let Err(e) = json_to_message(descriptor, &written, &options) {
             panic!("{name}: JSON written for a decoded message is refused: {e}: {}", String::from_utf8_lossy(&written));
         }
