@@ -2,7 +2,8 @@
 //! for four shapes: demo books (strings, enums, maps, a timestamp, an int64), int64 arrays,
 //! Struct documents and Timestamp-heavy event lists. JSON → protobuf is measured both ways the
 //! gateway can do it: the direct descriptor-driven transcoder (`direct`) and DynamicMessage
-//! (`dynamic`, its oracle and fallback); protobuf → JSON goes through DynamicMessage.
+//! (`dynamic`, its oracle and fallback), and protobuf → JSON through the direct writer and
+//! through DynamicMessage + serde.
 //! Throughput is in bytes of JSON. Run: `cargo bench --bench json_transcode`.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -11,7 +12,7 @@ use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
 use serde_json::{Value, json};
 use std::hint::black_box;
 use switchyard::transcode::json::{JsonOptions, json_to_message, message_to_json};
-use switchyard::transcode::json_wire::{WirePlan, direct};
+use switchyard::transcode::json_wire::{WirePlan, direct, write_direct};
 
 const SHAPES_PROTO: &str = r#"
 syntax = "proto3";
@@ -117,6 +118,18 @@ fn json_transcode(c: &mut Criterion) {
                 b.iter(|| {
                     json_to_message(descriptor.clone(), black_box(json), &options).expect("valid").encode_to_vec()
                 })
+            });
+            let written = write_direct(&plan, &wire, &options).expect("the direct writer writes every bench shape");
+            let oracle_json = message_to_json(
+                &DynamicMessage::decode(descriptor.clone(), wire.as_slice()).expect("decodes"),
+                &options,
+            )
+            .expect("writes");
+            assert_eq!(written.len(), oracle_json.len(), "{shape}: the direct JSON is the oracle's");
+            // Answers as a prost backend encodes them (Struct entries in key order).
+            let wire = oracle;
+            group.bench_with_input(BenchmarkId::new("protobuf_to_json/direct", shape), &wire, |b, wire| {
+                b.iter(|| write_direct(&plan, black_box(wire), &options).expect("valid"))
             });
             group.bench_with_input(BenchmarkId::new("protobuf_to_json/dynamic", shape), &wire, |b, wire| {
                 b.iter(|| {

@@ -51,14 +51,30 @@ pub use subscription::SubscriptionEvents;
 /// One fetch's answer.
 #[derive(Debug)]
 pub struct FetchOutput {
-    /// The decoded response message.
-    pub message: DynamicMessage,
+    /// The response message's wire bytes, as the backend sent them (or the cache kept them):
+    /// REST writes them as JSON directly, without decoding them first.
+    pub body: Bytes,
+    /// The response message type.
+    pub output: prost_reflect::MessageDescriptor,
     /// What the operation selected from it.
     pub selection: Selection,
     /// The backend's response headers and trailers.
     pub metadata: http::HeaderMap,
     /// Whether it came from the cache (None: not cacheable).
     pub cache: Option<CacheStatus>,
+}
+
+impl FetchOutput {
+    /// The response message, decoded.
+    pub fn message(&self) -> Result<DynamicMessage, ExecuteError> {
+        decode_answer(&self.output, self.body.clone())
+    }
+}
+
+/// An answer's bytes as a message of type `output`.
+fn decode_answer(output: &prost_reflect::MessageDescriptor, body: Bytes) -> Result<DynamicMessage, ExecuteError> {
+    DynamicMessage::decode(output.clone(), body)
+        .map_err(|_| ExecuteError::Undecodable { type_name: output.full_name().to_owned() })
 }
 
 /// Why a fetch failed.
@@ -148,12 +164,13 @@ async fn run_fetch(fetch: Fetch, upstreams: &Upstreams) -> Result<FetchOutput, E
     let Some(request) = input.encoded() else {
         return Err(ExecuteError::Shape(format!("{} takes one request message", method.full_name())));
     };
-    let (message, metadata, cache) =
-        unary_call(upstreams, cluster, &method, request, &fetch.metadata, fetch.timeout, fetch.cache.as_ref()).await?;
+    let (body, metadata, cache) =
+        unary_answer(upstreams, cluster, &method, request, &fetch.metadata, fetch.timeout, fetch.cache.as_ref())
+            .await?;
     if let Some(invalidation) = &fetch.invalidates {
         crate::cache::Cache::bump(&invalidation.store, &invalidation.tags);
     }
-    Ok(FetchOutput { message, selection: fetch.selection, metadata, cache })
+    Ok(FetchOutput { body, output: method.output(), selection: fetch.selection, metadata, cache })
 }
 
 /// Whether a call of `method` may be retried: the backend operation says so (DESIGN.md), never
@@ -180,19 +197,30 @@ async fn unary_call(
     timeout: Option<Duration>,
     cache: Option<&FetchCache>,
 ) -> Result<(DynamicMessage, http::HeaderMap, Option<CacheStatus>), ExecuteError> {
+    let (body, headers, status) = unary_answer(upstreams, cluster, method, request, metadata, timeout, cache).await?;
+    Ok((decode_answer(&method.output(), body)?, headers, status))
+}
+
+/// One unary gRPC call's answer bytes, from the cache or the backend. Only answers that
+/// decode are cached, so a cached answer is not decoded again here.
+async fn unary_answer(
+    upstreams: &Upstreams,
+    cluster: &str,
+    method: &MethodDescriptor,
+    request: Bytes,
+    metadata: &Metadata,
+    timeout: Option<Duration>,
+    cache: Option<&FetchCache>,
+) -> Result<(Bytes, http::HeaderMap, Option<CacheStatus>), ExecuteError> {
     let path = format!("/{}/{}", method.parent_service().full_name(), method.name());
     let output = method.output();
-    let decode = |body: Bytes| {
-        DynamicMessage::decode(output.clone(), body)
-            .map_err(|_| ExecuteError::Undecodable { type_name: output.full_name().to_owned() })
-    };
     let Some(cache) = cache else {
         let (body, headers) = grpc_answer(upstreams, cluster, method, &path, request, metadata, timeout).await?;
-        return Ok((decode(body)?, headers, None));
+        return Ok((body, headers, None));
     };
     let key = cache_key(cache, format!("grpc {path}"), request.clone());
     match cache.store.lookup_shared(&key, &cache.tags).await {
-        Some((entry, false)) => return Ok((decode(entry.body)?, entry.metadata, Some(CacheStatus::Hit))),
+        Some((entry, false)) => return Ok((entry.body, entry.metadata, Some(CacheStatus::Hit))),
         Some((entry, true)) => {
             if cache.store.begin_refresh(&key) {
                 let client = upstreams.grpc(cluster)?.clone();
@@ -211,16 +239,16 @@ async fn unary_call(
                     cache.store.end_refresh(&key);
                 });
             }
-            return Ok((decode(entry.body)?, entry.metadata, Some(CacheStatus::Stale)));
+            return Ok((entry.body, entry.metadata, Some(CacheStatus::Stale)));
         }
         None => {}
     }
     let versions = cache.store.versions_of(&cache.tags);
     let shared = cache.store.shared_versions(&cache.tags).await;
     let (body, headers) = grpc_answer(upstreams, cluster, method, &path, request, metadata, timeout).await?;
-    let message = decode(body.clone())?;
-    store_answer(cache, key, body, headers.clone(), &headers, versions, shared);
-    Ok((message, headers, Some(CacheStatus::Miss)))
+    decode_answer(&output, body.clone())?;
+    store_answer(cache, key, body.clone(), headers.clone(), &headers, versions, shared);
+    Ok((body, headers, Some(CacheStatus::Miss)))
 }
 
 /// Stores an answer under its rule, unless the backend's `Cache-Control` (in `backend`:

@@ -16,7 +16,7 @@ use axum::response::Response;
 use super::encoding::{decode_request_body, too_large_message};
 use super::forward::request_context;
 use super::respond::{add_backend_metadata, error_response};
-use super::rest_output::{gateway_error_response, http_body_stream_response, output_response, single_output};
+use super::rest_output::{answer_response, gateway_error_response, http_body_stream_response, single_output};
 use super::rest_stream::{Framing, ndjson_requests, stream_response};
 use super::rest_ws::{BidiSession, run_bidi};
 use crate::config::RestConfig;
@@ -314,7 +314,7 @@ pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Resp
         CallKind::Unary => match execute_operation(&served, operation).await {
             Ok(outputs) => {
                 let output = outputs.into_iter().next().expect("a one-call operation has one output");
-                let mut response = output_response(&output.message, &output.selection, &options);
+                let mut response = answer_response(&output, &route.output_json, &options, pool);
                 add_backend_metadata(&mut response, &output.metadata);
                 if let Some(status) = output.cache {
                     response.headers_mut().insert("x-cache", header::HeaderValue::from_static(status.as_str()));

@@ -11,11 +11,38 @@ use prost_reflect::{DynamicMessage, FieldDescriptor, ReflectMessage, Value};
 
 use super::respond::{error_response, error_response_with_details, json_response, status_details_json};
 use crate::error::ErrorCode;
-use crate::execute::OutputStream;
+use crate::execute::{ExecuteError, FetchOutput, OutputStream};
 use crate::gateway::GatewayError;
 use crate::operation::Selection;
 use crate::transcode::binding::HTTP_BODY;
 use crate::transcode::json::{JsonOptions, NoJsonForm, message_to_json};
+use crate::transcode::json_wire::{JsonCodec, WireToJsonError};
+
+/// A 200 response for a unary answer. A whole message is written from its bytes by the
+/// direct writer (json_wire), which hands what it cannot write to DynamicMessage; a
+/// `response_body` field or an HttpBody answer is decoded first.
+pub(crate) fn answer_response(
+    output: &FetchOutput,
+    codec: &JsonCodec,
+    options: &JsonOptions,
+    pool: &prost_reflect::DescriptorPool,
+) -> Response {
+    if matches!(output.selection, Selection::Whole) && output.output.full_name() != HTTP_BODY {
+        return match codec.to_json(&output.body, options) {
+            Ok(json) => json_response(StatusCode::OK, json),
+            Err(WireToJsonError::Undecodable { type_name }) => {
+                gateway_error_response(&GatewayError::Execute(ExecuteError::Undecodable { type_name }), pool)
+            }
+            Err(WireToJsonError::NoJsonForm(error)) => {
+                gateway_error_response(&GatewayError::Execute(ExecuteError::NoJsonForm(error)), pool)
+            }
+        };
+    }
+    match output.message() {
+        Ok(message) => output_response(&message, &output.selection, options),
+        Err(error) => gateway_error_response(&GatewayError::Execute(error), pool),
+    }
+}
 
 /// A 200 response for one answer message.
 pub(crate) fn output_response(message: &DynamicMessage, selection: &Selection, options: &JsonOptions) -> Response {
@@ -44,7 +71,7 @@ pub(crate) fn output_response(message: &DynamicMessage, selection: &Selection, o
     };
     match json {
         Ok(json) => json_response(StatusCode::OK, json),
-        Err(error) => error_response(ErrorCode::UpstreamError, &format!("the backend's answer: {error}")),
+        Err(error) => error_response(ErrorCode::UpstreamError, &ExecuteError::NoJsonForm(error).to_string()),
     }
 }
 

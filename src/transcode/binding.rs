@@ -568,7 +568,8 @@ service S { rpc Call(Req) returns (Req); }
             response_body: None,
             path_fields: paths.iter().map(|p| path(p)).collect(),
             origin: super::super::routes::RouteOrigin::Annotation,
-            input_json: std::sync::Arc::new(super::super::json_wire::JsonToWire::new(input.clone())),
+            input_json: std::sync::Arc::new(super::super::json_wire::JsonCodec::new(input.clone())),
+            output_json: std::sync::Arc::new(super::super::json_wire::JsonCodec::new(method.output())),
         };
         let inner = input.get_field_by_name("inner").expect("inner");
         type Case<'a> = (RestRoute, &'a [&'a str], &'a str, Option<&'a str>, bool);

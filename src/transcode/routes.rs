@@ -9,7 +9,7 @@ use std::sync::Arc;
 use http::Method;
 use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor, MethodDescriptor};
 
-use super::json_wire::JsonToWire;
+use super::json_wire::JsonCodec;
 use super::route_table::{RouteEntry, RouteTable};
 use super::template::PathTemplate;
 use crate::config::Problem;
@@ -52,7 +52,9 @@ pub struct RestRoute {
     /// Where the route came from.
     pub origin: RouteOrigin,
     /// The direct JSON → protobuf transcoder for the method's request type.
-    pub input_json: Arc<JsonToWire>,
+    pub input_json: Arc<JsonCodec>,
+    /// The direct protobuf → JSON writer for its response type.
+    pub output_json: Arc<JsonCodec>,
 }
 
 impl RestRoute {
@@ -136,7 +138,8 @@ pub fn build_routes(
             response_body: None,
             path_fields: Vec::new(),
             origin: RouteOrigin::Default,
-            input_json: Arc::new(JsonToWire::new(method.input())),
+            input_json: Arc::new(JsonCodec::new(method.input())),
+            output_json: Arc::new(JsonCodec::new(method.output())),
         };
         insert(&mut table, Method::POST, template, route, &mut problems);
     }
@@ -219,7 +222,8 @@ fn route_from_binding(
                 .ok_or_else(|| format!("response_body `{name}` is not a field of {}", method.output().full_name()))?,
         ),
     };
-    let input_json = Arc::new(JsonToWire::new(method.input()));
+    let input_json = Arc::new(JsonCodec::new(method.input()));
+    let output_json = Arc::new(JsonCodec::new(method.output()));
     let route = RestRoute {
         method: method.clone(),
         body,
@@ -227,6 +231,7 @@ fn route_from_binding(
         path_fields,
         origin: RouteOrigin::Annotation,
         input_json,
+        output_json,
     };
     Ok((http_method, template, route))
 }

@@ -1,17 +1,20 @@
-//! JSON → protobuf wire bytes in one pass, driven by the descriptors, for request bodies on
-//! the hot path. DynamicMessage stays the reference: the direct transcoder writes only what
-//! DynamicMessage would encode for the same document, and hands every document it cannot
-//! vouch for (any error, and the rare shapes it does not read itself) to
-//! [`json_to_message`], so errors keep their exact wording and position.
+//! proto3 JSON ⇄ protobuf wire bytes in one pass, driven by the descriptors, for bodies on
+//! the hot path. DynamicMessage stays the reference both ways: the direct transcoders write
+//! only what DynamicMessage would write for the same input, and hand everything they cannot
+//! vouch for (any error, and the rare shapes they do not handle themselves) to
+//! [`json_to_message`] and [`message_to_json`], so errors keep their exact wording.
 //!
-//! `plan` works out per-type tables once, `reader` is a strict JSON reader, `encode` the
-//! transcoder, `wire` the wire-format writing and `wkt` the timestamp and duration forms.
+//! `plan` works out per-type tables once; `reader` is a strict JSON reader and `encode` the
+//! JSON → wire transcoder; `wire` reads and writes the wire format and `write` is the wire →
+//! JSON writer, with `json_out` for JSON text; `wkt` parses timestamps and durations.
 
 mod encode;
+mod json_out;
 mod plan;
 mod reader;
 mod wire;
 mod wkt;
+mod write;
 
 use std::sync::OnceLock;
 
@@ -20,7 +23,7 @@ use prost_reflect::MessageDescriptor;
 
 pub use plan::WirePlan;
 
-use super::json::{JsonError, JsonOptions, json_to_message};
+use super::json::{JsonError, JsonOptions, NoJsonForm, json_to_message, message_to_json};
 
 /// Encodes `json` as a message of the plan's root type, directly when it can and through
 /// DynamicMessage when it cannot; the bytes decode to the same message either way.
@@ -43,17 +46,54 @@ pub fn direct(plan: &WirePlan, json: &[u8], options: &JsonOptions) -> Option<Vec
     Some(out)
 }
 
-/// A message type's plan, worked out on first use: routes are built for every method when a
-/// snapshot loads, and most never see a request.
-pub struct JsonToWire {
+/// Why wire bytes could not be written as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireToJsonError {
+    /// The bytes are not a message of the type.
+    #[error("the bytes are not a valid {type_name}")]
+    Undecodable {
+        /// The message type's full name.
+        type_name: String,
+    },
+    /// The message decodes but proto3 JSON cannot say it.
+    #[error(transparent)]
+    NoJsonForm(#[from] NoJsonForm),
+}
+
+/// Writes protobuf `bytes` of the plan's root type as proto3 JSON, directly when it can and
+/// through DynamicMessage when it cannot; the JSON is what [`message_to_json`] writes.
+pub fn wire_to_json(
+    plan: &WirePlan,
+    descriptor: &MessageDescriptor,
+    bytes: &[u8],
+    options: &JsonOptions,
+) -> Result<Vec<u8>, WireToJsonError> {
+    if let Some(json) = write_direct(plan, bytes, options) {
+        return Ok(json);
+    }
+    let message = prost_reflect::DynamicMessage::decode(descriptor.clone(), bytes)
+        .map_err(|_| WireToJsonError::Undecodable { type_name: descriptor.full_name().to_owned() })?;
+    Ok(message_to_json(&message, options)?)
+}
+
+/// The direct writer alone: None where it leaves the bytes to DynamicMessage.
+pub fn write_direct(plan: &WirePlan, bytes: &[u8], options: &JsonOptions) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(bytes.len() * 2 + 16);
+    write::Writer::new(plan, options.emit_defaults, options.proto_names).document(bytes, &mut out).ok()?;
+    Some(out)
+}
+
+/// One message type's transcoders, its plan worked out on first use: routes are built for
+/// every method when a snapshot loads, and most never see a request.
+pub struct JsonCodec {
     descriptor: MessageDescriptor,
     plan: OnceLock<WirePlan>,
 }
 
-impl JsonToWire {
+impl JsonCodec {
     /// For messages of type `descriptor`.
-    pub fn new(descriptor: MessageDescriptor) -> JsonToWire {
-        JsonToWire { descriptor, plan: OnceLock::new() }
+    pub fn new(descriptor: MessageDescriptor) -> JsonCodec {
+        JsonCodec { descriptor, plan: OnceLock::new() }
     }
 
     /// The message type.
@@ -61,18 +101,28 @@ impl JsonToWire {
         &self.descriptor
     }
 
+    fn plan(&self) -> &WirePlan {
+        self.plan.get_or_init(|| WirePlan::new(&self.descriptor))
+    }
+
     /// [`json_to_wire`] with this type's plan.
     pub fn encode(&self, json: &[u8], options: &JsonOptions) -> Result<Vec<u8>, JsonError> {
-        let plan = self.plan.get_or_init(|| WirePlan::new(&self.descriptor));
-        json_to_wire(plan, &self.descriptor, json, options)
+        json_to_wire(self.plan(), &self.descriptor, json, options)
+    }
+
+    /// [`wire_to_json`] with this type's plan.
+    pub fn to_json(&self, bytes: &[u8], options: &JsonOptions) -> Result<Vec<u8>, WireToJsonError> {
+        wire_to_json(self.plan(), &self.descriptor, bytes, options)
     }
 }
 
-impl std::fmt::Debug for JsonToWire {
+impl std::fmt::Debug for JsonCodec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("JsonToWire").field(&self.descriptor.full_name()).finish()
+        f.debug_tuple("JsonCodec").field(&self.descriptor.full_name()).finish()
     }
 }
 
 #[cfg(test)]
 mod oracle_tests;
+#[cfg(test)]
+mod write_oracle_tests;

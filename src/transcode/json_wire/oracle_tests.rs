@@ -155,7 +155,7 @@ fn demo_messages_written_by_the_gateway_are_read_back_directly() {
 }
 
 /// JSON values that fit, nearly fit, or do not fit the fields of `t.All`.
-fn field_value() -> impl Strategy<Value = String> {
+pub(super) fn field_value() -> impl Strategy<Value = String> {
     let number = prop_oneof![
         any::<i64>().prop_map(|n| n.to_string()),
         any::<u64>().prop_map(|n| n.to_string()),
@@ -191,7 +191,7 @@ fn field_value() -> impl Strategy<Value = String> {
     })
 }
 
-const FIELDS: &[&str] = &[
+pub(super) const FIELDS: &[&str] = &[
     "i64", "u64", "i32", "d", "f", "b", "s", "by", "color", "byInt", "by_int", "byBool", "st", "lv", "dur", "w64",
     "ts", "empty", "a", "inner", "nums", "maybe", "inners", "renamed", "custom", "byName", "mask", "any",
 ];

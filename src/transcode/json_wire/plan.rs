@@ -85,7 +85,7 @@ pub(super) enum ValueKind {
 }
 
 impl ValueKind {
-    fn wire_type(self) -> WireType {
+    pub(super) fn wire_type(self) -> WireType {
         match self {
             ValueKind::Scalar(scalar) => scalar.wire_type(),
             ValueKind::Enum(_) => WireType::Varint,
@@ -108,6 +108,11 @@ pub(super) enum Shape {
 /// One field of a message.
 #[derive(Debug)]
 pub(super) struct FieldPlan {
+    /// The field number.
+    pub(super) number: u32,
+    /// `"jsonName":` and `"proto_name":`, escaped, as the writer puts them before a value.
+    pub(super) json_key: Box<str>,
+    pub(super) proto_key: Box<str>,
     /// The tag of one element (for a packed list, of the whole record: wire type 2).
     pub(super) tag: Tag,
     pub(super) kind: ValueKind,
@@ -139,6 +144,9 @@ pub(super) enum MessageShape {
 pub(super) struct MessagePlan {
     pub(super) shape: MessageShape,
     pub(super) fields: Vec<FieldPlan>,
+    /// The pool extends it: a field number it does not declare may be an extension, which
+    /// DynamicMessage writes as JSON.
+    pub(super) extended: bool,
     names: Names,
 }
 
@@ -146,6 +154,17 @@ impl MessagePlan {
     /// The index of the field a JSON key names.
     #[inline]
     pub(super) fn field_index(&self, key: &str) -> Option<usize> {
+        self.lookup(key)
+    }
+
+    /// The index of the field numbered `number` (fields are in number order).
+    #[inline]
+    pub(super) fn index_of_number(&self, number: u32) -> Option<usize> {
+        self.fields.binary_search_by_key(&number, |field| field.number).ok()
+    }
+
+    #[inline]
+    fn lookup(&self, key: &str) -> Option<usize> {
         match &self.names {
             Names::Few(names) => names.iter().find(|(name, _)| &**name == key).map(|(_, index)| *index as usize),
             Names::Many(names) => names.get(key).map(|index| *index as usize),
@@ -170,6 +189,12 @@ impl EnumPlan {
     #[inline]
     pub(super) fn number(&self, name: &str) -> Option<i32> {
         self.values.iter().find(|(value, _)| &**value == name).map(|(_, number)| *number)
+    }
+
+    /// The name of the (first) value numbered `number`.
+    #[inline]
+    pub(super) fn name(&self, number: i32) -> Option<&str> {
+        self.values.iter().find(|(_, value)| *value == number).map(|(name, _)| &**name)
     }
 }
 
@@ -202,6 +227,7 @@ impl Builder {
         self.messages.push(MessagePlan {
             shape: MessageShape::Unsupported,
             fields: Vec::new(),
+            extended: false,
             names: Names::Few(Vec::new()),
         });
         self.message_ids.insert(descriptor.full_name().to_owned(), id);
@@ -222,7 +248,10 @@ impl Builder {
             "google.protobuf.StringValue" => MessageShape::Wrapper(Scalar::String),
             "google.protobuf.BytesValue" => MessageShape::Wrapper(Scalar::Bytes),
             "google.protobuf.Any" | "google.protobuf.FieldMask" => MessageShape::Unsupported,
-            _ if descriptor.oneofs().len() > 64 => MessageShape::Unsupported,
+            // Groups have their own wire types; more than 64 oneofs do not fit the writer's mask.
+            _ if descriptor.oneofs().len() > 64 || descriptor.fields().any(|f| f.is_group()) => {
+                MessageShape::Unsupported
+            }
             _ => MessageShape::Plain,
         };
         if shape != MessageShape::Plain {
@@ -244,7 +273,8 @@ impl Builder {
         }
         let names =
             if keys.len() <= SCAN_LIMIT { Names::Few(keys) } else { Names::Many(keys.into_iter().rev().collect()) };
-        self.messages[id] = MessagePlan { shape, fields, names };
+        let extended = descriptor.extensions().len() > 0;
+        self.messages[id] = MessagePlan { shape, fields, extended, names };
         id
     }
 
@@ -284,6 +314,9 @@ impl Builder {
             let key = Scalar::of(&key_field.kind()).expect("map keys are scalars");
             let value_kind = self.value_kind(&value_field.kind());
             let value = FieldPlan {
+                number: 2,
+                json_key: key_text("value"),
+                proto_key: key_text("value"),
                 tag: Tag::new(2, value_kind.wire_type()),
                 kind: value_kind,
                 shape: Shape::Single { presence: true },
@@ -291,6 +324,9 @@ impl Builder {
                 null_is_value: false,
             };
             return FieldPlan {
+                number: field.number(),
+                json_key: key_text(field.json_name()),
+                proto_key: key_text(field.name()),
                 tag: Tag::new(field.number(), WireType::Len),
                 kind: value_kind,
                 shape: Shape::Map { key, value: Box::new(value) },
@@ -303,6 +339,9 @@ impl Builder {
             let packed = field.is_packed();
             let wire_type = if packed { WireType::Len } else { value_kind.wire_type() };
             return FieldPlan {
+                number: field.number(),
+                json_key: key_text(field.json_name()),
+                proto_key: key_text(field.name()),
                 tag: Tag::new(field.number(), wire_type),
                 kind: value_kind,
                 shape: Shape::List { packed },
@@ -311,6 +350,9 @@ impl Builder {
             };
         }
         FieldPlan {
+            number: field.number(),
+            json_key: key_text(field.json_name()),
+            proto_key: key_text(field.name()),
             tag: Tag::new(field.number(), value_kind.wire_type()),
             kind: value_kind,
             shape: Shape::Single { presence: field.supports_presence() },
@@ -318,4 +360,11 @@ impl Builder {
             null_is_value,
         }
     }
+}
+
+/// `"name":` with the name escaped as JSON.
+fn key_text(name: &str) -> Box<str> {
+    let mut text = serde_json::to_string(name).expect("a string serializes");
+    text.push(':');
+    text.into()
 }
