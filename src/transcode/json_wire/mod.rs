@@ -41,7 +41,9 @@ pub fn json_to_wire(
 
 /// The direct transcoder alone: None where it leaves the document to DynamicMessage.
 pub fn direct(plan: &WirePlan, json: &[u8], options: &JsonOptions) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(json.len() / 2 + 16);
+    // Wire bytes are almost always smaller than their JSON (Struct numbers are the exception),
+    // so this seldom grows, and a grown buffer would briefly hold both copies.
+    let mut out = Vec::with_capacity(json.len() + 16);
     encode::Encoder::new(plan, json, options.max_depth).document(&mut out).ok()?;
     Some(out)
 }
@@ -78,7 +80,9 @@ pub fn wire_to_json(
 
 /// The direct writer alone: None where it leaves the bytes to DynamicMessage.
 pub fn write_direct(plan: &WirePlan, bytes: &[u8], options: &JsonOptions) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(bytes.len() * 2 + 16);
+    // JSON is larger than its wire bytes by the field names and quoting; half again covers
+    // most messages without reserving twice the answer.
+    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 2 + 64);
     write::Writer::new(plan, options.emit_defaults, options.proto_names).document(bytes, &mut out).ok()?;
     Some(out)
 }
