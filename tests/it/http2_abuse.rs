@@ -292,6 +292,10 @@ async fn http2_floods_and_reset_attacks_end_the_connection_and_spare_the_backend
         let ((sent, seen), served) = served_during(&gateway.base, async {
             let mut raw = RawH2::connect(&gateway.base).await;
             let sent = raw.flood(&attack).await;
+            // The server must end the connection (GOAWAY or close); a server without the guard
+            // never does, and `ended` fails. Whether it ends before the attacker has written
+            // every frame is not asserted: under load the loopback socket buffers absorb a whole
+            // rapid-reset flood before the server reads any of it.
             let seen = tokio::time::timeout(HANG, raw.ended()).await.expect("ended");
             (sent, seen)
         })
@@ -302,7 +306,6 @@ async fn http2_floods_and_reset_attacks_end_the_connection_and_spare_the_backend
             "{name}: sent {sent} of {attempted}, goaway {:?}, closed {}, backend calls {attack_calls}, normal calls {served}",
             seen.goaway, seen.closed
         ));
-        assert!(sent < attempted, "{name}: the server took all {attempted} without ending the connection: {report:#?}");
         assert!(seen.goaway.is_none() || seen.goaway == attack.goaway, "{name}: {report:#?}");
         assert!(attack_calls <= 200, "{name}: {attack_calls} backend calls started: {report:#?}");
     }
