@@ -12,7 +12,7 @@ use super::shape::{complete, shape_value};
 use super::stitch::run_stitches;
 use futures_util::FutureExt;
 
-use super::{ExecuteError, unary_call};
+use super::{ExecuteError, unary_answer};
 use crate::error::ErrorCode;
 use crate::operation::{Metadata, Selection, SelectionSet};
 use crate::plan::render::{Scope, graphql_request, grpc_request, http_request};
@@ -222,16 +222,16 @@ pub(super) async fn fetch_root(
             let Some(request) = input.encoded() else {
                 return Err(ExecuteError::Shape(format!("{} takes one request message", method.full_name())));
             };
-            let (message, _, _) =
-                unary_call(upstreams, cluster, method, request, &fetch.metadata, fetch.timeout, fetch.cache.as_ref())
+            let (body, _, _) =
+                unary_answer(upstreams, cluster, method, request, &fetch.metadata, fetch.timeout, fetch.cache.as_ref())
                     .await?;
             if let Some(invalidation) = &fetch.invalidates {
                 crate::cache::Cache::bump(&invalidation.store, &invalidation.tags);
             }
-            if prost_reflect::ReflectMessage::descriptor(&message).fields().len() == 0 && fields.fields.is_empty() {
+            if method.output().fields().len() == 0 && fields.fields.is_empty() {
                 return Ok(None);
             }
-            let mut answer = message_json(&message)?;
+            let mut answer = answer_json(schema, &method.output(), &body)?;
             if !fetch.entities.is_empty() {
                 // Fields a supergraph adds to the message's type, merged in before shaping.
                 super::federation::run_entities(&mut answer, &fetch.entities, &context, &mut remote).await;
@@ -285,6 +285,22 @@ pub(super) async fn fetch_root(
     let mut errors = remote;
     let value = shape_value(answer, &ty, fields, schema, &mut Vec::new(), &mut errors);
     Ok(Some(Fetched { value, ty, errors }))
+}
+
+/// An answer's bytes as proto3 JSON with defaults, written directly from the bytes (json_wire;
+/// DynamicMessage where the writer steps aside).
+fn answer_json(
+    schema: &crate::schema::GraphqlSchema,
+    output: &prost_reflect::MessageDescriptor,
+    body: &[u8],
+) -> Result<Json, ExecuteError> {
+    use crate::transcode::json_wire::WireToJsonError;
+    let options = JsonOptions { emit_defaults: true, ..JsonOptions::default() };
+    let json = schema.json_codec(output).to_json(body, &options).map_err(|error| match error {
+        WireToJsonError::Undecodable { type_name } => ExecuteError::Undecodable { type_name },
+        WireToJsonError::NoJsonForm(error) => ExecuteError::NoJsonForm(error),
+    })?;
+    Ok(serde_json::from_slice(&json).unwrap_or(Json::Null))
 }
 
 /// A message as proto3 JSON with defaults, the form proto-sourced fields are read from.
@@ -353,7 +369,7 @@ pub(super) async fn send_call(
         }
         RenderedCall::Grpc { method, request } => {
             // Rendered by json_to_message and encoded: already a valid request.
-            let (message, _, _) = unary_call(
+            let (body, _, _) = unary_answer(
                 context.upstreams,
                 cluster,
                 method,
@@ -363,7 +379,7 @@ pub(super) async fn send_call(
                 cache,
             )
             .await?;
-            message_json(&message)
+            answer_json(context.schema, &method.output(), &body)
         }
     }
 }

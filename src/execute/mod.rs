@@ -187,20 +187,6 @@ pub fn is_idempotent(method: &MethodDescriptor) -> bool {
         .is_some_and(|b| matches!(b.method.as_str(), "GET" | "PUT" | "DELETE"))
 }
 
-/// One unary gRPC call: send the encoded request, decode the answer as the method's output.
-async fn unary_call(
-    upstreams: &Upstreams,
-    cluster: &str,
-    method: &MethodDescriptor,
-    request: Bytes,
-    metadata: &Metadata,
-    timeout: Option<Duration>,
-    cache: Option<&FetchCache>,
-) -> Result<(DynamicMessage, http::HeaderMap, Option<CacheStatus>), ExecuteError> {
-    let (body, headers, status) = unary_answer(upstreams, cluster, method, request, metadata, timeout, cache).await?;
-    Ok((decode_answer(&method.output(), body)?, headers, status))
-}
-
 /// One unary gRPC call's answer bytes, from the cache or the backend. Only answers that
 /// decode are cached, so a cached answer is not decoded again here.
 async fn unary_answer(

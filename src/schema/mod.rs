@@ -260,12 +260,22 @@ pub struct GraphqlSchema {
     introspected: std::sync::OnceLock<serde_json::Value>,
     /// The interfaces of each object type that implements any, built on first use.
     implemented: std::sync::OnceLock<BTreeMap<String, Vec<String>>>,
+    /// proto3 JSON codecs for the gRPC answers root fields read, made on first use.
+    codecs: crate::transcode::json_wire::JsonCodecs,
 }
 
 impl GraphqlSchema {
     /// The schema in GraphQL SDL.
     pub fn to_sdl(&self) -> String {
         sdl::print(self)
+    }
+
+    /// The proto3 JSON codec for answers of type `message`.
+    pub fn json_codec(
+        &self,
+        message: &prost_reflect::MessageDescriptor,
+    ) -> Arc<crate::transcode::json_wire::JsonCodec> {
+        self.codecs.get(message)
     }
 
     /// The `__schema` value, built once.

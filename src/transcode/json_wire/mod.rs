@@ -120,6 +120,40 @@ impl JsonCodec {
     }
 }
 
+/// Codecs by message type, made on first use and kept with the snapshot that owns the types
+/// (a codec of another pool's type of the same name is replaced, never reused).
+#[derive(Default)]
+pub struct JsonCodecs {
+    by_name: std::sync::RwLock<std::collections::HashMap<Box<str>, std::sync::Arc<JsonCodec>>>,
+}
+
+impl JsonCodecs {
+    /// The codec for `message`.
+    pub fn get(&self, message: &MessageDescriptor) -> std::sync::Arc<JsonCodec> {
+        let found = self.by_name.read().unwrap_or_else(|p| p.into_inner()).get(message.full_name()).cloned();
+        if let Some(codec) = found.filter(|codec| codec.descriptor() == message) {
+            return codec;
+        }
+        let codec = std::sync::Arc::new(JsonCodec::new(message.clone()));
+        self.by_name.write().unwrap_or_else(|p| p.into_inner()).insert(message.full_name().into(), codec.clone());
+        codec
+    }
+}
+
+/// A copy starts empty: its types may come from another pool.
+impl Clone for JsonCodecs {
+    fn clone(&self) -> JsonCodecs {
+        JsonCodecs::default()
+    }
+}
+
+impl std::fmt::Debug for JsonCodecs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let count = self.by_name.read().map(|map| map.len()).unwrap_or_default();
+        f.debug_struct("JsonCodecs").field("types", &count).finish()
+    }
+}
+
 impl std::fmt::Debug for JsonCodec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("JsonCodec").field(&self.descriptor.full_name()).finish()
