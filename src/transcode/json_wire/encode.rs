@@ -19,11 +19,13 @@ pub(super) struct Encoder<'a, 'p> {
     /// Objects and arrays open now, and how many may be.
     open: usize,
     limit: usize,
+    /// Unknown keys are skipped (a lenient JSON profile) rather than refused.
+    ignore_unknown: bool,
 }
 
 impl<'a, 'p> Encoder<'a, 'p> {
-    pub(super) fn new(plan: &'p WirePlan, json: &'a [u8], limit: usize) -> Encoder<'a, 'p> {
-        Encoder { reader: Reader::new(json), plan, open: 0, limit }
+    pub(super) fn new(plan: &'p WirePlan, json: &'a [u8], limit: usize, ignore_unknown: bool) -> Encoder<'a, 'p> {
+        Encoder { reader: Reader::new(json), plan, open: 0, limit, ignore_unknown }
     }
 
     /// The whole document as the plan's root message.
@@ -101,9 +103,23 @@ impl<'a, 'p> Encoder<'a, 'p> {
         }
         let mut seen = Seen::new(message.fields.len());
         let mut oneofs = 0u64;
+        let mut unknown: Vec<Cow<'a, str>> = Vec::new();
         loop {
             let key = self.reader.string()?;
-            let index = message.field_index(&key).ok_or(Fallback)?;
+            let Some(index) = message.field_index(&key) else {
+                // Refused, or skipped by a lenient profile. `[pkg.ext]` names an extension,
+                // which DynamicMessage reads rather than skips.
+                if !self.ignore_unknown || key.starts_with('[') {
+                    return Err(Fallback);
+                }
+                self.reader.eat(b':')?;
+                self.skip_value()?;
+                unknown.push(key);
+                if !self.reader.more(b'}')? {
+                    break;
+                }
+                continue;
+            };
             if !seen.insert(index) {
                 return Err(Fallback);
             }
@@ -129,8 +145,19 @@ impl<'a, 'p> Encoder<'a, 'p> {
                 break;
             }
         }
+        // An unknown key given twice is refused like any other duplicate.
+        if has_duplicate(&mut unknown) {
+            return Err(Fallback);
+        }
         self.open -= 1;
         Ok(())
+    }
+
+    /// Reads any JSON value and writes nothing: it is read as a google.protobuf.Value into a
+    /// scratch buffer, which checks its syntax, nesting and duplicate keys as the oracle does.
+    fn skip_value(&mut self) -> Fast<()> {
+        let mut scratch = Vec::new();
+        self.value(&mut scratch)
     }
 
     fn field(&mut self, field: &FieldPlan, out: &mut Vec<u8>) -> Fast<()> {

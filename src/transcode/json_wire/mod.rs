@@ -44,7 +44,7 @@ pub fn direct(plan: &WirePlan, json: &[u8], options: &JsonOptions) -> Option<Vec
     // Wire bytes are almost always smaller than their JSON (Struct numbers are the exception),
     // so this seldom grows, and a grown buffer would briefly hold both copies.
     let mut out = Vec::with_capacity(json.len() + 16);
-    encode::Encoder::new(plan, json, options.max_depth).document(&mut out).ok()?;
+    encode::Encoder::new(plan, json, options.max_depth, options.ignore_unknown).document(&mut out).ok()?;
     Some(out)
 }
 

@@ -119,6 +119,33 @@ fn each_mapping_rule_is_encoded_directly_or_left_to_the_oracle() {
     }
 }
 
+/// A lenient profile skips unknown keys; their values are still read as JSON, with the same
+/// depth and duplicate-key rules.
+#[test]
+fn a_lenient_profile_skips_unknown_keys_directly() {
+    use Outcome::*;
+    let all = mapping_tests::descriptor();
+    let plan = WirePlan::new(&all);
+    let lenient = JsonOptions { ignore_unknown: true, ..JsonOptions::default() };
+    let table: &[(&str, Outcome)] = &[
+        (r#"{"nope":1,"s":"x"}"#, Direct),
+        (r#"{"s":"x","extra":{"a":[1,null,{"b":"c"}],"d":true},"more":null}"#, Direct),
+        (r#"{"inner":{"id":"y","unknownToo":[[]]}}"#, Direct),
+        (r#"{"nope":1,"nope":2}"#, Refused),
+        (r#"{"nope":{"a":1,"a":2}}"#, Refused),
+        (r#"{"nope":1e400}"#, FellBack),
+        (r#"{"nope":[1,}"#, Refused),
+        (r#"{"[t.ext]":1}"#, FellBack),
+        (r#"{"color":"BLUE"}"#, FellBack),
+    ];
+    for (input, want) in table {
+        assert_eq!(outcome(&all, &plan, input.as_bytes(), &lenient), *want, "{input}");
+    }
+    let options = JsonOptions { ignore_unknown: true, max_depth: 3, ..JsonOptions::default() };
+    assert_eq!(outcome(&all, &plan, br#"{"nope":{"a":{"b":{}}}}"#, &options), Refused);
+    assert_eq!(outcome(&all, &plan, br#"{"nope":{"a":{}}}"#, &options), Direct);
+}
+
 #[test]
 fn nesting_past_the_limit_is_left_to_the_oracle() {
     let all = mapping_tests::descriptor();
