@@ -1,8 +1,8 @@
 //! The direct transcoder: reads a JSON document once and writes protobuf wire bytes as it
 //! goes, steered by the [`WirePlan`]. It writes what `DynamicMessage` would encode for the same
 //! document (fields in document order; decoders merge the same way) and answers [`Fallback`]
-//! wherever it cannot vouch for that: unknown keys, duplicates, nulls in lists, non-canonical
-//! timestamps, Any, anything deeper than the limit.
+//! wherever it cannot vouch for that: unknown keys (unless a lenient profile skips them),
+//! duplicates, nulls in lists, non-canonical timestamps, Any, anything deeper than the limit.
 
 use std::borrow::Cow;
 
