@@ -294,12 +294,8 @@ fn answer_json(
     output: &prost_reflect::MessageDescriptor,
     body: &[u8],
 ) -> Result<Json, ExecuteError> {
-    use crate::transcode::json_wire::WireToJsonError;
     let options = JsonOptions { emit_defaults: true, ..JsonOptions::default() };
-    let json = schema.json_codec(output).to_json(body, &options).map_err(|error| match error {
-        WireToJsonError::Undecodable { type_name } => ExecuteError::Undecodable { type_name },
-        WireToJsonError::NoJsonForm(error) => ExecuteError::NoJsonForm(error),
-    })?;
+    let json = schema.json_codec(output).to_json(body, &options)?;
     Ok(serde_json::from_slice(&json).unwrap_or(Json::Null))
 }
 

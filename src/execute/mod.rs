@@ -64,6 +64,18 @@ pub struct FetchOutput {
     pub cache: Option<CacheStatus>,
 }
 
+/// The direct writer's refusals are the executor's: an undecodable answer, or one with no
+/// proto3 JSON form.
+impl From<crate::transcode::json_wire::WireToJsonError> for ExecuteError {
+    fn from(error: crate::transcode::json_wire::WireToJsonError) -> ExecuteError {
+        use crate::transcode::json_wire::WireToJsonError;
+        match error {
+            WireToJsonError::Undecodable { type_name } => ExecuteError::Undecodable { type_name },
+            WireToJsonError::NoJsonForm(error) => ExecuteError::NoJsonForm(error),
+        }
+    }
+}
+
 impl FetchOutput {
     /// The response message, decoded.
     pub fn message(&self) -> Result<DynamicMessage, ExecuteError> {

@@ -16,7 +16,7 @@ use crate::gateway::GatewayError;
 use crate::operation::Selection;
 use crate::transcode::binding::HTTP_BODY;
 use crate::transcode::json::{JsonOptions, NoJsonForm, message_to_json};
-use crate::transcode::json_wire::{JsonCodec, WireToJsonError};
+use crate::transcode::json_wire::JsonCodec;
 
 /// A 200 response for a unary answer. A whole message is written from its bytes by the
 /// direct writer (json_wire), which hands what it cannot write to DynamicMessage; a
@@ -30,12 +30,7 @@ pub(crate) fn answer_response(
     if matches!(output.selection, Selection::Whole) && output.output.full_name() != HTTP_BODY {
         return match codec.to_json(&output.body, options) {
             Ok(json) => json_response(StatusCode::OK, json),
-            Err(WireToJsonError::Undecodable { type_name }) => {
-                gateway_error_response(&GatewayError::Execute(ExecuteError::Undecodable { type_name }), pool)
-            }
-            Err(WireToJsonError::NoJsonForm(error)) => {
-                gateway_error_response(&GatewayError::Execute(ExecuteError::NoJsonForm(error)), pool)
-            }
+            Err(error) => gateway_error_response(&GatewayError::Execute(error.into()), pool),
         };
     }
     match output.message() {

@@ -65,7 +65,7 @@ impl<'p, 'b> Writer<'p, 'b> {
                 Ok(())
             }
             MessageShape::Wrapper(scalar) => {
-                let value = last_of(bytes, 1, scalar_wire_type(scalar))?;
+                let value = last_of(bytes, 1, scalar.wire_type())?;
                 match value {
                     Some(value) => self.scalar(scalar, value, out),
                     None => default_scalar(scalar, out),
@@ -338,44 +338,23 @@ impl<'p, 'b> Writer<'p, 'b> {
     /// Entries that arrive in key order (prost and most encoders write them so) are written
     /// as they come; otherwise they are sorted first.
     fn structure(&mut self, bytes: &'b [u8], out: &mut Vec<u8>) -> Fast<()> {
-        if !in_key_order(bytes)? {
-            return self.structure_sorted(bytes, out);
+        if in_key_order(bytes)? {
+            return self.members(struct_entries(bytes), out);
         }
-        out.push(b'{');
-        let mut first = true;
-        let mut reader = WireReader::new(bytes);
-        while !reader.done() {
-            let (1, WireValue::Len(entry)) = reader.record()? else { continue };
-            let (key, value) = struct_entry(entry)?;
-            if !std::mem::take(&mut first) {
-                out.push(b',');
-            }
-            string(out, utf8(key)?);
-            out.push(b':');
-            self.nested_value(value, out)?;
-        }
-        out.push(b'}');
-        Ok(())
-    }
-
-    fn structure_sorted(&mut self, bytes: &'b [u8], out: &mut Vec<u8>) -> Fast<()> {
-        let mut entries: Vec<(&'b [u8], &'b [u8])> = Vec::new();
-        let mut reader = WireReader::new(bytes);
-        while !reader.done() {
-            let (number, value) = reader.record()?;
-            if number != 1 {
-                continue;
-            }
-            let WireValue::Len(entry) = value else { return Err(Fallback) };
-            entries.push(struct_entry(entry)?);
-        }
+        let mut entries = struct_entries(bytes).collect::<Fast<Vec<_>>>()?;
         entries.sort_by(|a, b| a.0.cmp(b.0));
         // A key given twice: prost keeps the last.
         if entries.windows(2).any(|pair| pair[0].0 == pair[1].0) {
             return Err(Fallback);
         }
+        self.members(entries.into_iter().map(Ok), out)
+    }
+
+    /// A Struct's members as a JSON object, in the order given.
+    fn members(&mut self, entries: impl Iterator<Item = Fast<(&'b [u8], &'b [u8])>>, out: &mut Vec<u8>) -> Fast<()> {
         out.push(b'{');
-        for (index, (key, value)) in entries.into_iter().enumerate() {
+        for (index, entry) in entries.enumerate() {
+            let (key, value) = entry?;
             if index > 0 {
                 out.push(b',');
             }
@@ -449,15 +428,10 @@ impl<'p, 'b> Writer<'p, 'b> {
     }
 }
 
-/// A scalar's wire type.
-fn scalar_wire_type(scalar: Scalar) -> WireType {
-    scalar.wire_type()
-}
-
 /// A map entry's key (the type's default when the entry has none) as a JSON string.
 fn map_key(key: Scalar, value: Option<WireValue<'_>>, out: &mut Vec<u8>) -> Fast<()> {
     let value = match value {
-        Some(value) if value.wire_type() == scalar_wire_type(key) => value,
+        Some(value) if value.wire_type() == key.wire_type() => value,
         Some(_) => return Err(Fallback),
         None if key == Scalar::String => WireValue::Len(&[]),
         None if key.wire_type() == WireType::Fixed32 => WireValue::Fixed32(0),
@@ -502,21 +476,30 @@ fn digits(scalar: Scalar, value: WireValue<'_>, out: &mut Vec<u8>) -> Fast<()> {
 /// Whether a Struct's entries come in strictly increasing key order (so no key twice).
 fn in_key_order(bytes: &[u8]) -> Fast<bool> {
     let mut previous: Option<&[u8]> = None;
-    let mut reader = WireReader::new(bytes);
-    while !reader.done() {
-        match reader.record()? {
-            (1, WireValue::Len(entry)) => {
-                let (key, _) = struct_entry(entry)?;
-                if previous.is_some_and(|previous| previous >= key) {
-                    return Ok(false);
-                }
-                previous = Some(key);
-            }
-            (1, _) => return Err(Fallback),
-            _ => {}
+    for entry in struct_entries(bytes) {
+        let (key, _) = entry?;
+        if previous.is_some_and(|previous| previous >= key) {
+            return Ok(false);
         }
+        previous = Some(key);
     }
     Ok(true)
+}
+
+/// A Struct's entries (field 1) as key and Value bytes, in wire order; other fields skipped.
+/// After an error it yields nothing more worth reading: callers stop at the first.
+fn struct_entries(bytes: &[u8]) -> impl Iterator<Item = Fast<(&[u8], &[u8])>> {
+    let mut reader = WireReader::new(bytes);
+    std::iter::from_fn(move || {
+        while !reader.done() {
+            match reader.record() {
+                Ok((1, WireValue::Len(entry))) => return Some(struct_entry(entry)),
+                Ok((1, _)) | Err(Fallback) => return Some(Err(Fallback)),
+                Ok(_) => {}
+            }
+        }
+        None
+    })
 }
 
 /// A Struct entry's key and Value bytes (empty: the default Value, null).
