@@ -47,6 +47,13 @@ struct Job {
     seconds: f64,
     warmup: f64,
     cap: usize,
+    /// gRPC server streaming: the number of messages every answer must carry (0: unary).
+    #[serde(default)]
+    stream_messages: usize,
+    /// `ws` jobs: graphql-transport-ws sockets to open, one subscription each (the query is the
+    /// body); the driver then measures every event's age on arrival instead of requests.
+    #[serde(default)]
+    subscriptions: usize,
 }
 
 /// What the driver measured.
@@ -62,6 +69,13 @@ struct Report {
     /// Seconds from the start of the measured window to the first and last failure.
     first_error_at: Option<f64>,
     last_error_at: Option<f64>,
+    /// `ws` jobs: sockets that never received an event in the warm-up.
+    #[serde(default)]
+    silent: usize,
+    /// `ws` jobs: the driver's own busy share of its core over the measured window (when it
+    /// nears 1, the driver's queueing is in the latencies).
+    #[serde(default)]
+    driver_busy: f64,
 }
 
 fn main() {
@@ -82,7 +96,11 @@ fn main() {
         // The job comes on stdin (a 1 MiB body does not fit in the environment).
         let job: Job = serde_json::from_reader(std::io::stdin().lock()).expect("a job on stdin");
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        let report = runtime.block_on(drive(job));
+        let report = if job.transport == "ws" {
+            runtime.block_on(drive_subscriptions(job))
+        } else {
+            runtime.block_on(drive(job))
+        };
         println!("{}", serde_json::to_string(&report).expect("json"));
         return;
     }
@@ -108,7 +126,7 @@ fn main() {
     let concurrency: usize = std::env::var("E2E_CONCURRENCY").ok().and_then(|s| s.parse().ok()).unwrap_or(32);
     let cap: usize = std::env::var("E2E_MAX_REQUESTS").ok().and_then(|s| s.parse().ok()).unwrap_or(500_000);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    runtime.block_on(orchestrate(filter, seconds, concurrency, cap));
+    runtime.block_on(orchestrate(filter, seconds, concurrency, cap, benchmarking));
 }
 
 /// Cores to pin the gateway and the driver to, when there are at least two and taskset exists
@@ -272,8 +290,13 @@ impl Drop for Backend {
     }
 }
 
-async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, cap: usize) {
+/// `full`: under `cargo bench` (else a brief check that every scenario works, with (g) at 50
+/// and 100 subscriptions instead of 1,000 and 10,000).
+async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, cap: usize, full: bool) {
+    // (g) opens 10,000 sockets; the gateway (a child) inherits the raised limit.
+    rlimit::increase_nofile_limit(24_000).expect("raise the open-file limit");
     let backends: Vec<Backend> = (0..3).map(|_| Backend::start()).collect();
+    seed(&backends.iter().map(Backend::url).collect::<Vec<_>>()).await;
     let work = tempfile::tempdir().expect("tempdir");
     switchyard::registry::RegistryDir::new(work.path().join("descriptors"))
         .add(&switchyard::demo::demo_registration().expect("demo"), false)
@@ -288,6 +311,10 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
         endpoints.join(", ")
     );
     std::fs::write(work.path().join("switchyard.toml"), &config).expect("config");
+    // (g)'s gateway: room for 10,000 sockets from one client address.
+    let subscriptions = config.replacen("[admin]", "max_connections = 20000\n[admin]", 1)
+        + "[graphql.subscriptions]\nmax_total = 20000\nmax_per_consumer = 20000\n";
+    std::fs::write(work.path().join("subscriptions.toml"), subscriptions).expect("config");
     // A second gateway with auth and a rate limit on, for (h): HS256 and ES256 keys, and a
     // per-consumer limit high enough never to refuse.
     let es256 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("an ES256 key");
@@ -315,9 +342,8 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
         authority: authority.to_owned(),
         method: "POST".into(),
         path: "/catalog.v1.Catalog/GetBook".into(),
-        // Uncompressed answers, as the scenarios specify. (The gateway itself accepts gzip, and
-        // the demo backend then compresses every answer: transcoded scenarios pay for that
-        // on both sides, so their ratios to this floor are conservative.)
+        // Uncompressed answers, as the scenarios specify (and as the gateway asks its backends
+        // for them: `grpc_compression` is off by default).
         headers: vec![("content-type".into(), "application/grpc".into()), ("te".into(), "trailers".into())],
         body: base64(&grpc_frame(&get_book_request(book))),
         grpc: true,
@@ -325,6 +351,8 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
         seconds,
         warmup: (seconds / 5.0).min(1.0),
         cap,
+        stream_messages: 0,
+        subscriptions: 0,
     };
     let http = |path: &str, method: &str, headers: Vec<(String, String)>, body: &[u8]| Job {
         transport: "http1".into(),
@@ -376,6 +404,18 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
         Job { authority: secured.http.clone(), headers, ..job }
     };
     let one_field = format!("{{ getBook(name: \"{book}\") {{ title author }} }}");
+    let export = Job {
+        path: "/catalog.v1.Catalog/ExportBooks".into(),
+        body: base64(&grpc_frame(&field(1, EXPORT_SHELF.as_bytes()))),
+        stream_messages: 1000,
+        ..grpc(&gateway.http)
+    };
+    let watch = |subscriptions: usize| Job {
+        transport: "ws".into(),
+        body: base64(b"subscription { watchBooks(parent: \"shelves/9\") { book { title } } }"),
+        subscriptions: if full { subscriptions } else { subscriptions / 20 },
+        ..grpc(&gateway.http)
+    };
     let scenarios = vec![
         Scenario {
             name: "a_grpc_unary",
@@ -391,6 +431,15 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             what: "(a) the same at concurrency 1 (added latency)",
             job: Job { concurrency: 1, ..grpc(&gateway.http) },
             floor: Some(Job { concurrency: 1, ..grpc(&backend) }),
+            kill_backend: false,
+            secured: false,
+            trickling: 0,
+        },
+        Scenario {
+            name: "b_grpc_server_stream",
+            what: "(b) gRPC server stream of 1,000 messages (ExportBooks), round robin over 3 backends",
+            job: export.clone(),
+            floor: Some(Job { authority: backend.clone(), ..export.clone() }),
             kill_backend: false,
             secured: false,
             trickling: 0,
@@ -453,6 +502,24 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             name: "i_graphql_cache_hit",
             what: "(i) GraphQL answered from the fetch cache",
             job: graphql("{ listBooks(parent: \"shelves/1\") { books { title } } }"),
+            floor: None,
+            kill_backend: false,
+            secured: false,
+            trickling: 0,
+        },
+        Scenario {
+            name: "g_subscriptions_1k",
+            what: "(g) 1,000 graphql-transport-ws subscriptions fed by one gRPC stream at 100 events/s",
+            job: watch(1000),
+            floor: None,
+            kill_backend: false,
+            secured: false,
+            trickling: 0,
+        },
+        Scenario {
+            name: "g_subscriptions_10k",
+            what: "(g) 10,000 graphql-transport-ws subscriptions fed by one gRPC stream at 100 events/s",
+            job: watch(10_000),
             floor: None,
             kill_backend: false,
             secured: false,
@@ -530,6 +597,16 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
     );
     for scenario in scenarios {
         if filter.as_deref().is_some_and(|f| !scenario.name.contains(f)) {
+            continue;
+        }
+        if scenario.job.transport == "ws" {
+            let urls = backends.iter().map(Backend::url).collect();
+            let report = run_subscriptions(&scenario, work.path(), pins.as_ref(), urls).await;
+            if let Some(error) = &report.first_error {
+                println!("  first error: {error}");
+            }
+            assert!(report.requests > 0, "{}: no event arrived ({:?})", scenario.name, report.first_error);
+            assert_eq!((report.errors, report.silent), (0, 0), "{}: {:?}", scenario.name, report.first_error);
             continue;
         }
         let driver_core = pins.as_ref().map(|(_, driver)| driver.as_str());
@@ -766,10 +843,14 @@ async fn drive(job: Job) -> Report {
                                     .and_then(|t| t.get("grpc-status"))
                                     .and_then(|v| v.to_str().ok())
                                     .map(str::to_owned);
+                                let messages =
+                                    if job.stream_messages > 0 { grpc_messages(&collected.to_bytes()) } else { 0 };
                                 if !status.is_success() {
                                     Err(format!("status {status}"))
                                 } else if job.grpc && grpc_status.as_deref() != Some("0") {
                                     Err(format!("grpc-status {grpc_status:?}"))
+                                } else if messages != job.stream_messages {
+                                    Err(format!("{messages} messages in the stream, not {}", job.stream_messages))
                                 } else {
                                     Ok(())
                                 }
@@ -822,15 +903,343 @@ async fn drive(job: Job) -> Report {
         };
     }
     report.seconds = (Instant::now().min(end) - measure_from).as_secs_f64().max(1e-9);
-    latencies.sort();
-    let at = |q: f64| {
-        latencies
-            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
-            .map_or(0.0, |d| d.as_secs_f64() * 1e6)
+    report.set_latencies(latencies);
+    report
+}
+
+impl Report {
+    /// The count and percentiles of what was measured.
+    fn set_latencies(&mut self, mut latencies: Vec<Duration>) {
+        latencies.sort();
+        let at = |q: f64| {
+            latencies
+                .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+                .map_or(0.0, |d| d.as_secs_f64() * 1e6)
+        };
+        self.requests = latencies.len();
+        self.p50_us = at(0.50);
+        self.p99_us = at(0.99);
+        self.p999_us = at(0.999);
+    }
+}
+
+/// How many length-prefixed gRPC messages `body` holds (a frame cut short counts as none).
+fn grpc_messages(body: &[u8]) -> usize {
+    let (mut count, mut at) = (0, 0);
+    while let Some(prefix) = body.get(at..at + 5) {
+        let length = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
+        at += 5 + length;
+        if at > body.len() {
+            break;
+        }
+        count += 1;
+    }
+    count
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// Nanoseconds since the Unix epoch: events carry the time they were made in their book's
+/// title, and the driver (on the same machine) subtracts it from their arrival.
+fn unix_nanos() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
+    u64::try_from(since.as_nanos()).expect("before 2554")
+}
+
+/// The stamp in an event frame: `"title":"NANOS"`.
+fn event_stamp(frame: &str) -> Option<u64> {
+    let rest = frame.split_once("\"title\":\"")?.1;
+    rest.split_once('"')?.0.parse().ok()
+}
+
+/// Opens a graphql-transport-ws socket and subscribes with `query` (acknowledged, not yet live:
+/// the gateway opens the backend stream after answering).
+async fn subscribe(authority: &str, query: &str) -> Result<Socket, String> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{authority}/graphql").into_client_request().map_err(|e| e.to_string())?;
+    request.headers_mut().insert("sec-websocket-protocol", http::HeaderValue::from_static("graphql-transport-ws"));
+    let stream = tokio::net::TcpStream::connect(authority).await.map_err(|e| e.to_string())?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    let (mut socket, _) = tokio_tungstenite::client_async(request, stream).await.map_err(|e| e.to_string())?;
+    socket
+        .send(Message::Text(json!({"type": "connection_init"}).to_string().into()))
+        .await
+        .map_err(|e| e.to_string())?;
+    loop {
+        match socket.next().await {
+            Some(Ok(Message::Text(text))) if text.contains("connection_ack") => break,
+            Some(Ok(Message::Text(text))) => return Err(format!("before the ack: {text}")),
+            Some(Ok(_)) => continue,
+            other => return Err(format!("the socket ended before the ack: {other:?}")),
+        }
+    }
+    let subscribe = json!({"id": "1", "type": "subscribe", "payload": {"query": query}});
+    socket.send(Message::Text(subscribe.to_string().into())).await.map_err(|e| e.to_string())?;
+    Ok(socket)
+}
+
+/// The subscription driver: opens `job.subscriptions` sockets (100 at a time), says
+/// `subscribed` on stdout (the harness then reads the gateway's memory and starts the events),
+/// waits until every socket has had an event (the warm-up: at most 60 s), then records each
+/// event's age on arrival for `job.seconds`.
+async fn drive_subscriptions(job: Job) -> Report {
+    use futures_util::StreamExt;
+    use std::io::Write;
+    use tokio_tungstenite::tungstenite::Message;
+    rlimit::increase_nofile_limit(job.subscriptions as u64 + 256).expect("raise the open-file limit");
+    let query = {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(&job.body).expect("base64");
+        String::from_utf8(bytes).expect("a query")
     };
-    report.requests = latencies.len();
-    report.p50_us = at(0.50);
-    report.p99_us = at(0.99);
-    report.p999_us = at(0.999);
+    let mut sockets = Vec::with_capacity(job.subscriptions);
+    let mut report = Report::default();
+    for start in (0..job.subscriptions).step_by(100) {
+        let batch = (start..job.subscriptions.min(start + 100)).map(|_| subscribe(&job.authority, &query));
+        for opened in futures_util::future::join_all(batch).await {
+            match opened {
+                Ok(socket) => sockets.push(socket),
+                Err(error) => {
+                    report.errors += 1;
+                    report.first_error.get_or_insert(error);
+                }
+            }
+        }
+    }
+    println!("subscribed");
+    std::io::stdout().flush().expect("stdout");
+    let live = Arc::new(AtomicUsize::new(0));
+    let measuring = Arc::new(AtomicBool::new(false));
+    let (stopping, stop) = tokio::sync::watch::channel(false);
+    let warmed = Instant::now() + Duration::from_secs(60);
+    let tasks: Vec<_> = sockets
+        .into_iter()
+        .map(|mut socket| {
+            let (live, measuring, mut stop) = (live.clone(), measuring.clone(), stop.clone());
+            tokio::spawn(async move {
+                let (mut ages, mut heard, mut failure) = (Vec::new(), false, None);
+                loop {
+                    let frame = tokio::select! {
+                        _ = stop.changed() => break,
+                        frame = socket.next() => frame,
+                    };
+                    let frame = match frame {
+                        Some(Ok(Message::Text(text))) => text,
+                        Some(Ok(_)) => continue,
+                        other => {
+                            failure = Some(format!("the socket ended: {other:?}"));
+                            break;
+                        }
+                    };
+                    let Some(stamp) = event_stamp(&frame) else {
+                        failure = Some(format!("not an event: {frame}"));
+                        break;
+                    };
+                    if !heard {
+                        heard = true;
+                        live.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if measuring.load(Ordering::Relaxed) {
+                        ages.push(Duration::from_nanos(unix_nanos().saturating_sub(stamp)));
+                    }
+                }
+                (ages, heard, failure)
+            })
+        })
+        .collect();
+    let opened = tasks.len();
+    while live.load(Ordering::Relaxed) < opened && Instant::now() < warmed {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_secs_f64(job.warmup)).await;
+    println!("measuring");
+    std::io::stdout().flush().expect("stdout");
+    measuring.store(true, Ordering::Relaxed);
+    let began = Instant::now();
+    let cpu = cpu_seconds(std::process::id());
+    tokio::time::sleep(Duration::from_secs_f64(job.seconds)).await;
+    measuring.store(false, Ordering::Relaxed);
+    report.seconds = began.elapsed().as_secs_f64();
+    report.driver_busy = (cpu_seconds(std::process::id()) - cpu) / report.seconds;
+    stopping.send_replace(true);
+    let mut ages = Vec::new();
+    for task in tasks {
+        let (mine, heard, failure) = task.await.expect("socket task");
+        ages.extend(mine);
+        report.silent += usize::from(!heard);
+        if let Some(failure) = failure {
+            report.errors += 1;
+            report.first_error.get_or_insert(failure);
+        }
+    }
+    report.set_latencies(ages);
+    report
+}
+
+/// `catalog.v1.CreateBookRequest { parent, book_id, book { title } }`.
+fn create_book_request(parent: &str, id: &str, title: &str) -> Vec<u8> {
+    [field(1, parent.as_bytes()), field(2, id.as_bytes()), field(3, &field(2, title.as_bytes()))].concat()
+}
+
+/// The harness's own HTTP/2 connection to a backend (for seeding it and feeding it events).
+async fn backend_connection(url: &str) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
+    let authority = url.trim_start_matches("http://");
+    let stream = tokio::net::TcpStream::connect(authority).await.expect("connect to a backend");
+    stream.set_nodelay(true).expect("nodelay");
+    let (sender, connection) = hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+        .handshake(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .expect("h2 handshake");
+    tokio::spawn(connection);
+    sender
+}
+
+/// One unary gRPC call; Err names the status it ended with.
+async fn grpc_call(
+    sender: &mut hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+    path: &str,
+    message: &[u8],
+) -> Result<(), String> {
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://backend{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(Full::new(Bytes::from(grpc_frame(message))))
+        .expect("request");
+    let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+    let collected = response.into_body().collect().await.map_err(|e| e.to_string())?;
+    match collected.trailers().and_then(|t| t.get("grpc-status")).and_then(|v| v.to_str().ok()) {
+        Some("0") => Ok(()),
+        other => Err(format!("{path}: grpc-status {other:?}")),
+    }
+}
+
+/// The shelf (b) exports: 999 books, so ExportBooks streams 1,000 messages (a header line and
+/// one per book).
+const EXPORT_SHELF: &str = "shelves/7";
+/// The book whose updates feed (g)'s subscriptions.
+const FEED_BOOK: &str = "shelves/9/books/feed";
+
+/// Seeds every backend with the shelf (b) exports and the book (g) watches.
+async fn seed(backends: &[String]) {
+    for url in backends {
+        let mut sender = backend_connection(url).await;
+        for i in 0..999 {
+            let message = create_book_request(EXPORT_SHELF, &format!("b{i}"), &format!("Exported book {i}"));
+            grpc_call(&mut sender, "/catalog.v1.Catalog/CreateBook", &message).await.expect("seed a book");
+        }
+        let message = create_book_request("shelves/9", "feed", "0");
+        grpc_call(&mut sender, "/catalog.v1.Catalog/CreateBook", &message).await.expect("seed the fed book");
+    }
+}
+
+/// Updates the fed book on every backend `per_second` times a second, its title the time of
+/// the update (so every subscription, whichever backend its stream is on, gets the events),
+/// until `stop`. Returns how many rounds it sent.
+async fn feed(backends: Vec<String>, per_second: u32, mut stop: tokio::sync::watch::Receiver<bool>) -> usize {
+    let mut senders = Vec::new();
+    for url in &backends {
+        senders.push(backend_connection(url).await);
+    }
+    let mut ticks = tokio::time::interval(Duration::from_secs(1) / per_second);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut rounds = 0;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return rounds,
+            _ = ticks.tick() => {}
+        }
+        let title = unix_nanos().to_string();
+        let book = [field(1, FEED_BOOK.as_bytes()), field(2, title.as_bytes())].concat();
+        let message = [field(1, &book), field(2, &field(1, b"title"))].concat();
+        let calls = senders.iter_mut().map(|sender| grpc_call(sender, "/catalog.v1.Catalog/UpdateBook", &message));
+        for result in futures_util::future::join_all(calls).await {
+            result.expect("an event fed");
+        }
+        rounds += 1;
+    }
+}
+
+/// (g): a fresh gateway, `job.subscriptions` sockets opened by the driver, the gateway's
+/// memory read once they are all open and idle, then events fed at `EVENTS_PER_SECOND`
+/// while the driver measures their age on arrival.
+async fn run_subscriptions(
+    scenario: &Scenario,
+    work: &std::path::Path,
+    pins: Option<&(String, String)>,
+    backends: Vec<String>,
+) -> Report {
+    const EVENTS_PER_SECOND: u32 = 100;
+    let gateway = start_gateway(work, "subscriptions.toml", pins);
+    let pid = gateway.child.id();
+    // Let the fresh process settle before its baseline.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle = memory_mib(pid).0;
+    let job = Job { authority: gateway.http.clone(), ..scenario.job.clone() };
+    let exe = std::env::current_exe().expect("this binary");
+    let mut command = pinned(pins.map(|(_, driver)| driver.as_str()), &exe);
+    command.env("E2E_ROLE", "driver").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    let (lines_out, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    let job_text = serde_json::to_vec(&job).expect("json");
+    let driver = std::thread::spawn(move || {
+        use std::io::Write;
+        let mut child = command.spawn().expect("the driver runs");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(&job_text).expect("the job");
+        drop(stdin);
+        for line in BufReader::new(child.stdout.take().expect("stdout")).lines().map_while(Result::ok) {
+            let _ = lines_out.send(line);
+        }
+        assert!(child.wait().expect("the driver ends").success(), "the driver failed");
+    });
+    let subscribed = lines.recv().await.expect("the driver says when its sockets are open");
+    assert_eq!(subscribed, "subscribed");
+    // The sessions are open; give the gateway a moment to open their shared backend stream.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let open = memory_mib(pid).0;
+    let (stopping, stop) = tokio::sync::watch::channel(false);
+    let feeding = tokio::spawn(feed(backends, EVENTS_PER_SECOND, stop));
+    let measuring = lines.recv().await.expect("the driver says when it measures");
+    assert_eq!(measuring, "measuring");
+    let before = cpu_seconds(pid);
+    let report_line = lines.recv().await.expect("the driver's report");
+    let cpu = cpu_seconds(pid) - before;
+    stopping.send_replace(true);
+    let rounds = feeding.await.expect("the feed");
+    tokio::task::spawn_blocking(move || driver.join()).await.expect("join").expect("the driver thread");
+    let report: Report = serde_json::from_str(&report_line).expect("a report");
+    let rate = report.requests as f64 / report.seconds.max(1e-9);
+    let expected = job.subscriptions as f64 * f64::from(EVENTS_PER_SECOND);
+    println!(
+        "{:<22} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>7} {:>10.1} {:>5.0}% {:>8.1} {:>10} {:>6}",
+        scenario.name,
+        rate,
+        report.p50_us,
+        report.p99_us,
+        report.p999_us,
+        report.errors,
+        cpu * 1e6 / (rate * report.seconds).max(1.0),
+        100.0 * cpu / report.seconds.max(1e-9),
+        memory_mib(pid).1,
+        "—",
+        "—",
+    );
+    println!("  {}", scenario.what);
+    println!(
+        "  idle gateway VmRSS {idle:.1} MiB, {open:.1} MiB with {} subscriptions open: {:.1} KiB per idle subscription",
+        job.subscriptions,
+        (open - idle) * 1024.0 / job.subscriptions.max(1) as f64
+    );
+    println!(
+        "  events delivered {rate:.0}/s of {expected:.0}/s due ({} fed rounds in all); latency is each event's age on arrival",
+        rounds
+    );
+    println!("  the driver (its clients, on the backends' core) was {:.0}% busy", report.driver_busy * 100.0);
+    if report.silent > 0 {
+        println!("  {} sockets never received an event", report.silent);
+    }
     report
 }

@@ -2,6 +2,8 @@
 //! library's PROTOCOL.md) and the legacy subscriptions-transport-ws (subprotocol `graphql-ws`).
 //! Parsing is strict: a message that is not one of the dialect's is an error naming why.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value as Json, json};
 
 /// Which protocol a socket speaks, chosen by Sec-WebSocket-Protocol.
@@ -63,17 +65,18 @@ pub(crate) enum ClientMessage {
 pub(crate) enum ServerMessage {
     /// `connection_ack`.
     Ack,
-    /// `pong` (transport-ws), echoing the ping's payload.
-    Pong(Option<Json>),
+    /// `pong` (transport-ws), echoing the ping's payload (boxed: queued messages stay small).
+    Pong(Option<Box<Json>>),
     /// `ka` (legacy keep-alive).
     KeepAlive,
     /// `next` / `data`: one execution result, already serialised (shared by every subscriber
     /// of a fanned-out subscription, so it is serialised once).
-    Next { id: String, payload: std::sync::Arc<str> },
+    /// The id is shared by every message of its operation.
+    Next { id: Arc<str>, payload: Arc<str> },
     /// `error`: the operation failed before or while running; it is over.
-    Error { id: String, errors: Vec<Json> },
+    Error { id: Arc<str>, errors: Vec<Json> },
     /// `complete`.
-    Complete { id: String },
+    Complete { id: Arc<str> },
     /// `connection_error` (legacy): a refused init or an unreadable message.
     ConnectionError(String),
 }
@@ -144,18 +147,26 @@ pub(crate) fn encode(dialect: Dialect, message: &ServerMessage) -> String {
         (_, ServerMessage::Pong(Some(payload))) => json!({"type": "pong", "payload": payload}),
         (_, ServerMessage::KeepAlive) => json!({"type": "ka"}),
         (dialect, ServerMessage::Next { id, payload }) => {
+            // Written once per subscriber per event: straight into one buffer of the right size.
             let kind = if dialect == Dialect::TransportWs { "next" } else { "data" };
-            let id = Json::String(id.clone());
-            return format!(r#"{{"id":{id},"type":"{kind}","payload":{payload}}}"#);
+            let mut text = Vec::with_capacity(id.len() + payload.len() + 36);
+            text.extend_from_slice(b"{\"id\":");
+            serde_json::to_writer(&mut text, &**id).expect("a string serialises");
+            text.extend_from_slice(b",\"type\":\"");
+            text.extend_from_slice(kind.as_bytes());
+            text.extend_from_slice(b"\",\"payload\":");
+            text.extend_from_slice(payload.as_bytes());
+            text.push(b'}');
+            return String::from_utf8(text).expect("JSON text is UTF-8");
         }
         (Dialect::TransportWs, ServerMessage::Error { id, errors }) => {
-            json!({"id": id, "type": "error", "payload": errors})
+            json!({"id": &**id, "type": "error", "payload": errors})
         }
         // The legacy protocol's error payload is one error object.
         (Dialect::Legacy, ServerMessage::Error { id, errors }) => {
-            json!({"id": id, "type": "error", "payload": errors.first().cloned().unwrap_or(json!({"message": "error"}))})
+            json!({"id": &**id, "type": "error", "payload": errors.first().cloned().unwrap_or(json!({"message": "error"}))})
         }
-        (_, ServerMessage::Complete { id }) => json!({"id": id, "type": "complete"}),
+        (_, ServerMessage::Complete { id }) => json!({"id": &**id, "type": "complete"}),
         (_, ServerMessage::ConnectionError(message)) => {
             json!({"type": "connection_error", "payload": {"message": message}})
         }
@@ -232,8 +243,15 @@ mod tests {
             (Legacy, next, json!({"id": "7", "type": "data", "payload": {"data": {"a": 1}}})),
             (TransportWs, error.clone(), json!({"id": "7", "type": "error", "payload": [{"message": "no"}]})),
             (Legacy, error, json!({"id": "7", "type": "error", "payload": {"message": "no"}})),
+            // Ids are any string a client chose: quotes, backslashes, controls and non-ASCII.
+            (
+                TransportWs,
+                ServerMessage::Next { id: "a\"b\\c\u{1}é".into(), payload: "{\"data\":null}".into() },
+                json!({"id": "a\"b\\c\u{1}é", "type": "next", "payload": {"data": null}}),
+            ),
+            (TransportWs, ServerMessage::Complete { id: "7".into() }, json!({"id": "7", "type": "complete"})),
             (Legacy, ServerMessage::KeepAlive, json!({"type": "ka"})),
-            (TransportWs, ServerMessage::Pong(Some(json!(1))), json!({"type": "pong", "payload": 1})),
+            (TransportWs, ServerMessage::Pong(Some(Box::new(json!(1)))), json!({"type": "pong", "payload": 1})),
             (
                 Legacy,
                 ServerMessage::ConnectionError("bad".into()),

@@ -87,13 +87,13 @@ pub(crate) async fn run_session(mut socket: WebSocket, dialect: Option<Dialect>,
     let config = context.gateway.snapshot().config.graphql.subscriptions.clone();
     let (queue, mut outgoing) = mpsc::channel(config.buffer as usize);
     let outbox = Outbox { queue, overflow: Arc::new(Notify::new()) };
-    let (finished, mut finished_ids) = mpsc::unbounded_channel::<String>();
+    let finished = Arc::new(Notify::new());
     let mut state = State {
         dialect,
         context,
         config,
         outbox,
-        finished,
+        finished: finished.clone(),
         operations: HashMap::new(),
         init: None,
         verifying: None,
@@ -135,11 +135,9 @@ pub(crate) async fn run_session(mut socket: WebSocket, dialect: Option<Dialect>,
                     break None;
                 }
             }
-            Some(id) = finished_ids.recv() => {
-                // Only if it is still the same operation (a legacy `start` may reuse an id).
-                if state.operations.get(&id).is_some_and(|(_, done)| done.load(Ordering::Acquire)) {
-                    state.operations.remove(&id);
-                }
+            () = finished.notified() => {
+                // Flags, not ids: a legacy `start` may reuse the id of an operation that ended.
+                state.operations.retain(|_, (_, done)| !done.load(Ordering::Acquire));
             }
             _ = keepalive.tick() => {
                 let sent = match dialect {
@@ -212,7 +210,8 @@ struct State {
     context: SessionContext,
     config: SubscriptionConfig,
     outbox: Outbox,
-    finished: mpsc::UnboundedSender<String>,
+    /// Notified when an operation's task ends (its flag is then set).
+    finished: Arc<Notify>,
     /// Running operations by id, with a flag their task sets when it has finished.
     operations: HashMap<String, (Running, Arc<std::sync::atomic::AtomicBool>)>,
     /// The connection_init payload, once received.
@@ -289,13 +288,13 @@ impl State {
                 {
                     self.verifying = Some(Verify::Refresh(fresh.clone()));
                 }
-                self.outbox.send(ServerMessage::Pong(payload));
+                self.outbox.send(ServerMessage::Pong(payload.map(Box::new)));
             }
             ClientMessage::Pong => {}
             ClientMessage::Subscribe { id, payload } => return self.subscribe(id, payload),
             ClientMessage::Complete { id } => {
                 if self.operations.remove(&id).is_some() && self.dialect == Dialect::Legacy {
-                    self.outbox.send(ServerMessage::Complete { id });
+                    self.outbox.send(ServerMessage::Complete { id: id.into() });
                 }
             }
             ClientMessage::Terminate => return Some(Close(1000, "terminated by the client".into())),
@@ -358,7 +357,7 @@ impl State {
         self.expires_at = None;
         let error = json!({"message": "the token has expired", "extensions": {"code": "UNAUTHENTICATED"}});
         for (id, _) in self.operations.drain() {
-            self.outbox.send(ServerMessage::Error { id, errors: vec![error.clone()] });
+            self.outbox.send(ServerMessage::Error { id: id.into(), errors: vec![error.clone()] });
         }
     }
 
@@ -369,7 +368,7 @@ impl State {
             }
             let error =
                 json!({"message": "send connection_init before operations", "extensions": {"code": "BAD_REQUEST"}});
-            self.outbox.send(ServerMessage::Error { id, errors: vec![error] });
+            self.outbox.send(ServerMessage::Error { id: id.into(), errors: vec![error] });
             return None;
         }
         if self.operations.get(&id).is_some_and(|(_, done)| !done.load(Ordering::Acquire)) {
@@ -385,7 +384,7 @@ impl State {
                 "this socket already runs {} operations (graphql.subscriptions.max_per_connection)",
                 self.operations.len()
             );
-            self.outbox.send(ServerMessage::Error { id, errors: vec![refuse(message)] });
+            self.outbox.send(ServerMessage::Error { id: id.into(), errors: vec![refuse(message)] });
             return None;
         }
         let limit = self.config.max_per_consumer as usize;
@@ -395,7 +394,7 @@ impl State {
                 let message = format!(
                     "this client already runs {running} operations over its sockets (graphql.subscriptions.max_per_consumer)"
                 );
-                self.outbox.send(ServerMessage::Error { id, errors: vec![refuse(message)] });
+                self.outbox.send(ServerMessage::Error { id: id.into(), errors: vec![refuse(message)] });
                 return None;
             }
         };
@@ -404,7 +403,7 @@ impl State {
         if running >= self.config.max_total as usize {
             drop(counted);
             let message = format!("the gateway already runs {running} operations (graphql.subscriptions.max_total)");
-            self.outbox.send(ServerMessage::Error { id, errors: vec![refuse(message)] });
+            self.outbox.send(ServerMessage::Error { id: id.into(), errors: vec![refuse(message)] });
             return None;
         }
         let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -418,13 +417,7 @@ impl State {
             self.context.client,
             self.init.clone().unwrap_or_default(),
             self.outbox.clone(),
-            OnDone {
-                id: id.clone(),
-                done: done.clone(),
-                finished: self.finished.clone(),
-                _counted: counted,
-                _consumer: consumer_slot,
-            },
+            OnDone { done: done.clone(), finished: self.finished.clone(), _counted: counted, _consumer: consumer_slot },
         ));
         self.operations.insert(id, (Running(task.abort_handle()), done));
         None
@@ -436,9 +429,8 @@ type VerifyResult = (Verify, Result<Option<Arc<crate::operation::Identity>>, cra
 
 /// Tells the session an operation finished (also when its task is cancelled).
 struct OnDone {
-    id: String,
     done: Arc<std::sync::atomic::AtomicBool>,
-    finished: mpsc::UnboundedSender<String>,
+    finished: Arc<Notify>,
     _counted: Counted,
     _consumer: super::consumers::ConsumerSlot,
 }
@@ -446,10 +438,13 @@ struct OnDone {
 impl Drop for OnDone {
     fn drop(&mut self) {
         self.done.store(true, Ordering::Release);
-        let _ = self.finished.send(std::mem::take(&mut self.id));
+        self.finished.notify_one();
     }
 }
 
+/// Runs one operation: starts it, then sends what it gives. The start (authentication,
+/// parsing, planning, opening the backend stream) is a large future; it is boxed, so it is
+/// freed once started and a long-lived subscription's task keeps only its stream and outbox.
 #[allow(clippy::too_many_arguments)]
 async fn run_operation(
     id: String,
@@ -457,14 +452,27 @@ async fn run_operation(
     gateway: Arc<Gateway>,
     persisted: PersistedQueries,
     caches: Caches,
-    mut headers: HeaderMap,
+    headers: HeaderMap,
     client: Option<std::net::SocketAddr>,
     init: Map<String, Json>,
     outbox: Outbox,
-    _done: OnDone,
+    done: OnDone,
 ) {
+    let started = Box::pin(start(payload, gateway, persisted, caches, headers, client, init)).await;
+    deliver(id.into(), started, outbox, done).await;
+}
+
+/// Starts the operation on the state the gateway serves now (and every one installed after it).
+async fn start(
+    payload: OperationPayload,
+    gateway: Arc<Gateway>,
+    persisted: PersistedQueries,
+    caches: Caches,
+    mut headers: HeaderMap,
+    client: Option<std::net::SocketAddr>,
+    init: Map<String, Json>,
+) -> Started {
     init_headers(&init, &mut headers);
-    // The state the operation runs on, and every one installed after it.
     let installs = gateway.installs();
     let served = installs.borrow().clone();
     let mut request = GraphqlRequest {
@@ -474,14 +482,18 @@ async fn run_operation(
         variables: payload.variables,
         extensions: payload.extensions,
     };
-    let started = match admit(&served.snapshot, &persisted, &mut request) {
+    match admit(&served.snapshot, &persisted, &mut request) {
         Some(refused) => Started::Result(refused),
         None => {
             // WebSockets are guarded by the Origin allowlist instead of the CSRF rule.
             let arrival = crate::ingress::graphql::run::Arrival { headers: &headers, client, query: None, csrf: None };
             start_operation(served, installs, &caches, &request, arrival, false, true).await
         }
-    };
+    }
+}
+
+/// Sends what a started operation gives: its result, or its events until the stream ends.
+async fn deliver(id: Arc<str>, started: Started, outbox: Outbox, _done: OnDone) {
     match started {
         Started::Result(Outcome::Ran(body) | Outcome::Cached(body, _)) => {
             if outbox.send(ServerMessage::Next { id: id.clone(), payload: body.to_string().into() }) {
