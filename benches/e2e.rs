@@ -25,6 +25,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use serde_json::json;
 
+#[path = "support/baseline.rs"]
+mod baseline;
 #[path = "support/proc_stats.rs"]
 mod proc_stats;
 use proc_stats::{cpu_seconds, memory_mib};
@@ -89,6 +91,23 @@ fn main() {
             let mut line = String::new();
             let _ = tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line)).await;
             backend.shutdown().await;
+        });
+        return;
+    }
+    if std::env::var("E2E_ROLE").as_deref() == Ok("baseline") {
+        // The hand-written baselines, serving until stdin closes.
+        let backends: Vec<String> =
+            std::env::var("E2E_BACKENDS").expect("E2E_BACKENDS").split(',').map(str::to_owned).collect();
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            let (address, serving) = baseline::serve(&backends).await;
+            println!("{address}");
+            let mut line = String::new();
+            let stdin = tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line));
+            tokio::select! {
+                () = serving => {}
+                _ = stdin => {}
+            }
         });
         return;
     }
@@ -283,6 +302,42 @@ impl Backend {
     }
 }
 
+/// The hand-written baselines (benches/support/baseline.rs) in their own process, on the
+/// gateway's core, calling `backends` round robin; killed when dropped.
+fn start_baseline(backends: &[String], core: Option<&str>) -> Backend {
+    let mut child = pinned(core, &std::env::current_exe().expect("this binary"))
+        .env("E2E_ROLE", "baseline")
+        .env("E2E_BACKENDS", backends.join(","))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the baseline starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let url = BufReader::new(stdout).lines().next().and_then(Result::ok).expect("the baseline's address");
+    Backend { child, url }
+}
+
+/// The same request to the gateway and to the baseline gives the same JSON: the baseline does
+/// the same translation.
+async fn same_answers(gateway: &str, baseline: &str, path: &str, body: Option<&str>) {
+    let client = reqwest::Client::new();
+    let fetch = |authority: &str| {
+        let url = format!("http://{authority}{path}");
+        let request = match body {
+            Some(body) => client.post(url).header("content-type", "application/json").body(body.to_owned()),
+            None => client.get(url),
+        };
+        async move {
+            let response = request.send().await.expect("an answer");
+            assert!(response.status().is_success(), "{path}: {}", response.status());
+            response.json::<serde_json::Value>().await.expect("JSON")
+        }
+    };
+    let (ours, theirs) = (fetch(gateway).await, fetch(baseline).await);
+    assert_eq!(ours, theirs, "{path}: the gateway and the hand-written baseline answer differently");
+}
+
 impl Drop for Backend {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -326,6 +381,8 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
     );
     std::fs::write(work.path().join("auth.toml"), auth).expect("config");
     let pins = pinning();
+    let urls: Vec<String> = backends.iter().map(Backend::url).collect();
+    let hand = start_baseline(&urls, pins.as_ref().map(|(gateway, _)| gateway.as_str()));
     let gateway = start_gateway(work.path(), "switchyard.toml", pins.as_ref());
     let secured = start_gateway(work.path(), "auth.toml", pins.as_ref());
     match &pins {
@@ -404,6 +461,14 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
         Job { authority: secured.http.clone(), headers, ..job }
     };
     let one_field = format!("{{ getBook(name: \"{book}\") {{ title author }} }}");
+    // The hand-written baselines beside (c) and (e), checked to answer as the gateway does.
+    let one_field_body = serde_json::to_string(&json!({ "query": one_field })).expect("json");
+    same_answers(&gateway.http, &hand.url, &format!("/v1/{book}"), None).await;
+    same_answers(&gateway.http, &hand.url, "/graphql", Some(&one_field_body)).await;
+    let baselines = [
+        ("c_rest_get", Job { authority: hand.url.clone(), ..http(&format!("/v1/{book}"), "GET", Vec::new(), b"") }),
+        ("e_graphql_one_field", Job { authority: hand.url.clone(), ..graphql(&one_field) }),
+    ];
     let export = Job {
         path: "/catalog.v1.Catalog/ExportBooks".into(),
         body: base64(&grpc_frame(&field(1, EXPORT_SHELF.as_bytes()))),
@@ -643,6 +708,7 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
         let total_seconds = report.seconds + scenario.job.warmup;
         let rps = report.requests as f64 / report.seconds.max(1e-9);
         let sent = rps * total_seconds;
+        let cpu_per_1k = cpu * 1e6 / sent.max(1.0);
         println!(
             "{:<22} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>7} {:>10.1} {:>5.0}% {:>8.1} {:>10} {:>6}",
             scenario.name,
@@ -651,7 +717,7 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             report.p99_us,
             report.p999_us,
             report.errors,
-            cpu * 1e6 / sent.max(1.0),
+            cpu_per_1k,
             100.0 * cpu / total_seconds,
             memory_mib(pid).1,
             floor.as_ref().map_or("—".to_owned(), |f| format!("{:.0}", f.requests as f64 / f.seconds.max(1e-9))),
@@ -698,6 +764,23 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             }
         } else {
             assert_eq!(report.errors, 0, "{}: {:?}", scenario.name, report.first_error);
+        }
+        if let Some((_, job)) = baselines.iter().find(|(name, _)| *name == scenario.name) {
+            let before = cpu_seconds(hand.child.id());
+            let base = run_driver(driver_core, job).await;
+            let cpu = cpu_seconds(hand.child.id()) - before;
+            let base_rps = base.requests as f64 / base.seconds.max(1e-9);
+            println!(
+                "  hand-written baseline (benches/support/baseline.rs, same core): {base_rps:.0} req/s, p50 {:.0} µs, \
+                 p99 {:.0} µs, {:.1} CPU ms per 1k, {:.0}% busy; gateway/baseline {:.2} by req/s, baseline/gateway {:.2} by CPU per request (≥ 1: the gateway is cheaper)",
+                base.p50_us,
+                base.p99_us,
+                cpu * 1e6 / (base_rps * (base.seconds + job.warmup)).max(1.0),
+                100.0 * cpu / (base.seconds + job.warmup),
+                rps / base_rps.max(1e-9),
+                (cpu * 1e6 / (base_rps * (base.seconds + job.warmup)).max(1.0)) / (cpu_per_1k.max(1e-9)),
+            );
+            assert_eq!(base.errors, 0, "the baseline: {:?}", base.first_error);
         }
     }
     drop(gateway);
