@@ -94,13 +94,27 @@ fn main() {
         });
         return;
     }
+    if std::env::var("E2E_ROLE").as_deref() == Ok("authors") {
+        // The demo's authors REST service, which (f) stitches into GraphQL.
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            let authors =
+                switchyard::demo::start_demo_authors("127.0.0.1:0".parse().expect("addr")).await.expect("authors");
+            println!("{}", authors.url());
+            let mut line = String::new();
+            let _ = tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line)).await;
+            authors.shutdown().await;
+        });
+        return;
+    }
     if std::env::var("E2E_ROLE").as_deref() == Ok("baseline") {
         // The hand-written baselines, serving until stdin closes.
         let backends: Vec<String> =
             std::env::var("E2E_BACKENDS").expect("E2E_BACKENDS").split(',').map(str::to_owned).collect();
+        let authors = std::env::var("E2E_AUTHORS").expect("E2E_AUTHORS");
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
         runtime.block_on(async {
-            let (address, serving) = baseline::serve(&backends).await;
+            let (address, serving) = baseline::serve(&backends, &authors).await;
             println!("{address}");
             let mut line = String::new();
             let stdin = tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line));
@@ -279,8 +293,13 @@ struct Backend {
 
 impl Backend {
     fn start() -> Backend {
+        Backend::spawn("backend")
+    }
+
+    /// This binary in `role` (`backend`: a catalog replica; `authors`: the authors service).
+    fn spawn(role: &str) -> Backend {
         let mut child = Command::new(std::env::current_exe().expect("this binary"))
-            .env("E2E_ROLE", "backend")
+            .env("E2E_ROLE", role)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -304,10 +323,11 @@ impl Backend {
 
 /// The hand-written baselines (benches/support/baseline.rs) in their own process, on the
 /// gateway's core, calling `backends` round robin; killed when dropped.
-fn start_baseline(backends: &[String], core: Option<&str>) -> Backend {
+fn start_baseline(backends: &[String], authors: &str, core: Option<&str>) -> Backend {
     let mut child = pinned(core, &std::env::current_exe().expect("this binary"))
         .env("E2E_ROLE", "baseline")
         .env("E2E_BACKENDS", backends.join(","))
+        .env("E2E_AUTHORS", authors)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -335,6 +355,7 @@ async fn same_answers(gateway: &str, baseline: &str, path: &str, body: Option<&s
         }
     };
     let (ours, theirs) = (fetch(gateway).await, fetch(baseline).await);
+    assert!(ours.get("errors").is_none(), "{path}: the gateway answered with errors: {ours}");
     assert_eq!(ours, theirs, "{path}: the gateway and the hand-written baseline answer differently");
 }
 
@@ -352,18 +373,28 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
     rlimit::increase_nofile_limit(24_000).expect("raise the open-file limit");
     let backends: Vec<Backend> = (0..3).map(|_| Backend::start()).collect();
     seed(&backends.iter().map(Backend::url).collect::<Vec<_>>()).await;
+    let authors = Backend::spawn("authors");
     let work = tempfile::tempdir().expect("tempdir");
     switchyard::registry::RegistryDir::new(work.path().join("descriptors"))
         .add(&switchyard::demo::demo_registration().expect("demo"), false)
         .expect("register");
+    // The demo's stitching schema (gRPC books, REST authors), for (f).
+    std::fs::create_dir(work.path().join("schemas")).expect("mkdir");
+    let stitching = switchyard::demo::demo_schemas()
+        .into_iter()
+        .find(|file| file.path.ends_with("authors.graphql"))
+        .expect("the demo's authors schema");
+    std::fs::write(work.path().join("schemas/authors.graphql"), stitching.text).expect("schema");
     let endpoints: Vec<String> = backends.iter().map(|b| format!("\"{}\"", b.url())).collect();
     // Free ports chosen by the gateway itself, read back from its first line.
     let config = format!(
         "[listener]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
-         [sources]\ndescriptors = \"descriptors\"\nschemas = \"no-schemas\"\nwatch = false\n\
+         [sources]\ndescriptors = \"descriptors\"\nschemas = \"schemas\"\nwatch = false\n\
          [backends.catalog]\nendpoints = [{}]\nservices = [\"catalog.v1\"]\nbalancer = \"round_robin\"\n\
+         [backends.authors]\nprotocol = \"http\"\nendpoints = [\"{}\"]\n\
          [[cache.rules]]\nfields = [\"Query.listBooks\"]\nttl = \"1h\"\nscope = \"public\"\n",
-        endpoints.join(", ")
+        endpoints.join(", "),
+        authors.url()
     );
     std::fs::write(work.path().join("switchyard.toml"), &config).expect("config");
     // (g)'s gateway: room for 10,000 sockets from one client address.
@@ -382,7 +413,7 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
     std::fs::write(work.path().join("auth.toml"), auth).expect("config");
     let pins = pinning();
     let urls: Vec<String> = backends.iter().map(Backend::url).collect();
-    let hand = start_baseline(&urls, pins.as_ref().map(|(gateway, _)| gateway.as_str()));
+    let hand = start_baseline(&urls, &authors.url(), pins.as_ref().map(|(gateway, _)| gateway.as_str()));
     let gateway = start_gateway(work.path(), "switchyard.toml", pins.as_ref());
     let secured = start_gateway(work.path(), "auth.toml", pins.as_ref());
     match &pins {
@@ -465,9 +496,14 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
     let one_field_body = serde_json::to_string(&json!({ "query": one_field })).expect("json");
     same_answers(&gateway.http, &hand.url, &format!("/v1/{book}"), None).await;
     same_answers(&gateway.http, &hand.url, "/graphql", Some(&one_field_body)).await;
+    // (f): three levels — REST authors, gRPC books per author, REST writers batched per level.
+    let stitched = "{ authors(country: \"US\") { name born books { title writer { name country } } } }";
+    let stitched_body = serde_json::to_string(&json!({ "query": stitched })).expect("json");
+    same_answers(&gateway.http, &hand.url, "/graphql", Some(&stitched_body)).await;
     let baselines = [
         ("c_rest_get", Job { authority: hand.url.clone(), ..http(&format!("/v1/{book}"), "GET", Vec::new(), b"") }),
         ("e_graphql_one_field", Job { authority: hand.url.clone(), ..graphql(&one_field) }),
+        ("f_graphql_stitched", Job { authority: hand.url.clone(), ..graphql(stitched) }),
     ];
     let export = Job {
         path: "/catalog.v1.Catalog/ExportBooks".into(),
@@ -559,6 +595,15 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             what: "(e) GraphQL, one field → one gRPC call",
             job: graphql(&format!("{{ getBook(name: \"{book}\") {{ title author }} }}")),
             floor: Some(grpc(&backend)),
+            kill_backend: false,
+            secured: false,
+            trickling: 0,
+        },
+        Scenario {
+            name: "f_graphql_stitched",
+            what: "(f) GraphQL stitched over REST + gRPC, 3 levels, writers batched per level",
+            job: graphql(stitched),
+            floor: None,
             kill_backend: false,
             secured: false,
             trickling: 0,
@@ -786,6 +831,7 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
     drop(gateway);
     drop(secured);
     drop(backends);
+    drop(authors);
 }
 
 /// One slowloris connection: a request head sent a byte a second and never finished, opened
