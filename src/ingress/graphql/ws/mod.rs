@@ -4,6 +4,7 @@
 //! backend's events, each shaped and stitched like a query.
 
 mod consumers;
+mod header_block;
 mod protocol;
 mod session;
 
@@ -61,7 +62,7 @@ pub(super) async fn upgrade(
         gateway: gateway.clone(),
         persisted: persisted.clone(),
         caches: caches.clone(),
-        headers: detached(&parts.headers),
+        headers: header_block::HeaderBlock::copy(&parts.headers),
         client: parts.extensions.get::<crate::server::ClientAddr>().map(|c| c.0),
         running: caches.running.clone(),
     };
@@ -83,57 +84,4 @@ pub(super) async fn upgrade(
                 drop(open);
             })
         })
-}
-
-/// A copy of `headers` in an allocation of its own. hyper's header values are slices of the
-/// connection's read buffer (16 KiB), so a session keeping the upgrade request's headers as
-/// they are would keep that whole buffer alive for as long as the socket is open. The values
-/// are copied into one buffer and sliced from it, so cloning the map (once per operation)
-/// allocates nothing per value.
-fn detached(headers: &http::HeaderMap) -> http::HeaderMap {
-    let mut text = Vec::with_capacity(headers.iter().map(|(_, value)| value.len()).sum());
-    for (_, value) in headers {
-        text.extend_from_slice(value.as_bytes());
-    }
-    let text = bytes::Bytes::from(text);
-    let mut copy = http::HeaderMap::with_capacity(headers.len());
-    let mut at = 0;
-    for (name, value) in headers {
-        let slice = text.slice(at..at + value.len());
-        at += value.len();
-        // hyper only admits bytes HeaderValue admits; were one refused, the shared value stays.
-        let mut owned = http::HeaderValue::from_maybe_shared(slice).unwrap_or_else(|_| value.clone());
-        owned.set_sensitive(value.is_sensitive());
-        copy.append(name.clone(), owned);
-    }
-    copy
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn detached_headers_are_equal_and_hold_no_slice_of_the_source() {
-        // Values sliced from one buffer, as hyper slices them from its read buffer.
-        let source = bytes::Bytes::from(b"Bearer abctext/plainab".to_vec());
-        let value = |range: std::ops::Range<usize>| {
-            http::HeaderValue::from_maybe_shared(source.slice(range)).expect("a header value")
-        };
-        let mut headers = http::HeaderMap::new();
-        let mut secret = value(0..10);
-        secret.set_sensitive(true);
-        headers.insert(http::header::AUTHORIZATION, secret);
-        headers.append(http::header::ACCEPT, value(10..20));
-        headers.append(http::header::ACCEPT, value(20..22));
-        headers.insert("x-empty", http::HeaderValue::from_static(""));
-        let copy = detached(&headers);
-        assert_eq!(copy, headers);
-        assert!(copy[http::header::AUTHORIZATION].is_sensitive());
-        let accepts: Vec<_> = copy.get_all(http::header::ACCEPT).iter().collect();
-        assert_eq!(accepts, ["text/plain", "ab"]);
-        let within = |v: &http::HeaderValue| source.as_ptr_range().contains(&v.as_bytes().as_ptr());
-        assert!(headers.values().filter(|v| !v.is_empty()).all(within), "the source's values are slices of it");
-        assert!(!copy.values().any(within), "no copied value points into the source buffer");
-    }
 }

@@ -28,7 +28,7 @@ pub(crate) struct SessionContext {
     pub(crate) persisted: PersistedQueries,
     pub(crate) caches: Caches,
     /// The upgrade request's headers (forwarded to backends like an HTTP request's).
-    pub(crate) headers: HeaderMap,
+    pub(crate) headers: super::header_block::HeaderBlock,
     /// The client's address.
     pub(crate) client: Option<std::net::SocketAddr>,
     /// Operations running on the whole gateway.
@@ -78,28 +78,44 @@ impl Outbox {
     }
 }
 
-/// Runs the session on `socket` until either side closes it.
-pub(crate) async fn run_session(mut socket: WebSocket, dialect: Option<Dialect>, context: SessionContext) {
+/// Runs the session on `socket` until either side closes it. The session's state is built
+/// here and handed to the loop as its arguments, so the long-lived future holds each piece once
+/// (an async fn keeps its parameters apart from the locals they are moved into).
+pub(crate) fn run_session(
+    socket: WebSocket,
+    dialect: Option<Dialect>,
+    context: SessionContext,
+) -> impl std::future::Future<Output = ()> + Send {
+    use futures_util::future::Either;
     let Some(dialect) = dialect else {
-        close(&mut socket, 4406, "Subprotocol not acceptable").await;
-        return;
+        return Either::Left(refuse(socket));
     };
     let config = context.gateway.snapshot().config.graphql.subscriptions.clone();
-    let (queue, mut outgoing) = mpsc::channel(config.buffer as usize);
-    let outbox = Outbox { queue, overflow: Arc::new(Notify::new()) };
-    let finished = Arc::new(Notify::new());
-    let mut state = State {
+    let (queue, outgoing) = mpsc::channel(config.buffer as usize);
+    let state = State {
         dialect,
         context,
         config,
-        outbox,
-        finished: finished.clone(),
+        outbox: Outbox { queue, overflow: Arc::new(Notify::new()) },
+        finished: Arc::new(Notify::new()),
         operations: HashMap::new(),
         init: None,
         verifying: None,
         expires_at: None,
         consumer: String::new(),
     };
+    Either::Right(serve(socket, state, outgoing))
+}
+
+/// A socket that offered neither subprotocol.
+async fn refuse(mut socket: WebSocket) {
+    close(&mut socket, 4406, "Subprotocol not acceptable").await;
+}
+
+/// The session's loop.
+async fn serve(mut socket: WebSocket, mut state: State, mut outgoing: mpsc::Receiver<ServerMessage>) {
+    let dialect = state.dialect;
+    let finished = state.finished.clone();
     // Credentials being verified, and the session token's expiry.
     let mut verification: Option<futures_util::future::BoxFuture<'static, VerifyResult>> = None;
     let expiry = tokio::time::sleep(NEVER);
@@ -305,7 +321,7 @@ impl State {
     /// Verifies `verify`'s credentials (with the upgrade request's headers).
     fn verification(&self, verify: Verify) -> futures_util::future::BoxFuture<'static, VerifyResult> {
         let auth = self.context.gateway.snapshot().auth.clone();
-        let mut headers = self.context.headers.clone();
+        let mut headers = self.context.headers.to_map();
         init_headers(verify.payload(), &mut headers);
         Box::pin(async move {
             let verified = auth.authenticate(crate::policy::Credentials { headers: &headers, query: None }).await;
@@ -452,7 +468,7 @@ async fn run_operation(
     gateway: Arc<Gateway>,
     persisted: PersistedQueries,
     caches: Caches,
-    headers: HeaderMap,
+    headers: super::header_block::HeaderBlock,
     client: Option<std::net::SocketAddr>,
     init: Map<String, Json>,
     outbox: Outbox,
@@ -468,10 +484,11 @@ async fn start(
     gateway: Arc<Gateway>,
     persisted: PersistedQueries,
     caches: Caches,
-    mut headers: HeaderMap,
+    headers: super::header_block::HeaderBlock,
     client: Option<std::net::SocketAddr>,
     init: Map<String, Json>,
 ) -> Started {
+    let mut headers = headers.to_map();
     init_headers(&init, &mut headers);
     let installs = gateway.installs();
     let served = installs.borrow().clone();
