@@ -82,28 +82,20 @@ struct Report {
 
 fn main() {
     if std::env::var("E2E_ROLE").as_deref() == Ok("backend") {
-        // One demo catalog replica, serving until this process is killed (or stdin closes).
-        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-        runtime.block_on(async {
+        // One demo catalog replica.
+        demo_service(async {
             let backend =
                 switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("backend");
-            println!("{}", backend.url());
-            let mut line = String::new();
-            let _ = tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line)).await;
-            backend.shutdown().await;
+            (backend.url(), backend)
         });
         return;
     }
     if std::env::var("E2E_ROLE").as_deref() == Ok("authors") {
         // The demo's authors REST service, which (f) stitches into GraphQL.
-        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-        runtime.block_on(async {
+        demo_service(async {
             let authors =
                 switchyard::demo::start_demo_authors("127.0.0.1:0".parse().expect("addr")).await.expect("authors");
-            println!("{}", authors.url());
-            let mut line = String::new();
-            let _ = tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line)).await;
-            authors.shutdown().await;
+            (authors.url(), authors)
         });
         return;
     }
@@ -160,6 +152,18 @@ fn main() {
     let cap: usize = std::env::var("E2E_MAX_REQUESTS").ok().and_then(|s| s.parse().ok()).unwrap_or(500_000);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     runtime.block_on(orchestrate(filter, seconds, concurrency, cap, benchmarking));
+}
+
+/// Runs the demo service `start` gives in this process, its URL on stdout, until this process
+/// is killed or its stdin closes.
+fn demo_service<S>(start: impl std::future::Future<Output = (String, S)>) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let (url, _service) = start.await;
+        println!("{url}");
+        let mut line = String::new();
+        let _ = tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line)).await;
+    });
 }
 
 /// Cores to pin the gateway and the driver to, when there are at least two and taskset exists

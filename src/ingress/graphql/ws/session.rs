@@ -423,15 +423,18 @@ impl State {
             return None;
         }
         let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let launch = Launch {
+            payload,
+            gateway: self.context.gateway.clone(),
+            persisted: self.context.persisted.clone(),
+            caches: self.context.caches.clone(),
+            headers: self.context.headers.clone(),
+            client: self.context.client,
+            init: self.init.clone().unwrap_or_default(),
+        };
         let task = tokio::spawn(run_operation(
             id.clone(),
-            payload,
-            self.context.gateway.clone(),
-            self.context.persisted.clone(),
-            self.context.caches.clone(),
-            self.context.headers.clone(),
-            self.context.client,
-            self.init.clone().unwrap_or_default(),
+            Box::pin(start(launch)),
             self.outbox.clone(),
             OnDone { done: done.clone(), finished: self.finished.clone(), _counted: counted, _consumer: consumer_slot },
         ));
@@ -458,12 +461,8 @@ impl Drop for OnDone {
     }
 }
 
-/// Runs one operation: starts it, then sends what it gives. The start (authentication,
-/// parsing, planning, opening the backend stream) is a large future; it is boxed, so it is
-/// freed once started and a long-lived subscription's task keeps only its stream and outbox.
-#[allow(clippy::too_many_arguments)]
-async fn run_operation(
-    id: String,
+/// What an operation starts from: the client's payload and the session's context.
+struct Launch {
     payload: OperationPayload,
     gateway: Arc<Gateway>,
     persisted: PersistedQueries,
@@ -471,23 +470,24 @@ async fn run_operation(
     headers: super::header_block::HeaderBlock,
     client: Option<std::net::SocketAddr>,
     init: Map<String, Json>,
+}
+
+/// Runs one operation: starts it, then sends what it gives. The start (authentication,
+/// parsing, planning, opening the backend stream) is a large future, boxed, so it is freed once
+/// started and a long-lived subscription's task keeps only its stream and outbox.
+async fn run_operation(
+    id: String,
+    starting: std::pin::Pin<Box<dyn std::future::Future<Output = Started> + Send>>,
     outbox: Outbox,
     done: OnDone,
 ) {
-    let started = Box::pin(start(payload, gateway, persisted, caches, headers, client, init)).await;
+    let started = starting.await;
     deliver(id.into(), started, outbox, done).await;
 }
 
 /// Starts the operation on the state the gateway serves now (and every one installed after it).
-async fn start(
-    payload: OperationPayload,
-    gateway: Arc<Gateway>,
-    persisted: PersistedQueries,
-    caches: Caches,
-    headers: super::header_block::HeaderBlock,
-    client: Option<std::net::SocketAddr>,
-    init: Map<String, Json>,
-) -> Started {
+async fn start(launch: Launch) -> Started {
+    let Launch { payload, gateway, persisted, caches, headers, client, init } = launch;
     let mut headers = headers.to_map();
     init_headers(&init, &mut headers);
     let installs = gateway.installs();
