@@ -297,21 +297,24 @@ struct Backend {
 
 impl Backend {
     fn start() -> Backend {
-        Backend::spawn("backend")
+        Backend::spawn("backend", &[], None)
     }
 
-    /// This binary in `role` (`backend`: a catalog replica; `authors`: the authors service).
-    fn spawn(role: &str) -> Backend {
-        let mut child = Command::new(std::env::current_exe().expect("this binary"))
-            .env("E2E_ROLE", role)
+    /// This binary in `role` (`backend`: a catalog replica; `authors`: the authors service;
+    /// `baseline`: the hand-written services) with `env`, pinned to `core` if given; its first
+    /// line is its URL.
+    fn spawn(role: &str, env: &[(&str, String)], core: Option<&str>) -> Backend {
+        let mut command = pinned(core, &std::env::current_exe().expect("this binary"));
+        command.env("E2E_ROLE", role).envs(env.iter().map(|(k, v)| (k, v)));
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("a backend starts");
+            .unwrap_or_else(|e| panic!("the {role} process starts: {e}"));
         let stdout = child.stdout.take().expect("stdout");
-        let url = BufReader::new(stdout).lines().next().and_then(Result::ok).expect("the backend's URL");
-        Backend { child, url }
+        let url = BufReader::new(stdout).lines().next().and_then(Result::ok);
+        Backend { child, url: url.unwrap_or_else(|| panic!("the {role} process names its address")) }
     }
 
     fn url(&self) -> String {
@@ -328,18 +331,8 @@ impl Backend {
 /// The hand-written baselines (benches/support/baseline.rs) in their own process, on the
 /// gateway's core, calling `backends` round robin; killed when dropped.
 fn start_baseline(backends: &[String], authors: &str, core: Option<&str>) -> Backend {
-    let mut child = pinned(core, &std::env::current_exe().expect("this binary"))
-        .env("E2E_ROLE", "baseline")
-        .env("E2E_BACKENDS", backends.join(","))
-        .env("E2E_AUTHORS", authors)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the baseline starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let url = BufReader::new(stdout).lines().next().and_then(Result::ok).expect("the baseline's address");
-    Backend { child, url }
+    let env = [("E2E_BACKENDS", backends.join(",")), ("E2E_AUTHORS", authors.to_owned())];
+    Backend::spawn("baseline", &env, core)
 }
 
 /// The same request to the gateway and to the baseline gives the same JSON: the baseline does
@@ -377,7 +370,7 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
     rlimit::increase_nofile_limit(24_000).expect("raise the open-file limit");
     let backends: Vec<Backend> = (0..3).map(|_| Backend::start()).collect();
     seed(&backends.iter().map(Backend::url).collect::<Vec<_>>()).await;
-    let authors = Backend::spawn("authors");
+    let authors = Backend::spawn("authors", &[], None);
     let work = tempfile::tempdir().expect("tempdir");
     switchyard::registry::RegistryDir::new(work.path().join("descriptors"))
         .add(&switchyard::demo::demo_registration().expect("demo"), false)
@@ -761,22 +754,8 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
         let rps = report.requests as f64 / report.seconds.max(1e-9);
         let sent = rps * total_seconds;
         let cpu_per_1k = cpu * 1e6 / sent.max(1.0);
-        println!(
-            "{:<22} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>7} {:>10.1} {:>5.0}% {:>8.1} {:>10} {:>6}",
-            scenario.name,
-            rps,
-            report.p50_us,
-            report.p99_us,
-            report.p999_us,
-            report.errors,
-            cpu_per_1k,
-            100.0 * cpu / total_seconds,
-            memory_mib(pid).1,
-            floor.as_ref().map_or("—".to_owned(), |f| format!("{:.0}", f.requests as f64 / f.seconds.max(1e-9))),
-            floor.as_ref().map_or("—".to_owned(), |f| {
-                format!("{:.2}", rps / (f.requests as f64 / f.seconds.max(1e-9)).max(1e-9))
-            }),
-        );
+        let floor_rps = floor.as_ref().map(|f| f.requests as f64 / f.seconds.max(1e-9));
+        print_row(scenario.name, rps, &report, cpu_per_1k, cpu / total_seconds, memory_mib(pid).1, floor_rps);
         println!("  {}", scenario.what);
         // At full load the gateway should be the bottleneck; below 90% of its core something
         // else (the driver, the backends, their shared core) limited the run.
@@ -868,6 +847,25 @@ async fn trickle(authority: String, stop: Arc<AtomicBool>, opened: Arc<AtomicUsi
             }
         }
     }
+}
+
+/// One row of the results table: `busy` is a share of the gateway's core, `peak_mib` its VmHWM.
+fn print_row(name: &str, rate: f64, report: &Report, cpu_per_1k: f64, busy: f64, peak_mib: f64, floor: Option<f64>) {
+    let dash = || "—".to_owned();
+    println!(
+        "{:<22} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>7} {:>10.1} {:>5.0}% {:>8.1} {:>10} {:>6}",
+        name,
+        rate,
+        report.p50_us,
+        report.p99_us,
+        report.p999_us,
+        report.errors,
+        cpu_per_1k,
+        100.0 * busy,
+        peak_mib,
+        floor.map_or_else(dash, |f| format!("{f:.0}")),
+        floor.map_or_else(dash, |f| format!("{:.2}", rate / f.max(1e-9))),
+    );
 }
 
 /// Runs the driver process for `job` and reads its report.
@@ -1337,9 +1335,7 @@ async fn feed(backends: Vec<String>, per_second: u32, mut stop: tokio::sync::wat
             _ = stop.changed() => return rounds,
             _ = ticks.tick() => {}
         }
-        let title = unix_nanos().to_string();
-        let book = [field(1, FEED_BOOK.as_bytes()), field(2, title.as_bytes())].concat();
-        let message = [field(1, &book), field(2, &field(1, b"title"))].concat();
+        let message = update_book_request(FEED_BOOK, &unix_nanos().to_string());
         let calls = senders.iter_mut().map(|sender| grpc_call(sender, "/catalog.v1.Catalog/UpdateBook", &message));
         for result in futures_util::future::join_all(calls).await {
             result.expect("an event fed");
@@ -1398,20 +1394,8 @@ async fn run_subscriptions(
     let report: Report = serde_json::from_str(&report_line).expect("a report");
     let rate = report.requests as f64 / report.seconds.max(1e-9);
     let expected = job.subscriptions as f64 * f64::from(EVENTS_PER_SECOND);
-    println!(
-        "{:<22} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>7} {:>10.1} {:>5.0}% {:>8.1} {:>10} {:>6}",
-        scenario.name,
-        rate,
-        report.p50_us,
-        report.p99_us,
-        report.p999_us,
-        report.errors,
-        cpu * 1e6 / (rate * report.seconds).max(1.0),
-        100.0 * cpu / report.seconds.max(1e-9),
-        memory_mib(pid).1,
-        "—",
-        "—",
-    );
+    let cpu_per_1k = cpu * 1e6 / (rate * report.seconds).max(1.0);
+    print_row(scenario.name, rate, &report, cpu_per_1k, cpu / report.seconds.max(1e-9), memory_mib(pid).1, None);
     println!("  {}", scenario.what);
     println!(
         "  idle gateway VmRSS {idle:.1} MiB, {open:.1} MiB with {} subscriptions open: {:.1} KiB per idle subscription",

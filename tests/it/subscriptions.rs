@@ -350,6 +350,25 @@ async fn operation_limits_per_socket_and_per_gateway() {
 }
 
 #[tokio::test]
+async fn operations_that_end_by_themselves_give_their_place_back() {
+    // The session learns an operation ended from its task (not from a client `complete`); with
+    // room for two, six queries one after another each run.
+    let config = "[graphql.subscriptions]\nmax_per_connection = 2\n";
+    let (gateway, _dir) = TestGateway::stitched_with_config(config).await;
+    let mut socket = acknowledged(&gateway, "graphql-transport-ws").await;
+    for n in 0..6 {
+        let id = format!("q{n}");
+        let query = "{ getBook(name: \"shelves/2/books/1\") { title } }";
+        send(&mut socket, json!({"id": id, "type": "subscribe", "payload": {"query": query}})).await;
+        let answer = recv(&mut socket).await;
+        assert_eq!(answer["type"], "next", "query {n}: {answer}");
+        assert_eq!(answer["payload"]["data"]["getBook"]["title"], "The Selfish Gene");
+        assert_eq!(recv(&mut socket).await, json!({"id": id, "type": "complete"}));
+    }
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
 async fn backend_streams_that_end_complete_and_that_fail_send_an_error() {
     let mut gateway = TestGateway::stitched().await;
     let mut socket = acknowledged(&gateway, "graphql-transport-ws").await;

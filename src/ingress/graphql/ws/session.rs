@@ -433,7 +433,7 @@ impl State {
             init: self.init.clone().unwrap_or_default(),
         };
         let task = tokio::spawn(run_operation(
-            id.clone(),
+            Arc::from(id.as_str()),
             Box::pin(start(launch)),
             self.outbox.clone(),
             OnDone { done: done.clone(), finished: self.finished.clone(), _counted: counted, _consumer: consumer_slot },
@@ -476,13 +476,13 @@ struct Launch {
 /// parsing, planning, opening the backend stream) is a large future, boxed, so it is freed once
 /// started and a long-lived subscription's task keeps only its stream and outbox.
 async fn run_operation(
-    id: String,
-    starting: std::pin::Pin<Box<dyn std::future::Future<Output = Started> + Send>>,
+    id: Arc<str>,
+    starting: futures_util::future::BoxFuture<'static, Started>,
     outbox: Outbox,
     done: OnDone,
 ) {
     let started = starting.await;
-    deliver(id.into(), started, outbox, done).await;
+    deliver(id, started, outbox, done).await;
 }
 
 /// Starts the operation on the state the gateway serves now (and every one installed after it).
