@@ -259,20 +259,37 @@ impl Cache {
         found
     }
 
+    /// The live entry's body under `key` (counted like `get`), without copying the rest of it.
+    pub fn get_body(&self, key: &Key) -> Option<Bytes> {
+        let found = self.entries.get(key).filter(|entry| self.live(key, entry) == Some(false)).map(|entry| entry.body);
+        self.count(found.as_ref().map(|_| false));
+        found
+    }
+
     /// The entry under `key` and whether it is past its TTL (but within its stale window);
     /// None when absent, expired, or invalidated.
     pub fn lookup(&self, key: &Key) -> Option<(Entry, bool)> {
         let entry = self.entries.get(key)?;
+        let stale = self.live(key, &entry)?;
+        Some((entry, stale))
+    }
+
+    /// Whether `entry` (stored under `key`) is past its TTL; None when it is expired or one of
+    /// its tags was invalidated since it was stored (it is then dropped).
+    fn live(&self, key: &Key, entry: &Entry) -> Option<bool> {
         let age = entry.stored.elapsed();
         if age >= entry.ttl + entry.stale {
             return None;
         }
-        if self.versions_of(&entry.tags) != entry.versions {
+        let current = {
+            let versions = self.versions.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            entry.tags.iter().map(|tag| versions.get(tag).copied().unwrap_or(0)).eq(entry.versions.iter().copied())
+        };
+        if !current {
             self.entries.invalidate(key);
             return None;
         }
-        let stale = age >= entry.ttl;
-        Some((entry, stale))
+        Some(age >= entry.ttl)
     }
 
     /// Claims the background refresh of `key`; false when one is already running.
@@ -480,6 +497,21 @@ mod tests {
         assert!(cache.get(&key("grpc /a.S/Get", None)).is_none(), "fetched across a write: stale");
         cache.insert(key("grpc /a.S/Get", None), fresh(&cache, Duration::from_secs(60), "Book"));
         assert!(cache.get(&key("grpc /a.S/Get", None)).is_some(), "fetched after the write: fresh");
+    }
+
+    #[test]
+    fn a_body_is_served_under_the_same_rules_as_its_entry_and_counted() {
+        let cache = Arc::new(Cache::new(1 << 20));
+        let live = key("graphql", None);
+        cache.insert(live.clone(), fresh(&cache, Duration::from_secs(60), "Book"));
+        cache.insert(key("graphql zero", None), entry(Duration::ZERO, "Book"));
+        assert_eq!(cache.get_body(&live).as_deref(), Some(&b"answer"[..]));
+        assert_eq!(cache.get_body(&key("graphql zero", None)), None, "expired");
+        assert_eq!(cache.get_body(&key("graphql other", None)), None, "absent");
+        Cache::bump(&cache, &["Book".to_owned()]);
+        assert_eq!(cache.get_body(&live), None, "a tag of it was written since");
+        assert!(cache.lookup(&live).is_none(), "and the entry is dropped");
+        assert_eq!(cache.lookups(), (1, 0, 3));
     }
 
     #[test]

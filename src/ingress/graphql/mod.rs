@@ -234,7 +234,7 @@ pub(crate) async fn handle_graphql(
             return match outcome {
                 Outcome::Ran(body) => respond(StatusCode::OK, &body, modern),
                 Outcome::Written(written) => respond_written(written, modern),
-                Outcome::Cached(body, status) => cached(&body, status, modern),
+                Outcome::Cached(body, status) => cached(body, status, modern),
                 Outcome::Refused(body) => document_failure(body, modern),
                 Outcome::Http(refusal) => refusal.into_response(),
             };
@@ -260,7 +260,7 @@ pub(crate) async fn handle_graphql(
         Requests::Single(request) => match run_one(request).await {
             Outcome::Ran(body) => respond(StatusCode::OK, &body, modern),
             Outcome::Written(written) => respond_written(written, modern),
-            Outcome::Cached(body, status) => cached(&body, status, modern),
+            Outcome::Cached(body, status) => cached(body, status, modern),
             Outcome::Refused(body) => document_failure(body, modern),
             Outcome::Http(refusal) => refusal.into_response(),
         },
@@ -269,8 +269,10 @@ pub(crate) async fn handle_graphql(
             let bodies: Vec<Json> = outcomes
                 .into_iter()
                 .map(|outcome| match outcome {
-                    Outcome::Ran(body) | Outcome::Cached(body, _) | Outcome::Refused(body) => body,
-                    Outcome::Written(written) => serde_json::from_slice(&written.body).unwrap_or(Json::Null),
+                    Outcome::Ran(body) | Outcome::Refused(body) => body,
+                    Outcome::Written(run::Written { body, .. }) | Outcome::Cached(body, _) => {
+                        serde_json::from_slice(&body).unwrap_or(Json::Null)
+                    }
                     Outcome::Http(refusal) => json!({ "errors": refusal.errors() }),
                 })
                 .collect();
@@ -337,8 +339,11 @@ fn document_failure(body: Json, modern: bool) -> Response {
 }
 
 /// A 200 answer that says whether it came from the response cache.
-fn cached(body: &Json, status: crate::cache::CacheStatus, modern: bool) -> Response {
-    let mut response = respond(StatusCode::OK, body, modern);
+/// A 200 answer from the response cache (or just stored there), with its `x-cache` status.
+fn cached(body: bytes::Bytes, status: crate::cache::CacheStatus, modern: bool) -> Response {
+    let mut response = Response::new(Body::from(body));
+    let media = if modern { GRAPHQL_RESPONSE } else { "application/json" };
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
     response.headers_mut().insert("x-cache", HeaderValue::from_static(status.as_str()));
     response
 }
@@ -354,13 +359,18 @@ fn respond(status: StatusCode, body: &Json, modern: bool) -> Response {
 
 /// A 200 answer whose body was written already.
 fn respond_written(written: run::Written, modern: bool) -> Response {
-    for code in &written.codes {
-        crate::telemetry::record::note_error(code);
-    }
+    note_codes(&written.codes);
     let mut response = Response::new(Body::from(written.body));
     let media = if modern { GRAPHQL_RESPONSE } else { "application/json" };
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
     response
+}
+
+/// Counts errors by their codes, for telemetry.
+fn note_codes(codes: &[String]) {
+    for code in codes {
+        crate::telemetry::record::note_error(code);
+    }
 }
 
 /// Notes each error's `extensions.code` (of every response of a batch) for telemetry.

@@ -7,15 +7,13 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use serde_json::Value as Json;
-
 use super::GraphqlRequest;
 use super::document::{Prepared, RootEntry};
 use crate::cache::{Cache, Entry, Key, Rule};
 use crate::operation::{OperationKind, RequestContext, SelectionSet};
 use crate::schema::{GraphqlSchema, Resolver};
 use crate::snapshot::Snapshot;
+use bytes::Bytes;
 
 /// A cacheable operation's key, rule and tags.
 pub(super) struct ResponseCache {
@@ -23,6 +21,20 @@ pub(super) struct ResponseCache {
     key: Key,
     rule: Rule,
     tags: Arc<[String]>,
+}
+
+/// What a lookup found.
+pub(super) enum Lookup {
+    /// The stored answer's JSON text.
+    Hit(Bytes),
+    /// Nothing fresh: the answer is to be computed, then stored.
+    Miss(Missed),
+}
+
+/// A cacheable operation whose answer was not stored: what to store it under, with its tags'
+/// versions from before it ran (an invalidation while it runs keeps it out).
+pub(super) struct Missed {
+    cache: ResponseCache,
     versions: Vec<u64>,
 }
 
@@ -61,7 +73,6 @@ impl ResponseCache {
         tags.dedup();
         let tags: Arc<[String]> = tags.into();
         let store = snapshot.cache.clone();
-        let versions = store.versions_of(&tags);
         let key = Key::graphql(
             &request.query,
             request.operation_name.as_deref(),
@@ -69,31 +80,39 @@ impl ResponseCache {
             context.vary.clone().into(),
             identity,
         );
-        Some(ResponseCache { store, key, rule, tags, versions })
+        Some(ResponseCache { store, key, rule, tags })
     }
 
-    /// The stored answer, if it is still fresh.
-    pub(super) fn lookup(&self) -> Option<Json> {
-        let entry = self.store.get(&self.key)?;
-        serde_json::from_slice(&entry.body).ok()
+    /// The stored answer's body (JSON text, sent as it is), if it is still fresh; else what
+    /// storing the answer about to be computed needs.
+    pub(super) fn lookup(self) -> Lookup {
+        match self.store.get_body(&self.key) {
+            Some(body) => Lookup::Hit(body),
+            None => {
+                let versions = self.store.versions_of(&self.tags);
+                Lookup::Miss(Missed { cache: self, versions })
+            }
+        }
     }
+}
 
-    /// Stores `answer` unless it carries errors.
-    pub(super) fn store(self, answer: &Json) {
-        if answer.get("errors").is_some() {
+impl Missed {
+    /// Stores `body`, the answer's JSON text, unless the answer carries errors.
+    pub(super) fn store(self, body: Bytes, has_errors: bool) {
+        if has_errors {
             return;
         }
-        let Ok(body) = serde_json::to_vec(answer) else { return };
+        let Missed { cache, versions } = self;
         let entry = Entry {
-            body: Bytes::from(body),
+            body,
             metadata: http::HeaderMap::new(),
-            ttl: self.rule.ttl,
+            ttl: cache.rule.ttl,
             stale: std::time::Duration::ZERO,
             stored: std::time::Instant::now(),
-            tags: self.tags,
-            versions: self.versions,
+            tags: cache.tags,
+            versions,
         };
-        self.store.insert(self.key, entry);
+        cache.store.insert(cache.key, entry);
     }
 }
 

@@ -26,8 +26,9 @@ pub(super) enum Outcome {
     /// It ran, and its body was written as it was put together (it holds a projected
     /// supergraph answer): a 200 body.
     Written(Written),
-    /// It was answered from the response cache, or ran and was stored there.
-    Cached(Json, crate::cache::CacheStatus),
+    /// It was answered from the response cache, or ran and was stored there: the body's JSON
+    /// text, sent as it is (its errors, if any, already counted).
+    Cached(bytes::Bytes, crate::cache::CacheStatus),
     /// The document cannot run (parse or validation): 400 for GraphQL-response clients, else 200.
     Refused(Json),
     /// An HTTP-level refusal, whatever the client accepts.
@@ -38,13 +39,6 @@ pub(super) enum Outcome {
 pub(super) struct Written {
     pub(super) body: bytes::Bytes,
     pub(super) codes: Vec<String>,
-}
-
-impl Written {
-    /// The body as text (it is JSON, which is UTF-8).
-    pub(super) fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
 }
 
 /// Where a request came from: its headers and the client's address.
@@ -121,22 +115,25 @@ pub(super) async fn run_operation(
         return Outcome::Http(refusal);
     }
     if let Some(cache) = super::response_cache::ResponseCache::of(&served.snapshot, &prepared, request, &context) {
-        if let Some(answer) = cache.lookup() {
-            return Outcome::Cached(answer, crate::cache::CacheStatus::Hit);
-        }
+        let missed = match cache.lookup() {
+            super::response_cache::Lookup::Hit(body) => return Outcome::Cached(body, crate::cache::CacheStatus::Hit),
+            super::response_cache::Lookup::Miss(missed) => missed,
+        };
         return match crate::cache::watching_vetoes(execute_prepared(served, prepared, context)).await {
             (Outcome::Written(written), vetoed) => {
-                let answer = serde_json::from_slice(&written.body).unwrap_or(Json::Null);
+                super::note_codes(&written.codes);
                 if !vetoed {
-                    cache.store(&answer);
+                    missed.store(written.body.clone(), !written.codes.is_empty());
                 }
-                Outcome::Cached(answer, crate::cache::CacheStatus::Miss)
+                Outcome::Cached(written.body, crate::cache::CacheStatus::Miss)
             }
             (Outcome::Ran(answer), vetoed) => {
+                super::note_errors(&answer);
+                let body = bytes::Bytes::from(serde_json::to_vec(&answer).unwrap_or_default());
                 if !vetoed {
-                    cache.store(&answer);
+                    missed.store(body.clone(), answer.get("errors").is_some());
                 }
-                Outcome::Cached(answer, crate::cache::CacheStatus::Miss)
+                Outcome::Cached(body, crate::cache::CacheStatus::Miss)
             }
             (other, _) => other,
         };

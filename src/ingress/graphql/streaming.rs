@@ -15,7 +15,7 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 use http::{HeaderValue, StatusCode, header};
 use serde_json::{Value as Json, json};
 
-use super::run::{Outcome, Started};
+use super::run::{Outcome, Started, Written};
 
 /// The streaming answer a client asked for with Accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,11 +75,11 @@ pub(super) fn respond(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Response {
     let items: BoxStream<'static, Item> = match started {
-        Started::Result(Outcome::Ran(body) | Outcome::Cached(body, _) | Outcome::Refused(body)) => {
+        Started::Result(Outcome::Ran(body) | Outcome::Refused(body)) => {
             Box::pin(stream::iter([Item::Result(body.to_string().into()), Item::Done]))
         }
-        Started::Result(Outcome::Written(written)) => {
-            Box::pin(stream::iter([Item::Result(written.text().into()), Item::Done]))
+        Started::Result(Outcome::Written(Written { body, .. }) | Outcome::Cached(body, _)) => {
+            Box::pin(stream::iter([Item::Result(String::from_utf8_lossy(&body).into()), Item::Done]))
         }
         Started::Result(Outcome::Http(refusal)) => Box::pin(stream::iter([Item::Fatal(refusal.errors()), Item::Done])),
         Started::Failed(errors) => Box::pin(stream::iter([Item::Fatal(errors), Item::Done])),

@@ -19,7 +19,7 @@ use tokio::sync::{Notify, mpsc};
 use super::protocol::{ClientMessage, Dialect, OperationPayload, ServerMessage, encode, parse};
 use crate::config::SubscriptionConfig;
 use crate::gateway::Gateway;
-use crate::ingress::graphql::run::{Outcome, Started, start_operation};
+use crate::ingress::graphql::run::{Outcome, Started, Written, start_operation};
 use crate::ingress::graphql::{Caches, GraphqlRequest, PersistedQueries, admit};
 
 /// What a session needs from the listener.
@@ -512,13 +512,13 @@ async fn start(launch: Launch) -> Started {
 /// Sends what a started operation gives: its result, or its events until the stream ends.
 async fn deliver(id: Arc<str>, started: Started, outbox: Outbox, _done: OnDone) {
     match started {
-        Started::Result(Outcome::Ran(body) | Outcome::Cached(body, _)) => {
+        Started::Result(Outcome::Ran(body)) => {
             if outbox.send(ServerMessage::Next { id: id.clone(), payload: body.to_string().into() }) {
                 outbox.send(ServerMessage::Complete { id });
             }
         }
-        Started::Result(Outcome::Written(written)) => {
-            if outbox.send(ServerMessage::Next { id: id.clone(), payload: written.text().into() }) {
+        Started::Result(Outcome::Written(Written { body, .. }) | Outcome::Cached(body, _)) => {
+            if outbox.send(ServerMessage::Next { id: id.clone(), payload: String::from_utf8_lossy(&body).into() }) {
                 outbox.send(ServerMessage::Complete { id });
             }
         }
