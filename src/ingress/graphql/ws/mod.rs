@@ -5,6 +5,7 @@
 
 mod consumers;
 mod header_block;
+mod operation;
 mod protocol;
 mod session;
 

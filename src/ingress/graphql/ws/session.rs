@@ -3,24 +3,26 @@
 //! (4429), operations only after the ack (4401), unique ids among running operations (4409),
 //! invalid messages (4400), messages too big (1009), a slow client (its bounded queue full:
 //! 1013) and gateway shutdown (1001, without completes, so clients resubscribe elsewhere).
-//! Each operation runs in its own task; completing it (or closing the socket) drops the task,
-//! which cancels its backend stream.
+//! The session's one task polls its operations' message streams (`operation`) and the socket;
+//! completing an operation (or closing the socket) drops its stream, which cancels its backend
+//! stream.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::StreamExt;
-use http::HeaderMap;
+use futures_util::stream::SelectAll;
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::{Map, Value as Json, json};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
+use super::operation::{Counted, Launch, OnDone, Operation, Running, init_headers};
 use super::protocol::{ClientMessage, Dialect, OperationPayload, ServerMessage, encode, parse};
 use crate::config::SubscriptionConfig;
 use crate::gateway::Gateway;
-use crate::ingress::graphql::run::{Outcome, Started, Written, start_operation};
-use crate::ingress::graphql::{Caches, GraphqlRequest, PersistedQueries, admit};
+use crate::ingress::graphql::{Caches, PersistedQueries};
 
 /// What a session needs from the listener.
 pub(crate) struct SessionContext {
@@ -35,47 +37,71 @@ pub(crate) struct SessionContext {
     pub(crate) running: Arc<AtomicUsize>,
 }
 
-/// A running operation; dropping it cancels the task (and so the backend stream).
-struct Running(tokio::task::AbortHandle);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Counts an operation on the gateway while it runs.
-struct Counted(Arc<AtomicUsize>);
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 /// Why the gateway closes a socket.
 struct Close(u16, String);
 
 /// The outgoing queue: bounded; a full queue means the client does not keep up.
-#[derive(Clone)]
 struct Outbox {
-    queue: mpsc::Sender<ServerMessage>,
-    overflow: Arc<Notify>,
+    queue: VecDeque<ServerMessage>,
+    limit: usize,
+    /// Set when a message found the queue full (the session then closes with 1013).
+    overflowed: bool,
 }
 
 impl Outbox {
-    /// Queues `message`; false when the session is over or the client is too slow (the session
-    /// then closes with 1013).
-    fn send(&self, message: ServerMessage) -> bool {
-        match self.queue.try_send(message) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.overflow.notify_one();
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+    /// Queues `message`; false (and the session is to close) when the client is too slow.
+    fn send(&mut self, message: ServerMessage) -> bool {
+        if self.queue.len() >= self.limit {
+            self.overflowed = true;
+            return false;
         }
+        self.queue.push_back(message);
+        true
     }
+}
+
+/// What the socket did.
+enum Io {
+    /// A message (or the end, or an error) from the client.
+    Incoming(Option<Result<Message, axum::Error>>),
+    /// Sending failed: the client is gone.
+    Broken,
+}
+
+/// Writes what is queued (as far as the socket takes it, flushed), then waits for the client's
+/// next message.
+fn poll_socket(
+    socket: &mut WebSocket,
+    outbox: &mut Outbox,
+    unflushed: &mut bool,
+    dialect: Dialect,
+    cx: &mut Context<'_>,
+) -> Poll<Io> {
+    if let Poll::Ready(Err(_)) = poll_write(socket, outbox, unflushed, dialect, cx) {
+        return Poll::Ready(Io::Broken);
+    }
+    socket.poll_next_unpin(cx).map(Io::Incoming)
+}
+
+/// Hands the queued messages to the socket and flushes them; ready once all are written.
+fn poll_write(
+    socket: &mut WebSocket,
+    outbox: &mut Outbox,
+    unflushed: &mut bool,
+    dialect: Dialect,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), axum::Error>> {
+    while !outbox.queue.is_empty() {
+        std::task::ready!(socket.poll_ready_unpin(cx))?;
+        let message = outbox.queue.pop_front().expect("not empty");
+        socket.start_send_unpin(Message::Text(encode(dialect, &message).into()))?;
+        *unflushed = true;
+    }
+    if *unflushed {
+        std::task::ready!(socket.poll_flush_unpin(cx))?;
+        *unflushed = false;
+    }
+    Poll::Ready(Ok(()))
 }
 
 /// Runs the session on `socket` until either side closes it. The session's state is built
@@ -91,20 +117,21 @@ pub(crate) fn run_session(
         return Either::Left(refuse(socket));
     };
     let config = context.gateway.snapshot().config.graphql.subscriptions.clone();
-    let (queue, outgoing) = mpsc::channel(config.buffer as usize);
+    let limit = config.buffer as usize;
     let state = State {
         dialect,
         context,
         config,
-        outbox: Outbox { queue, overflow: Arc::new(Notify::new()) },
+        outbox: Outbox { queue: VecDeque::new(), limit, overflowed: false },
         finished: Arc::new(Notify::new()),
-        operations: HashMap::new(),
+        operations: Running::default(),
+        streams: SelectAll::new(),
         init: None,
         verifying: None,
         expires_at: None,
         consumer: String::new(),
     };
-    Either::Right(serve(socket, state, outgoing))
+    Either::Right(serve(socket, state))
 }
 
 /// A socket that offered neither subprotocol.
@@ -113,7 +140,7 @@ async fn refuse(mut socket: WebSocket) {
 }
 
 /// The session's loop.
-async fn serve(mut socket: WebSocket, mut state: State, mut outgoing: mpsc::Receiver<ServerMessage>) {
+async fn serve(mut socket: WebSocket, mut state: State) {
     let dialect = state.dialect;
     let finished = state.finished.clone();
     // Credentials being verified, and the session token's expiry.
@@ -125,18 +152,20 @@ async fn serve(mut socket: WebSocket, mut state: State, mut outgoing: mpsc::Rece
     let mut keepalive = tokio::time::interval(state.config.keepalive.get());
     keepalive.reset();
     let mut shutdown = state.context.gateway.shutting_down();
-    let overflow = state.outbox.overflow.clone();
+    // A message handed to the socket but not yet flushed.
+    let mut unflushed = false;
     let ended = loop {
+        if state.outbox.overflowed {
+            let reason =
+                format!("slow consumer: {} messages waiting (graphql.subscriptions.buffer)", state.config.buffer);
+            break Some(Close(1013, reason));
+        }
         tokio::select! {
             biased;
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() {
                     break Some(Close(1001, "the gateway is shutting down".into()));
                 }
-            }
-            () = overflow.notified() => {
-                let reason = format!("slow consumer: {} messages waiting (graphql.subscriptions.buffer)", state.config.buffer);
-                break Some(Close(1013, reason));
             }
             () = &mut init_deadline, if state.init.is_none() => {
                 if dialect == Dialect::Legacy {
@@ -146,15 +175,16 @@ async fn serve(mut socket: WebSocket, mut state: State, mut outgoing: mpsc::Rece
                 }
                 break Some(Close(4408, "Connection initialisation timeout".into()));
             }
-            Some(message) = outgoing.recv() => {
-                if socket.send(Message::Text(encode(dialect, &message).into())).await.is_err() {
-                    break None;
+            Some(message) = state.streams.next(), if !state.streams.is_empty() => {
+                if state.outbox.send(message) {
+                    // Written now if the socket takes it; otherwise the socket's arm goes on.
+                    let written = std::future::poll_fn(|cx| poll_write(&mut socket, &mut state.outbox, &mut unflushed, dialect, cx));
+                    if let Some(Err(_)) = written.now_or_never() {
+                        break None;
+                    }
                 }
             }
-            () = finished.notified() => {
-                // Flags, not ids: a legacy `start` may reuse the id of an operation that ended.
-                state.operations.retain(|_, (_, done)| !done.load(Ordering::Acquire));
-            }
+            () = finished.notified() => state.operations.forget_finished(),
             _ = keepalive.tick() => {
                 let sent = match dialect {
                     Dialect::TransportWs => socket.send(Message::Ping(bytes::Bytes::new())).await,
@@ -174,7 +204,7 @@ async fn serve(mut socket: WebSocket, mut state: State, mut outgoing: mpsc::Rece
                     Ok(None) => {}
                     Err(close) => {
                         // What is queued (a legacy connection_error) goes out before the close.
-                        while let Ok(message) = outgoing.try_recv() {
+                        while let Some(message) = state.outbox.queue.pop_front() {
                             let _ = socket.send(Message::Text(encode(dialect, &message).into())).await;
                         }
                         break Some(close);
@@ -185,14 +215,14 @@ async fn serve(mut socket: WebSocket, mut state: State, mut outgoing: mpsc::Rece
                 state.expire();
                 expiry.as_mut().reset(tokio::time::Instant::now() + NEVER);
             }
-            incoming = socket.recv() => match incoming {
-                None | Some(Ok(Message::Close(_))) => break None,
-                Some(Err(error)) => {
+            io = std::future::poll_fn(|cx| poll_socket(&mut socket, &mut state.outbox, &mut unflushed, dialect, cx)) => match io {
+                Io::Broken | Io::Incoming(None | Some(Ok(Message::Close(_)))) => break None,
+                Io::Incoming(Some(Err(error))) => {
                     let text = error.to_string();
                     let too_big = text.contains("too long") || text.contains("Space limit") || text.contains("capacity");
                     break too_big.then(|| Close(1009, format!("the message is larger than {} bytes", state.config.max_message_bytes)));
                 }
-                Some(Ok(Message::Text(text))) => {
+                Io::Incoming(Some(Ok(Message::Text(text)))) => {
                     if text.len() > state.config.max_message_bytes as usize {
                         break Some(Close(1009, format!("the message is larger than {} bytes", state.config.max_message_bytes)));
                     }
@@ -203,19 +233,20 @@ async fn serve(mut socket: WebSocket, mut state: State, mut outgoing: mpsc::Rece
                         verification = Some(state.verification(verify));
                     }
                 }
-                Some(Ok(Message::Binary(_))) => {
+                Io::Incoming(Some(Ok(Message::Binary(_)))) => {
                     let message = "binary messages are not part of the protocol; send JSON text";
                     if dialect == Dialect::TransportWs {
                         break Some(Close(4400, message.into()));
                     }
                     state.outbox.send(ServerMessage::ConnectionError(message.into()));
                 }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Io::Incoming(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
             }
         }
     };
     // Cancel every running operation before saying goodbye.
-    state.operations.clear();
+    state.operations.drain().for_each(drop);
+    drop(state.streams);
     if let Some(Close(code, reason)) = ended {
         close(&mut socket, code, &reason).await;
     }
@@ -226,10 +257,12 @@ struct State {
     context: SessionContext,
     config: SubscriptionConfig,
     outbox: Outbox,
-    /// Notified when an operation's task ends (its flag is then set).
+    /// Notified when an operation is over (its flag is then set).
     finished: Arc<Notify>,
-    /// Running operations by id, with a flag their task sets when it has finished.
-    operations: HashMap<String, (Running, Arc<std::sync::atomic::AtomicBool>)>,
+    /// Running operations by id.
+    operations: Running,
+    /// Their message streams, polled by the session.
+    streams: SelectAll<futures_util::stream::Abortable<Operation>>,
     /// The connection_init payload, once received.
     init: Option<Map<String, Json>>,
     /// Credentials waiting to be verified: connection_init's payload (then the ack), or a
@@ -309,7 +342,7 @@ impl State {
             ClientMessage::Pong => {}
             ClientMessage::Subscribe { id, payload } => return self.subscribe(id, payload),
             ClientMessage::Complete { id } => {
-                if self.operations.remove(&id).is_some() && self.dialect == Dialect::Legacy {
+                if self.operations.remove(&id) && self.dialect == Dialect::Legacy {
                     self.outbox.send(ServerMessage::Complete { id: id.into() });
                 }
             }
@@ -372,7 +405,8 @@ impl State {
     fn expire(&mut self) {
         self.expires_at = None;
         let error = json!({"message": "the token has expired", "extensions": {"code": "UNAUTHENTICATED"}});
-        for (id, _) in self.operations.drain() {
+        let ids: Vec<String> = self.operations.drain().collect();
+        for id in ids {
             self.outbox.send(ServerMessage::Error { id: id.into(), errors: vec![error.clone()] });
         }
     }
@@ -387,7 +421,7 @@ impl State {
             self.outbox.send(ServerMessage::Error { id: id.into(), errors: vec![error] });
             return None;
         }
-        if self.operations.get(&id).is_some_and(|(_, done)| !done.load(Ordering::Acquire)) {
+        if self.operations.is_running(&id) {
             if self.dialect == Dialect::TransportWs {
                 return Some(Close(4409, format!("Subscriber for {id} already exists")));
             }
@@ -432,159 +466,18 @@ impl State {
             client: self.context.client,
             init: self.init.clone().unwrap_or_default(),
         };
-        let task = tokio::spawn(run_operation(
-            Arc::from(id.as_str()),
-            Box::pin(start(launch)),
-            self.outbox.clone(),
-            OnDone { done: done.clone(), finished: self.finished.clone(), _counted: counted, _consumer: consumer_slot },
-        ));
-        self.operations.insert(id, (Running(task.abort_handle()), done));
+        let done_flag = done.clone();
+        let on_done = OnDone { done, finished: self.finished.clone(), _counted: counted, _consumer: consumer_slot };
+        let (operation, abort) =
+            futures_util::stream::abortable(Operation::new(Arc::from(id.as_str()), launch, on_done));
+        self.streams.push(operation);
+        self.operations.insert(id, abort, done_flag);
         None
     }
 }
 
 /// Credentials and what verifying them found.
 type VerifyResult = (Verify, Result<Option<Arc<crate::operation::Identity>>, crate::policy::AuthError>);
-
-/// Tells the session an operation finished (also when its task is cancelled).
-struct OnDone {
-    done: Arc<std::sync::atomic::AtomicBool>,
-    finished: Arc<Notify>,
-    _counted: Counted,
-    _consumer: super::consumers::ConsumerSlot,
-}
-
-impl Drop for OnDone {
-    fn drop(&mut self) {
-        self.done.store(true, Ordering::Release);
-        self.finished.notify_one();
-    }
-}
-
-/// What an operation starts from: the client's payload and the session's context.
-struct Launch {
-    payload: OperationPayload,
-    gateway: Arc<Gateway>,
-    persisted: PersistedQueries,
-    caches: Caches,
-    headers: super::header_block::HeaderBlock,
-    client: Option<std::net::SocketAddr>,
-    init: Map<String, Json>,
-}
-
-/// Runs one operation: starts it, then sends what it gives. The start (authentication,
-/// parsing, planning, opening the backend stream) is a large future, boxed, so it is freed once
-/// started and a long-lived subscription's task keeps only its stream and outbox.
-async fn run_operation(
-    id: Arc<str>,
-    starting: futures_util::future::BoxFuture<'static, Started>,
-    outbox: Outbox,
-    done: OnDone,
-) {
-    let started = starting.await;
-    deliver(id, started, outbox, done).await;
-}
-
-/// Starts the operation on the state the gateway serves now (and every one installed after it).
-async fn start(launch: Launch) -> Started {
-    let Launch { payload, gateway, persisted, caches, headers, client, init } = launch;
-    let mut headers = headers.to_map();
-    init_headers(&init, &mut headers);
-    let installs = gateway.installs();
-    let served = installs.borrow().clone();
-    let mut request = GraphqlRequest {
-        query: payload.query,
-        document_id: None,
-        operation_name: payload.operation_name,
-        variables: payload.variables,
-        extensions: payload.extensions,
-    };
-    match admit(&served.snapshot, &persisted, &mut request) {
-        Some(refused) => Started::Result(refused),
-        None => {
-            // WebSockets are guarded by the Origin allowlist instead of the CSRF rule.
-            let arrival = crate::ingress::graphql::run::Arrival { headers: &headers, client, query: None, csrf: None };
-            start_operation(served, installs, &caches, &request, arrival, false, true).await
-        }
-    }
-}
-
-/// Sends what a started operation gives: its result, or its events until the stream ends.
-async fn deliver(id: Arc<str>, started: Started, outbox: Outbox, _done: OnDone) {
-    match started {
-        Started::Result(Outcome::Ran(body)) => {
-            if outbox.send(ServerMessage::Next { id: id.clone(), payload: body.to_string().into() }) {
-                outbox.send(ServerMessage::Complete { id });
-            }
-        }
-        Started::Result(Outcome::Written(Written { body, .. }) | Outcome::Cached(body, _)) => {
-            if outbox.send(ServerMessage::Next { id: id.clone(), payload: String::from_utf8_lossy(&body).into() }) {
-                outbox.send(ServerMessage::Complete { id });
-            }
-        }
-        Started::Result(Outcome::Refused(body)) => {
-            let errors = match body.get("errors") {
-                Some(Json::Array(errors)) => errors.clone(),
-                _ => vec![body],
-            };
-            outbox.send(ServerMessage::Error { id, errors });
-        }
-        Started::Result(Outcome::Http(refusal)) => {
-            outbox.send(ServerMessage::Error { id, errors: refusal.errors() });
-        }
-        Started::Failed(errors) => {
-            outbox.send(ServerMessage::Error { id, errors });
-        }
-        Started::Incremental(mut payloads) => {
-            while let Some(payload) = payloads.next().await {
-                if !outbox.send(ServerMessage::Next { id: id.clone(), payload: payload.to_string().into() }) {
-                    return;
-                }
-            }
-            outbox.send(ServerMessage::Complete { id });
-        }
-        Started::Events(mut events) => {
-            while let Some(event) = events.next().await {
-                match event {
-                    Ok(payload) => {
-                        if !outbox.send(ServerMessage::Next { id: id.clone(), payload }) {
-                            return;
-                        }
-                    }
-                    Err(errors) => {
-                        outbox.send(ServerMessage::Error { id, errors });
-                        return;
-                    }
-                }
-            }
-            outbox.send(ServerMessage::Complete { id });
-        }
-    }
-}
-
-/// Request headers from the connection_init payload, which browsers use because they cannot
-/// set headers on a WebSocket: string members of its `headers` object, and an `authorization`
-/// (or `Authorization`) member. The upgrade request's own headers are kept unless replaced.
-fn init_headers(init: &Map<String, Json>, headers: &mut HeaderMap) {
-    let mut set = |name: &str, value: &Json| {
-        if let (Ok(name), Some(Ok(value))) = (
-            http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()),
-            value.as_str().map(http::HeaderValue::from_str),
-        ) {
-            headers.insert(name, value);
-        }
-    };
-    if let Some(Json::Object(extra)) = init.get("headers") {
-        for (name, value) in extra {
-            set(name, value);
-        }
-    }
-    for key in ["authorization", "Authorization"] {
-        if let Some(value) = init.get(key) {
-            set(key, value);
-        }
-    }
-}
 
 async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
     let mut end = reason.len().min(123);
@@ -593,22 +486,4 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
     }
     let frame = CloseFrame { code, reason: Utf8Bytes::from(reason[..end].to_owned()) };
     let _ = socket.send(Message::Close(Some(frame))).await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn init_payload_headers_join_the_request_headers() {
-        let mut headers = HeaderMap::new();
-        headers.insert("x-request-id", http::HeaderValue::from_static("r1"));
-        let init = json!({"headers": {"X-Tenant": "t1", "bad header": "x", "n": 1}, "Authorization": "Bearer abc"});
-        let Json::Object(init) = init else { unreachable!() };
-        init_headers(&init, &mut headers);
-        assert_eq!(headers["x-tenant"], "t1");
-        assert_eq!(headers["authorization"], "Bearer abc");
-        assert_eq!(headers["x-request-id"], "r1");
-        assert!(!headers.contains_key("n"));
-    }
 }
