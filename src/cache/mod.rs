@@ -259,7 +259,8 @@ impl Cache {
         found
     }
 
-    /// The live entry's body under `key` (counted like `get`), without copying the rest of it.
+    /// The live entry's body under `key` (counted like `get`): `get` for a caller that sends the
+    /// stored bytes as they are.
     pub fn get_body(&self, key: &Key) -> Option<Bytes> {
         let found = self.entries.get(key).filter(|entry| self.live(key, entry) == Some(false)).map(|entry| entry.body);
         self.count(found.as_ref().map(|_| false));

@@ -338,12 +338,9 @@ fn document_failure(body: Json, modern: bool) -> Response {
     respond(if modern { StatusCode::BAD_REQUEST } else { StatusCode::OK }, &body, modern)
 }
 
-/// A 200 answer that says whether it came from the response cache.
 /// A 200 answer from the response cache (or just stored there), with its `x-cache` status.
 fn cached(body: bytes::Bytes, status: crate::cache::CacheStatus, modern: bool) -> Response {
-    let mut response = Response::new(Body::from(body));
-    let media = if modern { GRAPHQL_RESPONSE } else { "application/json" };
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+    let mut response = written_body(body, modern);
     response.headers_mut().insert("x-cache", HeaderValue::from_static(status.as_str()));
     response
 }
@@ -360,7 +357,12 @@ fn respond(status: StatusCode, body: &Json, modern: bool) -> Response {
 /// A 200 answer whose body was written already.
 fn respond_written(written: run::Written, modern: bool) -> Response {
     note_codes(&written.codes);
-    let mut response = Response::new(Body::from(written.body));
+    written_body(written.body, modern)
+}
+
+/// A 200 answer of JSON text written already.
+fn written_body(body: bytes::Bytes, modern: bool) -> Response {
+    let mut response = Response::new(Body::from(body));
     let media = if modern { GRAPHQL_RESPONSE } else { "application/json" };
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
     response

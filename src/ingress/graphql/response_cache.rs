@@ -7,13 +7,14 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use super::GraphqlRequest;
 use super::document::{Prepared, RootEntry};
 use crate::cache::{Cache, Entry, Key, Rule};
 use crate::operation::{OperationKind, RequestContext, SelectionSet};
 use crate::schema::{GraphqlSchema, Resolver};
 use crate::snapshot::Snapshot;
-use bytes::Bytes;
 
 /// A cacheable operation's key, rule and tags.
 pub(super) struct ResponseCache {

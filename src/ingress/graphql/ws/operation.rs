@@ -233,14 +233,6 @@ impl Running {
     }
 }
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        for (abort, _) in self.0.values() {
-            abort.abort();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

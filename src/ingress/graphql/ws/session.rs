@@ -244,8 +244,7 @@ async fn serve(mut socket: WebSocket, mut state: State) {
             }
         }
     };
-    // Cancel every running operation before saying goodbye.
-    state.operations.drain().for_each(drop);
+    // Cancel every running operation (dropping its stream) before saying goodbye.
     drop(state.streams);
     if let Some(Close(code, reason)) = ended {
         close(&mut socket, code, &reason).await;
