@@ -1,4 +1,4 @@
-//! gRPC calls to a cluster: one tonic channel per endpoint, an endpoint chosen per call by the
+//! gRPC calls to a cluster: HTTP/2 connections per endpoint (`pool::http2`), an endpoint chosen per call by the
 //! cluster's balancer (its in-flight count held for the whole call, streams included),
 //! requests encoded by the caller, responses returned as raw protobuf bytes with their
 //! metadata.
@@ -11,11 +11,11 @@ use http::uri::PathAndQuery;
 use tonic::client::Grpc;
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
 
 use super::UpstreamError;
 use super::grpc_codec::{Outgoing, RawCodec};
 use super::grpc_only::GrpcOnly;
+use super::pool::http2::{Connection, Dialer, Tls};
 use super::pool::{Balancer, Breaker, EndpointConnections, InFlight, Pool, RetryBudget, Spec, StreamSlot, Target};
 use crate::error::grpc_code;
 use crate::operation::Metadata;
@@ -64,41 +64,62 @@ fn slash_method(full_name: &str) -> String {
     }
 }
 
-/// tonic's endpoint for `target` with the cluster's connection settings and, for `https://`,
-/// TLS (verifying the name it was resolved from, if it was).
-fn endpoint(cluster: &super::Cluster, target: &Target) -> Result<Endpoint, UpstreamError> {
+/// The cluster's TLS client configuration, made once (the system's roots are read then) and
+/// shared by its `https://` endpoints.
+type SharedTls = std::sync::Arc<std::sync::OnceLock<Result<std::sync::Arc<rustls::ClientConfig>, String>>>;
+
+/// How to open connections to `target` with the cluster's connection settings and, for
+/// `https://`, TLS (verifying the name it was resolved from, if it was).
+fn dialer(cluster: &super::Cluster, target: &Target, tls: &SharedTls) -> Result<Dialer, UpstreamError> {
     let settings = &cluster.connection;
     let uri = &target.uri;
-    let host = target.resolved_from.clone().unwrap_or_else(|| uri.host().unwrap_or_default().to_owned());
+    let refused = |what: String| UpstreamError::Internal(format!("cluster {}: endpoint {uri}: {what}", cluster.name));
     let https = uri.scheme_str() == Some("https");
-    let mut endpoint = Endpoint::from(uri.clone())
-        .connect_timeout(settings.connect_timeout.get())
-        .tcp_nodelay(true)
-        .keep_alive_while_idle(settings.keepalive_while_idle)
-        .keep_alive_timeout(settings.keepalive_timeout.get());
-    if !settings.keepalive_interval.get().is_zero() {
-        endpoint = endpoint.http2_keep_alive_interval(settings.keepalive_interval.get());
-    }
-    if let Some(name) = &target.resolved_from {
+    let host = uri.host().ok_or_else(|| refused("no host".into()))?;
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let authority = match &target.resolved_from {
         // An address of a name: `:authority` stays the name, as the backend expects.
-        let port = uri.port_u16().map(|p| format!(":{p}")).unwrap_or_default();
-        if let Ok(origin) = format!("{}://{name}{port}", uri.scheme_str().unwrap_or("http")).parse::<http::Uri>() {
-            endpoint = endpoint.origin(origin);
+        Some(name) => {
+            let port = uri.port_u16().map(|p| format!(":{p}")).unwrap_or_default();
+            format!("{name}{port}").parse().map_err(|e| refused(format!("`{name}` is not an authority: {e}")))?
         }
-    }
-    if https {
-        let tls = cluster.tls.clone().unwrap_or_default().grpc(&host);
-        endpoint = endpoint.tls_config(tls).map_err(|e| {
-            UpstreamError::Internal(format!("cluster {}: TLS settings for {host} refused: {e}", cluster.name))
-        })?;
-    }
-    Ok(endpoint)
+        None => uri.authority().cloned().ok_or_else(|| refused("no authority".into()))?,
+    };
+    let tls = if https {
+        let material = cluster.tls.clone().unwrap_or_default();
+        let config = tls
+            .get_or_init(|| {
+                let mut config = material.rustls_client()?;
+                config.alpn_protocols = vec![b"h2".to_vec()];
+                Ok(std::sync::Arc::new(config))
+            })
+            .clone()
+            .map_err(|e| refused(format!("TLS settings refused: {e}")))?;
+        let name = target.resolved_from.as_deref().unwrap_or(host);
+        let name = material.server_name.as_deref().unwrap_or(name).trim_matches(['[', ']']).to_owned();
+        let server_name = rustls_pki_types::ServerName::try_from(name.clone())
+            .map_err(|e| refused(format!("`{name}` is not a name TLS can verify: {e}")))?;
+        Some(Tls { config, server_name })
+    } else {
+        None
+    };
+    let interval = settings.keepalive_interval.get();
+    Ok(Dialer {
+        address: format!("{host}:{port}"),
+        scheme: if https { http::uri::Scheme::HTTPS } else { http::uri::Scheme::HTTP },
+        authority,
+        tls,
+        connect_timeout: settings.connect_timeout.get(),
+        keepalive_interval: (!interval.is_zero()).then_some(interval),
+        keepalive_timeout: settings.keepalive_timeout.get(),
+        keepalive_while_idle: settings.keepalive_while_idle,
+    })
 }
 
 /// The endpoint a call goes to: a connection with a free stream slot, the call's guards, and
 /// the member set it was picked from (outcomes are reported there).
 struct Picked {
-    channel: Channel,
+    connection: Connection,
     guards: (InFlight, StreamSlot),
     index: usize,
     balancer: std::sync::Arc<Balancer>,
@@ -119,13 +140,14 @@ impl GrpcClient {
     pub fn new(cluster: &super::Cluster) -> Result<Self, UpstreamError> {
         let compress = cluster.grpc_compression == crate::config::GrpcCompression::Gzip;
         let settings = cluster.clone();
+        let tls = SharedTls::default();
         let spec = Spec {
             cluster: cluster.name.clone(),
             algorithm: cluster.balancer,
             health: cluster.health_check.clone(),
             outlier: cluster.outlier_detection.clone(),
             connect: std::sync::Arc::new(move |target: &Target| {
-                endpoint(&settings, target).map(EndpointConnections::new)
+                dialer(&settings, target, &tls).map(EndpointConnections::new)
             }),
         };
         let pool = Pool::new(spec, cluster.targets())?;
@@ -180,10 +202,10 @@ impl GrpcClient {
         let members = self.pool.load();
         let unavailable = || UpstreamError::Unavailable { cluster: self.cluster.clone() };
         let index = members.balancer.pick_avoiding(key.as_deref(), avoid).ok_or_else(unavailable)?;
-        let (channel, slot) = members.handles[index].acquire();
+        let (connection, slot) = members.handles[index].acquire();
         let guards = (members.balancer.members()[index].load.start(), slot);
         crate::telemetry::record::note_backend_call();
-        Ok(Picked { channel, guards, index, balancer: members.balancer.clone() })
+        Ok(Picked { connection, guards, index, balancer: members.balancer.clone() })
     }
 
     /// Calls `path` (`/package.Service/Method`) with an encoded request. An `idempotent` call
@@ -251,7 +273,7 @@ impl GrpcClient {
         if let Ok(value) = MetadataValue::try_from(traceparent.as_str()) {
             request.metadata_mut().insert(crate::telemetry::trace_context::TRACEPARENT, value);
         }
-        let mut grpc = self.grpc(picked.channel);
+        let mut grpc = self.grpc(picked.connection);
         let call = async {
             grpc.ready().await.map_err(|e| UpstreamError::unavailable(&self.cluster, &e))?;
             grpc.unary(request, path.clone(), RawCodec)
@@ -319,7 +341,7 @@ impl GrpcClient {
             request.metadata_mut().insert(crate::telemetry::trace_context::TRACEPARENT, value);
         }
         let in_flight = picked.guards;
-        let mut grpc = self.grpc(picked.channel);
+        let mut grpc = self.grpc(picked.connection);
         let cluster = self.cluster.clone();
         let open = async {
             grpc.ready().await.map_err(|e| UpstreamError::unavailable(&self.cluster, &e))?;
@@ -398,7 +420,6 @@ impl GrpcClient {
         deadline: Option<Duration>,
         unary: bool,
     ) -> Result<http::Response<tonic::body::Body>, UpstreamError> {
-        use tower::ServiceExt;
         // A unary call is bounded by the cluster's timeouts too; a stream only by its client.
         let deadline = if unary { self.timeouts.bound(request.uri().path(), deadline) } else { deadline };
         let queued = tokio::time::Instant::now();
@@ -418,7 +439,10 @@ impl GrpcClient {
         let inputs = if self.hash_on.is_some() { passthrough_hash_inputs(&request) } else { Metadata::default() };
         let picked = self.pick(&inputs, None)?;
         let _guards = picked.guards;
-        let call = GrpcOnly(picked.channel).oneshot(request);
+        let call = async {
+            let connection = picked.connection;
+            connection.send(request).await.map(super::grpc_only::grpc_or_status)
+        };
         let answer = match until {
             Some(until) => match tokio::time::timeout_at(until, call).await {
                 Ok(Err(_)) | Err(_) if tokio::time::Instant::now() >= until => Err(UpstreamError::DeadlineExceeded),
@@ -459,8 +483,8 @@ impl GrpcClient {
     /// made backends that compress whenever allowed (tonic's `send_compressed`, the demo's)
     /// deflate every answer for the gateway to inflate: more CPU on both sides than a LAN
     /// saves (`cargo bench --bench e2e`, the 1 KiB PATCH).
-    fn grpc(&self, channel: Channel) -> Grpc<GrpcOnly<Channel>> {
-        let grpc = Grpc::new(GrpcOnly(channel));
+    fn grpc(&self, connection: Connection) -> Grpc<GrpcOnly<Connection>> {
+        let grpc = Grpc::new(GrpcOnly(connection));
         if self.compress {
             grpc.send_compressed(CompressionEncoding::Gzip).accept_compressed(CompressionEncoding::Gzip)
         } else {

@@ -37,7 +37,7 @@ fn is_grpc(response: &http::Response<Body>) -> bool {
 }
 
 /// `response` if it is gRPC, else the trailers-only gRPC answer standing for it.
-fn grpc_or_status(response: http::Response<Body>) -> http::Response<Body> {
+pub fn grpc_or_status(response: http::Response<Body>) -> http::Response<Body> {
     if is_grpc(&response) { response } else { as_grpc_status(&response) }
 }
 

@@ -1,6 +1,7 @@
 //! TLS to backends: the PEM material a cluster's `tls` block names, read and checked when the
 //! snapshot is built (a missing or unparsable file refuses the snapshot, naming the key), then
-//! handed to tonic (gRPC) and reqwest (REST, GraphQL), both on rustls.
+//! made into a rustls client configuration (gRPC connections, WebSocket sources) or handed to
+//! reqwest (REST, GraphQL over HTTP).
 
 use std::path::Path;
 
@@ -69,20 +70,6 @@ impl TlsMaterial {
         Ok(TlsMaterial { ca_pem, server_name: config.server_name.clone(), identity })
     }
 
-    /// tonic's TLS settings for an endpoint whose host is `host`.
-    pub fn grpc(&self, host: &str) -> tonic::transport::ClientTlsConfig {
-        let mut tls = tonic::transport::ClientTlsConfig::new()
-            .domain_name(self.server_name.as_deref().unwrap_or(host).trim_matches(['[', ']']));
-        match &self.ca_pem {
-            Some(pem) => tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem)),
-            None => tls = tls.with_native_roots(),
-        }
-        if let Some((cert, key)) = &self.identity {
-            tls = tls.identity(tonic::transport::Identity::from_pem(cert, key));
-        }
-        tls
-    }
-
     /// Applies the material to a reqwest client (the CA replaces the system's roots).
     pub fn http(&self, mut builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
         if let Some(pem) = &self.ca_pem {
@@ -103,8 +90,9 @@ impl TlsMaterial {
 }
 
 impl TlsMaterial {
-    /// A rustls client configuration with this material (for WebSocket connections to
-    /// GraphQL sources): the CA file's roots or the system's, and the client certificate.
+    /// A rustls client configuration with this material (for gRPC connections and WebSocket
+    /// connections to GraphQL sources): the CA file's roots or the system's, and the client
+    /// certificate.
     pub fn rustls_client(&self) -> Result<rustls::ClientConfig, String> {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};

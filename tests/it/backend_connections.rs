@@ -92,6 +92,7 @@ async fn grpc_backends_are_reached_over_tls_with_the_configured_ca_name_and_clie
     let backend = switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("backend");
     let plain = pki.terminator(socket_addr(&backend.url()), b"h2", false).await;
     let mutual = pki.terminator(socket_addr(&backend.url()), b"h2", true).await;
+    let http1_only = pki.terminator(socket_addr(&backend.url()), b"http/1.1", false).await;
     let (ca, cert, key) = (pki.path("ca.pem"), pki.path("client.pem"), pki.path("client.key"));
     // (terminator, tls block, expected status)
     let table: Vec<(SocketAddr, String, u16)> = vec![
@@ -108,6 +109,8 @@ async fn grpc_backends_are_reached_over_tls_with_the_configured_ca_name_and_clie
         ),
         // The backend wants a client certificate.
         (mutual, format!("tls = {{ ca_file = \"{ca}\" }}"), 503),
+        // TLS is fine, but the backend will not speak HTTP/2 (ALPN offers http/1.1 only).
+        (http1_only, format!("tls = {{ ca_file = \"{ca}\" }}"), 503),
     ];
     for (terminator, tls, want) in table {
         let config = format!(

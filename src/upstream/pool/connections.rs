@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tonic::transport::{Channel, Endpoint};
+use super::http2::{Connection, Dialer};
 
 /// Calls one connection carries at once before another is opened: below the common server
 /// limits (hyper 200, grpc-go 100 on some deployments), so calls never queue behind them.
@@ -15,8 +15,8 @@ pub const MAX_STREAMS_PER_CONNECTION: usize = 90;
 /// The connections to one endpoint.
 #[derive(Debug)]
 pub struct EndpointConnections {
-    endpoint: Endpoint,
-    connections: Mutex<Vec<(Channel, Arc<AtomicUsize>)>>,
+    dialer: Arc<Dialer>,
+    connections: Mutex<Vec<(Connection, Arc<AtomicUsize>)>>,
 }
 
 /// A call's hold on one connection; dropping it frees the stream slot.
@@ -30,26 +30,27 @@ impl Drop for StreamSlot {
 }
 
 impl EndpointConnections {
-    /// Connections to `endpoint` (the first one opened lazily now).
-    pub fn new(endpoint: Endpoint) -> Self {
-        let first = (endpoint.connect_lazy(), Arc::new(AtomicUsize::new(0)));
-        EndpointConnections { endpoint, connections: Mutex::new(vec![first]) }
+    /// Connections `dialer` opens (the first one made now, opened on first use).
+    pub fn new(dialer: Dialer) -> Self {
+        let dialer = Arc::new(dialer);
+        let first = (Connection::lazy(dialer.clone()), Arc::new(AtomicUsize::new(0)));
+        EndpointConnections { dialer, connections: Mutex::new(vec![first]) }
     }
 
     /// A connection with a free stream slot, opening one if every connection is full.
-    pub fn acquire(&self) -> (Channel, StreamSlot) {
+    pub fn acquire(&self) -> (Connection, StreamSlot) {
         let mut connections = self.connections.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let found = connections.iter().find(|(_, used)| used.load(Ordering::Acquire) < MAX_STREAMS_PER_CONNECTION);
-        let (channel, used) = match found {
-            Some((channel, used)) => (channel.clone(), used.clone()),
+        let (connection, used) = match found {
+            Some((connection, used)) => (connection.clone(), used.clone()),
             None => {
-                let opened = (self.endpoint.connect_lazy(), Arc::new(AtomicUsize::new(0)));
+                let opened = (Connection::lazy(self.dialer.clone()), Arc::new(AtomicUsize::new(0)));
                 connections.push(opened.clone());
                 opened
             }
         };
         used.fetch_add(1, Ordering::AcqRel);
-        (channel, StreamSlot(used))
+        (connection, StreamSlot(used))
     }
 
     /// How many connections are open (or will open on first use).
@@ -63,11 +64,11 @@ impl super::Handle for EndpointConnections {
     fn check<'a>(&'a self, config: &'a crate::config::HealthCheckConfig) -> futures_util::future::BoxFuture<'a, bool> {
         use tonic_health::pb::HealthCheckRequest;
         use tonic_health::pb::health_check_response::ServingStatus;
-        let (channel, _slot) = self.acquire();
+        let (connection, _slot) = self.acquire();
         let request = HealthCheckRequest { service: config.grpc_service.clone() };
         Box::pin(async move {
             let _slot = _slot;
-            let answer = tonic_health::pb::health_client::HealthClient::new(channel).check(request).await;
+            let answer = tonic_health::pb::health_client::HealthClient::new(connection).check(request).await;
             matches!(answer, Ok(response) if response.get_ref().status == ServingStatus::Serving as i32)
         })
     }
@@ -79,8 +80,17 @@ mod tests {
 
     #[tokio::test]
     async fn full_connections_open_another_and_freed_slots_are_reused() {
-        let endpoint = Endpoint::from_static("http://127.0.0.1:9");
-        let connections = EndpointConnections::new(endpoint);
+        let dialer = Dialer {
+            address: "127.0.0.1:9".into(),
+            scheme: http::uri::Scheme::HTTP,
+            authority: http::uri::Authority::from_static("127.0.0.1:9"),
+            tls: None,
+            connect_timeout: std::time::Duration::from_secs(1),
+            keepalive_interval: None,
+            keepalive_timeout: std::time::Duration::from_secs(20),
+            keepalive_while_idle: false,
+        };
+        let connections = EndpointConnections::new(dialer);
         let mut held = Vec::new();
         for _ in 0..MAX_STREAMS_PER_CONNECTION {
             held.push(connections.acquire());

@@ -1,12 +1,14 @@
 //! Backend pools: a cluster's current members (`members`, re-resolved by `dns`), how each call
-//! chooses one (`balancer`), the HTTP/2 connections to a gRPC endpoint (`connections`), active
-//! health checks (`health`), the circuit breaker (`breaker`) and retries (`retry`).
+//! chooses one (`balancer`), the HTTP/2 connections to a gRPC endpoint (`connections`, each
+//! one an `http2::Connection`), active health checks (`health`), the circuit breaker
+//! (`breaker`) and retries (`retry`).
 
 pub mod balancer;
 pub mod breaker;
 pub mod connections;
 pub mod dns;
 pub mod health;
+pub mod http2;
 pub mod members;
 pub mod retry;
 
