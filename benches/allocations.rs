@@ -6,7 +6,8 @@
 //! same in all three). Calls run one at a time after a warm-up, so the counts repeat from run
 //! to run; nothing here depends on time.
 //!
-//! Run: `cargo bench --bench allocations` (`ALLOC_CALLS`, default 5,000). Under `cargo test
+//! Run: `cargo bench --bench allocations` (`ALLOC_CALLS`, default 5,000; `ALLOC_ONLY` runs one
+//! path, for a heap profiler: benches/README.md's allocations section). Under `cargo test
 //! --all-targets` it runs 50 calls per target as a check that it works.
 
 use std::convert::Infallible;
@@ -143,6 +144,19 @@ fn main() {
         let gateway = server.gateway_addr.to_string();
         let bare = bare_proxy(backend_authority.clone()).await;
 
+        // Under a heap profiler, one path at a time (`ALLOC_ONLY=direct|bare|gateway`): the
+        // sites of one run minus those of the `direct` run are that proxy's own.
+        if let Ok(only) = std::env::var("ALLOC_ONLY") {
+            let authority = match only.as_str() {
+                "direct" => &backend_authority,
+                "bare" => &bare,
+                "gateway" => &gateway,
+                other => panic!("ALLOC_ONLY={other}: direct, bare or gateway"),
+            };
+            let (allocations, bytes) = per_call(authority, calls).await;
+            println!("{only}: {allocations:.1} allocations, {bytes:.0} bytes per call (client and backend included)");
+            return;
+        }
         let direct = per_call(&backend_authority, calls).await;
         let through_bare = per_call(&bare, calls).await;
         let through_gateway = per_call(&gateway, calls).await;

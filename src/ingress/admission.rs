@@ -15,8 +15,18 @@ use super::IngressState;
 use super::request_head::{check_head, refuse_before_routing};
 use crate::error::ErrorCode;
 
-/// The middleware.
-pub(super) async fn admit(State(state): State<Arc<IngressState>>, mut request: Request, next: Next) -> Response {
+/// The middleware, inside the main router.
+pub(super) async fn admit(State(state): State<Arc<IngressState>>, request: Request, next: Next) -> Response {
+    admit_with(&state, request, |request| next.run(request)).await
+}
+
+/// Admits `request` to `inner` (the rest of the way: a middleware's `Next`, or the native gRPC
+/// handler called directly), or refuses it.
+pub(super) async fn admit_with<F, Fut>(state: &IngressState, mut request: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let snapshot = state.gateway.snapshot();
     let listener = &snapshot.config.listener;
     let limit = listener.max_in_flight as usize;
@@ -41,5 +51,5 @@ pub(super) async fn admit(State(state): State<Arc<IngressState>>, mut request: R
         return refuse_before_routing(&request, ErrorCode::UriTooLong, &message);
     }
     drop(snapshot);
-    next.run(request).await
+    inner(request).await
 }

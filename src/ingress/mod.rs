@@ -65,15 +65,18 @@ pub fn gateway_router(gateway: Arc<Gateway>) -> crate::server::Routes {
     let compression = tower_http::compression::CompressionLayer::new()
         .quality(tower_http::CompressionLevel::Fastest)
         .compress_when(encoding::CompressibleJson);
-    let handler_state = state.clone();
-    let grpc = tower::ServiceBuilder::new()
-        .layer(axum::middleware::from_fn_with_state(state.clone(), observe::observe))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), admission::admit))
-        .service_fn(move |request: Request| {
-            let state = handler_state.clone();
-            async move { Ok::<_, std::convert::Infallible>(native_grpc(state, request).await) }
-        });
-    let grpc = tower::util::BoxCloneSyncService::new(grpc);
+    // The same observation and admission as the main way's middleware, called as functions:
+    // one future for the whole way, where each axum layer would box its own.
+    let grpc_state = state.clone();
+    let grpc: crate::server::GrpcService = Arc::new(move |request: Request| {
+        let state = grpc_state.clone();
+        Box::pin(async move {
+            observe::observe_with(&state, request, |request| {
+                admission::admit_with(&state, request, |request| native_grpc(&state, request))
+            })
+            .await
+        })
+    });
     let main = Router::new()
         .route("/openapi.json", get(openapi))
         .route("/graphql", any(graphql_endpoint))
@@ -88,7 +91,7 @@ pub fn gateway_router(gateway: Arc<Gateway>) -> crate::server::Routes {
 }
 
 /// Native gRPC (the listener sends only `application/grpc` requests this way).
-async fn native_grpc(state: Arc<IngressState>, request: Request) -> Response {
+async fn native_grpc(state: &IngressState, request: Request) -> Response {
     grpc::handle_grpc(state.gateway.served(), &state.local_grpc, request).await
 }
 

@@ -25,17 +25,26 @@ use tracing::Instrument;
 use super::IngressState;
 use crate::telemetry::access_log::{AccessEntry, AccessLogSink};
 use crate::telemetry::record::RequestRecord;
-use crate::telemetry::trace_context::{TRACEPARENT, TraceParent, of_span};
+use crate::telemetry::trace_context::{TRACEPARENT, TRACEPARENT_NAME, TraceParent, of_span};
 use crate::telemetry::{Telemetry, request_id};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-/// Wraps the handling of one request.
-pub(super) async fn observe(State(state): State<Arc<IngressState>>, mut request: Request, next: Next) -> Response {
+/// The middleware, around the main router.
+pub(super) async fn observe(State(state): State<Arc<IngressState>>, request: Request, next: Next) -> Response {
+    observe_with(&state, request, |request| next.run(request)).await
+}
+
+/// Wraps the handling of one request by `inner` (the rest of the way, a middleware's `Next` or
+/// the native gRPC way's next step called directly).
+pub(super) async fn observe_with<F, Fut>(state: &IngressState, mut request: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let started = Instant::now();
     let arrived = SystemTime::now();
     let id = request_id::accept_or_generate(request.headers());
-    let id_value = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
-    request.headers_mut().insert(request_id::HEADER, id_value.clone());
+    request.headers_mut().insert(request_id::HEADER_NAME, id.clone());
     let protocol = protocol_of(&request);
     let telemetry = state.gateway.telemetry().clone();
     let snapshot = state.gateway.snapshot();
@@ -71,18 +80,17 @@ pub(super) async fn observe(State(state): State<Arc<IngressState>>, mut request:
     // The gateway's span continues the client's trace (or starts one); its backends see it as
     // their parent.
     let client_trace = request.headers().get(TRACEPARENT).and_then(|v| TraceParent::parse(v.as_bytes()));
-    let span = tracing::info_span!("request", request_id = %id, protocol, trace_id = tracing::field::Empty);
+    let id_text = id.to_str().unwrap_or("invalid");
+    let span = tracing::info_span!("request", request_id = id_text, protocol, trace_id = tracing::field::Empty);
     if let Some(client) = client_trace {
         let _ = span.set_parent(client.otel_context());
     }
     let own = of_span(&span, client_trace.unwrap_or_else(TraceParent::root));
-    span.record("trace_id", tracing::field::display(hex::encode(own.trace_id)));
-    if let Ok(value) = HeaderValue::from_str(&own.header()) {
-        request.headers_mut().insert(TRACEPARENT, value);
-    }
+    span.record("trace_id", tracing::field::display(Hex(&own.trace_id)));
+    request.headers_mut().insert(TRACEPARENT_NAME, own.header_value());
     let record = Arc::new(RequestRecord::default());
-    let mut response = record.clone().scope(next.run(request)).instrument(span).await;
-    response.headers_mut().insert(request_id::HEADER, id_value);
+    let mut response = record.clone().scope(inner(request)).instrument(span).await;
+    response.headers_mut().insert(request_id::HEADER_NAME, id.clone());
     let grpc_status = response.headers().get("grpc-status").and_then(|v| v.to_str().ok()?.parse::<i32>().ok());
     let finish = Finish {
         telemetry,
@@ -96,6 +104,16 @@ pub(super) async fn observe(State(state): State<Arc<IngressState>>, mut request:
         access,
     };
     response.map(|body| Body::new(Observed { inner: body, sent: 0, finish: Some(finish) }))
+}
+
+/// Bytes as lowercase hex when displayed, written straight into the formatter (a trace id is
+/// recorded on every request's span).
+struct Hex<'a>(&'a [u8]);
+
+impl std::fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
 }
 
 /// The protocol a request speaks, for labels and log lines.
@@ -133,7 +151,8 @@ struct Finish {
     record: Arc<RequestRecord>,
     started: Instant,
     protocol: &'static str,
-    request_id: String,
+    /// The request's id (ASCII: checked or generated).
+    request_id: HeaderValue,
     status: u16,
     /// A trailers-only gRPC answer's status (else read from the trailers).
     grpc_status: Option<i32>,
@@ -178,7 +197,7 @@ impl Finish {
         let Some(access) = self.access else { return };
         let entry = AccessEntry {
             time: access.time,
-            request_id: &self.request_id,
+            request_id: self.request_id.to_str().unwrap_or("invalid"),
             client: access.client.map(|ip| ip.to_string()),
             identity: recorded.identity.as_deref(),
             protocol: self.protocol,

@@ -99,8 +99,10 @@ pub struct Routes {
     pub grpc: Option<GrpcService>,
 }
 
-/// The native gRPC way through a listener.
-pub type GrpcService = tower::util::BoxCloneSyncService<http::Request<Body>, http::Response<Body>, Infallible>;
+/// The native gRPC way through a listener: a function from request to answer (a tower service
+/// would box again at each layer).
+pub type GrpcService =
+    Arc<dyn Fn(http::Request<Body>) -> futures_util::future::BoxFuture<'static, http::Response<Body>> + Send + Sync>;
 
 impl From<Router> for Routes {
     fn from(main: Router) -> Self {
@@ -110,8 +112,8 @@ impl From<Router> for Routes {
 
 impl Routes {
     /// The native gRPC service, if `request` takes that way.
-    fn grpc_for(&self, request: &http::Request<Incoming>) -> Option<GrpcService> {
-        self.grpc.as_ref().filter(|_| crate::ingress::is_native_grpc(request.headers())).cloned()
+    fn grpc_for(&self, request: &http::Request<Incoming>) -> Option<&GrpcService> {
+        self.grpc.as_ref().filter(|_| crate::ingress::is_native_grpc(request.headers()))
     }
 }
 
@@ -357,7 +359,6 @@ impl hyper::service::Service<http::Request<Incoming>> for ConnectionService {
     fn call(&self, request: http::Request<Incoming>) -> ResponseFuture {
         let guard = InFlight::begin(self.activity.clone());
         let grpc = self.router.grpc_for(&request);
-        let router = self.router.main.clone();
         let mut request = request;
         request.extensions_mut().insert(ClientAddr(self.peer));
         // Only the listener speaks for a client certificate.
@@ -365,12 +366,16 @@ impl hyper::service::Service<http::Request<Incoming>> for ConnectionService {
         if let Some(cert) = &self.client_cert {
             request.headers_mut().insert(tls::CLIENT_CERT_HEADER, cert.clone());
         }
+        let request = request.map(Body::new);
+        if let Some(grpc) = grpc {
+            let answer = grpc(request);
+            return Box::pin(async move {
+                Ok(answer.await.map(|body| Body::new(GuardedBody { inner: body, _guard: guard })))
+            });
+        }
+        let router = self.router.main.clone();
         Box::pin(async move {
-            let request = request.map(Body::new);
-            let response = match grpc {
-                Some(grpc) => grpc.oneshot(request).await?,
-                None => router.oneshot(request).await?,
-            };
+            let response = router.oneshot(request).await?;
             Ok(response.map(|body| Body::new(GuardedBody { inner: body, _guard: guard })))
         })
     }

@@ -8,6 +8,9 @@ pub const MAX_LEN: usize = 128;
 /// The header that carries it.
 pub const HEADER: &str = "x-request-id";
 
+/// The same, as a header name (inserting by a `&str` name copies it into a new one each time).
+pub const HEADER_NAME: http::HeaderName = http::HeaderName::from_static(HEADER);
+
 /// True if a client's `x-request-id` can be used as it is.
 pub fn is_well_formed(id: &[u8]) -> bool {
     !id.is_empty()
@@ -18,11 +21,12 @@ pub fn is_well_formed(id: &[u8]) -> bool {
 }
 
 /// A new request id: a random (version 4) UUID.
-pub fn generate() -> String {
+pub fn generate() -> http::HeaderValue {
     let mut bytes: [u8; 16] = fastrand::u128(..).to_le_bytes();
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    // Written into one exact buffer: this runs on every request (one allocation, not four).
+    // Written into one exact buffer that becomes the value's one allocation (this runs on every
+    // request); its clones (the request's, the answer's) share it.
     let mut text = [0u8; 36];
     let mut at = 0;
     for (i, byte) in bytes.iter().enumerate() {
@@ -33,16 +37,17 @@ pub fn generate() -> String {
         hex::encode_to_slice([*byte], &mut text[at..at + 2]).expect("two hex digits fit");
         at += 2;
     }
-    String::from_utf8_lossy(&text).into_owned()
+    // Hex digits and dashes: always a valid header value.
+    http::HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(text))
+        .unwrap_or_else(|_| http::HeaderValue::from_static("invalid"))
 }
 
 /// The request's id: the client's when it is well-formed (and only one was sent), else a new one.
-pub fn accept_or_generate(headers: &http::HeaderMap) -> String {
+/// Well-formed ids are ASCII, so the value is always a `str` too.
+pub fn accept_or_generate(headers: &http::HeaderMap) -> http::HeaderValue {
     let mut values = headers.get_all(HEADER).iter();
     match (values.next(), values.next()) {
-        (Some(value), None) if is_well_formed(value.as_bytes()) => {
-            String::from_utf8_lossy(value.as_bytes()).into_owned()
-        }
+        (Some(value), None) if is_well_formed(value.as_bytes()) => value.clone(),
         _ => generate(),
     }
 }
@@ -71,8 +76,9 @@ mod tests {
                 headers.append(HEADER, value.parse().expect("header value"));
             }
             let id = accept_or_generate(&headers);
+            let id = id.to_str().expect("ASCII");
             match kept {
-                Some(kept) => assert_eq!(&id, kept, "{sent:?}"),
+                Some(kept) => assert_eq!(id, *kept, "{sent:?}"),
                 None => {
                     assert!(is_well_formed(id.as_bytes()) && id.len() == 36, "{sent:?} → {id}");
                     assert_eq!(&id[14..15], "4", "a version 4 UUID: {id}");
@@ -82,6 +88,7 @@ mod tests {
         assert_ne!(generate(), generate());
         for _ in 0..100 {
             let id = generate();
+            let id = id.to_str().expect("ASCII");
             let groups: Vec<usize> = id.split('-').map(str::len).collect();
             assert_eq!(groups, [8, 4, 4, 4, 12], "{id}");
             assert!(id.bytes().all(|b| b == b'-' || b.is_ascii_digit() || (b'a'..=b'f').contains(&b)), "{id}");

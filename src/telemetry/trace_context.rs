@@ -11,6 +11,9 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 /// The header names.
 pub const TRACEPARENT: &str = "traceparent";
 
+/// The same, as a header name (inserting by a `&str` name copies it into a new one each time).
+pub const TRACEPARENT_NAME: http::HeaderName = http::HeaderName::from_static(TRACEPARENT);
+
 /// A parsed `traceparent`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceParent {
@@ -63,15 +66,26 @@ impl TraceParent {
 
     /// The header value.
     pub fn header(&self) -> String {
-        // `00-` trace id `-` span id `-` flags, written into one exact buffer (every backend
-        // call sends one).
+        String::from_utf8_lossy(&self.text()).into_owned()
+    }
+
+    /// The header value as one, in one allocation (clones share it).
+    pub fn header_value(&self) -> http::HeaderValue {
+        // Hex digits and dashes: always a valid header value.
+        http::HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(self.text()))
+            .unwrap_or_else(|_| http::HeaderValue::from_static("invalid"))
+    }
+
+    /// `00-` trace id `-` span id `-` flags, written into one exact buffer (every request and
+    /// backend call sends one).
+    fn text(&self) -> [u8; 55] {
         let mut text = [0u8; 55];
         text[..3].copy_from_slice(b"00-");
         hex::encode_to_slice(self.trace_id, &mut text[3..35]).expect("32 hex digits fit");
         text[35] = b'-';
         hex::encode_to_slice(self.span_id, &mut text[36..52]).expect("16 hex digits fit");
         text[52..].copy_from_slice(if self.sampled { b"-01" } else { b"-00" });
-        String::from_utf8_lossy(&text).into_owned()
+        text
     }
 
     /// As an OpenTelemetry parent (remote).
@@ -129,6 +143,7 @@ mod tests {
         let parsed = TraceParent::parse(valid.as_bytes()).expect("valid");
         assert!(parsed.sampled);
         assert_eq!(parsed.header(), valid);
+        assert_eq!(parsed.header_value().to_str().ok(), Some(valid));
         let table = [
             ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", Some(false)),
             ("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03-extra", Some(true)),
