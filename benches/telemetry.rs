@@ -36,7 +36,7 @@ fn telemetry(c: &mut Criterion) {
             metrics.finished(black_box(&FinishedRequest {
                 protocol: "rest",
                 operation: Some("GET /v1/{name=shelves/*/books/*}"),
-                status: "404",
+                status: "404".into(),
                 duration: Duration::from_micros(840),
                 errors: &errors,
                 rejected_by: None,

@@ -55,7 +55,7 @@ fn content_type_starts_with(request: &Request, prefix: &str) -> bool {
 
 /// Serves one native gRPC request.
 pub(crate) async fn handle_grpc(served: Arc<Served>, local_grpc: &LocalGrpcCache, request: Request) -> Response {
-    let path = request.uri().path().to_owned();
+    let path = request.uri().path();
     let Some((service, method)) = path.strip_prefix('/').and_then(|p| p.split_once('/')) else {
         return status(tonic::Status::unimplemented(format!("`{path}` is not a gRPC method path")));
     };
@@ -75,7 +75,9 @@ pub(crate) async fn handle_grpc(served: Arc<Served>, local_grpc: &LocalGrpcCache
     let Some(method) = descriptor.methods().find(|m| m.name() == method) else {
         return status(tonic::Status::unimplemented(format!("unknown method {method} for service {service}")));
     };
-    crate::telemetry::record::note_operation(path.as_str());
+    crate::telemetry::record::note_operation(path);
+    // From here the names come from the descriptors, not from the request (which moves on).
+    let service = descriptor.full_name();
     let Some(cluster) = snapshot.services.get(service).and_then(Option::as_deref) else {
         return status(tonic::Status::unavailable(format!("no backend serves {service}")));
     };
@@ -129,8 +131,13 @@ pub(crate) async fn handle_grpc(served: Arc<Served>, local_grpc: &LocalGrpcCache
         parts.headers.remove(*name);
     }
     // The body may have been re-framed on the way in (gRPC-Web text is base64), and HTTP/2
-    // frames carry their own lengths: a stale content-length would make the backend reset.
-    parts.headers.remove(header::CONTENT_LENGTH);
+    // frames carry their own lengths: a stale content-length would make the backend reset. One
+    // the body still matches is kept (else the client connection writes it again).
+    let exact = http_body::Body::size_hint(&body).exact();
+    let length = parts.headers.get(header::CONTENT_LENGTH).map(|v| v.to_str().ok().and_then(|v| v.parse::<u64>().ok()));
+    if length.is_some_and(|length| length.is_none() || length != exact) {
+        parts.headers.remove(header::CONTENT_LENGTH);
+    }
     let deadline = match super::forward::grpc_timeout(&parts.headers) {
         Ok(deadline) => deadline,
         Err(error) => return status(tonic::Status::invalid_argument(error.to_string())),

@@ -43,7 +43,11 @@ where
 {
     let started = Instant::now();
     let arrived = SystemTime::now();
-    let id = request_id::accept_or_generate(request.headers());
+    let mut id = request_id::accept_or_generate(request.headers());
+    // Never indexed by HTTP/2's header compression (RFC 7541 section 7.1.3): a value unique to
+    // one request would only push reusable entries out of each peer's table, and every decoder
+    // would copy it in and out of its table.
+    id.set_sensitive(true);
     request.headers_mut().insert(request_id::HEADER_NAME, id.clone());
     let protocol = protocol_of(&request);
     let telemetry = state.gateway.telemetry().clone();
@@ -87,7 +91,9 @@ where
     }
     let own = of_span(&span, client_trace.unwrap_or_else(TraceParent::root));
     span.record("trace_id", tracing::field::display(Hex(&own.trace_id)));
-    request.headers_mut().insert(TRACEPARENT_NAME, own.header_value());
+    let mut traceparent = own.header_value();
+    traceparent.set_sensitive(true);
+    request.headers_mut().insert(TRACEPARENT_NAME, traceparent);
     let record = Arc::new(RequestRecord::default());
     let mut response = record.clone().scope(inner(request)).instrument(span).await;
     response.headers_mut().insert(request_id::HEADER_NAME, id.clone());
@@ -165,7 +171,7 @@ impl Finish {
     /// before the last byte.
     fn finish(self, sent: u64, grpc_status: Option<i32>, complete: bool) {
         let duration = self.started.elapsed();
-        let mut recorded = self.record.recorded();
+        let mut recorded = self.record.take();
         let grpc = matches!(self.protocol, "grpc" | "grpc-web");
         let grpc_name = match (grpc, grpc_status.or(self.grpc_status)) {
             (false, _) => None,
@@ -177,8 +183,8 @@ impl Finish {
             recorded.errors.push(name.to_owned());
         }
         let status_label = match grpc_name {
-            Some(name) => name.to_owned(),
-            None => self.status.to_string(),
+            Some(name) => std::borrow::Cow::Borrowed(name),
+            None => std::borrow::Cow::Owned(self.status.to_string()),
         };
         if let Some(consumer) = recorded.identity.as_deref() {
             let operation = recorded.operation.as_deref().unwrap_or_default();
@@ -189,7 +195,7 @@ impl Finish {
         self.telemetry.metrics.finished(&crate::telemetry::metrics::FinishedRequest {
             protocol: self.protocol,
             operation: recorded.operation.as_deref(),
-            status: &status_label,
+            status: status_label,
             duration,
             errors: &recorded.errors,
             rejected_by: recorded.rejected_by.as_deref(),

@@ -4,8 +4,9 @@
 //! admin listener gathers, so nothing on the request path pays for it. The families live as
 //! long as the gateway, across snapshot swaps.
 
-use std::collections::HashSet;
-use std::sync::RwLock;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
@@ -31,8 +32,9 @@ pub const OPENMETRICS_TEXT: &str = "application/openmetrics-text; version=1.0.0;
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     protocol: &'static str,
-    operation: String,
-    status: String,
+    /// Shared with the set of known operations: a label made per request costs no copy.
+    operation: Arc<String>,
+    status: Cow<'static, str>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -66,7 +68,7 @@ pub struct Metrics {
     websockets: Gauge,
     subscriptions: Gauge,
     access_log_dropped: Counter,
-    operations: RwLock<HashSet<String>>,
+    operations: RwLock<HashMap<String, Arc<String>>>,
 }
 
 impl Default for Metrics {
@@ -80,7 +82,7 @@ impl Default for Metrics {
             websockets: Gauge::default(),
             subscriptions: Gauge::default(),
             access_log_dropped: Counter::default(),
-            operations: RwLock::new(HashSet::new()),
+            operations: RwLock::new(HashMap::new()),
         }
     }
 }
@@ -93,7 +95,7 @@ pub struct FinishedRequest<'a> {
     /// The operation it named, if any.
     pub operation: Option<&'a str>,
     /// The HTTP status, or for gRPC the status code's name.
-    pub status: &'a str,
+    pub status: Cow<'static, str>,
     /// From the request's arrival to its response's last byte.
     pub duration: Duration,
     /// The error codes it answered with.
@@ -108,7 +110,7 @@ impl Metrics {
         let labels = RequestLabels {
             protocol: request.protocol,
             operation: self.operation_label(request.operation),
-            status: request.status.to_owned(),
+            status: request.status.clone(),
         };
         self.requests.get_or_create(&labels).inc();
         self.durations.get_or_create(&labels).observe(request.duration.as_secs_f64());
@@ -121,17 +123,16 @@ impl Metrics {
     }
 
     /// The label for `operation`: itself while fewer than MAX_OPERATIONS are known, else `other`.
-    fn operation_label(&self, operation: Option<&str>) -> String {
-        let Some(operation) = operation else { return String::new() };
-        if self.operations.read().is_ok_and(|known| known.contains(operation)) {
-            return operation.to_owned();
+    fn operation_label(&self, operation: Option<&str>) -> Arc<String> {
+        let Some(operation) = operation else { return Arc::default() };
+        if let Some(label) = self.operations.read().ok().and_then(|known| known.get(operation).cloned()) {
+            return label;
         }
-        let Ok(mut known) = self.operations.write() else { return "other".into() };
+        let Ok(mut known) = self.operations.write() else { return Arc::new("other".into()) };
         if known.len() < MAX_OPERATIONS {
-            known.insert(operation.to_owned());
-            operation.to_owned()
+            known.entry(operation.to_owned()).or_insert_with(|| Arc::new(operation.to_owned())).clone()
         } else {
-            "other".into()
+            Arc::new("other".into())
         }
     }
 

@@ -44,6 +44,12 @@ impl RequestRecord {
         self.inner.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
+    /// What was recorded, taken out once the request has finished (no copy; the record is
+    /// empty after).
+    pub fn take(&self) -> Recorded {
+        self.inner.lock().map(|mut r| std::mem::take(&mut *r)).unwrap_or_default()
+    }
+
     fn update(&self, change: impl FnOnce(&mut Recorded)) {
         if let Ok(mut recorded) = self.inner.lock() {
             change(&mut recorded);
@@ -109,7 +115,10 @@ mod tests {
         let recorded = record.recorded();
         assert_eq!(recorded.operation.as_deref(), Some("GET /v1/{name=shelves/*}"));
         assert_eq!(recorded.identity.as_deref(), Some("corp/ada"));
-        assert_eq!((recorded.backend_calls, recorded.errors), (2, vec!["NOT_FOUND".to_owned()]));
+        assert_eq!((recorded.backend_calls, &recorded.errors[..]), (2, &["NOT_FOUND".to_owned()][..]));
         assert_eq!(recorded.rejected_by.as_deref(), Some("per-user"));
+        let taken = record.take();
+        assert_eq!((taken.operation, taken.backend_calls), (recorded.operation, 2));
+        assert_eq!(record.recorded().operation, None, "taken out");
     }
 }
