@@ -54,7 +54,14 @@ fn content_type_starts_with(request: &Request, prefix: &str) -> bool {
 }
 
 /// Serves one native gRPC request.
-pub(crate) async fn handle_grpc(served: Arc<Served>, local_grpc: &LocalGrpcCache, request: Request) -> Response {
+/// `peer` is the client's address (the connection's; `forward::client_ip` reads forwarding
+/// headers from trusted proxies).
+pub(crate) async fn handle_grpc(
+    served: Arc<Served>,
+    local_grpc: &LocalGrpcCache,
+    request: Request,
+    peer: Option<std::net::SocketAddr>,
+) -> Response {
     let path = request.uri().path();
     let Some((service, method)) = path.strip_prefix('/').and_then(|p| p.split_once('/')) else {
         return status(tonic::Status::unimplemented(format!("`{path}` is not a gRPC method path")));
@@ -97,7 +104,6 @@ pub(crate) async fn handle_grpc(served: Arc<Served>, local_grpc: &LocalGrpcCache
         });
     }
     if !snapshot.limiter.is_empty() {
-        let peer = request.extensions().get::<crate::server::ClientAddr>().map(|c| c.0);
         let caller = crate::policy::limits::Caller {
             identity: identity.as_deref(),
             headers: request.headers(),
@@ -115,11 +121,8 @@ pub(crate) async fn handle_grpc(served: Arc<Served>, local_grpc: &LocalGrpcCache
     let (mut parts, body) = request.into_parts();
     snapshot.auth.admit_headers(&mut parts.headers, identity.as_deref());
     let transform = snapshot.transforms.methods.get(method.full_name()).cloned();
-    let peer = parts.extensions.get::<crate::server::ClientAddr>().map(|c| c.0);
-    let values = crate::transform::Values {
-        identity: identity.as_deref(),
-        client_ip: super::forward::client_ip(&parts.headers, peer, &snapshot.trusted_proxies),
-    };
+    let client_ip = super::forward::client_ip(&parts.headers, peer, &snapshot.trusted_proxies);
+    let values = crate::transform::Values { identity: identity.as_deref(), client_ip };
     if let Some(transform) = &transform {
         transform.request.apply_headers(&mut parts.headers, values);
     }
@@ -143,8 +146,8 @@ pub(crate) async fn handle_grpc(served: Arc<Served>, local_grpc: &LocalGrpcCache
         Err(error) => return status(tonic::Status::invalid_argument(error.to_string())),
     };
     let unary = !method.is_client_streaming() && !method.is_server_streaming();
-    let upstream = http::Request::from_parts(parts, tonic::body::Body::new(body));
-    match client.forward(upstream, deadline, unary).await {
+    let upstream = http::Request::from_parts(parts, body);
+    match client.forward(upstream, deadline, unary, client_ip).await {
         Ok(mut response) => {
             if let Some(deprecation) = snapshot.deprecations.get(service) {
                 response.headers_mut().extend(deprecation.headers.iter().cloned());

@@ -68,11 +68,11 @@ pub fn gateway_router(gateway: Arc<Gateway>) -> crate::server::Routes {
     // The same observation and admission as the main way's middleware, called as functions:
     // one future for the whole way, where each axum layer would box its own.
     let grpc_state = state.clone();
-    let grpc: crate::server::GrpcService = Arc::new(move |request: Request| {
+    let grpc: crate::server::GrpcService = Arc::new(move |request: Request, peer| {
         let state = grpc_state.clone();
         Box::pin(async move {
-            observe::observe_with(&state, request, |request| {
-                admission::admit_with(&state, request, |request| native_grpc(&state, request))
+            observe::observe_with(&state, request, Some(peer), |request| {
+                admission::admit_with(&state, request, |request| native_grpc(&state, request, peer))
             })
             .await
         })
@@ -91,8 +91,8 @@ pub fn gateway_router(gateway: Arc<Gateway>) -> crate::server::Routes {
 }
 
 /// Native gRPC (the listener sends only `application/grpc` requests this way).
-async fn native_grpc(state: &IngressState, request: Request) -> Response {
-    grpc::handle_grpc(state.gateway.served(), &state.local_grpc, request).await
+async fn native_grpc(state: &IngressState, request: Request, peer: std::net::SocketAddr) -> Response {
+    grpc::handle_grpc(state.gateway.served(), &state.local_grpc, request, Some(peer)).await
 }
 
 /// While the gateway drains (`listener.shutdown_delay`), HTTP/1 answers carry `Connection:
@@ -137,9 +137,15 @@ async fn dispatch(State(state): State<Arc<IngressState>>, request: Request) -> R
         return grpc_web(state, request).await;
     }
     if grpc::is_grpc(&request) {
-        return grpc::handle_grpc(state.gateway.served(), &state.local_grpc, request).await;
+        let peer = client_addr(&request);
+        return grpc::handle_grpc(state.gateway.served(), &state.local_grpc, request, peer).await;
     }
     rest::handle_rest(state.gateway.clone(), request).await
+}
+
+/// The client's address, which the listener sets on every request of the main way.
+fn client_addr<B>(request: &http::Request<B>) -> Option<std::net::SocketAddr> {
+    request.extensions().get::<crate::server::ClientAddr>().map(|c| c.0)
 }
 
 /// gRPC-Web: tonic-web translates the request to gRPC and the answer back (trailers become a
@@ -152,7 +158,8 @@ async fn grpc_web(state: Arc<IngressState>, request: Request) -> Response {
             // bytes; an unsized body keeps the backend's HTTP/2 length check honest.
             let request =
                 request.map(|body| axum::body::Body::from_stream(axum::body::Body::new(body).into_data_stream()));
-            let response = grpc::handle_grpc(state.gateway.served(), &state.local_grpc, request).await;
+            let peer = client_addr(&request);
+            let response = grpc::handle_grpc(state.gateway.served(), &state.local_grpc, request, peer).await;
             Ok::<_, std::convert::Infallible>(response.map(tonic::body::Body::new))
         }
     });

@@ -31,12 +31,18 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The middleware, around the main router.
 pub(super) async fn observe(State(state): State<Arc<IngressState>>, request: Request, next: Next) -> Response {
-    observe_with(&state, request, |request| next.run(request)).await
+    let client = super::client_addr(&request);
+    observe_with(&state, request, client, |request| next.run(request)).await
 }
 
 /// Wraps the handling of one request by `inner` (the rest of the way, a middleware's `Next` or
-/// the native gRPC way's next step called directly).
-pub(super) async fn observe_with<F, Fut>(state: &IngressState, mut request: Request, inner: F) -> Response
+/// the native gRPC way's next step called directly), `client` being its connection's peer.
+pub(super) async fn observe_with<F, Fut>(
+    state: &IngressState,
+    mut request: Request,
+    client: Option<std::net::SocketAddr>,
+    inner: F,
+) -> Response
 where
     F: FnOnce(Request) -> Fut,
     Fut: Future<Output = Response>,
@@ -59,7 +65,6 @@ where
         *request.body_mut() =
             Body::new(Counted { inner: body, on_frame: move |n| counted.fetch_add(n, Ordering::Relaxed) });
         let parts = &request;
-        let client = parts.extensions().get::<crate::server::ClientAddr>().map(|c| c.0);
         let headers = snapshot
             .config
             .access_log

@@ -101,8 +101,12 @@ pub struct Routes {
 
 /// The native gRPC way through a listener: a function from request to answer (a tower service
 /// would box again at each layer).
-pub type GrpcService =
-    Arc<dyn Fn(http::Request<Body>) -> futures_util::future::BoxFuture<'static, http::Response<Body>> + Send + Sync>;
+/// It is handed the client's address (the main way finds it as a `ClientAddr` extension).
+pub type GrpcService = Arc<
+    dyn Fn(http::Request<Body>, SocketAddr) -> futures_util::future::BoxFuture<'static, http::Response<Body>>
+        + Send
+        + Sync,
+>;
 
 impl From<Router> for Routes {
     fn from(main: Router) -> Self {
@@ -326,8 +330,6 @@ fn connection_builder(settings: &ListenerSettings) -> auto::Builder<TokioExecuto
     builder
 }
 
-type ResponseFuture = Pin<Box<dyn Future<Output = Result<http::Response<Body>, Infallible>> + Send>>;
-
 /// The router as a hyper service that counts requests in flight until their bodies end.
 #[derive(Clone)]
 struct ConnectionService {
@@ -348,36 +350,53 @@ fn connection_service(
 }
 
 /// The client's address, as a request extension (the operation's `RequestContext::client`).
+/// The native gRPC way is handed it as an argument instead: inserting the first extension
+/// allocates the map, its table and the boxed value.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
 
 impl hyper::service::Service<http::Request<Incoming>> for ConnectionService {
-    type Response = http::Response<Body>;
+    type Response = http::Response<GuardedBody>;
     type Error = Infallible;
-    type Future = ResponseFuture;
+    type Future = Guarded;
 
-    fn call(&self, request: http::Request<Incoming>) -> ResponseFuture {
+    fn call(&self, request: http::Request<Incoming>) -> Guarded {
         let guard = InFlight::begin(self.activity.clone());
         let grpc = self.router.grpc_for(&request);
         let mut request = request;
-        request.extensions_mut().insert(ClientAddr(self.peer));
         // Only the listener speaks for a client certificate.
         request.headers_mut().remove(tls::CLIENT_CERT_HEADER);
         if let Some(cert) = &self.client_cert {
             request.headers_mut().insert(tls::CLIENT_CERT_HEADER, cert.clone());
         }
         let request = request.map(Body::new);
-        if let Some(grpc) = grpc {
-            let answer = grpc(request);
-            return Box::pin(async move {
-                Ok(answer.await.map(|body| Body::new(GuardedBody { inner: body, _guard: guard })))
-            });
-        }
-        let router = self.router.main.clone();
-        Box::pin(async move {
-            let response = router.oneshot(request).await?;
-            Ok(response.map(|body| Body::new(GuardedBody { inner: body, _guard: guard })))
-        })
+        let answer = match grpc {
+            Some(grpc) => grpc(request, self.peer),
+            None => {
+                let mut request = request;
+                request.extensions_mut().insert(ClientAddr(self.peer));
+                let answer = self.router.main.clone().oneshot(request);
+                Box::pin(async move { answer.await.unwrap_or_else(|never| match never {}) })
+            }
+        };
+        Guarded { answer, guard: Some(guard) }
+    }
+}
+
+/// An answer on its way, its request counted in flight (the count moves into the body).
+struct Guarded {
+    answer: futures_util::future::BoxFuture<'static, http::Response<Body>>,
+    guard: Option<InFlight>,
+}
+
+impl Future for Guarded {
+    type Output = Result<http::Response<GuardedBody>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let response = std::task::ready!(this.answer.as_mut().poll(cx));
+        let guard = this.guard.take();
+        Poll::Ready(Ok(response.map(|inner| GuardedBody { inner, _guard: guard })))
     }
 }
 
@@ -438,7 +457,7 @@ impl Drop for InFlight {
 /// A response body that keeps its request counted in flight until it is finished or dropped.
 struct GuardedBody {
     inner: Body,
-    _guard: InFlight,
+    _guard: Option<InFlight>,
 }
 
 impl http_body::Body for GuardedBody {

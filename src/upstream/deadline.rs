@@ -28,17 +28,31 @@ pub fn grpc_timeout_value(left: Duration) -> HeaderValue {
     HeaderValue::from_str(&format!("{value}{unit}")).unwrap_or_else(|_| HeaderValue::from_static("0n"))
 }
 
-/// An answer body that ends with DEADLINE_EXCEEDED trailers at `until` if the backend's has
-/// not ended by then.
-pub struct DeadlineBody {
-    inner: Option<tonic::body::Body>,
-    expires: Pin<Box<Sleep>>,
+/// A spliced call's answer body: the backend's as it streams, ended with DEADLINE_EXCEEDED
+/// trailers at the call's deadline (when it has one) if it has not ended by then; or empty,
+/// for a trailers-only answer the gateway made in its stead (`Default`). The backend's body
+/// is held as it is (hyper's `Incoming` on the passthrough way): the one box around it is
+/// the listener's.
+pub struct SplicedBody<B> {
+    inner: Option<B>,
+    expires: Option<Pin<Box<Sleep>>>,
 }
 
-impl DeadlineBody {
-    /// `inner`, ended at `until`.
-    pub fn new(inner: tonic::body::Body, until: Instant) -> Self {
-        DeadlineBody { inner: Some(inner), expires: Box::pin(tokio::time::sleep_until(until)) }
+impl<B> SplicedBody<B> {
+    /// `inner`, not bounded in time.
+    pub fn new(inner: B) -> Self {
+        SplicedBody { inner: Some(inner), expires: None }
+    }
+
+    /// The same body, ended at `until`.
+    pub fn ending_at(self, until: Instant) -> Self {
+        SplicedBody { inner: self.inner, expires: Some(Box::pin(tokio::time::sleep_until(until))) }
+    }
+}
+
+impl<B> Default for SplicedBody<B> {
+    fn default() -> Self {
+        SplicedBody { inner: None, expires: None }
     }
 }
 
@@ -49,11 +63,14 @@ fn deadline_trailers() -> HeaderMap {
     trailers
 }
 
-impl Body for DeadlineBody {
+impl<B> Body for SplicedBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
     type Data = Bytes;
-    type Error = tonic::Status;
+    type Error = B::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let this = &mut *self;
         let Some(inner) = this.inner.as_mut() else { return Poll::Ready(None) };
         if let Poll::Ready(frame) = Pin::new(inner).poll_frame(cx) {
@@ -62,7 +79,9 @@ impl Body for DeadlineBody {
             }
             return Poll::Ready(frame);
         }
-        if this.expires.as_mut().poll(cx).is_ready() {
+        if let Some(expires) = this.expires.as_mut()
+            && expires.as_mut().poll(cx).is_ready()
+        {
             // Dropping the backend's body resets its stream: the backend sees the cancel.
             this.inner = None;
             return Poll::Ready(Some(Ok(Frame::trailers(deadline_trailers()))));
@@ -75,7 +94,7 @@ impl Body for DeadlineBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.as_ref().map(Body::size_hint).unwrap_or_default()
+        self.inner.as_ref().map(Body::size_hint).unwrap_or_else(|| SizeHint::with_exact(0))
     }
 }
 
@@ -111,7 +130,7 @@ mod tests {
         let stalled = tonic::body::Body::new(http_body_util::StreamBody::new(never));
         let until = Instant::now() + Duration::from_millis(200);
         let started = Instant::now();
-        let mut body = DeadlineBody::new(stalled, until);
+        let mut body = SplicedBody::new(stalled).ending_at(until);
         let frame = body.frame().await.expect("a frame").expect("ok");
         let trailers = frame.into_trailers().expect("trailers");
         assert_eq!(trailers["grpc-status"], "4");
@@ -123,10 +142,27 @@ mod tests {
     async fn a_body_that_ends_in_time_passes_through_unchanged() {
         let inner =
             tonic::body::Body::new(http_body_util::Full::new(Bytes::from_static(b"abc")).map_err(|e| match e {}));
-        let mut body = DeadlineBody::new(inner, Instant::now() + Duration::from_millis(200));
+        let mut body = SplicedBody::new(inner).ending_at(Instant::now() + Duration::from_millis(200));
         let data = body.frame().await.expect("a frame").expect("ok").into_data().expect("data");
         assert_eq!(data, "abc");
         assert!(body.frame().await.is_none());
         assert!(body.is_end_stream());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unbounded_body_waits_for_its_backend_and_an_empty_one_has_ended() {
+        let (sender, later) = tokio::sync::oneshot::channel::<Bytes>();
+        let frames = futures_util::stream::once(async move {
+            later.await.map(Frame::data).map_err(|_| tonic::Status::cancelled("no data"))
+        });
+        let mut body = SplicedBody::new(tonic::body::Body::new(http_body_util::StreamBody::new(frames)));
+        let waited = tokio::time::timeout(Duration::from_secs(3600), body.frame()).await;
+        assert!(waited.is_err(), "no deadline of its own");
+        sender.send(Bytes::from_static(b"late")).expect("sent");
+        let data = body.frame().await.expect("a frame").expect("ok").into_data().expect("data");
+        assert_eq!(data, "late");
+        let empty = SplicedBody::<tonic::body::Body>::default();
+        assert!(empty.is_end_stream());
+        assert_eq!(empty.size_hint().exact(), Some(0));
     }
 }

@@ -13,6 +13,7 @@ use tonic::codec::CompressionEncoding;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 
 use super::UpstreamError;
+use super::deadline::SplicedBody;
 use super::grpc_codec::{Outgoing, RawCodec};
 use super::grpc_only::GrpcOnly;
 use super::pool::http2::{Connection, Dialer, Tls};
@@ -413,13 +414,15 @@ impl GrpcClient {
     /// DEADLINE_EXCEEDED. It goes through the cluster's breaker (waiting for a slot no longer
     /// than the deadline), and its answer (a transport failure, a 5xx, or a trailers-only
     /// UNAVAILABLE, INTERNAL, UNKNOWN or DEADLINE_EXCEEDED) feeds the breaker and outlier
-    /// detection. It is not retried: its body streams through unbuffered.
+    /// detection. It is not retried: its body streams through unbuffered. `client_ip` is what a
+    /// cluster hashing on the client's address hashes.
     pub async fn forward(
         &self,
-        mut request: http::Request<tonic::body::Body>,
+        mut request: http::Request<axum::body::Body>,
         deadline: Option<Duration>,
         unary: bool,
-    ) -> Result<http::Response<tonic::body::Body>, UpstreamError> {
+        client_ip: Option<std::net::IpAddr>,
+    ) -> Result<http::Response<SplicedBody<hyper::body::Incoming>>, UpstreamError> {
         // A unary call is bounded by the cluster's timeouts too; a stream only by its client.
         let deadline = if unary { self.timeouts.bound(request.uri().path(), deadline) } else { deadline };
         let queued = tokio::time::Instant::now();
@@ -436,12 +439,14 @@ impl GrpcClient {
             request.headers_mut().insert("grpc-timeout", super::deadline::grpc_timeout_value(left));
         }
         // The headers are copied out only when the cluster hashes on something.
-        let inputs = if self.hash_on.is_some() { passthrough_hash_inputs(&request) } else { Metadata::default() };
+        let inputs =
+            if self.hash_on.is_some() { passthrough_hash_inputs(&request, client_ip) } else { Metadata::default() };
         let picked = self.pick(&inputs, None)?;
         let _guards = picked.guards;
         let call = async {
             let connection = picked.connection;
-            connection.send(request).await.map(super::grpc_only::grpc_or_status)
+            let answer = connection.splice(request).await;
+            answer.map(|response| super::grpc_only::grpc_or_status(response.map(SplicedBody::new)))
         };
         let answer = match until {
             Some(until) => match tokio::time::timeout_at(until, call).await {
@@ -471,7 +476,7 @@ impl GrpcClient {
         admitted.finish(failed);
         let response = answer?;
         Ok(match until {
-            Some(until) => response.map(|body| tonic::body::Body::new(super::deadline::DeadlineBody::new(body, until))),
+            Some(until) => response.map(|body| body.ending_at(until)),
             None => response,
         })
     }
@@ -495,12 +500,11 @@ impl GrpcClient {
 
 /// A passthrough call's hash inputs: its client's address and every header (it has no
 /// operation context; the header a cluster hashes on is found among them).
-fn passthrough_hash_inputs(request: &http::Request<tonic::body::Body>) -> Metadata {
+fn passthrough_hash_inputs(request: &http::Request<axum::body::Body>, client_ip: Option<std::net::IpAddr>) -> Metadata {
     let mut headers = Metadata::default();
     for (name, value) in request.headers() {
         headers.push(name.as_str(), value.as_bytes());
     }
-    let client_ip = request.extensions().get::<crate::server::ClientAddr>().map(|c| c.0.ip());
     let claims = request.extensions().get::<crate::operation::HashClaims>().map(|c| c.0.clone()).unwrap_or_default();
     Metadata::default().with_hash_inputs(crate::operation::HashInputs { client_ip, headers, claims })
 }

@@ -28,7 +28,7 @@ pub fn status_for_http(status: StatusCode) -> i32 {
     }
 }
 
-fn is_grpc(response: &http::Response<Body>) -> bool {
+fn is_grpc<B>(response: &http::Response<B>) -> bool {
     response
         .headers()
         .get(header::CONTENT_TYPE)
@@ -36,13 +36,14 @@ fn is_grpc(response: &http::Response<Body>) -> bool {
         .is_some_and(|v| v.starts_with("application/grpc"))
 }
 
-/// `response` if it is gRPC, else the trailers-only gRPC answer standing for it.
-pub fn grpc_or_status(response: http::Response<Body>) -> http::Response<Body> {
+/// `response` if it is gRPC, else the trailers-only gRPC answer standing for it (its body the
+/// empty one, `Default`).
+pub fn grpc_or_status<B: Default>(response: http::Response<B>) -> http::Response<B> {
     if is_grpc(&response) { response } else { as_grpc_status(&response) }
 }
 
 /// The trailers-only gRPC answer standing for `response`.
-fn as_grpc_status(response: &http::Response<Body>) -> http::Response<Body> {
+fn as_grpc_status<B: Default>(response: &http::Response<B>) -> http::Response<B> {
     let status = response.status();
     let content_type =
         response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("no content type");
@@ -52,7 +53,7 @@ fn as_grpc_status(response: &http::Response<Body>) -> http::Response<Body> {
         .bytes()
         .map(|b| if (0x20..=0x7e).contains(&b) && b != b'%' { char::from(b).to_string() } else { format!("%{b:02X}") })
         .collect();
-    let mut answer = http::Response::new(Body::empty());
+    let mut answer = http::Response::new(B::default());
     let headers = answer.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
     headers.insert("grpc-status", HeaderValue::from(status_for_http(status)));
@@ -76,7 +77,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        self.0.call(request).map_ok(grpc_or_status as fn(_) -> _)
+        self.0.call(request).map_ok(grpc_or_status::<Body> as fn(_) -> _)
     }
 }
 

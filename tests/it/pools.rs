@@ -167,6 +167,42 @@ async fn consistent_hashing_keeps_a_client_on_one_endpoint() {
 }
 
 #[tokio::test]
+async fn passed_through_grpc_hashes_on_the_client_address_a_trusted_proxy_names() {
+    let mut backends = Vec::new();
+    for _ in 0..3 {
+        backends
+            .push(switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("backend"));
+    }
+    let urls: Vec<String> = backends.iter().map(|b| format!("\"{}\"", b.url())).collect();
+    let config = format!(
+        "[listener]\ntrusted_proxies = [\"127.0.0.0/8\"]\n\
+         [backends.catalog]\nendpoints = [{}]\nservices = [\"catalog.v1\"]\ncoalesce = false\n\
+         balancer = \"maglev\"\nhash_on = \"client_ip\"\n",
+        urls.join(", ")
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("switchyard.toml");
+    std::fs::write(&file, config).expect("write config");
+    let gateway = TestGateway::start_with_config(None, file).await;
+    let counts = || backends.iter().map(|b| b.calls("GetBook")).collect::<Vec<usize>>();
+    // One client behind the proxy: every call on one endpoint.
+    for _ in 0..20 {
+        crate::support::grpc_get_book(&gateway, &[("x-forwarded-for", "203.0.113.7".into())]).await.expect("call");
+    }
+    assert_eq!(counts().iter().filter(|c| **c == 20).count(), 1, "one endpoint took every call: {:?}", counts());
+    // Many clients behind the same proxy (one peer address): spread by the address it names.
+    for client in 0..150 {
+        let forwarded = format!("198.51.100.{client}");
+        crate::support::grpc_get_book(&gateway, &[("x-forwarded-for", forwarded)]).await.expect("call");
+    }
+    assert!(counts().iter().all(|c| *c >= 20), "150 client addresses spread: {:?}", counts());
+    gateway.shutdown().await;
+    for backend in backends {
+        backend.shutdown().await;
+    }
+}
+
+#[tokio::test]
 async fn an_endpoint_that_fails_health_checks_leaves_the_rotation_and_returns() {
     let replicas = switchyard::demo::start_demo_backend_replicas(3).await.expect("replicas");
     let urls: Vec<String> = replicas.iter().map(|r| format!("\"{}\"", r.url())).collect();

@@ -22,7 +22,45 @@ use tonic::body::Body;
 /// What `user-agent` says on calls that carry none.
 const USER_AGENT: &str = concat!("switchyard/", env!("CARGO_PKG_VERSION"));
 
-type Sender = SendRequest<Body>;
+type Sender = SendRequest<CallBody>;
+
+/// What a call sends: a body tonic encoded (a transcoded call, a health check), or a client's
+/// body spliced through as it came (the passthrough way). Each is sent as it is, unboxed again.
+pub enum CallBody {
+    /// tonic's encoding of the call's messages.
+    Encoded(Body),
+    /// The client's request body.
+    Spliced(axum::body::Body),
+}
+
+impl http_body::Body for CallBody {
+    type Data = bytes::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        match self.get_mut() {
+            CallBody::Encoded(body) => std::pin::Pin::new(body).poll_frame(cx).map_err(Into::into),
+            CallBody::Spliced(body) => std::pin::Pin::new(body).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            CallBody::Encoded(body) => body.is_end_stream(),
+            CallBody::Spliced(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            CallBody::Encoded(body) => body.size_hint(),
+            CallBody::Spliced(body) => body.size_hint(),
+        }
+    }
+}
 type Opening = Shared<BoxFuture<'static, Result<Sender, Arc<ConnectError>>>>;
 
 /// Why a connection could not be opened, with the address (its words go to the log).
@@ -142,15 +180,30 @@ impl Connection {
 
     /// Sends `request` (its URI's path is kept; scheme and authority become the endpoint's)
     /// and returns the answer's head with its body still streaming.
-    pub async fn send(&self, mut request: http::Request<Body>) -> Result<http::Response<Body>, CallError> {
+    pub async fn send(&self, request: http::Request<Body>) -> Result<http::Response<Body>, CallError> {
+        Ok(self.send_body(request.map(CallBody::Encoded)).await?.map(Body::new))
+    }
+
+    /// `send` for a client's request spliced through, the answer's body left as hyper's own
+    /// (the caller wraps it once, for its own client).
+    pub async fn splice(
+        &self,
+        request: http::Request<axum::body::Body>,
+    ) -> Result<http::Response<hyper::body::Incoming>, CallError> {
+        self.send_body(request.map(CallBody::Spliced)).await
+    }
+
+    async fn send_body(
+        &self,
+        mut request: http::Request<CallBody>,
+    ) -> Result<http::Response<hyper::body::Incoming>, CallError> {
         self.address(&mut request);
         let mut sender = self.sender().await?;
-        let response = sender.send_request(request).await.map_err(CallError::Request)?;
-        Ok(response.map(Body::new))
+        sender.send_request(request).await.map_err(CallError::Request)
     }
 
     /// Points `request` at this endpoint and names the gateway as its user agent if it has none.
-    fn address(&self, request: &mut http::Request<Body>) {
+    fn address(&self, request: &mut http::Request<CallBody>) {
         let dialer = &self.shared.dialer;
         let mut parts = std::mem::take(request.uri_mut()).into_parts();
         parts.scheme = Some(dialer.scheme.clone());
