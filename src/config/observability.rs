@@ -19,7 +19,8 @@ pub struct AccessLogConfig {
     pub path: Option<PathBuf>,
     /// The fields of each line, in this order (default: all of them).
     pub fields: Vec<AccessLogField>,
-    /// Request headers written under `headers` (lower case). Credentials (authorization,
+    /// Request headers written under `headers` (lower case), as the client sent them (the
+    /// request id the gateway used is the line's `request_id`). Credentials (authorization,
     /// cookies, API keys, client certificates) are refused here.
     pub headers: Vec<String>,
 }

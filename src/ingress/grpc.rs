@@ -82,7 +82,11 @@ pub(crate) async fn handle_grpc(
     let Some(method) = descriptor.methods().find(|m| m.name() == method) else {
         return status(tonic::Status::unimplemented(format!("unknown method {method} for service {service}")));
     };
-    crate::telemetry::record::note_operation(path);
+    // The path as the request holds it: a shared buffer (HTTP/2 decodes a repeated path from
+    // its table), so naming the operation copies nothing.
+    if let Some(path) = request.uri().path_and_query() {
+        crate::telemetry::record::note_operation(path.clone());
+    }
     // From here the names come from the descriptors, not from the request (which moves on).
     let service = descriptor.full_name();
     let Some(cluster) = snapshot.services.get(service).and_then(Option::as_deref) else {

@@ -14,6 +14,7 @@ mod grpc;
 pub use grpc::is_native_grpc;
 mod grpc_local;
 mod observe;
+pub use observe::Observed;
 mod admission;
 mod overload;
 pub mod request_head;
@@ -50,7 +51,7 @@ struct IngressState {
 /// requests take a shorter way with the same admission and observation but no route table,
 /// CORS or compression layer (browsers speak gRPC-Web, which takes the main way), which spares
 /// each passthrough call the allocations of those layers.
-pub fn gateway_router(gateway: Arc<Gateway>) -> crate::server::Routes {
+pub fn gateway_router(gateway: Arc<Gateway>) -> crate::server::Routes<Observed> {
     let buffer = gateway.snapshot().config.graphql.subscriptions.buffer as usize;
     let state = Arc::new(IngressState {
         gateway,
@@ -68,7 +69,7 @@ pub fn gateway_router(gateway: Arc<Gateway>) -> crate::server::Routes {
     // The same observation and admission as the main way's middleware, called as functions:
     // one future for the whole way, where each axum layer would box its own.
     let grpc_state = state.clone();
-    let grpc: crate::server::GrpcService = Arc::new(move |request: Request, peer| {
+    let grpc: crate::server::GrpcService<Observed> = Arc::new(move |request: Request, peer| {
         let state = grpc_state.clone();
         Box::pin(async move {
             observe::observe_with(&state, request, Some(peer), |request| {

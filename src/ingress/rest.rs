@@ -377,7 +377,7 @@ fn prepare(served: &Served, parts: &Parts) -> Result<Call, Refusal> {
     crate::ingress::forward::capture_hash_inputs(&mut context, &parts.headers, client, snapshot);
     context.route = Some(found.index);
     let entry = snapshot.routes.route(found.index);
-    crate::telemetry::record::note_operation(format!("{} {}", entry.method, entry.template));
+    crate::telemetry::record::note_operation(entry.name.clone());
     let format = body_format(&route, parts, rest)?;
     let header_fields = rest
         .header_bindings

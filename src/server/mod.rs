@@ -90,36 +90,48 @@ impl From<&ListenerConfig> for ListenerSettings {
 
 /// What a listener serves: its router, and optionally a shorter one that native gRPC requests
 /// (`application/grpc`, not gRPC-Web) go to instead, past routes and layers they never use.
-#[derive(Clone)]
-pub struct Routes {
+/// `B` is that way's answer body, whatever body type it makes (so it need not be boxed into
+/// the router's).
+pub struct Routes<B = Body> {
     /// Every request's router.
     pub main: Router,
     /// Native gRPC requests' service, when the listener has one (no router: axum's routing
     /// inserts URL parameters and the matched path into every request it routes).
-    pub grpc: Option<GrpcService>,
+    pub grpc: Option<GrpcService<B>>,
 }
 
 /// The native gRPC way through a listener: a function from request to answer (a tower service
-/// would box again at each layer).
-/// It is handed the client's address (the main way finds it as a `ClientAddr` extension).
-pub type GrpcService = Arc<
-    dyn Fn(http::Request<Body>, SocketAddr) -> futures_util::future::BoxFuture<'static, http::Response<Body>>
+/// would box again at each layer). It is handed the client's address (the main way finds it as
+/// a `ClientAddr` extension).
+pub type GrpcService<B = Body> = Arc<
+    dyn Fn(http::Request<Body>, SocketAddr) -> futures_util::future::BoxFuture<'static, http::Response<B>>
         + Send
         + Sync,
 >;
 
-impl From<Router> for Routes {
+impl<B> Clone for Routes<B> {
+    fn clone(&self) -> Self {
+        Routes { main: self.main.clone(), grpc: self.grpc.clone() }
+    }
+}
+
+impl<B> From<Router> for Routes<B> {
     fn from(main: Router) -> Self {
         Routes { main, grpc: None }
     }
 }
 
-impl Routes {
+impl<B> Routes<B> {
     /// The native gRPC service, if `request` takes that way.
-    fn grpc_for(&self, request: &http::Request<Incoming>) -> Option<&GrpcService> {
+    fn grpc_for(&self, request: &http::Request<Incoming>) -> Option<&GrpcService<B>> {
         self.grpc.as_ref().filter(|_| crate::ingress::is_native_grpc(request.headers()))
     }
 }
+
+/// What a listener's answers' bodies may be.
+pub trait AnswerBody: http_body::Body<Data = Bytes, Error: Into<axum::BoxError>> + Send + Unpin + 'static {}
+
+impl<B> AnswerBody for B where B: http_body::Body<Data = Bytes, Error: Into<axum::BoxError>> + Send + Unpin + 'static {}
 
 /// A running gateway: both listeners bound, serving until `shutdown`.
 pub struct RunningServer {
@@ -221,14 +233,14 @@ pub async fn serve_listener(
 
 /// Accepts connections until `stop`, then drains them; with `tls`, each connection's TLS
 /// handshake must finish within the header-read timeout.
-pub async fn serve_listener_tls(
+pub async fn serve_listener_tls<B: AnswerBody>(
     listener: TcpListener,
-    router: impl Into<Routes>,
+    router: impl Into<Routes<B>>,
     settings: ListenerSettings,
     mut stop: watch::Receiver<bool>,
     tls: Option<TlsSource>,
 ) -> DrainReport {
-    let router: Routes = router.into();
+    let router: Routes<B> = router.into();
     let builder = Arc::new(connection_builder(&settings));
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(settings.max_connections));
@@ -331,21 +343,20 @@ fn connection_builder(settings: &ListenerSettings) -> auto::Builder<TokioExecuto
 }
 
 /// The router as a hyper service that counts requests in flight until their bodies end.
-#[derive(Clone)]
-struct ConnectionService {
-    router: Routes,
+struct ConnectionService<B> {
+    router: Routes<B>,
     activity: Arc<Activity>,
     peer: SocketAddr,
     /// `X-Forwarded-Client-Cert` for the connection's verified client certificate.
     client_cert: Option<http::HeaderValue>,
 }
 
-fn connection_service(
-    router: Routes,
+fn connection_service<B>(
+    router: Routes<B>,
     activity: Arc<Activity>,
     peer: SocketAddr,
     client_cert: Option<http::HeaderValue>,
-) -> ConnectionService {
+) -> ConnectionService<B> {
     ConnectionService { router, activity, peer, client_cert }
 }
 
@@ -355,12 +366,12 @@ fn connection_service(
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
 
-impl hyper::service::Service<http::Request<Incoming>> for ConnectionService {
-    type Response = http::Response<GuardedBody>;
+impl<B: AnswerBody> hyper::service::Service<http::Request<Incoming>> for ConnectionService<B> {
+    type Response = http::Response<GuardedBody<B>>;
     type Error = Infallible;
-    type Future = Guarded;
+    type Future = Guarded<B>;
 
-    fn call(&self, request: http::Request<Incoming>) -> Guarded {
+    fn call(&self, request: http::Request<Incoming>) -> Guarded<B> {
         let guard = InFlight::begin(self.activity.clone());
         let grpc = self.router.grpc_for(&request);
         let mut request = request;
@@ -371,30 +382,39 @@ impl hyper::service::Service<http::Request<Incoming>> for ConnectionService {
         }
         let request = request.map(Body::new);
         let answer = match grpc {
-            Some(grpc) => grpc(request, self.peer),
+            Some(grpc) => Answer::Grpc(grpc(request, self.peer)),
             None => {
                 let mut request = request;
                 request.extensions_mut().insert(ClientAddr(self.peer));
                 let answer = self.router.main.clone().oneshot(request);
-                Box::pin(async move { answer.await.unwrap_or_else(|never| match never {}) })
+                Answer::Main(Box::pin(async move { answer.await.unwrap_or_else(|never| match never {}) }))
             }
         };
         Guarded { answer, guard: Some(guard) }
     }
 }
 
+/// An answer on its way from one of the two ways.
+enum Answer<B> {
+    Grpc(futures_util::future::BoxFuture<'static, http::Response<B>>),
+    Main(futures_util::future::BoxFuture<'static, http::Response<Body>>),
+}
+
 /// An answer on its way, its request counted in flight (the count moves into the body).
-struct Guarded {
-    answer: futures_util::future::BoxFuture<'static, http::Response<Body>>,
+struct Guarded<B> {
+    answer: Answer<B>,
     guard: Option<InFlight>,
 }
 
-impl Future for Guarded {
-    type Output = Result<http::Response<GuardedBody>, Infallible>;
+impl<B> Future for Guarded<B> {
+    type Output = Result<http::Response<GuardedBody<B>>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let response = std::task::ready!(this.answer.as_mut().poll(cx));
+        let response = match &mut this.answer {
+            Answer::Grpc(answer) => std::task::ready!(answer.as_mut().poll(cx)).map(Either::Grpc),
+            Answer::Main(answer) => std::task::ready!(answer.as_mut().poll(cx)).map(Either::Main),
+        };
         let guard = this.guard.take();
         Poll::Ready(Ok(response.map(|inner| GuardedBody { inner, _guard: guard })))
     }
@@ -455,25 +475,40 @@ impl Drop for InFlight {
 }
 
 /// A response body that keeps its request counted in flight until it is finished or dropped.
-struct GuardedBody {
-    inner: Body,
+struct GuardedBody<B> {
+    inner: Either<B>,
     _guard: Option<InFlight>,
 }
 
-impl http_body::Body for GuardedBody {
-    type Data = Bytes;
-    type Error = axum::Error;
+/// The body of either way's answer.
+enum Either<B> {
+    Grpc(B),
+    Main(Body),
+}
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+impl<B: AnswerBody> http_body::Body for GuardedBody<B> {
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match &mut self.get_mut().inner {
+            Either::Grpc(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            Either::Main(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.inner {
+            Either::Grpc(body) => body.is_end_stream(),
+            Either::Main(body) => body.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            Either::Grpc(body) => body.size_hint(),
+            Either::Main(body) => body.size_hint(),
+        }
     }
 }
 

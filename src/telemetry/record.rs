@@ -22,7 +22,7 @@ pub struct RequestRecord {
 pub struct Recorded {
     /// The operation: a REST route (`GET /v1/{name=shelves/*}`), a gRPC method path, or a
     /// GraphQL operation name.
-    pub operation: Option<String>,
+    pub operation: Option<OperationName>,
     /// The verified identity's key (`provider/subject`).
     pub identity: Option<String>,
     /// Backend calls made for it (attempts: a retry is a second call).
@@ -31,6 +31,54 @@ pub struct Recorded {
     pub errors: Vec<String>,
     /// The rate limit or quota that refused it.
     pub rejected_by: Option<String>,
+}
+
+/// An operation's name, held without a copy where it can be: a REST route's name is made once
+/// per route, a gRPC method's path is the request's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OperationName {
+    /// A name of its own.
+    Text(String),
+    /// A name made once and shared.
+    Shared(Arc<str>),
+    /// A gRPC request's path (`/package.Service/Method`; a query, if any, is not part of it).
+    Path(http::uri::PathAndQuery),
+}
+
+impl std::ops::Deref for OperationName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            OperationName::Text(text) => text,
+            OperationName::Shared(text) => text,
+            OperationName::Path(path) => path.path(),
+        }
+    }
+}
+
+impl From<String> for OperationName {
+    fn from(text: String) -> Self {
+        OperationName::Text(text)
+    }
+}
+
+impl From<&str> for OperationName {
+    fn from(text: &str) -> Self {
+        OperationName::Text(text.to_owned())
+    }
+}
+
+impl From<Arc<str>> for OperationName {
+    fn from(text: Arc<str>) -> Self {
+        OperationName::Shared(text)
+    }
+}
+
+impl From<http::uri::PathAndQuery> for OperationName {
+    fn from(path: http::uri::PathAndQuery) -> Self {
+        OperationName::Path(path)
+    }
 }
 
 impl RequestRecord {
@@ -62,7 +110,7 @@ fn with_current(change: impl FnOnce(&mut Recorded)) {
 }
 
 /// The request is operation `name` (the first name given wins: a batch is named by its first).
-pub fn note_operation(name: impl Into<String>) {
+pub fn note_operation(name: impl Into<OperationName>) {
     with_current(|r| {
         if r.operation.is_none() {
             r.operation = Some(name.into());
@@ -120,5 +168,21 @@ mod tests {
         let taken = record.take();
         assert_eq!((taken.operation, taken.backend_calls), (recorded.operation, 2));
         assert_eq!(record.recorded().operation, None, "taken out");
+    }
+
+    #[test]
+    fn operation_names_read_as_their_text_whatever_holds_them() {
+        let table: [(OperationName, &str); 4] = [
+            ("GetBook".into(), "GetBook"),
+            (String::from("query Books").into(), "query Books"),
+            (Arc::<str>::from("GET /v1/{name=shelves/*}").into(), "GET /v1/{name=shelves/*}"),
+            (
+                http::uri::PathAndQuery::from_static("/catalog.v1.Catalog/GetBook?x=1").into(),
+                "/catalog.v1.Catalog/GetBook",
+            ),
+        ];
+        for (name, text) in table {
+            assert_eq!(&*name, text);
+        }
     }
 }

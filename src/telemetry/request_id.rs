@@ -22,12 +22,18 @@ pub fn is_well_formed(id: &[u8]) -> bool {
 
 /// A new request id: a random (version 4) UUID.
 pub fn generate() -> http::HeaderValue {
+    // Written into one exact buffer that becomes the value's one allocation (this runs on every
+    // request); its clones (the request's, the answer's) share it.
+    header_value(bytes::Bytes::from_owner(new_text()))
+}
+
+/// A new request id's text (a random, version 4 UUID), for a caller that puts it in a buffer
+/// of its own.
+pub fn new_text() -> [u8; TEXT_LEN] {
     let mut bytes: [u8; 16] = fastrand::u128(..).to_le_bytes();
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    // Written into one exact buffer that becomes the value's one allocation (this runs on every
-    // request); its clones (the request's, the answer's) share it.
-    let mut text = [0u8; 36];
+    let mut text = [0u8; TEXT_LEN];
     let mut at = 0;
     for (i, byte) in bytes.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
@@ -37,18 +43,31 @@ pub fn generate() -> http::HeaderValue {
         hex::encode_to_slice([*byte], &mut text[at..at + 2]).expect("two hex digits fit");
         at += 2;
     }
-    // Hex digits and dashes: always a valid header value.
-    http::HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(text))
-        .unwrap_or_else(|_| http::HeaderValue::from_static("invalid"))
+    text
+}
+
+/// The length of a generated id.
+pub const TEXT_LEN: usize = 36;
+
+/// ASCII `text` (a generated id, or a buffer's slice holding one) as a header value, without a
+/// copy.
+pub fn header_value(text: bytes::Bytes) -> http::HeaderValue {
+    // Generated ids and trace contexts are hex digits and dashes: always valid header values.
+    http::HeaderValue::from_maybe_shared(text).unwrap_or_else(|_| http::HeaderValue::from_static("invalid"))
 }
 
 /// The request's id: the client's when it is well-formed (and only one was sent), else a new one.
 /// Well-formed ids are ASCII, so the value is always a `str` too.
 pub fn accept_or_generate(headers: &http::HeaderMap) -> http::HeaderValue {
+    accepted(headers).unwrap_or_else(generate)
+}
+
+/// The client's id, when it is well-formed and only one was sent.
+pub fn accepted(headers: &http::HeaderMap) -> Option<http::HeaderValue> {
     let mut values = headers.get_all(HEADER).iter();
     match (values.next(), values.next()) {
-        (Some(value), None) if is_well_formed(value.as_bytes()) => value.clone(),
-        _ => generate(),
+        (Some(value), None) if is_well_formed(value.as_bytes()) => Some(value.clone()),
+        _ => None,
     }
 }
 

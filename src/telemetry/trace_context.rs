@@ -14,6 +14,9 @@ pub const TRACEPARENT: &str = "traceparent";
 /// The same, as a header name (inserting by a `&str` name copies it into a new one each time).
 pub const TRACEPARENT_NAME: http::HeaderName = http::HeaderName::from_static(TRACEPARENT);
 
+/// The length of a `traceparent` value (version 00).
+pub const TEXT_LEN: usize = 55;
+
 /// A parsed `traceparent`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceParent {
@@ -70,6 +73,8 @@ impl TraceParent {
     }
 
     /// The header value as one, in one allocation (clones share it).
+    ///
+    /// `text` is the same, for a caller that puts it in a buffer of its own.
     pub fn header_value(&self) -> http::HeaderValue {
         // Hex digits and dashes: always a valid header value.
         http::HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(self.text()))
@@ -78,8 +83,8 @@ impl TraceParent {
 
     /// `00-` trace id `-` span id `-` flags, written into one exact buffer (every request and
     /// backend call sends one).
-    fn text(&self) -> [u8; 55] {
-        let mut text = [0u8; 55];
+    pub fn text(&self) -> [u8; TEXT_LEN] {
+        let mut text = [0u8; TEXT_LEN];
         text[..3].copy_from_slice(b"00-");
         hex::encode_to_slice(self.trace_id, &mut text[3..35]).expect("32 hex digits fit");
         text[35] = b'-';

@@ -22,6 +22,8 @@ pub struct RouteEntry<T> {
     pub template: PathTemplate,
     /// What the route leads to.
     pub value: T,
+    /// `METHOD template`, the route's name in telemetry (made once, shared by every request).
+    pub name: std::sync::Arc<str>,
 }
 
 /// A successful match.
@@ -106,7 +108,8 @@ impl<T> RouteTable<T> {
         }
         let index = self.routes.len();
         ends.push(Endpoint { verb: verb.map(Into::into), method: method.clone(), route: index });
-        self.routes.push(RouteEntry { method, template, value });
+        let name = format!("{method} {template}").into();
+        self.routes.push(RouteEntry { method, template, value, name });
         Ok(index)
     }
 
