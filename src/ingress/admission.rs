@@ -1,13 +1,10 @@
-//! Admission: what every request passes before routing, in one middleware (each axum layer
-//! costs allocations per request, so the checks share one): a slot under
+//! Admission: what every request passes before routing, in one step (called as a function on
+//! each way through the listener; an axum layer would cost allocations per request): a slot under
 //! `listener.max_in_flight` (else 503 and `Retry-After`), a head whose framing and header names
 //! are sound (`request_head`), and a URI within `listener.max_uri_bytes` (else 414). Refusals
 //! are in the request's protocol.
 
-use std::sync::Arc;
-
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::Response;
 use http::{HeaderValue, Version, header};
 
@@ -15,13 +12,7 @@ use super::IngressState;
 use super::request_head::{check_head, refuse_before_routing};
 use crate::error::ErrorCode;
 
-/// The middleware, inside the main router.
-pub(super) async fn admit(State(state): State<Arc<IngressState>>, request: Request, next: Next) -> Response {
-    admit_with(&state, request, |request| next.run(request)).await
-}
-
-/// Admits `request` to `inner` (the rest of the way: a middleware's `Next`, or the native gRPC
-/// handler called directly), or refuses it.
+/// Admits `request` to `inner` (the rest of the way), or refuses it.
 pub(super) async fn admit_with<F, Fut>(state: &IngressState, mut request: Request, inner: F) -> Response
 where
     F: FnOnce(Request) -> Fut,

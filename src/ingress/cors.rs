@@ -5,10 +5,7 @@
 //! naming the origin, method or header that is not allowed; other requests from an allowed
 //! origin get `Access-Control-Allow-Origin` and the exposed headers on their answer.
 
-use std::sync::Arc;
-
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::Response;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
@@ -18,20 +15,25 @@ use super::respond::error_response;
 use crate::config::CorsConfig;
 use crate::error::ErrorCode;
 
-/// The middleware.
-pub(super) async fn cors(State(state): State<Arc<IngressState>>, request: Request, next: Next) -> Response {
+/// Applies the policy around `inner`, the rest of the way.
+pub(super) async fn cors_with<F, Fut>(state: &IngressState, request: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let snapshot = state.gateway.snapshot();
     let config = &snapshot.config.cors;
     let origin = request.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let (Some(origin), false) = (origin, config.allow_origins.is_empty()) else {
-        return next.run(request).await;
+        drop(snapshot);
+        return inner(request).await;
     };
     let is_preflight =
         request.method() == Method::OPTIONS && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
     if is_preflight {
         return preflight(config, &origin, request.headers());
     }
-    let mut response = next.run(request).await;
+    let mut response = inner(request).await;
     if origin_allowed(config, &origin) {
         let headers = response.headers_mut();
         allow_origin(config, &origin, headers);

@@ -47,10 +47,11 @@ struct IngressState {
     in_flight: overload::InFlight,
 }
 
-/// The gateway listener's routes: the fixed endpoints, then protocol dispatch; native gRPC
-/// requests take a shorter way with the same admission and observation but no route table,
-/// CORS or compression layer (browsers speak gRPC-Web, which takes the main way), which spares
-/// each passthrough call the allocations of those layers.
+/// The gateway listener's ways, each a chain of function calls (an axum layer would clone a
+/// boxed service and box its future on every request). Every request is observed (outermost)
+/// and admitted. The main way then compresses answers, applies CORS and routes: the fixed
+/// endpoints, then protocol dispatch. Native gRPC requests take a shorter way with no route
+/// table, CORS or compression (browsers speak gRPC-Web, which takes the main way).
 pub fn gateway_router(gateway: Arc<Gateway>) -> crate::server::Routes<Observed> {
     let buffer = gateway.snapshot().config.graphql.subscriptions.buffer as usize;
     let state = Arc::new(IngressState {
@@ -61,15 +62,8 @@ pub fn gateway_router(gateway: Arc<Gateway>) -> crate::server::Routes<Observed> 
         graphql_caches: graphql::Caches::with_subscription_buffer(buffer),
         in_flight: overload::InFlight::default(),
     });
-    // The fastest level of each encoding (gzip 1, as nginx defaults to): a JSON answer still
-    // shrinks several-fold, for a fraction of the CPU of the default level.
-    let compression = tower_http::compression::CompressionLayer::new()
-        .quality(tower_http::CompressionLevel::Fastest)
-        .compress_when(encoding::CompressibleJson);
-    // The same observation and admission as the main way's middleware, called as functions:
-    // one future for the whole way, where each axum layer would box its own.
     let grpc_state = state.clone();
-    let grpc: crate::server::GrpcService<Observed> = Arc::new(move |request: Request, peer| {
+    let grpc: crate::server::Way<Observed> = Arc::new(move |request: Request, peer| {
         let state = grpc_state.clone();
         Box::pin(async move {
             observe::observe_with(&state, request, Some(peer), |request| {
@@ -78,16 +72,43 @@ pub fn gateway_router(gateway: Arc<Gateway>) -> crate::server::Routes<Observed> 
             .await
         })
     });
-    let main = Router::new()
+    let router = Router::new()
         .route("/openapi.json", get(openapi))
         .route("/graphql", any(graphql_endpoint))
         .fallback(dispatch)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), admission::admit))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), cors::cors))
-        .layer(compression)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), observe::observe))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), close_when_draining))
-        .with_state(state);
+        .with_state(state.clone());
+    let routed_state = state.clone();
+    let routed = tower::service_fn(move |request: Request| {
+        let (state, router) = (routed_state.clone(), router.clone());
+        async move {
+            let answer = cors::cors_with(&state, request, |request| {
+                admission::admit_with(&state, request, |request| async move {
+                    router.oneshot(request).await.unwrap_or_else(|never| match never {})
+                })
+            });
+            Ok::<_, std::convert::Infallible>(answer.await)
+        }
+    });
+    // The fastest level of each encoding (gzip 1, as nginx defaults to): a JSON answer still
+    // shrinks several-fold, for a fraction of the CPU of the default level.
+    let compressed = tower_http::compression::CompressionLayer::new()
+        .quality(tower_http::CompressionLevel::Fastest)
+        .compress_when(encoding::CompressibleJson)
+        .layer(routed);
+    let main: crate::server::Way<Observed> = Arc::new(move |mut request: Request, peer| {
+        // The main way's handlers find the client's address among the request's extensions.
+        request.extensions_mut().insert(crate::server::ClientAddr(peer));
+        let (state, compressed) = (state.clone(), compressed.clone());
+        Box::pin(async move {
+            let http1 = request.version() <= http::Version::HTTP_11;
+            let mut response = observe::observe_with(&state, request, Some(peer), |request| async move {
+                compressed.oneshot(request).await.map_or_else(|never| match never {}, |r| r.map(axum::body::Body::new))
+            })
+            .await;
+            close_when_draining(&state, http1, &mut response);
+            response
+        })
+    });
     crate::server::Routes { main, grpc: Some(grpc) }
 }
 
@@ -99,17 +120,10 @@ async fn native_grpc(state: &IngressState, request: Request, peer: std::net::Soc
 /// While the gateway drains (`listener.shutdown_delay`), HTTP/1 answers carry `Connection:
 /// close`: a load balancer's pooled connections end after their next answer instead of being
 /// closed under a request it is sending when the listener shuts.
-async fn close_when_draining(
-    State(state): State<Arc<IngressState>>,
-    request: Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let http1 = request.version() <= http::Version::HTTP_11;
-    let mut response = next.run(request).await;
+fn close_when_draining<B>(state: &IngressState, http1: bool, response: &mut http::Response<B>) {
     if http1 && state.gateway.is_draining() {
         response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
     }
-    response
 }
 
 /// `/graphql`: GraphQL over HTTP.

@@ -13,8 +13,7 @@ use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::Response;
 use bytes::Bytes;
 use http::HeaderValue;
@@ -29,15 +28,8 @@ use crate::telemetry::trace_context::{TRACEPARENT, TRACEPARENT_NAME, TraceParent
 use crate::telemetry::{Telemetry, request_id};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-/// The middleware, around the main router.
-pub(super) async fn observe(State(state): State<Arc<IngressState>>, request: Request, next: Next) -> Response {
-    let client = super::client_addr(&request);
-    observe_with(&state, request, client, |request| next.run(request)).await.map(Body::new)
-}
-
-/// Wraps the handling of one request by `inner` (the rest of the way, a middleware's `Next` or
-/// the native gRPC way's next step called directly), `client` being its connection's peer. The
-/// answer's body is observed as it is sent.
+/// Wraps the handling of one request by `inner` (the rest of its way through the listener),
+/// `client` being its connection's peer. The answer's body is observed as it is sent.
 pub(super) async fn observe_with<F, Fut>(
     state: &IngressState,
     mut request: Request,

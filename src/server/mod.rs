@@ -88,22 +88,22 @@ impl From<&ListenerConfig> for ListenerSettings {
     }
 }
 
-/// What a listener serves: its router, and optionally a shorter one that native gRPC requests
-/// (`application/grpc`, not gRPC-Web) go to instead, past routes and layers they never use.
-/// `B` is that way's answer body, whatever body type it makes (so it need not be boxed into
-/// the router's).
+/// What a listener serves: the way every request takes, and optionally a shorter one that
+/// native gRPC requests (`application/grpc`, not gRPC-Web) take instead, past routes and layers
+/// they never use. `B` is their answers' body, whatever body type the ways make (so it need not
+/// be boxed again into axum's).
 pub struct Routes<B = Body> {
-    /// Every request's router.
-    pub main: Router,
-    /// Native gRPC requests' service, when the listener has one (no router: axum's routing
-    /// inserts URL parameters and the matched path into every request it routes).
-    pub grpc: Option<GrpcService<B>>,
+    /// Every request's way (but native gRPC's, when there is one).
+    pub main: Way<B>,
+    /// Native gRPC requests' way, when the listener has one (no router: axum's routing inserts
+    /// URL parameters and the matched path into every request it routes).
+    pub grpc: Option<Way<B>>,
 }
 
-/// The native gRPC way through a listener: a function from request to answer (a tower service
-/// would box again at each layer). It is handed the client's address (the main way finds it as
-/// a `ClientAddr` extension).
-pub type GrpcService<B = Body> = Arc<
+/// A way through a listener: a function from request to answer, handed the client's address
+/// (a tower service would box again at each layer; a plain router finds the address as a
+/// `ClientAddr` extension).
+pub type Way<B = Body> = Arc<
     dyn Fn(http::Request<Body>, SocketAddr) -> futures_util::future::BoxFuture<'static, http::Response<B>>
         + Send
         + Sync,
@@ -115,16 +115,25 @@ impl<B> Clone for Routes<B> {
     }
 }
 
-impl<B> From<Router> for Routes<B> {
-    fn from(main: Router) -> Self {
+impl From<Router> for Routes<Body> {
+    /// Every request through `router`, the client's address as a `ClientAddr` extension.
+    fn from(router: Router) -> Self {
+        let main: Way = Arc::new(move |mut request: http::Request<Body>, peer| {
+            request.extensions_mut().insert(ClientAddr(peer));
+            let answer = router.clone().oneshot(request);
+            Box::pin(async move { answer.await.unwrap_or_else(|never| match never {}) })
+        });
         Routes { main, grpc: None }
     }
 }
 
 impl<B> Routes<B> {
-    /// The native gRPC service, if `request` takes that way.
-    fn grpc_for(&self, request: &http::Request<Incoming>) -> Option<&GrpcService<B>> {
-        self.grpc.as_ref().filter(|_| crate::ingress::is_native_grpc(request.headers()))
+    /// The way `request` takes.
+    fn way_for(&self, request: &http::Request<Incoming>) -> &Way<B> {
+        match &self.grpc {
+            Some(grpc) if crate::ingress::is_native_grpc(request.headers()) => grpc,
+            _ => &self.main,
+        }
     }
 }
 
@@ -373,36 +382,20 @@ impl<B: AnswerBody> hyper::service::Service<http::Request<Incoming>> for Connect
 
     fn call(&self, request: http::Request<Incoming>) -> Guarded<B> {
         let guard = InFlight::begin(self.activity.clone());
-        let grpc = self.router.grpc_for(&request);
+        let way = self.router.way_for(&request);
         let mut request = request;
         // Only the listener speaks for a client certificate.
         request.headers_mut().remove(tls::CLIENT_CERT_HEADER);
         if let Some(cert) = &self.client_cert {
             request.headers_mut().insert(tls::CLIENT_CERT_HEADER, cert.clone());
         }
-        let request = request.map(Body::new);
-        let answer = match grpc {
-            Some(grpc) => Answer::Grpc(grpc(request, self.peer)),
-            None => {
-                let mut request = request;
-                request.extensions_mut().insert(ClientAddr(self.peer));
-                let answer = self.router.main.clone().oneshot(request);
-                Answer::Main(Box::pin(async move { answer.await.unwrap_or_else(|never| match never {}) }))
-            }
-        };
-        Guarded { answer, guard: Some(guard) }
+        Guarded { answer: way(request.map(Body::new), self.peer), guard: Some(guard) }
     }
-}
-
-/// An answer on its way from one of the two ways.
-enum Answer<B> {
-    Grpc(futures_util::future::BoxFuture<'static, http::Response<B>>),
-    Main(futures_util::future::BoxFuture<'static, http::Response<Body>>),
 }
 
 /// An answer on its way, its request counted in flight (the count moves into the body).
 struct Guarded<B> {
-    answer: Answer<B>,
+    answer: futures_util::future::BoxFuture<'static, http::Response<B>>,
     guard: Option<InFlight>,
 }
 
@@ -411,10 +404,7 @@ impl<B> Future for Guarded<B> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let response = match &mut this.answer {
-            Answer::Grpc(answer) => std::task::ready!(answer.as_mut().poll(cx)).map(Either::Grpc),
-            Answer::Main(answer) => std::task::ready!(answer.as_mut().poll(cx)).map(Either::Main),
-        };
+        let response = std::task::ready!(this.answer.as_mut().poll(cx));
         let guard = this.guard.take();
         Poll::Ready(Ok(response.map(|inner| GuardedBody { inner, _guard: guard })))
     }
@@ -476,39 +466,24 @@ impl Drop for InFlight {
 
 /// A response body that keeps its request counted in flight until it is finished or dropped.
 struct GuardedBody<B> {
-    inner: Either<B>,
+    inner: B,
     _guard: Option<InFlight>,
-}
-
-/// The body of either way's answer.
-enum Either<B> {
-    Grpc(B),
-    Main(Body),
 }
 
 impl<B: AnswerBody> http_body::Body for GuardedBody<B> {
     type Data = Bytes;
-    type Error = axum::BoxError;
+    type Error = B::Error;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        match &mut self.get_mut().inner {
-            Either::Grpc(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
-            Either::Main(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
-        }
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {
-        match &self.inner {
-            Either::Grpc(body) => body.is_end_stream(),
-            Either::Main(body) => body.is_end_stream(),
-        }
+        self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        match &self.inner {
-            Either::Grpc(body) => body.size_hint(),
-            Either::Main(body) => body.size_hint(),
-        }
+        self.inner.size_hint()
     }
 }
 
