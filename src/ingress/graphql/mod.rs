@@ -166,7 +166,8 @@ pub(crate) async fn handle_graphql(
 ) -> Response {
     let (parts, body) = request.into_parts();
     if ws::is_upgrade(&parts) {
-        return ws::upgrade(gateway, persisted, caches, parts).await;
+        // Boxed, as the streaming start below: the common way (one answer) stays a small future.
+        return Box::pin(ws::upgrade(gateway, persisted, caches, parts)).await;
     }
     let served = gateway.served();
     let snapshot = &served.snapshot;
@@ -223,7 +224,8 @@ pub(crate) async fn handle_graphql(
                 let client = parts.extensions.get::<crate::server::ClientAddr>().map(|c| c.0);
                 let arrival =
                     run::Arrival { headers: &parts.headers, client, query: parts.uri.query(), csrf: csrf.as_ref() };
-                run::start_operation(served.clone(), installs, caches, &request, arrival, is_get, incremental).await
+                Box::pin(run::start_operation(served.clone(), installs, caches, &request, arrival, is_get, incremental))
+                    .await
             }
         };
         // Queries and mutations without deferred fragments under Apollo's multipart Accept

@@ -340,7 +340,19 @@ fn note_operation_name(document: &async_graphql_parser::types::ExecutableDocumen
 
 /// Runs a prepared query or mutation: introspection and `__typename` locally, every root call
 /// through the gateway, and one response body.
-async fn execute_prepared(
+/// Runs a prepared operation. Its future (planning, the executor's fan-out, the answer's
+/// assembly) is tens of kilobytes: boxed here, the way to it stays small, so what is answered
+/// before it (a response-cache hit, a refusal) is not copied through futures that size at
+/// every await and box on the way (`perf` put `memmove` at 11% of a cache hit's CPU).
+fn execute_prepared<'a>(
+    served: &'a Served,
+    prepared: super::document::Prepared,
+    context: crate::operation::RequestContext,
+) -> futures_util::future::BoxFuture<'a, Outcome> {
+    Box::pin(execute_prepared_here(served, prepared, context))
+}
+
+async fn execute_prepared_here(
     served: &Served,
     prepared: super::document::Prepared,
     context: crate::operation::RequestContext,
