@@ -140,9 +140,8 @@ pub(crate) async fn handle_grpc(
     // The body may have been re-framed on the way in (gRPC-Web text is base64), and HTTP/2
     // frames carry their own lengths: a stale content-length would make the backend reset. One
     // the body still matches is kept (else the client connection writes it again).
-    let exact = http_body::Body::size_hint(&body).exact();
-    let length = parts.headers.get(header::CONTENT_LENGTH).map(|v| v.to_str().ok().and_then(|v| v.parse::<u64>().ok()));
-    if length.is_some_and(|length| length.is_none() || length != exact) {
+    let length = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if length.is_none() || length != http_body::Body::size_hint(&body).exact() {
         parts.headers.remove(header::CONTENT_LENGTH);
     }
     let deadline = match super::forward::grpc_timeout(&parts.headers) {

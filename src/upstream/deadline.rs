@@ -1,8 +1,8 @@
 //! A spliced gRPC call's deadline: the `grpc-timeout` sent upstream (the time left, not the
 //! time the client first asked for) and an answer body that ends at the deadline with
 //! DEADLINE_EXCEEDED trailers, dropping the backend's stream so the backend sees the cancel.
-//! tonic's channel bounds only the wait for the answer's headers; a backend that sends headers
-//! and then stalls would otherwise hold the client past its deadline.
+//! The call's timeout bounds only the wait for the answer's headers; a backend that sends
+//! headers and then stalls would otherwise hold the client past its deadline.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
