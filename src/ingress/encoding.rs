@@ -1,9 +1,7 @@
 //! HTTP content codings for REST and GraphQL. Request bodies with `Content-Encoding` gzip, br or zstd are
 //! decoded as they stream in, with the size limit checked on the compressed bytes and again on
-//! the decoded bytes, so a decompression bomb is a 413 and never a large allocation. Responses
-//! are compressed by `Accept-Encoding` when their size is known and above a threshold; streams
-//! (NDJSON, SSE) and gRPC are never compressed here, since buffering would break message-by-
-//! message delivery and gRPC compresses in-band.
+//! the decoded bytes, so a decompression bomb is a 413 and never a large allocation. (Responses
+//! are compressed in `compress`.)
 
 use std::io;
 use std::pin::Pin;
@@ -12,12 +10,9 @@ use async_compression::tokio::bufread::{BrotliDecoder, GzipDecoder, ZstdDecoder}
 use axum::body::Body;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt, TryStreamExt};
-use http::{HeaderValue, header};
+use http::HeaderValue;
 use tokio::io::AsyncRead;
 use tokio_util::io::{ReaderStream, StreamReader};
-
-/// Responses smaller than this are sent as they are.
-const COMPRESS_ABOVE: u64 = 1024;
 
 /// A body that grew past its limit while it was read (compressed or decoded).
 #[derive(Debug, thiserror::Error)]
@@ -92,23 +87,4 @@ pub(crate) fn too_large_message(error: &(dyn std::error::Error + 'static), limit
         current = e.source();
     }
     None
-}
-
-/// Compress only JSON documents of known size above the threshold.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct CompressibleJson;
-
-impl tower_http::compression::Predicate for CompressibleJson {
-    fn should_compress<B>(&self, response: &http::Response<B>) -> bool
-    where
-        B: http_body::Body,
-    {
-        let is_json = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/json"));
-        let size = http_body::Body::size_hint(response.body()).exact();
-        is_json && size.is_some_and(|n| n >= COMPRESS_ABOVE)
-    }
 }

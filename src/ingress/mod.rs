@@ -5,6 +5,7 @@
 //! deadline rules) and `respond` (every response shape). GraphQL and WebSocket arrive with their
 //! issues.
 
+mod compress;
 mod cors;
 mod encoding;
 pub(crate) mod forward;
@@ -77,39 +78,34 @@ pub fn gateway_router(gateway: Arc<Gateway>) -> crate::server::Routes<Observed> 
         .route("/graphql", any(graphql_endpoint))
         .fallback(dispatch)
         .with_state(state.clone());
-    let routed_state = state.clone();
-    let routed = tower::service_fn(move |request: Request| {
-        let (state, router) = (routed_state.clone(), router.clone());
-        async move {
-            let answer = cors::cors_with(&state, request, |request| {
-                admission::admit_with(&state, request, |request| async move {
-                    router.oneshot(request).await.unwrap_or_else(|never| match never {})
-                })
-            });
-            Ok::<_, std::convert::Infallible>(answer.await)
-        }
-    });
-    // The fastest level of each encoding (gzip 1, as nginx defaults to): a JSON answer still
-    // shrinks several-fold, for a fraction of the CPU of the default level.
-    let compressed = tower_http::compression::CompressionLayer::new()
-        .quality(tower_http::CompressionLevel::Fastest)
-        .compress_when(encoding::CompressibleJson)
-        .layer(routed);
     let main: crate::server::Way<Observed> = Arc::new(move |mut request: Request, peer| {
         // The main way's handlers find the client's address among the request's extensions.
         request.extensions_mut().insert(crate::server::ClientAddr(peer));
-        let (state, compressed) = (state.clone(), compressed.clone());
+        let (state, router) = (state.clone(), router.clone());
         Box::pin(async move {
             let http1 = request.version() <= http::Version::HTTP_11;
-            let mut response = observe::observe_with(&state, request, Some(peer), |request| async move {
-                compressed.oneshot(request).await.map_or_else(|never| match never {}, |r| r.map(axum::body::Body::new))
-            })
-            .await;
+            let mut response =
+                observe::observe_with(&state, request, Some(peer), |request| main_way(&state, router, request)).await;
             close_when_draining(&state, http1, &mut response);
             response
         })
     });
     crate::server::Routes { main, grpc: Some(grpc) }
+}
+
+/// The main way inside observation: the answer compressed by the client's `Accept-Encoding`,
+/// CORS, admission, then the route table.
+async fn main_way(state: &IngressState, mut router: Router, request: Request) -> Response {
+    let coding = compress::negotiate(request.headers());
+    let answer = cors::cors_with(state, request, |request| {
+        admission::admit_with(state, request, |request| {
+            // A Router is always ready (its poll_ready does nothing), so it is called directly.
+            let routed = tower::Service::call(&mut router, request);
+            async move { routed.await.unwrap_or_else(|never| match never {}) }
+        })
+    })
+    .await;
+    compress::compress(answer, coding)
 }
 
 /// Native gRPC (the listener sends only `application/grpc` requests this way).

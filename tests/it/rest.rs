@@ -550,19 +550,63 @@ async fn body_limits_hold_on_the_compressed_and_the_decoded_size_for_rest_and_gr
 async fn large_json_responses_are_compressed_by_accept_encoding() {
     use tokio::io::AsyncReadExt;
     let gateway = TestGateway::demo().await;
-    let response = gateway
-        .client
-        .get(format!("{}/openapi.json", gateway.base))
-        .header("accept-encoding", "gzip")
-        .send()
-        .await
-        .expect("request");
+    let response = openapi_accepting(&gateway, "gzip").await;
     assert_eq!(response.headers()["content-encoding"], "gzip");
     let packed = response.bytes().await.expect("body");
     let mut plain = Vec::new();
     async_compression::tokio::bufread::GzipDecoder::new(&packed[..]).read_to_end(&mut plain).await.expect("gunzip");
     let doc: Value = serde_json::from_slice(&plain).expect("json");
     assert_eq!(doc["openapi"], "3.1.0");
+    // (Accept-Encoding, the coding the answer comes in)
+    let table = [
+        ("br", Some("br")),
+        ("zstd", Some("zstd")),
+        ("gzip, deflate, br, zstd", Some("zstd")),
+        ("gzip;q=1, br;q=0.5", Some("gzip")),
+        ("*", Some("zstd")),
+        ("gzip;q=0", None),
+        ("identity", None),
+        ("gzip;q=0.5, identity", None),
+        ("compress", None),
+    ];
+    for (accept, coding) in table {
+        let response = openapi_accepting(&gateway, accept).await;
+        let sent = response.headers().get("content-encoding").map(|v| v.to_str().expect("ascii").to_owned());
+        assert_eq!(sent.as_deref(), coding, "Accept-Encoding: {accept}");
+        assert_eq!(response.headers()["vary"], "accept-encoding", "Accept-Encoding: {accept}");
+        let packed = response.bytes().await.expect("body");
+        let mut plain = Vec::new();
+        match coding {
+            Some("br") => {
+                async_compression::tokio::bufread::BrotliDecoder::new(&packed[..]).read_to_end(&mut plain).await
+            }
+            Some("zstd") => {
+                async_compression::tokio::bufread::ZstdDecoder::new(&packed[..]).read_to_end(&mut plain).await
+            }
+            Some(_) => async_compression::tokio::bufread::GzipDecoder::new(&packed[..]).read_to_end(&mut plain).await,
+            None => Ok(std::io::Write::write(&mut plain, &packed).expect("copy")),
+        }
+        .expect("decode");
+        let doc: Value = serde_json::from_slice(&plain).expect("json");
+        assert_eq!(doc["openapi"], "3.1.0", "Accept-Encoding: {accept}");
+    }
+    // GraphQL's own media type is JSON too.
+    let introspection = gateway
+        .client
+        .post(format!("{}/graphql", gateway.base))
+        .header("accept", "application/graphql-response+json")
+        .header("accept-encoding", "gzip")
+        .json(&serde_json::json!({"query": "{ __schema { types { name fields { name } } } }"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(introspection.headers()["content-type"], "application/graphql-response+json");
+    assert_eq!(introspection.headers()["content-encoding"], "gzip");
+    let packed = introspection.bytes().await.expect("body");
+    let mut plain = Vec::new();
+    async_compression::tokio::bufread::GzipDecoder::new(&packed[..]).read_to_end(&mut plain).await.expect("gunzip");
+    let answer: Value = serde_json::from_slice(&plain).expect("json");
+    assert!(answer["data"]["__schema"]["types"].as_array().is_some_and(|t| !t.is_empty()), "{answer}");
     let small = gateway
         .client
         .get(format!("{}/v1/shelves/1/books/1", gateway.base))
@@ -581,6 +625,12 @@ async fn large_json_responses_are_compressed_by_accept_encoding() {
     assert!(stream.headers().get("content-encoding").is_none(), "streams are never buffered for compression");
     drop(stream);
     gateway.shutdown().await;
+}
+
+/// /openapi.json fetched with this `Accept-Encoding`.
+async fn openapi_accepting(gateway: &TestGateway, accept: &str) -> reqwest::Response {
+    let request = gateway.client.get(format!("{}/openapi.json", gateway.base)).header("accept-encoding", accept);
+    request.send().await.expect("request")
 }
 
 #[tokio::test]
