@@ -13,7 +13,8 @@
 //! default 32; a scenario name as the filter runs only that one). Under `cargo test
 //! --all-targets` (no `--bench` argument) every scenario runs briefly, as a check that it works.
 //! Bounded: a warm-up and a measured window per run, never more than `E2E_MAX_REQUESTS`
-//! (default 500,000) requests.
+//! (default 500,000) requests. `E2E_CALLGRIND=N` counts the gateway's instructions per request
+//! instead (support/callgrind.rs); `E2E_SWITCHYARD=PATH` runs another build of the gateway.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -27,6 +28,8 @@ use serde_json::json;
 
 #[path = "support/baseline.rs"]
 mod baseline;
+#[path = "support/callgrind.rs"]
+mod callgrind;
 #[path = "support/proc_stats.rs"]
 mod proc_stats;
 use proc_stats::{cpu_seconds, memory_mib};
@@ -258,8 +261,18 @@ const SECRET: &str = "the-e2e-harness-hs256-secret-of-32-bytes";
 /// Starts `switchyard serve --config NAME` in `work`, pinned to the gateway core; it picks its
 /// own free ports, read back from its first line.
 fn start_gateway(work: &std::path::Path, name: &str, pins: Option<&(String, String)>) -> Gateway {
-    let mut command =
-        pinned(pins.map(|(gateway, _)| gateway.as_str()), std::path::Path::new(env!("CARGO_BIN_EXE_switchyard")));
+    let core = pins.map(|(gateway, _)| gateway.as_str());
+    // `E2E_SWITCHYARD` runs another build of the gateway under the same harness (an A/B).
+    let program = std::env::var_os("E2E_SWITCHYARD")
+        .map_or_else(|| std::path::PathBuf::from(env!("CARGO_BIN_EXE_switchyard")), std::path::PathBuf::from);
+    let mut command = match callgrind::requests() {
+        Some(_) => {
+            let mut command = pinned(core, std::path::Path::new("valgrind"));
+            command.args(callgrind::valgrind_args(work)).arg(&program);
+            command
+        }
+        None => pinned(core, &program),
+    };
     command
         .args(["serve", "--config", name, "--log", "warn"])
         .current_dir(work)
@@ -691,22 +704,38 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
         },
     ];
     let mut backends = backends;
-    println!(
-        "\n{:<22} {:>9} {:>9} {:>9} {:>9} {:>7} {:>10} {:>6} {:>8} {:>10} {:>6}",
-        "scenario",
-        "req/s",
-        "p50 µs",
-        "p99 µs",
-        "p99.9 µs",
-        "errors",
-        "CPU ms/1k",
-        "busy",
-        "RSS MiB",
-        "floor/s",
-        "ratio"
-    );
+    match callgrind::requests() {
+        Some(requests) => {
+            println!("\ninstructions of the gateway per request, {requests} requests per scenario (callgrind)")
+        }
+        None => print_header(),
+    }
     for scenario in scenarios {
         if filter.as_deref().is_some_and(|f| !scenario.name.contains(f)) {
+            continue;
+        }
+        let driver_core = pins.as_ref().map(|(_, driver)| driver.as_str());
+        if let Some(requests) = callgrind::requests() {
+            // Subscriptions, a killed backend and a slowloris are not per-request costs.
+            if scenario.job.transport == "ws" || scenario.kill_backend || scenario.trickling > 0 {
+                continue;
+            }
+            let count = |pid: u32, job: Job| instructions_per_request(driver_core, pid, job, requests, work.path());
+            let pid = if scenario.secured { secured.child.id() } else { gateway.child.id() };
+            let per_request = count(pid, scenario.job.clone()).await;
+            // (h)'s floor is the same request to the gateway without auth, counted the same way.
+            let floor = match (&scenario.floor, scenario.secured) {
+                (Some(floor), true) => Some(count(gateway.child.id(), floor.clone()).await),
+                _ => None,
+            };
+            match floor {
+                Some(floor) => println!(
+                    "{:<22} {per_request:>12.0} instructions per request; without auth {floor:.0} ({:.2}x)",
+                    scenario.name,
+                    floor / per_request
+                ),
+                None => println!("{:<22} {per_request:>12.0} instructions per request", scenario.name),
+            }
             continue;
         }
         if scenario.job.transport == "ws" {
@@ -719,7 +748,6 @@ async fn orchestrate(filter: Option<String>, seconds: f64, concurrency: usize, c
             assert_eq!((report.errors, report.silent), (0, 0), "{}: {:?}", scenario.name, report.first_error);
             continue;
         }
-        let driver_core = pins.as_ref().map(|(_, driver)| driver.as_str());
         let floor = match &scenario.floor {
             Some(job) => Some(run_driver(driver_core, job).await),
             None => None,
@@ -849,6 +877,24 @@ async fn trickle(authority: String, stop: Arc<AtomicBool>, opened: Arc<AtomicUsi
     }
 }
 
+/// The results table's header.
+fn print_header() {
+    println!(
+        "\n{:<22} {:>9} {:>9} {:>9} {:>9} {:>7} {:>10} {:>6} {:>8} {:>10} {:>6}",
+        "scenario",
+        "req/s",
+        "p50 µs",
+        "p99 µs",
+        "p99.9 µs",
+        "errors",
+        "CPU ms/1k",
+        "busy",
+        "RSS MiB",
+        "floor/s",
+        "ratio"
+    );
+}
+
 /// One row of the results table: `busy` is a share of the gateway's core, `peak_mib` its VmHWM.
 fn print_row(name: &str, rate: f64, report: &Report, cpu_per_1k: f64, busy: f64, peak_mib: f64, floor: Option<f64>) {
     let dash = || "—".to_owned();
@@ -866,6 +912,25 @@ fn print_row(name: &str, rate: f64, report: &Report, cpu_per_1k: f64, busy: f64,
         floor.map_or_else(dash, |f| format!("{f:.0}")),
         floor.map_or_else(dash, |f| format!("{:.2}", rate / f.max(1e-9))),
     );
+}
+
+/// The gateway's (process `pid`, under callgrind) instructions per request of `job`: a warm-up
+/// of a tenth of `requests`, then exactly `requests` between zeroing and dumping its counters.
+async fn instructions_per_request(
+    core: Option<&str>,
+    pid: u32,
+    job: Job,
+    requests: usize,
+    dir: &std::path::Path,
+) -> f64 {
+    let counted = |cap: usize| Job { cap, warmup: 0.0, seconds: 3600.0, ..job.clone() };
+    let warm = run_driver(core, &counted(requests.div_ceil(10))).await;
+    assert_eq!(warm.errors, 0, "the warm-up: {:?}", warm.first_error);
+    callgrind::zero(pid);
+    let report = run_driver(core, &counted(requests)).await;
+    let instructions = callgrind::dump_instructions(pid, dir);
+    assert_eq!((report.requests, report.errors), (requests, 0), "{:?}", report.first_error);
+    instructions as f64 / requests as f64
 }
 
 /// Runs the driver process for `job` and reads its report.
