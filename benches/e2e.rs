@@ -14,7 +14,7 @@
 //! --all-targets` (no `--bench` argument) every scenario runs briefly, as a check that it works.
 //! Bounded: a warm-up and a measured window per run, never more than `E2E_MAX_REQUESTS`
 //! (default 500,000) requests. `E2E_CALLGRIND=N` counts the gateway's instructions per request
-//! instead (support/callgrind.rs); `E2E_SWITCHYARD=PATH` runs another build of the gateway.
+//! instead (support/callgrind.rs; `E2E_CALLGRIND_OUT=DIR` keeps the dumps); `E2E_SWITCHYARD=PATH` runs another build of the gateway.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

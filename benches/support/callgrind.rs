@@ -5,7 +5,7 @@
 //! two builds reads here. Valgrind runs the gateway's threads one at a time and slows them
 //! some 50-fold, so rates and latencies in this mode mean nothing and are not printed.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Requests counted per scenario, when the mode is on.
@@ -13,9 +13,14 @@ pub(crate) fn requests() -> Option<usize> {
     std::env::var("E2E_CALLGRIND").ok().map(|n| n.parse().expect("E2E_CALLGRIND: a number of requests"))
 }
 
-/// The valgrind command line before the gateway's own: counters written under `dir`.
-pub(crate) fn valgrind_args(dir: &Path) -> Vec<String> {
-    vec!["--tool=callgrind".to_owned(), format!("--callgrind-out-file={}/callgrind.out.%p", dir.display())]
+/// Where the counters go: `E2E_CALLGRIND_OUT` (kept, for `callgrind_annotate`), else `work`.
+fn out_dir(work: &Path) -> PathBuf {
+    std::env::var_os("E2E_CALLGRIND_OUT").map_or_else(|| work.to_owned(), PathBuf::from)
+}
+
+/// The valgrind command line before the gateway's own.
+pub(crate) fn valgrind_args(work: &Path) -> Vec<String> {
+    vec!["--tool=callgrind".to_owned(), format!("--callgrind-out-file={}/callgrind.out.%p", out_dir(work).display())]
 }
 
 /// `callgrind_control` with `flag` for process `pid`; panics unless it says OK.
@@ -33,10 +38,11 @@ pub(crate) fn zero(pid: u32) {
 
 /// Dumps the process's counters and reads the instructions since the last zeroing: the
 /// `totals:` line of the newest dump (`callgrind.out.PID.N`, N counting up).
-pub(crate) fn dump_instructions(pid: u32, dir: &Path) -> u64 {
+pub(crate) fn dump_instructions(pid: u32, work: &Path) -> u64 {
     control("-d", pid);
+    let dir = out_dir(work);
     let prefix = format!("callgrind.out.{pid}.");
-    let newest = std::fs::read_dir(dir)
+    let newest = std::fs::read_dir(&dir)
         .expect("the work directory")
         .filter_map(Result::ok)
         .filter_map(|entry| {

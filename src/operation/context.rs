@@ -103,7 +103,14 @@ pub struct Identity {
 impl Identity {
     /// `provider/subject`: who this is, as counter and cache keys name a consumer.
     pub fn key(&self) -> String {
-        format!("{}/{}", self.provider, self.subject)
+        let mut key = String::with_capacity(self.provider.len() + 1 + self.subject.len());
+        self.push_key(&mut key);
+        key
+    }
+
+    /// Appends `provider/subject` to `out`.
+    pub fn push_key(&self, out: &mut String) {
+        out.extend([self.provider.as_str(), "/", self.subject.as_str()]);
     }
 
     /// The claim at `path` (dotted for nested objects). `sub` and `scope` fall back to the

@@ -239,7 +239,7 @@ impl Authenticator {
         self.refresh_due_keys();
         let mut identity = None;
         if let Some(token) = self.token(credentials.headers) {
-            identity = Some(self.verify_token(&token).await?);
+            identity = Some(self.verify_token(token).await?);
         }
         if let Some(keys) = &self.api_keys
             && let Some(found) = keys.identify(credentials.headers, credentials.query)?
@@ -250,7 +250,7 @@ impl Authenticator {
             identity = client_certificate_identity(credentials.headers);
         }
         if let Some(identity) = &identity {
-            crate::telemetry::record::note_identity(&identity.key());
+            crate::telemetry::record::note_identity(identity.key());
         }
         Ok(identity)
     }
@@ -290,21 +290,21 @@ impl Authenticator {
     }
 
     /// The first token the providers' sources find in `headers`.
-    fn token(&self, headers: &HeaderMap) -> Option<String> {
+    fn token<'h>(&self, headers: &'h HeaderMap) -> Option<&'h str> {
         self.providers.iter().flat_map(|p| p.sources.iter()).find_map(|source| match source {
             TokenSource::Authorization => {
                 let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
                 let (scheme, token) = value.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
             }
             TokenSource::Header(name) => {
                 let value = headers.get(name.as_str())?.to_str().ok()?.trim();
-                Some(value.strip_prefix("Bearer ").unwrap_or(value).to_owned())
+                Some(value.strip_prefix("Bearer ").unwrap_or(value))
             }
             TokenSource::Cookie(name) => headers.get_all(http::header::COOKIE).iter().find_map(|value| {
                 value.to_str().ok()?.split(';').find_map(|pair| {
                     let (key, value) = pair.trim().split_once('=')?;
-                    (key == name).then(|| value.to_owned())
+                    (key == name).then_some(value)
                 })
             }),
         })

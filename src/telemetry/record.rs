@@ -119,8 +119,8 @@ pub fn note_operation(name: impl Into<OperationName>) {
 }
 
 /// The request was made by `identity` (its key).
-pub fn note_identity(identity: &str) {
-    with_current(|r| r.identity = Some(identity.to_owned()));
+pub fn note_identity(identity: impl Into<String>) {
+    with_current(|r| r.identity = Some(identity.into()));
 }
 
 /// The request made one more backend call.

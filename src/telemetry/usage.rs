@@ -123,13 +123,26 @@ pub struct UsageRow {
     pub figures: Figures,
 }
 
-/// One consumer's series, by (protocol, operation).
-type ConsumerSeries = HashMap<(String, String), Series>;
+/// A map keyed by text. Operation names can be client-chosen (a GraphQL operation's name), so
+/// the hasher is seeded.
+type ByName<V> = HashMap<String, V, foldhash::quality::RandomState>;
+
+/// One consumer's series, by protocol, then operation (nested so that a request already seen
+/// is found by its borrowed names, with nothing allocated).
+type ConsumerSeries = ByName<ByName<Series>>;
 
 /// Usage per consumer and operation.
 #[derive(Debug, Default)]
 pub struct Usage {
-    series: Mutex<HashMap<String, ConsumerSeries>>,
+    series: Mutex<ByName<ConsumerSeries>>,
+}
+
+/// The value under `key`, inserted (default) on first use; only a new key is copied.
+fn slot<'m, V: Default>(map: &'m mut ByName<V>, key: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), V::default());
+    }
+    map.get_mut(key).expect("inserted above")
 }
 
 impl Usage {
@@ -147,8 +160,7 @@ impl Usage {
         let figures = Figures { requests: 1, errors: u64::from(failed), latency_micros: micros, max_micros: micros };
         let Ok(mut all) = self.series.lock() else { return };
         let consumer = if all.len() >= MAX_CONSUMERS && !all.contains_key(consumer) { "other" } else { consumer };
-        let series =
-            all.entry(consumer.to_owned()).or_default().entry((protocol.to_owned(), operation.to_owned())).or_default();
+        let series = slot(slot(slot(&mut all, consumer), protocol), operation);
         series.minutes.add(minute, &figures);
         series.hours.add(minute / 60, &figures);
         series.total.add(&figures);
@@ -159,8 +171,11 @@ impl Usage {
     pub fn report(&self, window: Window, minute: u64, consumer: Option<&str>) -> Vec<UsageRow> {
         let Ok(all) = self.series.lock() else { return Vec::new() };
         let mut rows = Vec::new();
-        for (name, operations) in all.iter().filter(|(name, _)| consumer.is_none_or(|c| c == name.as_str())) {
-            for ((protocol, operation), series) in operations {
+        for (name, protocols) in all.iter().filter(|(name, _)| consumer.is_none_or(|c| c == name.as_str())) {
+            for ((protocol, operation), series) in protocols
+                .iter()
+                .flat_map(|(protocol, operations)| operations.iter().map(move |(o, s)| ((protocol, o), s)))
+            {
                 let figures = match window {
                     Window::Minutes(n) => series.minutes.sum(minute, n),
                     Window::Hours(n) => series.hours.sum(minute / 60, n),

@@ -28,11 +28,34 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct Shard {
-    states: HashMap<String, (State, f64)>,
+    /// Keys carry client-chosen text (a header's value, a claim), so the hasher is seeded.
+    states: HashMap<String, (State, f64), foldhash::quality::RandomState>,
     swept_at: usize,
 }
 
 impl Shard {
+    /// The live state under `key`.
+    fn live(&self, key: &str, now: f64) -> Option<State> {
+        self.states.get(key).filter(|(_, expires)| *expires > now).map(|(state, _)| *state)
+    }
+
+    /// Stores an allowed charge's new state, making room below `limit` keys for a new one and
+    /// sweeping expired states as the shard grows.
+    fn store(&mut self, key: &str, outcome: &Outcome, limit: usize, now: f64) {
+        if let Some(held) = self.states.get_mut(key) {
+            *held = (outcome.next, outcome.expires);
+            return;
+        }
+        if self.states.len() >= limit {
+            self.make_room(limit, now);
+        }
+        self.states.insert(key.to_owned(), (outcome.next, outcome.expires));
+        if self.states.len() >= self.swept_at + SWEEP_EVERY {
+            self.states.retain(|_, (_, expires)| *expires > now);
+            self.swept_at = self.states.len();
+        }
+    }
+
     /// Frees room below `limit`: expired states first, then the eighth of the live ones that
     /// expire soonest.
     fn make_room(&mut self, limit: usize, now: f64) {
@@ -87,39 +110,37 @@ impl MemoryStore {
 
     /// Applies `charges` at `now` (ms): every outcome, stored only if all are allowed.
     pub fn apply(&self, charges: &[Charge], now: f64) -> Vec<Outcome> {
+        // One charge (the usual case): one shard, no ordering.
+        if let [only] = charges {
+            let mut shard = self.lock(shard_of(&only.key));
+            let outcome = charge(only.spec, shard.live(&only.key, now), only.amount, now);
+            if outcome.allowed {
+                shard.store(&only.key, &outcome, self.per_shard, now);
+            }
+            return vec![outcome];
+        }
         let mut order: Vec<usize> = charges.iter().map(|c| shard_of(&c.key)).collect();
         let of_charge = order.clone();
         order.sort_unstable();
         order.dedup();
-        let mut guards: Vec<(usize, std::sync::MutexGuard<'_, Shard>)> = order
-            .iter()
-            .map(|&i| (i, self.shards[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner)))
-            .collect();
+        let mut guards: Vec<(usize, std::sync::MutexGuard<'_, Shard>)> =
+            order.iter().map(|&i| (i, self.lock(i))).collect();
         let mut outcomes = Vec::with_capacity(charges.len());
         for (charge_index, item) in charges.iter().enumerate() {
             let shard = &guards.iter().find(|(i, _)| *i == of_charge[charge_index]).expect("locked").1;
-            let state = shard.states.get(&item.key).filter(|(_, expires)| *expires > now).map(|(state, _)| *state);
-            outcomes.push(charge(item.spec, state, item.amount, now));
+            outcomes.push(charge(item.spec, shard.live(&item.key, now), item.amount, now));
         }
         if outcomes.iter().all(|o| o.allowed) {
             for (charge_index, item) in charges.iter().enumerate() {
-                let outcome = &outcomes[charge_index];
                 let shard = &mut guards.iter_mut().find(|(i, _)| *i == of_charge[charge_index]).expect("locked").1;
-                if let Some(held) = shard.states.get_mut(&item.key) {
-                    *held = (outcome.next, outcome.expires);
-                    continue;
-                }
-                if shard.states.len() >= self.per_shard {
-                    shard.make_room(self.per_shard, now);
-                }
-                shard.states.insert(item.key.clone(), (outcome.next, outcome.expires));
-                if shard.states.len() >= shard.swept_at + SWEEP_EVERY {
-                    shard.states.retain(|_, (_, expires)| *expires > now);
-                    shard.swept_at = shard.states.len();
-                }
+                shard.store(&item.key, &outcomes[charge_index], self.per_shard, now);
             }
         }
         outcomes
+    }
+
+    fn lock(&self, shard: usize) -> std::sync::MutexGuard<'_, Shard> {
+        self.shards[shard].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Every live key's state, for the admin API.

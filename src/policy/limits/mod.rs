@@ -60,6 +60,8 @@ impl std::fmt::Debug for Store {
 #[derive(Debug, Clone)]
 struct Limit {
     name: String,
+    /// Its `RateLimit-Policy` value, the same on every answer.
+    policy: HeaderValue,
     kind: LimitKind,
     key: LimitKey,
     clients: LimitClients,
@@ -327,15 +329,21 @@ impl Limiter {
             if !applies {
                 continue;
             }
-            let consumer = consumer_key(&limit.key, caller);
-            let (key, spec) = match (limit_spec(&limit.kind), limit.kind) {
-                (Some(spec), _) => (format!("rl:{}:{consumer}", limit.name), spec),
+            // The counter's key: `rl:NAME:CONSUMER`, or `q:NAME:PERIOD:CONSUMER` for a quota.
+            let mut key = String::with_capacity(limit.name.len() + 48);
+            let spec = match (limit_spec(&limit.kind), limit.kind) {
+                (Some(spec), _) => {
+                    key.extend(["rl:", &limit.name, ":"]);
+                    spec
+                }
                 (None, LimitKind::Quota { limit: quota, period: which }) => {
                     let (label, period_end) = period(which == QuotaPeriod::Month, now);
-                    (format!("q:{}:{label}:{consumer}", limit.name), Spec::Quota { limit: quota, period_end })
+                    key.extend(["q:", &limit.name, ":", &label, ":"]);
+                    Spec::Quota { limit: quota, period_end }
                 }
                 (None, LimitKind::Rate { .. }) => continue,
             };
+            push_consumer(&mut key, &limit.key, caller);
             applied.push(index);
             charges.push(Charge { key, spec, amount });
         }
@@ -470,44 +478,67 @@ fn unit_name(unit: LimitUnit) -> &'static str {
 
 /// `RateLimit-Policy: "name";q=100;w=60` and `RateLimit: "name";r=42;t=17`.
 fn limit_headers(limit: &Limit, outcome: &Outcome) -> Vec<(HeaderName, HeaderValue)> {
-    let policy = match limit.kind {
-        LimitKind::Rate { limit: per_window, window, .. } => {
-            format!("\"{}\";q={per_window};w={}", limit.name, window.get().as_secs().max(1))
-        }
-        LimitKind::Quota { limit: quota, period: QuotaPeriod::Day } => format!("\"{}\";q={quota};w=86400", limit.name),
-        LimitKind::Quota { limit: quota, period: QuotaPeriod::Month } => format!("\"{}\";q={quota}", limit.name),
-    };
-    let state = format!("\"{}\";r={};t={}", limit.name, outcome.remaining, (outcome.reset / 1000.0).ceil() as u64);
-    let mut headers = Vec::with_capacity(2);
-    for (name, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.push((HeaderName::from_static(name), value));
-        }
+    // `"NAME";r=REMAINING;t=SECONDS`, written without the formatting machinery (this runs on
+    // every limited request).
+    let mut numbers = itoa::Buffer::new();
+    let mut state = String::with_capacity(limit.name.len() + 48);
+    state.extend(["\"", &limit.name, "\";r=", numbers.format(outcome.remaining), ";t="]);
+    state.push_str(numbers.format((outcome.reset / 1000.0).ceil() as u64));
+    let mut headers = Vec::with_capacity(3);
+    headers.push((HeaderName::from_static("ratelimit-policy"), limit.policy.clone()));
+    if let Ok(state) = HeaderValue::try_from(state) {
+        headers.push((HeaderName::from_static("ratelimit"), state));
     }
     headers
 }
 
-/// The consumer part of a counter's key; long values are hashed.
-fn consumer_key(key: &LimitKey, caller: &Caller<'_>) -> String {
-    let raw = match key {
+/// The `RateLimit-Policy` value of a limit: `"NAME";q=QUOTA;w=WINDOW_SECONDS` (no window for a
+/// monthly quota, whose length varies).
+fn policy_header(name: &str, kind: LimitKind) -> HeaderValue {
+    let policy = match kind {
+        LimitKind::Rate { limit: per_window, window, .. } => {
+            format!("\"{name}\";q={per_window};w={}", window.get().as_secs().max(1))
+        }
+        LimitKind::Quota { limit: quota, period: QuotaPeriod::Day } => format!("\"{name}\";q={quota};w=86400"),
+        LimitKind::Quota { limit: quota, period: QuotaPeriod::Month } => format!("\"{name}\";q={quota}"),
+    };
+    // Limit names are checked to be letters, digits, `-`, `_` and `.`.
+    HeaderValue::try_from(policy).expect("a limit name is header-safe")
+}
+
+/// Appends the consumer part of a counter's key to `key`; a long or non-printable value is
+/// replaced by its SHA-256 in hex.
+fn push_consumer(key: &mut String, limit_key: &LimitKey, caller: &Caller<'_>) {
+    let start = key.len();
+    match limit_key {
         LimitKey::Subject => match caller.identity {
-            Some(identity) => identity.key(),
-            None => "anonymous".into(),
+            Some(identity) => identity.push_key(key),
+            None => key.push_str("anonymous"),
         },
         LimitKey::Claim(path) => match caller.identity.and_then(|i| i.claim(path)) {
-            Some(value) => value.as_str().map_or_else(|| value.to_string(), str::to_owned),
-            None => "-".into(),
+            Some(value) => match value.as_str() {
+                Some(text) => key.push_str(text),
+                None => key.push_str(&value.to_string()),
+            },
+            None => key.push('-'),
         },
-        LimitKey::ClientIp => caller.client_ip.map_or_else(|| "unknown".into(), |ip| ip.to_string()),
+        LimitKey::ClientIp => match caller.client_ip {
+            Some(ip) => {
+                use std::fmt::Write;
+                let _ = write!(key, "{ip}");
+            }
+            None => key.push_str("unknown"),
+        },
         LimitKey::Header(name) => {
-            caller.headers.get(name.as_str()).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned()
+            key.push_str(caller.headers.get(name.as_str()).and_then(|v| v.to_str().ok()).unwrap_or("-"))
         }
-        LimitKey::Global => "*".into(),
-    };
+        LimitKey::Global => key.push('*'),
+    }
+    let raw = &key[start..];
     if raw.len() > 64 || raw.bytes().any(|b| !b.is_ascii_graphic()) {
-        hex::encode(Sha256::digest(raw.as_bytes()))
-    } else {
-        raw
+        let digest = hex::encode(Sha256::digest(raw.as_bytes()));
+        key.truncate(start);
+        key.push_str(&digest);
     }
 }
 
@@ -535,9 +566,11 @@ fn compile_rate(rule: &RateLimitRule) -> Result<Limit, (String, String)> {
         return Err(("burst".into(), "must be at least 1".into()));
     }
     check_key(&rule.key)?;
+    let kind = LimitKind::Rate { algorithm: rule.algorithm, limit: rule.limit, window: rule.window, burst };
     Ok(Limit {
         name: rule.name.clone(),
-        kind: LimitKind::Rate { algorithm: rule.algorithm, limit: rule.limit, window: rule.window, burst },
+        policy: policy_header(&rule.name, kind),
+        kind,
         key: rule.key.clone(),
         clients: rule.clients,
         unit: rule.unit,
@@ -550,9 +583,11 @@ fn compile_quota(quota: &QuotaRule) -> Result<Limit, (String, String)> {
         return Err(("limit".into(), "must be at least 1".into()));
     }
     check_key(&quota.key)?;
+    let kind = LimitKind::Quota { limit: quota.limit, period: quota.period };
     Ok(Limit {
         name: quota.name.clone(),
-        kind: LimitKind::Quota { limit: quota.limit, period: quota.period },
+        policy: policy_header(&quota.name, kind),
+        kind,
         key: quota.key.clone(),
         clients: quota.clients,
         unit: quota.unit,
@@ -677,6 +712,103 @@ service Lib {
         assert_eq!(report["counters"].as_array().map(Vec::len), Some(2), "{report}");
         assert_eq!(report["counters"][0]["consumer"], "acme", "{report}");
         assert_eq!(report["counters"][0]["remaining"], 0, "{report}");
+    }
+
+    /// The consumer part of a counter's key per `key`, and the hash that replaces a long or
+    /// non-printable value.
+    #[test]
+    fn counter_keys_name_the_consumer_by_the_limit_key() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-tenant", HeaderValue::from_static("acme"));
+        headers.insert("x-long", HeaderValue::from_str(&"a".repeat(65)).expect("value"));
+        headers.insert("x-spaced", HeaderValue::from_static("a b"));
+        let identity = Identity {
+            provider: "corp".into(),
+            subject: "ada".into(),
+            scopes: Vec::new(),
+            claims: serde_json::json!({"org": {"id": 7}, "team": "core"}).as_object().cloned().unwrap_or_default(),
+            expires_at: None,
+        };
+        let ip = Some("192.0.2.7".parse().expect("ip"));
+        let known = Caller { identity: Some(&identity), headers: &headers, client_ip: ip };
+        let anonymous = Caller { identity: None, headers: &headers, client_ip: None };
+        let hashed = |raw: &str| hex::encode(Sha256::digest(raw.as_bytes()));
+        // (limit key, caller, consumer part)
+        let table = [
+            (LimitKey::Subject, known, "corp/ada".to_owned()),
+            (LimitKey::Subject, anonymous, "anonymous".to_owned()),
+            (LimitKey::Claim("team".into()), known, "core".to_owned()),
+            (LimitKey::Claim("org.id".into()), known, "7".to_owned()),
+            (LimitKey::Claim("org.none".into()), known, "-".to_owned()),
+            (LimitKey::ClientIp, known, "192.0.2.7".to_owned()),
+            (LimitKey::ClientIp, anonymous, "unknown".to_owned()),
+            (LimitKey::Header("x-tenant".into()), known, "acme".to_owned()),
+            (LimitKey::Header("x-absent".into()), known, "-".to_owned()),
+            (LimitKey::Header("x-long".into()), known, hashed(&"a".repeat(65))),
+            (LimitKey::Header("x-spaced".into()), known, hashed("a b")),
+            (LimitKey::Global, known, "*".to_owned()),
+        ];
+        for (limit_key, caller, consumer) in table {
+            let mut key = "rl:name:".to_owned();
+            push_consumer(&mut key, &limit_key, &caller);
+            assert_eq!(key, format!("rl:name:{consumer}"), "{limit_key:?}");
+        }
+    }
+
+    /// `RateLimit-Policy` is fixed per limit; `RateLimit` names what is left and when it resets.
+    #[test]
+    fn limit_headers_describe_the_policy_and_the_state() {
+        let rule = |window: &str| RateLimitRule {
+            name: "per-user".into(),
+            methods: Vec::new(),
+            routes: Vec::new(),
+            fields: Vec::new(),
+            key: LimitKey::Subject,
+            clients: LimitClients::All,
+            limit: 100,
+            window: ConfigDuration::parse(window).expect("window"),
+            burst: None,
+            algorithm: LimitAlgorithm::Gcra,
+            unit: LimitUnit::Requests,
+        };
+        let quota = |period| QuotaRule {
+            name: "daily".into(),
+            methods: Vec::new(),
+            routes: Vec::new(),
+            fields: Vec::new(),
+            key: LimitKey::Subject,
+            clients: LimitClients::All,
+            limit: 5000,
+            period,
+            unit: LimitUnit::Requests,
+        };
+        let outcome = |remaining, reset| Outcome {
+            allowed: true,
+            next: State::Used(0),
+            remaining,
+            reset,
+            retry_after: 0.0,
+            expires: 0.0,
+        };
+        // (limit, outcome, RateLimit-Policy, RateLimit)
+        let table = [
+            (compile_rate(&rule("1m")), outcome(42, 16_200.0), "\"per-user\";q=100;w=60", "\"per-user\";r=42;t=17"),
+            (compile_rate(&rule("500ms")), outcome(0, 0.0), "\"per-user\";q=100;w=1", "\"per-user\";r=0;t=0"),
+            (
+                compile_quota(&quota(QuotaPeriod::Day)),
+                outcome(u64::MAX, 1000.0),
+                "\"daily\";q=5000;w=86400",
+                "\"daily\";r=18446744073709551615;t=1",
+            ),
+            (compile_quota(&quota(QuotaPeriod::Month)), outcome(7, 999.0), "\"daily\";q=5000", "\"daily\";r=7;t=1"),
+        ];
+        for (limit, outcome, policy, state) in table {
+            let limit = limit.expect("compiles");
+            let headers = limit_headers(&limit, &outcome);
+            let text: Vec<(&str, &str)> =
+                headers.iter().map(|(name, value)| (name.as_str(), value.to_str().expect("ascii"))).collect();
+            assert_eq!(text, [("ratelimit-policy", policy), ("ratelimit", state)]);
+        }
     }
 
     /// A million distinct keys (a key flood) leave at most `max_keys` counters, and a counter in
