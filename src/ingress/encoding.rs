@@ -88,3 +88,91 @@ pub(crate) fn too_large_message(error: &(dyn std::error::Error + 'static), limit
     }
     None
 }
+
+/// The whole request body, at most `limit` bytes (else the error `too_large_message` reads as
+/// a 413). A body in one chunk is kept as it is; one in several is copied into a single buffer
+/// sized once by its declared length, so a large body is held once plus a chunk, where
+/// collecting the chunks and then joining them held it twice. The declared length is the
+/// client's word, capped at `limit` (and the listener caps requests in flight).
+pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, axum::Error> {
+    use http_body_util::BodyExt;
+    let declared = http_body::Body::size_hint(&body).exact().map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    let mut body = http_body_util::Limited::new(body, limit);
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<bytes::BytesMut> = None;
+    while let Some(frame) = body.frame().await {
+        let Ok(chunk) = frame.map_err(axum::Error::new)?.into_data() else { continue };
+        if let Some(joined) = joined.as_mut() {
+            joined.extend_from_slice(&chunk);
+        } else if let Some(earlier) = first.take() {
+            let mut buffer = bytes::BytesMut::with_capacity(declared.min(limit).max(earlier.len() + chunk.len()));
+            buffer.extend_from_slice(&earlier);
+            buffer.extend_from_slice(&chunk);
+            joined = Some(buffer);
+        } else {
+            first = Some(chunk);
+        }
+    }
+    Ok(joined.map(bytes::BytesMut::freeze).or(first).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A body of `chunks`, with `declared` as its exact size hint when given.
+    fn body(chunks: &[&'static [u8]], declared: Option<u64>) -> Body {
+        let frames: Vec<Result<http_body::Frame<Bytes>, std::convert::Infallible>> =
+            chunks.iter().map(|c| Ok(http_body::Frame::data(Bytes::from_static(c)))).collect();
+        let stream = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+        match declared {
+            Some(n) => Body::new(Sized(stream, n)),
+            None => Body::new(stream),
+        }
+    }
+
+    /// A body that declares its exact length, as hyper's does from Content-Length.
+    struct Sized<B>(B, u64);
+
+    impl<B: http_body::Body + Unpin> http_body::Body for Sized<B> {
+        type Data = B::Data;
+        type Error = B::Error;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+            Pin::new(&mut self.0).poll_frame(cx)
+        }
+        fn size_hint(&self) -> http_body::SizeHint {
+            http_body::SizeHint::with_exact(self.1)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_is_read_whole_within_its_limit() {
+        // (chunks, declared length, limit, the bytes read or None for a 413)
+        type Row = (&'static [&'static [u8]], Option<u64>, usize, Option<&'static [u8]>);
+        let table: &[Row] = &[
+            (&[], None, 10, Some(b"")),
+            (&[b"abc"], Some(3), 10, Some(b"abc")),
+            (&[b"ab", b"cd", b"e"], Some(5), 10, Some(b"abcde")),
+            (&[b"ab", b"cd", b"e"], None, 10, Some(b"abcde")),
+            // A declared length that undersells or oversells the body changes nothing read.
+            (&[b"ab", b"cd", b"e"], Some(2), 10, Some(b"abcde")),
+            (&[b"ab", b"cd"], Some(1_000_000), 10, Some(b"abcd")),
+            (&[b"abcde", b"fghij"], None, 10, Some(b"abcdefghij")),
+            (&[b"abcde", b"fghij", b"k"], None, 10, None),
+            (&[b"abcdefghijk"], Some(11), 10, None),
+        ];
+        for (chunks, declared, limit, expected) in table {
+            let read = read_body(body(chunks, *declared), *limit).await;
+            match (read, expected) {
+                (Ok(bytes), Some(expected)) => assert_eq!(&bytes[..], *expected, "{chunks:?}"),
+                (Err(error), None) => {
+                    assert!(too_large_message(&error, *limit).is_some(), "{chunks:?}: {error}");
+                }
+                (read, _) => panic!("{chunks:?} {declared:?}: {read:?}"),
+            }
+        }
+    }
+}

@@ -470,7 +470,7 @@ async fn read_message(
     edits: Option<&crate::transform::JsonEdits>,
 ) -> Result<CallInput, Refusal> {
     let limit = call.limit;
-    let Ok(read) = tokio::time::timeout(read_timeout, axum::body::to_bytes(body, limit)).await else {
+    let Ok(read) = tokio::time::timeout(read_timeout, super::encoding::read_body(body, limit)).await else {
         let message = format!(
             "the request body did not arrive within {} (listener.body_read_timeout)",
             humantime::format_duration(read_timeout)

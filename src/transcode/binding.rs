@@ -141,29 +141,35 @@ pub fn bind_request(
 
 /// Builds the request for `route` from `parts` as protobuf wire bytes, the same message
 /// [`bind_request`] builds. A JSON body the route reads whole or as one field is transcoded
-/// directly (json_wire), and the path's fields are appended as a second encoding, which
-/// decoders merge over the first, so path variables win as they do in [`bind_request`].
-/// Everything else (query parameters, header bindings, forms, raw bodies, a PATCH's update
-/// mask) goes through [`bind_request`].
+/// directly (json_wire); the fields bound outside the body (query parameters, a PATCH's update
+/// mask, the path's variables) are appended as a second encoding, which decoders merge over
+/// the first. Query parameters can never name the body's field or a path variable (bind_query
+/// refuses both), and path variables win as they do in [`bind_request`]. Header bindings,
+/// forms and raw bodies go through [`bind_request`].
 pub fn bind_request_wire(route: &RestRoute, parts: HttpParts<'_>, options: &JsonOptions) -> Result<Vec<u8>, BindError> {
     use prost::Message;
     let body_present = !parts.body.iter().all(u8::is_ascii_whitespace);
-    let direct = body_present
-        && parts.body_format == BodyFormat::Json
-        && parts.query.is_none_or(str::is_empty)
-        && parts.headers.is_empty()
-        && !(parts.is_patch && matches!(route.body, BodyRule::Field(_)));
+    let direct = body_present && parts.body_format == BodyFormat::Json && parts.headers.is_empty();
     let mut bytes = match &route.body {
         BodyRule::Whole if direct => route.input_json.encode(parts.body, options)?,
-        BodyRule::Field(field) if direct => {
+        // A body that is itself the update mask would be read twice below.
+        BodyRule::Field(field) if direct && !(parts.is_patch && is_field_mask(field)) => {
             with_body_field(field, parts.body, options, |wrapped, strict| route.input_json.encode(wrapped, strict))?
         }
         _ => return Ok(bind_request(route, parts, options)?.encode_to_vec()),
     };
-    if route.path_fields.is_empty() {
+    let query = parts.query.filter(|q| !q.is_empty());
+    let patch_field = match &route.body {
+        BodyRule::Field(field) if parts.is_patch => Some(field),
+        _ => None,
+    };
+    if route.path_fields.is_empty() && query.is_none() && patch_field.is_none() {
         return Ok(bytes);
     }
-    let mut url = DynamicMessage::new(route.method.input());
+    let mut outside = DynamicMessage::new(route.method.input());
+    if let Some(query) = query {
+        bind_query(&mut outside, route, query, options)?;
+    }
     for (fields, value) in route.path_fields.iter().zip(parts.variables) {
         let leaf = fields.last().expect("a field path is never empty");
         let parsed = parse_text(leaf, value).map_err(|message| BindError::Path {
@@ -175,10 +181,22 @@ pub fn bind_request_wire(route: &RestRoute, parts: HttpParts<'_>, options: &Json
         if !leaf.supports_presence() && parsed.is_default_for_field(leaf) {
             return Ok(bind_request(route, parts, options)?.encode_to_vec());
         }
-        set_path(&mut url, fields, parsed);
+        set_path(&mut outside, fields, parsed);
     }
-    url.encode(&mut bytes).expect("a Vec grows as needed");
+    if let Some(body_field) = patch_field {
+        // The body cannot hold the mask (it is another field), so whether the client sent one
+        // is read off the fields bound outside it, as bind_request reads it off the whole.
+        fill_update_mask(&mut outside, body_field, parts.body);
+    }
+    // Exact: a large body's buffer would otherwise double for these few bytes.
+    bytes.reserve_exact(outside.encoded_len());
+    outside.encode(&mut bytes).expect("a Vec grows as needed");
     Ok(bytes)
+}
+
+/// True for a `google.protobuf.FieldMask` field.
+fn is_field_mask(field: &FieldDescriptor) -> bool {
+    matches!(field.kind(), Kind::Message(m) if m.full_name() == "google.protobuf.FieldMask")
 }
 
 /// `body: "field"`: reads the body as that field's value by wrapping it as `{"field": body}`,
@@ -528,10 +546,12 @@ mod tests {
     const WIRE_PROTO: &str = r#"
 syntax = "proto3";
 package b;
+import "google/protobuf/field_mask.proto";
 message Inner { string id = 1; int64 n = 2; }
 message Req {
   string name = 1; int64 count = 2; Inner inner = 3; repeated string tags = 4; optional int32 maybe = 5;
   oneof pick { string a = 6; string b = 7; }
+  google.protobuf.FieldMask mask = 8;
 }
 service S { rpc Call(Req) returns (Req); }
 "#;
@@ -588,6 +608,18 @@ service S { rpc Call(Req) returns (Req); }
             (route(BodyRule::Field(inner.clone()), &[]), &[], r#"{"id":"#, None, false),
             (route(BodyRule::Field(inner.clone()), &[]), &[], r#"{"id":"q"}"#, Some("tags=a&tags=b"), false),
             (route(BodyRule::None, &["name"]), &["n"], "", Some("count=3"), false),
+            // Query parameters and a PATCH's update mask next to a body read directly.
+            (route(BodyRule::Field(inner.clone()), &[]), &[], r#"{"id":"q","n":"4"}"#, Some("mask=id"), true),
+            (route(BodyRule::Field(inner.clone()), &["name"]), &["n1"], r#"{"id":"q","n":2}"#, None, true),
+            (route(BodyRule::Field(inner.clone()), &["name"]), &["n1"], r#"{"id":"q"}"#, Some("count=3&tags=x"), true),
+            (route(BodyRule::Field(inner.clone()), &[]), &[], r#"{"id":"q"}"#, Some("count=0&maybe=0"), false),
+            (route(BodyRule::Field(inner.clone()), &["name"]), &["n1"], r#"{"id":"q"}"#, Some("tags=a&mask=n"), false),
+            (route(BodyRule::Field(inner.clone()), &[]), &[], r#"{"id":"q"}"#, Some("inner.id=z"), false),
+            (route(BodyRule::Field(inner.clone()), &["name"]), &["n1"], r#"{"id":"q"}"#, Some("name=z"), false),
+            (route(BodyRule::Field(inner.clone()), &[]), &[], r#"{"id":"q"}"#, Some("nope=1"), false),
+            (route(BodyRule::Field(inner.clone()), &[]), &[], r#"{"id":"q"}"#, Some("count=x"), false),
+            (route(BodyRule::Whole, &[]), &[], r#"{"count":1}"#, Some("name=z"), false),
+            (route(BodyRule::Whole, &[]), &[], r#"{"count":1}"#, None, true),
         ];
         for (route, variables, body, query, is_patch) in &table {
             let variables: Vec<String> = variables.iter().map(|v| (*v).to_owned()).collect();

@@ -476,7 +476,7 @@ async fn from_body(
         let message = format!("Content-Type `{essence}` is not supported; send application/json");
         return Err(Refusal::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, ErrorCode::UnsupportedMediaType, message));
     }
-    let Ok(read) = tokio::time::timeout(read_timeout, axum::body::to_bytes(body, limit)).await else {
+    let Ok(read) = tokio::time::timeout(read_timeout, crate::ingress::encoding::read_body(body, limit)).await else {
         let message = format!(
             "the request body did not arrive within {} (listener.body_read_timeout)",
             humantime::format_duration(read_timeout)
