@@ -207,6 +207,10 @@ impl Gateway {
 }
 
 impl ServiceDirectory for Snapshot {
+    fn method_traits(&self, method: &prost_reflect::MethodDescriptor) -> crate::registry::MethodTraits {
+        self.method_traits.get(method)
+    }
+
     fn cluster_for(&self, full_name: &str) -> Option<&str> {
         self.services.get(full_name)?.as_deref()
     }

@@ -93,6 +93,8 @@ impl std::str::FromStr for BackendFlag {
 pub struct Snapshot {
     /// Increases by one with every successful build.
     pub generation: u64,
+    /// Each called method's traits (reads, idempotent), read once from its options.
+    pub method_traits: crate::registry::MethodTraitsMemo,
     /// When it was built.
     pub built_at: SystemTime,
     /// The effective config (file plus flags).
@@ -550,6 +552,7 @@ pub fn build_snapshot(sources: &SnapshotSources, generation: u64) -> Result<Snap
     let cache = std::sync::Arc::new(crate::cache::Cache::with_second_level(config.cache.max_bytes, second));
     Ok(Snapshot {
         generation,
+        method_traits: crate::registry::MethodTraitsMemo::default(),
         built_at: SystemTime::now(),
         config,
         registry: registry.unwrap_or_else(Registry::empty),

@@ -218,13 +218,20 @@ pub(super) async fn fetch_root(
     let cluster = fetch.cluster.as_deref().ok_or_else(|| ExecuteError::NoBackend { name: fetch.describe() })?;
     let mut remote = Vec::new();
     let (answer, ty) = match &fetch.call {
-        FetchCall::Grpc { method, input } => {
+        FetchCall::Grpc { method, input, traits } => {
             let Some(request) = input.encoded() else {
                 return Err(ExecuteError::Shape(format!("{} takes one request message", method.full_name())));
             };
-            let (body, _, _) =
-                unary_answer(upstreams, cluster, method, request, &fetch.metadata, fetch.timeout, fetch.cache.as_ref())
-                    .await?;
+            let (body, _, _) = unary_answer(
+                upstreams,
+                cluster,
+                (method, *traits),
+                request,
+                &fetch.metadata,
+                fetch.timeout,
+                fetch.cache.as_ref(),
+            )
+            .await?;
             if let Some(invalidation) = &fetch.invalidates {
                 crate::cache::Cache::bump(&invalidation.store, &invalidation.tags);
             }
@@ -365,10 +372,11 @@ pub(super) async fn send_call(
         }
         RenderedCall::Grpc { method, request } => {
             // Rendered by json_to_message and encoded: already a valid request.
+            let traits = crate::registry::MethodTraits::of(method);
             let (body, _, _) = unary_answer(
                 context.upstreams,
                 cluster,
-                method,
+                (method, traits),
                 request.clone(),
                 context.metadata,
                 context.timeout,

@@ -27,6 +27,7 @@ use crate::cache::{CacheStatus, FetchCache};
 use crate::error::ErrorCode;
 use crate::operation::{Metadata, Selection};
 use crate::plan::{Fetch, FetchCall, Plan};
+use crate::registry::MethodTraits;
 use crate::upstream::{UpstreamError, Upstreams};
 
 pub use graphql::{FieldError, GraphqlOutput, OutputValue, execute_graphql_plan};
@@ -170,33 +171,26 @@ pub async fn execute_plan(plan: Plan, upstreams: &Upstreams) -> Vec<Result<Fetch
 
 async fn run_fetch(fetch: Fetch, upstreams: &Upstreams) -> Result<FetchOutput, ExecuteError> {
     let cluster = fetch.cluster.as_deref().ok_or_else(|| ExecuteError::NoBackend { name: fetch.describe() })?;
-    let FetchCall::Grpc { method, input } = fetch.call else {
+    let FetchCall::Grpc { method, input, traits } = fetch.call else {
         return Err(ExecuteError::Shape("a REST route calls a gRPC method".into()));
     };
     let Some(request) = input.encoded() else {
         return Err(ExecuteError::Shape(format!("{} takes one request message", method.full_name())));
     };
-    let (body, metadata, cache) =
-        unary_answer(upstreams, cluster, &method, request, &fetch.metadata, fetch.timeout, fetch.cache.as_ref())
-            .await?;
+    let (body, metadata, cache) = unary_answer(
+        upstreams,
+        cluster,
+        (&method, traits),
+        request,
+        &fetch.metadata,
+        fetch.timeout,
+        fetch.cache.as_ref(),
+    )
+    .await?;
     if let Some(invalidation) = &fetch.invalidates {
         crate::cache::Cache::bump(&invalidation.store, &invalidation.tags);
     }
     Ok(FetchOutput { body, output: method.output(), selection: fetch.selection, metadata, cache })
-}
-
-/// Whether a call of `method` may be retried: the backend operation says so (DESIGN.md), never
-/// the client's protocol — idempotency_level NO_SIDE_EFFECTS or IDEMPOTENT, or an HTTP rule
-/// whose verb is GET, PUT or DELETE.
-pub fn is_idempotent(method: &MethodDescriptor) -> bool {
-    use prost_types::method_options::IdempotencyLevel;
-    let level = method.method_descriptor_proto().options.as_ref().and_then(|o| o.idempotency_level);
-    if level == Some(IdempotencyLevel::NoSideEffects as i32) || level == Some(IdempotencyLevel::Idempotent as i32) {
-        return true;
-    }
-    crate::registry::http_bindings(method)
-        .first()
-        .is_some_and(|b| matches!(b.method.as_str(), "GET" | "PUT" | "DELETE"))
 }
 
 /// One unary gRPC call's answer bytes, from the cache or the backend. Only answers that
@@ -204,7 +198,7 @@ pub fn is_idempotent(method: &MethodDescriptor) -> bool {
 async fn unary_answer(
     upstreams: &Upstreams,
     cluster: &str,
-    method: &MethodDescriptor,
+    (method, traits): (&MethodDescriptor, MethodTraits),
     request: Bytes,
     metadata: &Metadata,
     timeout: Option<Duration>,
@@ -213,7 +207,7 @@ async fn unary_answer(
     let path = format!("/{}/{}", method.parent_service().full_name(), method.name());
     let output = method.output();
     let Some(cache) = cache else {
-        let (body, headers) = grpc_answer(upstreams, cluster, method, &path, request, metadata, timeout).await?;
+        let (body, headers) = grpc_answer(upstreams, cluster, traits, &path, request, metadata, timeout).await?;
         return Ok((body, headers, None));
     };
     let key = cache_key(cache, format!("grpc {path}"), request.clone());
@@ -223,7 +217,7 @@ async fn unary_answer(
             if cache.store.begin_refresh(&key) {
                 let client = upstreams.grpc(cluster)?.clone();
                 let (cache, key, metadata) = (cache.clone(), key.clone(), metadata.clone());
-                let (path, idempotent, output) = (path.clone(), is_idempotent(method), method.output());
+                let (path, idempotent, output) = (path.clone(), traits.idempotent, method.output());
                 tokio::spawn(async move {
                     let versions = cache.store.versions_of(&cache.tags);
                     let shared = cache.store.shared_versions(&cache.tags).await;
@@ -243,7 +237,7 @@ async fn unary_answer(
     }
     let versions = cache.store.versions_of(&cache.tags);
     let shared = cache.store.shared_versions(&cache.tags).await;
-    let (body, headers) = grpc_answer(upstreams, cluster, method, &path, request, metadata, timeout).await?;
+    let (body, headers) = grpc_answer(upstreams, cluster, traits, &path, request, metadata, timeout).await?;
     decode_answer(&output, body.clone())?;
     store_answer(cache, key, body.clone(), headers.clone(), &headers, versions, shared);
     Ok((body, headers, Some(CacheStatus::Miss)))
@@ -295,15 +289,15 @@ fn cache_entry(cache: &FetchCache, body: Bytes, metadata: http::HeaderMap, versi
 async fn grpc_answer(
     upstreams: &Upstreams,
     cluster: &str,
-    method: &MethodDescriptor,
+    traits: MethodTraits,
     path: &str,
     request: Bytes,
     metadata: &Metadata,
     timeout: Option<Duration>,
 ) -> Result<(Bytes, http::HeaderMap), ExecuteError> {
     let client = upstreams.grpc(cluster)?;
-    if !client.coalesces() || !crate::plan::is_read(method) {
-        let reply = client.unary(path, request, metadata, timeout, is_idempotent(method)).await?;
+    if !client.coalesces() || !traits.reads {
+        let reply = client.unary(path, request, metadata, timeout, traits.idempotent).await?;
         return Ok((reply.body, reply.metadata.into_headers()));
     }
     let call = || {

@@ -25,7 +25,7 @@ pub async fn execute_streaming_fetch(
 ) -> Result<(http::HeaderMap, OutputStream), ExecuteError> {
     let cluster = fetch.cluster.as_deref().ok_or_else(|| ExecuteError::NoBackend { name: fetch.describe() })?;
     let client = upstreams.grpc(cluster)?.clone();
-    let FetchCall::Grpc { method, input } = fetch.call else {
+    let FetchCall::Grpc { method, input, .. } = fetch.call else {
         return Err(ExecuteError::Shape("a streaming call is a gRPC method call".into()));
     };
     let path = format!("/{}/{}", method.parent_service().full_name(), method.name());

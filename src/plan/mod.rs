@@ -26,6 +26,10 @@ pub trait ServiceDirectory {
     fn has_cluster(&self, name: &str) -> bool;
     /// The GraphQL schema.
     fn graphql(&self) -> &GraphqlSchema;
+    /// Whether `method` reads and whether it is idempotent (a snapshot reads them once).
+    fn method_traits(&self, method: &MethodDescriptor) -> crate::registry::MethodTraits {
+        crate::registry::MethodTraits::of(method)
+    }
     /// The cache rule for calls of the method named `full_name` (REST), if any.
     fn cache_for_method(&self, _full_name: &str) -> Option<crate::cache::Rule> {
         None
@@ -85,6 +89,8 @@ pub enum FetchCall {
         method: MethodDescriptor,
         /// The request message or messages.
         input: CallInput,
+        /// Whether the method reads (coalescing) and is idempotent (retries).
+        traits: crate::registry::MethodTraits,
     },
     /// A field declared in schemas/: its binding, rendered with the arguments when it runs.
     Bound {
@@ -261,10 +267,7 @@ impl PlanError {
 /// Whether a call of `method` only reads, so its answer may be shared or cached:
 /// idempotency_level NO_SIDE_EFFECTS, or an HTTP rule whose verb is GET.
 pub fn is_read(method: &MethodDescriptor) -> bool {
-    use prost_types::method_options::IdempotencyLevel;
-    let level = method.method_descriptor_proto().options.as_ref().and_then(|o| o.idempotency_level);
-    level == Some(IdempotencyLevel::NoSideEffects as i32)
-        || crate::registry::http_bindings(method).first().is_some_and(|b| b.method == "GET")
+    crate::registry::MethodTraits::of(method).reads
 }
 
 /// What caching needs from the request: the store, the vary values and the identity; `reads`
@@ -366,6 +369,7 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
                 }
                 let service = method.parent_service().full_name().to_owned();
                 let cluster = directory.cluster_for(&service).ok_or(PlanError::NoBackend { service })?.to_owned();
+                let traits = directory.method_traits(&method);
                 let tags = || {
                     let mut tags = vec![method.full_name().to_owned()];
                     match &call.selection {
@@ -380,7 +384,7 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
                     false => None,
                     true if graphql => root_field_of(directory.graphql(), &method)
                         .and_then(|field| directory.cache_for_field(root, &field)),
-                    true if is_read(&method) => context
+                    true if traits.reads => context
                         .route
                         .and_then(|route| directory.cache_for_route(route))
                         .or_else(|| directory.cache_for_method(method.full_name())),
@@ -388,7 +392,7 @@ pub fn plan_operation(operation: Operation, directory: &dyn ServiceDirectory) ->
                 };
                 let cache = caching.fetch(rule, tags);
                 let invalidates = directory.cache_invalidation(method.full_name());
-                (Some(cluster), FetchCall::Grpc { method, input: call.input }, None, cache, invalidates)
+                (Some(cluster), FetchCall::Grpc { method, input: call.input, traits }, None, cache, invalidates)
             }
             CallTarget::Field { root, name } => {
                 let kind = match root {
