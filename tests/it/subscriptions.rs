@@ -729,6 +729,22 @@ async fn a_thousand_subscriptions_receive_every_event_in_order() {
         }
     }
     eventually(|| gateway.backend().watchers() == SHELVES, "one backend stream per shelf").await;
+    // The backend's streams open with each shelf's first subscriber; the last batch's subscribe
+    // messages may still be on their way, so wait until the gateway runs all of them before the
+    // first event (else a late subscriber starts at the second).
+    let started = tokio::time::Instant::now();
+    loop {
+        let text = gateway.client.get(format!("{}/metrics", gateway.admin)).send().await.expect("scrape");
+        let text = text.text().await.expect("metrics text");
+        let running =
+            text.lines().find_map(|l| l.strip_prefix("switchyard_subscriptions ")).map(str::trim).map(str::to_owned);
+        if running.as_deref() == Some(&(SHELVES * PER_SHELF).to_string()) {
+            break;
+        }
+        // A hang detector only.
+        assert!(started.elapsed() < std::time::Duration::from_secs(120), "subscriptions running: {running:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     for event in 0..EVENTS {
         for shelf in 0..SHELVES {
             create(&gateway, &format!("20{shelf}"), &format!("{shelf}-{event}"), "Nobody").await;
