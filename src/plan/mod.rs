@@ -264,12 +264,6 @@ impl PlanError {
     }
 }
 
-/// Whether a call of `method` only reads, so its answer may be shared or cached:
-/// idempotency_level NO_SIDE_EFFECTS, or an HTTP rule whose verb is GET.
-pub fn is_read(method: &MethodDescriptor) -> bool {
-    crate::registry::MethodTraits::of(method).reads
-}
-
 /// What caching needs from the request: the store, the vary values and the identity; `reads`
 /// is false for mutations (never cached).
 struct Caching {

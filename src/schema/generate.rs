@@ -14,7 +14,6 @@ use super::{
     TypeDef, TypeRef,
 };
 use crate::config::{GraphqlConfig, GraphqlKind, Problem};
-use crate::registry::http_bindings;
 
 /// Method name prefixes that make a unary method a Query (DESIGN.md).
 const QUERY_PREFIXES: &[&str] = &["Get", "List", "Search", "Batch", "Lookup", "Find", "Count"];
@@ -344,12 +343,7 @@ fn well_known_scalar(full_name: &str) -> Option<&'static str> {
 
 /// Query by DESIGN.md's convention: no side effects, a GET binding, or a reading name.
 fn is_query_by_convention(method: &MethodDescriptor) -> bool {
-    let no_side_effects = method.method_descriptor_proto().options.as_ref().is_some_and(|o| {
-        o.idempotency_level == Some(prost_types::method_options::IdempotencyLevel::NoSideEffects as i32)
-    });
-    no_side_effects
-        || http_bindings(method).first().is_some_and(|b| b.method == "GET")
-        || QUERY_PREFIXES.iter().any(|p| method.name().starts_with(p))
+    crate::registry::MethodTraits::of(method).reads || QUERY_PREFIXES.iter().any(|p| method.name().starts_with(p))
 }
 
 /// `(switchyard.v1.method).graphql_kind` and `.graphql_name`, when set.

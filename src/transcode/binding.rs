@@ -441,12 +441,7 @@ pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
 /// paths; maps, Struct and well-known values are leaves).
 fn fill_update_mask(message: &mut DynamicMessage, body_field: &FieldDescriptor, body: &[u8]) {
     let descriptor = message.descriptor();
-    let masks: Vec<FieldDescriptor> = descriptor
-        .fields()
-        .filter(|f| {
-            matches!(f.kind(), Kind::Message(m) if m.full_name() == "google.protobuf.FieldMask") && !f.is_list()
-        })
-        .collect();
+    let masks: Vec<FieldDescriptor> = descriptor.fields().filter(|f| is_field_mask(f) && !f.is_list()).collect();
     let [mask] = masks.as_slice() else { return };
     if message.has_field(mask) {
         return;
