@@ -174,7 +174,7 @@ async fn run_fetch(fetch: Fetch, upstreams: &Upstreams) -> Result<FetchOutput, E
     let FetchCall::Grpc { method, input, traits } = fetch.call else {
         return Err(ExecuteError::Shape("a REST route calls a gRPC method".into()));
     };
-    let Some(request) = input.encoded() else {
+    let Some(request) = input.into_encoded() else {
         return Err(ExecuteError::Shape(format!("{} takes one request message", method.full_name())));
     };
     let (body, metadata, cache) = unary_answer(

@@ -72,6 +72,16 @@ impl CallInput {
             CallInput::Stream(_) | CallInput::Arguments(_) => None,
         }
     }
+
+    /// `encoded`, giving up the input: an encoded request is handed on, not shared, so the call
+    /// that sends it is its last holder and can let it go (a 1 MiB REST body is not kept
+    /// beside the answer).
+    pub fn into_encoded(self) -> Option<bytes::Bytes> {
+        match self {
+            CallInput::Encoded(bytes) => Some(bytes),
+            other => other.encoded(),
+        }
+    }
 }
 
 /// Whether root calls may run concurrently.

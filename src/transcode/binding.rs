@@ -153,8 +153,15 @@ pub fn bind_request_wire(route: &RestRoute, parts: HttpParts<'_>, options: &Json
     let mut bytes = match &route.body {
         BodyRule::Whole if direct => route.input_json.encode(parts.body, options)?,
         // A body that is itself the update mask would be read twice below.
+        // Read in place; a document the direct encoder leaves (an error among them) is read
+        // wrapped, so errors name the field as bind_request's do.
         BodyRule::Field(field) if direct && !(parts.is_patch && is_field_mask(field)) => {
-            with_body_field(field, parts.body, options, |wrapped, strict| route.input_json.encode(wrapped, strict))?
+            match route.input_json.encode_field_direct(field.name(), parts.body, options) {
+                Some(bytes) => bytes,
+                None => with_body_field(field, parts.body, options, |wrapped, strict| {
+                    Ok(json_to_message(route.method.input(), wrapped, strict)?.encode_to_vec())
+                })?,
+            }
         }
         _ => return Ok(bind_request(route, parts, options)?.encode_to_vec()),
     };
@@ -587,6 +594,8 @@ service S { rpc Call(Req) returns (Req); }
             output_json: std::sync::Arc::new(super::super::json_wire::JsonCodec::new(method.output())),
         };
         let inner = input.get_field_by_name("inner").expect("inner");
+        let count = input.get_field_by_name("count").expect("count");
+        let tags = input.get_field_by_name("tags").expect("tags");
         type Case<'a> = (RestRoute, &'a [&'a str], &'a str, Option<&'a str>, bool);
         let table: Vec<Case> = vec![
             (route(BodyRule::Whole, &["name"]), &["shelves/1"], r#"{"name":"x","count":5}"#, None, false),
@@ -615,6 +624,18 @@ service S { rpc Call(Req) returns (Req); }
             (route(BodyRule::Field(inner.clone()), &[]), &[], r#"{"id":"q"}"#, Some("count=x"), false),
             (route(BodyRule::Whole, &[]), &[], r#"{"count":1}"#, Some("name=z"), false),
             (route(BodyRule::Whole, &[]), &[], r#"{"count":1}"#, None, true),
+            // A body that is one field's value, read in place: scalars, lists, null, what
+            // follows the value, whitespace around it.
+            (route(BodyRule::Field(count.clone()), &["name"]), &["n1"], "7", None, false),
+            (route(BodyRule::Field(count.clone()), &[]), &[], r#""-3""#, None, false),
+            (route(BodyRule::Field(count.clone()), &[]), &[], "7 8", None, false),
+            (route(BodyRule::Field(count.clone()), &[]), &[], "true", None, false),
+            (route(BodyRule::Field(tags.clone()), &[]), &[], r#" ["a", "b"] "#, None, false),
+            (route(BodyRule::Field(tags.clone()), &[]), &[], r#"["a", null]"#, None, false),
+            (route(BodyRule::Field(inner.clone()), &["name"]), &["n1"], "null", None, false),
+            (route(BodyRule::Field(inner.clone()), &[]), &[], r#"{"id":"q"}}"#, None, false),
+            (route(BodyRule::Field(inner.clone()), &[]), &[], r#"{"id":"q","id":"r"}"#, None, false),
+            (route(BodyRule::Field(inner.clone()), &[]), &[], r#"{"id":"q","zz":1}"#, None, false),
         ];
         for (route, variables, body, query, is_patch) in &table {
             let variables: Vec<String> = variables.iter().map(|v| (*v).to_owned()).collect();
@@ -626,13 +647,16 @@ service S { rpc Call(Req) returns (Req); }
                 headers: &[],
                 is_patch: *is_patch,
             };
-            let options = JsonOptions::default();
-            let wire = bind_request_wire(route, parts, &options)
-                .map(|bytes| DynamicMessage::decode(input.clone(), bytes.as_slice()).expect("decodes"));
-            let bound = bind_request(route, parts, &options).map(|message| {
-                DynamicMessage::decode(input.clone(), message.encode_to_vec().as_slice()).expect("decodes")
-            });
-            assert_eq!(wire, bound, "{body} with {variables:?} and {query:?}");
+            // The default limits, and a nesting limit the wrapped reading would count differently.
+            for max_depth in [JsonOptions::default().max_depth, 1, 2] {
+                let options = JsonOptions { max_depth, ..JsonOptions::default() };
+                let wire = bind_request_wire(route, parts, &options)
+                    .map(|bytes| DynamicMessage::decode(input.clone(), bytes.as_slice()).expect("decodes"));
+                let bound = bind_request(route, parts, &options).map(|message| {
+                    DynamicMessage::decode(input.clone(), message.encode_to_vec().as_slice()).expect("decodes")
+                });
+                assert_eq!(wire, bound, "{body} with {variables:?} and {query:?}, depth {max_depth}");
+            }
         }
     }
 }

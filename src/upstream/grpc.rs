@@ -244,13 +244,30 @@ impl GrpcClient {
     ) -> Result<UnaryReply, UpstreamError> {
         let idempotent = idempotent || self.retry.configured(path.path());
         let endpoints = self.pool.load().handles.len();
+        // A call that cannot be retried on failure needs its request only until the backend
+        // takes the stream (a refused or unsent one is sent again transparently): it is let go
+        // when the answer's headers arrive, so a large request is not held beside its answer.
+        let retried_on_failure = idempotent && endpoints > 1 && self.retry.max_retries() > 0;
+        let kept = std::sync::Mutex::new(Some(request));
         super::pool::retry::attempts(&self.retry, endpoints, timeout, idempotent, |remaining, avoid| {
-            self.attempt(path, request.clone(), metadata, remaining, avoid)
+            let request = kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+            let release = (!retried_on_failure).then_some(&kept);
+            async move {
+                let Some(request) = request else {
+                    // Let go only once the backend took the stream, after which no attempt follows.
+                    return (
+                        Err(UpstreamError::Internal("a unary call's request was sent again after its release".into())),
+                        None,
+                    );
+                };
+                self.attempt(path, request, metadata, remaining, avoid, release).await
+            }
         })
         .await
     }
 
-    /// One attempt of a unary call; the endpoint it went to, when it got one.
+    /// One attempt of a unary call; the endpoint it went to, when it got one. `release` is
+    /// emptied when the answer's headers arrive.
     async fn attempt(
         &self,
         path: &PathAndQuery,
@@ -258,12 +275,8 @@ impl GrpcClient {
         metadata: &Metadata,
         timeout: Option<Duration>,
         avoid: Option<usize>,
+        release: Option<&std::sync::Mutex<Option<Bytes>>>,
     ) -> (Result<UnaryReply, UpstreamError>, Option<usize>) {
-        let mut request = tonic::Request::new(Outgoing::Message(body));
-        copy_metadata(metadata, request.metadata_mut());
-        if let Some(timeout) = timeout {
-            request.set_timeout(timeout);
-        }
         let picked = match self.pick(metadata, avoid) {
             Ok(picked) => picked,
             Err(error) => return (Err(error), None),
@@ -271,28 +284,33 @@ impl GrpcClient {
         let (index, balancer, _guards) = (picked.index, picked.balancer, picked.guards);
         let endpoint = balancer.members().get(index).map(|m| m.id.to_string()).unwrap_or_default();
         let (span, traceparent) = super::fetch_trace(&self.cluster, &endpoint, path.path(), metadata);
-        if let Ok(value) = MetadataValue::try_from(traceparent.as_str()) {
-            request.metadata_mut().insert(crate::telemetry::trace_context::TRACEPARENT, value);
-        }
-        let mut grpc = self.grpc(picked.connection);
+        let mut headers = MetadataMap::new();
+        copy_metadata(metadata, &mut headers);
+        let head = super::grpc_unary::Head {
+            path,
+            metadata: headers,
+            timeout,
+            traceparent: &traceparent,
+            gzip: self.compress,
+        };
+        let request = super::grpc_unary::request(head, body);
+        let connection = picked.connection;
         let call = async {
-            grpc.ready().await.map_err(|e| UpstreamError::unavailable(&self.cluster, &e))?;
-            grpc.unary(request, path.clone(), RawCodec)
-                .await
-                .map_err(|status| UpstreamError::from_status(&self.cluster, status))
+            let response =
+                connection.send_body(request).await.map_err(|e| UpstreamError::unavailable(&self.cluster, &e))?;
+            if let Some(kept) = release {
+                kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+            }
+            super::grpc_unary::answer(&self.cluster, response, self.compress).await
         };
         let call = tracing::Instrument::instrument(call, span.clone());
-        let response = match timeout {
+        let result = match timeout {
             Some(timeout) => match tokio::time::timeout(timeout, call).await {
                 Ok(response) => response,
                 Err(_) => Err(UpstreamError::DeadlineExceeded),
             },
             None => call.await,
         };
-        let result = response.map(|response| {
-            let (metadata, body, _) = response.into_parts();
-            UnaryReply { body, metadata }
-        });
         match &result {
             Ok(reply) => {
                 span.record("status", "OK");

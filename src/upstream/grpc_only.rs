@@ -39,15 +39,25 @@ fn is_grpc<B>(response: &http::Response<B>) -> bool {
 /// `response` if it is gRPC, else the trailers-only gRPC answer standing for it (its body the
 /// empty one, `Default`).
 pub fn grpc_or_status<B: Default>(response: http::Response<B>) -> http::Response<B> {
-    if is_grpc(&response) { response } else { as_grpc_status(&response) }
+    match not_grpc(&response) {
+        None => response,
+        Some((code, message)) => trailers_only(code, &message),
+    }
 }
 
-/// The trailers-only gRPC answer standing for `response`.
-fn as_grpc_status<B: Default>(response: &http::Response<B>) -> http::Response<B> {
+/// For an answer that is not gRPC, the gRPC status standing for it: its code and message.
+pub fn not_grpc<B>(response: &http::Response<B>) -> Option<(i32, String)> {
+    if is_grpc(response) {
+        return None;
+    }
     let status = response.status();
     let content_type =
         response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("no content type");
-    let message = format!("the backend answered HTTP {} ({content_type}), not gRPC", status.as_u16());
+    Some((status_for_http(status), format!("the backend answered HTTP {} ({content_type}), not gRPC", status.as_u16())))
+}
+
+/// A trailers-only gRPC answer of status `code` and `message`.
+fn trailers_only<B: Default>(code: i32, message: &str) -> http::Response<B> {
     // grpc-message: bytes outside printable ASCII, and `%`, are percent-encoded.
     let encoded: String = message
         .bytes()
@@ -56,7 +66,7 @@ fn as_grpc_status<B: Default>(response: &http::Response<B>) -> http::Response<B>
     let mut answer = http::Response::new(B::default());
     let headers = answer.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-    headers.insert("grpc-status", HeaderValue::from(status_for_http(status)));
+    headers.insert("grpc-status", HeaderValue::from(code));
     if let Ok(value) = HeaderValue::from_str(&encoded) {
         headers.insert("grpc-message", value);
     }
@@ -105,7 +115,7 @@ mod tests {
         let mut html = http::Response::new(Body::empty());
         *html.status_mut() = StatusCode::BAD_GATEWAY;
         html.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
-        let answer = as_grpc_status(&html);
+        let answer = grpc_or_status(html);
         assert_eq!(answer.headers()["grpc-status"], "14");
         assert_eq!(answer.headers()["grpc-message"], "the backend answered HTTP 502 (text/html), not gRPC");
     }

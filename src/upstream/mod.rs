@@ -10,6 +10,7 @@ pub mod graphql_ws;
 pub mod grpc_codec;
 pub mod deadline;
 pub mod grpc_only;
+pub mod grpc_unary;
 pub mod http;
 pub mod pool;
 pub mod tls;

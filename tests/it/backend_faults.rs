@@ -138,7 +138,7 @@ async fn backend_faults_are_502s_never_partial_200s_and_the_connection_keeps_ser
             "a frame claiming 4 GiB",
             Script { steps: vec![Step::Data(four_gib), Step::Trailers(0)], ..good() },
             502,
-            "malformed answer: Error, decoded message length too large: found 4294967295 bytes",
+            "malformed answer: a message of 4294967295 bytes, over the 4194304-byte limit",
         ),
         // A reset is the backend going away (Envoy answers these 503 too); retried elsewhere.
         ("a reset after the headers", Script { steps: vec![Step::Reset], ..good() }, 503, "unavailable"),
@@ -158,7 +158,7 @@ async fn backend_faults_are_502s_never_partial_200s_and_the_connection_keeps_ser
             "an answer without trailers",
             Script { steps: vec![Step::Data(whole.clone())], ..good() },
             502,
-            "missing grpc-status trailer",
+            "malformed answer: no grpc-status trailer",
         ),
         (
             "a frame cut short at the end",

@@ -38,6 +38,28 @@ impl<'a, 'p> Encoder<'a, 'p> {
         if self.reader.at_end() { Ok(()) } else { Err(Fallback) }
     }
 
+    /// The whole document as the value of the root message's field `name` (a route's
+    /// `body: "field"`): what the document `{"name": document}` encodes to, read without
+    /// writing that wrapper. The wrapper's level of nesting is not counted, so the limit is the
+    /// client's own.
+    pub(super) fn field_document(mut self, name: &str, out: &mut Vec<u8>) -> Fast<()> {
+        let root = &self.plan.messages[self.plan.root];
+        if root.shape != MessageShape::Plain {
+            return Err(Fallback);
+        }
+        let field = &root.fields[root.field_index(name).ok_or(Fallback)?];
+        if self.reader.peek() == Some(b'n') {
+            // null is "not set", except where it is a value of its own.
+            if field.null_is_value {
+                return Err(Fallback);
+            }
+            self.reader.literal(b"null")?;
+        } else {
+            self.field(field, out)?;
+        }
+        if self.reader.at_end() { Ok(()) } else { Err(Fallback) }
+    }
+
     /// Opens an object or array, within the nesting limit.
     #[inline]
     fn enter(&mut self, bracket: u8) -> Fast<()> {

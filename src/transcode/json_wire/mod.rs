@@ -48,6 +48,16 @@ pub fn direct(plan: &WirePlan, json: &[u8], options: &JsonOptions) -> Option<Vec
     Some(out)
 }
 
+/// [`direct`] for a document that is the value of the root's field `name` (a route's
+/// `body: "field"`), without copying it into a wrapping object: None where it leaves the
+/// document to DynamicMessage.
+pub fn direct_field(plan: &WirePlan, name: &str, json: &[u8], options: &JsonOptions) -> Option<Vec<u8>> {
+    // The field's tag and length prefix: at most 5 + 10 bytes.
+    let mut out = Vec::with_capacity(json.len() + 16);
+    encode::Encoder::new(plan, json, options.max_depth, options.ignore_unknown).field_document(name, &mut out).ok()?;
+    Some(out)
+}
+
 /// Why wire bytes could not be written as JSON.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WireToJsonError {
@@ -112,6 +122,11 @@ impl JsonCodec {
     /// [`json_to_wire`] with this type's plan.
     pub fn encode(&self, json: &[u8], options: &JsonOptions) -> Result<Vec<u8>, JsonError> {
         json_to_wire(self.plan(), &self.descriptor, json, options)
+    }
+
+    /// [`direct_field`] with this type's plan.
+    pub fn encode_field_direct(&self, name: &str, json: &[u8], options: &JsonOptions) -> Option<Vec<u8>> {
+        direct_field(self.plan(), name, json, options)
     }
 
     /// [`wire_to_json`] with this type's plan.

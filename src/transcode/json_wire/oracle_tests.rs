@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use prost::Message;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
 
-use super::{WirePlan, direct};
+use super::{WirePlan, direct, direct_field};
 use crate::transcode::json::{JsonOptions, json_to_message, mapping_tests};
 
 /// What happened to one document.
@@ -157,6 +157,42 @@ fn nesting_past_the_limit_is_left_to_the_oracle() {
     assert_eq!(outcome(&all, &plan, beyond.as_bytes(), &options), Outcome::Refused, "{beyond}");
     let deep = format!("{}{}", r#"{"lv":"#, "[".repeat(100_000));
     assert_eq!(outcome(&all, &plan, deep.as_bytes(), &JsonOptions::default()), Outcome::Refused);
+}
+
+/// A body that is one field's value (`body: "field"`) is read in place to exactly the bytes the
+/// wrapped document `{"field": body}` gives, and steps aside exactly where that one does.
+#[test]
+fn a_field_body_reads_as_its_wrapped_document() {
+    let all = mapping_tests::descriptor();
+    let plan = WirePlan::new(&all);
+    let table: &[(&str, &str, bool)] = &[
+        ("i64", "5", true),
+        ("i64", r#" "-7" "#, true),
+        ("s", r#""text""#, true),
+        ("inner", r#"{"id":"q"}"#, true),
+        ("inner", "null", true),
+        ("nums", "[1, 2, 3]", true),
+        ("st", r#"{"a":{"b":[1,"x",null]}}"#, true),
+        ("lv", r#"[1, {"k": true}]"#, true),
+        ("i64", "5 6", false),
+        ("inner", r#"{"id":"q"}}"#, false),
+        ("inner", r#"{"id":"q","id":"r"}"#, false),
+        ("d", r#""NaN""#, false),
+        ("nope", "1", false),
+        ("i64", "", false),
+    ];
+    for max_depth in [JsonOptions::default().max_depth, 1, 2, 3] {
+        let options = JsonOptions { max_depth, ..JsonOptions::default() };
+        for (field, body, direct_at_default) in table {
+            let wrapped = format!(r#"{{"{field}":{body}}}"#);
+            let want = direct(&plan, wrapped.as_bytes(), &JsonOptions { max_depth: max_depth + 1, ..options.clone() });
+            let got = direct_field(&plan, field, body.as_bytes(), &options);
+            assert_eq!(got, want, "{field}: {body} at depth {max_depth}");
+            if max_depth == JsonOptions::default().max_depth {
+                assert_eq!(got.is_some(), *direct_at_default, "{field}: {body}");
+            }
+        }
+    }
 }
 
 #[test]

@@ -24,13 +24,71 @@ const USER_AGENT: &str = concat!("switchyard/", env!("CARGO_PKG_VERSION"));
 
 type Sender = SendRequest<CallBody>;
 
-/// What a call sends: a body tonic encoded (a transcoded call, a health check), or a client's
-/// body spliced through as it came (the passthrough way). Each is sent as it is, unboxed again.
+/// What a call sends: a unary call's one message (`grpc_unary`), a body tonic encoded (a
+/// stream, a health check), or a client's body spliced through as it came (the passthrough
+/// way). Each is sent as it is, unboxed again.
 pub enum CallBody {
+    /// A unary call's framed message.
+    Message(MessageBody),
     /// tonic's encoding of the call's messages.
     Encoded(Body),
     /// The client's request body.
     Spliced(axum::body::Body),
+}
+
+/// One framed message: its prefix and its bytes, as one buffer or two (a large message is sent
+/// after its prefix as it is, never copied). The last non-empty one ends the stream.
+pub struct MessageBody {
+    frames: [bytes::Bytes; 2],
+    next: usize,
+}
+
+impl MessageBody {
+    /// `first` then `second` (either may be empty).
+    pub fn new(first: bytes::Bytes, second: bytes::Bytes) -> Self {
+        MessageBody { frames: [first, second], next: 0 }
+    }
+
+    /// The frames still to send.
+    #[cfg(test)]
+    pub fn into_frames(self) -> Vec<bytes::Bytes> {
+        self.frames.into_iter().skip(self.next).filter(|f| !f.is_empty()).collect()
+    }
+
+    fn skip_empty(&mut self) {
+        while self.next < 2 && self.frames[self.next].is_empty() {
+            self.next += 1;
+        }
+    }
+}
+
+impl http_body::Body for MessageBody {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        let body = self.get_mut();
+        body.skip_empty();
+        if body.next == 2 {
+            return std::task::Poll::Ready(None);
+        }
+        let frame = std::mem::take(&mut body.frames[body.next]);
+        body.next += 1;
+        body.skip_empty();
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(frame))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.frames[self.next.min(2)..].iter().all(bytes::Bytes::is_empty)
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        let left: usize = self.frames[self.next.min(2)..].iter().map(bytes::Bytes::len).sum();
+        http_body::SizeHint::with_exact(left as u64)
+    }
 }
 
 impl http_body::Body for CallBody {
@@ -42,6 +100,7 @@ impl http_body::Body for CallBody {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
         match self.get_mut() {
+            CallBody::Message(body) => std::pin::Pin::new(body).poll_frame(cx).map_err(Into::into),
             CallBody::Encoded(body) => std::pin::Pin::new(body).poll_frame(cx).map_err(Into::into),
             CallBody::Spliced(body) => std::pin::Pin::new(body).poll_frame(cx).map_err(Into::into),
         }
@@ -49,6 +108,7 @@ impl http_body::Body for CallBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
+            CallBody::Message(body) => body.is_end_stream(),
             CallBody::Encoded(body) => body.is_end_stream(),
             CallBody::Spliced(body) => body.is_end_stream(),
         }
@@ -56,6 +116,7 @@ impl http_body::Body for CallBody {
 
     fn size_hint(&self) -> http_body::SizeHint {
         match self {
+            CallBody::Message(body) => body.size_hint(),
             CallBody::Encoded(body) => body.size_hint(),
             CallBody::Spliced(body) => body.size_hint(),
         }
@@ -193,7 +254,9 @@ impl Connection {
         self.send_body(request.map(CallBody::Spliced)).await
     }
 
-    async fn send_body(
+    /// Sends a call's request as it is (scheme and authority become the endpoint's) and returns
+    /// the answer's head with its body still streaming.
+    pub async fn send_body(
         &self,
         mut request: http::Request<CallBody>,
     ) -> Result<http::Response<hyper::body::Incoming>, CallError> {
