@@ -90,11 +90,22 @@ pub fn wire_to_json(
 
 /// The direct writer alone: None where it leaves the bytes to DynamicMessage.
 pub fn write_direct(plan: &WirePlan, bytes: &[u8], options: &JsonOptions) -> Option<Vec<u8>> {
-    // JSON is larger than its wire bytes by the field names and quoting; half again covers
-    // most messages without reserving twice the answer.
-    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 2 + 64);
+    let mut out = Vec::with_capacity(json_capacity(bytes.len()));
     write::Writer::new(plan, options.emit_defaults, options.proto_names).document(bytes, &mut out).ok()?;
     Some(out)
+}
+
+/// Messages from this size on are written into a buffer reserved tightly.
+const LARGE_WIRE: usize = 16 * 1024;
+
+/// The buffer reserved for the JSON of `wire` bytes. JSON is larger than its wire bytes by the
+/// field names and quoting, so a small message gets half again (growing costs more than the
+/// spare bytes). A large message's size is nearly all in a few long strings or bytes, whose JSON
+/// is about as long (a third more for base64): it gets an eighth more, because the answer's wire
+/// bytes are live beside this buffer and a request in flight should hold little more than the
+/// two (`cargo bench --bench request_memory`); one that outgrows it grows as a Vec does.
+fn json_capacity(wire: usize) -> usize {
+    if wire < LARGE_WIRE { wire + wire / 2 + 64 } else { wire + wire / 8 + 64 }
 }
 
 /// One message type's transcoders, its plan worked out on first use: routes are built for
