@@ -235,7 +235,7 @@ impl ServiceDirectory for Snapshot {
         if self.cache_rules.fields.is_empty() {
             return None;
         }
-        self.cache_rules.fields.get(&(type_name.to_owned(), field.to_owned())).cloned()
+        self.cache_rules.fields.get(type_name, field).cloned()
     }
 
     fn cache_store(&self) -> Option<std::sync::Arc<crate::cache::Cache>> {

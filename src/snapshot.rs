@@ -303,7 +303,7 @@ fn cache_rules(
     }
     for (type_name, field) in fields {
         if let Some(rule) = combine(index.field(&type_name, &field)) {
-            resolved.fields.insert((type_name, field), rule);
+            resolved.fields.combine(&type_name, &field, rule);
         }
     }
     // `@cacheControl` in schemas/ is a rule on its field too.
@@ -313,11 +313,7 @@ fn cache_rules(
             private: *private,
             stale: std::time::Duration::ZERO,
         };
-        resolved
-            .fields
-            .entry((type_name.clone(), field.clone()))
-            .and_modify(|rule| *rule = rule.and(&hint))
-            .or_insert(hint);
+        resolved.fields.combine(type_name, field, hint);
     }
     (resolved, problems)
 }

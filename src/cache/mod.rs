@@ -123,10 +123,13 @@ pub struct Entry {
 
 /// The store.
 pub struct Cache {
-    entries: moka::sync::Cache<Key, Entry>,
+    /// Entries behind an Arc: moka hands out a clone of the value on every read, and a read
+    /// that sends the body on needs no more than a count bumped. Keys are hashed with foldhash:
+    /// a GraphQL key holds the whole document.
+    entries: moka::sync::Cache<Key, Arc<Entry>, foldhash::fast::RandomState>,
     max_bytes: u64,
     /// Tag → version, bumped by every invalidation of the tag.
-    versions: std::sync::RwLock<std::collections::HashMap<String, u64>>,
+    versions: std::sync::RwLock<std::collections::HashMap<String, u64, foldhash::fast::RandomState>>,
     /// Keys being refreshed in the background (one refresh per key at a time).
     refreshing: std::sync::Mutex<std::collections::HashSet<Key>>,
     /// Redis, shared by every instance, when configured.
@@ -147,8 +150,8 @@ impl std::fmt::Debug for Cache {
 /// Each entry lives for its own TTL.
 struct PerEntry;
 
-impl moka::Expiry<Key, Entry> for PerEntry {
-    fn expire_after_create(&self, _: &Key, entry: &Entry, _: Instant) -> Option<Duration> {
+impl moka::Expiry<Key, Arc<Entry>> for PerEntry {
+    fn expire_after_create(&self, _: &Key, entry: &Arc<Entry>, _: Instant) -> Option<Duration> {
         Some(entry.ttl + entry.stale)
     }
 }
@@ -223,13 +226,13 @@ impl Cache {
     pub fn new(max_bytes: u64) -> Self {
         let entries = moka::sync::Cache::builder()
             .max_capacity(max_bytes)
-            .weigher(|key: &Key, entry: &Entry| {
+            .weigher(|key: &Key, entry: &Arc<Entry>| {
                 let bytes = key.target.len() + key.request.len() + entry.body.len() + 64;
                 u32::try_from(bytes).unwrap_or(u32::MAX)
             })
             .expire_after(PerEntry)
             .support_invalidation_closures()
-            .build();
+            .build_with_hasher(foldhash::fast::RandomState::default());
         Cache {
             entries,
             max_bytes,
@@ -262,7 +265,8 @@ impl Cache {
     /// The live entry's body under `key` (counted like `get`): `get` for a caller that sends the
     /// stored bytes as they are.
     pub fn get_body(&self, key: &Key) -> Option<Bytes> {
-        let found = self.entries.get(key).filter(|entry| self.live(key, entry) == Some(false)).map(|entry| entry.body);
+        let found =
+            self.entries.get(key).filter(|entry| self.live(key, entry) == Some(false)).map(|entry| entry.body.clone());
         self.count(found.as_ref().map(|_| false));
         found
     }
@@ -272,7 +276,7 @@ impl Cache {
     pub fn lookup(&self, key: &Key) -> Option<(Entry, bool)> {
         let entry = self.entries.get(key)?;
         let stale = self.live(key, &entry)?;
-        Some((entry, stale))
+        Some((Entry::clone(&entry), stale))
     }
 
     /// Whether `entry` (stored under `key`) is past its TTL; None when it is expired or one of
@@ -306,7 +310,7 @@ impl Cache {
     /// Stores `entry` under `key`.
     pub fn insert(&self, key: Key, entry: Entry) {
         if !entry.ttl.is_zero() {
-            self.entries.insert(key, entry);
+            self.entries.insert(key, Arc::new(entry));
         }
     }
 
@@ -335,7 +339,7 @@ impl Cache {
     pub fn invalidate(&self, tags: &[String], prefix: Option<&str>) -> usize {
         let tags: Arc<[String]> = tags.into();
         let prefix = prefix.map(str::to_owned);
-        let matches = move |key: &Key, entry: &Entry| {
+        let matches = move |key: &Key, entry: &Arc<Entry>| {
             entry.tags.iter().any(|tag| tags.contains(tag))
                 || prefix.as_deref().is_some_and(|p| key.target.starts_with(p))
         };
@@ -420,13 +424,45 @@ pub struct Rules {
     /// Method full name → rule (REST calls and GraphQL root fields of the method).
     pub methods: std::collections::HashMap<String, Rule>,
     /// GraphQL (type, field) → rule (root fields and stitched fields).
-    pub fields: std::collections::HashMap<(String, String), Rule>,
+    pub fields: FieldRules,
     /// REST route index → rule (its route rules and its method's, combined).
     pub routes: std::collections::HashMap<usize, Rule>,
     /// The vary headers (lower case).
     pub vary: Vec<String>,
     /// Write method full name → the tags its success makes stale.
     pub invalidations: std::collections::HashMap<String, Arc<[String]>>,
+}
+
+/// Rules by GraphQL type, then field: looked up by borrowed names on every cacheable query
+/// (a map keyed by an owned pair would have each lookup build two Strings).
+#[derive(Debug, Clone, Default)]
+pub struct FieldRules {
+    by_type: std::collections::HashMap<String, std::collections::HashMap<String, Rule, FastHash>, FastHash>,
+}
+
+type FastHash = foldhash::fast::RandomState;
+
+impl FieldRules {
+    /// The rule of `type_name.field`.
+    pub fn get(&self, type_name: &str, field: &str) -> Option<&Rule> {
+        self.by_type.get(type_name)?.get(field)
+    }
+
+    /// Sets the rule of `type_name.field`, or combines `rule` with the one there (`Rule::and`).
+    pub fn combine(&mut self, type_name: &str, field: &str, rule: Rule) {
+        let fields = self.by_type.entry(type_name.to_owned()).or_default();
+        match fields.get_mut(field) {
+            Some(existing) => *existing = existing.and(&rule),
+            None => {
+                fields.insert(field.to_owned(), rule);
+            }
+        }
+    }
+
+    /// True when no field has a rule.
+    pub fn is_empty(&self) -> bool {
+        self.by_type.is_empty()
+    }
 }
 
 impl Rules {

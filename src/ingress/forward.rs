@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 use crate::config::HeadersConfig;
 use crate::operation::{Metadata, RequestContext};
@@ -46,7 +46,8 @@ pub(crate) fn request_context(headers: &HeaderMap, config: &HeadersConfig) -> Re
             metadata.push(target, value.as_bytes());
         }
     }
-    let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let request_id =
+        headers.get(crate::telemetry::request_id::HEADER_NAME).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let timeout = client_timeout(headers)?;
     Ok(RequestContext { metadata, request_id, timeout, ..RequestContext::default() })
 }
@@ -153,7 +154,7 @@ fn client_timeout(headers: &HeaderMap) -> Result<Option<Duration>, HeaderError> 
     let grpc = grpc_timeout(headers)?;
     let plain = timeout_header(
         headers,
-        "x-request-timeout",
+        &HeaderName::from_static("x-request-timeout"),
         parse_request_timeout,
         "must be a duration such as 2.5 (seconds), 250ms or 1m",
     )?;
@@ -167,21 +168,22 @@ fn client_timeout(headers: &HeaderMap) -> Result<Option<Duration>, HeaderError> 
 pub(crate) fn grpc_timeout(headers: &HeaderMap) -> Result<Option<Duration>, HeaderError> {
     timeout_header(
         headers,
-        "grpc-timeout",
+        &HeaderName::from_static("grpc-timeout"),
         parse_grpc_timeout,
         "must be 1 to 8 digits and a unit (H, M, S, m, u, n), e.g. 500m",
     )
 }
 
+/// `name` is a HeaderName, not text: looking a header up by text parses the name each time.
 fn timeout_header(
     headers: &HeaderMap,
-    name: &str,
+    name: &HeaderName,
     parse: fn(&str) -> Option<Duration>,
     form: &str,
 ) -> Result<Option<Duration>, HeaderError> {
     let Some(value) = headers.get(name) else { return Ok(None) };
     let parsed = value.to_str().ok().and_then(parse);
-    parsed.map(Some).ok_or_else(|| HeaderError { header: name.to_owned(), message: form.to_owned() })
+    parsed.map(Some).ok_or_else(|| HeaderError { header: name.as_str().to_owned(), message: form.to_owned() })
 }
 
 /// PROTOCOL-HTTP2.md: `TimeoutValue TimeoutUnit`, at most 8 digits.

@@ -28,6 +28,10 @@ use crate::telemetry::trace_context::{TRACEPARENT, TRACEPARENT_NAME, TraceParent
 use crate::telemetry::{Telemetry, request_id};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+/// Read off every answer (as names, so no lookup parses them).
+const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+const X_CACHE: http::HeaderName = http::HeaderName::from_static("x-cache");
+
 /// Wraps the handling of one request by `inner` (the rest of its way through the listener),
 /// `client` being its connection's peer. The answer's body is observed as it is sent.
 pub(super) async fn observe_with<F, Fut>(
@@ -106,7 +110,7 @@ where
     let record = Arc::new(RequestRecord::default());
     let mut response = record.clone().scope(inner(request)).instrument(span).await;
     response.headers_mut().insert(request_id::HEADER_NAME, id.clone());
-    let grpc_status = response.headers().get("grpc-status").and_then(|v| v.to_str().ok()?.parse::<i32>().ok());
+    let grpc_status = response.headers().get(GRPC_STATUS).and_then(|v| v.to_str().ok()?.parse::<i32>().ok());
     let finish = Finish {
         telemetry,
         record,
@@ -115,7 +119,7 @@ where
         request_id: id,
         status: response.status().as_u16(),
         grpc_status,
-        cache: response.headers().get("x-cache").and_then(|v| v.to_str().ok()).map(str::to_owned),
+        cache: response.headers().get(X_CACHE).and_then(|v| v.to_str().ok()).map(str::to_owned),
         access,
     };
     response.map(|body| Observed { inner: body, sent: 0, finish: Some(finish) })

@@ -64,7 +64,7 @@ pub fn accept_or_generate(headers: &http::HeaderMap) -> http::HeaderValue {
 
 /// The client's id, when it is well-formed and only one was sent.
 pub fn accepted(headers: &http::HeaderMap) -> Option<http::HeaderValue> {
-    let mut values = headers.get_all(HEADER).iter();
+    let mut values = headers.get_all(HEADER_NAME).iter();
     match (values.next(), values.next()) {
         (Some(value), None) if is_well_formed(value.as_bytes()) => Some(value.clone()),
         _ => None,

@@ -59,7 +59,7 @@ impl ResponseCache {
             if call.forbidden.is_some() {
                 return None;
             }
-            let found = rules.fields.get(&("Query".to_owned(), call.root.name.clone()))?;
+            let found = rules.fields.get("Query", &call.root.name)?;
             combine(found);
             if let Resolver::Method(method) = &call.root.resolver {
                 tags.push(method.full_name().to_owned());
@@ -136,7 +136,7 @@ fn stitched_parts(
         }
         let Some(definition) = schema.object_field(type_name, &field.field_name) else { continue };
         if definition.binding().is_some() {
-            combine(rules.fields.get(&(type_name.to_owned(), field.field_name.clone()))?);
+            combine(rules.fields.get(type_name, &field.field_name)?);
             tags.push(type_name.to_owned());
             tags.push(definition.ty.name.clone());
         }
