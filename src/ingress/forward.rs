@@ -149,12 +149,15 @@ fn configured(config: &HeadersConfig, name: &str) -> bool {
     })
 }
 
+const X_REQUEST_TIMEOUT: HeaderName = HeaderName::from_static("x-request-timeout");
+const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+
 /// The shorter of the client's `grpc-timeout` and `X-Request-Timeout`, if either is present.
 fn client_timeout(headers: &HeaderMap) -> Result<Option<Duration>, HeaderError> {
     let grpc = grpc_timeout(headers)?;
     let plain = timeout_header(
         headers,
-        &HeaderName::from_static("x-request-timeout"),
+        &X_REQUEST_TIMEOUT,
         parse_request_timeout,
         "must be a duration such as 2.5 (seconds), 250ms or 1m",
     )?;
@@ -168,7 +171,7 @@ fn client_timeout(headers: &HeaderMap) -> Result<Option<Duration>, HeaderError> 
 pub(crate) fn grpc_timeout(headers: &HeaderMap) -> Result<Option<Duration>, HeaderError> {
     timeout_header(
         headers,
-        &HeaderName::from_static("grpc-timeout"),
+        &GRPC_TIMEOUT,
         parse_grpc_timeout,
         "must be 1 to 8 digits and a unit (H, M, S, m, u, n), e.g. 500m",
     )
