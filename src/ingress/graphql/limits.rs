@@ -15,16 +15,32 @@ use crate::config::GraphqlLimits;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LimitExceeded(pub(crate) String);
 
-/// Size and tokens, on the raw text.
-pub(crate) fn check_text(query: &str, limits: &GraphqlLimits) -> Result<(), LimitExceeded> {
-    if query.len() > limits.max_document_bytes as usize {
+/// Size and tokens, on the raw text; the number of tokens when within the limits.
+pub(crate) fn check_text(query: &str, limits: &GraphqlLimits) -> Result<usize, LimitExceeded> {
+    check_size(query.len(), limits)?;
+    let tokens = count_tokens(query, limits.max_tokens as usize + 1);
+    check_tokens(tokens, limits)?;
+    Ok(tokens)
+}
+
+/// `check_text` for a text whose length and token count are known (a document parsed before:
+/// the limits are checked anew, in case the config changed, without counting again).
+pub(crate) fn check_counted(bytes: usize, tokens: usize, limits: &GraphqlLimits) -> Result<(), LimitExceeded> {
+    check_size(bytes, limits)?;
+    check_tokens(tokens, limits)
+}
+
+fn check_size(bytes: usize, limits: &GraphqlLimits) -> Result<(), LimitExceeded> {
+    if bytes > limits.max_document_bytes as usize {
         return Err(LimitExceeded(format!(
-            "the document is {} bytes; the limit is {} (graphql.limits.max_document_bytes)",
-            query.len(),
+            "the document is {bytes} bytes; the limit is {} (graphql.limits.max_document_bytes)",
             limits.max_document_bytes
         )));
     }
-    let tokens = count_tokens(query, limits.max_tokens as usize + 1);
+    Ok(())
+}
+
+fn check_tokens(tokens: usize, limits: &GraphqlLimits) -> Result<(), LimitExceeded> {
     if tokens > limits.max_tokens as usize {
         return Err(LimitExceeded(format!(
             "the document has more than {} tokens (graphql.limits.max_tokens)",

@@ -10,6 +10,7 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value as Json, json};
 
 use super::document::{DocumentError, PreparedCall, RootEntry};
+use super::documents::Unparsed;
 use super::{Caches, GraphqlRequest, Refusal, limits};
 use crate::error::ErrorCode;
 use crate::execute::{OutputValue, shape_introspection};
@@ -289,12 +290,10 @@ fn prepare(
 ) -> Result<(super::document::Prepared, crate::operation::RequestContext), Outcome> {
     let snapshot = &served.snapshot;
     let limits = &snapshot.config.graphql.limits;
-    if let Err(exceeded) = limits::check_text(&request.query, limits) {
-        return Err(Outcome::Refused(limit_error(&exceeded)));
-    }
-    let document = match caches.documents.parse(&request.query) {
+    let document = match caches.documents.parse(&request.query, limits) {
         Ok(document) => document,
-        Err(error) => {
+        Err(Unparsed::OverLimit(exceeded)) => return Err(Outcome::Refused(limit_error(&exceeded))),
+        Err(Unparsed::Invalid(error)) => {
             let locations = error.positions().map(|p| json!({"line": p.line, "column": p.column})).collect::<Vec<_>>();
             let body = json!({"errors": [{"message": error.to_string(), "locations": locations, "extensions": {"code": "GRAPHQL_PARSE_FAILED"}}]});
             return Err(Outcome::Refused(body));
@@ -647,8 +646,10 @@ pub fn plan_query(
     variables: &Map<String, Json>,
 ) -> Result<crate::plan::Plan, Vec<String>> {
     let config = &snapshot.config.graphql;
-    limits::check_text(query, &config.limits).map_err(|e| vec![e.0])?;
-    let document = caches.documents.parse(query).map_err(|e| vec![e.to_string()])?;
+    let document = caches.documents.parse(query, &config.limits).map_err(|unparsed| match unparsed {
+        Unparsed::OverLimit(exceeded) => vec![exceeded.0],
+        Unparsed::Invalid(error) => vec![error.to_string()],
+    })?;
     limits::check_document(&document, &config.limits).map_err(|e| vec![e.0])?;
     let prepared = caches
         .shapes

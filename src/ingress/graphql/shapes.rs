@@ -23,7 +23,7 @@ struct Key {
 /// alive that their weight does not count.
 #[derive(Clone)]
 pub(crate) struct ShapeCache {
-    cache: moka::sync::Cache<Key, Arc<Shape>>,
+    cache: moka::sync::Cache<Key, Arc<Shape>, foldhash::fast::RandomState>,
     /// The newest generation seen.
     newest: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -35,7 +35,9 @@ impl Default for ShapeCache {
                 u32::try_from(key.query.len() + key.directives.len()).unwrap_or(u32::MAX)
             })
             .max_capacity(16 * 1024 * 1024)
-            .build();
+            // Keyed by document text on every request: foldhash (hashbrown's default, seeded per
+            // cache) instead of SipHash.
+            .build_with_hasher(foldhash::fast::RandomState::default());
         ShapeCache { cache, newest: Arc::default() }
     }
 }
