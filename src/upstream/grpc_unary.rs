@@ -19,6 +19,8 @@
 use std::io::{Read, Write};
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use bytes::{Bytes, BytesMut};
 use http::header::{CONTENT_TYPE, TE};
 use http::uri::PathAndQuery;
@@ -252,22 +254,17 @@ fn status_of(headers: &HeaderMap) -> Option<(i32, String, Bytes)> {
     let message = headers.get("grpc-message").map(|m| percent_decoded(m.as_bytes())).unwrap_or_default();
     let details = headers
         .get("grpc-status-details-bin")
-        .and_then(|d| base64_lenient().decode(d.as_bytes()).ok())
+        .and_then(|d| BASE64_LENIENT.decode(d.as_bytes()).ok())
         .map(Bytes::from)
         .unwrap_or_default();
     Some((code, message, details))
 }
 
 /// Base64 with or without padding, as `-bin` metadata may come.
-fn base64_lenient() -> base64::engine::GeneralPurpose {
-    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-    GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-    )
-}
-
-use base64::Engine as _;
+const BASE64_LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 /// `grpc-message` decoded: `%XX` sequences become their bytes, anything else (a bad sequence
 /// among it) is kept as it is, and the result is read as UTF-8.
