@@ -18,6 +18,10 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 
+#[path = "support/demo_gateway.rs"]
+mod demo_gateway;
+use demo_gateway::start_demo_gateway;
+
 /// Counts every allocation (stats_alloc: the workspace forbids unsafe code, so the counting
 /// allocator is a crate's).
 #[global_allocator]
@@ -128,19 +132,7 @@ fn main() {
         let backend =
             switchyard::demo::start_demo_backend("127.0.0.1:0".parse().expect("addr")).await.expect("backend");
         let backend_authority = backend.url().trim_start_matches("http://").to_owned();
-        let sources = switchyard::snapshot::SnapshotSources {
-            embedded: vec![switchyard::demo::demo_registration().expect("demo")],
-            no_descriptor_dir: true,
-            schemas: Some("/nonexistent".into()),
-            backends: vec![switchyard::snapshot::BackendFlag { name: "catalog.v1".into(), urls: vec![backend.url()] }],
-            listen: Some("127.0.0.1:0".parse().expect("addr")),
-            admin: Some("127.0.0.1:0".parse().expect("addr")),
-            ..Default::default()
-        };
-        let snapshot = switchyard::snapshot::build_snapshot(&sources, 1).expect("snapshot");
-        let server = switchyard::server::start_server(switchyard::gateway::Gateway::new(snapshot, sources))
-            .await
-            .expect("gateway");
+        let server = start_demo_gateway(backend.url()).await;
         let gateway = server.gateway_addr.to_string();
         let bare = bare_proxy(backend_authority.clone()).await;
 

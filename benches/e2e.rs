@@ -32,7 +32,10 @@ mod baseline;
 mod callgrind;
 #[path = "support/proc_stats.rs"]
 mod proc_stats;
+#[path = "support/protobuf.rs"]
+mod protobuf;
 use proc_stats::{cpu_seconds, memory_mib};
+use protobuf::{field, grpc_frame};
 
 /// One kind of request the driver sends.
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
@@ -202,27 +205,6 @@ impl Drop for Gateway {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A gRPC request frame: uncompressed, length-prefixed.
-fn grpc_frame(message: &[u8]) -> Vec<u8> {
-    let mut frame = vec![0];
-    frame.extend_from_slice(&u32::try_from(message.len()).expect("small").to_be_bytes());
-    frame.extend_from_slice(message);
-    frame
-}
-
-/// A length-delimited protobuf field: tag, varint length, bytes.
-fn field(number: u8, bytes: &[u8]) -> Vec<u8> {
-    let mut out = vec![(number << 3) | 2];
-    let mut length = bytes.len();
-    while length >= 0x80 {
-        out.push(u8::try_from(length & 0x7f).expect("7 bits") | 0x80);
-        length >>= 7;
-    }
-    out.push(u8::try_from(length).expect("7 bits"));
-    out.extend_from_slice(bytes);
-    out
 }
 
 /// `catalog.v1.UpdateBookRequest { book { name, title }, update_mask { paths: "title" } }`.

@@ -19,31 +19,17 @@ use hyper::body::{Frame, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use peakmem_alloc::{INSTRUMENTED_SYSTEM, PeakMemAlloc, PeakMemAllocTrait};
 
+#[path = "support/demo_gateway.rs"]
+mod demo_gateway;
+#[path = "support/protobuf.rs"]
+mod protobuf;
+use demo_gateway::start_demo_gateway;
+use protobuf::{field, grpc_frame};
+
 /// Tracks the peak of live heap bytes since the last reset (unsafe code is forbidden here, so
 /// the tracking allocator is a crate's).
 #[global_allocator]
 static GLOBAL: &PeakMemAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
-
-/// A length-delimited protobuf field.
-fn field(number: u8, bytes: &[u8]) -> Vec<u8> {
-    let mut out = vec![(number << 3) | 2];
-    let mut length = bytes.len();
-    while length >= 0x80 {
-        out.push(u8::try_from(length & 0x7f).expect("7 bits") | 0x80);
-        length >>= 7;
-    }
-    out.push(u8::try_from(length).expect("7 bits"));
-    out.extend_from_slice(bytes);
-    out
-}
-
-/// A message in an uncompressed gRPC frame.
-fn grpc_frame(message: &[u8]) -> Bytes {
-    let mut frame = vec![0];
-    frame.extend_from_slice(&u32::try_from(message.len()).expect("small").to_be_bytes());
-    frame.extend_from_slice(message);
-    Bytes::from(frame)
-}
 
 /// `catalog.v1.Book { name, title }`.
 fn book(title: &str) -> Vec<u8> {
@@ -107,7 +93,7 @@ async fn drain(response: http::Response<Incoming>) -> usize {
 async fn ends(size: usize) {
     let title = "t".repeat(size);
     let json = Bytes::from(serde_json::to_vec(&serde_json::json!({ "title": title })).expect("json"));
-    let backend = backend(grpc_frame(&book(&title))).await;
+    let backend = backend(Bytes::from(grpc_frame(&book(&title)))).await;
     drop(title);
     println!("backend {backend} {}", json.len());
     let mut lines = std::io::stdin().lock().lines();
@@ -196,22 +182,7 @@ fn main() {
         };
         for size in sizes {
             let (mut ends, backend, body) = Ends::start(size).await;
-            let sources = switchyard::snapshot::SnapshotSources {
-                embedded: vec![switchyard::demo::demo_registration().expect("demo")],
-                no_descriptor_dir: true,
-                schemas: Some("/nonexistent".into()),
-                backends: vec![switchyard::snapshot::BackendFlag {
-                    name: "catalog.v1".into(),
-                    urls: vec![format!("http://{backend}")],
-                }],
-                listen: Some("127.0.0.1:0".parse().expect("addr")),
-                admin: Some("127.0.0.1:0".parse().expect("addr")),
-                ..Default::default()
-            };
-            let snapshot = switchyard::snapshot::build_snapshot(&sources, 1).expect("snapshot");
-            let server = switchyard::server::start_server(switchyard::gateway::Gateway::new(snapshot, sources))
-                .await
-                .expect("gateway");
+            let server = start_demo_gateway(format!("http://{backend}")).await;
             ends.say(&format!("gateway {}", server.gateway_addr)).await;
             // Warm-up: connections, pools, caches and buffers settle.
             for _ in 0..3 {
