@@ -45,9 +45,11 @@ pub(crate) struct PreparedCall {
     pub(crate) response_key: String,
     /// Where the field is in the document (line, column), for its errors.
     pub(crate) location: (usize, usize),
-    pub(crate) root: RootField,
-    /// The request message as JSON, or why the arguments cannot make one (a field error).
-    pub(crate) request: Result<serde_json::Value, String>,
+    /// Shared with the cached shape (a schema's root fields are not small).
+    pub(crate) root: std::sync::Arc<RootField>,
+    /// The request message as JSON, or why the arguments cannot make one (a field error);
+    /// shared with the cached shape when no argument reads a variable.
+    pub(crate) request: std::sync::Arc<Result<serde_json::Value, String>>,
     pub(crate) type_name: String,
     pub(crate) fields: std::sync::Arc<SelectionSet>,
     /// The deferred fragment the root field was selected in, if it was only in one.
@@ -108,8 +110,10 @@ enum ShapeEntry {
     Call {
         response_key: String,
         location: (usize, usize),
-        root: RootField,
+        root: std::sync::Arc<RootField>,
         arguments: Vec<(String, Value)>,
+        /// The request, when no argument reads a variable: bound once, shared by every request.
+        constant: Option<std::sync::Arc<Result<serde_json::Value, String>>>,
         type_name: String,
         fields: std::sync::Arc<SelectionSet>,
         defer: Option<usize>,
@@ -291,11 +295,17 @@ pub(crate) fn shape(
         let arguments = validator.field_arguments(&root.name, &root.arguments, field.arguments, field.name.pos);
         let type_name = root.output.name.clone();
         let fields = validator.selection_of(&type_name, &field);
+        let mut read = Vec::new();
+        arguments.iter().for_each(|(_, value)| variables_in(value, &mut read));
+        let constant = read
+            .is_empty()
+            .then(|| std::sync::Arc::new(call_request(root, &arguments, &serde_json::Map::new(), schema)));
         entries.push(ShapeEntry::Call {
             response_key: field.response_key,
             location: (field.pos.line, field.pos.column),
-            root: root.clone(),
+            root: std::sync::Arc::new(root.clone()),
             arguments,
+            constant,
             type_name,
             fields: std::sync::Arc::new(fields),
             defer: field.defer,
@@ -410,49 +420,26 @@ impl Shape {
                     }),
                     fields: fields.clone(),
                 },
-                ShapeEntry::Call { response_key, location, root, arguments, type_name, fields, defer } => {
-                    let mut request = serde_json::Map::new();
-                    let mut failure = None;
-                    match &root.resolver {
-                        Resolver::Method(_) => {
-                            for (name, value) in arguments {
-                                let Some(argument) = root.arguments.iter().find(|a| &a.name == name) else { continue };
-                                let Some(field) = argument.proto() else { continue };
-                                match argument_json(value, field, &variables) {
-                                    Ok(json) => {
-                                        request.insert(field.json_name().to_owned(), json);
-                                    }
-                                    Err(problem) => {
-                                        failure = failure.or(Some(format!("argument \"{name}\": {}", problem.message)));
-                                    }
-                                }
-                            }
-                        }
-                        Resolver::Bound(_) => {
-                            let given: Vec<(String, serde_json::Value)> = arguments
-                                .iter()
-                                .map(|(name, value)| (name.clone(), bind_deferred(&deferred_json(value), &variables)))
-                                .collect();
-                            match declared_arguments(&given, &root.arguments, schema) {
-                                Ok(bound) => request = bound,
-                                Err(message) => failure = Some(message),
-                            }
-                        }
-                    }
+                ShapeEntry::Call { response_key, location, root, arguments, constant, type_name, fields, defer } => {
+                    let mut request = match constant {
+                        Some(request) => request.clone(),
+                        None => std::sync::Arc::new(call_request(root, arguments, &variables, schema)),
+                    };
                     // Shared with the cached shape unless variables bind nested arguments.
                     let mut fields = fields.clone();
                     if self.nested_arguments
                         && let Err(message) =
                             bind_nested(std::sync::Arc::make_mut(&mut fields), type_name, schema, &variables)
+                        && request.is_ok()
                     {
-                        failure = failure.or(Some(message));
+                        request = std::sync::Arc::new(Err(message));
                     }
                     RootEntry::Call(Box::new(PreparedCall {
                         kind: self.kind,
                         response_key: response_key.clone(),
                         location: *location,
                         root: root.clone(),
-                        request: failure.map_or(Ok(serde_json::Value::Object(request)), Err),
+                        request,
                         type_name: type_name.clone(),
                         fields,
                         defer: *defer,
@@ -462,6 +449,42 @@ impl Shape {
             })
             .collect();
         Ok(Prepared { kind: self.kind, defers: self.defers.clone(), entries, cost: self.cost })
+    }
+}
+
+/// A root field's request message as JSON from its arguments (variables substituted), or why
+/// the arguments cannot make one.
+fn call_request(
+    root: &RootField,
+    arguments: &[(String, Value)],
+    variables: &serde_json::Map<String, serde_json::Value>,
+    schema: &GraphqlSchema,
+) -> Result<serde_json::Value, String> {
+    match &root.resolver {
+        Resolver::Method(_) => {
+            let mut request = serde_json::Map::new();
+            let mut failure = None;
+            for (name, value) in arguments {
+                let Some(argument) = root.arguments.iter().find(|a| &a.name == name) else { continue };
+                let Some(field) = argument.proto() else { continue };
+                match argument_json(value, field, variables) {
+                    Ok(json) => {
+                        request.insert(field.json_name().to_owned(), json);
+                    }
+                    Err(problem) => {
+                        failure = failure.or(Some(format!("argument \"{name}\": {}", problem.message)));
+                    }
+                }
+            }
+            failure.map_or(Ok(serde_json::Value::Object(request)), Err)
+        }
+        Resolver::Bound(_) => {
+            let given: Vec<(String, serde_json::Value)> = arguments
+                .iter()
+                .map(|(name, value)| (name.clone(), bind_deferred(&deferred_json(value), variables)))
+                .collect();
+            declared_arguments(&given, &root.arguments, schema).map(serde_json::Value::Object)
+        }
     }
 }
 

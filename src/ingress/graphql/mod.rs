@@ -492,6 +492,9 @@ async fn from_body(
         }
     })?;
     let bad = |message: String| Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidArgument, message);
+    if let Some(request) = single_request(&bytes) {
+        return Ok(Requests::Single(request));
+    }
     match serde_json::from_slice::<Json>(&bytes) {
         Ok(Json::Object(object)) => request_from_object(object).map(Requests::Single).map_err(bad),
         Ok(Json::Array(items)) if items.is_empty() => Err(bad("a batch holds at least one operation".into())),
@@ -509,6 +512,39 @@ async fn from_body(
             .map(Requests::Batch),
         _ => Err(bad("the body must be a JSON object with a `query` (or an array of them)".into())),
     }
+}
+
+/// A single request's members read straight into their fields, for the common body: a JSON
+/// object whose members have the types they should, each once. None for anything else (a
+/// batch, a wrong type, a repeated member, bad JSON), which [`request_from_object`] reads,
+/// naming what is wrong. The top-level object is never built as a map (hashing every key).
+fn single_request(bytes: &[u8]) -> Option<GraphqlRequest> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Members {
+        #[serde(default)]
+        query: Option<String>,
+        #[serde(default)]
+        operation_name: Option<String>,
+        #[serde(default)]
+        document_id: Option<String>,
+        #[serde(default)]
+        variables: Option<Map<String, Json>>,
+        #[serde(default)]
+        extensions: Option<Map<String, Json>>,
+    }
+    // A derived struct also reads a JSON array by position: only objects come this way.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return None;
+    }
+    let members: Members = serde_json::from_slice(bytes).ok()?;
+    Some(GraphqlRequest {
+        query: members.query.unwrap_or_default(),
+        document_id: members.document_id,
+        operation_name: members.operation_name,
+        variables: members.variables.unwrap_or_default(),
+        extensions: members.extensions.unwrap_or_default(),
+    })
 }
 
 fn request_from_object(mut object: Map<String, Json>) -> Result<GraphqlRequest, String> {
@@ -538,4 +574,58 @@ fn request_from_object(mut object: Map<String, Json>) -> Result<GraphqlRequest, 
         Some(_) => return Err("`extensions` must be an object".into()),
     };
     Ok(GraphqlRequest { query, document_id, operation_name, variables, extensions })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request's fields, comparable.
+    fn fields(request: &GraphqlRequest) -> (String, Option<String>, Option<String>, Json, Json) {
+        (
+            request.query.clone(),
+            request.document_id.clone(),
+            request.operation_name.clone(),
+            Json::Object(request.variables.clone()),
+            Json::Object(request.extensions.clone()),
+        )
+    }
+
+    /// The direct reading of a single request reads what the map reading reads, and leaves
+    /// to it every body it would refuse or read otherwise (so its errors keep their words).
+    #[test]
+    fn single_requests_read_directly_as_the_map_reading_reads_them() {
+        // (body, read directly)
+        let table: &[(&str, bool)] = &[
+            (r#"{"query":"{ a }"}"#, true),
+            (r#"  {"query":"{ a }","operationName":"A","variables":{"x":[1,{"y":null}]},"extensions":{"e":1}}"#, true),
+            (r#"{"query":null,"operationName":null,"variables":null,"extensions":null}"#, true),
+            (r#"{"documentId":"sha256:ab","unknown":[1,2,{"deep":true}]}"#, true),
+            (r#"{"query":"{ \"escaped\\n\" \u00e9 }"}"#, true),
+            (r#"{}"#, true),
+            // Left to the map reading:
+            (r#"{"query":1}"#, false),
+            (r#"{"operationName":["A"]}"#, false),
+            (r#"{"variables":[]}"#, false),
+            (r#"{"extensions":"x"}"#, false),
+            (r#"{"query":"{ a }","query":"{ b }"}"#, false),
+            (r#"["{ a }"]"#, false),
+            (r#"[{"query":"{ a }"}]"#, false),
+            (r#"{"query":"{ a }""#, false),
+            (r#""{ a }""#, false),
+            (r#"{"query":"{ a }"} trailing"#, false),
+        ];
+        for (body, direct) in table {
+            let read = single_request(body.as_bytes());
+            assert_eq!(read.is_some(), *direct, "{body}");
+            let mapped = match serde_json::from_slice::<Json>(body.as_bytes()) {
+                Ok(Json::Object(object)) => request_from_object(object).ok(),
+                _ => None,
+            };
+            if let Some(read) = read {
+                let mapped = mapped.unwrap_or_else(|| panic!("{body}: the map reading refuses it"));
+                assert_eq!(fields(&read), fields(&mapped), "{body}");
+            }
+        }
+    }
 }

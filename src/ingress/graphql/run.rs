@@ -668,17 +668,21 @@ pub fn plan_query(
 /// A validated root field as the operation's root call: its request message (or arguments, for
 /// declared fields) and selection.
 fn root_call(call: PreparedCall) -> Result<RootCall, String> {
-    let json = call.request?;
+    // Shared with the cached shape when constant: read in place, copied only where owned.
+    let json = match &*call.request {
+        Ok(json) => json,
+        Err(message) => return Err(message.clone()),
+    };
     let selection =
         Selection::Graphql { response_key: call.response_key, type_name: call.type_name, fields: call.fields };
     match &call.root.resolver {
         Resolver::Method(method) => {
-            let bytes = serde_json::to_vec(&json).unwrap_or_default();
+            let bytes = serde_json::to_vec(json).unwrap_or_default();
             let input = json_to_message(method.input(), &bytes, &JsonOptions::default()).map_err(|e| e.to_string())?;
             Ok(RootCall::method(method.clone(), CallInput::Message(input), selection))
         }
         Resolver::Bound(_) => {
-            let Json::Object(arguments) = json else { return Err("arguments must be an object".into()) };
+            let Json::Object(arguments) = json.clone() else { return Err("arguments must be an object".into()) };
             let root = match call.kind {
                 OperationKind::Mutation => "Mutation",
                 OperationKind::Subscription => "Subscription",
@@ -686,6 +690,97 @@ fn root_call(call: PreparedCall) -> Result<RootCall, String> {
             };
             let target = CallTarget::Field { root, name: call.root.name.clone() };
             Ok(RootCall { target, input: CallInput::Arguments(arguments), selection })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::document::RootEntry;
+    use super::*;
+
+    fn demo_snapshot() -> crate::snapshot::Snapshot {
+        let sources = crate::snapshot::SnapshotSources {
+            embedded: vec![crate::demo::demo_registration().expect("demo")],
+            embedded_schemas: crate::demo::demo_schemas(),
+            no_descriptor_dir: true,
+            schemas: Some("/nonexistent".into()),
+            backends: vec![
+                crate::snapshot::BackendFlag { name: "catalog.v1".into(), urls: vec!["http://127.0.0.1:1".into()] },
+                crate::snapshot::BackendFlag { name: "authors".into(), urls: vec!["http://127.0.0.1:2".into()] },
+            ],
+            ..Default::default()
+        };
+        crate::snapshot::build_snapshot(&sources, 1).expect("snapshot")
+    }
+
+    /// The root calls' requests of `query` bound with `variables`.
+    fn requests(
+        snapshot: &crate::snapshot::Snapshot,
+        caches: &Caches,
+        query: &str,
+        variables: Json,
+    ) -> Vec<std::sync::Arc<Result<Json, String>>> {
+        let Json::Object(variables) = variables else { panic!("variables are an object") };
+        let Ok(document) = caches.documents.parse(query, &snapshot.config.graphql.limits) else {
+            panic!("{query}: does not parse")
+        };
+        let prepared = caches
+            .shapes
+            .shape(snapshot, query, &document, None, &variables)
+            .and_then(|shape| shape.bind(&variables, &snapshot.graphql))
+            .unwrap_or_else(|errors| panic!("{query}: {:?}", errors.iter().map(|e| &e.message).collect::<Vec<_>>()));
+        prepared
+            .entries
+            .into_iter()
+            .filter_map(|entry| match entry {
+                RootEntry::Call(call) => Some(call.request),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Arguments written as literals are bound once, with the shape, and shared by every
+    /// request; the request is the one the same values given as variables bind to.
+    #[test]
+    fn literal_arguments_bind_once_to_what_variables_bind_to() {
+        let snapshot = demo_snapshot();
+        let caches = Caches::default();
+        // (literal query, the same with variables, their values)
+        let table = [
+            (
+                r#"{ getBook(name: "shelves/1/books/2") { title } }"#,
+                "query($n: String!) { getBook(name: $n) { title } }",
+                serde_json::json!({"n": "shelves/1/books/2"}),
+            ),
+            (
+                r#"{ listBooks(parent: "shelves/1", pageSize: 3) { books { title } } }"#,
+                "query($p: String!, $s: Int) { listBooks(parent: $p, pageSize: $s) { books { title } } }",
+                serde_json::json!({"p": "shelves/1", "s": 3}),
+            ),
+            (
+                r#"{ authors(country: "US") { name } }"#,
+                "query($c: String) { authors(country: $c) { name } }",
+                serde_json::json!({"c": "US"}),
+            ),
+            (
+                r#"{ a: getBook(name: "shelves/1/books/1") { title } b: listBooks(parent: "shelves/2") { nextPageToken } }"#,
+                "query($n: String!, $p: String!) { a: getBook(name: $n) { title } b: listBooks(parent: $p) { nextPageToken } }",
+                serde_json::json!({"n": "shelves/1/books/1", "p": "shelves/2"}),
+            ),
+        ];
+        for (literal, with_variables, values) in table {
+            let first = requests(&snapshot, &caches, literal, serde_json::json!({}));
+            let again = requests(&snapshot, &caches, literal, serde_json::json!({}));
+            let bound = requests(&snapshot, &caches, with_variables, values.clone());
+            assert_eq!(first.len(), bound.len(), "{literal}");
+            for ((first, again), bound) in first.iter().zip(&again).zip(&bound) {
+                assert!(first.is_ok(), "{literal}: {first:?}");
+                assert_eq!(first, bound, "{literal}");
+                assert!(std::sync::Arc::ptr_eq(first, again), "{literal}: bound once, shared");
+            }
+            let other = requests(&snapshot, &caches, with_variables, values);
+            assert!(!std::sync::Arc::ptr_eq(&bound[0], &other[0]), "{with_variables}: bound per request");
         }
     }
 }
