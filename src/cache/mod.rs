@@ -97,7 +97,23 @@ impl Key {
         vary: Arc<[(String, Vec<u8>)]>,
         identity: Option<Arc<str>>,
     ) -> Key {
-        let request = serde_json::to_vec(&(query, operation_name, variables)).unwrap_or_default();
+        // Length-prefixed parts, so no two requests share a key: the document is copied, not
+        // escaped as a JSON string (the key's largest part, on every request).
+        let mut request = Vec::with_capacity(query.len() + operation_name.map_or(0, str::len) + 24);
+        for part in [Some(query), operation_name] {
+            match part {
+                Some(text) => {
+                    request.push(1);
+                    request.extend_from_slice(&(text.len() as u64).to_le_bytes());
+                    request.extend_from_slice(text.as_bytes());
+                }
+                None => request.push(0),
+            }
+        }
+        if !variables.is_empty() {
+            // serde_json writes a map's members in its order, which it keeps as given.
+            let _ = serde_json::to_writer(&mut request, variables);
+        }
         Key { target: "graphql".into(), request: Bytes::from(request), vary, identity }
     }
 }
@@ -484,6 +500,38 @@ pub struct Invalidation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Different documents, operation names or variables never share a GraphQL key; the same
+    /// ones always do.
+    #[test]
+    fn graphql_keys_tell_requests_apart() {
+        let variables = |json: serde_json::Value| match json {
+            serde_json::Value::Object(map) => map,
+            _ => unreachable!("an object"),
+        };
+        // (query, operation name, variables)
+        let requests = [
+            ("{ a }", None, variables(serde_json::json!({}))),
+            ("{ a }", Some(""), variables(serde_json::json!({}))),
+            ("{ a }", Some("A"), variables(serde_json::json!({}))),
+            ("{ a }A", None, variables(serde_json::json!({}))),
+            ("{ a", Some("}A"), variables(serde_json::json!({}))),
+            ("{ a }", None, variables(serde_json::json!({"x": 1}))),
+            ("{ a }", None, variables(serde_json::json!({"x": "1"}))),
+            ("{ a }", Some("A"), variables(serde_json::json!({"x": 1}))),
+            ("", None, variables(serde_json::json!({}))),
+            ("\0", None, variables(serde_json::json!({}))),
+        ];
+        let keys: Vec<Key> =
+            requests.iter().map(|(query, name, vars)| Key::graphql(query, *name, vars, Arc::from([]), None)).collect();
+        for (i, a) in keys.iter().enumerate() {
+            for (j, b) in keys.iter().enumerate() {
+                assert_eq!(a == b, i == j, "{:?} and {:?}", requests[i], requests[j]);
+            }
+        }
+        let (query, name, vars) = &requests[7];
+        assert!(keys[7] == Key::graphql(query, *name, vars, Arc::from([]), None), "the same request, the same key");
+    }
 
     fn key(target: &str, identity: Option<&str>) -> Key {
         Key {

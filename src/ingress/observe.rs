@@ -24,13 +24,14 @@ use tracing::Instrument;
 use super::IngressState;
 use crate::telemetry::access_log::{AccessEntry, AccessLogSink};
 use crate::telemetry::record::RequestRecord;
-use crate::telemetry::trace_context::{TRACEPARENT, TRACEPARENT_NAME, TraceParent, of_span};
+use crate::telemetry::trace_context::{TRACEPARENT_NAME, TraceParent, of_span};
 use crate::telemetry::{Telemetry, request_id};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// Read off every answer (as names, so no lookup parses them).
 const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
-const X_CACHE: http::HeaderName = http::HeaderName::from_static("x-cache");
+/// The answer's cache status (`hit`, `miss`, …), set by the REST and GraphQL ways.
+pub(crate) const X_CACHE: http::HeaderName = http::HeaderName::from_static("x-cache");
 
 /// Wraps the handling of one request by `inner` (the rest of its way through the listener),
 /// `client` being its connection's peer. The answer's body is observed as it is sent.
@@ -85,7 +86,7 @@ where
     drop(snapshot);
     // The gateway's span continues the client's trace (or starts one); its backends see it as
     // their parent.
-    let client_trace = request.headers().get(TRACEPARENT).and_then(|v| TraceParent::parse(v.as_bytes()));
+    let client_trace = request.headers().get(TRACEPARENT_NAME).and_then(|v| TraceParent::parse(v.as_bytes()));
     let id_text = match &id {
         Id::Client(value) => value.to_str().unwrap_or("invalid"),
         // Hex digits and dashes.
@@ -157,14 +158,18 @@ impl std::fmt::Display for Hex<'_> {
 
 /// The protocol a request speaks, for labels and log lines.
 fn protocol_of(request: &Request) -> &'static str {
-    let upgrade = request.headers().get(http::header::UPGRADE).and_then(|v| v.to_str().ok());
-    if upgrade.is_some_and(|u| u.eq_ignore_ascii_case("websocket")) {
+    let headers = request.headers();
+    let upgrade = headers.get(http::header::UPGRADE).map(http::HeaderValue::as_bytes);
+    if upgrade.is_some_and(|u| u.eq_ignore_ascii_case(b"websocket")) {
         return "websocket";
     }
-    if super::grpc::is_grpc_web(request) {
+    // The content type looked up once for both gRPC checks (as `is_grpc_web` and `is_grpc`).
+    let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let starts = |prefix: &str| content_type.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix));
+    if starts("application/grpc-web") {
         return "grpc-web";
     }
-    if super::grpc::is_grpc(request) {
+    if starts("application/grpc") {
         return "grpc";
     }
     if request.uri().path() == "/graphql" { "graphql" } else { "rest" }

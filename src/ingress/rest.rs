@@ -317,7 +317,9 @@ pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Resp
                 let mut response = answer_response(&output, &route.output_json, &options, pool);
                 add_backend_metadata(&mut response, &output.metadata);
                 if let Some(status) = output.cache {
-                    response.headers_mut().insert("x-cache", header::HeaderValue::from_static(status.as_str()));
+                    response
+                        .headers_mut()
+                        .insert(crate::ingress::observe::X_CACHE, header::HeaderValue::from_static(status.as_str()));
                 }
                 if let Some(edits) = transform.as_ref().map(|t| &t.response_body).filter(|e| !e.is_empty()) {
                     response = with_edited_json(response, edits).await;

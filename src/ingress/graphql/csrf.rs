@@ -42,8 +42,10 @@ fn simple_request(method: &Method, headers: &HeaderMap) -> bool {
         return false;
     }
     let Some(content_type) = headers.get(header::CONTENT_TYPE) else { return true };
-    let essence = content_type.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    matches!(essence.as_str(), "text/plain" | "application/x-www-form-urlencoded" | "multipart/form-data")
+    let essence = content_type.to_str().unwrap_or("").split(';').next().unwrap_or("").trim();
+    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
+        .iter()
+        .any(|simple| essence.eq_ignore_ascii_case(simple))
 }
 
 /// Credentials a browser attaches by itself.

@@ -343,7 +343,7 @@ fn document_failure(body: Json, modern: bool) -> Response {
 /// A 200 answer from the response cache (or just stored there), with its `x-cache` status.
 fn cached(body: bytes::Bytes, status: crate::cache::CacheStatus, modern: bool) -> Response {
     let mut response = written_body(body, modern);
-    response.headers_mut().insert("x-cache", HeaderValue::from_static(status.as_str()));
+    response.headers_mut().insert(crate::ingress::observe::X_CACHE, HeaderValue::from_static(status.as_str()));
     response
 }
 
@@ -466,13 +466,9 @@ async fn from_body(
     limit: usize,
     read_timeout: std::time::Duration,
 ) -> Result<Requests, Refusal> {
-    let essence = content_type
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if essence != "application/json" {
+    let essence = content_type.and_then(|v| v.to_str().ok()).and_then(|v| v.split(';').next()).unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        let essence = essence.to_ascii_lowercase();
         let message = format!("Content-Type `{essence}` is not supported; send application/json");
         return Err(Refusal::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, ErrorCode::UnsupportedMediaType, message));
     }

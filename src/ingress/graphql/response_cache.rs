@@ -16,8 +16,17 @@ use crate::operation::{OperationKind, RequestContext, SelectionSet};
 use crate::schema::{GraphqlSchema, Resolver};
 use crate::snapshot::Snapshot;
 
-/// A cacheable operation's key, rule and tags.
-pub(super) struct ResponseCache {
+/// A cacheable operation's key, rule and tags (named by the operation and the schema: copied
+/// only when a miss needs them, so a hit allocates none).
+pub(super) struct ResponseCache<'a> {
+    store: Arc<Cache>,
+    key: Key,
+    rule: Rule,
+    tags: Vec<&'a str>,
+}
+
+/// What storing an answer needs.
+struct Store {
     store: Arc<Cache>,
     key: Key,
     rule: Rule,
@@ -35,18 +44,18 @@ pub(super) enum Lookup {
 /// A cacheable operation whose answer was not stored: what to store it under, with its tags'
 /// versions from before it ran (an invalidation while it runs keeps it out).
 pub(super) struct Missed {
-    cache: ResponseCache,
+    cache: Store,
     versions: Vec<u64>,
 }
 
-impl ResponseCache {
+impl<'a> ResponseCache<'a> {
     /// The operation's cache settings, when every part of it is cacheable.
     pub(super) fn of(
-        snapshot: &Snapshot,
-        prepared: &Prepared,
+        snapshot: &'a Snapshot,
+        prepared: &'a Prepared,
         request: &GraphqlRequest,
         context: &RequestContext,
-    ) -> Option<ResponseCache> {
+    ) -> Option<ResponseCache<'a>> {
         let rules = &snapshot.cache_rules;
         if prepared.kind != OperationKind::Query || rules.fields.is_empty() {
             return None;
@@ -62,17 +71,16 @@ impl ResponseCache {
             let found = rules.fields.get("Query", &call.root.name)?;
             combine(found);
             if let Resolver::Method(method) = &call.root.resolver {
-                tags.push(method.full_name().to_owned());
+                tags.push(method.full_name());
             }
-            tags.push(call.type_name.clone());
+            tags.push(call.type_name.as_str());
             stitched_parts(&snapshot.graphql, rules, &call.type_name, &call.fields, &mut combine, &mut tags)?;
         }
         let rule = rule?;
         let private = rule.private || !snapshot.policies.is_empty();
         let identity = context.identity.as_deref().filter(|_| private).map(|i| Arc::from(i.key()));
-        tags.sort();
+        tags.sort_unstable();
         tags.dedup();
-        let tags: Arc<[String]> = tags.into();
         let store = snapshot.cache.clone();
         let key = Key::graphql(
             &request.query,
@@ -90,8 +98,10 @@ impl ResponseCache {
         match self.store.get_body(&self.key) {
             Some(body) => Lookup::Hit(body),
             None => {
-                let versions = self.store.versions_of(&self.tags);
-                Lookup::Miss(Missed { cache: self, versions })
+                let ResponseCache { store, key, rule, tags } = self;
+                let tags: Arc<[String]> = tags.into_iter().map(str::to_owned).collect();
+                let versions = store.versions_of(&tags);
+                Lookup::Miss(Missed { cache: Store { store, key, rule, tags }, versions })
             }
         }
     }
@@ -119,13 +129,13 @@ impl Missed {
 
 /// Combines the rules of the stitched fields under `selection` (on `type_name`); None when one
 /// of them has no rule (the response is then not cacheable as a whole).
-fn stitched_parts(
-    schema: &GraphqlSchema,
+fn stitched_parts<'a>(
+    schema: &'a GraphqlSchema,
     rules: &crate::cache::Rules,
-    type_name: &str,
-    selection: &SelectionSet,
+    type_name: &'a str,
+    selection: &'a SelectionSet,
     combine: &mut dyn FnMut(&Rule),
-    tags: &mut Vec<String>,
+    tags: &mut Vec<&'a str>,
 ) -> Option<()> {
     for (name, set) in &selection.by_type {
         stitched_parts(schema, rules, name, set, combine, tags)?;
@@ -137,8 +147,8 @@ fn stitched_parts(
         let Some(definition) = schema.object_field(type_name, &field.field_name) else { continue };
         if definition.binding().is_some() {
             combine(rules.fields.get(type_name, &field.field_name)?);
-            tags.push(type_name.to_owned());
-            tags.push(definition.ty.name.clone());
+            tags.push(type_name);
+            tags.push(definition.ty.name.as_str());
         }
         if !field.children.fields.is_empty() {
             stitched_parts(schema, rules, &definition.ty.name, &field.children, combine, tags)?;
