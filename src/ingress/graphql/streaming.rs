@@ -34,18 +34,19 @@ impl Transport {
         let accept = accept.and_then(|v| v.to_str().ok())?;
         for media in accept.split(',') {
             let mut parts = media.split(';').map(str::trim);
-            match parts.next().map(str::to_ascii_lowercase).as_deref() {
-                Some("text/event-stream") => return Some(Transport::Sse),
-                Some("multipart/mixed") => {
-                    let parameters: Vec<String> = parts.map(|p| p.replace(['"', ' '], "")).collect();
-                    if parameters.iter().any(|p| p == "subscriptionSpec=1.0") {
-                        return Some(Transport::Multipart);
-                    }
-                    if parameters.iter().any(|p| p == "deferSpec=20220824") {
-                        return Some(Transport::MultipartDefer);
-                    }
+            // Compared without case, and without a lower-cased copy per media type.
+            let essence = parts.next().unwrap_or("");
+            if essence.eq_ignore_ascii_case("text/event-stream") {
+                return Some(Transport::Sse);
+            }
+            if essence.eq_ignore_ascii_case("multipart/mixed") {
+                let parameters: Vec<String> = parts.map(|p| p.replace(['"', ' '], "")).collect();
+                if parameters.iter().any(|p| p == "subscriptionSpec=1.0") {
+                    return Some(Transport::Multipart);
                 }
-                _ => {}
+                if parameters.iter().any(|p| p == "deferSpec=20220824") {
+                    return Some(Transport::MultipartDefer);
+                }
             }
         }
         None
@@ -160,6 +161,10 @@ mod tests {
             ("multipart/mixed; subscriptionSpec=1.0", Some(Transport::Multipart)),
             ("multipart/mixed;deferSpec=20220824, application/json", Some(Transport::MultipartDefer)),
             ("application/json", None),
+            ("Text/Event-Stream", Some(Transport::Sse)),
+            ("MULTIPART/MIXED;deferSpec=20220824", Some(Transport::MultipartDefer)),
+            ("multipart/mixed", None),
+            ("text/event-streams", None),
         ];
         for (accept, want) in table {
             let value = HeaderValue::from_static(accept);
