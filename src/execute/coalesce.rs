@@ -32,7 +32,12 @@ struct Key {
     metadata: Vec<(String, Vec<u8>)>,
 }
 
-type InFlight = HashMap<Key, WeakShared<BoxFuture<'static, Answer>>>;
+/// Hashed with foldhash, seeded per process (as hashbrown's default): a key holds the whole
+/// request and its metadata (a bearer token among them), which SipHash took ~1,300
+/// instructions to hash three times per call.
+/// The key is shared with the call that removes it when it ends (a copy would duplicate the
+/// request and every metadata entry).
+type InFlight = HashMap<Arc<Key>, WeakShared<BoxFuture<'static, Answer>>, foldhash::fast::RandomState>;
 
 /// Past this many entries, entries whose waiters have all gone are swept on insert.
 const SWEEP_ABOVE: usize = 1024;
@@ -60,26 +65,30 @@ pub(super) async fn coalesced(
     };
     let shared = {
         let mut table = IN_FLIGHT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match table.get(&key).and_then(WeakShared::upgrade) {
-            Some(shared) => shared,
-            None => {
-                let leaving = key.clone();
-                let inner = call();
-                let shared = async move {
-                    let answer = inner.await;
-                    IN_FLIGHT.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&leaving);
-                    answer
-                }
-                .boxed()
-                .shared();
-                if table.len() > SWEEP_ABOVE {
-                    table.retain(|_, weak| weak.upgrade().is_some());
-                }
-                if let Some(weak) = shared.downgrade() {
-                    table.insert(key, weak);
-                }
-                shared
+        // One lookup finds a call in flight or the place for a new one.
+        let swept = table.len() > SWEEP_ABOVE;
+        if swept {
+            table.retain(|_, weak| weak.upgrade().is_some());
+        }
+        let entry = table.entry(Arc::new(key));
+        if let std::collections::hash_map::Entry::Occupied(found) = &entry
+            && let Some(shared) = found.get().upgrade()
+        {
+            shared
+        } else {
+            let leaving = entry.key().clone();
+            let inner = call();
+            let shared = async move {
+                let answer = inner.await;
+                IN_FLIGHT.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&leaving);
+                answer
             }
+            .boxed()
+            .shared();
+            if let Some(weak) = shared.downgrade() {
+                entry.insert_entry(weak);
+            }
+            shared
         }
     };
     match timeout {

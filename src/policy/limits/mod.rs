@@ -476,6 +476,10 @@ fn unit_name(unit: LimitUnit) -> &'static str {
     }
 }
 
+/// Constants, so no request parses the names.
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
 /// `RateLimit-Policy: "name";q=100;w=60` and `RateLimit: "name";r=42;t=17`.
 fn limit_headers(limit: &Limit, outcome: &Outcome) -> Vec<(HeaderName, HeaderValue)> {
     // `"NAME";r=REMAINING;t=SECONDS`, written without the formatting machinery (this runs on
@@ -485,9 +489,9 @@ fn limit_headers(limit: &Limit, outcome: &Outcome) -> Vec<(HeaderName, HeaderVal
     state.extend(["\"", &limit.name, "\";r=", numbers.format(outcome.remaining), ";t="]);
     state.push_str(numbers.format((outcome.reset / 1000.0).ceil() as u64));
     let mut headers = Vec::with_capacity(3);
-    headers.push((HeaderName::from_static("ratelimit-policy"), limit.policy.clone()));
+    headers.push((RATELIMIT_POLICY, limit.policy.clone()));
     if let Ok(state) = HeaderValue::try_from(state) {
-        headers.push((HeaderName::from_static("ratelimit"), state));
+        headers.push((RATELIMIT, state));
     }
     headers
 }
