@@ -34,12 +34,11 @@ struct Key {
 
 /// Hashed with foldhash, seeded per process (as hashbrown's default): a key holds the whole
 /// request and its metadata (a bearer token among them), which SipHash took ~1,300
-/// instructions to hash three times per call.
-/// The key is shared with the call that removes it when it ends (a copy would duplicate the
-/// request and every metadata entry).
+/// instructions to hash three times per call. Each key is shared with the call that removes it
+/// when it ends (a copy would duplicate the request and every metadata entry).
 type InFlight = HashMap<Arc<Key>, WeakShared<BoxFuture<'static, Answer>>, foldhash::fast::RandomState>;
 
-/// Past this many entries, entries whose waiters have all gone are swept on insert.
+/// Past this many entries, entries whose waiters have all gone are swept before a lookup.
 const SWEEP_ABOVE: usize = 1024;
 
 static IN_FLIGHT: LazyLock<Mutex<InFlight>> = LazyLock::new(Mutex::default);
@@ -65,11 +64,10 @@ pub(super) async fn coalesced(
     };
     let shared = {
         let mut table = IN_FLIGHT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        // One lookup finds a call in flight or the place for a new one.
-        let swept = table.len() > SWEEP_ABOVE;
-        if swept {
+        if table.len() > SWEEP_ABOVE {
             table.retain(|_, weak| weak.upgrade().is_some());
         }
+        // One lookup finds a call in flight or the place for a new one.
         let entry = table.entry(Arc::new(key));
         if let std::collections::hash_map::Entry::Occupied(found) = &entry
             && let Some(shared) = found.get().upgrade()
