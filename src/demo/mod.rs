@@ -84,6 +84,22 @@ pub fn demo_v2_registration() -> Result<Registration, RegistryError> {
     COMPILED.get_or_init(|| compile("catalog.v2", "catalog/v2/catalog.proto")).clone().map_err(RegistryError::Compile)
 }
 
+/// The demo's catalog (catalog.v1) and stitching schemas with their backends at an address
+/// that is never called: a snapshot to plan and validate against without serving (tests,
+/// benches, fuzz targets).
+pub fn offline_sources() -> Result<crate::snapshot::SnapshotSources, RegistryError> {
+    let nowhere =
+        |name: &str| crate::snapshot::BackendFlag { name: name.into(), urls: vec!["http://127.0.0.1:1".into()] };
+    Ok(crate::snapshot::SnapshotSources {
+        embedded: vec![demo_registration()?],
+        embedded_schemas: demo_schemas(),
+        no_descriptor_dir: true,
+        schemas: Some("/nonexistent".into()),
+        backends: vec![nowhere("catalog.v1"), nowhere(DEMO_AUTHORS_SOURCE)],
+        ..Default::default()
+    })
+}
+
 fn compile(registration: &str, file: &str) -> Result<Registration, String> {
     let mut resolver = ChainFileResolver::new();
     resolver.add(EmbeddedDemo);

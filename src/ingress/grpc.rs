@@ -25,14 +25,26 @@ const REFLECTION_V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
 const HOP_BY_HOP: &[&str] =
     &["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "proxy-authorization"];
 
-/// True for requests this ingress takes (`application/grpc`, `application/grpc+proto`, ...).
-pub(crate) fn is_grpc(request: &Request) -> bool {
-    content_type_starts_with(request, "application/grpc")
+/// Which gRPC a request speaks, by its content type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GrpcWire {
+    /// `application/grpc`, `application/grpc+proto`, ...
+    Native,
+    /// `application/grpc-web`, `+proto`, `-text`.
+    Web,
 }
 
-/// True for gRPC-Web requests (`application/grpc-web`, `+proto`, `-text`).
-pub(crate) fn is_grpc_web(request: &Request) -> bool {
-    content_type_starts_with(request, "application/grpc-web")
+/// The gRPC a request speaks, if any: the content type looked up once for both.
+pub(crate) fn grpc_wire(headers: &http::HeaderMap) -> Option<GrpcWire> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())?;
+    let starts = |prefix: &str| content_type.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix));
+    if starts("application/grpc-web") {
+        Some(GrpcWire::Web)
+    } else if starts("application/grpc") {
+        Some(GrpcWire::Native)
+    } else {
+        None
+    }
 }
 
 /// Native gRPC (`application/grpc`, `application/grpc+proto`, …), not gRPC-Web: the requests the
@@ -43,14 +55,6 @@ pub fn is_native_grpc(headers: &http::HeaderMap) -> bool {
         .map(http::HeaderValue::as_bytes)
         .and_then(|v| v.get(..16).filter(|p| p.eq_ignore_ascii_case(b"application/grpc")).map(|_| &v[16..]))
         .is_some_and(|rest| rest.is_empty() || rest[0] == b'+' || rest[0] == b';')
-}
-
-fn content_type_starts_with(request: &Request, prefix: &str) -> bool {
-    request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.len() >= prefix.len() && v[..prefix.len()].eq_ignore_ascii_case(prefix))
 }
 
 /// Serves one native gRPC request.
@@ -180,26 +184,31 @@ pub(crate) fn status(status: tonic::Status) -> Response {
 
 #[cfg(test)]
 mod native_grpc_tests {
-    use super::is_native_grpc;
+    use super::{GrpcWire, grpc_wire, is_native_grpc};
 
+    /// `grpc_wire` names the gRPC a request speaks (for the protocol label, the main way's
+    /// dispatch and refusals before routing); only native gRPC takes the listener's short way.
     #[test]
-    fn only_native_grpc_content_types_take_the_short_way() {
+    fn content_types_name_the_grpc_and_the_short_way() {
+        // (content type, the gRPC it speaks, native)
         let table = [
-            (Some("application/grpc"), true),
-            (Some("application/grpc+proto"), true),
-            (Some("Application/GRPC;charset=utf-8"), true),
-            (Some("application/grpc-web"), false),
-            (Some("application/grpc-web-text+proto"), false),
-            (Some("application/grpcx"), false),
-            (Some("application/json"), false),
-            (Some("application/grp"), false),
-            (None, false),
+            (Some("application/grpc"), Some(GrpcWire::Native), true),
+            (Some("application/grpc+proto"), Some(GrpcWire::Native), true),
+            (Some("Application/GRPC;charset=utf-8"), Some(GrpcWire::Native), true),
+            (Some("application/grpc-web"), Some(GrpcWire::Web), false),
+            (Some("application/grpc-web-text+proto"), Some(GrpcWire::Web), false),
+            (Some("APPLICATION/GRPC-WEB-TEXT+proto"), Some(GrpcWire::Web), false),
+            (Some("application/grpcx"), Some(GrpcWire::Native), false),
+            (Some("application/json"), None, false),
+            (Some("application/grp"), None, false),
+            (None, None, false),
         ];
-        for (content_type, native) in table {
+        for (content_type, wire, native) in table {
             let mut headers = http::HeaderMap::new();
             if let Some(value) = content_type {
                 headers.insert(http::header::CONTENT_TYPE, value.parse().expect("header"));
             }
+            assert_eq!(grpc_wire(&headers), wire, "{content_type:?}");
             assert_eq!(is_native_grpc(&headers), native, "{content_type:?}");
         }
     }

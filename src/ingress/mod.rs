@@ -144,14 +144,14 @@ async fn openapi(State(state): State<Arc<IngressState>>) -> Response {
 
 /// Picks the protocol by content type: gRPC-Web, native gRPC, else REST.
 async fn dispatch(State(state): State<Arc<IngressState>>, request: Request) -> Response {
-    if grpc::is_grpc_web(&request) {
-        return grpc_web(state, request).await;
+    match grpc::grpc_wire(request.headers()) {
+        Some(grpc::GrpcWire::Web) => grpc_web(state, request).await,
+        Some(grpc::GrpcWire::Native) => {
+            let peer = client_addr(&request);
+            grpc::handle_grpc(state.gateway.served(), &state.local_grpc, request, peer).await
+        }
+        None => rest::handle_rest(state.gateway.clone(), request).await,
     }
-    if grpc::is_grpc(&request) {
-        let peer = client_addr(&request);
-        return grpc::handle_grpc(state.gateway.served(), &state.local_grpc, request, peer).await;
-    }
-    rest::handle_rest(state.gateway.clone(), request).await
 }
 
 /// The client's address, which the listener sets on every request of the main way.

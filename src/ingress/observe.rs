@@ -163,16 +163,12 @@ fn protocol_of(request: &Request) -> &'static str {
     if upgrade.is_some_and(|u| u.eq_ignore_ascii_case(b"websocket")) {
         return "websocket";
     }
-    // The content type looked up once for both gRPC checks (as `is_grpc_web` and `is_grpc`).
-    let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let starts = |prefix: &str| content_type.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix));
-    if starts("application/grpc-web") {
-        return "grpc-web";
+    match super::grpc::grpc_wire(headers) {
+        Some(super::grpc::GrpcWire::Web) => "grpc-web",
+        Some(super::grpc::GrpcWire::Native) => "grpc",
+        None if request.uri().path() == "/graphql" => "graphql",
+        None => "rest",
     }
-    if starts("application/grpc") {
-        return "grpc";
-    }
-    if request.uri().path() == "/graphql" { "graphql" } else { "rest" }
 }
 
 /// What the access-log line needs from the request itself.

@@ -37,6 +37,12 @@ fn refuse(code: ErrorCode, message: String, close: bool) -> HeadRefusal {
     HeadRefusal { code, message, close }
 }
 
+/// The media type of a `Content-Type` value, its parameters and spaces left off (as written:
+/// compare it without case); empty when there is none or it is not text.
+pub(crate) fn media_type(content_type: Option<&HeaderValue>) -> &str {
+    content_type.and_then(|v| v.to_str().ok()).and_then(|v| v.split(';').next()).unwrap_or("").trim()
+}
+
 /// Checks (and with `drop`, edits) a request head.
 pub fn check_head(
     version: Version,
@@ -87,8 +93,8 @@ pub fn check_head(
 /// speaks: a gRPC status (trailers-only, `application/grpc-web` for gRPC-Web), GraphQL's
 /// `errors` on the GraphQL endpoint, else a JSON google.rpc.Status.
 pub(super) fn refuse_before_routing(request: &Request, code: ErrorCode, message: &str) -> Response {
-    let web = super::grpc::is_grpc_web(request);
-    if web || super::grpc::is_grpc(request) {
+    if let Some(wire) = super::grpc::grpc_wire(request.headers()) {
+        let web = wire == super::grpc::GrpcWire::Web;
         let status = tonic::Status::new(tonic::Code::from(code.grpc_code()), message);
         let mut response = super::grpc::status(status);
         if web {
@@ -105,6 +111,23 @@ pub(super) fn refuse_before_routing(request: &Request, code: ErrorCode, message:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_content_type_s_media_type_is_read_before_its_parameters() {
+        let table = [
+            (Some("application/json"), "application/json"),
+            (Some(" Application/JSON ; charset=utf-8"), "Application/JSON"),
+            (Some("text/plain;"), "text/plain"),
+            (Some(""), ""),
+            (None, ""),
+        ];
+        for (value, media) in table {
+            let value = value.map(|v| HeaderValue::from_str(v).expect("header"));
+            assert_eq!(media_type(value.as_ref()), media, "{value:?}");
+        }
+        let opaque = HeaderValue::from_bytes(b"application/json\xff").expect("header");
+        assert_eq!(media_type(Some(&opaque)), "", "not text");
+    }
 
     #[test]
     fn each_head_rule_has_its_answer() {

@@ -445,7 +445,7 @@ fn body_format(route: &RestRoute, parts: &Parts, rest: &RestConfig) -> Result<Ow
     }
     let has_body = parts.headers.contains_key(header::TRANSFER_ENCODING)
         || parts.headers.get(header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0");
-    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = super::request_head::media_type(parts.headers.get(header::CONTENT_TYPE)).to_ascii_lowercase();
     if !has_body || essence.is_empty() {
         return Ok(OwnedFormat::Json);
     }

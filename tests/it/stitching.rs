@@ -178,17 +178,7 @@ async fn declared_root_fields_take_arguments_and_map_rest_errors() {
 
 #[tokio::test]
 async fn the_plan_shows_stitched_fetches_under_their_parents() {
-    let sources = switchyard::snapshot::SnapshotSources {
-        embedded: vec![switchyard::demo::demo_registration().expect("demo")],
-        embedded_schemas: switchyard::demo::demo_schemas(),
-        no_descriptor_dir: true,
-        schemas: Some("/nonexistent".into()),
-        backends: vec![
-            switchyard::snapshot::BackendFlag { name: "catalog.v1".into(), urls: vec!["http://127.0.0.1:1".into()] },
-            switchyard::snapshot::BackendFlag { name: "authors".into(), urls: vec!["http://127.0.0.1:2".into()] },
-        ],
-        ..Default::default()
-    };
+    let sources = switchyard::demo::offline_sources().expect("demo");
     let snapshot = switchyard::snapshot::build_snapshot(&sources, 1).expect("snapshot");
     let caches = switchyard::ingress::GraphqlCaches::default();
     let query = r#"{ listBooks(parent: "shelves/-") { books { title writer { name books { title } } } } }"#;

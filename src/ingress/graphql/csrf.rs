@@ -42,7 +42,7 @@ fn simple_request(method: &Method, headers: &HeaderMap) -> bool {
         return false;
     }
     let Some(content_type) = headers.get(header::CONTENT_TYPE) else { return true };
-    let essence = content_type.to_str().unwrap_or("").split(';').next().unwrap_or("").trim();
+    let essence = crate::ingress::request_head::media_type(Some(content_type));
     ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
         .iter()
         .any(|simple| essence.eq_ignore_ascii_case(simple))

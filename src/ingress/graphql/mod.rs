@@ -466,7 +466,7 @@ async fn from_body(
     limit: usize,
     read_timeout: std::time::Duration,
 ) -> Result<Requests, Refusal> {
-    let essence = content_type.and_then(|v| v.to_str().ok()).and_then(|v| v.split(';').next()).unwrap_or("").trim();
+    let essence = crate::ingress::request_head::media_type(content_type);
     if !essence.eq_ignore_ascii_case("application/json") {
         let essence = essence.to_ascii_lowercase();
         let message = format!("Content-Type `{essence}` is not supported; send application/json");

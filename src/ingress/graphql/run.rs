@@ -700,18 +700,7 @@ mod tests {
     use super::*;
 
     fn demo_snapshot() -> crate::snapshot::Snapshot {
-        let sources = crate::snapshot::SnapshotSources {
-            embedded: vec![crate::demo::demo_registration().expect("demo")],
-            embedded_schemas: crate::demo::demo_schemas(),
-            no_descriptor_dir: true,
-            schemas: Some("/nonexistent".into()),
-            backends: vec![
-                crate::snapshot::BackendFlag { name: "catalog.v1".into(), urls: vec!["http://127.0.0.1:1".into()] },
-                crate::snapshot::BackendFlag { name: "authors".into(), urls: vec!["http://127.0.0.1:2".into()] },
-            ],
-            ..Default::default()
-        };
-        crate::snapshot::build_snapshot(&sources, 1).expect("snapshot")
+        crate::snapshot::build_snapshot(&crate::demo::offline_sources().expect("demo"), 1).expect("snapshot")
     }
 
     /// The root calls' requests of `query` bound with `variables`.

@@ -47,18 +47,7 @@ pub(crate) fn demo_pool() -> &'static prost_reflect::DescriptorPool {
 pub(crate) fn demo_snapshot() -> &'static switchyard::snapshot::Snapshot {
     static SNAPSHOT: OnceLock<switchyard::snapshot::Snapshot> = OnceLock::new();
     SNAPSHOT.get_or_init(|| {
-        let nowhere = |name: &str| switchyard::snapshot::BackendFlag {
-            name: name.into(),
-            urls: vec!["http://127.0.0.1:1".into()],
-        };
-        let sources = switchyard::snapshot::SnapshotSources {
-            embedded: vec![switchyard::demo::demo_registration().expect("demo compiles")],
-            embedded_schemas: switchyard::demo::demo_schemas(),
-            no_descriptor_dir: true,
-            schemas: Some("/nonexistent".into()),
-            backends: vec![nowhere("catalog.v1"), nowhere("authors")],
-            ..Default::default()
-        };
+        let sources = switchyard::demo::offline_sources().expect("demo compiles");
         switchyard::snapshot::build_snapshot(&sources, 1).expect("the demo snapshot builds")
     })
 }
