@@ -12,7 +12,7 @@ use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
 use serde_json::{Value, json};
 use std::hint::black_box;
 use switchyard::transcode::json::{JsonOptions, json_to_message, message_to_json};
-use switchyard::transcode::json_wire::{WirePlan, direct, write_direct};
+use switchyard::transcode::json_wire::{WirePlan, direct, direct_len, write_direct, write_direct_in_pieces};
 
 const SHAPES_PROTO: &str = r#"
 syntax = "proto3";
@@ -131,6 +131,20 @@ fn json_transcode(c: &mut Criterion) {
             group.bench_with_input(BenchmarkId::new("protobuf_to_json/direct", shape), &wire, |b, wire| {
                 b.iter(|| write_direct(&plan, black_box(wire), &options).expect("valid"))
             });
+            if bytes >= 1 << 20 {
+                // What a large REST answer costs: counted, then written in 32 KiB pieces.
+                group.bench_with_input(BenchmarkId::new("protobuf_to_json/in_pieces", shape), &wire, |b, wire| {
+                    b.iter(|| {
+                        let length = direct_len(&plan, black_box(wire), &options).expect("valid");
+                        let mut sent = 0;
+                        assert!(write_direct_in_pieces(&plan, wire, &options, 32 << 10, &mut |piece| {
+                            sent += piece.len();
+                            true
+                        }));
+                        assert_eq!(sent, length);
+                    })
+                });
+            }
             group.bench_with_input(BenchmarkId::new("protobuf_to_json/dynamic", shape), &wire, |b, wire| {
                 b.iter(|| {
                     let message =

@@ -21,6 +21,7 @@ mod overload;
 pub mod request_head;
 pub mod respond;
 mod rest;
+mod rest_answer_pieces;
 mod rest_output;
 mod rest_stream;
 mod rest_ws;

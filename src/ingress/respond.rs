@@ -15,7 +15,12 @@ const RESPONSE_HEADERS: usize = 12;
 
 /// A JSON response with `status`.
 pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
-    let mut response = Response::new(Body::from(body));
+    json_body_response(status, Body::from(body))
+}
+
+/// A JSON response with `status` whose body is written as it is sent.
+pub(crate) fn json_body_response(status: StatusCode, body: Body) -> Response {
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     // Room for what the way back adds (request id, length, ETag, the backend's metadata, the
     // RateLimit pair): a header map that fills grows and rehashes, ~1,400 instructions.

@@ -2,6 +2,8 @@
 //! `google.api.HttpBody` as its raw bytes and content type, a stream of HttpBody messages as
 //! one raw body, and gateway errors as google.rpc.Status JSON with decoded backend details.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
@@ -9,7 +11,10 @@ use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
 use prost_reflect::{DynamicMessage, FieldDescriptor, ReflectMessage, Value};
 
-use super::respond::{error_response, error_response_with_details, json_response, status_details_json};
+use super::respond::{
+    error_response, error_response_with_details, json_body_response, json_response, status_details_json,
+};
+use super::rest_answer_pieces::json_in_pieces;
 use crate::error::ErrorCode;
 use crate::execute::{ExecuteError, FetchOutput, OutputStream};
 use crate::gateway::GatewayError;
@@ -19,15 +24,19 @@ use crate::transcode::json::{JsonOptions, NoJsonForm, message_to_json};
 use crate::transcode::json_wire::JsonCodec;
 
 /// A 200 response for a unary answer. A whole message is written from its bytes by the
-/// direct writer (json_wire), which hands what it cannot write to DynamicMessage; a
-/// `response_body` field or an HttpBody answer is decoded first.
+/// direct writer (json_wire), which hands what it cannot write to DynamicMessage; a large one
+/// while it is sent (rest_answer_pieces). A `response_body` field or an HttpBody answer is
+/// decoded first.
 pub(crate) fn answer_response(
     output: &FetchOutput,
-    codec: &JsonCodec,
+    codec: &Arc<JsonCodec>,
     options: &JsonOptions,
     pool: &prost_reflect::DescriptorPool,
 ) -> Response {
     if matches!(output.selection, Selection::Whole) && output.output.full_name() != HTTP_BODY {
+        if let Some(body) = json_in_pieces(codec, &output.body, options) {
+            return json_body_response(StatusCode::OK, body);
+        }
         return match codec.to_json(&output.body, options) {
             Ok(json) => json_response(StatusCode::OK, json),
             Err(error) => gateway_error_response(&GatewayError::Execute(error.into()), pool),

@@ -627,6 +627,50 @@ async fn large_json_responses_are_compressed_by_accept_encoding() {
     gateway.shutdown().await;
 }
 
+/// An answer of 256 KiB or more (of wire bytes) is written while it is sent: the JSON of the
+/// book with its long title and cover, with its exact Content-Length, and compressed like any
+/// other when the client accepts it.
+#[tokio::test]
+async fn large_answers_are_written_while_they_are_sent() {
+    use base64::Engine;
+    use tokio::io::AsyncReadExt;
+    let gateway = TestGateway::demo().await;
+    let title = "a \"long\" title, é\u{1}\n ".repeat(16_000);
+    let cover = (0..100_001u32).map(|n| (n % 251) as u8).collect::<Vec<u8>>();
+    let cover_text = base64::engine::general_purpose::STANDARD.encode(&cover);
+    let url = format!("{}/v1/shelves/2/books/1", gateway.base);
+    let patched = gateway
+        .client
+        .patch(format!("{url}?updateMask=title,coverThumbnail"))
+        .json(&json!({ "title": title, "coverThumbnail": cover_text }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(patched.status(), 200);
+    let length = patched.headers()["content-length"].to_str().expect("ascii").parse::<usize>().expect("a length");
+    let written = patched.bytes().await.expect("body");
+    assert_eq!(written.len(), length, "the Content-Length is the body's");
+    assert!(length > 256 * 1024, "{length}");
+    let book: Value = serde_json::from_slice(&written).expect("json");
+    assert_eq!(book["title"], title.as_str());
+    assert_eq!(book["coverThumbnail"], cover_text.as_str());
+    assert_eq!(book["name"], "shelves/2/books/1");
+
+    let read = gateway.client.get(&url).send().await.expect("request");
+    assert_eq!(read.status(), 200);
+    assert!(read.headers().contains_key("etag"));
+    assert_eq!(read.bytes().await.expect("body"), written, "GET answers what PATCH did");
+
+    let packed = gateway.client.get(&url).header("accept-encoding", "gzip").send().await.expect("request");
+    assert_eq!(packed.headers()["content-encoding"], "gzip");
+    let packed = packed.bytes().await.expect("body");
+    assert!(packed.len() < written.len() / 4, "{} of {}", packed.len(), written.len());
+    let mut plain = Vec::new();
+    async_compression::tokio::bufread::GzipDecoder::new(&packed[..]).read_to_end(&mut plain).await.expect("gunzip");
+    assert_eq!(plain, written);
+    gateway.shutdown().await;
+}
+
 /// /openapi.json fetched with this `Accept-Encoding`.
 async fn openapi_accepting(gateway: &TestGateway, accept: &str) -> reqwest::Response {
     let request = gateway.client.get(format!("{}/openapi.json", gateway.base)).header("accept-encoding", accept);

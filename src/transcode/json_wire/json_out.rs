@@ -23,6 +23,14 @@ static ESCAPE: [u8; 256] = {
 #[inline]
 pub(super) fn string(out: &mut Vec<u8>, text: &[u8]) {
     out.push(b'"');
+    string_part(out, text);
+    out.push(b'"');
+}
+
+/// `text` escaped as inside a JSON string, without the quotes: pieces of a text, cut anywhere
+/// (escapes are per byte), join into the whole's escaping.
+#[inline]
+pub(super) fn string_part(out: &mut Vec<u8>, text: &[u8]) {
     let mut start = 0;
     for (at, &byte) in text.iter().enumerate() {
         let escape = ESCAPE[byte as usize];
@@ -39,7 +47,6 @@ pub(super) fn string(out: &mut Vec<u8>, text: &[u8]) {
         start = at + 1;
     }
     out.extend_from_slice(&text[start..]);
-    out.push(b'"');
 }
 
 /// An integer as a JSON number.

@@ -95,6 +95,49 @@ pub fn write_direct(plan: &WirePlan, bytes: &[u8], options: &JsonOptions) -> Opt
     Some(out)
 }
 
+/// The length of the JSON [`write_direct`] writes for `bytes`, found by writing it in pieces
+/// that are counted and dropped (so a large answer's length is known, and the writer is known to
+/// vouch for it, before any of it is sent): None where the direct writer leaves the bytes to
+/// DynamicMessage.
+pub fn direct_len(plan: &WirePlan, bytes: &[u8], options: &JsonOptions) -> Option<usize> {
+    const PIECE: usize = 16 * 1024;
+    let mut counted = 0;
+    let mut count = |out: &mut Vec<u8>| {
+        counted += out.len();
+        out.clear();
+        Ok(())
+    };
+    let mut out = Vec::with_capacity(PIECE + PIECE / 4);
+    write::Writer::streaming(plan, options.emit_defaults, options.proto_names, PIECE, &mut count)
+        .document(bytes, &mut out)
+        .ok()?;
+    Some(counted + out.len())
+}
+
+/// [`write_direct`] handing its output to `hand_on` in pieces of about `at` bytes as it is
+/// written, the last one when the document is whole; `hand_on` answers false to stop. True
+/// once every piece is handed on; false where the writer stopped, or where it leaves the bytes
+/// to DynamicMessage (which [`direct_len`] tells beforehand).
+pub fn write_direct_in_pieces(
+    plan: &WirePlan,
+    bytes: &[u8],
+    options: &JsonOptions,
+    at: usize,
+    hand_on: &mut dyn FnMut(Vec<u8>) -> bool,
+) -> bool {
+    // A piece may run past `at` by the field or escape that crossed it.
+    let capacity = at + at / 4;
+    let mut give = |out: &mut Vec<u8>| {
+        let piece = std::mem::replace(out, Vec::with_capacity(capacity));
+        if hand_on(piece) { Ok(()) } else { Err(reader::Fallback) }
+    };
+    let mut out = Vec::with_capacity(capacity);
+    let written = write::Writer::streaming(plan, options.emit_defaults, options.proto_names, at, &mut give)
+        .document(bytes, &mut out)
+        .is_ok();
+    written && (out.is_empty() || hand_on(out))
+}
+
 /// Messages from this size on are written into a buffer reserved tightly.
 const LARGE_WIRE: usize = 16 * 1024;
 
@@ -143,6 +186,22 @@ impl JsonCodec {
     /// [`wire_to_json`] with this type's plan.
     pub fn to_json(&self, bytes: &[u8], options: &JsonOptions) -> Result<Vec<u8>, WireToJsonError> {
         wire_to_json(self.plan(), &self.descriptor, bytes, options)
+    }
+
+    /// [`direct_len`] with this type's plan.
+    pub fn direct_len(&self, bytes: &[u8], options: &JsonOptions) -> Option<usize> {
+        direct_len(self.plan(), bytes, options)
+    }
+
+    /// [`write_direct_in_pieces`] with this type's plan.
+    pub fn write_in_pieces(
+        &self,
+        bytes: &[u8],
+        options: &JsonOptions,
+        at: usize,
+        hand_on: &mut dyn FnMut(Vec<u8>) -> bool,
+    ) -> bool {
+        write_direct_in_pieces(self.plan(), bytes, options, at, hand_on)
     }
 }
 

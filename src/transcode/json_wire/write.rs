@@ -7,7 +7,7 @@
 
 use base64::Engine;
 
-use super::json_out::{double, float, integer, string};
+use super::json_out::{double, float, integer, string, string_part};
 use super::plan::{FieldPlan, MessagePlan, MessageShape, Scalar, Shape, ValueKind, WirePlan};
 use super::reader::{Fallback, Fast};
 use super::wire::{WireReader, WireType, WireValue};
@@ -23,18 +23,94 @@ struct Record<'b> {
     value: WireValue<'b>,
 }
 
-pub(super) struct Writer<'p, 'b> {
+/// What a streaming writer does with its output each time it holds enough: takes the bytes
+/// out of the buffer (an error stops the writing).
+pub(super) type HandOn<'s> = &'s mut dyn FnMut(&mut Vec<u8>) -> Fast<()>;
+
+/// `PIECES`: the writer hands its output on as it goes (the whole-document writer compiles
+/// without the checks).
+pub(super) struct Writer<'p, 'b, 's, const PIECES: bool> {
     plan: &'p WirePlan,
     emit_defaults: bool,
     proto_names: bool,
     depth: usize,
     /// Record lists for each depth, reused across messages.
     scratch: Vec<Vec<Record<'b>>>,
+    /// The output is handed on once it holds this many bytes (never, at `usize::MAX`), at the
+    /// points where what is written so far is final: between fields, elements and members, and
+    /// between pieces of a long string. Not inside a map, whose key check reads back what it
+    /// wrote.
+    spill_at: usize,
+    hand_on: Option<HandOn<'s>>,
 }
 
-impl<'p, 'b> Writer<'p, 'b> {
-    pub(super) fn new(plan: &'p WirePlan, emit_defaults: bool, proto_names: bool) -> Writer<'p, 'b> {
-        Writer { plan, emit_defaults, proto_names, depth: 0, scratch: Vec::new() }
+impl<'p, 'b, 's> Writer<'p, 'b, 's, false> {
+    pub(super) fn new(plan: &'p WirePlan, emit_defaults: bool, proto_names: bool) -> Self {
+        Writer { plan, emit_defaults, proto_names, depth: 0, scratch: Vec::new(), spill_at: usize::MAX, hand_on: None }
+    }
+}
+
+impl<'p, 'b, 's> Writer<'p, 'b, 's, true> {
+    /// A writer that hands its output on in pieces of about `at` bytes (the last piece is left
+    /// in the buffer when the document ends).
+    pub(super) fn streaming(
+        plan: &'p WirePlan,
+        emit_defaults: bool,
+        proto_names: bool,
+        at: usize,
+        hand_on: HandOn<'s>,
+    ) -> Self {
+        let (depth, scratch, spill_at, hand_on) = (0, Vec::new(), at.max(1), Some(hand_on));
+        Writer { plan, emit_defaults, proto_names, depth, scratch, spill_at, hand_on }
+    }
+}
+
+impl<'p, 'b, 's, const PIECES: bool> Writer<'p, 'b, 's, PIECES> {
+    /// Hands the output on if it holds enough.
+    #[inline]
+    fn spill(&mut self, out: &mut Vec<u8>) -> Fast<()> {
+        if PIECES && out.len() >= self.spill_at { self.hand_on_now(out) } else { Ok(()) }
+    }
+
+    #[cold]
+    fn hand_on_now(&mut self, out: &mut Vec<u8>) -> Fast<()> {
+        match self.hand_on.as_mut() {
+            Some(hand_on) => hand_on(out),
+            None => Ok(()),
+        }
+    }
+
+    /// A string's text, in pieces when the writer streams and the text is long.
+    #[inline]
+    fn text(&mut self, text: &[u8], out: &mut Vec<u8>) -> Fast<()> {
+        if !PIECES || text.len() <= self.spill_at {
+            string(out, text);
+            return Ok(());
+        }
+        out.push(b'"');
+        for piece in text.chunks(self.spill_at) {
+            string_part(out, piece);
+            self.spill(out)?;
+        }
+        out.push(b'"');
+        Ok(())
+    }
+
+    /// Bytes as base64, in pieces (of whole 3-byte groups) when the writer streams and they
+    /// are long.
+    #[inline]
+    fn binary(&mut self, bytes: &[u8], out: &mut Vec<u8>) -> Fast<()> {
+        if !PIECES || bytes.len() <= self.spill_at {
+            base64(out, bytes);
+            return Ok(());
+        }
+        out.push(b'"');
+        for piece in bytes.chunks((self.spill_at / 4 * 3).max(3)) {
+            base64_part(out, piece);
+            self.spill(out)?;
+        }
+        out.push(b'"');
+        Ok(())
     }
 
     /// The whole message, as the plan's root type.
@@ -175,6 +251,7 @@ impl<'p, 'b> Writer<'p, 'b> {
                     self.map(*key, value, group, out)?;
                 }
             }
+            self.spill(out)?;
         }
         out.push(b'}');
         Ok(())
@@ -214,7 +291,7 @@ impl<'p, 'b> Writer<'p, 'b> {
     }
 
     #[inline]
-    fn scalar(&self, scalar: Scalar, value: WireValue<'b>, out: &mut Vec<u8>) -> Fast<()> {
+    fn scalar(&mut self, scalar: Scalar, value: WireValue<'b>, out: &mut Vec<u8>) -> Fast<()> {
         match (scalar, value) {
             (Scalar::Int32 | Scalar::Uint32 | Scalar::Sint32 | Scalar::Fixed32 | Scalar::Sfixed32, _) => {
                 digits(scalar, value, out)?
@@ -228,8 +305,8 @@ impl<'p, 'b> Writer<'p, 'b> {
             (Scalar::Bool, WireValue::Varint(v)) => out.extend_from_slice(if v != 0 { b"true" } else { b"false" }),
             (Scalar::Float, WireValue::Fixed32(v)) => float(out, f32::from_bits(v)),
             (Scalar::Double, WireValue::Fixed64(v)) => double(out, f64::from_bits(v)),
-            (Scalar::String, WireValue::Len(bytes)) => string(out, utf8(bytes)?),
-            (Scalar::Bytes, WireValue::Len(bytes)) => base64(out, bytes),
+            (Scalar::String, WireValue::Len(bytes)) => self.text(utf8(bytes)?, out)?,
+            (Scalar::Bytes, WireValue::Len(bytes)) => self.binary(bytes, out)?,
             _ => return Err(Fallback),
         }
         Ok(())
@@ -255,6 +332,7 @@ impl<'p, 'b> Writer<'p, 'b> {
                             out.push(b',');
                         }
                         self.single(kind, value, out)?;
+                        self.spill(out)?;
                     }
                 }
                 value => {
@@ -262,6 +340,7 @@ impl<'p, 'b> Writer<'p, 'b> {
                         out.push(b',');
                     }
                     self.single(kind, value, out)?;
+                    self.spill(out)?;
                 }
             }
         }
@@ -271,9 +350,12 @@ impl<'p, 'b> Writer<'p, 'b> {
 
     /// A map field's entry records as a JSON object; keys are written as strings.
     fn map(&mut self, key: Scalar, value: &FieldPlan, group: &[Record<'b>], out: &mut Vec<u8>) -> Fast<()> {
-        // Each entry is a message level to the decoder.
+        // Each entry is a message level to the decoder. The entries stay in the buffer until
+        // the map is whole: its duplicate-key check reads the keys back.
         self.depth += 1;
+        let spill_at = std::mem::replace(&mut self.spill_at, usize::MAX);
         let written = self.map_entries(key, value, group, out);
+        self.spill_at = spill_at;
         self.depth -= 1;
         written
     }
@@ -361,6 +443,7 @@ impl<'p, 'b> Writer<'p, 'b> {
             string(out, utf8(key)?);
             out.push(b':');
             self.nested_value(value, out)?;
+            self.spill(out)?;
         }
         out.push(b'}');
         Ok(())
@@ -378,6 +461,7 @@ impl<'p, 'b> Writer<'p, 'b> {
                         out.push(b',');
                     }
                     self.nested_value(value, out)?;
+                    self.spill(out)?;
                 }
                 (1, _) => return Err(Fallback),
                 _ => {}
@@ -418,7 +502,7 @@ impl<'p, 'b> Writer<'p, 'b> {
                 }
                 double(out, number);
             }
-            Some((3, WireValue::Len(text))) => string(out, utf8(text)?),
+            Some((3, WireValue::Len(text))) => self.text(utf8(text)?, out)?,
             Some((4, WireValue::Varint(v))) => out.extend_from_slice(if v != 0 { b"true" } else { b"false" }),
             Some((5, WireValue::Len(inner))) => self.structure(inner, out)?,
             Some((6, WireValue::Len(inner))) => self.list_value(inner, out)?,
@@ -645,12 +729,18 @@ fn utf8(bytes: &[u8]) -> Fast<&[u8]> {
 
 /// Bytes as standard, padded base64 in quotes.
 fn base64(out: &mut Vec<u8>, bytes: &[u8]) {
-    let engine = &base64::engine::general_purpose::STANDARD;
     out.push(b'"');
+    base64_part(out, bytes);
+    out.push(b'"');
+}
+
+/// Bytes as standard, padded base64, unquoted: pieces of whole 3-byte groups join into the
+/// whole's base64.
+fn base64_part(out: &mut Vec<u8>, bytes: &[u8]) {
+    let engine = &base64::engine::general_purpose::STANDARD;
     let start = out.len();
     let len = base64::encoded_len(bytes.len(), true).expect("a body's base64 fits in memory");
     out.resize(start + len, 0);
     let written = engine.encode_slice(bytes, &mut out[start..]).expect("sized for it");
     out.truncate(start + written);
-    out.push(b'"');
 }

@@ -38,7 +38,9 @@ fn outcome(descriptor: &MessageDescriptor, plan: &WirePlan, bytes: &[u8], option
     let oracle = DynamicMessage::decode(descriptor.clone(), bytes)
         .map_err(|e| e.to_string())
         .and_then(|message| message_to_json(&message, options).map_err(|e| e.to_string()));
-    match (oracle, write_direct(plan, bytes, options)) {
+    let written = write_direct(plan, bytes, options);
+    in_pieces_as_whole(plan, bytes, options, written.as_deref());
+    match (oracle, written) {
         (Ok(theirs), Some(ours)) => {
             if ours != theirs {
                 assert_eq!(canonical(&ours), canonical(&theirs), "{bytes:?}: the writer wrote other JSON");
@@ -51,6 +53,29 @@ fn outcome(descriptor: &MessageDescriptor, plan: &WirePlan, bytes: &[u8], option
             "{bytes:?}: written directly as {}, but the oracle refuses it: {error}",
             String::from_utf8_lossy(&ours)
         ),
+    }
+}
+
+/// The streaming writer against the whole one: the length it counts, and its pieces (at
+/// several sizes) joined, are the whole document's; where the whole one steps aside, so does it.
+fn in_pieces_as_whole(plan: &WirePlan, bytes: &[u8], options: &JsonOptions, whole: Option<&[u8]>) {
+    assert_eq!(super::direct_len(plan, bytes, options), whole.map(<[u8]>::len), "{bytes:?}: the counted length");
+    for at in [1, 5, 64] {
+        let mut joined = Vec::new();
+        let mut pieces = 0;
+        let written = super::write_direct_in_pieces(plan, bytes, options, at, &mut |piece| {
+            assert!(!piece.is_empty(), "{bytes:?}: an empty piece at {at}");
+            joined.extend_from_slice(&piece);
+            pieces += 1;
+            true
+        });
+        match whole {
+            Some(whole) => {
+                assert!(written, "{bytes:?}: not written in pieces of {at}");
+                assert_eq!(joined, whole, "{bytes:?}: pieces of {at}");
+            }
+            None => assert!(!written, "{bytes:?}: written in pieces of {at} but not whole"),
+        }
     }
 }
 
@@ -203,4 +228,48 @@ fn generated_and_damaged_bytes_agree_with_the_oracle() {
         outcome(&all, &plan, &damaged, &options[0]);
     }
     assert!(accepted >= 1_000 && direct * 10 >= accepted * 2 * 8, "{direct} of {accepted} × 2 written directly");
+}
+
+/// Long strings, bytes, lists, Struct members and map values, written in pieces much smaller
+/// than they are: each piece is handed on as soon as it is full (a map stays whole, since its
+/// key check reads back what it wrote), and a refusing receiver stops the writer at once.
+#[test]
+fn long_values_are_handed_on_in_pieces_as_they_are_written() {
+    let all = mapping_tests::descriptor();
+    let plan = WirePlan::new(&all);
+    let options = JsonOptions::default();
+    let long = r#"é\"\u0001x"#.repeat(700);
+    let documents = [
+        format!(r#"{{"s":"{long}"}}"#),
+        format!(r#"{{"by":"{}"}}"#, base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [7u8; 1001])),
+        format!(r#"{{"nums":[{}]}}"#, (0..500).map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(",")),
+        format!(r#"{{"st":{{"a":"{long}","b":[1,"{long}"]}}}}"#),
+        format!(r#"{{"inners":[{{"id":"{long}"}},{{"longName":"{long}"}}]}}"#),
+        format!(r#"{{"byName":{{"k":{{"id":"{long}"}}}},"s":"{long}"}}"#),
+    ];
+    for document in &documents {
+        let bytes = wire(&all, document);
+        let whole = write_direct(&plan, &bytes, &options).expect("direct");
+        in_pieces_as_whole(&plan, &bytes, &options, Some(&whole));
+        let at = 256;
+        let mut largest = 0;
+        let mut joined = Vec::new();
+        assert!(super::write_direct_in_pieces(&plan, &bytes, &options, at, &mut |piece| {
+            largest = largest.max(piece.len());
+            joined.extend_from_slice(&piece);
+            true
+        }));
+        assert_eq!(joined, whole, "{document:.60}");
+        let in_a_map = document.contains("byName");
+        // A piece runs past `at` by at most one escaped piece of text (6 bytes a byte) and a key.
+        assert!(in_a_map || largest <= at * 7 + 64, "{document:.60}: a piece of {largest}");
+        assert!(whole.len() > 4 * at);
+
+        let mut handed = 0;
+        assert!(!super::write_direct_in_pieces(&plan, &bytes, &options, at, &mut |_| {
+            handed += 1;
+            handed < 2
+        }));
+        assert_eq!(handed, 2, "{document:.60}: the writer goes on after a refusal");
+    }
 }
