@@ -34,27 +34,30 @@ pub(crate) enum GrpcWire {
     Web,
 }
 
-/// The gRPC a request speaks, if any: the content type looked up once for both.
+/// The gRPC a request speaks, if any, by its content type, looked up once: `application/grpc`
+/// (PROTOCOL-HTTP2.md) and gRPC-Web's `application/grpc-web` and `application/grpc-web-text`,
+/// each alone, with a `+` suffix (`+proto`, `+json`, …) or with parameters. Any other type that
+/// merely starts alike (`application/grpcx`) is not gRPC.
 pub(crate) fn grpc_wire(headers: &http::HeaderMap) -> Option<GrpcWire> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())?;
-    let starts = |prefix: &str| content_type.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix));
-    if starts("application/grpc-web") {
-        Some(GrpcWire::Web)
-    } else if starts("application/grpc") {
-        Some(GrpcWire::Native)
-    } else {
-        None
+    let content_type = headers.get(header::CONTENT_TYPE)?.as_bytes();
+    let after = |text: &'_ [u8], prefix: &[u8]| -> Option<usize> {
+        text.get(..prefix.len()).filter(|p| p.eq_ignore_ascii_case(prefix)).map(|_| prefix.len())
+    };
+    // The media type ends here, or goes on with a suffix or its parameters.
+    let ends = |rest: &[u8]| rest.first().is_none_or(|b| *b == b'+' || *b == b';');
+    let rest = &content_type[after(content_type, b"application/grpc")?..];
+    if ends(rest) {
+        return Some(GrpcWire::Native);
     }
+    let web = &rest[after(rest, b"-web")?..];
+    let text = after(web, b"-text").map(|at| &web[at..]);
+    (ends(web) || text.is_some_and(ends)).then_some(GrpcWire::Web)
 }
 
 /// Native gRPC (`application/grpc`, `application/grpc+proto`, …), not gRPC-Web: the requests the
 /// listener sends the short way (`gateway_router`'s `Routes::grpc`).
 pub fn is_native_grpc(headers: &http::HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .map(http::HeaderValue::as_bytes)
-        .and_then(|v| v.get(..16).filter(|p| p.eq_ignore_ascii_case(b"application/grpc")).map(|_| &v[16..]))
-        .is_some_and(|rest| rest.is_empty() || rest[0] == b'+' || rest[0] == b';')
+    grpc_wire(headers) == Some(GrpcWire::Native)
 }
 
 /// Serves one native gRPC request.
@@ -198,7 +201,14 @@ mod native_grpc_tests {
             (Some("application/grpc-web"), Some(GrpcWire::Web), false),
             (Some("application/grpc-web-text+proto"), Some(GrpcWire::Web), false),
             (Some("APPLICATION/GRPC-WEB-TEXT+proto"), Some(GrpcWire::Web), false),
-            (Some("application/grpcx"), Some(GrpcWire::Native), false),
+            (Some("application/grpc-web-text"), Some(GrpcWire::Web), false),
+            (Some("application/grpc-web;charset=utf-8"), Some(GrpcWire::Web), false),
+            (Some("application/grpc+json"), Some(GrpcWire::Native), true),
+            // Types that only start alike are not gRPC, for dispatch and the short way alike.
+            (Some("application/grpcx"), None, false),
+            (Some("application/grpc-webx"), None, false),
+            (Some("application/grpc-web-textual"), None, false),
+            (Some("application/grpc-"), None, false),
             (Some("application/json"), None, false),
             (Some("application/grp"), None, false),
             (None, None, false),
