@@ -24,6 +24,7 @@ pub mod registry;
 pub mod operation;
 pub mod civil_time;
 pub mod tree;
+pub mod wire_message;
 pub mod telemetry;
 pub mod config;
 pub mod redis_pool;

@@ -29,6 +29,7 @@ use crate::operation::{Metadata, Selection};
 use crate::plan::{Fetch, FetchCall, Plan};
 use crate::registry::MethodTraits;
 use crate::upstream::{UpstreamError, Upstreams};
+use crate::wire_message::WireMessage;
 
 pub use graphql::{FieldError, GraphqlOutput, OutputValue, execute_graphql_plan};
 pub use shape::shape_introspection;
@@ -199,7 +200,7 @@ async fn unary_answer(
     upstreams: &Upstreams,
     cluster: &str,
     (method, traits): (&MethodDescriptor, MethodTraits),
-    request: Bytes,
+    request: WireMessage,
     metadata: &Metadata,
     timeout: Option<Duration>,
     cache: Option<&FetchCache>,
@@ -210,7 +211,7 @@ async fn unary_answer(
         let (body, headers) = grpc_answer(upstreams, cluster, traits, &path, request, metadata, timeout).await?;
         return Ok((body, headers, None));
     };
-    let key = cache_key(cache, format!("grpc {path}"), request.clone());
+    let key = cache_key(cache, format!("grpc {path}"), request.to_bytes());
     match cache.store.lookup_shared(&key, &cache.tags).await {
         Some((entry, false)) => return Ok((entry.body, entry.metadata, Some(CacheStatus::Hit))),
         Some((entry, true)) => {
@@ -291,7 +292,7 @@ async fn grpc_answer(
     cluster: &str,
     traits: MethodTraits,
     path: &str,
-    request: Bytes,
+    request: WireMessage,
     metadata: &Metadata,
     timeout: Option<Duration>,
 ) -> Result<(Bytes, http::HeaderMap), ExecuteError> {
@@ -300,6 +301,8 @@ async fn grpc_answer(
         let reply = client.unary(path, request, metadata, timeout, traits.idempotent).await?;
         return Ok((reply.body, reply.metadata.into_headers()));
     }
+    // Identical reads are told apart by their bytes.
+    let request = request.to_bytes();
     let call = || {
         let (client, path, request, metadata) = (client.clone(), path.to_owned(), request.clone(), metadata.clone());
         async move {

@@ -32,7 +32,7 @@ pub async fn execute_streaming_fetch(
     let (bad_input, bad_input_seen) = oneshot::channel::<InputError>();
     let requests: BoxStream<'static, Outgoing> = match input {
         CallInput::Message(_) | CallInput::Encoded(_) => {
-            let request = input.into_encoded().expect("one message");
+            let request = input.into_encoded().expect("one message").to_bytes();
             let opened = client.server_streaming(&path, request, &fetch.metadata, fetch.timeout).await?;
             let messages = decode_messages(opened.messages, method.output(), None);
             return Ok((opened.metadata.into_headers(), messages));

@@ -495,8 +495,8 @@ async fn read_message(
     };
     let fields: Vec<(&str, &str)> = call.header_fields.iter().map(|(f, v)| (f.as_str(), v.as_str())).collect();
     let http = call.parts(parts.uri.query(), &bytes, &fields, is_patch);
-    bind_request_wire(&call.route, http, &call.options)
-        .map(|bytes| CallInput::Encoded(bytes.into()))
+    bind_request_wire(&call.route, http, Some(&bytes), &call.options)
+        .map(CallInput::Encoded)
         .map_err(|error| Refusal::new(ErrorCode::InvalidArgument, error.to_string()))
 }
 

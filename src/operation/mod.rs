@@ -44,8 +44,9 @@ impl std::fmt::Display for InputError {
 pub enum CallInput {
     /// One request message.
     Message(DynamicMessage),
-    /// One request message already in protobuf wire format: a REST body transcoded directly.
-    Encoded(bytes::Bytes),
+    /// One request message already in protobuf wire format: a REST body transcoded directly
+    /// (in pieces when it leaves its long strings in the client's buffer).
+    Encoded(crate::wire_message::WireMessage),
     /// Request messages as the client sends them.
     Stream(InputStream),
     /// The arguments of a field declared in schemas/, by GraphQL name (its binding reads them).
@@ -56,7 +57,7 @@ impl std::fmt::Debug for CallInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CallInput::Message(message) => f.debug_tuple("Message").field(message).finish(),
-            CallInput::Encoded(bytes) => f.debug_tuple("Encoded").field(&bytes.len()).finish(),
+            CallInput::Encoded(message) => f.debug_tuple("Encoded").field(&message.len()).finish(),
             CallInput::Stream(_) => f.write_str("Stream(..)"),
             CallInput::Arguments(arguments) => f.debug_tuple("Arguments").field(arguments).finish(),
         }
@@ -64,22 +65,22 @@ impl std::fmt::Debug for CallInput {
 }
 
 impl CallInput {
-    /// The one request message's wire bytes, for inputs that are one message.
+    /// The one request message's wire bytes, in one buffer, for inputs that are one message.
     pub fn encoded(&self) -> Option<bytes::Bytes> {
         match self {
             CallInput::Message(message) => Some(bytes::Bytes::from(prost::Message::encode_to_vec(message))),
-            CallInput::Encoded(bytes) => Some(bytes.clone()),
+            CallInput::Encoded(message) => Some(message.to_bytes()),
             CallInput::Stream(_) | CallInput::Arguments(_) => None,
         }
     }
 
-    /// `encoded`, giving up the input: an encoded request is handed on, not shared, so the call
-    /// that sends it is its last holder and can let it go (a 1 MiB REST body is not kept
-    /// beside the answer).
-    pub fn into_encoded(self) -> Option<bytes::Bytes> {
+    /// The one request message's wire bytes, giving up the input: an encoded request is handed
+    /// on as it is (in pieces, if it is), not shared, so the call that sends it is its last
+    /// holder and can let it go (a 1 MiB REST body is not kept beside the answer).
+    pub fn into_encoded(self) -> Option<crate::wire_message::WireMessage> {
         match self {
-            CallInput::Encoded(bytes) => Some(bytes),
-            other => other.encoded(),
+            CallInput::Encoded(message) => Some(message),
+            other => other.encoded().map(Into::into),
         }
     }
 }

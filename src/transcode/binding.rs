@@ -10,6 +10,7 @@ use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Re
 use super::json::{JsonError, JsonOptions, json_to_message};
 use super::percent::{Keep, percent_decode};
 use super::routes::{BodyRule, RestRoute, is_string_like_wkt};
+use crate::wire_message::WireMessage;
 
 /// Why a request could not be bound.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -146,24 +147,45 @@ pub fn bind_request(
 /// the first. Query parameters can never name the body's field or a path variable (bind_query
 /// refuses both), and path variables win as they do in [`bind_request`]. Header bindings,
 /// forms and raw bodies go through [`bind_request`].
-pub fn bind_request_wire(route: &RestRoute, parts: HttpParts<'_>, options: &JsonOptions) -> Result<Vec<u8>, BindError> {
+///
+/// `body` is the buffer `parts.body` is (when the caller has it as one): from
+/// [`PIECES_FROM`] bytes on, the body's long strings are left in it, and the message is sent
+/// as pieces (json_wire's `direct_pieces`).
+pub fn bind_request_wire(
+    route: &RestRoute,
+    parts: HttpParts<'_>,
+    body: Option<&bytes::Bytes>,
+    options: &JsonOptions,
+) -> Result<WireMessage, BindError> {
     use prost::Message;
     let body_present = !parts.body.iter().all(u8::is_ascii_whitespace);
     let direct = body_present && parts.body_format == BodyFormat::Json && parts.headers.is_empty();
-    let mut bytes = match &route.body {
-        BodyRule::Whole if direct => route.input_json.encode(parts.body, options)?,
+    // The strings left in the buffer are found by their place in it: it must be the body read.
+    let in_pieces = body.filter(|body| body.len() >= PIECES_FROM && std::ptr::eq(body.as_ref(), parts.body));
+    let message: WireMessage = match &route.body {
+        BodyRule::Whole if direct => {
+            match in_pieces.and_then(|body| route.input_json.encode_pieces(None, body, options)) {
+                Some(message) => message,
+                None => route.input_json.encode(parts.body, options)?.into(),
+            }
+        }
         // A body that is itself the update mask would be read twice below.
         // Read in place; a document the direct encoder leaves (an error among them) is read
         // wrapped, so errors name the field as bind_request's do.
         BodyRule::Field(field) if direct && !(parts.is_patch && is_field_mask(field)) => {
-            match route.input_json.encode_field_direct(field.name(), parts.body, options) {
-                Some(bytes) => bytes,
-                None => with_body_field(field, parts.body, options, |wrapped, strict| {
-                    Ok(json_to_message(route.method.input(), wrapped, strict)?.encode_to_vec())
-                })?,
+            let name = field.name();
+            match in_pieces.and_then(|body| route.input_json.encode_pieces(Some(name), body, options)) {
+                Some(message) => message,
+                None => match route.input_json.encode_field_direct(name, parts.body, options) {
+                    Some(bytes) => bytes.into(),
+                    None => with_body_field(field, parts.body, options, |wrapped, strict| {
+                        Ok(json_to_message(route.method.input(), wrapped, strict)?.encode_to_vec())
+                    })?
+                    .into(),
+                },
             }
         }
-        _ => return Ok(bind_request(route, parts, options)?.encode_to_vec()),
+        _ => return Ok(bind_request(route, parts, options)?.encode_to_vec().into()),
     };
     let query = parts.query.filter(|q| !q.is_empty());
     let patch_field = match &route.body {
@@ -171,7 +193,7 @@ pub fn bind_request_wire(route: &RestRoute, parts: HttpParts<'_>, options: &Json
         _ => None,
     };
     if route.path_fields.is_empty() && query.is_none() && patch_field.is_none() {
-        return Ok(bytes);
+        return Ok(message);
     }
     let mut outside = DynamicMessage::new(route.method.input());
     if let Some(query) = query {
@@ -186,7 +208,7 @@ pub fn bind_request_wire(route: &RestRoute, parts: HttpParts<'_>, options: &Json
         // A default value is not encoded, so it could not win over the body's: bind the
         // message instead.
         if !leaf.supports_presence() && parsed.is_default_for_field(leaf) {
-            return Ok(bind_request(route, parts, options)?.encode_to_vec());
+            return Ok(bind_request(route, parts, options)?.encode_to_vec().into());
         }
         set_path(&mut outside, fields, parsed);
     }
@@ -195,11 +217,24 @@ pub fn bind_request_wire(route: &RestRoute, parts: HttpParts<'_>, options: &Json
         // is read off the fields bound outside it, as bind_request reads it off the whole.
         fill_update_mask(&mut outside, body_field, parts.body);
     }
-    // Exact: a large body's buffer would otherwise double for these few bytes.
-    bytes.reserve_exact(outside.encoded_len());
-    outside.encode(&mut bytes).expect("a Vec grows as needed");
-    Ok(bytes)
+    let outside = outside.encode_to_vec();
+    // A small message is joined with them; a large one goes on as pieces, uncopied.
+    if message.len() < PIECES_FROM {
+        let mut joined = Vec::with_capacity(message.len() + outside.len());
+        for piece in message.pieces() {
+            joined.extend_from_slice(piece);
+        }
+        joined.extend_from_slice(&outside);
+        return Ok(joined.into());
+    }
+    let mut pieces = message.pieces().to_vec();
+    pieces.push(outside.into());
+    Ok(WireMessage::from_pieces(pieces))
 }
+
+/// Bodies of this many bytes or more are encoded as pieces, their long strings left in the
+/// client's buffer.
+pub const PIECES_FROM: usize = 64 * 1024;
 
 /// True for a `google.protobuf.FieldMask` field.
 fn is_field_mask(field: &FieldDescriptor) -> bool {
@@ -596,8 +631,20 @@ service S { rpc Call(Req) returns (Req); }
         let inner = input.get_field_by_name("inner").expect("inner");
         let count = input.get_field_by_name("count").expect("count");
         let tags = input.get_field_by_name("tags").expect("tags");
+        // Bodies large enough to be encoded in pieces, their long strings left in the buffer
+        // (one with an escape, which is copied), inside a nested message whose length prefix
+        // grows past one byte.
+        let long = "x".repeat(PIECES_FROM / 2);
+        let escaped = format!("{long}\\n{long}");
+        let long_whole =
+            format!(r#"{{"name":"{long}","tags":["{long}","b","{escaped}"],"inner":{{"id":"{long}","n":"4"}}}}"#);
+        let long_inner = format!(r#"{{"id":"{long}{long}","n":"4"}}"#);
         type Case<'a> = (RestRoute, &'a [&'a str], &'a str, Option<&'a str>, bool);
         let table: Vec<Case> = vec![
+            (route(BodyRule::Whole, &["count"]), &["3"], &long_whole, Some("maybe=2"), false),
+            (route(BodyRule::Whole, &[]), &[], &long_whole, None, false),
+            (route(BodyRule::Field(inner.clone()), &["name"]), &["n1"], &long_inner, Some("tags=a"), true),
+            (route(BodyRule::Field(inner.clone()), &[]), &[], &long_inner, None, false),
             (route(BodyRule::Whole, &["name"]), &["shelves/1"], r#"{"name":"x","count":5}"#, None, false),
             (route(BodyRule::Whole, &["count"]), &["0"], r#"{"count":5,"name":"x"}"#, None, false),
             (route(BodyRule::Whole, &["inner.id"]), &["7"], r#"{"inner":{"n":3,"id":"z"}}"#, None, false),
@@ -639,10 +686,11 @@ service S { rpc Call(Req) returns (Req); }
         ];
         for (route, variables, body, query, is_patch) in &table {
             let variables: Vec<String> = variables.iter().map(|v| (*v).to_owned()).collect();
+            let held = bytes::Bytes::copy_from_slice(body.as_bytes());
             let parts = HttpParts {
                 variables: &variables,
                 query: *query,
-                body: body.as_bytes(),
+                body: &held,
                 body_format: BodyFormat::Json,
                 headers: &[],
                 is_patch: *is_patch,
@@ -650,12 +698,26 @@ service S { rpc Call(Req) returns (Req); }
             // The default limits, and a nesting limit the wrapped reading would count differently.
             for max_depth in [JsonOptions::default().max_depth, 1, 2] {
                 let options = JsonOptions { max_depth, ..JsonOptions::default() };
-                let wire = bind_request_wire(route, parts, &options)
-                    .map(|bytes| DynamicMessage::decode(input.clone(), bytes.as_slice()).expect("decodes"));
+                let whole = bind_request_wire(route, parts, None, &options);
+                let in_pieces = bind_request_wire(route, parts, Some(&held), &options);
+                let short = || format!("{:.40} with {variables:?} and {query:?}, depth {max_depth}", body);
+                assert_eq!(
+                    in_pieces.as_ref().map(WireMessage::to_bytes),
+                    whole.as_ref().map(WireMessage::to_bytes),
+                    "{}: in pieces",
+                    short()
+                );
+                if let (Ok(message), true) = (&in_pieces, held.len() >= PIECES_FROM) {
+                    let from_body =
+                        message.pieces().iter().filter(|p| held.as_ptr_range().contains(&p.as_ptr())).count();
+                    assert!(from_body >= 1, "{}: no piece left in the body", short());
+                }
+                let wire =
+                    whole.map(|message| DynamicMessage::decode(input.clone(), message.to_bytes()).expect("decodes"));
                 let bound = bind_request(route, parts, &options).map(|message| {
                     DynamicMessage::decode(input.clone(), message.encode_to_vec().as_slice()).expect("decodes")
                 });
-                assert_eq!(wire, bound, "{body} with {variables:?} and {query:?}, depth {max_depth}");
+                assert_eq!(wire, bound, "{}", short());
             }
         }
     }

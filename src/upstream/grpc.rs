@@ -20,6 +20,7 @@ use super::pool::http2::{Connection, Dialer, Tls};
 use super::pool::{Balancer, Breaker, EndpointConnections, InFlight, Pool, RetryBudget, Spec, StreamSlot, Target};
 use crate::error::grpc_code;
 use crate::operation::Metadata;
+use crate::wire_message::WireMessage;
 
 /// Connections (lazily established, re-established on failure) to one cluster's endpoints.
 #[derive(Debug, Clone)]
@@ -216,7 +217,7 @@ impl GrpcClient {
     pub async fn unary(
         &self,
         path: &str,
-        request: Bytes,
+        request: impl Into<WireMessage>,
         metadata: &Metadata,
         timeout: Option<Duration>,
         idempotent: bool,
@@ -229,7 +230,7 @@ impl GrpcClient {
             self.breaker.admit_waiting(timeout).await.map_err(|why| UpstreamError::refused(&self.cluster, &why))?;
         // Time spent waiting for a slot counts against the deadline.
         let timeout = timeout.map(|t| t.saturating_sub(queued.elapsed()));
-        let result = self.unary_attempts(&path, request, metadata, timeout, idempotent).await;
+        let result = self.unary_attempts(&path, request.into(), metadata, timeout, idempotent).await;
         admitted.finish(result.as_ref().err().is_some_and(UpstreamError::is_backend_failure));
         result
     }
@@ -237,7 +238,7 @@ impl GrpcClient {
     async fn unary_attempts(
         &self,
         path: &PathAndQuery,
-        request: Bytes,
+        request: WireMessage,
         metadata: &Metadata,
         timeout: Option<Duration>,
         idempotent: bool,
@@ -271,11 +272,11 @@ impl GrpcClient {
     async fn attempt(
         &self,
         path: &PathAndQuery,
-        body: Bytes,
+        body: WireMessage,
         metadata: &Metadata,
         timeout: Option<Duration>,
         avoid: Option<usize>,
-        release: Option<&std::sync::Mutex<Option<Bytes>>>,
+        release: Option<&std::sync::Mutex<Option<WireMessage>>>,
     ) -> (Result<UnaryReply, UpstreamError>, Option<usize>) {
         let picked = match self.pick(metadata, avoid) {
             Ok(picked) => picked,

@@ -22,6 +22,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use bytes::{Bytes, BytesMut};
+
+use crate::wire_message::WireMessage;
 use http::header::{CONTENT_TYPE, TE};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -68,8 +70,8 @@ pub struct Head<'a> {
 }
 
 /// The HTTP/2 request of one unary call of `message`.
-pub fn request(head: Head<'_>, message: Bytes) -> http::Request<CallBody> {
-    let body = if head.gzip { gzip_framed(&message) } else { framed(message) };
+pub fn request(head: Head<'_>, message: WireMessage) -> http::Request<CallBody> {
+    let body = if head.gzip { gzip_framed(&message.to_bytes()) } else { framed(message) };
     let mut request = http::Request::new(CallBody::Message(body));
     *request.method_mut() = http::Method::POST;
     *request.version_mut() = http::Version::HTTP_2;
@@ -100,13 +102,16 @@ fn prefix(compressed: bool, length: usize) -> [u8; 5] {
     [u8::from(compressed), length[0], length[1], length[2], length[3]]
 }
 
-/// `message` uncompressed: with its prefix in one buffer when small, else after it.
-fn framed(message: Bytes) -> MessageBody {
+/// `message` uncompressed: with its prefix in one buffer when small, else after it (in its
+/// pieces, if it is in pieces).
+fn framed(message: WireMessage) -> MessageBody {
     let head = prefix(false, message.len());
     if message.len() < COPY_BELOW {
         let mut frame = BytesMut::with_capacity(5 + message.len());
         frame.extend_from_slice(&head);
-        frame.extend_from_slice(&message);
+        for piece in message.pieces() {
+            frame.extend_from_slice(piece);
+        }
         return MessageBody::new(frame.freeze(), Bytes::new());
     }
     MessageBody::new(Bytes::copy_from_slice(&head), message)
@@ -480,7 +485,17 @@ mod tests {
         metadata.insert("content-type", "text/plain".parse().expect("value"));
         metadata.insert("grpc-status", "0".parse().expect("value"));
         let large = Bytes::from(vec![1u8; COPY_BELOW]);
-        for (gzip, message) in [(false, Bytes::from_static(b"small")), (false, large.clone()), (true, large.clone())] {
+        let in_pieces = |pieces: &[&Bytes]| WireMessage::from_pieces(pieces.iter().map(|p| (*p).clone()).collect());
+        let (a, b) = (Bytes::from_static(b"sm"), Bytes::from_static(b"all"));
+        let rows = [
+            (false, WireMessage::from(Bytes::from_static(b"small"))),
+            (false, WireMessage::from(large.clone())),
+            (true, WireMessage::from(large.clone())),
+            (false, in_pieces(&[&a, &b])),
+            (false, in_pieces(&[&a, &large, &b])),
+            (true, in_pieces(&[&a, &large, &b])),
+        ];
+        for (gzip, message) in rows {
             let head = Head {
                 path: &path,
                 metadata: metadata.clone(),
@@ -503,9 +518,13 @@ mod tests {
             let frames = body.into_frames();
             let sent: Vec<u8> = frames.iter().flat_map(|f| f.iter().copied()).collect();
             let read = read(&sent, usize::MAX, gzip.then_some("gzip"), gzip).expect("reads back");
-            assert_eq!(read, message, "gzip {gzip}");
+            assert_eq!(read, message.to_bytes(), "gzip {gzip}");
             if !gzip && message.len() >= COPY_BELOW {
-                assert_eq!(frames[1].as_ptr(), message.as_ptr(), "a large message is sent as it is");
+                let sent_as_is: Vec<*const u8> = frames[1..].iter().map(|f| f.as_ptr()).collect();
+                let pieces: Vec<*const u8> = message.pieces().iter().map(|p| p.as_ptr()).collect();
+                assert_eq!(sent_as_is, pieces, "a large message is sent as it is, piece by piece");
+            } else {
+                assert_eq!(frames.len(), 1, "a small or compressed message goes in one frame with its prefix");
             }
         }
     }

@@ -10,11 +10,14 @@ use base64::Engine;
 
 use super::plan::{FieldPlan, MessagePlan, MessageShape, Scalar, Shape, ValueKind, WirePlan};
 use super::reader::{Fallback, Fast, Integer, Reader};
-use super::wire::{Tag, bytes, close_len, open_len, varint, zigzag32, zigzag64};
+use super::wire::{Tag, bytes, varint, zigzag32, zigzag64};
+use super::wire_out::{WireOut, close_len, open_len};
 use super::wkt;
 
 pub(super) struct Encoder<'a, 'p> {
     reader: Reader<'a>,
+    /// The document, where strings read without escapes lie.
+    json: &'a [u8],
     plan: &'p WirePlan,
     /// Objects and arrays open now, and how many may be.
     open: usize,
@@ -25,11 +28,21 @@ pub(super) struct Encoder<'a, 'p> {
 
 impl<'a, 'p> Encoder<'a, 'p> {
     pub(super) fn new(plan: &'p WirePlan, json: &'a [u8], limit: usize, ignore_unknown: bool) -> Encoder<'a, 'p> {
-        Encoder { reader: Reader::new(json), plan, open: 0, limit, ignore_unknown }
+        Encoder { reader: Reader::new(json), json, plan, open: 0, limit, ignore_unknown }
+    }
+
+    /// A string value with its length: the output may leave it in the document when it lies
+    /// there as it is (read without escapes, so borrowed from it; an unescaped copy is not).
+    #[inline]
+    fn string_value(&self, text: &str, out: &mut WireOut) {
+        let json = self.json.as_ptr_range();
+        let within = json.start <= text.as_ptr() && text.as_bytes().as_ptr_range().end <= json.end;
+        let in_json = within.then(|| text.as_ptr() as usize - json.start as usize);
+        out.string(text.as_bytes(), in_json);
     }
 
     /// The whole document as the plan's root message.
-    pub(super) fn document(mut self, out: &mut Vec<u8>) -> Fast<()> {
+    pub(super) fn document(mut self, out: &mut WireOut) -> Fast<()> {
         let root = &self.plan.messages[self.plan.root];
         if root.shape != MessageShape::Plain {
             return Err(Fallback);
@@ -42,7 +55,7 @@ impl<'a, 'p> Encoder<'a, 'p> {
     /// `body: "field"`): what the document `{"name": document}` encodes to, read without
     /// writing that wrapper. The wrapper's level of nesting is not counted, so the limit is the
     /// client's own.
-    pub(super) fn field_document(mut self, name: &str, out: &mut Vec<u8>) -> Fast<()> {
+    pub(super) fn field_document(mut self, name: &str, out: &mut WireOut) -> Fast<()> {
         let root = &self.plan.messages[self.plan.root];
         if root.shape != MessageShape::Plain {
             return Err(Fallback);
@@ -83,7 +96,7 @@ impl<'a, 'p> Encoder<'a, 'p> {
     }
 
     /// A JSON value read as message type `id`, written as that message's fields.
-    fn message(&mut self, id: usize, out: &mut Vec<u8>) -> Fast<()> {
+    fn message(&mut self, id: usize, out: &mut WireOut) -> Fast<()> {
         let plan = self.plan;
         let message = &plan.messages[id];
         match message.shape {
@@ -118,7 +131,7 @@ impl<'a, 'p> Encoder<'a, 'p> {
     }
 
     /// A JSON object read as a plain message.
-    fn plain(&mut self, message: &MessagePlan, out: &mut Vec<u8>) -> Fast<()> {
+    fn plain(&mut self, message: &MessagePlan, out: &mut WireOut) -> Fast<()> {
         self.enter(b'{')?;
         if self.empty(b'}')? {
             return Ok(());
@@ -178,11 +191,11 @@ impl<'a, 'p> Encoder<'a, 'p> {
     /// Reads any JSON value and writes nothing: it is read as a google.protobuf.Value into a
     /// scratch buffer, which checks its syntax, nesting and duplicate keys as the oracle does.
     fn skip_value(&mut self) -> Fast<()> {
-        let mut scratch = Vec::new();
+        let mut scratch = WireOut::copying(0);
         self.value(&mut scratch)
     }
 
-    fn field(&mut self, field: &FieldPlan, out: &mut Vec<u8>) -> Fast<()> {
+    fn field(&mut self, field: &FieldPlan, out: &mut WireOut) -> Fast<()> {
         match &field.shape {
             Shape::Single { presence } => self.single(field.tag, field.kind, *presence, out),
             Shape::List { packed } => self.list(field, *packed, out),
@@ -192,7 +205,7 @@ impl<'a, 'p> Encoder<'a, 'p> {
 
     /// One value with its tag; a default value is left out unless the field has presence.
     #[inline]
-    fn single(&mut self, tag: Tag, kind: ValueKind, presence: bool, out: &mut Vec<u8>) -> Fast<()> {
+    fn single(&mut self, tag: Tag, kind: ValueKind, presence: bool, out: &mut WireOut) -> Fast<()> {
         match kind {
             ValueKind::Scalar(scalar) => self.scalar_field(tag, scalar, presence, out),
             ValueKind::Enum(id) => {
@@ -214,7 +227,7 @@ impl<'a, 'p> Encoder<'a, 'p> {
     }
 
     #[inline]
-    fn scalar_field(&mut self, tag: Tag, scalar: Scalar, presence: bool, out: &mut Vec<u8>) -> Fast<()> {
+    fn scalar_field(&mut self, tag: Tag, scalar: Scalar, presence: bool, out: &mut WireOut) -> Fast<()> {
         let mark = out.len();
         tag.put(out);
         if self.scalar(scalar, out)? && !presence {
@@ -225,18 +238,18 @@ impl<'a, 'p> Encoder<'a, 'p> {
 
     /// Reads a value of type `scalar` and writes it without a tag; true when it is the default.
     #[inline]
-    fn scalar(&mut self, scalar: Scalar, out: &mut Vec<u8>) -> Fast<bool> {
+    fn scalar(&mut self, scalar: Scalar, out: &mut WireOut) -> Fast<bool> {
         Ok(match scalar {
             Scalar::String => {
                 let text = self.reader.string()?;
-                bytes(out, text.as_bytes());
+                self.string_value(&text, out);
                 text.is_empty()
             }
             Scalar::Bytes => {
                 let text = self.reader.string()?;
                 let start = open_len(out);
                 base64_into(&text, out)?;
-                let empty = out.len() == start;
+                let empty = out.nothing_since(start);
                 close_len(out, start);
                 empty
             }
@@ -362,7 +375,7 @@ impl<'a, 'p> Encoder<'a, 'p> {
     }
 
     /// A JSON array for a repeated field.
-    fn list(&mut self, field: &FieldPlan, packed: bool, out: &mut Vec<u8>) -> Fast<()> {
+    fn list(&mut self, field: &FieldPlan, packed: bool, out: &mut WireOut) -> Fast<()> {
         // A null element is refused, except in google.protobuf.Value lists: left to the oracle.
         if !packed {
             return self.elements(out, |this, out| {
@@ -391,7 +404,7 @@ impl<'a, 'p> Encoder<'a, 'p> {
             }
             Ok(())
         })?;
-        if out.len() == start {
+        if out.nothing_since(start) {
             out.truncate(mark);
         } else {
             close_len(out, start);
@@ -400,7 +413,7 @@ impl<'a, 'p> Encoder<'a, 'p> {
     }
 
     /// A JSON object for a map field: one entry record per key.
-    fn map(&mut self, tag: Tag, key: Scalar, value: &FieldPlan, out: &mut Vec<u8>) -> Fast<()> {
+    fn map(&mut self, tag: Tag, key: Scalar, value: &FieldPlan, out: &mut WireOut) -> Fast<()> {
         self.entries(out, |this, text, out| {
             if this.reader.peek() == Some(b'n') {
                 return Err(Fallback);
@@ -415,7 +428,7 @@ impl<'a, 'p> Encoder<'a, 'p> {
     }
 
     /// google.protobuf.Struct: `fields` entries (field 1) of key (1) and Value (2).
-    fn structure(&mut self, out: &mut Vec<u8>) -> Fast<()> {
+    fn structure(&mut self, out: &mut WireOut) -> Fast<()> {
         self.entries(out, |this, key, out| {
             out.push(0x0a);
             let entry = open_len(out);
@@ -431,7 +444,7 @@ impl<'a, 'p> Encoder<'a, 'p> {
     }
 
     /// google.protobuf.ListValue: `values` (field 1).
-    fn list_value(&mut self, out: &mut Vec<u8>) -> Fast<()> {
+    fn list_value(&mut self, out: &mut WireOut) -> Fast<()> {
         self.elements(out, |this, out| {
             out.push(0x0a);
             let start = open_len(out);
@@ -444,8 +457,8 @@ impl<'a, 'p> Encoder<'a, 'p> {
     /// A JSON array whose elements `element` writes.
     fn elements(
         &mut self,
-        out: &mut Vec<u8>,
-        mut element: impl FnMut(&mut Self, &mut Vec<u8>) -> Fast<()>,
+        out: &mut WireOut,
+        mut element: impl FnMut(&mut Self, &mut WireOut) -> Fast<()>,
     ) -> Fast<()> {
         self.enter(b'[')?;
         if self.empty(b']')? {
@@ -465,8 +478,8 @@ impl<'a, 'p> Encoder<'a, 'p> {
     /// an object naming a key twice is left to the oracle.
     fn entries(
         &mut self,
-        out: &mut Vec<u8>,
-        mut entry: impl FnMut(&mut Self, &str, &mut Vec<u8>) -> Fast<()>,
+        out: &mut WireOut,
+        mut entry: impl FnMut(&mut Self, &str, &mut WireOut) -> Fast<()>,
     ) -> Fast<()> {
         self.enter(b'{')?;
         if self.empty(b'}')? {
@@ -490,7 +503,7 @@ impl<'a, 'p> Encoder<'a, 'p> {
     }
 
     /// google.protobuf.Value: whichever member of its `kind` oneof the JSON value is.
-    fn value(&mut self, out: &mut Vec<u8>) -> Fast<()> {
+    fn value(&mut self, out: &mut WireOut) -> Fast<()> {
         match self.reader.peek().ok_or(Fallback)? {
             b'n' => {
                 self.reader.literal(b"null")?;
@@ -503,7 +516,7 @@ impl<'a, 'p> Encoder<'a, 'p> {
             b'"' => {
                 let text = self.reader.string()?;
                 out.push(0x1a);
-                bytes(out, text.as_bytes());
+                self.string_value(&text, out);
             }
             b'{' => {
                 out.push(0x2a);
@@ -554,7 +567,7 @@ fn unsigned(integer: Integer) -> Fast<u64> {
 }
 
 /// Standard or URL-safe base64, padded or not, as prost-reflect reads bytes fields.
-fn base64_into(text: &str, out: &mut Vec<u8>) -> Fast<()> {
+fn base64_into(text: &str, out: &mut WireOut) -> Fast<()> {
     use base64::alphabet;
     use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
     const CONFIG: GeneralPurposeConfig = GeneralPurposeConfig::new()
@@ -567,7 +580,7 @@ fn base64_into(text: &str, out: &mut Vec<u8>) -> Fast<()> {
 }
 
 /// A map key (field 1 of the entry) from its JSON text, parsed as prost-reflect parses it.
-fn map_key(key: Scalar, text: &str, out: &mut Vec<u8>) -> Fast<()> {
+fn map_key(key: Scalar, text: &str, out: &mut WireOut) -> Fast<()> {
     Tag::new(1, key.wire_type()).put(out);
     match key {
         Scalar::String => bytes(out, text.as_bytes()),

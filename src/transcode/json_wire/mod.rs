@@ -13,6 +13,7 @@ mod json_out;
 mod plan;
 mod reader;
 mod wire;
+mod wire_out;
 mod wkt;
 mod write;
 
@@ -22,6 +23,7 @@ use prost::Message;
 use prost_reflect::MessageDescriptor;
 
 pub use plan::WirePlan;
+use wire_out::WireOut;
 
 use super::json::{JsonError, JsonOptions, NoJsonForm, json_to_message, message_to_json};
 
@@ -43,9 +45,9 @@ pub fn json_to_wire(
 pub fn direct(plan: &WirePlan, json: &[u8], options: &JsonOptions) -> Option<Vec<u8>> {
     // Wire bytes are almost always smaller than their JSON (Struct numbers are the exception),
     // so this seldom grows, and a grown buffer would briefly hold both copies.
-    let mut out = Vec::with_capacity(json.len() + 16);
+    let mut out = WireOut::copying(json.len() + 16);
     encode::Encoder::new(plan, json, options.max_depth, options.ignore_unknown).document(&mut out).ok()?;
-    Some(out)
+    Some(out.into_vec())
 }
 
 /// [`direct`] for a document that is the value of the root's field `name` (a route's
@@ -53,9 +55,45 @@ pub fn direct(plan: &WirePlan, json: &[u8], options: &JsonOptions) -> Option<Vec
 /// document to DynamicMessage.
 pub fn direct_field(plan: &WirePlan, name: &str, json: &[u8], options: &JsonOptions) -> Option<Vec<u8>> {
     // The field's tag and length prefix: at most 5 + 10 bytes.
-    let mut out = Vec::with_capacity(json.len() + 16);
+    let mut out = WireOut::copying(json.len() + 16);
     encode::Encoder::new(plan, json, options.max_depth, options.ignore_unknown).field_document(name, &mut out).ok()?;
-    Some(out)
+    Some(out.into_vec())
+}
+
+/// Strings at least this long are left in the client's JSON by [`direct_pieces`].
+const LEAVE_FROM: usize = 4 * 1024;
+
+/// [`direct`] (or, with `field`, [`direct_field`]) leaving every string of 4 KiB or more
+/// without escapes in `json`: the message is the encoder's own bytes with slices of `json`
+/// between them, byte for byte the same message. None where it leaves the document to
+/// DynamicMessage.
+pub fn direct_pieces(
+    plan: &WirePlan,
+    field: Option<&str>,
+    json: &bytes::Bytes,
+    options: &JsonOptions,
+) -> Option<crate::wire_message::WireMessage> {
+    pieces_leaving(plan, field, json, options, LEAVE_FROM)
+}
+
+/// [`direct_pieces`] leaving strings of `leave_from` bytes or more.
+fn pieces_leaving(
+    plan: &WirePlan,
+    field: Option<&str>,
+    json: &bytes::Bytes,
+    options: &JsonOptions,
+    leave_from: usize,
+) -> Option<crate::wire_message::WireMessage> {
+    // Own bytes are the tags, lengths, numbers and short strings between the long ones: few,
+    // when the body's bulk is long strings; the buffer grows when it is not.
+    let mut out = WireOut::leaving(json.len().min(4 * 1024), leave_from);
+    let encoder = encode::Encoder::new(plan, json, options.max_depth, options.ignore_unknown);
+    match field {
+        None => encoder.document(&mut out),
+        Some(name) => encoder.field_document(name, &mut out),
+    }
+    .ok()?;
+    Some(out.into_message(json))
 }
 
 /// Why wire bytes could not be written as JSON.
@@ -176,6 +214,16 @@ impl JsonCodec {
     /// [`json_to_wire`] with this type's plan.
     pub fn encode(&self, json: &[u8], options: &JsonOptions) -> Result<Vec<u8>, JsonError> {
         json_to_wire(self.plan(), &self.descriptor, json, options)
+    }
+
+    /// [`direct_pieces`] with this type's plan.
+    pub fn encode_pieces(
+        &self,
+        field: Option<&str>,
+        json: &bytes::Bytes,
+        options: &JsonOptions,
+    ) -> Option<crate::wire_message::WireMessage> {
+        direct_pieces(self.plan(), field, json, options)
     }
 
     /// [`direct_field`] with this type's plan.

@@ -24,6 +24,10 @@ fn outcome(descriptor: &MessageDescriptor, plan: &WirePlan, json: &[u8], options
     let oracle = json_to_message(descriptor.clone(), json, options);
     let fast = direct(plan, json, options);
     let shown = String::from_utf8_lossy(json);
+    // In pieces, every string without escapes left in the document: the same bytes.
+    let held = bytes::Bytes::copy_from_slice(json);
+    let pieces = super::pieces_leaving(plan, None, &held, options, 1);
+    assert_eq!(pieces.as_ref().map(|m| m.to_bytes().to_vec()), fast, "{shown}: in pieces");
     match (oracle, fast) {
         (Ok(message), Some(bytes)) => {
             let ours = DynamicMessage::decode(descriptor.clone(), bytes.as_slice())
@@ -188,6 +192,9 @@ fn a_field_body_reads_as_its_wrapped_document() {
             let want = direct(&plan, wrapped.as_bytes(), &JsonOptions { max_depth: max_depth + 1, ..options.clone() });
             let got = direct_field(&plan, field, body.as_bytes(), &options);
             assert_eq!(got, want, "{field}: {body} at depth {max_depth}");
+            let held = bytes::Bytes::copy_from_slice(body.as_bytes());
+            let pieces = super::pieces_leaving(&plan, Some(field), &held, &options, 1);
+            assert_eq!(pieces.map(|m| m.to_bytes().to_vec()), got, "{field}: {body} in pieces");
             if max_depth == JsonOptions::default().max_depth {
                 assert_eq!(got.is_some(), *direct_at_default, "{field}: {body}");
             }

@@ -58,26 +58,6 @@ pub(super) fn zigzag64(value: i64) -> u64 {
     ((value << 1) ^ (value >> 63)) as u64
 }
 
-/// Starts a length-delimited record: one byte is reserved for its length, which
-/// [`close_len`] fills in (moving the record up when the length needs more bytes).
-#[inline]
-pub(super) fn open_len(out: &mut Vec<u8>) -> usize {
-    out.push(0);
-    out.len()
-}
-
-#[inline]
-pub(super) fn close_len(out: &mut Vec<u8>, start: usize) {
-    let len = out.len() - start;
-    if len < 0x80 {
-        out[start - 1] = len as u8;
-        return;
-    }
-    let mut prefix = Vec::with_capacity(10);
-    varint(&mut prefix, len as u64);
-    out.splice(start - 1..start, prefix);
-}
-
 /// A length-delimited value: its length, then its bytes.
 #[inline]
 pub(super) fn bytes(out: &mut Vec<u8>, value: &[u8]) {
@@ -216,14 +196,15 @@ mod tests {
             assert_eq!(ours, theirs, "varint {value}");
         }
         for len in [0usize, 1, 127, 128, 16_383, 16_384, 70_000] {
-            let mut out = vec![9u8];
-            let start = open_len(&mut out);
+            let mut out = super::super::wire_out::WireOut::copying(0);
+            out.push(9);
+            let start = super::super::wire_out::open_len(&mut out);
             out.extend(std::iter::repeat_n(7u8, len));
-            close_len(&mut out, start);
+            super::super::wire_out::close_len(&mut out, start);
             let mut want = vec![9u8];
             prost::encoding::encode_varint(len as u64, &mut want);
             want.extend(std::iter::repeat_n(7u8, len));
-            assert_eq!(out, want, "record of {len} bytes");
+            assert_eq!(out.into_vec(), want, "record of {len} bytes");
         }
         assert_eq!((zigzag32(-1), zigzag32(1), zigzag64(i64::MIN)), (1, 2, u64::MAX));
     }

@@ -19,6 +19,13 @@ use hyper::client::conn::http2::{Builder, SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tonic::body::Body;
 
+/// How far a backend may send a call's answer ahead of the gateway reading it. hyper's default
+/// (2 MiB) let a backend push a whole large answer into the connection's buffers in one go,
+/// before the call had even seen its headers and let its request go: a 1 MiB REST PATCH held
+/// its request and its answer's frames at once (`cargo bench --bench request_memory`). On
+/// loopback and LAN round trips a quarter MiB keeps a stream at full speed.
+const STREAM_WINDOW: u32 = 256 * 1024;
+
 /// What `user-agent` says on calls that carry none.
 const USER_AGENT: &str = concat!("switchyard/", env!("CARGO_PKG_VERSION"));
 
@@ -36,29 +43,54 @@ pub enum CallBody {
     Spliced(axum::body::Body),
 }
 
-/// One framed message: its prefix and its bytes, as one buffer or two (a large message is sent
-/// after its prefix as it is, never copied). The last non-empty one ends the stream.
+/// One framed message: its prefix and its bytes, as one buffer, or the prefix and then the
+/// message's pieces (a large message is sent after its prefix as it is, never copied or
+/// joined). Each frame is let go as it is handed on, so what was sent is not held until the
+/// answer. The last non-empty one ends the stream.
 pub struct MessageBody {
-    frames: [bytes::Bytes; 2],
-    next: usize,
+    head: bytes::Bytes,
+    first: bytes::Bytes,
+    /// The pieces after the first, for a message in pieces.
+    rest: std::collections::VecDeque<bytes::Bytes>,
 }
 
 impl MessageBody {
-    /// `first` then `second` (either may be empty).
-    pub fn new(first: bytes::Bytes, second: bytes::Bytes) -> Self {
-        MessageBody { frames: [first, second], next: 0 }
+    /// `head` then `message` (either may be empty).
+    pub fn new(head: bytes::Bytes, message: impl Into<crate::wire_message::WireMessage>) -> Self {
+        use crate::wire_message::WireMessage;
+        let (first, rest) = match message.into() {
+            WireMessage::One(bytes) => (bytes, std::collections::VecDeque::new()),
+            WireMessage::Pieces(pieces, _) => {
+                let mut pieces = pieces.iter().cloned();
+                (pieces.next().unwrap_or_default(), pieces.collect())
+            }
+        };
+        MessageBody { head, first, rest }
     }
 
     /// The frames still to send.
     #[cfg(test)]
-    pub fn into_frames(self) -> Vec<bytes::Bytes> {
-        self.frames.into_iter().skip(self.next).filter(|f| !f.is_empty()).collect()
+    pub fn into_frames(mut self) -> Vec<bytes::Bytes> {
+        std::iter::from_fn(|| self.take_frame()).collect()
     }
 
-    fn skip_empty(&mut self) {
-        while self.next < 2 && self.frames[self.next].is_empty() {
-            self.next += 1;
+    /// The next non-empty frame, if any is left.
+    fn take_frame(&mut self) -> Option<bytes::Bytes> {
+        for frame in [&mut self.head, &mut self.first] {
+            if !frame.is_empty() {
+                return Some(std::mem::take(frame));
+            }
         }
+        while let Some(piece) = self.rest.pop_front() {
+            if !piece.is_empty() {
+                return Some(piece);
+            }
+        }
+        None
+    }
+
+    fn left(&self) -> usize {
+        self.head.len() + self.first.len() + self.rest.iter().map(bytes::Bytes::len).sum::<usize>()
     }
 }
 
@@ -70,24 +102,15 @@ impl http_body::Body for MessageBody {
         self: std::pin::Pin<&mut Self>,
         _: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
-        let body = self.get_mut();
-        body.skip_empty();
-        if body.next == 2 {
-            return std::task::Poll::Ready(None);
-        }
-        let frame = std::mem::take(&mut body.frames[body.next]);
-        body.next += 1;
-        body.skip_empty();
-        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(frame))))
+        std::task::Poll::Ready(self.get_mut().take_frame().map(|frame| Ok(http_body::Frame::data(frame))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.frames[self.next.min(2)..].iter().all(bytes::Bytes::is_empty)
+        self.left() == 0
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        let left: usize = self.frames[self.next.min(2)..].iter().map(bytes::Bytes::len).sum();
-        http_body::SizeHint::with_exact(left as u64)
+        http_body::SizeHint::with_exact(self.left() as u64)
     }
 }
 
@@ -344,6 +367,7 @@ where
 {
     let mut builder = Builder::new(TokioExecutor::new());
     builder
+        .initial_stream_window_size(STREAM_WINDOW)
         .timer(TokioTimer::new())
         .keep_alive_interval(dialer.keepalive_interval)
         .keep_alive_timeout(dialer.keepalive_timeout)
