@@ -146,6 +146,12 @@ pub struct ConnectionConfig {
     /// REST and GraphQL clusters: `auto` (HTTP/1.1, or HTTP/2 when TLS negotiates it),
     /// `http1`, or `http2` (prior knowledge, also over plaintext). gRPC is always HTTP/2.
     pub http_version: HttpVersion,
+    /// gRPC clusters: how many bytes of a call's answer a backend may send ahead of the gateway
+    /// reading it (the HTTP/2 stream window the gateway advertises, RFC 9113 §6.9.2). Small keeps
+    /// a large answer from waiting whole in the connection's buffers; a far backend's long answers
+    /// need about window ÷ round trip to keep their speed.
+    #[schemars(range(min = 65535, max = 2147483647))]
+    pub stream_window_bytes: u32,
 }
 
 impl Default for ConnectionConfig {
@@ -157,6 +163,7 @@ impl Default for ConnectionConfig {
             keepalive_while_idle: false,
             idle_timeout: ConfigDuration::from_secs(90),
             http_version: HttpVersion::Auto,
+            stream_window_bytes: 256 * 1024,
         }
     }
 }

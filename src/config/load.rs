@@ -227,4 +227,22 @@ protocol = \"soap\"
         assert!(shown.iter().any(|s| s.contains("line 4: listener.listen") && s.contains("nowhere")), "{shown:#?}");
         assert!(shown.iter().any(|s| s.contains("line 5: listener.idle_timeout")), "{shown:#?}");
     }
+
+    #[test]
+    fn a_backend_stream_window_is_read_within_http2s_bounds() {
+        let with = |window: &str| {
+            let text = format!(
+                "[backends.a]\nendpoints = [\"http://127.0.0.1:1\"]\nservices = [\"a.v1\"]\n[backends.a.connection]\nstream_window_bytes = {window}\n"
+            );
+            parse_config(&text, &no_env).map(|(config, _)| config.backends["a"].connection.stream_window_bytes)
+        };
+        assert_eq!(with("65535").expect("the smallest HTTP/2 allows"), 65_535);
+        assert_eq!(with("4194304").expect("4 MiB"), 4 << 20);
+        for (window, says) in [("1024", "below the minimum 65535"), ("2147483648", "above the maximum 2147483647")] {
+            let problems = with(window).expect_err(window);
+            let shown = problems[0].to_string();
+            assert!(shown.contains("line 5: backends.a.connection.stream_window_bytes"), "{shown}");
+            assert!(shown.contains(says), "{shown}");
+        }
+    }
 }

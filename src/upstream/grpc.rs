@@ -115,6 +115,7 @@ fn dialer(cluster: &super::Cluster, target: &Target, tls: &SharedTls) -> Result<
         keepalive_interval: (!interval.is_zero()).then_some(interval),
         keepalive_timeout: settings.keepalive_timeout.get(),
         keepalive_while_idle: settings.keepalive_while_idle,
+        stream_window: settings.stream_window_bytes,
     })
 }
 

@@ -288,3 +288,44 @@ async fn graphql_source_subscriptions_use_the_cluster_tls_over_wss() {
     assert_eq!(payload["data"]["watchBooks"]["book"]["title"], "Over TLS", "{payload}");
     gateway.shutdown().await;
 }
+
+/// The HTTP/2 stream window a gRPC cluster's connections advertise is the cluster's
+/// `connection.stream_window_bytes`, 256 KiB when unset: read off the SETTINGS frame the gateway
+/// sends a raw TCP backend when a call makes it connect.
+#[tokio::test]
+async fn grpc_connections_advertise_the_clusters_stream_window() {
+    use tokio::io::AsyncReadExt;
+    for (setting, want) in [("", 256 * 1024), ("stream_window_bytes = 100000\n", 100_000u32)] {
+        let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = backend.local_addr().expect("address");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("switchyard.toml");
+        let toml = format!(
+            "[backends.catalog]\nendpoints = [\"http://{address}\"]\nservices = [\"catalog.v1\"]\n\
+             [backends.catalog.connection]\n{setting}"
+        );
+        std::fs::write(&file, toml).expect("write config");
+        let gateway = TestGateway::start_with_config(None, file).await;
+        let call = tokio::spawn(gateway.client.get(format!("{}/v1/shelves/1/books/1", gateway.base)).send());
+        let hang = std::time::Duration::from_secs(30);
+        let (mut socket, _) =
+            tokio::time::timeout(hang, backend.accept()).await.expect("a connection").expect("accept");
+        let mut preface = [0u8; 24];
+        tokio::time::timeout(hang, socket.read_exact(&mut preface)).await.expect("preface in time").expect("preface");
+        assert_eq!(&preface, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+        let mut head = [0u8; 9];
+        socket.read_exact(&mut head).await.expect("frame head");
+        assert_eq!(head[3], 0x4, "the client's first frame is SETTINGS");
+        let length = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+        let mut payload = vec![0u8; length];
+        socket.read_exact(&mut payload).await.expect("settings");
+        let window = payload
+            .chunks_exact(6)
+            .find(|setting| setting[..2] == [0x00, 0x04])
+            .map(|setting| u32::from_be_bytes([setting[2], setting[3], setting[4], setting[5]]));
+        assert_eq!(window, Some(want), "SETTINGS_INITIAL_WINDOW_SIZE with {setting:?}");
+        drop(socket);
+        call.abort();
+        gateway.shutdown().await;
+    }
+}

@@ -89,6 +89,7 @@ mod tests {
             keepalive_interval: None,
             keepalive_timeout: std::time::Duration::from_secs(20),
             keepalive_while_idle: false,
+            stream_window: 256 * 1024,
         };
         let connections = EndpointConnections::new(dialer);
         let mut held = Vec::new();

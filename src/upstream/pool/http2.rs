@@ -19,13 +19,6 @@ use hyper::client::conn::http2::{Builder, SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tonic::body::Body;
 
-/// How far a backend may send a call's answer ahead of the gateway reading it. hyper's default
-/// (2 MiB) let a backend push a whole large answer into the connection's buffers in one go,
-/// before the call had even seen its headers and let its request go: a 1 MiB REST PATCH held
-/// its request and its answer's frames at once (`cargo bench --bench request_memory`). On
-/// loopback and LAN round trips a quarter MiB keeps a stream at full speed.
-const STREAM_WINDOW: u32 = 256 * 1024;
-
 /// What `user-agent` says on calls that carry none.
 const USER_AGENT: &str = concat!("switchyard/", env!("CARGO_PKG_VERSION"));
 
@@ -226,6 +219,12 @@ pub struct Dialer {
     pub keepalive_timeout: Duration,
     /// Whether to ping with no call in flight.
     pub keepalive_while_idle: bool,
+    /// The HTTP/2 stream window advertised: how far a backend may send an answer ahead of the
+    /// reader. hyper's default (2 MiB) let a backend push a whole large answer into the
+    /// connection's buffers before the call had seen its headers and let its request go, so a
+    /// 1 MiB REST PATCH held both at once (`cargo bench --bench request_memory`); the
+    /// cluster's `connection.stream_window_bytes` (256 KiB by default).
+    pub stream_window: u32,
 }
 
 /// One HTTP/2 connection (cheap to clone: clones share it).
@@ -367,7 +366,7 @@ where
 {
     let mut builder = Builder::new(TokioExecutor::new());
     builder
-        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_stream_window_size(dialer.stream_window)
         .timer(TokioTimer::new())
         .keep_alive_interval(dialer.keepalive_interval)
         .keep_alive_timeout(dialer.keepalive_timeout)
@@ -448,6 +447,7 @@ mod tests {
             keepalive_interval: None,
             keepalive_timeout: Duration::from_secs(20),
             keepalive_while_idle: false,
+            stream_window: 256 * 1024,
         })
     }
 
