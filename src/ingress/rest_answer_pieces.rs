@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use axum::body::Body;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::transcode::json::JsonOptions;
 use crate::transcode::json_wire::JsonCodec;
@@ -25,16 +25,34 @@ pub(crate) const PIECES_FROM: usize = 256 * 1024;
 /// The JSON handed to the socket at a time.
 const PIECE: usize = 32 * 1024;
 
+/// Answers written in pieces at once, each holding a blocking thread while its client reads.
+/// Past this many, an answer is written whole (more memory, no thread): slow readers of large
+/// answers must not take the runtime's blocking threads from everything else.
+const WRITERS: usize = 32;
+
 /// The answer `wire` (of the codec's type) as a JSON body written while it is sent, when it is
-/// large enough and the direct writer writes it; None otherwise.
+/// large enough, the direct writer writes it and a writer is free; None otherwise.
 pub(crate) fn json_in_pieces(codec: &Arc<JsonCodec>, wire: &Bytes, options: &JsonOptions) -> Option<Body> {
+    static FREE: std::sync::LazyLock<Arc<Semaphore>> = std::sync::LazyLock::new(|| Arc::new(Semaphore::new(WRITERS)));
+    json_in_pieces_with(&FREE, codec, wire, options)
+}
+
+/// [`json_in_pieces`] with the writers `free`.
+fn json_in_pieces_with(
+    free: &Arc<Semaphore>,
+    codec: &Arc<JsonCodec>,
+    wire: &Bytes,
+    options: &JsonOptions,
+) -> Option<Body> {
     if wire.len() < PIECES_FROM {
         return None;
     }
+    let writer = free.clone().try_acquire_owned().ok()?;
     let length = codec.direct_len(wire, options)?;
     let (pieces, receiver) = mpsc::channel(1);
     let (codec, wire, options) = (codec.clone(), wire.clone(), options.clone());
     tokio::task::spawn_blocking(move || {
+        let _writer = writer;
         // Stops when the client goes (the receiver is dropped with the answer).
         codec.write_in_pieces(&wire, &options, PIECE, &mut |piece| pieces.blocking_send(Bytes::from(piece)).is_ok())
     });
@@ -117,6 +135,28 @@ mod tests {
         assert!(pieces > 1, "one piece");
         assert_eq!(joined, whole);
         assert!(http_body::Body::is_end_stream(&body));
+    }
+
+    /// Past the free writers an answer is written whole; a writer is free again once its
+    /// answer is sent, or its client gone.
+    #[tokio::test]
+    async fn answers_past_the_free_writers_are_written_whole() {
+        let options = JsonOptions::default();
+        let (codec, wire) = codec_and_wire(&"x".repeat(PIECES_FROM));
+        let free = Arc::new(Semaphore::new(2));
+        let first = json_in_pieces_with(&free, &codec, &wire, &options).expect("a writer is free");
+        let second = json_in_pieces_with(&free, &codec, &wire, &options).expect("a writer is free");
+        assert!(json_in_pieces_with(&free, &codec, &wire, &options).is_none(), "none is free");
+        let sent = http_body_util::BodyExt::collect(first).await.expect("sent").to_bytes();
+        assert_eq!(sent, codec.to_json(&wire, &options).expect("writes"));
+        drop(second);
+        // The writers give their places back as their threads end.
+        let hang = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while free.available_permits() < 2 {
+            assert!(std::time::Instant::now() < hang, "the writers never gave their places back");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert!(json_in_pieces_with(&free, &codec, &wire, &options).is_some());
     }
 
     /// An answer the direct writer leaves to DynamicMessage is never sent in pieces.
