@@ -540,11 +540,25 @@ async fn a_cluster_bounds_each_call_by_its_timeout_and_method_timeouts() {
 }
 
 /// A loopback address nothing listens on (a port that was just freed).
-async fn dead_address() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    drop(listener);
-    format!("http://{addr}")
+/// A URL nothing answers at: a socket bound to the port but not listening, so connections are
+/// refused, and kept while the guard lives (without SO_REUSEADDR), so the port is not handed to
+/// another test's server meanwhile (a freed port was, once: a gateway answered 404 there).
+struct DeadAddress {
+    url: String,
+    _held: tokio::net::TcpSocket,
+}
+
+impl std::fmt::Display for DeadAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+async fn dead_address() -> DeadAddress {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+    let addr = socket.local_addr().expect("addr");
+    DeadAddress { url: format!("http://{addr}"), _held: socket }
 }
 
 #[tokio::test]
@@ -553,11 +567,8 @@ async fn rest_source_reads_are_retried_on_another_endpoint() {
     let authors = switchyard::demo::start_demo_authors("127.0.0.1:0".parse().expect("addr")).await.expect("authors");
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("switchyard.toml");
-    let config = format!(
-        "[backends.authors]\nprotocol = \"http\"\nendpoints = [\"{}\", \"{}\"]\n",
-        authors.url(),
-        dead_address().await
-    );
+    let dead = dead_address().await;
+    let config = format!("[backends.authors]\nprotocol = \"http\"\nendpoints = [\"{}\", \"{dead}\"]\n", authors.url(),);
     std::fs::write(&file, config).expect("write config");
     let sources = switchyard::snapshot::SnapshotSources {
         config_file: Some(file),

@@ -302,10 +302,13 @@ async fn pull_falls_back_to_v1alpha_and_fetches_transitive_imports() {
 #[test]
 fn pull_from_nowhere_is_a_runtime_failure() {
     let work = tempfile::tempdir().expect("tempdir");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    drop(listener);
+    // Bound but not listening: connections are refused, and the port is not handed to another
+    // test's server while the socket lives.
+    let held = tokio::net::TcpSocket::new_v4().expect("socket");
+    held.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+    let addr = held.local_addr().expect("addr");
     let out = run(&["descriptors", "pull", &format!("http://{addr}"), "--dir", "reg"], work.path());
+    drop(held);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("cannot connect"), "{}", text(&out.stderr));
 }
