@@ -314,7 +314,11 @@ pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Resp
         CallKind::Unary => match execute_operation(&served, operation).await {
             Ok(outputs) => {
                 let output = outputs.into_iter().next().expect("a one-call operation has one output");
-                let mut response = answer_response(&output, &route.output_json, &options, pool);
+                // A GET's answer is hashed for its ETag and an edited answer is rewritten, both
+                // whole: neither is written in pieces.
+                let edited = transform.as_ref().is_some_and(|t| !t.response_body.is_empty());
+                let whole = is_get || edited;
+                let mut response = answer_response(&output, &route.output_json, &options, whole, pool);
                 add_backend_metadata(&mut response, &output.metadata);
                 if let Some(status) = output.cache {
                     response

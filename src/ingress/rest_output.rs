@@ -25,16 +25,17 @@ use crate::transcode::json_wire::JsonCodec;
 
 /// A 200 response for a unary answer. A whole message is written from its bytes by the
 /// direct writer (json_wire), which hands what it cannot write to DynamicMessage; a large one
-/// while it is sent (rest_answer_pieces). A `response_body` field or an HttpBody answer is
-/// decoded first.
+/// while it is sent (rest_answer_pieces), unless the caller needs it `whole`. A
+/// `response_body` field or an HttpBody answer is decoded first.
 pub(crate) fn answer_response(
     output: &FetchOutput,
     codec: &Arc<JsonCodec>,
     options: &JsonOptions,
+    whole: bool,
     pool: &prost_reflect::DescriptorPool,
 ) -> Response {
     if matches!(output.selection, Selection::Whole) && output.output.full_name() != HTTP_BODY {
-        if let Some(body) = json_in_pieces(codec, &output.body, options) {
+        if !whole && let Some(body) = json_in_pieces(codec, &output.body, options) {
             return json_body_response(StatusCode::OK, body);
         }
         return match codec.to_json(&output.body, options) {
