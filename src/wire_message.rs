@@ -56,13 +56,18 @@ impl WireMessage {
     pub fn to_bytes(&self) -> Bytes {
         match self {
             WireMessage::One(bytes) => bytes.clone(),
-            WireMessage::Pieces(pieces, length) => {
+            WireMessage::Pieces(_, length) => {
                 let mut joined = Vec::with_capacity(*length);
-                for piece in pieces.iter() {
-                    joined.extend_from_slice(piece);
-                }
+                self.copy_to(&mut joined);
                 Bytes::from(joined)
             }
+        }
+    }
+
+    /// Appends the bytes, piece after piece, to `out`.
+    pub fn copy_to(&self, out: &mut impl bytes::BufMut) {
+        for piece in self.pieces() {
+            out.put_slice(piece);
         }
     }
 }

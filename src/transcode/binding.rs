@@ -221,9 +221,7 @@ pub fn bind_request_wire(
     // A small message is joined with them; a large one goes on as pieces, uncopied.
     if message.len() < PIECES_FROM {
         let mut joined = Vec::with_capacity(message.len() + outside.len());
-        for piece in message.pieces() {
-            joined.extend_from_slice(piece);
-        }
+        message.copy_to(&mut joined);
         joined.extend_from_slice(&outside);
         return Ok(joined.into());
     }

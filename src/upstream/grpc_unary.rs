@@ -109,9 +109,7 @@ fn framed(message: WireMessage) -> MessageBody {
     if message.len() < COPY_BELOW {
         let mut frame = BytesMut::with_capacity(5 + message.len());
         frame.extend_from_slice(&head);
-        for piece in message.pieces() {
-            frame.extend_from_slice(piece);
-        }
+        message.copy_to(&mut frame);
         return MessageBody::new(frame.freeze(), Bytes::new());
     }
     MessageBody::new(Bytes::copy_from_slice(&head), message)
