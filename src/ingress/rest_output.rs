@@ -152,3 +152,39 @@ fn field_to_json(
         .unwrap_or(serde_json::Value::Null);
     Ok(serde_json::to_vec(&value).unwrap_or_default())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    /// A large answer goes in pieces unless the caller needs it whole (a GET's ETag, a
+    /// transformation's edits): then it is one frame, the whole JSON. Either way the same JSON.
+    #[tokio::test]
+    async fn a_large_answer_is_written_in_pieces_unless_needed_whole() {
+        let all = crate::transcode::json::mapping_tests::descriptor();
+        let options = JsonOptions::default();
+        let title = "t".repeat(super::super::rest_answer_pieces::PIECES_FROM);
+        let json = serde_json::json!({ "s": title }).to_string();
+        let message = crate::transcode::json::json_to_message(all.clone(), json.as_bytes(), &options).expect("reads");
+        let output = FetchOutput {
+            body: Bytes::from(message.encode_to_vec()),
+            output: all.clone(),
+            selection: Selection::Whole,
+            metadata: http::HeaderMap::new(),
+            cache: None,
+        };
+        let codec = Arc::new(JsonCodec::new(all.clone()));
+        let whole_json = codec.to_json(&output.body, &options).expect("writes");
+        for (whole, one_frame) in [(true, true), (false, false)] {
+            let response = answer_response(&output, &codec, &options, whole, all.parent_pool());
+            let mut body = response.into_body();
+            let mut frames = Vec::new();
+            while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
+                frames.push(frame.expect("a frame").into_data().expect("data"));
+            }
+            assert_eq!(frames.len() == 1, one_frame, "whole {whole}: {} frames", frames.len());
+            assert_eq!(frames.concat(), whole_json, "whole {whole}");
+        }
+    }
+}
