@@ -8,6 +8,7 @@
 mod compress;
 mod cors;
 mod encoding;
+mod etag;
 pub(crate) mod forward;
 mod graphql;
 pub use graphql::{Caches as GraphqlCaches, plan_query};

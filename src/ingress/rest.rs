@@ -14,9 +14,12 @@ use axum::http::{HeaderValue, Method, header};
 use axum::response::Response;
 
 use super::encoding::{decode_request_body, too_large_message};
+use super::etag;
 use super::forward::request_context;
 use super::respond::{add_backend_metadata, error_response};
-use super::rest_output::{answer_response, gateway_error_response, http_body_stream_response, single_output};
+use super::rest_output::{
+    answer_response, gateway_error_response, http_body_stream_response, is_written_from_wire, single_output,
+};
 use super::rest_stream::{Framing, ndjson_requests, stream_response};
 use super::rest_ws::{BidiSession, run_bidi};
 use crate::config::RestConfig;
@@ -129,34 +132,35 @@ async fn with_edited_json(response: Response, edits: &crate::transform::JsonEdit
     Response::from_parts(parts, Body::from(edited))
 }
 
-/// A GET answer with its `ETag` (a hash of the body); 304 without the body when the client's
-/// `If-None-Match` holds it (RFC 9110 section 13.1.2, weak comparison).
-async fn with_etag(response: Response, if_none_match: Option<&header::HeaderValue>) -> Response {
+/// A GET answer tagged from its body (`etag::of_body`); 304 without the body when the client's
+/// `If-None-Match` holds the tag.
+async fn with_etag(response: Response, if_none_match: &[HeaderValue]) -> Response {
+    if response.status() != http::StatusCode::OK {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return error_response(ErrorCode::Internal, "the answer could not be read");
+    };
+    with_tag(Response::from_parts(parts, Body::from(bytes.clone())), etag::of_body(&bytes), if_none_match)
+}
+
+/// A 200 `response` carrying `tag`, or 304 with the same head but no body when the client
+/// holds it (RFC 9110 section 15.4.5). Other statuses are left untagged.
+fn with_tag(response: Response, tag: HeaderValue, if_none_match: &[HeaderValue]) -> Response {
     if response.status() != http::StatusCode::OK {
         return response;
     }
     let (mut parts, body) = response.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
-        return error_response(ErrorCode::Internal, "the answer could not be read");
-    };
-    let digest = <sha2::Sha256 as sha2::Digest>::digest(&bytes);
-    // Weak: the compression layer may re-encode the body, and a strong tag names one encoding.
-    let tag = format!("W/\"{}\"", hex::encode(&digest[..16]));
-    if let Ok(value) = header::HeaderValue::from_str(&tag) {
-        parts.headers.insert(header::ETAG, value);
+    let matched = etag::is_matched(if_none_match, &tag);
+    parts.headers.insert(header::ETAG, tag);
+    if !matched {
+        return Response::from_parts(parts, body);
     }
-    let matches = if_none_match.and_then(|v| v.to_str().ok()).is_some_and(|list| {
-        list.split(',')
-            .map(str::trim)
-            .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == tag.trim_start_matches("W/"))
-    });
-    if matches {
-        parts.status = http::StatusCode::NOT_MODIFIED;
-        parts.headers.remove(header::CONTENT_TYPE);
-        parts.headers.remove(header::CONTENT_LENGTH);
-        return Response::from_parts(parts, Body::empty());
-    }
-    Response::from_parts(parts, Body::from(bytes))
+    parts.status = http::StatusCode::NOT_MODIFIED;
+    parts.headers.remove(header::CONTENT_TYPE);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::empty())
 }
 
 /// Checks the call's method and route against the authorization rules.
@@ -298,7 +302,7 @@ pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Resp
         CallKind::Bidi => return upgrade_bidi(&served, &mut parts, call).await,
     };
     let is_get = call.method == Method::GET;
-    let if_none_match = parts.headers.get(header::IF_NONE_MATCH).cloned();
+    let if_none_match: Vec<HeaderValue> = parts.headers.get_all(header::IF_NONE_MATCH).iter().cloned().collect();
     let Call { route, options, result_wrapper, mut context, .. } = call;
     let (who, client_ip) = (context.identity.clone(), context.hash.client_ip);
     let deprecation = served.snapshot.deprecations.get(route.method.parent_service().full_name()).cloned();
@@ -314,11 +318,22 @@ pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Resp
         CallKind::Unary => match execute_operation(&served, operation).await {
             Ok(outputs) => {
                 let output = outputs.into_iter().next().expect("a one-call operation has one output");
-                // A GET's answer is hashed for its ETag and an edited answer is rewritten, both
-                // whole: neither is written in pieces.
+                // A GET's whole answer message is tagged from its bytes: when the client holds
+                // the tag its JSON is never written, and otherwise a large one goes in pieces.
+                // An edited answer is rewritten whole, and tagged (on a GET) from its JSON.
                 let edited = transform.as_ref().is_some_and(|t| !t.response_body.is_empty());
-                let whole = is_get || edited;
-                let mut response = answer_response(&output, &route.output_json, &options, whole, pool);
+                let wire_tag = (is_get && !edited && is_written_from_wire(&output))
+                    .then(|| etag::of_wire(&served.snapshot.registry.descriptor_digest, &options, &output.body));
+                let tagged = wire_tag.is_some();
+                let mut response = match wire_tag {
+                    Some(tag) if etag::is_matched(&if_none_match, &tag) => {
+                        with_tag(Response::new(Body::empty()), tag, &if_none_match)
+                    }
+                    Some(tag) => {
+                        with_tag(answer_response(&output, &route.output_json, &options, false, pool), tag, &[])
+                    }
+                    None => answer_response(&output, &route.output_json, &options, edited, pool),
+                };
                 add_backend_metadata(&mut response, &output.metadata);
                 if let Some(status) = output.cache {
                     response
@@ -328,8 +343,8 @@ pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Resp
                 if let Some(edits) = transform.as_ref().map(|t| &t.response_body).filter(|e| !e.is_empty()) {
                     response = with_edited_json(response, edits).await;
                 }
-                if is_get {
-                    response = with_etag(response, if_none_match.as_ref()).await;
+                if is_get && !tagged {
+                    response = with_etag(response, &if_none_match).await;
                 }
                 response
             }

@@ -34,7 +34,7 @@ pub(crate) fn answer_response(
     whole: bool,
     pool: &prost_reflect::DescriptorPool,
 ) -> Response {
-    if matches!(output.selection, Selection::Whole) && output.output.full_name() != HTTP_BODY {
+    if is_written_from_wire(output) {
         if !whole && let Some(body) = json_in_pieces(codec, &output.body, options) {
             return json_body_response(StatusCode::OK, body);
         }
@@ -47,6 +47,13 @@ pub(crate) fn answer_response(
         Ok(message) => output_response(&message, &output.selection, options),
         Err(error) => gateway_error_response(&GatewayError::Execute(error), pool),
     }
+}
+
+/// Whether `answer_response` writes this answer's JSON straight from its bytes (a whole message
+/// that is not an HttpBody), so the JSON is a function of those bytes, the options and the
+/// descriptors alone.
+pub(crate) fn is_written_from_wire(output: &FetchOutput) -> bool {
+    matches!(output.selection, Selection::Whole) && output.output.full_name() != HTTP_BODY
 }
 
 /// A 200 response for one answer message.

@@ -18,12 +18,17 @@ pub struct Registry {
     pub registrations: Vec<Registration>,
     /// Built-ins plus every registration's files.
     pub pool: DescriptorPool,
+    /// SHA-256 of the gateway's version and the registered files: what an answer's JSON
+    /// depends on besides its bytes and the JSON options. A GET's ETag is derived from it, so a
+    /// descriptor change or an upgrade re-tags every answer, and replicas serving the same
+    /// files and version tag alike.
+    pub descriptor_digest: [u8; 32],
 }
 
 impl Registry {
     /// A registry with only the built-in files.
     pub fn empty() -> Self {
-        Registry { registrations: Vec::new(), pool: builtin_pool().clone() }
+        Registry { registrations: Vec::new(), pool: builtin_pool().clone(), descriptor_digest: descriptor_digest(&[]) }
     }
 
     /// The registration that defines service `full_name`.
@@ -84,7 +89,18 @@ pub fn merge_registrations(mut registrations: Vec<Registration>) -> Result<Regis
     }))
     .unwrap_or_else(|_| Err("the descriptors are malformed (the descriptor library could not describe how)".into()));
     decoded.map_err(|message| RegistryError::InvalidDescriptors { what: "registry".into(), message })?;
-    Ok(Registry { registrations, pool })
+    Ok(Registry { registrations, pool, descriptor_digest: descriptor_digest(&set) })
+}
+
+/// SHA-256 of the gateway's version (the built-in files and the JSON writer come with it) and
+/// the encoded set of registered files.
+fn descriptor_digest(set: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    let mut hash = sha2::Sha256::new();
+    hash.update(env!("CARGO_PKG_VERSION").as_bytes());
+    hash.update(b"\0");
+    hash.update(set);
+    hash.finalize().into()
 }
 
 /// Full names of the top-level and nested types, services and extensions a file defines.
@@ -109,4 +125,32 @@ fn defined_symbols(file: &prost_types::FileDescriptorProto) -> Vec<String> {
     out.extend(file.service.iter().map(|s| qualify(package, s.name())));
     out.extend(file.extension.iter().map(|x| qualify(package, x.name())));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registration(json_name: &str) -> Registration {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let proto = format!(
+            "syntax = \"proto3\";\npackage lib.v1;\nmessage Book {{ string title = 1 [json_name = \"{json_name}\"]; }}\n"
+        );
+        std::fs::write(dir.path().join("lib.proto"), proto).expect("write");
+        super::super::compile_sources(&[dir.path().join("lib.proto")], &[dir.path().to_owned()], Some("lib"))
+            .expect("compiles")
+    }
+
+    /// The digest an answer's ETag starts from is the same for the same files (so replicas
+    /// agree) and changes with any change that could change an answer's JSON.
+    #[test]
+    fn the_descriptor_digest_follows_the_registered_files() {
+        let digest =
+            |registrations: Vec<Registration>| merge_registrations(registrations).expect("merges").descriptor_digest;
+        let titled = digest(vec![registration("title")]);
+        assert_eq!(titled, digest(vec![registration("title")]));
+        assert_ne!(titled, digest(vec![registration("heading")]));
+        assert_ne!(titled, Registry::empty().descriptor_digest);
+        assert_eq!(Registry::empty().descriptor_digest, digest(Vec::new()));
+    }
 }
