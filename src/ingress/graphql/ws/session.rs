@@ -151,7 +151,13 @@ async fn serve(mut socket: WebSocket, mut state: State) {
     tokio::pin!(init_deadline);
     let mut keepalive = tokio::time::interval(state.config.keepalive.get());
     keepalive.reset();
-    let mut shutdown = state.context.gateway.shutting_down();
+    // The shutdown signal and the operations' end are waited on by futures that live as long
+    // as the loop: made anew on every turn, each registered and unregistered itself under its
+    // lock on every wake-up, twice per event delivered.
+    let shutdown = until_shutdown(state.context.gateway.shutting_down());
+    tokio::pin!(shutdown);
+    let operation_ended = finished.notified();
+    tokio::pin!(operation_ended);
     // A message handed to the socket but not yet flushed.
     let mut unflushed = false;
     let ended = loop {
@@ -162,11 +168,7 @@ async fn serve(mut socket: WebSocket, mut state: State) {
         }
         tokio::select! {
             biased;
-            changed = shutdown.changed() => {
-                if changed.is_err() || *shutdown.borrow() {
-                    break Some(Close(1001, "the gateway is shutting down".into()));
-                }
-            }
+            () = &mut shutdown => break Some(Close(1001, "the gateway is shutting down".into())),
             () = &mut init_deadline, if state.init.is_none() => {
                 if dialect == Dialect::Legacy {
                     // The legacy protocol reports it with its own message before the close.
@@ -184,7 +186,10 @@ async fn serve(mut socket: WebSocket, mut state: State) {
                     }
                 }
             }
-            () = finished.notified() => state.operations.forget_finished(),
+            () = &mut operation_ended => {
+                state.operations.forget_finished();
+                operation_ended.set(finished.notified());
+            }
             _ = keepalive.tick() => {
                 let sent = match dialect {
                     Dialect::TransportWs => socket.send(Message::Ping(bytes::Bytes::new())).await,
@@ -248,6 +253,15 @@ async fn serve(mut socket: WebSocket, mut state: State) {
     drop(state.streams);
     if let Some(Close(code, reason)) = ended {
         close(&mut socket, code, &reason).await;
+    }
+}
+
+/// Resolves once the gateway begins to shut down (or is gone).
+async fn until_shutdown(mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    while shutdown.changed().await.is_ok() {
+        if *shutdown.borrow() {
+            return;
+        }
     }
 }
 
