@@ -315,7 +315,9 @@ pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Resp
     let selection = route.response_body.clone().map_or(Selection::Whole, Selection::Field);
     let operation = Operation::single(RootCall::method(route.method.clone(), input, selection.clone()), context);
     let mut response = match kind {
-        CallKind::Unary => match execute_operation(&served, operation).await {
+        // The execution is boxed where it starts: inline, its state made the handler's future
+        // (moved into axum's box on every request) over 8 KiB.
+        CallKind::Unary => match Box::pin(execute_operation(&served, operation)).await {
             Ok(outputs) => {
                 let output = outputs.into_iter().next().expect("a one-call operation has one output");
                 // A GET's whole answer message is tagged from its bytes: when the client holds
@@ -350,7 +352,7 @@ pub(crate) async fn handle_rest(gateway: Arc<Gateway>, request: Request) -> Resp
             }
             Err(error) => gateway_error_response(&error, pool),
         },
-        _ => match execute_streaming_operation(&served, operation).await {
+        _ => match Box::pin(execute_streaming_operation(&served, operation)).await {
             Ok((metadata, messages)) => {
                 let mut response = if kind == CallKind::ClientStreaming {
                     single_output(messages, &selection, &options, pool).await
